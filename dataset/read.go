@@ -1,0 +1,202 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/driftline/driftline/objstore"
+)
+
+// Columns holds numeric columns of one file, column-major. A null cell is NaN and flagged in
+// Null, so validation can tell a null from a NaN that was written as a value.
+type Columns struct {
+	File  string
+	Names []string
+	Data  [][]float64
+	Null  [][]bool
+	Rows  int
+}
+
+// Col returns the values of a named column, or nil.
+func (c *Columns) Col(name string) []float64 {
+	for i, n := range c.Names {
+		if n == name {
+			return c.Data[i]
+		}
+	}
+	return nil
+}
+
+// ioTracker remembers whether the underlying reader failed, so a network fault is retried
+// while a corrupt file is reported as invalid data.
+type ioTracker struct {
+	r   io.ReaderAt
+	err error
+}
+
+func (t *ioTracker) ReadAt(p []byte, off int64) (int, error) {
+	n, err := t.r.ReadAt(p, off)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// OpenParquet opens a Parquet object for streaming, ranged reads. A malformed file yields a
+// *DataError naming it; a storage fault a plain (retryable) error.
+func OpenParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.File, objstore.Object, error) {
+	ra, obj, err := objstore.NewReaderAt(ctx, b, key)
+	if err != nil {
+		return nil, obj, err
+	}
+	if obj.Size == 0 {
+		return nil, obj, dataErr(key, "", -1, "empty file (0 bytes), not Parquet")
+	}
+	tr := &ioTracker{r: ra}
+	f, err := openFile(tr, obj.Size)
+	if err != nil {
+		if tr.err != nil {
+			return nil, obj, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
+		}
+		return nil, obj, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
+	}
+	return f, obj, nil
+}
+
+// openFile guards parquet-go against panics on hostile input: bad input gets an error.
+func openFile(r io.ReaderAt, size int64) (f *parquet.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("corrupt file: %v", p)
+		}
+	}()
+	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
+}
+
+func isNumeric(k parquet.Kind) bool {
+	switch k {
+	case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Float, parquet.Double:
+		return true
+	}
+	return false
+}
+
+// ReadNumeric reads the named columns of a Parquet object row group by row group. A missing
+// column or a non-numeric one is a *DataError naming the file and the column.
+func ReadNumeric(ctx context.Context, b objstore.Bucket, key string, names []string) (*Columns, error) {
+	f, _, err := OpenParquet(ctx, b, key)
+	if err != nil {
+		return nil, err
+	}
+	schema := f.Schema()
+	idx := make([]int, len(names))
+	for i, name := range names {
+		leaf, ok := schema.Lookup(name)
+		if !ok {
+			return nil, dataErr(key, name, -1, "column not found (the file has: %s)", strings.Join(columnNames(schema), ", "))
+		}
+		if k := leaf.Node.Type().Kind(); !isNumeric(k) {
+			return nil, dataErr(key, name, -1, "type %s is not numeric; the spec uses it as a number", k)
+		}
+		idx[i] = leaf.ColumnIndex
+	}
+	out := &Columns{File: key, Names: names, Data: make([][]float64, len(names)), Null: make([][]bool, len(names))}
+	total := f.NumRows()
+	for i := range names {
+		out.Data[i] = make([]float64, 0, total)
+		out.Null[i] = make([]bool, 0, total)
+	}
+	for _, rg := range f.RowGroups() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunks := rg.ColumnChunks()
+		for i, ci := range idx {
+			if err := readChunk(chunks[ci], &out.Data[i], &out.Null[i]); err != nil {
+				return nil, dataErr(key, names[i], -1, "decode: %v", err)
+			}
+		}
+	}
+	out.Rows = len(out.Data[0])
+	for i := range names {
+		if len(out.Data[i]) != out.Rows {
+			return nil, dataErr(key, names[i], -1, "has %d values, other columns have %d", len(out.Data[i]), out.Rows)
+		}
+	}
+	return out, nil
+}
+
+func readChunk(cc parquet.ColumnChunk, data *[]float64, null *[]bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt column chunk: %v", p)
+		}
+	}()
+	pages := cc.Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 1024)
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				if v.IsNull() {
+					*data = append(*data, math.NaN())
+					*null = append(*null, true)
+					continue
+				}
+				*data = append(*data, toFloat(v))
+				*null = append(*null, false)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
+	}
+}
+
+func toFloat(v parquet.Value) float64 {
+	switch v.Kind() {
+	case parquet.Boolean:
+		if v.Boolean() {
+			return 1
+		}
+		return 0
+	case parquet.Int32:
+		return float64(v.Int32())
+	case parquet.Int64:
+		return float64(v.Int64())
+	case parquet.Float:
+		return float64(v.Float())
+	default:
+		return v.Double()
+	}
+}
+
+func columnNames(s *parquet.Schema) []string {
+	var out []string
+	for _, p := range s.Columns() {
+		out = append(out, strings.Join(p, "."))
+	}
+	sort.Strings(out)
+	return out
+}

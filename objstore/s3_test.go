@@ -1,0 +1,12 @@
+package objstore_test
+
+import (
+	"testing"
+
+	"github.com/driftline/driftline/objstore/objstoretest"
+	"github.com/driftline/driftline/testsuite"
+)
+
+func TestMinIOContract(t *testing.T) {
+	objstoretest.ContractTest(t, testsuite.NewMinIOBucket(t))
+}

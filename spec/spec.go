@@ -1,0 +1,251 @@
+// Package spec holds the model spec: the versioned YAML file that says what a model is trained
+// on, how, and what it must prove before it reaches production.
+package spec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// APIVersion is the only spec format this build reads.
+const APIVersion = "driftline.dev/v1"
+
+// Spec is one model's spec. It travels inside workflow inputs, so it stays small.
+type Spec struct {
+	APIVersion string     `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string     `yaml:"kind" json:"kind"`
+	Model      string     `yaml:"model" json:"model"`
+	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
+	Features   []string   `yaml:"features" json:"features"`
+	Target     string     `yaml:"target" json:"target"`
+	Trainer    Trainer    `yaml:"trainer" json:"trainer"`
+	Validation Validation `yaml:"validation" json:"validation"`
+	Drift      Drift      `yaml:"drift" json:"drift"`
+	Evaluation Evaluation `yaml:"evaluation" json:"evaluation"`
+	Approval   Approval   `yaml:"approval" json:"approval"`
+	Canary     Canary     `yaml:"canary" json:"canary"`
+	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
+	Hash string `yaml:"-" json:"hash"`
+}
+
+// Dataset says where the training data lives and how a window of it is chosen.
+type Dataset struct {
+	Name        string   `yaml:"name" json:"name"`
+	EventTime   string   `yaml:"event_time" json:"event_time"`
+	Keys        []string `yaml:"keys" json:"keys"`
+	WindowDays  int      `yaml:"window_days" json:"window_days"`
+	HoldoutDays int      `yaml:"holdout_days" json:"holdout_days"`
+}
+
+// Trainer names the training algorithm and its hyperparameters.
+type Trainer struct {
+	Name   string             `yaml:"name" json:"name"`
+	Params map[string]float64 `yaml:"params" json:"params"`
+}
+
+// Validation is the data-quality contract's global part.
+type Validation struct {
+	// MaxBadRowShare is the share of rows that may be quarantined before the run fails.
+	MaxBadRowShare float64 `yaml:"max_bad_row_share" json:"max_bad_row_share"`
+}
+
+// Drift holds the thresholds of the drift decision.
+type Drift struct {
+	PSIThreshold float64 `yaml:"psi_threshold" json:"psi_threshold"`
+	KSThreshold  float64 `yaml:"ks_threshold" json:"ks_threshold"`
+	KSPValue     float64 `yaml:"ks_pvalue" json:"ks_pvalue"`
+	DriftShare   float64 `yaml:"drift_share" json:"drift_share"`
+}
+
+// Evaluation holds the offline quality gates.
+type Evaluation struct {
+	MaxMAE float64 `yaml:"max_mae" json:"max_mae"`
+	// MaxRegression is how much worse than the champion (relative MAE) a candidate may be.
+	MaxRegression float64 `yaml:"max_regression" json:"max_regression"`
+}
+
+// Approval is the human-approval rule.
+type Approval struct {
+	Required  bool     `yaml:"required" json:"required"`
+	Approvers []string `yaml:"approvers" json:"approvers"`
+	Timeout   Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Canary holds the live rollout settings and guardrails.
+type Canary struct {
+	Share      float64  `yaml:"share" json:"share"`
+	Bake       Duration `yaml:"bake" json:"bake"`
+	MaxBakes   int      `yaml:"max_bakes" json:"max_bakes"`
+	MinRequest int      `yaml:"min_requests" json:"min_requests"`
+	// MaxErrorRateDelta: candidate error rate may exceed production's by at most this.
+	MaxErrorRateDelta float64 `yaml:"max_error_rate_delta" json:"max_error_rate_delta"`
+	// MaxP99LatencyMs: candidate p99 may exceed production's p99 by at most this many ms.
+	MaxP99LatencyDeltaMs float64 `yaml:"max_p99_latency_delta_ms" json:"max_p99_latency_delta_ms"`
+}
+
+// Duration is a time.Duration written as "30s", "24h" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s or 24h", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Load reads and validates a spec file.
+func Load(path string) (Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Spec{}, fmt.Errorf("read spec: %w", err)
+	}
+	s, err := Parse(b)
+	if err != nil {
+		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Parse decodes YAML strictly (unknown fields are errors), applies defaults and validates.
+func Parse(b []byte) (Spec, error) {
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("decode: %w", err)
+	}
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	sum := sha256.Sum256(b)
+	s.Hash = hex.EncodeToString(sum[:])
+	return s, nil
+}
+
+func (s *Spec) applyDefaults() {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if s.Dataset.WindowDays == 0 {
+		s.Dataset.WindowDays = 28
+	}
+	if s.Dataset.HoldoutDays == 0 {
+		s.Dataset.HoldoutDays = 7
+	}
+	if s.Trainer.Name == "" {
+		s.Trainer.Name = "ridge"
+	}
+	def(&s.Validation.MaxBadRowShare, 0.01)
+	def(&s.Drift.PSIThreshold, 0.2)
+	def(&s.Drift.KSThreshold, 0.1)
+	def(&s.Drift.KSPValue, 0.01)
+	def(&s.Drift.DriftShare, 0.5)
+	def(&s.Evaluation.MaxRegression, 0.0)
+	if s.Approval.Timeout.Duration == 0 {
+		s.Approval.Timeout.Duration = 24 * time.Hour
+	}
+	def(&s.Canary.Share, 0.1)
+	if s.Canary.Bake.Duration == 0 {
+		s.Canary.Bake.Duration = 10 * time.Minute
+	}
+	if s.Canary.MaxBakes == 0 {
+		s.Canary.MaxBakes = 3
+	}
+	if s.Canary.MinRequest == 0 {
+		s.Canary.MinRequest = 100
+	}
+	def(&s.Canary.MaxErrorRateDelta, 0.01)
+	def(&s.Canary.MaxP99LatencyDeltaMs, 20)
+}
+
+// Validate returns every problem of the spec at once, each naming its field.
+func (s Spec) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.APIVersion != APIVersion {
+		add("apiVersion: got %q, want %q", s.APIVersion, APIVersion)
+	}
+	if s.Kind != "ModelSpec" {
+		add("kind: got %q, want ModelSpec", s.Kind)
+	}
+	if !namePattern.MatchString(s.Model) {
+		add("model: %q must be 1-63 lowercase letters, digits, - or _", s.Model)
+	}
+	if !namePattern.MatchString(s.Dataset.Name) {
+		add("dataset.name: %q must be 1-63 lowercase letters, digits, - or _", s.Dataset.Name)
+	}
+	if s.Dataset.EventTime == "" {
+		add("dataset.event_time: required (the date column)")
+	}
+	if s.Dataset.HoldoutDays >= s.Dataset.WindowDays {
+		add("dataset.holdout_days (%d) must be smaller than dataset.window_days (%d)", s.Dataset.HoldoutDays, s.Dataset.WindowDays)
+	}
+	if len(s.Features) == 0 {
+		add("features: at least one feature is required")
+	}
+	seen := map[string]bool{}
+	for i, f := range s.Features {
+		if f == "" {
+			add("features[%d]: empty name", i)
+		}
+		if seen[f] {
+			add("features[%d]: %q listed twice", i, f)
+		}
+		seen[f] = true
+	}
+	if s.Target == "" {
+		add("target: required")
+	} else if seen[s.Target] {
+		add("target: %q is also a feature", s.Target)
+	}
+	switch s.Trainer.Name {
+	case "ridge":
+		if a, ok := s.Trainer.Params["alpha"]; ok && a < 0 {
+			add("trainer.params.alpha: must be >= 0, got %g", a)
+		}
+	default:
+		add("trainer.name: %q is not a known trainer (known: ridge)", s.Trainer.Name)
+	}
+	share := func(field string, v float64) {
+		if v < 0 || v > 1 {
+			add("%s: must be between 0 and 1, got %g", field, v)
+		}
+	}
+	share("validation.max_bad_row_share", s.Validation.MaxBadRowShare)
+	share("drift.drift_share", s.Drift.DriftShare)
+	share("drift.ks_pvalue", s.Drift.KSPValue)
+	if s.Evaluation.MaxMAE <= 0 {
+		add("evaluation.max_mae: required and > 0")
+	}
+	if s.Canary.Share <= 0 || s.Canary.Share >= 1 {
+		add("canary.share: must be in (0, 1), got %g", s.Canary.Share)
+	}
+	if s.Approval.Required && len(s.Approval.Approvers) == 0 {
+		add("approval.approvers: required when approval.required is true")
+	}
+	return errors.Join(errs...)
+}
+
+// Columns lists every column the model reads: features then target.
+func (s Spec) Columns() []string {
+	return append(append([]string(nil), s.Features...), s.Target)
+}

@@ -1,0 +1,46 @@
+package spec
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadExample(t *testing.T) {
+	s, err := Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	require.Equal(t, "demand", s.Model)
+	require.Equal(t, []string{"price", "promo", "weekday", "temperature", "item_popularity"}, s.Features)
+	require.Equal(t, 20*time.Second, s.Canary.Bake.Duration)
+	require.Equal(t, 24*time.Hour, s.Approval.Timeout.Duration)
+	require.Len(t, s.Hash, 64)
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	base, err := os.ReadFile("../examples/demand.yaml")
+	require.NoError(t, err)
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"unknown field", "target: units_sold", "target: units_sold\ntargett: x", "field targett not found"},
+		{"bad version", "driftline.dev/v1", "driftline.dev/v9", "apiVersion"},
+		{"target is feature", "target: units_sold", "target: price", "target: \"price\" is also a feature"},
+		{"unknown trainer", "name: ridge", "name: magic", "trainer.name"},
+		{"bad duration", "bake: 20s", "bake: soon", "not a duration"},
+		{"bad share", "share: 0.3", "share: 1.5", "canary.share"},
+		{"no approvers", "approvers: [alice, bob]", "approvers: []", "approval.approvers"},
+		{"holdout too big", "holdout_days: 7", "holdout_days: 40", "dataset.holdout_days"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(string(base), c.from, c.to, 1)
+			require.NotEqual(t, string(base), src, "replacement did not apply")
+			_, err := Parse([]byte(src))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), c.want)
+		})
+	}
+}

@@ -1,0 +1,173 @@
+// Package testsuite starts the real services Driftline runs on (MinIO and the Temporal dev
+// server, both from ./bin, installed by `make tools`) for activity tests and the end-to-end
+// test. Nothing here is a mock.
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftline/driftline/objstore"
+)
+
+// RepoRoot walks up from the working directory to the directory holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Binary returns the path of a tool in ./bin, failing the test with the fix when it is missing.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing: run `make tools` (make test does it for you)", p)
+	}
+	return p
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a service started for a test; its output goes to a log file kept on failure.
+type Process struct {
+	cmd *exec.Cmd
+	Log string
+}
+
+func startProcess(t testing.TB, logName string, env []string, bin string, args ...string) *Process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), logName)
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &Process{cmd: cmd, Log: logPath}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		f.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				tail := string(b)
+				if len(tail) > 4000 {
+					tail = tail[len(tail)-4000:]
+				}
+				t.Logf("--- %s (tail) ---\n%s", logName, tail)
+			}
+		}
+	})
+	return p
+}
+
+// WaitHTTP polls url until it answers 200 or the timeout passes.
+func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not become ready within %s", url, timeout)
+}
+
+// MinIO credentials used by every test server.
+const (
+	MinIOUser     = "driftline"
+	MinIOPassword = "driftline-secret"
+)
+
+// StartMinIO starts a MinIO server on a free port with its data in a temp dir, creates the
+// bucket and returns its config. The server stops when the test ends.
+func StartMinIO(t testing.TB) objstore.S3Config {
+	t.Helper()
+	bin := Binary(t, "minio")
+	port, console := FreePort(t), FreePort(t)
+	startProcess(t, "minio.log",
+		[]string{"MINIO_ROOT_USER=" + MinIOUser, "MINIO_ROOT_PASSWORD=" + MinIOPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
+		bin, "server", t.TempDir(), "--quiet",
+		"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console))
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
+	cfg := objstore.S3Config{Endpoint: endpoint, AccessKey: MinIOUser, SecretKey: MinIOPassword,
+		Bucket: "driftline-test", Region: "us-east-1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := objstore.NewS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for range 50 {
+		if lastErr = s.EnsureBucket(ctx); lastErr == nil {
+			return cfg
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("create bucket on %s: %v", endpoint, lastErr)
+	return cfg
+}
+
+// NewMinIOBucket starts MinIO and returns a Bucket on it under a fresh prefix.
+func NewMinIOBucket(t testing.TB) *objstore.S3 {
+	t.Helper()
+	cfg := StartMinIO(t)
+	cfg.Prefix = strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "/"
+	s, err := objstore.NewS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
