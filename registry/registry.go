@@ -1,0 +1,250 @@
+// Package registry keeps immutable model versions with their lineage and the deployment
+// pointer that serving follows, both in object storage.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/objstore"
+)
+
+// ErrNotFound: no such model, version or deployment.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict: a compare-and-swap lost against a concurrent writer, or the pointer is not in
+// the state the change expects.
+var ErrConflict = errors.New("conflict")
+
+// Lineage is everything that explains where a version came from.
+type Lineage struct {
+	RunID        string             `json:"run_id"`
+	WorkflowID   string             `json:"workflow_id"`
+	CreatedBy    string             `json:"created_by"`
+	SpecHash     string             `json:"spec_hash"`
+	CodeRevision string             `json:"code_revision"`
+	Trainer      string             `json:"trainer"`
+	Params       map[string]float64 `json:"params"`
+	SnapshotURI  string             `json:"snapshot_uri"`
+	SnapshotID   string             `json:"snapshot_id"`
+	Reports      map[string]string  `json:"reports"` // validation, drift, evaluation -> URI
+}
+
+// Version is a registered model version's metadata (models/<m>/versions/<n>/metadata.json).
+type Version struct {
+	Model          string             `json:"model"`
+	Version        int                `json:"version"`
+	CreatedAt      time.Time          `json:"created_at"`
+	ArtifactURI    string             `json:"artifact_uri"`
+	ArtifactSHA256 string             `json:"artifact_sha256"`
+	ProfileURI     string             `json:"profile_uri"`
+	Metrics        map[string]float64 `json:"metrics"`
+	Lineage        Lineage            `json:"lineage"`
+}
+
+// Registry stores versions and deployments in a bucket.
+type Registry struct {
+	Store objstore.Bucket
+	Audit audit.Log
+}
+
+// New returns a registry on the bucket, auditing to the same bucket.
+func New(b objstore.Bucket) *Registry { return &Registry{Store: b, Audit: audit.Log{Store: b}} }
+
+func versionPrefix(m string) string    { return fmt.Sprintf("models/%s/versions/", m) }
+func versionDir(m string, n int) string { return fmt.Sprintf("models/%s/versions/%d/", m, n) }
+
+// ArtifactKey, ProfileKey and MetadataKey locate a version's objects.
+func ArtifactKey(m string, n int) string { return versionDir(m, n) + "model.json" }
+func ProfileKey(m string, n int) string  { return versionDir(m, n) + "profile.json" }
+func MetadataKey(m string, n int) string { return versionDir(m, n) + "metadata.json" }
+func claimKey(m string, n int) string    { return versionDir(m, n) + "claim.json" }
+
+// DeploymentKey locates the model's deployment pointer.
+func DeploymentKey(m string) string { return fmt.Sprintf("models/%s/deployment.json", m) }
+
+type claim struct {
+	RunID string `json:"run_id"`
+}
+
+// claims lists claimed version numbers with the run that claimed each, ascending.
+func (r *Registry) claims(ctx context.Context, m string) ([]int, map[int]string, error) {
+	objs, err := r.Store.List(ctx, versionPrefix(m))
+	if err != nil {
+		return nil, nil, err
+	}
+	var nums []int
+	runs := map[int]string{}
+	for _, o := range objs {
+		rest := strings.TrimPrefix(o.Key, versionPrefix(m))
+		dir, file, ok := strings.Cut(rest, "/")
+		n, err := strconv.Atoi(dir)
+		if !ok || err != nil || file != "claim.json" {
+			continue
+		}
+		data, _, err := objstore.ReadAll(ctx, r.Store, o.Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		var c claim
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, nil, fmt.Errorf("claim %s: %w", o.Key, err)
+		}
+		nums = append(nums, n)
+		runs[n] = c.RunID
+	}
+	sort.Ints(nums)
+	return nums, runs, nil
+}
+
+// Register creates the next version for a run. Numbers come from conditional creates of a
+// claim object, so racing registrations get distinct, gap-free numbers; the same run
+// registering again (an activity retry) gets its version back.
+func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile) (Version, error) {
+	m := v.Model
+	nums, runs, err := r.claims(ctx, m)
+	if err != nil {
+		return v, err
+	}
+	n := 0
+	for _, k := range nums {
+		if runs[k] == v.Lineage.RunID {
+			n = k
+		}
+	}
+	if n == 0 {
+		next := 1
+		if len(nums) > 0 {
+			next = nums[len(nums)-1] + 1
+		}
+		body, _ := json.Marshal(claim{RunID: v.Lineage.RunID})
+		for ; ; next++ {
+			_, err := r.Store.Put(ctx, claimKey(m, next), body, objstore.PutOptions{IfNoneMatch: true})
+			if err == nil {
+				n = next
+				break
+			}
+			if !errors.Is(err, objstore.ErrPreconditionFailed) {
+				return v, err
+			}
+			if err := ctx.Err(); err != nil {
+				return v, err
+			}
+		}
+	}
+	if existing, err := r.Version(ctx, m, n); err == nil {
+		return existing, nil
+	}
+	if _, err := model.Unmarshal(artifact); err != nil {
+		return v, err
+	}
+	var env struct {
+		SHA256 string `json:"sha256"`
+	}
+	_ = json.Unmarshal(artifact, &env)
+	prof, err := json.Marshal(profile)
+	if err != nil {
+		return v, err
+	}
+	// Immutable objects: a retry finds them already there, with the same content.
+	for key, body := range map[string][]byte{ArtifactKey(m, n): artifact, ProfileKey(m, n): prof} {
+		if _, err := r.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+			return v, err
+		}
+	}
+	v.Version = n
+	v.ArtifactURI = r.Store.URI(ArtifactKey(m, n))
+	v.ArtifactSHA256 = env.SHA256
+	v.ProfileURI = r.Store.URI(ProfileKey(m, n))
+	if v.CreatedAt.IsZero() {
+		v.CreatedAt = time.Now().UTC()
+	}
+	meta, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return v, err
+	}
+	if _, err := r.Store.Put(ctx, MetadataKey(m, n), meta, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil {
+		if errors.Is(err, objstore.ErrPreconditionFailed) {
+			return r.Version(ctx, m, n)
+		}
+		return v, err
+	}
+	_, err = r.Audit.Append(ctx, fmt.Sprintf("register/%s/%d", m, n), audit.Record{
+		Actor: v.Lineage.CreatedBy, Action: "register", Model: m, Version: n, RunID: v.Lineage.RunID,
+		Details: map[string]any{"artifact": v.ArtifactURI, "metrics": v.Metrics}})
+	return v, err
+}
+
+// Version reads a complete version's metadata.
+func (r *Registry) Version(ctx context.Context, m string, n int) (Version, error) {
+	var v Version
+	data, _, err := objstore.ReadAll(ctx, r.Store, MetadataKey(m, n))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return v, fmt.Errorf("model %s version %d: %w", m, n, ErrNotFound)
+	}
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("metadata of %s v%d: %w", m, n, err)
+	}
+	return v, nil
+}
+
+// Versions lists complete versions, oldest first.
+func (r *Registry) Versions(ctx context.Context, m string) ([]Version, error) {
+	nums, _, err := r.claims(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	var out []Version
+	for _, n := range nums {
+		v, err := r.Version(ctx, m, n)
+		if errors.Is(err, ErrNotFound) {
+			continue // claimed, not complete yet
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// LoadModel reads and verifies a version's artifact.
+func (r *Registry) LoadModel(ctx context.Context, m string, n int) (*model.Model, error) {
+	data, _, err := objstore.ReadAll(ctx, r.Store, ArtifactKey(m, n))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("model %s version %d artifact: %w", m, n, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	mdl, err := model.Unmarshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("model %s version %d: %w", m, n, err)
+	}
+	return mdl, nil
+}
+
+// LoadProfile reads a version's reference profile.
+func (r *Registry) LoadProfile(ctx context.Context, m string, n int) (drift.Profile, error) {
+	var p drift.Profile
+	data, _, err := objstore.ReadAll(ctx, r.Store, ProfileKey(m, n))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return p, fmt.Errorf("model %s version %d profile: %w", m, n, ErrNotFound)
+	}
+	if err != nil {
+		return p, err
+	}
+	return p, json.Unmarshal(data, &p)
+}
