@@ -1,0 +1,62 @@
+package activities
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric namespace and subsystem of the pipeline worker.
+const (
+	Namespace = "driftline"
+	Subsystem = "pipeline"
+)
+
+// Outcomes every run ends in; pre-initialised so dashboards see zeros.
+var Outcomes = []string{"promoted", "rolled_back", "no_drift", "failed_validation", "rejected_by_policy",
+	"rejected_by_approver", "approval_timeout", "failed"}
+
+// Metrics are the pipeline's Prometheus metrics, registered on a caller's registry.
+type Metrics struct {
+	Runs         *prometheus.CounterVec
+	StepDuration *prometheus.HistogramVec
+	DriftPSI     *prometheus.GaugeVec
+	DriftKS      *prometheus.GaugeVec
+	DriftScore   *prometheus.GaugeVec
+	MAE          *prometheus.GaugeVec
+	RowsRead     *prometheus.CounterVec
+	RowsRejected *prometheus.CounterVec
+}
+
+// NewMetrics builds and registers the metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "runs_total", Help: "Continuous-training runs finished, by model and outcome."}, []string{"model", "outcome"}),
+		StepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "step_duration_seconds", Help: "Duration of each activity execution, by step and result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12)}, []string{"step", "result"}),
+		DriftPSI: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "drift_psi", Help: "Population Stability Index of the last drift check, per feature."}, []string{"model", "feature"}),
+		DriftKS: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "drift_ks_statistic", Help: "Kolmogorov-Smirnov statistic of the last drift check, per feature."}, []string{"model", "feature"}),
+		DriftScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "drift_score", Help: "Overall drift score (largest PSI) of the last drift check."}, []string{"model"}),
+		MAE: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "holdout_mae", Help: "Holdout MAE of the last evaluation, for the candidate and the champion."}, []string{"model", "role"}),
+		RowsRead: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "validation_rows_read_total", Help: "Rows read by the validate step."}, []string{"dataset"}),
+		RowsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "validation_rows_quarantined_total", Help: "Rows quarantined by the validate step."}, []string{"dataset"}),
+	}
+	reg.MustRegister(m.Runs, m.StepDuration, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected)
+	return m
+}
+
+// InitModel pre-initialises the label values of one model.
+func (m *Metrics) InitModel(model string) {
+	if m == nil {
+		return
+	}
+	for _, o := range Outcomes {
+		m.Runs.WithLabelValues(model, o)
+	}
+}

@@ -1,0 +1,165 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/driftline/driftline/spec"
+)
+
+// SnapshotInput pins a dataset window.
+type SnapshotInput struct {
+	Model, RunID string
+	Dataset      string
+	From, To     string // inclusive dates, YYYY-MM-DD
+}
+
+// SnapshotResult points at the pinned manifest.
+type SnapshotResult struct {
+	Key, URI, ID string
+	Files        int
+	Rows, Bytes  int64
+}
+
+// StepInput is what most data steps need: the run, the spec and the snapshot.
+type StepInput struct {
+	Model, RunID string
+	Spec         spec.Spec
+	SnapshotKey  string
+}
+
+// ValidateResult summarises the validation report.
+type ValidateResult struct {
+	ReportURI, QuarantineURI string
+	RowsRead, RowsAccepted   int64
+	RowsQuarantined          int64
+	BadShare                 float64
+}
+
+// DriftResult summarises the drift report.
+type DriftResult struct {
+	ReferenceVersion int // production version compared against; 0 = none yet
+	Drifted          bool
+	Score, Share     float64
+	DriftedFeatures  []string
+	Why, ReportURI   string
+}
+
+// TrainResult points at the staged candidate.
+type TrainResult struct {
+	ArtifactKey, ArtifactURI, ProfileKey string
+	TrainRows                            int
+	TrainMAE                             float64
+}
+
+// EvaluateInput compares the staged candidate with the champion on the same holdout.
+type EvaluateInput struct {
+	StepInput
+	ArtifactKey     string
+	ChampionVersion int
+}
+
+// EvaluateResult holds the offline metrics.
+type EvaluateResult struct {
+	CandidateMAE, ChampionMAE float64
+	HasChampion               bool
+	HoldoutRows               int
+	ReportURI                 string
+}
+
+// RegisterInput registers a staged candidate with its lineage.
+type RegisterInput struct {
+	StepInput
+	WorkflowID, RequestedBy string
+	ArtifactKey, ProfileKey string
+	Metrics                 map[string]float64
+	Reports                 map[string]string
+}
+
+// RegisterResult names the new version.
+type RegisterResult struct {
+	Version     int
+	MetadataURI string
+}
+
+// PolicyInput is the evidence the promotion policy judges.
+type PolicyInput struct {
+	Model, RunID    string
+	Version         int
+	CandidateMAE    float64
+	ChampionVersion int     // 0 = first deployment
+	ChampionMAE     float64 // meaningful when ChampionVersion > 0
+	Spec            spec.Spec
+	Reports         map[string]string
+}
+
+// PolicyResult is the decision with where its record is stored.
+type PolicyResult struct {
+	Allow, ApprovalRequired bool
+	Reasons                 []string
+	Revision, DecisionURI   string
+}
+
+// DeployInput changes the deployment pointer.
+type DeployInput struct {
+	Model, RunID, Actor, Reason string
+	Version                     int
+	Share                       float64
+}
+
+// DeployResult is the pointer after the change.
+type DeployResult struct {
+	Production, Canary int
+	Previous           int
+	CanarySince        time.Time
+}
+
+// CanaryEvalInput asks for a comparison of live traffic since the canary started.
+type CanaryEvalInput struct {
+	Model, RunID          string
+	Candidate, Production int
+	Since                 time.Time
+	Bake                  int
+	Guardrails            spec.Canary
+}
+
+// RouteStats are one route's live numbers.
+type RouteStats struct {
+	Version   int     `json:"version"`
+	Requests  int     `json:"requests"`
+	Errors    int     `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	P99Ms     float64 `json:"p99_ms"`
+}
+
+// Canary decisions.
+const (
+	CanaryPromote  = "promote"
+	CanaryRollback = "rollback"
+	CanaryWait     = "wait"
+)
+
+// CanaryEvalResult is one bake's verdict with its evidence.
+type CanaryEvalResult struct {
+	Decision, Reason      string
+	Candidate, Production RouteStats
+	EvidenceURI           string
+}
+
+// OutcomeInput records how a run ended.
+type OutcomeInput struct {
+	Model, RunID, WorkflowID string
+	Outcome, Reason          string
+	Version                  int
+	Status                   any
+}
+
+// ApprovalRecord audits an approval decision.
+type ApprovalRecord struct {
+	Model, RunID     string
+	Version          int
+	Approver, Reason string
+	Approved         bool
+	Via              string // update or signal
+}
+
+func reportKey(model, run, name string) string { return "reports/" + model + "/" + run + "/" + name }

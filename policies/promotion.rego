@@ -1,0 +1,73 @@
+# Promotion policy: may a registered candidate go to production, and does it need a human?
+#
+# input:
+#   model, version                       the candidate
+#   candidate.mae                        holdout MAE of the candidate
+#   champion.version, champion.mae       the production model on the same holdout (absent on a first deployment)
+#   spec.evaluation.max_mae              absolute threshold
+#   spec.evaluation.max_regression       allowed relative loss against the champion
+#   spec.approval.required               whether a human must approve
+#   spec.canary                          guardrails of the live rollout
+#   reports.validation / .drift / .evaluation   URIs of the evidence
+package driftline.promotion
+
+default allow := false
+
+default approval_required := false
+
+has_champion if is_number(input.champion.mae)
+
+candidate_measured if is_number(input.candidate.mae)
+
+threshold_set if is_number(input.spec.evaluation.max_mae)
+
+deny contains "candidate MAE is missing" if not candidate_measured
+
+deny contains "evaluation.max_mae is missing from the spec" if not threshold_set
+
+deny contains msg if {
+	input.candidate.mae > input.spec.evaluation.max_mae
+	msg := sprintf("candidate MAE %v exceeds the threshold %v", [round3(input.candidate.mae), input.spec.evaluation.max_mae])
+}
+
+deny contains msg if {
+	has_champion
+	limit := input.champion.mae * (1 + object.get(input.spec.evaluation, "max_regression", 0))
+	input.candidate.mae > limit
+	msg := sprintf("candidate MAE %v is worse than production v%v (%v) beyond the allowed margin", [round3(input.candidate.mae), input.champion.version, round3(input.champion.mae)])
+}
+
+deny contains msg if {
+	some report in ["validation", "evaluation"]
+	not input.reports[report]
+	msg := sprintf("the %s report is not attached", [report])
+}
+
+deny contains "the drift report is not attached" if {
+	has_champion
+	not input.reports.drift
+}
+
+# A live rollout against a champion must have guardrails.
+deny contains "the canary has no guardrails (min_requests, max_error_rate_delta, max_p99_latency_delta_ms)" if {
+	has_champion
+	not guardrails_ok
+}
+
+guardrails_ok if {
+	input.spec.canary.min_requests > 0
+	input.spec.canary.max_error_rate_delta > 0
+	input.spec.canary.max_p99_latency_delta_ms > 0
+}
+
+allow if count(deny) == 0
+
+approval_required if input.spec.approval.required == true
+
+round3(x) := round(x * 1000) / 1000
+
+decision := {
+	"allow": allow,
+	"approval_required": approval_required,
+	"reasons": sort(deny),
+}

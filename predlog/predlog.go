@@ -1,0 +1,173 @@
+// Package predlog is the prediction log: serving appends every answered request to
+// predictions/<model>/dt=YYYY-MM-DD/part-*.parquet off the request path, and the canary
+// reads it back to compare the candidate with production on live traffic.
+package predlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
+)
+
+// Record is one prediction.
+type Record struct {
+	RequestID  string  `parquet:"request_id"`
+	TimeUnixMs int64   `parquet:"time_unix_ms"`
+	Model      string  `parquet:"model"`
+	Version    int32   `parquet:"version"`
+	Route      string  `parquet:"route"` // production, canary
+	RoutingKey string  `parquet:"routing_key"`
+	LatencyUs  int64   `parquet:"latency_us"`
+	Error      string  `parquet:"error"` // empty when the model answered
+	Prediction float64 `parquet:"prediction"`
+	Inputs     string  `parquet:"inputs"` // the request's features as JSON
+}
+
+// Prefix is where one day of a model's log lives.
+func Prefix(model string, day time.Time) string {
+	return fmt.Sprintf("predictions/%s/dt=%s/", model, day.UTC().Format(dataset.DateLayout))
+}
+
+// Writer buffers records in a bounded channel and flushes them as Parquet by size or time.
+// Add never blocks: when the buffer is full the record is counted as dropped.
+type Writer struct {
+	store    objstore.Bucket
+	replica  string
+	ch       chan Record
+	maxBatch int
+	interval time.Duration
+	dropped  atomic.Int64
+	written  atomic.Int64
+	OnDrop   func()
+	seq      atomic.Int64
+	done     chan struct{}
+	once     sync.Once
+}
+
+// NewWriter starts the flusher; Close flushes what is left.
+func NewWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer {
+	w := &Writer{store: store, replica: replica, ch: make(chan Record, buffer), maxBatch: maxBatch, interval: interval, done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// Add enqueues a record without blocking.
+func (w *Writer) Add(r Record) {
+	select {
+	case w.ch <- r:
+	default:
+		w.dropped.Add(1)
+		if w.OnDrop != nil {
+			w.OnDrop()
+		}
+	}
+}
+
+// Dropped is the number of records lost to a full buffer.
+func (w *Writer) Dropped() int64 { return w.dropped.Load() }
+
+// Written is the number of records flushed to storage.
+func (w *Writer) Written() int64 { return w.written.Load() }
+
+// Close stops accepting records and flushes the rest.
+func (w *Writer) Close() {
+	w.once.Do(func() { close(w.ch) })
+	<-w.done
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	var batch []Record
+	for {
+		select {
+		case r, ok := <-w.ch:
+			if !ok {
+				w.flush(batch)
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) >= w.maxBatch {
+				w.flush(batch)
+				batch = nil
+			}
+		case <-t.C:
+			w.flush(batch)
+			batch = nil
+		}
+	}
+}
+
+func (w *Writer) flush(batch []Record) {
+	if len(batch) == 0 {
+		return
+	}
+	byKey := map[string][]Record{}
+	var keys []string
+	for _, r := range batch {
+		p := Prefix(r.Model, time.UnixMilli(r.TimeUnixMs))
+		if _, ok := byKey[p]; !ok {
+			keys = append(keys, p)
+		}
+		byKey[p] = append(byKey[p], r)
+	}
+	for _, p := range keys {
+		rows := byKey[p]
+		data, err := dataset.EncodeParquet(rows)
+		if err != nil {
+			slog.Error("prediction log encode", "err", err)
+			continue
+		}
+		key := fmt.Sprintf("%spart-%d-%s-%06d.parquet", p, time.Now().UnixNano(), w.replica, w.seq.Add(1))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err = w.store.Put(ctx, key, data, objstore.PutOptions{IfNoneMatch: true})
+		cancel()
+		if err != nil {
+			slog.Error("prediction log flush", "key", key, "records", len(rows), "err", err)
+			w.dropped.Add(int64(len(rows)))
+			continue
+		}
+		w.written.Add(int64(len(rows)))
+	}
+}
+
+// Read returns a model's records with since <= time < until.
+func Read(ctx context.Context, b objstore.Bucket, model string, since, until time.Time) ([]Record, error) {
+	var out []Record
+	for day := since.UTC().Truncate(24 * time.Hour); day.Before(until); day = day.AddDate(0, 0, 1) {
+		objs, err := b.List(ctx, Prefix(model, day))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if !strings.HasSuffix(o.Key, ".parquet") {
+				continue
+			}
+			ra, obj, err := objstore.NewReaderAt(ctx, b, o.Key)
+			if err != nil {
+				return nil, err
+			}
+			rows, err := parquet.Read[Record](ra, obj.Size)
+			if err != nil {
+				return nil, fmt.Errorf("prediction log %s: %w", o.Key, err)
+			}
+			for _, r := range rows {
+				t := time.UnixMilli(r.TimeUnixMs)
+				if !t.Before(since) && t.Before(until) {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,96 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/driftline/driftline/activities"
+)
+
+// approvals holds the approval state of a run: the Update handlers approve/reject (with a
+// validator, so bad requests never reach history) and the Signal for services that can
+// only signal (invalid signals are counted and ignored).
+type approvals struct {
+	r        *run
+	awaiting int // version waiting for a decision; 0 when not waiting
+	decided  bool
+	approved bool
+	via      string
+}
+
+func (r *run) approvalHandlers() *approvals {
+	a := &approvals{r: r}
+	for _, name := range []string{UpdateApprove, UpdateReject} {
+		approve := name == UpdateApprove
+		_ = workflow.SetUpdateHandlerWithOptions(r.ctx, name,
+			func(ctx workflow.Context, req Approval) (string, error) {
+				a.decide(approve, req, "update")
+				return fmt.Sprintf("v%d %s by %s", req.Version, map[bool]string{true: "approved", false: "rejected"}[approve], req.Approver), nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req Approval) error { return a.validate(req) }})
+	}
+	ch := workflow.GetSignalChannel(r.ctx, SignalApproval)
+	workflow.Go(r.ctx, func(ctx workflow.Context) {
+		for {
+			var sig ApprovalSignal
+			ch.Receive(ctx, &sig)
+			if err := a.validate(sig.Approval); err != nil {
+				r.status.IgnoredSignals++
+				workflow.GetLogger(ctx).Warn("ignored approval signal", "approver", sig.Approver, "error", err)
+				continue
+			}
+			a.decide(sig.Approve, sig.Approval, "signal")
+		}
+	})
+	return a
+}
+
+// validate rejects anything but a well-formed decision by a listed approver on the version
+// this run is waiting for.
+func (a *approvals) validate(req Approval) error {
+	spec := a.r.in.Spec.Approval
+	switch {
+	case a.awaiting == 0:
+		return errors.New("this run is not waiting for approval (stage " + a.r.status.Stage + ")")
+	case a.decided:
+		return fmt.Errorf("v%d was already decided", a.awaiting)
+	case req.Version != a.awaiting:
+		return fmt.Errorf("this run is waiting for a decision on v%d, not v%d", a.awaiting, req.Version)
+	case strings.TrimSpace(req.Approver) == "":
+		return errors.New("approver is required")
+	case !slices.Contains(spec.Approvers, req.Approver):
+		return fmt.Errorf("%q is not an approver of model %s", req.Approver, a.r.in.Spec.Model)
+	case strings.TrimSpace(req.Reason) == "":
+		return errors.New("a reason is required")
+	}
+	return nil
+}
+
+func (a *approvals) decide(approve bool, req Approval, via string) {
+	a.decided, a.approved, a.via = true, approve, via
+	a.r.status.Approval = &Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
+}
+
+// wait blocks durably until a decision or the timeout.
+func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut bool, err error) {
+	a.awaiting = version
+	ok, err := workflow.AwaitWithTimeout(a.r.ctx, timeout, func() bool { return a.decided })
+	if err != nil {
+		return false, false, err
+	}
+	a.awaiting = 0
+	if !ok {
+		a.decided = true // late requests are refused
+		return false, true, nil
+	}
+	ap := a.r.status.Approval
+	err = workflow.ExecuteActivity(withStep(a.r.ctx, StagePromote, "audit the approval decision"), reg.RecordApproval, activities.ApprovalRecord{
+		Model: a.r.in.Spec.Model, RunID: a.r.runID, Version: version, Approver: ap.Approver, Reason: ap.Reason,
+		Approved: a.approved, Via: a.via}).Get(a.r.ctx, nil)
+	return a.approved, false, err
+}

@@ -1,0 +1,297 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/spec"
+)
+
+type ctSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func TestContinuousTraining(t *testing.T) { suite.Run(t, new(ctSuite)) }
+
+func (s *ctSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	Register(s.env)
+	s.env.RegisterActivity(&activities.Data{})
+	s.env.RegisterActivity(&activities.Drift{})
+	s.env.RegisterActivity(&activities.Training{})
+	s.env.RegisterActivity(&activities.Registry{})
+	s.env.RegisterActivity(&activities.Policy{})
+	s.env.RegisterActivity(&activities.Canary{})
+	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
+}
+
+func (s *ctSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+func testSpec(approval bool) spec.Spec {
+	sp, err := spec.Load("../examples/demand.yaml")
+	if err != nil {
+		panic(err)
+	}
+	sp.Approval.Required = approval
+	return sp
+}
+
+func input(approval bool) RunInput {
+	return RunInput{Spec: testSpec(approval), From: "2026-09-01", To: "2026-09-28", RequestedBy: "test"}
+}
+
+// happyPath mocks steps 1-6; drift decides whether a champion exists and drifted.
+func (s *ctSuite) happyPath(reference int, drifted bool) {
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{Key: "snapshots/d/r.json", URI: "s3://b/snapshots/d/r.json", Files: 28, Rows: 28000}, nil)
+	s.env.OnActivity(data.Validate, mock.Anything, mock.Anything).Return(activities.ValidateResult{ReportURI: "s3://b/v.json", RowsRead: 28000, RowsAccepted: 27990, RowsQuarantined: 10}, nil)
+	s.env.OnActivity(drift.Detect, mock.Anything, mock.Anything).Return(activities.DriftResult{ReferenceVersion: reference, Drifted: drifted, Score: 0.4, ReportURI: "s3://b/d.json", Why: "test"}, nil)
+}
+
+func (s *ctSuite) trainedAndRegistered(version int) {
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000, TrainMAE: 1.5}, nil)
+	s.env.OnActivity(train.Evaluate, mock.Anything, mock.Anything).Return(activities.EvaluateResult{CandidateMAE: 1.6, ChampionMAE: 7.2, HasChampion: version > 1, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{Version: version, MetadataURI: "s3://b/m.json"}, nil)
+}
+
+func (s *ctSuite) allow(approval bool) {
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: true, ApprovalRequired: approval, Revision: "r"}, nil)
+}
+
+func (s *ctSuite) result() (RunResult, Status) {
+	s.True(s.env.IsWorkflowCompleted())
+	var res RunResult
+	if err := s.env.GetWorkflowError(); err == nil {
+		s.NoError(s.env.GetWorkflowResult(&res))
+	}
+	q, err := s.env.QueryWorkflow(QueryStatus)
+	s.NoError(err)
+	var st Status
+	s.NoError(q.Get(&st))
+	return res, st
+}
+
+func (s *ctSuite) TestFirstRunPromotesWithoutCanary() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.allow(false)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.MatchedBy(func(in activities.DeployInput) bool { return in.Version == 1 })).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(1, res.Version)
+	s.Equal(StageDone, st.Stage)
+	s.Len(st.Steps, 8) // snapshot validate drift train evaluate register policy promote
+}
+
+func (s *ctSuite) TestNoDriftStopsBeforeTraining() {
+	s.happyPath(1, false)
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	s.NoError(s.env.GetWorkflowError())
+	res, _ := s.result()
+	s.Equal(OutcomeNoDrift, res.Outcome)
+}
+
+func (s *ctSuite) TestForceRetrainsWithoutDrift() {
+	s.happyPath(1, false)
+	s.trainedAndRegistered(2)
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: false, Reasons: []string{"x"}}, nil)
+	in := input(false)
+	in.Force = true
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	res, _ := s.result()
+	s.Equal(OutcomeRejectedByPolicy, res.Outcome)
+}
+
+func (s *ctSuite) TestFailedValidationIsNonRetryableAndNamesTheFile() {
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{Key: "k"}, nil)
+	s.env.OnActivity(data.Validate, mock.Anything, mock.Anything).Return(activities.ValidateResult{},
+		temporal.NewNonRetryableApplicationError("validate: file datasets/x/part.parquet column price: type BYTE_ARRAY is not numeric", activities.ErrTypeInvalidData, nil)).Once()
+	s.env.OnActivity(drift.Detect, mock.Anything, mock.Anything).Return(activities.DriftResult{}, nil).Never()
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	err := s.env.GetWorkflowError()
+	s.Error(err)
+	var appErr *temporal.ApplicationError
+	s.True(errors.As(err, &appErr))
+	s.Equal(OutcomeFailedValidation, appErr.Type())
+	s.True(appErr.NonRetryable())
+	s.Contains(err.Error(), "datasets/x/part.parquet column price")
+	_, st := s.result()
+	s.Equal(OutcomeFailedValidation, st.Outcome)
+}
+
+func (s *ctSuite) TestRejectedByPolicyNeverDeploys() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: false, Reasons: []string{"candidate MAE 7 exceeds the threshold 6"}}, nil)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	res, _ := s.result()
+	s.Equal(OutcomeRejectedByPolicy, res.Outcome)
+	s.Contains(res.Reason, "exceeds the threshold")
+}
+
+// canary mocks a canary whose evaluations return the given decisions in order.
+func (s *ctSuite) canary(decisions ...string) {
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1, Canary: 2}, nil).Once()
+	for _, d := range decisions {
+		s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(activities.CanaryEvalResult{Decision: d, Reason: "test " + d}, nil).Once()
+	}
+}
+
+func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(true)
+	s.canary(activities.CanaryWait, activities.CanaryPromote)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	bad := []Approval{
+		{Approver: "mallory", Reason: "ok", Version: 2}, // not an approver
+		{Approver: "alice", Reason: "", Version: 2},     // no reason
+		{Approver: "alice", Reason: "ok", Version: 3},   // wrong version
+		{Approver: "", Reason: "ok", Version: 2},        // no approver
+	}
+	s.env.RegisterDelayedCallback(func() {
+		for _, req := range bad {
+			s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+				OnAccept:   func() { s.Fail("bad approval accepted", "%+v", req) },
+				OnReject:   func(error) {},
+				OnComplete: func(any, error) {},
+			}, req)
+		}
+		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { s.Fail("valid approval rejected", err.Error()) },
+			OnComplete: func(any, error) {},
+		}, Approval{Approver: "alice", Reason: "looks good", Version: 2})
+		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() { s.Fail("duplicate approval accepted") }, OnReject: func(error) {}, OnComplete: func(any, error) {},
+		}, Approval{Approver: "bob", Reason: "me too", Version: 2})
+	}, time.Hour)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal("alice", st.Approval.Approver)
+	s.Len(st.Canary, 2)
+}
+
+func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(true)
+	s.canary(activities.CanaryPromote)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(SignalApproval, ApprovalSignal{Approve: true, Approval: Approval{Approver: "mallory", Reason: "x", Version: 2}})
+	}, time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(SignalApproval, ApprovalSignal{Approve: true, Approval: Approval{Approver: "bob", Reason: "fine", Version: 2}})
+	}, 2*time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(1, st.IgnoredSignals)
+	s.Equal("bob", st.Approval.Approver)
+}
+
+func (s *ctSuite) TestRejectedByApprover() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(true)
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateReject, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
+			Approval{Approver: "bob", Reason: "holiday freeze", Version: 2})
+	}, time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	res, _ := s.result()
+	s.Equal(OutcomeRejectedByApprover, res.Outcome)
+	s.Contains(res.Reason, "holiday freeze")
+}
+
+func (s *ctSuite) TestApprovalTimeout() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(true)
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	res, _ := s.result()
+	s.Equal(OutcomeApprovalTimeout, res.Outcome)
+	s.GreaterOrEqual(s.env.Now().Sub(start), 24*time.Hour, "waited the spec's timeout (time skipped)")
+}
+
+func (s *ctSuite) TestCanaryBreachRollsBack() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(false)
+	s.canary(activities.CanaryRollback)
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.MatchedBy(func(in activities.DeployInput) bool { return in.Version == 2 })).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	s.NoError(s.env.GetWorkflowError())
+	res, _ := s.result()
+	s.Equal(OutcomeRolledBack, res.Outcome)
+	s.Contains(res.Reason, "v1 stays in production")
+}
+
+func (s *ctSuite) TestCanaryInconclusiveRollsBack() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(false)
+	s.canary(activities.CanaryWait, activities.CanaryWait, activities.CanaryWait)
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	res, _ := s.result()
+	s.Equal(OutcomeRolledBack, res.Outcome)
+	s.Contains(res.Reason, "inconclusive after 3 bakes")
+}
+
+func (s *ctSuite) TestActivityFaultEndsAsFailed() {
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{}, errors.New("connection refused"))
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
+	s.Error(s.env.GetWorkflowError())
+	_, st := s.result()
+	s.Equal(OutcomeFailed, st.Outcome)
+}
+
+func TestWindowDefaultsToYesterday(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	Register(env)
+	env.RegisterActivity(&activities.Data{})
+	env.RegisterActivity(&activities.Registry{})
+	env.SetStartTime(time.Date(2026, 10, 31, 3, 0, 0, 0, time.UTC))
+	var got activities.SnapshotInput
+	env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SnapshotInput) (activities.SnapshotResult, error) {
+		got = in
+		return activities.SnapshotResult{}, temporal.NewNonRetryableApplicationError("stop", activities.ErrTypeInvalidData, nil)
+	})
+	env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
+	in := input(false)
+	in.From, in.To = "", ""
+	env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	require.Equal(t, "2026-10-30", got.To)
+	require.Equal(t, "2026-10-03", got.From)
+}

@@ -1,0 +1,14 @@
+package workflows
+
+import "go.temporal.io/sdk/workflow"
+
+// Registrar is what a worker (or a replayer) registers workflows on.
+type Registrar interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// Register registers every workflow of this package under its stable name.
+func Register(w Registrar) {
+	w.RegisterWorkflowWithOptions(ContinuousTrainingWorkflow, workflow.RegisterOptions{Name: ContinuousTraining})
+	w.RegisterWorkflowWithOptions(CanaryWorkflowFunc, workflow.RegisterOptions{Name: CanaryWorkflow})
+}

@@ -1,0 +1,81 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/spec"
+)
+
+// RunInput starts one run of the loop.
+type RunInput struct {
+	Spec spec.Spec
+	// From and To are the inclusive window dates (YYYY-MM-DD). Empty: the spec's window_days
+	// ending yesterday, by the workflow's clock (what schedules use).
+	From, To    string
+	Force       bool // retrain even without drift
+	RequestedBy string
+}
+
+// Step is one finished step, shown by `driftline status` and the status query.
+type Step struct {
+	Name     string    `json:"name"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Summary  string    `json:"summary"`
+}
+
+// Approval is a human decision on a candidate.
+type Approval struct {
+	Approver string `json:"approver"`
+	Reason   string `json:"reason"`
+	Version  int    `json:"version"`
+}
+
+// ApprovalSignal is the signal form, for services that can only signal.
+type ApprovalSignal struct {
+	Approve bool `json:"approve"`
+	Approval
+}
+
+// Status is the run's state, answered by the status query and summarised in the memo.
+type Status struct {
+	Model            string                        `json:"model"`
+	Stage            string                        `json:"stage"`
+	Outcome          string                        `json:"outcome,omitempty"`
+	Reason           string                        `json:"reason,omitempty"`
+	From             string                        `json:"from"`
+	To               string                        `json:"to"`
+	Snapshot         *activities.SnapshotResult    `json:"snapshot,omitempty"`
+	Validation       *activities.ValidateResult    `json:"validation,omitempty"`
+	Drift            *activities.DriftResult       `json:"drift,omitempty"`
+	Training         *activities.TrainResult       `json:"training,omitempty"`
+	Evaluation       *activities.EvaluateResult    `json:"evaluation,omitempty"`
+	CandidateVersion int                           `json:"candidate_version,omitempty"`
+	Policy           *activities.PolicyResult      `json:"policy,omitempty"`
+	Approval         *Approval                     `json:"approval,omitempty"`
+	IgnoredSignals   int                           `json:"ignored_signals,omitempty"`
+	Canary           []activities.CanaryEvalResult `json:"canary,omitempty"`
+	Steps            []Step                        `json:"steps"`
+}
+
+// RunResult is the workflow's result.
+type RunResult struct {
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
+	Version int    `json:"version,omitempty"`
+}
+
+// CanaryInput starts the canary child workflow.
+type CanaryInput struct {
+	Model, RunID          string
+	Candidate, Production int
+	Settings              spec.Canary
+}
+
+// CanaryResult is the canary's verdict.
+type CanaryResult struct {
+	Promoted bool
+	Reason   string
+	Evidence []activities.CanaryEvalResult
+}
