@@ -60,7 +60,7 @@ type Registry struct {
 // New returns a registry on the bucket, auditing to the same bucket.
 func New(b objstore.Bucket) *Registry { return &Registry{Store: b, Audit: audit.Log{Store: b}} }
 
-func versionPrefix(m string) string    { return fmt.Sprintf("models/%s/versions/", m) }
+func versionPrefix(m string) string     { return fmt.Sprintf("models/%s/versions/", m) }
 func versionDir(m string, n int) string { return fmt.Sprintf("models/%s/versions/%d/", m, n) }
 
 // ArtifactKey, ProfileKey and MetadataKey locate a version's objects.

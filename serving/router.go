@@ -1,0 +1,148 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/registry"
+)
+
+// loaded is a model version in memory.
+type loaded struct {
+	version int
+	model   *model.Model
+}
+
+// table is what a model serves right now; swapped atomically as a whole.
+type table struct {
+	production *loaded
+	canary     *loaded
+	share      float64
+}
+
+// InCanary reports whether a routing key falls in the canary share: a stable FNV-1a hash of
+// the key, so the same key always gets the same model while the share is unchanged.
+func InCanary(key string, share float64) bool {
+	if share <= 0 {
+		return false
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return float64(h.Sum64()%10000) < share*10000
+}
+
+// watcher follows one model's deployment pointer.
+type watcher struct {
+	name    string
+	reg     *registry.Registry
+	metrics *Metrics
+	current atomic.Pointer[table]
+	etag    string
+	mu      sync.Mutex
+	cache   map[int]*loaded
+	lastErr atomic.Pointer[string]
+}
+
+func newWatcher(name string, reg *registry.Registry, m *Metrics) *watcher {
+	w := &watcher{name: name, reg: reg, metrics: m, cache: map[int]*loaded{}}
+	w.current.Store(&table{})
+	return w
+}
+
+func (w *watcher) load(ctx context.Context, v int) (*loaded, error) {
+	if v == 0 {
+		return nil, nil
+	}
+	if l, ok := w.cache[v]; ok {
+		return l, nil
+	}
+	m, err := w.reg.LoadModel(ctx, w.name, v)
+	if err != nil {
+		return nil, err
+	}
+	// Warm the model once before it takes traffic.
+	x := make([]float64, len(m.Features))
+	_ = m.Predict(x)
+	l := &loaded{version: v, model: m}
+	w.cache[v] = l
+	return l, nil
+}
+
+// poll checks the pointer (a conditional GET: unchanged costs one 304) and swaps in the new
+// table only when every version it names loaded; otherwise the previous table keeps serving.
+func (w *watcher) poll(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rc, obj, err := w.reg.Store.Get(ctx, registry.DeploymentKey(w.name), objstore.GetOptions{IfNoneMatch: w.etag})
+	if errors.Is(err, objstore.ErrNotModified) {
+		return nil
+	}
+	if errors.Is(err, objstore.ErrNotFound) {
+		return w.fail(fmt.Errorf("model %s: %w", w.name, errNoDeployment))
+	}
+	if err != nil {
+		return w.fail(err)
+	}
+	rc.Close()
+	d, etag, err := w.reg.Deployment(ctx, w.name)
+	if err != nil {
+		return w.fail(err)
+	}
+	prod, err := w.load(ctx, d.Production)
+	if err != nil {
+		return w.fail(fmt.Errorf("load production v%d: %w", d.Production, err))
+	}
+	can, err := w.load(ctx, d.Canary)
+	if err != nil {
+		return w.fail(fmt.Errorf("load canary v%d: %w", d.Canary, err))
+	}
+	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare})
+	w.etag = etag
+	if etag == "" {
+		w.etag = obj.ETag
+	}
+	w.lastErr.Store(nil)
+	w.metrics.Version.WithLabelValues(w.name, "production").Set(float64(d.Production))
+	w.metrics.Version.WithLabelValues(w.name, "canary").Set(float64(d.Canary))
+	for v := range w.cache { // keep only what is deployed
+		if v != d.Production && v != d.Canary {
+			delete(w.cache, v)
+		}
+	}
+	slog.Info("deployment loaded", "model", w.name, "production", d.Production, "canary", d.Canary, "share", d.CanaryShare)
+	return nil
+}
+
+func (w *watcher) fail(err error) error {
+	msg := err.Error()
+	if prev := w.lastErr.Swap(&msg); prev == nil || *prev != msg {
+		slog.Warn("deployment not loaded; previous models keep serving", "model", w.name, "err", err)
+	}
+	if !errors.Is(err, errNoDeployment) {
+		w.metrics.LoadErrors.WithLabelValues(w.name).Inc()
+	}
+	return err
+}
+
+var errNoDeployment = errors.New("no deployment yet")
+
+func (w *watcher) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		_ = w.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

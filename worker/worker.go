@@ -1,0 +1,97 @@
+// Package worker builds and runs the pipeline worker: it registers the workflows and the
+// activities (each concern once, with its dependencies) on the driftline-pipeline task queue
+// and serves Prometheus metrics.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/workflows"
+)
+
+// Options configure the pipeline worker.
+type Options struct {
+	Store       objstore.Bucket
+	MetricsAddr string // e.g. ":9464"; empty: no metrics server
+	Registry    *prometheus.Registry
+}
+
+// Pipeline is a running pipeline worker.
+type Pipeline struct {
+	w       sdkworker.Worker
+	metrics *http.Server
+}
+
+// New registers everything on a worker for the pipeline task queue.
+func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
+	if o.Store == nil {
+		return nil, errors.New("worker: a store is required")
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := activities.NewMetrics(reg)
+	engine, err := policies.NewEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := registry.New(o.Store)
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m}},
+	})
+	workflows.Register(w)
+	w.RegisterActivity(&activities.Data{Store: o.Store, Metrics: m})
+	w.RegisterActivity(&activities.Drift{Store: o.Store, Registry: r, Metrics: m})
+	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
+	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m})
+	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}})
+	w.RegisterActivity(&activities.Canary{Store: o.Store})
+	p := &Pipeline{w: w}
+	if o.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		p.metrics = &http.Server{Addr: o.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return p, nil
+}
+
+// Run serves until ctx is done.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if p.metrics != nil {
+		go func() {
+			if err := p.metrics.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				slog.Error("metrics server", "err", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = p.metrics.Shutdown(sctx)
+		}()
+	}
+	if err := p.w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	p.w.Stop()
+	return nil
+}
