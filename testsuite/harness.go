@@ -171,3 +171,26 @@ func NewMinIOBucket(t testing.TB) *objstore.S3 {
 	}
 	return s
 }
+
+// StartTemporal starts `temporal server start-dev` from ./bin on free ports, with its state in
+// a temp dir, and returns the frontend host:port. The server stops when the test ends.
+func StartTemporal(t testing.TB) string {
+	t.Helper()
+	bin := Binary(t, "temporal")
+	port, httpPort, metrics := FreePort(t), FreePort(t), FreePort(t)
+	startProcess(t, "temporal.log", nil, bin, "server", "start-dev", "--headless",
+		"--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics),
+		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
+	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", hostPort, time.Second)
+		if err == nil {
+			conn.Close()
+			return hostPort
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("temporal dev server did not listen on %s within 60s", hostPort)
+	return ""
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
+	"github.com/driftline/driftline/traffic"
+	"github.com/driftline/driftline/workflows"
+)
+
+// The demo's two windows: four weeks before the holiday season, and the last four weeks,
+// all inside it (dataset.DefaultRetail: season and price change from 2026-10-01).
+const (
+	demoFrom1, demoTo1 = "2026-09-01", "2026-09-28"
+	demoFrom2, demoTo2 = "2026-10-03", "2026-10-30"
+)
+
+func cmdDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
+	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
+	rps := fs.Int("rps", 40, "live traffic during the canary")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sp, err := spec.Load(*specPath)
+	if err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	c, err := config.TemporalClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	fmt.Println("== 1. demo dataset")
+	cfg := dataset.DefaultRetail()
+	if err := datagen(ctx, b, sp.Dataset.Name, cfg); err != nil {
+		return err
+	}
+	if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
+		return err
+	}
+	approve := func(st workflows.Status) {
+		fmt.Printf("  policy requires approval of v%d: approving as alice (the demo's approver)\n", st.CandidateVersion)
+		out, err := starter.Decide(ctx, c, sp.Model, true, workflows.Approval{Approver: "alice", Reason: "demo: evidence reviewed", Version: st.CandidateVersion})
+		if err != nil {
+			fmt.Printf("  approval failed: %v\n", err)
+			return
+		}
+		fmt.Printf("  %s\n", out)
+	}
+
+	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
+	res1, link1, err := demoRun(ctx, c, workflows.RunInput{Spec: sp, From: demoFrom1, To: demoTo1, RequestedBy: "demo"}, approve)
+	if err != nil {
+		return err
+	}
+	if err := waitServing(ctx, *url, sp.Model, res1.Version); err != nil {
+		return err
+	}
+	fmt.Printf("  serving answers with v%d\n", res1.Version)
+
+	fmt.Printf("\n== 3. second run: %s..%s (holiday season, prices up): drift, retrain, canary with live traffic\n", demoFrom2, demoTo2)
+	var rows []dataset.RetailRow
+	for _, r := range cfg.RetailDay(cfg.Days - 1) {
+		if !math.IsNaN(r.Temperature) {
+			rows = append(rows, r)
+		}
+	}
+	tctx, stopTraffic := context.WithCancel(ctx)
+	var st traffic.Stats
+	go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
+	fmt.Printf("  client traffic: %d requests/s to %s\n", *rps, *url)
+	res2, link2, err := demoRun(ctx, c, workflows.RunInput{Spec: sp, From: demoFrom2, To: demoTo2, RequestedBy: "demo"}, approve)
+	stopTraffic()
+	if err != nil {
+		return err
+	}
+	sent, failed, fb, byV := st.Snapshot()
+	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %v\n", sent, failed, fb, byV)
+
+	fmt.Println("\n== 4. a prediction from the serving API")
+	want := res1.Version
+	if res2.Outcome == workflows.OutcomePromoted {
+		want = res2.Version
+	}
+	if err := waitServing(ctx, *url, sp.Model, want); err != nil {
+		return err
+	}
+	req := traffic.FromRetail(rows[0])
+	req.Explain = true
+	if err := predictAndPrint(ctx, *url, sp.Model, req); err != nil {
+		return err
+	}
+	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2)
+	fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
+	return nil
+}
+
+func demoRun(ctx context.Context, c client.Client, in workflows.RunInput, onApproval func(workflows.Status)) (workflows.RunResult, string, error) {
+	run, err := starter.StartRun(ctx, c, in)
+	if err != nil {
+		return workflows.RunResult{}, "", err
+	}
+	link := starter.UILink(namespace(), run.GetID(), run.GetRunID())
+	fmt.Printf("  run %s  %s\n", run.GetID(), link)
+	res, err := starter.Follow(ctx, c, in.Spec.Model, run, os.Stdout, onApproval)
+	fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
+	return res, link, err
+}
+
+// resetDemoModel gives the demo a clean model: it ends a leftover open run and removes the
+// demo model's registry, reports and prediction log, so `make demo` can run again and again.
+// Audit records stay: they are append-only.
+func resetDemoModel(ctx context.Context, c client.Client, b objstore.Bucket, model string) error {
+	desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(model), "")
+	if err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if err := c.TerminateWorkflow(ctx, workflows.WorkflowID(model), "", "demo restarted"); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for _, prefix := range []string{"models/" + model + "/", "reports/" + model + "/", "predictions/" + model + "/"} {
+		objs, err := b.List(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := b.Delete(ctx, o.Key); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Printf("  reset the demo model %q (%d objects of an earlier demo removed)\n", model, n)
+	}
+	return nil
+}
+
+// waitServing waits until the serving worker answers with the wanted production version.
+func waitServing(ctx context.Context, url, model string, version int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/v1/models/" + model)
+		if err == nil {
+			var b strings.Builder
+			buf := make([]byte, 4096)
+			n, _ := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			resp.Body.Close()
+			last = b.String()
+			if resp.StatusCode == http.StatusOK && strings.Contains(last, fmt.Sprintf(`"production":%d`, version)) {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("serving at %s did not load %s v%d within 60s (last answer: %s)", url, model, version, last)
+}

@@ -1,0 +1,73 @@
+// Command driftline runs and operates Driftline: the pipeline worker, the serving worker, and
+// the operator commands (runs, approvals, schedules, models, audit) in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = map[string]command{
+	"setup":    {"create the bucket and the Temporal search attributes", cmdSetup},
+	"worker":   {"run the pipeline worker (task queue driftline-pipeline)", cmdWorker},
+	"serve":    {"run the serving worker (HTTP predictions)", cmdServe},
+	"datagen":  {"write the demo retail dataset to S3", cmdDatagen},
+	"run":      {"start the continuous-training loop for a model spec and follow it", cmdRun},
+	"status":   {"show a run's status", cmdStatus},
+	"approve":  {"approve the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, true) }},
+	"reject":   {"reject the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, false) }},
+	"schedule": {"create or delete a retraining schedule", cmdSchedule},
+	"models":   {"list a model's versions and deployment", cmdModels},
+	"audit":    {"list audit records", cmdAudit},
+	"predict":  {"send one prediction request to the serving worker", cmdPredict},
+	"traffic":  {"send demo traffic to the serving worker", cmdTraffic},
+	"demo":     {"run the end-to-end demo (make demo)", cmdDemo},
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: driftline <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'driftline <command> -h' for a command's flags. Temporal is configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, S3 by DRIFTLINE_S3_*.")
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "driftline: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "driftline %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/serving"
+	"github.com/driftline/driftline/starter"
+	"github.com/driftline/driftline/worker"
+)
+
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	return fs.Parse(args)
+}
+
+func namespace() string {
+	if ns := os.Getenv("TEMPORAL_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return client.DefaultNamespace
+}
+
+func cmdSetup(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	wait := fs.Duration("wait", 60*time.Second, "how long to wait for Temporal and S3 to come up")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*wait)
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	for {
+		if err = b.EnsureBucket(ctx); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bucket %s ready\n", s3.Bucket)
+	var c client.Client
+	for {
+		if c, err = config.TemporalClient(); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for {
+		if err = starter.Setup(ctx, c, namespace()); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("search attributes ready in namespace %s\n", namespace())
+	return nil
+}
+
+func cmdWorker(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	c, err := config.TemporalClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pipeline worker on task queue driftline-pipeline; metrics on %s/metrics\n", *metrics)
+	return p.Run(ctx)
+}
+
+func cmdServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	listen := fs.String("listen", ":8080", "HTTP address (API, /healthz, /readyz, /metrics)")
+	models := fs.String("models", "demand", "comma-separated models to serve")
+	poll := fs.Duration("poll", time.Second, "how often to check each deployment pointer")
+	flush := fs.Duration("log-flush", 2*time.Second, "how often the prediction log is flushed to S3")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host})
+	if err != nil {
+		return err
+	}
+	s.Start(ctx)
+	err = s.ListenAndServe(ctx, *listen)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func cmdDatagen(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("datagen", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	name := fs.String("dataset", "retail_demand", "dataset name")
+	cfg := dataset.DefaultRetail()
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (same seed, same data)")
+	fs.IntVar(&cfg.Days, "days", cfg.Days, "days of data from 2026-09-01")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	return datagen(ctx, b, *name, cfg)
+}
+
+func datagen(ctx context.Context, b objstore.Bucket, name string, cfg dataset.RetailConfig) error {
+	w, e, err := dataset.WriteRetail(ctx, b, name, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dataset %s: %d stores x %d items x %d days from %s (seed %d); holiday season and price change from %s\n",
+		name, cfg.Stores, cfg.Items, cfg.Days, cfg.Start.Format(dataset.DateLayout), cfg.Seed, cfg.ShiftDate().Format(dataset.DateLayout))
+	fmt.Printf("  %d partitions written, %d already there (partitions are immutable) under %s\n", w, e, b.URI("datasets/"+name+"/"))
+	return nil
+}

@@ -1,0 +1,123 @@
+// Package starter is the client side of Driftline: start and follow runs, read their status,
+// approve or reject candidates, manage schedules and set up a namespace. The CLI uses it.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/driftline/driftline/workflows"
+)
+
+// StartRun starts the model's loop. There is at most one open run per model: starting while
+// one runs fails with a clear error.
+func StartRun(ctx context.Context, c client.Client, in workflows.RunInput) (client.WorkflowRun, error) {
+	opts := client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(in.Spec.Model),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
+		StaticSummary:            fmt.Sprintf("retrain %s on %s (%s..%s)", in.Spec.Model, in.Spec.Dataset.Name, orNow(in.From), orNow(in.To)),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ContinuousTraining, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, fmt.Errorf("model %s already has a run in progress (%s): wait for it or cancel it", in.Spec.Model, opts.ID)
+	}
+	return run, err
+}
+
+func orNow(s string) string {
+	if s == "" {
+		return "latest"
+	}
+	return s
+}
+
+// Status asks a run (the latest of the model when runID is empty) for its status.
+func Status(ctx context.Context, c client.Client, model, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, workflows.WorkflowID(model), runID, workflows.QueryStatus)
+	if err != nil {
+		return st, fmt.Errorf("status of %s: %w", workflows.WorkflowID(model), err)
+	}
+	return st, v.Get(&st)
+}
+
+// Decide sends the approve or reject Update and waits for its result. The workflow's validator
+// refuses unknown approvers, wrong versions, duplicates and missing reasons.
+func Decide(ctx context.Context, c client.Client, model string, approve bool, a workflows.Approval) (string, error) {
+	name := workflows.UpdateReject
+	if approve {
+		name = workflows.UpdateApprove
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WorkflowID(model), UpdateName: name, Args: []any{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s %s v%d: %w", name, model, a.Version, err)
+	}
+	var out string
+	if err := h.Get(ctx, &out); err != nil {
+		return "", fmt.Errorf("%s %s v%d: %w", name, model, a.Version, err)
+	}
+	return out, nil
+}
+
+// SignalDecision is the signal path, for services that cannot send Updates.
+func SignalDecision(ctx context.Context, c client.Client, model string, approve bool, a workflows.Approval) error {
+	return c.SignalWorkflow(ctx, workflows.WorkflowID(model), "", workflows.SignalApproval,
+		workflows.ApprovalSignal{Approve: approve, Approval: a})
+}
+
+// UILink is the Temporal UI page of a run (DRIFTLINE_UI_URL, default http://localhost:8233).
+func UILink(namespace, workflowID, runID string) string {
+	base := os.Getenv("DRIFTLINE_UI_URL")
+	if base == "" {
+		base = "http://localhost:8233"
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimSuffix(base, "/"),
+		url.PathEscape(namespace), url.PathEscape(workflowID), url.PathEscape(runID))
+}
+
+// Setup registers the custom search attributes in the namespace; existing ones are kept.
+func Setup(ctx context.Context, c client.Client, namespace string) error {
+	types := map[string]enumspb.IndexedValueType{
+		"Keyword": enumspb.INDEXED_VALUE_TYPE_KEYWORD, "Double": enumspb.INDEXED_VALUE_TYPE_DOUBLE, "Int": enumspb.INDEXED_VALUE_TYPE_INT,
+	}
+	want := map[string]enumspb.IndexedValueType{}
+	for name, t := range workflows.SearchAttributes {
+		want[name] = types[t]
+	}
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	for name := range have.GetCustomAttributes() {
+		delete(want, name)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: want})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}

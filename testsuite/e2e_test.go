@@ -1,0 +1,203 @@
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/serving"
+	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
+	"github.com/driftline/driftline/traffic"
+	"github.com/driftline/driftline/worker"
+	"github.com/driftline/driftline/workflows"
+)
+
+type e2e struct {
+	t       *testing.T
+	ctx     context.Context
+	c       client.Client
+	store   interface{ URI(string) string }
+	serving string
+}
+
+// run starts a run, approves it as alice when policy asks, and waits for the outcome.
+func (e *e2e) run(in workflows.RunInput) (workflows.RunResult, workflows.Status, error) {
+	e.t.Helper()
+	var run client.WorkflowRun
+	var err error
+	for range 50 { // the search attributes may take a moment to be visible after setup
+		if run, err = starter.StartRun(e.ctx, e.c, in); err == nil || !strings.Contains(err.Error(), "search attribute") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.NoError(e.t, err)
+	res, err := starter.Follow(e.ctx, e.c, in.Spec.Model, run, io.Discard, func(st workflows.Status) {
+		_, aerr := starter.Decide(e.ctx, e.c, in.Spec.Model, true, workflows.Approval{Approver: "alice", Reason: "e2e", Version: st.CandidateVersion})
+		require.NoError(e.t, aerr)
+	})
+	st, qerr := starter.Status(e.ctx, e.c, in.Spec.Model, run.GetRunID())
+	require.NoError(e.t, qerr)
+	return res, st, err
+}
+
+func (e *e2e) servingVersion(want int) {
+	e.t.Helper()
+	hc := httptest.NewServer(nil).Client()
+	req := traffic.FromRetail(dataset.DefaultRetail().RetailDay(40)[0])
+	var last traffic.Response
+	var err error
+	for range 100 {
+		last, err = traffic.Predict(e.ctx, hc, e.serving, "demand", req)
+		if err == nil && last.Version == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.t.Fatalf("serving never answered with v%d: last %+v, %v", want, last, err)
+}
+
+func TestEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	hostPort := StartTemporal(t)
+	store := NewMinIOBucket(t)
+
+	var c client.Client
+	var err error
+	for range 100 {
+		if c, err = client.Dial(client.Options{HostPort: hostPort}); err == nil {
+			if err = starter.Setup(ctx, c, "default"); err == nil {
+				break
+			}
+			c.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	defer c.Close()
+
+	p, err := worker.New(ctx, c, worker.Options{Store: store})
+	require.NoError(t, err)
+	wctx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	go func() { _ = p.Run(wctx) }()
+
+	srv, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: 200 * time.Millisecond, LogFlush: 300 * time.Millisecond})
+	require.NoError(t, err)
+	srv.Start(wctx)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	defer srv.Close()
+
+	cfg := dataset.DefaultRetail()
+	_, _, err = dataset.WriteRetail(ctx, store, "retail_demand", cfg)
+	require.NoError(t, err)
+
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp.Canary.Bake.Duration = 4 * time.Second
+	sp.Canary.MinRequest = 15
+	sp.Canary.MaxBakes = 4
+	e := &e2e{t: t, ctx: ctx, c: c, store: store, serving: hs.URL}
+
+	// Phase 1: the first run trains v1 and promotes it without a canary.
+	res, st, err := e.run(workflows.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, 1, res.Version)
+	require.Equal(t, "alice", st.Approval.Approver)
+	require.Positive(t, st.Validation.RowsQuarantined, "the demo data's NaN rows are quarantined")
+	require.Equal(t, st.Validation.RowsRead, st.Validation.RowsAccepted+st.Validation.RowsQuarantined)
+	e.servingVersion(1)
+
+	// Live client traffic from the holiday season, as the canary needs.
+	var rows []dataset.RetailRow
+	for _, r := range cfg.RetailDay(cfg.Days - 1) {
+		if !math.IsNaN(r.Temperature) {
+			rows = append(rows, r)
+		}
+	}
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var ts traffic.Stats
+	go traffic.Run(tctx, hs.URL, "demand", rows, 60, &ts)
+
+	// Phase 2: the holiday window drifts; v2 is retrained, canaried on live traffic, promoted.
+	res, st, err = e.run(workflows.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "e2e"})
+	require.NoError(t, err)
+	require.True(t, st.Drift.Drifted, st.Drift.Why)
+	require.Equal(t, 1, st.Drift.ReferenceVersion)
+	require.Less(t, st.Evaluation.CandidateMAE, st.Evaluation.ChampionMAE, "the retrained model beats v1 on the new regime")
+	require.Equal(t, workflows.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, 2, res.Version)
+	require.NotEmpty(t, st.Canary)
+	last := st.Canary[len(st.Canary)-1]
+	require.GreaterOrEqual(t, last.Candidate.Requests, sp.Canary.MinRequest)
+	require.Zero(t, last.Candidate.Errors)
+	e.servingVersion(2)
+
+	// Phase 3: a bad candidate needs competitor_price, which online clients do not send. It
+	// passes offline evaluation, fails live, and is rolled back; v2 keeps serving.
+	bad := sp
+	bad.Features = append(append([]string(nil), sp.Features...), "competitor_price")
+	bad.Evaluation.MaxRegression = 0.05
+	res, st, err = e.run(workflows.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeRolledBack, res.Outcome, res.Reason)
+	require.Equal(t, 3, res.Version)
+	require.Contains(t, res.Reason, "error rate")
+	require.Positive(t, st.Canary[len(st.Canary)-1].Candidate.Errors)
+	dep, _, err := registry.New(store).Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, 2, dep.Production)
+	require.Zero(t, dep.Canary)
+	e.servingVersion(2)
+	stopTraffic()
+	sent, failed, fallbacks, _ := ts.Snapshot()
+	require.Positive(t, sent)
+	require.Zero(t, failed, "no client request failed through promotions and the rollback")
+	require.Positive(t, fallbacks, "the bad candidate's requests were answered by production")
+
+	// Phase 4: bad input ends the run as failed_validation, naming the column.
+	broken := sp
+	broken.Features = append(append([]string(nil), sp.Features...), "no_such_column")
+	_, st, err = e.run(workflows.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, workflows.OutcomeFailedValidation, st.Outcome)
+	require.Contains(t, st.Reason, "no_such_column")
+	require.Contains(t, st.Reason, "datasets/retail_demand/dt=2026-10-03/part-0000.parquet")
+
+	// Operators find runs by outcome in visibility (search attributes).
+	require.Eventually(t, func() bool {
+		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: `DriftlineModel = "demand" AND DriftlineOutcome = "promoted"`})
+		return err == nil && resp.GetCount() == 2
+	}, 30*time.Second, 200*time.Millisecond)
+
+	// A schedule fires the loop on a cron, skipping overlaps.
+	id, err := starter.CreateSchedule(ctx, c, sp, "0 3 * * *")
+	require.NoError(t, err)
+	desc, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+	require.NoError(t, err)
+	require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, desc.Schedule.Policy.Overlap)
+	require.Len(t, desc.Schedule.Spec.Calendars, 1, "the server keeps the cron as a calendar spec")
+	require.Equal(t, 3, desc.Schedule.Spec.Calendars[0].Hour[0].Start)
+	_, err = starter.CreateSchedule(ctx, c, sp, "0 4 * * *")
+	require.NoError(t, err, "creating it again replaces it")
+}

@@ -1,0 +1,122 @@
+// Package traffic sends prediction requests built from dataset rows to a serving worker, the
+// way a client service would: the demo and the end-to-end test use it to give canaries live
+// traffic.
+package traffic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/driftline/driftline/dataset"
+)
+
+// Request is the body sent to POST /v1/models/{model}:predict.
+type Request struct {
+	RoutingKey string             `json:"routing_key"`
+	Features   map[string]float64 `json:"features"`
+	Explain    bool               `json:"explain,omitempty"`
+}
+
+// FromRetail builds the request an online client sends for a row: it knows price, promo,
+// weekday, temperature and item popularity, but not the competitor price, which only the
+// offline dataset has.
+func FromRetail(r dataset.RetailRow) Request {
+	return Request{RoutingKey: fmt.Sprintf("store-%d/item-%d", r.StoreID, r.ItemID), Features: map[string]float64{
+		"price": r.Price, "promo": float64(r.Promo), "weekday": float64(r.Weekday),
+		"temperature": r.Temperature, "item_popularity": r.ItemPopularity,
+	}}
+}
+
+// Response is what serving answers.
+type Response struct {
+	Model      string  `json:"model"`
+	Version    int     `json:"version"`
+	Route      string  `json:"route"`
+	Prediction float64 `json:"prediction"`
+	Fallback   string  `json:"fallback"`
+	Error      string  `json:"error"`
+}
+
+// Stats counts what a run of the generator saw.
+type Stats struct {
+	mu        sync.Mutex
+	Sent      int
+	Failed    int
+	ByVersion map[int]int
+	Fallbacks int
+}
+
+func (s *Stats) add(r Response, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Sent++
+	if err != nil {
+		s.Failed++
+		return
+	}
+	if s.ByVersion == nil {
+		s.ByVersion = map[int]int{}
+	}
+	s.ByVersion[r.Version]++
+	if r.Fallback != "" {
+		s.Fallbacks++
+	}
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() (sent, failed, fallbacks int, byVersion map[int]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byVersion = map[int]int{}
+	for k, v := range s.ByVersion {
+		byVersion[k] = v
+	}
+	return s.Sent, s.Failed, s.Fallbacks, byVersion
+}
+
+// Predict sends one request.
+func Predict(ctx context.Context, hc *http.Client, baseURL, model string, req Request) (Response, error) {
+	body, _ := json.Marshal(req)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v1/models/%s:predict", baseURL, model), bytes.NewReader(body))
+	if err != nil {
+		return Response{}, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	var out Response
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("decode response (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Error)
+	}
+	return out, nil
+}
+
+// Run sends requests cycling over rows at about rps per second until ctx is done.
+func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, rps int, st *Stats) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	t := time.NewTicker(time.Second / time.Duration(max(rps, 1)))
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r, err := Predict(ctx, hc, baseURL, model, FromRetail(rows[i%len(rows)]))
+		if ctx.Err() != nil {
+			return
+		}
+		st.add(r, err)
+	}
+}
