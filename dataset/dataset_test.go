@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -156,4 +157,20 @@ func TestPinnedFileChangedIsRejected(t *testing.T) {
 	_, err = Load(ctx, b, s, modelCols, nil)
 	require.ErrorIs(t, err, ErrInvalidData)
 	require.Contains(t, err.Error(), "changed since snapshot")
+}
+
+// A hostile 8-byte file whose trailer claims an 827 MB footer must be refused without
+// allocating it (parquet-go would allocate whatever the trailer says).
+func TestHostileFooterLengthIsRefusedCheaply(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	_, err := b.Put(ctx, "hostile.parquet", []byte("PAR1\x00\x00\x00\x00PAR1PAR1"), objstore.PutOptions{})
+	require.NoError(t, err)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = ReadNumeric(ctx, b, "hostile.parquet", []string{"price"})
+	runtime.ReadMemStats(&after)
+	require.ErrorContains(t, err, "footer length")
+	require.ErrorContains(t, err, "hostile.parquet")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(10<<20), "allocated more than 10 MB for a 16-byte file")
 }

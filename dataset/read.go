@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,12 @@ func OpenParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.F
 		return nil, obj, dataErr(key, "", -1, "empty file (0 bytes), not Parquet")
 	}
 	tr := &ioTracker{r: ra}
+	if err := checkFooter(tr, obj.Size); err != nil {
+		if tr.err != nil {
+			return nil, obj, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
+		}
+		return nil, obj, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
+	}
 	f, err := openFile(tr, obj.Size)
 	if err != nil {
 		if tr.err != nil {
@@ -68,6 +75,26 @@ func OpenParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.F
 		return nil, obj, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
 	}
 	return f, obj, nil
+}
+
+// checkFooter validates the trailer before parquet-go sees the file: parquet-go allocates
+// the footer length written in the file's last bytes without checking it against the file
+// size, so a 100-byte hostile file could make it allocate gigabytes.
+func checkFooter(r io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%d bytes is too short for Parquet (magic, footer, magic)", size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil && err != io.EOF {
+		return err
+	}
+	if string(tail[4:]) != "PAR1" {
+		return fmt.Errorf("no Parquet magic at the end of the file (truncated?)")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("footer length %d exceeds the file's %d bytes (truncated or corrupt)", n, size)
+	}
+	return nil
 }
 
 // openFile guards parquet-go against panics on hostile input: bad input gets an error.
@@ -108,7 +135,8 @@ func ReadNumeric(ctx context.Context, b objstore.Bucket, key string, names []str
 		idx[i] = leaf.ColumnIndex
 	}
 	out := &Columns{File: key, Names: names, Data: make([][]float64, len(names)), Null: make([][]bool, len(names))}
-	total := f.NumRows()
+	// The footer's row count is untrusted input: it only sizes the first allocation, capped.
+	total := min(max(f.NumRows(), 0), 1<<20)
 	for i := range names {
 		out.Data[i] = make([]float64, 0, total)
 		out.Null[i] = make([]bool, 0, total)

@@ -152,7 +152,7 @@ func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 
 // PredictRequest is the body of POST /v1/models/{name}:predict.
 type PredictRequest struct {
-	RequestID  string             `json:"request_id"`
+	RequestID  string                     `json:"request_id"`
 	RoutingKey string                     `json:"routing_key"`
 	Features   map[string]json.RawMessage `json:"features"`
 	Explain    bool                       `json:"explain"`

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Starts the local Driftline stack in the background: Temporal dev server (UI on :8233),
+# MinIO, the pipeline worker and the serving worker. State and logs live in .data/.
+# Temporal and MinIO keep running across calls; the workers are restarted to pick up a new build.
+set -euo pipefail
+BIN=${BIN:-$(pwd)/bin}
+DATA=${DATA:-$(pwd)/.data}
+mkdir -p "$DATA/pids" "$DATA/minio"
+
+export DRIFTLINE_S3_ENDPOINT=${DRIFTLINE_S3_ENDPOINT:-http://127.0.0.1:9000}
+export DRIFTLINE_S3_ACCESS_KEY=${DRIFTLINE_S3_ACCESS_KEY:-driftline}
+export DRIFTLINE_S3_SECRET_KEY=${DRIFTLINE_S3_SECRET_KEY:-driftline-secret}
+export DRIFTLINE_S3_BUCKET=${DRIFTLINE_S3_BUCKET:-driftline}
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+
+running() { [ -f "$DATA/pids/$1.pid" ] && kill -0 "$(cat "$DATA/pids/$1.pid")" 2>/dev/null; }
+
+start() { # name, command...
+  local name=$1; shift
+  if running "$name"; then echo "  $name already running (pid $(cat "$DATA/pids/$name.pid"))"; return; fi
+  nohup "$@" >"$DATA/$name.log" 2>&1 &
+  echo $! >"$DATA/pids/$name.pid"
+  echo "  started $name (pid $!, log .data/$name.log)"
+}
+
+stop() {
+  if running "$1"; then
+    local pid; pid=$(cat "$DATA/pids/$1.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DATA/pids/$1.pid"
+}
+
+wait_for() { # description, command
+  local what=$1; shift
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "$what did not come up; see the logs in .data/" >&2; exit 1
+}
+
+echo "== starting the local stack"
+start temporal "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
+  --db-filename "$DATA/temporal.db" --log-level warn
+MINIO_ROOT_USER=$DRIFTLINE_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$DRIFTLINE_S3_SECRET_KEY MINIO_UPDATE=off \
+  start minio "$BIN/minio" server "$DATA/minio" --quiet --address 127.0.0.1:9000 --console-address 127.0.0.1:9001
+wait_for "MinIO" curl -sf http://127.0.0.1:9000/minio/health/live
+wait_for "Temporal" bash -c 'exec 3<>/dev/tcp/127.0.0.1/7233'
+"$BIN/driftline" setup
+
+stop worker
+stop serve
+start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464
+start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s
+wait_for "pipeline worker" curl -sf http://127.0.0.1:9464/healthz
+wait_for "serving worker" curl -sf http://127.0.0.1:8080/healthz
+echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080"

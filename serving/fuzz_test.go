@@ -1,0 +1,38 @@
+package serving
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// FuzzDecodePredict feeds arbitrary bodies to request decoding: it must answer 200, 400 or
+// 413 with an error message, never panic.
+func FuzzDecodePredict(f *testing.F) {
+	for _, seed := range []string{
+		`{"routing_key":"a","features":{"x":1},"explain":true}`,
+		`{"features":{"x":"1"}}`, `{"features":{"x":1e400}}`, `{"features":null}`, `[]`, `{`, ``,
+		`{"features":{"x":1}} {"features":{}}`, `{"request_id":7}`, `{"features":{"\u0000":-0}}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/models/demand:predict", strings.NewReader(body))
+		var pr PredictRequest
+		code, err := decodeStrict(rec, req, &pr)
+		if err != nil {
+			if code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("error %v with code %d", err, code)
+			}
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		if _, err := pr.numbers(); err != nil && !strings.Contains(err.Error(), "features.") {
+			t.Fatalf("feature error does not name the field: %v", err)
+		}
+	})
+}
