@@ -63,10 +63,10 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in CanaryEvalInput) (Canary
 		res.Reason = fmt.Sprintf("not enough traffic yet: %d canary and %d production requests, need %d each", cand.Requests, prod.Requests, g.MinRequest)
 	case cand.P99Ms > prod.P99Ms+g.MaxP99LatencyDeltaMs:
 		res.Decision = CanaryRollback
-		res.Reason = fmt.Sprintf("p99 latency %.2f ms vs production %.2f ms: over the allowed +%.0f ms", cand.P99Ms, prod.P99Ms, g.MaxP99LatencyDeltaMs)
+		res.Reason = fmt.Sprintf("p99 latency %.3f ms vs production %.3f ms: over the allowed +%.0f ms", cand.P99Ms, prod.P99Ms, g.MaxP99LatencyDeltaMs)
 	default:
 		res.Decision = CanaryPromote
-		res.Reason = fmt.Sprintf("%d requests: error rate %.2f%% (production %.2f%%), p99 %.2f ms (production %.2f ms): within guardrails",
+		res.Reason = fmt.Sprintf("%d requests: error rate %.2f%% (production %.2f%%), p99 %.3f ms (production %.3f ms): within guardrails",
 			cand.Requests, 100*cand.ErrorRate, 100*prod.ErrorRate, cand.P99Ms, prod.P99Ms)
 	}
 	key := reportKey(in.Model, in.RunID, fmt.Sprintf("canary-%d.json", in.Bake))

@@ -224,10 +224,10 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	resp := PredictResponse{RequestID: req.RequestID, Model: name}
 	inputs, _ := json.Marshal(feats)
 	if t.canary != nil && InCanary(req.RoutingKey, t.share) {
-		cstart := time.Now()
 		pred, expl, err := score(t.canary.model, feats, req.Explain)
-		rec := predlog.Record{RequestID: req.RequestID, TimeUnixMs: cstart.UnixMilli(), Model: name, Version: int32(t.canary.version),
-			Route: "canary", RoutingKey: req.RoutingKey, LatencyUs: time.Since(cstart).Microseconds(), Prediction: pred, Inputs: string(inputs)}
+		// Latency is the server-side time from the request's arrival to its answer.
+		rec := predlog.Record{RequestID: req.RequestID, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(t.canary.version),
+			Route: "canary", RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Prediction: pred, Inputs: string(inputs)}
 		if err == nil {
 			resp.Version, resp.Route, resp.Prediction, resp.Explanation = t.canary.version, "canary", pred, expl
 			s.log.Add(rec)
@@ -240,7 +240,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.canary.version), "canary", "error").Inc()
 		resp.Fallback = "canary v" + strconv.Itoa(t.canary.version) + " failed: " + err.Error()
 	}
-	pstart := time.Now()
 	pred, expl, err := score(t.production.model, feats, req.Explain)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)
@@ -249,8 +248,8 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Version, resp.Route, resp.Prediction, resp.Explanation = t.production.version, "production", pred, expl
 	if resp.Fallback == "" {
-		s.log.Add(predlog.Record{RequestID: req.RequestID, TimeUnixMs: pstart.UnixMilli(), Model: name, Version: int32(t.production.version),
-			Route: "production", RoutingKey: req.RoutingKey, LatencyUs: time.Since(pstart).Microseconds(), Prediction: pred, Inputs: string(inputs)})
+		s.log.Add(predlog.Record{RequestID: req.RequestID, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(t.production.version),
+			Route: "production", RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Prediction: pred, Inputs: string(inputs)})
 	}
 	s.finish(w, name, resp, start)
 }

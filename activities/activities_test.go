@@ -1,0 +1,248 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/predlog"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+	dltest "github.com/driftline/driftline/testsuite"
+)
+
+type env struct {
+	t       *testing.T
+	store   objstore.Bucket
+	te      *testsuite.TestActivityEnvironment
+	metrics *Metrics
+	spec    spec.Spec
+}
+
+func newEnv(t *testing.T) *env {
+	store := dltest.NewMinIOBucket(t)
+	var ts testsuite.WorkflowTestSuite
+	te := ts.NewTestActivityEnvironment()
+	m := NewMetrics(prometheus.NewRegistry())
+	reg := registry.New(store)
+	engine, err := policies.NewEngine(context.Background())
+	require.NoError(t, err)
+	te.RegisterActivity(&Data{Store: store, Metrics: m})
+	te.RegisterActivity(&Drift{Store: store, Registry: reg, Metrics: m})
+	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
+	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
+	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}})
+	te.RegisterActivity(&Canary{Store: store})
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items = 6, 20
+	_, _, err = dataset.WriteRetail(context.Background(), store, sp.Dataset.Name, cfg)
+	require.NoError(t, err)
+	return &env{t: t, store: store, te: te, metrics: m, spec: sp}
+}
+
+func call[T any](e *env, fn any, in any) (T, error) {
+	var out T
+	v, err := e.te.ExecuteActivity(fn, in)
+	if err != nil {
+		return out, err
+	}
+	return out, v.Get(&out)
+}
+
+func must[T any](e *env, fn any, in any) T {
+	e.t.Helper()
+	out, err := call[T](e, fn, in)
+	require.NoError(e.t, err)
+	return out
+}
+
+var (
+	d  *Data
+	dr *Drift
+	tr *Training
+	rg *Registry
+	pl *Policy
+	cn *Canary
+)
+
+// trainAndDeploy runs snapshot..policy for a window and returns the pieces.
+func (e *env) cycle(run, from, to string) (StepInput, DriftResult, EvaluateResult, RegisterResult, PolicyResult) {
+	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
+	again := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
+	require.Equal(e.t, snap, again, "a retried snapshot returns the pinned manifest")
+	step := StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}
+	val := must[ValidateResult](e, d.Validate, step)
+	require.Equal(e.t, val.RowsRead, val.RowsAccepted+val.RowsQuarantined)
+	drr := must[DriftResult](e, dr.Detect, step)
+	trr := must[TrainResult](e, tr.Train, step)
+	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey, ChampionVersion: drr.ReferenceVersion})
+	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI, "drift": drr.ReportURI}
+	rin := RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test", ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey,
+		Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}, Reports: reports}
+	rr := must[RegisterResult](e, rg.Register, rin)
+	require.Equal(e.t, rr, must[RegisterResult](e, rg.Register, rin), "a retried registration returns the same version")
+	pr := must[PolicyResult](e, pl.Check, PolicyInput{Model: "demand", RunID: run, Version: rr.Version, CandidateMAE: ev.CandidateMAE,
+		ChampionVersion: drr.ReferenceVersion, ChampionMAE: ev.ChampionMAE, Spec: e.spec, Reports: reports})
+	return step, drr, ev, rr, pr
+}
+
+func TestLoopActivitiesOnMinIO(t *testing.T) {
+	e := newEnv(t)
+	_, drr, ev, rr, pr := e.cycle("run-1", "2026-09-01", "2026-09-28")
+	require.Zero(t, drr.ReferenceVersion, "no production model yet")
+	require.False(t, ev.HasChampion)
+	require.Less(t, ev.CandidateMAE, e.spec.Evaluation.MaxMAE)
+	require.Equal(t, 1, rr.Version)
+	require.True(t, pr.Allow, pr.Reasons)
+	require.True(t, pr.ApprovalRequired)
+
+	_, err := call[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-1", Version: 1, Share: 0.2})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, ErrTypeConflict, appErr.Type(), "no canary without production")
+	dep := must[DeployResult](e, rg.Promote, DeployInput{Model: "demand", RunID: "run-1", Version: 1})
+	require.Equal(t, 1, dep.Production)
+	require.Equal(t, dep, must[DeployResult](e, rg.Promote, DeployInput{Model: "demand", RunID: "run-1", Version: 1}), "promote is idempotent")
+
+	// The holiday window drifts against v1, and the new model beats it on the same holdout.
+	_, drr, ev, rr, pr = e.cycle("run-2", "2026-10-03", "2026-10-30")
+	require.Equal(t, 1, drr.ReferenceVersion)
+	require.True(t, drr.Drifted, drr.Why)
+	require.Contains(t, drr.DriftedFeatures, "price")
+	require.True(t, ev.HasChampion)
+	require.Less(t, ev.CandidateMAE, ev.ChampionMAE)
+	require.Equal(t, 2, rr.Version)
+	require.True(t, pr.Allow, pr.Reasons)
+	require.Greater(t, testutil.ToFloat64(e.metrics.DriftScore.WithLabelValues("demand")), e.spec.Drift.PSIThreshold)
+	require.InDelta(t, ev.ChampionMAE, testutil.ToFloat64(e.metrics.MAE.WithLabelValues("demand", "champion")), 1e-12)
+
+	dep = must[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-2", Version: 2, Share: 0.3})
+	require.Equal(t, 2, dep.Canary)
+	require.False(t, dep.CanarySince.IsZero())
+	dep = must[DeployResult](e, rg.AbortCanary, DeployInput{Model: "demand", RunID: "run-2", Version: 2})
+	require.Equal(t, 1, dep.Production)
+	require.Zero(t, dep.Canary)
+
+	// Every mutation is in the audit trail.
+	recs, err := audit.Log{Store: e.store}.List(context.Background(), "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var actions []string
+	for _, r := range recs {
+		actions = append(actions, r.Action)
+	}
+	for _, a := range []string{"register", "policy_decision", "promote", "set_canary", "rollback_canary"} {
+		require.Contains(t, actions, a)
+	}
+}
+
+func TestEmptyWindowIsNonRetryable(t *testing.T) {
+	e := newEnv(t)
+	_, err := call[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2031-01-01", To: "2031-01-28"})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, ErrTypeInvalidData, appErr.Type())
+	require.True(t, appErr.NonRetryable())
+	require.Contains(t, err.Error(), "no rows between 2031-01-01 and 2031-01-28")
+}
+
+func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	type textPrice struct {
+		Price     string  `parquet:"price"`
+		UnitsSold float64 `parquet:"units_sold"`
+	}
+	bad, err := dataset.EncodeParquet([]textPrice{{"cheap", 3}})
+	require.NoError(t, err)
+	badKey := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
+	_, err = e.store.Put(ctx, badKey, bad, objstore.PutOptions{})
+	require.NoError(t, err)
+	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	_, err = call[ValidateResult](e, d.Validate, StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, ErrTypeInvalidData, appErr.Type())
+	require.Contains(t, err.Error(), badKey)
+	require.Contains(t, err.Error(), "column price")
+	// The file is kept aside with its reason; the report says why the run failed.
+	q := "quarantine/retail_demand/r/files/" + strings.ReplaceAll(badKey, "/", "__")
+	kept, _, err := objstore.ReadAll(ctx, e.store, q)
+	require.NoError(t, err)
+	require.Equal(t, bad, kept)
+	reason, _, err := objstore.ReadAll(ctx, e.store, q+".reason.json")
+	require.NoError(t, err)
+	require.Contains(t, string(reason), "not numeric")
+	report, _, err := objstore.ReadAll(ctx, e.store, "reports/demand/r/validation.json")
+	require.NoError(t, err)
+	require.Contains(t, string(report), `"passed": false`)
+}
+
+func TestTooManyBadRowsFailsWithExamples(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Validation.MaxBadRowShare = 0.0001 // the demo data has ~0.2% NaN temperatures
+	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	_, err := call[ValidateResult](e, d.Validate, StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "over the limit")
+	require.Contains(t, err.Error(), "column temperature: NaN value")
+	rows, _, err := objstore.ReadAll(context.Background(), e.store, "quarantine/retail_demand/r/rows.jsonl")
+	require.NoError(t, err)
+	require.Contains(t, string(rows), `"reason":"NaN value"`)
+}
+
+func TestCanaryJudgement(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	write := func(n int, route string, version int, errEvery int, latencyUs int64) {
+		var recs []predlog.Record
+		for i := range n {
+			r := predlog.Record{RequestID: fmt.Sprint(route, i), TimeUnixMs: since.Add(time.Duration(i) * time.Millisecond).UnixMilli(),
+				Model: "demand", Version: int32(version), Route: route, LatencyUs: latencyUs}
+			if errEvery > 0 && i%errEvery == 0 {
+				r.Error = "missing feature"
+			}
+			recs = append(recs, r)
+		}
+		data, err := dataset.EncodeParquet(recs)
+		require.NoError(t, err)
+		_, err = e.store.Put(ctx, fmt.Sprintf("%spart-%d.parquet", predlog.Prefix("demand", since), time.Now().UnixNano()), data, objstore.PutOptions{})
+		require.NoError(t, err)
+	}
+	g := e.spec.Canary
+	judge := func() CanaryEvalResult {
+		return must[CanaryEvalResult](e, cn.EvaluateCanary, CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 2, Production: 1, Since: since, Bake: 1, Guardrails: g})
+	}
+	write(10, "production", 1, 0, 200)
+	write(10, "canary", 2, 0, 200)
+	require.Equal(t, CanaryWait, judge().Decision, "too little traffic")
+	write(100, "production", 1, 0, 200)
+	write(100, "canary", 2, 0, 250)
+	res := judge()
+	require.Equal(t, CanaryPromote, res.Decision, res.Reason)
+	require.Equal(t, 110, res.Candidate.Requests)
+	write(60, "canary", 2, 0, 90_000) // p99 90 ms against 0.2 ms
+	res = judge()
+	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Contains(t, res.Reason, "p99 latency")
+	write(100, "canary", 2, 2, 200) // half of these fail
+	res = judge()
+	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Contains(t, res.Reason, "error rate")
+	require.NotEmpty(t, res.EvidenceURI)
+}

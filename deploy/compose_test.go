@@ -1,0 +1,151 @@
+// Package deploy checks docker-compose.yml statically (no Docker engine is needed): it
+// parses, pins its images, and every file, port, command and variable it references exists.
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+type service struct {
+	Image       string            `yaml:"image"`
+	Build       string            `yaml:"build"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
+	DependsOn   any               `yaml:"depends_on"`
+}
+
+type compose struct {
+	Services map[string]service `yaml:"services"`
+	Volumes  map[string]any     `yaml:"volumes"`
+}
+
+func load(t *testing.T) compose {
+	t.Helper()
+	raw, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	var c compose
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+	return c
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// flagValue returns the value after a flag in a command.
+func flagValue(cmd []string, flag string) string {
+	for i, a := range cmd {
+		if a == flag && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+	}
+	return ""
+}
+
+func TestComposeServicesAndImages(t *testing.T) {
+	c := load(t)
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup"} {
+		require.Contains(t, c.Services, name)
+	}
+	for name, s := range c.Services {
+		if s.Image != "" {
+			require.Regexp(t, `^[a-z0-9./-]+:[A-Za-z0-9._-]+$`, s.Image, "service %s: image must be pinned to a tag", name)
+			require.NotContains(t, s.Image, ":latest", name)
+		}
+		if s.Build != "" {
+			_, err := os.Stat(filepath.Join("..", s.Build, "Dockerfile"))
+			require.NoError(t, err, "service %s builds %s without a Dockerfile", name, s.Build)
+		}
+		for _, v := range s.Volumes {
+			src := strings.Split(v, ":")[0]
+			if strings.HasPrefix(src, "./") {
+				_, err := os.Stat(filepath.Join("..", src))
+				require.NoError(t, err, "service %s mounts missing %s", name, src)
+			} else {
+				require.Contains(t, c.Volumes, src, "service %s uses undeclared volume %s", name, src)
+			}
+		}
+		for _, p := range s.Ports {
+			require.Regexp(t, `^\d+:\d+$`, p, name)
+		}
+	}
+}
+
+func TestComposeRunsRealDriftlineCommands(t *testing.T) {
+	c := load(t)
+	main := read(t, "../cmd/driftline/main.go")
+	known := regexp.MustCompile(`(?m)^\s*"([a-z]+)":\s*\{`).FindAllStringSubmatch(main, -1)
+	var commands []string
+	for _, m := range known {
+		commands = append(commands, m[1])
+	}
+	require.Contains(t, commands, "worker")
+	cfg := read(t, "../internal/config/config.go")
+	for name, s := range c.Services {
+		if s.Build == "" || len(s.Command) == 0 {
+			continue
+		}
+		require.Contains(t, commands, s.Command[0], "service %s runs an unknown subcommand", name)
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "DRIFTLINE_") {
+				require.Contains(t, cfg, `"`+k+`"`, "service %s sets %s, which driftline does not read", name, k)
+			}
+		}
+	}
+	// Published ports match what the workers listen on.
+	w := c.Services["pipeline-worker"]
+	require.Equal(t, ":9464", flagValue(w.Command, "--metrics"))
+	require.Contains(t, w.Ports, "9464:9464")
+	s := c.Services["serving-worker"]
+	require.Equal(t, ":8080", flagValue(s.Command, "--listen"))
+	require.Contains(t, s.Ports, "8080:8080")
+}
+
+func TestPrometheusScrapesBothWorkers(t *testing.T) {
+	c := load(t)
+	var prom struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(read(t, "prometheus.yml")), &prom))
+	var targets []string
+	for _, sc := range prom.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			targets = append(targets, st.Targets...)
+		}
+	}
+	require.ElementsMatch(t, []string{"pipeline-worker:9464", "serving-worker:8080"}, targets)
+	for _, tg := range targets {
+		svc, port, _ := strings.Cut(tg, ":")
+		require.Contains(t, c.Services, svc)
+		require.True(t, slices.Contains(c.Services[svc].Ports, port+":"+port), "%s does not expose %s", svc, port)
+	}
+}
+
+func TestDockerfileCopiesExistingPaths(t *testing.T) {
+	df := read(t, "../Dockerfile")
+	for _, m := range regexp.MustCompile(`(?m)^COPY (\S+) `).FindAllStringSubmatch(df, -1) {
+		if m[1] == "." || strings.HasPrefix(m[1], "--") {
+			continue
+		}
+		_, err := os.Stat(filepath.Join("..", m[1]))
+		require.NoError(t, err, "Dockerfile copies missing %s", m[1])
+	}
+	require.Contains(t, df, "./cmd/driftline")
+}
