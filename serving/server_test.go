@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/drift"
@@ -103,6 +104,9 @@ func TestServeLifecycle(t *testing.T) {
 	_, out = post(t, ts.URL+"/v1/models/demand:predict", `{"features":{"x":5}}`)
 	require.EqualValues(t, v2, out["version"])
 	require.InDelta(t, 15, out["prediction"], 1e-9)
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Requests.WithLabelValues("demand", "1", "production", "200")))
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Requests.WithLabelValues("demand", "2", "production", "200")))
+	require.Equal(t, float64(v2), testutil.ToFloat64(s.metrics.Version.WithLabelValues("demand", "production")))
 
 	// A broken deployment (missing version) keeps the previous models serving.
 	deploy(t, r, 99, 0, 0)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -91,7 +92,8 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 
-	p, err := worker.New(ctx, c, worker.Options{Store: store})
+	metrics := prometheus.NewRegistry()
+	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics})
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
@@ -189,6 +191,30 @@ func TestEndToEnd(t *testing.T) {
 			Query: `DriftlineModel = "demand" AND DriftlineOutcome = "promoted"`})
 		return err == nil && resp.GetCount() == 2
 	}, 30*time.Second, 200*time.Millisecond)
+
+	// The pipeline worker's metrics saw the runs and timed every step.
+	families, err := metrics.Gather()
+	require.NoError(t, err)
+	seen := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetName() {
+			case "driftline_pipeline_runs_total":
+				seen["runs/"+labels["outcome"]] = m.GetCounter().GetValue()
+			case "driftline_pipeline_step_duration_seconds":
+				seen["step/"+labels["step"]+"/"+labels["result"]] += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	require.Equal(t, 2.0, seen["runs/promoted"])
+	require.Equal(t, 1.0, seen["runs/rolled_back"])
+	require.Equal(t, 1.0, seen["runs/failed_validation"])
+	require.Equal(t, 3.0, seen["step/Train/ok"])
+	require.Equal(t, 1.0, seen["step/Validate/error"])
 
 	// A schedule fires the loop on a cron, skipping overlaps.
 	id, err := starter.CreateSchedule(ctx, c, sp, "0 3 * * *")
