@@ -44,14 +44,15 @@ start temporal "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-
   --db-filename "$DATA/temporal.db" --log-level warn
 MINIO_ROOT_USER=$DRIFTLINE_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$DRIFTLINE_S3_SECRET_KEY MINIO_UPDATE=off \
   start minio "$BIN/minio" server "$DATA/minio" --quiet --address 127.0.0.1:9000 --console-address 127.0.0.1:9001
-wait_for "MinIO" curl -sf http://127.0.0.1:9000/minio/health/live
-wait_for "Temporal" bash -c 'exec 3<>/dev/tcp/127.0.0.1/7233'
-"$BIN/driftline" setup
+port_open() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+wait_for "MinIO" port_open 9000
+wait_for "Temporal" port_open 7233
+"$BIN/driftline" setup   # waits for both to answer, then creates the bucket and search attributes
 
 stop worker
 stop serve
 start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s
-wait_for "pipeline worker" curl -sf http://127.0.0.1:9464/healthz
-wait_for "serving worker" curl -sf http://127.0.0.1:8080/healthz
+wait_for "pipeline worker" port_open 9464
+wait_for "serving worker" port_open 8080
 echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080"

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -165,13 +165,14 @@ func waitServing(ctx context.Context, url, model string, version int) error {
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/v1/models/" + model)
 		if err == nil {
-			var b strings.Builder
-			buf := make([]byte, 4096)
-			n, _ := resp.Body.Read(buf)
-			b.Write(buf[:n])
+			var d struct {
+				Production int    `json:"production"`
+				Error      string `json:"error"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&d)
 			resp.Body.Close()
-			last = b.String()
-			if resp.StatusCode == http.StatusOK && strings.Contains(last, fmt.Sprintf(`"production":%d`, version)) {
+			last = fmt.Sprintf("HTTP %d production v%d %s %v", resp.StatusCode, d.Production, d.Error, err)
+			if resp.StatusCode == http.StatusOK && d.Production == version {
 				return nil
 			}
 		} else {
