@@ -164,10 +164,19 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	type textPrice struct {
-		Price     string  `parquet:"price"`
-		UnitsSold float64 `parquet:"units_sold"`
+		Date            string  `parquet:"date"`
+		StoreID         int32   `parquet:"store_id"`
+		ItemID          int32   `parquet:"item_id"`
+		Region          string  `parquet:"region"`
+		Price           string  `parquet:"price"`
+		Promo           int32   `parquet:"promo"`
+		Weekday         int32   `parquet:"weekday"`
+		Temperature     float64 `parquet:"temperature"`
+		ItemPopularity  float64 `parquet:"item_popularity"`
+		CompetitorPrice float64 `parquet:"competitor_price"`
+		UnitsSold       float64 `parquet:"units_sold"`
 	}
-	bad, err := dataset.EncodeParquet([]textPrice{{"cheap", 3}})
+	bad, err := dataset.EncodeParquet([]textPrice{{Date: "2026-09-05", StoreID: 1, ItemID: 1, Region: "north", Price: "cheap", UnitsSold: 3}})
 	require.NoError(t, err)
 	badKey := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
 	_, err = e.store.Put(ctx, badKey, bad, objstore.PutOptions{})
@@ -186,7 +195,7 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 	require.Equal(t, bad, kept)
 	reason, _, err := objstore.ReadAll(ctx, e.store, q+".reason.json")
 	require.NoError(t, err)
-	require.Contains(t, string(reason), "not numeric")
+	require.Contains(t, string(reason), "does not hold the contract's type double")
 	report, _, err := objstore.ReadAll(ctx, e.store, "reports/demand/r/validation.json")
 	require.NoError(t, err)
 	require.Contains(t, string(report), `"passed": false`)
@@ -194,15 +203,19 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 
 func TestTooManyBadRowsFailsWithExamples(t *testing.T) {
 	e := newEnv(t)
-	e.spec.Validation.MaxBadRowShare = 0.0001 // the demo data has ~0.2% NaN temperatures
+	e.spec.Contract.MaxBadRowShare = 0.0001 // the demo data has ~0.2% NaN temperatures
 	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
 	_, err := call[ValidateResult](e, d.Validate, StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "over the limit")
 	require.Contains(t, err.Error(), "column temperature: NaN value")
-	rows, _, err := objstore.ReadAll(context.Background(), e.store, "quarantine/retail_demand/r/rows.jsonl")
+	parts, err := e.store.List(context.Background(), "quarantine/retail_demand/r/rows/")
+	require.NoError(t, err)
+	require.NotEmpty(t, parts)
+	rows, _, err := objstore.ReadAll(context.Background(), e.store, parts[0].Key)
 	require.NoError(t, err)
 	require.Contains(t, string(rows), `"reason":"NaN value"`)
+	require.Contains(t, string(rows), `"region":`, "the quarantined row keeps all its values")
 }
 
 func TestCanaryJudgement(t *testing.T) {

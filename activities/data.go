@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"fmt"
 	"time"
 
@@ -67,97 +68,146 @@ func loadSnapshot(ctx context.Context, b objstore.Bucket, key string) (dataset.S
 	return s, nil
 }
 
-// ColumnStats counts problems per column.
+// ColumnStats is one column's validation numbers.
 type ColumnStats struct {
-	Null, NaN, Inf int64
+	Nulls       int64 `json:"nulls"`
+	NaN         int64 `json:"nan"`
+	Infinite    int64 `json:"infinite"`
+	OutOfRange  int64 `json:"out_of_range"`
+	NotAllowed  int64 `json:"not_allowed"`
+	Duplicates  int64 `json:"duplicate_keys,omitempty"`
+	WrongType   int64 `json:"wrong_type"`
+	Distinct    int64 `json:"distinct_estimate"`
+	Quarantined int64 `json:"rows_quarantined"`
 }
 
 // FileReport is one file's validation result.
 type FileReport struct {
 	File        string `json:"file"`
-	Read        int    `json:"rows_read"`
-	Accepted    int    `json:"rows_accepted"`
-	Quarantined int    `json:"rows_quarantined"`
+	Read        int64  `json:"rows_read"`
+	Accepted    int64  `json:"rows_accepted"`
+	Quarantined int64  `json:"rows_quarantined"`
+	Error       string `json:"error,omitempty"`
 }
 
 // ValidationReport is stored at reports/<model>/<run>/validation.json.
 type ValidationReport struct {
-	Snapshot        string                 `json:"snapshot"`
-	Columns         []string               `json:"columns"`
-	Files           []FileReport           `json:"files"`
-	ColumnProblems  map[string]ColumnStats `json:"column_problems"`
-	RowsRead        int64                  `json:"rows_read"`
-	RowsAccepted    int64                  `json:"rows_accepted"`
-	RowsQuarantined int64                  `json:"rows_quarantined"`
-	BadShare        float64                `json:"bad_share"`
-	MaxBadShare     float64                `json:"max_bad_share"`
-	Passed          bool                   `json:"passed"`
-	Error           string                 `json:"error,omitempty"`
-	Quarantine      string                 `json:"quarantine,omitempty"`
+	Snapshot        string                  `json:"snapshot"`
+	Contract        dataset.Contract        `json:"contract"`
+	Files           []FileReport            `json:"files"`
+	Columns         map[string]*ColumnStats `json:"columns"`
+	RowsRead        int64                   `json:"rows_read"`
+	RowsAccepted    int64                   `json:"rows_accepted"`
+	RowsQuarantined int64                   `json:"rows_quarantined"`
+	BadShare        float64                 `json:"bad_share"`
+	MaxBadShare     float64                 `json:"max_bad_share"`
+	Examples        []dataset.RowIssue      `json:"examples,omitempty"`
+	Passed          bool                    `json:"passed"`
+	Error           string                  `json:"error,omitempty"`
+	Quarantine      string                  `json:"quarantine,omitempty"`
 }
 
-// Validate checks every pinned file against the spec's contract: the model's columns exist
-// and are numeric, and every row's values are present and finite. Broken rows go to
-// quarantine/<dataset>/<snapshot>/rows.jsonl with the reason; a broken file is copied to
+// Validate checks every pinned file against the spec's data contract, streaming row group by
+// row group. Rows that break it go to quarantine/<dataset>/<snapshot>/rows/ with the reason
+// and all their values; a file that cannot be read or lacks a contract column is copied to
 // quarantine with its reason and fails the run, as does a bad-row share over the limit.
+// Nothing is dropped silently: accepted + quarantined = read.
 func (d *Data) Validate(ctx context.Context, in StepInput) (ValidateResult, error) {
 	s, err := loadSnapshot(ctx, d.Store, in.SnapshotKey)
 	if err != nil {
 		return ValidateResult{}, err
 	}
+	c := in.Spec.Contract
 	qdir := fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)
-	rep := ValidationReport{Snapshot: d.Store.URI(in.SnapshotKey), Columns: in.Spec.Columns(),
-		ColumnProblems: map[string]ColumnStats{}, MaxBadShare: in.Spec.Validation.MaxBadRowShare}
-	var rows bytes.Buffer
-	enc := json.NewEncoder(&rows)
-	_, loadErr := dataset.Load(ctx, d.Store, s, in.Spec.Columns(), func(fc dataset.FileCheck) {
-		activity.RecordHeartbeat(ctx, fc.File)
-		rep.Files = append(rep.Files, FileReport{File: fc.File, Read: fc.Read, Accepted: fc.Accepted, Quarantined: len(fc.Issues)})
-		rep.RowsRead += int64(fc.Read)
-		rep.RowsAccepted += int64(fc.Accepted)
-		rep.RowsQuarantined += int64(len(fc.Issues))
-		for _, is := range fc.Issues {
-			st := rep.ColumnProblems[is.Column]
-			switch is.Reason {
-			case "null value":
-				st.Null++
-			case "NaN value":
-				st.NaN++
-			default:
-				st.Inf++
+	rep := ValidationReport{Snapshot: d.Store.URI(in.SnapshotKey), Contract: c, Columns: map[string]*ColumnStats{},
+		MaxBadShare: c.MaxBadRowShare}
+	hlls := map[string]*hll{}
+	for _, col := range c.Columns {
+		rep.Columns[col.Name] = &ColumnStats{}
+		hlls[col.Name] = newHLL()
+	}
+	fileRep := map[int]*FileReport{}
+	scanErr := dataset.Scan(ctx, d.Store, s, c, func(b *dataset.Batch) error {
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%s row group %d", b.File, b.RowGroup))
+		fr, ok := fileRep[b.FileIndex]
+		if !ok {
+			rep.Files = append(rep.Files, FileReport{File: b.File})
+			fr = &rep.Files[len(rep.Files)-1]
+			fileRep[b.FileIndex] = fr
+		}
+		fr.Read += int64(b.Rows)
+		fr.Quarantined += int64(len(b.Issues))
+		fr.Accepted += int64(b.Rows - len(b.Issues))
+		for _, col := range c.Columns {
+			h := hlls[col.Name]
+			for r := 0; r < b.Rows; r++ {
+				if !b.Cols[col.Name].Null[r] {
+					h.add(b.Value(col, r))
+				}
 			}
-			rep.ColumnProblems[is.Column] = st
+		}
+		if len(b.Issues) == 0 {
+			return nil
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		for _, is := range b.Issues {
+			st := rep.Columns[is.Column]
+			st.Quarantined++
+			switch {
+			case is.Reason == "null value":
+				st.Nulls++
+			case is.Reason == "NaN value":
+				st.NaN++
+			case is.Reason == "infinite value":
+				st.Infinite++
+			case strings.HasPrefix(is.Reason, "below min"), strings.HasPrefix(is.Reason, "above max"):
+				st.OutOfRange++
+			case is.Reason == "not an allowed value":
+				st.NotAllowed++
+			case strings.HasPrefix(is.Reason, "duplicate key"):
+				st.Duplicates++
+			}
+			if len(rep.Examples) < 5 {
+				rep.Examples = append(rep.Examples, is)
+			}
 			_ = enc.Encode(is)
 		}
+		return d.putOnce(ctx, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes())
 	})
-	if d.Metrics != nil {
-		d.Metrics.RowsRead.WithLabelValues(s.Dataset).Add(float64(rep.RowsRead))
-		d.Metrics.RowsRejected.WithLabelValues(s.Dataset).Add(float64(rep.RowsQuarantined))
+	for _, fr := range rep.Files {
+		rep.RowsRead += fr.Read
+		rep.RowsAccepted += fr.Accepted
+		rep.RowsQuarantined += fr.Quarantined
 	}
-	if rows.Len() > 0 {
-		rep.Quarantine = d.Store.URI(qdir + "rows.jsonl")
-		if err := d.putOnce(ctx, qdir+"rows.jsonl", rows.Bytes()); err != nil {
-			return ValidateResult{}, err
-		}
+	for name, h := range hlls {
+		rep.Columns[name].Distinct = h.estimate()
+	}
+	if rep.RowsQuarantined > 0 {
+		rep.Quarantine = d.Store.URI(qdir + "rows/")
 	}
 	var failure error
 	var de *dataset.DataError
 	switch {
-	case errors.As(loadErr, &de):
+	case errors.As(scanErr, &de):
 		// Keep the broken file aside with the reason, then fail the run.
 		if err := d.quarantineFile(ctx, qdir, de); err != nil {
 			return ValidateResult{}, err
 		}
-		failure = invalid("validate: %v", loadErr)
-	case loadErr != nil:
-		return ValidateResult{}, classify("validate", loadErr)
+		if st, ok := rep.Columns[de.Column]; ok {
+			st.WrongType++
+		}
+		rep.Files = append(rep.Files, FileReport{File: de.File, Error: de.Error()})
+		failure = invalid("validate: %v", scanErr)
+	case scanErr != nil:
+		return ValidateResult{}, classify("validate", scanErr)
 	}
 	if rep.RowsRead > 0 {
 		rep.BadShare = float64(rep.RowsQuarantined) / float64(rep.RowsRead)
 	}
 	if failure == nil && rep.BadShare > rep.MaxBadShare {
-		failure = invalid("validate: %d of %d rows (%.2f%%) broke the contract, over the limit of %.2f%%; first: %s; all in %s",
-			rep.RowsQuarantined, rep.RowsRead, 100*rep.BadShare, 100*rep.MaxBadShare, firstIssue(rows.Bytes()), rep.Quarantine)
+		failure = invalid("validate: %d of %d rows (%.2f%%) broke the contract, over the limit of %.2f%%; for example %s; all of them are in %s",
+			rep.RowsQuarantined, rep.RowsRead, 100*rep.BadShare, 100*rep.MaxBadShare, examples(rep.Examples), rep.Quarantine)
 	}
 	rep.Passed = failure == nil
 	if failure != nil {
@@ -175,13 +225,12 @@ func (d *Data) Validate(ctx context.Context, in StepInput) (ValidateResult, erro
 		RowsAccepted: rep.RowsAccepted, RowsQuarantined: rep.RowsQuarantined, BadShare: rep.BadShare}, nil
 }
 
-func firstIssue(jsonl []byte) string {
-	line, _, _ := bytes.Cut(jsonl, []byte("\n"))
-	var is dataset.RowIssue
-	if json.Unmarshal(line, &is) != nil {
-		return "none"
+func examples(issues []dataset.RowIssue) string {
+	parts := make([]string, 0, 3)
+	for _, is := range issues[:min(3, len(issues))] {
+		parts = append(parts, fmt.Sprintf("file %s row %d column %s: %s (%s)", is.File, is.Row, is.Column, is.Reason, is.Value))
 	}
-	return fmt.Sprintf("file %s row %d column %s: %s", is.File, is.Row, is.Column, is.Reason)
+	return strings.Join(parts, "; ")
 }
 
 func (d *Data) putOnce(ctx context.Context, key string, body []byte) error {
@@ -194,7 +243,7 @@ func (d *Data) putOnce(ctx context.Context, key string, body []byte) error {
 
 // quarantineFile copies a rejected file next to a JSON note of why.
 func (d *Data) quarantineFile(ctx context.Context, qdir string, de *dataset.DataError) error {
-	base := qdir + "files/" + bytesSafe(de.File)
+	base := qdir + "files/" + strings.ReplaceAll(de.File, "/", "__")
 	note, _ := json.MarshalIndent(map[string]any{"file": de.File, "column": de.Column, "reason": de.Reason}, "", " ")
 	if err := d.putOnce(ctx, base+".reason.json", note); err != nil {
 		return err
@@ -204,8 +253,4 @@ func (d *Data) quarantineFile(ctx context.Context, qdir string, de *dataset.Data
 		return classify("quarantine", err)
 	}
 	return d.putOnce(ctx, base, data)
-}
-
-func bytesSafe(key string) string {
-	return string(bytes.ReplaceAll([]byte(key), []byte("/"), []byte("__")))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
@@ -17,8 +19,19 @@ type Drift struct {
 	Metrics  *Metrics
 }
 
-// Detect writes reports/<model>/<run>/drift.json. With no production model yet there is no
-// reference: the result says so (ReferenceVersion 0) and the loop trains the first version.
+// DriftReport is stored at reports/<model>/<run>/drift.json.
+type DriftReport struct {
+	Model            string `json:"model"`
+	RunID            string `json:"run_id"`
+	ReferenceVersion int    `json:"reference_version"`
+	Snapshot         string `json:"snapshot"`
+	drift.Report
+}
+
+// Detect streams the window's accepted rows into a drift accumulator (memory bounded by one
+// row group plus fixed-size per-feature state) and compares it with the production
+// version's reference profile, without re-reading the training data. With no production model
+// there is no reference: the result says so (ReferenceVersion 0).
 func (d *Drift) Detect(ctx context.Context, in StepInput) (DriftResult, error) {
 	dep, _, err := d.Registry.Deployment(ctx, in.Model)
 	if err != nil {
@@ -36,27 +49,46 @@ func (d *Drift) Detect(ctx context.Context, in StepInput) (DriftResult, error) {
 		return DriftResult{}, err
 	}
 	// Compare the features both the reference and this spec know.
-	var names []string
+	var keep drift.Profile
 	for _, f := range in.Spec.Features {
-		if _, ok := prof.Feature(f); ok {
-			names = append(names, f)
+		if fp, ok := prof.Feature(f); ok {
+			keep.Features = append(keep.Features, fp)
 		}
 	}
-	tbl, err := dataset.Load(ctx, d.Store, s, names, nil)
+	w := drift.NewWindow(keep)
+	fr, err := newFeatureReader(in.Spec)
+	if err != nil {
+		return DriftResult{}, err
+	}
+	idx := make([]int, len(in.Spec.Features))
+	for i, f := range in.Spec.Features {
+		idx[i] = w.Index(f)
+	}
+	err = dataset.Scan(ctx, d.Store, s, in.Spec.Contract, func(b *dataset.Batch) error {
+		activity.RecordHeartbeat(ctx, b.File)
+		for r := 0; r < b.Rows; r++ {
+			if !b.Accepted[r] {
+				continue
+			}
+			fr.observe(b, r, func(i int, kind string, num float64, cat string) {
+				switch {
+				case idx[i] < 0:
+				case kind == drift.Categorical:
+					w.AddCategory(idx[i], cat)
+				default:
+					w.AddNumeric(idx[i], num, b.RowKey0+uint64(r))
+				}
+			})
+		}
+		return nil
+	})
 	if err != nil {
 		return DriftResult{}, classify("drift", err)
 	}
-	th := drift.Thresholds{PSI: in.Spec.Drift.PSIThreshold, KS: in.Spec.Drift.KSThreshold,
-		KSPValue: in.Spec.Drift.KSPValue, DriftShare: in.Spec.Drift.DriftShare}
-	rep, err := drift.Compare(prof, names, tbl.Cols, th)
-	if err != nil {
-		return DriftResult{}, classify("drift", err)
-	}
+	rep := w.Report(in.Spec.Drift.Config())
 	key := reportKey(in.Model, in.RunID, "drift.json")
-	body, _ := json.MarshalIndent(struct {
-		ReferenceVersion int `json:"reference_version"`
-		drift.Report
-	}{dep.Production, rep}, "", " ")
+	body, _ := json.MarshalIndent(DriftReport{Model: in.Model, RunID: in.RunID, ReferenceVersion: dep.Production,
+		Snapshot: d.Store.URI(in.SnapshotKey), Report: rep}, "", " ")
 	if _, err := d.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return DriftResult{}, classify("drift", err)
 	}

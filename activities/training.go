@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"math"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -33,64 +33,80 @@ func holdoutCut(s dataset.Snapshot, sp spec.Spec) (string, error) {
 	return to.AddDate(0, 0, 1-sp.Dataset.HoldoutDays).Format(dataset.DateLayout), nil
 }
 
-// Train fits the spec's trainer on the training part of the window and stages the artifact
-// and its reference profile under reports/<model>/<run>/candidate/ (registered later).
+// Train fits the spec's trainer on the training part of the window in one streaming pass
+// (ridge needs only the co-moments), builds the reference profile in the same pass, and
+// stages the artifact and the profile under reports/<model>/<run>/candidate/.
 func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error) {
 	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	tbl, err := dataset.Load(ctx, t.Store, s, in.Spec.Columns(), func(fc dataset.FileCheck) { activity.RecordHeartbeat(ctx, fc.File) })
-	if err != nil {
-		return TrainResult{}, classify("train", err)
-	}
 	cut, err := holdoutCut(s, in.Spec)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	train, _ := tbl.Split(cut)
-	if train.Rows() < 2*len(in.Spec.Features) {
-		return TrainResult{}, invalid("train: only %d training rows before the holdout starting %s", train.Rows(), cut)
-	}
-	nf := len(in.Spec.Features)
-	X, y := train.Cols[:nf], train.Cols[nf]
-	var m *model.Model
-	switch in.Spec.Trainer.Name {
-	case "ridge":
-		alpha, ok := in.Spec.Trainer.Params["alpha"]
-		if !ok {
-			alpha = 1
-		}
-		lin, err := model.TrainRidge(X, y, alpha)
-		if err != nil {
-			return TrainResult{}, invalid("train: %v", err)
-		}
-		m = &model.Model{Family: "linear", Trainer: "ridge", Features: in.Spec.Features, Target: in.Spec.Target,
-			Params: map[string]float64{"alpha": alpha}, Linear: lin,
-			TrainingFingerprint: fmt.Sprintf("%s:%d", s.ID, train.Rows())}
-	default:
+	if in.Spec.Trainer.Name != "ridge" {
 		return TrainResult{}, invalid("train: unknown trainer %q", in.Spec.Trainer.Name)
 	}
-	trainMAE, err := m.MAE(X, y)
-	if err != nil {
-		return TrainResult{}, invalid("train: %v", err)
-	}
-	prof, err := drift.NewProfile(in.Spec.Features, X)
+	fr, err := newFeatureReader(in.Spec)
 	if err != nil {
 		return TrainResult{}, err
 	}
+	acc := model.NewRidgeAccumulator(len(in.Spec.Features))
+	prof := drift.NewProfileBuilder(in.Spec.Features, in.Spec.FeatureKinds())
+	x := make([]float64, len(in.Spec.Features))
+	err = dataset.Scan(ctx, t.Store, s, in.Spec.Contract, func(b *dataset.Batch) error {
+		activity.RecordHeartbeat(ctx, b.File)
+		if b.Date >= cut {
+			return nil
+		}
+		y := b.Num(in.Spec.Target)
+		for r := 0; r < b.Rows; r++ {
+			if !b.Accepted[r] {
+				continue
+			}
+			fr.vector(b, r, x)
+			acc.Add(x, y[r])
+			fr.observe(b, r, func(i int, kind string, num float64, cat string) {
+				if kind == drift.Categorical {
+					prof.AddCategory(i, cat)
+				} else {
+					prof.AddNumeric(i, num, b.RowKey0+uint64(r))
+				}
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return TrainResult{}, classify("train", err)
+	}
+	if acc.Rows() < int64(2*len(in.Spec.Features)) {
+		return TrainResult{}, invalid("train: only %d training rows before the holdout starting %s", acc.Rows(), cut)
+	}
+	alpha, ok := in.Spec.Trainer.Params["alpha"]
+	if !ok {
+		alpha = 1
+	}
+	lin, err := acc.Fit(alpha)
+	if err != nil {
+		return TrainResult{}, invalid("train: %v", err)
+	}
+	m := &model.Model{Family: "linear", Trainer: "ridge", Features: in.Spec.Features, Target: in.Spec.Target,
+		Params: map[string]float64{"alpha": alpha}, Linear: lin,
+		TrainingFingerprint: fmt.Sprintf("%s:%d", s.ID, acc.Rows())}
 	art, err := m.Marshal()
 	if err != nil {
 		return TrainResult{}, err
 	}
-	pb, _ := json.Marshal(prof)
+	pb, _ := json.Marshal(prof.Profile())
 	ak, pk := reportKey(in.Model, in.RunID, "candidate/model.json"), reportKey(in.Model, in.RunID, "candidate/profile.json")
 	for k, b := range map[string][]byte{ak: art, pk: pb} {
 		if _, err := t.Store.Put(ctx, k, b, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 			return TrainResult{}, classify("train", err)
 		}
 	}
-	return TrainResult{ArtifactKey: ak, ArtifactURI: t.Store.URI(ak), ProfileKey: pk, TrainRows: train.Rows(), TrainMAE: trainMAE}, nil
+	return TrainResult{ArtifactKey: ak, ArtifactURI: t.Store.URI(ak), ProfileKey: pk, TrainRows: int(acc.Rows()),
+		TrainRMSE: acc.TrainingRMSE(lin)}, nil
 }
 
 // EvaluationReport is stored at reports/<model>/<run>/evaluation.json.
@@ -103,7 +119,8 @@ type EvaluationReport struct {
 	Threshold       float64 `json:"max_mae"`
 }
 
-// Evaluate scores the staged candidate and the production model on the same holdout rows.
+// Evaluate scores the staged candidate and the production model on the same holdout rows in
+// one streaming pass.
 func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult, error) {
 	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
 	if err != nil {
@@ -117,52 +134,58 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 	if err != nil {
 		return EvaluateResult{}, classify("evaluate", err)
 	}
-	var champ *model.Model
+	models := []*model.Model{cand}
 	if in.ChampionVersion > 0 {
-		if champ, err = t.Registry.LoadModel(ctx, in.Model, in.ChampionVersion); err != nil {
+		champ, err := t.Registry.LoadModel(ctx, in.Model, in.ChampionVersion)
+		if err != nil {
 			return EvaluateResult{}, classify("evaluate champion", err)
 		}
+		models = append(models, champ)
 	}
-	// One read of the union of both models' columns, so both see the same rows.
-	cols := slices.Clone(cand.Features)
-	if champ != nil {
-		for _, f := range champ.Features {
-			if !slices.Contains(cols, f) {
-				cols = append(cols, f)
+	for _, m := range models {
+		for _, f := range m.Features {
+			if col, ok := in.Spec.Contract.Column(f); !ok || col.Type == dataset.TypeString {
+				return EvaluateResult{}, invalid("evaluate: feature %q of a model is not a numeric column of the contract", f)
 			}
 		}
-	}
-	cols = append(cols, in.Spec.Target)
-	tbl, err := dataset.Load(ctx, t.Store, s, cols, nil)
-	if err != nil {
-		return EvaluateResult{}, classify("evaluate", err)
 	}
 	cut, err := holdoutCut(s, in.Spec)
 	if err != nil {
 		return EvaluateResult{}, err
 	}
-	_, hold := tbl.Split(cut)
-	if hold.Rows() == 0 {
+	sums := make([]float64, len(models))
+	rows := 0
+	err = dataset.Scan(ctx, t.Store, s, in.Spec.Contract, func(b *dataset.Batch) error {
+		activity.RecordHeartbeat(ctx, b.File)
+		if b.Date < cut {
+			return nil
+		}
+		y := b.Num(in.Spec.Target)
+		for r := 0; r < b.Rows; r++ {
+			if !b.Accepted[r] {
+				continue
+			}
+			rows++
+			for i, m := range models {
+				x := make([]float64, len(m.Features))
+				for j, f := range m.Features {
+					x[j] = b.Cols[f].Num[r]
+				}
+				sums[i] += math.Abs(m.Predict(x) - y[r])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return EvaluateResult{}, classify("evaluate", err)
+	}
+	if rows == 0 {
 		return EvaluateResult{}, invalid("evaluate: no holdout rows on or after %s", cut)
 	}
-	pick := func(m *model.Model) [][]float64 {
-		out := make([][]float64, len(m.Features))
-		for i, f := range m.Features {
-			out[i] = hold.Col(f)
-		}
-		return out
-	}
-	y := hold.Col(in.Spec.Target)
-	res := EvaluateResult{HoldoutRows: hold.Rows()}
-	if res.CandidateMAE, err = cand.MAE(pick(cand), y); err != nil {
-		return res, invalid("evaluate: %v", err)
-	}
-	rep := EvaluationReport{HoldoutFrom: cut, HoldoutRows: hold.Rows(), CandidateMAE: res.CandidateMAE, Threshold: in.Spec.Evaluation.MaxMAE}
-	if champ != nil {
-		if res.ChampionMAE, err = champ.MAE(pick(champ), y); err != nil {
-			return res, invalid("evaluate champion: %v", err)
-		}
-		res.HasChampion = true
+	res := EvaluateResult{HoldoutRows: rows, CandidateMAE: sums[0] / float64(rows)}
+	rep := EvaluationReport{HoldoutFrom: cut, HoldoutRows: rows, CandidateMAE: res.CandidateMAE, Threshold: in.Spec.Evaluation.MaxMAE}
+	if len(models) > 1 {
+		res.HasChampion, res.ChampionMAE = true, sums[1]/float64(rows)
 		rep.ChampionVersion, rep.ChampionMAE = in.ChampionVersion, res.ChampionMAE
 	}
 	key := reportKey(in.Model, in.RunID, "evaluation.json")
@@ -173,7 +196,7 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 	res.ReportURI = t.Store.URI(key)
 	if t.Metrics != nil {
 		t.Metrics.MAE.WithLabelValues(in.Model, "candidate").Set(res.CandidateMAE)
-		if champ != nil {
+		if res.HasChampion {
 			t.Metrics.MAE.WithLabelValues(in.Model, "champion").Set(res.ChampionMAE)
 		}
 	}

@@ -48,7 +48,7 @@ type DriftResult struct {
 type TrainResult struct {
 	ArtifactKey, ArtifactURI, ProfileKey string
 	TrainRows                            int
-	TrainMAE                             float64
+	TrainRMSE                            float64
 }
 
 // EvaluateInput compares the staged candidate with the champion on the same holdout.

@@ -1,26 +1,62 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/testsuite"
 )
 
-var modelCols = []string{"price", "promo", "weekday", "temperature", "item_popularity", "units_sold"}
+func f64(v float64) *float64 { return &v }
 
 func smallRetail() RetailConfig {
 	c := DefaultRetail()
 	c.Days, c.Stores, c.Items, c.ShiftDay = 6, 4, 5, 3
 	c.BadRowShare = 0.05
 	return c
+}
+
+// retailContract is the demo spec's contract.
+func retailContract() Contract {
+	return Contract{MaxBadRowShare: 0.1, UniqueKey: []string{"store_id", "item_id"}, Columns: []Column{
+		{Name: "date", Type: TypeString, Role: RoleEventTime},
+		{Name: "store_id", Type: TypeInt, Role: RoleEntityKey, Min: f64(1)},
+		{Name: "item_id", Type: TypeInt, Role: RoleEntityKey, Min: f64(1)},
+		{Name: "region", Type: TypeString, Role: RoleProtected, Allowed: []string{"north", "south", "east", "west"}},
+		{Name: "price", Type: TypeDouble, Role: RoleFeature, Min: f64(0), Max: f64(1000)},
+		{Name: "promo", Type: TypeInt, Role: RoleFeature, Allowed: []string{"0", "1"}, Categorical: true},
+		{Name: "weekday", Type: TypeInt, Role: RoleFeature, Min: f64(0), Max: f64(6)},
+		{Name: "temperature", Type: TypeDouble, Role: RoleFeature},
+		{Name: "item_popularity", Type: TypeDouble, Role: RoleFeature, Min: f64(0)},
+		{Name: "units_sold", Type: TypeDouble, Role: RoleTarget, Min: f64(0)},
+	}}
+}
+
+// scanAll scans a snapshot and tallies it.
+func scanAll(t *testing.T, b objstore.Bucket, s Snapshot, c Contract) (read, accepted int, issues []RowIssue, maxBatch int, err error) {
+	t.Helper()
+	err = Scan(context.Background(), b, s, c, func(bt *Batch) error {
+		read += bt.Rows
+		maxBatch = max(maxBatch, bt.Rows)
+		for _, ok := range bt.Accepted {
+			if ok {
+				accepted++
+			}
+		}
+		issues = append(issues, bt.Issues...)
+		return nil
+	})
+	return
 }
 
 func TestRetailIsDeterministicAndShifts(t *testing.T) {
@@ -58,7 +94,7 @@ func writeSmall(t *testing.T, b objstore.Bucket) RetailConfig {
 	return c
 }
 
-func snapshotAndLoad(t *testing.T, b objstore.Bucket) {
+func snapshotAndScan(t *testing.T, b objstore.Bucket) {
 	ctx := context.Background()
 	c := writeSmall(t, b)
 	s, err := TakeSnapshot(ctx, b, "retail", "snap-1", c.Start, c.Start.AddDate(0, 0, c.Days-1))
@@ -66,32 +102,21 @@ func snapshotAndLoad(t *testing.T, b objstore.Bucket) {
 	require.Len(t, s.Files, c.Days)
 	require.EqualValues(t, c.Days*c.Stores*c.Items, s.Rows)
 
-	var read, accepted, quarantined int
-	tbl, err := Load(ctx, b, s, modelCols, func(fc FileCheck) {
-		read += fc.Read
-		accepted += fc.Accepted
-		quarantined += len(fc.Issues)
-		for _, is := range fc.Issues {
-			require.Equal(t, "temperature", is.Column)
-			require.Equal(t, "NaN value", is.Reason)
-		}
-	})
+	read, accepted, issues, _, err := scanAll(t, b, s, retailContract())
 	require.NoError(t, err)
 	require.EqualValues(t, s.Rows, read)
-	require.Equal(t, read, accepted+quarantined, "nothing is dropped silently")
-	require.Positive(t, quarantined)
-	require.Equal(t, accepted, tbl.Rows())
-	for _, v := range tbl.Col("temperature") {
-		require.False(t, math.IsNaN(v))
+	require.Equal(t, read, accepted+len(issues), "nothing is dropped silently")
+	require.NotEmpty(t, issues)
+	for _, is := range issues {
+		require.Equal(t, "temperature", is.Column)
+		require.Equal(t, "NaN value", is.Reason)
+		require.Equal(t, "NaN", is.Values["temperature"])
+		require.NotEmpty(t, is.Values["region"], "the quarantine record keeps the whole row")
 	}
-	before, after := tbl.Split(c.ShiftDate().Format(DateLayout))
-	require.Equal(t, tbl.Rows(), before.Rows()+after.Rows())
-	require.Positive(t, before.Rows())
-	require.Positive(t, after.Rows())
 }
 
-func TestSnapshotAndLoadMem(t *testing.T)   { snapshotAndLoad(t, objstore.NewMem()) }
-func TestSnapshotAndLoadMinIO(t *testing.T) { snapshotAndLoad(t, testsuite.NewMinIOBucket(t)) }
+func TestSnapshotAndScanMem(t *testing.T)   { snapshotAndScan(t, objstore.NewMem()) }
+func TestSnapshotAndScanMinIO(t *testing.T) { snapshotAndScan(t, testsuite.NewMinIOBucket(t)) }
 
 func TestEmptyWindow(t *testing.T) {
 	b := objstore.NewMem()
@@ -112,6 +137,11 @@ func TestBadFilesNameFileAndColumn(t *testing.T) {
 	}
 	text, err := EncodeParquet([]textPrice{{"1.0"}})
 	require.NoError(t, err)
+	type intPrice struct {
+		Price int64 `parquet:"price"`
+	}
+	ints, err := EncodeParquet([]intPrice{{3}})
+	require.NoError(t, err)
 	put := func(key string, data []byte) {
 		_, err := b.Put(ctx, key, data, objstore.PutOptions{})
 		require.NoError(t, err)
@@ -121,19 +151,25 @@ func TestBadFilesNameFileAndColumn(t *testing.T) {
 	put("garbage.parquet", []byte("this is not parquet at all, just text"))
 	put("empty.parquet", nil)
 	put("text.parquet", text)
+	put("ints.parquet", ints)
 
+	price := Contract{Columns: []Column{{Name: "price", Type: TypeDouble, Role: RoleFeature}}}
 	cases := []struct {
-		key, col, want string
+		key      string
+		contract Contract
+		want     string
 	}{
-		{"good.parquet", "no_such_col", "column not found"},
-		{"truncated.parquet", "price", "not a readable Parquet file"},
-		{"garbage.parquet", "price", "not a readable Parquet file"},
-		{"empty.parquet", "price", "empty file"},
-		{"text.parquet", "price", "is not numeric"},
+		{"good.parquet", Contract{Columns: []Column{{Name: "no_such_col", Type: TypeDouble, Role: RoleFeature}}}, "column not found"},
+		{"good.parquet", Contract{Columns: []Column{{Name: "region", Type: TypeInt, Role: RoleOther}}}, "physical type BYTE_ARRAY does not hold the contract's type int"},
+		{"good.parquet", Contract{Columns: []Column{{Name: "price", Type: TypeString, Role: RoleOther}}}, "does not hold the contract's type string"},
+		{"truncated.parquet", price, "not a readable Parquet file"},
+		{"garbage.parquet", price, "not a readable Parquet file"},
+		{"empty.parquet", price, "empty file"},
+		{"text.parquet", price, "does not hold the contract's type double"},
 	}
 	for _, c := range cases {
-		t.Run(c.key, func(t *testing.T) {
-			_, err := ReadNumeric(ctx, b, c.key, []string{c.col})
+		t.Run(c.key+"/"+c.contract.Columns[0].Name, func(t *testing.T) {
+			_, err := ScanFile(ctx, b, File{Key: c.key, Rows: -1}, 0, 0, c.contract, func(*Batch) error { return nil })
 			require.Error(t, err)
 			var de *DataError
 			require.True(t, errors.As(err, &de), "want *DataError, got %T %v", err, err)
@@ -142,6 +178,93 @@ func TestBadFilesNameFileAndColumn(t *testing.T) {
 			require.Contains(t, err.Error(), c.key)
 		})
 	}
+	// An integer column widens into a double contract column.
+	n, err := ScanFile(ctx, b, File{Key: "ints.parquet", Rows: 1}, 0, 0, price, func(bt *Batch) error {
+		require.Equal(t, []float64{3}, bt.Num("price"))
+		return nil
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+}
+
+// Every row-level rule of the contract, one broken row each.
+func TestRowChecks(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	rows := smallRetail().RetailDay(1)[:12]
+	for i := range rows {
+		rows[i].Temperature = 10
+	}
+	rows[1].Price = -1               // below min
+	rows[2].Price = math.Inf(1)      // infinite
+	rows[3].Weekday = 9              // above max
+	rows[4].Promo = 2                // not allowed
+	rows[5].Region = "atlantis"      // not allowed (string)
+	rows[6].Temperature = math.NaN() // NaN
+	rows[7].ItemID = rows[0].ItemID  // duplicate key with row 0 (same store)
+	rows[7].StoreID = rows[0].StoreID
+	data, err := EncodeParquet(rows)
+	require.NoError(t, err)
+	_, err = b.Put(ctx, "p.parquet", data, objstore.PutOptions{})
+	require.NoError(t, err)
+	var issues []RowIssue
+	accepted := 0
+	_, err = ScanFile(ctx, b, File{Key: "p.parquet", Rows: 12}, 0, 0, retailContract(), func(bt *Batch) error {
+		issues = append(issues, bt.Issues...)
+		for _, ok := range bt.Accepted {
+			if ok {
+				accepted++
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	got := map[int64]string{}
+	for _, is := range issues {
+		got[is.Row] = is.Column + ": " + is.Reason
+	}
+	require.Equal(t, map[int64]string{
+		1: "price: below min 0",
+		2: "price: infinite value",
+		3: "weekday: above max 6",
+		4: "promo: not an allowed value",
+		5: "region: not an allowed value",
+		6: "temperature: NaN value",
+		7: "store_id: duplicate key store_id=" + fmt.Sprint(rows[0].StoreID) + ",item_id=" + fmt.Sprint(rows[0].ItemID) + " (first at row 0)",
+	}, got)
+	require.Equal(t, 12-7, accepted)
+}
+
+// Reading is row group by row group: a batch never holds more than one row group.
+func TestScanIsBoundedByRowGroup(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[RetailRow](&buf, parquet.MaxRowsPerRowGroup(100))
+	rows := smallRetail().RetailDay(2)
+	for len(rows) < 1000 {
+		rows = append(rows, rows...)
+	}
+	rows = rows[:1000]
+	for i := range rows {
+		rows[i].StoreID = int32(i + 1)
+		rows[i].Temperature = 10
+	}
+	_, err := w.Write(rows)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	_, err = b.Put(ctx, "big.parquet", buf.Bytes(), objstore.PutOptions{})
+	require.NoError(t, err)
+	batches := 0
+	n, err := ScanFile(ctx, b, File{Key: "big.parquet", Rows: 1000}, 0, 0, retailContract(), func(bt *Batch) error {
+		batches++
+		require.LessOrEqual(t, bt.Rows, 100)
+		require.EqualValues(t, (batches-1)*100, bt.FirstRow)
+		return nil
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 1000, n)
+	require.Equal(t, 10, batches)
 }
 
 func TestPinnedFileChangedIsRejected(t *testing.T) {
@@ -154,7 +277,7 @@ func TestPinnedFileChangedIsRejected(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Put(ctx, s.Files[0].Key, other, objstore.PutOptions{})
 	require.NoError(t, err)
-	_, err = Load(ctx, b, s, modelCols, nil)
+	_, _, _, _, err = scanAll(t, b, s, retailContract())
 	require.ErrorIs(t, err, ErrInvalidData)
 	require.Contains(t, err.Error(), "changed since snapshot")
 }
@@ -168,7 +291,7 @@ func TestHostileFooterLengthIsRefusedCheaply(t *testing.T) {
 	require.NoError(t, err)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err = ReadNumeric(ctx, b, "hostile.parquet", []string{"price"})
+	_, err = ScanFile(ctx, b, File{Key: "hostile.parquet", Rows: -1}, 0, 0, retailContract(), func(*Batch) error { return nil })
 	runtime.ReadMemStats(&after)
 	require.ErrorContains(t, err, "footer length")
 	require.ErrorContains(t, err, "hostile.parquet")

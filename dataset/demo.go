@@ -19,6 +19,7 @@ type RetailRow struct {
 	Date            string  `parquet:"date"`
 	StoreID         int32   `parquet:"store_id"`
 	ItemID          int32   `parquet:"item_id"`
+	Region          string  `parquet:"region"`
 	Price           float64 `parquet:"price"`
 	Promo           int32   `parquet:"promo"`
 	Weekday         int32   `parquet:"weekday"`
@@ -27,6 +28,9 @@ type RetailRow struct {
 	CompetitorPrice float64 `parquet:"competitor_price"`
 	UnitsSold       float64 `parquet:"units_sold"`
 }
+
+// Regions of the demo's stores (store n is in Regions[(n-1) % 4]).
+var Regions = []string{"north", "south", "east", "west"}
 
 // RetailConfig shapes the demo dataset. The zero value is not useful; use DefaultRetail.
 type RetailConfig struct {
@@ -84,7 +88,7 @@ func (c RetailConfig) RetailDay(day int) []RetailRow {
 			units := 5 + level + 8*popularity[i] + promoLift*float64(promo) - 0.8*price +
 				0.5*float64(weekday) + 0.25*(storeTemp-15) + 2*r.NormFloat64()
 			rows = append(rows, RetailRow{
-				Date: date.Format(DateLayout), StoreID: int32(s + 1), ItemID: int32(i + 1),
+				Date: date.Format(DateLayout), StoreID: int32(s + 1), ItemID: int32(i + 1), Region: Regions[s%len(Regions)],
 				Price: round2(price), Promo: promo, Weekday: weekday, Temperature: round2(storeTemp),
 				ItemPopularity: round2(popularity[i]), CompetitorPrice: round2(basePrice[i] * (0.95 + 0.1*r.Float64())),
 				UnitsSold: math.Max(0, math.Round(units)),

@@ -26,16 +26,17 @@ func FuzzReadNumeric(f *testing.F) {
 		if _, err := b.Put(ctx, "f.parquet", data, objstore.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := ReadNumeric(ctx, b, "f.parquet", []string{"price", "units_sold"})
+		_, err := ScanFile(ctx, b, File{Key: "f.parquet", Rows: -1}, 0, 0, retailContract(), func(bt *Batch) error {
+			if len(bt.Accepted) != bt.Rows || len(bt.Issues) > bt.Rows {
+				t.Fatalf("inconsistent batch: %d rows, %d flags, %d issues", bt.Rows, len(bt.Accepted), len(bt.Issues))
+			}
+			return nil
+		})
 		if err != nil {
 			var de *DataError
 			if !errors.As(err, &de) || de.File != "f.parquet" {
 				t.Fatalf("want a *DataError naming the file, got %T: %v", err, err)
 			}
-			return
-		}
-		if len(c.Data) != 2 || len(c.Data[0]) != c.Rows || len(c.Data[1]) != c.Rows {
-			t.Fatalf("inconsistent columns: rows %d, lens %d %d", c.Rows, len(c.Data[0]), len(c.Data[1]))
 		}
 	})
 }

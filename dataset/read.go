@@ -3,10 +3,8 @@ package dataset
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strings"
 
@@ -14,26 +12,6 @@ import (
 
 	"github.com/driftline/driftline/objstore"
 )
-
-// Columns holds numeric columns of one file, column-major. A null cell is NaN and flagged in
-// Null, so validation can tell a null from a NaN that was written as a value.
-type Columns struct {
-	File  string
-	Names []string
-	Data  [][]float64
-	Null  [][]bool
-	Rows  int
-}
-
-// Col returns the values of a named column, or nil.
-func (c *Columns) Col(name string) []float64 {
-	for i, n := range c.Names {
-		if n == name {
-			return c.Data[i]
-		}
-	}
-	return nil
-}
 
 // ioTracker remembers whether the underlying reader failed, so a network fault is retried
 // while a corrupt file is reported as invalid data.
@@ -113,93 +91,6 @@ func isNumeric(k parquet.Kind) bool {
 		return true
 	}
 	return false
-}
-
-// ReadNumeric reads the named columns of a Parquet object row group by row group. A missing
-// column or a non-numeric one is a *DataError naming the file and the column.
-func ReadNumeric(ctx context.Context, b objstore.Bucket, key string, names []string) (*Columns, error) {
-	f, _, err := OpenParquet(ctx, b, key)
-	if err != nil {
-		return nil, err
-	}
-	schema := f.Schema()
-	idx := make([]int, len(names))
-	for i, name := range names {
-		leaf, ok := schema.Lookup(name)
-		if !ok {
-			return nil, dataErr(key, name, -1, "column not found (the file has: %s)", strings.Join(columnNames(schema), ", "))
-		}
-		if k := leaf.Node.Type().Kind(); !isNumeric(k) {
-			return nil, dataErr(key, name, -1, "type %s is not numeric; the spec uses it as a number", k)
-		}
-		idx[i] = leaf.ColumnIndex
-	}
-	out := &Columns{File: key, Names: names, Data: make([][]float64, len(names)), Null: make([][]bool, len(names))}
-	// The footer's row count is untrusted input: it only sizes the first allocation, capped.
-	total := min(max(f.NumRows(), 0), 1<<20)
-	for i := range names {
-		out.Data[i] = make([]float64, 0, total)
-		out.Null[i] = make([]bool, 0, total)
-	}
-	for _, rg := range f.RowGroups() {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		chunks := rg.ColumnChunks()
-		for i, ci := range idx {
-			if err := readChunk(chunks[ci], &out.Data[i], &out.Null[i]); err != nil {
-				return nil, dataErr(key, names[i], -1, "decode: %v", err)
-			}
-		}
-	}
-	out.Rows = len(out.Data[0])
-	for i := range names {
-		if len(out.Data[i]) != out.Rows {
-			return nil, dataErr(key, names[i], -1, "has %d values, other columns have %d", len(out.Data[i]), out.Rows)
-		}
-	}
-	return out, nil
-}
-
-func readChunk(cc parquet.ColumnChunk, data *[]float64, null *[]bool) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("corrupt column chunk: %v", p)
-		}
-	}()
-	pages := cc.Pages()
-	defer pages.Close()
-	buf := make([]parquet.Value, 1024)
-	for {
-		p, err := pages.ReadPage()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(buf)
-			for _, v := range buf[:n] {
-				if v.IsNull() {
-					*data = append(*data, math.NaN())
-					*null = append(*null, true)
-					continue
-				}
-				*data = append(*data, toFloat(v))
-				*null = append(*null, false)
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
-			}
-		}
-		parquet.Release(p)
-	}
 }
 
 func toFloat(v parquet.Value) float64 {

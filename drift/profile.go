@@ -1,31 +1,45 @@
 // Package drift builds reference profiles of training data and compares a current window
-// against them, feature by feature (Kolmogorov-Smirnov and Population Stability Index).
+// against them feature by feature: Kolmogorov-Smirnov, PSI, Wasserstein-1 for numeric
+// features; chi-squared, PSI and Jensen-Shannon for categorical ones; multiple-testing
+// correction across features and effect-size thresholds for the decision.
 package drift
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
-	"slices"
+	"sort"
 )
 
-// SampleSize caps the sorted sample a profile keeps per feature.
-const SampleSize = 4096
+// SampleSize is how many values a profile (and a window accumulator) keeps per numeric
+// feature. The KS test compares the reference sample with every current value.
+const SampleSize = 10000
 
-// Bins is the number of reference-quantile bins used by PSI.
+// Bins is the number of reference-quantile bins used by PSI and JS for numeric features.
 const Bins = 10
 
-// FeatureProfile summarises one numeric feature of the training data.
+// Kinds of features.
+const (
+	Numeric     = "numeric"
+	Categorical = "categorical"
+)
+
+// FeatureProfile summarises one feature of the training data.
 type FeatureProfile struct {
 	Name  string  `json:"name"`
-	Count int     `json:"count"`
-	Mean  float64 `json:"mean"`
-	Std   float64 `json:"std"`
-	// Sample is an evenly spaced sorted sample of the values (every order statistic when the
-	// feature has at most SampleSize values).
-	Sample []float64 `json:"sample"`
-	// Edges are the inner quantile cut points of the PSI bins; Props the share per bin.
-	Edges []float64 `json:"edges"`
-	Props []float64 `json:"props"`
+	Kind  string  `json:"kind"`
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean,omitempty"`
+	Std   float64 `json:"std,omitempty"`
+	// Sample is a sorted uniform sample of at most SampleSize values (all values when fewer).
+	Sample []float64 `json:"sample,omitempty"`
+	// Edges are the inner cut points of the reference-quantile bins; Props the reference
+	// share per bin.
+	Edges []float64 `json:"edges,omitempty"`
+	Props []float64 `json:"props,omitempty"`
+	// Categories (sorted) and their reference shares, for categorical features.
+	Categories []string  `json:"categories,omitempty"`
+	Shares     []float64 `json:"shares,omitempty"`
 }
 
 // Profile is a model version's reference profile, stored with the version.
@@ -43,75 +57,155 @@ func (p *Profile) Feature(name string) (FeatureProfile, bool) {
 	return FeatureProfile{}, false
 }
 
-// NewFeatureProfile profiles one column.
-func NewFeatureProfile(name string, values []float64) FeatureProfile {
-	sorted := slices.Clone(values)
-	slices.Sort(sorted)
-	fp := FeatureProfile{Name: name, Count: len(sorted)}
-	if len(sorted) == 0 {
-		return fp
-	}
-	var sum float64
-	for _, v := range sorted {
-		sum += v
-	}
-	fp.Mean = sum / float64(len(sorted))
-	var ss float64
-	for _, v := range sorted {
-		ss += (v - fp.Mean) * (v - fp.Mean)
-	}
-	fp.Std = math.Sqrt(ss / float64(len(sorted)))
-	fp.Sample = evenSample(sorted, SampleSize)
-	for i := 1; i < Bins; i++ {
-		e := quantile(sorted, float64(i)/Bins)
-		if len(fp.Edges) == 0 || e > fp.Edges[len(fp.Edges)-1] {
-			fp.Edges = append(fp.Edges, e)
-		}
-	}
-	fp.Props = binShares(sorted, fp.Edges)
-	return fp
+// salt gives each feature its own sampling hash.
+func salt(name string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum64()
 }
 
-// NewProfile profiles the named columns.
+// moments accumulates count, mean and variance (Welford).
+type moments struct {
+	n        int64
+	mean, m2 float64
+}
+
+func (m *moments) add(v float64) {
+	m.n++
+	d := v - m.mean
+	m.mean += d / float64(m.n)
+	m.m2 += d * (v - m.mean)
+}
+
+func (m *moments) std() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	return math.Sqrt(m.m2 / float64(m.n))
+}
+
+// ProfileBuilder builds a profile from streamed rows in bounded memory.
+type ProfileBuilder struct {
+	names   []string
+	kinds   []string
+	mom     []moments
+	samples []*BottomK
+	cats    []map[string]int64
+}
+
+// NewProfileBuilder profiles the named features; kinds[i] is Numeric or Categorical.
+func NewProfileBuilder(names, kinds []string) *ProfileBuilder {
+	b := &ProfileBuilder{names: names, kinds: kinds, mom: make([]moments, len(names)),
+		samples: make([]*BottomK, len(names)), cats: make([]map[string]int64, len(names))}
+	for i, n := range names {
+		if kinds[i] == Categorical {
+			b.cats[i] = map[string]int64{}
+		} else {
+			b.samples[i] = NewBottomK(SampleSize, salt(n))
+		}
+	}
+	return b
+}
+
+// AddNumeric adds a value of numeric feature i for the row with the given key.
+func (b *ProfileBuilder) AddNumeric(i int, v float64, rowKey uint64) {
+	b.mom[i].add(v)
+	b.samples[i].Add(v, rowKey)
+}
+
+// AddCategory adds a category of categorical feature i.
+func (b *ProfileBuilder) AddCategory(i int, c string) {
+	b.mom[i].n++
+	b.cats[i][c]++
+}
+
+// Profile finishes the profile.
+func (b *ProfileBuilder) Profile() Profile {
+	var p Profile
+	for i, name := range b.names {
+		fp := FeatureProfile{Name: name, Kind: b.kinds[i], Count: b.mom[i].n}
+		if b.kinds[i] == Categorical {
+			fp.Categories, fp.Shares = shares(b.cats[i])
+		} else {
+			fp.Mean, fp.Std = b.mom[i].mean, b.mom[i].std()
+			fp.Sample = b.samples[i].Sorted()
+			fp.Edges = quantileEdges(fp.Sample, Bins)
+			counts := make([]float64, len(fp.Edges)+1)
+			for _, v := range fp.Sample {
+				counts[binOf(fp.Edges, v)]++
+			}
+			fp.Props = normalise(counts)
+		}
+		p.Features = append(p.Features, fp)
+	}
+	return p
+}
+
+// NewProfile profiles in-memory numeric columns (row keys are the row indexes).
 func NewProfile(names []string, cols [][]float64) (Profile, error) {
 	if len(names) != len(cols) {
 		return Profile{}, fmt.Errorf("profile: %d names for %d columns", len(names), len(cols))
 	}
-	p := Profile{}
-	for i, n := range names {
-		p.Features = append(p.Features, NewFeatureProfile(n, cols[i]))
+	kinds := make([]string, len(names))
+	for i := range kinds {
+		kinds[i] = Numeric
 	}
-	return p, nil
+	b := NewProfileBuilder(names, kinds)
+	for i, c := range cols {
+		for r, v := range c {
+			b.AddNumeric(i, v, uint64(r))
+		}
+	}
+	return b.Profile(), nil
 }
 
-func evenSample(sorted []float64, n int) []float64 {
-	if len(sorted) <= n {
-		return sorted
+func shares(counts map[string]int64) ([]string, []float64) {
+	cats := make([]string, 0, len(counts))
+	for c := range counts {
+		cats = append(cats, c)
 	}
-	out := make([]float64, n)
-	for i := range n {
-		out[i] = sorted[int(float64(i)*float64(len(sorted)-1)/float64(n-1))]
+	sort.Strings(cats)
+	out := make([]float64, len(cats))
+	for i, c := range cats {
+		out[i] = float64(counts[c])
+	}
+	return cats, normalise(out)
+}
+
+func normalise(v []float64) []float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	out := make([]float64, len(v))
+	if s == 0 {
+		return out
+	}
+	for i, x := range v {
+		out[i] = x / s
 	}
 	return out
 }
 
-// quantile is the linear-interpolation quantile of sorted data (numpy's default).
-func quantile(sorted []float64, q float64) float64 {
-	pos := q * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(sorted)-1)
-	return sorted[lo] + (pos-float64(lo))*(sorted[hi]-sorted[lo])
+// quantileEdges are the distinct inner quantile cut points (linear interpolation).
+func quantileEdges(sorted []float64, bins int) []float64 {
+	var edges []float64
+	if len(sorted) == 0 {
+		return edges
+	}
+	for i := 1; i < bins; i++ {
+		pos := float64(i) / float64(bins) * float64(len(sorted)-1)
+		lo := int(math.Floor(pos))
+		hi := min(lo+1, len(sorted)-1)
+		e := sorted[lo] + (pos-float64(lo))*(sorted[hi]-sorted[lo])
+		if len(edges) == 0 || e > edges[len(edges)-1] {
+			edges = append(edges, e)
+		}
+	}
+	return edges
 }
 
-// binShares counts sorted values into the bins (-inf, e0], (e0, e1], ..., (ek, inf).
-func binShares(sorted []float64, edges []float64) []float64 {
-	counts := make([]float64, len(edges)+1)
-	for _, v := range sorted {
-		i, _ := slices.BinarySearch(edges, v) // first edge >= v
-		counts[i]++
-	}
-	for i := range counts {
-		counts[i] /= float64(len(sorted))
-	}
-	return counts
+// binOf is the bin of v: (-inf, e0], (e0, e1], ..., (ek, inf).
+func binOf(edges []float64, v float64) int {
+	return sort.SearchFloat64s(edges, v)
 }

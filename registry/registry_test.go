@@ -33,7 +33,8 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 	ctx := context.Background()
 	r := New(b)
 	art := artifact(t)
-	prof := drift.Profile{Features: []drift.FeatureProfile{drift.NewFeatureProfile("x", []float64{1, 2, 3})}}
+	prof, err := drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
+	require.NoError(t, err)
 
 	v1, err := r.Register(ctx, version("run-a"), art, prof)
 	require.NoError(t, err)

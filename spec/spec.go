@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
 )
 
 // APIVersion is the only spec format this build reads.
@@ -26,9 +30,9 @@ type Spec struct {
 	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
 	Features   []string   `yaml:"features" json:"features"`
 	Target     string     `yaml:"target" json:"target"`
-	Trainer    Trainer    `yaml:"trainer" json:"trainer"`
-	Validation Validation `yaml:"validation" json:"validation"`
-	Drift      Drift      `yaml:"drift" json:"drift"`
+	Trainer    Trainer          `yaml:"trainer" json:"trainer"`
+	Contract   dataset.Contract `yaml:"contract" json:"contract"`
+	Drift      Drift            `yaml:"drift" json:"drift"`
 	Evaluation Evaluation `yaml:"evaluation" json:"evaluation"`
 	Approval   Approval   `yaml:"approval" json:"approval"`
 	Canary     Canary     `yaml:"canary" json:"canary"`
@@ -51,18 +55,22 @@ type Trainer struct {
 	Params map[string]float64 `yaml:"params" json:"params"`
 }
 
-// Validation is the data-quality contract's global part.
-type Validation struct {
-	// MaxBadRowShare is the share of rows that may be quarantined before the run fails.
-	MaxBadRowShare float64 `yaml:"max_bad_row_share" json:"max_bad_row_share"`
+// Drift holds the drift decision's settings (defaults: drift.DefaultConfig).
+type Drift struct {
+	Alpha                float64  `yaml:"alpha" json:"alpha"`
+	Correction           string   `yaml:"correction" json:"correction"`
+	PSIThreshold         float64  `yaml:"psi_threshold" json:"psi_threshold"`
+	KSThreshold          float64  `yaml:"ks_threshold" json:"ks_threshold"`
+	JSThreshold          float64  `yaml:"js_threshold" json:"js_threshold"`
+	WassersteinThreshold float64  `yaml:"wasserstein_threshold" json:"wasserstein_threshold"`
+	DriftShare           float64  `yaml:"drift_share" json:"drift_share"`
+	Critical             []string `yaml:"critical_features" json:"critical_features,omitempty"`
 }
 
-// Drift holds the thresholds of the drift decision.
-type Drift struct {
-	PSIThreshold float64 `yaml:"psi_threshold" json:"psi_threshold"`
-	KSThreshold  float64 `yaml:"ks_threshold" json:"ks_threshold"`
-	KSPValue     float64 `yaml:"ks_pvalue" json:"ks_pvalue"`
-	DriftShare   float64 `yaml:"drift_share" json:"drift_share"`
+// Config is the drift package's view of these settings.
+func (d Drift) Config() drift.Config {
+	return drift.Config{Alpha: d.Alpha, Correction: d.Correction, PSI: d.PSIThreshold, KS: d.KSThreshold,
+		JS: d.JSThreshold, Wasserstein: d.WassersteinThreshold, DriftShare: d.DriftShare, Critical: d.Critical}
 }
 
 // Evaluation holds the offline quality gates.
@@ -154,11 +162,24 @@ func (s *Spec) applyDefaults() {
 	if s.Trainer.Name == "" {
 		s.Trainer.Name = "ridge"
 	}
-	def(&s.Validation.MaxBadRowShare, 0.01)
-	def(&s.Drift.PSIThreshold, 0.2)
-	def(&s.Drift.KSThreshold, 0.1)
-	def(&s.Drift.KSPValue, 0.01)
-	def(&s.Drift.DriftShare, 0.5)
+	dc := drift.DefaultConfig()
+	def(&s.Drift.Alpha, dc.Alpha)
+	if s.Drift.Correction == "" {
+		s.Drift.Correction = dc.Correction
+	}
+	def(&s.Drift.PSIThreshold, dc.PSI)
+	def(&s.Drift.KSThreshold, dc.KS)
+	def(&s.Drift.JSThreshold, dc.JS)
+	def(&s.Drift.WassersteinThreshold, dc.Wasserstein)
+	def(&s.Drift.DriftShare, dc.DriftShare)
+	if len(s.Contract.Columns) == 0 {
+		// No contract: the model's columns are non-null doubles.
+		for _, f := range s.Features {
+			s.Contract.Columns = append(s.Contract.Columns, dataset.Column{Name: f, Type: dataset.TypeDouble, Role: dataset.RoleFeature})
+		}
+		s.Contract.Columns = append(s.Contract.Columns, dataset.Column{Name: s.Target, Type: dataset.TypeDouble, Role: dataset.RoleTarget})
+	}
+	def(&s.Contract.MaxBadRowShare, 0.01)
 	def(&s.Evaluation.MaxRegression, 0.0)
 	if s.Approval.Timeout.Duration == 0 {
 		s.Approval.Timeout.Duration = 24 * time.Hour
@@ -217,6 +238,31 @@ func (s Spec) Validate() error {
 	} else if seen[s.Target] {
 		add("target: %q is also a feature", s.Target)
 	}
+	if err := s.Contract.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for i, f := range s.Features {
+		col, ok := s.Contract.Column(f)
+		switch {
+		case !ok:
+			add("features[%d]: %q is not a contract column", i, f)
+		case col.Role != dataset.RoleFeature:
+			add("features[%d]: contract column %q has role %s, not feature", i, f, col.Role)
+		case s.Trainer.Name == "ridge" && col.Type == dataset.TypeString:
+			add("features[%d]: %q is a string; trainer ridge needs numeric features", i, f)
+		}
+	}
+	if col, ok := s.Contract.Column(s.Target); s.Target != "" && (!ok || col.Role != dataset.RoleTarget || col.Type == dataset.TypeString) {
+		add("target: %q must be a numeric contract column with role target", s.Target)
+	}
+	for i, c := range s.Drift.Critical {
+		if !slices.Contains(s.Features, c) {
+			add("drift.critical_features[%d]: %q is not a feature", i, c)
+		}
+	}
+	if !slices.Contains([]string{"bh", "bonferroni", "none"}, s.Drift.Correction) {
+		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
+	}
 	switch s.Trainer.Name {
 	case "ridge":
 		if a, ok := s.Trainer.Params["alpha"]; ok && a < 0 {
@@ -230,9 +276,8 @@ func (s Spec) Validate() error {
 			add("%s: must be between 0 and 1, got %g", field, v)
 		}
 	}
-	share("validation.max_bad_row_share", s.Validation.MaxBadRowShare)
 	share("drift.drift_share", s.Drift.DriftShare)
-	share("drift.ks_pvalue", s.Drift.KSPValue)
+	share("drift.alpha", s.Drift.Alpha)
 	if s.Evaluation.MaxMAE <= 0 {
 		add("evaluation.max_mae: required and > 0")
 	}
@@ -248,4 +293,16 @@ func (s Spec) Validate() error {
 // Columns lists every column the model reads: features then target.
 func (s Spec) Columns() []string {
 	return append(append([]string(nil), s.Features...), s.Target)
+}
+
+// FeatureKinds says, per feature, whether drift treats it as numeric or categorical.
+func (s Spec) FeatureKinds() []string {
+	out := make([]string, len(s.Features))
+	for i, f := range s.Features {
+		out[i] = drift.Numeric
+		if col, ok := s.Contract.Column(f); ok && col.IsCategorical() {
+			out[i] = drift.Categorical
+		}
+	}
+	return out
 }

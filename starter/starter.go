@@ -22,6 +22,9 @@ import (
 // StartRun starts the model's loop. There is at most one open run per model: starting while
 // one runs fails with a clear error.
 func StartRun(ctx context.Context, c client.Client, in workflows.RunInput) (client.WorkflowRun, error) {
+	if err := in.Spec.Validate(); err != nil {
+		return nil, fmt.Errorf("spec of model %q: %w", in.Spec.Model, err)
+	}
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(in.Spec.Model),
 		TaskQueue:                workflows.TaskQueue,

@@ -72,6 +72,25 @@ func (e *e2e) servingVersion(want int) {
 	e.t.Fatalf("serving never answered with v%d: last %+v, %v", want, last, err)
 }
 
+// withFeature returns a copy of the spec that also uses a column as a feature (adding it to
+// the contract when the contract does not know it).
+func withFeature(sp spec.Spec, name string) spec.Spec {
+	out := sp
+	out.Features = append(append([]string(nil), sp.Features...), name)
+	out.Contract.Columns = nil
+	found := false
+	for _, c := range sp.Contract.Columns {
+		if c.Name == name {
+			c.Role, found = dataset.RoleFeature, true
+		}
+		out.Contract.Columns = append(out.Contract.Columns, c)
+	}
+	if !found {
+		out.Contract.Columns = append(out.Contract.Columns, dataset.Column{Name: name, Type: dataset.TypeDouble, Role: dataset.RoleFeature})
+	}
+	return out
+}
+
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -155,8 +174,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Phase 3: a bad candidate needs competitor_price, which online clients do not send. It
 	// passes offline evaluation, fails live, and is rolled back; v2 keeps serving.
-	bad := sp
-	bad.Features = append(append([]string(nil), sp.Features...), "competitor_price")
+	bad := withFeature(sp, "competitor_price")
 	bad.Evaluation.MaxRegression = 0.05
 	res, st, err = e.run(workflows.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
 	require.NoError(t, err)
@@ -176,8 +194,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Positive(t, fallbacks, "the bad candidate's requests were answered by production")
 
 	// Phase 4: bad input ends the run as failed_validation, naming the column.
-	broken := sp
-	broken.Features = append(append([]string(nil), sp.Features...), "no_such_column")
+	broken := withFeature(sp, "no_such_column")
 	_, st, err = e.run(workflows.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)

@@ -154,6 +154,12 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 		return RunResult{}, err
 	}
 	approvals := r.approvalHandlers()
+	// Runs started before spec validation moved into the workflow keep their old path.
+	if workflow.GetVersion(ctx, "validate-spec", workflow.DefaultVersion, 1) >= 1 {
+		if err := in.Spec.Validate(); err != nil {
+			return r.fail(temporal.NewNonRetryableApplicationError("invalid spec: "+err.Error(), activities.ErrTypeInvalidData, nil))
+		}
+	}
 	if err := r.window(); err != nil {
 		return r.fail(err)
 	}
@@ -201,7 +207,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 		return r.fail(err)
 	}
 	r.status.Training = &tr
-	r.done("%s on %d rows, training MAE %.3f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainMAE)
+	r.done("%s on %d rows, training RMSE %.3f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainRMSE)
 
 	// 5 Evaluate
 	r.enter(StageEvaluate)
@@ -223,7 +229,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	if dr.ReportURI != "" {
 		reports["drift"] = dr.ReportURI
 	}
-	metrics := map[string]float64{"holdout_mae": ev.CandidateMAE, "train_mae": tr.TrainMAE, "train_rows": float64(tr.TrainRows), "holdout_rows": float64(ev.HoldoutRows)}
+	metrics := map[string]float64{"holdout_mae": ev.CandidateMAE, "train_rmse": tr.TrainRMSE, "train_rows": float64(tr.TrainRows), "holdout_rows": float64(ev.HoldoutRows)}
 	if ev.HasChampion {
 		metrics["champion_mae"] = ev.ChampionMAE
 	}

@@ -60,7 +60,7 @@ func (s *ctSuite) happyPath(reference int, drifted bool) {
 }
 
 func (s *ctSuite) trainedAndRegistered(version int) {
-	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000, TrainMAE: 1.5}, nil)
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000, TrainRMSE: 1.5}, nil)
 	s.env.OnActivity(train.Evaluate, mock.Anything, mock.Anything).Return(activities.EvaluateResult{CandidateMAE: 1.6, ChampionMAE: 7.2, HasChampion: version > 1, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
 	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{Version: version, MetadataURI: "s3://b/m.json"}, nil)
 }
@@ -294,4 +294,16 @@ func TestWindowDefaultsToYesterday(t *testing.T) {
 	env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
 	require.Equal(t, "2026-10-30", got.To)
 	require.Equal(t, "2026-10-03", got.From)
+}
+
+func (s *ctSuite) TestInvalidSpecFailsBeforeAnyActivity() {
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{}, nil).Never()
+	in := input(false)
+	in.Spec.Features = append(in.Spec.Features, "not_in_contract")
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	err := s.env.GetWorkflowError()
+	s.Error(err)
+	s.Contains(err.Error(), `"not_in_contract" is not a contract column`)
+	_, st := s.result()
+	s.Equal(OutcomeFailedValidation, st.Outcome)
 }

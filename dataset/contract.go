@@ -1,0 +1,126 @@
+package dataset
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Column types of a contract.
+const (
+	TypeInt    = "int"    // Parquet INT32 or INT64
+	TypeDouble = "double" // Parquet FLOAT or DOUBLE (INT32/INT64 are accepted and widened)
+	TypeString = "string" // Parquet BYTE_ARRAY
+	TypeBool   = "bool"   // Parquet BOOLEAN
+)
+
+// Column roles.
+const (
+	RoleFeature   = "feature"
+	RoleTarget    = "target"
+	RoleEntityKey = "entity_key"
+	RoleEventTime = "event_time"
+	RoleProtected = "protected_attribute"
+	RoleOther     = "other"
+)
+
+// Column is one column of a data contract.
+type Column struct {
+	Name     string   `yaml:"name" json:"name"`
+	Type     string   `yaml:"type" json:"type"`
+	Role     string   `yaml:"role" json:"role"`
+	Nullable bool     `yaml:"nullable" json:"nullable"`
+	Min      *float64 `yaml:"min" json:"min,omitempty"`
+	Max      *float64 `yaml:"max" json:"max,omitempty"`
+	// Allowed lists the only values a column may hold (written as strings: "0", "north").
+	Allowed []string `yaml:"allowed" json:"allowed,omitempty"`
+	// Categorical marks a feature whose values are categories (strings always are).
+	Categorical bool `yaml:"categorical" json:"categorical,omitempty"`
+}
+
+// IsCategorical reports whether drift treats the column as categories.
+func (c Column) IsCategorical() bool {
+	return c.Categorical || c.Type == TypeString || c.Type == TypeBool
+}
+
+// Contract is a dataset's data-quality contract.
+type Contract struct {
+	Columns []Column `yaml:"columns" json:"columns"`
+	// UniqueKey columns identify a row within one partition (one event date).
+	UniqueKey []string `yaml:"unique_key" json:"unique_key,omitempty"`
+	// MaxBadRowShare is the share of rows that may be quarantined before a run fails.
+	MaxBadRowShare float64 `yaml:"max_bad_row_share" json:"max_bad_row_share"`
+}
+
+// Column returns a column by name.
+func (c Contract) Column(name string) (Column, bool) {
+	for _, col := range c.Columns {
+		if col.Name == name {
+			return col, true
+		}
+	}
+	return Column{}, false
+}
+
+// Names lists the contract's columns in order.
+func (c Contract) Names() []string {
+	out := make([]string, len(c.Columns))
+	for i, col := range c.Columns {
+		out[i] = col.Name
+	}
+	return out
+}
+
+// WithRole lists the columns of a role.
+func (c Contract) WithRole(role string) []Column {
+	var out []Column
+	for _, col := range c.Columns {
+		if col.Role == role {
+			out = append(out, col)
+		}
+	}
+	return out
+}
+
+// Validate checks the contract itself, naming the column and field of each problem.
+func (c Contract) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, col := range c.Columns {
+		at := fmt.Sprintf("contract.columns[%d] (%s)", i, col.Name)
+		if col.Name == "" {
+			errs = append(errs, fmt.Errorf("contract.columns[%d]: name is required", i))
+		}
+		if seen[col.Name] {
+			errs = append(errs, fmt.Errorf("%s: listed twice", at))
+		}
+		seen[col.Name] = true
+		if !slices.Contains([]string{TypeInt, TypeDouble, TypeString, TypeBool}, col.Type) {
+			errs = append(errs, fmt.Errorf("%s: type %q is not int, double, string or bool", at, col.Type))
+		}
+		if !slices.Contains([]string{RoleFeature, RoleTarget, RoleEntityKey, RoleEventTime, RoleProtected, RoleOther}, col.Role) {
+			errs = append(errs, fmt.Errorf("%s: role %q is not feature, target, entity_key, event_time, protected_attribute or other", at, col.Role))
+		}
+		if (col.Min != nil || col.Max != nil) && (col.Type == TypeString || col.Type == TypeBool) {
+			errs = append(errs, fmt.Errorf("%s: min/max need a numeric type", at))
+		}
+		if col.Min != nil && col.Max != nil && *col.Min > *col.Max {
+			errs = append(errs, fmt.Errorf("%s: min %g is above max %g", at, *col.Min, *col.Max))
+		}
+		if col.Role == RoleTarget && col.Nullable {
+			errs = append(errs, fmt.Errorf("%s: a target cannot be nullable", at))
+		}
+	}
+	for _, k := range c.UniqueKey {
+		if !seen[k] {
+			errs = append(errs, fmt.Errorf("contract.unique_key: %q is not a contract column", k))
+		}
+	}
+	if c.MaxBadRowShare < 0 || c.MaxBadRowShare > 1 {
+		errs = append(errs, fmt.Errorf("contract.max_bad_row_share: must be between 0 and 1, got %g", c.MaxBadRowShare))
+	}
+	if len(c.WithRole(RoleTarget)) > 1 {
+		errs = append(errs, errors.New("contract: at most one column has role target"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,293 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/driftline/driftline/objstore"
+)
+
+// ColumnData holds one column of one row group. Int, double and bool values are in Num
+// (bool as 0/1), strings in Str; Null marks nulls.
+type ColumnData struct {
+	Num  []float64
+	Str  []string
+	Null []bool
+}
+
+// Batch is one row group of one file, with the contract applied: Accepted says which rows
+// passed, Issues holds one reason per rejected row.
+type Batch struct {
+	File      string
+	FileIndex int
+	Date      string
+	RowGroup  int
+	FirstRow  int64  // index in the file of the batch's first row
+	RowKey0   uint64 // ordinal of the first row across the snapshot: row keys for sampling
+	Rows      int
+	Cols      map[string]*ColumnData
+	Accepted  []bool
+	Issues    []RowIssue
+}
+
+// Num returns a numeric column of the batch.
+func (b *Batch) Num(name string) []float64 { return b.Cols[name].Num }
+
+// Str returns a string column of the batch.
+func (b *Batch) Str(name string) []string { return b.Cols[name].Str }
+
+// Value renders a cell for reports and quarantine records.
+func (b *Batch) Value(c Column, r int) string {
+	d := b.Cols[c.Name]
+	switch {
+	case d.Null[r]:
+		return "null"
+	case c.Type == TypeString:
+		return d.Str[r]
+	case c.Type == TypeBool:
+		return strconv.FormatBool(d.Num[r] != 0)
+	case c.Type == TypeInt:
+		return strconv.FormatInt(int64(d.Num[r]), 10)
+	default:
+		return strconv.FormatFloat(d.Num[r], 'g', -1, 64)
+	}
+}
+
+// RowIssue is one rejected row with the reason and its values, kept in quarantine.
+type RowIssue struct {
+	File   string            `json:"file"`
+	Row    int64             `json:"row"`
+	Column string            `json:"column"`
+	Reason string            `json:"reason"`
+	Value  string            `json:"value"`
+	Values map[string]string `json:"values"`
+}
+
+func compatible(t string, k parquet.Kind) bool {
+	switch t {
+	case TypeInt:
+		return k == parquet.Int32 || k == parquet.Int64
+	case TypeDouble:
+		return k == parquet.Float || k == parquet.Double || k == parquet.Int32 || k == parquet.Int64
+	case TypeString:
+		return k == parquet.ByteArray
+	case TypeBool:
+		return k == parquet.Boolean
+	}
+	return false
+}
+
+// Scan reads the snapshot's files row group by row group (memory bounded by one row group of
+// the contract's columns), checks each pinned file is unchanged and has the contract's
+// columns with compatible types, applies the row checks and calls visit for each batch.
+// File-level problems are *DataError naming file and column.
+func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c Contract, visit func(*Batch) error) error {
+	var rowKey uint64
+	for fi, f := range s.Files {
+		head, err := b.Head(ctx, f.Key)
+		if err != nil {
+			return err
+		}
+		if head.ETag != f.ETag {
+			return dataErr(f.Key, "", -1, "changed since snapshot %s was taken (etag %s, pinned %s): datasets are immutable", s.ID, head.ETag, f.ETag)
+		}
+		n, err := ScanFile(ctx, b, f, fi, rowKey, c, visit)
+		if err != nil {
+			return err
+		}
+		rowKey += uint64(n)
+	}
+	return nil
+}
+
+// ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
+func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c Contract, visit func(*Batch) error) (int64, error) {
+	pf, _, err := OpenParquet(ctx, b, f.Key)
+	if err != nil {
+		return 0, err
+	}
+	schema := pf.Schema()
+	idx := make([]int, len(c.Columns))
+	for i, col := range c.Columns {
+		leaf, ok := schema.Lookup(col.Name)
+		if !ok {
+			return 0, dataErr(f.Key, col.Name, -1, "column not found: the contract requires it (the file has: %s)", strings.Join(columnNames(schema), ", "))
+		}
+		if k := leaf.Node.Type().Kind(); !compatible(col.Type, k) {
+			return 0, dataErr(f.Key, col.Name, -1, "physical type %s does not hold the contract's type %s", k, col.Type)
+		}
+		idx[i] = leaf.ColumnIndex
+	}
+	allowed := make([]map[string]bool, len(c.Columns))
+	for i, col := range c.Columns {
+		if len(col.Allowed) > 0 {
+			allowed[i] = map[string]bool{}
+			for _, a := range col.Allowed {
+				allowed[i][a] = true
+			}
+		}
+	}
+	var keyCols []Column
+	for _, k := range c.UniqueKey {
+		col, _ := c.Column(k)
+		keyCols = append(keyCols, col)
+	}
+	seenKeys := map[uint64]int64{}
+	var read int64
+	for rgi, rg := range pf.RowGroups() {
+		if err := ctx.Err(); err != nil {
+			return read, err
+		}
+		batch := &Batch{File: f.Key, FileIndex: fileIndex, Date: f.Date, RowGroup: rgi, FirstRow: read,
+			RowKey0: rowKey0 + uint64(read), Cols: map[string]*ColumnData{}}
+		chunks := rg.ColumnChunks()
+		for i, col := range c.Columns {
+			d, err := readColumn(chunks[idx[i]], col.Type == TypeString)
+			if err != nil {
+				return read, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
+			}
+			batch.Cols[col.Name] = d
+		}
+		batch.Rows = len(batch.Cols[c.Columns[0].Name].Null)
+		for _, col := range c.Columns {
+			if n := len(batch.Cols[col.Name].Null); n != batch.Rows {
+				return read, dataErr(f.Key, col.Name, -1, "row group %d has %d values, column %s has %d", rgi, n, c.Columns[0].Name, batch.Rows)
+			}
+		}
+		checkRows(batch, c, allowed, keyCols, seenKeys)
+		read += int64(batch.Rows)
+		if err := visit(batch); err != nil {
+			return read, err
+		}
+	}
+	if f.Rows >= 0 && read != f.Rows {
+		return read, dataErr(f.Key, "", -1, "read %d rows, the footer said %d", read, f.Rows)
+	}
+	return read, nil
+}
+
+// checkRows applies the row-level contract: presence, finiteness, ranges, allowed values and
+// key uniqueness within the file (one partition).
+func checkRows(b *Batch, c Contract, allowed []map[string]bool, keyCols []Column, seen map[uint64]int64) {
+	b.Accepted = make([]bool, b.Rows)
+	h := fnv.New64a()
+	for r := 0; r < b.Rows; r++ {
+		col, reason := rowProblem(b, c, allowed, r)
+		if reason == "" && len(keyCols) > 0 {
+			h.Reset()
+			for _, k := range keyCols {
+				_, _ = h.Write([]byte(b.Value(k, r)))
+				_, _ = h.Write([]byte{0})
+			}
+			key := h.Sum64()
+			if first, dup := seen[key]; dup {
+				col, reason = keyCols[0], fmt.Sprintf("duplicate key %s (first at row %d)", keyString(b, keyCols, r), first)
+			} else {
+				seen[key] = b.FirstRow + int64(r)
+			}
+		}
+		if reason == "" {
+			b.Accepted[r] = true
+			continue
+		}
+		values := make(map[string]string, len(c.Columns))
+		for _, cc := range c.Columns {
+			values[cc.Name] = b.Value(cc, r)
+		}
+		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FirstRow + int64(r), Column: col.Name, Reason: reason,
+			Value: b.Value(col, r), Values: values})
+	}
+}
+
+func keyString(b *Batch, keyCols []Column, r int) string {
+	parts := make([]string, len(keyCols))
+	for i, k := range keyCols {
+		parts[i] = k.Name + "=" + b.Value(k, r)
+	}
+	return strings.Join(parts, ",")
+}
+
+func rowProblem(b *Batch, c Contract, allowed []map[string]bool, r int) (Column, string) {
+	for i, col := range c.Columns {
+		d := b.Cols[col.Name]
+		if d.Null[r] {
+			if col.Nullable {
+				continue
+			}
+			return col, "null value"
+		}
+		if col.Type != TypeString {
+			v := d.Num[r]
+			switch {
+			case math.IsNaN(v):
+				return col, "NaN value"
+			case math.IsInf(v, 0):
+				return col, "infinite value"
+			case col.Min != nil && v < *col.Min:
+				return col, fmt.Sprintf("below min %g", *col.Min)
+			case col.Max != nil && v > *col.Max:
+				return col, fmt.Sprintf("above max %g", *col.Max)
+			}
+		}
+		if allowed[i] != nil && !allowed[i][b.Value(col, r)] {
+			return col, "not an allowed value"
+		}
+	}
+	return Column{}, ""
+}
+
+func readColumn(cc parquet.ColumnChunk, asString bool) (d *ColumnData, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = nil, fmt.Errorf("corrupt column chunk: %v", p)
+		}
+	}()
+	d = &ColumnData{}
+	pages := cc.Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 1024)
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return d, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				null := v.IsNull()
+				d.Null = append(d.Null, null)
+				if asString {
+					s := ""
+					if !null {
+						s = string(v.ByteArray())
+					}
+					d.Str = append(d.Str, s)
+				} else if null {
+					d.Num = append(d.Num, math.NaN())
+				} else {
+					d.Num = append(d.Num, toFloat(v))
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return nil, err
+			}
+		}
+		parquet.Release(p)
+	}
+}
