@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"

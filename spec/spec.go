@@ -24,18 +24,18 @@ const APIVersion = "driftline.dev/v1"
 
 // Spec is one model's spec. It travels inside workflow inputs, so it stays small.
 type Spec struct {
-	APIVersion string     `yaml:"apiVersion" json:"apiVersion"`
-	Kind       string     `yaml:"kind" json:"kind"`
-	Model      string     `yaml:"model" json:"model"`
-	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
-	Features   []string   `yaml:"features" json:"features"`
-	Target     string     `yaml:"target" json:"target"`
+	APIVersion string           `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string           `yaml:"kind" json:"kind"`
+	Model      string           `yaml:"model" json:"model"`
+	Dataset    Dataset          `yaml:"dataset" json:"dataset"`
+	Features   []string         `yaml:"features" json:"features"`
+	Target     string           `yaml:"target" json:"target"`
 	Trainer    Trainer          `yaml:"trainer" json:"trainer"`
 	Contract   dataset.Contract `yaml:"contract" json:"contract"`
 	Drift      Drift            `yaml:"drift" json:"drift"`
-	Evaluation Evaluation `yaml:"evaluation" json:"evaluation"`
-	Approval   Approval   `yaml:"approval" json:"approval"`
-	Canary     Canary     `yaml:"canary" json:"canary"`
+	Evaluation Evaluation       `yaml:"evaluation" json:"evaluation"`
+	Approval   Approval         `yaml:"approval" json:"approval"`
+	Canary     Canary           `yaml:"canary" json:"canary"`
 	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
 	Hash string `yaml:"-" json:"hash"`
 }
