@@ -8,13 +8,16 @@ import (
 	"slices"
 	"time"
 
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/predlog"
+	"github.com/driftline/driftline/registry"
 )
 
 // Canary judges live traffic from the prediction log.
 type Canary struct {
-	Store objstore.Bucket
+	Store    objstore.Bucket
+	Registry *registry.Registry // for the candidate's prediction profile (evidence only)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -68,6 +71,16 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in CanaryEvalInput) (Canary
 		res.Decision = CanaryPromote
 		res.Reason = fmt.Sprintf("%d requests: error rate %.2f%% (production %.2f%%), p99 %.3f ms (production %.3f ms): within guardrails",
 			cand.Requests, 100*cand.ErrorRate, 100*prod.ErrorRate, cand.P99Ms, prod.P99Ms)
+	}
+	// Prediction drift of the candidate's live answers against its holdout outputs: evidence
+	// for people, not a guardrail (a new model on drifted data is expected to move).
+	if c.Registry != nil {
+		if ref, err := c.Registry.LoadPredictionProfile(ctx, in.Model, in.Candidate); err == nil {
+			if rep, n, err := predlog.Drift(ctx, c.Store, in.Model, in.Candidate, ref, in.Since, now(), drift.DefaultConfig()); err == nil && n > 0 {
+				f := rep.Features[0]
+				res.PredictionDrift = &PredictionDrift{Answers: n, KS: f.KS, PValue: f.PValue, PSI: f.PSI, Drifted: f.Drifted, Why: f.Why}
+			}
+		}
 	}
 	key := reportKey(in.Model, in.RunID, fmt.Sprintf("canary-%d.json", in.Bake))
 	body, _ := json.MarshalIndent(map[string]any{"since": in.Since, "until": now().UTC(), "guardrails": g, "result": res}, "", " ")

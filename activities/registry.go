@@ -40,7 +40,18 @@ func (r *Registry) Register(ctx context.Context, in RegisterInput) (RegisterResu
 		CodeRevision: buildinfo.Revision(), Trainer: in.Spec.Trainer.Name, Params: in.Spec.Trainer.Params,
 		SnapshotURI: r.Store.URI(in.SnapshotKey), SnapshotID: in.RunID, Reports: in.Reports,
 	}}
-	got, err := r.Registry.Register(ctx, v, art, prof)
+	var predProf *drift.Profile
+	if in.PredictionProfileKey != "" {
+		b, _, err := objstore.ReadAll(ctx, r.Store, in.PredictionProfileKey)
+		if err != nil {
+			return RegisterResult{}, classify("register", err)
+		}
+		predProf = &drift.Profile{}
+		if err := json.Unmarshal(b, predProf); err != nil {
+			return RegisterResult{}, invalid("register: prediction profile %s: %v", in.PredictionProfileKey, err)
+		}
+	}
+	got, err := r.Registry.Register(ctx, v, art, prof, predProf)
 	if err != nil {
 		return RegisterResult{}, classify("register", err)
 	}

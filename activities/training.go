@@ -13,6 +13,7 @@ import (
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
 )
@@ -155,6 +156,8 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 	}
 	sums := make([]float64, len(models))
 	rows := 0
+	// The candidate's outputs on the holdout are the reference for prediction drift.
+	preds := drift.NewProfileBuilder([]string{predlog.PredictionFeature}, []string{drift.Numeric})
 	err = dataset.Scan(ctx, t.Store, s, in.Spec.Contract, func(b *dataset.Batch) error {
 		activity.RecordHeartbeat(ctx, b.File)
 		if b.Date < cut {
@@ -171,7 +174,11 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 				for j, f := range m.Features {
 					x[j] = b.Cols[f].Num[r]
 				}
-				sums[i] += math.Abs(m.Predict(x) - y[r])
+				pred := m.Predict(x)
+				sums[i] += math.Abs(pred - y[r])
+				if i == 0 {
+					preds.AddNumeric(0, pred, b.RowKey0+uint64(r))
+				}
 			}
 		}
 		return nil
@@ -188,6 +195,12 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 		res.HasChampion, res.ChampionMAE = true, sums[1]/float64(rows)
 		rep.ChampionVersion, rep.ChampionMAE = in.ChampionVersion, res.ChampionMAE
 	}
+	pk := reportKey(in.Model, in.RunID, "candidate/prediction_profile.json")
+	pb, _ := json.Marshal(preds.Profile())
+	if _, err := t.Store.Put(ctx, pk, pb, objstore.PutOptions{ContentType: "application/json"}); err != nil {
+		return res, classify("evaluate", err)
+	}
+	res.PredictionProfileKey = pk
 	key := reportKey(in.Model, in.RunID, "evaluation.json")
 	body, _ := json.MarshalIndent(rep, "", " ")
 	if _, err := t.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {

@@ -64,6 +64,7 @@ type EvaluateResult struct {
 	HasChampion               bool
 	HoldoutRows               int
 	ReportURI                 string
+	PredictionProfileKey      string // the candidate's holdout predictions, reference for prediction drift
 }
 
 // RegisterInput registers a staged candidate with its lineage.
@@ -71,6 +72,7 @@ type RegisterInput struct {
 	StepInput
 	WorkflowID, RequestedBy string
 	ArtifactKey, ProfileKey string
+	PredictionProfileKey    string
 	Metrics                 map[string]float64
 	Reports                 map[string]string
 }
@@ -138,10 +140,21 @@ const (
 	CanaryWait     = "wait"
 )
 
+// PredictionDrift summarises the candidate's live outputs against its holdout outputs.
+type PredictionDrift struct {
+	Answers int     `json:"answers"`
+	KS      float64 `json:"ks"`
+	PValue  float64 `json:"pvalue"`
+	PSI     float64 `json:"psi"`
+	Drifted bool    `json:"drifted"`
+	Why     string  `json:"why"`
+}
+
 // CanaryEvalResult is one bake's verdict with its evidence.
 type CanaryEvalResult struct {
 	Decision, Reason      string
 	Candidate, Production RouteStats
+	PredictionDrift       *PredictionDrift `json:",omitempty"`
 	EvidenceURI           string
 }
 

@@ -29,6 +29,9 @@ type RetailRow struct {
 	UnitsSold       float64 `parquet:"units_sold"`
 }
 
+// RetailGeneratorVersion changes whenever RetailDay's output changes (2: region column).
+const RetailGeneratorVersion = 2
+
 // Regions of the demo's stores (store n is in Regions[(n-1) % 4]).
 var Regions = []string{"north", "south", "east", "west"}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -170,4 +171,30 @@ func Read(ctx context.Context, b objstore.Bucket, model string, since, until tim
 		}
 	}
 	return out, nil
+}
+
+// PredictionFeature names the model output in prediction profiles.
+const PredictionFeature = "prediction"
+
+// Drift compares one version's live answers (successful ones, any route) in [since, until)
+// with the reference distribution of its outputs, using the same drift code as features.
+func Drift(ctx context.Context, b objstore.Bucket, model string, version int, ref drift.Profile, since, until time.Time, cfg drift.Config) (drift.Report, int, error) {
+	recs, err := Read(ctx, b, model, since, until)
+	if err != nil {
+		return drift.Report{}, 0, err
+	}
+	w := drift.NewWindow(ref)
+	i := w.Index(PredictionFeature)
+	if i < 0 {
+		return drift.Report{}, 0, fmt.Errorf("prediction profile of %s v%d has no %q feature", model, version, PredictionFeature)
+	}
+	n := 0
+	for k, r := range recs {
+		if int(r.Version) != version || r.Error != "" {
+			continue
+		}
+		w.AddNumeric(i, r.Prediction, uint64(k))
+		n++
+	}
+	return w.Report(cfg), n, nil
 }

@@ -3,11 +3,14 @@ package predlog
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/testsuite"
 )
@@ -42,4 +45,43 @@ func TestFullBufferDropsWithoutBlocking(t *testing.T) {
 	}
 	require.EqualValues(t, 3, w.Dropped())
 	require.Equal(t, 3, drops)
+}
+
+func TestPredictionDriftUsesTheDriftSuite(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	r := rand.New(rand.NewPCG(1, 2))
+	holdout := make([]float64, 5000)
+	for i := range holdout {
+		holdout[i] = 10 + 2*r.NormFloat64()
+	}
+	ref, err := drift.NewProfile([]string{PredictionFeature}, [][]float64{holdout})
+	require.NoError(t, err)
+	start := time.UnixMilli(time.Now().Add(-time.Minute).UnixMilli())
+	write := func(version int32, shift float64, n int, withErrors bool) {
+		var recs []Record
+		for i := range n {
+			rec := Record{RequestID: fmt.Sprint(version, shift, i), TimeUnixMs: start.UnixMilli() + int64(i%1000), Model: "demand",
+				Version: version, Route: "production", Prediction: 10 + shift + 2*r.NormFloat64()}
+			if withErrors && i%2 == 0 {
+				rec.Error, rec.Prediction = "missing feature", 0
+			}
+			recs = append(recs, rec)
+		}
+		data, err := dataset.EncodeParquet(recs)
+		require.NoError(t, err)
+		_, err = b.Put(ctx, fmt.Sprintf("%spart-%d.parquet", Prefix("demand", start), time.Now().UnixNano()), data, objstore.PutOptions{})
+		require.NoError(t, err)
+	}
+	write(1, 0, 3000, true)  // errors carry no prediction: they must be left out
+	write(2, 3, 3000, false) // another version: left out
+	rep, n, err := Drift(ctx, b, "demand", 1, ref, start, time.Now(), drift.DefaultConfig())
+	require.NoError(t, err)
+	require.Equal(t, 1500, n)
+	require.False(t, rep.Drifted, rep.Why)
+	rep, n, err = Drift(ctx, b, "demand", 2, ref, start, time.Now(), drift.DefaultConfig())
+	require.NoError(t, err)
+	require.Equal(t, 3000, n)
+	require.True(t, rep.Features[0].Drifted, rep.Features[0].Why)
+	require.Equal(t, PredictionFeature, rep.Features[0].Name)
 }

@@ -47,6 +47,8 @@ type Version struct {
 	ArtifactURI    string             `json:"artifact_uri"`
 	ArtifactSHA256 string             `json:"artifact_sha256"`
 	ProfileURI     string             `json:"profile_uri"`
+	// PredictionProfileURI is the reference distribution of the model's outputs (holdout).
+	PredictionProfileURI string `json:"prediction_profile_uri,omitempty"`
 	Metrics        map[string]float64 `json:"metrics"`
 	Lineage        Lineage            `json:"lineage"`
 }
@@ -67,6 +69,9 @@ func versionDir(m string, n int) string { return fmt.Sprintf("models/%s/versions
 func ArtifactKey(m string, n int) string { return versionDir(m, n) + "model.json" }
 func ProfileKey(m string, n int) string  { return versionDir(m, n) + "profile.json" }
 func MetadataKey(m string, n int) string { return versionDir(m, n) + "metadata.json" }
+
+// PredictionProfileKey locates a version's prediction reference profile.
+func PredictionProfileKey(m string, n int) string { return versionDir(m, n) + "prediction_profile.json" }
 func claimKey(m string, n int) string    { return versionDir(m, n) + "claim.json" }
 
 // DeploymentKey locates the model's deployment pointer.
@@ -109,7 +114,7 @@ func (r *Registry) claims(ctx context.Context, m string) ([]int, map[int]string,
 // Register creates the next version for a run. Numbers come from conditional creates of a
 // claim object, so racing registrations get distinct, gap-free numbers; the same run
 // registering again (an activity retry) gets its version back.
-func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile) (Version, error) {
+func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile, predictions *drift.Profile) (Version, error) {
 	m := v.Model
 	nums, runs, err := r.claims(ctx, m)
 	if err != nil {
@@ -155,8 +160,17 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 	if err != nil {
 		return v, err
 	}
+	objects := map[string][]byte{ArtifactKey(m, n): artifact, ProfileKey(m, n): prof}
+	if predictions != nil {
+		pp, err := json.Marshal(predictions)
+		if err != nil {
+			return v, err
+		}
+		objects[PredictionProfileKey(m, n)] = pp
+		v.PredictionProfileURI = r.Store.URI(PredictionProfileKey(m, n))
+	}
 	// Immutable objects: a retry finds them already there, with the same content.
-	for key, body := range map[string][]byte{ArtifactKey(m, n): artifact, ProfileKey(m, n): prof} {
+	for key, body := range objects {
 		if _, err := r.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
 			return v, err
 		}
@@ -238,8 +252,17 @@ func (r *Registry) LoadModel(ctx context.Context, m string, n int) (*model.Model
 
 // LoadProfile reads a version's reference profile.
 func (r *Registry) LoadProfile(ctx context.Context, m string, n int) (drift.Profile, error) {
+	return r.loadProfile(ctx, m, n, ProfileKey(m, n))
+}
+
+// LoadPredictionProfile reads the reference distribution of a version's predictions.
+func (r *Registry) LoadPredictionProfile(ctx context.Context, m string, n int) (drift.Profile, error) {
+	return r.loadProfile(ctx, m, n, PredictionProfileKey(m, n))
+}
+
+func (r *Registry) loadProfile(ctx context.Context, m string, n int, key string) (drift.Profile, error) {
 	var p drift.Profile
-	data, _, err := objstore.ReadAll(ctx, r.Store, ProfileKey(m, n))
+	data, _, err := objstore.ReadAll(ctx, r.Store, key)
 	if errors.Is(err, objstore.ErrNotFound) {
 		return p, fmt.Errorf("model %s version %d profile: %w", m, n, ErrNotFound)
 	}

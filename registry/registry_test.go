@@ -36,10 +36,10 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 	prof, err := drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
 	require.NoError(t, err)
 
-	v1, err := r.Register(ctx, version("run-a"), art, prof)
+	v1, err := r.Register(ctx, version("run-a"), art, prof, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, v1.Version)
-	again, err := r.Register(ctx, version("run-a"), art, prof)
+	again, err := r.Register(ctx, version("run-a"), art, prof, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, again.Version, "a retried registration returns the same version")
 
@@ -52,7 +52,7 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := r.Register(ctx, version(fmt.Sprintf("race-%d", i)), art, prof)
+			v, err := r.Register(ctx, version(fmt.Sprintf("race-%d", i)), art, prof, nil)
 			nums[i], errs[i] = v.Version, err
 		}()
 	}

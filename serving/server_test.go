@@ -37,7 +37,7 @@ func register(t *testing.T, r *registry.Registry, run string, k float64, withZ b
 	require.NoError(t, err)
 	art, err := (&model.Model{Family: "linear", Trainer: "ridge", Features: feats, Target: "y", Linear: lin}).Marshal()
 	require.NoError(t, err)
-	v, err := r.Register(context.Background(), registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: run}}, art, drift.Profile{})
+	v, err := r.Register(context.Background(), registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: run}}, art, drift.Profile{}, nil)
 	require.NoError(t, err)
 	return v.Version
 }

@@ -170,6 +170,8 @@ func TestEndToEnd(t *testing.T) {
 	last := st.Canary[len(st.Canary)-1]
 	require.GreaterOrEqual(t, last.Candidate.Requests, sp.Canary.MinRequest)
 	require.Zero(t, last.Candidate.Errors)
+	require.NotNil(t, last.PredictionDrift, "the canary evidence compares live outputs with the holdout outputs")
+	require.Positive(t, last.PredictionDrift.Answers)
 	e.servingVersion(2)
 
 	// Phase 3: a bad candidate needs competitor_price, which online clients do not send. It

@@ -236,7 +236,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	var rr activities.RegisterResult
 	if err := workflow.ExecuteActivity(withStep(ctx, StageRegister, "register the candidate with lineage"), reg.Register, activities.RegisterInput{
 		StepInput: step, WorkflowID: r.wfID, RequestedBy: in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
-		Metrics: metrics, Reports: reports}).Get(ctx, &rr); err != nil {
+		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports}).Get(ctx, &rr); err != nil {
 		return r.fail(err)
 	}
 	r.status.CandidateVersion = rr.Version

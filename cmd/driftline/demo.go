@@ -13,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
@@ -98,6 +99,13 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	sent, failed, fb, byV := st.Snapshot()
 	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %v\n", sent, failed, fb, byV)
+	if data, _, err := objstore.ReadAll(ctx, b, "reports/"+sp.Model+"/"+res2.RunID+"/drift.json"); err == nil {
+		var rep activities.DriftReport
+		if json.Unmarshal(data, &rep) == nil {
+			fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
+			printReport(os.Stdout, rep.Report)
+		}
+	}
 
 	fmt.Println("\n== 4. a prediction from the serving API")
 	want := res1.Version
@@ -117,16 +125,21 @@ func cmdDemo(ctx context.Context, args []string) error {
 	return nil
 }
 
-func demoRun(ctx context.Context, c client.Client, in workflows.RunInput, onApproval func(workflows.Status)) (workflows.RunResult, string, error) {
+type demoResult struct {
+	workflows.RunResult
+	RunID string
+}
+
+func demoRun(ctx context.Context, c client.Client, in workflows.RunInput, onApproval func(workflows.Status)) (demoResult, string, error) {
 	run, err := starter.StartRun(ctx, c, in)
 	if err != nil {
-		return workflows.RunResult{}, "", err
+		return demoResult{}, "", err
 	}
 	link := starter.UILink(namespace(), run.GetID(), run.GetRunID())
 	fmt.Printf("  run %s  %s\n", run.GetID(), link)
 	res, err := starter.Follow(ctx, c, in.Spec.Model, run, os.Stdout, onApproval)
 	fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
-	return res, link, err
+	return demoResult{RunResult: res, RunID: run.GetRunID()}, link, err
 }
 
 // resetDemoModel gives the demo a clean model: it ends a leftover open run and removes the

@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"predict":  {"send one prediction request to the serving worker", cmdPredict},
 	"traffic":  {"send demo traffic to the serving worker", cmdTraffic},
 	"demo":     {"run the end-to-end demo (make demo)", cmdDemo},
+	"drift":    {"show a run's drift report, or drift of live predictions", cmdDrift},
 }
 
 func usage() {

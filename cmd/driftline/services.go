@@ -147,6 +147,31 @@ func cmdDatagen(ctx context.Context, args []string) error {
 }
 
 func datagen(ctx context.Context, b objstore.Bucket, name string, cfg dataset.RetailConfig) error {
+	// Partitions are immutable; the demo's own dataset is replaced as a whole when this
+	// build's generator writes something different from what is stored.
+	marker := "datasets/" + name + "/_generator.json"
+	want := fmt.Sprintf(`{"generator":"retail","version":%d,"seed":%d,"days":%d}`, dataset.RetailGeneratorVersion, cfg.Seed, cfg.Days)
+	have, _, err := objstore.ReadAll(ctx, b, marker)
+	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return err
+	}
+	if string(have) != want {
+		objs, err := b.List(ctx, "datasets/"+name+"/")
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := b.Delete(ctx, o.Key); err != nil {
+				return err
+			}
+		}
+		if len(objs) > 0 {
+			fmt.Printf("  replaced %d objects of an older demo dataset\n", len(objs))
+		}
+		if _, err := b.Put(ctx, marker, []byte(want), objstore.PutOptions{}); err != nil {
+			return err
+		}
+	}
 	w, e, err := dataset.WriteRetail(ctx, b, name, cfg)
 	if err != nil {
 		return err

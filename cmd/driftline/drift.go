@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/predlog"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/workflows"
+)
+
+func cmdDrift(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "predictions") {
+		return errors.New("usage: driftline drift show [--model M] [RUN_ID] | driftline drift predictions [--model M] [--version N] [--since 1h]")
+	}
+	fs := flag.NewFlagSet("drift "+args[0], flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	model := fs.String("model", "demand", "model")
+	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
+	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	if args[0] == "predictions" {
+		return driftPredictions(ctx, b, *model, *version, *since, *asJSON)
+	}
+	runID := fs.Arg(0)
+	if runID == "" {
+		c, err := config.TemporalClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(*model), "")
+		if err != nil {
+			return fmt.Errorf("latest run of %s: %w", *model, err)
+		}
+		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	}
+	key := "reports/" + *model + "/" + runID + "/drift.json"
+	data, _, err := objstore.ReadAll(ctx, b, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return fmt.Errorf("run %s of %s has no drift report (%s): the run had no production model to compare with, or stopped before the drift step", runID, *model, b.URI(key))
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := os.Stdout.Write(data)
+		return err
+	}
+	var rep activities.DriftReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("%s: %w", b.URI(key), err)
+	}
+	fmt.Printf("drift of %s run %s against v%d\n", rep.Model, rep.RunID, rep.ReferenceVersion)
+	printReport(os.Stdout, rep.Report)
+	return nil
+}
+
+func driftPredictions(ctx context.Context, b objstore.Bucket, model string, version int, since time.Duration, asJSON bool) error {
+	r := registry.New(b)
+	if version == 0 {
+		d, _, err := r.Deployment(ctx, model)
+		if err != nil {
+			return err
+		}
+		version = d.Production
+	}
+	ref, err := r.LoadPredictionProfile(ctx, model, version)
+	if err != nil {
+		return err
+	}
+	rep, n, err := predlog.Drift(ctx, b, model, version, ref, time.Now().Add(-since), time.Now(), drift.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(rep)
+	}
+	fmt.Printf("live answers of %s v%d over the last %s (%d answers) against its holdout predictions\n", model, version, since, n)
+	printReport(os.Stdout, rep)
+	return nil
+}
+
+// printReport renders a drift report as a table.
+func printReport(out io.Writer, rep drift.Report) {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FEATURE\tKIND\tTEST\tSTATISTIC\tP\tP ADJ\tPSI\tJS\tW1 (STD)\tDRIFTED\tWHY")
+	for _, f := range rep.Features {
+		w1 := "-"
+		if f.Kind == drift.Numeric {
+			w1 = fmt.Sprintf("%.3f", f.WassersteinStd)
+		}
+		mark := "no"
+		if f.Drifted {
+			mark = "YES"
+		}
+		if f.Critical {
+			mark += " (critical)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\t%.2g\t%.2g\t%.3f\t%.3f\t%s\t%s\t%s\n", f.Name, f.Kind, f.Test, f.Statistic, f.PValue, f.PAdjusted, f.PSI, f.JS, w1, mark, f.Why)
+	}
+	_ = tw.Flush()
+	c := rep.Config
+	fmt.Fprintf(out, "\ndecision: drifted=%t, %s\n", rep.Drifted, rep.Why)
+	fmt.Fprintf(out, "rule: adjusted p (%s) < %.3g and an effect over its threshold (PSI %.3g, KS %.3g, JS %.3g, W1 %.3g std); window drifts at share %.2f",
+		c.Correction, c.Alpha, c.PSI, c.KS, c.JS, c.Wasserstein, c.DriftShare)
+	if len(c.Critical) > 0 {
+		fmt.Fprintf(out, " or when a critical feature (%s) drifts", strings.Join(c.Critical, ", "))
+	}
+	fmt.Fprintln(out)
+}
