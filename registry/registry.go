@@ -41,16 +41,16 @@ type Lineage struct {
 
 // Version is a registered model version's metadata (models/<m>/versions/<n>/metadata.json).
 type Version struct {
-	Model          string             `json:"model"`
-	Version        int                `json:"version"`
-	CreatedAt      time.Time          `json:"created_at"`
-	ArtifactURI    string             `json:"artifact_uri"`
-	ArtifactSHA256 string             `json:"artifact_sha256"`
-	ProfileURI     string             `json:"profile_uri"`
+	Model          string    `json:"model"`
+	Version        int       `json:"version"`
+	CreatedAt      time.Time `json:"created_at"`
+	ArtifactURI    string    `json:"artifact_uri"`
+	ArtifactSHA256 string    `json:"artifact_sha256"`
+	ProfileURI     string    `json:"profile_uri"`
 	// PredictionProfileURI is the reference distribution of the model's outputs (holdout).
-	PredictionProfileURI string `json:"prediction_profile_uri,omitempty"`
-	Metrics        map[string]float64 `json:"metrics"`
-	Lineage        Lineage            `json:"lineage"`
+	PredictionProfileURI string             `json:"prediction_profile_uri,omitempty"`
+	Metrics              map[string]float64 `json:"metrics"`
+	Lineage              Lineage            `json:"lineage"`
 }
 
 // Registry stores versions and deployments in a bucket.
@@ -71,8 +71,10 @@ func ProfileKey(m string, n int) string  { return versionDir(m, n) + "profile.js
 func MetadataKey(m string, n int) string { return versionDir(m, n) + "metadata.json" }
 
 // PredictionProfileKey locates a version's prediction reference profile.
-func PredictionProfileKey(m string, n int) string { return versionDir(m, n) + "prediction_profile.json" }
-func claimKey(m string, n int) string    { return versionDir(m, n) + "claim.json" }
+func PredictionProfileKey(m string, n int) string {
+	return versionDir(m, n) + "prediction_profile.json"
+}
+func claimKey(m string, n int) string { return versionDir(m, n) + "claim.json" }
 
 // DeploymentKey locates the model's deployment pointer.
 func DeploymentKey(m string) string { return fmt.Sprintf("models/%s/deployment.json", m) }
