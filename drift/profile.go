@@ -64,24 +64,37 @@ func salt(name string) uint64 {
 	return h.Sum64()
 }
 
-// moments accumulates count, mean and variance (Welford).
+// moments accumulates count, mean and variance as sums shifted by the first value, which
+// keeps the variance accurate (the shift is near the data) without a division per value.
 type moments struct {
-	n        int64
-	mean, m2 float64
+	n      int64
+	shift  float64
+	s1, s2 float64
 }
 
 func (m *moments) add(v float64) {
+	if m.n == 0 {
+		m.shift = v
+	}
 	m.n++
-	d := v - m.mean
-	m.mean += d / float64(m.n)
-	m.m2 += d * (v - m.mean)
+	d := v - m.shift
+	m.s1 += d
+	m.s2 += d * d
+}
+
+func (m *moments) mean() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	return m.shift + m.s1/float64(m.n)
 }
 
 func (m *moments) std() float64 {
 	if m.n == 0 {
 		return 0
 	}
-	return math.Sqrt(m.m2 / float64(m.n))
+	n := float64(m.n)
+	return math.Sqrt(math.Max(m.s2/n-(m.s1/n)*(m.s1/n), 0))
 }
 
 // ProfileBuilder builds a profile from streamed rows in bounded memory.
@@ -127,7 +140,7 @@ func (b *ProfileBuilder) Profile() Profile {
 		if b.kinds[i] == Categorical {
 			fp.Categories, fp.Shares = shares(b.cats[i])
 		} else {
-			fp.Mean, fp.Std = b.mom[i].mean, b.mom[i].std()
+			fp.Mean, fp.Std = b.mom[i].mean(), b.mom[i].std()
 			fp.Sample = b.samples[i].Sorted()
 			fp.Edges = quantileEdges(fp.Sample, Bins)
 			counts := make([]float64, len(fp.Edges)+1)

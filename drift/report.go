@@ -165,7 +165,7 @@ func (f *windowFeature) result() FeatureResult {
 	if f.ref.Std > 0 {
 		fr.WassersteinStd = fr.Wasserstein / f.ref.Std
 	}
-	fr.RefMean, fr.CurMean = f.ref.Mean, f.mom.mean
+	fr.RefMean, fr.CurMean = f.ref.Mean, f.mom.mean()
 	return fr
 }
 

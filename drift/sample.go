@@ -1,7 +1,6 @@
 package drift
 
 import (
-	"container/heap"
 	"slices"
 )
 
@@ -16,11 +15,14 @@ func splitmix64(x uint64) uint64 {
 
 // BottomK keeps the k values whose row keys hash lowest: a uniform sample without
 // replacement that does not depend on the order rows arrive in and that merges exactly
-// (the bottom k of a union is the bottom k of the parts' bottom k).
+// (the bottom k of a union is the bottom k of the parts' bottom k). Candidates under the
+// current threshold are buffered and trimmed to the k lowest by quickselect when the buffer
+// reaches 2k, which costs O(1) amortised per candidate.
 type BottomK struct {
-	k    int
-	salt uint64
-	h    prioHeap
+	k         int
+	salt      uint64
+	buf       []prio
+	threshold uint64 // priorities at or above it can no longer enter the sample
 }
 
 type prio struct {
@@ -28,51 +30,97 @@ type prio struct {
 	v float64
 }
 
-type prioHeap []prio // max-heap on p
-
-func (h prioHeap) Len() int           { return len(h) }
-func (h prioHeap) Less(i, j int) bool { return h[i].p > h[j].p }
-func (h prioHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *prioHeap) Push(x any)        { *h = append(*h, x.(prio)) }
-func (h *prioHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
 // NewBottomK samples up to k values; salt separates the samples of different features.
-func NewBottomK(k int, salt uint64) *BottomK { return &BottomK{k: k, salt: salt} }
+func NewBottomK(k int, salt uint64) *BottomK {
+	return &BottomK{k: k, salt: salt, threshold: ^uint64(0)}
+}
 
 // Add offers a value with its row key (unique per row of the dataset).
 func (b *BottomK) Add(v float64, rowKey uint64) {
-	p := splitmix64(rowKey ^ b.salt)
-	if len(b.h) < b.k {
-		heap.Push(&b.h, prio{p, v})
+	if p := splitmix64(rowKey ^ b.salt); p < b.threshold {
+		b.offer(prio{p, v})
+	}
+}
+
+func (b *BottomK) offer(x prio) {
+	if x.p >= b.threshold {
 		return
 	}
-	if p < b.h[0].p {
-		b.h[0] = prio{p, v}
-		heap.Fix(&b.h, 0)
+	if b.buf == nil {
+		b.buf = make([]prio, 0, 2*b.k)
+	}
+	b.buf = append(b.buf, x)
+	if len(b.buf) >= 2*b.k {
+		b.trim()
+	}
+}
+
+// trim keeps the k lowest priorities and lowers the threshold to the k-th.
+func (b *BottomK) trim() {
+	if len(b.buf) <= b.k {
+		return
+	}
+	selectK(b.buf, b.k)
+	b.threshold = b.buf[b.k].p // the lowest priority that did not make it
+	for _, x := range b.buf[b.k+1:] {
+		b.threshold = min(b.threshold, x.p)
+	}
+	b.buf = b.buf[:b.k]
+}
+
+// selectK partially orders a so that a[:k] holds the k lowest priorities (Hoare quickselect
+// with a deterministic median-of-three pivot).
+func selectK(a []prio, k int) {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if a[mid].p < a[lo].p {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi].p < a[lo].p {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[hi].p < a[mid].p {
+			a[hi], a[mid] = a[mid], a[hi]
+		}
+		pivot := a[mid].p
+		i, j := lo, hi
+		for i <= j {
+			for a[i].p < pivot {
+				i++
+			}
+			for a[j].p > pivot {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return
+		}
 	}
 }
 
 // Merge adds another sample of the same salt and k.
 func (b *BottomK) Merge(o *BottomK) {
-	for _, x := range o.h {
-		if len(b.h) < b.k {
-			heap.Push(&b.h, x)
-		} else if x.p < b.h[0].p {
-			b.h[0] = x
-			heap.Fix(&b.h, 0)
-		}
+	for _, x := range o.buf {
+		b.offer(x)
 	}
 }
 
 // Sorted returns the sampled values in ascending order.
 func (b *BottomK) Sorted() []float64 {
-	out := make([]float64, len(b.h))
-	for i, x := range b.h {
+	b.trim()
+	out := make([]float64, len(b.buf))
+	for i, x := range b.buf {
 		out[i] = x.v
 	}
 	slices.Sort(out)

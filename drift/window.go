@@ -1,7 +1,8 @@
 package drift
 
 import (
-	"sort"
+	"runtime"
+	"sync"
 )
 
 // Window accumulates the current window of one profile's features in bounded memory:
@@ -21,6 +22,7 @@ type windowFeature struct {
 	points          []float64
 	refBelow, refAt []float64
 	between         []int64 // values in (points[i-1], points[i]); index len(points) = above all
+	index           pointIndex
 	at              []int64 // values equal to points[i]
 	bins            []int64
 	mom             moments
@@ -47,6 +49,7 @@ func NewWindow(ref Profile) *Window {
 				wf.refAt = append(wf.refAt, float64(k)/m)
 				j = k
 			}
+			wf.index = newPointIndex(wf.points, fp.Edges)
 			wf.between = make([]int64, len(wf.points)+1)
 			wf.at = make([]int64, len(wf.points))
 			wf.bins = make([]int64, len(fp.Edges)+1)
@@ -69,13 +72,14 @@ func (w *Window) Index(name string) int {
 // AddNumeric adds a current value of numeric feature i.
 func (w *Window) AddNumeric(i int, v float64, rowKey uint64) {
 	f := w.feats[i]
-	p := sort.SearchFloat64s(f.points, v)
+	p := f.index.search(f.points, v)
 	if p < len(f.points) && f.points[p] == v {
 		f.at[p]++
+		f.bins[f.index.binAt(p, v, true)]++
 	} else {
 		f.between[p]++
+		f.bins[f.index.binAt(p, v, false)]++
 	}
-	f.bins[binOf(f.ref.Edges, v)]++
 	f.mom.add(v)
 	f.sample.Add(v, rowKey)
 }
@@ -107,4 +111,163 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// AddColumns adds whole numeric columns (in the profile's feature order), one goroutine per
+// feature up to GOMAXPROCS; row keys start at rowKey0.
+func (w *Window) AddColumns(cols [][]float64, rowKey0 uint64) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, col := range cols {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			w.feats[i].addColumn(col, rowKey0)
+		}()
+	}
+	wg.Wait()
+}
+
+// addColumn is AddNumeric for a whole column, in one tight loop.
+func (f *windowFeature) addColumn(col []float64, rowKey0 uint64) {
+	points, idx := f.points, &f.index
+	between, at, bins := f.between, f.at, f.bins
+	sample := f.sample
+	salt, threshold := sample.salt, sample.threshold
+	mom := f.mom
+	for r, v := range col {
+		p := idx.search(points, v)
+		if p < len(points) && points[p] == v {
+			at[p]++
+			bins[idx.binAt(p, v, true)]++
+		} else {
+			between[p]++
+			bins[idx.binAt(p, v, false)]++
+		}
+		mom.add(v)
+		if h := splitmix64((rowKey0 + uint64(r)) ^ salt); h < threshold {
+			sample.offer(prio{h, v})
+			threshold = sample.threshold
+		}
+	}
+	f.mom = mom
+}
+
+// pointIndex finds where a value falls among the distinct reference points, and its PSI bin.
+// Buckets split the points' range evenly; start[b] is the first point whose bucket (by the
+// very computation applied to values) is at least b. Bucketing is monotone under rounding, so
+// a value's place lies in [start[b], start[b+1]] exactly, and most buckets are empty.
+type pointIndex struct {
+	lo, scale float64
+	start     []uint16
+	// Per gap p (between points p-1 and p): binBase[p] counts the PSI edges <= points[p-1];
+	// gapEdges[p] those strictly inside the gap, the first of which is gapEdge[p].
+	binBase  []int32
+	gapEdges []uint8
+	gapEdge  []float64
+	edges    []float64
+}
+
+const indexBuckets = 1 << 16
+
+func (x *pointIndex) bucket(v float64) int {
+	fb := (v - x.lo) * x.scale
+	switch {
+	case !(fb > 0): // also NaN
+		return 0
+	case fb >= indexBuckets:
+		return indexBuckets
+	}
+	return int(fb)
+}
+
+func newPointIndex(points, edges []float64) pointIndex {
+	x := pointIndex{edges: edges, binBase: make([]int32, len(points)+1), gapEdges: make([]uint8, len(points)+1),
+		gapEdge: make([]float64, len(points)+1)}
+	e := 0
+	for p := 0; p <= len(points); p++ {
+		if p > 0 {
+			for e < len(edges) && edges[e] <= points[p-1] {
+				e++
+			}
+		}
+		x.binBase[p] = int32(e)
+		k := e
+		for k < len(edges) && (p == len(points) || edges[k] < points[p]) {
+			k++
+		}
+		x.gapEdges[p] = uint8(min(k-e, 255))
+		if k > e {
+			x.gapEdge[p] = edges[e]
+		}
+	}
+	if len(points) < 2 || len(points) >= 1<<16 {
+		return x // binary search only
+	}
+	x.lo = points[0]
+	x.scale = float64(indexBuckets) / (points[len(points)-1] - points[0])
+	x.start = make([]uint16, indexBuckets+2)
+	j := 0
+	for b := 0; b <= indexBuckets+1; b++ {
+		for j < len(points) && x.bucket(points[j]) < b {
+			j++
+		}
+		x.start[b] = uint16(j)
+	}
+	return x
+}
+
+// search is the index of the first point >= v (len(points) when none).
+func (x *pointIndex) search(points []float64, v float64) int {
+	if x.start == nil || v != v {
+		return lowerBound(points, 0, len(points), v)
+	}
+	b := x.bucket(v)
+	p, end := int(x.start[b]), int(x.start[b+1])
+	if end-p > 4 {
+		return lowerBound(points, p, end, v)
+	}
+	for p < end && points[p] < v {
+		p++
+	}
+	return p
+}
+
+// binAt is the PSI bin (the number of edges < v) of a value at position p; onPoint says
+// v == points[p].
+func (x *pointIndex) binAt(p int, v float64, onPoint bool) int {
+	n := x.gapEdges[p]
+	switch {
+	case n == 0:
+		return int(x.binBase[p])
+	case onPoint:
+		return int(x.binBase[p]) + int(n) // every edge inside the gap is below the point
+	case n == 1:
+		if x.gapEdge[p] < v {
+			return int(x.binBase[p]) + 1
+		}
+		return int(x.binBase[p])
+	}
+	bin := 0
+	for _, e := range x.edges {
+		if e < v {
+			bin++
+		}
+	}
+	return bin
+}
+
+// lowerBound is the first index in [from, to) with a[i] >= v, or to.
+func lowerBound(a []float64, from, to int, v float64) int {
+	for from < to {
+		mid := int(uint(from+to) >> 1)
+		if a[mid] < v {
+			from = mid + 1
+		} else {
+			to = mid
+		}
+	}
+	return from
 }

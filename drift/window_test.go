@@ -1,6 +1,8 @@
 package drift
 
 import (
+	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -149,4 +151,71 @@ func TestDecisions(t *testing.T) {
 	bon.Correction = "bonferroni"
 	b1, b2 := run(bon, 0.05, 0, false), run(DefaultConfig(), 0.05, 0, false)
 	require.GreaterOrEqual(t, b1.Features[0].PAdjusted, b2.Features[0].PAdjusted)
+}
+
+// The bucket index finds the same place as a plain binary search, for values between, on,
+// below and above the points, with ties and a skewed distribution.
+func TestPointIndexMatchesBinarySearch(t *testing.T) {
+	points := slices.Compact(gen(21, 9000, 0, 1, 100))
+	for i := range 300 {
+		points = append(points, 50+float64(i)*1e-9) // a dense cluster far from the rest
+	}
+	slices.Sort(points)
+	points = slices.Compact(points)
+	edges := quantileEdges(points, Bins)
+	idx := newPointIndex(points, edges)
+	probe := append(gen(22, 20000, 0, 3, 0), points...)
+	probe = append(probe, points[0]-1, points[len(points)-1]+1, 50+5e-10, math.Inf(1), math.Inf(-1))
+	for _, v := range probe {
+		want, _ := slices.BinarySearch(points, v)
+		p := idx.search(points, v)
+		require.Equal(t, want, p, "value %v", v)
+		bin := 0
+		for _, e := range edges {
+			if e < v {
+				bin++
+			}
+		}
+		require.Equal(t, bin, idx.binAt(p, v, p < len(points) && points[p] == v), "bin of %v", v)
+	}
+}
+
+// The sample is the k lowest priorities whatever the buffer trimming did.
+func TestBottomKEqualsSortedLowestPriorities(t *testing.T) {
+	vals := gen(23, 30000, 0, 1, 0)
+	b := NewBottomK(1000, 5)
+	type pv struct {
+		p uint64
+		v float64
+	}
+	all := make([]pv, len(vals))
+	for r, v := range vals {
+		b.Add(v, uint64(r))
+		all[r] = pv{splitmix64(uint64(r) ^ 5), v}
+	}
+	slices.SortFunc(all, func(a, c pv) int { return cmp.Compare(a.p, c.p) })
+	want := make([]float64, 1000)
+	for i := range want {
+		want[i] = all[i].v
+	}
+	slices.Sort(want)
+	require.Equal(t, want, b.Sorted())
+}
+
+// The column loop and the row-by-row path give the same report.
+func TestAddColumnsEqualsAddNumeric(t *testing.T) {
+	ref, err := NewProfile([]string{"a", "b"}, [][]float64{gen(31, 20000, 0, 1, 0), gen(32, 20000, 3, 1, 10)})
+	require.NoError(t, err)
+	cols := [][]float64{gen(33, 30000, 0.1, 1, 0), gen(34, 30000, 3, 1.2, 10)}
+	cols[0] = append(cols[0], ref.Features[0].Sample[:50]...) // values equal to reference points
+	cols[1] = append(cols[1], ref.Features[1].Sample[:50]...)
+	w1 := NewWindow(ref)
+	w1.AddColumns(cols, 7)
+	w2 := NewWindow(ref)
+	for i, c := range cols {
+		for r, v := range c {
+			w2.AddNumeric(i, v, 7+uint64(r))
+		}
+	}
+	require.Equal(t, w2.Report(DefaultConfig()), w1.Report(DefaultConfig()))
 }

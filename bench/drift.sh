@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Drift report speed: Driftline against looping scipy.stats.ks_2samp, same data, same machine,
+# same run. Needs Debian's python3-scipy (make bench-deps installs it).
+#   bench/drift.sh [ROWS] [FEATURES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-1000000}
+feats=${2:-20}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+go build -o "$dir/driftbench" ./bench/driftbench
+go_out=$("$dir/driftbench" -rows "$rows" -features "$feats" -dir "$dir")
+echo "$go_out" | grep -v SECONDS
+py_out=$(/usr/bin/python3 bench/drift_scipy.py "$dir" "$rows" "$feats")
+echo "$py_out" | grep -v SECONDS
+g=$(echo "$go_out" | sed -n 's/GO_SECONDS=//p')
+s=$(echo "$py_out" | sed -n 's/SCIPY_SECONDS=//p')
+awk -v g="$g" -v s="$s" 'BEGIN { printf "ratio: driftline is %.1fx faster than scipy (%.3f s vs %.3f s)\n", s / g, g, s }'

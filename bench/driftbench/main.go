@@ -1,0 +1,126 @@
+// Command driftbench measures the drift report for rows x features of current data against a
+// reference profile, and writes the same data for bench/drift_scipy.py (see bench/drift.sh).
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/driftline/driftline/drift"
+)
+
+// column is deterministic data: Irwin-Hall(4) samples from a 64-bit LCG, shifted for some
+// features so that the report has drifted and stable features.
+func column(seed uint64, n int, loc float64) []float64 {
+	out := make([]float64, n)
+	state := seed
+	for i := range out {
+		s := 0.0
+		for range 4 {
+			state = state*6364136223846793005 + 1442695040888963407
+			s += float64(state>>11) / 9007199254740992.0
+		}
+		out[i] = s + loc
+	}
+	return out
+}
+
+func writeColumns(path string, cols [][]float64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	buf := make([]byte, 8)
+	for r := range cols[0] { // row-major, as numpy reads it
+		for _, c := range cols {
+			binary.LittleEndian.PutUint64(buf, math.Float64bits(c[r]))
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return "?"
+}
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "current and reference rows")
+	feats := flag.Int("features", 20, "numeric features")
+	dir := flag.String("dir", "", "write ref.f64 and cur.f64 here for the scipy comparison")
+	reps := flag.Int("reps", 5, "timed repetitions (the median is reported)")
+	flag.Parse()
+
+	names := make([]string, *feats)
+	ref := make([][]float64, *feats)
+	cur := make([][]float64, *feats)
+	for i := range *feats {
+		names[i] = fmt.Sprint("f", i)
+		ref[i] = column(uint64(2*i+1), *rows, 0)
+		cur[i] = column(uint64(2*i+2), *rows, 0.02*float64(i%4)) // a quarter of the features stay put
+	}
+	if *dir != "" {
+		if err := writeColumns(filepath.Join(*dir, "ref.f64"), ref); err != nil {
+			panic(err)
+		}
+		if err := writeColumns(filepath.Join(*dir, "cur.f64"), cur); err != nil {
+			panic(err)
+		}
+	}
+	t0 := time.Now()
+	prof, err := drift.NewProfile(names, ref)
+	if err != nil {
+		panic(err)
+	}
+	profTime := time.Since(t0)
+	var times []time.Duration
+	var rep drift.Report
+	var before, after runtime.MemStats
+	for range *reps {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		w := drift.NewWindow(prof)
+		w.AddColumns(cur, 0)
+		rep = w.Report(drift.DefaultConfig())
+		times = append(times, time.Since(start))
+		runtime.ReadMemStats(&after)
+	}
+	slices.Sort(times)
+	med := times[len(times)/2]
+	drifted := 0
+	for _, f := range rep.Features {
+		if f.Drifted {
+			drifted++
+		}
+	}
+	fmt.Printf("driftline: %d rows x %d features against a profile of %d rows: median %.3f s over %d runs (min %.3f s), %.2fM rows/s, %d features drifted\n",
+		*rows, *feats, *rows, med.Seconds(), *reps, times[0].Seconds(), float64(*rows)/med.Seconds()/1e6, drifted)
+	fmt.Printf("driftline: allocated %.1f MB per report (window state), peak RSS of the process %s (the %d MB of input columns included); profile built once in %.2f s\n",
+		float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), peakRSS(), 2**rows**feats*8>>20, profTime.Seconds())
+	fmt.Printf("GO_SECONDS=%.6f\n", med.Seconds())
+}
