@@ -19,13 +19,14 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz clean
+.PHONY: help tools build up down demo test lint unit fuzz bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
 	@echo "make test   install tools, lint (gofmt, vet, staticcheck, workflowcheck), run all tests"
 	@echo "make up     start the local stack (Temporal dev server :7233/:8233, MinIO :9000, workers)"
 	@echo "make down   stop everything make up started"
+	@echo "make bench  speed and memory benchmarks against scipy (docs/benchmarks.md)"
 	@echo "make clean  make down and delete .data/"
 
 $(BIN)/temporal:
@@ -65,9 +66,18 @@ unit:
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) ./serving
-	go test -run '^$$' -fuzz FuzzReadNumeric -fuzztime $(FUZZTIME) ./dataset
+	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) ./dataset
 
 test: tools lint unit fuzz
+
+# Benchmarks (not part of make test): numbers in docs/benchmarks.md come from these.
+bench-deps:
+	@/usr/bin/python3 -c "import scipy" 2>/dev/null || (apt-get update && apt-get install -y python3-scipy python3-numpy)
+
+bench: $(BIN)/minio bench-deps
+	bench/drift.sh
+	bench/scan.sh 1024
+	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down
 	rm -rf $(DATA)

@@ -8,9 +8,9 @@ import (
 	"github.com/driftline/driftline/objstore"
 )
 
-// FuzzReadNumeric reads arbitrary bytes as Parquet: the result is data or a *DataError
+// FuzzScanFile reads arbitrary bytes as Parquet with the demo contract: the result is data or a *DataError
 // naming the file, never a panic.
-func FuzzReadNumeric(f *testing.F) {
+func FuzzScanFile(f *testing.F) {
 	good, err := EncodeParquet(smallRetail().RetailDay(0))
 	if err != nil {
 		f.Fatal(err)

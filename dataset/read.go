@@ -28,31 +28,67 @@ func (t *ioTracker) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// windowReader serves reads inside a prefetched byte window from memory and the rest from
+// the underlying reader: a row group's column chunks are read with one ranged GET.
+type windowReader struct {
+	r    io.ReaderAt
+	off  int64
+	data []byte
+}
+
+func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.off && off+int64(len(p)) <= w.off+int64(len(w.data)) {
+		return copy(p, w.data[off-w.off:]), nil
+	}
+	return w.r.ReadAt(p, off)
+}
+
+// prefetch loads [off, off+n) into the window.
+func (w *windowReader) prefetch(off, n int64) error {
+	w.data = w.data[:0]
+	if cap(w.data) < int(n) {
+		w.data = make([]byte, n)
+	}
+	w.data = w.data[:n]
+	w.off = off
+	if _, err := w.r.ReadAt(w.data, off); err != nil && err != io.EOF {
+		w.data = w.data[:0]
+		return err
+	}
+	return nil
+}
+
 // OpenParquet opens a Parquet object for streaming, ranged reads. A malformed file yields a
 // *DataError naming it; a storage fault a plain (retryable) error.
 func OpenParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.File, objstore.Object, error) {
+	f, obj, _, err := openParquet(ctx, b, key)
+	return f, obj, err
+}
+
+func openParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.File, objstore.Object, *windowReader, error) {
 	ra, obj, err := objstore.NewReaderAt(ctx, b, key)
 	if err != nil {
-		return nil, obj, err
+		return nil, obj, nil, err
 	}
 	if obj.Size == 0 {
-		return nil, obj, dataErr(key, "", -1, "empty file (0 bytes), not Parquet")
+		return nil, obj, nil, dataErr(key, "", -1, "empty file (0 bytes), not Parquet")
 	}
 	tr := &ioTracker{r: ra}
 	if err := checkFooter(tr, obj.Size); err != nil {
 		if tr.err != nil {
-			return nil, obj, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
+			return nil, obj, nil, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
 		}
-		return nil, obj, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
+		return nil, obj, nil, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
 	}
-	f, err := openFile(tr, obj.Size)
+	wr := &windowReader{r: tr}
+	f, err := openFile(wr, obj.Size)
 	if err != nil {
 		if tr.err != nil {
-			return nil, obj, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
+			return nil, obj, nil, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
 		}
-		return nil, obj, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
+		return nil, obj, nil, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
 	}
-	return f, obj, nil
+	return f, obj, wr, nil
 }
 
 // checkFooter validates the trailer before parquet-go sees the file: parquet-go allocates

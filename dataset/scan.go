@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -110,7 +111,7 @@ func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c Contract, visit 
 
 // ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
 func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c Contract, visit func(*Batch) error) (int64, error) {
-	pf, _, err := OpenParquet(ctx, b, f.Key)
+	pf, obj, wr, err := openParquet(ctx, b, f.Key)
 	if err != nil {
 		return 0, err
 	}
@@ -126,13 +127,10 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		}
 		idx[i] = leaf.ColumnIndex
 	}
-	allowed := make([]map[string]bool, len(c.Columns))
+	allowed := make([]allowedSet, len(c.Columns))
 	for i, col := range c.Columns {
 		if len(col.Allowed) > 0 {
-			allowed[i] = map[string]bool{}
-			for _, a := range col.Allowed {
-				allowed[i][a] = true
-			}
+			allowed[i] = newAllowedSet(col)
 		}
 	}
 	var keyCols []Column
@@ -148,9 +146,16 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		}
 		batch := &Batch{File: f.Key, FileIndex: fileIndex, Date: f.Date, RowGroup: rgi, FirstRow: read,
 			RowKey0: rowKey0 + uint64(read), Cols: map[string]*ColumnData{}}
+		// One ranged GET for the contract's column chunks of this row group (they are
+		// contiguous in the file), instead of one per page.
+		if lo, hi, ok := chunkSpan(pf, rgi, idx, obj.Size); ok {
+			if err := wr.prefetch(lo, hi-lo); err != nil {
+				return read, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+			}
+		}
 		chunks := rg.ColumnChunks()
 		for i, col := range c.Columns {
-			d, err := readColumn(chunks[idx[i]], col.Type == TypeString)
+			d, err := readColumn(chunks[idx[i]], col.Type == TypeString, rg.NumRows())
 			if err != nil {
 				return read, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
 			}
@@ -174,17 +179,54 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 	return read, nil
 }
 
+// chunkSpan is the byte range of the given columns' chunks in row group rg, when the file's
+// metadata describes a sane one (otherwise reads go page by page).
+func chunkSpan(pf *parquet.File, rg int, cols []int, size int64) (lo, hi int64, ok bool) {
+	md := pf.Metadata()
+	if rg >= len(md.RowGroups) {
+		return 0, 0, false
+	}
+	lo, hi = math.MaxInt64, 0
+	for _, ci := range cols {
+		if ci >= len(md.RowGroups[rg].Columns) {
+			return 0, 0, false
+		}
+		m := md.RowGroups[rg].Columns[ci].MetaData
+		start := m.DataPageOffset
+		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+			start = m.DictionaryPageOffset
+		}
+		lo, hi = min(lo, start), max(hi, start+m.TotalCompressedSize)
+	}
+	const maxSpan = 256 << 20
+	if lo < 0 || hi > size || hi <= lo || hi-lo > maxSpan {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
 // checkRows applies the row-level contract: presence, finiteness, ranges, allowed values and
 // key uniqueness within the file (one partition).
-func checkRows(b *Batch, c Contract, allowed []map[string]bool, keyCols []Column, seen map[uint64]int64) {
+func checkRows(b *Batch, c Contract, allowed []allowedSet, keyCols []Column, seen map[uint64]int64) {
 	b.Accepted = make([]bool, b.Rows)
 	h := fnv.New64a()
+	var raw [8]byte
+	data := make([]*ColumnData, len(c.Columns))
+	for i, col := range c.Columns {
+		data[i] = b.Cols[col.Name]
+	}
 	for r := 0; r < b.Rows; r++ {
-		col, reason := rowProblem(b, c, allowed, r)
+		col, reason := rowProblem(data, c, allowed, r)
 		if reason == "" && len(keyCols) > 0 {
 			h.Reset()
 			for _, k := range keyCols {
-				_, _ = h.Write([]byte(b.Value(k, r)))
+				d := b.Cols[k.Name]
+				if k.Type == TypeString {
+					_, _ = h.Write([]byte(d.Str[r]))
+				} else {
+					binary.LittleEndian.PutUint64(raw[:], math.Float64bits(d.Num[r]))
+					_, _ = h.Write(raw[:])
+				}
 				_, _ = h.Write([]byte{0})
 			}
 			key := h.Sum64()
@@ -215,9 +257,47 @@ func keyString(b *Batch, keyCols []Column, r int) string {
 	return strings.Join(parts, ",")
 }
 
-func rowProblem(b *Batch, c Contract, allowed []map[string]bool, r int) (Column, string) {
+// allowedSet holds a column's allowed values, as numbers for numeric columns so the check
+// needs no formatting.
+type allowedSet struct {
+	nums map[float64]bool
+	strs map[string]bool
+}
+
+func newAllowedSet(col Column) allowedSet {
+	a := allowedSet{strs: map[string]bool{}}
+	if col.Type != TypeString {
+		a.nums = map[float64]bool{}
+	}
+	for _, v := range col.Allowed {
+		a.strs[v] = true
+		if a.nums == nil {
+			continue
+		}
+		switch {
+		case col.Type == TypeBool && (v == "true" || v == "false"):
+			a.nums[map[string]float64{"true": 1, "false": 0}[v]] = true
+		default:
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				a.nums[f] = true
+			}
+		}
+	}
+	return a
+}
+
+func (a allowedSet) empty() bool { return a.strs == nil }
+
+func (a allowedSet) has(d *ColumnData, r int) bool {
+	if a.nums != nil {
+		return a.nums[d.Num[r]]
+	}
+	return a.strs[d.Str[r]]
+}
+
+func rowProblem(data []*ColumnData, c Contract, allowed []allowedSet, r int) (Column, string) {
 	for i, col := range c.Columns {
-		d := b.Cols[col.Name]
+		d := data[i]
 		if d.Null[r] {
 			if col.Nullable {
 				continue
@@ -237,20 +317,27 @@ func rowProblem(b *Batch, c Contract, allowed []map[string]bool, r int) (Column,
 				return col, fmt.Sprintf("above max %g", *col.Max)
 			}
 		}
-		if allowed[i] != nil && !allowed[i][b.Value(col, r)] {
+		if !allowed[i].empty() && !allowed[i].has(d, r) {
 			return col, "not an allowed value"
 		}
 	}
 	return Column{}, ""
 }
 
-func readColumn(cc parquet.ColumnChunk, asString bool) (d *ColumnData, err error) {
+func readColumn(cc parquet.ColumnChunk, asString bool, rows int64) (d *ColumnData, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d, err = nil, fmt.Errorf("corrupt column chunk: %v", p)
 		}
 	}()
-	d = &ColumnData{}
+	// The row count is the file's claim: it only sizes the first allocation, capped.
+	n := min(max(rows, 0), 1<<20)
+	d = &ColumnData{Null: make([]bool, 0, n)}
+	if asString {
+		d.Str = make([]string, 0, n)
+	} else {
+		d.Num = make([]float64, 0, n)
+	}
 	pages := cc.Pages()
 	defer pages.Close()
 	buf := make([]parquet.Value, 1024)

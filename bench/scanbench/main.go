@@ -1,0 +1,124 @@
+// Command scanbench measures the validate step's Parquet scan over S3: -gen writes a window of
+// the retail dataset (row groups of -group rows) to a bucket, -scan reads it back through
+// ranged GETs with the demo contract and reports decoded MB/s and the process's peak RSS.
+// bench/scan.sh runs both against a MinIO it starts.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/spec"
+)
+
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return "?"
+}
+
+func main() {
+	endpoint := flag.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
+	bucket := flag.String("bucket", "bench", "bucket")
+	gen := flag.Bool("gen", false, "write the window")
+	scan := flag.Bool("scan", false, "scan the window")
+	mb := flag.Int("mb", 1024, "approximate window size in MB (gen)")
+	group := flag.Int("group", 131072, "rows per row group (gen)")
+	days := flag.Int("days", 30, "partitions (gen)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan here")
+	flag.Parse()
+	ctx := context.Background()
+	b, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: "driftline", SecretKey: "driftline-secret"})
+	if err != nil {
+		panic(err)
+	}
+	cfg := dataset.DefaultRetail()
+	start := cfg.Start
+	if *gen {
+		if err := b.EnsureBucket(ctx); err != nil {
+			panic(err)
+		}
+		// About 71 bytes a row once encoded: size the stores to reach the target.
+		cfg.Items = 500
+		cfg.Stores = max(1, *mb<<20/71/cfg.Items / *days)
+		var total int64
+		for d := range *days {
+			var buf bytes.Buffer
+			w := parquet.NewGenericWriter[dataset.RetailRow](&buf, parquet.MaxRowsPerRowGroup(int64(*group)))
+			if _, err := w.Write(cfg.RetailDay(d)); err != nil {
+				panic(err)
+			}
+			if err := w.Close(); err != nil {
+				panic(err)
+			}
+			key := dataset.PartitionPrefix("bench", start.AddDate(0, 0, d)) + "part-0000.parquet"
+			if _, err := b.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
+				panic(err)
+			}
+			total += int64(buf.Len())
+		}
+		fmt.Printf("wrote %d partitions, %.0f MB of Parquet (%d stores x %d items a day, row groups of %d rows)\n",
+			*days, float64(total)/(1<<20), cfg.Stores, cfg.Items, *group)
+	}
+	if *scan {
+		sp, err := spec.Load("examples/demand.yaml")
+		if err != nil {
+			panic(err)
+		}
+		s, err := dataset.TakeSnapshot(ctx, b, "bench", "bench", start, start.AddDate(0, 0, *days-1))
+		if err != nil {
+			panic(err)
+		}
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				panic(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				panic(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		t0 := time.Now()
+		var rows, accepted, decoded int64
+		err = dataset.Scan(ctx, b, s, sp.Contract, func(bt *dataset.Batch) error {
+			rows += int64(bt.Rows)
+			for _, ok := range bt.Accepted {
+				if ok {
+					accepted++
+				}
+			}
+			for _, c := range bt.Cols {
+				decoded += int64(len(c.Num)) * 8
+				for _, str := range c.Str {
+					decoded += int64(len(str))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			panic(err)
+		}
+		el := time.Since(t0).Seconds()
+		fmt.Printf("scanned %d files, %.0f MB of Parquet, %d rows (%d accepted) in %.1f s: %.1f MB/s of Parquet, %.1f MB/s of decoded column data (%.0f MB), %.2fM rows/s; peak RSS %s\n",
+			len(s.Files), float64(s.Bytes)/(1<<20), rows, accepted, el, float64(s.Bytes)/(1<<20)/el, float64(decoded)/(1<<20)/el,
+			float64(decoded)/(1<<20), float64(rows)/el/1e6, peakRSS())
+	}
+}
