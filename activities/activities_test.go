@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -111,7 +112,20 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	require.True(t, pr.Allow, pr.Reasons)
 	require.True(t, pr.ApprovalRequired)
 
-	_, err := call[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-1", Version: 1, Share: 0.2})
+	// The validation report has per-column numbers, including distinct counts.
+	raw, _, err := objstore.ReadAll(context.Background(), e.store, "reports/demand/run-1/validation.json")
+	require.NoError(t, err)
+	var vr ValidationReport
+	require.NoError(t, json.Unmarshal(raw, &vr))
+	require.True(t, vr.Passed)
+	require.Equal(t, vr.RowsRead, vr.RowsAccepted+vr.RowsQuarantined)
+	require.Equal(t, vr.RowsQuarantined, vr.Columns["temperature"].NaN, "the demo's only defect is NaN temperature")
+	require.EqualValues(t, 4, vr.Columns["region"].Distinct)
+	require.InDelta(t, 6, vr.Columns["store_id"].Distinct, 0.5)
+	require.InDelta(t, 28, vr.Columns["date"].Distinct, 1)
+	require.Len(t, vr.Files, 28)
+
+	_, err = call[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-1", Version: 1, Share: 0.2})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
 	require.Equal(t, ErrTypeConflict, appErr.Type(), "no canary without production")
@@ -128,6 +142,18 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	require.Less(t, ev.CandidateMAE, ev.ChampionMAE)
 	require.Equal(t, 2, rr.Version)
 	require.True(t, pr.Allow, pr.Reasons)
+	raw, _, err = objstore.ReadAll(context.Background(), e.store, "reports/demand/run-2/drift.json")
+	require.NoError(t, err)
+	var rep DriftReport
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	require.Equal(t, 1, rep.ReferenceVersion)
+	kinds := map[string]string{}
+	for _, f := range rep.Features {
+		kinds[f.Name] = f.Kind + "/" + f.Test
+		require.NotEmpty(t, f.Why)
+	}
+	require.Equal(t, map[string]string{"price": "numeric/ks-exact", "promo": "categorical/chi-squared", "weekday": "categorical/chi-squared",
+		"temperature": "numeric/ks-exact", "item_popularity": "numeric/ks-exact"}, kinds)
 	require.Greater(t, testutil.ToFloat64(e.metrics.DriftScore.WithLabelValues("demand")), e.spec.Drift.PSIThreshold)
 	require.InDelta(t, ev.ChampionMAE, testutil.ToFloat64(e.metrics.MAE.WithLabelValues("demand", "champion")), 1e-12)
 
