@@ -121,14 +121,6 @@ func openFile(r io.ReaderAt, size int64) (f *parquet.File, err error) {
 	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
 }
 
-func isNumeric(k parquet.Kind) bool {
-	switch k {
-	case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Float, parquet.Double:
-		return true
-	}
-	return false
-}
-
 func toFloat(v parquet.Value) float64 {
 	switch v.Kind() {
 	case parquet.Boolean:
