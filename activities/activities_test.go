@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,9 @@ func newEnv(t *testing.T) *env {
 	te := ts.NewTestActivityEnvironment()
 	m := NewMetrics(prometheus.NewRegistry())
 	reg := registry.New(store)
-	engine, err := policies.NewEngine(context.Background())
+	rbac, err := policies.LoadRBAC("../examples/rbac.yaml")
+	require.NoError(t, err)
+	engine, err := policies.NewEngine(context.Background(), rbac)
 	require.NoError(t, err)
 	te.RegisterActivity(&Data{Store: store, Metrics: m})
 	te.RegisterActivity(&Drift{Store: store, Registry: reg, Metrics: m})
@@ -284,4 +288,26 @@ func TestCanaryJudgement(t *testing.T) {
 	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "error rate")
 	require.NotEmpty(t, res.EvidenceURI)
+}
+
+func TestNotifyApprovalPostsSlackCompatiblePayload(t *testing.T) {
+	got := make(chan map[string]any, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		body["idempotency"] = r.Header.Get("Idempotency-Key")
+		got <- body
+	}))
+	defer hook.Close()
+	p := &Policy{Webhook: hook.URL}
+	require.NoError(t, p.NotifyApproval(context.Background(), ApprovalRequest{Model: "demand", RunID: "r1", Version: 2,
+		Approvers: []string{"user:alice"}, Timeout: time.Hour}))
+	body := <-got
+	require.Contains(t, body["text"], "demand v2 waits for approval")
+	require.Contains(t, body["text"], "user:alice")
+	require.Equal(t, "r1/2", body["idempotency"])
+	require.NoError(t, (&Policy{}).NotifyApproval(context.Background(), ApprovalRequest{}), "no webhook: nothing to do")
+	bad := &Policy{Webhook: hook.URL + "/x"}
+	hook.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	require.ErrorContains(t, bad.NotifyApproval(context.Background(), ApprovalRequest{}), "HTTP 500")
 }

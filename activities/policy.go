@@ -1,9 +1,13 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
@@ -15,6 +19,8 @@ type Policy struct {
 	Store  objstore.Bucket
 	Engine *policies.Engine
 	Audit  audit.Log
+	// Webhook receives a Slack-compatible message when a run waits for approval (optional).
+	Webhook string
 }
 
 // Check evaluates the evidence and stores the decision with its input at
@@ -52,4 +58,55 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 	}
 	return PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons,
 		Revision: d.Revision, DecisionURI: p.Store.URI(key)}, nil
+}
+
+// Approvers lists the RBAC subjects that may approve the model.
+func (p *Policy) Approvers(ctx context.Context, in ApproversInput) ([]string, error) {
+	who, err := p.Engine.Approvers(ctx, in.Model)
+	if err != nil {
+		return nil, err
+	}
+	if len(who) == 0 {
+		return nil, invalid("nobody may approve model %s: give a subject the approve action in the RBAC file", in.Model)
+	}
+	return who, nil
+}
+
+// NotifyApproval posts a Slack-compatible message ({"text": ...} plus structured fields) to
+// the approval webhook, when one is configured.
+func (p *Policy) NotifyApproval(ctx context.Context, in ApprovalRequest) error {
+	if p.Webhook == "" {
+		return nil
+	}
+	text := fmt.Sprintf("Driftline: %s v%d waits for approval (run %s, timeout %s). Approvers: %s. Approve with `driftline approve --model %s --version %d --reason \"...\"`.",
+		in.Model, in.Version, in.RunID, in.Timeout, strings.Join(in.Approvers, ", "), in.Model, in.Version)
+	body, _ := json.Marshal(map[string]any{"text": text, "model": in.Model, "version": in.Version, "run_id": in.RunID,
+		"workflow_id": in.WorkflowID, "approvers": in.Approvers, "evidence": in.Evidence})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Webhook, bytes.NewReader(body))
+	if err != nil {
+		return invalid("approval webhook %q: %v", p.Webhook, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", in.RunID+"/"+strconv.Itoa(in.Version))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("approval webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("approval webhook answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// RecordIgnoredApproval audits an approval signal the run refused.
+func (p *Policy) RecordIgnoredApproval(ctx context.Context, in IgnoredApproval) error {
+	decision := "reject"
+	if in.Approve {
+		decision = "approve"
+	}
+	_, err := p.Audit.Append(ctx, fmt.Sprintf("ignored-signal/%s/%s/%d/%s/%s", in.RunID, in.Approver, in.Version, decision, in.Why), audit.Record{
+		Actor: in.Approver, Action: "approval_signal_ignored", Model: in.Model, Version: in.Version, RunID: in.RunID,
+		Decision: decision, Reason: in.Why})
+	return classify("audit ignored approval", err)
 }

@@ -176,3 +176,22 @@ type ApprovalRecord struct {
 }
 
 func reportKey(model, run, name string) string { return "reports/" + model + "/" + run + "/" + name }
+
+// ApproversInput asks who may approve a model.
+type ApproversInput struct{ Model string }
+
+// ApprovalRequest announces a run waiting for approval.
+type ApprovalRequest struct {
+	Model, RunID, WorkflowID string
+	Version                  int
+	Approvers                []string
+	Timeout                  time.Duration
+	Evidence                 map[string]any
+}
+
+// IgnoredApproval audits an approval signal the run refused.
+type IgnoredApproval struct {
+	Model, RunID, Approver, Why string
+	Version                     int
+	Approve                     bool
+}

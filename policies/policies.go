@@ -3,6 +3,7 @@
 package policies
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -10,10 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"gopkg.in/yaml.v3"
 )
 
 //go:embed *.rego
@@ -59,34 +63,137 @@ type Decision struct {
 	Revision         string   `json:"policy_revision"`
 }
 
-// Engine holds the compiled promotion policy.
-type Engine struct {
-	promotion rego.PreparedEvalQuery
-	revision  string
+// RBAC maps identities to roles per model (examples/rbac.yaml).
+type RBAC struct {
+	Roles       map[string][]string `yaml:"roles" json:"roles"`
+	Bindings    []Binding           `yaml:"bindings" json:"bindings"`
+	ModelGroups map[string][]string `yaml:"model_groups" json:"model_groups"`
 }
 
-// NewEngine compiles the embedded policies once.
-func NewEngine(ctx context.Context) (*Engine, error) {
+// Binding gives a subject ("user:<id>" or "group:<name>") a role on models ("*", a model,
+// or "group:<model group>").
+type Binding struct {
+	Subject string   `yaml:"subject" json:"subject"`
+	Role    string   `yaml:"role" json:"role"`
+	Models  []string `yaml:"models" json:"models"`
+}
+
+// LoadRBAC reads and checks an RBAC file.
+func LoadRBAC(path string) (RBAC, error) {
+	var r RBAC
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, fmt.Errorf("read rbac: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("rbac %s: %w", path, err)
+	}
+	for i, bd := range r.Bindings {
+		if !strings.HasPrefix(bd.Subject, "user:") && !strings.HasPrefix(bd.Subject, "group:") {
+			return r, fmt.Errorf("rbac %s: bindings[%d].subject %q must start with user: or group:", path, i, bd.Subject)
+		}
+		if _, ok := r.Roles[bd.Role]; !ok {
+			return r, fmt.Errorf("rbac %s: bindings[%d].role %q is not a defined role", path, i, bd.Role)
+		}
+	}
+	return r, nil
+}
+
+// Engine holds the compiled policies and the RBAC data.
+type Engine struct {
+	promotion, authz, approvers rego.PreparedEvalQuery
+	revision                    string
+}
+
+// NewEngine compiles the embedded policies once, with the RBAC data.
+func NewEngine(ctx context.Context, rbac RBAC) (*Engine, error) {
 	src, err := Sources()
 	if err != nil {
 		return nil, err
 	}
-	opts := []func(*rego.Rego){rego.Query("data.driftline.promotion.decision")}
-	for name, body := range src {
-		if strings.HasSuffix(name, "_test.rego") {
-			continue
-		}
-		opts = append(opts, rego.Module(name, body))
-	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("compile policies: %w", err)
-	}
-	rev, err := Revision()
+	raw, err := json.Marshal(rbac)
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{promotion: pq, revision: rev}, nil
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	store := inmem.NewFromObject(map[string]any{"driftline": map[string]any{"rbac": doc}})
+	prepare := func(query string) (rego.PreparedEvalQuery, error) {
+		opts := []func(*rego.Rego){rego.Query(query), rego.Store(store)}
+		for name, body := range src {
+			if !strings.HasSuffix(name, "_test.rego") {
+				opts = append(opts, rego.Module(name, body))
+			}
+		}
+		pq, err := rego.New(opts...).PrepareForEval(ctx)
+		if err != nil {
+			return pq, fmt.Errorf("compile policies: %w", err)
+		}
+		return pq, nil
+	}
+	e := &Engine{}
+	if e.promotion, err = prepare("data.driftline.promotion.decision"); err != nil {
+		return nil, err
+	}
+	if e.authz, err = prepare("data.driftline.authz.decision"); err != nil {
+		return nil, err
+	}
+	if e.approvers, err = prepare("data.driftline.authz.approvers"); err != nil {
+		return nil, err
+	}
+	if e.revision, err = Revision(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Subject is an authenticated identity.
+type Subject struct {
+	ID     string   `json:"id"`
+	Groups []string `json:"groups"`
+}
+
+// Authorize decides whether the subject may take the action on the model.
+func (e *Engine) Authorize(ctx context.Context, s Subject, action, model string) (Decision, error) {
+	var d Decision
+	err := e.eval(ctx, e.authz, map[string]any{"subject": s, "action": action, "model": model}, &d)
+	d.Revision = e.revision
+	return d, err
+}
+
+// Approvers lists the subjects that may approve the model.
+func (e *Engine) Approvers(ctx context.Context, model string) ([]string, error) {
+	var out []string
+	err := e.eval(ctx, e.approvers, map[string]any{"model": model}, &out)
+	sort.Strings(out)
+	return out, err
+}
+
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input any, out any) error {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	rs, err := q.Eval(ctx, rego.EvalInput(doc))
+	if err != nil {
+		return fmt.Errorf("evaluate policy: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return fmt.Errorf("policy: no decision (%d results)", len(rs))
+	}
+	b, err := json.Marshal(rs[0].Expressions[0].Value)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
 }
 
 // Revision is the compiled bundle's revision.
@@ -94,29 +201,10 @@ func (e *Engine) Revision() string { return e.revision }
 
 // Promotion evaluates the promotion policy. input is any JSON-encodable value.
 func (e *Engine) Promotion(ctx context.Context, input any) (Decision, error) {
-	// Round-trip through JSON so Go structs reach Rego with their json field names.
-	raw, err := json.Marshal(input)
-	if err != nil {
-		return Decision{}, err
-	}
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return Decision{}, err
-	}
-	rs, err := e.promotion.Eval(ctx, rego.EvalInput(doc))
-	if err != nil {
-		return Decision{}, fmt.Errorf("evaluate promotion policy: %w", err)
-	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return Decision{}, fmt.Errorf("promotion policy: no decision (%d results)", len(rs))
-	}
-	out, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		return Decision{}, err
-	}
+	// Go structs reach Rego through JSON, with their json field names.
 	var d Decision
-	if err := json.Unmarshal(out, &d); err != nil {
-		return Decision{}, fmt.Errorf("promotion policy: malformed decision: %w", err)
+	if err := e.eval(ctx, e.promotion, input, &d); err != nil {
+		return Decision{}, fmt.Errorf("promotion policy: %w", err)
 	}
 	d.Revision = e.revision
 	return d, nil

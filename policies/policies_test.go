@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -41,7 +42,7 @@ func TestRego(t *testing.T) {
 }
 
 func TestEngineDecision(t *testing.T) {
-	e, err := NewEngine(context.Background())
+	e, err := NewEngine(context.Background(), RBAC{})
 	require.NoError(t, err)
 	require.Len(t, e.Revision(), 16)
 	d, err := e.Promotion(context.Background(), map[string]any{})
@@ -57,4 +58,36 @@ func TestEngineDecision(t *testing.T) {
 	require.True(t, d.Allow, "%v", d.Reasons)
 	require.True(t, d.ApprovalRequired)
 	require.Equal(t, e.Revision(), d.Revision)
+}
+
+func TestEngineAuthorizeWithRBACFile(t *testing.T) {
+	rbac, err := LoadRBAC("../examples/rbac.yaml")
+	require.NoError(t, err)
+	e, err := NewEngine(context.Background(), rbac)
+	require.NoError(t, err)
+	ctx := context.Background()
+	d, err := e.Authorize(ctx, Subject{ID: "alice"}, "approve", "demand")
+	require.NoError(t, err)
+	require.True(t, d.Allow)
+	d, err = e.Authorize(ctx, Subject{ID: "dave"}, "approve", "demand")
+	require.NoError(t, err)
+	require.False(t, d.Allow)
+	require.Equal(t, []string{"user:dave may not approve on model demand"}, d.Reasons)
+	d, err = e.Authorize(ctx, Subject{ID: "erin", Groups: []string{"ml-platform"}}, "rollback", "fraud")
+	require.NoError(t, err)
+	require.True(t, d.Allow)
+	who, err := e.Approvers(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, []string{"group:ml-platform", "user:alice", "user:bob"}, who)
+}
+
+func TestLoadRBACRejectsBadBindings(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/rbac.yaml"
+	require.NoError(t, os.WriteFile(bad, []byte("roles: {viewer: [view]}\nbindings:\n  - {subject: alice, role: viewer, models: [demand]}\n"), 0o600))
+	_, err := LoadRBAC(bad)
+	require.ErrorContains(t, err, "bindings[0].subject")
+	require.NoError(t, os.WriteFile(bad, []byte("roles: {viewer: [view]}\nbindings:\n  - {subject: user:alice, role: boss, models: [demand]}\n"), 0o600))
+	_, err = LoadRBAC(bad)
+	require.ErrorContains(t, err, `role "boss" is not a defined role`)
 }

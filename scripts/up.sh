@@ -49,10 +49,16 @@ wait_for "MinIO" port_open 9000
 wait_for "Temporal" port_open 7233
 "$BIN/driftline" setup   # waits for both to answer, then creates the bucket and search attributes
 
+# A development signing key for approval tokens (driftline token mints them with it).
+[ -s "$DATA/approvals.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/approvals.key")
+
 stop worker
 stop serve
-start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464
+stop approvals
+start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s
+start approvals "$BIN/driftline" approvals --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --hs256-key-file "$DATA/approvals.key"
 wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
-echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080"
+wait_for "approvals endpoint" port_open 8090
+echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  approvals http://127.0.0.1:8090"

@@ -82,8 +82,10 @@ type Evaluation struct {
 
 // Approval is the human-approval rule.
 type Approval struct {
-	Required  bool     `yaml:"required" json:"required"`
-	Approvers []string `yaml:"approvers" json:"approvers"`
+	Required bool `yaml:"required" json:"required"`
+	// Approvers optionally narrows who may approve this model to these user ids; who may
+	// approve at all comes from the RBAC policy.
+	Approvers []string `yaml:"approvers" json:"approvers,omitempty"`
 	Timeout   Duration `yaml:"timeout" json:"timeout"`
 }
 
@@ -283,9 +285,6 @@ func (s Spec) Validate() error {
 	}
 	if s.Canary.Share <= 0 || s.Canary.Share >= 1 {
 		add("canary.share: must be in (0, 1), got %g", s.Canary.Share)
-	}
-	if s.Approval.Required && len(s.Approval.Approvers) == 0 {
-		add("approval.approvers: required when approval.required is true")
 	}
 	return errors.Join(errs...)
 }

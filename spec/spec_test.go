@@ -31,7 +31,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown trainer", "name: ridge", "name: magic", "trainer.name"},
 		{"bad duration", "bake: 20s", "bake: soon", "not a duration"},
 		{"bad share", "share: 0.3", "share: 1.5", "canary.share"},
-		{"no approvers", "approvers: [alice, bob]", "approvers: []", "approval.approvers"},
+		{"feature not in contract", "features: [price,", "features: [prize,", `features[0]: "prize" is not a contract column`},
+		{"feature with wrong role", "{name: competitor_price, type: double, role: other", "{name: competitor_price, type: double, role: boss", `role "boss" is not feature`},
+		{"range upside down", "min: -50, max: 60", "min: 60, max: -50", "min 60 is above max -50"},
+		{"unknown correction", "correction: bh", "correction: holm", "drift.correction"},
+		{"critical is not a feature", "critical_features: []", "critical_features: [region]", "drift.critical_features[0]"},
 		{"holdout too big", "holdout_days: 7", "holdout_days: 40", "dataset.holdout_days"},
 	}
 	for _, c := range cases {

@@ -3,8 +3,10 @@ package testsuite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -17,7 +19,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/driftline/driftline/approvals"
+	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/serving"
 	"github.com/driftline/driftline/spec"
@@ -28,11 +33,36 @@ import (
 )
 
 type e2e struct {
-	t       *testing.T
-	ctx     context.Context
-	c       client.Client
-	store   interface{ URI(string) string }
-	serving string
+	t         *testing.T
+	ctx       context.Context
+	c         client.Client
+	store     interface{ URI(string) string }
+	serving   string
+	approvals string
+	secret    []byte
+	badTokens bool // try the refused tokens at the first approval
+}
+
+// decide posts to the approvals endpoint and returns the HTTP status.
+func (e *e2e) decide(token string, version int) int {
+	e.t.Helper()
+	body := fmt.Sprintf(`{"version": %d, "decision": "approve", "reason": "e2e"}`, version)
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.approvals+"/v1/models/demand/approvals", strings.NewReader(body))
+	require.NoError(e.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (e *e2e) token(sub string, ttl time.Duration) string {
+	e.t.Helper()
+	tok, err := approvals.Mint(e.secret, sub, nil, ttl)
+	require.NoError(e.t, err)
+	return tok
 }
 
 // run starts a run, approves it as alice when policy asks, and waits for the outcome.
@@ -48,8 +78,16 @@ func (e *e2e) run(in workflows.RunInput) (workflows.RunResult, workflows.Status,
 	}
 	require.NoError(e.t, err)
 	res, err := starter.Follow(e.ctx, e.c, in.Spec.Model, run, io.Discard, func(st workflows.Status) {
-		_, aerr := starter.Decide(e.ctx, e.c, in.Spec.Model, true, workflows.Approval{Approver: "alice", Reason: "e2e", Version: st.CandidateVersion})
-		require.NoError(e.t, aerr)
+		if e.badTokens {
+			e.badTokens = false
+			require.Equal(e.t, http.StatusUnauthorized, e.decide("", st.CandidateVersion), "missing token")
+			require.Equal(e.t, http.StatusUnauthorized, e.decide(e.token("alice", -time.Minute), st.CandidateVersion), "expired token")
+			forged, _ := approvals.Mint([]byte("not-the-key-not-the-key-not-the-key"), "alice", nil, time.Hour)
+			require.Equal(e.t, http.StatusUnauthorized, e.decide(forged, st.CandidateVersion), "forged token")
+			require.Equal(e.t, http.StatusForbidden, e.decide(e.token("dave", time.Hour), st.CandidateVersion), "a data scientist may not approve")
+			require.Equal(e.t, http.StatusConflict, e.decide(e.token("alice", time.Hour), st.CandidateVersion+7), "the run refuses a wrong version")
+		}
+		require.Equal(e.t, http.StatusOK, e.decide(e.token("alice", time.Hour), st.CandidateVersion))
 	})
 	st, qerr := starter.Status(e.ctx, e.c, in.Spec.Model, run.GetRunID())
 	require.NoError(e.t, qerr)
@@ -112,7 +150,9 @@ func TestEndToEnd(t *testing.T) {
 	defer c.Close()
 
 	metrics := prometheus.NewRegistry()
-	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics})
+	rbac, err := policies.LoadRBAC("../examples/rbac.yaml")
+	require.NoError(t, err)
+	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics, RBAC: rbac})
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
@@ -134,7 +174,12 @@ func TestEndToEnd(t *testing.T) {
 	sp.Canary.Bake.Duration = 4 * time.Second
 	sp.Canary.MinRequest = 15
 	sp.Canary.MaxBakes = 4
-	e := &e2e{t: t, ctx: ctx, c: c, store: store, serving: hs.URL}
+	engine, err := policies.NewEngine(ctx, rbac)
+	require.NoError(t, err)
+	secret := []byte("e2e-secret-e2e-secret-e2e-secret-e2e")
+	as := httptest.NewServer(approvals.NewServer(approvals.Keys{HMAC: secret}, engine, audit.Log{Store: store}, c).Handler())
+	defer as.Close()
+	e := &e2e{t: t, ctx: ctx, c: c, store: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
 
 	// Phase 1: the first run trains v1 and promotes it without a canary.
 	res, st, err := e.run(workflows.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
@@ -210,6 +255,18 @@ func TestEndToEnd(t *testing.T) {
 			Query: `DriftlineModel = "demand" AND DriftlineOutcome = "promoted"`})
 		return err == nil && resp.GetCount() == 2
 	}, 30*time.Second, 200*time.Millisecond)
+
+	// Refused approval requests, which never reach Temporal history, are in the audit trail.
+	recs, err := audit.Log{Store: store}.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	actions := map[string]int{}
+	for _, r := range recs {
+		actions[r.Action]++
+	}
+	require.Equal(t, 3, actions["approval_unauthenticated"], "%v", actions)
+	require.Equal(t, 1, actions["approval_forbidden"])
+	require.Equal(t, 1, actions["approval_refused"])
+	require.Equal(t, 3, actions["approval"], "each accepted approval, once")
 
 	// The pipeline worker's metrics saw the runs and timed every step.
 	families, err := metrics.Gather()

@@ -30,6 +30,8 @@ type Options struct {
 	Store       objstore.Bucket
 	MetricsAddr string // e.g. ":9464"; empty: no metrics server
 	Registry    *prometheus.Registry
+	RBAC        policies.RBAC // who may do what (approvers of each model)
+	Webhook     string        // Slack-compatible approval notifications (optional)
 }
 
 // Pipeline is a running pipeline worker.
@@ -49,7 +51,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	m := activities.NewMetrics(reg)
-	engine, err := policies.NewEngine(ctx)
+	engine, err := policies.NewEngine(ctx, o.RBAC)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	w.RegisterActivity(&activities.Drift{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m})
-	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}})
+	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook})
 	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r})
 	p := &Pipeline{w: w}
 	if o.MetricsAddr != "" {

@@ -21,6 +21,23 @@ type approvals struct {
 	decided  bool
 	approved bool
 	via      string
+	// rbac: approvers come from the RBAC policy (subjects user:<id> / group:<name>), looked up
+	// by an activity when the run starts waiting.
+	rbac      bool
+	approvers []string
+}
+
+// allowed reports whether the request's identity is among the RBAC approvers.
+func (a *approvals) allowed(req Approval) bool {
+	if slices.Contains(a.approvers, "user:"+req.Approver) {
+		return true
+	}
+	for _, g := range req.Groups {
+		if slices.Contains(a.approvers, "group:"+g) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *run) approvalHandlers() *approvals {
@@ -42,6 +59,11 @@ func (r *run) approvalHandlers() *approvals {
 			if err := a.validate(sig.Approval); err != nil {
 				r.status.IgnoredSignals++
 				workflow.GetLogger(ctx).Warn("ignored approval signal", "approver", sig.Approver, "error", err)
+				if workflow.GetVersion(ctx, "audit-ignored-signals", workflow.DefaultVersion, 1) >= 1 {
+					_ = workflow.ExecuteActivity(withStep(ctx, StagePromote, "audit an ignored approval signal"), pol.RecordIgnoredApproval,
+						activities.IgnoredApproval{Model: r.in.Spec.Model, RunID: r.runID, Approver: sig.Approver, Version: sig.Version,
+							Approve: sig.Approve, Why: err.Error()}).Get(ctx, nil)
+				}
 				continue
 			}
 			a.decide(sig.Approve, sig.Approval, "signal")
@@ -63,7 +85,9 @@ func (a *approvals) validate(req Approval) error {
 		return fmt.Errorf("this run is waiting for a decision on v%d, not v%d", a.awaiting, req.Version)
 	case strings.TrimSpace(req.Approver) == "":
 		return errors.New("approver is required")
-	case !slices.Contains(spec.Approvers, req.Approver):
+	case a.rbac && !a.allowed(req):
+		return fmt.Errorf("%q (groups %v) may not approve model %s: approvers are %s", req.Approver, req.Groups, a.r.in.Spec.Model, strings.Join(a.approvers, ", "))
+	case (!a.rbac || len(spec.Approvers) > 0) && !slices.Contains(spec.Approvers, req.Approver):
 		return fmt.Errorf("%q is not an approver of model %s", req.Approver, a.r.in.Spec.Model)
 	case strings.TrimSpace(req.Reason) == "":
 		return errors.New("a reason is required")
@@ -78,6 +102,19 @@ func (a *approvals) decide(approve bool, req Approval, via string) {
 
 // wait blocks durably until a decision or the timeout.
 func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut bool, err error) {
+	if workflow.GetVersion(a.r.ctx, "rbac-approvals", workflow.DefaultVersion, 1) >= 1 {
+		a.rbac = true
+		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "who may approve (RBAC)"), pol.Approvers,
+			activities.ApproversInput{Model: a.r.in.Spec.Model}).Get(a.r.ctx, &a.approvers); err != nil {
+			return false, false, err
+		}
+		a.r.status.Approvers = a.approvers
+		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "notify approvers"), pol.NotifyApproval, activities.ApprovalRequest{
+			Model: a.r.in.Spec.Model, RunID: a.r.runID, WorkflowID: a.r.wfID, Version: version, Approvers: a.approvers,
+			Timeout: timeout, Evidence: a.r.memo()}).Get(a.r.ctx, nil); err != nil {
+			return false, false, err
+		}
+	}
 	a.awaiting = version
 	ok, err := workflow.AwaitWithTimeout(a.r.ctx, timeout, func() bool { return a.decided })
 	if err != nil {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ func (s *ctSuite) SetupTest() {
 	s.env.RegisterActivity(&activities.Canary{})
 	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
+	s.env.OnActivity(pol.Approvers, mock.Anything, mock.Anything).Return([]string{"group:ml-platform", "user:alice", "user:bob"}, nil).Maybe()
+	s.env.OnActivity(pol.NotifyApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
 func (s *ctSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
@@ -199,6 +202,9 @@ func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
 	s.allow(true)
 	s.canary(activities.CanaryPromote)
 	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(pol.RecordIgnoredApproval, mock.Anything, mock.MatchedBy(func(in activities.IgnoredApproval) bool {
+		return in.Approver == "mallory" && strings.Contains(in.Why, "may not approve")
+	})).Return(nil).Once()
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(SignalApproval, ApprovalSignal{Approve: true, Approval: Approval{Approver: "mallory", Reason: "x", Version: 2}})
 	}, time.Minute)
@@ -211,6 +217,25 @@ func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
 	s.Equal(OutcomePromoted, res.Outcome)
 	s.Equal(1, st.IgnoredSignals)
 	s.Equal("bob", st.Approval.Approver)
+}
+
+func (s *ctSuite) TestApprovalByGroupMember() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.allow(true)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() { s.Fail("no group, no approval") }, OnReject: func(error) {}, OnComplete: func(any, error) {}},
+			Approval{Approver: "erin", Groups: []string{"interns"}, Reason: "ok", Version: 1})
+		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
+			Approval{Approver: "erin", Groups: []string{"interns", "ml-platform"}, Reason: "platform on call", Version: 1})
+	}, time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal("erin", st.Approval.Approver)
+	s.Equal([]string{"group:ml-platform", "user:alice", "user:bob"}, st.Approvers)
 }
 
 func (s *ctSuite) TestRejectedByApprover() {

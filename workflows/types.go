@@ -25,11 +25,13 @@ type Step struct {
 	Summary  string    `json:"summary"`
 }
 
-// Approval is a human decision on a candidate.
+// Approval is a human decision on a candidate. Approver and Groups are the identity the
+// approvals endpoint authenticated (a bearer token's subject and groups).
 type Approval struct {
-	Approver string `json:"approver"`
-	Reason   string `json:"reason"`
-	Version  int    `json:"version"`
+	Approver string   `json:"approver"`
+	Groups   []string `json:"groups,omitempty"`
+	Reason   string   `json:"reason"`
+	Version  int      `json:"version"`
 }
 
 // ApprovalSignal is the signal form, for services that can only signal.
@@ -54,6 +56,7 @@ type Status struct {
 	CandidateVersion int                           `json:"candidate_version,omitempty"`
 	Policy           *activities.PolicyResult      `json:"policy,omitempty"`
 	Approval         *Approval                     `json:"approval,omitempty"`
+	Approvers        []string                      `json:"approvers,omitempty"`
 	IgnoredSignals   int                           `json:"ignored_signals,omitempty"`
 	Canary           []activities.CanaryEvalResult `json:"canary,omitempty"`
 	Steps            []Step                        `json:"steps"`

@@ -8,12 +8,14 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/approvals"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
@@ -36,6 +38,8 @@ func cmdDemo(ctx context.Context, args []string) error {
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 40, "live traffic during the canary")
+	approvalsURL := fs.String("approvals-url", env("DRIFTLINE_APPROVALS_URL", "http://127.0.0.1:8090"), "approvals endpoint")
+	keyFile := fs.String("hs256-key-file", env("DRIFTLINE_HS256_KEY_FILE", ".data/approvals.key"), "HS256 secret of the approvals endpoint (the demo mints alice's token with it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,14 +65,23 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
 		return err
 	}
+	keys, err := approvals.LoadKeys(*keyFile, nil)
+	if err != nil {
+		return err
+	}
 	approve := func(st workflows.Status) {
-		fmt.Printf("  policy requires approval of v%d: approving as alice (the demo's approver)\n", st.CandidateVersion)
-		out, err := starter.Decide(ctx, c, sp.Model, true, workflows.Approval{Approver: "alice", Reason: "demo: evidence reviewed", Version: st.CandidateVersion})
-		if err != nil {
-			fmt.Printf("  approval failed: %v\n", err)
-			return
+		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through %s with a bearer token\n",
+			st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
+		tok, err := approvals.Mint(keys.HMAC, "alice", nil, 10*time.Minute)
+		if err == nil {
+			var out string
+			out, err = postDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
+			if err == nil {
+				fmt.Printf("  %s\n", out)
+				return
+			}
 		}
-		fmt.Printf("  %s\n", out)
+		fmt.Printf("  approval failed: %v\n", err)
 	}
 
 	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)

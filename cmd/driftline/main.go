@@ -20,21 +20,23 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"setup":    {"create the bucket and the Temporal search attributes", cmdSetup},
-	"worker":   {"run the pipeline worker (task queue driftline-pipeline)", cmdWorker},
-	"serve":    {"run the serving worker (HTTP predictions)", cmdServe},
-	"datagen":  {"write the demo retail dataset to S3", cmdDatagen},
-	"run":      {"start the continuous-training loop for a model spec and follow it", cmdRun},
-	"status":   {"show a run's status", cmdStatus},
-	"approve":  {"approve the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, true) }},
-	"reject":   {"reject the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, false) }},
-	"schedule": {"create or delete a retraining schedule", cmdSchedule},
-	"models":   {"list a model's versions and deployment", cmdModels},
-	"audit":    {"list audit records", cmdAudit},
-	"predict":  {"send one prediction request to the serving worker", cmdPredict},
-	"traffic":  {"send demo traffic to the serving worker", cmdTraffic},
-	"demo":     {"run the end-to-end demo (make demo)", cmdDemo},
-	"drift":    {"show a run's drift report, or drift of live predictions", cmdDrift},
+	"setup":     {"create the bucket and the Temporal search attributes", cmdSetup},
+	"worker":    {"run the pipeline worker (task queue driftline-pipeline)", cmdWorker},
+	"serve":     {"run the serving worker (HTTP predictions)", cmdServe},
+	"datagen":   {"write the demo retail dataset to S3", cmdDatagen},
+	"run":       {"start the continuous-training loop for a model spec and follow it", cmdRun},
+	"status":    {"show a run's status", cmdStatus},
+	"approve":   {"approve the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, true) }},
+	"reject":    {"reject the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, false) }},
+	"schedule":  {"create or delete a retraining schedule", cmdSchedule},
+	"models":    {"list a model's versions and deployment", cmdModels},
+	"audit":     {"list audit records", cmdAudit},
+	"predict":   {"send one prediction request to the serving worker", cmdPredict},
+	"traffic":   {"send demo traffic to the serving worker", cmdTraffic},
+	"demo":      {"run the end-to-end demo (make demo)", cmdDemo},
+	"approvals": {"run the authenticated approvals endpoint (HTTP, bearer tokens)", cmdApprovals},
+	"token":     {"mint a development approval token (HS256)", cmdToken},
+	"drift":     {"show a run's drift report, or drift of live predictions", cmdDrift},
 }
 
 func usage() {

@@ -101,9 +101,12 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "candidate version the run waits on (default: ask the run)")
-	as := fs.String("as", os.Getenv("USER"), "approver identity")
 	reason := fs.String("reason", "", "why (required)")
-	viaSignal := fs.Bool("signal", false, "send a signal instead of an update (fire and forget)")
+	url := fs.String("url", env("DRIFTLINE_APPROVALS_URL", "http://127.0.0.1:8090"), "approvals endpoint (env DRIFTLINE_APPROVALS_URL)")
+	token := fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "bearer token of the approver (env DRIFTLINE_TOKEN)")
+	direct := fs.Bool("direct", false, "break glass: send the Update to Temporal directly as --as (needs Temporal access; RBAC still applies in the run)")
+	as := fs.String("as", os.Getenv("USER"), "approver identity with --direct")
+	viaSignal := fs.Bool("signal", false, "with --direct: send a signal instead of an update (fire and forget)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -119,12 +122,23 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 		}
 		*version = st.CandidateVersion
 	}
+	if !*direct {
+		if *token == "" {
+			return errors.New("a bearer token is required (--token or DRIFTLINE_TOKEN); for development: driftline token --sub <you>")
+		}
+		out, err := postDecision(ctx, *url, *token, *model, approve, *version, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Println(out)
+		return nil
+	}
 	a := workflows.Approval{Approver: *as, Reason: *reason, Version: *version}
 	if *viaSignal {
 		if err := starter.SignalDecision(ctx, c, *model, approve, a); err != nil {
 			return err
 		}
-		fmt.Printf("%s signal sent for %s v%d (invalid signals are ignored by the run; check driftline status)\n", name, *model, *version)
+		fmt.Printf("%s signal sent for %s v%d (invalid signals are ignored and audited by the run; check driftline status)\n", name, *model, *version)
 		return nil
 	}
 	out, err := starter.Decide(ctx, c, *model, approve, a)

@@ -15,6 +15,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/serving"
 	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/worker"
@@ -82,7 +83,13 @@ func cmdWorker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
+	rbacPath := rbacFlag(fs)
+	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval (env DRIFTLINE_APPROVAL_WEBHOOK)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rbac, err := policies.LoadRBAC(*rbacPath)
+	if err != nil {
 		return err
 	}
 	b, err := config.OpenBucket(ctx, s3)
@@ -94,7 +101,7 @@ func cmdWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics})
+	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook})
 	if err != nil {
 		return err
 	}
