@@ -49,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	te.RegisterActivity(&Drift{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
-	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}})
+	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg})
 	te.RegisterActivity(&Canary{Store: store})
 	sp, err := spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
@@ -115,6 +115,16 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	require.Equal(t, 1, rr.Version)
 	require.True(t, pr.Allow, pr.Reasons)
 	require.True(t, pr.ApprovalRequired)
+	// Lineage: the pinned files, and the policy decision kept with the version.
+	v1, err := registry.New(e.store).Version(context.Background(), "demand", 1)
+	require.NoError(t, err)
+	require.Len(t, v1.Lineage.SnapshotFiles, 28)
+	require.NotEmpty(t, v1.Lineage.SnapshotFiles[0].ETag)
+	require.Positive(t, v1.Lineage.SnapshotFiles[0].Rows)
+	require.Equal(t, e.spec.Hash, v1.Lineage.SpecHash)
+	decisions, err := e.store.List(context.Background(), "models/demand/versions/1/decisions/")
+	require.NoError(t, err)
+	require.Len(t, decisions, 1)
 
 	// The validation report has per-column numbers, including distinct counts.
 	raw, _, err := objstore.ReadAll(context.Background(), e.store, "reports/demand/run-1/validation.json")

@@ -12,6 +12,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/registry"
 )
 
 // Policy evaluates the promotion policy (OPA, compiled once) and records the decision.
@@ -21,6 +22,8 @@ type Policy struct {
 	Audit  audit.Log
 	// Webhook receives a Slack-compatible message when a run waits for approval (optional).
 	Webhook string
+	// Registry keeps each decision with the version it judged.
+	Registry *registry.Registry
 }
 
 // Check evaluates the evidence and stores the decision with its input at
@@ -46,6 +49,12 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 		"input": input, "result": d}, "", " ")
 	if _, err := p.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return PolicyResult{}, classify("policy", err)
+	}
+	record := map[string]any{"decision_id": decisionID, "policy": "driftline.promotion", "input": input, "result": d}
+	if p.Registry != nil {
+		if _, err := p.Registry.PutRecord(ctx, in.Model, in.Version, "decisions", decisionID, record); err != nil {
+			return PolicyResult{}, classify("policy", err)
+		}
 	}
 	verdict := "deny"
 	if d.Allow {

@@ -35,7 +35,15 @@ func (r *Registry) Register(ctx context.Context, in RegisterInput) (RegisterResu
 	if err := json.Unmarshal(pb, &prof); err != nil {
 		return RegisterResult{}, invalid("register: profile %s: %v", in.ProfileKey, err)
 	}
-	v := registry.Version{Model: in.Model, Metrics: in.Metrics, Lineage: registry.Lineage{
+	snap, err := loadSnapshot(ctx, r.Store, in.SnapshotKey)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	var files []registry.SnapshotFile
+	for _, f := range snap.Files {
+		files = append(files, registry.SnapshotFile{Key: f.Key, ETag: f.ETag, Rows: f.Rows})
+	}
+	v := registry.Version{Model: in.Model, Metrics: in.Metrics, Lineage: registry.Lineage{SnapshotFiles: files,
 		RunID: in.RunID, WorkflowID: in.WorkflowID, CreatedBy: in.RequestedBy, SpecHash: in.Spec.Hash,
 		CodeRevision: buildinfo.Revision(), Trainer: in.Spec.Trainer.Name, Params: in.Spec.Trainer.Params,
 		SnapshotURI: r.Store.URI(in.SnapshotKey), SnapshotID: in.RunID, Reports: in.Reports,
@@ -137,6 +145,9 @@ func (r *Registry) RecordApproval(ctx context.Context, in ApprovalRecord) error 
 	decision := "rejected"
 	if in.Approved {
 		decision = "approved"
+	}
+	if _, err := r.Registry.PutRecord(ctx, in.Model, in.Version, "approvals", in.RunID, in); err != nil {
+		return classify("record approval", err)
 	}
 	_, err := r.Registry.Audit.Append(ctx, fmt.Sprintf("approval/%s/%d", in.RunID, in.Version), audit.Record{
 		Actor: in.Approver, Action: "approval", Model: in.Model, Version: in.Version, RunID: in.RunID,

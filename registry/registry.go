@@ -36,7 +36,34 @@ type Lineage struct {
 	Params       map[string]float64 `json:"params"`
 	SnapshotURI  string             `json:"snapshot_uri"`
 	SnapshotID   string             `json:"snapshot_id"`
-	Reports      map[string]string  `json:"reports"` // validation, drift, evaluation -> URI
+	// SnapshotFiles pins the training data: every file's key, ETag and row count.
+	SnapshotFiles []SnapshotFile    `json:"snapshot_files,omitempty"`
+	Reports       map[string]string `json:"reports"` // validation, drift, evaluation -> URI
+}
+
+// SnapshotFile is one pinned data file of a version's training window.
+type SnapshotFile struct {
+	Key  string `json:"key"`
+	ETag string `json:"etag"`
+	Rows int64  `json:"rows"`
+}
+
+// RecordKey locates a record kept with a version (decisions/<id>.json, approvals/<id>.json).
+func RecordKey(m string, n int, kind, id string) string {
+	return fmt.Sprintf("%s%s/%s.json", versionDir(m, n), kind, strings.ReplaceAll(id, "/", "_"))
+}
+
+// PutRecord stores an immutable record with a version (a retry finds it there).
+func (r *Registry) PutRecord(ctx context.Context, m string, n int, kind, id string, v any) (string, error) {
+	body, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return "", err
+	}
+	key := RecordKey(m, n, kind, id)
+	if _, err := r.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+		return "", err
+	}
+	return r.Store.URI(key), nil
 }
 
 // Version is a registered model version's metadata (models/<m>/versions/<n>/metadata.json).

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -44,7 +45,7 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 	require.Equal(t, 1, again.Version, "a retried registration returns the same version")
 
 	// Racing registrations get distinct numbers without gaps.
-	const racers = 16
+	const racers = 32
 	var wg sync.WaitGroup
 	nums := make([]int, racers)
 	errs := make([]error, racers)
@@ -123,3 +124,73 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 
 func TestRegistryMem(t *testing.T)   { registryContract(t, objstore.NewMem()) }
 func TestRegistryMinIO(t *testing.T) { registryContract(t, testsuite.NewMinIOBucket(t)) }
+
+// Of 32 promotions racing from the same read, exactly one wins; the others are told why.
+func racingPromotions(t *testing.T, b objstore.Bucket) {
+	ctx := context.Background()
+	r := New(b)
+	art := artifact(t)
+	prof, err := drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := r.Register(ctx, version(fmt.Sprint("p", i)), art, prof, nil)
+		require.NoError(t, err)
+	}
+	_, etag, err := r.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	d, err := r.Promote(ctx, "demand", 1, etag, Change{Actor: "alice", Key: "first"})
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Production)
+	_, etag, err = r.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	errs := make([]error, 32)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = r.Promote(ctx, "demand", 2+i%2, etag, Change{Actor: fmt.Sprint("op", i), Key: fmt.Sprint("race", i)})
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+			continue
+		}
+		require.ErrorIs(t, err, ErrConflict)
+		require.Contains(t, err.Error(), "read it again")
+	}
+	require.Equal(t, 1, wins, "exactly one promotion wins")
+	d, etag, err = r.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Previous)
+	// Rollback restores the previous production through the same compare-and-swap.
+	_, err = r.Rollback(ctx, "demand", `"stale"`, Change{Actor: "alice", Key: "rb-stale"})
+	require.ErrorIs(t, err, ErrConflict)
+	rolled, err := r.Rollback(ctx, "demand", etag, Change{Actor: "alice", Reason: "bad metrics", Key: "rb"})
+	require.NoError(t, err)
+	require.Equal(t, 1, rolled.Production)
+	require.Equal(t, d.Production, rolled.Previous)
+	_, etag, err = r.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	d, err = r.SetAlias(ctx, "demand", "challenger", 3, etag, Change{Actor: "alice", Key: "alias"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"challenger": 3}, d.Aliases)
+	_, err = r.SetAlias(ctx, "demand", "production", 3, "", Change{Key: "x"})
+	require.ErrorIs(t, err, ErrConflict)
+	_, err = r.Promote(ctx, "demand", 99, etag, Change{Key: "y"})
+	require.ErrorIs(t, err, ErrNotFound)
+	recs, err := r.Audit.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var acts []string
+	for _, rec := range recs {
+		acts = append(acts, rec.Action)
+	}
+	require.Contains(t, acts, "rollback")
+	require.Contains(t, acts, "set_alias")
+}
+
+func TestRacingPromotionsMem(t *testing.T)   { racingPromotions(t, objstore.NewMem()) }
+func TestRacingPromotionsMinIO(t *testing.T) { racingPromotions(t, testsuite.NewMinIOBucket(t)) }

@@ -64,7 +64,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	w.RegisterActivity(&activities.Drift{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m})
-	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook})
+	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r})
 	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r})
 	p := &Pipeline{w: w}
 	if o.MetricsAddr != "" {

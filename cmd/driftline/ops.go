@@ -185,6 +185,15 @@ func cmdSchedule(ctx context.Context, args []string) error {
 }
 
 func cmdModels(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "show" {
+		return modelsShow(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "alias" {
+		return modelsAlias(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "list" {
+		args = args[1:]
+	}
 	fs := flag.NewFlagSet("models", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
@@ -200,7 +209,7 @@ func cmdModels(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous)
+	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %v\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, d.Aliases)
 	vs, err := r.Versions(ctx, *model)
 	if err != nil {
 		return err
