@@ -111,6 +111,10 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	_, drr, ev, rr, pr := e.cycle("run-1", "2026-09-01", "2026-09-28")
 	require.Zero(t, drr.ReferenceVersion, "no production model yet")
 	require.False(t, ev.HasChampion)
+	require.NotNil(t, ev.Fairness)
+	require.Equal(t, "region", ev.Fairness.Attribute)
+	require.Len(t, ev.Fairness.Groups, 4)
+	require.Greater(t, ev.Fairness.DisparateImpact, 0.8, "region plays no part in the demo's demand: %+v", ev.Fairness)
 	require.Less(t, ev.CandidateMAE, e.spec.Evaluation.MaxMAE)
 	require.Equal(t, 1, rr.Version)
 	require.True(t, pr.Allow, pr.Reasons)
@@ -320,4 +324,18 @@ func TestNotifyApprovalPostsSlackCompatiblePayload(t *testing.T) {
 	bad := &Policy{Webhook: hook.URL + "/x"}
 	hook.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	require.ErrorContains(t, bad.NotifyApproval(context.Background(), ApprovalRequest{}), "HTTP 500")
+}
+
+func TestDisparateImpact(t *testing.T) {
+	fr := disparateImpact("region", 10, map[string]*GroupRate{
+		"north": {Rows: 100, Favorable: 50},
+		"south": {Rows: 200, Favorable: 60},
+		"east":  {Rows: 10, Favorable: 0}, // too few rows to count
+	}, 30)
+	require.InDelta(t, 0.3/0.5, fr.DisparateImpact, 1e-12)
+	require.Equal(t, "south", fr.Lowest)
+	require.Equal(t, "north", fr.Highest)
+	require.Equal(t, 0.0, fr.Groups["east"].Rate)
+	none := disparateImpact("region", 10, map[string]*GroupRate{"north": {Rows: 100}, "south": {Rows: 100}}, 30)
+	require.Equal(t, 1.0, none.DisparateImpact, "nobody favoured: no disparity")
 }

@@ -39,6 +39,10 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 	if in.ChampionVersion > 0 {
 		input["champion"] = map[string]any{"version": in.ChampionVersion, "mae": in.ChampionMAE}
 	}
+	if in.Fairness != nil {
+		input["fairness"] = map[string]any{"attribute": in.Fairness.Attribute, "disparate_impact": in.Fairness.DisparateImpact,
+			"lowest_group": in.Fairness.Lowest, "highest_group": in.Fairness.Highest}
+	}
 	d, err := p.Engine.Promotion(ctx, input)
 	if err != nil {
 		return PolicyResult{}, err

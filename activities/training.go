@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -112,12 +113,43 @@ func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error)
 
 // EvaluationReport is stored at reports/<model>/<run>/evaluation.json.
 type EvaluationReport struct {
-	HoldoutFrom     string  `json:"holdout_from"`
-	HoldoutRows     int     `json:"holdout_rows"`
-	CandidateMAE    float64 `json:"candidate_mae"`
-	ChampionVersion int     `json:"champion_version,omitempty"`
-	ChampionMAE     float64 `json:"champion_mae,omitempty"`
-	Threshold       float64 `json:"max_mae"`
+	HoldoutFrom     string          `json:"holdout_from"`
+	HoldoutRows     int             `json:"holdout_rows"`
+	CandidateMAE    float64         `json:"candidate_mae"`
+	ChampionVersion int             `json:"champion_version,omitempty"`
+	ChampionMAE     float64         `json:"champion_mae,omitempty"`
+	Threshold       float64         `json:"max_mae"`
+	Fairness        *FairnessResult `json:"fairness,omitempty"`
+}
+
+// disparateImpact is the lowest favorable rate over the highest, among groups with enough
+// rows; 1 when no group has a favorable outcome or fewer than two groups qualify.
+func disparateImpact(attr string, above float64, groups map[string]*GroupRate, minRows int) *FairnessResult {
+	fr := &FairnessResult{Attribute: attr, FavorableAbove: above, DisparateImpact: 1, Groups: map[string]GroupRate{}}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, g := range names {
+		gr := groups[g]
+		gr.Rate = float64(gr.Favorable) / float64(gr.Rows)
+		fr.Groups[g] = *gr
+		if gr.Rows < minRows {
+			continue
+		}
+		if gr.Rate < lo {
+			lo, fr.Lowest = gr.Rate, g
+		}
+		if gr.Rate > hi {
+			hi, fr.Highest = gr.Rate, g
+		}
+	}
+	if hi > 0 && !math.IsInf(lo, 1) {
+		fr.DisparateImpact = lo / hi
+	}
+	return fr
 }
 
 // Evaluate scores the staged candidate and the production model on the same holdout rows in
@@ -156,6 +188,10 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 	}
 	sums := make([]float64, len(models))
 	rows := 0
+	// Fairness: favorable outcome = the candidate predicts at or above its training mean.
+	attr, hasAttr := in.Spec.Contract.Column(in.Spec.Fairness.ProtectedAttribute)
+	groups := map[string]*GroupRate{}
+	favorableAbove := cand.Linear.Intercept
 	// The candidate's outputs on the holdout are the reference for prediction drift.
 	preds := drift.NewProfileBuilder([]string{predlog.PredictionFeature}, []string{drift.Numeric})
 	err = dataset.Scan(ctx, t.Store, s, in.Spec.Contract, func(b *dataset.Batch) error {
@@ -178,6 +214,18 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 				sums[i] += math.Abs(pred - y[r])
 				if i == 0 {
 					preds.AddNumeric(0, pred, b.RowKey0+uint64(r))
+					if hasAttr {
+						g := b.Value(attr, r)
+						gr := groups[g]
+						if gr == nil {
+							gr = &GroupRate{}
+							groups[g] = gr
+						}
+						gr.Rows++
+						if pred >= favorableAbove {
+							gr.Favorable++
+						}
+					}
 				}
 			}
 		}
@@ -190,7 +238,10 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 		return EvaluateResult{}, invalid("evaluate: no holdout rows on or after %s", cut)
 	}
 	res := EvaluateResult{HoldoutRows: rows, CandidateMAE: sums[0] / float64(rows)}
-	rep := EvaluationReport{HoldoutFrom: cut, HoldoutRows: rows, CandidateMAE: res.CandidateMAE, Threshold: in.Spec.Evaluation.MaxMAE}
+	if hasAttr {
+		res.Fairness = disparateImpact(attr.Name, favorableAbove, groups, in.Spec.Fairness.MinGroupRows)
+	}
+	rep := EvaluationReport{HoldoutFrom: cut, HoldoutRows: rows, CandidateMAE: res.CandidateMAE, Threshold: in.Spec.Evaluation.MaxMAE, Fairness: res.Fairness}
 	if len(models) > 1 {
 		res.HasChampion, res.ChampionMAE = true, sums[1]/float64(rows)
 		rep.ChampionVersion, rep.ChampionMAE = in.ChampionVersion, res.ChampionMAE

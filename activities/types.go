@@ -64,7 +64,25 @@ type EvaluateResult struct {
 	HasChampion               bool
 	HoldoutRows               int
 	ReportURI                 string
-	PredictionProfileKey      string // the candidate's holdout predictions, reference for prediction drift
+	PredictionProfileKey      string          // the candidate's holdout predictions, reference for prediction drift
+	Fairness                  *FairnessResult `json:",omitempty"`
+}
+
+// FairnessResult is the candidate's disparate impact on the holdout.
+type FairnessResult struct {
+	Attribute       string               `json:"attribute"`
+	FavorableAbove  float64              `json:"favorable_at_or_above"`
+	DisparateImpact float64              `json:"disparate_impact"`
+	Lowest          string               `json:"lowest_group"`
+	Highest         string               `json:"highest_group"`
+	Groups          map[string]GroupRate `json:"groups"`
+}
+
+// GroupRate is one group's favorable-outcome rate.
+type GroupRate struct {
+	Rows      int     `json:"rows"`
+	Favorable int     `json:"favorable"`
+	Rate      float64 `json:"rate"`
 }
 
 // RegisterInput registers a staged candidate with its lineage.
@@ -92,6 +110,7 @@ type PolicyInput struct {
 	ChampionMAE     float64 // meaningful when ChampionVersion > 0
 	Spec            spec.Spec
 	Reports         map[string]string
+	Fairness        *FairnessResult
 }
 
 // PolicyResult is the decision with where its record is stored.

@@ -9,6 +9,8 @@
 #   spec.approval.required               whether a human must approve
 #   spec.canary                          guardrails of the live rollout
 #   reports.validation / .drift / .evaluation   URIs of the evidence
+#   fairness.disparate_impact, .attribute       the candidate's disparate impact (when the data has a protected attribute)
+#   spec.fairness.min_disparate_impact          the lowest acceptable ratio
 package driftline.promotion
 
 default allow := false
@@ -46,6 +48,11 @@ deny contains msg if {
 deny contains "the drift report is not attached" if {
 	has_champion
 	not input.reports.drift
+}
+
+deny contains msg if {
+	input.fairness.disparate_impact < object.get(input.spec, ["fairness", "min_disparate_impact"], 0.8)
+	msg := sprintf("disparate impact of %v is %v (%v vs %v), under %v", [input.fairness.attribute, round3(input.fairness.disparate_impact), input.fairness.lowest_group, input.fairness.highest_group, object.get(input.spec, ["fairness", "min_disparate_impact"], 0.8)])
 }
 
 # A live rollout against a champion must have guardrails.

@@ -69,3 +69,22 @@ test_approval_required_follows_spec if {
 	not promotion.approval_required with input as inp
 	promotion.decision.approval_required == false with input as inp
 }
+
+test_fairness_holds if {
+	inp := object.union(good, {"fairness": {"attribute": "region", "disparate_impact": 0.93, "lowest_group": "east", "highest_group": "west"}})
+	promotion.allow with input as inp
+}
+
+test_disparate_impact_under_threshold_denied if {
+	inp := object.union(good, {"fairness": {"attribute": "region", "disparate_impact": 0.612, "lowest_group": "east", "highest_group": "west"}})
+	not promotion.allow with input as inp
+	"disparate impact of region is 0.612 (east vs west), under 0.8" in promotion.deny with input as inp
+}
+
+test_disparate_impact_threshold_from_spec if {
+	inp := object.union(good, {
+		"fairness": {"attribute": "region", "disparate_impact": 0.85, "lowest_group": "east", "highest_group": "west"},
+		"spec": object.union(good.spec, {"fairness": {"min_disparate_impact": 0.9}}),
+	})
+	not promotion.allow with input as inp
+}

@@ -34,6 +34,7 @@ type Spec struct {
 	Contract   dataset.Contract `yaml:"contract" json:"contract"`
 	Drift      Drift            `yaml:"drift" json:"drift"`
 	Evaluation Evaluation       `yaml:"evaluation" json:"evaluation"`
+	Fairness   Fairness         `yaml:"fairness" json:"fairness"`
 	Approval   Approval         `yaml:"approval" json:"approval"`
 	Canary     Canary           `yaml:"canary" json:"canary"`
 	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
@@ -78,6 +79,16 @@ type Evaluation struct {
 	MaxMAE float64 `yaml:"max_mae" json:"max_mae"`
 	// MaxRegression is how much worse than the champion (relative MAE) a candidate may be.
 	MaxRegression float64 `yaml:"max_regression" json:"max_regression"`
+}
+
+// Fairness is the fairness gate: the disparate-impact ratio of the protected attribute.
+type Fairness struct {
+	// ProtectedAttribute defaults to the contract's first protected_attribute column.
+	ProtectedAttribute string `yaml:"protected_attribute" json:"protected_attribute,omitempty"`
+	// MinDisparateImpact: the lowest group's favorable-outcome rate over the highest's (0.8).
+	MinDisparateImpact float64 `yaml:"min_disparate_impact" json:"min_disparate_impact"`
+	// MinGroupRows: groups with fewer holdout rows are left out of the ratio (30).
+	MinGroupRows int `yaml:"min_group_rows" json:"min_group_rows"`
 }
 
 // Approval is the human-approval rule.
@@ -182,6 +193,15 @@ func (s *Spec) applyDefaults() {
 		s.Contract.Columns = append(s.Contract.Columns, dataset.Column{Name: s.Target, Type: dataset.TypeDouble, Role: dataset.RoleTarget})
 	}
 	def(&s.Contract.MaxBadRowShare, 0.01)
+	def(&s.Fairness.MinDisparateImpact, 0.8)
+	if s.Fairness.MinGroupRows == 0 {
+		s.Fairness.MinGroupRows = 30
+	}
+	if s.Fairness.ProtectedAttribute == "" {
+		if p := s.Contract.WithRole(dataset.RoleProtected); len(p) > 0 {
+			s.Fairness.ProtectedAttribute = p[0].Name
+		}
+	}
 	def(&s.Evaluation.MaxRegression, 0.0)
 	if s.Approval.Timeout.Duration == 0 {
 		s.Approval.Timeout.Duration = 24 * time.Hour
@@ -262,6 +282,11 @@ func (s Spec) Validate() error {
 			add("drift.critical_features[%d]: %q is not a feature", i, c)
 		}
 	}
+	if a := s.Fairness.ProtectedAttribute; a != "" {
+		if col, ok := s.Contract.Column(a); !ok || col.Role != dataset.RoleProtected {
+			add("fairness.protected_attribute: %q must be a contract column with role protected_attribute", a)
+		}
+	}
 	if !slices.Contains([]string{"bh", "bonferroni", "none"}, s.Drift.Correction) {
 		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
 	}
@@ -280,6 +305,7 @@ func (s Spec) Validate() error {
 	}
 	share("drift.drift_share", s.Drift.DriftShare)
 	share("drift.alpha", s.Drift.Alpha)
+	share("fairness.min_disparate_impact", s.Fairness.MinDisparateImpact)
 	if s.Evaluation.MaxMAE <= 0 {
 		add("evaluation.max_mae: required and > 0")
 	}

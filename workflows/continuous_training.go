@@ -248,7 +248,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	var pr activities.PolicyResult
 	if err := workflow.ExecuteActivity(withStep(ctx, StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pol.Check, activities.PolicyInput{
 		Model: model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
-		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports}).Get(ctx, &pr); err != nil {
+		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness}).Get(ctx, &pr); err != nil {
 		return r.fail(err)
 	}
 	r.status.Policy = &pr
