@@ -36,6 +36,18 @@ type Column struct {
 	Allowed []string `yaml:"allowed" json:"allowed,omitempty"`
 	// Categorical marks a feature whose values are categories (strings always are).
 	Categorical bool `yaml:"categorical" json:"categorical,omitempty"`
+	// PII marks personal data: running the loop on the dataset needs the read_pii action.
+	PII bool `yaml:"pii" json:"pii,omitempty"`
+}
+
+// HasPII reports whether any column holds personal data.
+func (c Contract) HasPII() bool {
+	for _, col := range c.Columns {
+		if col.PII {
+			return true
+		}
+	}
+	return false
 }
 
 // IsCategorical reports whether drift treats the column as categories.

@@ -165,6 +165,15 @@ func (e *Engine) Authorize(ctx context.Context, s Subject, action, model string)
 	return d, err
 }
 
+// AuthorizeDataset decides whether the subject may read a model's dataset; one with PII
+// columns needs read_pii.
+func (e *Engine) AuthorizeDataset(ctx context.Context, s Subject, model string, pii bool) (Decision, error) {
+	var d Decision
+	err := e.eval(ctx, e.authz, map[string]any{"subject": s, "action": "read_dataset", "model": model, "dataset": map[string]any{"pii": pii}}, &d)
+	d.Revision = e.revision
+	return d, err
+}
+
 // Approvers lists the subjects that may approve the model.
 func (e *Engine) Approvers(ctx context.Context, model string) ([]string, error) {
 	var out []string

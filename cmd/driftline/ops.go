@@ -27,13 +27,23 @@ func cmdRun(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "window start date YYYY-MM-DD (default: window_days ending yesterday)")
 	to := fs.String("to", "", "window end date YYYY-MM-DD")
 	force := fs.Bool("force", false, "retrain even when no drift is detected")
-	as := fs.String("as", os.Getenv("USER"), "who requests the run (lineage)")
+	op := operatorFlags(fs)
+	s3 := config.S3Flags(fs)
 	follow := fs.Bool("follow", true, "print steps as they happen and wait for the outcome")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	as := op.id
 	sp, err := spec.Load(*specPath)
 	if err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	pii := sp.Contract.HasPII()
+	if err := op.authorizeData(ctx, audit.Log{Store: b}, "start_run", sp.Model, &pii); err != nil {
 		return err
 	}
 	c, err := config.TemporalClient()
@@ -101,6 +111,7 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "candidate version the run waits on (default: ask the run)")
+	runID := fs.String("run", "", "the run to decide on (default: the model's current run)")
 	reason := fs.String("reason", "", "why (required)")
 	url := fs.String("url", env("DRIFTLINE_APPROVALS_URL", "http://127.0.0.1:8090"), "approvals endpoint (env DRIFTLINE_APPROVALS_URL)")
 	token := fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "bearer token of the approver (env DRIFTLINE_TOKEN)")
@@ -115,11 +126,14 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 		return err
 	}
 	defer c.Close()
+	st, err := starter.Status(ctx, c, *model, *runID)
+	if err != nil {
+		return err
+	}
+	if *runID != "" && st.Stage != workflows.StageApproval {
+		return fmt.Errorf("run %s of %s is not waiting for approval (stage %s, outcome %s)", *runID, *model, st.Stage, orDash(st.Outcome))
+	}
 	if *version == 0 {
-		st, err := starter.Status(ctx, c, *model, "")
-		if err != nil {
-			return err
-		}
 		*version = st.CandidateVersion
 	}
 	if !*direct {
@@ -157,7 +171,24 @@ func cmdSchedule(ctx context.Context, args []string) error {
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
 	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC)")
 	model := fs.String("model", "demand", "model (delete)")
+	op := operatorFlags(fs)
+	s3 := config.S3Flags(fs)
 	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	target := *model
+	if args[0] == "create" {
+		sp, err := spec.Load(*specPath)
+		if err != nil {
+			return err
+		}
+		target = sp.Model
+	}
+	if err := op.authorize(ctx, audit.Log{Store: b}, "change_schedule", target); err != nil {
 		return err
 	}
 	c, err := config.TemporalClient()

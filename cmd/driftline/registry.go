@@ -33,6 +33,11 @@ func operatorFlags(fs *flag.FlagSet) operator {
 }
 
 func (o operator) authorize(ctx context.Context, log audit.Log, action, model string) error {
+	return o.authorizeData(ctx, log, action, model, nil)
+}
+
+// authorizeData also checks read_dataset (read_pii for a PII dataset) when pii is not nil.
+func (o operator) authorizeData(ctx context.Context, log audit.Log, action, model string, pii *bool) error {
 	rbac, err := policies.LoadRBAC(*o.rbac)
 	if err != nil {
 		return err
@@ -45,9 +50,18 @@ func (o operator) authorize(ctx context.Context, log audit.Log, action, model st
 	if *o.groups != "" {
 		groups = strings.Split(*o.groups, ",")
 	}
-	d, err := e.Authorize(ctx, policies.Subject{ID: *o.id, Groups: groups}, action, model)
+	who := policies.Subject{ID: *o.id, Groups: groups}
+	d, err := e.Authorize(ctx, who, action, model)
 	if err != nil {
 		return err
+	}
+	if d.Allow && pii != nil {
+		if d, err = e.AuthorizeDataset(ctx, who, model, *pii); err != nil {
+			return err
+		}
+		if !d.Allow {
+			action = "read_dataset"
+		}
 	}
 	if !d.Allow {
 		_, _ = log.Append(ctx, fmt.Sprintf("cli/%s/%s/%s/%d", *o.id, action, model, time.Now().UnixNano()),
