@@ -27,3 +27,12 @@ func TestPrintReportTable(t *testing.T) {
 	require.Contains(t, s, "decision: drifted=true, 1 of 2 features drifted")
 	require.Contains(t, s, "adjusted p (bh) < 0.05")
 }
+
+// Every command the README documents is wired into the binary.
+func TestDocumentedCommandsExist(t *testing.T) {
+	for _, name := range []string{"setup", "worker", "serve", "approvals", "datagen", "run", "status", "approve", "reject",
+		"schedule", "models", "rollback", "promote", "audit", "drift", "predict", "traffic", "token", "demo"} {
+		_, ok := commands[name]
+		require.True(t, ok, "driftline %s is documented but not wired", name)
+	}
+}

@@ -80,8 +80,11 @@ func cmdRollback(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 { // driftline rollback <model> [flags]
 		*model = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
 	}
 	if *reason == "" {
 		return errors.New("--reason is required")
