@@ -92,7 +92,7 @@ func LoadRBAC(path string) (RBAC, error) {
 	}
 	for i, bd := range r.Bindings {
 		if !strings.HasPrefix(bd.Subject, "user:") && !strings.HasPrefix(bd.Subject, "group:") {
-			return r, fmt.Errorf("rbac %s: bindings[%d].subject %q must start with user: or group:", path, i, bd.Subject)
+			return r, fmt.Errorf("rbac %s: bindings[%d].subject %q must start with \"user:\" or \"group:\" prefix", path, i, bd.Subject)
 		}
 		if _, ok := r.Roles[bd.Role]; !ok {
 			return r, fmt.Errorf("rbac %s: bindings[%d].role %q is not a defined role", path, i, bd.Role)

@@ -64,30 +64,11 @@ func (r *Registry) UpdateDeployment(ctx context.Context, m string, ch Change, fn
 		if err != nil {
 			return d, err
 		}
-		before := d
-		if err := fn(&d); err != nil {
-			return before, err
-		}
-		d.Model, d.UpdatedAt, d.UpdatedBy, d.RunID, d.Reason = m, time.Now().UTC(), ch.Actor, ch.RunID, ch.Reason
-		body, err := json.MarshalIndent(d, "", " ")
-		if err != nil {
-			return d, err
-		}
-		opts := objstore.PutOptions{IfMatch: etag, ContentType: "application/json"}
-		if etag == "" {
-			opts = objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}
-		}
-		_, err = r.Store.Put(ctx, DeploymentKey(m), body, opts)
+		out, err := r.swap(ctx, m, d, etag, ch, fn)
 		if errors.Is(err, objstore.ErrPreconditionFailed) {
 			continue
 		}
-		if err != nil {
-			return d, err
-		}
-		_, err = r.Audit.Append(ctx, ch.Key, audit.Record{Actor: ch.Actor, Action: ch.Action, Model: m, RunID: ch.RunID,
-			Reason: ch.Reason, Version: max(d.Canary, d.Production),
-			Details: map[string]any{"before": before, "after": d}})
-		return d, err
+		return out, err
 	}
 	return Deployment{}, fmt.Errorf("deployment of %s: %w: too many concurrent writers", m, ErrConflict)
 }
@@ -103,6 +84,16 @@ func (r *Registry) ApplyIf(ctx context.Context, m, expectedETag string, ch Chang
 	if etag != expectedETag {
 		return d, fmt.Errorf("deployment of %s changed since it was read (etag %s, expected %s): read it again: %w", m, etag, expectedETag, ErrConflict)
 	}
+	out, err := r.swap(ctx, m, d, etag, ch, fn)
+	if errors.Is(err, objstore.ErrPreconditionFailed) {
+		return out, fmt.Errorf("deployment of %s was changed by another writer while this change was made: read it again: %w", m, ErrConflict)
+	}
+	return out, err
+}
+
+// swap applies fn to d (read at etag), writes the result conditionally on that ETag and audits
+// the change. A lost race is objstore.ErrPreconditionFailed.
+func (r *Registry) swap(ctx context.Context, m string, d Deployment, etag string, ch Change, fn func(*Deployment) error) (Deployment, error) {
 	before := d
 	if err := fn(&d); err != nil {
 		return before, err
@@ -110,16 +101,13 @@ func (r *Registry) ApplyIf(ctx context.Context, m, expectedETag string, ch Chang
 	d.Model, d.UpdatedAt, d.UpdatedBy, d.RunID, d.Reason = m, time.Now().UTC(), ch.Actor, ch.RunID, ch.Reason
 	body, err := json.MarshalIndent(d, "", " ")
 	if err != nil {
-		return d, err
+		return before, err
 	}
 	opts := objstore.PutOptions{IfMatch: etag, ContentType: "application/json"}
 	if etag == "" {
 		opts = objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}
 	}
 	if _, err := r.Store.Put(ctx, DeploymentKey(m), body, opts); err != nil {
-		if errors.Is(err, objstore.ErrPreconditionFailed) {
-			return before, fmt.Errorf("deployment of %s was changed by another writer while this change was made: read it again: %w", m, ErrConflict)
-		}
 		return before, err
 	}
 	_, err = r.Audit.Append(ctx, ch.Key, audit.Record{Actor: ch.Actor, Action: ch.Action, Model: m, RunID: ch.RunID,

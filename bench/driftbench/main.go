@@ -12,10 +12,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/internal/benchutil"
 )
 
 // column is deterministic data: Irwin-Hall(4) samples from a 64-bit LCG, shifted for some
@@ -53,19 +53,6 @@ func writeColumns(path string, cols [][]float64) error {
 		return err
 	}
 	return f.Close()
-}
-
-func peakRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "?"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
-		}
-	}
-	return "?"
 }
 
 func main() {
@@ -121,6 +108,6 @@ func main() {
 	fmt.Printf("driftline: %d rows x %d features against a profile of %d rows: median %.3f s over %d runs (min %.3f s), %.2fM rows/s, %d features drifted\n",
 		*rows, *feats, *rows, med.Seconds(), *reps, times[0].Seconds(), float64(*rows)/med.Seconds()/1e6, drifted)
 	fmt.Printf("driftline: allocated %.1f MB per report (window state), peak RSS of the process %s (the %d MB of input columns included); profile built once in %.2f s\n",
-		float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), peakRSS(), 2**rows**feats*8>>20, profTime.Seconds())
+		float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), benchutil.PeakRSS(), 2**rows**feats*8>>20, profTime.Seconds())
 	fmt.Printf("GO_SECONDS=%.6f\n", med.Seconds())
 }

@@ -11,28 +11,15 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/spec"
 )
-
-func peakRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "?"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
-		}
-	}
-	return "?"
-}
 
 func main() {
 	endpoint := flag.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
@@ -119,6 +106,6 @@ func main() {
 		el := time.Since(t0).Seconds()
 		fmt.Printf("scanned %d files, %.0f MB of Parquet, %d rows (%d accepted) in %.1f s: %.1f MB/s of Parquet, %.1f MB/s of decoded column data (%.0f MB), %.2fM rows/s; peak RSS %s\n",
 			len(s.Files), float64(s.Bytes)/(1<<20), rows, accepted, el, float64(s.Bytes)/(1<<20)/el, float64(decoded)/(1<<20)/el,
-			float64(decoded)/(1<<20), float64(rows)/el/1e6, peakRSS())
+			float64(decoded)/(1<<20), float64(rows)/el/1e6, benchutil.PeakRSS())
 	}
 }

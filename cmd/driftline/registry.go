@@ -71,6 +71,21 @@ func (o operator) authorizeData(ctx context.Context, log audit.Log, action, mode
 	return nil
 }
 
+// pointerChange opens the registry, checks the operator may take the action, and reads the
+// deployment pointer with the ETag the change will be conditioned on.
+func pointerChange(ctx context.Context, s3 *objstore.S3Config, op operator, action, model string) (*registry.Registry, registry.Deployment, string, error) {
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return nil, registry.Deployment{}, "", err
+	}
+	r := registry.New(b)
+	if err := op.authorize(ctx, r.Audit, action, model); err != nil {
+		return nil, registry.Deployment{}, "", err
+	}
+	d, etag, err := r.Deployment(ctx, model)
+	return r, d, etag, err
+}
+
 func cmdRollback(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
@@ -89,15 +104,7 @@ func cmdRollback(ctx context.Context, args []string) error {
 	if *reason == "" {
 		return errors.New("--reason is required")
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	r := registry.New(b)
-	if err := op.authorize(ctx, r.Audit, "rollback", *model); err != nil {
-		return err
-	}
-	before, etag, err := r.Deployment(ctx, *model)
+	r, before, etag, err := pointerChange(ctx, s3, op, "rollback", *model)
 	if err != nil {
 		return err
 	}
@@ -122,15 +129,7 @@ func cmdPromote(ctx context.Context, args []string) error {
 	if *version == 0 || *reason == "" {
 		return errors.New("--version and --reason are required")
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	r := registry.New(b)
-	if err := op.authorize(ctx, r.Audit, "promote", *model); err != nil {
-		return err
-	}
-	_, etag, err := r.Deployment(ctx, *model)
+	r, _, etag, err := pointerChange(ctx, s3, op, "promote", *model)
 	if err != nil {
 		return err
 	}
@@ -153,15 +152,7 @@ func modelsAlias(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	r := registry.New(b)
-	if err := op.authorize(ctx, r.Audit, "promote", *model); err != nil {
-		return err
-	}
-	_, etag, err := r.Deployment(ctx, *model)
+	r, _, etag, err := pointerChange(ctx, s3, op, "promote", *model)
 	if err != nil {
 		return err
 	}
