@@ -31,6 +31,23 @@ type Record struct {
 	Error      string  `parquet:"error"` // empty when the model answered
 	Prediction float64 `parquet:"prediction"`
 	Inputs     string  `parquet:"inputs"` // the request's features as JSON
+	// Attributes are the request's non-feature fields (e.g. the protected attribute) as JSON.
+	Attributes string `parquet:"attributes"`
+	// Fallback says why a fallback answered or a feature was filled in (empty: none).
+	Fallback string `parquet:"fallback"`
+}
+
+// Label is a ground-truth label for an answered request (feedback/<model>/dt=.../part-*.parquet).
+type Label struct {
+	RequestID  string  `parquet:"request_id"`
+	TimeUnixMs int64   `parquet:"time_unix_ms"`
+	Model      string  `parquet:"model"`
+	Label      float64 `parquet:"label"`
+}
+
+// FeedbackPrefix is where one day of a model's labels lives.
+func FeedbackPrefix(model string, day time.Time) string {
+	return fmt.Sprintf("feedback/%s/dt=%s/", model, day.UTC().Format(dataset.DateLayout))
 }
 
 // Prefix is where one day of a model's log lives.
@@ -40,10 +57,11 @@ func Prefix(model string, day time.Time) string {
 
 // Writer buffers records in a bounded channel and flushes them as Parquet by size or time.
 // Add never blocks: when the buffer is full the record is counted as dropped.
-type Writer struct {
+type Writer[T any] struct {
 	store    objstore.Bucket
 	replica  string
-	ch       chan Record
+	prefix   func(T) string
+	ch       chan T
 	maxBatch int
 	interval time.Duration
 	dropped  atomic.Int64
@@ -54,15 +72,24 @@ type Writer struct {
 	once     sync.Once
 }
 
-// NewWriter starts the flusher; Close flushes what is left.
-func NewWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer {
-	w := &Writer{store: store, replica: replica, ch: make(chan Record, buffer), maxBatch: maxBatch, interval: interval, done: make(chan struct{})}
+// NewWriter starts the flusher of prediction records; Close flushes what is left.
+func NewWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer[Record] {
+	return newWriter(store, replica, buffer, maxBatch, interval, func(r Record) string { return Prefix(r.Model, time.UnixMilli(r.TimeUnixMs)) })
+}
+
+// NewLabelWriter starts the flusher of feedback labels.
+func NewLabelWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer[Label] {
+	return newWriter(store, replica, buffer, maxBatch, interval, func(l Label) string { return FeedbackPrefix(l.Model, time.UnixMilli(l.TimeUnixMs)) })
+}
+
+func newWriter[T any](store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration, prefix func(T) string) *Writer[T] {
+	w := &Writer[T]{store: store, replica: replica, prefix: prefix, ch: make(chan T, buffer), maxBatch: maxBatch, interval: interval, done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 // Add enqueues a record without blocking.
-func (w *Writer) Add(r Record) {
+func (w *Writer[T]) Add(r T) {
 	select {
 	case w.ch <- r:
 	default:
@@ -74,22 +101,22 @@ func (w *Writer) Add(r Record) {
 }
 
 // Dropped is the number of records lost to a full buffer.
-func (w *Writer) Dropped() int64 { return w.dropped.Load() }
+func (w *Writer[T]) Dropped() int64 { return w.dropped.Load() }
 
 // Written is the number of records flushed to storage.
-func (w *Writer) Written() int64 { return w.written.Load() }
+func (w *Writer[T]) Written() int64 { return w.written.Load() }
 
 // Close stops accepting records and flushes the rest.
-func (w *Writer) Close() {
+func (w *Writer[T]) Close() {
 	w.once.Do(func() { close(w.ch) })
 	<-w.done
 }
 
-func (w *Writer) run() {
+func (w *Writer[T]) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
-	var batch []Record
+	var batch []T
 	for {
 		select {
 		case r, ok := <-w.ch:
@@ -109,14 +136,14 @@ func (w *Writer) run() {
 	}
 }
 
-func (w *Writer) flush(batch []Record) {
+func (w *Writer[T]) flush(batch []T) {
 	if len(batch) == 0 {
 		return
 	}
-	byKey := map[string][]Record{}
+	byKey := map[string][]T{}
 	var keys []string
 	for _, r := range batch {
-		p := Prefix(r.Model, time.UnixMilli(r.TimeUnixMs))
+		p := w.prefix(r)
 		if _, ok := byKey[p]; !ok {
 			keys = append(keys, p)
 		}
@@ -126,7 +153,7 @@ func (w *Writer) flush(batch []Record) {
 		rows := byKey[p]
 		data, err := dataset.EncodeParquet(rows)
 		if err != nil {
-			slog.Error("prediction log encode", "err", err)
+			slog.Error("log encode", "err", err)
 			continue
 		}
 		key := fmt.Sprintf("%spart-%d-%s-%06d.parquet", p, time.Now().UnixNano(), w.replica, w.seq.Add(1))
@@ -134,7 +161,7 @@ func (w *Writer) flush(batch []Record) {
 		_, err = w.store.Put(ctx, key, data, objstore.PutOptions{IfNoneMatch: true})
 		cancel()
 		if err != nil {
-			slog.Error("prediction log flush", "key", key, "records", len(rows), "err", err)
+			slog.Error("log flush", "key", key, "records", len(rows), "err", err)
 			w.dropped.Add(int64(len(rows)))
 			continue
 		}
@@ -142,11 +169,20 @@ func (w *Writer) flush(batch []Record) {
 	}
 }
 
-// Read returns a model's records with since <= time < until.
+// Read returns a model's prediction records with since <= time < until.
 func Read(ctx context.Context, b objstore.Bucket, model string, since, until time.Time) ([]Record, error) {
-	var out []Record
+	return readLog(ctx, b, since, until, func(day time.Time) string { return Prefix(model, day) }, func(r Record) int64 { return r.TimeUnixMs })
+}
+
+// ReadLabels returns a model's feedback labels with since <= time < until.
+func ReadLabels(ctx context.Context, b objstore.Bucket, model string, since, until time.Time) ([]Label, error) {
+	return readLog(ctx, b, since, until, func(day time.Time) string { return FeedbackPrefix(model, day) }, func(l Label) int64 { return l.TimeUnixMs })
+}
+
+func readLog[T any](ctx context.Context, b objstore.Bucket, since, until time.Time, prefix func(time.Time) string, at func(T) int64) ([]T, error) {
+	var out []T
 	for day := since.UTC().Truncate(24 * time.Hour); day.Before(until); day = day.AddDate(0, 0, 1) {
-		objs, err := b.List(ctx, Prefix(model, day))
+		objs, err := b.List(ctx, prefix(day))
 		if err != nil {
 			return nil, err
 		}
@@ -158,12 +194,12 @@ func Read(ctx context.Context, b objstore.Bucket, model string, since, until tim
 			if err != nil {
 				return nil, err
 			}
-			rows, err := parquet.Read[Record](ra, obj.Size)
+			rows, err := parquet.Read[T](ra, obj.Size)
 			if err != nil {
-				return nil, fmt.Errorf("prediction log %s: %w", o.Key, err)
+				return nil, fmt.Errorf("log %s: %w", o.Key, err)
 			}
 			for _, r := range rows {
-				t := time.UnixMilli(r.TimeUnixMs)
+				t := time.UnixMilli(at(r))
 				if !t.Before(since) && t.Before(until) {
 					out = append(out, r)
 				}

@@ -37,7 +37,7 @@ func TestRoundTripMem(t *testing.T)   { roundTrip(t, objstore.NewMem()) }
 func TestRoundTripMinIO(t *testing.T) { roundTrip(t, testsuite.NewMinIOBucket(t)) }
 
 func TestFullBufferDropsWithoutBlocking(t *testing.T) {
-	w := &Writer{ch: make(chan Record, 2), done: make(chan struct{})}
+	w := &Writer[Record]{ch: make(chan Record, 2), done: make(chan struct{})}
 	drops := 0
 	w.OnDrop = func() { drops++ }
 	for range 5 {

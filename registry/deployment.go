@@ -18,6 +18,9 @@ type Deployment struct {
 	Canary      int       `json:"canary,omitempty"`
 	CanaryShare float64   `json:"canary_share,omitempty"`
 	CanarySince time.Time `json:"canary_since,omitzero"`
+	// CanaryMode is "split" (the canary answers its share) or "shadow" (production answers
+	// everything; the candidate is scored on its share and only logged).
+	CanaryMode string `json:"canary_mode,omitempty"`
 	Previous    int       `json:"previous,omitempty"` // production before the last promotion
 	// Aliases name versions ("challenger", custom names); production and canary are the
 	// fields above.

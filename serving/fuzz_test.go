@@ -31,7 +31,7 @@ func FuzzDecodePredict(f *testing.F) {
 			}
 			return
 		}
-		if _, err := pr.numbers(); err != nil && !strings.Contains(err.Error(), "features.") {
+		if _, err := numbers(pr.Features, "features."); err != nil && !strings.Contains(err.Error(), "features.") {
 			t.Fatalf("feature error does not name the field: %v", err)
 		}
 	})

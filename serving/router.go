@@ -26,6 +26,7 @@ type table struct {
 	production *loaded
 	canary     *loaded
 	share      float64
+	shadow     bool
 }
 
 // InCanary reports whether a routing key falls in the canary share: a stable FNV-1a hash of
@@ -104,7 +105,7 @@ func (w *watcher) poll(ctx context.Context) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("load canary v%d: %w", d.Canary, err))
 	}
-	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare})
+	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == "shadow"})
 	w.etag = etag
 	if etag == "" {
 		w.etag = obj.ETag

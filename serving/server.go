@@ -45,7 +45,8 @@ type Server struct {
 	watchers map[string]*watcher
 	metrics  *Metrics
 	reg      *prometheus.Registry
-	log      *predlog.Writer
+	log      *predlog.Writer[predlog.Record]
+	labels   *predlog.Writer[predlog.Label]
 	mux      *http.ServeMux
 }
 
@@ -76,12 +77,22 @@ func New(o Options) (*Server, error) {
 	}
 	s.log = predlog.NewWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
 	s.log.OnDrop = s.metrics.Dropped.Inc
+	s.labels = predlog.NewLabelWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
+	s.labels.OnDrop = s.metrics.Dropped.Inc
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.mux.HandleFunc("POST /v1/models/{action}", s.predict)
 	s.mux.HandleFunc("GET /v1/models/{name}", s.describe)
+	s.mux.HandleFunc("POST /v1/models/{name}/feedback", s.feedback)
+	s.mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	})
+	s.mux.HandleFunc("GET /v2/health/ready", s.v2Ready)
+	s.mux.HandleFunc("GET /v2/models/{name}", s.v2Metadata)
+	s.mux.HandleFunc("GET /v2/models/{name}/ready", s.v2ModelReady)
+	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.v2Infer)
 	return s, nil
 }
 
@@ -97,8 +108,11 @@ func (s *Server) Start(ctx context.Context) {
 	}
 }
 
-// Close flushes the prediction log.
-func (s *Server) Close() { s.log.Close() }
+// Close flushes the prediction log and the feedback labels.
+func (s *Server) Close() {
+	s.log.Close()
+	s.labels.Close()
+}
 
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	type state struct {
@@ -150,23 +164,28 @@ func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// PredictRequest is the body of POST /v1/models/{name}:predict.
+// PredictRequest is the body of POST /v1/models/{name}:predict: one record in features, or a
+// batch in instances.
 type PredictRequest struct {
-	RequestID  string                     `json:"request_id"`
-	RoutingKey string                     `json:"routing_key"`
-	Features   map[string]json.RawMessage `json:"features"`
-	Explain    bool                       `json:"explain"`
+	RequestID  string                       `json:"request_id"`
+	RoutingKey string                       `json:"routing_key"`
+	Features   map[string]json.RawMessage   `json:"features"`
+	Instances  []map[string]json.RawMessage `json:"instances"`
+	Explain    bool                         `json:"explain"`
+	// Attributes are logged with the prediction but not used by the model (e.g. the protected
+	// attribute the canary checks for disparate impact).
+	Attributes map[string]string `json:"attributes"`
 }
 
 // numbers checks that every feature value is a JSON number, naming the first that is not.
-func (r PredictRequest) numbers() (map[string]float64, error) {
-	out := make(map[string]float64, len(r.Features))
-	for k, raw := range r.Features {
-		var v float64
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("features.%s: want a number, got %s", k, raw)
+func numbers(raw map[string]json.RawMessage, at string) (map[string]float64, error) {
+	out := make(map[string]float64, len(raw))
+	for k, v := range raw {
+		var f float64
+		if err := json.Unmarshal(v, &f); err != nil {
+			return nil, fmt.Errorf("%s%s: want a number, got %s", at, k, v)
 		}
-		out[k] = v
+		out[k] = f
 	}
 	return out, nil
 }
@@ -179,13 +198,116 @@ type Explanation struct {
 
 // PredictResponse names the version and route that answered.
 type PredictResponse struct {
-	RequestID   string       `json:"request_id"`
-	Model       string       `json:"model"`
-	Version     int          `json:"version"`
-	Route       string       `json:"route"`
-	Prediction  float64      `json:"prediction"`
-	Fallback    string       `json:"fallback,omitempty"` // why production answered a canary-routed request
-	Explanation *Explanation `json:"explanation,omitempty"`
+	RequestID    string         `json:"request_id"`
+	Model        string         `json:"model"`
+	Version      int            `json:"version"`
+	Route        string         `json:"route"`
+	Prediction   float64        `json:"prediction"`
+	Predictions  []float64      `json:"predictions,omitempty"`
+	Fallback     string         `json:"fallback,omitempty"` // why production answered a canary-routed request
+	Explanation  *Explanation   `json:"explanation,omitempty"`
+	Explanations []*Explanation `json:"explanations,omitempty"`
+}
+
+// answer is what the scoring core produced for a request.
+type answer struct {
+	version      int
+	route        string
+	preds        []float64
+	explanations []*Explanation
+	fallback     string
+}
+
+// httpErr is an error with its HTTP status.
+type httpErr struct {
+	code int
+	msg  string
+}
+
+func (e *httpErr) Error() string { return e.msg }
+
+// serve scores rows for a model: canary or shadow by the routing key, production otherwise,
+// with production answering when the candidate fails. Every scored row is logged.
+func (s *Server) serve(name, requestID, routingKey string, rows []map[string]float64, explain bool, attrs map[string]string, start time.Time) (answer, error) {
+	wt, ok := s.watchers[name]
+	if !ok {
+		return answer{}, &httpErr{http.StatusNotFound, fmt.Sprintf("unknown model %q", name)}
+	}
+	t := wt.current.Load()
+	if t.production == nil {
+		return answer{}, &httpErr{http.StatusServiceUnavailable, fmt.Sprintf("model %q has no production version loaded yet", name)}
+	}
+	attrJSON := ""
+	if len(attrs) > 0 {
+		b, _ := json.Marshal(attrs)
+		attrJSON = string(b)
+	}
+	logRows := func(l *loaded, route string, preds []float64, errMsg, fallback string) {
+		for i, x := range rows {
+			inputs, _ := json.Marshal(x)
+			id := requestID
+			if len(rows) > 1 {
+				id = fmt.Sprintf("%s/%d", requestID, i)
+			}
+			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(l.version), Route: route,
+				RoutingKey: routingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
+				Attributes: attrJSON, Fallback: fallback}
+			if preds != nil {
+				rec.Prediction = preds[i]
+			}
+			s.log.Add(rec)
+		}
+	}
+	var fallback string
+	if t.canary != nil && InCanary(routingKey, t.share) {
+		route := "canary"
+		if t.shadow {
+			route = "shadow"
+		}
+		preds, expl, err := scoreAll(t.canary.model, rows, explain)
+		switch {
+		case err == nil && !t.shadow:
+			logRows(t.canary, route, preds, "", "")
+			return answer{version: t.canary.version, route: route, preds: preds, explanations: expl}, nil
+		case err == nil:
+			logRows(t.canary, route, preds, "", "")
+		default:
+			// The candidate failed: count it against the candidate, answer with production.
+			logRows(t.canary, route, nil, err.Error(), "")
+			s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.canary.version), route, "error").Inc()
+			if !t.shadow {
+				fallback = route + " v" + strconv.Itoa(t.canary.version) + " failed: " + err.Error()
+			}
+		}
+	}
+	preds, expl, err := scoreAll(t.production.model, rows, explain)
+	if err != nil {
+		s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.production.version), "production", "400").Inc()
+		return answer{}, &httpErr{http.StatusBadRequest, err.Error()}
+	}
+	if fallback == "" {
+		logRows(t.production, "production", preds, "", "")
+	}
+	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl, fallback: fallback}, nil
+}
+
+func scoreAll(m *model.Model, rows []map[string]float64, explain bool) ([]float64, []*Explanation, error) {
+	preds := make([]float64, len(rows))
+	var expl []*Explanation
+	for i, r := range rows {
+		p, e, err := score(m, r, explain)
+		if err != nil {
+			if len(rows) > 1 {
+				return nil, nil, fmt.Errorf("instance %d: %w", i, err)
+			}
+			return nil, nil, err
+		}
+		preds[i] = p
+		if explain {
+			expl = append(expl, e)
+		}
+	}
+	return preds, expl, nil
 }
 
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
@@ -195,8 +317,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown endpoint: use POST /v1/models/{name}:predict")
 		return
 	}
-	wt, ok := s.watchers[name]
-	if !ok {
+	if _, ok := s.watchers[name]; !ok {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
 		return
 	}
@@ -206,50 +327,53 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
 		return
 	}
-	feats, err := req.numbers()
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
-		s.metrics.Requests.WithLabelValues(name, "", "", "400").Inc()
+	var rows []map[string]float64
+	switch {
+	case req.Features != nil && req.Instances != nil:
+		httpError(w, http.StatusBadRequest, "give features (one record) or instances (a batch), not both")
+		return
+	case req.Instances != nil:
+		for i, inst := range req.Instances {
+			x, err := numbers(inst, fmt.Sprintf("instances[%d].", i))
+			if err != nil {
+				httpError(w, http.StatusBadRequest, "%v", err)
+				return
+			}
+			rows = append(rows, x)
+		}
+	default:
+		x, err := numbers(req.Features, "features.")
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "%v", err)
+			s.metrics.Requests.WithLabelValues(name, "", "", "400").Inc()
+			return
+		}
+		rows = append(rows, x)
+	}
+	if len(rows) == 0 {
+		httpError(w, http.StatusBadRequest, "instances: empty batch")
 		return
 	}
 	if req.RequestID == "" {
 		req.RequestID = randomID()
 	}
-	t := wt.current.Load()
-	if t.production == nil {
-		httpError(w, http.StatusServiceUnavailable, "model %q has no production version loaded yet", name)
-		s.metrics.Requests.WithLabelValues(name, "", "", "503").Inc()
-		return
-	}
-	resp := PredictResponse{RequestID: req.RequestID, Model: name}
-	inputs, _ := json.Marshal(feats)
-	if t.canary != nil && InCanary(req.RoutingKey, t.share) {
-		pred, expl, err := score(t.canary.model, feats, req.Explain)
-		// Latency is the server-side time from the request's arrival to its answer.
-		rec := predlog.Record{RequestID: req.RequestID, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(t.canary.version),
-			Route: "canary", RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Prediction: pred, Inputs: string(inputs)}
-		if err == nil {
-			resp.Version, resp.Route, resp.Prediction, resp.Explanation = t.canary.version, "canary", pred, expl
-			s.log.Add(rec)
-			s.finish(w, name, resp, start)
-			return
-		}
-		// The candidate failed: count it against the candidate, answer safely with production.
-		rec.Error = err.Error()
-		s.log.Add(rec)
-		s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.canary.version), "canary", "error").Inc()
-		resp.Fallback = "canary v" + strconv.Itoa(t.canary.version) + " failed: " + err.Error()
-	}
-	pred, expl, err := score(t.production.model, feats, req.Explain)
+	a, err := s.serve(name, req.RequestID, req.RoutingKey, rows, req.Explain, req.Attributes, start)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
-		s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.production.version), "production", "400").Inc()
+		he := err.(*httpErr)
+		if he.code == http.StatusServiceUnavailable {
+			s.metrics.Requests.WithLabelValues(name, "", "", "503").Inc()
+		}
+		httpError(w, he.code, "%s", he.msg)
 		return
 	}
-	resp.Version, resp.Route, resp.Prediction, resp.Explanation = t.production.version, "production", pred, expl
-	if resp.Fallback == "" {
-		s.log.Add(predlog.Record{RequestID: req.RequestID, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(t.production.version),
-			Route: "production", RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Prediction: pred, Inputs: string(inputs)})
+	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.version, Route: a.route, Fallback: a.fallback}
+	if req.Instances != nil {
+		resp.Predictions, resp.Explanations = a.preds, a.explanations
+	} else {
+		resp.Prediction = a.preds[0]
+		if a.explanations != nil {
+			resp.Explanation = a.explanations[0]
+		}
 	}
 	s.finish(w, name, resp, start)
 }

@@ -1,0 +1,248 @@
+package serving
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/driftline/driftline/predlog"
+)
+
+// The Open Inference Protocol v2 (KServe, Triton, MLServer): each feature is an input tensor
+// of shape [N] (FP64 or an integer type), the answer the output tensor "prediction".
+
+type v2Tensor struct {
+	Name     string            `json:"name"`
+	Shape    []int             `json:"shape"`
+	Datatype string            `json:"datatype"`
+	Data     []json.RawMessage `json:"data"`
+}
+
+type v2InferRequest struct {
+	ID         string         `json:"id"`
+	Inputs     []v2Tensor     `json:"inputs"`
+	Outputs    []any          `json:"outputs"`
+	Parameters map[string]any `json:"parameters"`
+}
+
+type v2OutTensor struct {
+	Name     string    `json:"name"`
+	Shape    []int     `json:"shape"`
+	Datatype string    `json:"datatype"`
+	Data     []float64 `json:"data"`
+}
+
+type v2InferResponse struct {
+	ModelName    string         `json:"model_name"`
+	ModelVersion string         `json:"model_version"`
+	ID           string         `json:"id"`
+	Parameters   map[string]any `json:"parameters"`
+	Outputs      []v2OutTensor  `json:"outputs"`
+}
+
+func (s *Server) allReady() bool {
+	for _, wt := range s.watchers {
+		if wt.current.Load().production == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) v2Ready(w http.ResponseWriter, _ *http.Request) {
+	code := http.StatusOK
+	if !s.allReady() {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]bool{"ready": code == http.StatusOK})
+}
+
+func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
+	wt, ok := s.watchers[r.PathValue("name")]
+	if !ok {
+		httpError(w, http.StatusNotFound, "unknown model %q", r.PathValue("name"))
+		return
+	}
+	ready := wt.current.Load().production != nil
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"name": wt.name, "ready": ready})
+}
+
+func (s *Server) v2Metadata(w http.ResponseWriter, r *http.Request) {
+	wt, ok := s.watchers[r.PathValue("name")]
+	if !ok {
+		httpError(w, http.StatusNotFound, "unknown model %q", r.PathValue("name"))
+		return
+	}
+	t := wt.current.Load()
+	if t.production == nil {
+		httpError(w, http.StatusServiceUnavailable, "model %q has no production version loaded", wt.name)
+		return
+	}
+	versions := []string{strconv.Itoa(t.production.version)}
+	if t.canary != nil {
+		versions = append(versions, strconv.Itoa(t.canary.version))
+	}
+	inputs := make([]map[string]any, 0, len(t.production.model.Features))
+	for _, f := range t.production.model.Features {
+		inputs = append(inputs, map[string]any{"name": f, "datatype": "FP64", "shape": []int{-1}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": wt.name, "versions": versions, "platform": "driftline",
+		"inputs": inputs, "outputs": []map[string]any{{"name": "prediction", "datatype": "FP64", "shape": []int{-1}}}})
+}
+
+func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := r.PathValue("name")
+	if _, ok := s.watchers[name]; !ok {
+		httpError(w, http.StatusNotFound, "unknown model %q", name)
+		return
+	}
+	var req v2InferRequest
+	if code, err := decodeStrict(w, r, &req); err != nil {
+		httpError(w, code, "%v", err)
+		return
+	}
+	if len(req.Inputs) == 0 {
+		httpError(w, http.StatusBadRequest, "inputs: at least one input tensor is required")
+		return
+	}
+	n := -1
+	rows := []map[string]float64{}
+	for i, in := range req.Inputs {
+		switch in.Datatype {
+		case "FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT8", "BOOL":
+		default:
+			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): datatype %q is not numeric", i, in.Name, in.Datatype)
+			return
+		}
+		if len(in.Shape) != 1 || in.Shape[0] != len(in.Data) {
+			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): shape %v does not match %d values (want [N])", i, in.Name, in.Shape, len(in.Data))
+			return
+		}
+		if n == -1 {
+			n = len(in.Data)
+			for range n {
+				rows = append(rows, map[string]float64{})
+			}
+		} else if len(in.Data) != n {
+			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): %d values, the first input has %d", i, in.Name, len(in.Data), n)
+			return
+		}
+		for j, raw := range in.Data {
+			var v float64
+			if err := json.Unmarshal(raw, &v); err != nil {
+				var b bool
+				if json.Unmarshal(raw, &b) != nil {
+					httpError(w, http.StatusBadRequest, "inputs[%d] (%s) data[%d]: want a number, got %s", i, in.Name, j, raw)
+					return
+				}
+				if b {
+					v = 1
+				}
+			}
+			rows[j][in.Name] = v
+		}
+	}
+	if n == 0 {
+		httpError(w, http.StatusBadRequest, "inputs: empty batch")
+		return
+	}
+	routingKey, _ := req.Parameters["routing_key"].(string)
+	explain, _ := req.Parameters["explain"].(bool)
+	if req.ID == "" {
+		req.ID = randomID()
+	}
+	a, err := s.serve(name, req.ID, routingKey, rows, explain, nil, start)
+	if err != nil {
+		he := err.(*httpErr)
+		httpError(w, he.code, "%s", he.msg)
+		return
+	}
+	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.version), ID: req.ID,
+		Parameters: map[string]any{"route": a.route}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.preds}}}
+	if a.fallback != "" {
+		resp.Parameters["fallback"] = a.fallback
+	}
+	if a.explanations != nil {
+		base := v2OutTensor{Name: "base_value", Shape: []int{n}, Datatype: "FP64"}
+		contrib := map[string]*v2OutTensor{}
+		var order []string
+		for _, e := range a.explanations {
+			base.Data = append(base.Data, e.BaseValue)
+			for f, c := range e.Contributions {
+				t, ok := contrib[f]
+				if !ok {
+					t = &v2OutTensor{Name: "shap_" + f, Shape: []int{n}, Datatype: "FP64"}
+					contrib[f] = t
+				}
+				t.Data = append(t.Data, c)
+			}
+		}
+		for _, in := range req.Inputs {
+			if _, ok := contrib[in.Name]; ok {
+				order = append(order, in.Name)
+			}
+		}
+		resp.Outputs = append(resp.Outputs, base)
+		for _, f := range order {
+			resp.Outputs = append(resp.Outputs, *contrib[f])
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	s.metrics.Requests.WithLabelValues(name, strconv.Itoa(a.version), a.route, "200").Inc()
+	s.metrics.Latency.WithLabelValues(name, a.route).Observe(time.Since(start).Seconds())
+}
+
+// FeedbackRequest carries ground-truth labels by request id.
+type FeedbackRequest struct {
+	RequestID string      `json:"request_id"`
+	Label     *float64    `json:"label"`
+	Labels    []LabelItem `json:"labels"`
+}
+
+// LabelItem is one label of a batch.
+type LabelItem struct {
+	RequestID string  `json:"request_id"`
+	Label     float64 `json:"label"`
+}
+
+func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, ok := s.watchers[name]; !ok {
+		httpError(w, http.StatusNotFound, "unknown model %q", name)
+		return
+	}
+	var req FeedbackRequest
+	if code, err := decodeStrict(w, r, &req); err != nil {
+		httpError(w, code, "%v", err)
+		return
+	}
+	items := req.Labels
+	if req.RequestID != "" || req.Label != nil {
+		if req.RequestID == "" || req.Label == nil {
+			httpError(w, http.StatusBadRequest, "request_id and label go together")
+			return
+		}
+		items = append(items, LabelItem{RequestID: req.RequestID, Label: *req.Label})
+	}
+	if len(items) == 0 {
+		httpError(w, http.StatusBadRequest, "no labels: give request_id and label, or labels")
+		return
+	}
+	now := time.Now().UnixMilli()
+	for i, it := range items {
+		if it.RequestID == "" {
+			httpError(w, http.StatusBadRequest, "labels[%d].request_id: required", i)
+			return
+		}
+	}
+	for _, it := range items {
+		s.labels.Add(predlog.Label{RequestID: it.RequestID, TimeUnixMs: now, Model: name, Label: it.Label})
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": len(items)})
+}
