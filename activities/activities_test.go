@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg})
-	te.RegisterActivity(&Canary{Store: store})
+	te.RegisterActivity(&Canary{Store: store, Registry: reg})
 	sp, err := spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
 	cfg := dataset.DefaultRetail()
@@ -338,4 +338,107 @@ func TestDisparateImpact(t *testing.T) {
 	require.Equal(t, 0.0, fr.Groups["east"].Rate)
 	none := disparateImpact("region", 10, map[string]*GroupRate{"north": {Rows: 100}, "south": {Rows: 100}}, 30)
 	require.Equal(t, 1.0, none.DisparateImpact, "nobody favoured: no disparity")
+}
+
+// The closed loop: live MAE from labels (decided only with enough labels and a significant,
+// large enough difference), fallback rate, and disparate impact of the candidate's answers.
+func TestCanaryClosedLoopGuardrails(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	// A candidate and a production model (trained on the demo data) for the fairness threshold.
+	_, _, _, rr, _ := e.cycle("run-1", "2026-09-01", "2026-09-28")
+	require.Equal(t, 1, rr.Version)
+	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	put := func(recs []predlog.Record, labels []predlog.Label) {
+		if len(recs) > 0 {
+			data, err := dataset.EncodeParquet(recs)
+			require.NoError(t, err)
+			_, err = e.store.Put(ctx, fmt.Sprintf("%spart-%d.parquet", predlog.Prefix("demand", since), time.Now().UnixNano()), data, objstore.PutOptions{})
+			require.NoError(t, err)
+		}
+		if len(labels) > 0 {
+			data, err := dataset.EncodeParquet(labels)
+			require.NoError(t, err)
+			_, err = e.store.Put(ctx, fmt.Sprintf("%spart-%d.parquet", predlog.FeedbackPrefix("demand", since), time.Now().UnixNano()), data, objstore.PutOptions{})
+			require.NoError(t, err)
+		}
+	}
+	// traffic writes n answers per route; candidate errors are cErr off the label, production's pErr.
+	seq := 0
+	traffic := func(n int, cErr, pErr float64, withLabels bool, candRegion func(i int) (string, float64), fallbackEvery int) {
+		var recs []predlog.Record
+		var labels []predlog.Label
+		for i := range n {
+			seq++
+			for _, rt := range []struct {
+				route   string
+				version int32
+				err     float64
+			}{{"canary", 1, cErr}, {"production", 2, pErr}} {
+				id := fmt.Sprintf("%s-%d", rt.route, seq)
+				pred := 20 + rt.err*float64(1+i%3)/2 // mean error rt.err
+				rec := predlog.Record{RequestID: id, TimeUnixMs: since.Add(time.Duration(seq) * time.Millisecond).UnixMilli(),
+					Model: "demand", Version: rt.version, Route: rt.route, LatencyUs: 200, Prediction: pred}
+				if rt.route == "canary" && candRegion != nil {
+					region, p := candRegion(i)
+					rec.Attributes, rec.Prediction = `{"region":"`+region+`"}`, p
+				}
+				if rt.route == "canary" && fallbackEvery > 0 && i%fallbackEvery == 0 {
+					rec.Fallback = "temperature: weather source down, last known value"
+				}
+				recs = append(recs, rec)
+				if withLabels {
+					labels = append(labels, predlog.Label{RequestID: id, TimeUnixMs: rec.TimeUnixMs, Model: "demand", Label: 20})
+				}
+			}
+		}
+		put(recs, labels)
+	}
+	g := e.spec.Canary
+	judge := func() CanaryEvalResult {
+		return must[CanaryEvalResult](e, cn.EvaluateCanary, CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 1, Production: 2,
+			Since: since, Step: 1, Bake: 1, Share: 0.3, Guardrails: g})
+	}
+
+	traffic(40, 1.0, 1.0, false, nil, 0)
+	res := judge()
+	require.Equal(t, CanaryPromote, res.Decision, res.Reason)
+	require.False(t, res.MAE.Decided, "no labels yet: MAE does not decide")
+	require.Contains(t, res.Reason, "MAE undecided")
+
+	traffic(60, 3.0, 1.0, true, nil, 0) // labels arrive: the candidate is three times worse
+	res = judge()
+	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.True(t, res.MAE.Decided)
+	require.Contains(t, res.Reason, "live MAE")
+	require.Less(t, res.MAE.PValue, 0.05)
+
+	g.MaxMAERegression = 5 // a regression under the allowed margin does not roll back
+	require.Equal(t, CanaryPromote, judge().Decision)
+	g.MaxMAERegression = 0.05
+
+	g.MinLabels = 1000 // too few labels: undecided again
+	require.Equal(t, CanaryPromote, judge().Decision)
+	g.MinLabels = 30
+
+	// Fallbacks on the candidate route over the allowed delta.
+	seq = 0
+	since = since.Add(10 * time.Second)
+	traffic(60, 1, 1, false, nil, 5)
+	res = judge()
+	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Contains(t, res.Reason, "fallback rate")
+
+	// Disparate impact: the candidate favours one region.
+	since = since.Add(10 * time.Second)
+	regions := []string{"east", "west"}
+	traffic(80, 1, 1, false, func(i int) (string, float64) {
+		if i%2 == 0 {
+			return regions[0], 0 // never at or above the training mean
+		}
+		return regions[1], 1e6
+	}, 0)
+	res = judge()
+	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Contains(t, res.Reason, "disparate impact of region 0.000 (east vs west)")
 }

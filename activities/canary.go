@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/driftline/driftline/drift"
@@ -33,57 +34,173 @@ func routeStats(recs []predlog.Record, route string, version int) RouteStats {
 		if r.Error != "" {
 			st.Errors++
 		}
+		if r.Fallback != "" {
+			st.Fallbacks++
+		}
 		lat = append(lat, float64(r.LatencyUs)/1000)
 	}
 	if st.Requests > 0 {
 		st.ErrorRate = float64(st.Errors) / float64(st.Requests)
+		st.FallbackRate = float64(st.Fallbacks) / float64(st.Requests)
 		slices.Sort(lat)
 		st.P99Ms = lat[int(math.Ceil(0.99*float64(len(lat))))-1]
 	}
 	return st
 }
 
-// EvaluateCanary compares candidate and production since the canary started, on error rate and p99
-// latency, and writes the evidence to reports/<model>/<run>/canary-<bake>.json.
+// labelledErrors are the absolute errors of a route's answers that have a label.
+func labelledErrors(recs []predlog.Record, labels map[string]float64, route string, version int) []float64 {
+	var out []float64
+	for _, r := range recs {
+		if r.Route != route || int(r.Version) != version || r.Error != "" {
+			continue
+		}
+		if y, ok := labels[r.RequestID]; ok {
+			out = append(out, math.Abs(r.Prediction-y))
+		}
+	}
+	return out
+}
+
+func meanVar(x []float64) (float64, float64) {
+	var m, v float64
+	for _, e := range x {
+		m += e
+	}
+	m /= float64(len(x))
+	for _, e := range x {
+		v += (e - m) * (e - m)
+	}
+	return m, v / float64(len(x)-1)
+}
+
+// worseMAE tests whether the candidate's mean absolute error exceeds production's: one-sided
+// Welch z-test (normal approximation, sound at the minimum sample sizes used) on the
+// absolute errors of labelled answers.
+func worseMAE(cand, prod []float64) (mc, mp, p float64) {
+	mc, vc := meanVar(cand)
+	mp, vp := meanVar(prod)
+	se := math.Sqrt(vc/float64(len(cand)) + vp/float64(len(prod)))
+	if se == 0 {
+		if mc > mp {
+			return mc, mp, 0
+		}
+		return mc, mp, 1
+	}
+	z := (mc - mp) / se
+	return mc, mp, 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
+// EvaluateCanary compares candidate and production on the traffic since this step started:
+// error rate, p99 latency, fallback rate, live MAE once labels arrive (with a minimum sample
+// and a significance test), and the disparate impact of the candidate's answers. It writes the
+// evidence to reports/<model>/<run>/canary-<step>-<bake>.json.
 func (c *Canary) EvaluateCanary(ctx context.Context, in CanaryEvalInput) (CanaryEvalResult, error) {
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
-	recs, err := predlog.Read(ctx, c.Store, in.Model, in.Since, now())
+	until := now()
+	recs, err := predlog.Read(ctx, c.Store, in.Model, in.Since, until)
 	if err != nil {
 		return CanaryEvalResult{}, classify("canary evaluate", err)
 	}
 	g := in.Guardrails
-	res := CanaryEvalResult{Candidate: routeStats(recs, "canary", in.Candidate), Production: routeStats(recs, "production", in.Production)}
+	route := "canary"
+	if g.Mode == "shadow" {
+		route = "shadow"
+	}
+	res := CanaryEvalResult{Step: in.Step, Share: in.Share, Candidate: routeStats(recs, route, in.Candidate), Production: routeStats(recs, "production", in.Production)}
 	cand, prod := res.Candidate, res.Production
+	var breaches []string
+	enough := cand.Requests >= g.MinRequest && prod.Requests >= g.MinRequest
+	if cand.Requests >= g.MinRequest && cand.ErrorRate > prod.ErrorRate+g.MaxErrorRateDelta {
+		breaches = append(breaches, fmt.Sprintf("error rate %.2f%% vs production %.2f%%: over the allowed +%.2f%%", 100*cand.ErrorRate, 100*prod.ErrorRate, 100*g.MaxErrorRateDelta))
+	}
+	if enough && cand.P99Ms > prod.P99Ms+g.MaxP99LatencyDeltaMs {
+		breaches = append(breaches, fmt.Sprintf("p99 latency %.3f ms vs production %.3f ms: over the allowed +%.0f ms", cand.P99Ms, prod.P99Ms, g.MaxP99LatencyDeltaMs))
+	}
+	if enough && cand.FallbackRate > prod.FallbackRate+g.MaxFallbackRateDelta {
+		breaches = append(breaches, fmt.Sprintf("fallback rate %.2f%% vs production %.2f%%: over the allowed +%.2f%%", 100*cand.FallbackRate, 100*prod.FallbackRate, 100*g.MaxFallbackRateDelta))
+	}
+	// Live MAE from the prediction log joined with feedback labels.
+	labels, err := predlog.ReadLabels(ctx, c.Store, in.Model, in.Since, until)
+	if err != nil {
+		return CanaryEvalResult{}, classify("canary evaluate", err)
+	}
+	byID := make(map[string]float64, len(labels))
+	for _, l := range labels {
+		byID[l.RequestID] = l.Label
+	}
+	ce, pe := labelledErrors(recs, byID, route, in.Candidate), labelledErrors(recs, byID, "production", in.Production)
+	res.MAE = &LiveMAE{CandidateLabels: len(ce), ProductionLabels: len(pe), MinLabels: g.MinLabels}
+	if len(ce) >= g.MinLabels && len(pe) >= g.MinLabels && len(ce) > 1 && len(pe) > 1 {
+		mc, mp, p := worseMAE(ce, pe)
+		res.MAE.Candidate, res.MAE.Production, res.MAE.PValue, res.MAE.Decided = mc, mp, p, true
+		if p < g.MAEAlpha && mc > mp*(1+g.MaxMAERegression) {
+			breaches = append(breaches, fmt.Sprintf("live MAE %.3f vs production %.3f on %d/%d labels: worse by more than %.0f%% (p %.2g)", mc, mp, len(ce), len(pe), 100*g.MaxMAERegression, p))
+		}
+	}
+	// Disparate impact of the candidate's answers, by the protected attribute of the request.
+	if g.ProtectedAttribute != "" && c.Registry != nil {
+		if m, err := c.Registry.LoadModel(ctx, in.Model, in.Candidate); err == nil && m.Linear != nil {
+			groups := map[string]*GroupRate{}
+			for _, r := range recs {
+				if r.Route != route || int(r.Version) != in.Candidate || r.Error != "" || r.Attributes == "" {
+					continue
+				}
+				var attrs map[string]string
+				if json.Unmarshal([]byte(r.Attributes), &attrs) != nil || attrs[g.ProtectedAttribute] == "" {
+					continue
+				}
+				gr := groups[attrs[g.ProtectedAttribute]]
+				if gr == nil {
+					gr = &GroupRate{}
+					groups[attrs[g.ProtectedAttribute]] = gr
+				}
+				gr.Rows++
+				if r.Prediction >= m.Linear.Intercept {
+					gr.Favorable++
+				}
+			}
+			if len(groups) > 1 {
+				res.Fairness = disparateImpact(g.ProtectedAttribute, m.Linear.Intercept, groups, max(g.MinGroupRows, 1))
+				if res.Fairness.Lowest != res.Fairness.Highest && res.Fairness.DisparateImpact < g.MinDisparateImpact {
+					breaches = append(breaches, fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f", g.ProtectedAttribute,
+						res.Fairness.DisparateImpact, res.Fairness.Lowest, res.Fairness.Highest, g.MinDisparateImpact))
+				}
+			}
+		}
+	}
 	switch {
-	case cand.Requests >= g.MinRequest && cand.ErrorRate > prod.ErrorRate+g.MaxErrorRateDelta:
-		res.Decision = CanaryRollback
-		res.Reason = fmt.Sprintf("error rate %.2f%% vs production %.2f%%: over the allowed +%.2f%%", 100*cand.ErrorRate, 100*prod.ErrorRate, 100*g.MaxErrorRateDelta)
-	case cand.Requests < g.MinRequest || prod.Requests < g.MinRequest:
+	case len(breaches) > 0:
+		res.Decision, res.Reason = CanaryRollback, strings.Join(breaches, "; ")
+	case !enough:
 		res.Decision = CanaryWait
-		res.Reason = fmt.Sprintf("not enough traffic yet: %d canary and %d production requests, need %d each", cand.Requests, prod.Requests, g.MinRequest)
-	case cand.P99Ms > prod.P99Ms+g.MaxP99LatencyDeltaMs:
-		res.Decision = CanaryRollback
-		res.Reason = fmt.Sprintf("p99 latency %.3f ms vs production %.3f ms: over the allowed +%.0f ms", cand.P99Ms, prod.P99Ms, g.MaxP99LatencyDeltaMs)
+		res.Reason = fmt.Sprintf("not enough traffic yet: %d candidate and %d production requests, need %d each", cand.Requests, prod.Requests, g.MinRequest)
 	default:
 		res.Decision = CanaryPromote
-		res.Reason = fmt.Sprintf("%d requests: error rate %.2f%% (production %.2f%%), p99 %.3f ms (production %.3f ms): within guardrails",
-			cand.Requests, 100*cand.ErrorRate, 100*prod.ErrorRate, cand.P99Ms, prod.P99Ms)
+		res.Reason = fmt.Sprintf("step %d at %.0f%%: %d requests, error rate %.2f%% (production %.2f%%), p99 %.3f ms (production %.3f ms)",
+			in.Step, 100*in.Share, cand.Requests, 100*cand.ErrorRate, 100*prod.ErrorRate, cand.P99Ms, prod.P99Ms)
+		if res.MAE.Decided {
+			res.Reason += fmt.Sprintf(", live MAE %.3f (production %.3f)", res.MAE.Candidate, res.MAE.Production)
+		} else {
+			res.Reason += fmt.Sprintf(", MAE undecided (%d/%d labels of %d)", len(ce), len(pe), g.MinLabels)
+		}
+		res.Reason += ": within guardrails"
 	}
 	// Prediction drift of the candidate's live answers against its holdout outputs: evidence
 	// for people, not a guardrail (a new model on drifted data is expected to move).
 	if c.Registry != nil {
 		if ref, err := c.Registry.LoadPredictionProfile(ctx, in.Model, in.Candidate); err == nil {
-			if rep, n, err := predlog.Drift(ctx, c.Store, in.Model, in.Candidate, ref, in.Since, now(), drift.DefaultConfig()); err == nil && n > 0 {
+			if rep, n, err := predlog.Drift(ctx, c.Store, in.Model, in.Candidate, ref, in.Since, until, drift.DefaultConfig()); err == nil && n > 0 {
 				f := rep.Features[0]
 				res.PredictionDrift = &PredictionDrift{Answers: n, KS: f.KS, PValue: f.PValue, PSI: f.PSI, Drifted: f.Drifted, Why: f.Why}
 			}
 		}
 	}
-	key := reportKey(in.Model, in.RunID, fmt.Sprintf("canary-%d.json", in.Bake))
-	body, _ := json.MarshalIndent(map[string]any{"since": in.Since, "until": now().UTC(), "guardrails": g, "result": res}, "", " ")
+	key := reportKey(in.Model, in.RunID, fmt.Sprintf("canary-%d-%d.json", in.Step, in.Bake))
+	body, _ := json.MarshalIndent(map[string]any{"since": in.Since, "until": until.UTC(), "guardrails": g, "result": res}, "", " ")
 	if _, err := c.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return res, classify("canary evaluate", err)
 	}

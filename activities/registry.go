@@ -70,12 +70,17 @@ func deployResult(d registry.Deployment) DeployResult {
 	return DeployResult{Production: d.Production, Canary: d.Canary, Previous: d.Previous, CanarySince: d.CanarySince}
 }
 
-// SetCanary routes Share of the traffic to Version. Idempotent for the same version.
+// SetCanary routes Share of the traffic to Version (or, in shadow mode, scores Share of it
+// with Version), starting a new step: CanarySince is the step's start. Idempotent for the same
+// version and share.
 func (r *Registry) SetCanary(ctx context.Context, in DeployInput) (DeployResult, error) {
 	d, err := r.Registry.UpdateDeployment(ctx, in.Model, registry.Change{Action: "set_canary", Actor: in.Actor, RunID: in.RunID,
-		Reason: in.Reason, Key: fmt.Sprintf("set_canary/%s/%s/%d", in.Model, in.RunID, in.Version)},
+		Reason: in.Reason, Key: fmt.Sprintf("set_canary/%s/%s/%d/%g", in.Model, in.RunID, in.Version, in.Share)},
 		func(d *registry.Deployment) error {
 			if d.Canary == in.Version {
+				if d.CanaryShare != in.Share {
+					d.CanaryShare, d.CanarySince = in.Share, time.Now().UTC()
+				}
 				return nil
 			}
 			if d.Canary != 0 {
@@ -84,7 +89,7 @@ func (r *Registry) SetCanary(ctx context.Context, in DeployInput) (DeployResult,
 			if d.Production == 0 {
 				return fmt.Errorf("no production version to canary against: %w", registry.ErrConflict)
 			}
-			d.Canary, d.CanaryShare, d.CanarySince = in.Version, in.Share, time.Now().UTC()
+			d.Canary, d.CanaryShare, d.CanarySince, d.CanaryMode = in.Version, in.Share, time.Now().UTC(), in.Mode
 			return nil
 		})
 	return deployResult(d), classify("set canary", err)
@@ -102,7 +107,7 @@ func (r *Registry) Promote(ctx context.Context, in DeployInput) (DeployResult, e
 				return fmt.Errorf("v%d is in canary, not v%d: %w", d.Canary, in.Version, registry.ErrConflict)
 			}
 			d.Previous, d.Production = d.Production, in.Version
-			d.Canary, d.CanaryShare, d.CanarySince = 0, 0, time.Time{}
+			d.Canary, d.CanaryShare, d.CanarySince, d.CanaryMode = 0, 0, time.Time{}, ""
 			return nil
 		})
 	return deployResult(d), classify("promote", err)
@@ -115,7 +120,7 @@ func (r *Registry) AbortCanary(ctx context.Context, in DeployInput) (DeployResul
 		Reason: in.Reason, Key: fmt.Sprintf("rollback_canary/%s/%s/%d", in.Model, in.RunID, in.Version)},
 		func(d *registry.Deployment) error {
 			if d.Canary == in.Version {
-				d.Canary, d.CanaryShare, d.CanarySince = 0, 0, time.Time{}
+				d.Canary, d.CanaryShare, d.CanarySince, d.CanaryMode = 0, 0, time.Time{}, ""
 			}
 			return nil
 		})

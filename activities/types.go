@@ -125,6 +125,7 @@ type DeployInput struct {
 	Model, RunID, Actor, Reason string
 	Version                     int
 	Share                       float64
+	Mode                        string // split or shadow (SetCanary)
 }
 
 // DeployResult is the pointer after the change.
@@ -134,22 +135,32 @@ type DeployResult struct {
 	CanarySince        time.Time
 }
 
-// CanaryEvalInput asks for a comparison of live traffic since the canary started.
+// CanaryEvalInput asks for a comparison of live traffic since the step started.
 type CanaryEvalInput struct {
 	Model, RunID          string
 	Candidate, Production int
 	Since                 time.Time
-	Bake                  int
+	Step, Bake            int
+	Share                 float64
 	Guardrails            spec.Canary
 }
 
 // RouteStats are one route's live numbers.
 type RouteStats struct {
-	Version   int     `json:"version"`
-	Requests  int     `json:"requests"`
-	Errors    int     `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P99Ms     float64 `json:"p99_ms"`
+	Version      int     `json:"version"`
+	Requests     int     `json:"requests"`
+	Errors       int     `json:"errors"`
+	ErrorRate    float64 `json:"error_rate"`
+	Fallbacks    int     `json:"fallbacks"`
+	FallbackRate float64 `json:"fallback_rate"`
+	P99Ms        float64 `json:"p99_ms"`
+}
+
+// LiveMAE compares MAE on labelled live answers.
+type LiveMAE struct {
+	CandidateLabels, ProductionLabels, MinLabels int
+	Candidate, Production, PValue                float64
+	Decided                                      bool
 }
 
 // Canary decisions.
@@ -172,7 +183,11 @@ type PredictionDrift struct {
 // CanaryEvalResult is one bake's verdict with its evidence.
 type CanaryEvalResult struct {
 	Decision, Reason      string
+	Step                  int
+	Share                 float64
 	Candidate, Production RouteStats
+	MAE                   *LiveMAE         `json:",omitempty"`
+	Fairness              *FairnessResult  `json:",omitempty"`
 	PredictionDrift       *PredictionDrift `json:",omitempty"`
 	EvidenceURI           string
 }

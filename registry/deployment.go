@@ -21,7 +21,7 @@ type Deployment struct {
 	// CanaryMode is "split" (the canary answers its share) or "shadow" (production answers
 	// everything; the candidate is scored on its share and only logged).
 	CanaryMode string `json:"canary_mode,omitempty"`
-	Previous    int       `json:"previous,omitempty"` // production before the last promotion
+	Previous   int    `json:"previous,omitempty"` // production before the last promotion
 	// Aliases name versions ("challenger", custom names); production and canary are the
 	// fields above.
 	Aliases   map[string]int `json:"aliases,omitempty"`

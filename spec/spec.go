@@ -110,6 +110,30 @@ type Canary struct {
 	MaxErrorRateDelta float64 `yaml:"max_error_rate_delta" json:"max_error_rate_delta"`
 	// MaxP99LatencyMs: candidate p99 may exceed production's p99 by at most this many ms.
 	MaxP99LatencyDeltaMs float64 `yaml:"max_p99_latency_delta_ms" json:"max_p99_latency_delta_ms"`
+	// Steps ramp the share (e.g. 0.05, 0.25, 0.5); empty means one step at Share.
+	Steps []float64 `yaml:"steps" json:"steps,omitempty"`
+	// Mode is split (the candidate answers its share) or shadow (scored and logged only).
+	Mode string `yaml:"mode" json:"mode,omitempty"`
+	// MaxFallbackRateDelta: the candidate's fallback rate may exceed production's by this.
+	MaxFallbackRateDelta float64 `yaml:"max_fallback_rate_delta" json:"max_fallback_rate_delta"`
+	// MinLabels per route before live MAE counts; the candidate then fails when its MAE is
+	// worse than production's by more than MaxMAERegression AND the difference is significant
+	// at MAEAlpha (one-sided Welch test on absolute errors).
+	MinLabels        int     `yaml:"min_labels" json:"min_labels"`
+	MaxMAERegression float64 `yaml:"max_mae_regression" json:"max_mae_regression"`
+	MAEAlpha         float64 `yaml:"mae_alpha" json:"mae_alpha"`
+	// Fairness on live answers: the spec's fairness section (attribute, minimum ratio).
+	ProtectedAttribute string  `yaml:"-" json:"protected_attribute,omitempty"`
+	MinDisparateImpact float64 `yaml:"-" json:"min_disparate_impact,omitempty"`
+	MinGroupRows       int     `yaml:"-" json:"min_group_rows,omitempty"`
+}
+
+// StepShares are the canary's ramp.
+func (c Canary) StepShares() []float64 {
+	if len(c.Steps) == 0 {
+		return []float64{c.Share}
+	}
+	return c.Steps
 }
 
 // Duration is a time.Duration written as "30s", "24h" in YAML.
@@ -202,6 +226,9 @@ func (s *Spec) applyDefaults() {
 			s.Fairness.ProtectedAttribute = p[0].Name
 		}
 	}
+	s.Canary.ProtectedAttribute = s.Fairness.ProtectedAttribute
+	s.Canary.MinDisparateImpact = s.Fairness.MinDisparateImpact
+	s.Canary.MinGroupRows = s.Fairness.MinGroupRows
 	def(&s.Evaluation.MaxRegression, 0.0)
 	if s.Approval.Timeout.Duration == 0 {
 		s.Approval.Timeout.Duration = 24 * time.Hour
@@ -218,6 +245,15 @@ func (s *Spec) applyDefaults() {
 	}
 	def(&s.Canary.MaxErrorRateDelta, 0.01)
 	def(&s.Canary.MaxP99LatencyDeltaMs, 20)
+	def(&s.Canary.MaxFallbackRateDelta, 0.05)
+	def(&s.Canary.MaxMAERegression, 0.05)
+	def(&s.Canary.MAEAlpha, 0.05)
+	if s.Canary.MinLabels == 0 {
+		s.Canary.MinLabels = 30
+	}
+	if s.Canary.Mode == "" {
+		s.Canary.Mode = "split"
+	}
 }
 
 // Validate returns every problem of the spec at once, each naming its field.
@@ -311,6 +347,15 @@ func (s Spec) Validate() error {
 	}
 	if s.Canary.Share <= 0 || s.Canary.Share >= 1 {
 		add("canary.share: must be in (0, 1), got %g", s.Canary.Share)
+	}
+	for i, st := range s.Canary.Steps {
+		if st <= 0 || st > 1 || (i > 0 && st <= s.Canary.Steps[i-1]) {
+			add("canary.steps[%d]: shares must rise within (0, 1], got %v", i, s.Canary.Steps)
+			break
+		}
+	}
+	if s.Canary.Mode != "split" && s.Canary.Mode != "shadow" {
+		add("canary.mode: %q is not split or shadow", s.Canary.Mode)
 	}
 	return errors.Join(errs...)
 }

@@ -14,7 +14,9 @@ func TestLoadExample(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "demand", s.Model)
 	require.Equal(t, []string{"price", "promo", "weekday", "temperature", "item_popularity"}, s.Features)
-	require.Equal(t, 20*time.Second, s.Canary.Bake.Duration)
+	require.Equal(t, 15*time.Second, s.Canary.Bake.Duration)
+	require.Equal(t, []float64{0.1, 0.3, 0.5}, s.Canary.StepShares())
+	require.Equal(t, "region", s.Canary.ProtectedAttribute)
 	require.Equal(t, 24*time.Hour, s.Approval.Timeout.Duration)
 	require.Len(t, s.Hash, 64)
 }
@@ -29,7 +31,10 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad version", "driftline.dev/v1", "driftline.dev/v9", "apiVersion"},
 		{"target is feature", "target: units_sold", "target: price", "target: \"price\" is also a feature"},
 		{"unknown trainer", "name: ridge", "name: magic", "trainer.name"},
-		{"bad duration", "bake: 20s", "bake: soon", "not a duration"},
+		{"bad duration", "bake: 15s", "bake: soon", "not a duration"},
+		{"steps must rise", "steps: [0.1, 0.3, 0.5]", "steps: [0.3, 0.1]", "canary.steps[1]"},
+		{"unknown mode", "mode: split ", "mode: mirror ", "canary.mode"},
+		{"fairness attribute", "protected_attribute: region", "protected_attribute: price", "fairness.protected_attribute"},
 		{"bad share", "share: 0.3", "share: 1.5", "canary.share"},
 		{"feature not in contract", "features: [price,", "features: [prize,", `features[0]: "prize" is not a contract column`},
 		{"feature with wrong role", "{name: competitor_price, type: double, role: other", "{name: competitor_price, type: double, role: boss", `role "boss" is not feature`},

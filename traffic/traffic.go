@@ -17,9 +17,13 @@ import (
 
 // Request is the body sent to POST /v1/models/{model}:predict.
 type Request struct {
+	RequestID  string             `json:"request_id,omitempty"`
 	RoutingKey string             `json:"routing_key"`
 	Features   map[string]float64 `json:"features"`
 	Explain    bool               `json:"explain,omitempty"`
+	Attributes map[string]string  `json:"attributes,omitempty"`
+	// Label is the ground truth this client learns later (not sent with the request).
+	Label float64 `json:"-"`
 }
 
 // FromRetail builds the request an online client sends for a row: it knows price, promo,
@@ -29,7 +33,7 @@ func FromRetail(r dataset.RetailRow) Request {
 	return Request{RoutingKey: fmt.Sprintf("store-%d/item-%d", r.StoreID, r.ItemID), Features: map[string]float64{
 		"price": r.Price, "promo": float64(r.Promo), "weekday": float64(r.Weekday),
 		"temperature": r.Temperature, "item_popularity": r.ItemPopularity,
-	}}
+	}, Attributes: map[string]string{"region": r.Region}, Label: r.UnitsSold}
 }
 
 // Response is what serving answers.
@@ -102,21 +106,47 @@ func Predict(ctx context.Context, hc *http.Client, baseURL, model string, req Re
 	return out, nil
 }
 
-// Run sends requests cycling over rows at about rps per second until ctx is done.
+// Feedback sends the ground-truth label of an answered request.
+func Feedback(ctx context.Context, hc *http.Client, baseURL, model, requestID string, label float64) error {
+	body, _ := json.Marshal(map[string]any{"request_id": requestID, "label": label})
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v1/models/%s/feedback", baseURL, model), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("feedback: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Run sends requests cycling over rows at about rps per second until ctx is done, and posts
+// each answered request's true units sold as feedback, as a store system would.
 func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, rps int, st *Stats) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	t := time.NewTicker(time.Second / time.Duration(max(rps, 1)))
 	defer t.Stop()
+	run := time.Now().UnixNano()
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		r, err := Predict(ctx, hc, baseURL, model, FromRetail(rows[i%len(rows)]))
+		req := FromRetail(rows[i%len(rows)])
+		req.RequestID = fmt.Sprintf("t%x-%d", run, i)
+		r, err := Predict(ctx, hc, baseURL, model, req)
 		if ctx.Err() != nil {
 			return
 		}
 		st.add(r, err)
+		if err == nil {
+			_ = Feedback(ctx, hc, baseURL, model, req.RequestID, req.Label)
+		}
 	}
 }

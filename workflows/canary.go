@@ -8,18 +8,17 @@ import (
 	"github.com/driftline/driftline/activities"
 )
 
-// CanaryWorkflowFunc sends a share of live traffic to the candidate, bakes on durable timers
-// and compares it with production on the live guardrails after each bake. A breach rolls back
-// at once; passing promotes; too little traffic after MaxBakes bakes rolls back too.
+// CanaryWorkflowFunc ramps live traffic to the candidate through the configured steps (e.g.
+// 5%, 25%, 50%); at each step it bakes on durable timers and compares the candidate with
+// production on the step's traffic. Any breach rolls back at once; too little traffic after
+// MaxBakes bakes of a step rolls back too; passing every step promotes.
 func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, error) {
 	res := CanaryResult{}
-	deploy := activities.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Share: in.Settings.Share}
-	var set activities.DeployResult
-	deploy.Reason = fmt.Sprintf("canary at %.0f%%", 100*in.Settings.Share)
-	if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("route %.0f%% to v%d", 100*in.Settings.Share, in.Candidate)),
-		reg.SetCanary, deploy).Get(ctx, &set); err != nil {
-		return res, err
+	steps := []float64{in.Settings.Share}
+	if workflow.GetVersion(ctx, "canary-steps", workflow.DefaultVersion, 1) >= 1 {
+		steps = in.Settings.StepShares()
 	}
+	deploy := activities.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Mode: in.Settings.Mode}
 	rollback := func(reason string) (CanaryResult, error) {
 		// Roll back even if the workflow is being cancelled.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -28,33 +27,52 @@ func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, err
 		res.Reason = reason
 		return res, err
 	}
-	for bake := 1; bake <= in.Settings.MaxBakes; bake++ {
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("baking v%d, evaluation %d of at most %d", in.Candidate, bake, in.Settings.MaxBakes))
-		if err := workflow.Sleep(ctx, in.Settings.Bake.Duration); err != nil {
-			return rollback("canary cancelled: " + err.Error())
-		}
-		var ev activities.CanaryEvalResult
-		if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("compare v%d with v%d on live traffic (bake %d)", in.Candidate, in.Production, bake)),
-			can.EvaluateCanary, activities.CanaryEvalInput{Model: in.Model, RunID: in.RunID, Candidate: in.Candidate, Production: in.Production,
-				Since: set.CanarySince, Bake: bake, Guardrails: in.Settings}).Get(ctx, &ev); err != nil {
-			return rollback("canary evaluation failed: " + rootMessage(err))
-		}
-		res.Evidence = append(res.Evidence, ev)
-		switch ev.Decision {
-		case activities.CanaryRollback:
-			return rollback(ev.Reason)
-		case activities.CanaryPromote:
-			deploy.Reason = ev.Reason
-			if err := workflow.ExecuteActivity(withStep(ctx, StagePromote, fmt.Sprintf("promote v%d", in.Candidate)), reg.Promote, deploy).Get(ctx, nil); err != nil {
-				return rollback("promotion failed: " + rootMessage(err))
+	for step, share := range steps {
+		n := step + 1
+		deploy.Share = share
+		deploy.Reason = fmt.Sprintf("canary step %d of %d at %.0f%%", n, len(steps), 100*share)
+		var set activities.DeployResult
+		if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("step %d: route %.0f%% to v%d", n, 100*share, in.Candidate)),
+			reg.SetCanary, deploy).Get(ctx, &set); err != nil {
+			if step == 0 {
+				return res, err
 			}
-			res.Promoted, res.Reason = true, ev.Reason
-			return res, nil
+			return rollback("canary step failed: " + rootMessage(err))
+		}
+		passed := false
+		for bake := 1; bake <= in.Settings.MaxBakes && !passed; bake++ {
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("step %d of %d (%.0f%%): baking v%d, evaluation %d of at most %d", n, len(steps), 100*share, in.Candidate, bake, in.Settings.MaxBakes))
+			if err := workflow.Sleep(ctx, in.Settings.Bake.Duration); err != nil {
+				return rollback("canary cancelled: " + err.Error())
+			}
+			var ev activities.CanaryEvalResult
+			if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("step %d: compare v%d with v%d on live traffic (bake %d)", n, in.Candidate, in.Production, bake)),
+				can.EvaluateCanary, activities.CanaryEvalInput{Model: in.Model, RunID: in.RunID, Candidate: in.Candidate, Production: in.Production,
+					Since: set.CanarySince, Step: n, Bake: bake, Share: share, Guardrails: in.Settings}).Get(ctx, &ev); err != nil {
+				return rollback("canary evaluation failed: " + rootMessage(err))
+			}
+			res.Evidence = append(res.Evidence, ev)
+			switch ev.Decision {
+			case activities.CanaryRollback:
+				return rollback(fmt.Sprintf("step %d at %.0f%%: %s", n, 100*share, ev.Reason))
+			case activities.CanaryPromote:
+				passed = true
+			}
+		}
+		if !passed {
+			last := "no evaluation"
+			if k := len(res.Evidence); k > 0 {
+				last = res.Evidence[k-1].Reason
+			}
+			return rollback(fmt.Sprintf("inconclusive after %d bakes at step %d: %s", in.Settings.MaxBakes, n, last))
 		}
 	}
-	last := "no evaluation"
-	if n := len(res.Evidence); n > 0 {
-		last = res.Evidence[n-1].Reason
+	final := res.Evidence[len(res.Evidence)-1].Reason
+	deploy.Reason = final
+	if err := workflow.ExecuteActivity(withStep(ctx, StagePromote, fmt.Sprintf("promote v%d", in.Candidate)), reg.Promote, deploy).Get(ctx, nil); err != nil {
+		return rollback("promotion failed: " + rootMessage(err))
 	}
-	return rollback(fmt.Sprintf("inconclusive after %d bakes: %s", in.Settings.MaxBakes, last))
+	res.Promoted = true
+	res.Reason = fmt.Sprintf("passed %d canary steps; last: %s", len(steps), final)
+	return res, nil
 }

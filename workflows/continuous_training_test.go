@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -331,4 +332,81 @@ func (s *ctSuite) TestInvalidSpecFailsBeforeAnyActivity() {
 	s.Contains(err.Error(), `"not_in_contract" is not a contract column`)
 	_, st := s.result()
 	s.Equal(OutcomeFailedValidation, st.Outcome)
+}
+
+// rampInput is a run whose canary ramps 5% -> 25% -> 50%.
+func rampInput() RunInput {
+	in := input(false)
+	in.Spec.Canary.Steps = []float64{0.05, 0.25, 0.5}
+	return in
+}
+
+func (s *ctSuite) TestCanaryRampPromotesAfterAllSteps() {
+	s.happyPath(1, true)
+	s.trainedAndRegistered(2)
+	s.allow(false)
+	var shares []float64
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeployInput) (activities.DeployResult, error) {
+		shares = append(shares, in.Share)
+		return activities.DeployResult{Production: 1, Canary: 2}, nil
+	}).Times(3)
+	s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CanaryEvalInput) (activities.CanaryEvalResult, error) {
+		if in.Step == 2 && in.Bake == 1 {
+			return activities.CanaryEvalResult{Decision: activities.CanaryWait, Reason: "labels pending"}, nil
+		}
+		return activities.CanaryEvalResult{Decision: activities.CanaryPromote, Step: in.Step, Reason: fmt.Sprintf("step %d ok", in.Step)}, nil
+	}).Times(4)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, rampInput())
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal([]float64{0.05, 0.25, 0.5}, shares)
+	s.Len(st.Canary, 4)
+	s.Contains(res.Reason, "passed 3 canary steps")
+	s.GreaterOrEqual(s.env.Now().Sub(start), 4*20*time.Second, "four bakes on durable timers (time skipped)")
+}
+
+// A bad candidate is rolled back at the first step that shows it, whatever the guardrail.
+func (s *ctSuite) TestCanaryRampRollsBackAtTheFirstBadStep() {
+	for _, c := range []struct {
+		name   string
+		badAt  int
+		reason string
+	}{
+		{"injected errors", 1, "error rate 40.00% vs production 0.00%"},
+		{"higher latency", 3, "p99 latency 90.000 ms vs production 0.200 ms"},
+		{"worse MAE", 2, "live MAE 3.100 vs production 1.600"},
+		{"disparate impact", 2, "disparate impact of region 0.612 (east vs west) under 0.80"},
+	} {
+		s.Run(c.name, func() {
+			s.SetupTest()
+			s.happyPath(1, true)
+			s.trainedAndRegistered(2)
+			s.allow(false)
+			sets := 0
+			s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeployInput) (activities.DeployResult, error) {
+				sets++
+				return activities.DeployResult{Production: 1, Canary: 2}, nil
+			})
+			s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CanaryEvalInput) (activities.CanaryEvalResult, error) {
+				if in.Step == c.badAt {
+					return activities.CanaryEvalResult{Decision: activities.CanaryRollback, Reason: c.reason}, nil
+				}
+				return activities.CanaryEvalResult{Decision: activities.CanaryPromote}, nil
+			})
+			s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+			s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+			s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, rampInput())
+			s.NoError(s.env.GetWorkflowError())
+			res, _ := s.result()
+			s.Equal(OutcomeRolledBack, res.Outcome)
+			s.Contains(res.Reason, fmt.Sprintf("step %d at", c.badAt))
+			s.Contains(res.Reason, c.reason)
+			s.Equal(c.badAt, sets, "no step after the bad one")
+			s.env.AssertExpectations(s.T())
+		})
+	}
 }
