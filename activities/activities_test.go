@@ -348,6 +348,8 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	// A candidate and a production model (trained on the demo data) for the fairness threshold.
 	_, _, _, rr, _ := e.cycle("run-1", "2026-09-01", "2026-09-28")
 	require.Equal(t, 1, rr.Version)
+	_, _, _, rr, _ = e.cycle("run-2", "2026-10-03", "2026-10-30")
+	require.Equal(t, 2, rr.Version)
 	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	put := func(recs []predlog.Record, labels []predlog.Label) {
 		if len(recs) > 0 {
@@ -382,6 +384,7 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 				if rt.route == "canary" && candRegion != nil {
 					region, p := candRegion(i)
 					rec.Attributes, rec.Prediction = `{"region":"`+region+`"}`, p
+					rec.Inputs = `{"price":5,"promo":0,"weekday":3,"temperature":15,"item_popularity":1.5}`
 				}
 				if rt.route == "canary" && fallbackEvery > 0 && i%fallbackEvery == 0 {
 					rec.Fallback = "temperature: weather source down, last known value"
@@ -441,4 +444,14 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	res = judge()
 	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "disparate impact of region 0.000 (east vs west)")
+	require.Contains(t, res.Reason, "below production's 1.000 on the same requests")
+	require.Equal(t, 1.0, res.ProductionFairness.DisparateImpact, "production answers every region alike on these requests")
+}
+
+func TestRatesDiffer(t *testing.T) {
+	// 45% vs 60% on 40 rows each is not significant; on 2,000 rows each it is.
+	small := ratesDiffer(GroupRate{Rows: 40, Favorable: 18, Rate: 0.45}, GroupRate{Rows: 40, Favorable: 24, Rate: 0.6})
+	require.Greater(t, small, 0.05)
+	big := ratesDiffer(GroupRate{Rows: 2000, Favorable: 900, Rate: 0.45}, GroupRate{Rows: 2000, Favorable: 1200, Rate: 0.6})
+	require.Less(t, big, 1e-6)
 }

@@ -91,6 +91,22 @@ func worseMAE(cand, prod []float64) (mc, mp, p float64) {
 	return mc, mp, 0.5 * math.Erfc(z/math.Sqrt2)
 }
 
+// ratesDiffer is the one-sided p-value that the higher group's favorable rate exceeds the
+// lower group's (two-proportion z-test with a pooled rate).
+func ratesDiffer(lo, hi GroupRate) float64 {
+	n1, n2 := float64(lo.Rows), float64(hi.Rows)
+	p := float64(lo.Favorable+hi.Favorable) / (n1 + n2)
+	se := math.Sqrt(p * (1 - p) * (1/n1 + 1/n2))
+	if se == 0 {
+		if hi.Rate > lo.Rate {
+			return 0
+		}
+		return 1
+	}
+	z := (hi.Rate - lo.Rate) / se
+	return 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
 // EvaluateCanary compares candidate and production on the traffic since this step started:
 // error rate, p99 latency, fallback rate, live MAE once labels arrive (with a minimum sample
 // and a significance test), and the disparate impact of the candidate's answers. It writes the
@@ -141,33 +157,54 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in CanaryEvalInput) (Canary
 			breaches = append(breaches, fmt.Sprintf("live MAE %.3f vs production %.3f on %d/%d labels: worse by more than %.0f%% (p %.2g)", mc, mp, len(ce), len(pe), 100*g.MaxMAERegression, p))
 		}
 	}
-	// Disparate impact of the candidate's answers, by the protected attribute of the request.
+	// Disparate impact of the candidate's answers by the protected attribute of the request,
+	// against production's answers to the very same requests (scored here from the logged
+	// inputs): the traffic a canary sees is a subset whose mix can differ by group, so only a
+	// candidate that is both under the minimum and worse than production, significantly, fails.
 	if g.ProtectedAttribute != "" && c.Registry != nil {
-		if m, err := c.Registry.LoadModel(ctx, in.Model, in.Candidate); err == nil && m.Linear != nil {
-			groups := map[string]*GroupRate{}
+		cm, err1 := c.Registry.LoadModel(ctx, in.Model, in.Candidate)
+		pm, err2 := c.Registry.LoadModel(ctx, in.Model, in.Production)
+		if err1 == nil && err2 == nil && cm.Linear != nil {
+			threshold := cm.Linear.Intercept
+			cand, prod := map[string]*GroupRate{}, map[string]*GroupRate{}
+			add := func(groups map[string]*GroupRate, group string, favorable bool) {
+				gr := groups[group]
+				if gr == nil {
+					gr = &GroupRate{}
+					groups[group] = gr
+				}
+				gr.Rows++
+				if favorable {
+					gr.Favorable++
+				}
+			}
 			for _, r := range recs {
 				if r.Route != route || int(r.Version) != in.Candidate || r.Error != "" || r.Attributes == "" {
 					continue
 				}
 				var attrs map[string]string
-				if json.Unmarshal([]byte(r.Attributes), &attrs) != nil || attrs[g.ProtectedAttribute] == "" {
+				var feats map[string]float64
+				if json.Unmarshal([]byte(r.Attributes), &attrs) != nil || attrs[g.ProtectedAttribute] == "" || json.Unmarshal([]byte(r.Inputs), &feats) != nil {
 					continue
 				}
-				gr := groups[attrs[g.ProtectedAttribute]]
-				if gr == nil {
-					gr = &GroupRate{}
-					groups[attrs[g.ProtectedAttribute]] = gr
+				x, err := pm.Vector(feats)
+				if err != nil {
+					continue
 				}
-				gr.Rows++
-				if r.Prediction >= m.Linear.Intercept {
-					gr.Favorable++
-				}
+				group := attrs[g.ProtectedAttribute]
+				add(cand, group, r.Prediction >= threshold)
+				add(prod, group, pm.Predict(x) >= threshold)
 			}
-			if len(groups) > 1 {
-				res.Fairness = disparateImpact(g.ProtectedAttribute, m.Linear.Intercept, groups, max(g.MinGroupRows, 1))
-				if res.Fairness.Lowest != res.Fairness.Highest && res.Fairness.DisparateImpact < g.MinDisparateImpact {
-					breaches = append(breaches, fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f", g.ProtectedAttribute,
-						res.Fairness.DisparateImpact, res.Fairness.Lowest, res.Fairness.Highest, g.MinDisparateImpact))
+			if len(cand) > 1 {
+				res.Fairness = disparateImpact(g.ProtectedAttribute, threshold, cand, max(g.MinGroupRows, 1))
+				res.ProductionFairness = disparateImpact(g.ProtectedAttribute, threshold, prod, max(g.MinGroupRows, 1))
+				f, pf := res.Fairness, res.ProductionFairness
+				if f.Lowest != f.Highest && f.DisparateImpact < g.MinDisparateImpact && f.DisparateImpact < pf.DisparateImpact {
+					lo, hi := f.Groups[f.Lowest], f.Groups[f.Highest]
+					if p := ratesDiffer(lo, hi); p < g.MAEAlpha {
+						breaches = append(breaches, fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f and below production's %.3f on the same requests (p %.2g)",
+							g.ProtectedAttribute, f.DisparateImpact, f.Lowest, f.Highest, g.MinDisparateImpact, pf.DisparateImpact, p))
+					}
 				}
 			}
 		}

@@ -188,6 +188,7 @@ type CanaryEvalResult struct {
 	Candidate, Production RouteStats
 	MAE                   *LiveMAE         `json:",omitempty"`
 	Fairness              *FairnessResult  `json:",omitempty"`
+	ProductionFairness    *FairnessResult  `json:",omitempty"` // production on the candidate\'s requests
 	PredictionDrift       *PredictionDrift `json:",omitempty"`
 	EvidenceURI           string
 }

@@ -55,8 +55,11 @@ wait_for "Temporal" port_open 7233
 stop worker
 stop serve
 stop approvals
+stop weather
+start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
 start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml
-start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s
+start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
+  --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start approvals "$BIN/driftline" approvals --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --hs256-key-file "$DATA/approvals.key"
 wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080

@@ -18,6 +18,9 @@ type Metrics struct {
 	Version    *prometheus.GaugeVec
 	LoadErrors *prometheus.CounterVec
 	Dropped    prometheus.Counter
+	// Enrichment of missing features (enrich.go).
+	Enrichments  *prometheus.CounterVec
+	BreakerState *prometheus.GaugeVec
 }
 
 // NewMetrics builds and registers the metrics.
@@ -37,6 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "prediction_log_dropped_total", Help: "Prediction log records dropped because the buffer was full."}),
 	}
 	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped)
+	newEnrichmentMetrics(reg, m)
 	return m
 }
 

@@ -37,6 +37,8 @@ type Options struct {
 	// LogFlush is how often the prediction log is flushed; LogBuffer bounds it.
 	LogFlush  time.Duration
 	LogBuffer int
+	// Enrich fills in features requests do not carry (optional).
+	Enrich []*Enricher
 }
 
 // Server answers predictions for a set of models.
@@ -77,6 +79,9 @@ func New(o Options) (*Server, error) {
 	}
 	s.log = predlog.NewWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
 	s.log.OnDrop = s.metrics.Dropped.Inc
+	for _, e := range o.Enrich {
+		e.init(s.metrics)
+	}
 	s.labels = predlog.NewLabelWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
 	s.labels.OnDrop = s.metrics.Dropped.Inc
 	s.mux = http.NewServeMux()
@@ -204,7 +209,7 @@ type PredictResponse struct {
 	Route        string         `json:"route"`
 	Prediction   float64        `json:"prediction"`
 	Predictions  []float64      `json:"predictions,omitempty"`
-	Fallback     string         `json:"fallback,omitempty"` // why production answered a canary-routed request
+	Fallback     string         `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
 	Explanation  *Explanation   `json:"explanation,omitempty"`
 	Explanations []*Explanation `json:"explanations,omitempty"`
 }
@@ -237,6 +242,17 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	if t.production == nil {
 		return answer{}, &httpErr{http.StatusServiceUnavailable, fmt.Sprintf("model %q has no production version loaded yet", name)}
 	}
+	var enrichNote []string
+	for _, e := range s.opts.Enrich {
+		note, err := e.Fill(context.Background(), name, rows, attrs)
+		if err != nil {
+			return answer{}, &httpErr{http.StatusBadRequest, err.Error()}
+		}
+		if note != "" {
+			enrichNote = append(enrichNote, note)
+		}
+	}
+	enriched := strings.Join(enrichNote, "; ")
 	attrJSON := ""
 	if len(attrs) > 0 {
 		b, _ := json.Marshal(attrs)
@@ -251,7 +267,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 			}
 			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(l.version), Route: route,
 				RoutingKey: routingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
-				Attributes: attrJSON, Fallback: fallback}
+				Attributes: attrJSON, Fallback: strings.Trim(fallback+"; "+enriched, "; ")}
 			if preds != nil {
 				rec.Prediction = preds[i]
 			}
@@ -268,7 +284,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 		switch {
 		case err == nil && !t.shadow:
 			logRows(t.canary, route, preds, "", "")
-			return answer{version: t.canary.version, route: route, preds: preds, explanations: expl}, nil
+			return answer{version: t.canary.version, route: route, preds: preds, explanations: expl, fallback: enriched}, nil
 		case err == nil:
 			logRows(t.canary, route, preds, "", "")
 		default:
@@ -288,7 +304,8 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	if fallback == "" {
 		logRows(t.production, "production", preds, "", "")
 	}
-	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl, fallback: fallback}, nil
+	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl,
+		fallback: strings.Trim(fallback+"; "+enriched, "; ")}, nil
 }
 
 func scoreAll(m *model.Model, rows []map[string]float64, explain bool) ([]float64, []*Explanation, error) {

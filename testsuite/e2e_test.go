@@ -193,9 +193,11 @@ func TestEndToEnd(t *testing.T) {
 
 	// Live client traffic from the holiday season, as the canary needs.
 	var rows []dataset.RetailRow
-	for _, r := range cfg.RetailDay(cfg.Days - 1) {
-		if !math.IsNaN(r.Temperature) {
-			rows = append(rows, r)
+	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
+		for _, r := range cfg.RetailDay(day) {
+			if !math.IsNaN(r.Temperature) {
+				rows = append(rows, r)
+			}
 		}
 	}
 	tctx, stopTraffic := context.WithCancel(ctx)

@@ -96,9 +96,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 
 	fmt.Printf("\n== 3. second run: %s..%s (holiday season, prices up): drift, retrain, canary with live traffic\n", demoFrom2, demoTo2)
 	var rows []dataset.RetailRow
-	for _, r := range cfg.RetailDay(cfg.Days - 1) {
-		if !math.IsNaN(r.Temperature) {
-			rows = append(rows, r)
+	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
+		for _, r := range cfg.RetailDay(day) {
+			if !math.IsNaN(r.Temperature) {
+				rows = append(rows, r)
+			}
 		}
 	}
 	tctx, stopTraffic := context.WithCancel(ctx)
@@ -130,6 +132,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	req := traffic.FromRetail(rows[0])
 	req.Explain = true
+	// The store system does not know the weather: serving fills the temperature in from the
+	// weather source (through a timeout and a circuit breaker).
+	delete(req.Features, "temperature")
 	if err := predictAndPrint(ctx, *url, sp.Model, req); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"demo":      {"run the end-to-end demo (make demo)", cmdDemo},
 	"approvals": {"run the authenticated approvals endpoint (HTTP, bearer tokens)", cmdApprovals},
 	"token":     {"mint a development approval token (HS256)", cmdToken},
+	"weather":   {"serve the demo's weather source (feature enrichment)", cmdWeather},
 	"drift":     {"show a run's drift report, or drift of live predictions", cmdDrift},
 }
 

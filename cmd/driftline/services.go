@@ -116,15 +116,26 @@ func cmdServe(ctx context.Context, args []string) error {
 	models := fs.String("models", "demand", "comma-separated models to serve")
 	poll := fs.Duration("poll", time.Second, "how often to check each deployment pointer")
 	flush := fs.Duration("log-flush", 2*time.Second, "how often the prediction log is flushed to S3")
+	enrichFeature := fs.String("enrich-feature", "", "feature to fill in when a request lacks it (e.g. temperature)")
+	enrichURL := fs.String("enrich-url", "", "source of that feature, with {attribute} placeholders, answering {\"<feature>\": x}")
+	enrichTimeout := fs.Duration("enrich-timeout", 100*time.Millisecond, "timeout of one enrichment call")
+	enrichDefault := fs.Float64("enrich-default", 0, "value used when the source fails and no value was seen for the key")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var enrich []*serving.Enricher
+	if *enrichFeature != "" {
+		if *enrichURL == "" {
+			return errors.New("--enrich-feature needs --enrich-url")
+		}
+		enrich = append(enrich, &serving.Enricher{Feature: *enrichFeature, URL: *enrichURL, Timeout: *enrichTimeout, Default: *enrichDefault})
 	}
 	b, err := config.OpenBucket(ctx, s3)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host})
+	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich})
 	if err != nil {
 		return err
 	}
@@ -186,5 +197,43 @@ func datagen(ctx context.Context, b objstore.Bucket, name string, cfg dataset.Re
 	fmt.Printf("dataset %s: %d stores x %d items x %d days from %s (seed %d); holiday season and price change from %s\n",
 		name, cfg.Stores, cfg.Items, cfg.Days, cfg.Start.Format(dataset.DateLayout), cfg.Seed, cfg.ShiftDate().Format(dataset.DateLayout))
 	fmt.Printf("  %d partitions written, %d already there (partitions are immutable) under %s\n", w, e, b.URI("datasets/"+name+"/"))
+	return nil
+}
+
+// cmdWeather serves the demo's weather source: the mean temperature of a region on the last
+// day of the demo dataset, at /v1/weather?region=<region>.
+func cmdWeather(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("weather", flag.ContinueOnError)
+	listen := fs.String("listen", ":8095", "HTTP address")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := dataset.DefaultRetail()
+	sums, counts := map[string]float64{}, map[string]float64{}
+	for _, r := range cfg.RetailDay(cfg.Days - 1) {
+		if r.Temperature == r.Temperature { // skip the NaN sensor outages
+			sums[r.Region] += r.Temperature
+			counts[r.Region]++
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/weather", func(w http.ResponseWriter, r *http.Request) {
+		region := r.URL.Query().Get("region")
+		if counts[region] == 0 {
+			http.Error(w, `{"error": "unknown region"}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"temperature": %.2f}`, sums[region]/counts[region])
+	})
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	fmt.Printf("weather source on %s\n", *listen)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }
