@@ -73,10 +73,12 @@ test: tools lint unit fuzz
 # Benchmarks (not part of make test): numbers in docs/benchmarks.md come from these.
 bench-deps:
 	@/usr/bin/python3 -c "import scipy" 2>/dev/null || (apt-get update && apt-get install -y python3-scipy python3-numpy)
+	@command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
 
 bench: $(BIN)/minio bench-deps
 	bench/drift.sh
 	bench/scan.sh 1024
+	bench/serve.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +52,7 @@ type Server struct {
 	log      *predlog.Writer[predlog.Record]
 	labels   *predlog.Writer[predlog.Label]
 	mux      *http.ServeMux
+	series   sync.Map // okSeries by model, version, route
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -172,23 +175,24 @@ func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 // PredictRequest is the body of POST /v1/models/{name}:predict: one record in features, or a
 // batch in instances.
 type PredictRequest struct {
-	RequestID  string                       `json:"request_id"`
-	RoutingKey string                       `json:"routing_key"`
-	Features   map[string]json.RawMessage   `json:"features"`
-	Instances  []map[string]json.RawMessage `json:"instances"`
-	Explain    bool                         `json:"explain"`
+	RequestID  string           `json:"request_id"`
+	RoutingKey string           `json:"routing_key"`
+	Features   map[string]any   `json:"features"`
+	Instances  []map[string]any `json:"instances"`
+	Explain    bool             `json:"explain"`
 	// Attributes are logged with the prediction but not used by the model (e.g. the protected
 	// attribute the canary checks for disparate impact).
 	Attributes map[string]string `json:"attributes"`
 }
 
 // numbers checks that every feature value is a JSON number, naming the first that is not.
-func numbers(raw map[string]json.RawMessage, at string) (map[string]float64, error) {
+func numbers(raw map[string]any, at string) (map[string]float64, error) {
 	out := make(map[string]float64, len(raw))
 	for k, v := range raw {
-		var f float64
-		if err := json.Unmarshal(v, &f); err != nil {
-			return nil, fmt.Errorf("%s%s: want a number, got %s", at, k, v)
+		f, ok := v.(float64)
+		if !ok {
+			b, _ := json.Marshal(v)
+			return nil, fmt.Errorf("%s%s: want a number, got %s", at, k, b)
 		}
 		out[k] = f
 	}
@@ -260,7 +264,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	}
 	logRows := func(l *loaded, route string, preds []float64, errMsg, fallback string) {
 		for i, x := range rows {
-			inputs, _ := json.Marshal(x)
+			inputs := appendInputs(nil, x)
 			id := requestID
 			if len(rows) > 1 {
 				id = fmt.Sprintf("%s/%d", requestID, i)
@@ -306,6 +310,26 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	}
 	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl,
 		fallback: strings.Trim(fallback+"; "+enriched, "; ")}, nil
+}
+
+// appendInputs writes a row's features as a JSON object with sorted keys, without reflection
+// (this runs on every request).
+func appendInputs(b []byte, x map[string]float64) []byte {
+	keys := make([]string, 0, len(x))
+	for k := range x {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, k)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, x[k], 'g', -1, 64)
+	}
+	return append(b, '}')
 }
 
 func scoreAll(m *model.Model, rows []map[string]float64, explain bool) ([]float64, []*Explanation, error) {
@@ -397,8 +421,30 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse, start time.Time) {
 	writeJSON(w, http.StatusOK, resp)
-	s.metrics.Requests.WithLabelValues(name, strconv.Itoa(resp.Version), resp.Route, "200").Inc()
-	s.metrics.Latency.WithLabelValues(name, resp.Route).Observe(time.Since(start).Seconds())
+	s.okMetrics(name, resp.Version, resp.Route).observe(time.Since(start))
+}
+
+// okSeries are the metric children of successful answers of one model, version and route,
+// looked up once instead of hashing label values on every request.
+type okSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (o okSeries) observe(d time.Duration) {
+	o.requests.Inc()
+	o.latency.Observe(d.Seconds())
+}
+
+func (s *Server) okMetrics(name string, version int, route string) okSeries {
+	key := name + "\x00" + strconv.Itoa(version) + "\x00" + route
+	if v, ok := s.series.Load(key); ok {
+		return v.(okSeries)
+	}
+	o := okSeries{requests: s.metrics.Requests.WithLabelValues(name, strconv.Itoa(version), route, "200"),
+		latency: s.metrics.Latency.WithLabelValues(name, route)}
+	s.series.Store(key, o)
+	return o
 }
 
 func score(m *model.Model, feats map[string]float64, explain bool) (float64, *Explanation, error) {
@@ -452,10 +498,18 @@ func httpError(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
+// idPrefix makes request ids unique across replicas and restarts; the counter within one.
+var (
+	idPrefix = func() string {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}()
+	idCounter atomic.Uint64
+)
+
 func randomID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
 }
 
 // ListenAndServe runs the HTTP server with hardened timeouts until ctx is done, then drains

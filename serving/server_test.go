@@ -199,3 +199,11 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 	}
 	require.True(t, found, "the failed canary request is in the prediction log")
 }
+
+func TestAppendInputsIsJSON(t *testing.T) {
+	x := map[string]float64{"b": 1.5, "a": -2, "c\"q": 1e-9}
+	var back map[string]float64
+	require.NoError(t, json.Unmarshal(appendInputs(nil, x), &back))
+	require.Equal(t, x, back)
+	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(appendInputs(nil, x)))
+}

@@ -194,8 +194,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
-	s.metrics.Requests.WithLabelValues(name, strconv.Itoa(a.version), a.route, "200").Inc()
-	s.metrics.Latency.WithLabelValues(name, a.route).Observe(time.Since(start).Seconds())
+	s.okMetrics(name, a.version, a.route).observe(time.Since(start))
 }
 
 // FeedbackRequest carries ground-truth labels by request id.

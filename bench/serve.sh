@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Serving throughput and latency: the serving worker (ridge demo model, real handler with
+# routing, prediction log and metrics) against a bare net/http handler returning a constant,
+# same machine, same run. Needs wrk and hey (Debian packages; make bench-deps installs them).
+#   bench/serve.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+dir=$(mktemp -d)
+go build -o "$dir/servebench" ./bench/servebench
+"$dir/servebench" -serving 127.0.0.1:18080 -bare 127.0.0.1:18081 >"$dir/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/18080" 2>/dev/null && break; sleep 0.1; done
+body='{"routing_key":"store-1/item-1","features":{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}}'
+explain='{"routing_key":"store-1/item-1","explain":true,"features":{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}}'
+cat >"$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+rps() { wrk -t2 -c64 -d"${secs}s" -s "$dir/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# Three interleaved rounds (the load generator shares the machine): medians.
+bares=() serves=()
+for round in 1 2 3; do
+  bares+=("$(rps http://127.0.0.1:18081/v1/models/demand:predict)")
+  serves+=("$(rps http://127.0.0.1:18080/v1/models/demand:predict)")
+  echo "round $round: bare ${bares[-1]} req/s, serving ${serves[-1]} req/s"
+done
+median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+bare=$(median "${bares[@]}")
+serve=$(median "${serves[@]}")
+echo "max throughput (wrk -t2 -c64, ${secs}s, median of 3): bare handler $bare req/s, driftline serving $serve req/s"
+awk -v s="$serve" -v b="$bare" 'BEGIN { printf "ratio: serving reaches %.0f%% of the bare handler\n", 100 * s / b }'
+p99() { hey -z "${secs}s" -c 10 -q 100 -m POST -T application/json -d "$1" http://127.0.0.1:18080/v1/models/demand:predict | awk '/ 99%/ {print $3 * 1000 " ms"}'; }
+echo "p99 at 1,000 req/s (hey -c 10 -q 100, ${secs}s): $(p99 "$body"); with explain=true: $(p99 "$explain")"

@@ -1,0 +1,83 @@
+// Command servebench serves the demo model (ridge, trained on the demo data) through the real
+// serving handler, and a bare net/http handler that returns a constant, side by side, for
+// bench/serve.sh to load with wrk and hey.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/serving"
+)
+
+func main() {
+	servingAddr := flag.String("serving", "127.0.0.1:18080", "serving worker address")
+	bareAddr := flag.String("bare", "127.0.0.1:18081", "bare handler address")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	store := objstore.NewMem()
+	r := registry.New(store)
+	features := []string{"price", "promo", "weekday", "temperature", "item_popularity"}
+	acc := model.NewRidgeAccumulator(len(features))
+	cfg := dataset.DefaultRetail()
+	for day := 30; day < 58; day++ {
+		for _, row := range cfg.RetailDay(day) {
+			if row.Temperature == row.Temperature {
+				acc.Add([]float64{row.Price, float64(row.Promo), float64(row.Weekday), row.Temperature, row.ItemPopularity}, row.UnitsSold)
+			}
+		}
+	}
+	lin, err := acc.Fit(1)
+	if err != nil {
+		panic(err)
+	}
+	art, err := (&model.Model{Family: "linear", Trainer: "ridge", Features: features, Target: "units_sold", Linear: lin}).Marshal()
+	if err != nil {
+		panic(err)
+	}
+	v, err := r.Register(ctx, registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: "bench"}}, art, drift.Profile{}, nil)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := r.UpdateDeployment(ctx, "demand", registry.Change{Action: "promote", Key: "bench"}, func(d *registry.Deployment) error {
+		d.Production = v.Version
+		return nil
+	}); err != nil {
+		panic(err)
+	}
+	s, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: time.Hour})
+	if err != nil {
+		panic(err)
+	}
+	s.Start(ctx)
+	go func() {
+		bare := http.NewServeMux()
+		bare.HandleFunc("POST /v1/models/{action}", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"model":"demand","version":1,"route":"production","prediction":12.5}`+"\n")
+		})
+		srv := &http.Server{Addr: *bareAddr, Handler: bare, ReadHeaderTimeout: 5 * time.Second}
+		if err := srv.ListenAndServe(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}()
+	fmt.Printf("serving v%d on %s, bare handler on %s\n", v.Version, *servingAddr, *bareAddr)
+	if err := s.ListenAndServe(ctx, *servingAddr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
