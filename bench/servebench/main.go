@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"time"
 
@@ -24,7 +25,11 @@ import (
 func main() {
 	servingAddr := flag.String("serving", "127.0.0.1:18080", "serving worker address")
 	bareAddr := flag.String("bare", "127.0.0.1:18081", "bare handler address")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (profiling the handler under load)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	store := objstore.NewMem()
