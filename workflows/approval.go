@@ -100,21 +100,28 @@ func (a *approvals) decide(approve bool, req Approval, via string) {
 	a.r.status.Approval = &Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
 }
 
-// wait blocks durably until a decision or the timeout.
-func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut bool, err error) {
+// prepare looks up who may approve (RBAC) and notifies them, before the run shows it waits:
+// the stage changes only once an approval can be accepted.
+func (a *approvals) prepare(version int, timeout time.Duration) error {
 	if workflow.GetVersion(a.r.ctx, "rbac-approvals", workflow.DefaultVersion, 1) >= 1 {
 		a.rbac = true
 		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "who may approve (RBAC)"), pol.Approvers,
 			activities.ApproversInput{Model: a.r.in.Spec.Model}).Get(a.r.ctx, &a.approvers); err != nil {
-			return false, false, err
+			return err
 		}
 		a.r.status.Approvers = a.approvers
 		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "notify approvers"), pol.NotifyApproval, activities.ApprovalRequest{
 			Model: a.r.in.Spec.Model, RunID: a.r.runID, WorkflowID: a.r.wfID, Version: version, Approvers: a.approvers,
 			Timeout: timeout, Evidence: a.r.memo()}).Get(a.r.ctx, nil); err != nil {
-			return false, false, err
+			return err
 		}
 	}
+	return nil
+}
+
+// wait blocks durably until a decision or the timeout. The caller enters the approval stage
+// just before, in the same workflow task, so the stage and the readiness to accept agree.
+func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut bool, err error) {
 	a.awaiting = version
 	ok, err := workflow.AwaitWithTimeout(a.r.ctx, timeout, func() bool { return a.decided })
 	if err != nil {

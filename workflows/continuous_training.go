@@ -260,6 +260,9 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 
 	// 8 Approval
 	if pr.ApprovalRequired {
+		if err := approvals.prepare(rr.Version, in.Spec.Approval.Timeout.Duration); err != nil {
+			return r.fail(err)
+		}
 		r.enter(StageApproval)
 		approved, timedOut, err := approvals.wait(rr.Version, in.Spec.Approval.Timeout.Duration)
 		if err != nil {

@@ -21,7 +21,8 @@ import (
 type ctSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
+	env            *testsuite.TestWorkflowEnvironment
+	approversDelay time.Duration // how long the RBAC lookup takes (virtual time)
 }
 
 func TestContinuousTraining(t *testing.T) { suite.Run(t, new(ctSuite)) }
@@ -37,7 +38,9 @@ func (s *ctSuite) SetupTest() {
 	s.env.RegisterActivity(&activities.Canary{})
 	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
-	s.env.OnActivity(pol.Approvers, mock.Anything, mock.Anything).Return([]string{"group:ml-platform", "user:alice", "user:bob"}, nil).Maybe()
+	s.approversDelay = 0
+	s.env.OnActivity(pol.Approvers, mock.Anything, mock.Anything).AfterFn(func() time.Duration { return s.approversDelay }).
+		Return([]string{"group:ml-platform", "user:alice", "user:bob"}, nil).Maybe()
 	s.env.OnActivity(pol.NotifyApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
@@ -411,4 +414,34 @@ func (s *ctSuite) TestCanaryRampRollsBackAtTheFirstBadStep() {
 			s.env.AssertExpectations(s.T())
 		})
 	}
+}
+
+// The run shows awaiting_approval only once it can accept an approval: an approver who acts
+// the moment the stage appears is accepted (the RBAC lookup may be slow).
+func (s *ctSuite) TestApprovalStageAppearsOnlyWhenReady() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.allow(true)
+	s.approversDelay = time.Minute
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	for _, at := range []time.Duration{10 * time.Second, 30 * time.Second, 50 * time.Second, 70 * time.Second, 90 * time.Second} {
+		s.env.RegisterDelayedCallback(func() {
+			q, err := s.env.QueryWorkflow(QueryStatus)
+			s.NoError(err)
+			var st Status
+			s.NoError(q.Get(&st))
+			if st.Stage != StageApproval || st.Approval != nil {
+				return
+			}
+			s.Equal([]string{"group:ml-platform", "user:alice", "user:bob"}, st.Approvers, "the stage appears with its approvers")
+			s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
+				OnReject: func(err error) { s.Fail("an approval sent when the stage showed was refused", err.Error()) }, OnComplete: func(any, error) {}},
+				Approval{Approver: "alice", Reason: "as soon as it showed", Version: st.CandidateVersion})
+		}, at)
+	}
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal("alice", st.Approval.Approver)
 }
