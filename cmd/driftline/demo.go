@@ -73,15 +73,18 @@ func cmdDemo(ctx context.Context, args []string) error {
 		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through %s with a bearer token\n",
 			st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
 		tok, err := approvals.Mint(keys.HMAC, "alice", nil, 10*time.Minute)
-		if err == nil {
+		for attempt := 0; err == nil && attempt < 10; attempt++ {
 			var out string
 			out, err = postDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
 			if err == nil {
 				fmt.Printf("  %s\n", out)
 				return
 			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		fmt.Printf("  approval failed: %v\n", err)
+		// Do not leave the demo waiting for the approval timeout.
+		fmt.Printf("  approval failed: %v; ending the run\n", err)
+		_ = c.TerminateWorkflow(ctx, workflows.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
 	}
 
 	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
