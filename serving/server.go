@@ -153,15 +153,24 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, out)
 }
 
-func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
-	wt, ok := s.watchers[r.PathValue("name")]
+// servingTable finds a model's current table, answering 404 or 503 itself when there is none.
+func (s *Server) servingTable(w http.ResponseWriter, name string) (*watcher, *table, bool) {
+	wt, ok := s.watchers[name]
 	if !ok {
-		httpError(w, http.StatusNotFound, "unknown model %q", r.PathValue("name"))
-		return
+		httpError(w, http.StatusNotFound, "unknown model %q", name)
+		return nil, nil, false
 	}
 	t := wt.current.Load()
 	if t.production == nil {
 		httpError(w, http.StatusServiceUnavailable, "model %q has no production version loaded", wt.name)
+		return nil, nil, false
+	}
+	return wt, t, true
+}
+
+func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
+	wt, t, ok := s.servingTable(w, r.PathValue("name"))
+	if !ok {
 		return
 	}
 	out := map[string]any{"model": wt.name, "production": t.production.version, "features": t.production.model.Features,

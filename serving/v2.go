@@ -73,14 +73,8 @@ func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) v2Metadata(w http.ResponseWriter, r *http.Request) {
-	wt, ok := s.watchers[r.PathValue("name")]
+	wt, t, ok := s.servingTable(w, r.PathValue("name"))
 	if !ok {
-		httpError(w, http.StatusNotFound, "unknown model %q", r.PathValue("name"))
-		return
-	}
-	t := wt.current.Load()
-	if t.production == nil {
-		httpError(w, http.StatusServiceUnavailable, "model %q has no production version loaded", wt.name)
 		return
 	}
 	versions := []string{strconv.Itoa(t.production.version)}
