@@ -66,6 +66,7 @@ unit:
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) ./serving
+	go test -run '^$$' -fuzz FuzzFastDecodeAgrees -fuzztime $(FUZZTIME) ./serving
 	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) ./dataset
 
 test: tools lint unit fuzz

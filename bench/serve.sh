@@ -31,6 +31,9 @@ median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 bare=$(median "${bares[@]}")
 serve=$(median "${serves[@]}")
 echo "max throughput (wrk -t2 -c64, ${secs}s, median of 3): bare handler $bare req/s, driftline serving $serve req/s"
-awk -v s="$serve" -v b="$bare" 'BEGIN { printf "ratio: serving reaches %.0f%% of the bare handler\n", 100 * s / b }'
+awk -v s="$serve" -v b="$bare" 'BEGIN { printf "ratio of the medians: serving reaches %.0f%% of the bare handler\n", 100 * s / b }'
+ratios=()
+for i in 0 1 2; do ratios+=("$(awk -v s="${serves[$i]}" -v b="${bares[$i]}" 'BEGIN { printf "%.3f", s / b }')"); done
+echo "paired ratios per round: ${ratios[*]}; median $(median "${ratios[@]}")"
 p99() { hey -z "${secs}s" -c 10 -q 100 -m POST -T application/json -d "$1" http://127.0.0.1:18080/v1/models/demand:predict | awk '/ 99%/ {print $3 * 1000 " ms"}'; }
 echo "p99 at 1,000 req/s (hey -c 10 -q 100, ${secs}s): $(p99 "$body"); with explain=true: $(p99 "$explain")"

@@ -3,6 +3,7 @@ package serving
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,33 @@ func FuzzDecodePredict(f *testing.F) {
 		}
 		if _, err := numbers(pr.Features, "features."); err != nil && !strings.Contains(err.Error(), "features.") {
 			t.Fatalf("feature error does not name the field: %v", err)
+		}
+	})
+}
+
+// FuzzFastDecodeAgrees: whenever the fast path accepts a body, the strict decoder accepts it
+// too and yields the same request.
+func FuzzFastDecodeAgrees(f *testing.F) {
+	for _, seed := range []string{
+		`{"routing_key":"store-1/item-1","features":{"price":9.5,"promo":1,"weekday":5},"explain":true}`,
+		`{"request_id":"a","features":{},"attributes":{"region":"north"}}`,
+		` { "features" : { "x" : -0.5e-3 } } `, `{"features":{"x":1},"features":{"x":2}}`,
+		`{"features":{"x":01}}`, `{"features":{"x":1.}}`, `{"features":{"x":1e400}}`, `{"features":{"x":"1"}}`,
+		`{"request_id":"a\"b","features":{}}`, `{"features":{"x":1}} x`, `{"explain":true}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		fast, ok := fastDecodePredict([]byte(body))
+		if !ok {
+			return
+		}
+		var slow PredictRequest
+		if code, err := decodeStrictBytes([]byte(body), &slow); err != nil {
+			t.Fatalf("fast path accepted what the strict decoder refuses (%d %v): %q", code, err, body)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast %+v != strict %+v for %q", fast, slow, body)
 		}
 	})
 }

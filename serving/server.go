@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -273,7 +274,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	}
 	logRows := func(l *loaded, route string, preds []float64, errMsg, fallback string) {
 		for i, x := range rows {
-			inputs := appendInputs(nil, x)
+			inputs := appendInputs(make([]byte, 0, 128), x, l.model.Features)
 			id := requestID
 			if len(rows) > 1 {
 				id = fmt.Sprintf("%s/%d", requestID, i)
@@ -321,22 +322,36 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 		fallback: strings.Trim(fallback+"; "+enriched, "; ")}, nil
 }
 
-// appendInputs writes a row's features as a JSON object with sorted keys, without reflection
-// (this runs on every request).
-func appendInputs(b []byte, x map[string]float64) []byte {
-	keys := make([]string, 0, len(x))
-	for k := range x {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+// appendInputs writes a row's features as a JSON object without reflection (this runs on
+// every request): the keys in order first, then any others sorted.
+func appendInputs(b []byte, x map[string]float64, order []string) []byte {
 	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
+	n := 0
+	field := func(k string, v float64) {
+		if n > 0 {
 			b = append(b, ',')
 		}
+		n++
 		b = strconv.AppendQuote(b, k)
 		b = append(b, ':')
-		b = strconv.AppendFloat(b, x[k], 'g', -1, 64)
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	for _, k := range order {
+		if v, ok := x[k]; ok {
+			field(k, v)
+		}
+	}
+	if n < len(x) {
+		var rest []string
+		for k := range x {
+			if !slices.Contains(order, k) {
+				rest = append(rest, k)
+			}
+		}
+		slices.Sort(rest)
+		for _, k := range rest {
+			field(k, x[k])
+		}
 	}
 	return append(b, '}')
 }
@@ -371,11 +386,22 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
 		return
 	}
-	var req PredictRequest
-	if code, err := decodeStrict(w, r, &req); err != nil {
+	body, code, err := readBody(w, r)
+	if err != nil {
 		httpError(w, code, "%v", err)
 		s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
 		return
+	}
+	// The common shape is parsed without reflection; anything else, errors included, by the
+	// strict decoder.
+	req, fast := fastDecodePredict(body)
+	if !fast {
+		req = PredictRequest{}
+		if code, err := decodeStrictBytes(body, &req); err != nil {
+			httpError(w, code, "%v", err)
+			s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
+			return
+		}
 	}
 	var rows []map[string]float64
 	switch {
@@ -429,7 +455,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse, start time.Time) {
-	writeJSON(w, http.StatusOK, resp)
+	if b, ok := appendPredictResponse(make([]byte, 0, 256), resp); ok {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	} else {
+		writeJSON(w, http.StatusOK, resp)
+	}
 	s.okMetrics(name, resp.Version, resp.Route).observe(time.Since(start))
 }
 
@@ -473,17 +504,35 @@ func score(m *model.Model, feats map[string]float64, explain bool) (float64, *Ex
 	return pred, e, nil
 }
 
+// readBody reads a request body of at most MaxBodyBytes (413 beyond).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", MaxBodyBytes)
+	case err != nil:
+		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %v", err)
+	}
+	return b, 0, nil
+}
+
 // decodeStrict decodes one JSON object, refusing unknown fields, trailing data and bodies over
 // MaxBodyBytes, with an error that names the problem.
 func decodeStrict(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	b, code, err := readBody(w, r)
+	if err != nil {
+		return code, err
+	}
+	return decodeStrictBytes(b, v)
+}
+
+func decodeStrictBytes(b []byte, v any) (int, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", MaxBodyBytes)
 		case errors.As(err, &te):
 			return http.StatusBadRequest, fmt.Errorf("field %q: got JSON %s, want %s", te.Field, te.Value, te.Type)
 		case errors.Is(err, io.EOF):

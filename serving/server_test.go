@@ -203,7 +203,27 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 func TestAppendInputsIsJSON(t *testing.T) {
 	x := map[string]float64{"b": 1.5, "a": -2, "c\"q": 1e-9}
 	var back map[string]float64
-	require.NoError(t, json.Unmarshal(appendInputs(nil, x), &back))
+	require.NoError(t, json.Unmarshal(appendInputs(nil, x, nil), &back))
 	require.Equal(t, x, back)
-	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(appendInputs(nil, x)))
+	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(appendInputs(nil, x, nil)))
+	require.Equal(t, `{"b":1.5,"a":-2,"c\"q":1e-09}`, string(appendInputs(nil, x, []string{"b", "zz"})), "model order first, the rest sorted")
+}
+
+func TestFastPathsAgreeWithEncodingJSON(t *testing.T) {
+	req, ok := fastDecodePredict([]byte(`{"request_id":"r1","routing_key":"k","features":{"price":9.5,"promo":1},"explain":false,"attributes":{"region":"north"}}`))
+	require.True(t, ok)
+	require.Equal(t, PredictRequest{RequestID: "r1", RoutingKey: "k", Features: map[string]any{"price": 9.5, "promo": 1.0}, Attributes: map[string]string{"region": "north"}}, req)
+	for _, body := range []string{`{"features":{"x":1},"instances":[]}`, `{"features":{"x":"1"}}`, `{"features":{"x":1e400}}`,
+		`{"request_id":"\u0041","features":{}}`, `{"features":{"x":1},"features":{"x":1}}`, `{"features":{"x":1}}{}`, `{"explain":true}`} {
+		_, ok := fastDecodePredict([]byte(body))
+		require.False(t, ok, "the strict decoder handles %s", body)
+	}
+	resp := PredictResponse{RequestID: "r1", Model: "demand", Version: 3, Route: "canary", Prediction: 12.25, Fallback: "temperature: source failed"}
+	b, ok := appendPredictResponse(nil, resp)
+	require.True(t, ok)
+	var back PredictResponse
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, resp, back)
+	_, ok = appendPredictResponse(nil, PredictResponse{Model: "a\"b"})
+	require.False(t, ok, "escapes go through encoding/json")
 }
