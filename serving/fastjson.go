@@ -177,26 +177,22 @@ func (p *scanner) number() (float64, bool) {
 }
 
 func (p *scanner) numberObject() (map[string]any, bool) {
-	out := map[string]any{}
-	ok := p.object(func(k string) bool {
-		if _, dup := out[k]; dup {
-			return false
-		}
-		f, ok := p.number()
-		out[k] = f
-		return ok
-	})
-	return out, ok
+	return objectOf(p, func() (any, bool) { return p.number() })
 }
 
 func (p *scanner) stringObject() (map[string]string, bool) {
-	out := map[string]string{}
+	return objectOf(p, p.str)
+}
+
+// objectOf reads {"k": value, ...} into a map, refusing repeated keys.
+func objectOf[V any](p *scanner, value func() (V, bool)) (map[string]V, bool) {
+	out := map[string]V{}
 	ok := p.object(func(k string) bool {
 		if _, dup := out[k]; dup {
 			return false
 		}
-		s, ok := p.str()
-		out[k] = s
+		v, ok := value()
+		out[k] = v
 		return ok
 	})
 	return out, ok

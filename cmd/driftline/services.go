@@ -92,11 +92,7 @@ func cmdWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	c, err := config.TemporalClient()
+	b, c, err := config.Connect(ctx, s3)
 	if err != nil {
 		return err
 	}

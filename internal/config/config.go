@@ -62,3 +62,16 @@ func orDefault(v, d string) string {
 	}
 	return v
 }
+
+// Connect opens the bucket and dials Temporal; the caller closes the client.
+func Connect(ctx context.Context, c *objstore.S3Config) (*objstore.S3, client.Client, error) {
+	b, err := OpenBucket(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := TemporalClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, tc, nil
+}
