@@ -1,0 +1,169 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// MaxBins is the most value bins a feature can have; bin 0 always holds missing values, so a
+// binned value fits in a uint8.
+const MaxBins = 255
+
+// MaxCategories is the most distinct category codes a categorical feature can carry
+// (codes 0..MaxCategories-1); any other code falls in one shared "other" bin.
+const MaxCategories = 254
+
+// FeatureBins maps one feature's raw values to bins. Numeric: bin(x) = 1 + the number of
+// cut points below x, so bin b <= t exactly when x <= Cuts[t-1]. Categorical: bin(code) =
+// code + 1 for codes 0..MaxCategories-1 and MaxCategories+1 for any other value.
+type FeatureBins struct {
+	Categorical bool      `json:"categorical,omitempty"`
+	Cuts        []float64 `json:"cuts,omitempty"`
+}
+
+// Bins is the number of bins, missing included.
+func (f *FeatureBins) Bins() int {
+	if f.Categorical {
+		return MaxCategories + 2
+	}
+	return len(f.Cuts) + 2
+}
+
+// Bin maps a raw value to its bin.
+func (f *FeatureBins) Bin(x float64) uint8 {
+	if math.IsNaN(x) {
+		return 0
+	}
+	if f.Categorical {
+		if x >= 0 && x < MaxCategories && x == math.Trunc(x) {
+			return uint8(x) + 1
+		}
+		return MaxCategories + 1
+	}
+	// Binary search: the first cut >= x.
+	lo, hi := 0, len(f.Cuts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if f.Cuts[m] < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return uint8(lo + 1)
+}
+
+// Binner holds the bins of every feature, in feature order.
+type Binner struct {
+	Features []FeatureBins `json:"features"`
+}
+
+// NewBinner derives bins from a sample of each feature (NaNs ignored): up to maxBins
+// quantile bins per numeric feature, cut between distinct values.
+func NewBinner(samples [][]float64, categorical []bool, maxBins int) (*Binner, error) {
+	if maxBins < 2 || maxBins > MaxBins {
+		return nil, fmt.Errorf("max_bins must be in 2..%d, got %d", MaxBins, maxBins)
+	}
+	if len(categorical) != len(samples) {
+		return nil, errors.New("binner: one categorical flag per feature")
+	}
+	b := &Binner{Features: make([]FeatureBins, len(samples))}
+	for j, s := range samples {
+		if categorical[j] {
+			b.Features[j] = FeatureBins{Categorical: true}
+			continue
+		}
+		b.Features[j] = FeatureBins{Cuts: quantileCuts(s, maxBins)}
+	}
+	return b, nil
+}
+
+// quantileCuts returns at most maxBins-1 cut points splitting the sample into bins of about
+// equal weight. A cut lies halfway between two adjacent distinct values, so every sampled
+// value lands in the bin its rank says; with few distinct values every value gets its own bin.
+func quantileCuts(sample []float64, maxBins int) []float64 {
+	v := make([]float64, 0, len(sample))
+	for _, x := range sample {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	slices.Sort(v)
+	// Distinct values with their counts.
+	vals, counts := []float64{v[0]}, []int{1}
+	for _, x := range v[1:] {
+		if x == vals[len(vals)-1] {
+			counts[len(counts)-1]++
+			continue
+		}
+		vals, counts = append(vals, x), append(counts, 1)
+	}
+	if len(vals) <= maxBins {
+		cuts := make([]float64, len(vals)-1)
+		for i := range cuts {
+			cuts[i] = midpoint(vals[i], vals[i+1])
+		}
+		return cuts
+	}
+	// Greedy equal-frequency: close a bin once it holds its share of what remains.
+	var cuts []float64
+	n, acc := len(v), 0
+	for i := 0; i < len(vals)-1 && len(cuts) < maxBins-1; i++ {
+		acc += counts[i]
+		remainingBins := maxBins - len(cuts)
+		if float64(acc) >= float64(n)/float64(remainingBins) {
+			cuts = append(cuts, midpoint(vals[i], vals[i+1]))
+			n -= acc
+			acc = 0
+		}
+	}
+	return cuts
+}
+
+func midpoint(a, b float64) float64 {
+	m := a + (b-a)/2
+	if m >= b { // adjacent floats
+		return a
+	}
+	return m
+}
+
+// BinRow bins one row (feature order) into dst.
+func (b *Binner) BinRow(x []float64, dst []uint8) {
+	for j := range b.Features {
+		dst[j] = b.Features[j].Bin(x[j])
+	}
+}
+
+// Matrix is a binned dataset: one uint8 per feature per row, row-major, and the target. It
+// grows as rows stream in, so a window never needs to be held as floats.
+type Matrix struct {
+	P    int
+	Bins []uint8
+	Y    []float32
+	// Weight of each row is 1; kept implicit to save memory.
+}
+
+// NewMatrix prepares a matrix of p features with room for capacity rows.
+func NewMatrix(p, capacity int) *Matrix {
+	return &Matrix{P: p, Bins: make([]uint8, 0, p*capacity), Y: make([]float32, 0, capacity)}
+}
+
+// Rows is the number of rows.
+func (m *Matrix) Rows() int { return len(m.Y) }
+
+// Append bins and appends one row.
+func (m *Matrix) Append(b *Binner, x []float64, y float64) {
+	n := len(m.Bins)
+	m.Bins = slices.Grow(m.Bins, m.P)[:n+m.P]
+	b.BinRow(x, m.Bins[n:])
+	m.Y = append(m.Y, float32(y))
+}
+
+// Row returns the bins of row i.
+func (m *Matrix) Row(i int) []uint8 { return m.Bins[i*m.P : i*m.P+m.P] }

@@ -1,0 +1,295 @@
+package model
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// friedman is a nonlinear regression set (Friedman #1 plus noise features), row-major.
+func friedman(n, p int, seed uint64, noise float64) ([]float64, []float64) {
+	r := rand.New(rand.NewPCG(seed, 11))
+	x := make([]float64, n*p)
+	y := make([]float64, n)
+	for i := range n {
+		row := x[i*p : i*p+p]
+		for j := range row {
+			row[j] = r.Float64()
+		}
+		y[i] = 10*math.Sin(math.Pi*row[0]*row[1]) + 20*(row[2]-0.5)*(row[2]-0.5) + 10*row[3] + 5*row[4] + noise*r.NormFloat64()
+	}
+	return x, y
+}
+
+func columnsOf(x []float64, n, p int) [][]float64 {
+	cols := make([][]float64, p)
+	for j := range cols {
+		cols[j] = make([]float64, n)
+		for i := range n {
+			cols[j][i] = x[i*p+j]
+		}
+	}
+	return cols
+}
+
+func binned(t testing.TB, x, y []float64, p int, cat []bool, b *Binner) (*Matrix, *Binner) {
+	n := len(y)
+	if b == nil {
+		if cat == nil {
+			cat = make([]bool, p)
+		}
+		var err error
+		b, err = NewBinner(columnsOf(x, n, p), cat, MaxBins)
+		require.NoError(t, err)
+	}
+	m := NewMatrix(p, n)
+	for i := range n {
+		m.Append(b, x[i*p:i*p+p], y[i])
+	}
+	return m, b
+}
+
+func maeOf(e *Ensemble, x, y []float64, p int) float64 {
+	s := 0.0
+	for i := range y {
+		s += math.Abs(e.Predict(x[i*p:i*p+p]) - y[i])
+	}
+	return s / float64(len(y))
+}
+
+func TestGBDTLearnsNonlinearFunctionBetterThanRidge(t *testing.T) {
+	const p = 6
+	x, y := friedman(20000, p, 1, 0.5)
+	vx, vy := friedman(5000, p, 2, 0.5)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees, params.LearningRate = 200, 0.1
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.Len(t, e.Trees, 200)
+	gbdtMAE := maeOf(e, vx, vy, p)
+	lin, err := TrainRidge(columnsOf(x, len(y), p), y, 1)
+	require.NoError(t, err)
+	ridgeMAE := 0.0
+	for i := range vy {
+		ridgeMAE += math.Abs(lin.Predict(vx[i*p:i*p+p]) - vy[i])
+	}
+	ridgeMAE /= float64(len(vy))
+	// Noise alone gives MAE 0.4; ridge cannot fit the sine and the square.
+	require.Less(t, gbdtMAE, 0.8, "gbdt MAE")
+	require.Less(t, gbdtMAE, ridgeMAE/2, "gbdt %.3f vs ridge %.3f", gbdtMAE, ridgeMAE)
+	for _, tr := range e.Trees {
+		require.LessOrEqual(t, tr.depth(), 6)
+	}
+}
+
+func TestGBDTIsDeterministicForASeedAndThreadCount(t *testing.T) {
+	const p = 5
+	x, y := friedman(40000, p, 3, 1)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees, params.Subsample, params.ColsampleByTree, params.Seed = 20, 0.7, 0.6, 42
+	var outs [][]byte
+	for _, threads := range []int{1, 2, 4} {
+		params.Threads = threads
+		e, _, err := TrainGBDT(m, nil, b, params)
+		require.NoError(t, err)
+		js, err := json.Marshal(e)
+		require.NoError(t, err)
+		outs = append(outs, js)
+	}
+	require.Equal(t, string(outs[0]), string(outs[1]))
+	require.Equal(t, string(outs[0]), string(outs[2]))
+	params.Seed = 43
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	js, _ := json.Marshal(e)
+	require.NotEqual(t, string(outs[0]), string(js), "another seed draws other rows and columns")
+}
+
+func TestGBDTRoutesMissingValues(t *testing.T) {
+	// y is 10 where x0 is missing, else x0: the model must learn where NaN goes.
+	r := rand.New(rand.NewPCG(5, 5))
+	const n, p = 5000, 2
+	x, y := make([]float64, n*p), make([]float64, n)
+	for i := range n {
+		x[i*p], x[i*p+1] = r.Float64(), r.Float64()
+		y[i] = x[i*p]
+		if i%5 == 0 {
+			x[i*p], y[i] = math.NaN(), 10
+		}
+	}
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees = 50
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.InDelta(t, 10, e.Predict([]float64{math.NaN(), 0.5}), 0.1)
+	require.InDelta(t, 0.5, e.Predict([]float64{0.5, 0.5}), 0.1)
+}
+
+func TestGBDTCategoricalSplitsBeatOrdinalTreatment(t *testing.T) {
+	// A category's effect has no order: codes 0..39 with random effects, one split level.
+	r := rand.New(rand.NewPCG(6, 6))
+	effect := make([]float64, 40)
+	for c := range effect {
+		effect[c] = r.NormFloat64() * 5
+	}
+	const n, p = 20000, 1
+	x, y := make([]float64, n), make([]float64, n)
+	for i := range n {
+		c := r.IntN(40)
+		x[i], y[i] = float64(c), effect[c]+0.1*r.NormFloat64()
+	}
+	params := DefaultGBDT()
+	params.Trees, params.MaxDepth = 5, 2
+	var mae [2]float64
+	for k, cat := range []bool{true, false} {
+		m, b := binned(t, x, y, p, []bool{cat}, nil)
+		e, _, err := TrainGBDT(m, nil, b, params)
+		require.NoError(t, err)
+		mae[k] = maeOf(e, x, y, p)
+		if cat {
+			require.NotNil(t, e.Trees[0].CatLeft, "categorical splits recorded")
+			require.Nil(t, e.fast, "categorical models take the general path")
+			// An unseen code goes the "other" way without failing.
+			require.False(t, math.IsNaN(e.Predict([]float64{999})))
+		}
+	}
+	require.Less(t, mae[0], mae[1]*0.7, "categorical %.3f vs ordinal %.3f", mae[0], mae[1])
+}
+
+func TestGBDTAbsoluteErrorIgnoresOutliers(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	const n, p = 4000, 1
+	x, y := make([]float64, n), make([]float64, n)
+	for i := range n {
+		x[i] = r.Float64()
+		y[i] = 3 * x[i]
+		if i%10 == 0 {
+			y[i] = 1000 // 10% wild outliers
+		}
+	}
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Objective, params.Trees = AbsoluteError, 50
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.InDelta(t, 1.5, e.Predict([]float64{0.5}), 0.1, "the median, not pulled by outliers")
+	params.Objective = SquaredError
+	sq, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.Greater(t, sq.Predict([]float64{0.5}), 50.0, "squared error chases the outliers")
+}
+
+func TestGBDTBinaryLogLoss(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	const n, p = 10000, 2
+	x, y := make([]float64, n*p), make([]float64, n)
+	for i := range n {
+		a, c := r.Float64(), r.Float64()
+		x[i*p], x[i*p+1] = a, c
+		if (a-0.5)*(c-0.5) > 0 { // XOR: no linear model separates it
+			y[i] = 1
+		}
+	}
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Objective, params.Trees = BinaryLogLoss, 30
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	correct := 0
+	for i := range n {
+		pr := e.Predict(x[i*p : i*p+p])
+		require.True(t, pr > 0 && pr < 1)
+		if (pr >= 0.5) == (y[i] == 1) {
+			correct++
+		}
+	}
+	require.Greater(t, float64(correct)/n, 0.97)
+	y[3] = 2
+	m, _ = binned(t, x, y, p, nil, b)
+	_, _, err = TrainGBDT(m, nil, b, params)
+	require.ErrorContains(t, err, "row 3 has 2")
+}
+
+func TestGBDTEarlyStoppingKeepsTheBestRound(t *testing.T) {
+	const p = 5
+	x, y := friedman(3000, p, 9, 3) // small and noisy: overfits soon
+	vx, vy := friedman(3000, p, 10, 3)
+	m, b := binned(t, x, y, p, nil, nil)
+	v, _ := binned(t, vx, vy, p, nil, b)
+	params := DefaultGBDT()
+	params.Trees, params.LearningRate, params.EarlyStoppingRounds = 500, 0.3, 10
+	e, log, err := TrainGBDT(m, v, b, params)
+	require.NoError(t, err)
+	require.Less(t, len(log.Validation), 500, "stopped early")
+	require.Equal(t, log.BestIteration, len(e.Trees))
+	require.Len(t, log.Validation, log.BestIteration+10)
+	for i, l := range log.Validation {
+		require.GreaterOrEqual(t, l, log.Validation[log.BestIteration-1], "round %d", i+1)
+	}
+}
+
+func TestGBDTLeafwiseGrowthBoundsLeaves(t *testing.T) {
+	const p = 5
+	x, y := friedman(10000, p, 12, 0.5)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Growth, params.MaxLeaves, params.MaxDepth, params.Trees, params.LearningRate = "leafwise", 12, 0, 60, 0.1
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	deep := false
+	for _, tr := range e.Trees {
+		leaves := 0
+		for _, l := range tr.Left {
+			if l < 0 {
+				leaves++
+			}
+		}
+		require.LessOrEqual(t, leaves, 12)
+		deep = deep || tr.depth() > 4 // unbalanced: deeper than a 12-leaf balanced tree
+	}
+	require.True(t, deep)
+	vx, vy := friedman(3000, p, 13, 0.5)
+	require.Less(t, maeOf(e, vx, vy, p), 1.2)
+}
+
+func TestGBDTParamsValidateNamesTheField(t *testing.T) {
+	p := DefaultGBDT()
+	p.Objective, p.LearningRate, p.MaxBins, p.Growth = "poisson", 0, 300, "sideways"
+	err := p.Validate()
+	for _, want := range []string{"objective", "learning_rate", "max_bins", "growth"} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+// The complete-tree fast path and the batch path must agree with the node walk everywhere,
+// rows with missing values included.
+func TestGBDTFastPathsMatchTheNodeWalk(t *testing.T) {
+	const p = 6
+	x, y := friedman(5000, p, 14, 0.5)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees = 40
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.NotNil(t, e.fast)
+	for i := 0; i < 500; i += 7 {
+		x[i*p+i%p] = math.NaN()
+	}
+	out := make([]float64, 500)
+	e.PredictBatch(x[:500*p], p, out)
+	for i := range out {
+		row := x[i*p : i*p+p]
+		walk := e.BaseScore
+		for k := range e.Trees {
+			walk += e.Trees[k].Value[e.Trees[k].leaf(row, nil)]
+		}
+		require.InDelta(t, walk, e.Predict(row), 1e-9, "row %d", i)
+		require.InDelta(t, walk, out[i], 1e-9, "batch row %d", i)
+	}
+}

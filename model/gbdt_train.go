@@ -1,0 +1,736 @@
+package model
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// GBDTParams are the gbdt hyperparameters. Zero values take the defaults of DefaultGBDT.
+type GBDTParams struct {
+	Objective string `json:"objective"`
+	// Trees is the most boosting rounds.
+	Trees int `json:"trees"`
+	// Growth is "depthwise" (level by level, like XGBoost's default) or "leafwise" (best
+	// gain first, like LightGBM). MaxDepth bounds depth (0 = unbounded, leafwise only),
+	// MaxLeaves bounds leaves per tree (0 = unbounded, depthwise only).
+	Growth    string `json:"growth"`
+	MaxDepth  int    `json:"max_depth"`
+	MaxLeaves int    `json:"max_leaves"`
+	MaxBins   int    `json:"max_bins"`
+	// LearningRate shrinks every tree; Lambda is the L2 penalty on leaf values;
+	// MinChildWeight the least hessian sum in a child; MinSplitLoss the least gain to split.
+	LearningRate   float64 `json:"learning_rate"`
+	Lambda         float64 `json:"lambda"`
+	MinChildWeight float64 `json:"min_child_weight"`
+	MinSplitLoss   float64 `json:"min_split_loss"`
+	// Subsample is the share of rows drawn per tree; ColsampleByTree the share of features.
+	Subsample       float64 `json:"subsample"`
+	ColsampleByTree float64 `json:"colsample_bytree"`
+	// EarlyStoppingRounds stops when the validation loss has not improved for this many
+	// rounds (0 = off) and keeps the best round's trees.
+	EarlyStoppingRounds int    `json:"early_stopping_rounds"`
+	Seed                uint64 `json:"seed"`
+	// Threads building histograms; 0 = GOMAXPROCS. The result does not depend on it.
+	Threads int `json:"-"`
+}
+
+// DefaultGBDT is the default hyperparameter set (XGBoost's defaults where they exist).
+func DefaultGBDT() GBDTParams {
+	return GBDTParams{Objective: SquaredError, Trees: 100, Growth: "depthwise", MaxDepth: 6, MaxBins: 255,
+		LearningRate: 0.3, Lambda: 1, MinChildWeight: 1, Subsample: 1, ColsampleByTree: 1}
+}
+
+// Validate names the first bad hyperparameter.
+func (p GBDTParams) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch p.Objective {
+	case SquaredError, AbsoluteError, BinaryLogLoss:
+	default:
+		bad("objective: %q is not one of %s, %s, %s", p.Objective, SquaredError, AbsoluteError, BinaryLogLoss)
+	}
+	if p.Trees < 1 {
+		bad("trees: must be at least 1, got %d", p.Trees)
+	}
+	switch p.Growth {
+	case "depthwise":
+		if p.MaxDepth < 1 {
+			bad("max_depth: depthwise growth needs max_depth >= 1, got %d", p.MaxDepth)
+		}
+	case "leafwise":
+		if p.MaxLeaves < 2 {
+			bad("max_leaves: leafwise growth needs max_leaves >= 2, got %d", p.MaxLeaves)
+		}
+	default:
+		bad("growth: %q is not depthwise or leafwise", p.Growth)
+	}
+	if p.MaxDepth < 0 || p.MaxLeaves < 0 {
+		bad("max_depth and max_leaves must not be negative")
+	}
+	if p.MaxBins < 2 || p.MaxBins > MaxBins {
+		bad("max_bins: must be in 2..%d, got %d", MaxBins, p.MaxBins)
+	}
+	if !(p.LearningRate > 0 && p.LearningRate <= 1) {
+		bad("learning_rate: must be in (0, 1], got %g", p.LearningRate)
+	}
+	if !(p.Lambda >= 0) || !(p.MinChildWeight >= 0) || !(p.MinSplitLoss >= 0) {
+		bad("lambda, min_child_weight and min_split_loss must not be negative")
+	}
+	if !(p.Subsample > 0 && p.Subsample <= 1) {
+		bad("subsample: must be in (0, 1], got %g", p.Subsample)
+	}
+	if !(p.ColsampleByTree > 0 && p.ColsampleByTree <= 1) {
+		bad("colsample_bytree: must be in (0, 1], got %g", p.ColsampleByTree)
+	}
+	if p.EarlyStoppingRounds < 0 {
+		bad("early_stopping_rounds: must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// TrainLog records the validation loss of each round.
+type TrainLog struct {
+	Metric        string    `json:"metric"` // rmse, mae or logloss
+	Validation    []float64 `json:"validation,omitempty"`
+	BestIteration int       `json:"best_iteration"`
+}
+
+type gh struct{ g, h float64 }
+
+type gh32 struct{ g, h float32 }
+
+type gbdtTrainer struct {
+	p        GBDTParams
+	m        *Matrix
+	binner   *Binner
+	nbins    []int
+	off      []int
+	total    int
+	gpair    []gh32 // gradient and hessian of each row, side by side: one cache line
+	pred     []float64
+	idx      []uint32
+	scratch  []uint32
+	scratch2 []uint32
+	threads  int
+	pool     sync.Pool
+	rng      *rand.Rand
+}
+
+type growNode struct {
+	id         int32
+	start, end int
+	g, h       float64
+	depth      int
+	hist       []gh
+	split      split
+}
+
+type split struct {
+	gain        float64
+	feature     int
+	bin         uint8 // numeric: left when bin <= bin (bin >= 1)
+	cat         [4]uint64
+	categorical bool
+	defaultLeft bool
+	gl, hl      float64
+}
+
+// TrainGBDT fits gradient-boosted trees on a binned matrix. valid (may be nil) drives early
+// stopping. The result depends only on the data, the bins and the params (seed included).
+func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *TrainLog, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if train.P != len(binner.Features) {
+		return nil, nil, fmt.Errorf("gbdt: matrix has %d features, bins %d", train.P, len(binner.Features))
+	}
+	n := train.Rows()
+	if n < 2 {
+		return nil, nil, fmt.Errorf("gbdt: need at least 2 training rows, got %d", n)
+	}
+	if p.Objective == BinaryLogLoss {
+		for _, m := range []*Matrix{train, valid} {
+			if m == nil {
+				continue
+			}
+			for i, y := range m.Y {
+				if y != 0 && y != 1 {
+					return nil, nil, fmt.Errorf("gbdt: binary_logloss needs labels 0 or 1; row %d has %g", i, y)
+				}
+			}
+		}
+	}
+	t := &gbdtTrainer{p: p, m: train, binner: binner, threads: p.Threads}
+	if t.threads <= 0 {
+		t.threads = runtime.GOMAXPROCS(0)
+	}
+	t.rng = rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15))
+	for _, f := range binner.Features {
+		t.off = append(t.off, t.total) // feature j's bins start at j*256
+		t.nbins = append(t.nbins, f.Bins())
+		t.total += 256
+	}
+	t.pool.New = func() any { s := make([]gh, t.total); return &s }
+	e := &Ensemble{Objective: p.Objective, Bins: binner, BaseScore: baseScore(p.Objective, train.Y)}
+	t.gpair = make([]gh32, n)
+
+	t.pred = make([]float64, n)
+	for i := range t.pred {
+		t.pred[i] = e.BaseScore
+	}
+	t.idx, t.scratch, t.scratch2 = make([]uint32, n), make([]uint32, n), make([]uint32, n)
+	log := &TrainLog{Metric: map[string]string{SquaredError: "rmse", AbsoluteError: "mae", BinaryLogLoss: "logloss"}[p.Objective]}
+	var vpred []float64
+	if valid != nil && valid.Rows() > 0 {
+		vpred = make([]float64, valid.Rows())
+		for i := range vpred {
+			vpred[i] = e.BaseScore
+		}
+	}
+	best, bestLoss := 0, math.Inf(1)
+	for round := 0; round < p.Trees; round++ {
+		t.gradients()
+		tree := t.grow()
+		e.Trees = append(e.Trees, tree)
+		if vpred != nil {
+			for i := range vpred {
+				vpred[i] += tree.Value[tree.binLeaf(valid.Row(i))]
+			}
+			loss := lossOf(p.Objective, vpred, valid.Y)
+			log.Validation = append(log.Validation, loss)
+			if loss < bestLoss {
+				best, bestLoss = round+1, loss
+			} else if p.EarlyStoppingRounds > 0 && round+1-best >= p.EarlyStoppingRounds {
+				break
+			}
+		}
+	}
+	if vpred == nil || p.EarlyStoppingRounds == 0 {
+		best = len(e.Trees)
+	}
+	e.Trees = e.Trees[:best]
+	e.BestIteration, log.BestIteration = best, best
+	if err := e.check(train.P); err != nil {
+		return nil, nil, err
+	}
+	return e, log, nil
+}
+
+func baseScore(objective string, y []float32) float64 {
+	switch objective {
+	case AbsoluteError:
+		v := make([]float64, len(y))
+		for i, x := range y {
+			v[i] = float64(x)
+		}
+		return median(v)
+	case BinaryLogLoss:
+		s := 0.0
+		for _, x := range y {
+			s += float64(x)
+		}
+		m := math.Min(math.Max(s/float64(len(y)), 1e-6), 1-1e-6)
+		return math.Log(m / (1 - m))
+	default:
+		s := 0.0
+		for _, x := range y {
+			s += float64(x)
+		}
+		return s / float64(len(y))
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// lossOf is the validation loss: RMSE, MAE or mean log loss of margins against labels.
+func lossOf(objective string, margin []float64, y []float32) float64 {
+	s := 0.0
+	for i, m := range margin {
+		yi := float64(y[i])
+		switch objective {
+		case SquaredError:
+			s += (m - yi) * (m - yi)
+		case AbsoluteError:
+			s += math.Abs(m - yi)
+		case BinaryLogLoss:
+			s += logLoss(sigmoid(m), yi)
+		}
+	}
+	s /= float64(len(margin))
+	if objective == SquaredError {
+		return math.Sqrt(s)
+	}
+	return s
+}
+
+func logLoss(p, y float64) float64 {
+	p = math.Min(math.Max(p, 1e-15), 1-1e-15)
+	return -(y*math.Log(p) + (1-y)*math.Log(1-p))
+}
+
+func (t *gbdtTrainer) gradients() {
+	y := t.m.Y
+	for i, p := range t.pred {
+		yi := float64(y[i])
+		switch t.p.Objective {
+		case SquaredError:
+			t.gpair[i] = gh32{float32(p - yi), 1}
+		case AbsoluteError:
+			g := float32(0)
+			if p > yi {
+				g = 1
+			} else if p < yi {
+				g = -1
+			}
+			t.gpair[i] = gh32{g, 1}
+		case BinaryLogLoss:
+			s := sigmoid(p)
+			t.gpair[i] = gh32{float32(s - yi), float32(math.Max(s*(1-s), 1e-16))}
+		}
+	}
+}
+
+func (t *gbdtTrainer) getHist() []gh {
+	h := *(t.pool.Get().(*[]gh))
+	clear(h)
+	return h
+}
+
+func (t *gbdtTrainer) putHist(h []gh) { t.pool.Put(&h) }
+
+// histChunk is the unit of parallel work: histograms of row chunks are summed in chunk
+// order, so the result is the same for any number of threads.
+const histChunk = 1 << 14
+
+// parallel runs f(c) for chunks 0..n-1 on the trainer's threads (inline when n is 1).
+func (t *gbdtTrainer) parallel(n int, f func(c int)) {
+	if n == 1 || t.threads == 1 {
+		for c := range n {
+			f(c)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next sync.Mutex
+	c := 0
+	for range min(t.threads, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				next.Lock()
+				mine := c
+				c++
+				next.Unlock()
+				if mine >= n {
+					return
+				}
+				f(mine)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// build accumulates the histogram of rows idx[start:end] into h.
+func (t *gbdtTrainer) build(h []gh, start, end int) {
+	rows := t.idx[start:end]
+	nchunks := (len(rows) + histChunk - 1) / histChunk
+	if nchunks <= 1 {
+		t.accumulate(h, rows)
+		return
+	}
+	parts := make([][]gh, nchunks)
+	t.parallel(nchunks, func(c int) {
+		parts[c] = t.getHist()
+		t.accumulate(parts[c], rows[c*histChunk:min((c+1)*histChunk, len(rows))])
+	})
+	t.addParts(h, parts)
+}
+
+func (t *gbdtTrainer) addParts(h []gh, parts [][]gh) {
+	for _, part := range parts {
+		for i := range h {
+			h[i].g += part[i].g
+			h[i].h += part[i].h
+		}
+		t.putHist(part)
+	}
+}
+
+// splitRows partitions idx[start:end] by the node's split, stably, and builds the histogram
+// of the side expected to be smaller (by hessian) in the same pass, while each row's bins
+// are in cache. Chunks run in parallel; their outputs are joined in chunk order.
+func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
+	rows := t.idx[n.start:n.end]
+	nchunks := (len(rows) + histChunk - 1) / histChunk
+	p, j := t.m.P, n.split.feature
+	bins := t.m.Bins
+	nl := make([]int, nchunks)
+	parts := make([][]gh, nchunks)
+	var dir [256]uint8 // 1 = left
+	for b := range dir {
+		if n.split.left(uint8(b)) {
+			dir[b] = 1
+		}
+	}
+	t.parallel(nchunks, func(c int) {
+		lo, hi := c*histChunk, min((c+1)*histChunk, len(rows))
+		left := t.scratch[n.start+lo : n.start+hi]
+		right := t.scratch2[n.start+lo : n.start+hi]
+		h := small
+		if nchunks > 1 && small != nil {
+			h = t.getHist()
+			parts[c] = h
+		}
+		// Branch-free partition through a per-bin direction table, then the small side's
+		// histogram over rows whose bins were just read.
+		l, r := 0, 0
+		for _, row := range rows[lo:hi] {
+			d := dir[bins[int(row)*p+j]]
+			left[l] = row
+			right[r] = row
+			l += int(d)
+			r += int(1 - d)
+		}
+		switch {
+		case h == nil: // the children are final leaves: no histogram needed
+		case smallLeft:
+			t.accumulate(h, left[:l])
+		default:
+			t.accumulate(h, right[:r])
+		}
+		nl[c] = l
+	})
+	if nchunks > 1 && small != nil {
+		t.addParts(small, parts)
+	}
+	// Join: the left rows of every chunk in order, then the right rows.
+	w := n.start
+	for c := range nchunks {
+		lo := c * histChunk
+		copy(t.idx[w:], t.scratch[n.start+lo:n.start+lo+nl[c]])
+		w += nl[c]
+	}
+	mid := w
+	for c := range nchunks {
+		lo, hi := c*histChunk, min((c+1)*histChunk, len(rows))
+		copy(t.idx[w:], t.scratch2[n.start+lo:n.start+lo+(hi-lo-nl[c])])
+		w += hi - lo - nl[c]
+	}
+	return mid
+}
+
+func (t *gbdtTrainer) accumulate(h []gh, rows []uint32) {
+	p := t.m.P
+	bins := t.m.Bins
+	for _, r := range rows {
+		gp := t.gpair[r]
+		g, hs := float64(gp.g), float64(gp.h)
+		row := bins[int(r)*p : int(r)*p+p]
+		for j, b := range row {
+			e := &h[j<<8|int(b)]
+			e.g += g
+			e.h += hs
+		}
+	}
+}
+
+func (t *gbdtTrainer) score(g, h float64) float64 { return g * g / (h + t.p.Lambda) }
+
+// findSplit sets n.split to the best split over the allowed features (gain 0 = none).
+func (t *gbdtTrainer) findSplit(n *growNode, features []int) {
+	n.split = split{}
+	if (t.p.MaxDepth > 0 && n.depth >= t.p.MaxDepth) || n.depth >= maxPath-1 {
+		return
+	}
+	parent := t.score(n.g, n.h)
+	mcw := t.p.MinChildWeight
+	ok := func(hl, hr float64) bool { return hl >= mcw && hr >= mcw && hl > 0 && hr > 0 }
+	try := func(s split) {
+		gain := t.score(s.gl, s.hl) + t.score(n.g-s.gl, n.h-s.hl) - parent
+		if gain > n.split.gain && gain > t.p.MinSplitLoss && gain > 1e-12 {
+			s.gain = gain
+			n.split = s
+		}
+	}
+	for _, j := range features {
+		hist := n.hist[t.off[j] : t.off[j]+t.nbins[j]]
+		miss := hist[0]
+		if t.binner.Features[j].Categorical {
+			t.findCategorical(n, j, hist, ok, try)
+			continue
+		}
+		var gl, hl float64
+		for b := 1; b < len(hist)-1; b++ {
+			gl += hist[b].g
+			hl += hist[b].h
+			if hl == 0 {
+				continue
+			}
+			// Missing values right, then left.
+			if ok(hl, n.h-hl) {
+				try(split{feature: j, bin: uint8(b), gl: gl, hl: hl})
+			}
+			if miss.h > 0 && ok(hl+miss.h, n.h-hl-miss.h) {
+				try(split{feature: j, bin: uint8(b), gl: gl + miss.g, hl: hl + miss.h, defaultLeft: true})
+			}
+		}
+		if miss.h == 0 && n.split.feature == j && n.split.gain > 0 && !n.split.categorical {
+			// No missing value reached this node: send future ones to the heavier child.
+			n.split.defaultLeft = n.split.hl >= n.h-n.split.hl
+		}
+	}
+}
+
+// findCategorical orders the node's categories by gradient over hessian and scans the
+// prefixes of that order, the optimal partition for a convex loss (Fisher 1958).
+func (t *gbdtTrainer) findCategorical(n *growNode, j int, hist []gh, ok func(hl, hr float64) bool, try func(split)) {
+	type cat struct {
+		bin   int
+		ratio float64
+	}
+	var cats []cat
+	for b := 1; b < len(hist); b++ {
+		if hist[b].h > 0 {
+			cats = append(cats, cat{b, hist[b].g / (hist[b].h + t.p.Lambda)})
+		}
+	}
+	sort.SliceStable(cats, func(a, b int) bool { return cats[a].ratio < cats[b].ratio })
+	miss := hist[0]
+	var set [4]uint64
+	var gl, hl float64
+	for k := 0; k < len(cats)-1; k++ {
+		b := cats[k].bin
+		set[b>>6] |= 1 << (b & 63)
+		gl += hist[b].g
+		hl += hist[b].h
+		if ok(hl, n.h-hl) {
+			try(split{feature: j, categorical: true, cat: set, gl: gl, hl: hl})
+		}
+		if miss.h > 0 && ok(hl+miss.h, n.h-hl-miss.h) {
+			s := set
+			s[0] |= 1
+			try(split{feature: j, categorical: true, cat: s, gl: gl + miss.g, hl: hl + miss.h, defaultLeft: true})
+		}
+	}
+}
+
+func (s *split) left(b uint8) bool {
+	if s.categorical {
+		return s.cat[b>>6]&(1<<(b&63)) != 0
+	}
+	if b == 0 {
+		return s.defaultLeft
+	}
+	return b <= s.bin
+}
+
+type nodeQueue struct {
+	nodes    []*growNode
+	leafwise bool
+}
+
+func (q *nodeQueue) Len() int { return len(q.nodes) }
+func (q *nodeQueue) Less(a, b int) bool {
+	if q.leafwise && q.nodes[a].split.gain != q.nodes[b].split.gain {
+		return q.nodes[a].split.gain > q.nodes[b].split.gain
+	}
+	return q.nodes[a].id < q.nodes[b].id // depthwise: creation order is level order
+}
+func (q *nodeQueue) Swap(a, b int) { q.nodes[a], q.nodes[b] = q.nodes[b], q.nodes[a] }
+func (q *nodeQueue) Push(x any)    { q.nodes = append(q.nodes, x.(*growNode)) }
+func (q *nodeQueue) Pop() any {
+	x := q.nodes[len(q.nodes)-1]
+	q.nodes = q.nodes[:len(q.nodes)-1]
+	return x
+}
+
+// grow builds one tree on a row sample and adds its outputs to the training predictions.
+func (t *gbdtTrainer) grow() Tree {
+	n := t.m.Rows()
+	// Row sample: a Bernoulli draw per row, in row order.
+	rows := 0
+	sampled := t.p.Subsample < 1
+	for i := range n {
+		if !sampled || t.rng.Float64() < t.p.Subsample {
+			t.idx[rows] = uint32(i)
+			rows++
+		}
+	}
+	if rows == 0 {
+		t.idx[0], rows = 0, 1
+	}
+	features := make([]int, t.m.P)
+	for j := range features {
+		features[j] = j
+	}
+	if t.p.ColsampleByTree < 1 {
+		t.rng.Shuffle(len(features), func(a, b int) { features[a], features[b] = features[b], features[a] })
+		features = features[:max(1, int(math.Round(t.p.ColsampleByTree*float64(len(features)))))]
+		slices.Sort(features)
+	}
+	var tree Tree
+	newNode := func(g, h float64) int32 {
+		tree.Feature = append(tree.Feature, -1)
+		tree.Threshold = append(tree.Threshold, 0)
+		tree.SplitBin = append(tree.SplitBin, 0)
+		tree.DefaultLeft = append(tree.DefaultLeft, true)
+		tree.Left = append(tree.Left, -1)
+		tree.Right = append(tree.Right, -1)
+		tree.Value = append(tree.Value, 0)
+		tree.Cover = append(tree.Cover, h)
+		tree.CatLeft = append(tree.CatLeft, [4]uint64{})
+		return int32(len(tree.Left) - 1)
+	}
+	root := &growNode{start: 0, end: rows, hist: t.getHist()}
+	t.build(root.hist, 0, rows)
+	for _, e := range root.hist[t.off[0] : t.off[0]+t.nbins[0]] {
+		root.g += e.g
+		root.h += e.h
+	}
+	root.id = newNode(root.g, root.h)
+	t.findSplit(root, features)
+	q := &nodeQueue{leafwise: t.p.Growth == "leafwise"}
+	heap.Push(q, root)
+	var leaves []*growNode
+	nleaves := 1
+	for q.Len() > 0 {
+		nd := heap.Pop(q).(*growNode)
+		if nd.split.gain <= 0 || (t.p.MaxLeaves > 0 && nleaves >= t.p.MaxLeaves) {
+			if nd.hist != nil {
+				t.putHist(nd.hist)
+				nd.hist = nil
+			}
+			leaves = append(leaves, nd)
+			continue
+		}
+		s := nd.split
+		smallLeft := s.hl <= nd.h-s.hl
+		// Children that can no longer split need no histograms.
+		final := (t.p.MaxDepth > 0 && nd.depth+1 >= t.p.MaxDepth) || (t.p.MaxLeaves > 0 && nleaves+1 >= t.p.MaxLeaves)
+		var smallHist []gh
+		if !final {
+			smallHist = t.getHist()
+		}
+		mid := t.splitRows(nd, smallLeft, smallHist)
+		left := &growNode{start: nd.start, end: mid, g: s.gl, h: s.hl, depth: nd.depth + 1}
+		right := &growNode{start: mid, end: nd.end, g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1}
+		small, large := left, right
+		if !smallLeft {
+			small, large = right, left
+		}
+		if final {
+			t.putHist(nd.hist)
+		} else {
+			small.hist = smallHist
+			large.hist = nd.hist // parent minus the smaller child
+			for i := range large.hist {
+				large.hist[i].g -= small.hist[i].g
+				large.hist[i].h -= small.hist[i].h
+			}
+		}
+		i := nd.id
+		tree.Feature[i] = int32(s.feature)
+		tree.DefaultLeft[i] = s.defaultLeft
+		if s.categorical {
+			tree.CatLeft[i] = s.cat
+		} else {
+			tree.SplitBin[i] = s.bin
+			tree.Threshold[i] = t.binner.Features[s.feature].Cuts[s.bin-1]
+		}
+		left.id = newNode(left.g, left.h)
+		right.id = newNode(right.g, right.h)
+		tree.Left[i], tree.Right[i] = left.id, right.id
+		nleaves++
+		if !final {
+			t.findSplit(left, features)
+			t.findSplit(right, features)
+		}
+		heap.Push(q, left)
+		heap.Push(q, right)
+	}
+	for _, lf := range leaves {
+		tree.Value[lf.id] = t.leafValue(lf) * t.p.LearningRate
+	}
+	if !hasCat(tree.CatLeft) {
+		tree.CatLeft = nil
+	}
+	// Training predictions: through the partition when every row was in the sample,
+	// otherwise by walking the binned rows.
+	if !sampled {
+		for _, lf := range leaves {
+			v := tree.Value[lf.id]
+			for _, r := range t.idx[lf.start:lf.end] {
+				t.pred[r] += v
+			}
+		}
+	} else {
+		for i := range n {
+			t.pred[i] += tree.Value[tree.binLeaf(t.m.Row(i))]
+		}
+	}
+	return tree
+}
+
+func hasCat(c [][4]uint64) bool {
+	for _, s := range c {
+		if s != [4]uint64{} {
+			return true
+		}
+	}
+	return false
+}
+
+// leafValue is the Newton step -G/(H+lambda); for absolute error it is the median residual
+// of the leaf's rows, which is what minimises absolute error.
+func (t *gbdtTrainer) leafValue(n *growNode) float64 {
+	if t.p.Objective == AbsoluteError {
+		res := make([]float64, 0, n.end-n.start)
+		for _, r := range t.idx[n.start:n.end] {
+			res = append(res, float64(t.m.Y[r])-t.pred[r])
+		}
+		return median(res)
+	}
+	return -n.g / (n.h + t.p.Lambda)
+}
+
+// binLeaf walks a binned row to its leaf (trees trained here).
+func (t *Tree) binLeaf(row []uint8) int {
+	i := 0
+	for t.Left[i] >= 0 {
+		b := row[t.Feature[i]]
+		var left bool
+		switch {
+		case t.CatLeft != nil && t.CatLeft[i] != [4]uint64{}:
+			left = t.CatLeft[i][b>>6]&(1<<(b&63)) != 0
+		case b == 0:
+			left = t.DefaultLeft[i]
+		default:
+			left = b <= t.SplitBin[i]
+		}
+		if left {
+			i = int(t.Left[i])
+		} else {
+			i = int(t.Right[i])
+		}
+	}
+	return i
+}
