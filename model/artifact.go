@@ -10,22 +10,42 @@ import (
 	"math"
 )
 
-// Format is the artifact format identifier this build writes and reads.
-const Format = "driftline.model/v1"
+// Format is the artifact format this build writes. It also reads FormatV1 (linear models
+// without an input schema).
+const (
+	Format   = "driftline.model/v2"
+	FormatV1 = "driftline.model/v1"
+)
 
 // ErrBadArtifact marks an artifact that cannot be loaded: retrying will not help.
 var ErrBadArtifact = errors.New("bad model artifact")
 
+// Input describes one model input: its name, value type and whether it is a category code.
+type Input struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // double or int
+	Kind string `json:"kind"` // numeric or categorical
+}
+
 // Model is a trained model with its self-description.
 type Model struct {
-	Family   string             `json:"family"` // "linear"
-	Trainer  string             `json:"trainer"`
+	Family  string `json:"family"`  // linear or gbdt
+	Trainer string `json:"trainer"` // ridge, logistic, gbdt, xgboost, or external:<queue>
+	// Objective is squared_error (regression), absolute_error or binary_logloss
+	// (classification: Predict returns the probability of class 1).
+	Objective string `json:"objective,omitempty"`
+	// Features is the feature order; Inputs their schema, in the same order.
 	Features []string           `json:"features"`
+	Inputs   []Input            `json:"inputs,omitempty"`
 	Target   string             `json:"target"`
 	Params   map[string]float64 `json:"params"`
+	Settings map[string]string  `json:"settings,omitempty"`
 	// TrainingFingerprint identifies the data it was trained on (snapshot id + row count).
-	TrainingFingerprint string  `json:"training_fingerprint"`
-	Linear              *Linear `json:"linear,omitempty"`
+	TrainingFingerprint string    `json:"training_fingerprint"`
+	Linear              *Linear   `json:"linear,omitempty"`
+	GBDT                *Ensemble `json:"gbdt,omitempty"`
+	// Int8 is set for the quantised variant (family int8).
+	Int8 *Int8 `json:"int8,omitempty"`
 }
 
 type envelope struct {
@@ -50,8 +70,8 @@ func Unmarshal(data []byte) (*Model, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: not a driftline artifact: %v", ErrBadArtifact, err)
 	}
-	if env.Format != Format {
-		return nil, fmt.Errorf("%w: format %q, this build reads %q", ErrBadArtifact, env.Format, Format)
+	if env.Format != Format && env.Format != FormatV1 {
+		return nil, fmt.Errorf("%w: format %q, this build reads %q and %q", ErrBadArtifact, env.Format, Format, FormatV1)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, env.Payload); err != nil {
@@ -72,7 +92,33 @@ func Unmarshal(data []byte) (*Model, error) {
 }
 
 func (m *Model) check() error {
+	if m.Inputs != nil && len(m.Inputs) != len(m.Features) {
+		return fmt.Errorf("%d inputs described for %d features", len(m.Inputs), len(m.Features))
+	}
+	for i, in := range m.Inputs {
+		if in.Name != m.Features[i] {
+			return fmt.Errorf("input %d is %q but feature %d is %q", i, in.Name, i, m.Features[i])
+		}
+	}
+	switch m.Objective {
+	case "", SquaredError, AbsoluteError, BinaryLogLoss:
+	default:
+		return fmt.Errorf("unknown objective %q", m.Objective)
+	}
 	switch m.Family {
+	case "int8":
+		if m.Int8 == nil {
+			return errors.New("int8 family without parameters")
+		}
+		return m.Int8.prepare(len(m.Features))
+	case "gbdt":
+		if m.GBDT == nil {
+			return errors.New("gbdt family without trees")
+		}
+		if m.Objective != "" && m.Objective != m.GBDT.Objective {
+			return fmt.Errorf("model objective %q but trees trained for %q", m.Objective, m.GBDT.Objective)
+		}
+		return m.GBDT.check(len(m.Features))
 	case "linear":
 		l := m.Linear
 		if l == nil {
@@ -93,11 +139,49 @@ func (m *Model) check() error {
 	}
 }
 
-// Predict scores a row in feature order.
-func (m *Model) Predict(x []float64) float64 { return m.Linear.Predict(x) }
+// Predict scores a row in feature order: the regression value, or for binary_logloss the
+// probability of class 1.
+func (m *Model) Predict(x []float64) float64 {
+	if m.Int8 != nil {
+		return m.Int8.Predict(x)
+	}
+	if m.GBDT != nil {
+		return m.GBDT.Predict(x)
+	}
+	v := m.Linear.Predict(x)
+	if m.Objective == BinaryLogLoss {
+		return sigmoid(v)
+	}
+	return v
+}
 
-// Explain returns the base value and per-feature contributions (SHAP values).
-func (m *Model) Explain(x []float64) (float64, []float64) { return m.Linear.Explain(x) }
+// Explain returns the base value and per-feature contributions (exact SHAP values), in
+// margin space: base + sum(contributions) is the prediction for regression and its log-odds
+// for binary_logloss.
+func (m *Model) Explain(x []float64) (float64, []float64) {
+	if m.Int8 != nil {
+		return m.Int8.Explain(x)
+	}
+	if m.GBDT != nil {
+		return m.GBDT.Explain(x)
+	}
+	return m.Linear.Explain(x)
+}
+
+// Classifier reports whether Predict returns a probability.
+func (m *Model) Classifier() bool { return m.Objective == BinaryLogLoss }
+
+// ExpectedValue is the explanations' base value: the prediction (margin) for an average row.
+func (m *Model) ExpectedValue() float64 {
+	if m.Int8 != nil {
+		b, _ := m.Int8.Explain(make([]float64, len(m.Features)))
+		return b
+	}
+	if m.GBDT != nil {
+		return m.GBDT.expected
+	}
+	return m.Linear.Intercept
+}
 
 // MissingFeatureError names a feature a request did not carry.
 type MissingFeatureError struct{ Feature string }
@@ -119,6 +203,16 @@ func (m *Model) Vector(named map[string]float64) ([]float64, error) {
 		x[i] = v
 	}
 	return x, nil
+}
+
+// NumericInputs describes features that are all plain numbers (schema for a model whose
+// trainer did not see the contract).
+func NumericInputs(features []string) []Input {
+	out := make([]Input, len(features))
+	for i, f := range features {
+		out[i] = Input{Name: f, Type: "double", Kind: "numeric"}
+	}
+	return out
 }
 
 // MAE is the mean absolute error of the model over column-major rows.

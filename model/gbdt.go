@@ -173,7 +173,7 @@ func (e *Ensemble) cats() []FeatureBins {
 // Margin is the raw score of one row: BaseScore + the sum of the leaves it reaches.
 func (e *Ensemble) Margin(x []float64) float64 {
 	if e.Float32Inputs {
-		x = roundFloat32(x)
+		return e.float32Margin(roundFloat32(x))
 	}
 	if e.fast != nil {
 		if s, ok := e.fast.margin(x); ok {

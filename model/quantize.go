@@ -1,0 +1,317 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Int8 is the 8-bit variant of a model. Linear: weights quantised to int8 with one scale.
+// Trees: every numeric threshold replaced by its index in the feature's sorted list of the
+// thresholds the trees use (so a row is compared as uint8 bin indices), and leaf values by
+// int8 with one scale. Categorical splits keep their bin sets.
+type Int8 struct {
+	Objective string `json:"objective"`
+	// Linear.
+	Intercept float64   `json:"intercept,omitempty"`
+	Weights   []int8    `json:"weights,omitempty"`
+	Means     []float64 `json:"means,omitempty"`
+	Scales    []float64 `json:"scales,omitempty"`
+	// Trees.
+	BaseScore  float64     `json:"base_score,omitempty"`
+	Thresholds [][]float64 `json:"thresholds,omitempty"`
+	Trees      []Int8Tree  `json:"trees,omitempty"`
+	Bins       *Binner     `json:"bins,omitempty"`
+	// Scale multiplies every int8 weight or leaf.
+	Scale float64 `json:"scale"`
+
+	dequantised *Ensemble
+}
+
+// Int8Tree is a tree with bin-indexed thresholds and int8 leaves; Cover keeps explanations.
+type Int8Tree struct {
+	Feature     []uint16    `json:"feature"`
+	Index       []uint8     `json:"index"` // left when bin index <= Index (index 0 = missing)
+	DefaultLeft []bool      `json:"default_left"`
+	Left        []int32     `json:"left"`
+	Right       []int32     `json:"right"`
+	Leaf        []int8      `json:"leaf"`
+	Cover       []float64   `json:"cover"`
+	CatLeft     [][4]uint64 `json:"cat_left,omitempty"`
+}
+
+func quantise(v, scale float64) int8 {
+	if scale == 0 {
+		return 0
+	}
+	return int8(math.Max(-127, math.Min(127, math.Round(v/scale))))
+}
+
+// QuantiseLinear makes the int8 variant of a linear model.
+func QuantiseLinear(l *Linear, objective string) *Int8 {
+	q := &Int8{Objective: objective, Intercept: l.Intercept, Means: l.Means, Scales: l.Scales, Weights: make([]int8, len(l.Coef))}
+	biggest := 0.0
+	for _, w := range l.Coef {
+		biggest = math.Max(biggest, math.Abs(w))
+	}
+	q.Scale = biggest / 127
+	for j, w := range l.Coef {
+		q.Weights[j] = quantise(w, q.Scale)
+	}
+	return q
+}
+
+// QuantiseTrees makes the int8 variant of an ensemble. It fails when a feature has more
+// than 255 distinct thresholds, which bin indices cannot hold.
+func QuantiseTrees(e *Ensemble, p int) (*Int8, error) {
+	q := &Int8{Objective: e.Objective, BaseScore: e.BaseScore, Thresholds: make([][]float64, p), Bins: e.Bins}
+	biggest := 0.0
+	for k := range e.Trees {
+		t := &e.Trees[k]
+		for i := range t.Left {
+			if t.Left[i] < 0 {
+				biggest = math.Max(biggest, math.Abs(t.Value[i]))
+			} else if !t.isCat(i) {
+				f := t.Feature[i]
+				q.Thresholds[f] = append(q.Thresholds[f], t.Threshold[i])
+			}
+		}
+	}
+	for f, th := range q.Thresholds {
+		slices.Sort(th)
+		q.Thresholds[f] = slices.Compact(th)
+		if len(q.Thresholds[f]) > 255 {
+			return nil, fmt.Errorf("int8: feature %d uses %d distinct thresholds; bin indices hold 255", f, len(q.Thresholds[f]))
+		}
+	}
+	q.Scale = biggest / 127
+	for k := range e.Trees {
+		t := &e.Trees[k]
+		qt := Int8Tree{Left: t.Left, Right: t.Right, DefaultLeft: t.DefaultLeft, Cover: t.Cover, CatLeft: t.CatLeft,
+			Feature: make([]uint16, len(t.Left)), Index: make([]uint8, len(t.Left)), Leaf: make([]int8, len(t.Left))}
+		for i := range t.Left {
+			if t.Left[i] < 0 {
+				qt.Leaf[i] = quantise(t.Value[i], q.Scale)
+				continue
+			}
+			qt.Feature[i] = uint16(t.Feature[i])
+			if !t.isCat(i) {
+				th := q.Thresholds[t.Feature[i]]
+				k, _ := slices.BinarySearch(th, t.Threshold[i])
+				qt.Index[i] = uint8(k + 1)
+			}
+		}
+		q.Trees = append(q.Trees, qt)
+	}
+	return q, q.prepare(p)
+}
+
+// prepare checks the variant and builds the dequantised trees its explanations use.
+func (q *Int8) prepare(p int) error {
+	if !(q.Scale >= 0) || math.IsInf(q.Scale, 0) {
+		return errors.New("int8: bad scale")
+	}
+	if q.Weights != nil {
+		if len(q.Weights) != p || len(q.Means) != p || len(q.Scales) != p {
+			return fmt.Errorf("int8: %d weights for %d features", len(q.Weights), p)
+		}
+		return nil
+	}
+	if len(q.Thresholds) != p {
+		return fmt.Errorf("int8: thresholds for %d features, model has %d", len(q.Thresholds), p)
+	}
+	e := &Ensemble{Objective: q.Objective, BaseScore: q.BaseScore, Bins: q.Bins}
+	for k := range q.Trees {
+		qt := &q.Trees[k]
+		n := len(qt.Left)
+		if len(qt.Right) != n || len(qt.Feature) != n || len(qt.Index) != n || len(qt.Leaf) != n || len(qt.DefaultLeft) != n || len(qt.Cover) != n {
+			return fmt.Errorf("int8: tree %d: node arrays of different lengths", k)
+		}
+		t := Tree{Feature: make([]int32, n), Threshold: make([]float64, n), DefaultLeft: qt.DefaultLeft, Left: qt.Left, Right: qt.Right,
+			Value: make([]float64, n), Cover: qt.Cover, CatLeft: qt.CatLeft}
+		for i := range n {
+			if qt.Left[i] < 0 {
+				t.Value[i] = float64(qt.Leaf[i]) * q.Scale
+				continue
+			}
+			f := int(qt.Feature[i])
+			if f >= p {
+				return fmt.Errorf("int8: tree %d node %d splits on feature %d of %d", k, i, f, p)
+			}
+			t.Feature[i] = int32(f)
+			if t.CatLeft == nil || t.CatLeft[i] == [4]uint64{} {
+				ix := int(qt.Index[i])
+				if ix < 1 || ix > len(q.Thresholds[f]) {
+					return fmt.Errorf("int8: tree %d node %d has threshold index %d of %d", k, i, ix, len(q.Thresholds[f]))
+				}
+				t.Threshold[i] = q.Thresholds[f][ix-1]
+			}
+		}
+		e.Trees = append(e.Trees, t)
+	}
+	if err := e.check(p); err != nil {
+		return err
+	}
+	q.dequantised = e
+	return nil
+}
+
+// index maps x to bin indices: 0 for missing, else 1 + the number of thresholds below it.
+func (q *Int8) index(x []float64, dst []uint8) {
+	for f, v := range x {
+		switch {
+		case math.IsNaN(v):
+			dst[f] = 0
+		case q.Bins != nil && q.Bins.Features[f].Categorical:
+			dst[f] = q.Bins.Features[f].Bin(v)
+		default:
+			th := q.Thresholds[f]
+			lo, hi := 0, len(th)
+			for lo < hi {
+				m := int(uint(lo+hi) >> 1)
+				if th[m] < v {
+					lo = m + 1
+				} else {
+					hi = m
+				}
+			}
+			dst[f] = uint8(lo + 1)
+		}
+	}
+}
+
+// Margin scores one row: for trees, integer sums of int8 leaves over uint8 comparisons.
+func (q *Int8) Margin(x []float64) float64 {
+	if q.Weights != nil {
+		var s float64
+		for j, w := range q.Weights {
+			s += float64(w) * (x[j] - q.Means[j]) / q.Scales[j]
+		}
+		return q.Intercept + q.Scale*s
+	}
+	var buf [64]uint8
+	idx := buf[:0]
+	if len(x) <= len(buf) {
+		idx = buf[:len(x)]
+	} else {
+		idx = make([]uint8, len(x))
+	}
+	q.index(x, idx)
+	var sum int32
+	for k := range q.Trees {
+		t := &q.Trees[k]
+		i := 0
+		for t.Left[i] >= 0 {
+			b := idx[t.Feature[i]]
+			var left bool
+			switch {
+			case t.CatLeft != nil && t.CatLeft[i] != [4]uint64{}:
+				left = t.CatLeft[i][b>>6]&(1<<(b&63)) != 0
+			case b == 0:
+				left = t.DefaultLeft[i]
+			default:
+				left = b <= t.Index[i]
+			}
+			if left {
+				i = int(t.Left[i])
+			} else {
+				i = int(t.Right[i])
+			}
+		}
+		sum += int32(t.Leaf[i])
+	}
+	return q.BaseScore + q.Scale*float64(sum)
+}
+
+// Predict is the variant's output: the margin, or its sigmoid for binary_logloss.
+func (q *Int8) Predict(x []float64) float64 {
+	m := q.Margin(x)
+	if q.Objective == BinaryLogLoss {
+		return sigmoid(m)
+	}
+	return m
+}
+
+// Explain: exact SHAP values of the variant (the dequantised model it computes).
+func (q *Int8) Explain(x []float64) (float64, []float64) {
+	if q.Weights != nil {
+		c := make([]float64, len(q.Weights))
+		for j, w := range q.Weights {
+			c[j] = q.Scale * float64(w) * (x[j] - q.Means[j]) / q.Scales[j]
+		}
+		return q.Intercept, c
+	}
+	return q.dequantised.Explain(x)
+}
+
+// QuantizationReport is the int8 variant's evidence, measured on the holdout and stored in
+// the version's metadata.
+type QuantizationReport struct {
+	Variant        string  `json:"variant"` // int8
+	Key            string  `json:"key,omitempty"`
+	SizeBytes      int     `json:"size_bytes"`
+	FloatSizeBytes int     `json:"float_size_bytes"`
+	NsPerRow       float64 `json:"ns_per_row"`
+	FloatNsPerRow  float64 `json:"float_ns_per_row"`
+	MAE            float64 `json:"mae"`
+	FloatMAE       float64 `json:"float_mae"`
+	// MAELoss is the relative increase of the holdout MAE: (MAE - FloatMAE) / FloatMAE.
+	MAELoss float64 `json:"mae_loss"`
+	Rows    int     `json:"rows"`
+	Error   string  `json:"error,omitempty"` // why no variant could be made
+}
+
+// MeasureQuantization scores the holdout rows (row-major) with the model and its int8
+// variant and reports sizes, speed and the accuracy lost.
+func MeasureQuantization(m, q *Model, rows []float64, y []float64) (QuantizationReport, error) {
+	p := len(m.Features)
+	if len(y) == 0 || len(rows) != len(y)*p {
+		return QuantizationReport{}, fmt.Errorf("quantization: %d values for %d rows of %d features", len(rows), len(y), p)
+	}
+	fb, err := m.Marshal()
+	if err != nil {
+		return QuantizationReport{}, err
+	}
+	qb, err := q.Marshal()
+	if err != nil {
+		return QuantizationReport{}, err
+	}
+	r := QuantizationReport{Variant: "int8", SizeBytes: len(qb), FloatSizeBytes: len(fb), Rows: len(y)}
+	measure := func(mm *Model) (mae, ns float64) {
+		start := time.Now()
+		for i := range y {
+			mae += math.Abs(mm.Predict(rows[i*p:i*p+p]) - y[i])
+		}
+		return mae / float64(len(y)), float64(time.Since(start).Nanoseconds()) / float64(len(y))
+	}
+	r.FloatMAE, r.FloatNsPerRow = measure(m)
+	r.MAE, r.NsPerRow = measure(q)
+	if r.FloatMAE > 0 {
+		r.MAELoss = (r.MAE - r.FloatMAE) / r.FloatMAE
+	}
+	return r, nil
+}
+
+// Quantise returns the int8 variant of a model as a model of family int8.
+func (m *Model) Quantise() (*Model, error) {
+	var q *Int8
+	switch {
+	case m.GBDT != nil:
+		var err error
+		if q, err = QuantiseTrees(m.GBDT, len(m.Features)); err != nil {
+			return nil, err
+		}
+	case m.Linear != nil:
+		q = QuantiseLinear(m.Linear, m.Objective)
+		if err := q.prepare(len(m.Features)); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("int8: nothing to quantise")
+	}
+	out := *m
+	out.Family, out.Linear, out.GBDT, out.Int8 = "int8", nil, nil, q
+	return &out, nil
+}
