@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -454,4 +455,97 @@ func TestRatesDiffer(t *testing.T) {
 	require.Greater(t, small, 0.05)
 	big := ratesDiffer(GroupRate{Rows: 2000, Favorable: 900, Rate: 0.45}, GroupRate{Rows: 2000, Favorable: 1200, Rate: 0.6})
 	require.Less(t, big, 1e-6)
+}
+
+// The gbdt trainer end to end on MinIO: metrics overall and per segment for candidate and
+// champion, importance and the int8 variant kept with the version, and policy deciding which
+// variant serving loads.
+func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	require.Equal(t, "gbdt", e.spec.Trainer.Name)
+	e.spec.Quantization.Serve, e.spec.Quantization.MaxMAELoss = true, 0.05
+	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "g1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	step := StepInput{Model: "demand", RunID: "g1", Spec: e.spec, SnapshotKey: snap.Key}
+	val := must[ValidateResult](e, d.Validate, step)
+	trr := must[TrainResult](e, tr.Train, step)
+	require.Equal(t, "rmse", trr.TrainMetric)
+	require.Positive(t, trr.Trees)
+	require.LessOrEqual(t, trr.Trees, 100)
+	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey})
+	for _, k := range []string{"mae", "rmse", "r2", "mape"} {
+		require.Contains(t, ev.Metrics, k)
+	}
+	require.Greater(t, ev.Metrics["r2"], 0.5)
+	require.Len(t, ev.Importance, len(e.spec.Features))
+	require.Greater(t, ev.Importance["price"], 0.0)
+	require.NotNil(t, ev.Quantization)
+	require.Empty(t, ev.Quantization.Error)
+	require.Less(t, ev.Quantization.MAELoss, 0.05)
+	require.NotEmpty(t, ev.Int8Key)
+	raw, _, err := objstore.ReadAll(ctx, e.store, "reports/demand/g1/evaluation.json")
+	require.NoError(t, err)
+	var rep EvaluationReport
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	require.Equal(t, "region", rep.SegmentBy)
+	require.Len(t, rep.Candidate.Segments, 4)
+	require.Equal(t, ev.HoldoutRows, rep.Candidate.Overall.Rows)
+
+	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI}
+	rr := must[RegisterResult](e, rg.Register, RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test",
+		ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey, Metrics: ev.Metrics, Reports: reports,
+		Int8Key: ev.Int8Key, Quantization: ev.Quantization, Importance: ev.Importance})
+	reg := registry.New(e.store)
+	v, err := reg.Version(ctx, "demand", rr.Version)
+	require.NoError(t, err)
+	require.Equal(t, registry.VariantKey("demand", rr.Version, "int8"), v.Quantization.Key)
+	require.Positive(t, v.Quantization.SizeBytes)
+	require.Equal(t, ev.Importance, v.Importance)
+	// Before a policy allow, serving loads the float model.
+	_, variant, err := reg.LoadServingModel(ctx, "demand", rr.Version)
+	require.NoError(t, err)
+	require.Equal(t, "float64", variant)
+	pr := must[PolicyResult](e, pl.Check, PolicyInput{Model: "demand", RunID: "g1", Version: rr.Version, CandidateMAE: ev.CandidateMAE,
+		Spec: e.spec, Reports: reports, Quantization: ev.Quantization})
+	require.True(t, pr.Allow, pr.Reasons)
+	require.True(t, pr.ServeQuantized)
+	m, variant, err := reg.LoadServingModel(ctx, "demand", rr.Version)
+	require.NoError(t, err)
+	require.Equal(t, "int8", variant)
+	require.Equal(t, "int8", m.Family)
+}
+
+// An external trainer's artifact is verified before it is used: it must be in this bucket
+// and use the spec's features.
+func TestAdoptExternalChecksTheArtifact(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "x1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	step := StepInput{Model: "demand", RunID: "x1", Spec: e.spec, SnapshotKey: snap.Key}
+	ein := must[ExternalTrainInput](e, tr.ExternalInput, step)
+	require.Len(t, ein.Files, 28)
+	require.Equal(t, "2026-09-22", ein.HoldoutFrom)
+	require.Equal(t, e.spec.Features, ein.Features)
+	// A trainer that writes a Driftline artifact (here: the built-in one's output, copied).
+	built := must[TrainResult](e, tr.Train, step)
+	art, _, err := objstore.ReadAll(ctx, e.store, built.ArtifactKey)
+	require.NoError(t, err)
+	outKey := strings.TrimPrefix(ein.OutputURI, e.store.URI(""))
+	_, err = e.store.Put(ctx, outKey, art, objstore.PutOptions{})
+	require.NoError(t, err)
+	got := must[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, TaskQueue: "py", Output: ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: FormatDriftline, TrainRows: 10}})
+	staged, _, err := objstore.ReadAll(ctx, e.store, got.ArtifactKey)
+	require.NoError(t, err)
+	require.Contains(t, string(staged), "external:py")
+	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: got.ArtifactKey})
+	require.Positive(t, ev.CandidateMAE)
+
+	xgb, err := os.ReadFile("../model/testdata/xgboost/regression.json")
+	require.NoError(t, err)
+	_, err = e.store.Put(ctx, outKey, xgb, objstore.PutOptions{})
+	require.NoError(t, err)
+	_, err = call[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, TaskQueue: "py", Output: ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: FormatXGBoostJSON}})
+	require.ErrorContains(t, err, "4 features, 5 names")
+	_, err = call[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, Output: ExternalTrainOutput{ArtifactURI: "s3://elsewhere/m.json"}})
+	require.ErrorContains(t, err, "is not in")
 }

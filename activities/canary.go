@@ -164,8 +164,11 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in CanaryEvalInput) (Canary
 	if g.ProtectedAttribute != "" && c.Registry != nil {
 		cm, err1 := c.Registry.LoadModel(ctx, in.Model, in.Candidate)
 		pm, err2 := c.Registry.LoadModel(ctx, in.Model, in.Production)
-		if err1 == nil && err2 == nil && cm.Linear != nil {
-			threshold := cm.Linear.Intercept
+		if err1 == nil && err2 == nil {
+			threshold := cm.ExpectedValue() // the favorable cut Evaluate used
+			if cm.Classifier() {
+				threshold = 0.5
+			}
 			cand, prod := map[string]*GroupRate{}, map[string]*GroupRate{}
 			add := func(groups map[string]*GroupRate, group string, favorable bool) {
 				gr := groups[group]

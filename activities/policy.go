@@ -39,6 +39,10 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 	if in.ChampionVersion > 0 {
 		input["champion"] = map[string]any{"version": in.ChampionVersion, "mae": in.ChampionMAE}
 	}
+	if q := in.Quantization; q != nil && q.Error == "" {
+		input["quantization"] = map[string]any{"variant": q.Variant, "mae_loss": q.MAELoss, "mae": q.MAE, "float_mae": q.FloatMAE,
+			"size_bytes": q.SizeBytes, "float_size_bytes": q.FloatSizeBytes}
+	}
 	if in.Fairness != nil {
 		input["fairness"] = map[string]any{"attribute": in.Fairness.Attribute, "disparate_impact": in.Fairness.DisparateImpact,
 			"lowest_group": in.Fairness.Lowest, "highest_group": in.Fairness.Highest}
@@ -60,6 +64,12 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 			return PolicyResult{}, classify("policy", err)
 		}
 	}
+	if d.Allow && d.ServeQuantized && p.Registry != nil {
+		if _, err := p.Registry.PutRecord(ctx, in.Model, in.Version, registry.ServingRecordKind, registry.ServingRecordID,
+			registry.ServingVariant{Variant: "int8", DecisionID: decisionID}); err != nil {
+			return PolicyResult{}, classify("policy", err)
+		}
+	}
 	verdict := "deny"
 	if d.Allow {
 		verdict = "allow"
@@ -69,7 +79,7 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 		Details: map[string]any{"reasons": d.Reasons, "policy_revision": d.Revision, "decision_id": decisionID}}); err != nil {
 		return PolicyResult{}, classify("policy", err)
 	}
-	return PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons,
+	return PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons, ServeQuantized: d.Allow && d.ServeQuantized,
 		Revision: d.Revision, DecisionURI: p.Store.URI(key)}, nil
 }
 

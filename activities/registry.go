@@ -59,7 +59,16 @@ func (r *Registry) Register(ctx context.Context, in RegisterInput) (RegisterResu
 			return RegisterResult{}, invalid("register: prediction profile %s: %v", in.PredictionProfileKey, err)
 		}
 	}
-	got, err := r.Registry.Register(ctx, v, art, prof, predProf)
+	v.Quantization, v.Importance = in.Quantization, in.Importance
+	var variants []registry.Variant
+	if in.Int8Key != "" {
+		b, _, err := objstore.ReadAll(ctx, r.Store, in.Int8Key)
+		if err != nil {
+			return RegisterResult{}, classify("register", err)
+		}
+		variants = append(variants, registry.Variant{Name: "int8", Artifact: b})
+	}
+	got, err := r.Registry.Register(ctx, v, art, prof, predProf, variants...)
 	if err != nil {
 		return RegisterResult{}, classify("register", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/spec"
+	"math"
 )
 
 // featureReader pulls a spec's features from a batch: numeric values in model order, and for
@@ -29,10 +30,16 @@ func newFeatureReader(sp spec.Spec) (*featureReader, error) {
 	return fr, nil
 }
 
-// vector fills x with row r's features (numeric; categorical ints and bools as numbers).
+// vector fills x with row r's features (numeric; categorical ints and bools as numbers;
+// nulls as NaN, which gbdt routes as missing values).
 func (f *featureReader) vector(b *dataset.Batch, r int, x []float64) {
 	for i, col := range f.cols {
-		x[i] = b.Cols[col.Name].Num[r]
+		d := b.Cols[col.Name]
+		if d.Null[r] {
+			x[i] = math.NaN()
+			continue
+		}
+		x[i] = d.Num[r]
 	}
 }
 

@@ -3,6 +3,7 @@ package activities
 import (
 	"time"
 
+	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -48,7 +49,12 @@ type DriftResult struct {
 type TrainResult struct {
 	ArtifactKey, ArtifactURI, ProfileKey string
 	TrainRows                            int
-	TrainRMSE                            float64
+	TrainRMSE                            float64 // squared-error trainers
+	// TrainMetric (rmse, mae or logloss) and TrainLoss: the objective's training loss.
+	TrainMetric string  `json:",omitempty"`
+	TrainLoss   float64 `json:",omitempty"`
+	// Trees kept by early stopping (gbdt).
+	Trees int `json:",omitempty"`
 }
 
 // EvaluateInput compares the staged candidate with the champion on the same holdout.
@@ -66,6 +72,12 @@ type EvaluateResult struct {
 	ReportURI                 string
 	PredictionProfileKey      string          // the candidate's holdout predictions, reference for prediction drift
 	Fairness                  *FairnessResult `json:",omitempty"`
+	// Metrics: every candidate metric on the holdout (mae, rmse, r2, mape; logloss, auc,
+	// accuracy for classifiers); the report has them per segment and for the champion.
+	Metrics      map[string]float64        `json:",omitempty"`
+	Importance   map[string]float64        `json:",omitempty"`
+	Int8Key      string                    `json:",omitempty"` // staged int8 variant
+	Quantization *model.QuantizationReport `json:",omitempty"`
 }
 
 // FairnessResult is the candidate's disparate impact on the holdout.
@@ -93,6 +105,10 @@ type RegisterInput struct {
 	PredictionProfileKey    string
 	Metrics                 map[string]float64
 	Reports                 map[string]string
+	// The int8 variant and its measurements, and the global feature importance.
+	Int8Key      string                    `json:",omitempty"`
+	Quantization *model.QuantizationReport `json:",omitempty"`
+	Importance   map[string]float64        `json:",omitempty"`
 }
 
 // RegisterResult names the new version.
@@ -111,13 +127,16 @@ type PolicyInput struct {
 	Spec            spec.Spec
 	Reports         map[string]string
 	Fairness        *FairnessResult
+	Quantization    *model.QuantizationReport `json:",omitempty"`
 }
 
 // PolicyResult is the decision with where its record is stored.
 type PolicyResult struct {
 	Allow, ApprovalRequired bool
-	Reasons                 []string
-	Revision, DecisionURI   string
+	// ServeQuantized: policy lets serving answer with the int8 variant.
+	ServeQuantized        bool `json:",omitempty"`
+	Reasons               []string
+	Revision, DecisionURI string
 }
 
 // DeployInput changes the deployment pointer.

@@ -98,6 +98,7 @@ func (p GBDTParams) Validate() error {
 // TrainLog records the validation loss of each round.
 type TrainLog struct {
 	Metric        string    `json:"metric"` // rmse, mae or logloss
+	Train         float64   `json:"train"`  // the metric on the training rows, after the last round
 	Validation    []float64 `json:"validation,omitempty"`
 	BestIteration int       `json:"best_iteration"`
 }
@@ -217,6 +218,7 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	}
 	e.Trees = e.Trees[:best]
 	e.BestIteration, log.BestIteration = best, best
+	log.Train = lossOf(p.Objective, t.pred, train.Y)
 	if err := e.check(train.P); err != nil {
 		return nil, nil, err
 	}
@@ -733,4 +735,82 @@ func (t *Tree) binLeaf(row []uint8) int {
 		}
 	}
 	return i
+}
+
+// GBDTParamNames are the numeric hyperparameters a spec may set for the gbdt trainer.
+var GBDTParamNames = []string{"trees", "max_depth", "max_leaves", "max_bins", "learning_rate", "lambda", "min_child_weight",
+	"min_split_loss", "subsample", "colsample_bytree", "early_stopping_rounds", "seed"}
+
+// GBDTParamsFrom reads the spec's trainer settings over DefaultGBDT, naming any unknown or
+// invalid field.
+func GBDTParamsFrom(objective, growth string, params map[string]float64) (GBDTParams, error) {
+	p := DefaultGBDT()
+	if objective != "" {
+		p.Objective = objective
+	}
+	if growth != "" {
+		p.Growth = growth
+	}
+	var errs []error
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	integer := func(k string, v float64) int {
+		if v != math.Trunc(v) {
+			errs = append(errs, fmt.Errorf("trainer.params.%s: must be a whole number, got %g", k, v))
+		}
+		return int(v)
+	}
+	for _, k := range names {
+		v := params[k]
+		switch k {
+		case "trees":
+			p.Trees = integer(k, v)
+		case "max_depth":
+			p.MaxDepth = integer(k, v)
+		case "max_leaves":
+			p.MaxLeaves = integer(k, v)
+		case "max_bins":
+			p.MaxBins = integer(k, v)
+		case "learning_rate":
+			p.LearningRate = v
+		case "lambda":
+			p.Lambda = v
+		case "min_child_weight":
+			p.MinChildWeight = v
+		case "min_split_loss":
+			p.MinSplitLoss = v
+		case "subsample":
+			p.Subsample = v
+		case "colsample_bytree":
+			p.ColsampleByTree = v
+		case "early_stopping_rounds":
+			p.EarlyStoppingRounds = integer(k, v)
+		case "seed":
+			p.Seed = uint64(integer(k, v))
+		default:
+			errs = append(errs, fmt.Errorf("trainer.params.%s: not a gbdt parameter (known: %v)", k, GBDTParamNames))
+		}
+	}
+	if p.Growth == "leafwise" && params["max_depth"] == 0 {
+		p.MaxDepth = 0
+		if p.MaxLeaves == 0 {
+			p.MaxLeaves = 31
+		}
+	}
+	if err := p.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return p, errors.Join(errs...)
+}
+
+// Settings is the params as the artifact records them.
+func (p GBDTParams) Settings() (map[string]float64, map[string]string) {
+	return map[string]float64{"trees": float64(p.Trees), "max_depth": float64(p.MaxDepth), "max_leaves": float64(p.MaxLeaves),
+			"max_bins": float64(p.MaxBins), "learning_rate": p.LearningRate, "lambda": p.Lambda, "min_child_weight": p.MinChildWeight,
+			"min_split_loss": p.MinSplitLoss, "subsample": p.Subsample, "colsample_bytree": p.ColsampleByTree,
+			"early_stopping_rounds": float64(p.EarlyStoppingRounds), "seed": float64(p.Seed)},
+		map[string]string{"objective": p.Objective, "growth": p.Growth}
 }

@@ -59,6 +59,7 @@ func Revision() (string, error) {
 type Decision struct {
 	Allow            bool     `json:"allow"`
 	ApprovalRequired bool     `json:"approval_required"`
+	ServeQuantized   bool     `json:"serve_quantized"`
 	Reasons          []string `json:"reasons"`
 	Revision         string   `json:"policy_revision"`
 }

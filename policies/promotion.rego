@@ -11,11 +11,15 @@
 #   reports.validation / .drift / .evaluation   URIs of the evidence
 #   fairness.disparate_impact, .attribute       the candidate's disparate impact (when the data has a protected attribute)
 #   spec.fairness.min_disparate_impact          the lowest acceptable ratio
+#   quantization.mae_loss                relative holdout MAE increase of the int8 variant
+#   spec.quantization.serve, .max_mae_loss      whether to serve it, and the largest loss that allows it
 package driftline.promotion
 
 default allow := false
 
 default approval_required := false
+
+default serve_quantized := false
 
 has_champion if is_number(input.champion.mae)
 
@@ -71,10 +75,19 @@ allow if count(deny) == 0
 
 approval_required if input.spec.approval.required == true
 
+# The int8 variant answers in serving only when the spec asks for it and its accuracy loss on
+# the holdout is within the spec's bound.
+serve_quantized if {
+	input.spec.quantization.serve == true
+	is_number(input.quantization.mae_loss)
+	input.quantization.mae_loss <= input.spec.quantization.max_mae_loss
+}
+
 round3(x) := round(x * 1000) / 1000
 
 decision := {
 	"allow": allow,
 	"approval_required": approval_required,
+	"serve_quantized": serve_quantized,
 	"reasons": sort(deny),
 }

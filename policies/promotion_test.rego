@@ -88,3 +88,16 @@ test_disparate_impact_threshold_from_spec if {
 	})
 	not promotion.allow with input as inp
 }
+
+test_quantized_variant_served_within_the_loss_bound if {
+	inp := json.patch(good, [
+		{"op": "add", "path": "/spec/quantization", "value": {"serve": true, "max_mae_loss": 0.01}},
+		{"op": "add", "path": "/quantization", "value": {"mae_loss": 0.004}},
+	])
+	promotion.decision.serve_quantized with input as inp
+	too_lossy := json.patch(inp, [{"op": "replace", "path": "/quantization/mae_loss", "value": 0.03}])
+	not promotion.serve_quantized with input as too_lossy
+	not_asked := json.patch(inp, [{"op": "replace", "path": "/spec/quantization/serve", "value": false}])
+	not promotion.serve_quantized with input as not_asked
+	not promotion.serve_quantized with input as good
+}

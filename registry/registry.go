@@ -78,6 +78,32 @@ type Version struct {
 	PredictionProfileURI string             `json:"prediction_profile_uri,omitempty"`
 	Metrics              map[string]float64 `json:"metrics"`
 	Lineage              Lineage            `json:"lineage"`
+	// Quantization is the int8 variant's evidence (size, speed, holdout accuracy loss).
+	Quantization *model.QuantizationReport `json:"quantization,omitempty"`
+	// Importance is the global feature importance: mean |SHAP| on the holdout.
+	Importance map[string]float64 `json:"feature_importance,omitempty"`
+}
+
+// Variant is another form of a version's model stored next to it (the int8 variant).
+type Variant struct {
+	Name     string
+	Artifact []byte
+}
+
+// VariantKey locates a version's variant artifact (model.int8.json).
+func VariantKey(m string, n int, name string) string { return versionDir(m, n) + "model." + name + ".json" }
+
+// ServingRecordKind and ServingRecordID locate the record that says which variant serving
+// loads (written when policy allows the int8 variant).
+const (
+	ServingRecordKind = "serving"
+	ServingRecordID   = "variant"
+)
+
+// ServingVariant is the serving record's content.
+type ServingVariant struct {
+	Variant    string `json:"variant"`
+	DecisionID string `json:"decision_id"`
 }
 
 // Registry stores versions and deployments in a bucket.
@@ -143,7 +169,7 @@ func (r *Registry) claims(ctx context.Context, m string) ([]int, map[int]string,
 // Register creates the next version for a run. Numbers come from conditional creates of a
 // claim object, so racing registrations get distinct, gap-free numbers; the same run
 // registering again (an activity retry) gets its version back.
-func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile, predictions *drift.Profile) (Version, error) {
+func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile, predictions *drift.Profile, variants ...Variant) (Version, error) {
 	m := v.Model
 	nums, runs, err := r.claims(ctx, m)
 	if err != nil {
@@ -197,6 +223,17 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 		}
 		objects[PredictionProfileKey(m, n)] = pp
 		v.PredictionProfileURI = r.Store.URI(PredictionProfileKey(m, n))
+	}
+	for _, vr := range variants {
+		if _, err := model.Unmarshal(vr.Artifact); err != nil {
+			return v, fmt.Errorf("variant %s: %w", vr.Name, err)
+		}
+		objects[VariantKey(m, n, vr.Name)] = vr.Artifact
+		if v.Quantization != nil && v.Quantization.Variant == vr.Name {
+			q := *v.Quantization
+			q.Key = VariantKey(m, n, vr.Name)
+			v.Quantization = &q
+		}
 	}
 	// Immutable objects: a retry finds them already there, with the same content.
 	for key, body := range objects {
@@ -277,6 +314,30 @@ func (r *Registry) LoadModel(ctx context.Context, m string, n int) (*model.Model
 		return nil, fmt.Errorf("model %s version %d: %w", m, n, err)
 	}
 	return mdl, nil
+}
+
+// LoadServingModel reads the model serving should answer with: the int8 variant when the
+// version's serving record (written on a policy allow) names it, else the float model.
+func (r *Registry) LoadServingModel(ctx context.Context, m string, n int) (*model.Model, string, error) {
+	data, _, err := objstore.ReadAll(ctx, r.Store, RecordKey(m, n, ServingRecordKind, ServingRecordID))
+	if err == nil {
+		var sv ServingVariant
+		if json.Unmarshal(data, &sv) == nil && sv.Variant != "" {
+			art, _, err := objstore.ReadAll(ctx, r.Store, VariantKey(m, n, sv.Variant))
+			if err != nil {
+				return nil, "", fmt.Errorf("model %s version %d variant %s: %w", m, n, sv.Variant, err)
+			}
+			mdl, err := model.Unmarshal(art)
+			if err != nil {
+				return nil, "", fmt.Errorf("model %s version %d variant %s: %w", m, n, sv.Variant, err)
+			}
+			return mdl, sv.Variant, nil
+		}
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, "", err
+	}
+	mdl, err := r.LoadModel(ctx, m, n)
+	return mdl, "float64", err
 }
 
 // LoadProfile reads a version's reference profile.

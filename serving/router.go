@@ -65,7 +65,7 @@ func (w *watcher) load(ctx context.Context, v int) (*loaded, error) {
 	if l, ok := w.cache[v]; ok {
 		return l, nil
 	}
-	m, err := w.reg.LoadModel(ctx, w.name, v)
+	m, _, err := w.reg.LoadServingModel(ctx, w.name, v)
 	if err != nil {
 		return nil, err
 	}

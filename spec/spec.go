@@ -11,9 +11,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftline/driftline/model"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
@@ -35,8 +38,10 @@ type Spec struct {
 	Drift      Drift            `yaml:"drift" json:"drift"`
 	Evaluation Evaluation       `yaml:"evaluation" json:"evaluation"`
 	Fairness   Fairness         `yaml:"fairness" json:"fairness"`
-	Approval   Approval         `yaml:"approval" json:"approval"`
-	Canary     Canary           `yaml:"canary" json:"canary"`
+	// Quantization: the int8 variant made at registration.
+	Quantization Quantization `yaml:"quantization" json:"quantization"`
+	Approval     Approval     `yaml:"approval" json:"approval"`
+	Canary       Canary       `yaml:"canary" json:"canary"`
 	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
 	Hash string `yaml:"-" json:"hash"`
 }
@@ -52,8 +57,42 @@ type Dataset struct {
 
 // Trainer names the training algorithm and its hyperparameters.
 type Trainer struct {
-	Name   string             `yaml:"name" json:"name"`
+	// Name is ridge, logistic or gbdt (docs/models.md has each one's parameters).
+	Name string `yaml:"name" json:"name"`
+	// Objective (gbdt): squared_error (default), absolute_error or binary_logloss.
+	Objective string `yaml:"objective,omitempty" json:"objective,omitempty"`
+	// Growth (gbdt): depthwise (default) or leafwise.
+	Growth string             `yaml:"growth,omitempty" json:"growth,omitempty"`
 	Params map[string]float64 `yaml:"params" json:"params"`
+	// ValidationShare (gbdt) of the training rows, chosen by a hash of the row, drives early
+	// stopping (default 0.1 when early_stopping_rounds is set).
+	ValidationShare float64 `yaml:"validation_share,omitempty" json:"validation_share,omitempty"`
+	// TaskQueue, when set, dispatches the train step to an external trainer polling that
+	// queue (docs/models.md, "External trainers").
+	TaskQueue string `yaml:"task_queue,omitempty" json:"task_queue,omitempty"`
+}
+
+// ObjectiveName is the trainer's objective with its default.
+func (t Trainer) ObjectiveName() string {
+	switch {
+	case t.Name == "logistic":
+		return model.BinaryLogLoss
+	case t.Name == "gbdt" && t.Objective != "":
+		return t.Objective
+	default:
+		return model.SquaredError
+	}
+}
+
+// Quantization decides whether an int8 variant is made and when it may be served.
+type Quantization struct {
+	// Disabled turns the int8 variant off (it is made by default).
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// MaxMAELoss is the largest relative holdout MAE increase at which policy lets serving
+	// use the int8 variant (default 0.01 = 1%); 0 after defaults never happens.
+	MaxMAELoss float64 `yaml:"max_mae_loss" json:"max_mae_loss"`
+	// Serve asks for the int8 variant in serving when policy allows it.
+	Serve bool `yaml:"serve,omitempty" json:"serve,omitempty"`
 }
 
 // Drift holds the drift decision's settings (defaults: drift.DefaultConfig).
@@ -79,6 +118,8 @@ type Evaluation struct {
 	MaxMAE float64 `yaml:"max_mae" json:"max_mae"`
 	// MaxRegression is how much worse than the champion (relative MAE) a candidate may be.
 	MaxRegression float64 `yaml:"max_regression" json:"max_regression"`
+	// SegmentBy is the column per-segment metrics group by (default: the protected attribute).
+	SegmentBy string `yaml:"segment_by,omitempty" json:"segment_by,omitempty"`
 }
 
 // Fairness is the fairness gate: the disparate-impact ratio of the protected attribute.
@@ -199,6 +240,13 @@ func (s *Spec) applyDefaults() {
 	if s.Trainer.Name == "" {
 		s.Trainer.Name = "ridge"
 	}
+	if s.Trainer.Name == "gbdt" && s.Trainer.ValidationShare == 0 && s.Trainer.Params["early_stopping_rounds"] > 0 {
+		s.Trainer.ValidationShare = 0.1
+	}
+	if s.Quantization.MaxMAELoss == 0 {
+		s.Quantization.MaxMAELoss = 0.01
+	}
+
 	dc := drift.DefaultConfig()
 	def(&s.Drift.Alpha, dc.Alpha)
 	if s.Drift.Correction == "" {
@@ -254,6 +302,9 @@ func (s *Spec) applyDefaults() {
 	if s.Canary.Mode == "" {
 		s.Canary.Mode = "split"
 	}
+	if s.Evaluation.SegmentBy == "" {
+		s.Evaluation.SegmentBy = s.Fairness.ProtectedAttribute
+	}
 }
 
 // Validate returns every problem of the spec at once, each naming its field.
@@ -306,8 +357,10 @@ func (s Spec) Validate() error {
 			add("features[%d]: %q is not a contract column", i, f)
 		case col.Role != dataset.RoleFeature:
 			add("features[%d]: contract column %q has role %s, not feature", i, f, col.Role)
-		case s.Trainer.Name == "ridge" && col.Type == dataset.TypeString:
-			add("features[%d]: %q is a string; trainer ridge needs numeric features", i, f)
+		case col.Type == dataset.TypeString:
+			add("features[%d]: %q is a string; trainers need numbers (give categories as integer codes with categorical: true)", i, f)
+		case col.Nullable && s.Trainer.Name != "gbdt":
+			add("features[%d]: %q is nullable; trainer %s cannot take missing values (gbdt can)", i, f, s.Trainer.Name)
 		}
 	}
 	if col, ok := s.Contract.Column(s.Target); s.Target != "" && (!ok || col.Role != dataset.RoleTarget || col.Type == dataset.TypeString) {
@@ -316,6 +369,11 @@ func (s Spec) Validate() error {
 	for i, c := range s.Drift.Critical {
 		if !slices.Contains(s.Features, c) {
 			add("drift.critical_features[%d]: %q is not a feature", i, c)
+		}
+	}
+	if c := s.Evaluation.SegmentBy; c != "" {
+		if _, ok := s.Contract.Column(c); !ok {
+			add("evaluation.segment_by: %q is not a contract column", c)
 		}
 	}
 	if a := s.Fairness.ProtectedAttribute; a != "" {
@@ -327,12 +385,32 @@ func (s Spec) Validate() error {
 		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
 	}
 	switch s.Trainer.Name {
-	case "ridge":
-		if a, ok := s.Trainer.Params["alpha"]; ok && a < 0 {
-			add("trainer.params.alpha: must be >= 0, got %g", a)
+	case "ridge", "logistic":
+		for k, v := range s.Trainer.Params {
+			if k != "alpha" {
+				add("trainer.params.%s: %s takes only alpha", k, s.Trainer.Name)
+			} else if v < 0 {
+				add("trainer.params.alpha: must be >= 0, got %g", v)
+			}
+		}
+		if s.Trainer.Objective != "" || s.Trainer.Growth != "" {
+			add("trainer: objective and growth are gbdt settings")
+		}
+	case "gbdt":
+		if _, err := model.GBDTParamsFrom(s.Trainer.Objective, s.Trainer.Growth, s.Trainer.Params); err != nil {
+			errs = append(errs, err)
+		}
+		if v := s.Trainer.ValidationShare; v < 0 || v >= 1 {
+			add("trainer.validation_share: must be in [0, 1), got %g", v)
 		}
 	default:
-		add("trainer.name: %q is not a known trainer (known: ridge)", s.Trainer.Name)
+		add("trainer.name: %q is not a known trainer (known: ridge, logistic, gbdt)", s.Trainer.Name)
+	}
+	if q := s.Trainer.TaskQueue; q != "" && !namePattern.MatchString(strings.ToLower(q)) {
+		add("trainer.task_queue: %q is not a valid task queue name", q)
+	}
+	if !(s.Quantization.MaxMAELoss > 0) {
+		add("quantization.max_mae_loss: must be > 0, got %g", s.Quantization.MaxMAELoss)
 	}
 	share := func(field string, v float64) {
 		if v < 0 || v > 1 {

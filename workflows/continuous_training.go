@@ -202,12 +202,32 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	// 4 Train
 	r.enter(StageTrain)
 	var tr activities.TrainResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, fmt.Sprintf("train %s on %s", in.Spec.Trainer.Name, snap.ID)),
+	if q := in.Spec.Trainer.TaskQueue; q != "" {
+		// An external trainer on its own task queue: input built here, artifact adopted here.
+		var ein activities.ExternalTrainInput
+		if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, "prepare the external trainer's input"),
+			train.ExternalInput, step).Get(ctx, &ein); err != nil {
+			return r.fail(err)
+		}
+		var eout activities.ExternalTrainOutput
+		ectx := workflow.WithTaskQueue(withStep(ctx, StageTrain, fmt.Sprintf("external trainer on task queue %s", q)), q)
+		if err := workflow.ExecuteActivity(ectx, activities.ExternalTrainActivity, ein).Get(ctx, &eout); err != nil {
+			return r.fail(err)
+		}
+		if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, "verify and stage the external artifact"),
+			train.AdoptExternal, activities.AdoptInput{StepInput: step, TaskQueue: q, Output: eout}).Get(ctx, &tr); err != nil {
+			return r.fail(err)
+		}
+	} else if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, fmt.Sprintf("train %s on %s", in.Spec.Trainer.Name, snap.ID)),
 		train.Train, step).Get(ctx, &tr); err != nil {
 		return r.fail(err)
 	}
 	r.status.Training = &tr
-	r.done("%s on %d rows, training RMSE %.3f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainRMSE)
+	if tr.TrainMetric != "" && tr.TrainMetric != "rmse" {
+		r.done("%s on %d rows, training %s %.4f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainMetric, tr.TrainLoss)
+	} else {
+		r.done("%s on %d rows, training RMSE %.3f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainRMSE)
+	}
 
 	// 5 Evaluate
 	r.enter(StageEvaluate)
@@ -230,13 +250,19 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 		reports["drift"] = dr.ReportURI
 	}
 	metrics := map[string]float64{"holdout_mae": ev.CandidateMAE, "train_rmse": tr.TrainRMSE, "train_rows": float64(tr.TrainRows), "holdout_rows": float64(ev.HoldoutRows)}
+	for _, k := range []string{"rmse", "r2", "mape", "logloss", "auc", "accuracy"} { // a fixed order: no map range
+		if v, ok := ev.Metrics[k]; ok {
+			metrics["holdout_"+k] = v
+		}
+	}
 	if ev.HasChampion {
 		metrics["champion_mae"] = ev.ChampionMAE
 	}
 	var rr activities.RegisterResult
 	if err := workflow.ExecuteActivity(withStep(ctx, StageRegister, "register the candidate with lineage"), reg.Register, activities.RegisterInput{
 		StepInput: step, WorkflowID: r.wfID, RequestedBy: in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
-		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports}).Get(ctx, &rr); err != nil {
+		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports,
+		Int8Key: ev.Int8Key, Quantization: ev.Quantization, Importance: ev.Importance}).Get(ctx, &rr); err != nil {
 		return r.fail(err)
 	}
 	r.status.CandidateVersion = rr.Version
@@ -248,7 +274,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	var pr activities.PolicyResult
 	if err := workflow.ExecuteActivity(withStep(ctx, StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pol.Check, activities.PolicyInput{
 		Model: model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
-		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness}).Get(ctx, &pr); err != nil {
+		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization}).Get(ctx, &pr); err != nil {
 		return r.fail(err)
 	}
 	r.status.Policy = &pr

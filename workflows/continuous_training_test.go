@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.temporal.io/sdk/activity"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,10 @@ func (s *ctSuite) SetupTest() {
 	s.env.RegisterActivity(&activities.Registry{})
 	s.env.RegisterActivity(&activities.Policy{})
 	s.env.RegisterActivity(&activities.Canary{})
+	// The external trainer's activity type (implemented outside Driftline; mocked per test).
+	s.env.RegisterActivityWithOptions(func(context.Context, activities.ExternalTrainInput) (activities.ExternalTrainOutput, error) {
+		return activities.ExternalTrainOutput{}, errors.New("not mocked")
+	}, activity.RegisterOptions{Name: activities.ExternalTrainActivity})
 	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.approversDelay = 0
@@ -103,6 +108,38 @@ func (s *ctSuite) TestFirstRunPromotesWithoutCanary() {
 	s.Equal(1, res.Version)
 	s.Equal(StageDone, st.Stage)
 	s.Len(st.Steps, 8) // snapshot validate drift train evaluate register policy promote
+}
+
+// An external trainer: the train step goes to the trainer's task queue under the documented
+// activity name, with the documented input, and its artifact is adopted before evaluation.
+func (s *ctSuite) TestExternalTrainerOnItsOwnTaskQueue() {
+	s.happyPath(0, false)
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
+	ein := activities.ExternalTrainInput{Model: "demand", RunID: "r", Features: []string{"price"}, HoldoutFrom: "2026-09-22",
+		OutputURI: "s3://b/reports/demand/r/external/model.json"}
+	s.env.OnActivity(train.ExternalInput, mock.Anything, mock.Anything).Return(ein, nil).Once()
+	var gotQueue string
+	s.env.OnActivity(activities.ExternalTrainActivity, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.ExternalTrainInput) (activities.ExternalTrainOutput, error) {
+			gotQueue = activity.GetInfo(ctx).TaskQueue
+			s.Equal(ein, in)
+			return activities.ExternalTrainOutput{ArtifactURI: in.OutputURI, Format: activities.FormatXGBoostJSON, TrainRows: 21000}, nil
+		}).Once()
+	s.env.OnActivity(train.AdoptExternal, mock.Anything, mock.MatchedBy(func(in activities.AdoptInput) bool {
+		return in.TaskQueue == "python-trainers" && in.Output.Format == activities.FormatXGBoostJSON && in.Output.ArtifactURI == ein.OutputURI
+	})).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000}, nil).Once()
+	s.env.OnActivity(train.Evaluate, mock.Anything, mock.MatchedBy(func(in activities.EvaluateInput) bool { return in.ArtifactKey == "a" })).
+		Return(activities.EvaluateResult{CandidateMAE: 1.6, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{Version: 1, MetadataURI: "s3://b/m.json"}, nil)
+	s.allow(false)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	in := input(false)
+	in.Spec.Trainer.TaskQueue = "python-trainers"
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	res, _ := s.result()
+	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal("python-trainers", gotQueue)
 }
 
 func (s *ctSuite) TestNoDriftStopsBeforeTraining() {
