@@ -26,7 +26,7 @@ help:
 	@echo "make test   install tools, lint (gofmt, vet, staticcheck, workflowcheck), run all tests"
 	@echo "make up     start the local stack (Temporal dev server :7233/:8233, MinIO :9000, workers)"
 	@echo "make down   stop everything make up started"
-	@echo "make bench  speed and memory benchmarks against scipy (docs/benchmarks.md)"
+	@echo "make bench  speed and memory benchmarks against scipy, XGBoost, scikit-learn, a bare handler (docs/benchmarks.md)"
 	@echo "make clean  make down and delete .data/"
 
 $(BIN)/temporal:
@@ -75,11 +75,13 @@ test: tools lint unit fuzz
 bench-deps:
 	@/usr/bin/python3 -c "import scipy" 2>/dev/null || (apt-get update && apt-get install -y python3-scipy python3-numpy)
 	@command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
+	@/usr/bin/python3 -c "import xgboost, sklearn" 2>/dev/null || (apt-get update && apt-get install -y xgboost python3-xgboost python3-sklearn)
 
 bench: $(BIN)/minio bench-deps
 	bench/drift.sh
 	bench/scan.sh 1024
 	bench/serve.sh
+	bench/models.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Serving throughput and latency: the serving worker (ridge demo model, real handler with
+# Serving throughput and latency: the serving worker (the demo's gbdt model: 100 trees of
+# depth 6; real handler with
 # routing, prediction log and metrics) against a bare net/http handler returning a constant,
 # same machine, same run. Needs wrk and hey (Debian packages; make bench-deps installs them).
 #   bench/serve.sh [SECONDS]

@@ -2,66 +2,95 @@ package model
 
 import "math"
 
-// maxCompiledDepth bounds the complete-tree layout: 2^depth leaves per tree.
-const maxCompiledDepth = 10
+// maxCompiledDepth bounds the complete-tree layout: 2^depth leaves per tree, node indices in
+// one byte.
+const maxCompiledDepth = 8
+
+// maxCompiledFeatures bounds the per-row scratch copy the walks index without bounds checks.
+const maxCompiledFeatures = 64
 
 // compiled is an ensemble laid out as complete binary trees of one depth, children of node i
 // at 2i+1 and 2i+2, so scoring is a fixed number of compare-and-index steps per tree with no
 // child pointers to load and no data-dependent loop exits. A leaf shallower than the depth
 // is padded: the nodes below it split on +Inf and all leaves under it carry its value.
-// Only numeric splits are compiled; rows holding a NaN take the general path, which honours
-// each node's default direction.
+// Node indices are masked to 8 bits and features to 6, which lets the compiler drop bounds
+// checks. Categorical splits look the row's category bin up in a per-node table. Rows
+// holding a NaN take the general path, which honours each node's default direction.
 type compiled struct {
 	depth    int
 	internal int // 2^depth - 1 nodes per tree
-	feat     []int32
-	thr      []float64
-	leaf     []float64 // 2^depth per tree
-	trees    int
+	trees    []node256
+	cats     [][256]uint8 // per categorical split: 1 = the bin goes right
+	catFeat  []int        // features with categorical splits
+	bins     []FeatureBins
+}
+
+type node256 struct {
+	feat [256]uint8
+	cat  [256]uint16 // 0 = numeric split; else 1 + index into compiled.cats
+	thr  [256]float64
+	leaf [256]float64
 }
 
 func compile(e *Ensemble) *compiled {
 	d := 0
+	p := 0
 	for k := range e.Trees {
 		t := &e.Trees[k]
-		if t.CatLeft != nil {
-			for i := range t.CatLeft {
-				if t.isCat(i) {
-					return nil
-				}
+		d = max(d, t.depth())
+		for i, f := range t.Feature {
+			if t.Left[i] >= 0 {
+				p = max(p, int(f)+1)
 			}
 		}
-		d = max(d, t.depth())
 	}
-	if d > maxCompiledDepth || len(e.Trees) == 0 {
+	if d > maxCompiledDepth || len(e.Trees) == 0 || p > maxCompiledFeatures {
 		return nil
 	}
 	d = max(d, 1)
-	c := &compiled{depth: d, internal: 1<<d - 1, trees: len(e.Trees)}
-	c.feat = make([]int32, c.internal*c.trees)
-	c.thr = make([]float64, c.internal*c.trees)
-	c.leaf = make([]float64, (c.internal+1)*c.trees)
+	c := &compiled{depth: d, internal: 1<<d - 1, trees: make([]node256, len(e.Trees)), bins: e.cats()}
+	catFeat := map[int]bool{}
 	for k := range e.Trees {
 		t := &e.Trees[k]
-		feat, thr := c.feat[k*c.internal:(k+1)*c.internal], c.thr[k*c.internal:(k+1)*c.internal]
-		leaf := c.leaf[k*(c.internal+1) : (k+1)*(c.internal+1)]
-		var fill func(node, pos, level int)
-		fill = func(node, pos, level int) {
+		nt := &c.trees[k]
+		var fill func(node, pos, level int) bool
+		fill = func(node, pos, level int) bool {
 			if level == d {
-				leaf[pos-c.internal] = t.Value[node]
-				return
+				nt.leaf[pos-c.internal] = t.Value[node]
+				return true
 			}
 			if t.Left[node] < 0 { // padded: every path below ends at this leaf's value
-				feat[pos], thr[pos] = 0, math.Inf(1)
-				fill(node, 2*pos+1, level+1)
-				fill(node, 2*pos+2, level+1)
-				return
+				nt.feat[pos], nt.thr[pos] = 0, math.Inf(1)
+				return fill(node, 2*pos+1, level+1) && fill(node, 2*pos+2, level+1)
 			}
-			feat[pos], thr[pos] = t.Feature[node], t.Threshold[node]
-			fill(int(t.Left[node]), 2*pos+1, level+1)
-			fill(int(t.Right[node]), 2*pos+2, level+1)
+			f := int(t.Feature[node])
+			nt.feat[pos] = uint8(f)
+			if t.isCat(node) {
+				if len(c.cats) >= math.MaxUint16-1 {
+					return false
+				}
+				var right [256]uint8
+				for b := range right {
+					if t.CatLeft[node][b>>6]&(1<<(b&63)) == 0 {
+						right[b] = 1
+					}
+				}
+				c.cats = append(c.cats, right)
+				nt.cat[pos] = uint16(len(c.cats))
+				catFeat[f] = true
+			} else {
+				nt.thr[pos] = t.Threshold[node]
+			}
+			return fill(int(t.Left[node]), 2*pos+1, level+1) && fill(int(t.Right[node]), 2*pos+2, level+1)
 		}
-		fill(0, 0, 0)
+		if !fill(0, 0, 0) {
+			return nil
+		}
+	}
+	for f := range maxCompiledFeatures {
+		if catFeat[f] {
+			c.catFeat = append(c.catFeat, f)
+		}
 	}
 	return c
 }
@@ -75,24 +104,70 @@ func hasNaN(x []float64) bool {
 	return false
 }
 
+// row is one row prepared for the walk: the values, and the bins of categorical features.
+type row struct {
+	x   [maxCompiledFeatures]float64
+	bin [maxCompiledFeatures]uint8
+}
+
+func (c *compiled) prepare(x []float64, r *row) {
+	copy(r.x[:], x)
+	for _, f := range c.catFeat {
+		r.bin[f] = c.bins[f].Bin(x[f])
+	}
+}
+
+// step is one level of the walk from node i.
+func (c *compiled) step(t *node256, r *row, i uint) uint {
+	i &= 255
+	f := t.feat[i] & (maxCompiledFeatures - 1)
+	j := 2*i + 1
+	if ci := t.cat[i]; ci != 0 {
+		j += uint(c.cats[ci-1][r.bin[f]])
+	} else if r.x[f] > t.thr[i] {
+		j++
+	}
+	return j
+}
+
+// interleave is how many trees a single-row walk advances together: independent chains
+// overlap in the CPU instead of waiting on each load in turn.
+const interleave = 8
+
 // margin is the sum of the trees' leaves for one row, false when the row needs the general
 // path.
 func (c *compiled) margin(x []float64) (float64, bool) {
-	if hasNaN(x) {
+	if len(x) > maxCompiledFeatures || hasNaN(x) {
 		return 0, false
 	}
+	var r row
+	c.prepare(x, &r)
 	s := 0.0
-	for k := 0; k < c.trees; k++ {
-		feat, thr := c.feat[k*c.internal:(k+1)*c.internal], c.thr[k*c.internal:(k+1)*c.internal]
-		i := 0
-		for range c.depth {
-			j := 2*i + 1
-			if x[feat[i]] > thr[i] {
-				j++
+	for k := 0; k < len(c.trees); k += interleave {
+		group := c.trees[k:min(k+interleave, len(c.trees))]
+		var idx [interleave]uint
+		if len(c.cats) == 0 {
+			for range c.depth {
+				for g := range group {
+					t := &group[g]
+					i := idx[g] & 255
+					j := 2*i + 1
+					if r.x[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i] {
+						j++
+					}
+					idx[g] = j
+				}
 			}
-			i = j
+		} else {
+			for range c.depth {
+				for g := range group {
+					idx[g] = c.step(&group[g], &r, idx[g])
+				}
+			}
 		}
-		s += c.leaf[k*(c.internal+1)+i-c.internal]
+		for g := range group {
+			s += group[g].leaf[(idx[g]-uint(c.internal))&255]
+		}
 	}
 	return s, true
 }
@@ -100,51 +175,58 @@ func (c *compiled) margin(x []float64) (float64, bool) {
 const batchBlock = 16
 
 // batch writes the tree sums of row-major rows into out, interleaving a block of rows per
-// tree so their independent walks overlap in the CPU.
+// tree so their independent walks overlap in the CPU. Rows with a NaN get NaN (the caller
+// takes the general path for them).
 func (c *compiled) batch(rows []float64, p int, out []float64) {
 	n := len(out)
-	var idx [batchBlock]int
-	var base [batchBlock]int
+	var rs [batchBlock]row
+	var idx [batchBlock]uint
+	var sum [batchBlock]float64
 	for start := 0; start < n; start += batchBlock {
 		b := min(batchBlock, n-start)
-		clean := true
-		for r := 0; r < b; r++ {
-			base[r] = (start + r) * p
-			out[start+r] = 0
-			if hasNaN(rows[base[r] : base[r]+p]) {
-				clean = false
-			}
+		clean := p <= maxCompiledFeatures
+		for r := 0; r < b && clean; r++ {
+			clean = !hasNaN(rows[(start+r)*p : (start+r)*p+p])
 		}
-		if !clean {
+		if !clean || b < batchBlock {
 			for r := 0; r < b; r++ {
-				x := rows[base[r] : base[r]+p]
-				if s, ok := c.margin(x); ok {
-					out[start+r] = s
-				} else {
-					out[start+r] = math.NaN() // marked for the caller's general path
+				s, ok := c.margin(rows[(start+r)*p : (start+r)*p+p])
+				if !ok {
+					s = math.NaN()
 				}
+				out[start+r] = s
 			}
 			continue
 		}
-		for k := 0; k < c.trees; k++ {
-			feat, thr := c.feat[k*c.internal:(k+1)*c.internal], c.thr[k*c.internal:(k+1)*c.internal]
-			leaf := c.leaf[k*(c.internal+1) : (k+1)*(c.internal+1)]
-			for r := 0; r < b; r++ {
-				idx[r] = 0
-			}
-			for range c.depth {
-				for r := 0; r < b; r++ {
-					i := idx[r]
-					j := 2*i + 1
-					if rows[base[r]+int(feat[i])] > thr[i] {
-						j++
+		for r := range rs {
+			c.prepare(rows[(start+r)*p:(start+r)*p+p], &rs[r])
+			sum[r] = 0
+		}
+		for k := range c.trees {
+			t := &c.trees[k]
+			idx = [batchBlock]uint{}
+			if len(c.cats) == 0 {
+				for range c.depth {
+					for r := range idx {
+						i := idx[r] & 255
+						j := 2*i + 1
+						if rs[r].x[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i] {
+							j++
+						}
+						idx[r] = j
 					}
-					idx[r] = j
+				}
+			} else {
+				for range c.depth {
+					for r := range idx {
+						idx[r] = c.step(t, &rs[r], idx[r])
+					}
 				}
 			}
-			for r := 0; r < b; r++ {
-				out[start+r] += leaf[idx[r]-c.internal]
+			for r := range idx {
+				sum[r] += t.leaf[(idx[r]-uint(c.internal))&255]
 			}
 		}
+		copy(out[start:start+batchBlock], sum[:])
 	}
 }

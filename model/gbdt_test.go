@@ -154,7 +154,21 @@ func TestGBDTCategoricalSplitsBeatOrdinalTreatment(t *testing.T) {
 		mae[k] = maeOf(e, x, y, p)
 		if cat {
 			require.NotNil(t, e.Trees[0].CatLeft, "categorical splits recorded")
-			require.Nil(t, e.fast, "categorical models take the general path")
+			require.NotNil(t, e.fast, "categorical splits are compiled too")
+			out := make([]float64, 64)
+			codes := make([]float64, 64)
+			for c := range codes {
+				codes[c] = float64(c % 45) // 40..44 were never seen
+			}
+			e.PredictBatch(codes, 1, out)
+			for c, v := range codes {
+				walk := e.BaseScore
+				for k := range e.Trees {
+					walk += e.Trees[k].Value[e.Trees[k].leaf([]float64{v}, e.cats())]
+				}
+				require.InDelta(t, walk, e.Predict([]float64{v}), 1e-9, "code %v", v)
+				require.InDelta(t, walk, out[c], 1e-9, "batch code %v", v)
+			}
 			// An unseen code goes the "other" way without failing.
 			require.False(t, math.IsNaN(e.Predict([]float64{999})))
 		}

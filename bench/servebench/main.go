@@ -35,20 +35,39 @@ func main() {
 	store := objstore.NewMem()
 	r := registry.New(store)
 	features := []string{"price", "promo", "weekday", "temperature", "item_popularity"}
-	acc := model.NewRidgeAccumulator(len(features))
+	// The model the demo serves: gbdt, 100 trees of depth 6, promo and weekday categorical.
 	cfg := dataset.DefaultRetail()
+	var xs, ys []float64
 	for day := 30; day < 58; day++ {
 		for _, row := range cfg.RetailDay(day) {
 			if row.Temperature == row.Temperature {
-				acc.Add([]float64{row.Price, float64(row.Promo), float64(row.Weekday), row.Temperature, row.ItemPopularity}, row.UnitsSold)
+				xs = append(xs, row.Price, float64(row.Promo), float64(row.Weekday), row.Temperature, row.ItemPopularity)
+				ys = append(ys, row.UnitsSold)
 			}
 		}
 	}
-	lin, err := acc.Fit(1)
+	p := len(features)
+	sample := make([][]float64, p)
+	for i := range ys {
+		for j := range p {
+			sample[j] = append(sample[j], xs[i*p+j])
+		}
+	}
+	binner, err := model.NewBinner(sample, []bool{false, true, true, false, false}, model.MaxBins)
 	if err != nil {
 		panic(err)
 	}
-	art, err := (&model.Model{Family: "linear", Trainer: "ridge", Features: features, Target: "units_sold", Linear: lin}).Marshal()
+	mat := model.NewMatrix(p, len(ys))
+	for i := range ys {
+		mat.Append(binner, xs[i*p:i*p+p], ys[i])
+	}
+	params := model.DefaultGBDT()
+	params.Trees, params.MaxDepth, params.LearningRate = 100, 6, 0.1
+	e, _, err := model.TrainGBDT(mat, nil, binner, params)
+	if err != nil {
+		panic(err)
+	}
+	art, err := (&model.Model{Family: "gbdt", Trainer: "gbdt", Objective: model.SquaredError, Features: features, Target: "units_sold", GBDT: e}).Marshal()
 	if err != nil {
 		panic(err)
 	}
