@@ -129,6 +129,7 @@ type Ensemble struct {
 	fast     *compiled
 	shap     []*shapTree
 	expected float64
+	maxDepth int
 }
 
 func (e *Ensemble) check(p int) error {
@@ -145,9 +146,11 @@ func (e *Ensemble) check(p int) error {
 		if err := t.check(p); err != nil {
 			return fmt.Errorf("gbdt: tree %d: %v", k, err)
 		}
-		if d := t.depth(); d >= maxPath {
+		d := t.depth()
+		if d >= maxPath {
 			return fmt.Errorf("gbdt: tree %d is %d levels deep; at most %d are supported", k, d, maxPath-1)
 		}
+		e.maxDepth = max(e.maxDepth, d)
 		for i, c := range t.Cover {
 			if !(c > 0) || math.IsInf(c, 0) {
 				return fmt.Errorf("gbdt: tree %d node %d has cover %g; explanations need positive covers", k, i, c)

@@ -55,3 +55,20 @@ func BenchmarkAccumulate(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(sparse)), "ns/row")
 	})
 }
+
+func BenchmarkTreeSHAP(b *testing.B) {
+	const p = 20
+	x, y := friedmanWide(100000, p)
+	m, bn := binned(b, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees, params.LearningRate = 100, 0.1
+	e, _, err := TrainGBDT(m, nil, bn, params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % 1000
+		e.Explain(x[j*p : j*p+p])
+	}
+}
