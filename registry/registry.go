@@ -91,7 +91,9 @@ type Variant struct {
 }
 
 // VariantKey locates a version's variant artifact (model.int8.json).
-func VariantKey(m string, n int, name string) string { return versionDir(m, n) + "model." + name + ".json" }
+func VariantKey(m string, n int, name string) string {
+	return versionDir(m, n) + "model." + name + ".json"
+}
 
 // ServingRecordKind and ServingRecordID locate the record that says which variant serving
 // loads (written when policy allows the int8 variant).
