@@ -753,6 +753,8 @@ func GBDTParamsFrom(objective, growth string, params map[string]float64) (GBDTPa
 	}
 	var errs []error
 	names := make([]string, 0, len(params))
+	// The names are sorted before use: the map's order does not matter.
+	//workflowcheck:ignore
 	for k := range params {
 		names = append(names, k)
 	}

@@ -192,7 +192,7 @@ func (q *Int8) Margin(x []float64) float64 {
 		return q.Intercept + q.Scale*s
 	}
 	var buf [64]uint8
-	idx := buf[:0]
+	var idx []uint8
 	if len(x) <= len(buf) {
 		idx = buf[:len(x)]
 	} else {

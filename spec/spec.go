@@ -386,7 +386,8 @@ func (s Spec) Validate() error {
 	}
 	switch s.Trainer.Name {
 	case "ridge", "logistic":
-		for k, v := range s.Trainer.Params {
+		for _, k := range sortedKeys(s.Trainer.Params) {
+			v := s.Trainer.Params[k]
 			if k != "alpha" {
 				add("trainer.params.%s: %s takes only alpha", k, s.Trainer.Name)
 			} else if v < 0 {
@@ -453,4 +454,17 @@ func (s Spec) FeatureKinds() []string {
 		}
 	}
 	return out
+}
+
+// sortedKeys lists a map's keys in order, so validation reports them deterministically (the
+// workflow validates its spec).
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	// Sorted below: the map's order does not matter.
+	//workflowcheck:ignore
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
