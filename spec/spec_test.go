@@ -30,7 +30,13 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown field", "target: units_sold", "target: units_sold\ntargett: x", "field targett not found"},
 		{"bad version", "driftline.dev/v1", "driftline.dev/v9", "apiVersion"},
 		{"target is feature", "target: units_sold", "target: price", "target: \"price\" is also a feature"},
-		{"unknown trainer", "name: ridge", "name: magic", "trainer.name"},
+		{"unknown trainer", "name: gbdt", "name: magic", "trainer.name"},
+		{"unknown gbdt parameter", "max_depth: 6", "max_deep: 6", "trainer.params.max_deep: not a gbdt parameter"},
+		{"bad gbdt value", "learning_rate: 0.1", "learning_rate: 2", "learning_rate: must be in (0, 1]"},
+		{"fractional trees", "trees: 100", "trees: 10.5", "trainer.params.trees: must be a whole number"},
+		{"bad objective", "objective: squared_error", "objective: poisson", "objective"},
+		{"ridge takes alpha only", "name: gbdt", "name: ridge", "trainer.params.colsample_bytree: ridge takes only alpha"},
+		{"quantization loss", "max_mae_loss: 0.01", "max_mae_loss: -1", "quantization.max_mae_loss"},
 		{"bad duration", "bake: 15s", "bake: soon", "not a duration"},
 		{"steps must rise", "steps: [0.1, 0.3, 0.5]", "steps: [0.3, 0.1]", "canary.steps[1]"},
 		{"unknown mode", "mode: split ", "mode: mirror ", "canary.mode"},
@@ -52,4 +58,27 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			require.Contains(t, err.Error(), c.want)
 		})
 	}
+}
+
+func TestTrainerChoicesValidate(t *testing.T) {
+	base, err := os.ReadFile("../examples/demand.yaml")
+	require.NoError(t, err)
+	s, err := Parse(base)
+	require.NoError(t, err)
+	require.Equal(t, "gbdt", s.Trainer.Name)
+	require.Equal(t, 0.1, s.Trainer.ValidationShare, "early stopping holds out 10% by default")
+	require.Equal(t, "region", s.Evaluation.SegmentBy, "segments default to the protected attribute")
+	require.Equal(t, 0.01, s.Quantization.MaxMAELoss)
+	// A nullable feature: fine for gbdt (missing values), refused for linear trainers.
+	src := strings.Replace(string(base), "{name: temperature, type: double, role: feature, min: -50, max: 60}",
+		"{name: temperature, type: double, role: feature, min: -50, max: 60, nullable: true}", 1)
+	_, err = Parse([]byte(src))
+	require.NoError(t, err)
+	i := strings.Index(src, "trainer:")
+	j := strings.Index(src, "contract:")
+	linear := src[:i] + "trainer:\n  name: logistic\n  params: {alpha: 1}\n" + src[j:]
+	_, err = Parse([]byte(linear))
+	require.ErrorContains(t, err, `"temperature" is nullable; trainer logistic cannot take missing values`)
+	_, err = Parse([]byte(src[:i] + "trainer:\n  name: gbdt\n  task_queue: \"bad queue!\"\n" + src[j:]))
+	require.ErrorContains(t, err, "trainer.task_queue")
 }
