@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // MaxBins is the most value bins a feature can have; bin 0 always holds missing values, so a
@@ -42,17 +44,21 @@ func (f *FeatureBins) Bin(x float64) uint8 {
 		}
 		return MaxCategories + 1
 	}
-	// Binary search: the first cut >= x.
-	lo, hi := 0, len(f.Cuts)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if f.Cuts[m] < x {
-			lo = m + 1
-		} else {
-			hi = m
+	// Branch-free binary search for the number of cuts below x: the loop runs log2(n)
+	// times whatever x is, and the compare becomes a conditional move.
+	cuts := f.Cuts
+	base, n := 0, len(cuts)
+	for n > 1 {
+		half := n >> 1
+		if cuts[base+half-1] < x {
+			base += half
 		}
+		n -= half
 	}
-	return uint8(lo + 1)
+	if n == 1 && cuts[base] < x {
+		base++
+	}
+	return uint8(base + 1)
 }
 
 // Binner holds the bins of every feature, in feature order.
@@ -70,13 +76,27 @@ func NewBinner(samples [][]float64, categorical []bool, maxBins int) (*Binner, e
 		return nil, errors.New("binner: one categorical flag per feature")
 	}
 	b := &Binner{Features: make([]FeatureBins, len(samples))}
-	for j, s := range samples {
-		if categorical[j] {
-			b.Features[j] = FeatureBins{Categorical: true}
-			continue
-		}
-		b.Features[j] = FeatureBins{Cuts: quantileCuts(s, maxBins)}
+	// Features are independent: cut them on all cores.
+	var wg sync.WaitGroup
+	next := make(chan int, len(samples))
+	for j := range samples {
+		next <- j
 	}
+	close(next)
+	for range min(runtime.GOMAXPROCS(0), max(len(samples), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				if categorical[j] {
+					b.Features[j] = FeatureBins{Categorical: true}
+					continue
+				}
+				b.Features[j] = FeatureBins{Cuts: quantileCuts(samples[j], maxBins)}
+			}
+		}()
+	}
+	wg.Wait()
 	return b, nil
 }
 
@@ -163,6 +183,36 @@ func (m *Matrix) Append(b *Binner, x []float64, y float64) {
 	m.Bins = slices.Grow(m.Bins, m.P)[:n+m.P]
 	b.BinRow(x, m.Bins[n:])
 	m.Y = append(m.Y, float32(y))
+}
+
+// AppendRows bins and appends rows given row-major (P values per row), on all cores for
+// large batches; the result is the same as appending them one by one.
+func (m *Matrix) AppendRows(b *Binner, x, y []float64) {
+	n0, rows := len(m.Y), len(y)
+	m.Bins = slices.Grow(m.Bins, rows*m.P)[:(n0+rows)*m.P]
+	const chunk = 4096
+	nchunks := (rows + chunk - 1) / chunk
+	var wg sync.WaitGroup
+	next := make(chan int, nchunks)
+	for c := range nchunks {
+		next <- c
+	}
+	close(next)
+	for range min(runtime.GOMAXPROCS(0), max(nchunks, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				for i := c * chunk; i < min((c+1)*chunk, rows); i++ {
+					b.BinRow(x[i*m.P:i*m.P+m.P], m.Bins[(n0+i)*m.P:(n0+i+1)*m.P])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, v := range y {
+		m.Y = append(m.Y, float32(v))
+	}
 }
 
 // Row returns the bins of row i.

@@ -28,34 +28,6 @@ func friedmanWide(n, p int) ([]float64, []float64) {
 	return x, y
 }
 
-func BenchmarkAccumulate(b *testing.B) {
-	const p, n = 20, 800000
-	x, y := friedmanWide(n, p)
-	m, bn := binned(b, x, y, p, nil, nil)
-	tr := &gbdtTrainer{m: m, binner: bn, gpair: make([]gh32, n)}
-	h := make([]gh, p*256)
-	seq := make([]uint32, n)
-	for i := range seq {
-		seq[i] = uint32(i)
-	}
-	sparse := make([]uint32, 0, n/8)
-	for i := 0; i < n; i += 8 {
-		sparse = append(sparse, uint32(i))
-	}
-	b.Run("sequential", func(b *testing.B) {
-		for range b.N {
-			tr.accumulate(h, seq)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
-	})
-	b.Run("every8th", func(b *testing.B) {
-		for range b.N {
-			tr.accumulate(h, sparse)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(sparse)), "ns/row")
-	})
-}
-
 func BenchmarkTreeSHAP(b *testing.B) {
 	const p = 20
 	x, y := friedmanWide(100000, p)

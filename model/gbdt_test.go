@@ -307,3 +307,39 @@ func TestGBDTFastPathsMatchTheNodeWalk(t *testing.T) {
 		require.InDelta(t, walk, out[i], 1e-9, "batch row %d", i)
 	}
 }
+
+func TestBinsMatchTheirCutsAndAppendRowsMatchesAppend(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 51))
+	for _, ncuts := range []int{0, 1, 2, 3, 7, 64, 254} {
+		cuts := make([]float64, ncuts)
+		for i := range cuts {
+			cuts[i] = float64(i) * 1.5
+		}
+		f := FeatureBins{Cuts: cuts}
+		for range 2000 {
+			x := r.Float64()*float64(ncuts+2)*1.5 - 1.5
+			if r.IntN(10) == 0 && ncuts > 0 {
+				x = cuts[r.IntN(ncuts)] // exactly on a cut: goes left of it
+			}
+			below := 0
+			for _, c := range cuts {
+				if c < x {
+					below++
+				}
+			}
+			require.Equal(t, uint8(below+1), f.Bin(x), "cuts %d x %v", ncuts, x)
+		}
+		require.Equal(t, uint8(0), f.Bin(math.NaN()))
+	}
+	const p = 5
+	x, y := friedman(10000, p, 52, 1)
+	for i := 0; i < len(x); i += 13 {
+		x[i] = math.NaN()
+	}
+	one, b := binned(t, x, y, p, []bool{false, false, true, false, false}, nil)
+	all := NewMatrix(p, 0)
+	all.AppendRows(b, x[:3000*p], y[:3000])
+	all.AppendRows(b, x[3000*p:], y[3000:])
+	require.Equal(t, one.Bins, all.Bins)
+	require.Equal(t, one.Y, all.Y)
+}

@@ -108,25 +108,29 @@ type gh struct{ g, h float64 }
 type gh32 struct{ g, h float32 }
 
 type gbdtTrainer struct {
-	p        GBDTParams
-	m        *Matrix
-	binner   *Binner
-	nbins    []int
-	off      []int
-	total    int
-	gpair    []gh32 // gradient and hessian of each row, side by side: one cache line
-	pred     []float64
-	idx      []uint32
-	scratch  []uint32
-	scratch2 []uint32
-	threads  int
-	pool     sync.Pool
-	rng      *rand.Rand
+	p      GBDTParams
+	m      *Matrix
+	binner *Binner
+	nbins  []int
+	off    []int
+	total  int
+	pred   []float64
+	// The training rows' bins and original row numbers, ordered so every node's rows are
+	// contiguous: splitting a node copies its rows into the other buffer, left rows first,
+	// so histograms and partitions read memory in sequence rather than hopping over the
+	// matrix. Between trees every row is back in buffer 0.
+	bins    [2][]uint8
+	rid     [2][]uint32
+	gp      [2][]gh32 // the gradient pairs, moved with the rows
+	threads int
+	pool    sync.Pool
+	rng     *rand.Rand
 }
 
 type growNode struct {
 	id         int32
-	start, end int
+	start, end int // positions in buffer buf
+	buf        int
 	g, h       float64
 	depth      int
 	hist       []gh
@@ -180,13 +184,19 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	}
 	t.pool.New = func() any { s := make([]gh, t.total); return &s }
 	e := &Ensemble{Objective: p.Objective, Bins: binner, BaseScore: baseScore(p.Objective, train.Y)}
-	t.gpair = make([]gh32, n)
 
 	t.pred = make([]float64, n)
 	for i := range t.pred {
 		t.pred[i] = e.BaseScore
 	}
-	t.idx, t.scratch, t.scratch2 = make([]uint32, n), make([]uint32, n), make([]uint32, n)
+	// Buffer 0 is the caller's matrix (restored to its order before returning).
+	t.bins[0], t.bins[1] = train.Bins, make([]uint8, len(train.Bins))
+	t.rid[0], t.rid[1] = make([]uint32, n), make([]uint32, n)
+	t.gp[0], t.gp[1] = make([]gh32, n), make([]gh32, n)
+	for i := range t.rid[0] {
+		t.rid[0][i] = uint32(i)
+	}
+	defer t.restoreOrder()
 	log := &TrainLog{Metric: map[string]string{SquaredError: "rmse", AbsoluteError: "mae", BinaryLogLoss: "logloss"}[p.Objective]}
 	var vpred []float64
 	if valid != nil && valid.Rows() > 0 {
@@ -287,13 +297,22 @@ func logLoss(p, y float64) float64 {
 	return -(y*math.Log(p) + (1-y)*math.Log(1-p))
 }
 
+// gradients fills buffer 0's gradient pairs, by position.
 func (t *gbdtTrainer) gradients() {
+	n := len(t.rid[0])
+	t.parallel((n+histChunk-1)/histChunk, func(c int) {
+		t.gradientRange(c*histChunk, min((c+1)*histChunk, n))
+	})
+}
+
+func (t *gbdtTrainer) gradientRange(start, end int) {
 	y := t.m.Y
-	for i, p := range t.pred {
-		yi := float64(y[i])
+	for i := start; i < end; i++ {
+		r := t.rid[0][i]
+		p, yi := t.pred[r], float64(y[r])
 		switch t.p.Objective {
 		case SquaredError:
-			t.gpair[i] = gh32{float32(p - yi), 1}
+			t.gp[0][i] = gh32{float32(p - yi), 1}
 		case AbsoluteError:
 			g := float32(0)
 			if p > yi {
@@ -301,10 +320,10 @@ func (t *gbdtTrainer) gradients() {
 			} else if p < yi {
 				g = -1
 			}
-			t.gpair[i] = gh32{g, 1}
+			t.gp[0][i] = gh32{g, 1}
 		case BinaryLogLoss:
 			s := sigmoid(p)
-			t.gpair[i] = gh32{float32(s - yi), float32(math.Max(s*(1-s), 1e-16))}
+			t.gp[0][i] = gh32{float32(s - yi), float32(math.Max(s*(1-s), 1e-16))}
 		}
 	}
 }
@@ -319,7 +338,7 @@ func (t *gbdtTrainer) putHist(h []gh) { t.pool.Put(&h) }
 
 // histChunk is the unit of parallel work: histograms of row chunks are summed in chunk
 // order, so the result is the same for any number of threads.
-const histChunk = 1 << 14
+const histChunk = 1 << 13
 
 // parallel runs f(c) for chunks 0..n-1 on the trainer's threads (inline when n is 1).
 func (t *gbdtTrainer) parallel(n int, f func(c int)) {
@@ -351,18 +370,17 @@ func (t *gbdtTrainer) parallel(n int, f func(c int)) {
 	wg.Wait()
 }
 
-// build accumulates the histogram of rows idx[start:end] into h.
-func (t *gbdtTrainer) build(h []gh, start, end int) {
-	rows := t.idx[start:end]
-	nchunks := (len(rows) + histChunk - 1) / histChunk
+// build accumulates the histogram of positions [start, end) of buffer buf into h.
+func (t *gbdtTrainer) build(h []gh, buf, start, end int) {
+	nchunks := (end - start + histChunk - 1) / histChunk
 	if nchunks <= 1 {
-		t.accumulate(h, rows)
+		t.accumulate(h, buf, start, end)
 		return
 	}
 	parts := make([][]gh, nchunks)
 	t.parallel(nchunks, func(c int) {
 		parts[c] = t.getHist()
-		t.accumulate(parts[c], rows[c*histChunk:min((c+1)*histChunk, len(rows))])
+		t.accumulate(parts[c], buf, start+c*histChunk, min(start+(c+1)*histChunk, end))
 	})
 	t.addParts(h, parts)
 }
@@ -377,82 +395,102 @@ func (t *gbdtTrainer) addParts(h []gh, parts [][]gh) {
 	}
 }
 
-// splitRows partitions idx[start:end] by the node's split, stably, and builds the histogram
-// of the side expected to be smaller (by hessian) in the same pass, while each row's bins
-// are in cache. Chunks run in parallel; their outputs are joined in chunk order.
+// splitRows moves the node's rows into the other buffer, left rows first (both sides keep
+// their order), and builds the histogram of the side expected to be smaller (by hessian)
+// from the moved rows. Chunks run in parallel at fixed boundaries, so the result does not
+// depend on the thread count.
 func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
-	rows := t.idx[n.start:n.end]
-	nchunks := (len(rows) + histChunk - 1) / histChunk
 	p, j := t.m.P, n.split.feature
-	bins := t.m.Bins
-	nl := make([]int, nchunks)
-	parts := make([][]gh, nchunks)
+	src, dst := n.buf, 1-n.buf
+	sb, sr, db, dr := t.bins[src], t.rid[src], t.bins[dst], t.rid[dst]
+	sg, dg := t.gp[src], t.gp[dst]
+	nchunks := (n.end - n.start + histChunk - 1) / histChunk
 	var dir [256]uint8 // 1 = left
 	for b := range dir {
 		if n.split.left(uint8(b)) {
 			dir[b] = 1
 		}
 	}
+	chunk := func(c int) (int, int) { return n.start + c*histChunk, min(n.start+(c+1)*histChunk, n.end) }
+	nl := make([]int, nchunks)
 	t.parallel(nchunks, func(c int) {
-		lo, hi := c*histChunk, min((c+1)*histChunk, len(rows))
-		left := t.scratch[n.start+lo : n.start+hi]
-		right := t.scratch2[n.start+lo : n.start+hi]
-		h := small
-		if nchunks > 1 && small != nil {
-			h = t.getHist()
-			parts[c] = h
-		}
-		// Branch-free partition through a per-bin direction table, then the small side's
-		// histogram over rows whose bins were just read.
-		l, r := 0, 0
-		for _, row := range rows[lo:hi] {
-			d := dir[bins[int(row)*p+j]]
-			left[l] = row
-			right[r] = row
-			l += int(d)
-			r += int(1 - d)
-		}
-		switch {
-		case h == nil: // the children are final leaves: no histogram needed
-		case smallLeft:
-			t.accumulate(h, left[:l])
-		default:
-			t.accumulate(h, right[:r])
+		lo, hi := chunk(c)
+		l := 0
+		for i := lo; i < hi; i++ {
+			l += int(dir[sb[i*p+j]])
 		}
 		nl[c] = l
 	})
-	if nchunks > 1 && small != nil {
-		t.addParts(small, parts)
+	mid := n.start
+	for _, l := range nl {
+		mid += l
 	}
-	// Join: the left rows of every chunk in order, then the right rows.
-	w := n.start
+	leftAt, rightAt := make([]int, nchunks), make([]int, nchunks)
+	lw, rw := n.start, mid
 	for c := range nchunks {
-		lo := c * histChunk
-		copy(t.idx[w:], t.scratch[n.start+lo:n.start+lo+nl[c]])
-		w += nl[c]
+		lo, hi := chunk(c)
+		leftAt[c], rightAt[c] = lw, rw
+		lw += nl[c]
+		rw += hi - lo - nl[c]
 	}
-	mid := w
-	for c := range nchunks {
-		lo, hi := c*histChunk, min((c+1)*histChunk, len(rows))
-		copy(t.idx[w:], t.scratch2[n.start+lo:n.start+lo+(hi-lo-nl[c])])
-		w += hi - lo - nl[c]
+	t.parallel(nchunks, func(c int) {
+		lo, hi := chunk(c)
+		l, r := leftAt[c], rightAt[c]
+		for i := lo; i < hi; i++ {
+			row := sb[i*p : i*p+p]
+			o := r
+			if dir[row[j]] == 1 {
+				o = l
+				l++
+			} else {
+				r++
+			}
+			copy(db[o*p:o*p+p], row)
+			dr[o] = sr[i]
+			dg[o] = sg[i]
+		}
+	})
+	if small != nil {
+		if smallLeft {
+			t.build(small, dst, n.start, mid)
+		} else {
+			t.build(small, dst, mid, n.end)
+		}
 	}
 	return mid
 }
 
-func (t *gbdtTrainer) accumulate(h []gh, rows []uint32) {
+func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
 	p := t.m.P
-	bins := t.m.Bins
-	for _, r := range rows {
-		gp := t.gpair[r]
+	bins := t.bins[buf][start*p : end*p]
+	gps := t.gp[buf][start:end]
+	for i := range gps {
+		gp := gps[i]
 		g, hs := float64(gp.g), float64(gp.h)
-		row := bins[int(r)*p : int(r)*p+p]
+		row := bins[i*p : i*p+p]
 		for j, b := range row {
 			e := &h[j<<8|int(b)]
 			e.g += g
 			e.h += hs
 		}
 	}
+}
+
+// consolidate copies positions [start, end) from buffer 1 back to buffer 0.
+func (t *gbdtTrainer) consolidate(start, end int) {
+	p := t.m.P
+	copy(t.bins[0][start*p:end*p], t.bins[1][start*p:end*p])
+	copy(t.rid[0][start:end], t.rid[1][start:end])
+	copy(t.gp[0][start:end], t.gp[1][start:end])
+}
+
+// restoreOrder puts the caller's matrix back in row order.
+func (t *gbdtTrainer) restoreOrder() {
+	p := t.m.P
+	for pos, r := range t.rid[0] {
+		copy(t.bins[1][int(r)*p:int(r)*p+p], t.bins[0][pos*p:pos*p+p])
+	}
+	copy(t.bins[0], t.bins[1])
 }
 
 func (t *gbdtTrainer) score(g, h float64) float64 { return g * g / (h + t.p.Lambda) }
@@ -568,17 +606,38 @@ func (q *nodeQueue) Pop() any {
 // grow builds one tree on a row sample and adds its outputs to the training predictions.
 func (t *gbdtTrainer) grow() Tree {
 	n := t.m.Rows()
-	// Row sample: a Bernoulli draw per row, in row order.
-	rows := 0
+	// Row sample: a Bernoulli draw per position; the sampled rows move to the front of
+	// buffer 1 (in order), the others behind them.
+	rows := n
+	rootBuf := 0
 	sampled := t.p.Subsample < 1
-	for i := range n {
-		if !sampled || t.rng.Float64() < t.p.Subsample {
-			t.idx[rows] = uint32(i)
-			rows++
+	if sampled {
+		take := make([]bool, n)
+		rows = 0
+		for i := range take {
+			take[i] = t.rng.Float64() < t.p.Subsample
+			if take[i] {
+				rows++
+			}
 		}
-	}
-	if rows == 0 {
-		t.idx[0], rows = 0, 1
+		if rows == 0 {
+			take[0], rows = true, 1
+		}
+		p := t.m.P
+		l, r := 0, rows
+		for i, tk := range take {
+			o := r
+			if tk {
+				o = l
+				l++
+			} else {
+				r++
+			}
+			copy(t.bins[1][o*p:o*p+p], t.bins[0][i*p:i*p+p])
+			t.rid[1][o] = t.rid[0][i]
+			t.gp[1][o] = t.gp[0][i]
+		}
+		rootBuf = 1
 	}
 	features := make([]int, t.m.P)
 	for j := range features {
@@ -602,8 +661,8 @@ func (t *gbdtTrainer) grow() Tree {
 		tree.CatLeft = append(tree.CatLeft, [4]uint64{})
 		return int32(len(tree.Left) - 1)
 	}
-	root := &growNode{start: 0, end: rows, hist: t.getHist()}
-	t.build(root.hist, 0, rows)
+	root := &growNode{start: 0, end: rows, buf: rootBuf, hist: t.getHist()}
+	t.build(root.hist, rootBuf, 0, rows)
 	for _, e := range root.hist[t.off[0] : t.off[0]+t.nbins[0]] {
 		root.g += e.g
 		root.h += e.h
@@ -633,8 +692,8 @@ func (t *gbdtTrainer) grow() Tree {
 			smallHist = t.getHist()
 		}
 		mid := t.splitRows(nd, smallLeft, smallHist)
-		left := &growNode{start: nd.start, end: mid, g: s.gl, h: s.hl, depth: nd.depth + 1}
-		right := &growNode{start: mid, end: nd.end, g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1}
+		left := &growNode{start: nd.start, end: mid, buf: 1 - nd.buf, g: s.gl, h: s.hl, depth: nd.depth + 1}
+		right := &growNode{start: mid, end: nd.end, buf: 1 - nd.buf, g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1}
 		small, large := left, right
 		if !smallLeft {
 			small, large = right, left
@@ -675,19 +734,25 @@ func (t *gbdtTrainer) grow() Tree {
 	if !hasCat(tree.CatLeft) {
 		tree.CatLeft = nil
 	}
-	// Training predictions: through the partition when every row was in the sample,
-	// otherwise by walking the binned rows.
-	if !sampled {
-		for _, lf := range leaves {
-			v := tree.Value[lf.id]
-			for _, r := range t.idx[lf.start:lf.end] {
-				t.pred[r] += v
-			}
+	// Training predictions: sampled rows through their leaf, the others by walking their
+	// bins; then every row goes back to buffer 0 for the next tree.
+	// Leaves hold disjoint rows: update them in parallel.
+	t.parallel(len(leaves), func(k int) {
+		lf := leaves[k]
+		v := tree.Value[lf.id]
+		for _, r := range t.rid[lf.buf][lf.start:lf.end] {
+			t.pred[r] += v
 		}
-	} else {
-		for i := range n {
-			t.pred[i] += tree.Value[tree.binLeaf(t.m.Row(i))]
+		if lf.buf == 1 {
+			t.consolidate(lf.start, lf.end)
 		}
+	})
+	if sampled {
+		p := t.m.P
+		for i := rows; i < n; i++ {
+			t.pred[t.rid[1][i]] += tree.Value[tree.binLeaf(t.bins[1][i*p:i*p+p])]
+		}
+		t.consolidate(rows, n)
 	}
 	return tree
 }
@@ -706,7 +771,7 @@ func hasCat(c [][4]uint64) bool {
 func (t *gbdtTrainer) leafValue(n *growNode) float64 {
 	if t.p.Objective == AbsoluteError {
 		res := make([]float64, 0, n.end-n.start)
-		for _, r := range t.idx[n.start:n.end] {
+		for _, r := range t.rid[n.buf][n.start:n.end] {
 			res = append(res, float64(t.m.Y[r])-t.pred[r])
 		}
 		return median(res)

@@ -129,9 +129,7 @@ func benchGBDT(rows, p, trees int, dir string) {
 	binner, err := model.NewBinner(sample, make([]bool, p), params.MaxBins)
 	check(err)
 	m := model.NewMatrix(p, n)
-	for i := range n {
-		m.Append(binner, tx[i*p:i*p+p], ty[i])
-	}
+	m.AppendRows(binner, tx, ty)
 	binSecs := time.Since(start).Seconds()
 	e, _, err := model.TrainGBDT(m, nil, binner, params)
 	check(err)
