@@ -192,15 +192,35 @@ func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error)
 			valid = model.NewMatrix(p, int(float64(min(s.Rows, 1<<26))*share)+1)
 		}
 		vlimit := uint64(share * float64(math.MaxUint64))
+		// Rows are binned in batches on all cores (model.Matrix.AppendRows).
+		const batch = 1 << 15
+		type pending struct {
+			m     *model.Matrix
+			xs, y []float64
+		}
+		tp, vp := &pending{m: train}, &pending{m: valid}
+		flush := func(pd *pending) {
+			if len(pd.y) > 0 {
+				pd.m.AppendRows(binner, pd.xs, pd.y)
+				pd.xs, pd.y = pd.xs[:0], pd.y[:0]
+			}
+		}
 		err = t.trainScan(ctx, s, sp, cut, fr, func(b *dataset.Batch, r int, x []float64, y float64) {
+			pd := tp
 			if valid != nil && rowHash(b.RowKey0+uint64(r), 2) < vlimit {
-				valid.Append(binner, x, y)
-			} else {
-				train.Append(binner, x, y)
+				pd = vp
+			}
+			pd.xs, pd.y = append(pd.xs, x...), append(pd.y, y)
+			if len(pd.y) == batch {
+				flush(pd)
 			}
 		})
 		if err != nil {
 			return TrainResult{}, classify("train", err)
+		}
+		flush(tp)
+		if valid != nil {
+			flush(vp)
 		}
 		if train.Rows() < 2*p {
 			return TrainResult{}, invalid("train: only %d training rows before the holdout starting %s", train.Rows(), cut)

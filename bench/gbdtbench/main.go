@@ -220,9 +220,16 @@ func benchMemory(rows, p, trees int) {
 	sample = nil
 	m := model.NewMatrix(p, rows)
 	r = rand.New(rand.NewPCG(8, 1))
-	for range rows {
-		y := row(r, x)
-		m.Append(binner, x, y)
+	// In batches of 64K rows, as a Parquet row group arrives.
+	const batch = 1 << 16
+	xs, ys := make([]float64, 0, batch*p), make([]float64, 0, batch)
+	for i := range rows {
+		xs = xs[:len(xs)+p]
+		ys = append(ys, row(r, xs[len(xs)-p:]))
+		if len(ys) == batch || i == rows-1 {
+			m.AppendRows(binner, xs, ys)
+			xs, ys = xs[:0], ys[:0]
+		}
 	}
 	params := model.DefaultGBDT()
 	params.Trees, params.LearningRate = trees, 0.1
