@@ -201,8 +201,9 @@ func (e *Ensemble) Explain(x []float64) (float64, []float64) {
 	phi := make([]float64, p)
 	if e.shap != nil {
 		cats := e.cats()
+		var stack [2 * maxPath]shapFrame
 		for k := range e.Trees {
-			e.shap[k].explainFast(&e.Trees[k], x, cats, phi)
+			e.shap[k].explainFast(&e.Trees[k], x, cats, phi, &stack)
 		}
 		return e.expected, phi
 	}
@@ -234,6 +235,7 @@ type leafShap struct {
 // shapTree is a tree prepared for fast explanations: per node, the path position of its
 // split feature; per leaf, its leafShap.
 type shapTree struct {
+	cat    []bool // categorical split
 	pos    []uint8
 	leaves []int32 // node -> index in leaf table, -1 for internal nodes
 	table  []leafShap
@@ -244,7 +246,10 @@ const maxFastShapDepth = 8
 
 func prepareShap(t *Tree) *shapTree {
 	n := t.Nodes()
-	st := &shapTree{pos: make([]uint8, n), leaves: make([]int32, n)}
+	st := &shapTree{pos: make([]uint8, n), leaves: make([]int32, n), cat: make([]bool, n)}
+	for i := range n {
+		st.cat[i] = t.isCat(i)
+	}
 	var feats []int32
 	var zs []float64
 	var walk func(node int)
@@ -341,14 +346,15 @@ func shapWeight(s, d int) float64 {
 }
 
 // explainFast adds the tree's contributions for row x to phi.
-func (st *shapTree) explainFast(t *Tree, x []float64, cats []FeatureBins, phi []float64) {
-	type frame struct {
-		node int32
-		cold uint32 // path positions where the row left the path
-	}
-	var stack [2 * maxPath]frame
+// shapFrame is a node still to visit and the path positions where the row left the path.
+type shapFrame struct {
+	node int32
+	cold uint32
+}
+
+func (st *shapTree) explainFast(t *Tree, x []float64, cats []FeatureBins, phi []float64, stack *[2 * maxPath]shapFrame) {
 	top := 0
-	stack[0] = frame{0, 0}
+	stack[0] = shapFrame{0, 0}
 	top = 1
 	for top > 0 {
 		top--
@@ -372,7 +378,7 @@ func (st *shapTree) explainFast(t *Tree, x []float64, cats []FeatureBins, phi []
 		}
 		hotChild, coldChild := t.Left[node], t.Right[node]
 		var left bool
-		if t.CatLeft == nil { // numeric split, inlined
+		if !st.cat[node] { // numeric split, inlined
 			v := x[t.Feature[node]]
 			left = v <= t.Threshold[node] || (v != v && t.DefaultLeft[node])
 		} else {
@@ -381,8 +387,8 @@ func (st *shapTree) explainFast(t *Tree, x []float64, cats []FeatureBins, phi []
 		if !left {
 			hotChild, coldChild = coldChild, hotChild
 		}
-		stack[top] = frame{hotChild, fr.cold}
-		stack[top+1] = frame{coldChild, fr.cold | 1<<st.pos[node]}
+		stack[top] = shapFrame{hotChild, fr.cold}
+		stack[top+1] = shapFrame{coldChild, fr.cold | 1<<st.pos[node]}
 		top += 2
 	}
 }
