@@ -191,7 +191,7 @@ func modelsShow(ctx context.Context, args []string) error {
 	}
 	out, _ := json.MarshalIndent(v, "", "  ")
 	fmt.Printf("%s\n", out)
-	for _, dir := range []string{"decisions", "approvals"} {
+	for _, dir := range []string{"decisions", "approvals", registry.ServingRecordKind} {
 		objs, err := b.List(ctx, fmt.Sprintf("models/%s/versions/%d/%s/", *model, *version, dir))
 		if err != nil {
 			return err
