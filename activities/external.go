@@ -2,13 +2,11 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/driftline/driftline/dataset"
-	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 )
@@ -119,17 +117,11 @@ func (t *Training) AdoptExternal(ctx context.Context, in AdoptInput) (TrainResul
 	if err != nil {
 		return TrainResult{}, err
 	}
-	prof := drift.NewProfileBuilder(in.Spec.Features, in.Spec.FeatureKinds())
+	prof, profile := newProfiler(in.Spec, fr)
 	rows := 0
 	err = t.trainScan(ctx, s, in.Spec, cut, fr, func(b *dataset.Batch, r int, x []float64, y float64) {
 		rows++
-		fr.observe(b, r, func(i int, kind string, num float64, cat string) {
-			if kind == drift.Categorical {
-				prof.AddCategory(i, cat)
-			} else {
-				prof.AddNumeric(i, num, b.RowKey0+uint64(r))
-			}
-		})
+		profile(b, r)
 	})
 	if err != nil {
 		return TrainResult{}, classify("external trainer profile", err)
@@ -143,23 +135,9 @@ func (t *Training) AdoptExternal(ctx context.Context, in AdoptInput) (TrainResul
 		m.Params = in.Spec.Trainer.Params
 	}
 	m.TrainingFingerprint = fmt.Sprintf("%s:%d", s.ID, rows)
-	art, err := m.Marshal()
-	if err != nil {
-		return TrainResult{}, err
-	}
-	pb, _ := json.Marshal(prof.Profile())
-	ak, pk := reportKey(in.Model, in.RunID, "candidate/model.json"), reportKey(in.Model, in.RunID, "candidate/profile.json")
-	for _, o := range []struct {
-		key  string
-		body []byte
-	}{{ak, art}, {pk, pb}} {
-		if _, err := t.Store.Put(ctx, o.key, o.body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
-			return TrainResult{}, classify("external trainer", err)
-		}
-	}
-	res := TrainResult{ArtifactKey: ak, ArtifactURI: t.Store.URI(ak), ProfileKey: pk, TrainRows: in.Output.TrainRows}
+	res := TrainResult{TrainRows: in.Output.TrainRows}
 	if v, ok := in.Output.Metrics["train_rmse"]; ok {
 		res.TrainRMSE, res.TrainMetric, res.TrainLoss = v, "rmse", v
 	}
-	return res, nil
+	return t.stage(ctx, in.StepInput, m, prof.Profile(), res)
 }

@@ -67,6 +67,20 @@ func (t *Training) trainScan(ctx context.Context, s dataset.Snapshot, sp spec.Sp
 	})
 }
 
+// newProfiler builds a model's reference profile from the rows passed to add.
+func newProfiler(sp spec.Spec, fr *featureReader) (*drift.ProfileBuilder, func(b *dataset.Batch, r int)) {
+	prof := drift.NewProfileBuilder(sp.Features, sp.FeatureKinds())
+	return prof, func(b *dataset.Batch, r int) {
+		fr.observe(b, r, func(i int, kind string, num float64, cat string) {
+			if kind == drift.Categorical {
+				prof.AddCategory(i, cat)
+			} else {
+				prof.AddNumeric(i, num, b.RowKey0+uint64(r))
+			}
+		})
+	}
+}
+
 // modelInputs is the artifact's input schema from the contract.
 func modelInputs(sp spec.Spec) []model.Input {
 	kinds := sp.FeatureKinds()
@@ -98,16 +112,7 @@ func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error)
 	}
 	sp := in.Spec
 	p := len(sp.Features)
-	prof := drift.NewProfileBuilder(sp.Features, sp.FeatureKinds())
-	profile := func(b *dataset.Batch, r int) {
-		fr.observe(b, r, func(i int, kind string, num float64, cat string) {
-			if kind == drift.Categorical {
-				prof.AddCategory(i, cat)
-			} else {
-				prof.AddNumeric(i, num, b.RowKey0+uint64(r))
-			}
-		})
-	}
+	prof, profile := newProfiler(sp, fr)
 	m := &model.Model{Family: "linear", Trainer: sp.Trainer.Name, Objective: sp.Trainer.ObjectiveName(), Features: sp.Features,
 		Inputs: modelInputs(sp), Target: sp.Target}
 	res := TrainResult{}
@@ -244,21 +249,28 @@ func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error)
 		return TrainResult{}, invalid("train: unknown trainer %q", sp.Trainer.Name)
 	}
 	m.TrainingFingerprint = fmt.Sprintf("%s:%d", s.ID, rows)
+	res.TrainRows = int(rows)
+	return t.stage(ctx, in, m, prof.Profile(), res)
+}
+
+// stage writes the candidate's artifact and reference profile under
+// reports/<model>/<run>/candidate/ and fills in where they are.
+func (t *Training) stage(ctx context.Context, in StepInput, m *model.Model, prof drift.Profile, res TrainResult) (TrainResult, error) {
 	art, err := m.Marshal()
 	if err != nil {
 		return TrainResult{}, err
 	}
-	pb, _ := json.Marshal(prof.Profile())
+	pb, _ := json.Marshal(prof)
 	ak, pk := reportKey(in.Model, in.RunID, "candidate/model.json"), reportKey(in.Model, in.RunID, "candidate/profile.json")
 	for _, o := range []struct {
 		key  string
 		body []byte
 	}{{ak, art}, {pk, pb}} {
 		if _, err := t.Store.Put(ctx, o.key, o.body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
-			return TrainResult{}, classify("train", err)
+			return TrainResult{}, classify("stage candidate", err)
 		}
 	}
-	res.ArtifactKey, res.ArtifactURI, res.ProfileKey, res.TrainRows = ak, t.Store.URI(ak), pk, int(rows)
+	res.ArtifactKey, res.ArtifactURI, res.ProfileKey = ak, t.Store.URI(ak), pk
 	return res, nil
 }
 
