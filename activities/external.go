@@ -28,6 +28,7 @@ type ExternalTrainInput struct {
 	Model    string             `json:"model"`
 	RunID    string             `json:"run_id"`
 	Features []string           `json:"features"` // column order the artifact must use
+	Schema   []model.Input      `json:"schema"`   // per feature: name, type (double, int, bool), kind (numeric, categorical)
 	Target   string             `json:"target"`
 	Trainer  string             `json:"trainer"` // the spec's trainer name (free for external trainers)
 	Params   map[string]float64 `json:"params,omitempty"`
@@ -67,7 +68,7 @@ func (t *Training) ExternalInput(ctx context.Context, in StepInput) (ExternalTra
 	if err != nil {
 		return ExternalTrainInput{}, err
 	}
-	out := ExternalTrainInput{Model: in.Model, RunID: in.RunID, Features: in.Spec.Features, Target: in.Spec.Target,
+	out := ExternalTrainInput{Model: in.Model, RunID: in.RunID, Features: in.Spec.Features, Schema: modelInputs(in.Spec), Target: in.Spec.Target,
 		Trainer: in.Spec.Trainer.Name, Params: in.Spec.Trainer.Params, SnapshotURI: t.Store.URI(in.SnapshotKey),
 		EventTime: in.Spec.Dataset.EventTime, HoldoutFrom: cut,
 		OutputURI: t.Store.URI(reportKey(in.Model, in.RunID, "external/model.json"))}

@@ -1,9 +1,14 @@
 package testsuite
 
 import (
+	"go.temporal.io/sdk/activity"
+	sdkworker "go.temporal.io/sdk/worker"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/examples/externaltrainer"
 	"io"
 	"math"
 	"net/http"
@@ -299,6 +304,28 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 1.0, seen["runs/failed_validation"])
 	require.Equal(t, 3.0, seen["step/Train/ok"])
 	require.Equal(t, 1.0, seen["step/Validate/error"])
+
+	// Phase 5: the train step runs in an external trainer on its own task queue (the example
+	// trainer: ridge, written against the documented contract); its artifact is adopted,
+	// evaluated and registered with the trainer named; a threshold no model meets makes the
+	// policy refuse it (traffic has stopped: no canary to run).
+	ext := sdkworker.New(c, "e2e-external", sdkworker.Options{})
+	ext.RegisterActivityWithOptions((&externaltrainer.Trainer{Store: store, Alpha: 1}).Train,
+		activity.RegisterOptions{Name: activities.ExternalTrainActivity})
+	require.NoError(t, ext.Start())
+	defer ext.Stop()
+	viaQueue := sp
+	viaQueue.Trainer.TaskQueue = "e2e-external"
+	viaQueue.Evaluation.MaxMAE = 0.01
+	res, st, err = e.run(workflows.RunInput{Spec: viaQueue, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeRejectedByPolicy, res.Outcome, res.Reason)
+	require.Contains(t, res.Reason, "exceeds the threshold 0.01")
+	require.Positive(t, st.Training.TrainRows)
+	external, err := registry.New(store).LoadModel(ctx, "demand", st.CandidateVersion)
+	require.NoError(t, err)
+	require.Equal(t, "external:e2e-external", external.Trainer)
+	require.Equal(t, "linear", external.Family)
 
 	// A schedule fires the loop on a cron, skipping overlaps.
 	id, err := starter.CreateSchedule(ctx, c, sp, "0 3 * * *")
