@@ -119,9 +119,16 @@ type gbdtTrainer struct {
 	// contiguous: splitting a node copies its rows into the other buffer, left rows first,
 	// so histograms and partitions read memory in sequence rather than hopping over the
 	// matrix. Between trees every row is back in buffer 0.
-	bins    [2][]uint8
-	rid     [2][]uint32
-	gp      [2][]gh32 // the gradient pairs, moved with the rows
+	bins [2][]uint8
+	rid  [2][]uint32
+	gp   [2][]gh32 // the gradient pairs, moved with the rows (binary log loss)
+	// Constant-hessian losses (squared, absolute error) keep each gradient as an int16 of
+	// the tree's scale instead: histograms then add one packed integer per bin (gradient in
+	// the high bits, row count in the low 24) and memory holds 2 bytes a row, not 8.
+	quant   bool
+	gq      [2][]int16
+	scale   float64
+	qpool   sync.Pool
 	threads int
 	pool    sync.Pool
 	rng     *rand.Rand
@@ -192,7 +199,15 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	// Buffer 0 is the caller's matrix (restored to its order before returning).
 	t.bins[0], t.bins[1] = train.Bins, make([]uint8, len(train.Bins))
 	t.rid[0], t.rid[1] = make([]uint32, n), make([]uint32, n)
-	t.gp[0], t.gp[1] = make([]gh32, n), make([]gh32, n)
+	// Every histogram is accumulated over at most histChunk rows at a time, so packed sums
+	// stay far from overflow (|sum| < 2^13 * 2^15 in the gradient bits) for any n.
+	t.quant = p.Objective != BinaryLogLoss
+	if t.quant {
+		t.gq[0], t.gq[1] = make([]int16, n), make([]int16, n)
+		t.qpool.New = func() any { s := make([]int64, t.total); return &s }
+	} else {
+		t.gp[0], t.gp[1] = make([]gh32, n), make([]gh32, n)
+	}
 	for i := range t.rid[0] {
 		t.rid[0][i] = uint32(i)
 	}
@@ -297,10 +312,32 @@ func logLoss(p, y float64) float64 {
 	return -(y*math.Log(p) + (1-y)*math.Log(1-p))
 }
 
-// gradients fills buffer 0's gradient pairs, by position.
+// countMask holds a histogram bin's row count in the low bits of a packed entry.
+const countMask = 1<<24 - 1
+
+// gradients fills buffer 0's gradients, by position.
 func (t *gbdtTrainer) gradients() {
 	n := len(t.rid[0])
-	t.parallel((n+histChunk-1)/histChunk, func(c int) {
+	chunks := (n + histChunk - 1) / histChunk
+	if t.quant {
+		t.scale = 1 // absolute error: gradients are -1, 0, 1 exactly
+		if t.p.Objective == SquaredError {
+			// The scale maps the largest |gradient| to 32767 (rows in order: sequential).
+			peaks := make([]float64, chunks)
+			t.parallel(chunks, func(c int) {
+				m := 0.0
+				for i := c * histChunk; i < min((c+1)*histChunk, n); i++ {
+					m = math.Max(m, math.Abs(t.pred[i]-float64(t.m.Y[i])))
+				}
+				peaks[c] = m
+			})
+			t.scale = slices.Max(peaks) / 32767
+			if t.scale == 0 {
+				t.scale = 1
+			}
+		}
+	}
+	t.parallel(chunks, func(c int) {
 		t.gradientRange(c*histChunk, min((c+1)*histChunk, n))
 	})
 }
@@ -312,6 +349,10 @@ func (t *gbdtTrainer) gradientRange(start, end int) {
 		p, yi := t.pred[r], float64(y[r])
 		switch t.p.Objective {
 		case SquaredError:
+			if t.quant {
+				t.gq[0][i] = int16(math.Round((p - yi) / t.scale))
+				continue
+			}
 			t.gp[0][i] = gh32{float32(p - yi), 1}
 		case AbsoluteError:
 			g := float32(0)
@@ -319,6 +360,10 @@ func (t *gbdtTrainer) gradientRange(start, end int) {
 				g = 1
 			} else if p < yi {
 				g = -1
+			}
+			if t.quant {
+				t.gq[0][i] = int16(g)
+				continue
 			}
 			t.gp[0][i] = gh32{g, 1}
 		case BinaryLogLoss:
@@ -404,6 +449,7 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 	src, dst := n.buf, 1-n.buf
 	sb, sr, db, dr := t.bins[src], t.rid[src], t.bins[dst], t.rid[dst]
 	sg, dg := t.gp[src], t.gp[dst]
+	sq, dq := t.gq[src], t.gq[dst]
 	nchunks := (n.end - n.start + histChunk - 1) / histChunk
 	var dir [256]uint8 // 1 = left
 	for b := range dir {
@@ -447,7 +493,11 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 			}
 			copy(db[o*p:o*p+p], row)
 			dr[o] = sr[i]
-			dg[o] = sg[i]
+			if t.quant {
+				dq[o] = sq[i]
+			} else {
+				dg[o] = sg[i]
+			}
 		}
 	})
 	if small != nil {
@@ -461,6 +511,10 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 }
 
 func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
+	if t.quant {
+		t.accumulateQuantised(h, buf, start, end)
+		return
+	}
 	p := t.m.P
 	bins := t.bins[buf][start*p : end*p]
 	gps := t.gp[buf][start:end]
@@ -476,12 +530,42 @@ func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
 	}
 }
 
+// accumulateQuantised adds one packed integer per bin update (exact, so the order of rows
+// does not matter), then adds the decoded sums to h.
+func (t *gbdtTrainer) accumulateQuantised(h []gh, buf, start, end int) {
+	p := t.m.P
+	ph := t.qpool.Get().(*[]int64)
+	packed := *ph
+	clear(packed)
+	bins := t.bins[buf][start*p : end*p]
+	for i, q := range t.gq[buf][start:end] {
+		v := int64(q)<<24 + 1
+		row := bins[i*p : i*p+p]
+		for j, b := range row {
+			packed[j<<8|int(b)] += v
+		}
+	}
+	for k, v := range packed {
+		if v == 0 {
+			continue
+		}
+		count := v & countMask
+		h[k].g += float64((v-count)>>24) * t.scale
+		h[k].h += float64(count)
+	}
+	t.qpool.Put(ph)
+}
+
 // consolidate copies positions [start, end) from buffer 1 back to buffer 0.
 func (t *gbdtTrainer) consolidate(start, end int) {
 	p := t.m.P
 	copy(t.bins[0][start*p:end*p], t.bins[1][start*p:end*p])
 	copy(t.rid[0][start:end], t.rid[1][start:end])
-	copy(t.gp[0][start:end], t.gp[1][start:end])
+	if t.quant {
+		copy(t.gq[0][start:end], t.gq[1][start:end])
+	} else {
+		copy(t.gp[0][start:end], t.gp[1][start:end])
+	}
 }
 
 // restoreOrder puts the caller's matrix back in row order.
@@ -635,7 +719,11 @@ func (t *gbdtTrainer) grow() Tree {
 			}
 			copy(t.bins[1][o*p:o*p+p], t.bins[0][i*p:i*p+p])
 			t.rid[1][o] = t.rid[0][i]
-			t.gp[1][o] = t.gp[0][i]
+			if t.quant {
+				t.gq[1][o] = t.gq[0][i]
+			} else {
+				t.gp[1][o] = t.gp[0][i]
+			}
 		}
 		rootBuf = 1
 	}
