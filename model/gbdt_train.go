@@ -128,6 +128,7 @@ type gbdtTrainer struct {
 	quant   bool
 	gq      [2][]int16
 	scale   float64
+	inv     float64 // 1 / scale
 	qpool   sync.Pool
 	threads int
 	pool    sync.Pool
@@ -336,6 +337,7 @@ func (t *gbdtTrainer) gradients() {
 				t.scale = 1
 			}
 		}
+		t.inv = 1 / t.scale
 	}
 	t.parallel(chunks, func(c int) {
 		t.gradientRange(c*histChunk, min((c+1)*histChunk, n))
@@ -350,7 +352,7 @@ func (t *gbdtTrainer) gradientRange(start, end int) {
 		switch t.p.Objective {
 		case SquaredError:
 			if t.quant {
-				t.gq[0][i] = int16(math.Round((p - yi) / t.scale))
+				t.gq[0][i] = int16(math.RoundToEven((p - yi) * t.inv))
 				continue
 			}
 			t.gp[0][i] = gh32{float32(p - yi), 1}
@@ -534,6 +536,19 @@ func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
 // does not matter), then adds the decoded sums to h.
 func (t *gbdtTrainer) accumulateQuantised(h []gh, buf, start, end int) {
 	p := t.m.P
+	if end-start < 1024 { // too few rows to pay for clearing and decoding a packed histogram
+		bins := t.bins[buf][start*p : end*p]
+		for i, q := range t.gq[buf][start:end] {
+			g := float64(q) * t.scale
+			row := bins[i*p : i*p+p]
+			for j, b := range row {
+				e := &h[j<<8|int(b)]
+				e.g += g
+				e.h++
+			}
+		}
+		return
+	}
 	ph := t.qpool.Get().(*[]int64)
 	packed := *ph
 	clear(packed)
