@@ -60,11 +60,7 @@ type AdoptInput struct {
 
 // ExternalInput builds the external trainer's input for a run.
 func (t *Training) ExternalInput(ctx context.Context, in StepInput) (ExternalTrainInput, error) {
-	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
-	if err != nil {
-		return ExternalTrainInput{}, err
-	}
-	cut, err := holdoutCut(s, in.Spec)
+	s, cut, err := t.window(ctx, in)
 	if err != nil {
 		return ExternalTrainInput{}, err
 	}
@@ -106,11 +102,7 @@ func (t *Training) AdoptExternal(ctx context.Context, in AdoptInput) (TrainResul
 	if !slices.Equal(m.Features, in.Spec.Features) {
 		return TrainResult{}, invalid("external trainer: artifact features %v, the spec has %v", m.Features, in.Spec.Features)
 	}
-	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	cut, err := holdoutCut(s, in.Spec)
+	s, cut, err := t.window(ctx, in.StepInput)
 	if err != nil {
 		return TrainResult{}, err
 	}

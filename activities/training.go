@@ -81,6 +81,16 @@ func newProfiler(sp spec.Spec, fr *featureReader) (*drift.ProfileBuilder, func(b
 	}
 }
 
+// window loads the run's pinned snapshot and the first holdout date.
+func (t *Training) window(ctx context.Context, in StepInput) (dataset.Snapshot, string, error) {
+	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
+	if err != nil {
+		return s, "", err
+	}
+	cut, err := holdoutCut(s, in.Spec)
+	return s, cut, err
+}
+
 // modelInputs is the artifact's input schema from the contract.
 func modelInputs(sp spec.Spec) []model.Input {
 	kinds := sp.FeatureKinds()
@@ -98,11 +108,7 @@ func modelInputs(sp spec.Spec) []model.Input {
 // builds the reference profile. Artifact and profile are staged under
 // reports/<model>/<run>/candidate/.
 func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error) {
-	s, err := loadSnapshot(ctx, t.Store, in.SnapshotKey)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	cut, err := holdoutCut(s, in.Spec)
+	s, cut, err := t.window(ctx, in)
 	if err != nil {
 		return TrainResult{}, err
 	}

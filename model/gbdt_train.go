@@ -884,22 +884,28 @@ func (t *gbdtTrainer) leafValue(n *growNode) float64 {
 
 // binLeaf walks a binned row to its leaf (trees trained here).
 func (t *Tree) binLeaf(row []uint8) int {
+	return binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.SplitBin, row)
+}
+
+// binWalk walks a row of bin indices (0 = missing) to its leaf: left when the index is at
+// most the node's, or by the category set, or the default way for a missing value.
+func binWalk[F int32 | uint16](feat []F, left, right []int32, defaultLeft []bool, cat [][4]uint64, at []uint8, row []uint8) int {
 	i := 0
-	for t.Left[i] >= 0 {
-		b := row[t.Feature[i]]
-		var left bool
+	for left[i] >= 0 {
+		b := row[feat[i]]
+		var l bool
 		switch {
-		case t.CatLeft != nil && t.CatLeft[i] != [4]uint64{}:
-			left = t.CatLeft[i][b>>6]&(1<<(b&63)) != 0
+		case cat != nil && cat[i] != [4]uint64{}:
+			l = cat[i][b>>6]&(1<<(b&63)) != 0
 		case b == 0:
-			left = t.DefaultLeft[i]
+			l = defaultLeft[i]
 		default:
-			left = b <= t.SplitBin[i]
+			l = b <= at[i]
 		}
-		if left {
-			i = int(t.Left[i])
+		if l {
+			i = int(left[i])
 		} else {
-			i = int(t.Right[i])
+			i = int(right[i])
 		}
 	}
 	return i

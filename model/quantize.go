@@ -202,25 +202,7 @@ func (q *Int8) Margin(x []float64) float64 {
 	var sum int32
 	for k := range q.Trees {
 		t := &q.Trees[k]
-		i := 0
-		for t.Left[i] >= 0 {
-			b := idx[t.Feature[i]]
-			var left bool
-			switch {
-			case t.CatLeft != nil && t.CatLeft[i] != [4]uint64{}:
-				left = t.CatLeft[i][b>>6]&(1<<(b&63)) != 0
-			case b == 0:
-				left = t.DefaultLeft[i]
-			default:
-				left = b <= t.Index[i]
-			}
-			if left {
-				i = int(t.Left[i])
-			} else {
-				i = int(t.Right[i])
-			}
-		}
-		sum += int32(t.Leaf[i])
+		sum += int32(t.Leaf[binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.Index, idx)])
 	}
 	return q.BaseScore + q.Scale*float64(sum)
 }
