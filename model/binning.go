@@ -1,9 +1,11 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -23,6 +25,30 @@ const MaxCategories = 254
 type FeatureBins struct {
 	Categorical bool      `json:"categorical,omitempty"`
 	Cuts        []float64 `json:"cuts,omitempty"`
+	keys        []uint64  // orderKey of each cut (set by NewBinner and on decoding)
+}
+
+// numericBins holds cuts with their order keys.
+func numericBins(cuts []float64) FeatureBins {
+	keys := make([]uint64, len(cuts))
+	for i, c := range cuts {
+		keys[i] = orderKey(c)
+	}
+	return FeatureBins{Cuts: cuts, keys: keys}
+}
+
+// UnmarshalJSON decodes the bins and prepares their search keys.
+func (f *FeatureBins) UnmarshalJSON(b []byte) error {
+	type plain FeatureBins
+	var v plain
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*f = FeatureBins{Categorical: v.Categorical}
+	if !v.Categorical {
+		*f = numericBins(v.Cuts)
+	}
+	return nil
 }
 
 // Bins is the number of bins, missing included.
@@ -45,20 +71,50 @@ func (f *FeatureBins) Bin(x float64) uint8 {
 		return MaxCategories + 1
 	}
 	// Branch-free binary search for the number of cuts below x: the loop runs log2(n)
-	// times whatever x is, and the compare becomes a conditional move.
+	// times whatever x is, and the compare is the borrow of an integer subtraction of order
+	// keys, so there is no branch for random values to mispredict.
+	kx := orderKey(x)
+	if keys := f.keys; len(keys) == len(f.Cuts) {
+		base, n := 0, len(keys)
+		for n > 1 {
+			half := n >> 1
+			_, below := bits.Sub64(keys[base+half-1], kx, 0) // 1 when the cut is below x
+			base += half & -int(below)
+			n -= half
+		}
+		if n == 1 && keys[base] < kx {
+			base++
+		}
+		return uint8(base + 1)
+	}
+	// Bins made by hand: the same search, keys computed as it goes.
 	cuts := f.Cuts
 	base, n := 0, len(cuts)
 	for n > 1 {
 		half := n >> 1
-		if cuts[base+half-1] < x {
-			base += half
-		}
+		_, below := bits.Sub64(orderKey(cuts[base+half-1]), kx, 0)
+		base += half & -int(below)
 		n -= half
 	}
-	if n == 1 && cuts[base] < x {
+	if n == 1 && orderKey(cuts[base]) < kx {
 		base++
 	}
 	return uint8(base + 1)
+}
+
+// orderKey maps a non-NaN float to an integer with the same order: a < b exactly when
+// orderKey(a) < orderKey(b). Negative zero is made positive first, since -0 == +0.
+func orderKey(x float64) uint64 {
+	b := math.Float64bits(x + 0)
+	return b ^ (uint64(int64(b)>>63) | 1<<63)
+}
+
+// fromOrderKey inverts orderKey.
+func fromOrderKey(k uint64) float64 {
+	if k>>63 == 1 {
+		return math.Float64frombits(k ^ 1<<63)
+	}
+	return math.Float64frombits(^k)
 }
 
 // Binner holds the bins of every feature, in feature order.
@@ -92,7 +148,7 @@ func NewBinner(samples [][]float64, categorical []bool, maxBins int) (*Binner, e
 					b.Features[j] = FeatureBins{Categorical: true}
 					continue
 				}
-				b.Features[j] = FeatureBins{Cuts: quantileCuts(samples[j], maxBins)}
+				b.Features[j] = numericBins(quantileCuts(samples[j], maxBins))
 			}
 		}()
 	}
@@ -104,16 +160,10 @@ func NewBinner(samples [][]float64, categorical []bool, maxBins int) (*Binner, e
 // equal weight. A cut lies halfway between two adjacent distinct values, so every sampled
 // value lands in the bin its rank says; with few distinct values every value gets its own bin.
 func quantileCuts(sample []float64, maxBins int) []float64 {
-	v := make([]float64, 0, len(sample))
-	for _, x := range sample {
-		if !math.IsNaN(x) {
-			v = append(v, x)
-		}
-	}
+	v := sortedValues(sample)
 	if len(v) == 0 {
 		return nil
 	}
-	slices.Sort(v)
 	// Distinct values with their counts.
 	vals, counts := []float64{v[0]}, []int{1}
 	for _, x := range v[1:] {
@@ -128,7 +178,7 @@ func quantileCuts(sample []float64, maxBins int) []float64 {
 		for i := range cuts {
 			cuts[i] = midpoint(vals[i], vals[i+1])
 		}
-		return cuts
+		return finite(cuts)
 	}
 	// Greedy equal-frequency: close a bin once it holds its share of what remains.
 	var cuts []float64
@@ -142,15 +192,67 @@ func quantileCuts(sample []float64, maxBins int) []float64 {
 			acc = 0
 		}
 	}
+	return finite(cuts)
+}
+
+// finite drops a cut at -Inf (between -Inf and -MaxFloat64, the only one possible): cuts
+// are stored as JSON numbers, and those two values then share a bin.
+func finite(cuts []float64) []float64 {
+	if len(cuts) > 0 && math.IsInf(cuts[0], -1) {
+		return cuts[1:]
+	}
 	return cuts
 }
 
+// midpoint is a cut c with a <= c < b: a itself when there is no float strictly between
+// (adjacent floats), -MaxFloat64 when a is -Inf.
 func midpoint(a, b float64) float64 {
+	if math.IsInf(a, -1) && b > -math.MaxFloat64 {
+		return -math.MaxFloat64
+	}
 	m := a + (b-a)/2
-	if m >= b { // adjacent floats
+	if !(m > a && m < b) {
 		return a
 	}
 	return m
+}
+
+// sortedValues returns the sample's non-NaN values in ascending order (-0 as 0), by a
+// least-significant-byte-first radix sort of their order keys: a few linear passes instead
+// of a comparison sort's log n (bytes that every key shares are skipped).
+func sortedValues(sample []float64) []float64 {
+	keys := make([]uint64, 0, len(sample))
+	for _, x := range sample {
+		if !math.IsNaN(x) {
+			keys = append(keys, orderKey(x))
+		}
+	}
+	tmp := make([]uint64, len(keys))
+	for shift := 0; shift < 64; shift += 8 {
+		var count [256]int
+		for _, k := range keys {
+			count[k>>shift&0xff]++
+		}
+		if len(keys) == 0 || count[keys[0]>>shift&0xff] == len(keys) {
+			continue
+		}
+		at := 0
+		for b, c := range count {
+			count[b] = at
+			at += c
+		}
+		for _, k := range keys {
+			d := k >> shift & 0xff
+			tmp[count[d]] = k
+			count[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	v := make([]float64, len(keys))
+	for i, k := range keys {
+		v[i] = fromOrderKey(k)
+	}
+	return v
 }
 
 // BinRow bins one row (feature order) into dst.

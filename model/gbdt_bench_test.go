@@ -44,3 +44,19 @@ func BenchmarkTreeSHAP(b *testing.B) {
 		e.Explain(x[j*p : j*p+p])
 	}
 }
+
+// BenchmarkBinRows bins 100k random rows of 20 features against 255 quantile bins each.
+func BenchmarkBinRows(b *testing.B) {
+	const n, p = 100000, 20
+	x, y := friedmanWide(n, p)
+	_, bn := binned(b, x[:2000*p], y[:2000], p, nil, nil)
+	m := NewMatrix(p, n)
+	b.ResetTimer()
+	for range b.N {
+		m.Bins, m.Y = m.Bins[:0], m.Y[:0]
+		for i := range n {
+			m.Append(bn, x[i*p:i*p+p], y[i])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(n*p), "ns/value")
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -342,4 +343,56 @@ func TestBinsMatchTheirCutsAndAppendRowsMatchesAppend(t *testing.T) {
 	all.AppendRows(b, x[3000*p:], y[3000:])
 	require.Equal(t, one.Bins, all.Bins)
 	require.Equal(t, one.Y, all.Y)
+}
+
+func TestBinningHandlesSignsZerosAndInfinities(t *testing.T) {
+	r := rand.New(rand.NewPCG(53, 53))
+	special := []float64{math.Inf(-1), math.Inf(1), math.Copysign(0, -1), 0, -math.MaxFloat64,
+		math.MaxFloat64, -5e-324, 5e-324, -1, 1, math.NaN()}
+	for _, distinct := range []int{8, 100, 5000} {
+		sample := make([]float64, 20000)
+		for i := range sample {
+			if r.IntN(20) == 0 {
+				sample[i] = special[r.IntN(len(special))]
+			} else {
+				sample[i] = float64(r.IntN(distinct)-distinct/2) * 0.37
+			}
+		}
+		want := make([]float64, 0, len(sample))
+		for _, x := range sample {
+			if !math.IsNaN(x) {
+				want = append(want, x)
+			}
+		}
+		slices.Sort(want)
+		require.Equal(t, want, sortedValues(sample), "radix sort, %d distinct", distinct)
+
+		b, err := NewBinner([][]float64{sample}, []bool{false}, MaxBins)
+		require.NoError(t, err)
+		cuts := b.Features[0].Cuts
+		require.True(t, slices.IsSorted(cuts))
+		for _, c := range cuts {
+			require.False(t, math.IsNaN(c) || math.IsInf(c, 0), "cuts must be finite numbers (JSON): %v", cuts)
+		}
+		raw, err := json.Marshal(b)
+		require.NoError(t, err)
+		var decoded Binner
+		require.NoError(t, json.Unmarshal(raw, &decoded))
+		byHand := FeatureBins{Cuts: cuts} // no prepared keys: the other search path
+		for _, x := range append(sample[:2000], special...) {
+			require.Equal(t, b.Features[0].Bin(x), decoded.Features[0].Bin(x), "decoded bins, x %v", x)
+			require.Equal(t, b.Features[0].Bin(x), byHand.Bin(x), "bins made by hand, x %v", x)
+			if math.IsNaN(x) {
+				require.Equal(t, uint8(0), b.Features[0].Bin(x))
+				continue
+			}
+			below := 0
+			for _, c := range cuts {
+				if c < x {
+					below++
+				}
+			}
+			require.Equal(t, uint8(below+1), b.Features[0].Bin(x), "x %v", x)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -143,6 +144,17 @@ type growNode struct {
 	depth      int
 	hist       []gh
 	split      split
+	// inPlace: a leaf whose rows were not moved out of its parent's range (see grow).
+	inPlace bool
+}
+
+// lastSplit is a split whose children are both leaves: its rows stay where they are and
+// each adds its side's leaf value, which saves the deepest level's row moves.
+type lastSplit struct {
+	start, end, buf int
+	feature         int
+	dir             [256]uint8
+	left, right     *growNode
 }
 
 type split struct {
@@ -205,7 +217,7 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	t.quant = p.Objective != BinaryLogLoss
 	if t.quant {
 		t.gq[0], t.gq[1] = make([]int16, n), make([]int16, n)
-		t.qpool.New = func() any { s := make([]int64, t.total); return &s }
+		t.qpool.New = func() any { s := make([][256]int64, train.P); return &s }
 	} else {
 		t.gp[0], t.gp[1] = make([]gh32, n), make([]gh32, n)
 	}
@@ -327,8 +339,11 @@ func (t *gbdtTrainer) gradients() {
 			peaks := make([]float64, chunks)
 			t.parallel(chunks, func(c int) {
 				m := 0.0
-				for i := c * histChunk; i < min((c+1)*histChunk, n); i++ {
-					m = math.Max(m, math.Abs(t.pred[i]-float64(t.m.Y[i])))
+				y := t.m.Y[c*histChunk : min((c+1)*histChunk, n)]
+				for i, p := range t.pred[c*histChunk : c*histChunk+len(y)] {
+					if a := math.Abs(p - float64(y[i])); a > m {
+						m = a
+					}
 				}
 				peaks[c] = m
 			})
@@ -453,12 +468,7 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 	sg, dg := t.gp[src], t.gp[dst]
 	sq, dq := t.gq[src], t.gq[dst]
 	nchunks := (n.end - n.start + histChunk - 1) / histChunk
-	var dir [256]uint8 // 1 = left
-	for b := range dir {
-		if n.split.left(uint8(b)) {
-			dir[b] = 1
-		}
-	}
+	dir := n.split.directions()
 	chunk := func(c int) (int, int) { return n.start + c*histChunk, min(n.start+(c+1)*histChunk, n.end) }
 	nl := make([]int, nchunks)
 	t.parallel(nchunks, func(c int) {
@@ -486,14 +496,11 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 		l, r := leftAt[c], rightAt[c]
 		for i := lo; i < hi; i++ {
 			row := sb[i*p : i*p+p]
-			o := r
-			if dir[row[j]] == 1 {
-				o = l
-				l++
-			} else {
-				r++
-			}
-			copy(db[o*p:o*p+p], row)
+			d := int(dir[row[j]]) // without a branch: o = l, l++ when left, else o = r, r++
+			o := r + (l-r)&-d
+			l += d
+			r += 1 - d
+			copyRow(db[o*p:o*p+p], row)
 			dr[o] = sr[i]
 			if t.quant {
 				dq[o] = sq[i]
@@ -510,6 +517,20 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 		}
 	}
 	return mid
+}
+
+// copyRow copies a binned row in 8-byte words (the last one overlapping when the length
+// is not a multiple of 8) instead of calling memmove for a few bytes.
+func copyRow(dst, src []uint8) {
+	p := len(src)
+	if p < 8 || len(dst) != p {
+		copy(dst, src)
+		return
+	}
+	for k := 0; k+8 <= p; k += 8 {
+		binary.LittleEndian.PutUint64(dst[k:], binary.LittleEndian.Uint64(src[k:]))
+	}
+	binary.LittleEndian.PutUint64(dst[p-8:], binary.LittleEndian.Uint64(src[p-8:]))
 }
 
 func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
@@ -549,26 +570,35 @@ func (t *gbdtTrainer) accumulateQuantised(h []gh, buf, start, end int) {
 		}
 		return
 	}
-	ph := t.qpool.Get().(*[]int64)
-	packed := *ph
+	ph := t.qpool.Get().(*[][256]int64)
+	packed := (*ph)[:p]
 	clear(packed)
-	bins := t.bins[buf][start*p : end*p]
-	for i, q := range t.gq[buf][start:end] {
-		v := int64(q)<<24 + 1
-		row := bins[i*p : i*p+p]
-		for j, b := range row {
-			packed[j<<8|int(b)] += v
+	addPacked(packed, t.bins[buf][start*p:end*p], t.gq[buf][start:end])
+	for j := range packed {
+		hj := h[j<<8:][:256]
+		for b, v := range packed[j] {
+			if v == 0 {
+				continue
+			}
+			count := v & countMask
+			hj[b].g += float64((v-count)>>24) * t.scale
+			hj[b].h += float64(count)
 		}
-	}
-	for k, v := range packed {
-		if v == 0 {
-			continue
-		}
-		count := v & countMask
-		h[k].g += float64((v-count)>>24) * t.scale
-		h[k].h += float64(count)
 	}
 	t.qpool.Put(ph)
+}
+
+// addPacked adds each row's packed gradient and count to the bin of every feature. It is its
+// own function so that the compiler keeps the loop's few values in registers.
+func addPacked(packed [][256]int64, bins []uint8, gq []int16) {
+	p := len(packed)
+	for i, q := range gq {
+		v := int64(q)<<24 + 1
+		row := bins[i*p:][:p] // same length as packed: no bounds checks below
+		for j := range packed {
+			packed[j][row[j]] += v
+		}
+	}
 }
 
 // consolidate copies positions [start, end) from buffer 1 back to buffer 0.
@@ -670,6 +700,16 @@ func (t *gbdtTrainer) findCategorical(n *growNode, j int, hist []gh, ok func(hl,
 			try(split{feature: j, categorical: true, cat: s, gl: gl + miss.g, hl: hl + miss.h, defaultLeft: true})
 		}
 	}
+}
+
+// directions is 1 for the bins the split sends left, 0 for the others.
+func (s *split) directions() (dir [256]uint8) {
+	for b := range dir {
+		if s.left(uint8(b)) {
+			dir[b] = 1
+		}
+	}
+	return dir
 }
 
 func (s *split) left(b uint8) bool {
@@ -775,61 +815,96 @@ func (t *gbdtTrainer) grow() Tree {
 	q := &nodeQueue{leafwise: t.p.Growth == "leafwise"}
 	heap.Push(q, root)
 	var leaves []*growNode
+	var last []lastSplit
 	nleaves := 1
+	type job struct {
+		nd                     *growNode
+		smallLeft, final, inPl bool
+		smallHist              []gh
+		mid                    int
+		left, right            *growNode
+	}
 	for q.Len() > 0 {
-		nd := heap.Pop(q).(*growNode)
-		if nd.split.gain <= 0 || (t.p.MaxLeaves > 0 && nleaves >= t.p.MaxLeaves) {
-			if nd.hist != nil {
+		// The nodes split together: depthwise, the whole next level (their rows move and
+		// their histograms build side by side, so no thread waits on a small node);
+		// leafwise, the best node.
+		batch := []*growNode{heap.Pop(q).(*growNode)}
+		for !q.leafwise && q.Len() > 0 && q.nodes[0].depth == batch[0].depth {
+			batch = append(batch, heap.Pop(q).(*growNode))
+		}
+		var jobs []*job
+		for _, nd := range batch {
+			if nd.split.gain <= 0 || (t.p.MaxLeaves > 0 && nleaves >= t.p.MaxLeaves) {
+				if nd.hist != nil {
+					t.putHist(nd.hist)
+					nd.hist = nil
+				}
+				leaves = append(leaves, nd)
+				continue
+			}
+			// Children that can no longer split need no histograms; absolute error needs each
+			// leaf's rows for its median, so only other losses leave the last level in place.
+			final := (t.p.MaxDepth > 0 && nd.depth+1 >= t.p.MaxDepth) || (t.p.MaxLeaves > 0 && nleaves+1 >= t.p.MaxLeaves)
+			j := &job{nd: nd, smallLeft: nd.split.hl <= nd.h-nd.split.hl, final: final,
+				inPl: final && t.p.Objective != AbsoluteError}
+			if !final {
+				j.smallHist = t.getHist()
+			}
+			jobs = append(jobs, j)
+			nleaves++
+		}
+		t.parallel(len(jobs), func(k int) {
+			if j := jobs[k]; !j.inPl {
+				j.mid = t.splitRows(j.nd, j.smallLeft, j.smallHist)
+			}
+		})
+		var open []*growNode
+		for _, j := range jobs {
+			nd, s := j.nd, j.nd.split
+			var left, right *growNode
+			if j.inPl {
+				left = &growNode{g: s.gl, h: s.hl, depth: nd.depth + 1, inPlace: true}
+				right = &growNode{g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1, inPlace: true}
+				last = append(last, lastSplit{start: nd.start, end: nd.end, buf: nd.buf, feature: s.feature,
+					dir: s.directions(), left: left, right: right})
+			} else {
+				left = &growNode{start: nd.start, end: j.mid, buf: 1 - nd.buf, g: s.gl, h: s.hl, depth: nd.depth + 1}
+				right = &growNode{start: j.mid, end: nd.end, buf: 1 - nd.buf, g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1}
+			}
+			small, large := left, right
+			if !j.smallLeft {
+				small, large = right, left
+			}
+			if j.final {
 				t.putHist(nd.hist)
-				nd.hist = nil
+			} else {
+				small.hist = j.smallHist
+				large.hist = nd.hist // parent minus the smaller child
+				for i := range large.hist {
+					large.hist[i].g -= small.hist[i].g
+					large.hist[i].h -= small.hist[i].h
+				}
+				open = append(open, left, right)
 			}
-			leaves = append(leaves, nd)
-			continue
-		}
-		s := nd.split
-		smallLeft := s.hl <= nd.h-s.hl
-		// Children that can no longer split need no histograms.
-		final := (t.p.MaxDepth > 0 && nd.depth+1 >= t.p.MaxDepth) || (t.p.MaxLeaves > 0 && nleaves+1 >= t.p.MaxLeaves)
-		var smallHist []gh
-		if !final {
-			smallHist = t.getHist()
-		}
-		mid := t.splitRows(nd, smallLeft, smallHist)
-		left := &growNode{start: nd.start, end: mid, buf: 1 - nd.buf, g: s.gl, h: s.hl, depth: nd.depth + 1}
-		right := &growNode{start: mid, end: nd.end, buf: 1 - nd.buf, g: nd.g - s.gl, h: nd.h - s.hl, depth: nd.depth + 1}
-		small, large := left, right
-		if !smallLeft {
-			small, large = right, left
-		}
-		if final {
-			t.putHist(nd.hist)
-		} else {
-			small.hist = smallHist
-			large.hist = nd.hist // parent minus the smaller child
-			for i := range large.hist {
-				large.hist[i].g -= small.hist[i].g
-				large.hist[i].h -= small.hist[i].h
+			i := nd.id
+			tree.Feature[i] = int32(s.feature)
+			tree.DefaultLeft[i] = s.defaultLeft
+			if s.categorical {
+				tree.CatLeft[i] = s.cat
+			} else {
+				tree.SplitBin[i] = s.bin
+				tree.Threshold[i] = t.binner.Features[s.feature].Cuts[s.bin-1]
 			}
+			left.id = newNode(left.g, left.h)
+			right.id = newNode(right.g, right.h)
+			tree.Left[i], tree.Right[i] = left.id, right.id
+			j.left, j.right = left, right
 		}
-		i := nd.id
-		tree.Feature[i] = int32(s.feature)
-		tree.DefaultLeft[i] = s.defaultLeft
-		if s.categorical {
-			tree.CatLeft[i] = s.cat
-		} else {
-			tree.SplitBin[i] = s.bin
-			tree.Threshold[i] = t.binner.Features[s.feature].Cuts[s.bin-1]
+		t.parallel(len(open), func(k int) { t.findSplit(open[k], features) })
+		for _, j := range jobs {
+			heap.Push(q, j.left)
+			heap.Push(q, j.right)
 		}
-		left.id = newNode(left.g, left.h)
-		right.id = newNode(right.g, right.h)
-		tree.Left[i], tree.Right[i] = left.id, right.id
-		nleaves++
-		if !final {
-			t.findSplit(left, features)
-			t.findSplit(right, features)
-		}
-		heap.Push(q, left)
-		heap.Push(q, right)
 	}
 	for _, lf := range leaves {
 		tree.Value[lf.id] = t.leafValue(lf) * t.p.LearningRate
@@ -842,12 +917,27 @@ func (t *gbdtTrainer) grow() Tree {
 	// Leaves hold disjoint rows: update them in parallel.
 	t.parallel(len(leaves), func(k int) {
 		lf := leaves[k]
+		if lf.inPlace {
+			return
+		}
 		v := tree.Value[lf.id]
 		for _, r := range t.rid[lf.buf][lf.start:lf.end] {
 			t.pred[r] += v
 		}
 		if lf.buf == 1 {
 			t.consolidate(lf.start, lf.end)
+		}
+	})
+	t.parallel(len(last), func(k int) {
+		ls := &last[k]
+		v := [2]float64{tree.Value[ls.right.id], tree.Value[ls.left.id]}
+		p, j := t.m.P, ls.feature
+		bins := t.bins[ls.buf]
+		for i, r := range t.rid[ls.buf][ls.start:ls.end] {
+			t.pred[r] += v[ls.dir[bins[(ls.start+i)*p+j]]]
+		}
+		if ls.buf == 1 {
+			t.consolidate(ls.start, ls.end)
 		}
 	})
 	if sampled {
