@@ -127,7 +127,7 @@ type Ensemble struct {
 	BestIteration int `json:"best_iteration"`
 
 	fast     *compiled
-	shap     []*shapTree
+	lin      []*linearTree
 	expected float64
 	maxDepth int
 }
@@ -162,7 +162,7 @@ func (e *Ensemble) check(p int) error {
 	}
 	e.fast = compile(e)
 	e.expected = e.ExpectedMargin()
-	e.prepareFastShap()
+	e.prepareLinearShap()
 	return nil
 }
 

@@ -1,11 +1,16 @@
 package model
 
+import "sync"
+
 // TreeSHAP: exact SHAP values of tree ensembles in polynomial time, with path-dependent
 // feature perturbation (Lundberg, Erion and Lee, "Consistent Individualized Feature
 // Attribution for Tree Ensembles", 2018, algorithm 2). The conditional expectation of a tree
 // given a feature subset follows the row where the split feature is in the subset and
 // otherwise weights both children by the share of training cover they received. Values are
 // in margin space: base + the sum of contributions equals Margin(x).
+//
+// Trees up to 2*linearQ levels deep are explained by linear TreeSHAP (treeshap_linear.go);
+// the path algorithm below explains deeper ones and is the tests' second reference.
 
 type pathElem struct {
 	feature   int
@@ -162,30 +167,21 @@ func (e *Ensemble) ExpectedMargin() float64 {
 	return s
 }
 
-// prepareFastShap builds the per-leaf tables when every tree is shallow enough and the
-// tables stay under 64 MB; otherwise explanations use the path algorithm.
-func (e *Ensemble) prepareFastShap() {
-	e.shap = nil
-	entries := 0
+// prepareLinearShap prepares every tree for linear TreeSHAP when all are shallow enough
+// (2*linearQ levels); otherwise explanations use the path algorithm.
+func (e *Ensemble) prepareLinearShap() {
+	e.lin = nil
+	lin := make([]*linearTree, len(e.Trees))
 	for k := range e.Trees {
-		d := e.Trees[k].depth()
-		if d > maxFastShapDepth {
+		if lin[k] = prepareLinear(&e.Trees[k]); lin[k] == nil {
 			return
 		}
-		for _, l := range e.Trees[k].Left {
-			if l < 0 {
-				entries += 1 << d
-			}
-		}
 	}
-	if entries > 8<<20 {
-		return
-	}
-	e.shap = make([]*shapTree, len(e.Trees))
-	for k := range e.Trees {
-		e.shap[k] = prepareShap(&e.Trees[k])
-	}
+	e.lin = lin
 }
+
+// linearPool recycles the 40 KB scratch of linear TreeSHAP between explanations.
+var linearPool = sync.Pool{New: func() any { return new(linearScratch) }}
 
 // Explain returns the base value and the TreeSHAP contribution of every feature, in margin
 // space: base + sum(contrib) = Margin(x).
@@ -199,11 +195,12 @@ func (e *Ensemble) Explain(x []float64) (float64, []float64) {
 	}
 	p = max(p, len(x))
 	phi := make([]float64, p)
-	if e.shap != nil {
+	if e.lin != nil {
 		cats := e.cats()
-		var stack [2 * maxPath]shapFrame
+		sc := linearPool.Get().(*linearScratch)
+		defer linearPool.Put(sc)
 		for k := range e.Trees {
-			e.shap[k].explainFast(&e.Trees[k], x, cats, phi, &stack)
+			e.lin[k].explain(&e.Trees[k], x, cats, phi, sc)
 		}
 		return e.expected, phi
 	}
@@ -214,181 +211,4 @@ func (e *Ensemble) Explain(x []float64) (float64, []float64) {
 		s.recurse(0, 0, 0, 1, 1, -1)
 	}
 	return e.expected, phi
-}
-
-// leafShap is what the precomputed explanation needs of one leaf: the unique features on
-// its path (in order of first use), and for each subset T of them, as a bit mask over path
-// positions, B(T) = sum over S in T of w(|S|) * prod over j not in S of z_j, where z_j is the
-// share of cover the path keeps at feature j's splits and w(s) = s!(d-s-1)!/d!.
-//
-// With H the features whose every split on the path the row follows, the leaf's Shapley
-// contribution to path feature i is v(1-z_i)/z_i * B(H minus i) when i is in H and -v * B(H)
-// otherwise, so explaining a row costs one tree walk plus O(depth) per leaf (the "Fast
-// TreeSHAP v2" idea, Yang 2021), instead of O(depth^2) path updates per leaf.
-type leafShap struct {
-	features []int32
-	hotCoef  []float64 // v(1-z_i)/z_i
-	value    float64
-	b        []float64 // 2^d
-}
-
-// shapTree is a tree prepared for fast explanations: per node, the path position of its
-// split feature; per leaf, its leafShap.
-type shapTree struct {
-	cat    []bool // categorical split
-	pos    []uint8
-	leaves []int32 // node -> index in leaf table, -1 for internal nodes
-	table  []leafShap
-}
-
-// maxFastShapDepth bounds the 2^depth table per leaf.
-const maxFastShapDepth = 8
-
-func prepareShap(t *Tree) *shapTree {
-	n := t.Nodes()
-	st := &shapTree{pos: make([]uint8, n), leaves: make([]int32, n), cat: make([]bool, n)}
-	for i := range n {
-		st.cat[i] = t.isCat(i)
-	}
-	var feats []int32
-	var zs []float64
-	var walk func(node int)
-	walk = func(node int) {
-		if t.Left[node] < 0 {
-			d := len(feats)
-			v := t.Value[node]
-			ls := leafShap{features: append([]int32(nil), feats...), value: v, hotCoef: make([]float64, d), b: make([]float64, 1<<d)}
-			for k, z := range zs {
-				ls.hotCoef[k] = v * (1 - z) / z
-			}
-			b := ls.b
-			// c(S) = w(|S|) * prod_{j not in S} z_j, then the subset-sum (zeta) transform.
-			for s := range b {
-				size := 0
-				prod := 1.0
-				for k := range d {
-					if s&(1<<k) != 0 {
-						size++
-					} else {
-						prod *= zs[k]
-					}
-				}
-				b[s] = shapWeight(size, d) * prod
-			}
-			for k := range d {
-				for s := range b {
-					if s&(1<<k) != 0 {
-						b[s] += b[s^(1<<k)]
-					}
-				}
-			}
-
-			st.leaves[node] = int32(len(st.table))
-			st.table = append(st.table, ls)
-			return
-		}
-		st.leaves[node] = -1
-		f := t.Feature[node]
-		k := -1
-		for i, g := range feats {
-			if g == f {
-				k = i
-			}
-		}
-		fresh := k < 0
-		if fresh {
-			k = len(feats)
-			feats = append(feats, f)
-			zs = append(zs, 1)
-		}
-		st.pos[node] = uint8(k)
-		old := zs[k]
-		for _, c := range []int32{t.Left[node], t.Right[node]} {
-			zs[k] = old * t.Cover[c] / t.Cover[node]
-			walk(int(c))
-		}
-		zs[k] = old
-		if fresh {
-			feats, zs = feats[:k], zs[:k]
-		}
-	}
-	walk(0)
-	// One backing array per kind for the whole tree, leaves in walk order: explaining reads
-	// them nearly in sequence instead of chasing three small allocations per leaf.
-	var nf, nb int
-	for _, ls := range st.table {
-		nf += len(ls.features)
-		nb += len(ls.b)
-	}
-	feats, coefs, bs := make([]int32, 0, nf), make([]float64, 0, nf), make([]float64, 0, nb)
-	for i := range st.table {
-		ls := &st.table[i]
-		f0, b0 := len(feats), len(bs)
-		feats, coefs, bs = append(feats, ls.features...), append(coefs, ls.hotCoef...), append(bs, ls.b...)
-		ls.features, ls.hotCoef, ls.b = feats[f0:len(feats):len(feats)], coefs[f0:len(coefs):len(coefs)], bs[b0:len(bs):len(bs)]
-	}
-	return st
-}
-
-// shapWeight is s!(d-s-1)!/d!, the Shapley weight of a coalition of s of d players.
-// A coalition of all d players never occurs (the player being valued is outside it): 0.
-func shapWeight(s, d int) float64 {
-	if s >= d {
-		return 0
-	}
-	w := 1.0 / float64(d)
-	// s!(d-s-1)!/(d-1)! = 1 / C(d-1, s)
-	c := 1.0
-	for i := 1; i <= s; i++ {
-		c = c * float64(d-1-s+i) / float64(i)
-	}
-	return w / c
-}
-
-// explainFast adds the tree's contributions for row x to phi.
-// shapFrame is a node still to visit and the path positions where the row left the path.
-type shapFrame struct {
-	node int32
-	cold uint32
-}
-
-func (st *shapTree) explainFast(t *Tree, x []float64, cats []FeatureBins, phi []float64, stack *[2 * maxPath]shapFrame) {
-	top := 0
-	stack[0] = shapFrame{0, 0}
-	top = 1
-	for top > 0 {
-		top--
-		fr := stack[top]
-		node := int(fr.node)
-		if li := st.leaves[node]; li >= 0 {
-			ls := &st.table[li]
-			d := len(ls.features)
-			hot := int(^fr.cold & (1<<d - 1))
-			b := ls.b[:1<<d]
-			cold := -ls.value * b[hot&(1<<d-1)]
-			coef := ls.hotCoef[:d]
-			for k, f := range ls.features[:d] {
-				if hot&(1<<k) != 0 {
-					phi[f] += coef[k] * b[(hot^(1<<k))&(1<<d-1)]
-				} else {
-					phi[f] += cold
-				}
-			}
-			continue
-		}
-		hotChild, coldChild := t.Left[node], t.Right[node]
-		var left bool
-		if !st.cat[node] { // numeric split, inlined
-			v := x[t.Feature[node]]
-			left = v <= t.Threshold[node] || (v != v && t.DefaultLeft[node])
-		} else {
-			left = t.goesLeft(node, x, cats)
-		}
-		if !left {
-			hotChild, coldChild = coldChild, hotChild
-		}
-		stack[top] = shapFrame{hotChild, fr.cold}
-		stack[top+1] = shapFrame{coldChild, fr.cold | 1<<st.pos[node]}
-		top += 2
-	}
 }

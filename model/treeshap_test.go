@@ -69,11 +69,11 @@ func TestTreeSHAPIsExactAndSumsToTheMargin(t *testing.T) {
 		}
 		trained, _, err := TrainGBDT(m, nil, b, params)
 		require.NoError(t, err)
-		// Both algorithms: the per-leaf tables and the path algorithm.
+		// Both algorithms: linear TreeSHAP and the path algorithm.
 		fast, path := *trained, *trained
-		fast.prepareFastShap()
-		require.NotNil(t, fast.shap, growth)
-		path.shap = nil
+		fast.prepareLinearShap()
+		require.NotNil(t, fast.lin, growth)
+		path.lin = nil
 		for _, e := range []*Ensemble{&fast, &path} {
 			for i := 0; i < 4000; i += 97 {
 				row := x[i*p : i*p+p]
@@ -117,4 +117,37 @@ func TestTreeSHAPOfLogLossIsInMarginSpace(t *testing.T) {
 	require.InDelta(t, e.Margin(row), sum, 1e-9)
 	require.InDelta(t, e.Predict(row), sigmoid(sum), 1e-12)
 	require.Greater(t, math.Abs(phi[0]), 10*math.Abs(phi[1]), "the only informative feature carries the explanation")
+}
+
+func TestTreeSHAPOfTreesDeeperThanTheLinearRuleUsesThePathAlgorithm(t *testing.T) {
+	const p = 5
+	x, y := friedman(4000, p, 23, 0.5)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.Trees, params.Growth, params.MaxDepth, params.MaxLeaves = 3, "leafwise", 0, 200
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	require.Greater(t, e.maxDepth, 2*linearQ, "the test needs a tree deeper than the quadrature is exact for")
+	require.Nil(t, e.lin)
+	for i := 0; i < 4000; i += 997 {
+		row := x[i*p : i*p+p]
+		_, phi := e.Explain(row)
+		want := bruteShapley(e, row, p)
+		for j := range want {
+			require.InDelta(t, want[j], phi[j], 1e-9, "row %d feature %d", i, j)
+		}
+	}
+}
+
+func TestGaussLegendreIntegratesPolynomialsExactly(t *testing.T) {
+	for q := 1; q <= linearQ; q++ {
+		pts, w := gaussLegendre(q)
+		for k := 0; k < 2*q; k++ { // exact up to degree 2q-1: integral of t^k over [0,1]
+			got := 0.0
+			for i := range q {
+				got += w[i] * math.Pow(pts[i], float64(k))
+			}
+			require.InDelta(t, 1/float64(k+1), got, 1e-15, "q %d degree %d", q, k)
+		}
+	}
 }
