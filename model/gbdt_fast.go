@@ -235,22 +235,30 @@ type wideRow [maxCompiledFeatures]float64
 // Eight rows walk each tree together, their node indices in registers and each step
 // branch-free (the comparison sets a bit), so the eight chains overlap in the CPU.
 func (c *compiled) blockNumeric(rs *[batchBlock]wideRow, sum *[batchBlock]float64) {
-	internal := uint(c.internal)
 	for g := 0; g < batchBlock; g += 8 {
-		r := (*[8]wideRow)(rs[g : g+8])
-		s := (*[8]float64)(sum[g : g+8])
+		c.walk8((*[8]wideRow)(rs[g:g+8]), (*[8]float64)(sum[g:g+8]))
+	}
+}
+
+// walk8 is blockNumeric for eight rows: one pointer to them, so every value load is one
+// instruction at a constant offset.
+func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
+	internal := uint(c.internal)
+	{
 		for k := range c.trees {
 			t := &c.trees[k]
+			feat, thr := &t.feat, &t.thr
 			var i0, i1, i2, i3, i4, i5, i6, i7 uint
 			for range c.depth {
-				i0 = 2*i0 + 1 + right(&r[0], t, i0)
-				i1 = 2*i1 + 1 + right(&r[1], t, i1)
-				i2 = 2*i2 + 1 + right(&r[2], t, i2)
-				i3 = 2*i3 + 1 + right(&r[3], t, i3)
-				i4 = 2*i4 + 1 + right(&r[4], t, i4)
-				i5 = 2*i5 + 1 + right(&r[5], t, i5)
-				i6 = 2*i6 + 1 + right(&r[6], t, i6)
-				i7 = 2*i7 + 1 + right(&r[7], t, i7)
+				const m = maxCompiledFeatures - 1
+				i0 = 2*i0 + 1 + b2u(r[0][feat[i0&255]&m] > thr[i0&255])
+				i1 = 2*i1 + 1 + b2u(r[1][feat[i1&255]&m] > thr[i1&255])
+				i2 = 2*i2 + 1 + b2u(r[2][feat[i2&255]&m] > thr[i2&255])
+				i3 = 2*i3 + 1 + b2u(r[3][feat[i3&255]&m] > thr[i3&255])
+				i4 = 2*i4 + 1 + b2u(r[4][feat[i4&255]&m] > thr[i4&255])
+				i5 = 2*i5 + 1 + b2u(r[5][feat[i5&255]&m] > thr[i5&255])
+				i6 = 2*i6 + 1 + b2u(r[6][feat[i6&255]&m] > thr[i6&255])
+				i7 = 2*i7 + 1 + b2u(r[7][feat[i7&255]&m] > thr[i7&255])
 			}
 			leaf := &t.leaf
 			s[0] += leaf[(i0-internal)&255]
@@ -265,12 +273,11 @@ func (c *compiled) blockNumeric(rs *[batchBlock]wideRow, sum *[batchBlock]float6
 	}
 }
 
-// right is 1 when the row goes right at node i (a numeric split), else 0, without a branch.
-func right(r *wideRow, t *node256, i uint) uint {
-	i &= 255
-	var b uint
-	if r[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i] {
-		b = 1
+// b2u is 1 for true, else 0, set from the flags rather than by a branch.
+func b2u(b bool) uint {
+	var u uint
+	if b {
+		u = 1
 	}
-	return b
+	return u
 }
