@@ -60,3 +60,26 @@ func BenchmarkBinRows(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(n*p), "ns/value")
 }
+
+// BenchmarkPredictRow scores one row at a time with 100 depth-6 trees over 5 features, one
+// of them categorical (the shape of the demo's model).
+func BenchmarkPredictRow(b *testing.B) {
+	const n, p = 20000, 5
+	x, y := friedman(n, p, 31, 0.5)
+	for i := range n {
+		x[i*p+4] = float64(i % 7)
+		y[i] += []float64{3, -2, 0, 5, -4, 1, 2}[i%7]
+	}
+	m, bn := binned(b, x, y, p, []bool{false, false, false, false, true}, nil)
+	params := DefaultGBDT()
+	params.Trees, params.LearningRate = 100, 0.1
+	e, _, err := TrainGBDT(m, nil, bn, params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % n
+		e.Predict(x[j*p : j*p+p])
+	}
+}

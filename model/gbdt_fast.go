@@ -20,14 +20,14 @@ type compiled struct {
 	depth    int
 	internal int // 2^depth - 1 nodes per tree
 	trees    []node256
-	cats     [][256]uint8 // per categorical split: 1 = the bin goes right
+	cats     [][256]uint8 // per categorical split: 1 = the bin goes right; [0] all zeros
 	catFeat  []int        // features with categorical splits
 	bins     []FeatureBins
 }
 
 type node256 struct {
 	feat [256]uint8
-	cat  [256]uint16 // 0 = numeric split; else 1 + index into compiled.cats
+	cat  [256]uint16 // index into compiled.cats: 0 (never right) for a numeric split
 	thr  [256]float64
 	leaf [256]float64
 }
@@ -48,7 +48,7 @@ func compile(e *Ensemble) *compiled {
 		return nil
 	}
 	d = max(d, 1)
-	c := &compiled{depth: d, internal: 1<<d - 1, trees: make([]node256, len(e.Trees)), bins: e.cats()}
+	c := &compiled{depth: d, internal: 1<<d - 1, trees: make([]node256, len(e.Trees)), bins: e.cats(), cats: make([][256]uint8, 1)}
 	catFeat := map[int]bool{}
 	for k := range e.Trees {
 		t := &e.Trees[k]
@@ -66,7 +66,7 @@ func compile(e *Ensemble) *compiled {
 			f := int(t.Feature[node])
 			nt.feat[pos] = uint8(f)
 			if t.isCat(node) {
-				if len(c.cats) >= math.MaxUint16-1 {
+				if len(c.cats) > math.MaxUint16 {
 					return false
 				}
 				var right [256]uint8
@@ -75,8 +75,9 @@ func compile(e *Ensemble) *compiled {
 						right[b] = 1
 					}
 				}
-				c.cats = append(c.cats, right)
 				nt.cat[pos] = uint16(len(c.cats))
+				nt.thr[pos] = math.Inf(1) // the numeric half of the step never goes right
+				c.cats = append(c.cats, right)
 				catFeat[f] = true
 			} else {
 				nt.thr[pos] = t.Threshold[node]
@@ -117,23 +118,6 @@ func (c *compiled) prepare(x []float64, r *row) {
 	}
 }
 
-// step is one level of the walk from node i.
-func (c *compiled) step(t *node256, r *row, i uint) uint {
-	i &= 255
-	f := t.feat[i] & (maxCompiledFeatures - 1)
-	j := 2*i + 1
-	if ci := t.cat[i]; ci != 0 {
-		j += uint(c.cats[ci-1][r.bin[f]])
-	} else if r.x[f] > t.thr[i] {
-		j++
-	}
-	return j
-}
-
-// interleave is how many trees a single-row walk advances together: independent chains
-// overlap in the CPU instead of waiting on each load in turn.
-const interleave = 8
-
 // margin is the sum of the trees' leaves for one row, false when the row needs the general
 // path.
 func (c *compiled) margin(x []float64) (float64, bool) {
@@ -142,34 +126,47 @@ func (c *compiled) margin(x []float64) (float64, bool) {
 	}
 	var r row
 	c.prepare(x, &r)
+	internal := uint(c.internal)
+	cats := c.cats
 	s := 0.0
-	for k := 0; k < len(c.trees); k += interleave {
-		group := c.trees[k:min(k+interleave, len(c.trees))]
-		var idx [interleave]uint
-		if len(c.cats) == 0 {
-			for range c.depth {
-				for g := range group {
-					t := &group[g]
-					i := idx[g] & 255
-					j := 2*i + 1
-					if r.x[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i] {
-						j++
-					}
-					idx[g] = j
-				}
-			}
-		} else {
-			for range c.depth {
-				for g := range group {
-					idx[g] = c.step(&group[g], &r, idx[g])
-				}
-			}
+	trees := c.trees
+	// Eight trees at a time, their indices in registers: independent chains the CPU overlaps.
+	for len(trees) >= 8 {
+		t := (*[8]node256)(trees[:8])
+		var i0, i1, i2, i3, i4, i5, i6, i7 uint
+		for range c.depth {
+			i0 = stepTo(&t[0], &r, cats, i0)
+			i1 = stepTo(&t[1], &r, cats, i1)
+			i2 = stepTo(&t[2], &r, cats, i2)
+			i3 = stepTo(&t[3], &r, cats, i3)
+			i4 = stepTo(&t[4], &r, cats, i4)
+			i5 = stepTo(&t[5], &r, cats, i5)
+			i6 = stepTo(&t[6], &r, cats, i6)
+			i7 = stepTo(&t[7], &r, cats, i7)
 		}
-		for g := range group {
-			s += group[g].leaf[(idx[g]-uint(c.internal))&255]
+		s += t[0].leaf[(i0-internal)&255] + t[1].leaf[(i1-internal)&255] +
+			t[2].leaf[(i2-internal)&255] + t[3].leaf[(i3-internal)&255] +
+			t[4].leaf[(i4-internal)&255] + t[5].leaf[(i5-internal)&255] +
+			t[6].leaf[(i6-internal)&255] + t[7].leaf[(i7-internal)&255]
+		trees = trees[8:]
+	}
+	for k := range trees {
+		var i uint
+		for range c.depth {
+			i = stepTo(&trees[k], &r, cats, i)
 		}
+		s += trees[k].leaf[(i-internal)&255]
 	}
 	return s, true
+}
+
+// stepTo is one branch-free level of the walk from node i: a numeric split compares (a
+// categorical one has threshold +Inf), a categorical split looks its table up (a numeric
+// one reads the all-zero table).
+func stepTo(t *node256, r *row, cats [][256]uint8, i uint) uint {
+	i &= 255
+	f := t.feat[i] & (maxCompiledFeatures - 1)
+	return 2*i + 1 + b2u(r.x[f] > t.thr[i]) + uint(cats[t.cat[i]][r.bin[f]])
 }
 
 const batchBlock = 16
@@ -202,7 +199,7 @@ func (c *compiled) batch(rows []float64, p int, out []float64) {
 		for r := range sum {
 			sum[r] = 0
 		}
-		if len(c.cats) == 0 {
+		if len(c.cats) == 1 {
 			for r := range wide {
 				copy(wide[r][:], rows[(start+r)*p:(start+r)*p+p])
 			}
@@ -216,7 +213,7 @@ func (c *compiled) batch(rows []float64, p int, out []float64) {
 				idx = [batchBlock]uint{}
 				for range c.depth {
 					for r := range idx {
-						idx[r] = c.step(t, &rs[r], idx[r])
+						idx[r] = stepTo(t, &rs[r], c.cats, idx[r])
 					}
 				}
 				for r := range idx {

@@ -283,29 +283,43 @@ func TestGBDTParamsValidateNamesTheField(t *testing.T) {
 }
 
 // The complete-tree fast path and the batch path must agree with the node walk everywhere,
-// rows with missing values included.
+// rows with missing values included, for numeric splits and for numeric and categorical
+// splits mixed, at depths 3 and 8.
 func TestGBDTFastPathsMatchTheNodeWalk(t *testing.T) {
 	const p = 6
-	x, y := friedman(5000, p, 14, 0.5)
-	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
-	params.Trees = 40
-	e, _, err := TrainGBDT(m, nil, b, params)
-	require.NoError(t, err)
-	require.NotNil(t, e.fast)
-	for i := 0; i < 500; i += 7 {
-		x[i*p+i%p] = math.NaN()
-	}
-	out := make([]float64, 500)
-	e.PredictBatch(x[:500*p], p, out)
-	for i := range out {
-		row := x[i*p : i*p+p]
-		walk := e.BaseScore
-		for k := range e.Trees {
-			walk += e.Trees[k].Value[e.Trees[k].leaf(row, nil)]
+	for _, mixed := range []bool{false, true} {
+		for _, depth := range []int{3, 8} {
+			x, y := friedman(5000, p, 14, 0.5)
+			cat := make([]bool, p)
+			if mixed {
+				cat[5] = true
+				for i := range 5000 {
+					x[i*p+5] = float64(i % 9)
+					y[i] += []float64{3, -2, 0, 5, -4, 1, 2, -1, 4}[i%9]
+				}
+			}
+			m, b := binned(t, x, y, p, cat, nil)
+			params := DefaultGBDT()
+			params.Trees, params.MaxDepth = 40, depth
+			e, _, err := TrainGBDT(m, nil, b, params)
+			require.NoError(t, err)
+			require.NotNil(t, e.fast)
+			require.Equal(t, mixed, len(e.fast.cats) > 1, "categorical splits compiled")
+			for i := 0; i < 500; i += 7 {
+				x[i*p+i%p] = math.NaN()
+			}
+			out := make([]float64, 500)
+			e.PredictBatch(x[:500*p], p, out)
+			for i := range out {
+				row := x[i*p : i*p+p]
+				walk := e.BaseScore
+				for k := range e.Trees {
+					walk += e.Trees[k].Value[e.Trees[k].leaf(row, e.cats())]
+				}
+				require.InDelta(t, walk, e.Predict(row), 1e-9, "mixed %v depth %d row %d", mixed, depth, i)
+				require.InDelta(t, walk, out[i], 1e-9, "mixed %v depth %d batch row %d", mixed, depth, i)
+			}
 		}
-		require.InDelta(t, walk, e.Predict(row), 1e-9, "row %d", i)
-		require.InDelta(t, walk, out[i], 1e-9, "batch row %d", i)
 	}
 }
 

@@ -39,7 +39,7 @@ func fastDecodePredict(b []byte) (req PredictRequest, ok bool) {
 			req.Explain, ok = p.boolean()
 		case "features":
 			bit = 8
-			req.Features, ok = p.numberObject()
+			req.numeric, ok = p.numberObject()
 		case "attributes":
 			bit = 16
 			req.Attributes, ok = p.stringObject()
@@ -61,7 +61,7 @@ func fastDecodePredict(b []byte) (req PredictRequest, ok bool) {
 		break
 	}
 	p.ws()
-	return req, p.i == len(p.b) && req.Features != nil
+	return req, p.i == len(p.b) && req.numeric != nil
 }
 
 type scanner struct {
@@ -176,8 +176,8 @@ func (p *scanner) number() (float64, bool) {
 	return f, true
 }
 
-func (p *scanner) numberObject() (map[string]any, bool) {
-	return objectOf(p, func() (any, bool) { return p.number() })
+func (p *scanner) numberObject() (map[string]float64, bool) {
+	return objectOf(p, p.number)
 }
 
 func (p *scanner) stringObject() (map[string]string, bool) {
@@ -188,12 +188,10 @@ func (p *scanner) stringObject() (map[string]string, bool) {
 func objectOf[V any](p *scanner, value func() (V, bool)) (map[string]V, bool) {
 	out := map[string]V{}
 	ok := p.object(func(k string) bool {
-		if _, dup := out[k]; dup {
-			return false
-		}
 		v, ok := value()
+		n := len(out)
 		out[k] = v
-		return ok
+		return ok && len(out) > n // a repeated key does not grow the map
 	})
 	return out, ok
 }

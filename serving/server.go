@@ -193,6 +193,9 @@ type PredictRequest struct {
 	// Attributes are logged with the prediction but not used by the model (e.g. the protected
 	// attribute the canary checks for disparate impact).
 	Attributes map[string]string `json:"attributes"`
+	// numeric holds the features when the fast decoder read them (all numbers), in place of
+	// Features.
+	numeric map[string]float64
 }
 
 // numbers checks that every feature value is a JSON number, naming the first that is not.
@@ -405,6 +408,8 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	var rows []map[string]float64
 	switch {
+	case req.numeric != nil:
+		rows = append(rows, req.numeric)
 	case req.Features != nil && req.Instances != nil:
 		httpError(w, http.StatusBadRequest, "give features (one record) or instances (a batch), not both")
 		return

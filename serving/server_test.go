@@ -212,7 +212,7 @@ func TestAppendInputsIsJSON(t *testing.T) {
 func TestFastPathsAgreeWithEncodingJSON(t *testing.T) {
 	req, ok := fastDecodePredict([]byte(`{"request_id":"r1","routing_key":"k","features":{"price":9.5,"promo":1},"explain":false,"attributes":{"region":"north"}}`))
 	require.True(t, ok)
-	require.Equal(t, PredictRequest{RequestID: "r1", RoutingKey: "k", Features: map[string]any{"price": 9.5, "promo": 1.0}, Attributes: map[string]string{"region": "north"}}, req)
+	require.Equal(t, PredictRequest{RequestID: "r1", RoutingKey: "k", Features: map[string]any{"price": 9.5, "promo": 1.0}, Attributes: map[string]string{"region": "north"}}, asDecoded(req))
 	for _, body := range []string{`{"features":{"x":1},"instances":[]}`, `{"features":{"x":"1"}}`, `{"features":{"x":1e400}}`,
 		`{"request_id":"\u0041","features":{}}`, `{"features":{"x":1},"features":{"x":1}}`, `{"features":{"x":1}}{}`, `{"explain":true}`} {
 		_, ok := fastDecodePredict([]byte(body))
