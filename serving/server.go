@@ -459,9 +459,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	s.finish(w, name, resp, start)
 }
 
+// jsonContentType is shared by every fast-path response (never modified).
+var jsonContentType = []string{"application/json"}
+
 func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse, start time.Time) {
 	if b, ok := appendPredictResponse(make([]byte, 0, 256), resp); ok {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = jsonContentType // canonical key already: no Set
 		_, _ = w.Write(b)
 	} else {
 		writeJSON(w, http.StatusOK, resp)
