@@ -217,7 +217,9 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	t.quant = p.Objective != BinaryLogLoss
 	if t.quant {
 		t.gq[0], t.gq[1] = make([]int16, n), make([]int16, n)
-		t.qpool.New = func() any { s := make([][256]int64, train.P); return &s }
+		t.qpool.New = func() any {
+			return &packedSums{packed: make([][256]int64, train.P), g: make([]int64, t.total), n: make([]int64, t.total)}
+		}
 	} else {
 		t.gp[0], t.gp[1] = make([]gh32, n), make([]gh32, n)
 	}
@@ -404,16 +406,22 @@ const histChunk = 1 << 13
 
 // parallel runs f(c) for chunks 0..n-1 on the trainer's threads (inline when n is 1).
 func (t *gbdtTrainer) parallel(n int, f func(c int)) {
+	t.workers(n, func(_, c int) { f(c) })
+}
+
+// workers runs f(w, c) for chunks 0..n-1 on min(threads, n) workers; w (0-based) names the
+// worker running chunk c, so a worker can keep state of its own.
+func (t *gbdtTrainer) workers(n int, f func(w, c int)) {
 	if n == 1 || t.threads == 1 {
 		for c := range n {
-			f(c)
+			f(0, c)
 		}
 		return
 	}
 	var wg sync.WaitGroup
 	var next sync.Mutex
 	c := 0
-	for range min(t.threads, n) {
+	for w := range min(t.threads, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -425,7 +433,7 @@ func (t *gbdtTrainer) parallel(n int, f func(c int)) {
 				if mine >= n {
 					return
 				}
-				f(mine)
+				f(w, mine)
 			}
 		}()
 	}
@@ -435,6 +443,10 @@ func (t *gbdtTrainer) parallel(n int, f func(c int)) {
 // build accumulates the histogram of positions [start, end) of buffer buf into h.
 func (t *gbdtTrainer) build(h []gh, buf, start, end int) {
 	nchunks := (end - start + histChunk - 1) / histChunk
+	if t.quant && end-start >= smallHist {
+		t.buildQuantised(h, buf, start, end, nchunks)
+		return
+	}
 	if nchunks <= 1 {
 		t.accumulate(h, buf, start, end)
 		return
@@ -553,39 +565,97 @@ func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
 	}
 }
 
-// accumulateQuantised adds one packed integer per bin update (exact, so the order of rows
-// does not matter), then adds the decoded sums to h.
+// smallHist is the row count under which adding decoded gradients to the histogram beats
+// clearing, filling and decoding a packed one.
+const smallHist = 1024
+
+// accumulateQuantised adds a few rows' decoded gradients (constant-hessian losses) to h.
 func (t *gbdtTrainer) accumulateQuantised(h []gh, buf, start, end int) {
 	p := t.m.P
-	if end-start < 1024 { // too few rows to pay for clearing and decoding a packed histogram
-		bins := t.bins[buf][start*p : end*p]
-		for i, q := range t.gq[buf][start:end] {
-			g := float64(q) * t.scale
-			row := bins[i*p : i*p+p]
-			for j, b := range row {
-				e := &h[j<<8|int(b)]
-				e.g += g
-				e.h++
-			}
+	bins := t.bins[buf][start*p : end*p]
+	for i, q := range t.gq[buf][start:end] {
+		g := float64(q) * t.scale
+		row := bins[i*p : i*p+p]
+		for j, b := range row {
+			e := &h[j<<8|int(b)]
+			e.g += g
+			e.h++
 		}
-		return
 	}
-	ph := t.qpool.Get().(*[][256]int64)
-	packed := (*ph)[:p]
-	clear(packed)
-	addPacked(packed, t.bins[buf][start*p:end*p], t.gq[buf][start:end])
-	for j := range packed {
-		hj := h[j<<8:][:256]
-		for b, v := range packed[j] {
+}
+
+// packedSums is one worker's exact histogram of int16 gradients: a packed table it adds
+// one integer per bin update to (gradient sum in the high 40 bits, row count in the low 24),
+// unpacked into wide sums before the count can overflow.
+type packedSums struct {
+	packed [][256]int64
+	rows   int // added to packed since it was last unpacked
+	g, n   []int64
+}
+
+func (ps *packedSums) unpack() {
+	for j := range ps.packed {
+		g, n := ps.g[j<<8:][:256], ps.n[j<<8:][:256]
+		for b, v := range ps.packed[j] {
 			if v == 0 {
 				continue
 			}
 			count := v & countMask
-			hj[b].g += float64((v-count)>>24) * t.scale
-			hj[b].h += float64(count)
+			g[b] += (v - count) >> 24
+			n[b] += count
 		}
 	}
-	t.qpool.Put(ph)
+	clear(ps.packed)
+	ps.rows = 0
+}
+
+// buildQuantised accumulates the histogram of positions [start, end) for constant-hessian
+// losses. Each worker adds its chunks' rows into its own packed table; the sums are integers,
+// exact in any order, so they are merged and turned into floats once, and the result does
+// not depend on the chunking or the number of threads.
+func (t *gbdtTrainer) buildQuantised(h []gh, buf, start, end, nchunks int) {
+	p := t.m.P
+	sums := make([]*packedSums, min(t.threads, nchunks))
+	t.workers(nchunks, func(w, c int) {
+		ps := sums[w]
+		if ps == nil {
+			ps = t.qpool.Get().(*packedSums)
+			clear(ps.packed)
+			clear(ps.g)
+			clear(ps.n)
+			ps.rows = 0
+			sums[w] = ps
+		}
+		lo, hi := start+c*histChunk, min(start+(c+1)*histChunk, end)
+		if ps.rows+hi-lo >= countMask {
+			ps.unpack()
+		}
+		addPacked(ps.packed, t.bins[buf][lo*p:hi*p], t.gq[buf][lo:hi])
+		ps.rows += hi - lo
+	})
+	for _, ps := range sums {
+		if ps != nil {
+			ps.unpack()
+		}
+	}
+	for k := range h {
+		var g, n int64
+		for _, ps := range sums {
+			if ps != nil {
+				g += ps.g[k]
+				n += ps.n[k]
+			}
+		}
+		if n != 0 {
+			h[k].g += float64(g) * t.scale
+			h[k].h += float64(n)
+		}
+	}
+	for _, ps := range sums {
+		if ps != nil {
+			t.qpool.Put(ps)
+		}
+	}
 }
 
 // addPacked adds each row's packed gradient and count to the bin of every feature. It is its
