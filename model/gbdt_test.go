@@ -410,3 +410,29 @@ func TestBinningHandlesSignsZerosAndInfinities(t *testing.T) {
 		}
 	}
 }
+
+// Packed histogram entries hold gradient sums in the high bits and counts in the low 24:
+// unpacking, at any point, must give the exact sums (negative gradients included).
+func TestPackedHistogramSumsAreExact(t *testing.T) {
+	const p, n = 3, 5000
+	r := rand.New(rand.NewPCG(61, 61))
+	bins := make([]uint8, n*p)
+	gq := make([]int16, n)
+	wantG, wantN := make([]int64, p*256), make([]int64, p*256)
+	for i := range n {
+		gq[i] = int16(r.IntN(65535) - 32767)
+		for j := range p {
+			b := uint8(r.IntN(4) * 60) // few bins: large counts and sums per bin
+			bins[i*p+j] = b
+			wantG[j<<8|int(b)] += int64(gq[i])
+			wantN[j<<8|int(b)]++
+		}
+	}
+	ps := &packedSums{packed: make([][256]int64, p), g: make([]int64, p*256), n: make([]int64, p*256)}
+	addPacked(ps.packed, bins[:1234*p], gq[:1234])
+	ps.unpack()
+	addPacked(ps.packed, bins[1234*p:], gq[1234:])
+	ps.unpack()
+	require.Equal(t, wantG, ps.g)
+	require.Equal(t, wantN, ps.n)
+}
