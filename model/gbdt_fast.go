@@ -241,33 +241,35 @@ func (c *compiled) blockNumeric(rs *[batchBlock]wideRow, sum *[batchBlock]float6
 // instruction at a constant offset.
 func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
 	internal := uint(c.internal)
-	{
-		for k := range c.trees {
-			t := &c.trees[k]
-			feat, thr := &t.feat, &t.thr
-			var i0, i1, i2, i3, i4, i5, i6, i7 uint
-			for range c.depth {
-				const m = maxCompiledFeatures - 1
-				i0 = 2*i0 + 1 + b2u(r[0][feat[i0&255]&m] > thr[i0&255])
-				i1 = 2*i1 + 1 + b2u(r[1][feat[i1&255]&m] > thr[i1&255])
-				i2 = 2*i2 + 1 + b2u(r[2][feat[i2&255]&m] > thr[i2&255])
-				i3 = 2*i3 + 1 + b2u(r[3][feat[i3&255]&m] > thr[i3&255])
-				i4 = 2*i4 + 1 + b2u(r[4][feat[i4&255]&m] > thr[i4&255])
-				i5 = 2*i5 + 1 + b2u(r[5][feat[i5&255]&m] > thr[i5&255])
-				i6 = 2*i6 + 1 + b2u(r[6][feat[i6&255]&m] > thr[i6&255])
-				i7 = 2*i7 + 1 + b2u(r[7][feat[i7&255]&m] > thr[i7&255])
-			}
-			leaf := &t.leaf
-			s[0] += leaf[(i0-internal)&255]
-			s[1] += leaf[(i1-internal)&255]
-			s[2] += leaf[(i2-internal)&255]
-			s[3] += leaf[(i3-internal)&255]
-			s[4] += leaf[(i4-internal)&255]
-			s[5] += leaf[(i5-internal)&255]
-			s[6] += leaf[(i6-internal)&255]
-			s[7] += leaf[(i7-internal)&255]
+	for k := range c.trees {
+		t := &c.trees[k]
+		var i0, i1, i2, i3, i4, i5, i6, i7 uint
+		for range c.depth {
+			i0 = t.next(&r[0], i0)
+			i1 = t.next(&r[1], i1)
+			i2 = t.next(&r[2], i2)
+			i3 = t.next(&r[3], i3)
+			i4 = t.next(&r[4], i4)
+			i5 = t.next(&r[5], i5)
+			i6 = t.next(&r[6], i6)
+			i7 = t.next(&r[7], i7)
 		}
+		leaf := &t.leaf
+		s[0] += leaf[(i0-internal)&255]
+		s[1] += leaf[(i1-internal)&255]
+		s[2] += leaf[(i2-internal)&255]
+		s[3] += leaf[(i3-internal)&255]
+		s[4] += leaf[(i4-internal)&255]
+		s[5] += leaf[(i5-internal)&255]
+		s[6] += leaf[(i6-internal)&255]
+		s[7] += leaf[(i7-internal)&255]
 	}
+}
+
+// next is the child of numeric split i the row goes to, without a branch.
+func (t *node256) next(r *wideRow, i uint) uint {
+	i &= 255
+	return 2*i + 1 + b2u(r[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i])
 }
 
 // b2u is 1 for true, else 0, set from the flags rather than by a branch.
