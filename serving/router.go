@@ -19,6 +19,7 @@ import (
 type loaded struct {
 	version int
 	model   *model.Model
+	keys    inputKeys // the model's features, for the prediction log
 }
 
 // table is what a model serves right now; swapped atomically as a whole.
@@ -72,7 +73,7 @@ func (w *watcher) load(ctx context.Context, v int) (*loaded, error) {
 	// Warm the model once before it takes traffic.
 	x := make([]float64, len(m.Features))
 	_ = m.Predict(x)
-	l := &loaded{version: v, model: m}
+	l := &loaded{version: v, model: m, keys: newInputKeys(m.Features)}
 	w.cache[v] = l
 	return l, nil
 }

@@ -277,7 +277,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	}
 	logRows := func(l *loaded, route string, preds []float64, errMsg, fallback string) {
 		for i, x := range rows {
-			inputs := appendInputs(make([]byte, 0, 128), x, l.model.Features)
+			inputs := l.keys.append(make([]byte, 0, 128), x)
 			id := requestID
 			if len(rows) > 1 {
 				id = fmt.Sprintf("%s/%d", requestID, i)
@@ -325,35 +325,51 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 		fallback: strings.Trim(fallback+"; "+enriched, "; ")}, nil
 }
 
-// appendInputs writes a row's features as a JSON object without reflection (this runs on
-// every request): the keys in order first, then any others sorted.
-func appendInputs(b []byte, x map[string]float64, order []string) []byte {
+// inputKeys are feature names in order with each one's JSON key ("name":) written once.
+type inputKeys struct {
+	order  []string
+	quoted [][]byte
+}
+
+func newInputKeys(order []string) inputKeys {
+	k := inputKeys{order: order}
+	for _, name := range order {
+		k.quoted = append(k.quoted, append(strconv.AppendQuote(nil, name), ':'))
+	}
+	return k
+}
+
+// append writes a row's features as a JSON object without reflection (this runs on every
+// request): the keys in order first, then any others sorted.
+func (k inputKeys) append(b []byte, x map[string]float64) []byte {
 	b = append(b, '{')
 	n := 0
-	field := func(k string, v float64) {
-		if n > 0 {
-			b = append(b, ',')
-		}
-		n++
-		b = strconv.AppendQuote(b, k)
-		b = append(b, ':')
-		b = strconv.AppendFloat(b, v, 'g', -1, 64)
-	}
-	for _, k := range order {
-		if v, ok := x[k]; ok {
-			field(k, v)
+	for i, name := range k.order {
+		if v, ok := x[name]; ok {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = append(b, k.quoted[i]...)
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
 		}
 	}
 	if n < len(x) {
 		var rest []string
-		for k := range x {
-			if !slices.Contains(order, k) {
-				rest = append(rest, k)
+		for name := range x {
+			if !slices.Contains(k.order, name) {
+				rest = append(rest, name)
 			}
 		}
 		slices.Sort(rest)
-		for _, k := range rest {
-			field(k, x[k])
+		for _, name := range rest {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = strconv.AppendQuote(b, name)
+			b = append(b, ':')
+			b = strconv.AppendFloat(b, x[name], 'g', -1, 64)
 		}
 	}
 	return append(b, '}')

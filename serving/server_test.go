@@ -203,10 +203,10 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 func TestAppendInputsIsJSON(t *testing.T) {
 	x := map[string]float64{"b": 1.5, "a": -2, "c\"q": 1e-9}
 	var back map[string]float64
-	require.NoError(t, json.Unmarshal(appendInputs(nil, x, nil), &back))
+	require.NoError(t, json.Unmarshal(newInputKeys(nil).append(nil, x), &back))
 	require.Equal(t, x, back)
-	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(appendInputs(nil, x, nil)))
-	require.Equal(t, `{"b":1.5,"a":-2,"c\"q":1e-09}`, string(appendInputs(nil, x, []string{"b", "zz"})), "model order first, the rest sorted")
+	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(newInputKeys(nil).append(nil, x)))
+	require.Equal(t, `{"b":1.5,"a":-2,"c\"q":1e-09}`, string(newInputKeys([]string{"b", "zz"}).append(nil, x)), "model order first, the rest sorted")
 }
 
 func TestFastPathsAgreeWithEncodingJSON(t *testing.T) {
