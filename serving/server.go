@@ -405,7 +405,14 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
 		return
 	}
-	body, code, err := readBody(w, r)
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // a large batch's buffer is not kept
+			bodyPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	body, code, err := readBodyInto(buf, w, r)
 	if err != nil {
 		httpError(w, code, "%v", err)
 		s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
@@ -530,7 +537,16 @@ func score(m *model.Model, feats map[string]float64, explain bool) (float64, *Ex
 
 // readBody reads a request body of at most MaxBodyBytes (413 beyond).
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return readBodyInto(new(bytes.Buffer), w, r)
+}
+
+// bodyPool recycles predict request buffers: decoding copies what it keeps out of the body.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBodyInto reads the body into buf (the result aliases it).
+func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	b := buf.Bytes()
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
