@@ -284,7 +284,7 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 			}
 			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(l.version), Route: route,
 				RoutingKey: routingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
-				Attributes: attrJSON, Fallback: strings.Trim(fallback+"; "+enriched, "; ")}
+				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched)}
 			if preds != nil {
 				rec.Prediction = preds[i]
 			}
@@ -322,7 +322,18 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 		logRows(t.production, "production", preds, "", "")
 	}
 	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl,
-		fallback: strings.Trim(fallback+"; "+enriched, "; ")}, nil
+		fallback: joinNotes(fallback, enriched)}, nil
+}
+
+// joinNotes joins two fallback notes with "; ", either may be empty (no allocation then).
+func joinNotes(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 // inputKeys are feature names in order with each one's JSON key ("name":) written once.
