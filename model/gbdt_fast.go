@@ -243,8 +243,11 @@ func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
 	internal := uint(c.internal)
 	for k := range c.trees {
 		t := &c.trees[k]
-		var i0, i1, i2, i3, i4, i5, i6, i7 uint
-		for range c.depth {
+		// Every row starts at the root: its split is loaded once for all eight.
+		f, thr := t.feat[0]&(maxCompiledFeatures-1), t.thr[0]
+		i0, i1, i2, i3 := 1+b2u(r[0][f] > thr), 1+b2u(r[1][f] > thr), 1+b2u(r[2][f] > thr), 1+b2u(r[3][f] > thr)
+		i4, i5, i6, i7 := 1+b2u(r[4][f] > thr), 1+b2u(r[5][f] > thr), 1+b2u(r[6][f] > thr), 1+b2u(r[7][f] > thr)
+		for range c.depth - 1 {
 			i0 = t.next(&r[0], i0)
 			i1 = t.next(&r[1], i1)
 			i2 = t.next(&r[2], i2)
