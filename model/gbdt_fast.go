@@ -169,7 +169,11 @@ func stepTo(t *node256, r *row, cats [][256]uint8, i uint) uint {
 	return 2*i + 1 + b2u(r.x[f] > t.thr[i]) + uint(cats[t.cat[i]][r.bin[f]])
 }
 
-const batchBlock = 16
+// groupRows rows walk a tree together in blockNumeric (seven: their indices, values and
+// thresholds fit the registers; eight spill).
+const groupRows = 7
+
+const batchBlock = 2 * groupRows
 
 // batch writes the tree sums of row-major rows into out, interleaving a block of rows per
 // tree so their independent walks overlap in the CPU. Rows with a NaN get NaN (the caller
@@ -180,13 +184,27 @@ func (c *compiled) batch(rows []float64, p int, out []float64) {
 	var wide [batchBlock]wideRow
 	var idx [batchBlock]uint
 	var sum [batchBlock]float64
+	numeric := len(c.cats) == 1
 	for start := 0; start < n; start += batchBlock {
 		b := min(batchBlock, n-start)
-		clean := p <= maxCompiledFeatures
-		for r := 0; r < b && clean; r++ {
-			clean = !hasNaN(rows[(start+r)*p : (start+r)*p+p])
+		clean := p <= maxCompiledFeatures && b == batchBlock
+		if clean && numeric {
+			// Copy the rows for the walk and look for NaNs in the same pass.
+			for r := range wide {
+				w := wide[r][:p]
+				for j, v := range rows[(start+r)*p : (start+r)*p+p] {
+					w[j] = v
+					if v != v {
+						clean = false
+					}
+				}
+			}
+		} else {
+			for r := 0; r < b && clean; r++ {
+				clean = !hasNaN(rows[(start+r)*p : (start+r)*p+p])
+			}
 		}
-		if !clean || b < batchBlock {
+		if !clean {
 			for r := 0; r < b; r++ {
 				s, ok := c.margin(rows[(start+r)*p : (start+r)*p+p])
 				if !ok {
@@ -199,10 +217,7 @@ func (c *compiled) batch(rows []float64, p int, out []float64) {
 		for r := range sum {
 			sum[r] = 0
 		}
-		if len(c.cats) == 1 {
-			for r := range wide {
-				copy(wide[r][:], rows[(start+r)*p:(start+r)*p+p])
-			}
+		if numeric {
 			c.blockNumeric(&wide, &sum)
 		} else {
 			for r := range rs {
@@ -225,28 +240,29 @@ func (c *compiled) batch(rows []float64, p int, out []float64) {
 	}
 }
 
-// wideRow is a row's values for blockNumeric.
-type wideRow [maxCompiledFeatures]float64
+// wideRow is a row's values for blockNumeric, indexed by a split's feature byte with no mask
+// and no bounds check (only the first P entries are used).
+type wideRow [256]float64
 
 // blockNumeric adds every tree's leaf to the sums of a block of rows (numeric splits only).
-// Eight rows walk each tree together, their node indices in registers and each step
-// branch-free (the comparison sets a bit), so the eight chains overlap in the CPU.
+// A group of rows walks each tree together, their node indices in registers and each step
+// branch-free (the comparison sets a bit), so the rows' chains overlap in the CPU.
 func (c *compiled) blockNumeric(rs *[batchBlock]wideRow, sum *[batchBlock]float64) {
-	for g := 0; g < batchBlock; g += 8 {
-		c.walk8((*[8]wideRow)(rs[g:g+8]), (*[8]float64)(sum[g:g+8]))
+	for g := 0; g < batchBlock; g += groupRows {
+		c.walkGroup((*[groupRows]wideRow)(rs[g:g+groupRows]), (*[groupRows]float64)(sum[g:g+groupRows]))
 	}
 }
 
-// walk8 is blockNumeric for eight rows: one pointer to them, so every value load is one
-// instruction at a constant offset.
-func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
+// walkGroup is blockNumeric for one group of rows: one pointer to them, so every value load
+// is one instruction at a constant offset.
+func (c *compiled) walkGroup(r *[groupRows]wideRow, s *[groupRows]float64) {
 	internal := uint(c.internal)
 	for k := range c.trees {
 		t := &c.trees[k]
-		// Every row starts at the root: its split is loaded once for all eight.
-		f, thr := t.feat[0]&(maxCompiledFeatures-1), t.thr[0]
+		// Every row starts at the root: its split is loaded once for the group.
+		f, thr := t.feat[0], t.thr[0]
 		i0, i1, i2, i3 := 1+b2u(r[0][f] > thr), 1+b2u(r[1][f] > thr), 1+b2u(r[2][f] > thr), 1+b2u(r[3][f] > thr)
-		i4, i5, i6, i7 := 1+b2u(r[4][f] > thr), 1+b2u(r[5][f] > thr), 1+b2u(r[6][f] > thr), 1+b2u(r[7][f] > thr)
+		i4, i5, i6 := 1+b2u(r[4][f] > thr), 1+b2u(r[5][f] > thr), 1+b2u(r[6][f] > thr)
 		for range c.depth - 1 {
 			i0 = t.next(&r[0], i0)
 			i1 = t.next(&r[1], i1)
@@ -255,7 +271,6 @@ func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
 			i4 = t.next(&r[4], i4)
 			i5 = t.next(&r[5], i5)
 			i6 = t.next(&r[6], i6)
-			i7 = t.next(&r[7], i7)
 		}
 		leaf := &t.leaf
 		s[0] += leaf[(i0-internal)&255]
@@ -265,14 +280,13 @@ func (c *compiled) walk8(r *[8]wideRow, s *[8]float64) {
 		s[4] += leaf[(i4-internal)&255]
 		s[5] += leaf[(i5-internal)&255]
 		s[6] += leaf[(i6-internal)&255]
-		s[7] += leaf[(i7-internal)&255]
 	}
 }
 
 // next is the child of numeric split i the row goes to, without a branch.
 func (t *node256) next(r *wideRow, i uint) uint {
 	i &= 255
-	return 2*i + 1 + b2u(r[t.feat[i]&(maxCompiledFeatures-1)] > t.thr[i])
+	return 2*i + 1 + b2u(r[t.feat[i]] > t.thr[i])
 }
 
 // b2u is 1 for true, else 0, set from the flags rather than by a branch.
