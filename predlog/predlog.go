@@ -60,7 +60,8 @@ func Prefix(model string, day time.Time) string {
 type Writer[T any] struct {
 	store    objstore.Bucket
 	replica  string
-	prefix   func(T) string
+	part     func(T) partition
+	prefix   func(partition) string
 	ch       chan T
 	maxBatch int
 	interval time.Duration
@@ -72,18 +73,42 @@ type Writer[T any] struct {
 	once     sync.Once
 }
 
+// partition is a model and a UTC day (days since the epoch): one object prefix.
+type partition struct {
+	model string
+	day   int64
+}
+
+const msPerDay = 24 * 60 * 60 * 1000
+
+func partitionOf(model string, unixMs int64) partition {
+	day := unixMs / msPerDay
+	if unixMs%msPerDay < 0 {
+		day-- // floor for times before 1970
+	}
+	return partition{model, day}
+}
+
+func (p partition) start() time.Time { return time.UnixMilli(p.day * msPerDay) }
+
 // NewWriter starts the flusher of prediction records; Close flushes what is left.
 func NewWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer[Record] {
-	return newWriter(store, replica, buffer, maxBatch, interval, func(r Record) string { return Prefix(r.Model, time.UnixMilli(r.TimeUnixMs)) })
+	return newWriter(store, replica, buffer, maxBatch, interval,
+		func(r Record) partition { return partitionOf(r.Model, r.TimeUnixMs) },
+		func(p partition) string { return Prefix(p.model, p.start()) })
 }
 
 // NewLabelWriter starts the flusher of feedback labels.
 func NewLabelWriter(store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration) *Writer[Label] {
-	return newWriter(store, replica, buffer, maxBatch, interval, func(l Label) string { return FeedbackPrefix(l.Model, time.UnixMilli(l.TimeUnixMs)) })
+	return newWriter(store, replica, buffer, maxBatch, interval,
+		func(l Label) partition { return partitionOf(l.Model, l.TimeUnixMs) },
+		func(p partition) string { return FeedbackPrefix(p.model, p.start()) })
 }
 
-func newWriter[T any](store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration, prefix func(T) string) *Writer[T] {
-	w := &Writer[T]{store: store, replica: replica, prefix: prefix, ch: make(chan T, buffer), maxBatch: maxBatch, interval: interval, done: make(chan struct{})}
+// newWriter: part names each record's partition cheaply (it runs per record); prefix, once
+// per partition in a batch, names its objects.
+func newWriter[T any](store objstore.Bucket, replica string, buffer, maxBatch int, interval time.Duration, part func(T) partition, prefix func(partition) string) *Writer[T] {
+	w := &Writer[T]{store: store, replica: replica, part: part, prefix: prefix, ch: make(chan T, buffer), maxBatch: maxBatch, interval: interval, done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -140,17 +165,17 @@ func (w *Writer[T]) flush(batch []T) {
 	if len(batch) == 0 {
 		return
 	}
-	byKey := map[string][]T{}
-	var keys []string
+	byPart := map[partition][]T{}
+	var parts []partition
 	for _, r := range batch {
-		p := w.prefix(r)
-		if _, ok := byKey[p]; !ok {
-			keys = append(keys, p)
+		k := w.part(r)
+		if _, ok := byPart[k]; !ok {
+			parts = append(parts, k)
 		}
-		byKey[p] = append(byKey[p], r)
+		byPart[k] = append(byPart[k], r)
 	}
-	for _, p := range keys {
-		rows := byKey[p]
+	for _, k := range parts {
+		rows, p := byPart[k], w.prefix(k)
 		data, err := dataset.EncodeParquet(rows)
 		if err != nil {
 			slog.Error("log encode", "err", err)

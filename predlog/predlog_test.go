@@ -85,3 +85,13 @@ func TestPredictionDriftUsesTheDriftSuite(t *testing.T) {
 	require.True(t, rep.Features[0].Drifted, rep.Features[0].Why)
 	require.Equal(t, PredictionFeature, rep.Features[0].Name)
 }
+
+// A record's partition names the same prefix as its own time does, around day boundaries
+// and before 1970 too.
+func TestPartitionsNameTheRecordsDay(t *testing.T) {
+	day := int64(msPerDay)
+	for _, ms := range []int64{0, 1, day - 1, day, day + 1, -1, -day, -day - 1, 1_700_000_000_123, 1_700_006_399_999} {
+		p := partitionOf("demand", ms)
+		require.Equal(t, Prefix("demand", time.UnixMilli(ms)), Prefix(p.model, p.start()), "ms %d", ms)
+	}
+}

@@ -53,7 +53,8 @@ type Server struct {
 	log      *predlog.Writer[predlog.Record]
 	labels   *predlog.Writer[predlog.Label]
 	mux      *http.ServeMux
-	series   sync.Map // okSeries by model, version, route
+	seriesMu sync.RWMutex
+	series   map[seriesKey]okSeries
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -493,13 +494,21 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	s.finish(w, name, resp, start)
 }
 
+// answerPool recycles the buffers fast-path answers are written into.
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // jsonContentType is shared by every fast-path response (never modified).
 var jsonContentType = []string{"application/json"}
 
 func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse, start time.Time) {
-	if b, ok := appendPredictResponse(make([]byte, 0, 256), resp); ok {
+	buf := answerPool.Get().(*[]byte)
+	defer answerPool.Put(buf)
+	if b, ok := appendPredictResponse((*buf)[:0], resp); ok {
 		w.Header()["Content-Type"] = jsonContentType // canonical key already: no Set
 		_, _ = w.Write(b)
+		if cap(b) <= 64<<10 { // keep the grown buffer unless a large batch grew it
+			*buf = b
+		}
 	} else {
 		writeJSON(w, http.StatusOK, resp)
 	}
@@ -518,14 +527,29 @@ func (o okSeries) observe(d time.Duration) {
 	o.latency.Observe(d.Seconds())
 }
 
+// seriesKey names the okSeries of a model, version and route (a struct: no string to build).
+type seriesKey struct {
+	name    string
+	version int
+	route   string
+}
+
 func (s *Server) okMetrics(name string, version int, route string) okSeries {
-	key := name + "\x00" + strconv.Itoa(version) + "\x00" + route
-	if v, ok := s.series.Load(key); ok {
-		return v.(okSeries)
+	key := seriesKey{name, version, route}
+	s.seriesMu.RLock()
+	o, ok := s.series[key]
+	s.seriesMu.RUnlock()
+	if ok {
+		return o
 	}
-	o := okSeries{requests: s.metrics.Requests.WithLabelValues(name, strconv.Itoa(version), route, "200"),
+	o = okSeries{requests: s.metrics.Requests.WithLabelValues(name, strconv.Itoa(version), route, "200"),
 		latency: s.metrics.Latency.WithLabelValues(name, route)}
-	s.series.Store(key, o)
+	s.seriesMu.Lock()
+	if s.series == nil {
+		s.series = map[seriesKey]okSeries{}
+	}
+	s.series[key] = o
+	s.seriesMu.Unlock()
 	return o
 }
 
@@ -618,7 +642,8 @@ var (
 )
 
 func randomID() string {
-	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+	var b [40]byte
+	return string(strconv.AppendUint(append(append(b[:0], idPrefix...), '-'), idCounter.Add(1), 36))
 }
 
 // ListenAndServe runs the HTTP server with hardened timeouts until ctx is done, then drains
