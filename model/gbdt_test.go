@@ -436,3 +436,24 @@ func TestPackedHistogramSumsAreExact(t *testing.T) {
 	require.Equal(t, wantG, ps.g)
 	require.Equal(t, wantN, ps.n)
 }
+
+// Depthwise growth splits a level at a time and must still stop at max_leaves, mid-level.
+func TestGBDTDepthwiseGrowthBoundsLeaves(t *testing.T) {
+	const p = 5
+	x, y := friedman(20000, p, 15, 0.5)
+	m, b := binned(t, x, y, p, nil, nil)
+	params := DefaultGBDT()
+	params.MaxLeaves, params.MaxDepth, params.Trees = 13, 6, 20
+	e, _, err := TrainGBDT(m, nil, b, params)
+	require.NoError(t, err)
+	for k, tr := range e.Trees {
+		leaves := 0
+		for _, l := range tr.Left {
+			if l < 0 {
+				leaves++
+			}
+		}
+		require.Equal(t, 13, leaves, "tree %d", k) // 20k rows always have a split left
+		require.LessOrEqual(t, tr.depth(), 4, "tree %d: levels fill in order", k)
+	}
+}
