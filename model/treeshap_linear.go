@@ -32,12 +32,12 @@ const linearQ = 4
 
 // linearNode is an internal node with what explaining needs of it, in one place.
 type linearNode struct {
-	feat                  int32
-	id, left, right, prev uint16 // tree node ids (< linearNodes)
-	// prev is, when an ancestor split on the same feature, the child of the nearest such
-	// ancestor on the way here (its o is this node's old o); else the sentinel slot, whose
-	// o is always 1.
-	thr float64
+	feat int32
+	// Tree node ids (< linearNodes): the node, its children, and prev: when an ancestor split
+	// on the same feature, the child of the nearest such ancestor on the way here (its o is
+	// this node's old o); else the sentinel slot, whose o is always 1.
+	id, left, right, prev uint16
+	thr                   float64
 	// kind: 0 numeric with missing values right, 1 numeric with missing values left,
 	// 2 categorical.
 	kind int32
@@ -62,7 +62,7 @@ type linearRepeat struct {
 // linearLast is a split whose children are both leaves. Its sums and its contribution are
 // linear in its own product P at the points, with coefficients that depend only on which
 // of the three cases holds (old o = 0; the row follows the left child; the right one), so
-// they are precomputed: S[i] = P[i] * sum[case][i], contribution = sum_i P[i] * phi[case][i].
+// they are precomputed: S[i] = P[i] * sum[case][i], contribution = sum_i P[i] * contrib[case][i].
 type linearLast struct {
 	feat         int32
 	id, prev     uint16
@@ -77,8 +77,8 @@ type linearTree struct {
 	repeats  []linearRepeat
 	cat      []uint16 // tree node ids of the categorical splits
 	sentinel uint16
-	// The q-point quadrature rule on [0,1] (q = ceil(depth/2)): points t, weights w,
-	// 1/(1-t), and the weight of a child the row does not follow, -w/(1-t).
+	// The q-point quadrature rule on [0,1] (q = ceil(depth/2)): points t, weights w, the
+	// weight of a child the row does not follow, -w/(1-t), and 1-t.
 	q          int
 	t, w, cold [linearQ]float64
 	omt        [linearQ]float64 // 1-t
