@@ -2,7 +2,6 @@ package model
 
 import (
 	"container/heap"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -508,11 +507,14 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 		l, r := leftAt[c], rightAt[c]
 		for i := lo; i < hi; i++ {
 			row := sb[i*p : i*p+p]
-			d := int(dir[row[j]]) // without a branch: o = l, l++ when left, else o = r, r++
-			o := r + (l-r)&-d
-			l += d
-			r += 1 - d
-			copyRow(db[o*p:o*p+p], row)
+			o := r
+			if dir[row[j]] == 1 {
+				o = l
+				l++
+			} else {
+				r++
+			}
+			copy(db[o*p:o*p+p], row)
 			dr[o] = sr[i]
 			if t.quant {
 				dq[o] = sq[i]
@@ -529,20 +531,6 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 		}
 	}
 	return mid
-}
-
-// copyRow copies a binned row in 8-byte words (the last one overlapping when the length
-// is not a multiple of 8) instead of calling memmove for a few bytes.
-func copyRow(dst, src []uint8) {
-	p := len(src)
-	if p < 8 || len(dst) != p {
-		copy(dst, src)
-		return
-	}
-	for k := 0; k+8 <= p; k += 8 {
-		binary.LittleEndian.PutUint64(dst[k:], binary.LittleEndian.Uint64(src[k:]))
-	}
-	binary.LittleEndian.PutUint64(dst[p-8:], binary.LittleEndian.Uint64(src[p-8:]))
 }
 
 func (t *gbdtTrainer) accumulate(h []gh, buf, start, end int) {
