@@ -256,13 +256,13 @@ func (c *compiled) blockNumeric(rs *[batchBlock]wideRow, sum *[batchBlock]float6
 // walkGroup is blockNumeric for one group of rows: one pointer to them, so every value load
 // is one instruction at a constant offset.
 func (c *compiled) walkGroup(r *[groupRows]wideRow, s *[groupRows]float64) {
-	internal := uint(c.internal)
+	internal := uint8(c.internal)
 	for k := range c.trees {
 		t := &c.trees[k]
 		// Every row starts at the root: its split is loaded once for the group.
 		f, thr := t.feat[0], t.thr[0]
-		i0, i1, i2, i3 := 1+b2u(r[0][f] > thr), 1+b2u(r[1][f] > thr), 1+b2u(r[2][f] > thr), 1+b2u(r[3][f] > thr)
-		i4, i5, i6 := 1+b2u(r[4][f] > thr), 1+b2u(r[5][f] > thr), 1+b2u(r[6][f] > thr)
+		i0, i1, i2, i3 := 1+b2u8(r[0][f] > thr), 1+b2u8(r[1][f] > thr), 1+b2u8(r[2][f] > thr), 1+b2u8(r[3][f] > thr)
+		i4, i5, i6 := 1+b2u8(r[4][f] > thr), 1+b2u8(r[5][f] > thr), 1+b2u8(r[6][f] > thr)
 		for range c.depth - 1 {
 			i0 = t.next(&r[0], i0)
 			i1 = t.next(&r[1], i1)
@@ -273,20 +273,29 @@ func (c *compiled) walkGroup(r *[groupRows]wideRow, s *[groupRows]float64) {
 			i6 = t.next(&r[6], i6)
 		}
 		leaf := &t.leaf
-		s[0] += leaf[(i0-internal)&255]
-		s[1] += leaf[(i1-internal)&255]
-		s[2] += leaf[(i2-internal)&255]
-		s[3] += leaf[(i3-internal)&255]
-		s[4] += leaf[(i4-internal)&255]
-		s[5] += leaf[(i5-internal)&255]
-		s[6] += leaf[(i6-internal)&255]
+		s[0] += leaf[i0-internal]
+		s[1] += leaf[i1-internal]
+		s[2] += leaf[i2-internal]
+		s[3] += leaf[i3-internal]
+		s[4] += leaf[i4-internal]
+		s[5] += leaf[i5-internal]
+		s[6] += leaf[i6-internal]
 	}
 }
 
-// next is the child of numeric split i the row goes to, without a branch.
-func (t *node256) next(r *wideRow, i uint) uint {
-	i &= 255
-	return 2*i + 1 + b2u(r[t.feat[i]] > t.thr[i])
+// next is the child of numeric split i the row goes to, without a branch. Byte indices
+// need no bounds checks; on the last level of a depth-8 tree the child's index wraps past
+// 255, and index - internal is still the leaf.
+func (t *node256) next(r *wideRow, i uint8) uint8 {
+	return 2*i + 1 + b2u8(r[t.feat[i]] > t.thr[i])
+}
+
+func b2u8(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
 }
 
 // b2u is 1 for true, else 0, set from the flags rather than by a branch.

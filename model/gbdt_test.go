@@ -304,6 +304,7 @@ func TestGBDTFastPathsMatchTheNodeWalk(t *testing.T) {
 			e, _, err := TrainGBDT(m, nil, b, params)
 			require.NoError(t, err)
 			require.NotNil(t, e.fast)
+			require.Equal(t, depth, e.fast.depth, "a tree reaches the depth (8: node indices wrap a byte)")
 			require.Equal(t, mixed, len(e.fast.cats) > 1, "categorical splits compiled")
 			for i := 0; i < 500; i += 7 {
 				x[i*p+i%p] = math.NaN()
