@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Built-in trainers against their peers, same data, same machine, same run (docs/models.md):
 #   gbdt  vs XGBoost hist nthread=2: 1M x 20 synthetic regression, 800k train / 200k validation,
-#         100 trees, depth 6, 255 bins, learning rate 0.1: both times, both MAEs, the ratios;
+#         100 trees, depth 6, 255 bins, learning rate 0.1: both times (each the best of three
+#         trainings: this shared machine's noise only adds time), both MAEs, the ratios;
 #         then batch / single-row prediction and TreeSHAP speed of that model;
 #   ridge vs scikit-learn StandardScaler+Ridge on the same 800k rows: times and coefficients;
 #   memory: 10M x 20 rows streamed through the binner and trained, peak RSS.

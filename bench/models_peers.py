@@ -28,17 +28,19 @@ if mode == "xgb":
     import xgboost as xgb
 
     trees = int(sys.argv[5])
-    start = time.perf_counter()
-    dtrain = xgb.DMatrix(x[:cut], label=y[:cut], nthread=2)
-    booster = xgb.train(
-        {"tree_method": "hist", "nthread": 2, "max_depth": 6, "eta": 0.1, "max_bin": 256,
-         "lambda": 1.0, "min_child_weight": 1.0, "objective": "reg:squarederror"},
-        dtrain, num_boost_round=trees)
-    secs = time.perf_counter() - start
+    secs = float("inf")
+    for _ in range(3):  # best of three, as the Go side does
+        start = time.perf_counter()
+        dtrain = xgb.DMatrix(x[:cut], label=y[:cut], nthread=2)
+        booster = xgb.train(
+            {"tree_method": "hist", "nthread": 2, "max_depth": 6, "eta": 0.1, "max_bin": 256,
+             "lambda": 1.0, "min_child_weight": 1.0, "objective": "reg:squarederror"},
+            dtrain, num_boost_round=trees)
+        secs = min(secs, time.perf_counter() - start)
     pred = booster.predict(xgb.DMatrix(x[cut:], nthread=2))
     mae = float(np.mean(np.abs(pred.astype(np.float64) - y[cut:].astype(np.float64))))
     print(f"xgboost {xgb.__version__} hist nthread=2: {trees} trees depth 6 on {cut} x {feats}: "
-          f"train {secs:.3f} s (DMatrix included), validation MAE {mae:.5f}")
+          f"train {secs:.3f} s (best of 3, DMatrix included), validation MAE {mae:.5f}")
     booster.set_param({"nthread": 1})
     xv = np.ascontiguousarray(x[cut:])
     best = min(_timed(lambda: booster.inplace_predict(xv)) for _ in range(3))  # no prediction cache

@@ -115,26 +115,33 @@ func benchGBDT(rows, p, trees int, dir string) {
 	tx, ty, vx, vy := split(rows, p, dir)
 	params := model.DefaultGBDT()
 	params.Trees, params.MaxDepth, params.LearningRate, params.MaxBins = trees, 6, 0.1, 255
-	runtime.GC()
-	start := time.Now()
-	// Bins from a 200k-row sample, as the train activity does, then every row binned.
 	n := len(ty)
-	sample := make([][]float64, p)
-	step := max(1, n/200_000)
-	for i := 0; i < n; i += step {
-		for j := range p {
-			sample[j] = append(sample[j], tx[i*p+j])
+	// Best of three (the peer's script does the same): this shared machine's noise only
+	// ever adds time.
+	var e *model.Ensemble
+	secs := math.Inf(1)
+	for range 3 {
+		runtime.GC()
+		start := time.Now()
+		// Bins from a 200k-row sample, as the train activity does, then every row binned.
+		sample := make([][]float64, p)
+		step := max(1, n/200_000)
+		for i := 0; i < n; i += step {
+			for j := range p {
+				sample[j] = append(sample[j], tx[i*p+j])
+			}
 		}
+		binner, err := model.NewBinner(sample, make([]bool, p), params.MaxBins)
+		check(err)
+		m := model.NewMatrix(p, n)
+		m.AppendRows(binner, tx, ty)
+		binSecs := time.Since(start).Seconds()
+		e, _, err = model.TrainGBDT(m, nil, binner, params)
+		check(err)
+		total := time.Since(start).Seconds()
+		fmt.Printf("binning %.3f s, boosting %.3f s\n", binSecs, total-binSecs)
+		secs = min(secs, total)
 	}
-	binner, err := model.NewBinner(sample, make([]bool, p), params.MaxBins)
-	check(err)
-	m := model.NewMatrix(p, n)
-	m.AppendRows(binner, tx, ty)
-	binSecs := time.Since(start).Seconds()
-	e, _, err := model.TrainGBDT(m, nil, binner, params)
-	check(err)
-	secs := time.Since(start).Seconds()
-	fmt.Printf("binning %.3f s, boosting %.3f s\n", binSecs, secs-binSecs)
 	out := make([]float64, len(vy))
 	e.PredictBatch(vx, p, out)
 	mae := 0.0
@@ -142,7 +149,7 @@ func benchGBDT(rows, p, trees int, dir string) {
 		mae += math.Abs(v - vy[i])
 	}
 	mae /= float64(len(vy))
-	fmt.Printf("driftline gbdt: %d trees depth 6 on %d x %d: train %.3f s (binning included, GOMAXPROCS=%d), validation MAE %.5f\n",
+	fmt.Printf("driftline gbdt: %d trees depth 6 on %d x %d: train %.3f s (best of 3, binning included, GOMAXPROCS=%d), validation MAE %.5f\n",
 		trees, n, p, secs, runtime.GOMAXPROCS(0), mae)
 	fmt.Printf("GO_TRAIN_SECONDS=%.6f\nGO_MAE=%.6f\n", secs, mae)
 
@@ -150,14 +157,14 @@ func benchGBDT(rows, p, trees int, dir string) {
 	runtime.GOMAXPROCS(1)
 	best := math.Inf(1)
 	for range 3 {
-		start = time.Now()
+		start := time.Now()
 		e.PredictBatch(vx, p, out)
 		best = min(best, time.Since(start).Seconds())
 	}
 	fmt.Printf("batch prediction: %.2fM rows/s on one core (%d rows, best of 3)\n", float64(len(vy))/best/1e6, len(vy))
 	var sink float64
 	const single = 200_000
-	start = time.Now()
+	start := time.Now()
 	for i := range single {
 		j := i % len(vy)
 		sink += e.Predict(vx[j*p : j*p+p])
