@@ -358,12 +358,8 @@ func (k inputKeys) append(b []byte, x map[string]float64) []byte {
 	n := 0
 	for i, name := range k.order {
 		if v, ok := x[name]; ok {
-			if n > 0 {
-				b = append(b, ',')
-			}
+			b = appendField(b, n, k.quoted[i], v)
 			n++
-			b = append(b, k.quoted[i]...)
-			b = strconv.AppendFloat(b, v, 'g', -1, 64)
 		}
 	}
 	if n < len(x) {
@@ -375,16 +371,19 @@ func (k inputKeys) append(b []byte, x map[string]float64) []byte {
 		}
 		slices.Sort(rest)
 		for _, name := range rest {
-			if n > 0 {
-				b = append(b, ',')
-			}
+			b = appendField(b, n, append(strconv.AppendQuote(nil, name), ':'), x[name])
 			n++
-			b = strconv.AppendQuote(b, name)
-			b = append(b, ':')
-			b = strconv.AppendFloat(b, x[name], 'g', -1, 64)
 		}
 	}
 	return append(b, '}')
+}
+
+// appendField writes the n-th field of an object: its key (quoted, with the colon) and value.
+func appendField(b []byte, n int, key []byte, v float64) []byte {
+	if n > 0 {
+		b = append(b, ',')
+	}
+	return strconv.AppendFloat(append(b, key...), v, 'g', -1, 64)
 }
 
 func scoreAll(m *model.Model, rows []map[string]float64, explain bool) ([]float64, []*Explanation, error) {
