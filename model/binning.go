@@ -73,30 +73,19 @@ func (f *FeatureBins) Bin(x float64) uint8 {
 	// Branch-free binary search for the number of cuts below x: the loop runs log2(n)
 	// times whatever x is, and the compare is the borrow of an integer subtraction of order
 	// keys, so there is no branch for random values to mispredict.
-	kx := orderKey(x)
-	if keys := f.keys; len(keys) == len(f.Cuts) {
-		base, n := 0, len(keys)
-		for n > 1 {
-			half := n >> 1
-			_, below := bits.Sub64(keys[base+half-1], kx, 0) // 1 when the cut is below x
-			base += half & -int(below)
-			n -= half
-		}
-		if n == 1 && keys[base] < kx {
-			base++
-		}
-		return uint8(base + 1)
+	keys := f.keys
+	if len(keys) != len(f.Cuts) { // bins made by hand rather than by NewBinner or decoding
+		keys = numericBins(f.Cuts).keys
 	}
-	// Bins made by hand: the same search, keys computed as it goes.
-	cuts := f.Cuts
-	base, n := 0, len(cuts)
+	kx := orderKey(x)
+	base, n := 0, len(keys)
 	for n > 1 {
 		half := n >> 1
-		_, below := bits.Sub64(orderKey(cuts[base+half-1]), kx, 0)
+		_, below := bits.Sub64(keys[base+half-1], kx, 0) // 1 when the cut is below x
 		base += half & -int(below)
 		n -= half
 	}
-	if n == 1 && orderKey(cuts[base]) < kx {
+	if n == 1 && keys[base] < kx {
 		base++
 	}
 	return uint8(base + 1)
