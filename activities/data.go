@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/objstore"
 )
@@ -93,7 +94,7 @@ type FileReport struct {
 // ValidationReport is stored at reports/<model>/<run>/validation.json.
 type ValidationReport struct {
 	Snapshot        string                  `json:"snapshot"`
-	Contract        dataset.Contract        `json:"contract"`
+	Contract        contract.Contract       `json:"contract"`
 	Files           []FileReport            `json:"files"`
 	Columns         map[string]*ColumnStats `json:"columns"`
 	RowsRead        int64                   `json:"rows_read"`

@@ -1,17 +1,19 @@
 package activities
 
 import (
+	"math"
+
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/spec"
-	"math"
 )
 
 // featureReader pulls a spec's features from a batch: numeric values in model order, and for
 // drift the value as drift sees it (a number, or a category).
 type featureReader struct {
 	sp    spec.Spec
-	cols  []dataset.Column
+	cols  []contract.Column
 	kinds []string
 }
 

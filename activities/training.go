@@ -10,9 +10,11 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
@@ -163,7 +165,7 @@ func (t *Training) Train(ctx context.Context, in StepInput) (TrainResult, error)
 		m.Linear, m.Params, rows = lin, map[string]float64{"alpha": alpha}, fit.Rows
 		res.TrainMetric, res.TrainLoss = "logloss", fit.LogLoss
 	case "gbdt":
-		params, err := model.GBDTParamsFrom(sp.Trainer.Objective, sp.Trainer.Growth, sp.Trainer.Params)
+		params, err := hparams.From(sp.Trainer.Objective, sp.Trainer.Growth, sp.Trainer.Params)
 		if err != nil {
 			return TrainResult{}, invalid("train: %v", err)
 		}
@@ -374,7 +376,7 @@ func (t *Training) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResu
 	}
 	for _, m := range models {
 		for _, f := range m.Features {
-			if col, ok := in.Spec.Contract.Column(f); !ok || col.Type == dataset.TypeString {
+			if col, ok := in.Spec.Contract.Column(f); !ok || col.Type == contract.TypeString {
 				return EvaluateResult{}, invalid("evaluate: feature %q of a model is not a numeric column of the contract", f)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/testsuite"
 )
@@ -27,23 +28,23 @@ func smallRetail() RetailConfig {
 }
 
 // retailContract is the demo spec's contract.
-func retailContract() Contract {
-	return Contract{MaxBadRowShare: 0.1, UniqueKey: []string{"store_id", "item_id"}, Columns: []Column{
-		{Name: "date", Type: TypeString, Role: RoleEventTime},
-		{Name: "store_id", Type: TypeInt, Role: RoleEntityKey, Min: f64(1)},
-		{Name: "item_id", Type: TypeInt, Role: RoleEntityKey, Min: f64(1)},
-		{Name: "region", Type: TypeString, Role: RoleProtected, Allowed: []string{"north", "south", "east", "west"}},
-		{Name: "price", Type: TypeDouble, Role: RoleFeature, Min: f64(0), Max: f64(1000)},
-		{Name: "promo", Type: TypeInt, Role: RoleFeature, Allowed: []string{"0", "1"}, Categorical: true},
-		{Name: "weekday", Type: TypeInt, Role: RoleFeature, Min: f64(0), Max: f64(6)},
-		{Name: "temperature", Type: TypeDouble, Role: RoleFeature},
-		{Name: "item_popularity", Type: TypeDouble, Role: RoleFeature, Min: f64(0)},
-		{Name: "units_sold", Type: TypeDouble, Role: RoleTarget, Min: f64(0)},
+func retailContract() contract.Contract {
+	return contract.Contract{MaxBadRowShare: 0.1, UniqueKey: []string{"store_id", "item_id"}, Columns: []contract.Column{
+		{Name: "date", Type: contract.TypeString, Role: contract.RoleEventTime},
+		{Name: "store_id", Type: contract.TypeInt, Role: contract.RoleEntityKey, Min: f64(1)},
+		{Name: "item_id", Type: contract.TypeInt, Role: contract.RoleEntityKey, Min: f64(1)},
+		{Name: "region", Type: contract.TypeString, Role: contract.RoleProtected, Allowed: []string{"north", "south", "east", "west"}},
+		{Name: "price", Type: contract.TypeDouble, Role: contract.RoleFeature, Min: f64(0), Max: f64(1000)},
+		{Name: "promo", Type: contract.TypeInt, Role: contract.RoleFeature, Allowed: []string{"0", "1"}, Categorical: true},
+		{Name: "weekday", Type: contract.TypeInt, Role: contract.RoleFeature, Min: f64(0), Max: f64(6)},
+		{Name: "temperature", Type: contract.TypeDouble, Role: contract.RoleFeature},
+		{Name: "item_popularity", Type: contract.TypeDouble, Role: contract.RoleFeature, Min: f64(0)},
+		{Name: "units_sold", Type: contract.TypeDouble, Role: contract.RoleTarget, Min: f64(0)},
 	}}
 }
 
 // scanAll scans a snapshot and tallies it.
-func scanAll(t *testing.T, b objstore.Bucket, s Snapshot, c Contract) (read, accepted int, issues []RowIssue, maxBatch int, err error) {
+func scanAll(t *testing.T, b objstore.Bucket, s Snapshot, c contract.Contract) (read, accepted int, issues []RowIssue, maxBatch int, err error) {
 	t.Helper()
 	err = Scan(context.Background(), b, s, c, func(bt *Batch) error {
 		read += bt.Rows
@@ -153,15 +154,15 @@ func TestBadFilesNameFileAndColumn(t *testing.T) {
 	put("text.parquet", text)
 	put("ints.parquet", ints)
 
-	price := Contract{Columns: []Column{{Name: "price", Type: TypeDouble, Role: RoleFeature}}}
+	price := contract.Contract{Columns: []contract.Column{{Name: "price", Type: contract.TypeDouble, Role: contract.RoleFeature}}}
 	cases := []struct {
 		key      string
-		contract Contract
+		contract contract.Contract
 		want     string
 	}{
-		{"good.parquet", Contract{Columns: []Column{{Name: "no_such_col", Type: TypeDouble, Role: RoleFeature}}}, "column not found"},
-		{"good.parquet", Contract{Columns: []Column{{Name: "region", Type: TypeInt, Role: RoleOther}}}, "physical type BYTE_ARRAY does not hold the contract's type int"},
-		{"good.parquet", Contract{Columns: []Column{{Name: "price", Type: TypeString, Role: RoleOther}}}, "does not hold the contract's type string"},
+		{"good.parquet", contract.Contract{Columns: []contract.Column{{Name: "no_such_col", Type: contract.TypeDouble, Role: contract.RoleFeature}}}, "column not found"},
+		{"good.parquet", contract.Contract{Columns: []contract.Column{{Name: "region", Type: contract.TypeInt, Role: contract.RoleOther}}}, "physical type BYTE_ARRAY does not hold the contract's type int"},
+		{"good.parquet", contract.Contract{Columns: []contract.Column{{Name: "price", Type: contract.TypeString, Role: contract.RoleOther}}}, "does not hold the contract's type string"},
 		{"truncated.parquet", price, "not a readable Parquet file"},
 		{"garbage.parquet", price, "not a readable Parquet file"},
 		{"empty.parquet", price, "empty file"},

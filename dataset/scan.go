@@ -13,6 +13,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -46,16 +47,16 @@ func (b *Batch) Num(name string) []float64 { return b.Cols[name].Num }
 func (b *Batch) Str(name string) []string { return b.Cols[name].Str }
 
 // Value renders a cell for reports and quarantine records.
-func (b *Batch) Value(c Column, r int) string {
+func (b *Batch) Value(c contract.Column, r int) string {
 	d := b.Cols[c.Name]
 	switch {
 	case d.Null[r]:
 		return "null"
-	case c.Type == TypeString:
+	case c.Type == contract.TypeString:
 		return d.Str[r]
-	case c.Type == TypeBool:
+	case c.Type == contract.TypeBool:
 		return strconv.FormatBool(d.Num[r] != 0)
-	case c.Type == TypeInt:
+	case c.Type == contract.TypeInt:
 		return strconv.FormatInt(int64(d.Num[r]), 10)
 	default:
 		return strconv.FormatFloat(d.Num[r], 'g', -1, 64)
@@ -64,9 +65,11 @@ func (b *Batch) Value(c Column, r int) string {
 
 // RowIssue is one rejected row with the reason and its values, kept in quarantine.
 type RowIssue struct {
-	File   string            `json:"file"`
-	Row    int64             `json:"row"`
-	Column string            `json:"column"`
+	File   string          `json:"file"`
+	Row    int64           `json:"row"`
+	Column string          `json:"column"`
+	Kind   contract.Reason `json:"kind"`
+	// Reason says it for people: "below min 0", "duplicate key store_id=1 (first at row 7)".
 	Reason string            `json:"reason"`
 	Value  string            `json:"value"`
 	Values map[string]string `json:"values"`
@@ -74,13 +77,13 @@ type RowIssue struct {
 
 func compatible(t string, k parquet.Kind) bool {
 	switch t {
-	case TypeInt:
+	case contract.TypeInt:
 		return k == parquet.Int32 || k == parquet.Int64
-	case TypeDouble:
+	case contract.TypeDouble:
 		return k == parquet.Float || k == parquet.Double || k == parquet.Int32 || k == parquet.Int64
-	case TypeString:
+	case contract.TypeString:
 		return k == parquet.ByteArray
-	case TypeBool:
+	case contract.TypeBool:
 		return k == parquet.Boolean
 	}
 	return false
@@ -90,7 +93,7 @@ func compatible(t string, k parquet.Kind) bool {
 // the contract's columns), checks each pinned file is unchanged and has the contract's
 // columns with compatible types, applies the row checks and calls visit for each batch.
 // File-level problems are *DataError naming file and column.
-func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c Contract, visit func(*Batch) error) error {
+func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, visit func(*Batch) error) error {
 	var rowKey uint64
 	for fi, f := range s.Files {
 		head, err := b.Head(ctx, f.Key)
@@ -110,7 +113,7 @@ func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c Contract, visit 
 }
 
 // ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
-func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c Contract, visit func(*Batch) error) (int64, error) {
+func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, visit func(*Batch) error) (int64, error) {
 	pf, obj, wr, err := openParquet(ctx, b, f.Key)
 	if err != nil {
 		return 0, err
@@ -133,7 +136,7 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 			allowed[i] = newAllowedSet(col)
 		}
 	}
-	var keyCols []Column
+	var keyCols []contract.Column
 	for _, k := range c.UniqueKey {
 		col, _ := c.Column(k)
 		keyCols = append(keyCols, col)
@@ -155,7 +158,7 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		}
 		chunks := rg.ColumnChunks()
 		for i, col := range c.Columns {
-			d, err := readColumn(chunks[idx[i]], col.Type == TypeString, rg.NumRows())
+			d, err := readColumn(chunks[idx[i]], col.Type == contract.TypeString, rg.NumRows())
 			if err != nil {
 				return read, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
 			}
@@ -207,7 +210,7 @@ func chunkSpan(pf *parquet.File, rg int, cols []int, size int64) (lo, hi int64, 
 
 // checkRows applies the row-level contract: presence, finiteness, ranges, allowed values and
 // key uniqueness within the file (one partition).
-func checkRows(b *Batch, c Contract, allowed []allowedSet, keyCols []Column, seen map[uint64]int64) {
+func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []contract.Column, seen map[uint64]int64) {
 	b.Accepted = make([]bool, b.Rows)
 	h := fnv.New64a()
 	var raw [8]byte
@@ -216,12 +219,12 @@ func checkRows(b *Batch, c Contract, allowed []allowedSet, keyCols []Column, see
 		data[i] = b.Cols[col.Name]
 	}
 	for r := 0; r < b.Rows; r++ {
-		col, reason := rowProblem(data, c, allowed, r)
-		if reason == "" && len(keyCols) > 0 {
+		col, kind, reason := rowProblem(data, c, allowed, r)
+		if kind == "" && len(keyCols) > 0 {
 			h.Reset()
 			for _, k := range keyCols {
 				d := b.Cols[k.Name]
-				if k.Type == TypeString {
+				if k.Type == contract.TypeString {
 					_, _ = h.Write([]byte(d.Str[r]))
 				} else {
 					binary.LittleEndian.PutUint64(raw[:], math.Float64bits(d.Num[r]))
@@ -231,12 +234,12 @@ func checkRows(b *Batch, c Contract, allowed []allowedSet, keyCols []Column, see
 			}
 			key := h.Sum64()
 			if first, dup := seen[key]; dup {
-				col, reason = keyCols[0], fmt.Sprintf("duplicate key %s (first at row %d)", keyString(b, keyCols, r), first)
+				col, kind, reason = keyCols[0], contract.ReasonDuplicateKey, fmt.Sprintf("duplicate key %s (first at row %d)", keyString(b, keyCols, r), first)
 			} else {
 				seen[key] = b.FirstRow + int64(r)
 			}
 		}
-		if reason == "" {
+		if kind == "" {
 			b.Accepted[r] = true
 			continue
 		}
@@ -244,12 +247,12 @@ func checkRows(b *Batch, c Contract, allowed []allowedSet, keyCols []Column, see
 		for _, cc := range c.Columns {
 			values[cc.Name] = b.Value(cc, r)
 		}
-		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FirstRow + int64(r), Column: col.Name, Reason: reason,
+		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FirstRow + int64(r), Column: col.Name, Kind: kind, Reason: reason,
 			Value: b.Value(col, r), Values: values})
 	}
 }
 
-func keyString(b *Batch, keyCols []Column, r int) string {
+func keyString(b *Batch, keyCols []contract.Column, r int) string {
 	parts := make([]string, len(keyCols))
 	for i, k := range keyCols {
 		parts[i] = k.Name + "=" + b.Value(k, r)
@@ -264,9 +267,9 @@ type allowedSet struct {
 	strs map[string]bool
 }
 
-func newAllowedSet(col Column) allowedSet {
+func newAllowedSet(col contract.Column) allowedSet {
 	a := allowedSet{strs: map[string]bool{}}
-	if col.Type != TypeString {
+	if col.Type != contract.TypeString {
 		a.nums = map[float64]bool{}
 	}
 	for _, v := range col.Allowed {
@@ -275,7 +278,7 @@ func newAllowedSet(col Column) allowedSet {
 			continue
 		}
 		switch {
-		case col.Type == TypeBool && (v == "true" || v == "false"):
+		case col.Type == contract.TypeBool && (v == "true" || v == "false"):
 			a.nums[map[string]float64{"true": 1, "false": 0}[v]] = true
 		default:
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -295,33 +298,34 @@ func (a allowedSet) has(d *ColumnData, r int) bool {
 	return a.strs[d.Str[r]]
 }
 
-func rowProblem(data []*ColumnData, c Contract, allowed []allowedSet, r int) (Column, string) {
+// rowProblem is the first contract breach of row r: the column, the kind and the words.
+func rowProblem(data []*ColumnData, c contract.Contract, allowed []allowedSet, r int) (contract.Column, contract.Reason, string) {
 	for i, col := range c.Columns {
 		d := data[i]
 		if d.Null[r] {
 			if col.Nullable {
 				continue
 			}
-			return col, "null value"
+			return col, contract.ReasonNull, "null value"
 		}
-		if col.Type != TypeString {
+		if col.Type != contract.TypeString {
 			v := d.Num[r]
 			switch {
 			case math.IsNaN(v):
-				return col, "NaN value"
+				return col, contract.ReasonNaN, "NaN value"
 			case math.IsInf(v, 0):
-				return col, "infinite value"
+				return col, contract.ReasonInfinite, "infinite value"
 			case col.Min != nil && v < *col.Min:
-				return col, fmt.Sprintf("below min %g", *col.Min)
+				return col, contract.ReasonBelowMin, fmt.Sprintf("below min %g", *col.Min)
 			case col.Max != nil && v > *col.Max:
-				return col, fmt.Sprintf("above max %g", *col.Max)
+				return col, contract.ReasonAboveMax, fmt.Sprintf("above max %g", *col.Max)
 			}
 		}
 		if !allowed[i].empty() && !allowed[i].has(d, r) {
-			return col, "not an allowed value"
+			return col, contract.ReasonNotAllowed, "not an allowed value"
 		}
 	}
-	return Column{}, ""
+	return contract.Column{}, "", ""
 }
 
 func readColumn(cc parquet.ColumnChunk, asString bool, rows int64) (d *ColumnData, err error) {

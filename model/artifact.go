@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // Format is the artifact format this build writes. It also reads FormatV1 (linear models
@@ -101,7 +103,7 @@ func (m *Model) check() error {
 		}
 	}
 	switch m.Objective {
-	case "", SquaredError, AbsoluteError, BinaryLogLoss:
+	case "", hparams.SquaredError, hparams.AbsoluteError, hparams.BinaryLogLoss:
 	default:
 		return fmt.Errorf("unknown objective %q", m.Objective)
 	}
@@ -149,7 +151,7 @@ func (m *Model) Predict(x []float64) float64 {
 		return m.GBDT.Predict(x)
 	}
 	v := m.Linear.Predict(x)
-	if m.Objective == BinaryLogLoss {
+	if m.Objective == hparams.BinaryLogLoss {
 		return sigmoid(v)
 	}
 	return v
@@ -169,7 +171,7 @@ func (m *Model) Explain(x []float64) (float64, []float64) {
 }
 
 // Classifier reports whether Predict returns a probability.
-func (m *Model) Classifier() bool { return m.Objective == BinaryLogLoss }
+func (m *Model) Classifier() bool { return m.Objective == hparams.BinaryLogLoss }
 
 // ExpectedValue is the explanations' base value: the prediction (margin) for an average row.
 func (m *Model) ExpectedValue() float64 {

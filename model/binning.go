@@ -9,11 +9,9 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-)
 
-// MaxBins is the most value bins a feature can have; bin 0 always holds missing values, so a
-// binned value fits in a uint8.
-const MaxBins = 255
+	"github.com/driftline/driftline/model/hparams"
+)
 
 // MaxCategories is the most distinct category codes a categorical feature can carry
 // (codes 0..MaxCategories-1); any other code falls in one shared "other" bin.
@@ -114,8 +112,8 @@ type Binner struct {
 // NewBinner derives bins from a sample of each feature (NaNs ignored): up to maxBins
 // quantile bins per numeric feature, cut between distinct values.
 func NewBinner(samples [][]float64, categorical []bool, maxBins int) (*Binner, error) {
-	if maxBins < 2 || maxBins > MaxBins {
-		return nil, fmt.Errorf("max_bins must be in 2..%d, got %d", MaxBins, maxBins)
+	if maxBins < 2 || maxBins > hparams.MaxBins {
+		return nil, fmt.Errorf("max_bins must be in 2..%d, got %d", hparams.MaxBins, maxBins)
 	}
 	if len(categorical) != len(samples) {
 		return nil, errors.New("binner: one categorical flag per feature")

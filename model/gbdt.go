@@ -4,14 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-)
 
-// Objectives of the gbdt family (and of linear models: squared error for ridge, binary log
-// loss for logistic regression).
-const (
-	SquaredError  = "squared_error"
-	AbsoluteError = "absolute_error"
-	BinaryLogLoss = "binary_logloss"
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // Tree is one regression tree as parallel node arrays; node 0 is the root and a node is a
@@ -134,7 +128,7 @@ type Ensemble struct {
 
 func (e *Ensemble) check(p int) error {
 	switch e.Objective {
-	case SquaredError, AbsoluteError, BinaryLogLoss:
+	case hparams.SquaredError, hparams.AbsoluteError, hparams.BinaryLogLoss:
 	default:
 		return fmt.Errorf("gbdt: unknown objective %q", e.Objective)
 	}
@@ -204,7 +198,7 @@ func roundFloat32(x []float64) []float64 {
 func (e *Ensemble) Predict(x []float64) float64 { return e.link(e.Margin(x)) }
 
 func (e *Ensemble) link(m float64) float64 {
-	if e.Objective == BinaryLogLoss {
+	if e.Objective == hparams.BinaryLogLoss {
 		return sigmoid(m)
 	}
 	return m

@@ -1,12 +1,16 @@
 package model
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/driftline/driftline/model/hparams"
+)
 
 func BenchmarkGBDTTrain(b *testing.B) {
 	const p = 20
 	x, y := friedmanWide(200000, p)
 	m, bn := binned(b, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate = 20, 0.1
 	b.ResetTimer()
 	for range b.N {
@@ -31,7 +35,7 @@ func friedmanWide(n, p int) ([]float64, []float64) {
 // hundredTrees trains 100 trees of depth 6 (learning rate 0.1) on rows x of p features.
 func hundredTrees(b *testing.B, x, y []float64, p int, cat []bool) *Ensemble {
 	m, bn := binned(b, x, y, p, cat, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate = 100, 0.1
 	e, _, err := TrainGBDT(m, nil, bn, params)
 	if err != nil {

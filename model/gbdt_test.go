@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // friedman is a nonlinear regression set (Friedman #1 plus noise features), row-major.
@@ -43,7 +45,7 @@ func binned(t testing.TB, x, y []float64, p int, cat []bool, b *Binner) (*Matrix
 			cat = make([]bool, p)
 		}
 		var err error
-		b, err = NewBinner(columnsOf(x, n, p), cat, MaxBins)
+		b, err = NewBinner(columnsOf(x, n, p), cat, hparams.MaxBins)
 		require.NoError(t, err)
 	}
 	m := NewMatrix(p, n)
@@ -66,7 +68,7 @@ func TestGBDTLearnsNonlinearFunctionBetterThanRidge(t *testing.T) {
 	x, y := friedman(20000, p, 1, 0.5)
 	vx, vy := friedman(5000, p, 2, 0.5)
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate = 200, 0.1
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
@@ -91,7 +93,7 @@ func TestGBDTIsDeterministicForASeedAndThreadCount(t *testing.T) {
 	const p = 5
 	x, y := friedman(40000, p, 3, 1)
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.Subsample, params.ColsampleByTree, params.Seed = 20, 0.7, 0.6, 42
 	var outs [][]byte
 	for _, threads := range []int{1, 2, 4} {
@@ -124,7 +126,7 @@ func TestGBDTRoutesMissingValues(t *testing.T) {
 		}
 	}
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees = 50
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
@@ -145,7 +147,7 @@ func TestGBDTCategoricalSplitsBeatOrdinalTreatment(t *testing.T) {
 		c := r.IntN(40)
 		x[i], y[i] = float64(c), effect[c]+0.1*r.NormFloat64()
 	}
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.MaxDepth = 5, 2
 	var mae [2]float64
 	for k, cat := range []bool{true, false} {
@@ -189,12 +191,12 @@ func TestGBDTAbsoluteErrorIgnoresOutliers(t *testing.T) {
 		}
 	}
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
-	params.Objective, params.Trees = AbsoluteError, 50
+	params := hparams.Default()
+	params.Objective, params.Trees = hparams.AbsoluteError, 50
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
 	require.InDelta(t, 1.5, e.Predict([]float64{0.5}), 0.1, "the median, not pulled by outliers")
-	params.Objective = SquaredError
+	params.Objective = hparams.SquaredError
 	sq, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
 	require.Greater(t, sq.Predict([]float64{0.5}), 50.0, "squared error chases the outliers")
@@ -212,8 +214,8 @@ func TestGBDTBinaryLogLoss(t *testing.T) {
 		}
 	}
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
-	params.Objective, params.Trees = BinaryLogLoss, 30
+	params := hparams.Default()
+	params.Objective, params.Trees = hparams.BinaryLogLoss, 30
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
 	correct := 0
@@ -237,7 +239,7 @@ func TestGBDTEarlyStoppingKeepsTheBestRound(t *testing.T) {
 	vx, vy := friedman(3000, p, 10, 3)
 	m, b := binned(t, x, y, p, nil, nil)
 	v, _ := binned(t, vx, vy, p, nil, b)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate, params.EarlyStoppingRounds = 500, 0.3, 10
 	e, log, err := TrainGBDT(m, v, b, params)
 	require.NoError(t, err)
@@ -253,7 +255,7 @@ func TestGBDTLeafwiseGrowthBoundsLeaves(t *testing.T) {
 	const p = 5
 	x, y := friedman(10000, p, 12, 0.5)
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Growth, params.MaxLeaves, params.MaxDepth, params.Trees, params.LearningRate = "leafwise", 12, 0, 60, 0.1
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
@@ -274,7 +276,7 @@ func TestGBDTLeafwiseGrowthBoundsLeaves(t *testing.T) {
 }
 
 func TestGBDTParamsValidateNamesTheField(t *testing.T) {
-	p := DefaultGBDT()
+	p := hparams.Default()
 	p.Objective, p.LearningRate, p.MaxBins, p.Growth = "poisson", 0, 300, "sideways"
 	err := p.Validate()
 	for _, want := range []string{"objective", "learning_rate", "max_bins", "growth"} {
@@ -299,7 +301,7 @@ func TestGBDTFastPathsMatchTheNodeWalk(t *testing.T) {
 				}
 			}
 			m, b := binned(t, x, y, p, cat, nil)
-			params := DefaultGBDT()
+			params := hparams.Default()
 			params.Trees, params.MaxDepth = 40, depth
 			e, _, err := TrainGBDT(m, nil, b, params)
 			require.NoError(t, err)
@@ -382,7 +384,7 @@ func TestBinningHandlesSignsZerosAndInfinities(t *testing.T) {
 		slices.Sort(want)
 		require.Equal(t, want, sortedValues(sample), "radix sort, %d distinct", distinct)
 
-		b, err := NewBinner([][]float64{sample}, []bool{false}, MaxBins)
+		b, err := NewBinner([][]float64{sample}, []bool{false}, hparams.MaxBins)
 		require.NoError(t, err)
 		cuts := b.Features[0].Cuts
 		require.True(t, slices.IsSorted(cuts))
@@ -443,7 +445,7 @@ func TestGBDTDepthwiseGrowthBoundsLeaves(t *testing.T) {
 	const p = 5
 	x, y := friedman(20000, p, 15, 0.5)
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.MaxLeaves, params.MaxDepth, params.Trees = 13, 6, 20
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)

@@ -2,7 +2,6 @@ package model
 
 import (
 	"container/heap"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,90 +9,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/driftline/driftline/model/hparams"
 )
-
-// GBDTParams are the gbdt hyperparameters. Zero values take the defaults of DefaultGBDT.
-type GBDTParams struct {
-	Objective string `json:"objective"`
-	// Trees is the most boosting rounds.
-	Trees int `json:"trees"`
-	// Growth is "depthwise" (level by level, like XGBoost's default) or "leafwise" (best
-	// gain first, like LightGBM). MaxDepth bounds depth (0 = unbounded, leafwise only),
-	// MaxLeaves bounds leaves per tree (0 = unbounded, depthwise only).
-	Growth    string `json:"growth"`
-	MaxDepth  int    `json:"max_depth"`
-	MaxLeaves int    `json:"max_leaves"`
-	MaxBins   int    `json:"max_bins"`
-	// LearningRate shrinks every tree; Lambda is the L2 penalty on leaf values;
-	// MinChildWeight the least hessian sum in a child; MinSplitLoss the least gain to split.
-	LearningRate   float64 `json:"learning_rate"`
-	Lambda         float64 `json:"lambda"`
-	MinChildWeight float64 `json:"min_child_weight"`
-	MinSplitLoss   float64 `json:"min_split_loss"`
-	// Subsample is the share of rows drawn per tree; ColsampleByTree the share of features.
-	Subsample       float64 `json:"subsample"`
-	ColsampleByTree float64 `json:"colsample_bytree"`
-	// EarlyStoppingRounds stops when the validation loss has not improved for this many
-	// rounds (0 = off) and keeps the best round's trees.
-	EarlyStoppingRounds int    `json:"early_stopping_rounds"`
-	Seed                uint64 `json:"seed"`
-	// Threads building histograms; 0 = GOMAXPROCS. The result does not depend on it.
-	Threads int `json:"-"`
-}
-
-// DefaultGBDT is the default hyperparameter set (XGBoost's defaults where they exist).
-func DefaultGBDT() GBDTParams {
-	return GBDTParams{Objective: SquaredError, Trees: 100, Growth: "depthwise", MaxDepth: 6, MaxBins: 255,
-		LearningRate: 0.3, Lambda: 1, MinChildWeight: 1, Subsample: 1, ColsampleByTree: 1}
-}
-
-// Validate names the first bad hyperparameter.
-func (p GBDTParams) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	switch p.Objective {
-	case SquaredError, AbsoluteError, BinaryLogLoss:
-	default:
-		bad("objective: %q is not one of %s, %s, %s", p.Objective, SquaredError, AbsoluteError, BinaryLogLoss)
-	}
-	if p.Trees < 1 {
-		bad("trees: must be at least 1, got %d", p.Trees)
-	}
-	switch p.Growth {
-	case "depthwise":
-		if p.MaxDepth < 1 {
-			bad("max_depth: depthwise growth needs max_depth >= 1, got %d", p.MaxDepth)
-		}
-	case "leafwise":
-		if p.MaxLeaves < 2 {
-			bad("max_leaves: leafwise growth needs max_leaves >= 2, got %d", p.MaxLeaves)
-		}
-	default:
-		bad("growth: %q is not depthwise or leafwise", p.Growth)
-	}
-	if p.MaxDepth < 0 || p.MaxLeaves < 0 {
-		bad("max_depth and max_leaves must not be negative")
-	}
-	if p.MaxBins < 2 || p.MaxBins > MaxBins {
-		bad("max_bins: must be in 2..%d, got %d", MaxBins, p.MaxBins)
-	}
-	if !(p.LearningRate > 0 && p.LearningRate <= 1) {
-		bad("learning_rate: must be in (0, 1], got %g", p.LearningRate)
-	}
-	if !(p.Lambda >= 0) || !(p.MinChildWeight >= 0) || !(p.MinSplitLoss >= 0) {
-		bad("lambda, min_child_weight and min_split_loss must not be negative")
-	}
-	if !(p.Subsample > 0 && p.Subsample <= 1) {
-		bad("subsample: must be in (0, 1], got %g", p.Subsample)
-	}
-	if !(p.ColsampleByTree > 0 && p.ColsampleByTree <= 1) {
-		bad("colsample_bytree: must be in (0, 1], got %g", p.ColsampleByTree)
-	}
-	if p.EarlyStoppingRounds < 0 {
-		bad("early_stopping_rounds: must not be negative")
-	}
-	return errors.Join(errs...)
-}
 
 // TrainLog records the validation loss of each round.
 type TrainLog struct {
@@ -108,7 +26,7 @@ type gh struct{ g, h float64 }
 type gh32 struct{ g, h float32 }
 
 type gbdtTrainer struct {
-	p      GBDTParams
+	p      hparams.GBDT
 	m      *Matrix
 	binner *Binner
 	nbins  []int
@@ -168,7 +86,7 @@ type split struct {
 
 // TrainGBDT fits gradient-boosted trees on a binned matrix. valid (may be nil) drives early
 // stopping. The result depends only on the data, the bins and the params (seed included).
-func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *TrainLog, error) {
+func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble, *TrainLog, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -179,7 +97,7 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	if n < 2 {
 		return nil, nil, fmt.Errorf("gbdt: need at least 2 training rows, got %d", n)
 	}
-	if p.Objective == BinaryLogLoss {
+	if p.Objective == hparams.BinaryLogLoss {
 		for _, m := range []*Matrix{train, valid} {
 			if m == nil {
 				continue
@@ -213,7 +131,7 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 	t.rid[0], t.rid[1] = make([]uint32, n), make([]uint32, n)
 	// Every histogram is accumulated over at most histChunk rows at a time, so packed sums
 	// stay far from overflow (|sum| < 2^13 * 2^15 in the gradient bits) for any n.
-	t.quant = p.Objective != BinaryLogLoss
+	t.quant = p.Objective != hparams.BinaryLogLoss
 	if t.quant {
 		t.gq[0], t.gq[1] = make([]int16, n), make([]int16, n)
 		t.qpool.New = func() any {
@@ -226,7 +144,7 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 		t.rid[0][i] = uint32(i)
 	}
 	defer t.restoreOrder()
-	log := &TrainLog{Metric: map[string]string{SquaredError: "rmse", AbsoluteError: "mae", BinaryLogLoss: "logloss"}[p.Objective]}
+	log := &TrainLog{Metric: map[string]string{hparams.SquaredError: "rmse", hparams.AbsoluteError: "mae", hparams.BinaryLogLoss: "logloss"}[p.Objective]}
 	var vpred []float64
 	if valid != nil && valid.Rows() > 0 {
 		vpred = make([]float64, valid.Rows())
@@ -266,13 +184,13 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p GBDTParams) (*Ensemble, *
 
 func baseScore(objective string, y []float32) float64 {
 	switch objective {
-	case AbsoluteError:
+	case hparams.AbsoluteError:
 		v := make([]float64, len(y))
 		for i, x := range y {
 			v[i] = float64(x)
 		}
 		return median(v)
-	case BinaryLogLoss:
+	case hparams.BinaryLogLoss:
 		s := 0.0
 		for _, x := range y {
 			s += float64(x)
@@ -306,16 +224,16 @@ func lossOf(objective string, margin []float64, y []float32) float64 {
 	for i, m := range margin {
 		yi := float64(y[i])
 		switch objective {
-		case SquaredError:
+		case hparams.SquaredError:
 			s += (m - yi) * (m - yi)
-		case AbsoluteError:
+		case hparams.AbsoluteError:
 			s += math.Abs(m - yi)
-		case BinaryLogLoss:
+		case hparams.BinaryLogLoss:
 			s += logLoss(sigmoid(m), yi)
 		}
 	}
 	s /= float64(len(margin))
-	if objective == SquaredError {
+	if objective == hparams.SquaredError {
 		return math.Sqrt(s)
 	}
 	return s
@@ -335,7 +253,7 @@ func (t *gbdtTrainer) gradients() {
 	chunks := (n + histChunk - 1) / histChunk
 	if t.quant {
 		t.scale = 1 // absolute error: gradients are -1, 0, 1 exactly
-		if t.p.Objective == SquaredError {
+		if t.p.Objective == hparams.SquaredError {
 			// The scale maps the largest |gradient| to 32767 (rows in order: sequential).
 			peaks := make([]float64, chunks)
 			t.parallel(chunks, func(c int) {
@@ -366,13 +284,13 @@ func (t *gbdtTrainer) gradientRange(start, end int) {
 		r := t.rid[0][i]
 		p, yi := t.pred[r], float64(y[r])
 		switch t.p.Objective {
-		case SquaredError:
+		case hparams.SquaredError:
 			if t.quant {
 				t.gq[0][i] = int16(math.RoundToEven((p - yi) * t.inv))
 				continue
 			}
 			t.gp[0][i] = gh32{float32(p - yi), 1}
-		case AbsoluteError:
+		case hparams.AbsoluteError:
 			g := float32(0)
 			if p > yi {
 				g = 1
@@ -384,7 +302,7 @@ func (t *gbdtTrainer) gradientRange(start, end int) {
 				continue
 			}
 			t.gp[0][i] = gh32{g, 1}
-		case BinaryLogLoss:
+		case hparams.BinaryLogLoss:
 			s := sigmoid(p)
 			t.gp[0][i] = gh32{float32(s - yi), float32(math.Max(s*(1-s), 1e-16))}
 		}
@@ -904,7 +822,7 @@ func (t *gbdtTrainer) grow() Tree {
 			// leaf's rows for its median, so only other losses leave the last level in place.
 			final := (t.p.MaxDepth > 0 && nd.depth+1 >= t.p.MaxDepth) || (t.p.MaxLeaves > 0 && nleaves+1 >= t.p.MaxLeaves)
 			j := &job{nd: nd, smallLeft: nd.split.hl <= nd.h-nd.split.hl, final: final,
-				inPl: final && t.p.Objective != AbsoluteError}
+				inPl: final && t.p.Objective != hparams.AbsoluteError}
 			if !final {
 				j.smallHist = t.getHist()
 			}
@@ -1020,7 +938,7 @@ func hasCat(c [][4]uint64) bool {
 // leafValue is the Newton step -G/(H+lambda); for absolute error it is the median residual
 // of the leaf's rows, which is what minimises absolute error.
 func (t *gbdtTrainer) leafValue(n *growNode) float64 {
-	if t.p.Objective == AbsoluteError {
+	if t.p.Objective == hparams.AbsoluteError {
 		res := make([]float64, 0, n.end-n.start)
 		for _, r := range t.rid[n.buf][n.start:n.end] {
 			res = append(res, float64(t.m.Y[r])-t.pred[r])
@@ -1057,84 +975,4 @@ func binWalk[F int32 | uint16](feat []F, left, right []int32, defaultLeft []bool
 		}
 	}
 	return i
-}
-
-// GBDTParamNames are the numeric hyperparameters a spec may set for the gbdt trainer.
-var GBDTParamNames = []string{"trees", "max_depth", "max_leaves", "max_bins", "learning_rate", "lambda", "min_child_weight",
-	"min_split_loss", "subsample", "colsample_bytree", "early_stopping_rounds", "seed"}
-
-// GBDTParamsFrom reads the spec's trainer settings over DefaultGBDT, naming any unknown or
-// invalid field.
-func GBDTParamsFrom(objective, growth string, params map[string]float64) (GBDTParams, error) {
-	p := DefaultGBDT()
-	if objective != "" {
-		p.Objective = objective
-	}
-	if growth != "" {
-		p.Growth = growth
-	}
-	var errs []error
-	names := make([]string, 0, len(params))
-	// The names are sorted before use: the map's order does not matter.
-	//workflowcheck:ignore
-	for k := range params {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	integer := func(k string, v float64) int {
-		if v != math.Trunc(v) {
-			errs = append(errs, fmt.Errorf("trainer.params.%s: must be a whole number, got %g", k, v))
-		}
-		return int(v)
-	}
-	for _, k := range names {
-		v := params[k]
-		switch k {
-		case "trees":
-			p.Trees = integer(k, v)
-		case "max_depth":
-			p.MaxDepth = integer(k, v)
-		case "max_leaves":
-			p.MaxLeaves = integer(k, v)
-		case "max_bins":
-			p.MaxBins = integer(k, v)
-		case "learning_rate":
-			p.LearningRate = v
-		case "lambda":
-			p.Lambda = v
-		case "min_child_weight":
-			p.MinChildWeight = v
-		case "min_split_loss":
-			p.MinSplitLoss = v
-		case "subsample":
-			p.Subsample = v
-		case "colsample_bytree":
-			p.ColsampleByTree = v
-		case "early_stopping_rounds":
-			p.EarlyStoppingRounds = integer(k, v)
-		case "seed":
-			p.Seed = uint64(integer(k, v))
-		default:
-			errs = append(errs, fmt.Errorf("trainer.params.%s: not a gbdt parameter (known: %v)", k, GBDTParamNames))
-		}
-	}
-	if p.Growth == "leafwise" && params["max_depth"] == 0 {
-		p.MaxDepth = 0
-		if p.MaxLeaves == 0 {
-			p.MaxLeaves = 31
-		}
-	}
-	if err := p.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return p, errors.Join(errs...)
-}
-
-// Settings is the params as the artifact records them.
-func (p GBDTParams) Settings() (map[string]float64, map[string]string) {
-	return map[string]float64{"trees": float64(p.Trees), "max_depth": float64(p.MaxDepth), "max_leaves": float64(p.MaxLeaves),
-			"max_bins": float64(p.MaxBins), "learning_rate": p.LearningRate, "lambda": p.Lambda, "min_child_weight": p.MinChildWeight,
-			"min_split_loss": p.MinSplitLoss, "subsample": p.Subsample, "colsample_bytree": p.ColsampleByTree,
-			"early_stopping_rounds": float64(p.EarlyStoppingRounds), "seed": float64(p.Seed)},
-		map[string]string{"objective": p.Objective, "growth": p.Growth}
 }

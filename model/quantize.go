@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // Int8 is the 8-bit variant of a model. Linear: weights quantised to int8 with one scale.
@@ -210,7 +212,7 @@ func (q *Int8) Margin(x []float64) float64 {
 // Predict is the variant's output: the margin, or its sigmoid for binary_logloss.
 func (q *Int8) Predict(x []float64) float64 {
 	m := q.Margin(x)
-	if q.Objective == BinaryLogLoss {
+	if q.Objective == hparams.BinaryLogLoss {
 		return sigmoid(m)
 	}
 	return m

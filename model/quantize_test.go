@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 func TestLogisticRegressionRecoversCoefficients(t *testing.T) {
@@ -29,7 +31,7 @@ func TestLogisticRegressionRecoversCoefficients(t *testing.T) {
 	b0 := lin.Intercept - lin.Coef[0]*lin.Means[0]/lin.Scales[0] - lin.Coef[1]*lin.Means[1]/lin.Scales[1]
 	require.InDelta(t, 0.5, b0, 0.1)
 	// At the optimum the gradient vanishes: mean(p - y) = 0 with an unpenalised intercept.
-	m := &Model{Family: "linear", Objective: BinaryLogLoss, Features: []string{"a", "b"}, Linear: lin}
+	m := &Model{Family: "linear", Objective: hparams.BinaryLogLoss, Features: []string{"a", "b"}, Linear: lin}
 	s := 0.0
 	for i := range n {
 		s += m.Predict([]float64{cols[0][i], cols[1][i]}) - y[i]
@@ -47,7 +49,7 @@ func TestInt8VariantsStayCloseAndRoundTrip(t *testing.T) {
 	x, y := friedman(20000, p, 41, 0.5)
 	vx, vy := friedman(4000, p, 42, 0.5)
 	mat, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate = 100, 0.1
 	e, _, err := TrainGBDT(mat, nil, b, params)
 	require.NoError(t, err)
@@ -55,8 +57,8 @@ func TestInt8VariantsStayCloseAndRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	names := []string{"a", "b", "c", "d", "e"}
 	for _, m := range []*Model{
-		{Family: "gbdt", Trainer: "gbdt", Objective: SquaredError, Features: names, Inputs: NumericInputs(names), GBDT: e},
-		{Family: "linear", Trainer: "ridge", Objective: SquaredError, Features: names, Inputs: NumericInputs(names), Linear: lin},
+		{Family: "gbdt", Trainer: "gbdt", Objective: hparams.SquaredError, Features: names, Inputs: NumericInputs(names), GBDT: e},
+		{Family: "linear", Trainer: "ridge", Objective: hparams.SquaredError, Features: names, Inputs: NumericInputs(names), Linear: lin},
 	} {
 		q, err := m.Quantise()
 		require.NoError(t, err)
@@ -82,7 +84,7 @@ func TestInt8VariantsStayCloseAndRoundTrip(t *testing.T) {
 		}
 	}
 	// Missing values keep their default direction in the int8 trees.
-	m := &Model{Family: "gbdt", Objective: SquaredError, Features: names, GBDT: e}
+	m := &Model{Family: "gbdt", Objective: hparams.SquaredError, Features: names, GBDT: e}
 	q, err := m.Quantise()
 	require.NoError(t, err)
 	row := []float64{math.NaN(), 0.5, 0.5, 0.5, 0.5}
@@ -93,12 +95,12 @@ func TestGBDTArtifactRoundTripAndTamper(t *testing.T) {
 	const p = 5
 	x, y := friedman(2000, p, 43, 0.5)
 	mat, b := binned(t, x, y, p, []bool{false, false, false, false, true}, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees = 10
 	e, _, err := TrainGBDT(mat, nil, b, params)
 	require.NoError(t, err)
 	names := []string{"a", "b", "c", "d", "e"}
-	m := &Model{Family: "gbdt", Trainer: "gbdt", Objective: SquaredError, Features: names, Inputs: NumericInputs(names), GBDT: e,
+	m := &Model{Family: "gbdt", Trainer: "gbdt", Objective: hparams.SquaredError, Features: names, Inputs: NumericInputs(names), GBDT: e,
 		Params: map[string]float64{"trees": 10}, Settings: map[string]string{"growth": "depthwise"}, TrainingFingerprint: "snap:2000"}
 	data, err := m.Marshal()
 	require.NoError(t, err)

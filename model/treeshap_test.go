@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // condExpect is E[tree(x) | x_S] under the path-dependent model: follow x at splits on a
@@ -62,7 +64,7 @@ func TestTreeSHAPIsExactAndSumsToTheMargin(t *testing.T) {
 	}
 	m, b := binned(t, x, y, p, []bool{false, false, false, false, true}, nil)
 	for _, growth := range []string{"depthwise", "leafwise"} {
-		params := DefaultGBDT()
+		params := hparams.Default()
 		params.Trees, params.Growth, params.MaxLeaves = 15, growth, 20
 		if growth == "leafwise" {
 			params.MaxDepth = 8
@@ -104,8 +106,8 @@ func TestTreeSHAPOfLogLossIsInMarginSpace(t *testing.T) {
 		}
 	}
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
-	params.Objective, params.Trees = BinaryLogLoss, 10
+	params := hparams.Default()
+	params.Objective, params.Trees = hparams.BinaryLogLoss, 10
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)
 	row := x[:p]
@@ -123,7 +125,7 @@ func TestTreeSHAPOfTreesDeeperThanTheLinearRuleUsesThePathAlgorithm(t *testing.T
 	const p = 5
 	x, y := friedman(4000, p, 23, 0.5)
 	m, b := binned(t, x, y, p, nil, nil)
-	params := DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.Growth, params.MaxDepth, params.MaxLeaves = 3, "leafwise", 0, 200
 	e, _, err := TrainGBDT(m, nil, b, params)
 	require.NoError(t, err)

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // xgbModel is the part of XGBoost's JSON model format (Booster.save_model("m.json")) that
@@ -75,11 +77,11 @@ func LoadXGBoostJSON(data []byte, features []string, target string) (*Model, err
 	e := &Ensemble{Float32Inputs: true}
 	switch l.Objective.Name {
 	case "reg:squarederror":
-		e.Objective = SquaredError
+		e.Objective = hparams.SquaredError
 	case "reg:absoluteerror":
-		e.Objective = AbsoluteError
+		e.Objective = hparams.AbsoluteError
 	case "binary:logistic":
-		e.Objective = BinaryLogLoss
+		e.Objective = hparams.BinaryLogLoss
 		base = math.Log(base / (1 - base)) // base_score is a probability
 	default:
 		return nil, fmt.Errorf("%w: XGBoost objective %q is not supported (reg:squarederror, reg:absoluteerror, binary:logistic)", ErrBadArtifact, l.Objective.Name)

@@ -16,9 +16,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/model/hparams"
 
-	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 )
 
@@ -27,17 +27,17 @@ const APIVersion = "driftline.dev/v1"
 
 // Spec is one model's spec. It travels inside workflow inputs, so it stays small.
 type Spec struct {
-	APIVersion string           `yaml:"apiVersion" json:"apiVersion"`
-	Kind       string           `yaml:"kind" json:"kind"`
-	Model      string           `yaml:"model" json:"model"`
-	Dataset    Dataset          `yaml:"dataset" json:"dataset"`
-	Features   []string         `yaml:"features" json:"features"`
-	Target     string           `yaml:"target" json:"target"`
-	Trainer    Trainer          `yaml:"trainer" json:"trainer"`
-	Contract   dataset.Contract `yaml:"contract" json:"contract"`
-	Drift      Drift            `yaml:"drift" json:"drift"`
-	Evaluation Evaluation       `yaml:"evaluation" json:"evaluation"`
-	Fairness   Fairness         `yaml:"fairness" json:"fairness"`
+	APIVersion string            `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string            `yaml:"kind" json:"kind"`
+	Model      string            `yaml:"model" json:"model"`
+	Dataset    Dataset           `yaml:"dataset" json:"dataset"`
+	Features   []string          `yaml:"features" json:"features"`
+	Target     string            `yaml:"target" json:"target"`
+	Trainer    Trainer           `yaml:"trainer" json:"trainer"`
+	Contract   contract.Contract `yaml:"contract" json:"contract"`
+	Drift      Drift             `yaml:"drift" json:"drift"`
+	Evaluation Evaluation        `yaml:"evaluation" json:"evaluation"`
+	Fairness   Fairness          `yaml:"fairness" json:"fairness"`
 	// Quantization: the int8 variant made at registration.
 	Quantization Quantization `yaml:"quantization" json:"quantization"`
 	Approval     Approval     `yaml:"approval" json:"approval"`
@@ -76,11 +76,11 @@ type Trainer struct {
 func (t Trainer) ObjectiveName() string {
 	switch {
 	case t.Name == "logistic":
-		return model.BinaryLogLoss
+		return hparams.BinaryLogLoss
 	case t.Name == "gbdt" && t.Objective != "":
 		return t.Objective
 	default:
-		return model.SquaredError
+		return hparams.SquaredError
 	}
 }
 
@@ -260,9 +260,9 @@ func (s *Spec) applyDefaults() {
 	if len(s.Contract.Columns) == 0 {
 		// No contract: the model's columns are non-null doubles.
 		for _, f := range s.Features {
-			s.Contract.Columns = append(s.Contract.Columns, dataset.Column{Name: f, Type: dataset.TypeDouble, Role: dataset.RoleFeature})
+			s.Contract.Columns = append(s.Contract.Columns, contract.Column{Name: f, Type: contract.TypeDouble, Role: contract.RoleFeature})
 		}
-		s.Contract.Columns = append(s.Contract.Columns, dataset.Column{Name: s.Target, Type: dataset.TypeDouble, Role: dataset.RoleTarget})
+		s.Contract.Columns = append(s.Contract.Columns, contract.Column{Name: s.Target, Type: contract.TypeDouble, Role: contract.RoleTarget})
 	}
 	def(&s.Contract.MaxBadRowShare, 0.01)
 	def(&s.Fairness.MinDisparateImpact, 0.8)
@@ -270,7 +270,7 @@ func (s *Spec) applyDefaults() {
 		s.Fairness.MinGroupRows = 30
 	}
 	if s.Fairness.ProtectedAttribute == "" {
-		if p := s.Contract.WithRole(dataset.RoleProtected); len(p) > 0 {
+		if p := s.Contract.WithRole(contract.RoleProtected); len(p) > 0 {
 			s.Fairness.ProtectedAttribute = p[0].Name
 		}
 	}
@@ -355,15 +355,15 @@ func (s Spec) Validate() error {
 		switch {
 		case !ok:
 			add("features[%d]: %q is not a contract column", i, f)
-		case col.Role != dataset.RoleFeature:
+		case col.Role != contract.RoleFeature:
 			add("features[%d]: contract column %q has role %s, not feature", i, f, col.Role)
-		case col.Type == dataset.TypeString:
+		case col.Type == contract.TypeString:
 			add("features[%d]: %q is a string; trainers need numbers (give categories as integer codes with categorical: true)", i, f)
 		case col.Nullable && s.Trainer.Name != "gbdt":
 			add("features[%d]: %q is nullable; trainer %s cannot take missing values (gbdt can)", i, f, s.Trainer.Name)
 		}
 	}
-	if col, ok := s.Contract.Column(s.Target); s.Target != "" && (!ok || col.Role != dataset.RoleTarget || col.Type == dataset.TypeString) {
+	if col, ok := s.Contract.Column(s.Target); s.Target != "" && (!ok || col.Role != contract.RoleTarget || col.Type == contract.TypeString) {
 		add("target: %q must be a numeric contract column with role target", s.Target)
 	}
 	for i, c := range s.Drift.Critical {
@@ -377,7 +377,7 @@ func (s Spec) Validate() error {
 		}
 	}
 	if a := s.Fairness.ProtectedAttribute; a != "" {
-		if col, ok := s.Contract.Column(a); !ok || col.Role != dataset.RoleProtected {
+		if col, ok := s.Contract.Column(a); !ok || col.Role != contract.RoleProtected {
 			add("fairness.protected_attribute: %q must be a contract column with role protected_attribute", a)
 		}
 	}
@@ -398,7 +398,7 @@ func (s Spec) Validate() error {
 			add("trainer: objective and growth are gbdt settings")
 		}
 	case "gbdt":
-		if _, err := model.GBDTParamsFrom(s.Trainer.Objective, s.Trainer.Growth, s.Trainer.Params); err != nil {
+		if _, err := hparams.From(s.Trainer.Objective, s.Trainer.Growth, s.Trainer.Params); err != nil {
 			errs = append(errs, err)
 		}
 		if v := s.Trainer.ValidationShare; v < 0 || v >= 1 {

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftline/driftline/activities"
-	"github.com/driftline/driftline/examples/externaltrainer"
 	"io"
 	"math"
 	"net/http"
@@ -16,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/examples/externaltrainer"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -124,12 +126,12 @@ func withFeature(sp spec.Spec, name string) spec.Spec {
 	found := false
 	for _, c := range sp.Contract.Columns {
 		if c.Name == name {
-			c.Role, found = dataset.RoleFeature, true
+			c.Role, found = contract.RoleFeature, true
 		}
 		out.Contract.Columns = append(out.Contract.Columns, c)
 	}
 	if !found {
-		out.Contract.Columns = append(out.Contract.Columns, dataset.Column{Name: name, Type: dataset.TypeDouble, Role: dataset.RoleFeature})
+		out.Contract.Columns = append(out.Contract.Columns, contract.Column{Name: name, Type: contract.TypeDouble, Role: contract.RoleFeature})
 	}
 	return out
 }

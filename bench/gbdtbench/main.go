@@ -25,6 +25,7 @@ import (
 
 	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/model/hparams"
 )
 
 // row fills x with one synthetic row (float32-representable values, so both sides see the
@@ -113,7 +114,7 @@ func split(rows, p int, dir string) (trainX, trainY, validX, validY []float64) {
 
 func benchGBDT(rows, p, trees int, dir string) {
 	tx, ty, vx, vy := split(rows, p, dir)
-	params := model.DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.MaxDepth, params.LearningRate, params.MaxBins = trees, 6, 0.1, 255
 	n := len(ty)
 	// Best of three (the peer's script does the same): this shared machine's noise only
@@ -222,7 +223,7 @@ func benchMemory(rows, p, trees int) {
 			sample[j] = append(sample[j], x[j])
 		}
 	}
-	binner, err := model.NewBinner(sample, make([]bool, p), model.MaxBins)
+	binner, err := model.NewBinner(sample, make([]bool, p), hparams.MaxBins)
 	check(err)
 	sample = nil
 	m := model.NewMatrix(p, rows)
@@ -238,7 +239,7 @@ func benchMemory(rows, p, trees int) {
 			xs, ys = xs[:0], ys[:0]
 		}
 	}
-	params := model.DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.LearningRate = trees, 0.1
 	start := time.Now()
 	_, _, err = model.TrainGBDT(m, nil, binner, params)

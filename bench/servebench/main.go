@@ -17,6 +17,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/serving"
@@ -53,7 +54,7 @@ func main() {
 			sample[j] = append(sample[j], xs[i*p+j])
 		}
 	}
-	binner, err := model.NewBinner(sample, []bool{false, true, true, false, false}, model.MaxBins)
+	binner, err := model.NewBinner(sample, []bool{false, true, true, false, false}, hparams.MaxBins)
 	if err != nil {
 		panic(err)
 	}
@@ -61,13 +62,13 @@ func main() {
 	for i := range ys {
 		mat.Append(binner, xs[i*p:i*p+p], ys[i])
 	}
-	params := model.DefaultGBDT()
+	params := hparams.Default()
 	params.Trees, params.MaxDepth, params.LearningRate = 100, 6, 0.1
 	e, _, err := model.TrainGBDT(mat, nil, binner, params)
 	if err != nil {
 		panic(err)
 	}
-	art, err := (&model.Model{Family: "gbdt", Trainer: "gbdt", Objective: model.SquaredError, Features: features, Target: "units_sold", GBDT: e}).Marshal()
+	art, err := (&model.Model{Family: "gbdt", Trainer: "gbdt", Objective: hparams.SquaredError, Features: features, Target: "units_sold", GBDT: e}).Marshal()
 	if err != nil {
 		panic(err)
 	}

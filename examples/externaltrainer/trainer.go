@@ -15,8 +15,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -51,16 +53,16 @@ func (t *Trainer) Train(ctx context.Context, in activities.ExternalTrainInput) (
 		return out, temporal.NewNonRetryableApplicationError("snapshot "+sk+": "+err.Error(), "InvalidInput", nil)
 	}
 	// Read only the columns the model needs: features, target and event time.
-	contract := dataset.Contract{Columns: []dataset.Column{
-		{Name: in.EventTime, Type: dataset.TypeString, Role: dataset.RoleEventTime},
-		{Name: in.Target, Type: dataset.TypeDouble, Role: dataset.RoleTarget},
+	c := contract.Contract{Columns: []contract.Column{
+		{Name: in.EventTime, Type: contract.TypeString, Role: contract.RoleEventTime},
+		{Name: in.Target, Type: contract.TypeDouble, Role: contract.RoleTarget},
 	}}
 	for _, s := range in.Schema {
-		contract.Columns = append(contract.Columns, dataset.Column{Name: s.Name, Type: s.Type, Role: dataset.RoleFeature, Nullable: true})
+		c.Columns = append(c.Columns, contract.Column{Name: s.Name, Type: s.Type, Role: contract.RoleFeature, Nullable: true})
 	}
 	acc := model.NewRidgeAccumulator(len(in.Features))
 	x := make([]float64, len(in.Features))
-	err = dataset.Scan(ctx, t.Store, snap, contract, func(b *dataset.Batch) error {
+	err = dataset.Scan(ctx, t.Store, snap, c, func(b *dataset.Batch) error {
 		activity.RecordHeartbeat(ctx, b.File)
 		if b.Date >= in.HoldoutFrom {
 			return nil
@@ -89,7 +91,7 @@ func (t *Trainer) Train(ctx context.Context, in activities.ExternalTrainInput) (
 	if err != nil {
 		return out, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	m := &model.Model{Family: "linear", Trainer: "ridge", Objective: model.SquaredError, Features: in.Features, Target: in.Target,
+	m := &model.Model{Family: "linear", Trainer: "ridge", Objective: hparams.SquaredError, Features: in.Features, Target: in.Target,
 		Params: map[string]float64{"alpha": t.Alpha}, Linear: lin}
 	art, err := m.Marshal()
 	if err != nil {

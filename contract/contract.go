@@ -1,4 +1,4 @@
-package dataset
+package contract
 
 import (
 	"errors"
@@ -74,15 +74,6 @@ func (c Contract) Column(name string) (Column, bool) {
 	return Column{}, false
 }
 
-// Names lists the contract's columns in order.
-func (c Contract) Names() []string {
-	out := make([]string, len(c.Columns))
-	for i, col := range c.Columns {
-		out[i] = col.Name
-	}
-	return out
-}
-
 // WithRole lists the columns of a role.
 func (c Contract) WithRole(role string) []Column {
 	var out []Column
@@ -136,3 +127,18 @@ func (c Contract) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Reason is why a row was rejected: one of the constants below, recorded with every
+// quarantined row (RowIssue.Kind) and counted per column in the validation report.
+type Reason string
+
+// The reasons a row breaks a contract.
+const (
+	ReasonNull         Reason = "null"          // a null in a column that is not nullable
+	ReasonNaN          Reason = "nan"           // NaN in a numeric column
+	ReasonInfinite     Reason = "infinite"      // +Inf or -Inf in a numeric column
+	ReasonBelowMin     Reason = "below_min"     // under the column's min
+	ReasonAboveMax     Reason = "above_max"     // over the column's max
+	ReasonNotAllowed   Reason = "not_allowed"   // not one of the column's allowed values
+	ReasonDuplicateKey Reason = "duplicate_key" // the unique key was seen before in the partition
+)

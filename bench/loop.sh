@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The loop's data steps on a generated retail window in MinIO (started here from ./bin):
+# per-step seconds and bytes read, total bytes read against the window's size, peak RSS.
+#   bench/loop.sh [STORES] [ITEMS] [DAYS]      (default 300 x 500 x 28 = 4.2M rows)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stores=${1:-300}
+items=${2:-500}
+days=${3:-28}
+dir=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+user=bench-$RANDOM$RANDOM
+pass=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$pass MINIO_UPDATE=off MINIO_BROWSER=off \
+  bin/minio server "$dir/data" --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$((port + 1))" >"$dir/minio.log" 2>&1 &
+minio=$!
+trap 'kill $minio 2>/dev/null; wait $minio 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && break; sleep 0.1; done
+go build -o "$dir/loopbench" ./bench/loopbench
+LOOPBENCH_ACCESS_KEY=$user LOOPBENCH_SECRET_KEY=$pass \
+  "$dir/loopbench" -endpoint "http://127.0.0.1:$port" -stores "$stores" -items "$items" -days "$days"

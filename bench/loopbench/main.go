@@ -1,0 +1,152 @@
+// Command loopbench runs the loop's data steps (snapshot, validate, drift, train, evaluate,
+// register) on a generated retail window in S3 (MinIO), calling the activities directly, and
+// prints each step's seconds and the bytes it read from the store. A first run over the same
+// window registers and promotes v1, so the measured run has a production reference to drift
+// against and a champion to evaluate. bench/loop.sh starts MinIO and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/benchutil"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+)
+
+func main() {
+	endpoint := flag.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
+	bucket := flag.String("bucket", "loopbench", "bucket")
+	stores := flag.Int("stores", 300, "stores in the generated window")
+	items := flag.Int("items", 500, "items per store")
+	days := flag.Int("days", 28, "days in the window")
+	specPath := flag.String("spec", "examples/demand.yaml", "model spec (its window_days is set to -days)")
+	flag.Parse()
+	if err := run(*endpoint, *bucket, *stores, *items, *days, *specPath); err != nil {
+		fmt.Fprintln(os.Stderr, "loopbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(endpoint, bucketName string, stores, items, days int, specPath string) error {
+	ctx := context.Background()
+	s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: endpoint, Bucket: bucketName, Region: "us-east-1",
+		AccessKey: os.Getenv("LOOPBENCH_ACCESS_KEY"), SecretKey: os.Getenv("LOOPBENCH_SECRET_KEY")})
+	if err != nil {
+		return err
+	}
+	if err := s3.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	sp, err := spec.Load(specPath)
+	if err != nil {
+		return err
+	}
+	sp.Dataset.WindowDays = days
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items, cfg.Days = stores, items, days
+	t0 := time.Now()
+	if _, _, err := dataset.WriteRetail(ctx, s3, sp.Dataset.Name, cfg); err != nil {
+		return err
+	}
+	from, to := cfg.Start.Format(dataset.DateLayout), cfg.Start.AddDate(0, 0, days-1).Format(dataset.DateLayout)
+	fmt.Printf("window: %d stores x %d items x %d days = %d rows (%s..%s), generated in %.1f s\n",
+		stores, items, days, stores*items*days, from, to, time.Since(t0).Seconds())
+
+	b := objstore.WrapWithCounting(s3, nil)
+	reg := registry.New(b)
+	data := &activities.Data{Store: b}
+	dr := &activities.Drift{Store: b, Registry: reg}
+	tr := &activities.Training{Store: b, Registry: reg}
+	ra := &activities.Registry{Store: b, Registry: reg}
+
+	// Run 1 (not measured): v1, promoted, the reference of run 2.
+	if dep, _, err := reg.Deployment(ctx, sp.Model); err != nil {
+		return err
+	} else if dep.Production == 0 {
+		if _, err := loop(ctx, b, sp, "bench-run-1", from, to, data, dr, tr, ra, false); err != nil {
+			return fmt.Errorf("run 1: %w", err)
+		}
+	}
+	b.Reset()
+	_, err = loop(ctx, b, sp, fmt.Sprintf("bench-run-%d", time.Now().UnixNano()), from, to, data, dr, tr, ra, true)
+	fmt.Printf("peak RSS %s\n", benchutil.PeakRSS())
+	return err
+}
+
+type stepper struct {
+	b     *objstore.Counting
+	total time.Duration
+	bytes int64
+	print bool
+}
+
+func (s *stepper) step(name string, f func() error) error {
+	before := s.b.Stats()[objstore.OpGet].Bytes
+	t := time.Now()
+	err := f()
+	d := time.Since(t)
+	n := s.b.Stats()[objstore.OpGet].Bytes - before
+	s.total += d
+	s.bytes += n
+	if s.print {
+		fmt.Printf("step %-9s %7.2f s  %8.1f MB read\n", name, d.Seconds(), float64(n)/1e6)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func loop(ctx context.Context, b *objstore.Counting, sp spec.Spec, runID, from, to string, data *activities.Data, dr *activities.Drift,
+	tr *activities.Training, ra *activities.Registry, measured bool) (int, error) {
+	st := &stepper{b: b, print: measured}
+	var snap activities.SnapshotResult
+	var err error
+	if err = st.step("snapshot", func() error {
+		snap, err = data.Snapshot(ctx, activities.SnapshotInput{Model: sp.Model, RunID: runID, Dataset: sp.Dataset.Name, From: from, To: to})
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	in := activities.StepInput{Model: sp.Model, RunID: runID, Spec: sp, SnapshotKey: snap.Key}
+	if err := st.step("validate", func() error { _, err := data.Validate(ctx, in); return err }); err != nil {
+		return 0, err
+	}
+	var d activities.DriftResult
+	if err := st.step("drift", func() error { d, err = dr.Detect(ctx, in); return err }); err != nil {
+		return 0, err
+	}
+	var t activities.TrainResult
+	if err := st.step("train", func() error { t, err = tr.Train(ctx, in); return err }); err != nil {
+		return 0, err
+	}
+	var ev activities.EvaluateResult
+	if err := st.step("evaluate", func() error {
+		ev, err = tr.Evaluate(ctx, activities.EvaluateInput{StepInput: in, ArtifactKey: t.ArtifactKey, ChampionVersion: d.ReferenceVersion})
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	var rr activities.RegisterResult
+	if err := st.step("register", func() error {
+		rr, err = ra.Register(ctx, activities.RegisterInput{StepInput: in, WorkflowID: "bench", RequestedBy: "loopbench", ArtifactKey: t.ArtifactKey,
+			ProfileKey: t.ProfileKey, PredictionProfileKey: ev.PredictionProfileKey, Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}})
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	if !measured {
+		_, err := ra.Promote(ctx, activities.DeployInput{Model: sp.Model, RunID: runID, Actor: "loopbench", Version: rr.Version, Reason: "bench reference"})
+		return rr.Version, err
+	}
+	fmt.Printf("total      %7.2f s  %8.1f MB read of a %.1f MB window (%.2fx); drift %v, candidate MAE %.3f, champion MAE %.3f, v%d\n",
+		st.total.Seconds(), float64(st.bytes)/1e6, float64(snap.Bytes)/1e6, float64(st.bytes)/float64(snap.Bytes), d.Drifted, ev.CandidateMAE, ev.ChampionMAE, rr.Version)
+	return rr.Version, nil
+}
