@@ -20,7 +20,9 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/evaluate"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
@@ -30,14 +32,14 @@ import (
 
 type env struct {
 	t       *testing.T
-	store   objstore.Bucket
+	store   *objstore.Counting
 	te      *testsuite.TestActivityEnvironment
 	metrics *Metrics
 	spec    spec.Spec
 }
 
 func newEnv(t *testing.T) *env {
-	store := dltest.NewMinIOBucket(t)
+	store := objstore.WrapWithCounting(dltest.NewMinIOBucket(t), nil)
 	var ts testsuite.WorkflowTestSuite
 	te := ts.NewTestActivityEnvironment()
 	m := NewMetrics(prometheus.NewRegistry())
@@ -46,8 +48,7 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	engine, err := policies.NewEngine(context.Background(), rbac)
 	require.NoError(t, err)
-	te.RegisterActivity(&Data{Store: store, Metrics: m})
-	te.RegisterActivity(&Drift{Store: store, Registry: reg, Metrics: m})
+	te.RegisterActivity(&Data{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg})
@@ -79,7 +80,6 @@ func must[T any](e *env, fn any, in any) T {
 
 var (
 	d  *Data
-	dr *Drift
 	tr *Training
 	rg *Registry
 	pl *Policy
@@ -87,22 +87,23 @@ var (
 )
 
 // trainAndDeploy runs snapshot..policy for a window and returns the pieces.
-func (e *env) cycle(run, from, to string) (StepInput, DriftResult, EvaluateResult, RegisterResult, PolicyResult) {
-	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
-	again := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
+func (e *env) cycle(run, from, to string) (pipeline.StepInput, pipeline.DriftResult, pipeline.EvaluateResult, pipeline.RegisterResult, pipeline.PolicyResult) {
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
+	again := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: from, To: to})
 	require.Equal(e.t, snap, again, "a retried snapshot returns the pinned manifest")
-	step := StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}
-	val := must[ValidateResult](e, d.Validate, step)
+	e.store.Reset() // count what the data steps read (the snapshot reads only footers)
+	step := pipeline.StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}
+	ins := must[pipeline.InspectResult](e, d.Inspect, step)
+	val, drr := ins.Validation, ins.Drift
 	require.Equal(e.t, val.RowsRead, val.RowsAccepted+val.RowsQuarantined)
-	drr := must[DriftResult](e, dr.Detect, step)
-	trr := must[TrainResult](e, tr.Train, step)
-	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey, ChampionVersion: drr.ReferenceVersion})
+	trr := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: step, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey})
+	ev := must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey, ChampionVersion: drr.ReferenceVersion})
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI, "drift": drr.ReportURI}
-	rin := RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test", ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey,
+	rin := pipeline.RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test", ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey,
 		Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}, Reports: reports}
-	rr := must[RegisterResult](e, rg.Register, rin)
-	require.Equal(e.t, rr, must[RegisterResult](e, rg.Register, rin), "a retried registration returns the same version")
-	pr := must[PolicyResult](e, pl.Check, PolicyInput{Model: "demand", RunID: run, Version: rr.Version, CandidateMAE: ev.CandidateMAE,
+	rr := must[pipeline.RegisterResult](e, rg.Register, rin)
+	require.Equal(e.t, rr, must[pipeline.RegisterResult](e, rg.Register, rin), "a retried registration returns the same version")
+	pr := must[pipeline.PolicyResult](e, pl.Check, pipeline.PolicyInput{Model: "demand", RunID: run, Version: rr.Version, CandidateMAE: ev.CandidateMAE,
 		ChampionVersion: drr.ReferenceVersion, ChampionMAE: ev.ChampionMAE, Spec: e.spec, Reports: reports})
 	return step, drr, ev, rr, pr
 }
@@ -134,7 +135,7 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	// The validation report has per-column numbers, including distinct counts.
 	raw, _, err := objstore.ReadAll(context.Background(), e.store, "reports/demand/run-1/validation.json")
 	require.NoError(t, err)
-	var vr ValidationReport
+	var vr dataset.ValidationReport
 	require.NoError(t, json.Unmarshal(raw, &vr))
 	require.True(t, vr.Passed)
 	require.Equal(t, vr.RowsRead, vr.RowsAccepted+vr.RowsQuarantined)
@@ -144,16 +145,29 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	require.InDelta(t, 28, vr.Columns["date"].Distinct, 1)
 	require.Len(t, vr.Files, 28)
 
-	_, err = call[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-1", Version: 1, Share: 0.2})
+	_, err = call[pipeline.DeployResult](e, rg.SetCanary, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1, Share: 0.2})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
-	require.Equal(t, ErrTypeConflict, appErr.Type(), "no canary without production")
-	dep := must[DeployResult](e, rg.Promote, DeployInput{Model: "demand", RunID: "run-1", Version: 1})
+	require.Equal(t, pipeline.ErrTypeConflict, appErr.Type(), "no canary without production")
+	dep := must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
 	require.Equal(t, 1, dep.Production)
-	require.Equal(t, dep, must[DeployResult](e, rg.Promote, DeployInput{Model: "demand", RunID: "run-1", Version: 1}), "promote is idempotent")
+	require.Equal(t, dep, must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1}), "promote is idempotent")
 
 	// The holiday window drifts against v1, and the new model beats it on the same holdout.
+	// The run's data steps read each window byte at most twice: once in the one pass
+	// (validate + drift + training preparation), once more in train (its days) or evaluate
+	// (the holdout days), never in both.
 	_, drr, ev, rr, pr = e.cycle("run-2", "2026-10-03", "2026-10-30")
+	snap2 := loadSnap(t, e, "snapshots/retail_demand/run-2.json")
+	read := e.store.BytesRead()
+	var windowBytes, windowRead int64
+	for _, f := range snap2.Files {
+		windowBytes += f.Size
+		windowRead += read[f.Key]
+		require.LessOrEqual(t, read[f.Key], 2*f.Size, "%s: %d bytes read of %d", f.Key, read[f.Key], f.Size)
+		require.Greater(t, read[f.Key], f.Size/2, "%s is read by the one pass and by its own step", f.Key)
+	}
+	t.Logf("run-2 read %d bytes of a %d-byte window (%.2fx)", windowRead, windowBytes, float64(windowRead)/float64(windowBytes))
 	require.Equal(t, 1, drr.ReferenceVersion)
 	require.True(t, drr.Drifted, drr.Why)
 	require.Contains(t, drr.DriftedFeatures, "price")
@@ -176,10 +190,10 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	require.Greater(t, testutil.ToFloat64(e.metrics.DriftScore.WithLabelValues("demand")), e.spec.Drift.PSIThreshold)
 	require.InDelta(t, ev.ChampionMAE, testutil.ToFloat64(e.metrics.MAE.WithLabelValues("demand", "champion")), 1e-12)
 
-	dep = must[DeployResult](e, rg.SetCanary, DeployInput{Model: "demand", RunID: "run-2", Version: 2, Share: 0.3})
+	dep = must[pipeline.DeployResult](e, rg.SetCanary, pipeline.DeployInput{Model: "demand", RunID: "run-2", Version: 2, Share: 0.3})
 	require.Equal(t, 2, dep.Canary)
 	require.False(t, dep.CanarySince.IsZero())
-	dep = must[DeployResult](e, rg.AbortCanary, DeployInput{Model: "demand", RunID: "run-2", Version: 2})
+	dep = must[pipeline.DeployResult](e, rg.AbortCanary, pipeline.DeployInput{Model: "demand", RunID: "run-2", Version: 2})
 	require.Equal(t, 1, dep.Production)
 	require.Zero(t, dep.Canary)
 
@@ -190,17 +204,17 @@ func TestLoopActivitiesOnMinIO(t *testing.T) {
 	for _, r := range recs {
 		actions = append(actions, r.Action)
 	}
-	for _, a := range []string{"register", "policy_decision", "promote", "set_canary", "rollback_canary"} {
+	for _, a := range []string{"register", "policy_decision", "promote", "set_canary", "abort_canary"} {
 		require.Contains(t, actions, a)
 	}
 }
 
 func TestEmptyWindowIsNonRetryable(t *testing.T) {
 	e := newEnv(t)
-	_, err := call[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2031-01-01", To: "2031-01-28"})
+	_, err := call[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2031-01-01", To: "2031-01-28"})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
-	require.Equal(t, ErrTypeInvalidData, appErr.Type())
+	require.Equal(t, pipeline.ErrTypeInvalidData, appErr.Type())
 	require.True(t, appErr.NonRetryable())
 	require.Contains(t, err.Error(), "no rows between 2031-01-01 and 2031-01-28")
 }
@@ -226,11 +240,11 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 	badKey := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
 	_, err = e.store.Put(ctx, badKey, bad, objstore.PutOptions{})
 	require.NoError(t, err)
-	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
-	_, err = call[ValidateResult](e, d.Validate, StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	_, err = call[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
-	require.Equal(t, ErrTypeInvalidData, appErr.Type())
+	require.Equal(t, pipeline.ErrTypeInvalidData, appErr.Type())
 	require.Contains(t, err.Error(), badKey)
 	require.Contains(t, err.Error(), "column price")
 	// The file is kept aside with its reason; the report says why the run failed.
@@ -249,8 +263,8 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 func TestTooManyBadRowsFailsWithExamples(t *testing.T) {
 	e := newEnv(t)
 	e.spec.Contract.MaxBadRowShare = 0.0001 // the demo data has ~0.2% NaN temperatures
-	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
-	_, err := call[ValidateResult](e, d.Validate, StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	_, err := call[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "over the limit")
 	require.Contains(t, err.Error(), "column temperature: NaN value")
@@ -283,24 +297,30 @@ func TestCanaryJudgement(t *testing.T) {
 		require.NoError(t, err)
 	}
 	g := e.spec.Canary
-	judge := func() CanaryEvalResult {
-		return must[CanaryEvalResult](e, cn.EvaluateCanary, CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 2, Production: 1, Since: since, Bake: 1, Guardrails: g})
+	judge := func() pipeline.CanaryEvalResult {
+		return must[pipeline.CanaryEvalResult](e, cn.EvaluateCanary, pipeline.CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 2, Production: 1, Since: since, Bake: 1, Guardrails: g})
 	}
 	write(10, "production", 1, 0, 200)
 	write(10, "canary", 2, 0, 200)
-	require.Equal(t, CanaryWait, judge().Decision, "too little traffic")
+	require.Equal(t, pipeline.CanaryWait, judge().Decision, "too little traffic")
 	write(100, "production", 1, 0, 200)
 	write(100, "canary", 2, 0, 250)
+	// The spec checks disparate impact by region, and neither version is registered here: the
+	// guardrail cannot be evaluated, so the step is inconclusive, never a silent pass.
 	res := judge()
-	require.Equal(t, CanaryPromote, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryInconclusive, res.Decision, res.Reason)
+	require.Contains(t, res.Reason, "candidate v2 did not load")
+	g.ProtectedAttribute = ""
+	res = judge()
+	require.Equal(t, pipeline.CanaryPromote, res.Decision, res.Reason)
 	require.Equal(t, 110, res.Candidate.Requests)
 	write(60, "canary", 2, 0, 90_000) // p99 90 ms against 0.2 ms
 	res = judge()
-	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "p99 latency")
 	write(100, "canary", 2, 2, 200) // half of these fail
 	res = judge()
-	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "error rate")
 	require.NotEmpty(t, res.EvidenceURI)
 }
@@ -315,30 +335,16 @@ func TestNotifyApprovalPostsSlackCompatiblePayload(t *testing.T) {
 	}))
 	defer hook.Close()
 	p := &Policy{Webhook: hook.URL}
-	require.NoError(t, p.NotifyApproval(context.Background(), ApprovalRequest{Model: "demand", RunID: "r1", Version: 2,
+	require.NoError(t, p.NotifyApproval(context.Background(), pipeline.ApprovalRequest{Model: "demand", RunID: "r1", Version: 2,
 		Approvers: []string{"user:alice"}, Timeout: time.Hour}))
 	body := <-got
 	require.Contains(t, body["text"], "demand v2 waits for approval")
 	require.Contains(t, body["text"], "user:alice")
 	require.Equal(t, "r1/2", body["idempotency"])
-	require.NoError(t, (&Policy{}).NotifyApproval(context.Background(), ApprovalRequest{}), "no webhook: nothing to do")
+	require.NoError(t, (&Policy{}).NotifyApproval(context.Background(), pipeline.ApprovalRequest{}), "no webhook: nothing to do")
 	bad := &Policy{Webhook: hook.URL + "/x"}
 	hook.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
-	require.ErrorContains(t, bad.NotifyApproval(context.Background(), ApprovalRequest{}), "HTTP 500")
-}
-
-func TestDisparateImpact(t *testing.T) {
-	fr := disparateImpact("region", 10, map[string]*GroupRate{
-		"north": {Rows: 100, Favorable: 50},
-		"south": {Rows: 200, Favorable: 60},
-		"east":  {Rows: 10, Favorable: 0}, // too few rows to count
-	}, 30)
-	require.InDelta(t, 0.3/0.5, fr.DisparateImpact, 1e-12)
-	require.Equal(t, "south", fr.Lowest)
-	require.Equal(t, "north", fr.Highest)
-	require.Equal(t, 0.0, fr.Groups["east"].Rate)
-	none := disparateImpact("region", 10, map[string]*GroupRate{"north": {Rows: 100}, "south": {Rows: 100}}, 30)
-	require.Equal(t, 1.0, none.DisparateImpact, "nobody favoured: no disparity")
+	require.ErrorContains(t, bad.NotifyApproval(context.Background(), pipeline.ApprovalRequest{}), "HTTP 500")
 }
 
 // The closed loop: live MAE from labels (decided only with enough labels and a significant,
@@ -382,9 +388,13 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 				pred := 20 + rt.err*float64(1+i%3)/2 // mean error rt.err
 				rec := predlog.Record{RequestID: id, TimeUnixMs: since.Add(time.Duration(seq) * time.Millisecond).UnixMilli(),
 					Model: "demand", Version: rt.version, Route: rt.route, LatencyUs: 200, Prediction: pred}
-				if rt.route == "canary" && candRegion != nil {
-					region, p := candRegion(i)
-					rec.Attributes, rec.Prediction = `{"region":"`+region+`"}`, p
+				if rt.route == "canary" {
+					// Every request carries the protected attribute, so disparate impact is evaluated.
+					region := []string{"north", "south"}[i%2]
+					if candRegion != nil {
+						region, rec.Prediction = candRegion(i)
+					}
+					rec.Attributes = `{"region":"` + region + `"}`
 					rec.Inputs = `{"price":5,"promo":0,"weekday":3,"temperature":15,"item_popularity":1.5}`
 				}
 				if rt.route == "canary" && fallbackEvery > 0 && i%fallbackEvery == 0 {
@@ -399,30 +409,30 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 		put(recs, labels)
 	}
 	g := e.spec.Canary
-	judge := func() CanaryEvalResult {
-		return must[CanaryEvalResult](e, cn.EvaluateCanary, CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 1, Production: 2,
+	judge := func() pipeline.CanaryEvalResult {
+		return must[pipeline.CanaryEvalResult](e, cn.EvaluateCanary, pipeline.CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 1, Production: 2,
 			Since: since, Step: 1, Bake: 1, Share: 0.3, Guardrails: g})
 	}
 
 	traffic(40, 1.0, 1.0, false, nil, 0)
 	res := judge()
-	require.Equal(t, CanaryPromote, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryPromote, res.Decision, res.Reason)
 	require.False(t, res.MAE.Decided, "no labels yet: MAE does not decide")
 	require.Contains(t, res.Reason, "MAE undecided")
 
 	traffic(60, 3.0, 1.0, true, nil, 0) // labels arrive: the candidate is three times worse
 	res = judge()
-	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.True(t, res.MAE.Decided)
 	require.Contains(t, res.Reason, "live MAE")
 	require.Less(t, res.MAE.PValue, 0.05)
 
 	g.MaxMAERegression = 5 // a regression under the allowed margin does not roll back
-	require.Equal(t, CanaryPromote, judge().Decision)
+	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
 	g.MaxMAERegression = 0.05
 
 	g.MinLabels = 1000 // too few labels: undecided again
-	require.Equal(t, CanaryPromote, judge().Decision)
+	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
 	g.MinLabels = 30
 
 	// Fallbacks on the candidate route over the allowed delta.
@@ -430,7 +440,7 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	since = since.Add(10 * time.Second)
 	traffic(60, 1, 1, false, nil, 5)
 	res = judge()
-	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "fallback rate")
 
 	// Disparate impact: the candidate favours one region.
@@ -443,18 +453,10 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 		return regions[1], 1e6
 	}, 0)
 	res = judge()
-	require.Equal(t, CanaryRollback, res.Decision, res.Reason)
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "disparate impact of region 0.000 (east vs west)")
 	require.Contains(t, res.Reason, "below production's 1.000 on the same requests")
 	require.Equal(t, 1.0, res.ProductionFairness.DisparateImpact, "production answers every region alike on these requests")
-}
-
-func TestRatesDiffer(t *testing.T) {
-	// 45% vs 60% on 40 rows each is not significant; on 2,000 rows each it is.
-	small := ratesDiffer(GroupRate{Rows: 40, Favorable: 18, Rate: 0.45}, GroupRate{Rows: 40, Favorable: 24, Rate: 0.6})
-	require.Greater(t, small, 0.05)
-	big := ratesDiffer(GroupRate{Rows: 2000, Favorable: 900, Rate: 0.45}, GroupRate{Rows: 2000, Favorable: 1200, Rate: 0.6})
-	require.Less(t, big, 1e-6)
 }
 
 // The gbdt trainer end to end on MinIO: metrics overall and per segment for candidate and
@@ -465,14 +467,15 @@ func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
 	ctx := context.Background()
 	require.Equal(t, "gbdt", e.spec.Trainer.Name)
 	e.spec.Quantization.Serve, e.spec.Quantization.MaxMAELoss = true, 0.05
-	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "g1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
-	step := StepInput{Model: "demand", RunID: "g1", Spec: e.spec, SnapshotKey: snap.Key}
-	val := must[ValidateResult](e, d.Validate, step)
-	trr := must[TrainResult](e, tr.Train, step)
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "g1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	step := pipeline.StepInput{Model: "demand", RunID: "g1", Spec: e.spec, SnapshotKey: snap.Key}
+	ins := must[pipeline.InspectResult](e, d.Inspect, step)
+	val := ins.Validation
+	trr := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: step, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey})
 	require.Equal(t, "rmse", trr.TrainMetric)
 	require.Positive(t, trr.Trees)
 	require.LessOrEqual(t, trr.Trees, 100)
-	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey})
+	ev := must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey})
 	for _, k := range []string{"mae", "rmse", "r2", "mape"} {
 		require.Contains(t, ev.Metrics, k)
 	}
@@ -485,14 +488,14 @@ func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
 	require.NotEmpty(t, ev.Int8Key)
 	raw, _, err := objstore.ReadAll(ctx, e.store, "reports/demand/g1/evaluation.json")
 	require.NoError(t, err)
-	var rep EvaluationReport
+	var rep evaluate.Report
 	require.NoError(t, json.Unmarshal(raw, &rep))
 	require.Equal(t, "region", rep.SegmentBy)
 	require.Len(t, rep.Candidate.Segments, 4)
 	require.Equal(t, ev.HoldoutRows, rep.Candidate.Overall.Rows)
 
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI}
-	rr := must[RegisterResult](e, rg.Register, RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test",
+	rr := must[pipeline.RegisterResult](e, rg.Register, pipeline.RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test",
 		ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey, Metrics: ev.Metrics, Reports: reports,
 		Int8Key: ev.Int8Key, Quantization: ev.Quantization, Importance: ev.Importance})
 	reg := registry.New(e.store)
@@ -505,7 +508,7 @@ func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
 	_, variant, err := reg.LoadServingModel(ctx, "demand", rr.Version)
 	require.NoError(t, err)
 	require.Equal(t, "float64", variant)
-	pr := must[PolicyResult](e, pl.Check, PolicyInput{Model: "demand", RunID: "g1", Version: rr.Version, CandidateMAE: ev.CandidateMAE,
+	pr := must[pipeline.PolicyResult](e, pl.Check, pipeline.PolicyInput{Model: "demand", RunID: "g1", Version: rr.Version, CandidateMAE: ev.CandidateMAE,
 		Spec: e.spec, Reports: reports, Quantization: ev.Quantization})
 	require.True(t, pr.Allow, pr.Reasons)
 	require.True(t, pr.ServeQuantized)
@@ -520,32 +523,42 @@ func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
 func TestAdoptExternalChecksTheArtifact(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	snap := must[SnapshotResult](e, d.Snapshot, SnapshotInput{Model: "demand", RunID: "x1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
-	step := StepInput{Model: "demand", RunID: "x1", Spec: e.spec, SnapshotKey: snap.Key}
-	ein := must[ExternalTrainInput](e, tr.ExternalInput, step)
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "x1", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	step := pipeline.StepInput{Model: "demand", RunID: "x1", Spec: e.spec, SnapshotKey: snap.Key}
+	ein := must[pipeline.ExternalTrainInput](e, tr.ExternalInput, step)
 	require.Len(t, ein.Files, 28)
 	require.Equal(t, "2026-09-22", ein.HoldoutFrom)
 	require.Equal(t, e.spec.Features, ein.Features)
 	// A trainer that writes a Driftline artifact (here: the built-in one's output, copied).
-	built := must[TrainResult](e, tr.Train, step)
+	// Without the one pass's keys (a run from before it), Train prepares the bins itself.
+	built := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: step})
 	art, _, err := objstore.ReadAll(ctx, e.store, built.ArtifactKey)
 	require.NoError(t, err)
 	outKey := strings.TrimPrefix(ein.OutputURI, e.store.URI(""))
 	_, err = e.store.Put(ctx, outKey, art, objstore.PutOptions{})
 	require.NoError(t, err)
-	got := must[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, TaskQueue: "py", Output: ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: FormatDriftline, TrainRows: 10}})
+	got := must[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: pipeline.FormatDriftline, TrainRows: 10}})
 	staged, _, err := objstore.ReadAll(ctx, e.store, got.ArtifactKey)
 	require.NoError(t, err)
 	require.Contains(t, string(staged), "external:py")
-	ev := must[EvaluateResult](e, tr.Evaluate, EvaluateInput{StepInput: step, ArtifactKey: got.ArtifactKey})
+	ev := must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: got.ArtifactKey})
 	require.Positive(t, ev.CandidateMAE)
 
 	xgb, err := os.ReadFile("../model/testdata/xgboost/regression.json")
 	require.NoError(t, err)
 	_, err = e.store.Put(ctx, outKey, xgb, objstore.PutOptions{})
 	require.NoError(t, err)
-	_, err = call[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, TaskQueue: "py", Output: ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: FormatXGBoostJSON}})
+	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: pipeline.FormatXGBoostJSON}})
 	require.ErrorContains(t, err, "4 features, 5 names")
-	_, err = call[TrainResult](e, tr.AdoptExternal, AdoptInput{StepInput: step, Output: ExternalTrainOutput{ArtifactURI: "s3://elsewhere/m.json"}})
+	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, Output: pipeline.ExternalTrainOutput{ArtifactURI: "s3://elsewhere/m.json"}})
 	require.ErrorContains(t, err, "is not in")
+}
+
+func loadSnap(t *testing.T, e *env, key string) dataset.Snapshot {
+	t.Helper()
+	raw, _, err := objstore.ReadAll(context.Background(), e.store, key)
+	require.NoError(t, err)
+	var s dataset.Snapshot
+	require.NoError(t, json.Unmarshal(raw, &s))
+	return s
 }

@@ -11,247 +11,288 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/training"
 )
 
-// Data pins dataset windows and validates them.
+// Data pins dataset windows and reads them once: validation, drift and training preparation
+// in one pass.
 type Data struct {
-	Store   objstore.Bucket
-	Metrics *Metrics
+	Store    objstore.Bucket
+	Registry *registry.Registry
+	Metrics  *Metrics
 }
 
 // Snapshot lists the window's partitions and stores the pinned manifest. It is idempotent:
 // the manifest is keyed by run, and a retry returns the one already stored.
-func (d *Data) Snapshot(ctx context.Context, in SnapshotInput) (SnapshotResult, error) {
+func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipeline.SnapshotResult, error) {
 	from, err1 := time.Parse(dataset.DateLayout, in.From)
 	to, err2 := time.Parse(dataset.DateLayout, in.To)
 	if err := errors.Join(err1, err2); err != nil {
-		return SnapshotResult{}, invalid("snapshot: window %s..%s: %v", in.From, in.To, err)
+		return pipeline.SnapshotResult{}, invalid("snapshot: window %s..%s: %v", in.From, in.To, err)
 	}
-	id := in.RunID
-	key := dataset.SnapshotKey(in.Dataset, id)
-	if data, _, err := objstore.ReadAll(ctx, d.Store, key); err == nil {
-		var s dataset.Snapshot
-		if err := json.Unmarshal(data, &s); err == nil {
-			return snapshotResult(d.Store, key, s), nil
-		}
+	key := dataset.SnapshotKey(in.Dataset, in.RunID)
+	if s, err := loadSnapshot(ctx, d.Store, key); err == nil {
+		return snapshotResult(d.Store, key, s), nil
 	}
-	s, err := dataset.TakeSnapshot(ctx, d.Store, in.Dataset, id, from, to)
+	s, err := dataset.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, from, to)
 	if err != nil {
-		return SnapshotResult{}, classify("snapshot", err)
+		return pipeline.SnapshotResult{}, classify("snapshot", err)
 	}
-	body, err := json.MarshalIndent(s, "", " ")
-	if err != nil {
-		return SnapshotResult{}, err
-	}
-	if _, err := d.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
-		return SnapshotResult{}, classify("snapshot", err)
+	if err := putJSON(ctx, d.Store, key, s, true); err != nil {
+		return pipeline.SnapshotResult{}, classify("snapshot", err)
 	}
 	return snapshotResult(d.Store, key, s), nil
 }
 
-func snapshotResult(b objstore.Bucket, key string, s dataset.Snapshot) SnapshotResult {
-	return SnapshotResult{Key: key, URI: b.URI(key), ID: s.ID, Files: len(s.Files), Rows: s.Rows, Bytes: s.Bytes}
+func snapshotResult(b objstore.Bucket, key string, s dataset.Snapshot) pipeline.SnapshotResult {
+	return pipeline.SnapshotResult{Key: key, URI: b.URI(key), ID: s.ID, Files: len(s.Files), Rows: s.Rows, Bytes: s.Bytes}
 }
 
-// loadSnapshot reads a stored manifest.
-func loadSnapshot(ctx context.Context, b objstore.Bucket, key string) (dataset.Snapshot, error) {
-	var s dataset.Snapshot
-	data, _, err := objstore.ReadAll(ctx, b, key)
+// Inspect reads the whole window once: every row is checked against the contract (rejected
+// rows go to quarantine with the reason and all their values, a broken file is copied there
+// and fails the run), accepted rows feed the drift window against the production reference,
+// and accepted training rows feed the candidate's reference profile and the gbdt bin sample.
+func (d *Data) Inspect(ctx context.Context, in pipeline.StepInput) (pipeline.InspectResult, error) {
+	return inspect(ctx, d.Store, d.Registry, d.Metrics, in, passAll)
+}
+
+// Validate is the validation part of Inspect alone (runs started before the one-pass shape).
+func (d *Data) Validate(ctx context.Context, in pipeline.StepInput) (pipeline.ValidateResult, error) {
+	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passValidate)
+	return res.Validation, err
+}
+
+// Detect is the drift part of Inspect alone (runs started before the one-pass shape).
+func (d *Data) Detect(ctx context.Context, in pipeline.StepInput) (pipeline.DriftResult, error) {
+	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passDrift)
+	return res.Drift, err
+}
+
+type pass uint8
+
+const (
+	passValidate pass = 1 << iota
+	passDrift
+	passPrep
+	passAll = passValidate | passDrift | passPrep
+)
+
+// inspect is the one pass; what it computes and stores is chosen by p.
+func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry, m *Metrics, in pipeline.StepInput, p pass) (pipeline.InspectResult, error) {
+	var out pipeline.InspectResult
+	s, err := loadSnapshot(ctx, store, in.SnapshotKey)
 	if err != nil {
-		return s, classify("read snapshot", err)
+		return out, err
 	}
-	if err := json.Unmarshal(data, &s); err != nil {
-		return s, invalid("snapshot manifest %s: %v", key, err)
-	}
-	return s, nil
-}
-
-// ColumnStats is one column's validation numbers.
-type ColumnStats struct {
-	Nulls       int64 `json:"nulls"`
-	NaN         int64 `json:"nan"`
-	Infinite    int64 `json:"infinite"`
-	OutOfRange  int64 `json:"out_of_range"`
-	NotAllowed  int64 `json:"not_allowed"`
-	Duplicates  int64 `json:"duplicate_keys,omitempty"`
-	WrongType   int64 `json:"wrong_type"`
-	Distinct    int64 `json:"distinct_estimate"`
-	Quarantined int64 `json:"rows_quarantined"`
-}
-
-// FileReport is one file's validation result.
-type FileReport struct {
-	File        string `json:"file"`
-	Read        int64  `json:"rows_read"`
-	Accepted    int64  `json:"rows_accepted"`
-	Quarantined int64  `json:"rows_quarantined"`
-	Error       string `json:"error,omitempty"`
-}
-
-// ValidationReport is stored at reports/<model>/<run>/validation.json.
-type ValidationReport struct {
-	Snapshot        string                  `json:"snapshot"`
-	Contract        contract.Contract       `json:"contract"`
-	Files           []FileReport            `json:"files"`
-	Columns         map[string]*ColumnStats `json:"columns"`
-	RowsRead        int64                   `json:"rows_read"`
-	RowsAccepted    int64                   `json:"rows_accepted"`
-	RowsQuarantined int64                   `json:"rows_quarantined"`
-	BadShare        float64                 `json:"bad_share"`
-	MaxBadShare     float64                 `json:"max_bad_share"`
-	Examples        []dataset.RowIssue      `json:"examples,omitempty"`
-	Passed          bool                    `json:"passed"`
-	Error           string                  `json:"error,omitempty"`
-	Quarantine      string                  `json:"quarantine,omitempty"`
-}
-
-// Validate checks every pinned file against the spec's data contract, streaming row group by
-// row group. Rows that break it go to quarantine/<dataset>/<snapshot>/rows/ with the reason
-// and all their values; a file that cannot be read or lacks a contract column is copied to
-// quarantine with its reason and fails the run, as does a bad-row share over the limit.
-// Nothing is dropped silently: accepted + quarantined = read.
-func (d *Data) Validate(ctx context.Context, in StepInput) (ValidateResult, error) {
-	s, err := loadSnapshot(ctx, d.Store, in.SnapshotKey)
+	cut, err := holdoutCut(s, in.Spec)
 	if err != nil {
-		return ValidateResult{}, err
+		return out, err
 	}
-	c := in.Spec.Contract
+	sp := in.Spec
 	qdir := fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)
-	rep := ValidationReport{Snapshot: d.Store.URI(in.SnapshotKey), Contract: c, Columns: map[string]*ColumnStats{},
-		MaxBadShare: c.MaxBadRowShare}
-	hlls := map[string]*hll{}
-	for _, col := range c.Columns {
-		rep.Columns[col.Name] = &ColumnStats{}
-		hlls[col.Name] = newHLL()
-	}
-	fileRep := map[int]*FileReport{}
-	scanErr := dataset.Scan(ctx, d.Store, s, c, func(b *dataset.Batch) error {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("%s row group %d", b.File, b.RowGroup))
-		fr, ok := fileRep[b.FileIndex]
-		if !ok {
-			rep.Files = append(rep.Files, FileReport{File: b.File})
-			fr = &rep.Files[len(rep.Files)-1]
-			fileRep[b.FileIndex] = fr
+	val := dataset.NewValidation(store.URI(in.SnapshotKey), sp.Contract)
+	var dw *driftWindow
+	if p&passDrift != 0 {
+		if dw, err = newDriftWindow(ctx, reg, in); err != nil {
+			return out, classify("drift", err)
 		}
-		fr.Read += int64(b.Rows)
-		fr.Quarantined += int64(len(b.Issues))
-		fr.Accepted += int64(b.Rows - len(b.Issues))
-		for _, col := range c.Columns {
-			h := hlls[col.Name]
-			for r := 0; r < b.Rows; r++ {
-				if !b.Cols[col.Name].Null[r] {
-					h.add(b.Value(col, r))
-				}
+	}
+	var prep *training.Prep
+	if p&passPrep != 0 {
+		if prep, err = training.NewPrep(sp, s.Rows); err != nil {
+			return out, classify("prepare training", err)
+		}
+	}
+	scanErr := dataset.Scan(ctx, store, s, sp.Contract, func(b *dataset.Batch) error {
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%s row group %d", b.File, b.RowGroup))
+		val.Add(b)
+		train := prep != nil && b.Date < cut
+		for r := 0; r < b.Rows; r++ {
+			if !b.Accepted[r] {
+				continue
+			}
+			if dw != nil {
+				dw.add(b, r)
+			}
+			if train {
+				prep.Add(b, r)
 			}
 		}
-		if len(b.Issues) == 0 {
+		if len(b.Issues) == 0 || p&passValidate == 0 {
 			return nil
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		for _, is := range b.Issues {
-			st := rep.Columns[is.Column]
-			st.Quarantined++
-			switch {
-			case is.Reason == "null value":
-				st.Nulls++
-			case is.Reason == "NaN value":
-				st.NaN++
-			case is.Reason == "infinite value":
-				st.Infinite++
-			case strings.HasPrefix(is.Reason, "below min"), strings.HasPrefix(is.Reason, "above max"):
-				st.OutOfRange++
-			case is.Reason == "not an allowed value":
-				st.NotAllowed++
-			case strings.HasPrefix(is.Reason, "duplicate key"):
-				st.Duplicates++
-			}
-			if len(rep.Examples) < 5 {
-				rep.Examples = append(rep.Examples, is)
-			}
 			_ = enc.Encode(is)
 		}
-		return d.putOnce(ctx, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes())
+		return putOnce(ctx, store, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes())
 	})
-	for _, fr := range rep.Files {
-		rep.RowsRead += fr.Read
-		rep.RowsAccepted += fr.Accepted
-		rep.RowsQuarantined += fr.Quarantined
-	}
-	for name, h := range hlls {
-		rep.Columns[name].Distinct = h.estimate()
-	}
-	if rep.RowsQuarantined > 0 {
-		rep.Quarantine = d.Store.URI(qdir + "rows/")
-	}
-	var failure error
 	var de *dataset.DataError
 	switch {
-	case errors.As(scanErr, &de):
-		// Keep the broken file aside with the reason, then fail the run.
-		if err := d.quarantineFile(ctx, qdir, de); err != nil {
-			return ValidateResult{}, err
+	case errors.As(scanErr, &de) && p&passValidate != 0:
+		// Keep the broken file aside with the reason, report it, then fail the run.
+		if err := quarantineFile(ctx, store, qdir, de); err != nil {
+			return out, err
 		}
-		if st, ok := rep.Columns[de.Column]; ok {
-			st.WrongType++
-		}
-		rep.Files = append(rep.Files, FileReport{File: de.File, Error: de.Error()})
-		failure = invalid("validate: %v", scanErr)
+		val.FileFailed(de)
 	case scanErr != nil:
-		return ValidateResult{}, classify("validate", scanErr)
+		return out, classify("inspect", scanErr)
 	}
-	if rep.RowsRead > 0 {
-		rep.BadShare = float64(rep.RowsQuarantined) / float64(rep.RowsRead)
+	if p&passValidate != 0 {
+		rep, failure := val.Report(store.URI(qdir + "rows/"))
+		if scanErr != nil {
+			failure = scanErr
+			rep.Passed, rep.Error = false, scanErr.Error()
+		}
+		key := reportKey(in.Model, in.RunID, "validation.json")
+		if err := putJSON(ctx, store, key, rep, false); err != nil {
+			return out, classify("validate", err)
+		}
+		if m != nil {
+			m.RowsRead.WithLabelValues(in.Model).Add(float64(rep.RowsRead))
+			m.RowsRejected.WithLabelValues(in.Model).Add(float64(rep.RowsQuarantined))
+		}
+		if failure != nil {
+			return out, invalid("validate: %v", failure)
+		}
+		out.Validation = pipeline.ValidateResult{ReportURI: store.URI(key), QuarantineURI: rep.Quarantine, RowsRead: rep.RowsRead,
+			RowsAccepted: rep.RowsAccepted, RowsQuarantined: rep.RowsQuarantined, BadShare: rep.BadShare}
 	}
-	if failure == nil && rep.BadShare > rep.MaxBadShare {
-		failure = invalid("validate: %d of %d rows (%.2f%%) broke the contract, over the limit of %.2f%%; for example %s; all of them are in %s",
-			rep.RowsQuarantined, rep.RowsRead, 100*rep.BadShare, 100*rep.MaxBadShare, examples(rep.Examples), rep.Quarantine)
+	if dw != nil {
+		if out.Drift, err = dw.finish(ctx, store, m, in); err != nil {
+			return out, err
+		}
 	}
-	rep.Passed = failure == nil
-	if failure != nil {
-		rep.Error = failure.Error()
+	if prep != nil {
+		if out.ProfileKey, out.BinsKey, err = storePrep(ctx, store, in, prep); err != nil {
+			return out, err
+		}
 	}
-	key := reportKey(in.Model, in.RunID, "validation.json")
-	body, _ := json.MarshalIndent(rep, "", " ")
-	if _, err := d.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
-		return ValidateResult{}, classify("validate", err)
-	}
-	if failure != nil {
-		return ValidateResult{}, failure
-	}
-	return ValidateResult{ReportURI: d.Store.URI(key), QuarantineURI: rep.Quarantine, RowsRead: rep.RowsRead,
-		RowsAccepted: rep.RowsAccepted, RowsQuarantined: rep.RowsQuarantined, BadShare: rep.BadShare}, nil
+	return out, nil
 }
 
-func examples(issues []dataset.RowIssue) string {
-	parts := make([]string, 0, 3)
-	for _, is := range issues[:min(3, len(issues))] {
-		parts = append(parts, fmt.Sprintf("file %s row %d column %s: %s (%s)", is.File, is.Row, is.Column, is.Reason, is.Value))
+// storePrep writes the candidate's reference profile and (gbdt) bins.
+func storePrep(ctx context.Context, store objstore.Bucket, in pipeline.StepInput, prep *training.Prep) (profileKey, binsKey string, err error) {
+	binner, err := prep.Binner()
+	if err != nil {
+		return "", "", invalid("prepare training: %v", err)
 	}
-	return strings.Join(parts, "; ")
+	profileKey = reportKey(in.Model, in.RunID, "candidate/profile.json")
+	if err := putJSON(ctx, store, profileKey, prep.Profile(), false); err != nil {
+		return "", "", classify("prepare training", err)
+	}
+	if binner != nil {
+		binsKey = reportKey(in.Model, in.RunID, "candidate/bins.json")
+		if err := putJSON(ctx, store, binsKey, binner, false); err != nil {
+			return "", "", classify("prepare training", err)
+		}
+	}
+	return profileKey, binsKey, nil
 }
 
-func (d *Data) putOnce(ctx context.Context, key string, body []byte) error {
-	_, err := d.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
-		return classify("quarantine", err)
+// driftWindow compares accepted rows with the production version's reference profile.
+type driftWindow struct {
+	reference int // production version; 0: none, nothing to compare
+	w         *drift.Window
+	fr        *dataset.Features
+	idx       []int
+}
+
+func newDriftWindow(ctx context.Context, reg *registry.Registry, in pipeline.StepInput) (*driftWindow, error) {
+	dep, _, err := reg.Deployment(ctx, in.Model)
+	if err != nil || dep.Production == 0 {
+		return &driftWindow{}, err
 	}
-	return nil
+	prof, err := reg.LoadProfile(ctx, in.Model, dep.Production)
+	if err != nil {
+		return nil, err
+	}
+	// Compare the features both the reference and this spec know.
+	var keep drift.Profile
+	for _, f := range in.Spec.Features {
+		if fp, ok := prof.Feature(f); ok {
+			keep.Features = append(keep.Features, fp)
+		}
+	}
+	fr, err := training.NewFeatures(in.Spec)
+	if err != nil {
+		return nil, err
+	}
+	dw := &driftWindow{reference: dep.Production, w: drift.NewWindow(keep), fr: fr, idx: make([]int, len(in.Spec.Features))}
+	for i, f := range in.Spec.Features {
+		dw.idx[i] = dw.w.Index(f)
+	}
+	return dw, nil
+}
+
+func (dw *driftWindow) add(b *dataset.Batch, r int) {
+	if dw.w == nil {
+		return
+	}
+	key := b.RowKey0 + uint64(r)
+	dw.fr.Observe(b, r, func(i int, v float64) {
+		if dw.idx[i] >= 0 {
+			dw.w.AddNumeric(dw.idx[i], v, key)
+		}
+	}, func(i int, v string) {
+		if dw.idx[i] >= 0 {
+			dw.w.AddCategory(dw.idx[i], v)
+		}
+	})
+}
+
+// DriftReport is stored at reports/<model>/<run>/drift.json.
+type DriftReport struct {
+	Model            string `json:"model"`
+	RunID            string `json:"run_id"`
+	ReferenceVersion int    `json:"reference_version"`
+	Snapshot         string `json:"snapshot"`
+	drift.Report
+}
+
+func (dw *driftWindow) finish(ctx context.Context, store objstore.Bucket, m *Metrics, in pipeline.StepInput) (pipeline.DriftResult, error) {
+	if dw.reference == 0 {
+		return pipeline.DriftResult{Why: "no production model yet: nothing to compare against"}, nil
+	}
+	rep := dw.w.Report(in.Spec.Drift.Config())
+	key := reportKey(in.Model, in.RunID, "drift.json")
+	if err := putJSON(ctx, store, key, DriftReport{Model: in.Model, RunID: in.RunID, ReferenceVersion: dw.reference,
+		Snapshot: store.URI(in.SnapshotKey), Report: rep}, false); err != nil {
+		return pipeline.DriftResult{}, classify("drift", err)
+	}
+	res := pipeline.DriftResult{ReferenceVersion: dw.reference, Drifted: rep.Drifted, Score: rep.Score, Share: rep.Share,
+		Why: rep.Why, ReportURI: store.URI(key)}
+	for _, f := range rep.Features {
+		if f.Drifted {
+			res.DriftedFeatures = append(res.DriftedFeatures, f.Name)
+		}
+		if m != nil {
+			m.DriftPSI.WithLabelValues(in.Model, f.Name).Set(f.PSI)
+			m.DriftKS.WithLabelValues(in.Model, f.Name).Set(f.KS)
+		}
+	}
+	if m != nil {
+		m.DriftScore.WithLabelValues(in.Model).Set(rep.Score)
+	}
+	return res, nil
 }
 
 // quarantineFile copies a rejected file next to a JSON note of why.
-func (d *Data) quarantineFile(ctx context.Context, qdir string, de *dataset.DataError) error {
+func quarantineFile(ctx context.Context, store objstore.Bucket, qdir string, de *dataset.DataError) error {
 	base := qdir + "files/" + strings.ReplaceAll(de.File, "/", "__")
 	note, _ := json.MarshalIndent(map[string]any{"file": de.File, "column": de.Column, "reason": de.Reason}, "", " ")
-	if err := d.putOnce(ctx, base+".reason.json", note); err != nil {
+	if err := putOnce(ctx, store, base+".reason.json", note); err != nil {
 		return err
 	}
-	data, _, err := objstore.ReadAll(ctx, d.Store, de.File)
+	data, _, err := objstore.ReadAll(ctx, store, de.File)
 	if err != nil {
 		return classify("quarantine", err)
 	}
-	return d.putOnce(ctx, base, data)
+	return putOnce(ctx, store, base, data)
 }

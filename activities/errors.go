@@ -1,6 +1,3 @@
-// Package activities holds the Temporal activities of the continuous-training loop. Each
-// concern is a struct holding its dependencies; the methods are thin: they call the domain
-// packages and translate errors into Temporal's retryable and non-retryable ones.
 package activities
 
 import (
@@ -11,40 +8,37 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
 )
 
-// Application error types the workflow branches on. None of them is retried.
-const (
-	ErrTypeInvalidData   = "InvalidData"   // schema, corrupt file, empty window, too many bad rows
-	ErrTypeModelNotFound = "ModelNotFound" // a version or artifact that should exist does not
-	ErrTypeBadArtifact   = "BadArtifact"   // checksum or format failure
-	ErrTypeConflict      = "Conflict"      // the deployment pointer is not in the expected state
-)
-
-// NonRetryable lists the types above for retry policies.
-var NonRetryable = []string{ErrTypeInvalidData, ErrTypeModelNotFound, ErrTypeBadArtifact, ErrTypeConflict}
-
-// classify turns domain errors into non-retryable application errors; anything else (network,
-// storage faults) stays a plain error that Temporal retries.
+// classify turns domain errors into non-retryable application errors of the pipeline's error
+// types; anything else (network, storage faults) stays a plain error that Temporal retries.
 func classify(step string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return err // already classified
+	}
 	msg := fmt.Sprintf("%s: %v", step, err)
 	switch {
 	case errors.Is(err, dataset.ErrInvalidData):
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidData, err)
+		return temporal.NewNonRetryableApplicationError(msg, pipeline.ErrTypeInvalidData, err)
 	case errors.Is(err, model.ErrBadArtifact):
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeBadArtifact, err)
+		return temporal.NewNonRetryableApplicationError(msg, pipeline.ErrTypeBadArtifact, err)
 	case errors.Is(err, registry.ErrNotFound):
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeModelNotFound, err)
+		return temporal.NewNonRetryableApplicationError(msg, pipeline.ErrTypeModelNotFound, err)
 	case errors.Is(err, registry.ErrConflict):
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeConflict, err)
+		return temporal.NewNonRetryableApplicationError(msg, pipeline.ErrTypeConflict, err)
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }
 
 func invalid(format string, args ...any) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypeInvalidData, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), pipeline.ErrTypeInvalidData, nil)
 }
+
+// reportKey locates one of a run's reports: reports/<model>/<run>/<name>.
+func reportKey(model, run, name string) string { return "reports/" + model + "/" + run + "/" + name }

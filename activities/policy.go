@@ -11,6 +11,7 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 )
@@ -28,7 +29,7 @@ type Policy struct {
 
 // Check evaluates the evidence and stores the decision with its input at
 // reports/<model>/<run>/policy.json.
-func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error) {
+func (p *Policy) Check(ctx context.Context, in pipeline.PolicyInput) (pipeline.PolicyResult, error) {
 	input := map[string]any{
 		"model":     in.Model,
 		"version":   in.Version,
@@ -49,25 +50,25 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 	}
 	d, err := p.Engine.Promotion(ctx, input)
 	if err != nil {
-		return PolicyResult{}, err
+		return pipeline.PolicyResult{}, err
 	}
 	key := reportKey(in.Model, in.RunID, "policy.json")
 	decisionID := fmt.Sprintf("%s/v%d/promotion", in.RunID, in.Version)
 	body, _ := json.MarshalIndent(map[string]any{"decision_id": decisionID, "policy": "driftline.promotion",
 		"input": input, "result": d}, "", " ")
 	if _, err := p.Store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
-		return PolicyResult{}, classify("policy", err)
+		return pipeline.PolicyResult{}, classify("policy", err)
 	}
 	record := map[string]any{"decision_id": decisionID, "policy": "driftline.promotion", "input": input, "result": d}
 	if p.Registry != nil {
 		if _, err := p.Registry.PutRecord(ctx, in.Model, in.Version, "decisions", decisionID, record); err != nil {
-			return PolicyResult{}, classify("policy", err)
+			return pipeline.PolicyResult{}, classify("policy", err)
 		}
 	}
 	if d.Allow && d.ServeQuantized && p.Registry != nil {
 		if _, err := p.Registry.PutRecord(ctx, in.Model, in.Version, registry.ServingRecordKind, registry.ServingRecordID,
 			registry.ServingVariant{Variant: "int8", DecisionID: decisionID}); err != nil {
-			return PolicyResult{}, classify("policy", err)
+			return pipeline.PolicyResult{}, classify("policy", err)
 		}
 	}
 	verdict := "deny"
@@ -77,14 +78,14 @@ func (p *Policy) Check(ctx context.Context, in PolicyInput) (PolicyResult, error
 	if _, err := p.Audit.Append(ctx, "policy/"+decisionID, audit.Record{Actor: "driftline", Action: "policy_decision",
 		Model: in.Model, Version: in.Version, RunID: in.RunID, Decision: verdict,
 		Details: map[string]any{"reasons": d.Reasons, "policy_revision": d.Revision, "decision_id": decisionID}}); err != nil {
-		return PolicyResult{}, classify("policy", err)
+		return pipeline.PolicyResult{}, classify("policy", err)
 	}
-	return PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons, ServeQuantized: d.Allow && d.ServeQuantized,
+	return pipeline.PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons, ServeQuantized: d.Allow && d.ServeQuantized,
 		Revision: d.Revision, DecisionURI: p.Store.URI(key)}, nil
 }
 
 // Approvers lists the RBAC subjects that may approve the model.
-func (p *Policy) Approvers(ctx context.Context, in ApproversInput) ([]string, error) {
+func (p *Policy) Approvers(ctx context.Context, in pipeline.ApproversInput) ([]string, error) {
 	who, err := p.Engine.Approvers(ctx, in.Model)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func (p *Policy) Approvers(ctx context.Context, in ApproversInput) ([]string, er
 
 // NotifyApproval posts a Slack-compatible message ({"text": ...} plus structured fields) to
 // the approval webhook, when one is configured.
-func (p *Policy) NotifyApproval(ctx context.Context, in ApprovalRequest) error {
+func (p *Policy) NotifyApproval(ctx context.Context, in pipeline.ApprovalRequest) error {
 	if p.Webhook == "" {
 		return nil
 	}
@@ -123,7 +124,7 @@ func (p *Policy) NotifyApproval(ctx context.Context, in ApprovalRequest) error {
 }
 
 // RecordIgnoredApproval audits an approval signal the run refused.
-func (p *Policy) RecordIgnoredApproval(ctx context.Context, in IgnoredApproval) error {
+func (p *Policy) RecordIgnoredApproval(ctx context.Context, in pipeline.IgnoredApproval) error {
 	decision := "reject"
 	if in.Approve {
 		decision = "approve"

@@ -1,6 +1,3 @@
-// Package approvals is the authenticated approvals endpoint: it verifies a bearer token (JWT),
-// authorizes the identity with the RBAC policy, and turns the request into the run's
-// approve/reject Update. Refused requests, which never reach Temporal history, are audited.
 package approvals
 
 import (
@@ -20,9 +17,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/starter"
-	"github.com/driftline/driftline/workflows"
 )
 
 // Keys verify tokens: an HS256 secret and/or RSA or ECDSA public keys.
@@ -123,7 +120,7 @@ func Mint(secret []byte, subject string, groups []string, ttl time.Duration) (st
 }
 
 // Deciders send a decision to a run (starter.Decide in production).
-type Decider func(ctx context.Context, model string, approve bool, a workflows.Approval) (string, error)
+type Decider func(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error)
 
 // Server is the approvals endpoint.
 type Server struct {
@@ -135,7 +132,7 @@ type Server struct {
 
 // NewServer wires a server to a Temporal client.
 func NewServer(keys Keys, engine *policies.Engine, log audit.Log, c client.Client) *Server {
-	return &Server{Keys: keys, Engine: engine, Audit: log, Decide: func(ctx context.Context, model string, approve bool, a workflows.Approval) (string, error) {
+	return &Server{Keys: keys, Engine: engine, Audit: log, Decide: func(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error) {
 		return starter.Decide(ctx, c, model, approve, a)
 	}}
 }
@@ -198,7 +195,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusForbidden, map[string]any{"error": "not allowed to approve model " + model, "reasons": d.Reasons})
 		return
 	}
-	out, err := s.Decide(ctx, model, req.Decision == "approve", workflows.Approval{Approver: who.ID, Groups: who.Groups, Reason: req.Reason, Version: req.Version})
+	out, err := s.Decide(ctx, model, req.Decision == "approve", pipeline.Approval{Approver: who.ID, Groups: who.Groups, Reason: req.Reason, Version: req.Version})
 	if err != nil {
 		var nf *serviceerror.NotFound
 		code := http.StatusConflict

@@ -20,8 +20,8 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
-	"github.com/driftline/driftline/workflows"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -29,7 +29,7 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 type fixture struct {
 	srv     *httptest.Server
 	log     audit.Log
-	decided []workflows.Approval
+	decided []pipeline.Approval
 	refuse  error
 }
 
@@ -40,7 +40,7 @@ func newFixture(t *testing.T, keys Keys) *fixture {
 	engine, err := policies.NewEngine(context.Background(), rbac)
 	require.NoError(t, err)
 	f := &fixture{log: audit.Log{Store: objstore.NewMem()}}
-	s := &Server{Keys: keys, Engine: engine, Audit: f.log, Decide: func(_ context.Context, model string, approve bool, a workflows.Approval) (string, error) {
+	s := &Server{Keys: keys, Engine: engine, Audit: f.log, Decide: func(_ context.Context, model string, approve bool, a pipeline.Approval) (string, error) {
 		if f.refuse != nil {
 			return "", f.refuse
 		}
@@ -109,7 +109,7 @@ func TestTokensAndRoles(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, f.post(t, alice, body))
 	require.Equal(t, http.StatusOK, f.post(t, platform, body), "a group grants the role")
-	require.Equal(t, []workflows.Approval{
+	require.Equal(t, []pipeline.Approval{
 		{Approver: "alice", Reason: "evidence reviewed", Version: 2},
 		{Approver: "erin", Groups: []string{"ml-platform"}, Reason: "evidence reviewed", Version: 2},
 	}, f.decided)

@@ -1,4 +1,3 @@
-// Package audit writes append-only audit records to audit/YYYY/MM/DD/<time>-<id>.json.
 package audit
 
 import (

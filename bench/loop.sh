@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The loop's data steps on a generated retail window in MinIO (started here from ./bin):
 # per-step seconds and bytes read, total bytes read against the window's size, peak RSS.
+# A first run over the same window registers v1 (not measured), so the measured run has a
+# production reference to drift against and a champion to evaluate.
 #   bench/loop.sh [STORES] [ITEMS] [DAYS]      (default 300 x 500 x 28 = 4.2M rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,9 @@ MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$pass MINIO_UPDATE=off MINIO_BROWSER=o
   bin/minio server "$dir/data" --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$((port + 1))" >"$dir/minio.log" 2>&1 &
 minio=$!
 trap 'kill $minio 2>/dev/null; wait $minio 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && break; sleep 0.1; done
-go build -o "$dir/loopbench" ./bench/loopbench
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/minio/health/live" >/dev/null && break; sleep 0.1; done
+# LOOPBENCH_BIN: a loopbench built elsewhere (e.g. from an older commit, for a before/after).
+bin=${LOOPBENCH_BIN:-$dir/loopbench}
+[ -n "${LOOPBENCH_BIN:-}" ] || go build -o "$bin" ./bench/loopbench
 LOOPBENCH_ACCESS_KEY=$user LOOPBENCH_SECRET_KEY=$pass \
-  "$dir/loopbench" -endpoint "http://127.0.0.1:$port" -stores "$stores" -items "$items" -days "$days"
+  "$bin" -endpoint "http://127.0.0.1:$port" -stores "$stores" -items "$items" -days "$days" ${LOOP_CPUPROFILE:+-cpuprofile "$LOOP_CPUPROFILE"}

@@ -6,6 +6,9 @@ import (
 	"slices"
 )
 
+// DateLayout is the format of partition dates and window bounds: dt=YYYY-MM-DD.
+const DateLayout = "2006-01-02"
+
 // Column types of a contract.
 const (
 	TypeInt    = "int"    // Parquet INT32 or INT64

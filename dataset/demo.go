@@ -1,15 +1,12 @@
 package dataset
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/driftline/driftline/objstore"
 )
@@ -105,19 +102,6 @@ func (c RetailConfig) RetailDay(day int) []RetailRow {
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
-
-// EncodeParquet writes rows as one Parquet file.
-func EncodeParquet[T any](rows []T) ([]byte, error) {
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf)
-	if _, err := w.Write(rows); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
 
 // WriteRetail writes every day of the dataset as datasets/<name>/dt=<date>/part-0000.parquet.
 // Partitions are immutable: an existing one is left as it is, so running it twice is safe.

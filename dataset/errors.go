@@ -1,5 +1,3 @@
-// Package dataset reads tabular data from Parquet objects, checks it against a model's
-// contract, pins snapshots of dataset windows and generates the demo dataset.
 package dataset
 
 import (

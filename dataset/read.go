@@ -118,7 +118,8 @@ func openFile(r io.ReaderAt, size int64) (f *parquet.File, err error) {
 			f, err = nil, fmt.Errorf("corrupt file: %v", p)
 		}
 	}()
-	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
+	// Neither bloom filters nor page indexes are used: skipping them saves their reads.
+	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 }
 
 func toFloat(v parquet.Value) float64 {

@@ -43,9 +43,6 @@ type Batch struct {
 // Num returns a numeric column of the batch.
 func (b *Batch) Num(name string) []float64 { return b.Cols[name].Num }
 
-// Str returns a string column of the batch.
-func (b *Batch) Str(name string) []string { return b.Cols[name].Str }
-
 // Value renders a cell for reports and quarantine records.
 func (b *Batch) Value(c contract.Column, r int) string {
 	d := b.Cols[c.Name]
@@ -89,13 +86,22 @@ func compatible(t string, k parquet.Kind) bool {
 	return false
 }
 
-// Scan reads the snapshot's files row group by row group (memory bounded by one row group of
-// the contract's columns), checks each pinned file is unchanged and has the contract's
-// columns with compatible types, applies the row checks and calls visit for each batch.
-// File-level problems are *DataError naming file and column.
+// Scan reads every file of the snapshot row group by row group (memory bounded by one row
+// group of the contract's columns), checks each pinned file is unchanged and has the
+// contract's columns with compatible types, applies the row checks and calls visit for each
+// batch. File-level problems are *DataError naming file and column.
 func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, visit func(*Batch) error) error {
+	return ScanDays(ctx, b, s, c, AllDays, visit)
+}
+
+// ScanDays is Scan over the files of the selected days only; the others are not opened.
+func ScanDays(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, days Days, visit func(*Batch) error) error {
 	var rowKey uint64
 	for fi, f := range s.Files {
+		if !days(f.Date) {
+			rowKey += uint64(max(f.Rows, 0))
+			continue
+		}
 		head, err := b.Head(ctx, f.Key)
 		if err != nil {
 			return err

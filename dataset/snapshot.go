@@ -7,11 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/objstore"
 )
 
-// DateLayout is the partition date format: dt=YYYY-MM-DD.
-const DateLayout = "2006-01-02"
+// DateLayout is the partition date format (declared in contract, which specs share).
+const DateLayout = contract.DateLayout
 
 // File is one pinned Parquet object of a snapshot.
 type File struct {

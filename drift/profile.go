@@ -1,7 +1,3 @@
-// Package drift builds reference profiles of training data and compares a current window
-// against them feature by feature: Kolmogorov-Smirnov, PSI, Wasserstein-1 for numeric
-// features; chi-squared, PSI and Jensen-Shannon for categorical ones; multiple-testing
-// correction across features and effect-size thresholds for the decision.
 package drift
 
 import (
@@ -222,3 +218,6 @@ func quantileEdges(sorted []float64, bins int) []float64 {
 func binOf(edges []float64, v float64) int {
 	return sort.SearchFloat64s(edges, v)
 }
+
+// PredictionFeature names the model output in prediction profiles (prediction drift).
+const PredictionFeature = "prediction"

@@ -22,6 +22,13 @@ const (
 // ErrBadArtifact marks an artifact that cannot be loaded: retrying will not help.
 var ErrBadArtifact = errors.New("bad model artifact")
 
+// Model families.
+const (
+	FamilyLinear = "linear"
+	FamilyGBDT   = "gbdt"
+	FamilyInt8   = "int8"
+)
+
 // Input describes one model input: its name, value type and whether it is a category code.
 type Input struct {
 	Name string `json:"name"`
@@ -108,20 +115,20 @@ func (m *Model) check() error {
 		return fmt.Errorf("unknown objective %q", m.Objective)
 	}
 	switch m.Family {
-	case "int8":
+	case FamilyInt8:
 		if m.Int8 == nil {
 			return errors.New("int8 family without parameters")
 		}
 		return m.Int8.prepare(len(m.Features))
-	case "gbdt":
+	case FamilyGBDT:
 		if m.GBDT == nil {
 			return errors.New("gbdt family without trees")
 		}
 		if m.Objective != "" && m.Objective != m.GBDT.Objective {
 			return fmt.Errorf("model objective %q but trees trained for %q", m.Objective, m.GBDT.Objective)
 		}
-		return m.GBDT.check(len(m.Features))
-	case "linear":
+		return m.GBDT.checked(len(m.Features))
+	case FamilyLinear:
 		l := m.Linear
 		if l == nil {
 			return errors.New("linear family without linear parameters")
@@ -141,49 +148,68 @@ func (m *Model) check() error {
 	}
 }
 
+// Predictor is what every model family answers: the margin of a row (feature order), its
+// exact SHAP explanation in margin space, and the expected margin (the explanations' base).
+// Linear, Ensemble and Int8 implement it; Model dispatches through it.
+type Predictor interface {
+	Margin(x []float64) float64
+	Explain(x []float64) (base float64, contrib []float64)
+	ExpectedMargin() float64
+}
+
+var (
+	_ Predictor = (*Linear)(nil)
+	_ Predictor = (*Ensemble)(nil)
+	_ Predictor = (*Int8)(nil)
+)
+
+// Predictor is the model's family implementation.
+func (m *Model) Predictor() Predictor {
+	switch m.Family {
+	case FamilyInt8:
+		return m.Int8
+	case FamilyGBDT:
+		return m.GBDT
+	}
+	return m.Linear
+}
+
 // Predict scores a row in feature order: the regression value, or for binary_logloss the
 // probability of class 1.
 func (m *Model) Predict(x []float64) float64 {
-	if m.Int8 != nil {
-		return m.Int8.Predict(x)
+	if m.Family == FamilyGBDT {
+		return m.GBDT.Predict(x) // its own link, with the fast path
 	}
-	if m.GBDT != nil {
-		return m.GBDT.Predict(x)
-	}
-	v := m.Linear.Predict(x)
+	v := m.Predictor().Margin(x)
 	if m.Objective == hparams.BinaryLogLoss {
 		return sigmoid(v)
 	}
 	return v
 }
 
+// PredictBatch scores rows (row-major, len(out) rows in feature order) into out: the batch
+// walk of the gbdt family, one Predict per row for the others.
+func (m *Model) PredictBatch(rows []float64, out []float64) {
+	if m.Family == FamilyGBDT {
+		m.GBDT.PredictBatch(rows, len(m.Features), out)
+		return
+	}
+	p := len(m.Features)
+	for i := range out {
+		out[i] = m.Predict(rows[i*p : i*p+p])
+	}
+}
+
 // Explain returns the base value and per-feature contributions (exact SHAP values), in
 // margin space: base + sum(contributions) is the prediction for regression and its log-odds
 // for binary_logloss.
-func (m *Model) Explain(x []float64) (float64, []float64) {
-	if m.Int8 != nil {
-		return m.Int8.Explain(x)
-	}
-	if m.GBDT != nil {
-		return m.GBDT.Explain(x)
-	}
-	return m.Linear.Explain(x)
-}
+func (m *Model) Explain(x []float64) (float64, []float64) { return m.Predictor().Explain(x) }
 
 // Classifier reports whether Predict returns a probability.
 func (m *Model) Classifier() bool { return m.Objective == hparams.BinaryLogLoss }
 
 // ExpectedValue is the explanations' base value: the prediction (margin) for an average row.
-func (m *Model) ExpectedValue() float64 {
-	if m.Int8 != nil {
-		b, _ := m.Int8.Explain(make([]float64, len(m.Features)))
-		return b
-	}
-	if m.GBDT != nil {
-		return m.GBDT.expected
-	}
-	return m.Linear.Intercept
-}
+func (m *Model) ExpectedValue() float64 { return m.Predictor().ExpectedMargin() }
 
 // MissingFeatureError names a feature a request did not carry.
 type MissingFeatureError struct{ Feature string }
@@ -215,23 +241,4 @@ func NumericInputs(features []string) []Input {
 		out[i] = Input{Name: f, Type: "double", Kind: "numeric"}
 	}
 	return out
-}
-
-// MAE is the mean absolute error of the model over column-major rows.
-func (m *Model) MAE(cols [][]float64, y []float64) (float64, error) {
-	if len(y) == 0 {
-		return 0, errors.New("mae: no rows")
-	}
-	if len(cols) != len(m.Features) {
-		return 0, fmt.Errorf("mae: %d columns for %d features", len(cols), len(m.Features))
-	}
-	x := make([]float64, len(cols))
-	var s float64
-	for i := range y {
-		for j := range cols {
-			x[j] = cols[j][i]
-		}
-		s += math.Abs(m.Predict(x) - y[i])
-	}
-	return s / float64(len(y)), nil
 }

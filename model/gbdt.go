@@ -121,11 +121,13 @@ type Ensemble struct {
 	BestIteration int `json:"best_iteration"`
 
 	fast     *compiled
+	prepared bool // checked() ran: fast, expected and the SHAP tables are set
 	lin      []*linearTree
 	expected float64
 	maxDepth int
 }
 
+// check validates the ensemble for p features (and records its depth); it prepares nothing.
 func (e *Ensemble) check(p int) error {
 	switch e.Objective {
 	case hparams.SquaredError, hparams.AbsoluteError, hparams.BinaryLogLoss:
@@ -154,8 +156,17 @@ func (e *Ensemble) check(p int) error {
 			return fmt.Errorf("gbdt: tree %d has categorical splits but the model has no bins", k)
 		}
 	}
+	return nil
+}
+
+// checked validates the ensemble for p features and prepares it for scoring: the compiled
+// fast path, the expected margin and the TreeSHAP tables (check itself changes nothing).
+func (e *Ensemble) checked(p int) error {
+	if err := e.check(p); err != nil {
+		return err
+	}
 	e.fast = compile(e)
-	e.expected = e.ExpectedMargin()
+	e.expected, e.prepared = e.expectedMargin(), true
 	e.prepareLinearShap()
 	return nil
 }

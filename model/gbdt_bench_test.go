@@ -87,3 +87,19 @@ func BenchmarkPredictRow(b *testing.B) {
 		e.Predict(x[j*p : j*p+p])
 	}
 }
+
+// BenchmarkGBDTTrainNarrow is the loop's shape: many rows, few features (the demo spec has 5),
+// where moving rows and updating predictions cost more than histograms.
+func BenchmarkGBDTTrainNarrow(b *testing.B) {
+	const p = 5
+	x, y := friedman(1_000_000, p, 1, 1)
+	m, bn := binned(b, x, y, p, nil, nil)
+	params := hparams.Default()
+	params.Trees, params.LearningRate = 20, 0.1
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := TrainGBDT(m, nil, bn, params); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

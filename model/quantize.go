@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/driftline/driftline/model/hparams"
 )
@@ -153,7 +152,7 @@ func (q *Int8) prepare(p int) error {
 		}
 		e.Trees = append(e.Trees, t)
 	}
-	if err := e.check(p); err != nil {
+	if err := e.checked(p); err != nil {
 		return err
 	}
 	q.dequantised = e
@@ -210,6 +209,14 @@ func (q *Int8) Margin(x []float64) float64 {
 }
 
 // Predict is the variant's output: the margin, or its sigmoid for binary_logloss.
+// ExpectedMargin is the explanations' base value.
+func (q *Int8) ExpectedMargin() float64 {
+	if q.dequantised != nil {
+		return q.dequantised.ExpectedMargin()
+	}
+	return q.Intercept
+}
+
 func (q *Int8) Predict(x []float64) float64 {
 	m := q.Margin(x)
 	if q.Objective == hparams.BinaryLogLoss {
@@ -228,54 +235,6 @@ func (q *Int8) Explain(x []float64) (float64, []float64) {
 		return q.Intercept, c
 	}
 	return q.dequantised.Explain(x)
-}
-
-// QuantizationReport is the int8 variant's evidence, measured on the holdout and stored in
-// the version's metadata.
-type QuantizationReport struct {
-	Variant        string  `json:"variant"` // int8
-	Key            string  `json:"key,omitempty"`
-	SizeBytes      int     `json:"size_bytes"`
-	FloatSizeBytes int     `json:"float_size_bytes"`
-	NsPerRow       float64 `json:"ns_per_row"`
-	FloatNsPerRow  float64 `json:"float_ns_per_row"`
-	MAE            float64 `json:"mae"`
-	FloatMAE       float64 `json:"float_mae"`
-	// MAELoss is the relative increase of the holdout MAE: (MAE - FloatMAE) / FloatMAE.
-	MAELoss float64 `json:"mae_loss"`
-	Rows    int     `json:"rows"`
-	Error   string  `json:"error,omitempty"` // why no variant could be made
-}
-
-// MeasureQuantization scores the holdout rows (row-major) with the model and its int8
-// variant and reports sizes, speed and the accuracy lost.
-func MeasureQuantization(m, q *Model, rows []float64, y []float64) (QuantizationReport, error) {
-	p := len(m.Features)
-	if len(y) == 0 || len(rows) != len(y)*p {
-		return QuantizationReport{}, fmt.Errorf("quantization: %d values for %d rows of %d features", len(rows), len(y), p)
-	}
-	fb, err := m.Marshal()
-	if err != nil {
-		return QuantizationReport{}, err
-	}
-	qb, err := q.Marshal()
-	if err != nil {
-		return QuantizationReport{}, err
-	}
-	r := QuantizationReport{Variant: "int8", SizeBytes: len(qb), FloatSizeBytes: len(fb), Rows: len(y)}
-	measure := func(mm *Model) (mae, ns float64) {
-		start := time.Now()
-		for i := range y {
-			mae += math.Abs(mm.Predict(rows[i*p:i*p+p]) - y[i])
-		}
-		return mae / float64(len(y)), float64(time.Since(start).Nanoseconds()) / float64(len(y))
-	}
-	r.FloatMAE, r.FloatNsPerRow = measure(m)
-	r.MAE, r.NsPerRow = measure(q)
-	if r.FloatMAE > 0 {
-		r.MAELoss = (r.MAE - r.FloatMAE) / r.FloatMAE
-	}
-	return r, nil
 }
 
 // Quantise returns the int8 variant of a model as a model of family int8.

@@ -1,4 +1,3 @@
-// Package model holds trainers, the artifact format and predictors with explanations.
 package model
 
 import (
@@ -155,7 +154,13 @@ func choleskySolve(a, b []float64, p int) ([]float64, error) {
 	return x, nil
 }
 
-// Predict scores one row given in feature order.
+// Margin is the linear score of a row (the log-odds for logistic regression).
+func (m *Linear) Margin(x []float64) float64 { return m.Predict(x) }
+
+// ExpectedMargin is the explanations' base value: the score of the mean row.
+func (m *Linear) ExpectedMargin() float64 { return m.Intercept }
+
+// Predict scores one row given in feature order (no link function).
 func (m *Linear) Predict(x []float64) float64 {
 	out := m.Intercept
 	for j, w := range m.Coef {

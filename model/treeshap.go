@@ -158,8 +158,15 @@ func (t *Tree) expectation(node int) float64 {
 }
 
 // ExpectedMargin is the base value of the explanations: BaseScore plus every tree's
-// cover-weighted mean leaf.
+// cover-weighted mean leaf (computed once when the ensemble is prepared).
 func (e *Ensemble) ExpectedMargin() float64 {
+	if e.prepared {
+		return e.expected
+	}
+	return e.expectedMargin()
+}
+
+func (e *Ensemble) expectedMargin() float64 {
 	s := e.BaseScore
 	for k := range e.Trees {
 		s += e.Trees[k].expectation(0)

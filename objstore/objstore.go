@@ -1,6 +1,3 @@
-// Package objstore is the small object-storage interface Driftline needs, with an S3
-// implementation (AWS S3, MinIO) and an in-memory one for unit tests. Both pass the same
-// contract test (objstore/contract.go).
 package objstore
 
 import (
@@ -89,9 +86,6 @@ func NewReaderAt(ctx context.Context, b Bucket, key string) (*ReaderAt, Object, 
 	}
 	return &ReaderAt{ctx: ctx, bucket: b, key: key, size: obj.Size}, obj, nil
 }
-
-// Size is the object's length in bytes.
-func (r *ReaderAt) Size() int64 { return r.size }
 
 // ReadAt implements io.ReaderAt with one ranged GET per call.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {

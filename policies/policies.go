@@ -1,5 +1,3 @@
-// Package policies embeds Driftline's Rego policies (governance as code) and evaluates them
-// with OPA, compiled once at start.
 package policies
 
 import (

@@ -1,6 +1,3 @@
-// Package predlog is the prediction log: serving appends every answered request to
-// predictions/<model>/dt=YYYY-MM-DD/part-*.parquet off the request path, and the canary
-// reads it back to compare the candidate with production on live traffic.
 package predlog
 
 import (
@@ -234,9 +231,6 @@ func readLog[T any](ctx context.Context, b objstore.Bucket, since, until time.Ti
 	return out, nil
 }
 
-// PredictionFeature names the model output in prediction profiles.
-const PredictionFeature = "prediction"
-
 // Drift compares one version's live answers (successful ones, any route) in [since, until)
 // with the reference distribution of its outputs, using the same drift code as features.
 func Drift(ctx context.Context, b objstore.Bucket, model string, version int, ref drift.Profile, since, until time.Time, cfg drift.Config) (drift.Report, int, error) {
@@ -245,9 +239,9 @@ func Drift(ctx context.Context, b objstore.Bucket, model string, version int, re
 		return drift.Report{}, 0, err
 	}
 	w := drift.NewWindow(ref)
-	i := w.Index(PredictionFeature)
+	i := w.Index(drift.PredictionFeature)
 	if i < 0 {
-		return drift.Report{}, 0, fmt.Errorf("prediction profile of %s v%d has no %q feature", model, version, PredictionFeature)
+		return drift.Report{}, 0, fmt.Errorf("prediction profile of %s v%d has no %q feature", model, version, drift.PredictionFeature)
 	}
 	n := 0
 	for k, r := range recs {

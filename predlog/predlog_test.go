@@ -55,7 +55,7 @@ func TestPredictionDriftUsesTheDriftSuite(t *testing.T) {
 	for i := range holdout {
 		holdout[i] = 10 + 2*r.NormFloat64()
 	}
-	ref, err := drift.NewProfile([]string{PredictionFeature}, [][]float64{holdout})
+	ref, err := drift.NewProfile([]string{drift.PredictionFeature}, [][]float64{holdout})
 	require.NoError(t, err)
 	start := time.UnixMilli(time.Now().Add(-time.Minute).UnixMilli())
 	write := func(version int32, shift float64, n int, withErrors bool) {
@@ -83,7 +83,7 @@ func TestPredictionDriftUsesTheDriftSuite(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3000, n)
 	require.True(t, rep.Features[0].Drifted, rep.Features[0].Why)
-	require.Equal(t, PredictionFeature, rep.Features[0].Name)
+	require.Equal(t, drift.PredictionFeature, rep.Features[0].Name)
 }
 
 // A record's partition names the same prefix as its own time does, around day boundaries

@@ -9,6 +9,7 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/spec"
 )
 
 // Deployment is the pointer serving follows (models/<m>/deployment.json).
@@ -18,10 +19,10 @@ type Deployment struct {
 	Canary      int       `json:"canary,omitempty"`
 	CanaryShare float64   `json:"canary_share,omitempty"`
 	CanarySince time.Time `json:"canary_since,omitzero"`
-	// CanaryMode is "split" (the canary answers its share) or "shadow" (production answers
+	// CanaryMode is split (the canary answers its share) or shadow (production answers
 	// everything; the candidate is scored on its share and only logged).
-	CanaryMode string `json:"canary_mode,omitempty"`
-	Previous   int    `json:"previous,omitempty"` // production before the last promotion
+	CanaryMode spec.CanaryMode `json:"canary_mode,omitempty"`
+	Previous   int             `json:"previous,omitempty"` // production before the last promotion
 	// Aliases name versions ("challenger", custom names); production and canary are the
 	// fields above.
 	Aliases   map[string]int `json:"aliases,omitempty"`
@@ -50,7 +51,7 @@ func (r *Registry) Deployment(ctx context.Context, m string) (Deployment, string
 
 // Change describes one pointer update, for the audit trail.
 type Change struct {
-	Action string // set_canary, promote, clear_canary, rollback
+	Action Transition
 	Actor  string
 	RunID  string
 	Reason string
@@ -61,7 +62,7 @@ type Change struct {
 // UpdateDeployment applies fn to the current pointer and writes it with compare-and-swap
 // (If-Match on the ETag, If-None-Match for the first write). On a lost race it re-reads and
 // re-applies fn, which may refuse with ErrConflict when the state no longer fits.
-func (r *Registry) UpdateDeployment(ctx context.Context, m string, ch Change, fn func(*Deployment) error) (Deployment, error) {
+func (r *Registry) UpdateDeployment(ctx context.Context, m string, ch Change, fn Step) (Deployment, error) {
 	for attempt := 0; attempt < 8; attempt++ {
 		d, etag, err := r.Deployment(ctx, m)
 		if err != nil {
@@ -79,7 +80,7 @@ func (r *Registry) UpdateDeployment(ctx context.Context, m string, ch Change, fn
 // ApplyIf applies fn to the pointer only if its ETag is still expectedETag (empty: the model
 // has no pointer yet): one compare-and-swap, no retry. A writer that lost the race gets
 // ErrConflict and must read the pointer again and decide anew.
-func (r *Registry) ApplyIf(ctx context.Context, m, expectedETag string, ch Change, fn func(*Deployment) error) (Deployment, error) {
+func (r *Registry) ApplyIf(ctx context.Context, m, expectedETag string, ch Change, fn Step) (Deployment, error) {
 	d, etag, err := r.Deployment(ctx, m)
 	if err != nil {
 		return d, err
@@ -95,10 +96,12 @@ func (r *Registry) ApplyIf(ctx context.Context, m, expectedETag string, ch Chang
 }
 
 // swap applies fn to d (read at etag), writes the result conditionally on that ETag and audits
-// the change. A lost race is objstore.ErrPreconditionFailed.
-func (r *Registry) swap(ctx context.Context, m string, d Deployment, etag string, ch Change, fn func(*Deployment) error) (Deployment, error) {
+// the change; a step that changes nothing writes nothing. A lost race is
+// objstore.ErrPreconditionFailed.
+func (r *Registry) swap(ctx context.Context, m string, d Deployment, etag string, ch Change, fn Step) (Deployment, error) {
 	before := d
-	if err := fn(&d); err != nil {
+	changed, err := fn(&d)
+	if err != nil || !changed {
 		return before, err
 	}
 	d.Model, d.UpdatedAt, d.UpdatedBy, d.RunID, d.Reason = m, time.Now().UTC(), ch.Actor, ch.RunID, ch.Reason
@@ -113,64 +116,40 @@ func (r *Registry) swap(ctx context.Context, m string, d Deployment, etag string
 	if _, err := r.Store.Put(ctx, DeploymentKey(m), body, opts); err != nil {
 		return before, err
 	}
-	_, err = r.Audit.Append(ctx, ch.Key, audit.Record{Actor: ch.Actor, Action: ch.Action, Model: m, RunID: ch.RunID,
+	_, err = r.Audit.Append(ctx, ch.Key, audit.Record{Actor: ch.Actor, Action: string(ch.Action), Model: m, RunID: ch.RunID,
 		Reason: ch.Reason, Version: max(d.Canary, d.Production), Details: map[string]any{"before": before, "after": d}})
 	return d, err
 }
 
-// Promote makes version production (the current production becomes the rollback target), if
-// the pointer is still at expectedETag.
-func (r *Registry) Promote(ctx context.Context, m string, version int, expectedETag string, ch Change) (Deployment, error) {
+// Step is one transition applied to a pointer read from the store: it reports whether it
+// changed anything (an idempotent retry changes nothing and writes nothing).
+type Step func(*Deployment) (changed bool, err error)
+
+// PromoteIf makes a registered version production (Deployment.Promote) if the pointer is
+// still at expectedETag: what an operator does after reading the pointer.
+func (r *Registry) PromoteIf(ctx context.Context, m string, version int, expectedETag string, ch Change) (Deployment, error) {
 	if _, err := r.Version(ctx, m, version); err != nil {
 		return Deployment{}, err
 	}
-	ch.Action = "promote"
-	return r.ApplyIf(ctx, m, expectedETag, ch, func(d *Deployment) error {
-		if d.Production == version {
-			return fmt.Errorf("v%d is already production: %w", version, ErrConflict)
-		}
-		if d.Canary == version {
-			d.Canary, d.CanaryShare, d.CanarySince = 0, 0, time.Time{}
-		}
-		d.Previous, d.Production = d.Production, version
-		return nil
-	})
+	ch.Action = TransPromote
+	return r.ApplyIf(ctx, m, expectedETag, ch, func(d *Deployment) (bool, error) { return d.Promote(version) })
 }
 
-// Rollback restores the previous production version, if the pointer is still at expectedETag.
-func (r *Registry) Rollback(ctx context.Context, m, expectedETag string, ch Change) (Deployment, error) {
-	ch.Action = "rollback"
-	return r.ApplyIf(ctx, m, expectedETag, ch, func(d *Deployment) error {
-		if d.Previous == 0 {
-			return fmt.Errorf("model %s has no previous production version to roll back to: %w", m, ErrConflict)
-		}
-		d.Production, d.Previous = d.Previous, d.Production
-		d.Canary, d.CanaryShare, d.CanarySince = 0, 0, time.Time{}
-		return nil
-	})
+// RollbackIf restores the previous production version (Deployment.Rollback) if the pointer
+// is still at expectedETag.
+func (r *Registry) RollbackIf(ctx context.Context, m, expectedETag string, ch Change) (Deployment, error) {
+	ch.Action = TransRollback
+	return r.ApplyIf(ctx, m, expectedETag, ch, (*Deployment).Rollback)
 }
 
-// SetAlias points an alias at a version (0 removes it), if the pointer is still at
-// expectedETag. production and canary are not aliases: use Promote and the canary.
-func (r *Registry) SetAlias(ctx context.Context, m, alias string, version int, expectedETag string, ch Change) (Deployment, error) {
-	if alias == "" || alias == "production" || alias == "canary" {
-		return Deployment{}, fmt.Errorf("alias %q is reserved or empty: %w", alias, ErrConflict)
-	}
+// SetAliasIf points an alias at a registered version, 0 removes it (Deployment.SetAlias), if
+// the pointer is still at expectedETag.
+func (r *Registry) SetAliasIf(ctx context.Context, m, alias string, version int, expectedETag string, ch Change) (Deployment, error) {
 	if version > 0 {
 		if _, err := r.Version(ctx, m, version); err != nil {
 			return Deployment{}, err
 		}
 	}
-	ch.Action = "set_alias"
-	return r.ApplyIf(ctx, m, expectedETag, ch, func(d *Deployment) error {
-		if d.Aliases == nil {
-			d.Aliases = map[string]int{}
-		}
-		if version == 0 {
-			delete(d.Aliases, alias)
-		} else {
-			d.Aliases[alias] = version
-		}
-		return nil
-	})
+	ch.Action = TransSetAlias
+	return r.ApplyIf(ctx, m, expectedETag, ch, func(d *Deployment) (bool, error) { return d.SetAlias(alias, version) })
 }

@@ -1,5 +1,3 @@
-// Package registry keeps immutable model versions with their lineage and the deployment
-// pointer that serving follows, both in object storage.
 package registry
 
 import (
@@ -16,6 +14,7 @@ import (
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // ErrNotFound: no such model, version or deployment.
@@ -79,7 +78,7 @@ type Version struct {
 	Metrics              map[string]float64 `json:"metrics"`
 	Lineage              Lineage            `json:"lineage"`
 	// Quantization is the int8 variant's evidence (size, speed, holdout accuracy loss).
-	Quantization *model.QuantizationReport `json:"quantization,omitempty"`
+	Quantization *pipeline.QuantizationReport `json:"quantization,omitempty"`
 	// Importance is the global feature importance: mean |SHAP| on the holdout.
 	Importance map[string]float64 `json:"feature_importance,omitempty"`
 }

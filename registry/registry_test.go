@@ -80,16 +80,7 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 	require.NoError(t, err)
 	require.Empty(t, etag)
 	require.Zero(t, d.Production)
-	promote := func(v int) func(*Deployment) error {
-		return func(d *Deployment) error {
-			if d.Production == v {
-				return nil
-			}
-			d.Previous, d.Production, d.Canary, d.CanaryShare = d.Production, v, 0, 0
-			return nil
-		}
-	}
-	d, err = r.UpdateDeployment(ctx, "demand", Change{Action: "promote", Actor: "t", Key: "p1"}, promote(1))
+	d, err = r.UpdateDeployment(ctx, "demand", Change{Action: TransPromote, Actor: "t", Key: "p1"}, func(d *Deployment) (bool, error) { return d.Promote(1) })
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Production)
 
@@ -99,9 +90,9 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 		wg2.Add(1)
 		go func() {
 			defer wg2.Done()
-			_, err := r.UpdateDeployment(ctx, "demand", Change{Action: "bump", Actor: "t", Key: fmt.Sprint("bump", i)}, func(d *Deployment) error {
+			_, err := r.UpdateDeployment(ctx, "demand", Change{Action: "bump", Actor: "t", Key: fmt.Sprint("bump", i)}, func(d *Deployment) (bool, error) {
 				d.CanaryShare += 0.01
-				return nil
+				return true, nil
 			})
 			if err != nil && !errors.Is(err, ErrConflict) {
 				t.Errorf("update: %v", err)
@@ -113,8 +104,8 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 	require.NoError(t, err)
 	require.InDelta(t, 0.08, d.CanaryShare, 1e-9, "no lost update")
 
-	_, err = r.UpdateDeployment(ctx, "demand", Change{Action: "x", Key: "refuse"}, func(*Deployment) error {
-		return fmt.Errorf("canary is not v9: %w", ErrConflict)
+	_, err = r.UpdateDeployment(ctx, "demand", Change{Action: "x", Key: "refuse"}, func(*Deployment) (bool, error) {
+		return false, fmt.Errorf("canary is not v9: %w", ErrConflict)
 	})
 	require.ErrorIs(t, err, ErrConflict)
 	recs, err := r.Audit.List(ctx, "demand", v1.CreatedAt.Add(-1))
@@ -138,7 +129,7 @@ func racingPromotions(t *testing.T, b objstore.Bucket) {
 	}
 	_, etag, err := r.Deployment(ctx, "demand")
 	require.NoError(t, err)
-	d, err := r.Promote(ctx, "demand", 1, etag, Change{Actor: "alice", Key: "first"})
+	d, err := r.PromoteIf(ctx, "demand", 1, etag, Change{Actor: "alice", Key: "first"})
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Production)
 	_, etag, err = r.Deployment(ctx, "demand")
@@ -149,7 +140,7 @@ func racingPromotions(t *testing.T, b objstore.Bucket) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.Promote(ctx, "demand", 2+i%2, etag, Change{Actor: fmt.Sprint("op", i), Key: fmt.Sprint("race", i)})
+			_, errs[i] = r.PromoteIf(ctx, "demand", 2+i%2, etag, Change{Actor: fmt.Sprint("op", i), Key: fmt.Sprint("race", i)})
 		}()
 	}
 	wg.Wait()
@@ -167,20 +158,20 @@ func racingPromotions(t *testing.T, b objstore.Bucket) {
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Previous)
 	// Rollback restores the previous production through the same compare-and-swap.
-	_, err = r.Rollback(ctx, "demand", `"stale"`, Change{Actor: "alice", Key: "rb-stale"})
+	_, err = r.RollbackIf(ctx, "demand", `"stale"`, Change{Actor: "alice", Key: "rb-stale"})
 	require.ErrorIs(t, err, ErrConflict)
-	rolled, err := r.Rollback(ctx, "demand", etag, Change{Actor: "alice", Reason: "bad metrics", Key: "rb"})
+	rolled, err := r.RollbackIf(ctx, "demand", etag, Change{Actor: "alice", Reason: "bad metrics", Key: "rb"})
 	require.NoError(t, err)
 	require.Equal(t, 1, rolled.Production)
 	require.Equal(t, d.Production, rolled.Previous)
 	_, etag, err = r.Deployment(ctx, "demand")
 	require.NoError(t, err)
-	d, err = r.SetAlias(ctx, "demand", "challenger", 3, etag, Change{Actor: "alice", Key: "alias"})
+	d, err = r.SetAliasIf(ctx, "demand", "challenger", 3, etag, Change{Actor: "alice", Key: "alias"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"challenger": 3}, d.Aliases)
-	_, err = r.SetAlias(ctx, "demand", "production", 3, "", Change{Key: "x"})
+	_, err = r.SetAliasIf(ctx, "demand", "production", 3, "", Change{Key: "x"})
 	require.ErrorIs(t, err, ErrConflict)
-	_, err = r.Promote(ctx, "demand", 99, etag, Change{Key: "y"})
+	_, err = r.PromoteIf(ctx, "demand", 99, etag, Change{Key: "y"})
 	require.ErrorIs(t, err, ErrNotFound)
 	recs, err := r.Audit.List(ctx, "demand", time.Now().Add(-time.Hour))
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -129,7 +130,7 @@ func (e *Enricher) Fill(ctx context.Context, model string, rows []map[string]flo
 		reason := "error"
 		if errors.Is(ferr, gobreaker.ErrOpenState) || errors.Is(ferr, gobreaker.ErrTooManyRequests) {
 			reason = "circuit_open"
-		} else if errors.Is(ferr, context.DeadlineExceeded) || strings.Contains(ferr.Error(), "Timeout") {
+		} else if isTimeout(ferr) {
 			reason = "timeout"
 		}
 		e.mu.Lock()
@@ -159,4 +160,11 @@ func newEnrichmentMetrics(reg prometheus.Registerer, m *Metrics) {
 	m.BreakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
 		Name: "enrichment_breaker_state", Help: "Circuit breaker of an enrichment source: 0 closed, 1 half-open, 2 open."}, []string{"feature"})
 	reg.MustRegister(m.Enrichments, m.BreakerState)
+}
+
+// isTimeout reports whether a source call failed by its deadline (the context's or the HTTP
+// client's), from the error's type, not its text.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

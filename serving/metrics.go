@@ -1,9 +1,10 @@
-// Package serving is the serving worker: it follows each model's deployment pointer, loads
-// the production and canary versions from the registry, routes the canary share by a stable
-// hash of the routing key and answers predictions over HTTP.
 package serving
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftline/driftline/pipeline"
+)
 
 // Metric namespace and subsystem of the serving worker.
 const (
@@ -18,6 +19,9 @@ type Metrics struct {
 	Version    *prometheus.GaugeVec
 	LoadErrors *prometheus.CounterVec
 	Dropped    prometheus.Counter
+	// CandidateErrors counts answers a canary or shadow candidate failed to give (production
+	// answered instead, or in shadow mode the failure is only logged).
+	CandidateErrors *prometheus.CounterVec
 	// Enrichment of missing features (enrich.go).
 	Enrichments  *prometheus.CounterVec
 	BreakerState *prometheus.GaugeVec
@@ -27,7 +31,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
-			Name: "requests_total", Help: "Prediction requests by model, answering version, route and HTTP code."},
+			Name: "requests_total", Help: "Prediction responses (v1 and v2, every code) by model, answering version, route and HTTP code; model, version and route are empty when the request never reached a served model."},
 			[]string{"model", "version", "route", "code"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "request_duration_seconds", Help: "Prediction latency by model and route.",
@@ -38,14 +42,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "model_load_errors_total", Help: "Failed loads of a deployment change; the previous models keep serving."}, []string{"model"}),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "prediction_log_dropped_total", Help: "Prediction log records dropped because the buffer was full."}),
+		CandidateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "candidate_errors_total", Help: "Rows a canary or shadow candidate failed to score, by model, version and route."},
+			[]string{"model", "version", "route"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped)
+	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped, m.CandidateErrors)
 	newEnrichmentMetrics(reg, m)
 	return m
 }
 
 func (m *Metrics) initModel(model string) {
-	for _, role := range []string{"production", "canary"} {
+	for _, role := range []string{string(pipeline.RouteProduction), string(pipeline.RouteCanary)} {
 		m.Version.WithLabelValues(model, role)
 		m.Latency.WithLabelValues(model, role)
 	}

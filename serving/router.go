@@ -13,6 +13,7 @@ import (
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // loaded is a model version in memory.
@@ -106,7 +107,7 @@ func (w *watcher) poll(ctx context.Context) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("load canary v%d: %w", d.Canary, err))
 	}
-	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == "shadow"})
+	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == spec.ModeShadow})
 	w.etag = etag
 	if etag == "" {
 		w.etag = obj.ETag

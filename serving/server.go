@@ -24,6 +24,7 @@ import (
 
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
 )
@@ -46,15 +47,15 @@ type Options struct {
 
 // Server answers predictions for a set of models.
 type Server struct {
-	opts     Options
-	watchers map[string]*watcher
-	metrics  *Metrics
-	reg      *prometheus.Registry
-	log      *predlog.Writer[predlog.Record]
-	labels   *predlog.Writer[predlog.Label]
-	mux      *http.ServeMux
-	seriesMu sync.RWMutex
-	series   map[seriesKey]okSeries
+	opts        Options
+	watchers    map[string]*watcher
+	metrics     *Metrics
+	reg         *prometheus.Registry
+	log         *predlog.Writer[predlog.Record]
+	labels      *predlog.Writer[predlog.Label]
+	mux         *http.ServeMux
+	seriesMu    sync.RWMutex
+	seriesCache map[seriesKey]okSeries
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -93,7 +94,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s.mux.HandleFunc("POST /v1/models/{action}", s.predict)
+	s.mux.HandleFunc("POST /v1/models/{action}", s.instrument(s.predict))
 	s.mux.HandleFunc("GET /v1/models/{name}", s.describe)
 	s.mux.HandleFunc("POST /v1/models/{name}/feedback", s.feedback)
 	s.mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
@@ -102,7 +103,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v2/health/ready", s.v2Ready)
 	s.mux.HandleFunc("GET /v2/models/{name}", s.v2Metadata)
 	s.mux.HandleFunc("GET /v2/models/{name}/ready", s.v2ModelReady)
-	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.v2Infer)
+	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.instrument(s.v2Infer))
 	return s, nil
 }
 
@@ -232,39 +233,81 @@ type PredictResponse struct {
 	Explanations []*Explanation `json:"explanations,omitempty"`
 }
 
-// answer is what the scoring core produced for a request.
-type answer struct {
-	version      int
-	route        string
-	preds        []float64
-	explanations []*Explanation
-	fallback     string
+// ScoreRequest is one request to the scoring core, whatever front end it came through.
+type ScoreRequest struct {
+	Model, RequestID, RoutingKey string
+	Rows                         []map[string]float64
+	Explain                      bool
+	// Attributes are logged with the prediction, not used by the model (the protected
+	// attribute the canary checks) and fill enrichment URLs (the region of the weather).
+	Attributes map[string]string
+	Start      time.Time
 }
 
-// httpErr is an error with its HTTP status.
-type httpErr struct {
-	code int
-	msg  string
+// ScoreResult is the scoring core's answer.
+type ScoreResult struct {
+	Version      int
+	Route        pipeline.Route
+	Predictions  []float64
+	Explanations []*Explanation
+	Fallback     string // why a fallback answered or a feature was filled in
 }
 
-func (e *httpErr) Error() string { return e.msg }
+// ErrorKind is what went wrong with a request, for the front end to map to its status.
+type ErrorKind int
 
-// serve scores rows for a model: canary or shadow by the routing key, production otherwise,
-// with production answering when the candidate fails. Every scored row is logged.
-func (s *Server) serve(name, requestID, routingKey string, rows []map[string]float64, explain bool, attrs map[string]string, start time.Time) (answer, error) {
-	wt, ok := s.watchers[name]
+// The kinds of scoring error.
+const (
+	ErrBadInput     ErrorKind = iota + 1 // the request is malformed (400, INVALID_ARGUMENT)
+	ErrUnknownModel                      // the model is not served here (404, NOT_FOUND)
+	ErrNotReady                          // no production version loaded yet (503, UNAVAILABLE)
+)
+
+// ScoreError is a typed scoring error; its message names what was wrong.
+type ScoreError struct {
+	Kind ErrorKind
+	Msg  string
+}
+
+func (e *ScoreError) Error() string { return e.Msg }
+
+func scoreErr(kind ErrorKind, format string, args ...any) error {
+	return &ScoreError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// httpStatus maps an error of the scoring core to its HTTP status.
+func httpStatus(err error) int {
+	var se *ScoreError
+	if errors.As(err, &se) {
+		switch se.Kind {
+		case ErrUnknownModel:
+			return http.StatusNotFound
+		case ErrNotReady:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// Score scores rows for a model: canary or shadow by the routing key, production otherwise,
+// with production answering when the candidate fails. Every scored row is logged. Enrichment
+// runs under ctx (the request's), so a client that goes away stops it.
+func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, error) {
+	wt, ok := s.watchers[req.Model]
 	if !ok {
-		return answer{}, &httpErr{http.StatusNotFound, fmt.Sprintf("unknown model %q", name)}
+		return ScoreResult{}, scoreErr(ErrUnknownModel, "unknown model %q", req.Model)
 	}
 	t := wt.current.Load()
 	if t.production == nil {
-		return answer{}, &httpErr{http.StatusServiceUnavailable, fmt.Sprintf("model %q has no production version loaded yet", name)}
+		return ScoreResult{}, scoreErr(ErrNotReady, "model %q has no production version loaded yet", req.Model)
 	}
+	rows, start := req.Rows, req.Start
 	var enrichNote []string
 	for _, e := range s.opts.Enrich {
-		note, err := e.Fill(context.Background(), name, rows, attrs)
+		note, err := e.Fill(ctx, req.Model, rows, req.Attributes)
 		if err != nil {
-			return answer{}, &httpErr{http.StatusBadRequest, err.Error()}
+			return ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 		}
 		if note != "" {
 			enrichNote = append(enrichNote, note)
@@ -272,19 +315,19 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 	}
 	enriched := strings.Join(enrichNote, "; ")
 	attrJSON := ""
-	if len(attrs) > 0 {
-		b, _ := json.Marshal(attrs)
+	if len(req.Attributes) > 0 {
+		b, _ := json.Marshal(req.Attributes)
 		attrJSON = string(b)
 	}
-	logRows := func(l *loaded, route string, preds []float64, errMsg, fallback string) {
+	logRows := func(l *loaded, route pipeline.Route, preds []float64, errMsg, fallback string) {
 		for i, x := range rows {
 			inputs := l.keys.append(make([]byte, 0, 128), x)
-			id := requestID
+			id := req.RequestID
 			if len(rows) > 1 {
-				id = fmt.Sprintf("%s/%d", requestID, i)
+				id = fmt.Sprintf("%s/%d", req.RequestID, i)
 			}
-			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: name, Version: int32(l.version), Route: route,
-				RoutingKey: routingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
+			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: req.Model, Version: int32(l.version), Route: string(route),
+				RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
 				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched)}
 			if preds != nil {
 				rec.Prediction = preds[i]
@@ -293,37 +336,36 @@ func (s *Server) serve(name, requestID, routingKey string, rows []map[string]flo
 		}
 	}
 	var fallback string
-	if t.canary != nil && InCanary(routingKey, t.share) {
-		route := "canary"
+	if t.canary != nil && InCanary(req.RoutingKey, t.share) {
+		route := pipeline.RouteCanary
 		if t.shadow {
-			route = "shadow"
+			route = pipeline.RouteShadow
 		}
-		preds, expl, err := scoreAll(t.canary.model, rows, explain)
+		preds, expl, err := scoreAll(t.canary.model, rows, req.Explain)
 		switch {
 		case err == nil && !t.shadow:
 			logRows(t.canary, route, preds, "", "")
-			return answer{version: t.canary.version, route: route, preds: preds, explanations: expl, fallback: enriched}, nil
+			return ScoreResult{Version: t.canary.version, Route: route, Predictions: preds, Explanations: expl, Fallback: enriched}, nil
 		case err == nil:
 			logRows(t.canary, route, preds, "", "")
 		default:
 			// The candidate failed: count it against the candidate, answer with production.
 			logRows(t.canary, route, nil, err.Error(), "")
-			s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.canary.version), route, "error").Inc()
+			s.metrics.CandidateErrors.WithLabelValues(req.Model, strconv.Itoa(t.canary.version), string(route)).Inc()
 			if !t.shadow {
-				fallback = route + " v" + strconv.Itoa(t.canary.version) + " failed: " + err.Error()
+				fallback = string(route) + " v" + strconv.Itoa(t.canary.version) + " failed: " + err.Error()
 			}
 		}
 	}
-	preds, expl, err := scoreAll(t.production.model, rows, explain)
+	preds, expl, err := scoreAll(t.production.model, rows, req.Explain)
 	if err != nil {
-		s.metrics.Requests.WithLabelValues(name, strconv.Itoa(t.production.version), "production", "400").Inc()
-		return answer{}, &httpErr{http.StatusBadRequest, err.Error()}
+		return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction}, scoreErr(ErrBadInput, "%v", err)
 	}
 	if fallback == "" {
-		logRows(t.production, "production", preds, "", "")
+		logRows(t.production, pipeline.RouteProduction, preds, "", "")
 	}
-	return answer{version: t.production.version, route: "production", preds: preds, explanations: expl,
-		fallback: joinNotes(fallback, enriched)}, nil
+	return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction, Predictions: preds, Explanations: expl,
+		Fallback: joinNotes(fallback, enriched)}, nil
 }
 
 // joinNotes joins two fallback notes with "; ", either may be empty (no allocation then).
@@ -416,6 +458,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
 		return
 	}
+	servedModel(w, name)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 64<<10 { // a large batch's buffer is not kept
@@ -426,7 +469,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	body, code, err := readBodyInto(buf, w, r)
 	if err != nil {
 		httpError(w, code, "%v", err)
-		s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
 		return
 	}
 	// The common shape is parsed without reflection; anything else, errors included, by the
@@ -436,7 +478,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		req = PredictRequest{}
 		if code, err := decodeStrictBytes(body, &req); err != nil {
 			httpError(w, code, "%v", err)
-			s.metrics.Requests.WithLabelValues(name, "", "", strconv.Itoa(code)).Inc()
 			return
 		}
 	}
@@ -460,7 +501,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		x, err := numbers(req.Features, "features.")
 		if err != nil {
 			httpError(w, http.StatusBadRequest, "%v", err)
-			s.metrics.Requests.WithLabelValues(name, "", "", "400").Inc()
 			return
 		}
 		rows = append(rows, x)
@@ -472,25 +512,24 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if req.RequestID == "" {
 		req.RequestID = randomID()
 	}
-	a, err := s.serve(name, req.RequestID, req.RoutingKey, rows, req.Explain, req.Attributes, start)
+	a, err := s.Score(r.Context(), ScoreRequest{Model: name, RequestID: req.RequestID, RoutingKey: req.RoutingKey, Rows: rows,
+		Explain: req.Explain, Attributes: req.Attributes, Start: start})
 	if err != nil {
-		he := err.(*httpErr)
-		if he.code == http.StatusServiceUnavailable {
-			s.metrics.Requests.WithLabelValues(name, "", "", "503").Inc()
-		}
-		httpError(w, he.code, "%s", he.msg)
+		answered(w, name, a.Version, a.Route)
+		httpError(w, httpStatus(err), "%v", err)
 		return
 	}
-	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.version, Route: a.route, Fallback: a.fallback}
+	answered(w, name, a.Version, a.Route)
+	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.Version, Route: string(a.Route), Fallback: a.Fallback}
 	if req.Instances != nil {
-		resp.Predictions, resp.Explanations = a.preds, a.explanations
+		resp.Predictions, resp.Explanations = a.Predictions, a.Explanations
 	} else {
-		resp.Prediction = a.preds[0]
-		if a.explanations != nil {
-			resp.Explanation = a.explanations[0]
+		resp.Prediction = a.Predictions[0]
+		if a.Explanations != nil {
+			resp.Explanation = a.Explanations[0]
 		}
 	}
-	s.finish(w, name, resp, start)
+	s.finish(w, resp)
 }
 
 // answerPool recycles the buffers fast-path answers are written into.
@@ -499,7 +538,7 @@ var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &
 // jsonContentType is shared by every fast-path response (never modified).
 var jsonContentType = []string{"application/json"}
 
-func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse, start time.Time) {
+func (s *Server) finish(w http.ResponseWriter, resp PredictResponse) {
 	buf := answerPool.Get().(*[]byte)
 	defer answerPool.Put(buf)
 	if b, ok := appendPredictResponse((*buf)[:0], resp); ok {
@@ -511,45 +550,6 @@ func (s *Server) finish(w http.ResponseWriter, name string, resp PredictResponse
 	} else {
 		writeJSON(w, http.StatusOK, resp)
 	}
-	s.okMetrics(name, resp.Version, resp.Route).observe(time.Since(start))
-}
-
-// okSeries are the metric children of successful answers of one model, version and route,
-// looked up once instead of hashing label values on every request.
-type okSeries struct {
-	requests prometheus.Counter
-	latency  prometheus.Observer
-}
-
-func (o okSeries) observe(d time.Duration) {
-	o.requests.Inc()
-	o.latency.Observe(d.Seconds())
-}
-
-// seriesKey names the okSeries of a model, version and route (a struct: no string to build).
-type seriesKey struct {
-	name    string
-	version int
-	route   string
-}
-
-func (s *Server) okMetrics(name string, version int, route string) okSeries {
-	key := seriesKey{name, version, route}
-	s.seriesMu.RLock()
-	o, ok := s.series[key]
-	s.seriesMu.RUnlock()
-	if ok {
-		return o
-	}
-	o = okSeries{requests: s.metrics.Requests.WithLabelValues(name, strconv.Itoa(version), route, "200"),
-		latency: s.metrics.Latency.WithLabelValues(name, route)}
-	s.seriesMu.Lock()
-	if s.series == nil {
-		s.series = map[seriesKey]okSeries{}
-	}
-	s.series[key] = o
-	s.seriesMu.Unlock()
-	return o
 }
 
 func score(m *model.Model, feats map[string]float64, explain bool) (float64, *Explanation, error) {

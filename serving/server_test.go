@@ -44,9 +44,9 @@ func register(t *testing.T, r *registry.Registry, run string, k float64, withZ b
 
 func deploy(t *testing.T, r *registry.Registry, prod, canary int, share float64) {
 	t.Helper()
-	_, err := r.UpdateDeployment(context.Background(), "demand", registry.Change{Action: "test", Key: fmt.Sprint(time.Now().UnixNano())}, func(d *registry.Deployment) error {
+	_, err := r.UpdateDeployment(context.Background(), "demand", registry.Change{Action: "test", Key: fmt.Sprint(time.Now().UnixNano())}, func(d *registry.Deployment) (bool, error) {
 		d.Production, d.Canary, d.CanaryShare = prod, canary, share
-		return nil
+		return true, nil
 	})
 	require.NoError(t, err)
 }

@@ -96,6 +96,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
 		return
 	}
+	servedModel(w, name)
 	var req v2InferRequest
 	if code, err := decodeStrict(w, r, &req); err != nil {
 		httpError(w, code, "%v", err)
@@ -151,22 +152,23 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if req.ID == "" {
 		req.ID = randomID()
 	}
-	a, err := s.serve(name, req.ID, routingKey, rows, explain, nil, start)
+	a, err := s.Score(r.Context(), ScoreRequest{Model: name, RequestID: req.ID, RoutingKey: routingKey, Rows: rows, Explain: explain,
+		Attributes: v2Attributes(req.Parameters), Start: start})
+	answered(w, name, a.Version, a.Route)
 	if err != nil {
-		he := err.(*httpErr)
-		httpError(w, he.code, "%s", he.msg)
+		httpError(w, httpStatus(err), "%v", err)
 		return
 	}
-	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.version), ID: req.ID,
-		Parameters: map[string]any{"route": a.route}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.preds}}}
-	if a.fallback != "" {
-		resp.Parameters["fallback"] = a.fallback
+	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.Version), ID: req.ID,
+		Parameters: map[string]any{"route": a.Route}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.Predictions}}}
+	if a.Fallback != "" {
+		resp.Parameters["fallback"] = a.Fallback
 	}
-	if a.explanations != nil {
+	if a.Explanations != nil {
 		base := v2OutTensor{Name: "base_value", Shape: []int{n}, Datatype: "FP64"}
 		contrib := map[string]*v2OutTensor{}
 		var order []string
-		for _, e := range a.explanations {
+		for _, e := range a.Explanations {
 			base.Data = append(base.Data, e.BaseValue)
 			for f, c := range e.Contributions {
 				t, ok := contrib[f]
@@ -188,7 +190,29 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
-	s.okMetrics(name, a.version, a.route).observe(time.Since(start))
+}
+
+// v2Attributes are a v2 request's attributes (logged with the prediction, used by enrichment):
+// the "attributes" parameter (an object of strings) and every other string parameter but
+// routing_key, as KServe clients send request metadata.
+func v2Attributes(params map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range params {
+		if sv, ok := v.(string); ok && k != "routing_key" {
+			out[k] = sv
+		}
+	}
+	if obj, ok := params["attributes"].(map[string]any); ok {
+		for k, v := range obj {
+			if sv, ok := v.(string); ok {
+				out[k] = sv
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // FeedbackRequest carries ground-truth labels by request id.

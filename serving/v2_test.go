@@ -95,9 +95,9 @@ func TestBatchShadowAndFeedback(t *testing.T) {
 	s, ts := newServer(t, b)
 	v1 := register(t, r, "r1", 2, false)
 	v2 := register(t, r, "r2", 3, false)
-	_, err := r.UpdateDeployment(context.Background(), "demand", registry.Change{Action: "test", Key: "shadow"}, func(d *registry.Deployment) error {
+	_, err := r.UpdateDeployment(context.Background(), "demand", registry.Change{Action: "test", Key: "shadow"}, func(d *registry.Deployment) (bool, error) {
 		d.Production, d.Canary, d.CanaryShare, d.CanaryMode = v1, v2, 1, "shadow"
-		return nil
+		return true, nil
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.watchers["demand"].poll(context.Background()))

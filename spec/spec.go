@@ -1,5 +1,3 @@
-// Package spec holds the model spec: the versioned YAML file that says what a model is trained
-// on, how, and what it must prove before it reaches production.
 package spec
 
 import (
@@ -154,7 +152,7 @@ type Canary struct {
 	// Steps ramp the share (e.g. 0.05, 0.25, 0.5); empty means one step at Share.
 	Steps []float64 `yaml:"steps" json:"steps,omitempty"`
 	// Mode is split (the candidate answers its share) or shadow (scored and logged only).
-	Mode string `yaml:"mode" json:"mode,omitempty"`
+	Mode CanaryMode `yaml:"mode" json:"mode,omitempty"`
 	// MaxFallbackRateDelta: the candidate's fallback rate may exceed production's by this.
 	MaxFallbackRateDelta float64 `yaml:"max_fallback_rate_delta" json:"max_fallback_rate_delta"`
 	// MinLabels per route before live MAE counts; the candidate then fails when its MAE is
@@ -277,7 +275,6 @@ func (s *Spec) applyDefaults() {
 	s.Canary.ProtectedAttribute = s.Fairness.ProtectedAttribute
 	s.Canary.MinDisparateImpact = s.Fairness.MinDisparateImpact
 	s.Canary.MinGroupRows = s.Fairness.MinGroupRows
-	def(&s.Evaluation.MaxRegression, 0.0)
 	if s.Approval.Timeout.Duration == 0 {
 		s.Approval.Timeout.Duration = 24 * time.Hour
 	}
@@ -300,7 +297,7 @@ func (s *Spec) applyDefaults() {
 		s.Canary.MinLabels = 30
 	}
 	if s.Canary.Mode == "" {
-		s.Canary.Mode = "split"
+		s.Canary.Mode = ModeSplit
 	}
 	if s.Evaluation.SegmentBy == "" {
 		s.Evaluation.SegmentBy = s.Fairness.ProtectedAttribute
@@ -433,15 +430,10 @@ func (s Spec) Validate() error {
 			break
 		}
 	}
-	if s.Canary.Mode != "split" && s.Canary.Mode != "shadow" {
+	if s.Canary.Mode != ModeSplit && s.Canary.Mode != ModeShadow {
 		add("canary.mode: %q is not split or shadow", s.Canary.Mode)
 	}
 	return errors.Join(errs...)
-}
-
-// Columns lists every column the model reads: features then target.
-func (s Spec) Columns() []string {
-	return append(append([]string(nil), s.Features...), s.Target)
 }
 
 // FeatureKinds says, per feature, whether drift treats it as numeric or categorical.
@@ -468,3 +460,12 @@ func sortedKeys(m map[string]float64) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// CanaryMode is how a candidate takes its share of the traffic.
+type CanaryMode string
+
+// The canary modes.
+const (
+	ModeSplit  CanaryMode = "split"  // the candidate answers its share
+	ModeShadow CanaryMode = "shadow" // production answers everything; the candidate is scored on its share and logged
+)

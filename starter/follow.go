@@ -8,20 +8,20 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/driftline/driftline/workflows"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // Follow prints each step of a run as it finishes (polling the status query) until the run
 // closes, and calls onApproval once when the run starts waiting for a human.
-func Follow(ctx context.Context, c client.Client, model string, run client.WorkflowRun, out io.Writer, onApproval func(workflows.Status)) (workflows.RunResult, error) {
+func Follow(ctx context.Context, c client.Client, model string, run client.WorkflowRun, out io.Writer, onApproval func(pipeline.Status)) (pipeline.RunResult, error) {
 	done := make(chan error, 1)
-	var res workflows.RunResult
+	var res pipeline.RunResult
 	go func() { done <- run.Get(ctx, &res) }()
 	printed, asked := 0, false
-	stage := ""
+	var stage pipeline.Stage
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
-	show := func(st workflows.Status) {
+	show := func(st pipeline.Status) {
 		for ; printed < len(st.Steps); printed++ {
 			s := st.Steps[printed]
 			if s.Finished.IsZero() {
@@ -31,11 +31,11 @@ func Follow(ctx context.Context, c client.Client, model string, run client.Workf
 		}
 		if st.Stage != stage {
 			stage = st.Stage
-			if stage == workflows.StageApproval || stage == workflows.StageCanary {
+			if stage == pipeline.StageApproval || stage == pipeline.StageCanary {
 				fmt.Fprintf(out, "  %-18s ...     in progress\n", stage)
 			}
 		}
-		if st.Stage == workflows.StageApproval && !asked && onApproval != nil {
+		if st.Stage == pipeline.StageApproval && !asked && onApproval != nil {
 			asked = true
 			onApproval(st)
 		}
@@ -46,7 +46,7 @@ func Follow(ctx context.Context, c client.Client, model string, run client.Workf
 			if st, qerr := Status(ctx, c, model, run.GetRunID()); qerr == nil {
 				show(st)
 				if err != nil {
-					res = workflows.RunResult{Outcome: st.Outcome, Reason: st.Reason, Version: st.CandidateVersion}
+					res = pipeline.RunResult{Outcome: st.Outcome, Reason: st.Reason, Version: st.CandidateVersion}
 				}
 			}
 			return res, err

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/workflows"
 )
@@ -26,10 +27,10 @@ func CreateSchedule(ctx context.Context, c client.Client, sp spec.Spec, cron str
 		Spec:    client.ScheduleSpec{CronExpressions: []string{cron}},
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Action: &client.ScheduleWorkflowAction{
-			ID:                    workflows.WorkflowID(sp.Model),
-			Workflow:              workflows.ContinuousTraining,
-			Args:                  []any{workflows.RunInput{Spec: sp, RequestedBy: "schedule:" + id}},
-			TaskQueue:             workflows.TaskQueue,
+			ID:                    pipeline.WorkflowID(sp.Model),
+			Workflow:              pipeline.ContinuousTraining,
+			Args:                  []any{pipeline.RunInput{Spec: sp, RequestedBy: "schedule:" + id}},
+			TaskQueue:             pipeline.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(sp.Model)),
 		},
 		Note: fmt.Sprintf("retrain %s on cron %q (spec %s)", sp.Model, cron, sp.Hash[:12]),

@@ -1,5 +1,3 @@
-// Package starter is the client side of Driftline: start and follow runs, read their status,
-// approve or reject candidates, manage schedules and set up a namespace. The CLI uses it.
 package starter
 
 import (
@@ -16,24 +14,25 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/workflows"
 )
 
 // StartRun starts the model's loop. There is at most one open run per model: starting while
 // one runs fails with a clear error.
-func StartRun(ctx context.Context, c client.Client, in workflows.RunInput) (client.WorkflowRun, error) {
+func StartRun(ctx context.Context, c client.Client, in pipeline.RunInput) (client.WorkflowRun, error) {
 	if err := in.Spec.Validate(); err != nil {
 		return nil, fmt.Errorf("spec of model %q: %w", in.Spec.Model, err)
 	}
 	opts := client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(in.Spec.Model),
-		TaskQueue:                workflows.TaskQueue,
+		ID:                       pipeline.WorkflowID(in.Spec.Model),
+		TaskQueue:                pipeline.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
 		StaticSummary:            fmt.Sprintf("retrain %s on %s (%s..%s)", in.Spec.Model, in.Spec.Dataset.Name, orNow(in.From), orNow(in.To)),
 	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ContinuousTraining, in)
+	run, err := c.ExecuteWorkflow(ctx, opts, pipeline.ContinuousTraining, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, fmt.Errorf("model %s already has a run in progress (%s): wait for it or cancel it", in.Spec.Model, opts.ID)
@@ -49,24 +48,24 @@ func orNow(s string) string {
 }
 
 // Status asks a run (the latest of the model when runID is empty) for its status.
-func Status(ctx context.Context, c client.Client, model, runID string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := c.QueryWorkflow(ctx, workflows.WorkflowID(model), runID, workflows.QueryStatus)
+func Status(ctx context.Context, c client.Client, model, runID string) (pipeline.Status, error) {
+	var st pipeline.Status
+	v, err := c.QueryWorkflow(ctx, pipeline.WorkflowID(model), runID, pipeline.QueryStatus)
 	if err != nil {
-		return st, fmt.Errorf("status of %s: %w", workflows.WorkflowID(model), err)
+		return st, fmt.Errorf("status of %s: %w", pipeline.WorkflowID(model), err)
 	}
 	return st, v.Get(&st)
 }
 
 // Decide sends the approve or reject Update and waits for its result. The workflow's validator
 // refuses unknown approvers, wrong versions, duplicates and missing reasons.
-func Decide(ctx context.Context, c client.Client, model string, approve bool, a workflows.Approval) (string, error) {
-	name := workflows.UpdateReject
+func Decide(ctx context.Context, c client.Client, model string, approve bool, a pipeline.Approval) (string, error) {
+	name := pipeline.UpdateReject
 	if approve {
-		name = workflows.UpdateApprove
+		name = pipeline.UpdateApprove
 	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WorkflowID(model), UpdateName: name, Args: []any{a},
+		WorkflowID: pipeline.WorkflowID(model), UpdateName: name, Args: []any{a},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
@@ -80,9 +79,9 @@ func Decide(ctx context.Context, c client.Client, model string, approve bool, a 
 }
 
 // SignalDecision is the signal path, for services that cannot send Updates.
-func SignalDecision(ctx context.Context, c client.Client, model string, approve bool, a workflows.Approval) error {
-	return c.SignalWorkflow(ctx, workflows.WorkflowID(model), "", workflows.SignalApproval,
-		workflows.ApprovalSignal{Approve: approve, Approval: a})
+func SignalDecision(ctx context.Context, c client.Client, model string, approve bool, a pipeline.Approval) error {
+	return c.SignalWorkflow(ctx, pipeline.WorkflowID(model), "", pipeline.SignalApproval,
+		pipeline.ApprovalSignal{Approve: approve, Approval: a})
 }
 
 // UILink is the Temporal UI page of a run (DRIFTLINE_UI_URL, default http://localhost:8233).
@@ -104,8 +103,8 @@ func Setup(ctx context.Context, c client.Client, namespace string) error {
 		"Keyword": enumspb.INDEXED_VALUE_TYPE_KEYWORD, "Double": enumspb.INDEXED_VALUE_TYPE_DOUBLE, "Int": enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 	want := map[string]enumspb.IndexedValueType{}
-	for name, t := range workflows.SearchAttributes {
-		want[name] = types[t]
+	for _, a := range pipeline.SearchAttributes {
+		want[a.Name] = types[a.Type]
 	}
 	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {

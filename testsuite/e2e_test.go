@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/examples/externaltrainer"
+	"github.com/driftline/driftline/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -36,7 +36,6 @@ import (
 	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/traffic"
 	"github.com/driftline/driftline/worker"
-	"github.com/driftline/driftline/workflows"
 )
 
 type e2e struct {
@@ -73,7 +72,7 @@ func (e *e2e) token(sub string, ttl time.Duration) string {
 }
 
 // run starts a run, approves it as alice when policy asks, and waits for the outcome.
-func (e *e2e) run(in workflows.RunInput) (workflows.RunResult, workflows.Status, error) {
+func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, error) {
 	e.t.Helper()
 	var run client.WorkflowRun
 	var err error
@@ -84,7 +83,7 @@ func (e *e2e) run(in workflows.RunInput) (workflows.RunResult, workflows.Status,
 		time.Sleep(200 * time.Millisecond)
 	}
 	require.NoError(e.t, err)
-	res, err := starter.Follow(e.ctx, e.c, in.Spec.Model, run, io.Discard, func(st workflows.Status) {
+	res, err := starter.Follow(e.ctx, e.c, in.Spec.Model, run, io.Discard, func(st pipeline.Status) {
 		if e.badTokens {
 			e.badTokens = false
 			require.Equal(e.t, http.StatusUnauthorized, e.decide("", st.CandidateVersion), "missing token")
@@ -189,9 +188,9 @@ func TestEndToEnd(t *testing.T) {
 	e := &e2e{t: t, ctx: ctx, c: c, store: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
 
 	// Phase 1: the first run trains v1 and promotes it without a canary.
-	res, st, err := e.run(workflows.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
+	res, st, err := e.run(pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
 	require.NoError(t, err)
-	require.Equal(t, workflows.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 1, res.Version)
 	require.Equal(t, "alice", st.Approval.Approver)
 	require.Positive(t, st.Validation.RowsQuarantined, "the demo data's NaN rows are quarantined")
@@ -213,12 +212,12 @@ func TestEndToEnd(t *testing.T) {
 	go traffic.Run(tctx, hs.URL, "demand", rows, 60, &ts)
 
 	// Phase 2: the holiday window drifts; v2 is retrained, canaried on live traffic, promoted.
-	res, st, err = e.run(workflows.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "e2e"})
+	res, st, err = e.run(pipeline.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "e2e"})
 	require.NoError(t, err)
 	require.True(t, st.Drift.Drifted, st.Drift.Why)
 	require.Equal(t, 1, st.Drift.ReferenceVersion)
 	require.Less(t, st.Evaluation.CandidateMAE, st.Evaluation.ChampionMAE, "the retrained model beats v1 on the new regime")
-	require.Equal(t, workflows.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 2, res.Version)
 	require.NotEmpty(t, st.Canary)
 	last := st.Canary[len(st.Canary)-1]
@@ -237,9 +236,9 @@ func TestEndToEnd(t *testing.T) {
 	// passes offline evaluation, fails live, and is rolled back; v2 keeps serving.
 	bad := withFeature(sp, "competitor_price")
 	bad.Evaluation.MaxRegression = 0.05
-	res, st, err = e.run(workflows.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	res, st, err = e.run(pipeline.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
 	require.NoError(t, err)
-	require.Equal(t, workflows.OutcomeRolledBack, res.Outcome, res.Reason)
+	require.Equal(t, pipeline.OutcomeRolledBack, res.Outcome, res.Reason)
 	require.Equal(t, 3, res.Version)
 	require.Contains(t, res.Reason, "error rate")
 	require.Contains(t, res.Reason, "step 1 at 10%", "rolled back at the first step")
@@ -257,10 +256,10 @@ func TestEndToEnd(t *testing.T) {
 
 	// Phase 4: bad input ends the run as failed_validation, naming the column.
 	broken := withFeature(sp, "no_such_column")
-	_, st, err = e.run(workflows.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	_, st, err = e.run(pipeline.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
-	require.Equal(t, workflows.OutcomeFailedValidation, st.Outcome)
+	require.Equal(t, pipeline.OutcomeFailedValidation, st.Outcome)
 	require.Contains(t, st.Reason, "no_such_column")
 	require.Contains(t, st.Reason, "datasets/retail_demand/dt=2026-10-03/part-0000.parquet")
 
@@ -305,7 +304,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 1.0, seen["runs/rolled_back"])
 	require.Equal(t, 1.0, seen["runs/failed_validation"])
 	require.Equal(t, 3.0, seen["step/Train/ok"])
-	require.Equal(t, 1.0, seen["step/Validate/error"])
+	require.Equal(t, 1.0, seen["step/Inspect/error"], "the failed validation is the one pass over the window")
 
 	// Phase 5: the train step runs in an external trainer on its own task queue (the example
 	// trainer: ridge, written against the documented contract); its artifact is adopted,
@@ -313,15 +312,15 @@ func TestEndToEnd(t *testing.T) {
 	// policy refuse it (traffic has stopped: no canary to run).
 	ext := sdkworker.New(c, "e2e-external", sdkworker.Options{})
 	ext.RegisterActivityWithOptions((&externaltrainer.Trainer{Store: store, Alpha: 1}).Train,
-		activity.RegisterOptions{Name: activities.ExternalTrainActivity})
+		activity.RegisterOptions{Name: pipeline.ExternalTrainActivity})
 	require.NoError(t, ext.Start())
 	defer ext.Stop()
 	viaQueue := sp
 	viaQueue.Trainer.TaskQueue = "e2e-external"
 	viaQueue.Evaluation.MaxMAE = 0.01
-	res, st, err = e.run(workflows.RunInput{Spec: viaQueue, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	res, st, err = e.run(pipeline.RunInput{Spec: viaQueue, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
 	require.NoError(t, err)
-	require.Equal(t, workflows.OutcomeRejectedByPolicy, res.Outcome, res.Reason)
+	require.Equal(t, pipeline.OutcomeRejectedByPolicy, res.Outcome, res.Reason)
 	require.Contains(t, res.Reason, "exceeds the threshold 0.01")
 	require.Positive(t, st.Training.TrainRows)
 	external, err := registry.New(store).LoadModel(ctx, "demand", st.CandidateVersion)

@@ -1,6 +1,3 @@
-// Package testsuite starts the real services Driftline runs on (MinIO and the Temporal dev
-// server, both from ./bin, installed by `make tools`) for activity tests and the end-to-end
-// test. Nothing here is a mock.
 package testsuite
 
 import (
@@ -16,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 )
 
 // RepoRoot walks up from the working directory to the directory holding go.mod.
@@ -131,7 +128,7 @@ const (
 
 // StartMinIO starts a MinIO server on a free port with its data in a temp dir, creates the
 // bucket and returns its config. The server stops when the test ends.
-func StartMinIO(t testing.TB) objstore.S3Config {
+func StartMinIO(t testing.TB) s3store.Config {
 	t.Helper()
 	bin := Binary(t, "minio")
 	port, console := FreePort(t), FreePort(t)
@@ -141,11 +138,11 @@ func StartMinIO(t testing.TB) objstore.S3Config {
 		"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console))
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
-	cfg := objstore.S3Config{Endpoint: endpoint, AccessKey: MinIOUser, SecretKey: MinIOPassword,
+	cfg := s3store.Config{Endpoint: endpoint, AccessKey: MinIOUser, SecretKey: MinIOPassword,
 		Bucket: "driftline-test", Region: "us-east-1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := objstore.NewS3(ctx, cfg)
+	s, err := s3store.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +158,11 @@ func StartMinIO(t testing.TB) objstore.S3Config {
 }
 
 // NewMinIOBucket starts MinIO and returns a Bucket on it under a fresh prefix.
-func NewMinIOBucket(t testing.TB) *objstore.S3 {
+func NewMinIOBucket(t testing.TB) *s3store.S3 {
 	t.Helper()
 	cfg := StartMinIO(t)
 	cfg.Prefix = strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "/"
-	s, err := objstore.NewS3(context.Background(), cfg)
+	s, err := s3store.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,3 @@
-// Package traffic sends prediction requests built from dataset rows to a serving worker, the
-// way a client service would: the demo and the end-to-end test use it to give canaries live
-// traffic.
 package traffic
 
 import (

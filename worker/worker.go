@@ -1,6 +1,3 @@
-// Package worker builds and runs the pipeline worker: it registers the workflows and the
-// activities (each concern once, with its dependencies) on the driftline-pipeline task queue
-// and serves Prometheus metrics.
 package worker
 
 import (
@@ -20,6 +17,7 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/workflows"
@@ -56,12 +54,11 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	r := registry.New(o.Store)
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+	w := sdkworker.New(c, pipeline.TaskQueue, sdkworker.Options{
 		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m}},
 	})
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Data{Store: o.Store, Metrics: m})
-	w.RegisterActivity(&activities.Drift{Store: o.Store, Registry: r, Metrics: m})
+	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r})

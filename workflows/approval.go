@@ -9,7 +9,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // approvals holds the approval state of a run: the Update handlers approve/reject (with a
@@ -28,7 +28,7 @@ type approvals struct {
 }
 
 // allowed reports whether the request's identity is among the RBAC approvers.
-func (a *approvals) allowed(req Approval) bool {
+func (a *approvals) allowed(req pipeline.Approval) bool {
 	if slices.Contains(a.approvers, "user:"+req.Approver) {
 		return true
 	}
@@ -42,26 +42,26 @@ func (a *approvals) allowed(req Approval) bool {
 
 func (r *run) approvalHandlers() *approvals {
 	a := &approvals{r: r}
-	for _, name := range []string{UpdateApprove, UpdateReject} {
-		approve := name == UpdateApprove
+	for _, name := range []string{pipeline.UpdateApprove, pipeline.UpdateReject} {
+		approve := name == pipeline.UpdateApprove
 		_ = workflow.SetUpdateHandlerWithOptions(r.ctx, name,
-			func(ctx workflow.Context, req Approval) (string, error) {
+			func(ctx workflow.Context, req pipeline.Approval) (string, error) {
 				a.decide(approve, req, "update")
 				return fmt.Sprintf("v%d %s by %s", req.Version, map[bool]string{true: "approved", false: "rejected"}[approve], req.Approver), nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req Approval) error { return a.validate(req) }})
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req pipeline.Approval) error { return a.validate(req) }})
 	}
-	ch := workflow.GetSignalChannel(r.ctx, SignalApproval)
+	ch := workflow.GetSignalChannel(r.ctx, pipeline.SignalApproval)
 	workflow.Go(r.ctx, func(ctx workflow.Context) {
 		for {
-			var sig ApprovalSignal
+			var sig pipeline.ApprovalSignal
 			ch.Receive(ctx, &sig)
 			if err := a.validate(sig.Approval); err != nil {
 				r.status.IgnoredSignals++
 				workflow.GetLogger(ctx).Warn("ignored approval signal", "approver", sig.Approver, "error", err)
 				if workflow.GetVersion(ctx, "audit-ignored-signals", workflow.DefaultVersion, 1) >= 1 {
-					_ = workflow.ExecuteActivity(withStep(ctx, StagePromote, "audit an ignored approval signal"), pol.RecordIgnoredApproval,
-						activities.IgnoredApproval{Model: r.in.Spec.Model, RunID: r.runID, Approver: sig.Approver, Version: sig.Version,
+					_ = workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, "audit an ignored approval signal"), pipeline.ActIgnoredSig,
+						pipeline.IgnoredApproval{Model: r.in.Spec.Model, RunID: r.runID, Approver: sig.Approver, Version: sig.Version,
 							Approve: sig.Approve, Why: err.Error()}).Get(ctx, nil)
 				}
 				continue
@@ -74,11 +74,11 @@ func (r *run) approvalHandlers() *approvals {
 
 // validate rejects anything but a well-formed decision by a listed approver on the version
 // this run is waiting for.
-func (a *approvals) validate(req Approval) error {
+func (a *approvals) validate(req pipeline.Approval) error {
 	spec := a.r.in.Spec.Approval
 	switch {
 	case a.awaiting == 0:
-		return errors.New("this run is not waiting for approval (stage " + a.r.status.Stage + ")")
+		return errors.New("this run is not waiting for approval (stage " + string(a.r.status.Stage) + ")")
 	case a.decided:
 		return fmt.Errorf("v%d was already decided", a.awaiting)
 	case req.Version != a.awaiting:
@@ -95,9 +95,9 @@ func (a *approvals) validate(req Approval) error {
 	return nil
 }
 
-func (a *approvals) decide(approve bool, req Approval, via string) {
+func (a *approvals) decide(approve bool, req pipeline.Approval, via string) {
 	a.decided, a.approved, a.via = true, approve, via
-	a.r.status.Approval = &Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
+	a.r.status.Approval = &pipeline.Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
 }
 
 // prepare looks up who may approve (RBAC) and notifies them, before the run shows it waits:
@@ -105,12 +105,12 @@ func (a *approvals) decide(approve bool, req Approval, via string) {
 func (a *approvals) prepare(version int, timeout time.Duration) error {
 	if workflow.GetVersion(a.r.ctx, "rbac-approvals", workflow.DefaultVersion, 1) >= 1 {
 		a.rbac = true
-		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "who may approve (RBAC)"), pol.Approvers,
-			activities.ApproversInput{Model: a.r.in.Spec.Model}).Get(a.r.ctx, &a.approvers); err != nil {
+		if err := workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePolicy, "who may approve (RBAC)"), pipeline.ActApprovers,
+			pipeline.ApproversInput{Model: a.r.in.Spec.Model}).Get(a.r.ctx, &a.approvers); err != nil {
 			return err
 		}
 		a.r.status.Approvers = a.approvers
-		if err := workflow.ExecuteActivity(withStep(a.r.ctx, StagePolicy, "notify approvers"), pol.NotifyApproval, activities.ApprovalRequest{
+		if err := workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePolicy, "notify approvers"), pipeline.ActNotify, pipeline.ApprovalRequest{
 			Model: a.r.in.Spec.Model, RunID: a.r.runID, WorkflowID: a.r.wfID, Version: version, Approvers: a.approvers,
 			Timeout: timeout, Evidence: a.r.memo()}).Get(a.r.ctx, nil); err != nil {
 			return err
@@ -133,7 +133,7 @@ func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut
 		return false, true, nil
 	}
 	ap := a.r.status.Approval
-	err = workflow.ExecuteActivity(withStep(a.r.ctx, StagePromote, "audit the approval decision"), reg.RecordApproval, activities.ApprovalRecord{
+	err = workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePromote, "audit the approval decision"), pipeline.ActApproval, pipeline.ApprovalRecord{
 		Model: a.r.in.Spec.Model, RunID: a.r.runID, Version: version, Approver: ap.Approver, Reason: ap.Reason,
 		Approved: a.approved, Via: a.via}).Get(a.r.ctx, nil)
 	return a.approved, false, err

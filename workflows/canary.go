@@ -5,25 +5,25 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // CanaryWorkflowFunc ramps live traffic to the candidate through the configured steps (e.g.
 // 5%, 25%, 50%); at each step it bakes on durable timers and compares the candidate with
 // production on the step's traffic. Any breach rolls back at once; too little traffic after
 // MaxBakes bakes of a step rolls back too; passing every step promotes.
-func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, error) {
-	res := CanaryResult{}
+func CanaryWorkflowFunc(ctx workflow.Context, in pipeline.CanaryInput) (pipeline.CanaryResult, error) {
+	res := pipeline.CanaryResult{}
 	steps := []float64{in.Settings.Share}
 	if workflow.GetVersion(ctx, "canary-steps", workflow.DefaultVersion, 1) >= 1 {
 		steps = in.Settings.StepShares()
 	}
-	deploy := activities.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Mode: in.Settings.Mode}
-	rollback := func(reason string) (CanaryResult, error) {
+	deploy := pipeline.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Mode: in.Settings.Mode}
+	rollback := func(reason string) (pipeline.CanaryResult, error) {
 		// Roll back even if the workflow is being cancelled.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		deploy.Reason = reason
-		err := workflow.ExecuteActivity(withStep(dctx, StagePromote, fmt.Sprintf("roll back v%d", in.Candidate)), reg.AbortCanary, deploy).Get(dctx, nil)
+		err := workflow.ExecuteActivity(withStep(dctx, pipeline.StagePromote, fmt.Sprintf("roll back v%d", in.Candidate)), pipeline.ActAbortCanary, deploy).Get(dctx, nil)
 		res.Reason = reason
 		return res, err
 	}
@@ -31,9 +31,9 @@ func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, err
 		n := step + 1
 		deploy.Share = share
 		deploy.Reason = fmt.Sprintf("canary step %d of %d at %.0f%%", n, len(steps), 100*share)
-		var set activities.DeployResult
-		if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("step %d: route %.0f%% to v%d", n, 100*share, in.Candidate)),
-			reg.SetCanary, deploy).Get(ctx, &set); err != nil {
+		var set pipeline.DeployResult
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageCanary, fmt.Sprintf("step %d: route %.0f%% to v%d", n, 100*share, in.Candidate)),
+			pipeline.ActSetCanary, deploy).Get(ctx, &set); err != nil {
 			if step == 0 {
 				return res, err
 			}
@@ -45,17 +45,17 @@ func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, err
 			if err := workflow.Sleep(ctx, in.Settings.Bake.Duration); err != nil {
 				return rollback("canary cancelled: " + err.Error())
 			}
-			var ev activities.CanaryEvalResult
-			if err := workflow.ExecuteActivity(withStep(ctx, StageCanary, fmt.Sprintf("step %d: compare v%d with v%d on live traffic (bake %d)", n, in.Candidate, in.Production, bake)),
-				can.EvaluateCanary, activities.CanaryEvalInput{Model: in.Model, RunID: in.RunID, Candidate: in.Candidate, Production: in.Production,
+			var ev pipeline.CanaryEvalResult
+			if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageCanary, fmt.Sprintf("step %d: compare v%d with v%d on live traffic (bake %d)", n, in.Candidate, in.Production, bake)),
+				pipeline.ActCanaryEval, pipeline.CanaryEvalInput{Model: in.Model, RunID: in.RunID, Candidate: in.Candidate, Production: in.Production,
 					Since: set.CanarySince, Step: n, Bake: bake, Share: share, Guardrails: in.Settings}).Get(ctx, &ev); err != nil {
 				return rollback("canary evaluation failed: " + rootMessage(err))
 			}
 			res.Evidence = append(res.Evidence, ev)
 			switch ev.Decision {
-			case activities.CanaryRollback:
+			case pipeline.CanaryRollback:
 				return rollback(fmt.Sprintf("step %d at %.0f%%: %s", n, 100*share, ev.Reason))
-			case activities.CanaryPromote:
+			case pipeline.CanaryPromote:
 				passed = true
 			}
 		}
@@ -69,7 +69,7 @@ func CanaryWorkflowFunc(ctx workflow.Context, in CanaryInput) (CanaryResult, err
 	}
 	final := res.Evidence[len(res.Evidence)-1].Reason
 	deploy.Reason = final
-	if err := workflow.ExecuteActivity(withStep(ctx, StagePromote, fmt.Sprintf("promote v%d", in.Candidate)), reg.Promote, deploy).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, fmt.Sprintf("promote v%d", in.Candidate)), pipeline.ActPromote, deploy).Get(ctx, nil); err != nil {
 		return rollback("promotion failed: " + rootMessage(err))
 	}
 	res.Promoted = true

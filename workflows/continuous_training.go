@@ -8,35 +8,25 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/driftline/driftline/activities"
-	"github.com/driftline/driftline/dataset"
-)
-
-// Activity receivers: nil pointers, used only to name the methods.
-var (
-	data  *activities.Data
-	drift *activities.Drift
-	train *activities.Training
-	reg   *activities.Registry
-	pol   *activities.Policy
-	can   *activities.Canary
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/pipeline"
 )
 
 type run struct {
 	ctx    workflow.Context
-	in     RunInput
+	in     pipeline.RunInput
 	runID  string
 	wfID   string
-	status Status
-	step   *Step
+	status pipeline.Status
+	step   *pipeline.Step
 }
 
-func (r *run) enter(stage string) {
+func (r *run) enter(stage pipeline.Stage) {
 	now := workflow.Now(r.ctx)
 	r.status.Stage = stage
-	r.status.Steps = append(r.status.Steps, Step{Name: stage, Started: now})
+	r.status.Steps = append(r.status.Steps, pipeline.Step{Name: stage, Started: now})
 	r.step = &r.status.Steps[len(r.status.Steps)-1]
-	_ = workflow.UpsertTypedSearchAttributes(r.ctx, AttrStage.ValueSet(stage))
+	_ = workflow.UpsertTypedSearchAttributes(r.ctx, AttrStage.ValueSet(string(stage)))
 	workflow.SetCurrentDetails(r.ctx, fmt.Sprintf("**%s**: stage %s", r.in.Spec.Model, stage))
 }
 
@@ -48,24 +38,24 @@ func (r *run) done(format string, args ...any) {
 
 // finish records the outcome everywhere an operator looks: search attributes, memo, the
 // outcome report, metrics and the audit log.
-func (r *run) finish(outcome, reason string) (RunResult, error) {
-	r.status.Outcome, r.status.Reason, r.status.Stage = outcome, reason, StageDone
+func (r *run) finish(outcome pipeline.Outcome, reason string) (pipeline.RunResult, error) {
+	r.status.Outcome, r.status.Reason, r.status.Stage = outcome, reason, pipeline.StageDone
 	if r.step != nil && r.step.Finished.IsZero() {
 		r.step.Finished = workflow.Now(r.ctx)
 		r.step.Summary = reason
 	}
-	_ = workflow.UpsertTypedSearchAttributes(r.ctx, AttrOutcome.ValueSet(outcome), AttrStage.ValueSet(StageDone))
+	_ = workflow.UpsertTypedSearchAttributes(r.ctx, AttrOutcome.ValueSet(string(outcome)), AttrStage.ValueSet(string(pipeline.StageDone)))
 	_ = workflow.UpsertMemo(r.ctx, r.memo())
 	workflow.SetCurrentDetails(r.ctx, fmt.Sprintf("**%s**: %s - %s", r.in.Spec.Model, outcome, reason))
 	// The outcome must be recorded even when the run was cancelled.
 	ctx, _ := workflow.NewDisconnectedContext(r.ctx)
-	err := workflow.ExecuteActivity(withStep(ctx, StageDone, "record outcome "+outcome), reg.RecordOutcome, activities.OutcomeInput{
+	err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageDone, "record outcome "+string(outcome)), pipeline.ActOutcome, pipeline.OutcomeInput{
 		Model: r.in.Spec.Model, RunID: r.runID, WorkflowID: r.wfID, Outcome: outcome, Reason: reason,
 		Version: r.status.CandidateVersion, Status: r.status}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(r.ctx).Error("record outcome", "error", err)
 	}
-	return RunResult{Outcome: outcome, Reason: reason, Version: r.status.CandidateVersion}, nil
+	return pipeline.RunResult{Outcome: outcome, Reason: reason, Version: r.status.CandidateVersion}, nil
 }
 
 func (r *run) memo() map[string]any {
@@ -104,15 +94,15 @@ func (r *run) memo() map[string]any {
 // fail ends the run after an activity error: invalid data is the failed_validation outcome
 // and fails the workflow with a non-retryable error naming what was wrong; other errors
 // are the failed outcome.
-func (r *run) fail(err error) (RunResult, error) {
+func (r *run) fail(err error) (pipeline.RunResult, error) {
 	var appErr *temporal.ApplicationError
-	outcome := OutcomeFailed
-	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeInvalidData {
-		outcome = OutcomeFailedValidation
+	outcome := pipeline.OutcomeFailed
+	if errors.As(err, &appErr) && appErr.Type() == pipeline.ErrTypeInvalidData {
+		outcome = pipeline.OutcomeFailedValidation
 	}
 	msg := rootMessage(err)
 	res, _ := r.finish(outcome, msg)
-	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", outcome, msg), outcome, err)
+	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", outcome, msg), string(outcome), err)
 }
 
 // rootMessage is the innermost application error message: what actually went wrong.
@@ -134,30 +124,30 @@ func (r *run) window() error {
 		return nil
 	}
 	if r.in.From != "" || r.in.To != "" {
-		return temporal.NewNonRetryableApplicationError("give both From and To, or neither", activities.ErrTypeInvalidData, nil)
+		return temporal.NewNonRetryableApplicationError("give both From and To, or neither", pipeline.ErrTypeInvalidData, nil)
 	}
 	end := workflow.Now(r.ctx).UTC().AddDate(0, 0, -1)
-	r.status.To = end.Format(dataset.DateLayout)
-	r.status.From = end.AddDate(0, 0, 1-r.in.Spec.Dataset.WindowDays).Format(dataset.DateLayout)
+	r.status.To = end.Format(contract.DateLayout)
+	r.status.From = end.AddDate(0, 0, 1-r.in.Spec.Dataset.WindowDays).Format(contract.DateLayout)
 	return nil
 }
 
 // ContinuousTrainingWorkflow runs the loop once: snapshot, validate, drift, train, evaluate,
 // register, policy, approval, canary, promote or roll back. Every run ends in one outcome.
-func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, error) {
+func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pipeline.RunResult, error) {
 	info := workflow.GetInfo(ctx)
 	r := &run{ctx: ctx, in: in, runID: info.WorkflowExecution.RunID, wfID: info.WorkflowExecution.ID,
-		status: Status{Model: in.Spec.Model}}
+		status: pipeline.Status{Model: in.Spec.Model}}
 	model := in.Spec.Model
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(model))
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
-		return RunResult{}, err
+	if err := workflow.SetQueryHandler(ctx, pipeline.QueryStatus, func() (pipeline.Status, error) { return r.status, nil }); err != nil {
+		return pipeline.RunResult{}, err
 	}
 	approvals := r.approvalHandlers()
 	// Runs started before spec validation moved into the workflow keep their old path.
 	if workflow.GetVersion(ctx, "validate-spec", workflow.DefaultVersion, 1) >= 1 {
 		if err := in.Spec.Validate(); err != nil {
-			return r.fail(temporal.NewNonRetryableApplicationError("invalid spec: "+err.Error(), activities.ErrTypeInvalidData, nil))
+			return r.fail(temporal.NewNonRetryableApplicationError("invalid spec: "+err.Error(), pipeline.ErrTypeInvalidData, nil))
 		}
 	}
 	if err := r.window(); err != nil {
@@ -165,61 +155,75 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	}
 
 	// 1 Snapshot
-	r.enter(StageSnapshot)
-	var snap activities.SnapshotResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageSnapshot, fmt.Sprintf("pin %s %s..%s", in.Spec.Dataset.Name, r.status.From, r.status.To)),
-		data.Snapshot, activities.SnapshotInput{Model: model, RunID: r.runID, Dataset: in.Spec.Dataset.Name, From: r.status.From, To: r.status.To}).Get(ctx, &snap); err != nil {
+	r.enter(pipeline.StageSnapshot)
+	var snap pipeline.SnapshotResult
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageSnapshot, fmt.Sprintf("pin %s %s..%s", in.Spec.Dataset.Name, r.status.From, r.status.To)),
+		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: model, RunID: r.runID, Dataset: in.Spec.Dataset.Name, From: r.status.From, To: r.status.To}).Get(ctx, &snap); err != nil {
 		return r.fail(err)
 	}
 	r.status.Snapshot = &snap
 	r.done("%d files, %d rows pinned in %s", snap.Files, snap.Rows, snap.URI)
-	step := activities.StepInput{Model: model, RunID: r.runID, Spec: in.Spec, SnapshotKey: snap.Key}
+	step := pipeline.StepInput{Model: model, RunID: r.runID, Spec: in.Spec, SnapshotKey: snap.Key}
 
-	// 2 Validate
-	r.enter(StageValidate)
-	var val activities.ValidateResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
-		data.Validate, step).Get(ctx, &val); err != nil {
-		return r.fail(err)
-	}
-	r.status.Validation = &val
-	r.done("%d rows accepted, %d quarantined (%.2f%%)", val.RowsAccepted, val.RowsQuarantined, 100*val.BadShare)
-
-	// 3 Drift
-	r.enter(StageDrift)
-	var dr activities.DriftResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageDrift, "compare the window with the production reference profile"),
-		drift.Detect, step).Get(ctx, &dr); err != nil {
-		return r.fail(err)
+	// 2 Validate and 3 Drift: one pass over the window, which also prepares training (the
+	// candidate's reference profile and the gbdt bins from its training days).
+	var val pipeline.ValidateResult
+	var dr pipeline.DriftResult
+	train := pipeline.TrainInput{StepInput: step}
+	if workflow.GetVersion(ctx, "one-pass-window", workflow.DefaultVersion, 1) >= 1 {
+		r.enter(pipeline.StageValidate)
+		var ins pipeline.InspectResult
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
+			pipeline.ActInspect, step).Get(ctx, &ins); err != nil {
+			return r.fail(err)
+		}
+		val, dr = ins.Validation, ins.Drift
+		train.ProfileKey, train.BinsKey = ins.ProfileKey, ins.BinsKey
+		r.status.Validation = &val
+		r.done("%d rows accepted, %d quarantined (%.2f%%)", val.RowsAccepted, val.RowsQuarantined, 100*val.BadShare)
+		r.enter(pipeline.StageDrift)
+	} else {
+		r.enter(pipeline.StageValidate)
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
+			pipeline.ActValidate, step).Get(ctx, &val); err != nil {
+			return r.fail(err)
+		}
+		r.status.Validation = &val
+		r.done("%d rows accepted, %d quarantined (%.2f%%)", val.RowsAccepted, val.RowsQuarantined, 100*val.BadShare)
+		r.enter(pipeline.StageDrift)
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageDrift, "compare the window with the production reference profile"),
+			pipeline.ActDetect, step).Get(ctx, &dr); err != nil {
+			return r.fail(err)
+		}
 	}
 	r.status.Drift = &dr
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrDriftScore.ValueSet(dr.Score))
 	r.done("%s", dr.Why)
 	if dr.ReferenceVersion > 0 && !dr.Drifted && !in.Force {
-		return r.finish(OutcomeNoDrift, fmt.Sprintf("no drift against v%d: %s", dr.ReferenceVersion, dr.Why))
+		return r.finish(pipeline.OutcomeNoDrift, fmt.Sprintf("no drift against v%d: %s", dr.ReferenceVersion, dr.Why))
 	}
 
 	// 4 Train
-	r.enter(StageTrain)
-	var tr activities.TrainResult
+	r.enter(pipeline.StageTrain)
+	var tr pipeline.TrainResult
 	if q := in.Spec.Trainer.TaskQueue; q != "" {
 		// An external trainer on its own task queue: input built here, artifact adopted here.
-		var ein activities.ExternalTrainInput
-		if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, "prepare the external trainer's input"),
-			train.ExternalInput, step).Get(ctx, &ein); err != nil {
+		var ein pipeline.ExternalTrainInput
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, "prepare the external trainer's input"),
+			pipeline.ActExtInput, step).Get(ctx, &ein); err != nil {
 			return r.fail(err)
 		}
-		var eout activities.ExternalTrainOutput
-		ectx := workflow.WithTaskQueue(withStep(ctx, StageTrain, fmt.Sprintf("external trainer on task queue %s", q)), q)
-		if err := workflow.ExecuteActivity(ectx, activities.ExternalTrainActivity, ein).Get(ctx, &eout); err != nil {
+		var eout pipeline.ExternalTrainOutput
+		ectx := workflow.WithTaskQueue(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("external trainer on task queue %s", q)), q)
+		if err := workflow.ExecuteActivity(ectx, pipeline.ExternalTrainActivity, ein).Get(ctx, &eout); err != nil {
 			return r.fail(err)
 		}
-		if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, "verify and stage the external artifact"),
-			train.AdoptExternal, activities.AdoptInput{StepInput: step, TaskQueue: q, Output: eout}).Get(ctx, &tr); err != nil {
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, "verify and stage the external artifact"),
+			pipeline.ActAdoptExt, pipeline.AdoptInput{StepInput: step, TaskQueue: q, Output: eout, ProfileKey: train.ProfileKey}).Get(ctx, &tr); err != nil {
 			return r.fail(err)
 		}
-	} else if err := workflow.ExecuteActivity(withStep(ctx, StageTrain, fmt.Sprintf("train %s on %s", in.Spec.Trainer.Name, snap.ID)),
-		train.Train, step).Get(ctx, &tr); err != nil {
+	} else if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("train %s on %s", in.Spec.Trainer.Name, snap.ID)),
+		pipeline.ActTrain, train).Get(ctx, &tr); err != nil {
 		return r.fail(err)
 	}
 	r.status.Training = &tr
@@ -230,10 +234,10 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	}
 
 	// 5 Evaluate
-	r.enter(StageEvaluate)
-	var ev activities.EvaluateResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageEvaluate, "holdout MAE of candidate and production"),
-		train.Evaluate, activities.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}).Get(ctx, &ev); err != nil {
+	r.enter(pipeline.StageEvaluate)
+	var ev pipeline.EvaluateResult
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
+		pipeline.ActEvaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}).Get(ctx, &ev); err != nil {
 		return r.fail(err)
 	}
 	r.status.Evaluation = &ev
@@ -244,7 +248,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	}
 
 	// 6 Register
-	r.enter(StageRegister)
+	r.enter(pipeline.StageRegister)
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI}
 	if dr.ReportURI != "" {
 		reports["drift"] = dr.ReportURI
@@ -258,8 +262,8 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	if ev.HasChampion {
 		metrics["champion_mae"] = ev.ChampionMAE
 	}
-	var rr activities.RegisterResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StageRegister, "register the candidate with lineage"), reg.Register, activities.RegisterInput{
+	var rr pipeline.RegisterResult
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageRegister, "register the candidate with lineage"), pipeline.ActRegister, pipeline.RegisterInput{
 		StepInput: step, WorkflowID: r.wfID, RequestedBy: in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
 		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports,
 		Int8Key: ev.Int8Key, Quantization: ev.Quantization, Importance: ev.Importance}).Get(ctx, &rr); err != nil {
@@ -270,9 +274,9 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	r.done("registered v%d: %s", rr.Version, rr.MetadataURI)
 
 	// 7 Policy
-	r.enter(StagePolicy)
-	var pr activities.PolicyResult
-	if err := workflow.ExecuteActivity(withStep(ctx, StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pol.Check, activities.PolicyInput{
+	r.enter(pipeline.StagePolicy)
+	var pr pipeline.PolicyResult
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pipeline.ActPolicy, pipeline.PolicyInput{
 		Model: model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
 		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization}).Get(ctx, &pr); err != nil {
 		return r.fail(err)
@@ -280,46 +284,46 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	r.status.Policy = &pr
 	if !pr.Allow {
 		r.done("deny: %s", strings.Join(pr.Reasons, "; "))
-		return r.finish(OutcomeRejectedByPolicy, strings.Join(pr.Reasons, "; "))
+		return r.finish(pipeline.OutcomeRejectedByPolicy, strings.Join(pr.Reasons, "; "))
 	}
 	r.done("allow (approval required: %t, policy %s)", pr.ApprovalRequired, pr.Revision)
 
-	// 8 Approval
+	// 8 pipeline.Approval
 	if pr.ApprovalRequired {
 		if err := approvals.prepare(rr.Version, in.Spec.Approval.Timeout.Duration); err != nil {
 			return r.fail(err)
 		}
-		r.enter(StageApproval)
+		r.enter(pipeline.StageApproval)
 		approved, timedOut, err := approvals.wait(rr.Version, in.Spec.Approval.Timeout.Duration)
 		if err != nil {
 			return r.fail(err)
 		}
 		switch {
 		case timedOut:
-			return r.finish(OutcomeApprovalTimeout, fmt.Sprintf("no approval for v%d within %s", rr.Version, in.Spec.Approval.Timeout.Duration))
+			return r.finish(pipeline.OutcomeApprovalTimeout, fmt.Sprintf("no approval for v%d within %s", rr.Version, in.Spec.Approval.Timeout.Duration))
 		case !approved:
-			return r.finish(OutcomeRejectedByApprover, fmt.Sprintf("v%d rejected by %s: %s", rr.Version, r.status.Approval.Approver, r.status.Approval.Reason))
+			return r.finish(pipeline.OutcomeRejectedByApprover, fmt.Sprintf("v%d rejected by %s: %s", rr.Version, r.status.Approval.Approver, r.status.Approval.Reason))
 		}
 		r.done("approved by %s: %s", r.status.Approval.Approver, r.status.Approval.Reason)
 	}
 
 	// 9 Canary (only against a production model) and 10 promote or roll back
 	if dr.ReferenceVersion == 0 {
-		r.enter(StagePromote)
-		if err := workflow.ExecuteActivity(withStep(ctx, StagePromote, fmt.Sprintf("promote v%d (first deployment)", rr.Version)), reg.Promote,
-			activities.DeployInput{Model: model, RunID: r.runID, Actor: "driftline", Version: rr.Version, Reason: "first deployment"}).Get(ctx, nil); err != nil {
+		r.enter(pipeline.StagePromote)
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, fmt.Sprintf("promote v%d (first deployment)", rr.Version)), pipeline.ActPromote,
+			pipeline.DeployInput{Model: model, RunID: r.runID, Actor: "driftline", Version: rr.Version, Reason: "first deployment"}).Get(ctx, nil); err != nil {
 			return r.fail(err)
 		}
 		r.done("v%d is production", rr.Version)
-		return r.finish(OutcomePromoted, fmt.Sprintf("v%d promoted: first deployment, MAE %.3f", rr.Version, ev.CandidateMAE))
+		return r.finish(pipeline.OutcomePromoted, fmt.Sprintf("v%d promoted: first deployment, MAE %.3f", rr.Version, ev.CandidateMAE))
 	}
-	r.enter(StageCanary)
+	r.enter(pipeline.StageCanary)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:    fmt.Sprintf("%s/canary/v%d", r.wfID, rr.Version),
 		StaticSummary: fmt.Sprintf("canary v%d at %.0f%% against v%d", rr.Version, 100*in.Spec.Canary.Share, dr.ReferenceVersion),
 	})
-	var cr CanaryResult
-	err := workflow.ExecuteChildWorkflow(cctx, CanaryWorkflow, CanaryInput{Model: model, RunID: r.runID,
+	var cr pipeline.CanaryResult
+	err := workflow.ExecuteChildWorkflow(cctx, pipeline.CanaryWorkflow, pipeline.CanaryInput{Model: model, RunID: r.runID,
 		Candidate: rr.Version, Production: dr.ReferenceVersion, Settings: in.Spec.Canary}).Get(ctx, &cr)
 	r.status.Canary = cr.Evidence
 	if err != nil {
@@ -327,7 +331,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in RunInput) (RunResult, e
 	}
 	r.done("%s", cr.Reason)
 	if cr.Promoted {
-		return r.finish(OutcomePromoted, fmt.Sprintf("v%d promoted after canary: %s", rr.Version, cr.Reason))
+		return r.finish(pipeline.OutcomePromoted, fmt.Sprintf("v%d promoted after canary: %s", rr.Version, cr.Reason))
 	}
-	return r.finish(OutcomeRolledBack, fmt.Sprintf("v%d rolled back, v%d stays in production: %s", rr.Version, dr.ReferenceVersion, cr.Reason))
+	return r.finish(pipeline.OutcomeRolledBack, fmt.Sprintf("v%d rolled back, v%d stays in production: %s", rr.Version, dr.ReferenceVersion, cr.Reason))
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.temporal.io/sdk/activity"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -28,19 +30,27 @@ type ctSuite struct {
 
 func TestContinuousTraining(t *testing.T) { suite.Run(t, new(ctSuite)) }
 
+// Activity receivers: nil pointers that name the registered methods for the mocks.
+var (
+	data  *activities.Data
+	train *activities.Training
+	reg   *activities.Registry
+	pol   *activities.Policy
+	can   *activities.Canary
+)
+
 func (s *ctSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	Register(s.env)
 	s.env.RegisterActivity(&activities.Data{})
-	s.env.RegisterActivity(&activities.Drift{})
 	s.env.RegisterActivity(&activities.Training{})
 	s.env.RegisterActivity(&activities.Registry{})
 	s.env.RegisterActivity(&activities.Policy{})
 	s.env.RegisterActivity(&activities.Canary{})
 	// The external trainer's activity type (implemented outside Driftline; mocked per test).
-	s.env.RegisterActivityWithOptions(func(context.Context, activities.ExternalTrainInput) (activities.ExternalTrainOutput, error) {
-		return activities.ExternalTrainOutput{}, errors.New("not mocked")
-	}, activity.RegisterOptions{Name: activities.ExternalTrainActivity})
+	s.env.RegisterActivityWithOptions(func(context.Context, pipeline.ExternalTrainInput) (pipeline.ExternalTrainOutput, error) {
+		return pipeline.ExternalTrainOutput{}, errors.New("not mocked")
+	}, activity.RegisterOptions{Name: pipeline.ExternalTrainActivity})
 	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.approversDelay = 0
@@ -61,36 +71,41 @@ func testSpec(approval bool) spec.Spec {
 	return sp
 }
 
-func input(approval bool) RunInput {
-	return RunInput{Spec: testSpec(approval), From: "2026-09-01", To: "2026-09-28", RequestedBy: "test"}
+func input(approval bool) pipeline.RunInput {
+	return pipeline.RunInput{Spec: testSpec(approval), From: "2026-09-01", To: "2026-09-28", RequestedBy: "test"}
 }
 
 // happyPath mocks steps 1-6; drift decides whether a champion exists and drifted.
 func (s *ctSuite) happyPath(reference int, drifted bool) {
-	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{Key: "snapshots/d/r.json", URI: "s3://b/snapshots/d/r.json", Files: 28, Rows: 28000}, nil)
-	s.env.OnActivity(data.Validate, mock.Anything, mock.Anything).Return(activities.ValidateResult{ReportURI: "s3://b/v.json", RowsRead: 28000, RowsAccepted: 27990, RowsQuarantined: 10}, nil)
-	s.env.OnActivity(drift.Detect, mock.Anything, mock.Anything).Return(activities.DriftResult{ReferenceVersion: reference, Drifted: drifted, Score: 0.4, ReportURI: "s3://b/d.json", Why: "test"}, nil)
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{Key: "snapshots/d/r.json", URI: "s3://b/snapshots/d/r.json", Files: 28, Rows: 28000}, nil)
+	s.env.OnActivity(data.Inspect, mock.Anything, mock.Anything).Return(pipeline.InspectResult{
+		Validation: pipeline.ValidateResult{ReportURI: "s3://b/v.json", RowsRead: 28000, RowsAccepted: 27990, RowsQuarantined: 10},
+		Drift:      pipeline.DriftResult{ReferenceVersion: reference, Drifted: drifted, Score: 0.4, ReportURI: "s3://b/d.json", Why: "test"},
+		ProfileKey: "reports/p.json", BinsKey: "reports/b.json"}, nil)
+	// One pass: the separate validate and drift activities of older runs never run.
+	s.env.OnActivity(data.Validate, mock.Anything, mock.Anything).Return(pipeline.ValidateResult{}, nil).Never()
+	s.env.OnActivity(data.Detect, mock.Anything, mock.Anything).Return(pipeline.DriftResult{}, nil).Never()
 }
 
 func (s *ctSuite) trainedAndRegistered(version int) {
-	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000, TrainRMSE: 1.5}, nil)
-	s.env.OnActivity(train.Evaluate, mock.Anything, mock.Anything).Return(activities.EvaluateResult{CandidateMAE: 1.6, ChampionMAE: 7.2, HasChampion: version > 1, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
-	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{Version: version, MetadataURI: "s3://b/m.json"}, nil)
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(pipeline.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000, TrainRMSE: 1.5}, nil)
+	s.env.OnActivity(train.Evaluate, mock.Anything, mock.Anything).Return(pipeline.EvaluateResult{CandidateMAE: 1.6, ChampionMAE: 7.2, HasChampion: version > 1, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(pipeline.RegisterResult{Version: version, MetadataURI: "s3://b/m.json"}, nil)
 }
 
 func (s *ctSuite) allow(approval bool) {
-	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: true, ApprovalRequired: approval, Revision: "r"}, nil)
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(pipeline.PolicyResult{Allow: true, ApprovalRequired: approval, Revision: "r"}, nil)
 }
 
-func (s *ctSuite) result() (RunResult, Status) {
+func (s *ctSuite) result() (pipeline.RunResult, pipeline.Status) {
 	s.True(s.env.IsWorkflowCompleted())
-	var res RunResult
+	var res pipeline.RunResult
 	if err := s.env.GetWorkflowError(); err == nil {
 		s.NoError(s.env.GetWorkflowResult(&res))
 	}
-	q, err := s.env.QueryWorkflow(QueryStatus)
+	q, err := s.env.QueryWorkflow(pipeline.QueryStatus)
 	s.NoError(err)
-	var st Status
+	var st pipeline.Status
 	s.NoError(q.Get(&st))
 	return res, st
 }
@@ -99,14 +114,14 @@ func (s *ctSuite) TestFirstRunPromotesWithoutCanary() {
 	s.happyPath(0, false)
 	s.trainedAndRegistered(1)
 	s.allow(false)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.MatchedBy(func(in activities.DeployInput) bool { return in.Version == 1 })).Return(activities.DeployResult{Production: 1}, nil).Once()
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.MatchedBy(func(in pipeline.DeployInput) bool { return in.Version == 1 })).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal(1, res.Version)
-	s.Equal(StageDone, st.Stage)
+	s.Equal(pipeline.StageDone, st.Stage)
 	s.Len(st.Steps, 8) // snapshot validate drift train evaluate register policy promote
 }
 
@@ -114,90 +129,89 @@ func (s *ctSuite) TestFirstRunPromotesWithoutCanary() {
 // activity name, with the documented input, and its artifact is adopted before evaluation.
 func (s *ctSuite) TestExternalTrainerOnItsOwnTaskQueue() {
 	s.happyPath(0, false)
-	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
-	ein := activities.ExternalTrainInput{Model: "demand", RunID: "r", Features: []string{"price"}, HoldoutFrom: "2026-09-22",
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(pipeline.TrainResult{}, nil).Never()
+	ein := pipeline.ExternalTrainInput{Model: "demand", RunID: "r", Features: []string{"price"}, HoldoutFrom: "2026-09-22",
 		OutputURI: "s3://b/reports/demand/r/external/model.json"}
 	s.env.OnActivity(train.ExternalInput, mock.Anything, mock.Anything).Return(ein, nil).Once()
 	var gotQueue string
-	s.env.OnActivity(activities.ExternalTrainActivity, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.ExternalTrainInput) (activities.ExternalTrainOutput, error) {
+	s.env.OnActivity(pipeline.ExternalTrainActivity, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in pipeline.ExternalTrainInput) (pipeline.ExternalTrainOutput, error) {
 			gotQueue = activity.GetInfo(ctx).TaskQueue
 			s.Equal(ein, in)
-			return activities.ExternalTrainOutput{ArtifactURI: in.OutputURI, Format: activities.FormatXGBoostJSON, TrainRows: 21000}, nil
+			return pipeline.ExternalTrainOutput{ArtifactURI: in.OutputURI, Format: pipeline.FormatXGBoostJSON, TrainRows: 21000}, nil
 		}).Once()
-	s.env.OnActivity(train.AdoptExternal, mock.Anything, mock.MatchedBy(func(in activities.AdoptInput) bool {
-		return in.TaskQueue == "python-trainers" && in.Output.Format == activities.FormatXGBoostJSON && in.Output.ArtifactURI == ein.OutputURI
-	})).Return(activities.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000}, nil).Once()
-	s.env.OnActivity(train.Evaluate, mock.Anything, mock.MatchedBy(func(in activities.EvaluateInput) bool { return in.ArtifactKey == "a" })).
-		Return(activities.EvaluateResult{CandidateMAE: 1.6, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
-	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{Version: 1, MetadataURI: "s3://b/m.json"}, nil)
+	s.env.OnActivity(train.AdoptExternal, mock.Anything, mock.MatchedBy(func(in pipeline.AdoptInput) bool {
+		return in.TaskQueue == "python-trainers" && in.Output.Format == pipeline.FormatXGBoostJSON && in.Output.ArtifactURI == ein.OutputURI
+	})).Return(pipeline.TrainResult{ArtifactKey: "a", ProfileKey: "p", TrainRows: 21000}, nil).Once()
+	s.env.OnActivity(train.Evaluate, mock.Anything, mock.MatchedBy(func(in pipeline.EvaluateInput) bool { return in.ArtifactKey == "a" })).
+		Return(pipeline.EvaluateResult{CandidateMAE: 1.6, HoldoutRows: 7000, ReportURI: "s3://b/e.json"}, nil)
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(pipeline.RegisterResult{Version: 1, MetadataURI: "s3://b/m.json"}, nil)
 	s.allow(false)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
 	in := input(false)
 	in.Spec.Trainer.TaskQueue = "python-trainers"
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
 	s.NoError(s.env.GetWorkflowError())
 	res, _ := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("python-trainers", gotQueue)
 }
 
 func (s *ctSuite) TestNoDriftStopsBeforeTraining() {
 	s.happyPath(1, false)
-	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
-	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(activities.RegisterResult{}, nil).Never()
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(pipeline.TrainResult{}, nil).Never()
+	s.env.OnActivity(reg.Register, mock.Anything, mock.Anything).Return(pipeline.RegisterResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	s.NoError(s.env.GetWorkflowError())
 	res, _ := s.result()
-	s.Equal(OutcomeNoDrift, res.Outcome)
+	s.Equal(pipeline.OutcomeNoDrift, res.Outcome)
 }
 
 func (s *ctSuite) TestForceRetrainsWithoutDrift() {
 	s.happyPath(1, false)
 	s.trainedAndRegistered(2)
-	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: false, Reasons: []string{"x"}}, nil)
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(pipeline.PolicyResult{Allow: false, Reasons: []string{"x"}}, nil)
 	in := input(false)
 	in.Force = true
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
 	res, _ := s.result()
-	s.Equal(OutcomeRejectedByPolicy, res.Outcome)
+	s.Equal(pipeline.OutcomeRejectedByPolicy, res.Outcome)
 }
 
 func (s *ctSuite) TestFailedValidationIsNonRetryableAndNamesTheFile() {
-	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{Key: "k"}, nil)
-	s.env.OnActivity(data.Validate, mock.Anything, mock.Anything).Return(activities.ValidateResult{},
-		temporal.NewNonRetryableApplicationError("validate: file datasets/x/part.parquet column price: type BYTE_ARRAY is not numeric", activities.ErrTypeInvalidData, nil)).Once()
-	s.env.OnActivity(drift.Detect, mock.Anything, mock.Anything).Return(activities.DriftResult{}, nil).Never()
-	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(activities.TrainResult{}, nil).Never()
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{Key: "k"}, nil)
+	s.env.OnActivity(data.Inspect, mock.Anything, mock.Anything).Return(pipeline.InspectResult{},
+		temporal.NewNonRetryableApplicationError("validate: file datasets/x/part.parquet column price: type BYTE_ARRAY is not numeric", pipeline.ErrTypeInvalidData, nil)).Once()
+	s.env.OnActivity(train.Train, mock.Anything, mock.Anything).Return(pipeline.TrainResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	err := s.env.GetWorkflowError()
 	s.Error(err)
 	var appErr *temporal.ApplicationError
 	s.True(errors.As(err, &appErr))
-	s.Equal(OutcomeFailedValidation, appErr.Type())
+	s.Equal(string(pipeline.OutcomeFailedValidation), appErr.Type())
 	s.True(appErr.NonRetryable())
 	s.Contains(err.Error(), "datasets/x/part.parquet column price")
 	_, st := s.result()
-	s.Equal(OutcomeFailedValidation, st.Outcome)
+	s.Equal(pipeline.OutcomeFailedValidation, st.Outcome)
 }
 
 func (s *ctSuite) TestRejectedByPolicyNeverDeploys() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
-	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(activities.PolicyResult{Allow: false, Reasons: []string{"candidate MAE 7 exceeds the threshold 6"}}, nil)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(pipeline.PolicyResult{Allow: false, Reasons: []string{"candidate MAE 7 exceeds the threshold 6"}}, nil)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	res, _ := s.result()
-	s.Equal(OutcomeRejectedByPolicy, res.Outcome)
+	s.Equal(pipeline.OutcomeRejectedByPolicy, res.Outcome)
 	s.Contains(res.Reason, "exceeds the threshold")
 }
 
 // canary mocks a canary whose evaluations return the given decisions in order.
-func (s *ctSuite) canary(decisions ...string) {
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1, Canary: 2}, nil).Once()
+func (s *ctSuite) canary(decisions ...pipeline.CanaryDecision) {
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1, Canary: 2}, nil).Once()
 	for _, d := range decisions {
-		s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(activities.CanaryEvalResult{Decision: d, Reason: "test " + d}, nil).Once()
+		s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(pipeline.CanaryEvalResult{Decision: d, Reason: "test " + string(d)}, nil).Once()
 	}
 }
 
@@ -205,10 +219,10 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(true)
-	s.canary(activities.CanaryWait, activities.CanaryPromote)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
-	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
-	bad := []Approval{
+	s.canary(pipeline.CanaryWait, pipeline.CanaryPromote)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
+	bad := []pipeline.Approval{
 		{Approver: "mallory", Reason: "ok", Version: 2}, // not an approver
 		{Approver: "alice", Reason: "", Version: 2},     // no reason
 		{Approver: "alice", Reason: "ok", Version: 3},   // wrong version
@@ -216,24 +230,24 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 	}
 	s.env.RegisterDelayedCallback(func() {
 		for _, req := range bad {
-			s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 				OnAccept:   func() { s.Fail("bad approval accepted", "%+v", req) },
 				OnReject:   func(error) {},
 				OnComplete: func(any, error) {},
 			}, req)
 		}
-		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("valid approval rejected", err.Error()) },
 			OnComplete: func(any, error) {},
-		}, Approval{Approver: "alice", Reason: "looks good", Version: 2})
-		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+		}, pipeline.Approval{Approver: "alice", Reason: "looks good", Version: 2})
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() { s.Fail("duplicate approval accepted") }, OnReject: func(error) {}, OnComplete: func(any, error) {},
-		}, Approval{Approver: "bob", Reason: "me too", Version: 2})
+		}, pipeline.Approval{Approver: "bob", Reason: "me too", Version: 2})
 	}, time.Hour)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("alice", st.Approval.Approver)
 	s.Len(st.Canary, 2)
 }
@@ -242,21 +256,21 @@ func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(true)
-	s.canary(activities.CanaryPromote)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
-	s.env.OnActivity(pol.RecordIgnoredApproval, mock.Anything, mock.MatchedBy(func(in activities.IgnoredApproval) bool {
+	s.canary(pipeline.CanaryPromote)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(pol.RecordIgnoredApproval, mock.Anything, mock.MatchedBy(func(in pipeline.IgnoredApproval) bool {
 		return in.Approver == "mallory" && strings.Contains(in.Why, "may not approve")
 	})).Return(nil).Once()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(SignalApproval, ApprovalSignal{Approve: true, Approval: Approval{Approver: "mallory", Reason: "x", Version: 2}})
+		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "mallory", Reason: "x", Version: 2}})
 	}, time.Minute)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(SignalApproval, ApprovalSignal{Approve: true, Approval: Approval{Approver: "bob", Reason: "fine", Version: 2}})
+		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "bob", Reason: "fine", Version: 2}})
 	}, 2*time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal(1, st.IgnoredSignals)
 	s.Equal("bob", st.Approval.Approver)
 }
@@ -265,17 +279,17 @@ func (s *ctSuite) TestApprovalByGroupMember() {
 	s.happyPath(0, false)
 	s.trainedAndRegistered(1)
 	s.allow(true)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() { s.Fail("no group, no approval") }, OnReject: func(error) {}, OnComplete: func(any, error) {}},
-			Approval{Approver: "erin", Groups: []string{"interns"}, Reason: "ok", Version: 1})
-		s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
-			Approval{Approver: "erin", Groups: []string{"interns", "ml-platform"}, Reason: "platform on call", Version: 1})
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() { s.Fail("no group, no approval") }, OnReject: func(error) {}, OnComplete: func(any, error) {}},
+			pipeline.Approval{Approver: "erin", Groups: []string{"interns"}, Reason: "ok", Version: 1})
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
+			pipeline.Approval{Approver: "erin", Groups: []string{"interns", "ml-platform"}, Reason: "platform on call", Version: 1})
 	}, time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("erin", st.Approval.Approver)
 	s.Equal([]string{"group:ml-platform", "user:alice", "user:bob"}, st.Approvers)
 }
@@ -284,14 +298,14 @@ func (s *ctSuite) TestRejectedByApprover() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(true)
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateReject, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
-			Approval{Approver: "bob", Reason: "holiday freeze", Version: 2})
+		s.env.UpdateWorkflow(pipeline.UpdateReject, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
+			pipeline.Approval{Approver: "bob", Reason: "holiday freeze", Version: 2})
 	}, time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	res, _ := s.result()
-	s.Equal(OutcomeRejectedByApprover, res.Outcome)
+	s.Equal(pipeline.OutcomeRejectedByApprover, res.Outcome)
 	s.Contains(res.Reason, "holiday freeze")
 }
 
@@ -299,12 +313,12 @@ func (s *ctSuite) TestApprovalTimeout() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(true)
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	res, _ := s.result()
-	s.Equal(OutcomeApprovalTimeout, res.Outcome)
+	s.Equal(pipeline.OutcomeApprovalTimeout, res.Outcome)
 	s.GreaterOrEqual(s.env.Now().Sub(start), 24*time.Hour, "waited the spec's timeout (time skipped)")
 }
 
@@ -312,13 +326,13 @@ func (s *ctSuite) TestCanaryBreachRollsBack() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(false)
-	s.canary(activities.CanaryRollback)
-	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.MatchedBy(func(in activities.DeployInput) bool { return in.Version == 2 })).Return(activities.DeployResult{Production: 1}, nil).Once()
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.canary(pipeline.CanaryRollback)
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.MatchedBy(func(in pipeline.DeployInput) bool { return in.Version == 2 })).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	s.NoError(s.env.GetWorkflowError())
 	res, _ := s.result()
-	s.Equal(OutcomeRolledBack, res.Outcome)
+	s.Equal(pipeline.OutcomeRolledBack, res.Outcome)
 	s.Contains(res.Reason, "v1 stays in production")
 }
 
@@ -326,21 +340,21 @@ func (s *ctSuite) TestCanaryInconclusiveRollsBack() {
 	s.happyPath(1, true)
 	s.trainedAndRegistered(2)
 	s.allow(false)
-	s.canary(activities.CanaryWait, activities.CanaryWait, activities.CanaryWait)
-	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.canary(pipeline.CanaryWait, pipeline.CanaryWait, pipeline.CanaryWait)
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	res, _ := s.result()
-	s.Equal(OutcomeRolledBack, res.Outcome)
+	s.Equal(pipeline.OutcomeRolledBack, res.Outcome)
 	s.Contains(res.Reason, "inconclusive after 3 bakes")
 }
 
 func (s *ctSuite) TestActivityFaultEndsAsFailed() {
-	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{}, errors.New("connection refused"))
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{}, errors.New("connection refused"))
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(false))
 	s.Error(s.env.GetWorkflowError())
 	_, st := s.result()
-	s.Equal(OutcomeFailed, st.Outcome)
+	s.Equal(pipeline.OutcomeFailed, st.Outcome)
 }
 
 func TestWindowDefaultsToYesterday(t *testing.T) {
@@ -350,10 +364,10 @@ func TestWindowDefaultsToYesterday(t *testing.T) {
 	env.RegisterActivity(&activities.Data{})
 	env.RegisterActivity(&activities.Registry{})
 	env.SetStartTime(time.Date(2026, 10, 31, 3, 0, 0, 0, time.UTC))
-	var got activities.SnapshotInput
-	env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SnapshotInput) (activities.SnapshotResult, error) {
+	var got pipeline.SnapshotInput
+	env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.SnapshotInput) (pipeline.SnapshotResult, error) {
 		got = in
-		return activities.SnapshotResult{}, temporal.NewNonRetryableApplicationError("stop", activities.ErrTypeInvalidData, nil)
+		return pipeline.SnapshotResult{}, temporal.NewNonRetryableApplicationError("stop", pipeline.ErrTypeInvalidData, nil)
 	})
 	env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
 	in := input(false)
@@ -364,7 +378,7 @@ func TestWindowDefaultsToYesterday(t *testing.T) {
 }
 
 func (s *ctSuite) TestInvalidSpecFailsBeforeAnyActivity() {
-	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(activities.SnapshotResult{}, nil).Never()
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{}, nil).Never()
 	in := input(false)
 	in.Spec.Features = append(in.Spec.Features, "not_in_contract")
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
@@ -372,11 +386,11 @@ func (s *ctSuite) TestInvalidSpecFailsBeforeAnyActivity() {
 	s.Error(err)
 	s.Contains(err.Error(), `"not_in_contract" is not a contract column`)
 	_, st := s.result()
-	s.Equal(OutcomeFailedValidation, st.Outcome)
+	s.Equal(pipeline.OutcomeFailedValidation, st.Outcome)
 }
 
 // rampInput is a run whose canary ramps 5% -> 25% -> 50%.
-func rampInput() RunInput {
+func rampInput() pipeline.RunInput {
 	in := input(false)
 	in.Spec.Canary.Steps = []float64{0.05, 0.25, 0.5}
 	return in
@@ -387,24 +401,24 @@ func (s *ctSuite) TestCanaryRampPromotesAfterAllSteps() {
 	s.trainedAndRegistered(2)
 	s.allow(false)
 	var shares []float64
-	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeployInput) (activities.DeployResult, error) {
+	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.DeployInput) (pipeline.DeployResult, error) {
 		shares = append(shares, in.Share)
-		return activities.DeployResult{Production: 1, Canary: 2}, nil
+		return pipeline.DeployResult{Production: 1, Canary: 2}, nil
 	}).Times(3)
-	s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CanaryEvalInput) (activities.CanaryEvalResult, error) {
+	s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.CanaryEvalInput) (pipeline.CanaryEvalResult, error) {
 		if in.Step == 2 && in.Bake == 1 {
-			return activities.CanaryEvalResult{Decision: activities.CanaryWait, Reason: "labels pending"}, nil
+			return pipeline.CanaryEvalResult{Decision: pipeline.CanaryWait, Reason: "labels pending"}, nil
 		}
-		return activities.CanaryEvalResult{Decision: activities.CanaryPromote, Step: in.Step, Reason: fmt.Sprintf("step %d ok", in.Step)}, nil
+		return pipeline.CanaryEvalResult{Decision: pipeline.CanaryPromote, Step: in.Step, Reason: fmt.Sprintf("step %d ok", in.Step)}, nil
 	}).Times(4)
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 2}, nil).Once()
-	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 2}, nil).Once()
+	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	start := s.env.Now()
 	in := rampInput()
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal([]float64{0.05, 0.25, 0.5}, shares)
 	s.Len(st.Canary, 4)
 	s.Contains(res.Reason, "passed 3 canary steps")
@@ -429,22 +443,22 @@ func (s *ctSuite) TestCanaryRampRollsBackAtTheFirstBadStep() {
 			s.trainedAndRegistered(2)
 			s.allow(false)
 			sets := 0
-			s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeployInput) (activities.DeployResult, error) {
+			s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.DeployInput) (pipeline.DeployResult, error) {
 				sets++
-				return activities.DeployResult{Production: 1, Canary: 2}, nil
+				return pipeline.DeployResult{Production: 1, Canary: 2}, nil
 			})
-			s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CanaryEvalInput) (activities.CanaryEvalResult, error) {
+			s.env.OnActivity(can.EvaluateCanary, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.CanaryEvalInput) (pipeline.CanaryEvalResult, error) {
 				if in.Step == c.badAt {
-					return activities.CanaryEvalResult{Decision: activities.CanaryRollback, Reason: c.reason}, nil
+					return pipeline.CanaryEvalResult{Decision: pipeline.CanaryRollback, Reason: c.reason}, nil
 				}
-				return activities.CanaryEvalResult{Decision: activities.CanaryPromote}, nil
+				return pipeline.CanaryEvalResult{Decision: pipeline.CanaryPromote}, nil
 			})
-			s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
-			s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{}, nil).Never()
+			s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+			s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 			s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, rampInput())
 			s.NoError(s.env.GetWorkflowError())
 			res, _ := s.result()
-			s.Equal(OutcomeRolledBack, res.Outcome)
+			s.Equal(pipeline.OutcomeRolledBack, res.Outcome)
 			s.Contains(res.Reason, fmt.Sprintf("step %d at", c.badAt))
 			s.Contains(res.Reason, c.reason)
 			s.Equal(c.badAt, sets, "no step after the bad one")
@@ -460,25 +474,25 @@ func (s *ctSuite) TestApprovalStageAppearsOnlyWhenReady() {
 	s.trainedAndRegistered(1)
 	s.allow(true)
 	s.approversDelay = time.Minute
-	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(activities.DeployResult{Production: 1}, nil).Once()
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
 	for _, at := range []time.Duration{10 * time.Second, 30 * time.Second, 50 * time.Second, 70 * time.Second, 90 * time.Second} {
 		s.env.RegisterDelayedCallback(func() {
-			q, err := s.env.QueryWorkflow(QueryStatus)
+			q, err := s.env.QueryWorkflow(pipeline.QueryStatus)
 			s.NoError(err)
-			var st Status
+			var st pipeline.Status
 			s.NoError(q.Get(&st))
-			if st.Stage != StageApproval || st.Approval != nil {
+			if st.Stage != pipeline.StageApproval || st.Approval != nil {
 				return
 			}
 			s.Equal([]string{"group:ml-platform", "user:alice", "user:bob"}, st.Approvers, "the stage appears with its approvers")
-			s.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
 				OnReject: func(err error) { s.Fail("an approval sent when the stage showed was refused", err.Error()) }, OnComplete: func(any, error) {}},
-				Approval{Approver: "alice", Reason: "as soon as it showed", Version: st.CandidateVersion})
+				pipeline.Approval{Approver: "alice", Reason: "as soon as it showed", Version: st.CandidateVersion})
 		}, at)
 	}
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
 	res, st := s.result()
-	s.Equal(OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("alice", st.Approval.Approver)
 }

@@ -6,33 +6,33 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // stepOptions are each step's timeouts and retry policy. Faults (storage, network) retry with
-// backoff; the typed errors in activities.NonRetryable never do.
+// backoff; the typed errors in pipeline.NonRetryable never do.
 type stepOptions struct {
 	startToClose time.Duration
 	heartbeat    time.Duration
 	attempts     int32
 }
 
-var steps = map[string]stepOptions{
-	StageSnapshot: {startToClose: 5 * time.Minute, attempts: 5},
-	StageValidate: {startToClose: 30 * time.Minute, heartbeat: 2 * time.Minute, attempts: 5},
-	StageDrift:    {startToClose: 30 * time.Minute, attempts: 5},
-	StageTrain:    {startToClose: 2 * time.Hour, heartbeat: 5 * time.Minute, attempts: 3},
-	StageEvaluate: {startToClose: 30 * time.Minute, attempts: 5},
-	StageRegister: {startToClose: 5 * time.Minute, attempts: 10},
-	StagePolicy:   {startToClose: time.Minute, attempts: 5},
-	StageCanary:   {startToClose: 5 * time.Minute, attempts: 10},
-	StagePromote:  {startToClose: time.Minute, attempts: 20},
-	StageDone:     {startToClose: time.Minute, attempts: 20},
+var steps = map[pipeline.Stage]stepOptions{
+	pipeline.StageSnapshot: {startToClose: 5 * time.Minute, attempts: 5},
+	pipeline.StageValidate: {startToClose: 30 * time.Minute, heartbeat: 2 * time.Minute, attempts: 5},
+	pipeline.StageDrift:    {startToClose: 30 * time.Minute, attempts: 5},
+	pipeline.StageTrain:    {startToClose: 2 * time.Hour, heartbeat: 5 * time.Minute, attempts: 3},
+	pipeline.StageEvaluate: {startToClose: 30 * time.Minute, attempts: 5},
+	pipeline.StageRegister: {startToClose: 5 * time.Minute, attempts: 10},
+	pipeline.StagePolicy:   {startToClose: time.Minute, attempts: 5},
+	pipeline.StageCanary:   {startToClose: 5 * time.Minute, attempts: 10},
+	pipeline.StagePromote:  {startToClose: time.Minute, attempts: 20},
+	pipeline.StageDone:     {startToClose: time.Minute, attempts: 20},
 }
 
 // withStep returns a context whose activity options fit the step, with a readable summary
 // that the Temporal UI shows next to the activity.
-func withStep(ctx workflow.Context, step, summary string) workflow.Context {
+func withStep(ctx workflow.Context, step pipeline.Stage, summary string) workflow.Context {
 	o := steps[step]
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: o.startToClose,
@@ -43,7 +43,7 @@ func withStep(ctx workflow.Context, step, summary string) workflow.Context {
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        o.attempts,
-			NonRetryableErrorTypes: activities.NonRetryable,
+			NonRetryableErrorTypes: pipeline.NonRetryable,
 		},
 	})
 }

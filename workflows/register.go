@@ -1,6 +1,10 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/driftline/driftline/pipeline"
+)
 
 // Registrar is what a worker (or a replayer) registers workflows on.
 type Registrar interface {
@@ -9,6 +13,6 @@ type Registrar interface {
 
 // Register registers every workflow of this package under its stable name.
 func Register(w Registrar) {
-	w.RegisterWorkflowWithOptions(ContinuousTrainingWorkflow, workflow.RegisterOptions{Name: ContinuousTraining})
-	w.RegisterWorkflowWithOptions(CanaryWorkflowFunc, workflow.RegisterOptions{Name: CanaryWorkflow})
+	w.RegisterWorkflowWithOptions(ContinuousTrainingWorkflow, workflow.RegisterOptions{Name: pipeline.ContinuousTraining})
+	w.RegisterWorkflowWithOptions(CanaryWorkflowFunc, workflow.RegisterOptions{Name: pipeline.CanaryWorkflow})
 }

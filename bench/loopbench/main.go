@@ -1,5 +1,5 @@
-// Command loopbench runs the loop's data steps (snapshot, validate, drift, train, evaluate,
-// register) on a generated retail window in S3 (MinIO), calling the activities directly, and
+// Command loopbench runs the loop's data steps (snapshot, inspect = validate + drift in one
+// pass, train, evaluate, register) on a generated retail window in S3 (MinIO), calling the activities directly, and
 // prints each step's seconds and the bytes it read from the store. A first run over the same
 // window registers and promotes v1, so the measured run has a production reference to drift
 // against and a champion to evaluate. bench/loop.sh starts MinIO and runs it.
@@ -10,15 +10,34 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
+	"go.temporal.io/sdk/testsuite"
 )
+
+var (
+	te          *testsuite.TestActivityEnvironment
+	profilePath string
+)
+
+// call runs an activity method as a worker would, in an activity context.
+func call[T any](fn any, in any) (T, error) {
+	var out T
+	v, err := te.ExecuteActivity(fn, in)
+	if err != nil {
+		return out, err
+	}
+	return out, v.Get(&out)
+}
 
 func main() {
 	endpoint := flag.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
@@ -27,7 +46,9 @@ func main() {
 	items := flag.Int("items", 500, "items per store")
 	days := flag.Int("days", 28, "days in the window")
 	specPath := flag.String("spec", "examples/demand.yaml", "model spec (its window_days is set to -days)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured run here")
 	flag.Parse()
+	profilePath = *cpuprofile
 	if err := run(*endpoint, *bucket, *stores, *items, *days, *specPath); err != nil {
 		fmt.Fprintln(os.Stderr, "loopbench:", err)
 		os.Exit(1)
@@ -36,7 +57,7 @@ func main() {
 
 func run(endpoint, bucketName string, stores, items, days int, specPath string) error {
 	ctx := context.Background()
-	s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: endpoint, Bucket: bucketName, Region: "us-east-1",
+	s3, err := s3store.New(ctx, s3store.Config{Endpoint: endpoint, Bucket: bucketName, Region: "us-east-1",
 		AccessKey: os.Getenv("LOOPBENCH_ACCESS_KEY"), SecretKey: os.Getenv("LOOPBENCH_SECRET_KEY")})
 	if err != nil {
 		return err
@@ -60,22 +81,37 @@ func run(endpoint, bucketName string, stores, items, days int, specPath string) 
 		stores, items, days, stores*items*days, from, to, time.Since(t0).Seconds())
 
 	b := objstore.WrapWithCounting(s3, nil)
+	var suite testsuite.WorkflowTestSuite
+	te = suite.NewTestActivityEnvironment() // activities heartbeat: they need an activity context
 	reg := registry.New(b)
-	data := &activities.Data{Store: b}
-	dr := &activities.Drift{Store: b, Registry: reg}
+	data := &activities.Data{Store: b, Registry: reg}
 	tr := &activities.Training{Store: b, Registry: reg}
 	ra := &activities.Registry{Store: b, Registry: reg}
+	for _, a := range []any{data, tr, ra} {
+		te.RegisterActivity(a)
+	}
 
 	// Run 1 (not measured): v1, promoted, the reference of run 2.
 	if dep, _, err := reg.Deployment(ctx, sp.Model); err != nil {
 		return err
 	} else if dep.Production == 0 {
-		if _, err := loop(ctx, b, sp, "bench-run-1", from, to, data, dr, tr, ra, false); err != nil {
+		if _, err := loop(ctx, b, sp, "bench-run-1", from, to, data, tr, ra, false); err != nil {
 			return fmt.Errorf("run 1: %w", err)
 		}
 	}
 	b.Reset()
-	_, err = loop(ctx, b, sp, fmt.Sprintf("bench-run-%d", time.Now().UnixNano()), from, to, data, dr, tr, ra, true)
+	if profilePath != "" {
+		f, err := os.Create(profilePath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	_, err = loop(ctx, b, sp, fmt.Sprintf("bench-run-%d", time.Now().UnixNano()), from, to, data, tr, ra, true)
 	fmt.Printf("peak RSS %s\n", benchutil.PeakRSS())
 	return err
 }
@@ -104,48 +140,50 @@ func (s *stepper) step(name string, f func() error) error {
 	return nil
 }
 
-func loop(ctx context.Context, b *objstore.Counting, sp spec.Spec, runID, from, to string, data *activities.Data, dr *activities.Drift,
+func loop(ctx context.Context, b *objstore.Counting, sp spec.Spec, runID, from, to string, data *activities.Data,
 	tr *activities.Training, ra *activities.Registry, measured bool) (int, error) {
 	st := &stepper{b: b, print: measured}
-	var snap activities.SnapshotResult
+	var snap pipeline.SnapshotResult
 	var err error
 	if err = st.step("snapshot", func() error {
-		snap, err = data.Snapshot(ctx, activities.SnapshotInput{Model: sp.Model, RunID: runID, Dataset: sp.Dataset.Name, From: from, To: to})
+		snap, err = call[pipeline.SnapshotResult](data.Snapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: runID, Dataset: sp.Dataset.Name, From: from, To: to})
 		return err
 	}); err != nil {
 		return 0, err
 	}
-	in := activities.StepInput{Model: sp.Model, RunID: runID, Spec: sp, SnapshotKey: snap.Key}
-	if err := st.step("validate", func() error { _, err := data.Validate(ctx, in); return err }); err != nil {
+	in := pipeline.StepInput{Model: sp.Model, RunID: runID, Spec: sp, SnapshotKey: snap.Key}
+	var ins pipeline.InspectResult
+	if err := st.step("inspect", func() error { ins, err = call[pipeline.InspectResult](data.Inspect, in); return err }); err != nil {
 		return 0, err
 	}
-	var d activities.DriftResult
-	if err := st.step("drift", func() error { d, err = dr.Detect(ctx, in); return err }); err != nil {
+	d := ins.Drift
+	var t pipeline.TrainResult
+	if err := st.step("train", func() error {
+		t, err = call[pipeline.TrainResult](tr.Train, pipeline.TrainInput{StepInput: in, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey})
+		return err
+	}); err != nil {
 		return 0, err
 	}
-	var t activities.TrainResult
-	if err := st.step("train", func() error { t, err = tr.Train(ctx, in); return err }); err != nil {
-		return 0, err
-	}
-	var ev activities.EvaluateResult
+	var ev pipeline.EvaluateResult
 	if err := st.step("evaluate", func() error {
-		ev, err = tr.Evaluate(ctx, activities.EvaluateInput{StepInput: in, ArtifactKey: t.ArtifactKey, ChampionVersion: d.ReferenceVersion})
+		ev, err = call[pipeline.EvaluateResult](tr.Evaluate, pipeline.EvaluateInput{StepInput: in, ArtifactKey: t.ArtifactKey, ChampionVersion: d.ReferenceVersion})
 		return err
 	}); err != nil {
 		return 0, err
 	}
-	var rr activities.RegisterResult
+	var rr pipeline.RegisterResult
 	if err := st.step("register", func() error {
-		rr, err = ra.Register(ctx, activities.RegisterInput{StepInput: in, WorkflowID: "bench", RequestedBy: "loopbench", ArtifactKey: t.ArtifactKey,
+		rr, err = call[pipeline.RegisterResult](ra.Register, pipeline.RegisterInput{StepInput: in, WorkflowID: "bench", RequestedBy: "loopbench", ArtifactKey: t.ArtifactKey,
 			ProfileKey: t.ProfileKey, PredictionProfileKey: ev.PredictionProfileKey, Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}})
 		return err
 	}); err != nil {
 		return 0, err
 	}
 	if !measured {
-		_, err := ra.Promote(ctx, activities.DeployInput{Model: sp.Model, RunID: runID, Actor: "loopbench", Version: rr.Version, Reason: "bench reference"})
+		_, err := call[pipeline.DeployResult](ra.Promote, pipeline.DeployInput{Model: sp.Model, RunID: runID, Actor: "loopbench", Version: rr.Version, Reason: "bench reference"})
 		return rr.Version, err
 	}
+	fmt.Printf("train      %7.2f s reading and binning %d rows, %7.2f s boosting %d trees\n", t.ReadSeconds, t.TrainRows, t.FitSeconds, t.Trees)
 	fmt.Printf("total      %7.2f s  %8.1f MB read of a %.1f MB window (%.2fx); drift %v, candidate MAE %.3f, champion MAE %.3f, v%d\n",
 		st.total.Seconds(), float64(st.bytes)/1e6, float64(snap.Bytes)/1e6, float64(st.bytes)/float64(snap.Bytes), d.Drifted, ev.CandidateMAE, ev.ChampionMAE, rr.Version)
 	return rr.Version, nil

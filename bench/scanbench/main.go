@@ -18,6 +18,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -32,7 +33,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan here")
 	flag.Parse()
 	ctx := context.Background()
-	b, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: "driftline", SecretKey: "driftline-secret"})
+	b, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: "driftline", SecretKey: "driftline-secret"})
 	if err != nil {
 		panic(err)
 	}

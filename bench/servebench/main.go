@@ -76,9 +76,8 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := r.UpdateDeployment(ctx, "demand", registry.Change{Action: "promote", Key: "bench"}, func(d *registry.Deployment) error {
-		d.Production = v.Version
-		return nil
+	if _, err := r.UpdateDeployment(ctx, "demand", registry.Change{Action: registry.TransPromote, Key: "bench"}, func(d *registry.Deployment) (bool, error) {
+		return d.Promote(v.Version)
 	}); err != nil {
 		panic(err)
 	}

@@ -19,10 +19,10 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/traffic"
-	"github.com/driftline/driftline/workflows"
 )
 
 // The demo's two windows: four weeks before the holiday season, and the last four weeks,
@@ -65,7 +65,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	approve := func(st workflows.Status) {
+	approve := func(st pipeline.Status) {
 		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through %s with a bearer token\n",
 			st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
 		tok, err := approvals.Mint(keys.HMAC, "alice", nil, 10*time.Minute)
@@ -80,11 +80,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 		}
 		// Do not leave the demo waiting for the approval timeout.
 		fmt.Printf("  approval failed: %v; ending the run\n", err)
-		_ = c.TerminateWorkflow(ctx, workflows.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
+		_ = c.TerminateWorkflow(ctx, pipeline.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
 	}
 
 	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
-	res1, link1, err := demoRun(ctx, c, workflows.RunInput{Spec: sp, From: demoFrom1, To: demoTo1, RequestedBy: "demo"}, approve)
+	res1, link1, err := demoRun(ctx, c, pipeline.RunInput{Spec: sp, From: demoFrom1, To: demoTo1, RequestedBy: "demo"}, approve)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	var st traffic.Stats
 	go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
 	fmt.Printf("  client traffic: %d requests/s to %s\n", *rps, *url)
-	res2, link2, err := demoRun(ctx, c, workflows.RunInput{Spec: sp, From: demoFrom2, To: demoTo2, RequestedBy: "demo"}, approve)
+	res2, link2, err := demoRun(ctx, c, pipeline.RunInput{Spec: sp, From: demoFrom2, To: demoTo2, RequestedBy: "demo"}, approve)
 	stopTraffic()
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 
 	fmt.Println("\n== 4. a prediction from the serving API")
 	want := res1.Version
-	if res2.Outcome == workflows.OutcomePromoted {
+	if res2.Outcome == pipeline.OutcomePromoted {
 		want = res2.Version
 	}
 	if err := waitServing(ctx, *url, sp.Model, want); err != nil {
@@ -143,11 +143,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 }
 
 type demoResult struct {
-	workflows.RunResult
+	pipeline.RunResult
 	RunID string
 }
 
-func demoRun(ctx context.Context, c client.Client, in workflows.RunInput, onApproval func(workflows.Status)) (demoResult, string, error) {
+func demoRun(ctx context.Context, c client.Client, in pipeline.RunInput, onApproval func(pipeline.Status)) (demoResult, string, error) {
 	run, err := starter.StartRun(ctx, c, in)
 	if err != nil {
 		return demoResult{}, "", err
@@ -163,9 +163,9 @@ func demoRun(ctx context.Context, c client.Client, in workflows.RunInput, onAppr
 // demo model's registry, reports and prediction log, so `make demo` can run again and again.
 // Audit records stay: they are append-only.
 func resetDemoModel(ctx context.Context, c client.Client, b objstore.Bucket, model string) error {
-	desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(model), "")
+	desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
 	if err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		if err := c.TerminateWorkflow(ctx, workflows.WorkflowID(model), "", "demo restarted"); err != nil {
+		if err := c.TerminateWorkflow(ctx, pipeline.WorkflowID(model), "", "demo restarted"); err != nil {
 			return err
 		}
 	}

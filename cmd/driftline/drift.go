@@ -16,9 +16,9 @@ import (
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
-	"github.com/driftline/driftline/workflows"
 )
 
 func cmdDrift(ctx context.Context, args []string) error {
@@ -48,7 +48,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 			return err
 		}
 		defer c.Close()
-		desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(*model), "")
+		desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(*model), "")
 		if err != nil {
 			return fmt.Errorf("latest run of %s: %w", *model, err)
 		}

@@ -14,11 +14,11 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/traffic"
-	"github.com/driftline/driftline/workflows"
 )
 
 func cmdRun(ctx context.Context, args []string) error {
@@ -51,7 +51,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	run, err := starter.StartRun(ctx, c, workflows.RunInput{Spec: sp, From: *from, To: *to, Force: *force, RequestedBy: *as})
+	run, err := starter.StartRun(ctx, c, pipeline.RunInput{Spec: sp, From: *from, To: *to, Force: *force, RequestedBy: *as})
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	if !*follow {
 		return nil
 	}
-	res, err := starter.Follow(ctx, c, sp.Model, run, os.Stdout, func(st workflows.Status) {
+	res, err := starter.Follow(ctx, c, sp.Model, run, os.Stdout, func(st pipeline.Status) {
 		fmt.Printf("  waiting for approval of v%d: driftline approve --model %s --version %d --as <approver> --reason \"...\"\n",
 			st.CandidateVersion, sp.Model, st.CandidateVersion)
 	})
@@ -89,7 +89,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	fmt.Printf("model %s  window %s..%s  stage %s  outcome %s\n", st.Model, st.From, st.To, st.Stage, orDash(st.Outcome))
+	fmt.Printf("model %s  window %s..%s  stage %s  outcome %s\n", st.Model, st.From, st.To, st.Stage, orDash(string(st.Outcome)))
 	if st.Reason != "" {
 		fmt.Printf("  %s\n", st.Reason)
 	}
@@ -130,8 +130,8 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	if err != nil {
 		return err
 	}
-	if *runID != "" && st.Stage != workflows.StageApproval {
-		return fmt.Errorf("run %s of %s is not waiting for approval (stage %s, outcome %s)", *runID, *model, st.Stage, orDash(st.Outcome))
+	if *runID != "" && st.Stage != pipeline.StageApproval {
+		return fmt.Errorf("run %s of %s is not waiting for approval (stage %s, outcome %s)", *runID, *model, st.Stage, orDash(string(st.Outcome)))
 	}
 	if *version == 0 {
 		*version = st.CandidateVersion
@@ -147,7 +147,7 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 		fmt.Println(out)
 		return nil
 	}
-	a := workflows.Approval{Approver: *as, Reason: *reason, Version: *version}
+	a := pipeline.Approval{Approver: *as, Reason: *reason, Version: *version}
 	if *viaSignal {
 		if err := starter.SignalDecision(ctx, c, *model, approve, a); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 )
@@ -73,7 +74,7 @@ func (o operator) authorizeData(ctx context.Context, log audit.Log, action, mode
 
 // pointerChange opens the registry, checks the operator may take the action, and reads the
 // deployment pointer with the ETag the change will be conditioned on.
-func pointerChange(ctx context.Context, s3 *objstore.S3Config, op operator, action, model string) (*registry.Registry, registry.Deployment, string, error) {
+func pointerChange(ctx context.Context, s3 *s3store.Config, op operator, action, model string) (*registry.Registry, registry.Deployment, string, error) {
 	b, err := config.OpenBucket(ctx, s3)
 	if err != nil {
 		return nil, registry.Deployment{}, "", err
@@ -108,7 +109,7 @@ func cmdRollback(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := r.Rollback(ctx, *model, etag, registry.Change{Actor: *op.id, Reason: *reason, Key: fmt.Sprintf("cli-rollback/%s/%s", *model, etag)})
+	d, err := r.RollbackIf(ctx, *model, etag, registry.Change{Actor: *op.id, Reason: *reason, Key: fmt.Sprintf("cli-rollback/%s/%s", *model, etag)})
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func cmdPromote(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := r.Promote(ctx, *model, *version, etag, registry.Change{Actor: *op.id, Reason: *reason, Key: fmt.Sprintf("cli-promote/%s/%s/%d", *model, etag, *version)})
+	d, err := r.PromoteIf(ctx, *model, *version, etag, registry.Change{Actor: *op.id, Reason: *reason, Key: fmt.Sprintf("cli-promote/%s/%s/%d", *model, etag, *version)})
 	if err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ func modelsAlias(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := r.SetAlias(ctx, *model, *alias, *version, etag, registry.Change{Actor: *op.id, Key: fmt.Sprintf("cli-alias/%s/%s/%s/%d", *model, etag, *alias, *version)})
+	d, err := r.SetAliasIf(ctx, *model, *alias, *version, etag, registry.Change{Actor: *op.id, Key: fmt.Sprintf("cli-alias/%s/%s/%s/%d", *model, etag, *alias, *version)})
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,3 @@
-// Package externaltrainer is an example external trainer: a worker on its own task queue
-// that implements Driftline's train contract (activity driftline.train.v1, docs/models.md)
-// with the Temporal Go SDK. It fits ridge regression on the run's pinned Parquet files,
-// leaving out the holdout, and writes a Driftline artifact where it was asked to. A team
-// would put its own training code here, in any language with a Temporal SDK.
 package externaltrainer
 
 import (
@@ -14,12 +9,12 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // Trainer reads and writes the pipeline's bucket.
@@ -38,8 +33,8 @@ func (t *Trainer) key(uri string) (string, error) {
 }
 
 // Train implements driftline.train.v1.
-func (t *Trainer) Train(ctx context.Context, in activities.ExternalTrainInput) (activities.ExternalTrainOutput, error) {
-	var out activities.ExternalTrainOutput
+func (t *Trainer) Train(ctx context.Context, in pipeline.ExternalTrainInput) (pipeline.ExternalTrainOutput, error) {
+	var out pipeline.ExternalTrainOutput
 	sk, err := t.key(in.SnapshotURI)
 	if err != nil {
 		return out, err
@@ -105,6 +100,6 @@ func (t *Trainer) Train(ctx context.Context, in activities.ExternalTrainInput) (
 	if _, err := t.Store.Put(ctx, ok, art, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return out, err
 	}
-	return activities.ExternalTrainOutput{ArtifactURI: in.OutputURI, Format: activities.FormatDriftline, TrainRows: int(acc.Rows()),
+	return pipeline.ExternalTrainOutput{ArtifactURI: in.OutputURI, Format: pipeline.FormatDriftline, TrainRows: int(acc.Rows()),
 		Metrics: map[string]float64{"train_rmse": acc.TrainingRMSE(lin)}}, nil
 }

@@ -1,4 +1,3 @@
-// Package benchutil holds what the benchmark programs share.
 package benchutil
 
 import (

@@ -1,4 +1,3 @@
-// Package buildinfo tells which code revision this binary was built from.
 package buildinfo
 
 import "runtime/debug"

@@ -1,5 +1,3 @@
-// Package config reads Driftline's settings from flags and the environment, with validated
-// defaults. Temporal client options come from the standard TEMPORAL_* environment.
 package config
 
 import (
@@ -11,7 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 
-	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 )
 
 func env(key, def string) string {
@@ -23,8 +21,8 @@ func env(key, def string) string {
 
 // S3Flags registers the object-store flags on fs, defaulting from DRIFTLINE_S3_* variables
 // (and to the local MinIO that `make up` starts).
-func S3Flags(fs *flag.FlagSet) *objstore.S3Config {
-	c := &objstore.S3Config{}
+func S3Flags(fs *flag.FlagSet) *s3store.Config {
+	c := &s3store.Config{}
 	fs.StringVar(&c.Endpoint, "s3-endpoint", env("DRIFTLINE_S3_ENDPOINT", "http://127.0.0.1:9000"), "S3 endpoint; empty for AWS (env DRIFTLINE_S3_ENDPOINT)")
 	fs.StringVar(&c.Region, "s3-region", env("DRIFTLINE_S3_REGION", "us-east-1"), "S3 region (env DRIFTLINE_S3_REGION)")
 	fs.StringVar(&c.Bucket, "s3-bucket", env("DRIFTLINE_S3_BUCKET", "driftline"), "bucket (env DRIFTLINE_S3_BUCKET)")
@@ -35,11 +33,11 @@ func S3Flags(fs *flag.FlagSet) *objstore.S3Config {
 }
 
 // OpenBucket validates the config and connects.
-func OpenBucket(ctx context.Context, c *objstore.S3Config) (*objstore.S3, error) {
+func OpenBucket(ctx context.Context, c *s3store.Config) (*s3store.S3, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return objstore.NewS3(ctx, *c)
+	return s3store.New(ctx, *c)
 }
 
 // TemporalClient dials Temporal with options from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
@@ -64,7 +62,7 @@ func orDefault(v, d string) string {
 }
 
 // Connect opens the bucket and dials Temporal; the caller closes the client.
-func Connect(ctx context.Context, c *objstore.S3Config) (*objstore.S3, client.Client, error) {
+func Connect(ctx context.Context, c *s3store.Config) (*s3store.S3, client.Client, error) {
 	b, err := OpenBucket(ctx, c)
 	if err != nil {
 		return nil, nil, err

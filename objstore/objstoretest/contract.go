@@ -1,4 +1,3 @@
-// Package objstoretest holds the contract test every objstore.Bucket must pass.
 package objstoretest
 
 import (

@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/examples/externaltrainer"
 	"github.com/driftline/driftline/internal/config"
-	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/pipeline"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func main() {
 	}
 }
 
-func run(queue string, alpha float64, s3 *objstore.S3Config) error {
+func run(queue string, alpha float64, s3 *s3store.Config) error {
 	ctx := context.Background()
 	store, c, err := config.Connect(ctx, s3)
 	if err != nil {
@@ -40,6 +40,6 @@ func run(queue string, alpha float64, s3 *objstore.S3Config) error {
 	defer c.Close()
 	w := worker.New(c, queue, worker.Options{})
 	t := &externaltrainer.Trainer{Store: store, Alpha: alpha}
-	w.RegisterActivityWithOptions(t.Train, activity.RegisterOptions{Name: activities.ExternalTrainActivity})
+	w.RegisterActivityWithOptions(t.Train, activity.RegisterOptions{Name: pipeline.ExternalTrainActivity})
 	return w.Run(worker.InterruptCh())
 }

@@ -1,4 +1,4 @@
-package objstore_test
+package s3store_test
 
 import (
 	"testing"

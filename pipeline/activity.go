@@ -1,9 +1,8 @@
-package activities
+package pipeline
 
 import (
 	"time"
 
-	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -55,6 +54,10 @@ type TrainResult struct {
 	TrainLoss   float64 `json:",omitempty"`
 	// Trees kept by early stopping (gbdt).
 	Trees int `json:",omitempty"`
+	// ReadSeconds and FitSeconds split the step's time: reading (and binning) the rows, and
+	// fitting (gbdt: the boosting rounds).
+	ReadSeconds float64 `json:",omitempty"`
+	FitSeconds  float64 `json:",omitempty"`
 }
 
 // EvaluateInput compares the staged candidate with the champion on the same holdout.
@@ -74,10 +77,10 @@ type EvaluateResult struct {
 	Fairness                  *FairnessResult `json:",omitempty"`
 	// Metrics: every candidate metric on the holdout (mae, rmse, r2, mape; logloss, auc,
 	// accuracy for classifiers); the report has them per segment and for the champion.
-	Metrics      map[string]float64        `json:",omitempty"`
-	Importance   map[string]float64        `json:",omitempty"`
-	Int8Key      string                    `json:",omitempty"` // staged int8 variant
-	Quantization *model.QuantizationReport `json:",omitempty"`
+	Metrics      map[string]float64  `json:",omitempty"`
+	Importance   map[string]float64  `json:",omitempty"`
+	Int8Key      string              `json:",omitempty"` // staged int8 variant
+	Quantization *QuantizationReport `json:",omitempty"`
 }
 
 // FairnessResult is the candidate's disparate impact on the holdout.
@@ -106,9 +109,9 @@ type RegisterInput struct {
 	Metrics                 map[string]float64
 	Reports                 map[string]string
 	// The int8 variant and its measurements, and the global feature importance.
-	Int8Key      string                    `json:",omitempty"`
-	Quantization *model.QuantizationReport `json:",omitempty"`
-	Importance   map[string]float64        `json:",omitempty"`
+	Int8Key      string              `json:",omitempty"`
+	Quantization *QuantizationReport `json:",omitempty"`
+	Importance   map[string]float64  `json:",omitempty"`
 }
 
 // RegisterResult names the new version.
@@ -127,7 +130,7 @@ type PolicyInput struct {
 	Spec            spec.Spec
 	Reports         map[string]string
 	Fairness        *FairnessResult
-	Quantization    *model.QuantizationReport `json:",omitempty"`
+	Quantization    *QuantizationReport `json:",omitempty"`
 }
 
 // PolicyResult is the decision with where its record is stored.
@@ -144,7 +147,7 @@ type DeployInput struct {
 	Model, RunID, Actor, Reason string
 	Version                     int
 	Share                       float64
-	Mode                        string // split or shadow (SetCanary)
+	Mode                        spec.CanaryMode // split or shadow (SetCanary)
 }
 
 // DeployResult is the pointer after the change.
@@ -182,13 +185,6 @@ type LiveMAE struct {
 	Decided                                      bool
 }
 
-// Canary decisions.
-const (
-	CanaryPromote  = "promote"
-	CanaryRollback = "rollback"
-	CanaryWait     = "wait"
-)
-
 // PredictionDrift summarises the candidate's live outputs against its holdout outputs.
 type PredictionDrift struct {
 	Answers int     `json:"answers"`
@@ -201,7 +197,8 @@ type PredictionDrift struct {
 
 // CanaryEvalResult is one bake's verdict with its evidence.
 type CanaryEvalResult struct {
-	Decision, Reason      string
+	Decision              CanaryDecision
+	Reason                string
 	Step                  int
 	Share                 float64
 	Candidate, Production RouteStats
@@ -215,7 +212,8 @@ type CanaryEvalResult struct {
 // OutcomeInput records how a run ended.
 type OutcomeInput struct {
 	Model, RunID, WorkflowID string
-	Outcome, Reason          string
+	Outcome                  Outcome
+	Reason                   string
 	Version                  int
 	Status                   any
 }
@@ -228,8 +226,6 @@ type ApprovalRecord struct {
 	Approved         bool
 	Via              string // update or signal
 }
-
-func reportKey(model, run, name string) string { return "reports/" + model + "/" + run + "/" + name }
 
 // ApproversInput asks who may approve a model.
 type ApproversInput struct{ Model string }
@@ -248,4 +244,38 @@ type IgnoredApproval struct {
 	Model, RunID, Approver, Why string
 	Version                     int
 	Approve                     bool
+}
+
+// QuantizationReport is the int8 variant's evidence, measured on the holdout and stored in
+// the version's metadata.
+type QuantizationReport struct {
+	Variant        string  `json:"variant"` // int8
+	Key            string  `json:"key,omitempty"`
+	SizeBytes      int     `json:"size_bytes"`
+	FloatSizeBytes int     `json:"float_size_bytes"`
+	NsPerRow       float64 `json:"ns_per_row"`
+	FloatNsPerRow  float64 `json:"float_ns_per_row"`
+	MAE            float64 `json:"mae"`
+	FloatMAE       float64 `json:"float_mae"`
+	// MAELoss is the relative increase of the holdout MAE: (MAE - FloatMAE) / FloatMAE.
+	MAELoss float64 `json:"mae_loss"`
+	Rows    int     `json:"rows"`
+	Error   string  `json:"error,omitempty"` // why no variant could be made
+}
+
+// InspectResult is the window's one pass: validation, drift against the production
+// reference, and what training needs from its days (reference profile, gbdt bins).
+type InspectResult struct {
+	Validation ValidateResult
+	Drift      DriftResult
+	// ProfileKey is the candidate's reference profile (its training rows); BinsKey the gbdt
+	// bins cut from a sample of them (empty for the other trainers).
+	ProfileKey, BinsKey string
+}
+
+// TrainInput is StepInput plus what the window's first pass prepared (empty: Train reads
+// the training days once more to prepare it itself, as runs before the one-pass shape did).
+type TrainInput struct {
+	StepInput
+	ProfileKey, BinsKey string `json:",omitempty"`
 }

@@ -1,7 +1,6 @@
-package activities
+package dataset
 
 import (
-	"hash/fnv"
 	"math"
 	"math/bits"
 )
@@ -12,11 +11,26 @@ type hll struct{ reg [1 << 12]uint8 }
 
 func newHLL() *hll { return &hll{} }
 
-func (h *hll) add(s string) {
-	f := fnv.New64a()
-	_, _ = f.Write([]byte(s))
-	x := f.Sum64()
-	x ^= x >> 33 // fnv's high bits mix poorly for short strings
+// addString counts a string value (FNV-1a over its bytes, no allocation).
+func (h *hll) addString(s string) {
+	x := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		x ^= uint64(s[i])
+		x *= 1099511628211
+	}
+	h.addHash(x)
+}
+
+// addNumber counts a numeric value by its bits (so 1 and 1.0 are one value; -0 is 0).
+func (h *hll) addNumber(v float64) {
+	if v == 0 {
+		v = 0
+	}
+	h.addHash(math.Float64bits(v) * 0x9e3779b97f4a7c15)
+}
+
+func (h *hll) addHash(x uint64) {
+	x ^= x >> 33 // mix: FNV's and the bits' high bits are poor for short inputs
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
 	idx := x >> 52

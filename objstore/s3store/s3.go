@@ -1,4 +1,4 @@
-package objstore
+package s3store
 
 import (
 	"bytes"
@@ -15,12 +15,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/driftline/driftline/objstore"
 )
 
-var _ Bucket = (*S3)(nil)
+var _ objstore.Bucket = (*S3)(nil)
 
-// S3Config selects a bucket on AWS S3 or an S3-compatible server such as MinIO.
-type S3Config struct {
+// Config selects a bucket on AWS S3 or an S3-compatible server such as MinIO.
+type Config struct {
 	Endpoint  string // empty for AWS; http://127.0.0.1:9000 for a local MinIO
 	Region    string
 	AccessKey string // empty: the AWS default credential chain
@@ -30,7 +32,7 @@ type S3Config struct {
 }
 
 // Validate reports the first missing field.
-func (c S3Config) Validate() error {
+func (c Config) Validate() error {
 	if c.Bucket == "" {
 		return errors.New("s3 config: bucket is required (DRIFTLINE_S3_BUCKET)")
 	}
@@ -40,14 +42,14 @@ func (c S3Config) Validate() error {
 	return nil
 }
 
-// S3 is a Bucket on S3 or MinIO.
+// S3 is an objstore.Bucket on S3 or MinIO.
 type S3 struct {
 	client *s3.Client
-	cfg    S3Config
+	cfg    Config
 }
 
 // NewS3 builds an S3 bucket client. Path-style addressing is used whenever an endpoint is set.
-func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+func New(ctx context.Context, cfg Config) (*S3, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func (s *S3) EnsureBucket(ctx context.Context) error {
 
 func (s *S3) full(key string) string { return s.cfg.Prefix + key }
 
-// URI implements Bucket.
+// URI implements objstore.Bucket.
 func (s *S3) URI(key string) string { return "s3://" + s.cfg.Bucket + "/" + s.full(key) }
 
 // mapErr turns S3 status codes into the package's sentinel errors.
@@ -103,18 +105,18 @@ func (s *S3) mapErr(op, key string, err error) error {
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
 		case http.StatusNotFound:
-			return fmt.Errorf("%s %s: %w", op, s.URI(key), ErrNotFound)
+			return fmt.Errorf("%s %s: %w", op, s.URI(key), objstore.ErrNotFound)
 		case http.StatusPreconditionFailed, http.StatusConflict:
-			return fmt.Errorf("%s %s: %w", op, s.URI(key), ErrPreconditionFailed)
+			return fmt.Errorf("%s %s: %w", op, s.URI(key), objstore.ErrPreconditionFailed)
 		case http.StatusNotModified:
-			return fmt.Errorf("%s %s: %w", op, s.URI(key), ErrNotModified)
+			return fmt.Errorf("%s %s: %w", op, s.URI(key), objstore.ErrNotModified)
 		}
 	}
 	return fmt.Errorf("%s %s: %w", op, s.URI(key), err)
 }
 
-// Get implements Bucket.
-func (s *S3) Get(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, Object, error) {
+// Get implements objstore.Bucket.
+func (s *S3) Get(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.Object, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(s.full(key))}
 	if opts.IfNoneMatch != "" {
 		in.IfNoneMatch = aws.String(opts.IfNoneMatch)
@@ -128,17 +130,17 @@ func (s *S3) Get(ctx context.Context, key string, opts GetOptions) (io.ReadClose
 	}
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
-		return nil, Object{}, s.mapErr("get", key, err)
+		return nil, objstore.Object{}, s.mapErr("get", key, err)
 	}
-	obj := Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}
+	obj := objstore.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}
 	if out.LastModified != nil {
 		obj.LastModified = *out.LastModified
 	}
 	return out.Body, obj, nil
 }
 
-// Put implements Bucket.
-func (s *S3) Put(ctx context.Context, key string, body []byte, opts PutOptions) (Object, error) {
+// Put implements objstore.Bucket.
+func (s *S3) Put(ctx context.Context, key string, body []byte, opts objstore.PutOptions) (objstore.Object, error) {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(s.full(key)),
@@ -156,27 +158,27 @@ func (s *S3) Put(ctx context.Context, key string, body []byte, opts PutOptions) 
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		return Object{}, s.mapErr("put", key, err)
+		return objstore.Object{}, s.mapErr("put", key, err)
 	}
-	return Object{Key: key, Size: int64(len(body)), ETag: aws.ToString(out.ETag)}, nil
+	return objstore.Object{Key: key, Size: int64(len(body)), ETag: aws.ToString(out.ETag)}, nil
 }
 
-// Head implements Bucket.
-func (s *S3) Head(ctx context.Context, key string) (Object, error) {
+// Head implements objstore.Bucket.
+func (s *S3) Head(ctx context.Context, key string) (objstore.Object, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(s.full(key))})
 	if err != nil {
-		return Object{}, s.mapErr("head", key, err)
+		return objstore.Object{}, s.mapErr("head", key, err)
 	}
-	obj := Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}
+	obj := objstore.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}
 	if out.LastModified != nil {
 		obj.LastModified = *out.LastModified
 	}
 	return obj, nil
 }
 
-// List implements Bucket.
-func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
-	var out []Object
+// List implements objstore.Bucket.
+func (s *S3) List(ctx context.Context, prefix string) ([]objstore.Object, error) {
+	var out []objstore.Object
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(s.full(prefix)),
 	})
@@ -186,7 +188,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 			return nil, s.mapErr("list", prefix, err)
 		}
 		for _, o := range page.Contents {
-			obj := Object{Key: strings.TrimPrefix(aws.ToString(o.Key), s.cfg.Prefix), Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag)}
+			obj := objstore.Object{Key: strings.TrimPrefix(aws.ToString(o.Key), s.cfg.Prefix), Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag)}
 			if o.LastModified != nil {
 				obj.LastModified = *o.LastModified
 			}
@@ -196,7 +198,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 	return out, nil
 }
 
-// Delete implements Bucket.
+// Delete implements objstore.Bucket.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(s.full(key))})
 	if err != nil {

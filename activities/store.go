@@ -1,0 +1,60 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/spec"
+)
+
+// putJSON stores v as JSON; once creates it only if absent (a retry finds it there).
+func putJSON(ctx context.Context, b objstore.Bucket, key string, v any, once bool) error {
+	body, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return invalid("encode %s: %v", key, err)
+	}
+	_, err = b.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: once, ContentType: "application/json"})
+	if once && errors.Is(err, objstore.ErrPreconditionFailed) {
+		return nil
+	}
+	return err
+}
+
+// getJSON reads a JSON object into v; a body that does not decode is invalid data.
+func getJSON(ctx context.Context, b objstore.Bucket, key string, v any) error {
+	data, _, err := objstore.ReadAll(ctx, b, key)
+	if err != nil {
+		return classify("read "+key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return invalid("%s: %v", b.URI(key), err)
+	}
+	return nil
+}
+
+func putOnce(ctx context.Context, b objstore.Bucket, key string, body []byte) error {
+	_, err := b.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+		return classify("quarantine", err)
+	}
+	return nil
+}
+
+// loadSnapshot reads a stored manifest.
+func loadSnapshot(ctx context.Context, b objstore.Bucket, key string) (dataset.Snapshot, error) {
+	var s dataset.Snapshot
+	return s, getJSON(ctx, b, key, &s)
+}
+
+// holdoutCut is the first holdout date: the last HoldoutDays days of the window are held out.
+func holdoutCut(s dataset.Snapshot, sp spec.Spec) (string, error) {
+	to, err := time.Parse(dataset.DateLayout, s.To)
+	if err != nil {
+		return "", invalid("snapshot %s: bad window end %q", s.ID, s.To)
+	}
+	return to.AddDate(0, 0, 1-sp.Dataset.HoldoutDays).Format(dataset.DateLayout), nil
+}

@@ -1,0 +1,220 @@
+package evaluate
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/spec"
+)
+
+// ErrNoHoldout: the holdout days hold no accepted row. It wraps dataset.ErrInvalidData.
+var ErrNoHoldout = fmt.Errorf("%w: no holdout rows", dataset.ErrInvalidData)
+
+// How many holdout rows importance and the int8 measurement use.
+const (
+	ImportanceRows   = 2000
+	QuantizationRows = 20000
+)
+
+// Input is one evaluation.
+type Input struct {
+	Spec spec.Spec
+	// Rows streams the holdout days only.
+	Rows        dataset.Source
+	HoldoutFrom string
+	Candidate   *model.Model
+	// Champion is the production model (nil: first deployment), ChampionVersion its number.
+	Champion        *model.Model
+	ChampionVersion int
+}
+
+// Report is stored at reports/<model>/<run>/evaluation.json.
+type Report struct {
+	HoldoutFrom     string                   `json:"holdout_from"`
+	HoldoutRows     int                      `json:"holdout_rows"`
+	CandidateMAE    float64                  `json:"candidate_mae"`
+	ChampionVersion int                      `json:"champion_version,omitempty"`
+	ChampionMAE     float64                  `json:"champion_mae,omitempty"`
+	Threshold       float64                  `json:"max_mae"`
+	Fairness        *pipeline.FairnessResult `json:"fairness,omitempty"`
+	// Candidate and Champion hold every metric on the same holdout rows, overall and per
+	// segment (Segments[value], by SegmentBy).
+	SegmentBy string                       `json:"segment_by,omitempty"`
+	Candidate ModelEvaluation              `json:"candidate"`
+	Champion  *ModelEvaluation             `json:"champion,omitempty"`
+	Quantized *pipeline.QuantizationReport `json:"quantization,omitempty"`
+	// Importance is the candidate's global feature importance: mean |SHAP| over up to
+	// ImportanceRows holdout rows.
+	Importance map[string]float64 `json:"feature_importance,omitempty"`
+}
+
+// ModelEvaluation is one model's metrics on the holdout.
+type ModelEvaluation struct {
+	Overall  model.Metrics            `json:"overall"`
+	Segments map[string]model.Metrics `json:"segments,omitempty"`
+}
+
+// Result is the evaluation: the report, the candidate's holdout output distribution (the
+// reference for prediction drift) and its int8 variant (nil when none could be made or the
+// spec disables it).
+type Result struct {
+	Report            Report
+	Metrics           map[string]float64 // the candidate's metrics, flat (mae, rmse, r2, ...)
+	PredictionProfile drift.Profile
+	Int8              *model.Model
+}
+
+// Run evaluates in one pass over in.Rows.
+func Run(in Input) (Result, error) {
+	sp := in.Spec
+	models := []*model.Model{in.Candidate}
+	if in.Champion != nil {
+		models = append(models, in.Champion)
+	}
+	for _, m := range models {
+		for _, f := range m.Features {
+			if col, ok := sp.Contract.Column(f); !ok || col.Type == contract.TypeString {
+				return Result{}, fmt.Errorf("%w: feature %q of a model is not a numeric column of the contract", dataset.ErrInvalidData, f)
+			}
+		}
+	}
+	cand := in.Candidate
+	scorers := make([]*model.SegmentScorer, len(models))
+	for i, m := range models {
+		scorers[i] = model.NewSegmentScorer(m.Classifier())
+	}
+	segCol, hasSeg := sp.Contract.Column(sp.Evaluation.SegmentBy)
+	// Fairness: favorable outcome = the candidate predicts at or above its expected value
+	// (regression) or class 1 (classification).
+	attr, hasAttr := sp.Contract.Column(sp.Fairness.ProtectedAttribute)
+	groups := Groups{}
+	favorableAbove := FavorableCut(cand)
+	preds := drift.NewProfileBuilder([]string{drift.PredictionFeature}, []string{drift.Numeric})
+	importance := make([]float64, len(cand.Features))
+	explained, rows := 0, 0
+	var qrows, qy []float64
+	// Per batch, each model scores the accepted rows at once (the gbdt batch walk), then the
+	// rows are scored, grouped, explained and sampled in order.
+	mats := make([][]float64, len(models))
+	outs := make([][]float64, len(models))
+	var idx []int
+	err := in.Rows(func(b *dataset.Batch) error {
+		y := b.Num(sp.Target)
+		idx = idx[:0]
+		for r := 0; r < b.Rows; r++ {
+			if b.Accepted[r] {
+				idx = append(idx, r)
+			}
+		}
+		for i, m := range models {
+			p := len(m.Features)
+			mats[i] = slices.Grow(mats[i][:0], len(idx)*p)[:len(idx)*p]
+			for j, f := range m.Features {
+				d := b.Cols[f]
+				for k, r := range idx {
+					v := d.Num[r]
+					if d.Null[r] {
+						v = math.NaN()
+					}
+					mats[i][k*p+j] = v
+				}
+			}
+			outs[i] = slices.Grow(outs[i][:0], len(idx))[:len(idx)]
+			m.PredictBatch(mats[i], outs[i])
+		}
+		for k, r := range idx {
+			rows++
+			segment := ""
+			if hasSeg {
+				segment = b.Value(segCol, r)
+			}
+			for i := range models {
+				scorers[i].Add(segment, outs[i][k], y[r])
+			}
+			pred := outs[0][k]
+			p := len(cand.Features)
+			x := mats[0][k*p : k*p+p]
+			preds.AddNumeric(0, pred, b.RowKey0+uint64(r))
+			if hasAttr {
+				groups.Add(b.Value(attr, r), pred >= favorableAbove)
+			}
+			if explained < ImportanceRows {
+				_, phi := cand.Explain(x)
+				for j, c := range phi[:len(importance)] {
+					importance[j] += math.Abs(c)
+				}
+				explained++
+			}
+			if len(qy) < QuantizationRows {
+				qrows = append(qrows, x...)
+				qy = append(qy, y[r])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if rows == 0 {
+		return Result{}, fmt.Errorf("%w on or after %s", ErrNoHoldout, in.HoldoutFrom)
+	}
+	evals := make([]ModelEvaluation, len(models))
+	for i := range models {
+		evals[i] = ModelEvaluation{Overall: scorers[i].All.Metrics(), Segments: scorers[i].Segments()}
+	}
+	rep := Report{HoldoutFrom: in.HoldoutFrom, HoldoutRows: rows, CandidateMAE: evals[0].Overall.MAE, Threshold: sp.Evaluation.MaxMAE,
+		SegmentBy: sp.Evaluation.SegmentBy, Candidate: evals[0], Importance: map[string]float64{}}
+	for j, f := range cand.Features {
+		rep.Importance[f] = importance[j] / float64(max(explained, 1))
+	}
+	if hasAttr {
+		rep.Fairness = DisparateImpact(attr.Name, favorableAbove, groups, sp.Fairness.MinGroupRows)
+	}
+	if len(models) > 1 {
+		rep.ChampionVersion, rep.ChampionMAE, rep.Champion = in.ChampionVersion, evals[1].Overall.MAE, &evals[1]
+	}
+	res := Result{Report: rep, Metrics: MetricMap(evals[0].Overall), PredictionProfile: preds.Profile()}
+	if !sp.Quantization.Disabled {
+		q, qerr := cand.Quantise()
+		var qr pipeline.QuantizationReport
+		if qerr == nil {
+			qr, qerr = MeasureQuantization(cand, q, qrows, qy)
+		}
+		if qerr != nil {
+			qr = pipeline.QuantizationReport{Variant: "int8", Error: qerr.Error()}
+		} else {
+			res.Int8 = q
+		}
+		res.Report.Quantized = &qr
+	}
+	return res, nil
+}
+
+// FavorableCut is the prediction at or above which an outcome counts as favorable for
+// fairness: the model's expected value (regression) or 0.5 (classification).
+func FavorableCut(m *model.Model) float64 {
+	if m.Classifier() {
+		return 0.5
+	}
+	return m.ExpectedValue()
+}
+
+// MetricMap flattens metrics for the registry (mae, rmse, r2, mape, logloss, auc, accuracy).
+func MetricMap(m model.Metrics) map[string]float64 {
+	out := map[string]float64{"mae": m.MAE, "rmse": m.RMSE, "r2": m.R2}
+	for _, kv := range []struct {
+		k string
+		v *float64
+	}{{"mape", m.MAPE}, {"logloss", m.LogLoss}, {"auc", m.AUC}, {"accuracy", m.Accuracy}} {
+		if kv.v != nil {
+			out[kv.k] = *kv.v
+		}
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package objstore_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/objstoretest"
+)
+
+func TestCountingPassesTheContract(t *testing.T) {
+	objstoretest.ContractTest(t, objstore.WrapWithCounting(objstore.NewMem(), nil))
+}
+
+func TestCountingCountsRequestsAndBytes(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m := objstore.NewStoreMetrics(reg)
+	c := objstore.WrapWithCounting(objstore.NewMem(), m)
+	_, err := c.Put(ctx, "a", []byte("hello world"), objstore.PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	_, err = c.Put(ctx, "a", []byte("again"), objstore.PutOptions{IfNoneMatch: true})
+	require.ErrorIs(t, err, objstore.ErrPreconditionFailed)
+	rc, _, err := c.Get(ctx, "a", objstore.GetOptions{Offset: 6, Length: 5})
+	require.NoError(t, err)
+	b, _ := io.ReadAll(rc)
+	require.NoError(t, rc.Close())
+	require.Equal(t, "world", string(b))
+	_, _, err = objstore.ReadAll(ctx, c, "a")
+	require.NoError(t, err)
+	_, _, err = c.Get(ctx, "missing", objstore.GetOptions{})
+	require.ErrorIs(t, err, objstore.ErrNotFound)
+	_, err = c.Head(ctx, "a")
+	require.NoError(t, err)
+	_, err = c.List(ctx, "")
+	require.NoError(t, err)
+	st := c.Stats()
+	require.Equal(t, objstore.OpStats{Requests: 3, Errors: 1, Bytes: 16}, st[objstore.OpGet])
+	require.Equal(t, objstore.OpStats{Requests: 2, Errors: 1, Bytes: 11}, st[objstore.OpPut])
+	require.Equal(t, int64(1), st[objstore.OpHead].Requests)
+	require.Equal(t, map[string]int64{"a": 16}, c.BytesRead())
+	require.Equal(t, 16.0, testutil.ToFloat64(m.Bytes.WithLabelValues("get")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Errors.WithLabelValues("put")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.Requests.WithLabelValues("delete")), "pre-initialised")
+	c.Reset()
+	require.Empty(t, c.BytesRead())
+	require.Zero(t, c.Stats()[objstore.OpGet].Requests)
+}

@@ -1,0 +1,72 @@
+package pipeline
+
+// Task queue and workflow names.
+const (
+	TaskQueue          = "driftline-pipeline"
+	ContinuousTraining = "ContinuousTraining"
+	CanaryWorkflow     = "Canary"
+)
+
+// Message names of the ContinuousTraining workflow.
+const (
+	QueryStatus    = "status"
+	UpdateApprove  = "approve"
+	UpdateReject   = "reject"
+	SignalApproval = "approval"
+)
+
+// Custom search attribute names (created by `driftline setup` and the dev server flags); the
+// typed keys are in package workflows.
+const (
+	AttrModel      = "DriftlineModel"
+	AttrOutcome    = "DriftlineOutcome"
+	AttrStage      = "DriftlineStage"
+	AttrDriftScore = "DriftlineDriftScore"
+	AttrVersion    = "DriftlineCandidateVersion"
+)
+
+// SearchAttribute is a custom search attribute with its Temporal type name.
+type SearchAttribute struct{ Name, Type string }
+
+// SearchAttributes lists every custom attribute, for setup.
+var SearchAttributes = []SearchAttribute{
+	{AttrModel, "Keyword"}, {AttrOutcome, "Keyword"}, {AttrStage, "Keyword"},
+	{AttrDriftScore, "Double"}, {AttrVersion, "Int"},
+}
+
+// WorkflowID is the id of a model's loop: one open run per model.
+func WorkflowID(model string) string { return "ct/" + model }
+
+// Activity names: the method names the worker registers (activities.Data.Snapshot is
+// "Snapshot"). Workflows call activities by these names only, so they do not link the code
+// behind them.
+const (
+	ActSnapshot    = "Snapshot"
+	ActInspect     = "Inspect" // validate and drift in one pass over the window
+	ActValidate    = "Validate"
+	ActDetect      = "Detect"
+	ActTrain       = "Train"
+	ActExtInput    = "ExternalInput"
+	ActAdoptExt    = "AdoptExternal"
+	ActEvaluate    = "Evaluate"
+	ActRegister    = "Register"
+	ActPolicy      = "Check"
+	ActApprovers   = "Approvers"
+	ActNotify      = "NotifyApproval"
+	ActIgnoredSig  = "RecordIgnoredApproval"
+	ActApproval    = "RecordApproval"
+	ActSetCanary   = "SetCanary"
+	ActAbortCanary = "AbortCanary"
+	ActPromote     = "Promote"
+	ActCanaryEval  = "EvaluateCanary"
+	ActOutcome     = "RecordOutcome"
+	// ExternalTrainActivity is the activity type an external trainer registers on its own
+	// task queue (spec trainer.task_queue); see ExternalTrainInput.
+	ExternalTrainActivity = "driftline.train.v1"
+)
+
+// Activities lists every activity name the pipeline worker must register (not the external
+// trainer's, which runs elsewhere).
+var Activities = []string{ActSnapshot, ActInspect, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
+	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActSetCanary, ActAbortCanary, ActPromote,
+	ActCanaryEval, ActOutcome}
