@@ -22,6 +22,12 @@ var histories = []struct {
 	file, workflowID string
 	broken           bool
 }{
+	// Runs of the current code (the one pass over the window, canary ramp, RBAC approvals).
+	{"one_pass_first_deployment_with_approval.json", "ct/demand", false},
+	{"one_pass_promoted_after_canary.json", "ct/demand", false},
+	{"one_pass_canary_ramp.json", "ct/demand/canary/v2", false},
+	// Runs from before the one pass: the default branch of "one-pass-window" (Validate, then
+	// Detect).
 	{"first_deployment_with_approval.json", "ct/demand", false},
 	{"promoted_after_canary.json", "ct/demand", false},
 	{"canary_promoted.json", "ct/demand/canary/v2", false},
