@@ -52,7 +52,7 @@ func newEnv(t *testing.T) *env {
 	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg})
-	te.RegisterActivity(&Canary{Store: store, Registry: reg})
+	te.RegisterActivity(&Canary{Store: store, Registry: reg, LabelKey: testLabelKey})
 	sp, err := spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
 	cfg := dataset.DefaultRetail()
@@ -402,7 +402,8 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 				}
 				recs = append(recs, rec)
 				if withLabels {
-					labels = append(labels, predlog.Label{RequestID: id, TimeUnixMs: rec.TimeUnixMs, Model: "demand", Label: 20})
+					labels = append(labels, predlog.Label{RequestID: id, TimeUnixMs: rec.TimeUnixMs, Model: "demand", Label: 20,
+						Token: predlog.LabelToken(testLabelKey, "demand", int(rt.version), id, time.UnixMilli(rec.TimeUnixMs))})
 				}
 			}
 		}
@@ -430,6 +431,20 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	g.MaxMAERegression = 5 // a regression under the allowed margin does not roll back
 	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
 	g.MaxMAERegression = 0.05
+
+	// Labels whose token does not verify (forged, or from before tokens) are ignored.
+	seq = 0
+	var forged []predlog.Label
+	for i := 1; i <= 60; i++ {
+		for _, route := range []string{"canary", "production"} {
+			forged = append(forged, predlog.Label{RequestID: fmt.Sprintf("%s-%d", route, i), TimeUnixMs: since.UnixMilli(), Model: "demand", Label: -1000,
+				Token: predlog.LabelToken([]byte("a-forger-does-not-have-the-key-at-all"), "demand", 1, fmt.Sprintf("%s-%d", route, i), since)})
+		}
+	}
+	put(nil, forged)
+	res = judge()
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, "the real labels still decide: %s", res.Reason)
+	require.Equal(t, 120, res.MAE.IgnoredLabels, "every forged label is ignored and counted")
 
 	g.MinLabels = 1000 // too few labels: undecided again
 	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
@@ -562,3 +577,5 @@ func loadSnap(t *testing.T, e *env, key string) dataset.Snapshot {
 	require.NoError(t, json.Unmarshal(raw, &s))
 	return s
 }
+
+var testLabelKey = []byte("activities-test-label-key-activities-test-label-key")

@@ -19,6 +19,11 @@ type Canary struct {
 	Registry *registry.Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// LabelKey checks the label token of every feedback label (the key serving signs them
+	// with); labels that do not verify are ignored and counted. Nil: no label is used.
+	LabelKey []byte
+	// LabelTTL bounds a label's age (default 7 days, as serving's).
+	LabelTTL time.Duration
 }
 
 // EvaluateCanary reads the traffic and labels since the step started, has canary.Judge
@@ -39,7 +44,20 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in pipeline.CanaryEvalInput
 	}
 	j := canary.Input{Records: recs, Labels: make(map[string]float64, len(labels)), Candidate: in.Candidate, Production: in.Production,
 		Step: in.Step, Share: in.Share, Guardrails: in.Guardrails}
+	ttl := c.LabelTTL
+	if ttl <= 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	ignored := 0
 	for _, l := range labels {
+		if len(c.LabelKey) == 0 {
+			ignored++
+			continue
+		}
+		if _, err := predlog.VerifyLabelToken(c.LabelKey, l.Token, in.Model, l.RequestID, time.UnixMilli(l.TimeUnixMs), ttl); err != nil {
+			ignored++
+			continue
+		}
 		j.Labels[l.RequestID] = l.Label
 	}
 	if in.Guardrails.ProtectedAttribute != "" {
@@ -47,6 +65,7 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in pipeline.CanaryEvalInput
 		j.ProductionModel, j.ProductionErr = c.Registry.LoadModel(ctx, in.Model, in.Production)
 	}
 	res := canary.Judge(j)
+	res.MAE.IgnoredLabels = ignored
 	// Prediction drift of the candidate's live answers against its holdout outputs: evidence
 	// for people, not a guardrail (a new model on drifted data is expected to move).
 	if ref, err := c.Registry.LoadPredictionProfile(ctx, in.Model, in.Candidate); err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,49 @@ type Policy struct {
 	Webhook string
 	// Registry keeps each decision with the version it judged.
 	Registry *registry.Registry
+	// Keys returns the control-plane API's attestation keys (KeysFromURL); nil: attested
+	// approvals cannot be verified, and runs waiting for one fail with the reason.
+	Keys func(ctx context.Context) ([]pipeline.AttestationKey, error)
+}
+
+// AttestationKeys returns the keys that verify approval attestations, for a run about to wait.
+func (p *Policy) AttestationKeys(ctx context.Context, _ pipeline.AttestationKeysInput) ([]pipeline.AttestationKey, error) {
+	if p.Keys == nil {
+		return nil, invalid("no attestation keys: start the worker with --attestation-keys (the control-plane API's /v1/attestation-keys)")
+	}
+	keys, err := p.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("attestation keys: %w", err) // a fault: retried
+	}
+	if len(keys) == 0 {
+		return nil, invalid("the attestation key source returned no keys")
+	}
+	return keys, nil
+}
+
+// KeysFromURL fetches attestation keys from the API's GET /v1/attestation-keys.
+func KeysFromURL(url string) func(ctx context.Context) ([]pipeline.AttestationKey, error) {
+	return func(ctx context.Context) ([]pipeline.AttestationKey, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s answered HTTP %d", url, resp.StatusCode)
+		}
+		var doc struct {
+			Keys []pipeline.AttestationKey `json:"keys"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", url, err)
+		}
+		return doc.Keys, nil
+	}
 }
 
 // Check evaluates the evidence and stores the decision with its input at

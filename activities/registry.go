@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"go.temporal.io/sdk/client"
+
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/buildinfo"
@@ -19,6 +23,8 @@ type Registry struct {
 	Store    objstore.Bucket
 	Registry *registry.Registry
 	Metrics  *Metrics
+	// Temporal reads a run's history (the identity behind a break-glass approval); optional.
+	Temporal client.Client
 }
 
 // Register turns the staged candidate into an immutable version with full lineage. A retry of
@@ -125,17 +131,63 @@ func (r *Registry) RecordOutcome(ctx context.Context, in pipeline.OutcomeInput) 
 	return nil
 }
 
-// RecordApproval audits a human decision taken in the workflow.
+// RecordApproval audits a human decision taken in the workflow, with the attestation it was
+// accepted on; a break-glass decision is recorded under the Temporal client identity that
+// sent it (read from the run's history), never under the approver it claimed.
 func (r *Registry) RecordApproval(ctx context.Context, in pipeline.ApprovalRecord) error {
 	decision := "rejected"
 	if in.Approved {
 		decision = "approved"
 	}
+	actor, details := in.Approver, map[string]any{"via": in.Via}
+	if in.Attestation != "" {
+		details["attestation"], details["attestation_id"] = in.Attestation, in.AttestationID
+	}
+	if in.BreakGlass {
+		identity, err := r.senderIdentity(ctx, in)
+		if err != nil {
+			return err
+		}
+		actor = "break-glass:" + identity
+		details["break_glass"], details["temporal_identity"] = true, identity
+		in.Approver = actor
+	}
 	if _, err := r.Registry.PutRecord(ctx, in.Model, in.Version, "approvals", in.RunID, in); err != nil {
 		return classify("record approval", err)
 	}
+	action := "approval"
+	if in.BreakGlass {
+		action = "approval_break_glass"
+	}
 	_, err := r.Registry.Audit.Append(ctx, fmt.Sprintf("approval/%s/%d", in.RunID, in.Version), audit.Record{
-		Actor: in.Approver, Action: "approval", Model: in.Model, Version: in.Version, RunID: in.RunID,
-		Decision: decision, Reason: in.Reason, Details: map[string]any{"via": in.Via}})
+		Actor: actor, Action: action, Model: in.Model, Version: in.Version, RunID: in.RunID,
+		Decision: decision, Reason: in.Reason, Details: details})
 	return classify("record approval", err)
+}
+
+// senderIdentity finds, in the run's history, the identity of the Temporal client that sent
+// the accepted Update (by its id) or, for a signal, the last approval signal.
+func (r *Registry) senderIdentity(ctx context.Context, in pipeline.ApprovalRecord) (string, error) {
+	if r.Temporal == nil {
+		return "unknown (worker has no Temporal client for history lookups)", nil
+	}
+	it := r.Temporal.GetWorkflowHistory(ctx, pipeline.WorkflowID(in.Model), in.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	identity := ""
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return "", fmt.Errorf("read history of %s: %w", in.RunID, err)
+		}
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && in.MessageID != "" &&
+			a.GetAcceptedRequest().GetMeta().GetUpdateId() == in.MessageID {
+			identity = a.GetAcceptedRequest().GetMeta().GetIdentity()
+		}
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && in.MessageID == "" && a.GetSignalName() == pipeline.SignalApproval {
+			identity = a.GetIdentity()
+		}
+	}
+	if identity == "" {
+		identity = "unknown"
+	}
+	return identity, nil
 }

@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/driftline/driftline/objstore"
 )
 
-// Record is one audited action.
+// Record is one audited action. Seq and Prev chain the records of one model and day: Prev is
+// the SHA-256 of the previous record's stored bytes (empty for the first of the day), so a
+// deleted or altered record breaks the chain (Verify).
 type Record struct {
 	ID       string         `json:"id"`
 	Time     time.Time      `json:"time"`
@@ -26,26 +29,61 @@ type Record struct {
 	Decision string         `json:"decision,omitempty"`
 	Reason   string         `json:"reason,omitempty"`
 	Details  map[string]any `json:"details,omitempty"`
+	Seq      int64          `json:"seq"`
+	Prev     string         `json:"prev,omitempty"`
 }
 
 // Log appends records to a bucket.
 type Log struct{ Store objstore.Bucket }
 
-// Key is where a record is stored.
-func Key(r Record) string {
-	t := r.Time.UTC()
-	return fmt.Sprintf("audit/%s/%s-%s.json", t.Format("2006/01/02"), t.Format("150405.000000000"), r.ID)
+// chain names a model's chain ("_" for records of no model).
+func chain(model string) string {
+	if model == "" {
+		return "_"
+	}
+	return model
 }
 
-// Append writes the record once. The id is derived from the caller's idempotency key, so an
-// activity retry that appends the same record again is a no-op.
+// chainPrefix is where one model's records of one day are: audit/YYYY/MM/DD/<model>/.
+func chainPrefix(day time.Time, model string) string {
+	return fmt.Sprintf("audit/%s/%s/", day.UTC().Format("2006/01/02"), chain(model))
+}
+
+// Key is where a record is stored: its chain and position (one object per position, so a
+// conditional create gives each position to one writer).
+func Key(r Record) string { return posKey(r.Time, r.Model, r.Seq) }
+
+func posKey(day time.Time, model string, seq int64) string {
+	return fmt.Sprintf("%s%012d.json", chainPrefix(day, model), seq)
+}
+
+// head is a hint of a chain's last record (the records themselves are the chain).
+type head struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+	Key  string `json:"key"`
+}
+
+func headKey(day time.Time, model string) string {
+	return fmt.Sprintf("audit/heads/%s/%s.json", day.UTC().Format("2006/01/02"), chain(model))
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Append writes the record once, at the end of its model's chain for the day. The id is
+// derived from the caller's idempotency key, so an activity retry that appends the same record
+// again is a no-op. Positions are taken by conditional creates, so concurrent writers (the
+// API, every worker) never overwrite each other or share a position.
 func (l Log) Append(ctx context.Context, idempotencyKey string, r Record) (Record, error) {
 	sum := sha256.Sum256([]byte(idempotencyKey))
 	r.ID = hex.EncodeToString(sum[:8])
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
-	// The marker makes the record's key stable across retries with different clocks.
+	// The marker makes the record's place stable across retries with different clocks.
 	marker := "audit/ids/" + r.ID
 	if data, _, err := objstore.ReadAll(ctx, l.Store, marker); err == nil {
 		var prev Record
@@ -53,24 +91,66 @@ func (l Log) Append(ctx context.Context, idempotencyKey string, r Record) (Recor
 			return prev, nil
 		}
 	}
-	body, err := json.Marshal(r)
-	if err != nil {
+	hk := headKey(r.Time, r.Model)
+	var h head
+	if data, _, err := objstore.ReadAll(ctx, l.Store, hk); err == nil {
+		_ = json.Unmarshal(data, &h)
+	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return r, err
 	}
-	if _, err := l.Store.Put(ctx, Key(r), body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+	r.Seq, r.Prev = h.Seq+1, h.Hash
+	var body []byte
+	for attempt := 0; ; attempt++ {
+		if attempt > 10000 {
+			return r, errors.New("audit: could not find the end of the chain")
+		}
+		var err error
+		if body, err = json.Marshal(r); err != nil {
+			return r, err
+		}
+		_, err = l.Store.Put(ctx, Key(r), body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, objstore.ErrPreconditionFailed) {
+			return r, err
+		}
+		taken, _, err := objstore.ReadAll(ctx, l.Store, Key(r))
+		if err != nil {
+			return r, err
+		}
+		var other Record
+		if json.Unmarshal(taken, &other) == nil && other.ID == r.ID {
+			// This record, written by an earlier attempt that stopped before its marker.
+			return other, l.putMarker(ctx, marker, taken)
+		}
+		// Another writer took this position: move past it.
+		r.Seq, r.Prev = r.Seq+1, digest(taken)
+	}
+	if err := l.putMarker(ctx, marker, body); err != nil {
 		return r, err
 	}
-	if _, err := l.Store.Put(ctx, marker, body, objstore.PutOptions{IfNoneMatch: true}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
-		return r, err
-	}
+	hb, _ := json.Marshal(head{Seq: r.Seq, Hash: digest(body), Key: Key(r)})
+	_, _ = l.Store.Put(ctx, hk, hb, objstore.PutOptions{ContentType: "application/json"}) // a hint: the next writer corrects a stale one
 	return r, nil
+}
+
+func (l Log) putMarker(ctx context.Context, marker string, body []byte) error {
+	if _, err := l.Store.Put(ctx, marker, body, objstore.PutOptions{IfNoneMatch: true}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+		return err
+	}
+	return nil
 }
 
 // List returns the records of one model (all models when model is empty) since a time, oldest first.
 func (l Log) List(ctx context.Context, model string, since time.Time) ([]Record, error) {
 	var out []Record
 	for day := since.UTC().Truncate(24 * time.Hour); !day.After(time.Now().UTC()); day = day.AddDate(0, 0, 1) {
-		objs, err := l.Store.List(ctx, "audit/"+day.Format("2006/01/02")+"/")
+		prefix := "audit/" + day.Format("2006/01/02") + "/"
+		if model != "" {
+			prefix = chainPrefix(day, model)
+		}
+		objs, err := l.Store.List(ctx, prefix)
 		if err != nil {
 			return nil, err
 		}
@@ -90,6 +170,112 @@ func (l Log) List(ctx context.Context, model string, since time.Time) ([]Record,
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+// Problem is one break in a chain.
+type Problem struct {
+	Chain, Key, What string
+}
+
+func (p Problem) String() string { return p.Chain + ": " + p.What }
+
+// ChainReport is one chain's verification.
+type ChainReport struct {
+	Chain    string `json:"chain"` // audit/YYYY/MM/DD/<model>
+	Records  int    `json:"records"`
+	LastSeq  int64  `json:"last_seq"`
+	LastHash string `json:"last_hash"`
+}
+
+// Verify walks every chain of the days from since to now: positions must run 1, 2, 3, ...
+// without a gap, every record's Prev must be the digest of the one before it, and the last
+// must match the head. It returns each chain's summary and every problem found: a deleted
+// record (a gap, or a head past the last record), an altered one (a digest that does not
+// match), or one that does not parse.
+func (l Log) Verify(ctx context.Context, since time.Time) ([]ChainReport, []Problem, error) {
+	var reports []ChainReport
+	var problems []Problem
+	for day := since.UTC().Truncate(24 * time.Hour); !day.After(time.Now().UTC()); day = day.AddDate(0, 0, 1) {
+		dayPrefix := "audit/" + day.Format("2006/01/02") + "/"
+		objs, err := l.Store.List(ctx, dayPrefix)
+		if err != nil {
+			return nil, nil, err
+		}
+		chains := map[string][]objstore.Object{}
+		var names []string
+		for _, o := range objs {
+			name, _, ok := strings.Cut(strings.TrimPrefix(o.Key, dayPrefix), "/")
+			if !ok {
+				continue
+			}
+			if _, seen := chains[name]; !seen {
+				names = append(names, name)
+			}
+			chains[name] = append(chains[name], o)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			rep, probs, err := l.verifyChain(ctx, day, name, chains[name])
+			if err != nil {
+				return nil, nil, err
+			}
+			reports = append(reports, rep)
+			problems = append(problems, probs...)
+		}
+	}
+	return reports, problems, nil
+}
+
+func (l Log) verifyChain(ctx context.Context, day time.Time, name string, objs []objstore.Object) (ChainReport, []Problem, error) {
+	id := strings.TrimSuffix(chainPrefix(day, name), "/")
+	rep := ChainReport{Chain: id}
+	var probs []Problem
+	bad := func(key, format string, a ...any) { probs = append(probs, Problem{Chain: id, Key: key, What: fmt.Sprintf(format, a...)}) }
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	prevHash := ""
+	var want int64 = 1
+	for _, o := range objs {
+		base := strings.TrimPrefix(o.Key, chainPrefix(day, name))
+		seq, err := strconv.ParseInt(strings.TrimSuffix(base, ".json"), 10, 64)
+		if err != nil {
+			bad(o.Key, "%s is not a chained record", o.Key)
+			continue
+		}
+		data, _, err := objstore.ReadAll(ctx, l.Store, o.Key)
+		if err != nil {
+			return rep, nil, err
+		}
+		var r Record
+		if err := json.Unmarshal(data, &r); err != nil {
+			bad(o.Key, "record %d (%s) does not parse (altered): %v", seq, o.Key, err)
+			prevHash, want = digest(data), seq+1
+			continue
+		}
+		switch {
+		case seq > want:
+			bad(o.Key, "records %d to %d are missing (deleted?): the chain jumps from %d to %d", want, seq-1, want-1, seq)
+		case seq < want:
+			bad(o.Key, "two records at position %d", seq)
+		}
+		if r.Seq != seq {
+			bad(o.Key, "record at position %d says it is %d (altered)", seq, r.Seq)
+		}
+		if seq == want && r.Prev != prevHash {
+			bad(o.Key, "record %d does not follow record %d: its prev %.12s is not the digest %.12s of the record before (altered or replaced)", seq, seq-1, r.Prev, prevHash)
+		}
+		prevHash, want = digest(data), seq+1
+		rep.Records++
+		rep.LastSeq, rep.LastHash = seq, prevHash
+	}
+	if data, _, err := objstore.ReadAll(ctx, l.Store, headKey(day, name)); err == nil {
+		var h head
+		if json.Unmarshal(data, &h) == nil && h.Seq >= rep.LastSeq && (h.Seq != rep.LastSeq || h.Hash != rep.LastHash) {
+			bad(h.Key, "the chain's head is at record %d (%.12s) but the last record is %d (%.12s): the last records were deleted or altered", h.Seq, h.Hash, rep.LastSeq, rep.LastHash)
+		}
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return rep, nil, err
+	}
+	return rep, probs, nil
 }
 
 // String renders a record on one line.

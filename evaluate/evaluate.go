@@ -99,8 +99,8 @@ func Run(in Input) (Result, error) {
 	importance := make([]float64, len(cand.Features))
 	explained, rows := 0, 0
 	var qrows, qy []float64
-	// Per batch, each model scores the accepted rows at once (the gbdt batch walk), then the
-	// rows are scored, grouped, explained and sampled in order.
+	// Per batch, each model scores the accepted rows (gathered once into a row-major matrix),
+	// then the rows are scored, grouped, explained and sampled in order.
 	mats := make([][]float64, len(models))
 	outs := make([][]float64, len(models))
 	var idx []int
@@ -126,7 +126,9 @@ func Run(in Input) (Result, error) {
 				}
 			}
 			outs[i] = slices.Grow(outs[i][:0], len(idx))[:len(idx)]
-			m.PredictBatch(mats[i], outs[i])
+			for k := range idx {
+				outs[i][k] = m.Predict(mats[i][k*p : k*p+p])
+			}
 		}
 		for k, r := range idx {
 			rows++

@@ -187,19 +187,6 @@ func (m *Model) Predict(x []float64) float64 {
 	return v
 }
 
-// PredictBatch scores rows (row-major, len(out) rows in feature order) into out: the batch
-// walk of the gbdt family, one Predict per row for the others.
-func (m *Model) PredictBatch(rows []float64, out []float64) {
-	if m.Family == FamilyGBDT {
-		m.GBDT.PredictBatch(rows, len(m.Features), out)
-		return
-	}
-	p := len(m.Features)
-	for i := range out {
-		out[i] = m.Predict(rows[i*p : i*p+p])
-	}
-}
-
 // Explain returns the base value and per-feature contributions (exact SHAP values), in
 // margin space: base + sum(contributions) is the prediction for regression and its log-odds
 // for binary_logloss.

@@ -181,8 +181,10 @@ type RouteStats struct {
 // LiveMAE compares MAE on labelled live answers.
 type LiveMAE struct {
 	CandidateLabels, ProductionLabels, MinLabels int
-	Candidate, Production, PValue                float64
-	Decided                                      bool
+	// IgnoredLabels: feedback labels whose label token did not verify (never used).
+	IgnoredLabels                 int `json:",omitempty"`
+	Candidate, Production, PValue float64
+	Decided                       bool
 }
 
 // PredictionDrift summarises the candidate's live outputs against its holdout outputs.
@@ -225,7 +227,19 @@ type ApprovalRecord struct {
 	Approver, Reason string
 	Approved         bool
 	Via              string // update or signal
+	// Attestation is the signed decision the run accepted (empty for break-glass and for runs
+	// from before attestations); AttestationID its jti.
+	Attestation   string `json:",omitempty"`
+	AttestationID string `json:",omitempty"`
+	// BreakGlass: accepted without attestation, as the spec allows; MessageID is the Update's
+	// id (or empty for a signal), by which the activity finds the Temporal client identity
+	// that sent it in the run's history.
+	BreakGlass bool   `json:",omitempty"`
+	MessageID  string `json:",omitempty"`
 }
+
+// AttestationKeysInput asks for the keys that verify approval attestations.
+type AttestationKeysInput struct{ Model string }
 
 // ApproversInput asks who may approve a model.
 type ApproversInput struct{ Model string }

@@ -55,6 +55,7 @@ const (
 	ActNotify      = "NotifyApproval"
 	ActIgnoredSig  = "RecordIgnoredApproval"
 	ActApproval    = "RecordApproval"
+	ActAttestKeys  = "AttestationKeys"
 	ActSetCanary   = "SetCanary"
 	ActAbortCanary = "AbortCanary"
 	ActPromote     = "Promote"
@@ -68,5 +69,5 @@ const (
 // Activities lists every activity name the pipeline worker must register (not the external
 // trainer's, which runs elsewhere).
 var Activities = []string{ActSnapshot, ActInspect, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
-	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActSetCanary, ActAbortCanary, ActPromote,
+	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActAttestKeys, ActSetCanary, ActAbortCanary, ActPromote,
 	ActCanaryEval, ActOutcome}

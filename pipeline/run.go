@@ -31,6 +31,12 @@ type Approval struct {
 	Groups   []string `json:"groups,omitempty"`
 	Reason   string   `json:"reason"`
 	Version  int      `json:"version"`
+	// Attestation is the control-plane API's signed statement of this decision (see
+	// VerifyAttestation); without one an approval is break-glass, accepted only when the
+	// spec allows it and recorded as such.
+	Attestation string `json:"attestation,omitempty"`
+	// BreakGlass is set by the workflow on an accepted approval without attestation.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // ApprovalSignal is the signal form, for services that can only signal.

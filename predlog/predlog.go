@@ -40,6 +40,8 @@ type Label struct {
 	TimeUnixMs int64   `parquet:"time_unix_ms"`
 	Model      string  `parquet:"model"`
 	Label      float64 `parquet:"label"`
+	// Token is the label token the client sent (checked again by the canary).
+	Token string `parquet:"token"`
 }
 
 // FeedbackPrefix is where one day of a model's labels lives.

@@ -49,19 +49,26 @@ wait_for "MinIO" port_open 9000
 wait_for "Temporal" port_open 7233
 "$BIN/driftline" setup   # waits for both to answer, then creates the bucket and search attributes
 
-# A development signing key for approval tokens (driftline token mints them with it).
-[ -s "$DATA/approvals.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/approvals.key")
+
+# Development secrets, made here (never committed): the API's HS256 token key (--dev) and its
+# Ed25519 attestation key (created by the API on first start).
+[ -s "$DATA/api-dev.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/api-dev.key")
+# The label key signs the label token of every prediction (serving) and checks the labels the
+# canary uses (worker).
+[ -s "$DATA/label.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/label.key")
+export DRIFTLINE_LABEL_KEY_FILE=$DATA/label.key
 
 stop worker
 stop serve
-stop approvals
+stop api
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
-start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml
+start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
+  --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
-start approvals "$BIN/driftline" approvals --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --hs256-key-file "$DATA/approvals.key"
+start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
 wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
-wait_for "approvals endpoint" port_open 8090
-echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  approvals http://127.0.0.1:8090"
+wait_for "control-plane API" port_open 8090
+echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090"

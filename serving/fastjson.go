@@ -225,10 +225,10 @@ func (p *scanner) object(value func(string) bool) bool {
 // appendPredictResponse writes the common single-prediction answer (no explanation) as JSON;
 // ok false when a field needs the general encoder (escapes, non-finite numbers).
 func appendPredictResponse(b []byte, r PredictResponse) ([]byte, bool) {
-	if r.Explanation != nil || r.Predictions != nil || r.Explanations != nil || math.IsNaN(r.Prediction) || math.IsInf(r.Prediction, 0) {
+	if r.Explanation != nil || r.Predictions != nil || r.Explanations != nil || r.LabelTokens != nil || math.IsNaN(r.Prediction) || math.IsInf(r.Prediction, 0) {
 		return b, false
 	}
-	for _, s := range []string{r.RequestID, r.Model, r.Route, r.Fallback} {
+	for _, s := range []string{r.RequestID, r.Model, r.Route, r.Fallback, r.LabelToken} {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
 				return b, false
@@ -248,6 +248,11 @@ func appendPredictResponse(b []byte, r PredictResponse) ([]byte, bool) {
 	if r.Fallback != "" {
 		b = append(b, `,"fallback":"`...)
 		b = append(b, r.Fallback...)
+		b = append(b, '"')
+	}
+	if r.LabelToken != "" {
+		b = append(b, `,"label_token":"`...)
+		b = append(b, r.LabelToken...)
 		b = append(b, '"')
 	}
 	return append(b, "}\n"...), true

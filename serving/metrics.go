@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/predlog"
 )
 
 // Metric namespace and subsystem of the serving worker.
@@ -22,6 +23,10 @@ type Metrics struct {
 	// CandidateErrors counts answers a canary or shadow candidate failed to give (production
 	// answered instead, or in shadow mode the failure is only logged).
 	CandidateErrors *prometheus.CounterVec
+	// Feedback labels taken and refused (by reason: missing, malformed, altered, expired,
+	// duplicate).
+	LabelsAccepted *prometheus.CounterVec
+	LabelsRefused  *prometheus.CounterVec
 	// Enrichment of missing features (enrich.go).
 	Enrichments  *prometheus.CounterVec
 	BreakerState *prometheus.GaugeVec
@@ -46,7 +51,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "candidate_errors_total", Help: "Rows a canary or shadow candidate failed to score, by model, version and route."},
 			[]string{"model", "version", "route"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped, m.CandidateErrors)
+	m.LabelsAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+		Name: "labels_accepted_total", Help: "Feedback labels taken (their label token verified)."}, []string{"model"})
+	m.LabelsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+		Name: "labels_refused_total", Help: "Feedback labels refused, by reason: missing, malformed, altered, expired, duplicate."}, []string{"model", "reason"})
+	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped, m.CandidateErrors, m.LabelsAccepted, m.LabelsRefused)
 	newEnrichmentMetrics(reg, m)
 	return m
 }
@@ -57,4 +66,8 @@ func (m *Metrics) initModel(model string) {
 		m.Latency.WithLabelValues(model, role)
 	}
 	m.LoadErrors.WithLabelValues(model)
+	m.LabelsAccepted.WithLabelValues(model)
+	for _, r := range []string{predlog.RefusedMissing, predlog.RefusedMalformed, predlog.RefusedAltered, predlog.RefusedExpired, predlog.RefusedDuplicate} {
+		m.LabelsRefused.WithLabelValues(model, r)
+	}
 }

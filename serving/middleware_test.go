@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
 )
 
@@ -113,4 +114,58 @@ func TestV2AttributesReachEnrichment(t *testing.T) {
 	}
 	require.Equal(t, map[string]string{"region": "north", "note": "x"}, v2Attributes(map[string]any{"region": "north", "note": "x", "routing_key": "k", "explain": true}))
 	require.Nil(t, v2Attributes(nil))
+}
+
+// The forged label of issue 12: whoever reaches the serving port tries to push labels. Only
+// the label token of a real answer, unaltered, unexpired and once, gets a label in; every
+// refusal is a 4xx with the reason and is counted.
+func TestForgedLabelsAreRefused(t *testing.T) {
+	b := objstore.NewMem()
+	r := registry.New(b)
+	s, ts := newServer(t, b)
+	deploy(t, r, register(t, r, "r1", 2, false), 0, 0)
+	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	code, out := post(t, ts.URL+"/v1/models/demand:predict", `{"features":{"x":1}}`)
+	require.Equal(t, 200, code)
+	id, tok := out["request_id"].(string), out["label_token"].(string)
+	require.Len(t, id, 32, "request ids are 128 random bits")
+	code, other := post(t, ts.URL+"/v1/models/demand:predict", `{"features":{"x":2}}`)
+	require.Equal(t, 200, code)
+	require.NotEqual(t, id, other["request_id"])
+	label := func(rid, token string) (int, map[string]any) {
+		return post(t, ts.URL+"/v1/models/demand/feedback", fmt.Sprintf(`{"request_id":%q,"label":99,"label_token":%q}`, rid, token))
+	}
+	stale := predlog.LabelToken(testLabelKey, "demand", 1, id, time.Now().Add(-8*24*time.Hour))
+	forgedKey := predlog.LabelToken([]byte("not-the-serving-key-not-the-serving-key"), "demand", 1, id, time.Now())
+	for _, c := range []struct {
+		name, rid, token string
+		code             int
+		reason, want     string
+	}{
+		{"no token", id, "", 400, predlog.RefusedMissing, "label_token is required"},
+		{"garbage", id, "x.y", 400, predlog.RefusedMalformed, "not a label token"},
+		{"another request's token", other["request_id"].(string), tok, 403, predlog.RefusedAltered, "does not match"},
+		{"a guessed request id", "c42b75f43cf2-1", tok, 403, predlog.RefusedAltered, "does not match"},
+		{"altered version", id, "2" + tok[1:], 403, predlog.RefusedAltered, "does not match"},
+		{"signed with another key", id, forgedKey, 403, predlog.RefusedAltered, "does not match"},
+		{"expired", id, stale, 403, predlog.RefusedExpired, "labels are taken for"},
+	} {
+		code, out := label(c.rid, c.token)
+		require.Equal(t, c.code, code, "%s: %v", c.name, out)
+		require.Contains(t, out["error"], c.want, c.name)
+	}
+	code, out = label(id, tok)
+	require.Equal(t, http.StatusAccepted, code, out)
+	code, out = label(id, tok)
+	require.Equal(t, http.StatusConflict, code, "the same label twice: %v", out)
+	for reason, n := range map[string]float64{predlog.RefusedMissing: 1, predlog.RefusedMalformed: 1, predlog.RefusedAltered: 4,
+		predlog.RefusedExpired: 1, predlog.RefusedDuplicate: 1} {
+		require.Equal(t, n, testutil.ToFloat64(s.metrics.LabelsRefused.WithLabelValues("demand", reason)), reason)
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.LabelsAccepted.WithLabelValues("demand")))
+	s.Close()
+	labels, err := predlog.ReadLabels(context.Background(), b, "demand", time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, labels, 1, "only the real label is in the log")
+	require.Equal(t, tok, labels[0].Token)
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,11 @@ type Options struct {
 	LogBuffer int
 	// Enrich fills in features requests do not carry (optional).
 	Enrich []*Enricher
+	// LabelKey signs the label token of every answer; feedback needs a valid one
+	// (predlog.LabelToken). Without a key the feedback endpoint refuses every label.
+	LabelKey []byte
+	// LabelTTL is how long after an answer its label is taken (default 7 days).
+	LabelTTL time.Duration
 }
 
 // Server answers predictions for a set of models.
@@ -56,6 +60,7 @@ type Server struct {
 	mux         *http.ServeMux
 	seriesMu    sync.RWMutex
 	seriesCache map[seriesKey]okSeries
+	seen        *seenTokens
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -75,9 +80,15 @@ func New(o Options) (*Server, error) {
 	if o.Replica == "" {
 		o.Replica = randomID()[:8]
 	}
+	if o.LabelTTL <= 0 {
+		o.LabelTTL = 7 * 24 * time.Hour
+	}
+	if len(o.LabelKey) > 0 && len(o.LabelKey) < predlog.LabelKeyBytes {
+		return nil, fmt.Errorf("serving: the label key has %d bytes, want at least %d", len(o.LabelKey), predlog.LabelKeyBytes)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &Server{opts: o, watchers: map[string]*watcher{}, metrics: NewMetrics(reg), reg: reg}
+	s := &Server{opts: o, watchers: map[string]*watcher{}, metrics: NewMetrics(reg), reg: reg, seen: newSeenTokens(o.LabelTTL)}
 	r := registry.New(o.Store)
 	for _, m := range o.Models {
 		s.watchers[m] = newWatcher(m, r, s.metrics)
@@ -222,13 +233,16 @@ type Explanation struct {
 
 // PredictResponse names the version and route that answered.
 type PredictResponse struct {
-	RequestID    string         `json:"request_id"`
-	Model        string         `json:"model"`
-	Version      int            `json:"version"`
-	Route        string         `json:"route"`
-	Prediction   float64        `json:"prediction"`
-	Predictions  []float64      `json:"predictions,omitempty"`
-	Fallback     string         `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
+	RequestID   string    `json:"request_id"`
+	Model       string    `json:"model"`
+	Version     int       `json:"version"`
+	Route       string    `json:"route"`
+	Prediction  float64   `json:"prediction"`
+	Predictions []float64 `json:"predictions,omitempty"`
+	Fallback    string    `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
+	// LabelToken lets this client send the answer's ground-truth label (POST .../feedback).
+	LabelToken   string         `json:"label_token,omitempty"`
+	LabelTokens  []string       `json:"label_tokens,omitempty"` // one per instance of a batch
 	Explanation  *Explanation   `json:"explanation,omitempty"`
 	Explanations []*Explanation `json:"explanations,omitempty"`
 }
@@ -520,9 +534,15 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answered(w, name, a.Version, a.Route)
-	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.Version, Route: string(a.Route), Fallback: a.Fallback}
+	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.Version, Route: string(a.Route), Fallback: a.Fallback,
+		LabelToken: s.labelToken(name, a.Version, req.RequestID, start)}
 	if req.Instances != nil {
-		resp.Predictions, resp.Explanations = a.Predictions, a.Explanations
+		resp.Predictions, resp.Explanations, resp.LabelToken = a.Predictions, a.Explanations, ""
+		for i := range a.Predictions {
+			if tok := s.labelToken(name, a.Version, fmt.Sprintf("%s/%d", req.RequestID, i), start); tok != "" {
+				resp.LabelTokens = append(resp.LabelTokens, tok)
+			}
+		}
 	} else {
 		resp.Prediction = a.Predictions[0]
 		if a.Explanations != nil {
@@ -630,19 +650,20 @@ func httpError(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
-// idPrefix makes request ids unique across replicas and restarts; the counter within one.
-var (
-	idPrefix = func() string {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		return hex.EncodeToString(b)
-	}()
-	idCounter atomic.Uint64
-)
-
+// randomID is an unguessable request id (128 random bits): a label token binds its label to
+// it, and nobody should be able to name another client's request.
 func randomID() string {
-	var b [40]byte
-	return string(strconv.AppendUint(append(append(b[:0], idPrefix...), '-'), idCounter.Add(1), 36))
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// labelToken is the answer's label token ("" without a label key).
+func (s *Server) labelToken(model string, version int, requestID string, at time.Time) string {
+	if len(s.opts.LabelKey) == 0 {
+		return ""
+	}
+	return predlog.LabelToken(s.opts.LabelKey, model, version, requestID, at)
 }
 
 // ListenAndServe runs the HTTP server with hardened timeouts until ctx is done, then drains

@@ -52,12 +52,14 @@ func deploy(t *testing.T, r *registry.Registry, prod, canary int, share float64)
 }
 
 func newServer(t *testing.T, b objstore.Bucket) (*Server, *httptest.Server) {
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond})
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, LabelKey: testLabelKey})
 	require.NoError(t, err)
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return s, ts
 }
+
+var testLabelKey = []byte("serving-test-label-key-serving-test-label-key")
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
 	t.Helper()

@@ -2,8 +2,11 @@ package serving
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/driftline/driftline/predlog"
@@ -164,6 +167,17 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if a.Fallback != "" {
 		resp.Parameters["fallback"] = a.Fallback
 	}
+	if n == 1 {
+		if tok := s.labelToken(name, a.Version, req.ID, start); tok != "" {
+			resp.Parameters["label_token"] = tok
+		}
+	} else if len(s.opts.LabelKey) > 0 {
+		toks := make([]string, n)
+		for i := range toks {
+			toks[i] = s.labelToken(name, a.Version, fmt.Sprintf("%s/%d", req.ID, i), start)
+		}
+		resp.Parameters["label_tokens"] = toks
+	}
 	if a.Explanations != nil {
 		base := v2OutTensor{Name: "base_value", Shape: []int{n}, Datatype: "FP64"}
 		contrib := map[string]*v2OutTensor{}
@@ -215,23 +229,32 @@ func v2Attributes(params map[string]any) map[string]string {
 	return out
 }
 
-// FeedbackRequest carries ground-truth labels by request id.
+// FeedbackRequest carries ground-truth labels by request id, each with the label token its
+// prediction came with.
 type FeedbackRequest struct {
-	RequestID string      `json:"request_id"`
-	Label     *float64    `json:"label"`
-	Labels    []LabelItem `json:"labels"`
+	RequestID  string      `json:"request_id"`
+	Label      *float64    `json:"label"`
+	LabelToken string      `json:"label_token"`
+	Labels     []LabelItem `json:"labels"`
 }
 
 // LabelItem is one label of a batch.
 type LabelItem struct {
-	RequestID string  `json:"request_id"`
-	Label     float64 `json:"label"`
+	RequestID  string  `json:"request_id"`
+	Label      float64 `json:"label"`
+	LabelToken string  `json:"label_token"`
 }
 
+// feedback takes labels whose token verifies; a request with any refused label is refused as
+// a whole (400 malformed, 403 altered or expired, 409 duplicate), the reason counted.
 func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if _, ok := s.watchers[name]; !ok {
 		httpError(w, http.StatusNotFound, "unknown model %q", name)
+		return
+	}
+	if len(s.opts.LabelKey) == 0 {
+		httpError(w, http.StatusServiceUnavailable, "feedback is off: serving runs without a label key (--label-key-file)")
 		return
 	}
 	var req FeedbackRequest
@@ -245,21 +268,72 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, "request_id and label go together")
 			return
 		}
-		items = append(items, LabelItem{RequestID: req.RequestID, Label: *req.Label})
+		items = append(items, LabelItem{RequestID: req.RequestID, Label: *req.Label, LabelToken: req.LabelToken})
 	}
 	if len(items) == 0 {
-		httpError(w, http.StatusBadRequest, "no labels: give request_id and label, or labels")
+		httpError(w, http.StatusBadRequest, "no labels: give request_id, label and label_token, or labels")
 		return
 	}
-	now := time.Now().UnixMilli()
+	now := time.Now()
 	for i, it := range items {
 		if it.RequestID == "" {
 			httpError(w, http.StatusBadRequest, "labels[%d].request_id: required", i)
 			return
 		}
+		_, err := predlog.VerifyLabelToken(s.opts.LabelKey, it.LabelToken, name, it.RequestID, now, s.opts.LabelTTL)
+		if err == nil && !s.seen.add(it.LabelToken, now) {
+			err = &predlog.ErrLabelToken{Reason: predlog.RefusedDuplicate, Msg: "this label was sent already"}
+		}
+		if err != nil {
+			var lt *predlog.ErrLabelToken
+			errors.As(err, &lt)
+			s.metrics.LabelsRefused.WithLabelValues(name, lt.Reason).Inc()
+			code := http.StatusForbidden
+			switch lt.Reason {
+			case predlog.RefusedMissing, predlog.RefusedMalformed:
+				code = http.StatusBadRequest
+			case predlog.RefusedDuplicate:
+				code = http.StatusConflict
+			}
+			httpError(w, code, "labels[%d] (request %s): %v", i, it.RequestID, err)
+			return
+		}
 	}
 	for _, it := range items {
-		s.labels.Add(predlog.Label{RequestID: it.RequestID, TimeUnixMs: now, Model: name, Label: it.Label})
+		s.labels.Add(predlog.Label{RequestID: it.RequestID, TimeUnixMs: now.UnixMilli(), Model: name, Label: it.Label, Token: it.LabelToken})
 	}
+	s.metrics.LabelsAccepted.WithLabelValues(name).Add(float64(len(items)))
 	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": len(items)})
+}
+
+// seenTokens remembers the label tokens taken in the last ttl, so a label is taken once (per
+// replica: the canary also keeps one label per request id).
+type seenTokens struct {
+	mu   sync.Mutex
+	ttl  time.Duration
+	seen map[string]time.Time
+	next time.Time
+}
+
+func newSeenTokens(ttl time.Duration) *seenTokens {
+	return &seenTokens{ttl: ttl, seen: map[string]time.Time{}}
+}
+
+// add records a token; false when it was seen already.
+func (t *seenTokens) add(token string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.After(t.next) { // forget expired tokens now and then
+		for k, at := range t.seen {
+			if now.Sub(at) > t.ttl {
+				delete(t.seen, k)
+			}
+		}
+		t.next = now.Add(time.Minute)
+	}
+	if _, ok := t.seen[token]; ok {
+		return false
+	}
+	t.seen[token] = now
+	return true
 }

@@ -137,6 +137,10 @@ type Approval struct {
 	// approve at all comes from the RBAC policy.
 	Approvers []string `yaml:"approvers" json:"approvers,omitempty"`
 	Timeout   Duration `yaml:"timeout" json:"timeout"`
+	// BreakGlass lets an approval without the control-plane API's attestation through (sent
+	// to Temporal directly, e.g. while the API is down). It is recorded as break-glass with
+	// the Temporal client's identity, never under a claimed approver's name. Default false.
+	BreakGlass bool `yaml:"break_glass" json:"break_glass,omitempty"`
 }
 
 // Canary holds the live rollout settings and guardrails.

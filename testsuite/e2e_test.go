@@ -1,6 +1,10 @@
 package testsuite
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+
 	"go.temporal.io/sdk/activity"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -17,6 +21,7 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/examples/externaltrainer"
+	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +31,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/driftline/driftline/approvals"
+	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/policies"
@@ -43,13 +48,18 @@ type e2e struct {
 	ctx       context.Context
 	c         client.Client
 	store     interface{ URI(string) string }
+	bucket    objstore.Bucket
 	serving   string
 	approvals string
 	secret    []byte
 	badTokens bool // try the refused tokens at the first approval
+	// lastAttestation is the attestation the previous run was approved with; the next run must
+	// refuse it (replay). breakGlass approves the next run directly through Temporal.
+	lastAttestation string
+	breakGlass      bool
 }
 
-// decide posts to the approvals endpoint and returns the HTTP status.
+// decide posts to the control-plane API's approvals endpoint and returns the HTTP status.
 func (e *e2e) decide(token string, version int) int {
 	e.t.Helper()
 	body := fmt.Sprintf(`{"version": %d, "decision": "approve", "reason": "e2e"}`, version)
@@ -66,7 +76,7 @@ func (e *e2e) decide(token string, version int) int {
 
 func (e *e2e) token(sub string, ttl time.Duration) string {
 	e.t.Helper()
-	tok, err := approvals.Mint(e.secret, sub, nil, ttl)
+	tok, err := api.MintDev(e.secret, sub, nil, ttl)
 	require.NoError(e.t, err)
 	return tok
 }
@@ -88,13 +98,34 @@ func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, er
 			e.badTokens = false
 			require.Equal(e.t, http.StatusUnauthorized, e.decide("", st.CandidateVersion), "missing token")
 			require.Equal(e.t, http.StatusUnauthorized, e.decide(e.token("alice", -time.Minute), st.CandidateVersion), "expired token")
-			forged, _ := approvals.Mint([]byte("not-the-key-not-the-key-not-the-key"), "alice", nil, time.Hour)
+			forged, _ := api.MintDev([]byte("not-the-key-not-the-key-not-the-key"), "alice", nil, time.Hour)
 			require.Equal(e.t, http.StatusUnauthorized, e.decide(forged, st.CandidateVersion), "forged token")
 			require.Equal(e.t, http.StatusForbidden, e.decide(e.token("dave", time.Hour), st.CandidateVersion), "a data scientist may not approve")
 			require.Equal(e.t, http.StatusConflict, e.decide(e.token("alice", time.Hour), st.CandidateVersion+7), "the run refuses a wrong version")
 		}
+		// The attestation an earlier run was approved with is refused by this run (replay).
+		if e.lastAttestation != "" {
+			_, err := starter.Decide(e.ctx, e.c, in.Spec.Model, true, pipeline.Approval{Approver: "alice", Reason: "replayed",
+				Version: st.CandidateVersion, Attestation: e.lastAttestation})
+			require.ErrorContains(e.t, err, "attestation refused", "an old attestation sent again")
+		}
+		// A forged Update straight to Temporal, claiming alice: refused without attestation.
+		_, err := starter.Decide(e.ctx, e.c, in.Spec.Model, true, pipeline.Approval{Approver: "alice", Reason: "I am not really alice", Version: st.CandidateVersion})
+		if e.breakGlass { // the spec allows break-glass: accepted, recorded as such
+			require.NoError(e.t, err)
+			return
+		}
+		require.ErrorContains(e.t, err, "an attested decision is required", "a forged approval through the Temporal client")
 		require.Equal(e.t, http.StatusOK, e.decide(e.token("alice", time.Hour), st.CandidateVersion))
 	})
+	if res.Version > 0 {
+		raw, _, rerr := objstore.ReadAll(e.ctx, e.bucket, registry.RecordKey(in.Spec.Model, res.Version, "approvals", run.GetRunID()))
+		if rerr == nil {
+			var rec pipeline.ApprovalRecord
+			require.NoError(e.t, json.Unmarshal(raw, &rec))
+			e.lastAttestation = rec.Attestation
+		}
+	}
 	st, qerr := starter.Status(e.ctx, e.c, in.Spec.Model, run.GetRunID())
 	require.NoError(e.t, qerr)
 	return res, st, err
@@ -158,13 +189,21 @@ func TestEndToEnd(t *testing.T) {
 	metrics := prometheus.NewRegistry()
 	rbac, err := policies.LoadRBAC("../examples/rbac.yaml")
 	require.NoError(t, err)
-	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics, RBAC: rbac})
+	_, seed, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	attester := api.NewAttester(seed)
+	labelKey := []byte("e2e-label-key-e2e-label-key-e2e-label-key")
+	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics, RBAC: rbac, LabelKey: labelKey,
+		AttestationKeys: func(context.Context) ([]pipeline.AttestationKey, error) {
+			return []pipeline.AttestationKey{attester.Key()}, nil
+		}})
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
 	go func() { _ = p.Run(wctx) }()
 
-	srv, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: 200 * time.Millisecond, LogFlush: 300 * time.Millisecond})
+	srv, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: 200 * time.Millisecond, LogFlush: 300 * time.Millisecond,
+		LabelKey: labelKey})
 	require.NoError(t, err)
 	srv.Start(wctx)
 	hs := httptest.NewServer(srv.Handler())
@@ -183,9 +222,10 @@ func TestEndToEnd(t *testing.T) {
 	engine, err := policies.NewEngine(ctx, rbac)
 	require.NoError(t, err)
 	secret := []byte("e2e-secret-e2e-secret-e2e-secret-e2e")
-	as := httptest.NewServer(approvals.NewServer(approvals.Keys{HMAC: secret}, engine, audit.Log{Store: store}, c).Handler())
+	as := httptest.NewServer((&api.Server{Verifier: api.DevHS256{Secret: secret}, Engine: engine, Audit: audit.Log{Store: store},
+		Runs: api.TemporalRuns{Client: c}, Registry: registry.New(store), Attester: attester}).Handler())
 	defer as.Close()
-	e := &e2e{t: t, ctx: ctx, c: c, store: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
+	e := &e2e{t: t, ctx: ctx, c: c, store: store, bucket: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
 
 	// Phase 1: the first run trains v1 and promotes it without a canary.
 	res, st, err := e.run(pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
@@ -234,10 +274,28 @@ func TestEndToEnd(t *testing.T) {
 
 	// Phase 3: a bad candidate needs competitor_price, which online clients do not send. It
 	// passes offline evaluation, fails live, and is rolled back; v2 keeps serving.
+	// Its spec allows break-glass: the approval goes straight to Temporal, without the API, and
+	// is recorded as break-glass under the Temporal client's identity.
 	bad := withFeature(sp, "competitor_price")
 	bad.Evaluation.MaxRegression = 0.05
+	bad.Approval.BreakGlass = true
+	e.breakGlass = true
 	res, st, err = e.run(pipeline.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	e.breakGlass = false
 	require.NoError(t, err)
+	require.Equal(t, "break-glass", st.Approval.Approver)
+	bgRecs, err := audit.Log{Store: store}.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var breakGlass []audit.Record
+	for _, r := range bgRecs {
+		if r.Action == "approval_break_glass" {
+			breakGlass = append(breakGlass, r)
+		}
+	}
+	require.Len(t, breakGlass, 1, "the break-glass approval is audited as such")
+	require.True(t, strings.HasPrefix(breakGlass[0].Actor, "break-glass:"), breakGlass[0].Actor)
+	require.NotContains(t, breakGlass[0].Actor, "alice", "never under the claimed approver")
+	require.NotEqual(t, "break-glass:unknown", breakGlass[0].Actor, "the Temporal client identity is read from the run's history")
 	require.Equal(t, pipeline.OutcomeRolledBack, res.Outcome, res.Reason)
 	require.Equal(t, 3, res.Version)
 	require.Contains(t, res.Reason, "error rate")
@@ -270,17 +328,20 @@ func TestEndToEnd(t *testing.T) {
 		return err == nil && resp.GetCount() == 2
 	}, 30*time.Second, 200*time.Millisecond)
 
-	// Refused approval requests, which never reach Temporal history, are in the audit trail.
+	// Every call to the API, allowed or refused, and every decision a run took, is in the audit
+	// trail (refused requests never reach Temporal history).
 	recs, err := audit.Log{Store: store}.List(ctx, "demand", time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	actions := map[string]int{}
 	for _, r := range recs {
 		actions[r.Action]++
 	}
-	require.Equal(t, 3, actions["approval_unauthenticated"], "%v", actions)
-	require.Equal(t, 1, actions["approval_forbidden"])
-	require.Equal(t, 1, actions["approval_refused"])
-	require.Equal(t, 3, actions["approval"], "each accepted approval, once")
+	require.Equal(t, 3, actions["approve_unauthenticated"], "%v", actions)
+	require.Equal(t, 1, actions["approve_forbidden"])
+	require.Equal(t, 1, actions["approve_failed"], "the wrong version, refused by the API")
+	require.Equal(t, 2, actions["approve"], "each call the API allowed, audited by the API")
+	require.Equal(t, 2, actions["approval"], "each attested approval the runs took, once")
+	require.Equal(t, 1, actions["approval_break_glass"])
 
 	// The pipeline worker's metrics saw the runs and timed every step.
 	families, err := metrics.Gather()

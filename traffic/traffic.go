@@ -41,6 +41,7 @@ type Response struct {
 	Prediction float64 `json:"prediction"`
 	Fallback   string  `json:"fallback"`
 	Error      string  `json:"error"`
+	LabelToken string  `json:"label_token"`
 }
 
 // Stats counts what a run of the generator saw.
@@ -103,9 +104,10 @@ func Predict(ctx context.Context, hc *http.Client, baseURL, model string, req Re
 	return out, nil
 }
 
-// Feedback sends the ground-truth label of an answered request.
-func Feedback(ctx context.Context, hc *http.Client, baseURL, model, requestID string, label float64) error {
-	body, _ := json.Marshal(map[string]any{"request_id": requestID, "label": label})
+// Feedback sends the ground-truth label of an answered request, with the label token the
+// answer came with.
+func Feedback(ctx context.Context, hc *http.Client, baseURL, model, requestID, labelToken string, label float64) error {
+	body, _ := json.Marshal(map[string]any{"request_id": requestID, "label": label, "label_token": labelToken})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v1/models/%s/feedback", baseURL, model), bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -143,7 +145,7 @@ func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, r
 		}
 		st.add(r, err)
 		if err == nil {
-			_ = Feedback(ctx, hc, baseURL, model, req.RequestID, req.Label)
+			_ = Feedback(ctx, hc, baseURL, model, req.RequestID, r.LabelToken, req.Label)
 		}
 	}
 }

@@ -30,6 +30,11 @@ type Options struct {
 	Registry    *prometheus.Registry
 	RBAC        policies.RBAC // who may do what (approvers of each model)
 	Webhook     string        // Slack-compatible approval notifications (optional)
+	// AttestationKeys returns the keys that verify approval attestations (the control-plane
+	// API's); nil: runs that wait for approval fail, naming the missing configuration.
+	AttestationKeys func(ctx context.Context) ([]pipeline.AttestationKey, error)
+	// LabelKey checks the label tokens of feedback labels in the canary (serving's key).
+	LabelKey []byte
 }
 
 // Pipeline is a running pipeline worker.
@@ -60,9 +65,10 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
-	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m})
-	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r})
-	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r})
+	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
+	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
+		Keys: o.AttestationKeys})
+	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey})
 	p := &Pipeline{w: w}
 	if o.MetricsAddr != "" {
 		mux := http.NewServeMux()

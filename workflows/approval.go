@@ -25,6 +25,19 @@ type approvals struct {
 	// by an activity when the run starts waiting.
 	rbac      bool
 	approvers []string
+	// attested: approvals must carry the control-plane API's attestation (or be break-glass,
+	// when the spec allows it); keys verify them, used holds the attestations already taken.
+	attested bool
+	keys     []pipeline.AttestationKey
+	used     map[string]bool
+	accepted accepted
+}
+
+// accepted is what the validator established about the decision being taken.
+type accepted struct {
+	attestation, id, messageID string
+	breakGlass                 bool
+	who                        pipeline.Attested
 }
 
 // allowed reports whether the request's identity is among the RBAC approvers.
@@ -46,17 +59,29 @@ func (r *run) approvalHandlers() *approvals {
 		approve := name == pipeline.UpdateApprove
 		_ = workflow.SetUpdateHandlerWithOptions(r.ctx, name,
 			func(ctx workflow.Context, req pipeline.Approval) (string, error) {
+				acc, err := a.check(ctx, approve, req)
+				if err != nil { // the state changed since the validator ran
+					return "", err
+				}
+				if info := workflow.GetCurrentUpdateInfo(ctx); info != nil {
+					acc.messageID = info.ID
+				}
+				a.accepted = acc
 				a.decide(approve, req, "update")
-				return fmt.Sprintf("v%d %s by %s", req.Version, map[bool]string{true: "approved", false: "rejected"}[approve], req.Approver), nil
+				return fmt.Sprintf("v%d %s by %s", req.Version, map[bool]string{true: "approved", false: "rejected"}[approve], a.r.status.Approval.Approver), nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req pipeline.Approval) error { return a.validate(req) }})
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req pipeline.Approval) error {
+				_, err := a.check(ctx, approve, req)
+				return err
+			}})
 	}
 	ch := workflow.GetSignalChannel(r.ctx, pipeline.SignalApproval)
 	workflow.Go(r.ctx, func(ctx workflow.Context) {
 		for {
 			var sig pipeline.ApprovalSignal
 			ch.Receive(ctx, &sig)
-			if err := a.validate(sig.Approval); err != nil {
+			acc, err := a.check(ctx, sig.Approve, sig.Approval)
+			if err != nil {
 				r.status.IgnoredSignals++
 				workflow.GetLogger(ctx).Warn("ignored approval signal", "approver", sig.Approver, "error", err)
 				if workflow.GetVersion(ctx, "audit-ignored-signals", workflow.DefaultVersion, 1) >= 1 {
@@ -66,14 +91,60 @@ func (r *run) approvalHandlers() *approvals {
 				}
 				continue
 			}
+			a.accepted = acc
 			a.decide(sig.Approve, sig.Approval, "signal")
 		}
 	})
 	return a
 }
 
+// check accepts a decision only with a valid attestation for this run, version and decision,
+// used once (or, when the spec allows it, as break-glass); runs from before attestations
+// keep the older check of the claimed approver (validate).
+func (a *approvals) check(ctx workflow.Context, approve bool, req pipeline.Approval) (accepted, error) {
+	if !a.attested {
+		return accepted{}, a.validate(req)
+	}
+	switch {
+	case a.awaiting == 0:
+		return accepted{}, errors.New("this run is not waiting for approval (stage " + string(a.r.status.Stage) + ")")
+	case a.decided:
+		return accepted{}, fmt.Errorf("v%d was already decided", a.awaiting)
+	case req.Version != a.awaiting:
+		return accepted{}, fmt.Errorf("this run is waiting for a decision on v%d, not v%d", a.awaiting, req.Version)
+	case strings.TrimSpace(req.Reason) == "":
+		return accepted{}, errors.New("a reason is required")
+	}
+	if req.Attestation == "" {
+		if !a.r.in.Spec.Approval.BreakGlass {
+			return accepted{}, errors.New("an attested decision is required: decide through the control-plane API (driftline approve, with DRIFTLINE_TOKEN); break-glass is off for this model")
+		}
+		return accepted{breakGlass: true}, nil
+	}
+	// Pure: a signature check and JSON decoding of the token, the same on every replay
+	// (workflowcheck flags encoding/json's reflection).
+	//workflowcheck:ignore
+	att, err := pipeline.VerifyAttestation(req.Attestation, a.keys, workflow.Now(ctx))
+	decision := "reject"
+	if approve {
+		decision = "approve"
+	}
+	switch {
+	case err != nil:
+		return accepted{}, err
+	case att.Model != a.r.in.Spec.Model || att.RunID != a.r.runID || att.Version != a.awaiting || att.Decision != decision:
+		return accepted{}, fmt.Errorf("%w: it attests %s of %s v%d in run %s, this is %s of v%d in run %s",
+			pipeline.ErrAttestation, att.Decision, att.Model, att.Version, att.RunID, decision, a.awaiting, a.r.runID)
+	case a.used[att.ID]:
+		return accepted{}, fmt.Errorf("%w: attestation %s was used already", pipeline.ErrAttestation, att.ID)
+	case !a.allowed(pipeline.Approval{Approver: att.Subject, Groups: att.Groups}):
+		return accepted{}, fmt.Errorf("%q (groups %v) may not approve model %s: approvers are %s", att.Subject, att.Groups, a.r.in.Spec.Model, strings.Join(a.approvers, ", "))
+	}
+	return accepted{attestation: req.Attestation, id: att.ID, who: att}, nil
+}
+
 // validate rejects anything but a well-formed decision by a listed approver on the version
-// this run is waiting for.
+// this run is waiting for (runs from before attestations).
 func (a *approvals) validate(req pipeline.Approval) error {
 	spec := a.r.in.Spec.Approval
 	switch {
@@ -97,7 +168,19 @@ func (a *approvals) validate(req pipeline.Approval) error {
 
 func (a *approvals) decide(approve bool, req pipeline.Approval, via string) {
 	a.decided, a.approved, a.via = true, approve, via
-	a.r.status.Approval = &pipeline.Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
+	ap := &pipeline.Approval{Approver: req.Approver, Reason: req.Reason, Version: req.Version}
+	switch acc := a.accepted; {
+	case acc.breakGlass:
+		// Never under the claimed name: the record names the Temporal client that sent it.
+		ap.Approver, ap.BreakGlass = "break-glass", true
+	case acc.id != "":
+		if a.used == nil {
+			a.used = map[string]bool{}
+		}
+		a.used[acc.id] = true
+		ap.Approver, ap.Groups, ap.Reason = acc.who.Subject, acc.who.Groups, acc.who.Reason
+	}
+	a.r.status.Approval = ap
 }
 
 // prepare looks up who may approve (RBAC) and notifies them, before the run shows it waits:
@@ -110,6 +193,13 @@ func (a *approvals) prepare(version int, timeout time.Duration) error {
 			return err
 		}
 		a.r.status.Approvers = a.approvers
+		if workflow.GetVersion(a.r.ctx, "attested-approvals", workflow.DefaultVersion, 1) >= 1 {
+			a.attested = true
+			if err := workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePolicy, "keys that verify approval attestations"), pipeline.ActAttestKeys,
+				pipeline.AttestationKeysInput{Model: a.r.in.Spec.Model}).Get(a.r.ctx, &a.keys); err != nil {
+				return err
+			}
+		}
 		if err := workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePolicy, "notify approvers"), pipeline.ActNotify, pipeline.ApprovalRequest{
 			Model: a.r.in.Spec.Model, RunID: a.r.runID, WorkflowID: a.r.wfID, Version: version, Approvers: a.approvers,
 			Timeout: timeout, Evidence: a.r.memo()}).Get(a.r.ctx, nil); err != nil {
@@ -133,8 +223,10 @@ func (a *approvals) wait(version int, timeout time.Duration) (approved, timedOut
 		return false, true, nil
 	}
 	ap := a.r.status.Approval
+	acc := a.accepted
 	err = workflow.ExecuteActivity(withStep(a.r.ctx, pipeline.StagePromote, "audit the approval decision"), pipeline.ActApproval, pipeline.ApprovalRecord{
 		Model: a.r.in.Spec.Model, RunID: a.r.runID, Version: version, Approver: ap.Approver, Reason: ap.Reason,
-		Approved: a.approved, Via: a.via}).Get(a.r.ctx, nil)
+		Approved: a.approved, Via: a.via, Attestation: acc.attestation, AttestationID: acc.id, BreakGlass: acc.breakGlass,
+		MessageID: acc.messageID}).Get(a.r.ctx, nil)
 	return a.approved, false, err
 }

@@ -1,7 +1,11 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,6 +30,7 @@ type ctSuite struct {
 	testsuite.WorkflowTestSuite
 	env            *testsuite.TestWorkflowEnvironment
 	approversDelay time.Duration // how long the RBAC lookup takes (virtual time)
+	lastApproval   pipeline.ApprovalRecord
 }
 
 func TestContinuousTraining(t *testing.T) { suite.Run(t, new(ctSuite)) }
@@ -52,11 +57,15 @@ func (s *ctSuite) SetupTest() {
 		return pipeline.ExternalTrainOutput{}, errors.New("not mocked")
 	}, activity.RegisterOptions{Name: pipeline.ExternalTrainActivity})
 	s.env.OnActivity(reg.RecordOutcome, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
+	s.lastApproval = pipeline.ApprovalRecord{}
+	s.env.OnActivity(reg.RecordApproval, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		s.lastApproval = args.Get(1).(pipeline.ApprovalRecord)
+	}).Return(nil).Maybe()
 	s.approversDelay = 0
 	s.env.OnActivity(pol.Approvers, mock.Anything, mock.Anything).AfterFn(func() time.Duration { return s.approversDelay }).
 		Return([]string{"group:ml-platform", "user:alice", "user:bob"}, nil).Maybe()
 	s.env.OnActivity(pol.NotifyApproval, mock.Anything, mock.Anything).Return(nil).Maybe()
+	s.env.OnActivity(pol.AttestationKeys, mock.Anything, mock.Anything).Return([]pipeline.AttestationKey{testKey()}, nil).Maybe()
 }
 
 func (s *ctSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
@@ -223,10 +232,11 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 2}, nil).Once()
 	s.env.OnActivity(reg.AbortCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	bad := []pipeline.Approval{
-		{Approver: "mallory", Reason: "ok", Version: 2}, // not an approver
-		{Approver: "alice", Reason: "", Version: 2},     // no reason
-		{Approver: "alice", Reason: "ok", Version: 3},   // wrong version
-		{Approver: "", Reason: "ok", Version: 2},        // no approver
+		attested("approve", "mallory", nil, 2, "ok"),  // not an approver
+		attested("approve", "alice", nil, 2, ""),      // no reason
+		attested("approve", "alice", nil, 3, "ok"),    // wrong version
+		{Approver: "alice", Reason: "ok", Version: 2}, // no attestation (break-glass is off)
+		attested("reject", "alice", nil, 2, "ok"),     // attests a rejection, sent as approve
 	}
 	s.env.RegisterDelayedCallback(func() {
 		for _, req := range bad {
@@ -239,10 +249,10 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("valid approval rejected", err.Error()) },
 			OnComplete: func(any, error) {},
-		}, pipeline.Approval{Approver: "alice", Reason: "looks good", Version: 2})
+		}, attested("approve", "alice", nil, 2, "looks good"))
 		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() { s.Fail("duplicate approval accepted") }, OnReject: func(error) {}, OnComplete: func(any, error) {},
-		}, pipeline.Approval{Approver: "bob", Reason: "me too", Version: 2})
+		}, attested("approve", "bob", nil, 2, "me too"))
 	}, time.Hour)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
@@ -250,6 +260,81 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("alice", st.Approval.Approver)
 	s.Len(st.Canary, 2)
+}
+
+// The forged approval of issue 12: a client that reaches Temporal sends an approve Update
+// claiming to be alice. Without the API's attestation it is refused, and so is every
+// attestation that is not for exactly this run, version and decision, signed by the API's key,
+// unexpired, and not used before.
+func (s *ctSuite) TestForgedApprovalsAreRefused() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.allow(true)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	forged := []struct {
+		name string
+		req  pipeline.Approval
+		want string
+	}{
+		{"claimed name, no attestation", pipeline.Approval{Approver: "alice", Reason: "I am not really alice", Version: 1}, "an attested decision is required"},
+		{"signed by another key", attested("approve", "alice", nil, 1, "ok", func(a *pipeline.Attested) { a.Issuer = "other-key" }), "bad signature"},
+		{"for another run", attested("approve", "alice", nil, 1, "ok", func(a *pipeline.Attested) { a.RunID = "an-older-run" }), "in run an-older-run"},
+		{"expired", attested("approve", "alice", nil, 1, "ok", func(a *pipeline.Attested) { a.Expires = time.Now().Add(-time.Minute).Unix() }), "expired"},
+		{"tampered", func() pipeline.Approval {
+			a := attested("approve", "alice", nil, 1, "ok")
+			a.Attestation = a.Attestation[:len(a.Attestation)-4] + "AAAA"
+			return a
+		}(), "bad signature"},
+	}
+	valid := attested("approve", "alice", nil, 1, "evidence reviewed")
+	s.env.RegisterDelayedCallback(func() {
+		for _, f := range forged {
+			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
+				OnAccept: func() { s.Fail("forged approval accepted", f.name) },
+				OnReject: func(err error) { s.Contains(err.Error(), f.want, f.name) }, OnComplete: func(any, error) {},
+			}, f.req)
+		}
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { s.Fail("attested approval refused", err.Error()) }, OnComplete: func(any, error) {}}, valid)
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() { s.Fail("the same attestation was accepted twice") }, OnReject: func(error) {}, OnComplete: func(any, error) {}}, valid)
+	}, time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
+	s.Equal("alice", st.Approval.Approver)
+	s.Equal(valid.Attestation, s.lastApproval.Attestation, "the audit record carries the attestation")
+	s.NotEmpty(s.lastApproval.AttestationID)
+	s.False(s.lastApproval.BreakGlass)
+}
+
+// Break-glass, where the spec allows it: accepted without attestation, recorded as break-glass
+// (the activity names the Temporal client identity), never under the claimed approver.
+func (s *ctSuite) TestBreakGlassApprovalIsRecordedAsSuch() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.allow(true)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	in := input(true)
+	in.Spec.Approval.BreakGlass = true
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "upd-1", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
+			pipeline.Approval{Approver: "alice", Reason: "API down, incident 42", Version: 1})
+	}, time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
+	s.Equal("break-glass", st.Approval.Approver)
+	s.True(st.Approval.BreakGlass)
+	rec := s.lastApproval
+	s.True(rec.BreakGlass)
+	s.Equal("break-glass", rec.Approver, "never the claimed approver")
+	s.Empty(rec.Attestation)
+	s.Equal("upd-1", rec.MessageID, "the activity finds the sender's identity in history by the Update id")
+	s.Equal("update", rec.Via)
 }
 
 func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
@@ -262,10 +347,10 @@ func (s *ctSuite) TestApprovalBySignalIgnoresInvalidSignals() {
 		return in.Approver == "mallory" && strings.Contains(in.Why, "may not approve")
 	})).Return(nil).Once()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "mallory", Reason: "x", Version: 2}})
+		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: attested("approve", "mallory", nil, 2, "x")})
 	}, time.Minute)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "bob", Reason: "fine", Version: 2}})
+		s.env.SignalWorkflow(pipeline.SignalApproval, pipeline.ApprovalSignal{Approve: true, Approval: attested("approve", "bob", nil, 2, "fine")})
 	}, 2*time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
@@ -282,9 +367,9 @@ func (s *ctSuite) TestApprovalByGroupMember() {
 	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() { s.Fail("no group, no approval") }, OnReject: func(error) {}, OnComplete: func(any, error) {}},
-			pipeline.Approval{Approver: "erin", Groups: []string{"interns"}, Reason: "ok", Version: 1})
+			attested("approve", "erin", []string{"interns"}, 1, "ok"))
 		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
-			pipeline.Approval{Approver: "erin", Groups: []string{"interns", "ml-platform"}, Reason: "platform on call", Version: 1})
+			attested("approve", "erin", []string{"interns", "ml-platform"}, 1, "platform on call"))
 	}, time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	s.NoError(s.env.GetWorkflowError())
@@ -301,7 +386,7 @@ func (s *ctSuite) TestRejectedByApprover() {
 	s.env.OnActivity(reg.SetCanary, mock.Anything, mock.Anything).Return(pipeline.DeployResult{}, nil).Never()
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(pipeline.UpdateReject, "", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail(err.Error()) }, OnComplete: func(any, error) {}},
-			pipeline.Approval{Approver: "bob", Reason: "holiday freeze", Version: 2})
+			attested("reject", "bob", nil, 2, "holiday freeze"))
 	}, time.Minute)
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
 	res, _ := s.result()
@@ -487,7 +572,7 @@ func (s *ctSuite) TestApprovalStageAppearsOnlyWhenReady() {
 			s.Equal([]string{"group:ml-platform", "user:alice", "user:bob"}, st.Approvers, "the stage appears with its approvers")
 			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
 				OnReject: func(err error) { s.Fail("an approval sent when the stage showed was refused", err.Error()) }, OnComplete: func(any, error) {}},
-				pipeline.Approval{Approver: "alice", Reason: "as soon as it showed", Version: st.CandidateVersion})
+				attested("approve", "alice", nil, st.CandidateVersion, "as soon as it showed"))
 		}, at)
 	}
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, input(true))
@@ -495,4 +580,31 @@ func (s *ctSuite) TestApprovalStageAppearsOnlyWhenReady() {
 	res, st := s.result()
 	s.Equal(pipeline.OutcomePromoted, res.Outcome)
 	s.Equal("alice", st.Approval.Approver)
+}
+
+// The control-plane API's attestation key, as the tests sign with it.
+var attestSeed = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+func testKey() pipeline.AttestationKey {
+	return pipeline.AttestationKey{KID: "test", PublicKey: base64.RawURLEncoding.EncodeToString(attestSeed.Public().(ed25519.PublicKey))}
+}
+
+// attested is an approval carrying an attestation signed with the test key (another key when
+// an option sets Issuer "other-key") for the test environment's run, valid for three days
+// (the tests skip time).
+func attested(decision, sub string, groups []string, version int, reason string, opts ...func(*pipeline.Attested)) pipeline.Approval {
+	a := pipeline.Attested{Model: "demand", Version: version, RunID: "default-test-run-id", Decision: decision, Subject: sub, Groups: groups,
+		Reason: reason, IssuedAt: time.Now().Unix(), Expires: time.Now().Add(72 * time.Hour).Unix(), ID: fmt.Sprintf("jti-%s-%d-%d", sub, version, time.Now().UnixNano()), Issuer: "test"}
+	key, kid := attestSeed, "test"
+	for _, o := range opts {
+		o(&a)
+	}
+	if a.Issuer == "other-key" {
+		_, key, _ = ed25519.GenerateKey(nil)
+	}
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	signing := enc(map[string]string{"alg": "EdDSA", "kid": kid, "typ": pipeline.AttestationType}) + "." + enc(a)
+	token := signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signing)))
+	// What the caller claims besides is ignored: the attestation is the identity.
+	return pipeline.Approval{Approver: sub, Groups: groups, Reason: reason, Version: version, Attestation: token}
 }

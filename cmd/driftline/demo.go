@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/activities"
-	"github.com/driftline/driftline/approvals"
+	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
@@ -38,8 +38,8 @@ func cmdDemo(ctx context.Context, args []string) error {
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 40, "live traffic during the canary")
-	approvalsURL := fs.String("approvals-url", env("DRIFTLINE_APPROVALS_URL", "http://127.0.0.1:8090"), "approvals endpoint")
-	keyFile := fs.String("hs256-key-file", env("DRIFTLINE_HS256_KEY_FILE", ".data/approvals.key"), "HS256 secret of the approvals endpoint (the demo mints alice's token with it)")
+	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
+	keyFile := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,14 +61,15 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
 		return err
 	}
-	keys, err := approvals.LoadKeys(*keyFile, nil)
+	devSecret, err := os.ReadFile(*keyFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("the demo mints tokens with %s: %w", *keyFile, err)
 	}
+	devSecret = []byte(strings.TrimSpace(string(devSecret)))
 	approve := func(st pipeline.Status) {
-		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through %s with a bearer token\n",
+		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
 			st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
-		tok, err := approvals.Mint(keys.HMAC, "alice", nil, 10*time.Minute)
+		tok, err := api.MintDev(devSecret, "alice", nil, 10*time.Minute)
 		for attempt := 0; err == nil && attempt < 10; attempt++ {
 			var out string
 			out, err = postDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
@@ -27,40 +29,39 @@ func cmdRun(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "window start date YYYY-MM-DD (default: window_days ending yesterday)")
 	to := fs.String("to", "", "window end date YYYY-MM-DD")
 	force := fs.Bool("force", false, "retrain even when no drift is detected")
-	op := operatorFlags(fs)
-	s3 := config.S3Flags(fs)
-	follow := fs.Bool("follow", true, "print steps as they happen and wait for the outcome")
+	a := apiFlags(fs)
+	follow := fs.Bool("follow", true, "print steps as they happen and wait for the outcome (reads Temporal)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	as := op.id
-	sp, err := spec.Load(*specPath)
+	raw, err := os.ReadFile(*specPath)
 	if err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
+	sp, err := spec.Parse(raw)
 	if err != nil {
+		return fmt.Errorf("%s: %w", *specPath, err)
+	}
+	var started struct {
+		WorkflowID  string `json:"workflow_id"`
+		RunID       string `json:"run_id"`
+		RequestedBy string `json:"requested_by"`
+	}
+	if err := a.do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Spec: string(raw), From: *from, To: *to, Force: *force}, &started); err != nil {
 		return err
 	}
-	pii := sp.Contract.HasPII()
-	if err := op.authorizeData(ctx, audit.Log{Store: b}, "start_run", sp.Model, &pii); err != nil {
-		return err
+	fmt.Printf("started %s run %s as %s\n  %s\n", started.WorkflowID, started.RunID, started.RequestedBy, starter.UILink(namespace(), started.WorkflowID, started.RunID))
+	if !*follow {
+		return nil
 	}
 	c, err := config.TemporalClient()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	run, err := starter.StartRun(ctx, c, pipeline.RunInput{Spec: sp, From: *from, To: *to, Force: *force, RequestedBy: *as})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("started %s run %s\n  %s\n", run.GetID(), run.GetRunID(), starter.UILink(namespace(), run.GetID(), run.GetRunID()))
-	if !*follow {
-		return nil
-	}
+	run := c.GetWorkflow(ctx, started.WorkflowID, started.RunID)
 	res, err := starter.Follow(ctx, c, sp.Model, run, os.Stdout, func(st pipeline.Status) {
-		fmt.Printf("  waiting for approval of v%d: driftline approve --model %s --version %d --as <approver> --reason \"...\"\n",
+		fmt.Printf("  waiting for approval of v%d: driftline approve --model %s --version %d --reason \"...\" (with your DRIFTLINE_TOKEN)\n",
 			st.CandidateVersion, sp.Model, st.CandidateVersion)
 	})
 	fmt.Printf("outcome: %s - %s\n", res.Outcome, res.Reason)
@@ -113,10 +114,8 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	version := fs.Int("version", 0, "candidate version the run waits on (default: ask the run)")
 	runID := fs.String("run", "", "the run to decide on (default: the model's current run)")
 	reason := fs.String("reason", "", "why (required)")
-	url := fs.String("url", env("DRIFTLINE_APPROVALS_URL", "http://127.0.0.1:8090"), "approvals endpoint (env DRIFTLINE_APPROVALS_URL)")
-	token := fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "bearer token of the approver (env DRIFTLINE_TOKEN)")
-	direct := fs.Bool("direct", false, "break glass: send the Update to Temporal directly as --as (needs Temporal access; RBAC still applies in the run)")
-	as := fs.String("as", os.Getenv("USER"), "approver identity with --direct")
+	a := apiFlags(fs)
+	direct := fs.Bool("direct", false, "break glass: send the decision to Temporal directly, without the API's attestation; accepted only when the spec sets approval.break_glass, and recorded as break-glass under your Temporal client identity")
 	viaSignal := fs.Bool("signal", false, "with --direct: send a signal instead of an update (fire and forget)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -137,25 +136,22 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 		*version = st.CandidateVersion
 	}
 	if !*direct {
-		if *token == "" {
-			return errors.New("a bearer token is required (--token or DRIFTLINE_TOKEN); for development: driftline token --sub <you>")
-		}
-		out, err := postDecision(ctx, *url, *token, *model, approve, *version, *reason)
+		out, err := postDecision(ctx, *a.url, *a.token, *model, approve, *version, *reason)
 		if err != nil {
 			return err
 		}
 		fmt.Println(out)
 		return nil
 	}
-	a := pipeline.Approval{Approver: *as, Reason: *reason, Version: *version}
+	ap := pipeline.Approval{Approver: "break-glass", Reason: *reason, Version: *version}
 	if *viaSignal {
-		if err := starter.SignalDecision(ctx, c, *model, approve, a); err != nil {
+		if err := starter.SignalDecision(ctx, c, *model, approve, ap); err != nil {
 			return err
 		}
 		fmt.Printf("%s signal sent for %s v%d (invalid signals are ignored and audited by the run; check driftline status)\n", name, *model, *version)
 		return nil
 	}
-	out, err := starter.Decide(ctx, c, *model, approve, a)
+	out, err := starter.Decide(ctx, c, *model, approve, ap)
 	if err != nil {
 		return err
 	}
@@ -171,47 +167,32 @@ func cmdSchedule(ctx context.Context, args []string) error {
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
 	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC)")
 	model := fs.String("model", "demand", "model (delete)")
-	op := operatorFlags(fs)
-	s3 := config.S3Flags(fs)
+	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	target := *model
-	if args[0] == "create" {
-		sp, err := spec.Load(*specPath)
-		if err != nil {
-			return err
-		}
-		target = sp.Model
-	}
-	if err := op.authorize(ctx, audit.Log{Store: b}, "change_schedule", target); err != nil {
-		return err
-	}
-	c, err := config.TemporalClient()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	if args[0] == "delete" {
-		if err := starter.DeleteSchedule(ctx, c, *model); err != nil {
+		if err := a.do(ctx, http.MethodDelete, "/v1/models/"+*model+"/schedule", nil, nil); err != nil {
 			return err
 		}
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
 		return nil
 	}
-	sp, err := spec.Load(*specPath)
+	raw, err := os.ReadFile(*specPath)
 	if err != nil {
 		return err
 	}
-	id, err := starter.CreateSchedule(ctx, c, sp, *cron)
+	sp, err := spec.Parse(raw)
 	if err != nil {
+		return fmt.Errorf("%s: %w", *specPath, err)
+	}
+	var out struct {
+		ScheduleID string `json:"schedule_id"`
+	}
+	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/schedule", api.ScheduleRequest{Spec: string(raw), Cron: *cron}, &out); err != nil {
 		return err
 	}
-	fmt.Printf("schedule %s fires %q (overlap: skip); see it in the UI under Schedules\n", id, *cron)
+	fmt.Printf("schedule %s fires %q (overlap: skip); see it in the UI under Schedules\n", out.ScheduleID, *cron)
 	return nil
 }
 
@@ -253,6 +234,9 @@ func cmdModels(ctx context.Context, args []string) error {
 }
 
 func cmdAudit(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return auditVerify(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "list" {
 		args = args[1:]
 	}
@@ -330,5 +314,38 @@ func cmdTraffic(ctx context.Context, args []string) error {
 	traffic.Run(ctx, *url, *model, dataset.DefaultRetail().RetailDay(*day), *rps, &st)
 	sent, failed, fb, byV := st.Snapshot()
 	fmt.Printf("sent %d, failed %d, canary fallbacks %d, answered by version %v\n", sent, failed, fb, byV)
+	return nil
+}
+
+// auditVerify checks the hash chains of the audit trail: every model's records of each day
+// must run without a gap, each naming the digest of the one before.
+func auditVerify(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	since := fs.Duration("since", 7*24*time.Hour, "how far back")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	reps, probs, err := audit.Log{Store: b}.Verify(ctx, time.Now().Add(-*since))
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHAIN\tRECORDS\tLAST\tDIGEST")
+	for _, r := range reps {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.16s\n", r.Chain, r.Records, r.LastSeq, r.LastHash)
+	}
+	_ = tw.Flush()
+	for _, p := range probs {
+		fmt.Println("BROKEN  " + p.String())
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("the audit trail is broken in %d place(s): see above", len(probs))
+	}
+	fmt.Printf("%d chains intact\n", len(reps))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
@@ -85,7 +86,14 @@ func cmdWorker(ctx context.Context, args []string) error {
 	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
 	rbacPath := rbacFlag(fs)
 	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval (env DRIFTLINE_APPROVAL_WEBHOOK)")
+	keys := fs.String("attestation-keys", env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
+		"where runs learn the keys that verify approval attestations: the control-plane API's /v1/attestation-keys (env DRIFTLINE_ATTESTATION_KEYS)")
+	labelKeyFile := labelKeyFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	labelKey, err := readKeyFile(*labelKeyFile)
+	if err != nil {
 		return err
 	}
 	rbac, err := policies.LoadRBAC(*rbacPath)
@@ -97,7 +105,8 @@ func cmdWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook})
+	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook,
+		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey})
 	if err != nil {
 		return err
 	}
@@ -116,7 +125,12 @@ func cmdServe(ctx context.Context, args []string) error {
 	enrichURL := fs.String("enrich-url", "", "source of that feature, with {attribute} placeholders, answering {\"<feature>\": x}")
 	enrichTimeout := fs.Duration("enrich-timeout", 100*time.Millisecond, "timeout of one enrichment call")
 	enrichDefault := fs.Float64("enrich-default", 0, "value used when the source fails and no value was seen for the key")
+	labelKeyFile := labelKeyFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	labelKey, err := readKeyFile(*labelKeyFile)
+	if err != nil {
 		return err
 	}
 	var enrich []*serving.Enricher
@@ -131,7 +145,8 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich})
+	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
+		LabelKey: labelKey})
 	if err != nil {
 		return err
 	}
@@ -232,4 +247,21 @@ func cmdWeather(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+func labelKeyFlag(fs *flag.FlagSet) *string {
+	return fs.String("label-key-file", env("DRIFTLINE_LABEL_KEY_FILE", ""),
+		"secret (32+ bytes) that signs and checks the label tokens of feedback labels; serving and the pipeline worker share it (env DRIFTLINE_LABEL_KEY_FILE; empty: feedback is off)")
+}
+
+// readKeyFile reads a secret from a file (trimmed); "" reads nothing.
+func readKeyFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
 }

@@ -6,15 +6,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/driftline/driftline/approvals"
+	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/registry"
 )
 
 func rbacFlag(fs *flag.FlagSet) *string {
@@ -28,27 +30,43 @@ func env(key, def string) string {
 	return def
 }
 
-func cmdApprovals(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("approvals", flag.ContinueOnError)
+func cmdAPI(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	rbacPath := rbacFlag(fs)
 	listen := fs.String("listen", ":8090", "HTTP address")
-	hsKey := fs.String("hs256-key-file", env("DRIFTLINE_HS256_KEY_FILE", ""), "file with the HS256 secret that signs tokens (env DRIFTLINE_HS256_KEY_FILE)")
-	pub := fs.String("public-keys", env("DRIFTLINE_JWT_PUBLIC_KEYS", ""), "comma-separated PEM files of RSA/ECDSA keys that sign tokens (env DRIFTLINE_JWT_PUBLIC_KEYS)")
-	issuer := fs.String("issuer", "", "required token issuer (iss), if set")
-	audience := fs.String("audience", "", "required token audience (aud), if set")
+	dev := fs.Bool("dev", false, "development mode: HS256 tokens signed with --dev-key-file (minted by `driftline token`), never for production")
+	devKey := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of --dev (env DRIFTLINE_DEV_KEY_FILE)")
+	jwks := fs.String("jwks-url", env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)")
+	issuer := fs.String("issuer", env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)")
+	audience := fs.String("audience", env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)")
+	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var pubs []string
-	if *pub != "" {
-		pubs = strings.Split(*pub, ",")
+	var verifier api.Verifier
+	if *dev {
+		secret, err := os.ReadFile(*devKey)
+		if err != nil {
+			return fmt.Errorf("--dev needs the HS256 secret in %s: %w", *devKey, err)
+		}
+		secret = []byte(strings.TrimSpace(string(secret)))
+		if len(secret) < 32 {
+			return fmt.Errorf("dev key %s: %d bytes, want at least 32", *devKey, len(secret))
+		}
+		slog.Warn("DEVELOPMENT MODE: the API accepts HS256 tokens signed with a local secret; never run it like this in production", "key", *devKey)
+		verifier = api.DevHS256{Secret: secret}
+	} else {
+		o, err := api.NewOIDC(*jwks, *issuer, *audience)
+		if err != nil {
+			return err
+		}
+		verifier = o
 	}
-	keys, err := approvals.LoadKeys(*hsKey, pubs)
+	att, err := api.LoadAttester(*attestKey, *dev)
 	if err != nil {
 		return err
 	}
-	keys.Issuer, keys.Audience = *issuer, *audience
 	rbac, err := policies.LoadRBAC(*rbacPath)
 	if err != nil {
 		return err
@@ -62,15 +80,16 @@ func cmdApprovals(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	srv := &http.Server{Addr: *listen, Handler: approvals.NewServer(keys, engine, audit.Log{Store: b}, c).Handler(),
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	s := &api.Server{Verifier: verifier, Engine: engine, Audit: audit.Log{Store: b}, Runs: api.TemporalRuns{Client: c},
+		Registry: registry.New(b), Attester: att}
+	srv := &http.Server{Addr: *listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Printf("approvals endpoint on %s (POST /v1/models/{model}/approvals)\n", *listen)
+	fmt.Printf("control-plane API on %s (attestation key %s)\n", *listen, att.Key().KID)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -79,22 +98,22 @@ func cmdApprovals(ctx context.Context, args []string) error {
 
 func cmdToken(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	key := fs.String("hs256-key-file", env("DRIFTLINE_HS256_KEY_FILE", ".data/approvals.key"), "HS256 secret file")
+	key := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev`")
 	sub := fs.String("sub", os.Getenv("USER"), "subject (user id)")
 	groups := fs.String("groups", "", "comma-separated groups")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	k, err := approvals.LoadKeys(*key, nil)
+	secret, err := os.ReadFile(*key)
 	if err != nil {
-		return err
+		return fmt.Errorf("development tokens are signed with %s: %w", *key, err)
 	}
 	var gs []string
 	if *groups != "" {
 		gs = strings.Split(*groups, ",")
 	}
-	tok, err := approvals.Mint(k.HMAC, *sub, gs, *ttl)
+	tok, err := api.MintDev([]byte(strings.TrimSpace(string(secret))), *sub, gs, *ttl)
 	if err != nil {
 		return err
 	}
@@ -108,7 +127,7 @@ func postDecision(ctx context.Context, url, token, model string, approve bool, v
 	if approve {
 		decision = "approve"
 	}
-	body, _ := json.Marshal(approvals.Request{Version: version, Decision: decision, Reason: reason})
+	body, _ := json.Marshal(api.ApprovalRequest{Version: version, Decision: decision, Reason: reason})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(url, "/")+"/v1/models/"+model+"/approvals", strings.NewReader(string(body)))
 	if err != nil {
 		return "", err

@@ -1,0 +1,414 @@
+package api
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/model"
+	"github.com/driftline/driftline/model/hparams"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+)
+
+// idp is an OpenID Connect identity provider for tests: it publishes its current keys as JWKS
+// over HTTP and signs tokens with them; rotate replaces the keys.
+type idp struct {
+	mu   sync.Mutex
+	rsa  *rsa.PrivateKey
+	ec   *ecdsa.PrivateKey
+	ed   ed25519.PrivateKey
+	gen  int
+	srv  *httptest.Server
+	hits int
+}
+
+func newIDP(t *testing.T) *idp {
+	p := &idp{}
+	p.rotate()
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.hits++
+		b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+		keys := []JWK{
+			{Kty: "RSA", Kid: p.kid("rsa"), Use: "sig", N: b64(p.rsa.N.Bytes()), E: b64(big.NewInt(int64(p.rsa.E)).Bytes())},
+			{Kty: "EC", Kid: p.kid("ec"), Crv: "P-256", X: b64(p.ec.X.FillBytes(make([]byte, 32))), Y: b64(p.ec.Y.FillBytes(make([]byte, 32)))},
+			{Kty: "OKP", Kid: p.kid("ed"), Crv: "Ed25519", X: b64(p.ed.Public().(ed25519.PublicKey))},
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *idp) kid(kind string) string { return fmt.Sprintf("%s-%d", kind, p.gen) }
+
+func (p *idp) rotate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	p.rsa, _ = rsa.GenerateKey(rand.Reader, 2048)
+	p.ec, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, p.ed, _ = ed25519.GenerateKey(rand.Reader)
+}
+
+const testIssuer, testAudience = "https://idp.example", "driftline"
+
+type tokenOpt func(c *Claims, h map[string]any)
+
+func (p *idp) token(t *testing.T, alg, sub string, groups []string, opts ...tokenOpt) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	c := Claims{Groups: groups, RegisteredClaims: jwt.RegisteredClaims{Issuer: testIssuer, Audience: jwt.ClaimStrings{testAudience}, Subject: sub,
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}
+	var method jwt.SigningMethod
+	var key any
+	var kid string
+	switch alg {
+	case "RS256":
+		method, key, kid = jwt.SigningMethodRS256, p.rsa, p.kid("rsa")
+	case "ES256":
+		method, key, kid = jwt.SigningMethodES256, p.ec, p.kid("ec")
+	case "EdDSA":
+		method, key, kid = jwt.SigningMethodEdDSA, p.ed, p.kid("ed")
+	}
+	h := map[string]any{"kid": kid}
+	for _, o := range opts {
+		o(&c, h)
+	}
+	tok := jwt.NewWithClaims(method, c)
+	for k, v := range h {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+func TestOIDCTokenTable(t *testing.T) {
+	p := newIDP(t)
+	o, err := NewOIDC(p.srv.URL, testIssuer, testAudience)
+	require.NoError(t, err)
+	o.MinRefetch = 0 // the rate limit has its own test
+	ctx := context.Background()
+	rsaPub := &p.rsa.PublicKey
+	noneToken := func() string {
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: testIssuer, Subject: "alice",
+			Audience: jwt.ClaimStrings{testAudience}, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		return s
+	}
+	// HS256 with the RSA public key's bytes as the secret: the classic algorithm confusion.
+	confused := func() string {
+		c := Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: testIssuer, Subject: "alice", Audience: jwt.ClaimStrings{testAudience},
+			ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		tok.Header["kid"] = p.kid("rsa")
+		s, _ := tok.SignedString(rsaPub.N.Bytes())
+		return s
+	}
+	cases := []struct {
+		name, token, want string
+	}{
+		{"valid RS256", p.token(t, "RS256", "alice", nil), ""},
+		{"valid ES256", p.token(t, "ES256", "bob", []string{"retail"}), ""},
+		{"valid EdDSA", p.token(t, "EdDSA", "erin", []string{"ml-platform"}), ""},
+		{"expired", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }), "expired"},
+		{"no expiry", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.ExpiresAt = nil }), "exp claim is required"},
+		{"wrong issuer", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.Issuer = "https://evil.example" }), "issuer"},
+		{"wrong audience", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.Audience = jwt.ClaimStrings{"someone-else"} }), "audience"},
+		{"unknown kid", p.token(t, "RS256", "alice", nil, func(_ *Claims, h map[string]any) { h["kid"] = "nobody" }), "unknown signing key"},
+		{"alg none", noneToken(), "signing method none is invalid"},
+		{"HS256 presented to an RS256 key", confused(), "signing method HS256 is invalid"},
+		{"no subject", p.token(t, "RS256", "", nil), "no subject"},
+		{"garbage", "not.a.token", "invalid token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			who, err := o.Verify(ctx, c.token)
+			if c.want == "" {
+				require.NoError(t, err)
+				require.NotEmpty(t, who.ID)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), c.want)
+		})
+	}
+	// Rotation: tokens signed with the new keys verify (their unknown kid triggers a fetch),
+	// tokens of the retired keys are refused once the new set is in.
+	old := p.token(t, "RS256", "alice", nil)
+	p.rotate()
+	fresh := p.token(t, "RS256", "alice", nil)
+	_, err = o.Verify(ctx, fresh)
+	require.NoError(t, err, "a rotated key is fetched when a token names it")
+	_, err = o.Verify(ctx, old)
+	require.ErrorIs(t, err, ErrUnknownKey)
+	// Missing production settings are refused at start.
+	_, err = NewOIDC(p.srv.URL, "", testAudience)
+	require.ErrorContains(t, err, "required outside --dev")
+}
+
+func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
+	p := newIDP(t)
+	o, err := NewOIDC(p.srv.URL, testIssuer, testAudience)
+	require.NoError(t, err)
+	now := time.Now()
+	o.Now = func() time.Time { return now }
+	ctx := context.Background()
+	_, err = o.Verify(ctx, p.token(t, "RS256", "alice", nil))
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := o.Verify(ctx, p.token(t, "RS256", "alice", nil, func(_ *Claims, h map[string]any) { h["kid"] = fmt.Sprint("bogus-", i) }))
+		require.ErrorIs(t, err, ErrUnknownKey)
+	}
+	require.Equal(t, int64(1), o.Fetches.Load(), "50 unknown kids within MinRefetch of the last fetch make no request")
+	now = now.Add(o.MinRefetch)
+	_, _ = o.Verify(ctx, p.token(t, "RS256", "alice", nil, func(_ *Claims, h map[string]any) { h["kid"] = "bogus-late" }))
+	require.Equal(t, int64(2), o.Fetches.Load(), "after MinRefetch an unknown kid makes one more")
+	now = now.Add(o.Refresh)
+	_, err = o.Verify(ctx, p.token(t, "RS256", "alice", nil))
+	require.NoError(t, err)
+	require.Equal(t, int64(3), o.Fetches.Load(), "the cache is refreshed after Refresh (rotation honoured)")
+}
+
+// fakeRuns records what the API asked Temporal to do.
+type fakeRuns struct {
+	mu      sync.Mutex
+	started []pipeline.RunInput
+	decided []pipeline.Approval
+	waiting int
+	calls   int
+}
+
+func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.started = append(f.started, in)
+	return "run-1", nil
+}
+func (f *fakeRuns) Cancel(context.Context, string, string) error { f.calls++; return nil }
+func (f *fakeRuns) Waiting(context.Context, string) (string, int, error) {
+	return "run-1", f.waiting, nil
+}
+func (f *fakeRuns) Decide(_ context.Context, _ string, _ bool, a pipeline.Approval) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.decided = append(f.decided, a)
+	return "ok", nil
+}
+func (f *fakeRuns) CreateSchedule(context.Context, spec.Spec, string) (string, error) {
+	f.calls++
+	return "ct-schedule/demand", nil
+}
+func (f *fakeRuns) DeleteSchedule(context.Context, string) error { f.calls++; return nil }
+
+type fixture struct {
+	srv   *httptest.Server
+	idp   *idp
+	runs  *fakeRuns
+	reg   *registry.Registry
+	store objstore.Bucket
+	att   *Attester
+}
+
+func newFixture(t *testing.T) *fixture {
+	ctx := context.Background()
+	p := newIDP(t)
+	o, err := NewOIDC(p.srv.URL, testIssuer, testAudience)
+	require.NoError(t, err)
+	rbac, err := policies.LoadRBAC("../examples/rbac.yaml")
+	require.NoError(t, err)
+	engine, err := policies.NewEngine(ctx, rbac)
+	require.NoError(t, err)
+	store := objstore.NewMem()
+	reg := registry.New(store)
+	// Two registered versions, v1 in production.
+	m := &model.Model{Family: "linear", Objective: hparams.SquaredError, Features: []string{"x"}, Inputs: model.NumericInputs([]string{"x"}),
+		Linear: &model.Linear{Coef: []float64{1}, Means: []float64{0}, Scales: []float64{1}}}
+	art, err := m.Marshal()
+	require.NoError(t, err)
+	for i := range 2 {
+		_, err := reg.Register(ctx, registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: fmt.Sprint("r", i)}}, art, drift.Profile{}, nil)
+		require.NoError(t, err)
+	}
+	_, err = reg.UpdateDeployment(ctx, "demand", registry.Change{Action: registry.TransPromote, Key: "init"}, func(d *registry.Deployment) (bool, error) { return d.Promote(1) })
+	require.NoError(t, err)
+	_, seed, _ := ed25519.GenerateKey(rand.Reader)
+	f := &fixture{idp: p, runs: &fakeRuns{waiting: 2}, reg: reg, store: store, att: NewAttester(seed)}
+	s := &Server{Verifier: o, Engine: engine, Audit: audit.Log{Store: store}, Runs: f.runs, Registry: reg, Attester: f.att}
+	f.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) call(t *testing.T, method, path, token, body string) (int, map[string]any) {
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func specYAML(t *testing.T) string {
+	b, err := os.ReadFile("../examples/demand.yaml")
+	require.NoError(t, err)
+	return string(b)
+}
+
+// Fifty mutation attempts of mixed kinds without the right to make them: every one refused,
+// every one audited, and the registry unchanged.
+func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	before, beforeTag, err := f.reg.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	versions, err := f.reg.Versions(ctx, "demand")
+	require.NoError(t, err)
+	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
+	sched, _ := json.Marshal(ScheduleRequest{Spec: specYAML(t), Cron: "0 3 * * *"})
+	viewer := f.idp.token(t, "RS256", "victor", []string{"viewers"}) // bound to no role
+	dave := f.idp.token(t, "ES256", "dave", nil)                      // data scientist: may start runs, not promote
+	expired := f.idp.token(t, "RS256", "erin", []string{"ml-platform"}, func(c *Claims, _ map[string]any) {
+		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute))
+	})
+	forged := func() string { // an admin token signed by someone else's key
+		k, _ := rsa.GenerateKey(rand.Reader, 2048)
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, Claims{Groups: []string{"ml-platform"}, RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: testIssuer, Audience: jwt.ClaimStrings{testAudience}, Subject: "mallory", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
+		tok.Header["kid"] = f.idp.kid("rsa")
+		s, _ := tok.SignedString(k)
+		return s
+	}()
+	attempts := []struct{ method, path, body string }{
+		{"POST", "/v1/runs", string(sp)},
+		{"POST", "/v1/models/demand/runs/cancel", `{"reason":"x"}`},
+		{"POST", "/v1/models/demand/approvals", `{"version":2,"decision":"approve","reason":"x"}`},
+		{"POST", "/v1/models/demand/promote", `{"version":2,"reason":"x"}`},
+		{"POST", "/v1/models/demand/rollback", `{"reason":"x"}`},
+		{"PUT", "/v1/models/demand/aliases/challenger", `{"version":2,"reason":"x"}`},
+		{"PUT", "/v1/models/demand/schedule", string(sched)},
+		{"DELETE", "/v1/models/demand/schedule", ``},
+	}
+	tokens := []struct {
+		token string
+		code  int
+	}{{"", 401}, {"garbage", 401}, {expired, 401}, {forged, 401}, {viewer, 403}, {dave, 403}}
+	n := 0
+	for n < 50 {
+		a := attempts[n%len(attempts)]
+		tk := tokens[n%len(tokens)]
+		if tk.token == dave && (a.path == "/v1/runs" || strings.HasSuffix(a.path, "/schedule") || strings.HasSuffix(a.path, "/cancel")) {
+			tk = tokens[4] // dave may do these: use the viewer instead
+		}
+		code, out := f.call(t, a.method, a.path, tk.token, a.body)
+		require.Equal(t, tk.code, code, "%s %s: %v", a.method, a.path, out)
+		n++
+	}
+	recs, err := audit.Log{Store: f.store}.List(ctx, "", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	refused := 0
+	for _, r := range recs {
+		if r.Decision == "refused" {
+			refused++
+		}
+	}
+	require.Equal(t, 50, refused, "every refusal is audited")
+	after, afterTag, err := f.reg.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, beforeTag, afterTag, "the deployment pointer did not change")
+	require.Equal(t, before, after)
+	vs, err := f.reg.Versions(ctx, "demand")
+	require.NoError(t, err)
+	require.Len(t, vs, len(versions))
+	require.Zero(t, f.runs.calls, "nothing reached Temporal")
+}
+
+// The self-declared admin of issue 12: the identity is the token's, never the caller's claim;
+// an approval through the API is attested for the run and version it waits on.
+func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	dave := f.idp.token(t, "ES256", "dave", nil)
+	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
+	code, out := f.call(t, "POST", "/v1/runs", dave, string(sp))
+	require.Equal(t, 200, code, out)
+	require.Equal(t, "dave", f.runs.started[0].RequestedBy, "who started the run is who the token says")
+	alice := f.idp.token(t, "RS256", "alice", nil)
+	code, out = f.call(t, "POST", "/v1/models/demand/approvals", alice, `{"version":3,"decision":"approve","reason":"x"}`)
+	require.Equal(t, 409, code, "the run waits on v2: %v", out)
+	code, out = f.call(t, "POST", "/v1/models/demand/approvals", alice, `{"version":2,"decision":"approve","reason":"evidence reviewed"}`)
+	require.Equal(t, 200, code, out)
+	dec := f.runs.decided[0]
+	att, err := pipeline.VerifyAttestation(dec.Attestation, []pipeline.AttestationKey{f.att.Key()}, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, pipeline.Attested{Model: "demand", Version: 2, RunID: "run-1", Decision: "approve", Subject: "alice", Reason: "evidence reviewed",
+		IssuedAt: att.IssuedAt, Expires: att.Expires, ID: att.ID, Issuer: "driftline-api"}, att)
+	erin := f.idp.token(t, "EdDSA", "erin", []string{"ml-platform"})
+	code, out = f.call(t, "POST", "/v1/models/demand/promote", erin, `{"version":2,"reason":"hotfix"}`)
+	require.Equal(t, 200, code, out)
+	d, _, err := f.reg.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, 2, d.Production)
+	require.Equal(t, "erin", d.UpdatedBy)
+	code, _ = f.call(t, "POST", "/v1/models/demand/rollback", alice, `{"reason":"bad metrics"}`)
+	require.Equal(t, 200, code)
+	code, out = f.call(t, "POST", "/v1/models/demand/rollback", alice, `{"reason":""}`)
+	require.Equal(t, 400, code, "a reason is required: %v", out)
+	recs, err := audit.Log{Store: f.store}.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var allowed []string
+	for _, r := range recs {
+		if r.Decision == "allowed" {
+			allowed = append(allowed, r.Actor+" "+r.Action)
+		}
+	}
+	require.Subset(t, allowed, []string{"dave start_run", "alice approve", "erin promote", "alice rollback"})
+	code, keys := f.call(t, "GET", "/v1/attestation-keys", "", "")
+	require.Equal(t, 200, code)
+	require.Len(t, keys["keys"], 1)
+}
+
+func TestDevTokens(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	d := DevHS256{Secret: secret}
+	tok, err := MintDev(secret, "alice", []string{"g"}, time.Minute)
+	require.NoError(t, err)
+	who, err := d.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	require.Equal(t, policies.Subject{ID: "alice", Groups: []string{"g"}}, who)
+	other, _ := MintDev([]byte(strings.Repeat("x", 32)), "alice", nil, time.Minute)
+	_, err = d.Verify(context.Background(), other)
+	require.Error(t, err)
+}

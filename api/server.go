@@ -1,0 +1,426 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/policies"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+)
+
+// Runs is what the API does through Temporal (TemporalRuns in production).
+type Runs interface {
+	Start(ctx context.Context, in pipeline.RunInput) (runID string, err error)
+	Cancel(ctx context.Context, model, reason string) error
+	// Waiting is the run of the model waiting for approval and the version it waits on.
+	Waiting(ctx context.Context, model string) (runID string, version int, err error)
+	Decide(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error)
+	CreateSchedule(ctx context.Context, sp spec.Spec, cron string) (string, error)
+	DeleteSchedule(ctx context.Context, model string) error
+}
+
+// Server is the control-plane API: the one way to change Driftline's state. Every call is
+// authenticated (bearer token), authorised by the RBAC policy in OPA, and audited, whether it
+// was allowed or refused.
+type Server struct {
+	Verifier Verifier
+	Engine   *policies.Engine
+	Audit    audit.Log
+	Runs     Runs
+	Registry *registry.Registry
+	Attester *Attester
+	Now      func() time.Time
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Handler serves the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /v1/attestation-keys", s.keys)
+	mux.HandleFunc("POST /v1/runs", s.startRun)
+	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)
+	mux.HandleFunc("POST /v1/models/{model}/approvals", s.approve)
+	mux.HandleFunc("POST /v1/models/{model}/promote", s.promote)
+	mux.HandleFunc("POST /v1/models/{model}/rollback", s.rollback)
+	mux.HandleFunc("PUT /v1/models/{model}/aliases/{alias}", s.setAlias)
+	mux.HandleFunc("PUT /v1/models/{model}/schedule", s.putSchedule)
+	mux.HandleFunc("DELETE /v1/models/{model}/schedule", s.deleteSchedule)
+	return mux
+}
+
+// Actions the RBAC policy grants (examples/rbac.yaml).
+const (
+	ActStartRun       = "start_run"
+	ActCancelRun      = "cancel_run"
+	ActApprove        = "approve"
+	ActPromote        = "promote"
+	ActRollback       = "rollback"
+	ActChangeSchedule = "change_schedule"
+)
+
+// call is one mutation being served: who asked, what, and the audit of how it ended.
+type call struct {
+	s      *Server
+	w      http.ResponseWriter
+	r      *http.Request
+	who    policies.Subject
+	action string
+	model  string
+	detail map[string]any
+}
+
+// refuse answers code and audits the refusal.
+func (c *call) refuse(code int, kind, why string) {
+	actor := c.who.ID
+	if actor == "" {
+		actor = "anonymous"
+	}
+	c.audit(actor, c.action+"_"+kind, why, "refused")
+	reply(c.w, code, map[string]any{"error": why})
+}
+
+func (c *call) audit(actor, action, reason, decision string) {
+	d := map[string]any{"remote": c.r.RemoteAddr, "method": c.r.Method, "path": c.r.URL.Path}
+	if len(c.who.Groups) > 0 {
+		d["groups"] = c.who.Groups
+	}
+	for k, v := range c.detail {
+		d[k] = v
+	}
+	key := fmt.Sprintf("api/%s/%s/%s/%d", actor, action, c.model, time.Now().UnixNano())
+	if _, err := c.s.Audit.Append(context.WithoutCancel(c.r.Context()), key, audit.Record{Actor: actor, Action: action, Model: c.model,
+		Decision: decision, Reason: reason, Details: d}); err != nil {
+		slog.Error("audit", "action", action, "model", c.model, "err", err)
+	}
+}
+
+// begin authenticates and authorises a call; on refusal it has already answered.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, action, model string) (*call, bool) {
+	c := &call{s: s, w: w, r: r, action: action, model: model, detail: map[string]any{}}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="driftline"`)
+		c.refuse(http.StatusUnauthorized, "unauthenticated", "a bearer token is required (DRIFTLINE_TOKEN)")
+		return nil, false
+	}
+	who, err := s.Verifier.Verify(r.Context(), token)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="driftline", error="invalid_token"`)
+		c.refuse(http.StatusUnauthorized, "unauthenticated", err.Error())
+		return nil, false
+	}
+	c.who = who
+	if model == "" {
+		return c, true
+	}
+	return c, c.authorize(action, model, nil)
+}
+
+// authorize asks OPA; pii (when not nil) also checks reading the model's dataset.
+func (c *call) authorize(action, model string, pii *bool) bool {
+	c.model = model
+	d, err := c.s.Engine.Authorize(c.r.Context(), c.who, action, model)
+	if err == nil && d.Allow && pii != nil {
+		d, err = c.s.Engine.AuthorizeDataset(c.r.Context(), c.who, model, *pii)
+	}
+	if err != nil {
+		reply(c.w, http.StatusInternalServerError, map[string]any{"error": "policy: " + err.Error()})
+		return false
+	}
+	if !d.Allow {
+		c.refuse(http.StatusForbidden, "forbidden", strings.Join(d.Reasons, "; "))
+		return false
+	}
+	return true
+}
+
+// done audits the allowed call and answers.
+func (c *call) done(v any, reason string) {
+	c.audit(c.who.ID, c.action, reason, "allowed")
+	reply(c.w, http.StatusOK, v)
+}
+
+// fail answers an error of the operation itself (after authorisation) and audits it.
+func (c *call) fail(err error) {
+	code := http.StatusConflict
+	var nf *serviceerror.NotFound
+	var ae *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &nf), errors.Is(err, registry.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.As(err, &ae), errors.Is(err, registry.ErrConflict), errors.Is(err, errConflict):
+		code = http.StatusConflict
+	case errors.Is(err, errBadRequest):
+		code = http.StatusBadRequest
+	}
+	c.refuse(code, "failed", err.Error())
+}
+
+var (
+	errBadRequest = errors.New("bad request")
+	errConflict   = errors.New("conflict")
+)
+
+// decode reads a JSON body strictly (unknown fields refused, 64 KiB at most).
+func decode(r *http.Request, w http.ResponseWriter, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+// RunRequest starts a run: the spec's YAML, an optional window and force.
+type RunRequest struct {
+	Spec  string `json:"spec"`
+	From  string `json:"from,omitempty"`
+	To    string `json:"to,omitempty"`
+	Force bool   `json:"force,omitempty"`
+}
+
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActStartRun, "")
+	if !ok {
+		return
+	}
+	var req RunRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	sp, err := spec.Parse([]byte(req.Spec))
+	if err != nil {
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return
+	}
+	pii := sp.Contract.HasPII()
+	if !c.authorize(ActStartRun, sp.Model, &pii) {
+		return
+	}
+	c.detail["window"] = req.From + ".." + req.To
+	c.detail["spec_hash"] = sp.Hash
+	runID, err := s.Runs.Start(r.Context(), pipeline.RunInput{Spec: sp, From: req.From, To: req.To, Force: req.Force, RequestedBy: c.who.ID})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.detail["run_id"] = runID
+	c.done(map[string]any{"workflow_id": pipeline.WorkflowID(sp.Model), "run_id": runID, "requested_by": c.who.ID}, "")
+}
+
+// ReasonRequest carries why.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActCancelRun, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	var req ReasonRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	if err := s.Runs.Cancel(r.Context(), c.model, req.Reason); err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"cancelled": pipeline.WorkflowID(c.model)}, req.Reason)
+}
+
+// ApprovalRequest decides on the candidate a run waits on.
+type ApprovalRequest struct {
+	Version  int    `json:"version"`
+	Decision string `json:"decision"` // approve or reject
+	Reason   string `json:"reason"`
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActApprove, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	var req ApprovalRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	c.detail["version"], c.detail["decision"] = req.Version, req.Decision
+	switch {
+	case req.Decision != "approve" && req.Decision != "reject":
+		c.fail(fmt.Errorf("%w: decision %q is not approve or reject", errBadRequest, req.Decision))
+		return
+	case strings.TrimSpace(req.Reason) == "":
+		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
+		return
+	}
+	runID, waiting, err := s.Runs.Waiting(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if waiting != req.Version {
+		c.fail(fmt.Errorf("%w: run %s of %s waits for a decision on v%d, not v%d", errConflict, runID, c.model, waiting, req.Version))
+		return
+	}
+	token, att, err := s.Attester.Sign(pipeline.Attested{Model: c.model, Version: req.Version, RunID: runID, Decision: req.Decision,
+		Subject: c.who.ID, Groups: c.who.Groups, Reason: req.Reason}, s.now())
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.detail["run_id"], c.detail["attestation_id"] = runID, att.ID
+	out, err := s.Runs.Decide(r.Context(), c.model, req.Decision == "approve", pipeline.Approval{Approver: c.who.ID, Groups: c.who.Groups,
+		Reason: req.Reason, Version: req.Version, Attestation: token})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"result": out, "approver": c.who.ID, "run_id": runID, "attestation_id": att.ID}, req.Reason)
+}
+
+func (s *Server) keys(w http.ResponseWriter, _ *http.Request) {
+	reply(w, http.StatusOK, map[string]any{"keys": []pipeline.AttestationKey{s.Attester.Key()}})
+}
+
+// PointerRequest changes the deployment pointer; ExpectedETag (optional) makes it conditional
+// on the pointer the caller read.
+type PointerRequest struct {
+	Version      int    `json:"version,omitempty"`
+	Reason       string `json:"reason"`
+	ExpectedETag string `json:"expected_etag,omitempty"`
+}
+
+func (s *Server) pointer(w http.ResponseWriter, r *http.Request, action string, apply func(c *call, req PointerRequest, etag string) (registry.Deployment, error)) {
+	c, ok := s.begin(w, r, action, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	var req PointerRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
+		return
+	}
+	etag := req.ExpectedETag
+	if etag == "" {
+		_, cur, err := s.Registry.Deployment(r.Context(), c.model)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		etag = cur
+	}
+	c.detail["version"], c.detail["expected_etag"] = req.Version, etag
+	d, err := apply(c, req, etag)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(d, req.Reason)
+}
+
+func (s *Server) change(c *call, req PointerRequest, etag string) registry.Change {
+	return registry.Change{Actor: c.who.ID, Reason: req.Reason, Key: fmt.Sprintf("api/%s/%s/%s/%s/%d", c.action, c.model, c.who.ID, etag, req.Version)}
+}
+
+func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	s.pointer(w, r, ActPromote, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
+		return s.Registry.PromoteIf(r.Context(), c.model, req.Version, etag, s.change(c, req, etag))
+	})
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	s.pointer(w, r, ActRollback, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
+		return s.Registry.RollbackIf(r.Context(), c.model, etag, s.change(c, req, etag))
+	})
+}
+
+func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) {
+	alias := r.PathValue("alias")
+	s.pointer(w, r, ActPromote, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
+		c.detail["alias"] = alias
+		return s.Registry.SetAliasIf(r.Context(), c.model, alias, req.Version, etag, s.change(c, req, etag))
+	})
+}
+
+// ScheduleRequest creates or replaces a model's schedule.
+type ScheduleRequest struct {
+	Spec string `json:"spec"`
+	Cron string `json:"cron"`
+}
+
+func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActChangeSchedule, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	var req ScheduleRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	sp, err := spec.Parse([]byte(req.Spec))
+	switch {
+	case err != nil:
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return
+	case sp.Model != c.model:
+		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
+		return
+	case strings.TrimSpace(req.Cron) == "":
+		c.fail(fmt.Errorf("%w: cron is required", errBadRequest))
+		return
+	}
+	c.detail["cron"], c.detail["spec_hash"] = req.Cron, sp.Hash
+	id, err := s.Runs.CreateSchedule(r.Context(), sp, req.Cron)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"schedule_id": id, "cron": req.Cron}, "")
+}
+
+func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActChangeSchedule, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	if err := s.Runs.DeleteSchedule(r.Context(), c.model); err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"deleted": c.model}, "")
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
+)
+
+// TemporalRuns carries out the API's run operations on Temporal.
+type TemporalRuns struct{ Client client.Client }
+
+var _ Runs = TemporalRuns{}
+
+// Start implements Runs.
+func (t TemporalRuns) Start(ctx context.Context, in pipeline.RunInput) (string, error) {
+	run, err := starter.StartRun(ctx, t.Client, in)
+	if err != nil {
+		return "", err
+	}
+	return run.GetRunID(), nil
+}
+
+// Cancel implements Runs.
+func (t TemporalRuns) Cancel(ctx context.Context, model, _ string) error {
+	return t.Client.CancelWorkflow(ctx, pipeline.WorkflowID(model), "")
+}
+
+// Waiting implements Runs: the open run's status query.
+func (t TemporalRuns) Waiting(ctx context.Context, model string) (string, int, error) {
+	d, err := t.Client.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
+	if err != nil {
+		return "", 0, err
+	}
+	runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	st, err := starter.Status(ctx, t.Client, model, runID)
+	if err != nil {
+		return "", 0, err
+	}
+	if st.Stage != pipeline.StageApproval {
+		return runID, 0, fmt.Errorf("%w: run %s of %s is at stage %s, not waiting for approval", errConflict, runID, model, st.Stage)
+	}
+	return runID, st.CandidateVersion, nil
+}
+
+// Decide implements Runs.
+func (t TemporalRuns) Decide(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error) {
+	return starter.Decide(ctx, t.Client, model, approve, a)
+}
+
+// CreateSchedule implements Runs.
+func (t TemporalRuns) CreateSchedule(ctx context.Context, sp spec.Spec, cron string) (string, error) {
+	return starter.CreateSchedule(ctx, t.Client, sp, cron)
+}
+
+// DeleteSchedule implements Runs.
+func (t TemporalRuns) DeleteSchedule(ctx context.Context, model string) error {
+	return starter.DeleteSchedule(ctx, t.Client, model)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// apiClient calls the control-plane API with the caller's bearer token: every change to
+// Driftline goes through it (authenticated, authorised and audited there, not here).
+type apiClient struct{ url, token *string }
+
+func apiFlags(fs *flag.FlagSet) apiClient {
+	return apiClient{
+		url:   fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API (env DRIFTLINE_API)"),
+		token: fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "your bearer token from the identity provider (env DRIFTLINE_TOKEN; development: driftline token --sub <you>)"),
+	}
+}
+
+// do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
+// the API's words.
+func (a apiClient) do(ctx context.Context, method, path string, in, out any) error {
+	if *a.token == "" {
+		return errors.New("a bearer token is required: set DRIFTLINE_TOKEN (or --token); for development: export DRIFTLINE_TOKEN=$(driftline token --sub <you>)")
+	}
+	var body bytes.Buffer
+	if in != nil {
+		if err := json.NewEncoder(&body).Encode(in); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(*a.url, "/")+path, &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+*a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("control-plane API %s: %w (is `driftline api` running? make up starts it)", *a.url, err)
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	_ = json.NewDecoder(resp.Body).Decode(&raw)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
