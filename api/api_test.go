@@ -53,9 +53,10 @@ func newIDP(t *testing.T) *idp {
 		defer p.mu.Unlock()
 		p.hits++
 		b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+		ecb, _ := p.ec.PublicKey.Bytes()
 		keys := []JWK{
 			{Kty: "RSA", Kid: p.kid("rsa"), Use: "sig", N: b64(p.rsa.N.Bytes()), E: b64(big.NewInt(int64(p.rsa.E)).Bytes())},
-			{Kty: "EC", Kid: p.kid("ec"), Crv: "P-256", X: b64(p.ec.X.FillBytes(make([]byte, 32))), Y: b64(p.ec.Y.FillBytes(make([]byte, 32)))},
+			{Kty: "EC", Kid: p.kid("ec"), Crv: "P-256", X: b64(ecb[1:33]), Y: b64(ecb[33:])},
 			{Kty: "OKP", Kid: p.kid("ed"), Crv: "Ed25519", X: b64(p.ed.Public().(ed25519.PublicKey))},
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
@@ -299,7 +300,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
 	sched, _ := json.Marshal(ScheduleRequest{Spec: specYAML(t), Cron: "0 3 * * *"})
 	viewer := f.idp.token(t, "RS256", "victor", []string{"viewers"}) // bound to no role
-	dave := f.idp.token(t, "ES256", "dave", nil)                      // data scientist: may start runs, not promote
+	dave := f.idp.token(t, "ES256", "dave", nil)                     // data scientist: may start runs, not promote
 	expired := f.idp.token(t, "RS256", "erin", []string{"ml-platform"}, func(c *Claims, _ map[string]any) {
 		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute))
 	})

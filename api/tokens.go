@@ -204,9 +204,12 @@ func (k JWK) PublicKey() (crypto.PublicKey, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		pk := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if !pk.Curve.IsOnCurve(pk.X, pk.Y) {
-			return nil, errors.New("EC point is not on P-256")
+		if len(x) != 32 || len(y) != 32 {
+			return nil, errors.New("P-256 coordinates must be 32 bytes")
+		}
+		pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return nil, fmt.Errorf("EC point: %w", err)
 		}
 		return pk, nil
 	case "OKP":

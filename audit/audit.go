@@ -230,7 +230,9 @@ func (l Log) verifyChain(ctx context.Context, day time.Time, name string, objs [
 	id := strings.TrimSuffix(chainPrefix(day, name), "/")
 	rep := ChainReport{Chain: id}
 	var probs []Problem
-	bad := func(key, format string, a ...any) { probs = append(probs, Problem{Chain: id, Key: key, What: fmt.Sprintf(format, a...)}) }
+	bad := func(key, format string, a ...any) {
+		probs = append(probs, Problem{Chain: id, Key: key, What: fmt.Sprintf(format, a...)})
+	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
 	prevHash := ""
 	var want int64 = 1
