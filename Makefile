@@ -53,7 +53,7 @@ down:
 	scripts/down.sh
 
 demo: up
-	$(BIN)/driftline demo
+	. $(DATA)/dev.env && $(BIN)/driftline demo
 
 lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

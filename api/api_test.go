@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -21,8 +22,11 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/codec"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/model/hparams"
@@ -412,4 +416,40 @@ func TestDevTokens(t *testing.T) {
 	other, _ := MintDev([]byte(strings.Repeat("x", 32)), "alice", nil, time.Minute)
 	_, err = d.Verify(context.Background(), other)
 	require.Error(t, err)
+}
+
+// The codec endpoint decodes payloads for the Temporal UI, for identities that may view every
+// model only.
+func TestCodecEndpoint(t *testing.T) {
+	f := newFixture(t)
+	c, err := codec.New("k", make([]byte, 32))
+	require.NoError(t, err)
+	rbac, _ := policies.LoadRBAC("../examples/rbac.yaml")
+	engine, _ := policies.NewEngine(context.Background(), rbac)
+	o, _ := NewOIDC(f.idp.srv.URL, testIssuer, testAudience)
+	srv := httptest.NewServer((&Server{Verifier: o, Engine: engine, Audit: audit.Log{Store: f.store}, Codec: c, CORSOrigin: "http://ui"}).Handler())
+	defer srv.Close()
+	p, err := codec.DataConverter(c).ToPayload("the approval reason")
+	require.NoError(t, err)
+	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{p}})
+	require.NoError(t, err)
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+"/codec/decode", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, _ := post("")
+	require.Equal(t, 401, code)
+	code, _ = post(f.idp.token(t, "RS256", "alice", nil)) // approver of demand only
+	require.Equal(t, 403, code)
+	code, out := post(f.idp.token(t, "RS256", "erin", []string{"ml-platform"}))
+	require.Equal(t, 200, code, out)
+	require.Contains(t, out, base64.StdEncoding.EncodeToString([]byte(`"the approval reason"`)))
 }

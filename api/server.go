@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/driftline/driftline/audit"
@@ -42,6 +44,11 @@ type Server struct {
 	Registry *registry.Registry
 	Attester *Attester
 	Now      func() time.Time
+	// Codec, when set, is served at /codec/ for the Temporal UI (its codec endpoint) to
+	// decode encrypted payloads for callers with a valid token that may view every model;
+	// CORSOrigin is the UI's origin.
+	Codec      converter.PayloadCodec
+	CORSOrigin string
 }
 
 func (s *Server) now() time.Time {
@@ -64,7 +71,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/models/{model}/aliases/{alias}", s.setAlias)
 	mux.HandleFunc("PUT /v1/models/{model}/schedule", s.putSchedule)
 	mux.HandleFunc("DELETE /v1/models/{model}/schedule", s.deleteSchedule)
+	if s.Codec != nil {
+		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
+	}
 	return mux
+}
+
+// codecHandler decodes (and encodes) payloads for the Temporal UI: authenticated, and only for
+// identities that may view every model (OPA: view on "*"); each use is audited.
+func (s *Server) codecHandler() http.Handler {
+	h := converter.NewPayloadCodecHTTPHandler(s.Codec)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.CORSOrigin != "" {
+			w.Header().Set("Access-Control-Allow-Origin", s.CORSOrigin)
+			w.Header().Set("Access-Control-Allow-Credentials", "true")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization,Content-Type,X-Namespace")
+			if r.Method == http.MethodOptions {
+				return
+			}
+		}
+		c, ok := s.begin(w, r, "view", "*")
+		if !ok {
+			return
+		}
+		c.audit(c.who.ID, "decode_payloads", r.Header.Get("X-Namespace"), "allowed")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Actions the RBAC policy grants (examples/rbac.yaml).

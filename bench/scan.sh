@@ -8,7 +8,10 @@ mb=${1:-1024}
 group=${2:-131072}
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-MINIO_ROOT_USER=driftline MINIO_ROOT_PASSWORD=driftline-secret MINIO_UPDATE=off \
+user=bench-$RANDOM$RANDOM
+pass=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SCANBENCH_ACCESS_KEY=$user SCANBENCH_SECRET_KEY=$pass
+MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$pass MINIO_UPDATE=off \
   bin/minio server "$dir/data" --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$((port + 1))" >"$dir/minio.log" 2>&1 &
 minio=$!
 trap 'kill $minio 2>/dev/null; wait $minio 2>/dev/null; rm -rf "$dir"' EXIT

@@ -57,7 +57,7 @@ func flagValue(cmd []string, flag string) string {
 
 func TestComposeServicesAndImages(t *testing.T) {
 	c := load(t)
-	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup"} {
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup", "api", "secrets"} {
 		require.Contains(t, c.Services, name)
 	}
 	for name, s := range c.Services {
@@ -93,7 +93,11 @@ func TestComposeRunsRealDriftlineCommands(t *testing.T) {
 		commands = append(commands, m[1])
 	}
 	require.Contains(t, commands, "worker")
+	// The variables driftline reads: internal/config and the commands' flags.
 	cfg := read(t, "../internal/config/config.go")
+	for _, f := range []string{"api.go", "services.go", "demo.go", "apiclient.go"} {
+		cfg += read(t, "../cmd/driftline/"+f)
+	}
 	for name, s := range c.Services {
 		if s.Build == "" || len(s.Command) == 0 {
 			continue
@@ -148,4 +152,16 @@ func TestDockerfileCopiesExistingPaths(t *testing.T) {
 		require.NoError(t, err, "Dockerfile copies missing %s", m[1])
 	}
 	require.Contains(t, df, "./cmd/driftline")
+}
+
+// No credential is committed: the compose file names secret files, and the files are made by
+// the secrets service when the stack starts.
+func TestComposeCommitsNoSecrets(t *testing.T) {
+	raw := read(t, "../docker-compose.yml")
+	for _, bad := range []string{"driftline-secret", "MINIO_ROOT_PASSWORD:", "DRIFTLINE_S3_SECRET_KEY:", "dev-approvals.key"} {
+		require.NotContains(t, raw, bad)
+	}
+	c := load(t)
+	require.Contains(t, c.Services["secrets"].Command[len(c.Services["secrets"].Command)-1], "/dev/urandom")
+	require.Contains(t, c.Services["minio"].Environment, "MINIO_ROOT_PASSWORD_FILE")
 }

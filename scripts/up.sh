@@ -7,11 +7,24 @@ BIN=${BIN:-$(pwd)/bin}
 DATA=${DATA:-$(pwd)/.data}
 mkdir -p "$DATA/pids" "$DATA/minio"
 
-export DRIFTLINE_S3_ENDPOINT=${DRIFTLINE_S3_ENDPOINT:-http://127.0.0.1:9000}
-export DRIFTLINE_S3_ACCESS_KEY=${DRIFTLINE_S3_ACCESS_KEY:-driftline}
-export DRIFTLINE_S3_SECRET_KEY=${DRIFTLINE_S3_SECRET_KEY:-driftline-secret}
-export DRIFTLINE_S3_BUCKET=${DRIFTLINE_S3_BUCKET:-driftline}
-export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+# Development secrets are made here on first start, never committed: MinIO's credentials, the
+# API's HS256 token key (--dev), the label key; .data/dev.env exports them (and where
+# everything listens) for the CLI: `source .data/dev.env`.
+hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+if [ ! -s "$DATA/dev.env" ]; then
+  (umask 077; {
+    echo "export DRIFTLINE_S3_ENDPOINT=http://127.0.0.1:9000"
+    echo "export DRIFTLINE_S3_BUCKET=driftline"
+    echo "export DRIFTLINE_S3_ACCESS_KEY=dev-$(hex 8)"
+    echo "export DRIFTLINE_S3_SECRET_KEY=$(hex 24)"
+    echo "export TEMPORAL_ADDRESS=127.0.0.1:7233"
+    echo "export DRIFTLINE_API=http://127.0.0.1:8090"
+    echo "export DRIFTLINE_DEV_KEY_FILE=$DATA/api-dev.key"
+    echo "export DRIFTLINE_LABEL_KEY_FILE=$DATA/label.key"
+  } >"$DATA/dev.env")
+fi
+# shellcheck disable=SC1091
+. "$DATA/dev.env"
 
 running() { [ -f "$DATA/pids/$1.pid" ] && kill -0 "$(cat "$DATA/pids/$1.pid")" 2>/dev/null; }
 
@@ -50,13 +63,11 @@ wait_for "Temporal" port_open 7233
 "$BIN/driftline" setup   # waits for both to answer, then creates the bucket and search attributes
 
 
-# Development secrets, made here (never committed): the API's HS256 token key (--dev) and its
-# Ed25519 attestation key (created by the API on first start).
-[ -s "$DATA/api-dev.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/api-dev.key")
-# The label key signs the label token of every prediction (serving) and checks the labels the
-# canary uses (worker).
-[ -s "$DATA/label.key" ] || (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/label.key")
-export DRIFTLINE_LABEL_KEY_FILE=$DATA/label.key
+# The API's HS256 token key (--dev); its Ed25519 attestation key is created by the API on first
+# start. The label key signs the label token of every prediction (serving) and checks the
+# labels the canary uses (worker).
+[ -s "$DATA/api-dev.key" ] || (umask 077; hex 32 >"$DATA/api-dev.key")
+[ -s "$DATA/label.key" ] || (umask 077; hex 32 >"$DATA/label.key")
 
 stop worker
 stop serve

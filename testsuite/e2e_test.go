@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/proto"
 
 	"context"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftline/driftline/codec"
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/examples/externaltrainer"
 	"github.com/driftline/driftline/objstore"
@@ -43,6 +45,9 @@ import (
 	"github.com/driftline/driftline/worker"
 )
 
+// approvalReason is what alice writes; with the payload codec it never appears in history.
+const approvalReason = "evidence reviewed: MAE within bounds, drift explained by the season"
+
 type e2e struct {
 	t         *testing.T
 	ctx       context.Context
@@ -62,7 +67,7 @@ type e2e struct {
 // decide posts to the control-plane API's approvals endpoint and returns the HTTP status.
 func (e *e2e) decide(token string, version int) int {
 	e.t.Helper()
-	body := fmt.Sprintf(`{"version": %d, "decision": "approve", "reason": "e2e"}`, version)
+	body := fmt.Sprintf(`{"version": %d, "decision": "approve", "reason": %q}`, version, approvalReason)
 	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.approvals+"/v1/models/demand/approvals", strings.NewReader(body))
 	require.NoError(e.t, err)
 	if token != "" {
@@ -171,11 +176,15 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 	hostPort := StartTemporal(t)
 	store := NewMinIOBucket(t)
+	// Every payload the clients and workers write is encrypted (the payload codec).
+	pk := make([]byte, 32)
+	_, _ = rand.Read(pk)
+	payloadCodec, err := codec.New("e2e", pk)
+	require.NoError(t, err)
 
 	var c client.Client
-	var err error
 	for range 100 {
-		if c, err = client.Dial(client.Options{HostPort: hostPort}); err == nil {
+		if c, err = client.Dial(client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec)}); err == nil {
 			if err = starter.Setup(ctx, c, "default"); err == nil {
 				break
 			}
@@ -236,6 +245,22 @@ func TestEndToEnd(t *testing.T) {
 	require.Positive(t, st.Validation.RowsQuarantined, "the demo data's NaN rows are quarantined")
 	require.Equal(t, st.Validation.RowsRead, st.Validation.RowsAccepted+st.Validation.RowsQuarantined)
 	e.servingVersion(1)
+	// The run's raw history holds no plaintext approval reason (nor spec): payloads are sealed.
+	encrypted := 0
+	it := c.GetWorkflowHistory(ctx, pipeline.WorkflowID("demand"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		raw, err := proto.Marshal(ev)
+		require.NoError(t, err)
+		require.NotContains(t, string(raw), approvalReason, "event %d (%s) carries the approval reason in plaintext", ev.GetEventId(), ev.GetEventType())
+		require.NotContains(t, string(raw), "units_sold", "event %d carries the spec in plaintext", ev.GetEventId())
+		if strings.Contains(string(raw), codec.Encoding) {
+			encrypted++
+		}
+	}
+	require.Positive(t, encrypted, "payloads carry the codec's encoding")
+	require.Equal(t, approvalReason, st.Approval.Reason, "clients with the key read it back")
 
 	// Live client traffic from the holiday season, as the canary needs.
 	var rows []dataset.RetailRow

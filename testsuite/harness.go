@@ -2,6 +2,8 @@ package testsuite
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -120,11 +122,12 @@ func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Fatalf("%s did not become ready within %s", url, timeout)
 }
 
-// MinIO credentials used by every test server.
-const (
-	MinIOUser     = "driftline"
-	MinIOPassword = "driftline-secret"
-)
+// randomSecret is a fresh credential for a test server (nothing committed is a secret).
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // StartMinIO starts a MinIO server on a free port with its data in a temp dir, creates the
 // bucket and returns its config. The server stops when the test ends.
@@ -132,13 +135,14 @@ func StartMinIO(t testing.TB) s3store.Config {
 	t.Helper()
 	bin := Binary(t, "minio")
 	port, console := FreePort(t), FreePort(t)
+	user, password := "test-"+randomSecret(6), randomSecret(18)
 	startProcess(t, "minio.log",
-		[]string{"MINIO_ROOT_USER=" + MinIOUser, "MINIO_ROOT_PASSWORD=" + MinIOPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
+		[]string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
 		bin, "server", t.TempDir(), "--quiet",
 		"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console))
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
-	cfg := s3store.Config{Endpoint: endpoint, AccessKey: MinIOUser, SecretKey: MinIOPassword,
+	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password,
 		Bucket: "driftline-test", Region: "us-east-1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

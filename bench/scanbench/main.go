@@ -33,7 +33,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan here")
 	flag.Parse()
 	ctx := context.Background()
-	b, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: "driftline", SecretKey: "driftline-secret"})
+	b, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: os.Getenv("SCANBENCH_ACCESS_KEY"), SecretKey: os.Getenv("SCANBENCH_SECRET_KEY")})
 	if err != nil {
 		panic(err)
 	}

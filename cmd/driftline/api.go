@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/codec"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
@@ -40,6 +41,7 @@ func cmdAPI(ctx context.Context, args []string) error {
 	jwks := fs.String("jwks-url", env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)")
 	issuer := fs.String("issuer", env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)")
 	audience := fs.String("audience", env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)")
+	corsOrigin := fs.String("codec-cors-origin", env("DRIFTLINE_CODEC_CORS_ORIGIN", "http://localhost:8233"), "origin of the Temporal UI that uses /codec/ to decode payloads (with DRIFTLINE_PAYLOAD_KEY_FILE)")
 	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -81,7 +83,13 @@ func cmdAPI(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 	s := &api.Server{Verifier: verifier, Engine: engine, Audit: audit.Log{Store: b}, Runs: api.TemporalRuns{Client: c},
-		Registry: registry.New(b), Attester: att}
+		Registry: registry.New(b), Attester: att, CORSOrigin: *corsOrigin}
+	if path := os.Getenv("DRIFTLINE_PAYLOAD_KEY_FILE"); path != "" {
+		if s.Codec, err = codec.Load(path); err != nil {
+			return err
+		}
+		slog.Info("payloads are encrypted; the Temporal UI decodes them through /codec/", "cors_origin", *corsOrigin)
+	}
 	srv := &http.Server{Addr: *listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()

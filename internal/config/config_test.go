@@ -1,0 +1,45 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The default-credentials finding of issue 12: no command sends a built-in key. Unset or
+// empty keys mean the AWS credential chain; a key comes only from the environment, a flag or
+// a file.
+func TestNoDefaultCredentials(t *testing.T) {
+	t.Setenv("DRIFTLINE_S3_ACCESS_KEY", "") // set and empty: used to fall back to a built-in key
+	t.Setenv("DRIFTLINE_S3_SECRET_KEY", "")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c := S3Flags(fs)
+	require.NoError(t, fs.Parse(nil))
+	require.Empty(t, c.AccessKey, "no built-in access key")
+	require.Empty(t, c.SecretKey, "no built-in secret key")
+	require.NoError(t, c.Validate(), "empty keys: the AWS credential chain")
+	os.Unsetenv("DRIFTLINE_S3_ACCESS_KEY")
+	os.Unsetenv("DRIFTLINE_S3_SECRET_KEY")
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	c = S3Flags(fs)
+	require.NoError(t, fs.Parse(nil))
+	require.Empty(t, c.AccessKey)
+	require.Empty(t, c.SecretKey)
+
+	// Keys from files (Docker secrets).
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "user"), []byte("dev-1234\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pass"), []byte("s3cr3t\n"), 0o600))
+	t.Setenv("DRIFTLINE_S3_ACCESS_KEY_FILE", filepath.Join(dir, "user"))
+	t.Setenv("DRIFTLINE_S3_SECRET_KEY_FILE", filepath.Join(dir, "pass"))
+	require.NoError(t, fromFile(&c.AccessKey, "DRIFTLINE_S3_ACCESS_KEY_FILE"))
+	require.NoError(t, fromFile(&c.SecretKey, "DRIFTLINE_S3_SECRET_KEY_FILE"))
+	require.Equal(t, "dev-1234", c.AccessKey)
+	require.Equal(t, "s3cr3t", c.SecretKey)
+	t.Setenv("DRIFTLINE_S3_SECRET_KEY_FILE", filepath.Join(dir, "missing"))
+	c.SecretKey = ""
+	require.ErrorContains(t, fromFile(&c.SecretKey, "DRIFTLINE_S3_SECRET_KEY_FILE"), "DRIFTLINE_S3_SECRET_KEY_FILE")
+}
