@@ -30,7 +30,7 @@ func TestPrintReportTable(t *testing.T) {
 
 // Every command the README documents is wired into the binary.
 func TestDocumentedCommandsExist(t *testing.T) {
-	for _, name := range []string{"setup", "worker", "serve", "approvals", "datagen", "run", "status", "approve", "reject",
+	for _, name := range []string{"setup", "worker", "serve", "api", "datagen", "run", "status", "approve", "reject",
 		"schedule", "models", "rollback", "promote", "audit", "drift", "predict", "traffic", "token", "weather", "demo"} {
 		_, ok := commands[name]
 		require.True(t, ok, "driftline %s is documented but not wired", name)
