@@ -22,7 +22,10 @@ var histories = []struct {
 	file, workflowID string
 	broken           bool
 }{
-	// Runs of the current code (the one pass over the window, canary ramp, RBAC approvals).
+	// Runs of the current code: attested approvals, the one pass, the canary ramp.
+	{"attested_first_deployment.json", "ct/demand", false},
+	{"attested_promoted_after_canary.json", "ct/demand", false},
+	// Runs from before attestations (the default branch of "attested-approvals").
 	{"one_pass_first_deployment_with_approval.json", "ct/demand", false},
 	{"one_pass_promoted_after_canary.json", "ct/demand", false},
 	{"one_pass_canary_ramp.json", "ct/demand/canary/v2", false},

@@ -85,7 +85,16 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 
 	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
-	res1, link1, err := demoRun(ctx, c, pipeline.RunInput{Spec: sp, From: demoFrom1, To: demoTo1, RequestedBy: "demo"}, approve)
+	raw, err := os.ReadFile(*specPath)
+	if err != nil {
+		return err
+	}
+	dave, err := api.MintDev(devSecret, "dave", nil, time.Hour) // a data scientist starts the runs
+	if err != nil {
+		return err
+	}
+	starts := apiClient{url: approvalsURL, token: &dave}
+	res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Spec: string(raw), From: demoFrom1, To: demoTo1}, sp.Model, approve)
 	if err != nil {
 		return err
 	}
@@ -107,7 +116,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	var st traffic.Stats
 	go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
 	fmt.Printf("  client traffic: %d requests/s to %s\n", *rps, *url)
-	res2, link2, err := demoRun(ctx, c, pipeline.RunInput{Spec: sp, From: demoFrom2, To: demoTo2, RequestedBy: "demo"}, approve)
+	res2, link2, err := demoRun(ctx, c, starts, api.RunRequest{Spec: string(raw), From: demoFrom2, To: demoTo2}, sp.Model, approve)
 	stopTraffic()
 	if err != nil {
 		return err
@@ -148,16 +157,28 @@ type demoResult struct {
 	RunID string
 }
 
-func demoRun(ctx context.Context, c client.Client, in pipeline.RunInput, onApproval func(pipeline.Status)) (demoResult, string, error) {
-	run, err := starter.StartRun(ctx, c, in)
+// demoRun starts a run through the control-plane API (as dave) and follows it in Temporal.
+func demoRun(ctx context.Context, c client.Client, a apiClient, in api.RunRequest, model string, onApproval func(pipeline.Status)) (demoResult, string, error) {
+	var started struct {
+		WorkflowID string `json:"workflow_id"`
+		RunID      string `json:"run_id"`
+	}
+	var err error
+	for attempt := 0; attempt < 50; attempt++ { // the API may still be starting
+		if err = a.do(ctx, http.MethodPost, "/v1/runs", in, &started); err == nil || !strings.Contains(err.Error(), "connection refused") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		return demoResult{}, "", err
 	}
-	link := starter.UILink(namespace(), run.GetID(), run.GetRunID())
-	fmt.Printf("  run %s  %s\n", run.GetID(), link)
-	res, err := starter.Follow(ctx, c, in.Spec.Model, run, os.Stdout, onApproval)
+	run := c.GetWorkflow(ctx, started.WorkflowID, started.RunID)
+	link := starter.UILink(namespace(), started.WorkflowID, started.RunID)
+	fmt.Printf("  run %s started by dave through the API  %s\n", started.WorkflowID, link)
+	res, err := starter.Follow(ctx, c, model, run, os.Stdout, onApproval)
 	fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
-	return demoResult{RunResult: res, RunID: run.GetRunID()}, link, err
+	return demoResult{RunResult: res, RunID: started.RunID}, link, err
 }
 
 // resetDemoModel gives the demo a clean model: it ends a leftover open run and removes the
