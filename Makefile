@@ -65,9 +65,9 @@ unit:
 	go test -count=1 ./...
 
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) ./serving
-	go test -run '^$$' -fuzz FuzzFastDecodeAgrees -fuzztime $(FUZZTIME) ./serving
-	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) ./dataset
+	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
+	go test -run '^$$' -fuzz FuzzFastDecodeAgrees -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
+	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataset
 
 test: tools lint unit fuzz
 
@@ -82,6 +82,7 @@ bench: $(BIN)/minio bench-deps
 	bench/scan.sh 1024
 	bench/serve.sh
 	bench/models.sh
+	bench/loop.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

@@ -74,14 +74,14 @@ func openParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.F
 		return nil, obj, nil, dataErr(key, "", -1, "empty file (0 bytes), not Parquet")
 	}
 	tr := &ioTracker{r: ra}
-	if err := checkFooter(tr, obj.Size); err != nil {
+	wr := &windowReader{r: tr}
+	if err := checkFooter(tr, wr, obj.Size); err != nil {
 		if tr.err != nil {
 			return nil, obj, nil, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
 		}
 		return nil, obj, nil, dataErr(key, "", -1, "not a readable Parquet file: %v", err)
 	}
-	wr := &windowReader{r: tr}
-	f, err := openFile(wr, obj.Size)
+	f, err := openFile(wr, obj.Size) // the footer is read from the window checkFooter filled
 	if err != nil {
 		if tr.err != nil {
 			return nil, obj, nil, fmt.Errorf("read %s: %w", b.URI(key), tr.err)
@@ -91,10 +91,13 @@ func openParquet(ctx context.Context, b objstore.Bucket, key string) (*parquet.F
 	return f, obj, wr, nil
 }
 
-// checkFooter validates the trailer before parquet-go sees the file: parquet-go allocates
-// the footer length written in the file's last bytes without checking it against the file
-// size, so a 100-byte hostile file could make it allocate gigabytes.
-func checkFooter(r io.ReaderAt, size int64) error {
+// checkFooter validates the trailer and the footer before parquet-go sees the file:
+// parquet-go allocates the footer length written in the file's last bytes without checking it
+// against the file size, so a 100-byte hostile file could make it allocate gigabytes
+// (decision 0003), and it loops over a footer list's declared size past the end of the data
+// (checkThrift, decision 0013).
+// The footer and trailer are fetched once, into wr's window, where parquet-go then reads them.
+func checkFooter(r io.ReaderAt, wr *windowReader, size int64) error {
 	if size < 12 {
 		return fmt.Errorf("%d bytes is too short for Parquet (magic, footer, magic)", size)
 	}
@@ -105,10 +108,14 @@ func checkFooter(r io.ReaderAt, size int64) error {
 	if string(tail[4:]) != "PAR1" {
 		return fmt.Errorf("no Parquet magic at the end of the file (truncated?)")
 	}
-	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > size-12 {
 		return fmt.Errorf("footer length %d exceeds the file's %d bytes (truncated or corrupt)", n, size)
 	}
-	return nil
+	if err := wr.prefetch(size-8-n, n+8); err != nil {
+		return err
+	}
+	return checkThrift(wr.data[:n])
 }
 
 // openFile guards parquet-go against panics on hostile input: bad input gets an error.

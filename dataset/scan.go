@@ -157,9 +157,19 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 			RowKey0: rowKey0 + uint64(read), Cols: map[string]*ColumnData{}}
 		// One ranged GET for the contract's column chunks of this row group (they are
 		// contiguous in the file), instead of one per page.
-		if lo, hi, ok := chunkSpan(pf, rgi, idx, obj.Size); ok {
-			if err := wr.prefetch(lo, hi-lo); err != nil {
-				return read, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+		// The page headers of every chunk are checked first (checkPages): parquet-go allocates
+		// what a header declares.
+		lo, hi, ok := chunkSpan(pf, rgi, idx, obj.Size)
+		if !ok {
+			return read, dataErr(f.Key, "", -1, "row group %d: its column chunks are not inside the file's %d bytes (or span over 256 MiB)", rgi, obj.Size)
+		}
+		if err := wr.prefetch(lo, hi-lo); err != nil {
+			return read, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+		}
+		for i, col := range c.Columns {
+			start, end := chunkRange(pf, rgi, idx[i])
+			if err := checkPages(wr.data[start-lo : end-lo]); err != nil {
+				return read, dataErr(f.Key, col.Name, -1, "row group %d: %v", rgi, err)
 			}
 		}
 		chunks := rg.ColumnChunks()
@@ -188,8 +198,18 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 	return read, nil
 }
 
+// chunkRange is one column chunk's byte range (chunkSpan checked it lies in the file).
+func chunkRange(pf *parquet.File, rg, col int) (start, end int64) {
+	m := pf.Metadata().RowGroups[rg].Columns[col].MetaData
+	start = m.DataPageOffset
+	if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+		start = m.DictionaryPageOffset
+	}
+	return start, start + m.TotalCompressedSize
+}
+
 // chunkSpan is the byte range of the given columns' chunks in row group rg, when the file's
-// metadata describes a sane one (otherwise reads go page by page).
+// metadata describes a sane one: inside the file, at most 256 MiB.
 func chunkSpan(pf *parquet.File, rg int, cols []int, size int64) (lo, hi int64, ok bool) {
 	md := pf.Metadata()
 	if rg >= len(md.RowGroups) {
@@ -204,6 +224,9 @@ func chunkSpan(pf *parquet.File, rg int, cols []int, size int64) (lo, hi int64, 
 		start := m.DataPageOffset
 		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
 			start = m.DictionaryPageOffset
+		}
+		if start < 0 || m.TotalCompressedSize < 0 || start+m.TotalCompressedSize > size {
+			return 0, 0, false
 		}
 		lo, hi = min(lo, start), max(hi, start+m.TotalCompressedSize)
 	}
