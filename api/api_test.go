@@ -453,3 +453,57 @@ func TestCodecEndpoint(t *testing.T) {
 	require.Equal(t, 200, code, out)
 	require.Contains(t, out, base64.StdEncoding.EncodeToString([]byte(`"the approval reason"`)))
 }
+
+// The token table through the API itself: each token gets its status, and every call, allowed
+// or refused, leaves an audit record.
+func TestTokenTableThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.idp
+	body := `{"reason":"token table"}`
+	cases := []struct {
+		name, token string
+		code        int
+	}{
+		{"valid RS256, approver", p.token(t, "RS256", "alice", nil), 200},
+		{"valid ES256, approver", p.token(t, "ES256", "bob", nil), 200},
+		{"valid EdDSA, admin group", p.token(t, "EdDSA", "erin", []string{"ml-platform"}), 200},
+		{"expired", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }), 401},
+		{"wrong issuer", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.Issuer = "https://evil.example" }), 401},
+		{"wrong audience", p.token(t, "RS256", "alice", nil, func(c *Claims, _ map[string]any) { c.Audience = jwt.ClaimStrings{"other"} }), 401},
+		{"unknown kid", p.token(t, "RS256", "alice", nil, func(_ *Claims, h map[string]any) { h["kid"] = "nobody" }), 401},
+		{"alg none", func() string {
+			s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: testIssuer, Subject: "alice",
+				Audience: jwt.ClaimStrings{testAudience}, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			return s
+		}(), 401},
+		{"HS256 with the RSA public key", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: testIssuer, Subject: "alice",
+				Audience: jwt.ClaimStrings{testAudience}, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
+			tok.Header["kid"] = p.kid("rsa")
+			s, _ := tok.SignedString(p.rsa.PublicKey.N.Bytes())
+			return s
+		}(), 401},
+		{"wrong role (data scientist)", p.token(t, "RS256", "dave", nil), 403},
+	}
+	for i, c := range cases {
+		var err error
+		// Promote the other version first, so there is always a previous one to roll back to.
+		_, err = f.reg.UpdateDeployment(ctx, "demand", registry.Change{Action: registry.TransPromote, Key: fmt.Sprint("reset", i)},
+			func(d *registry.Deployment) (bool, error) { return d.Promote(3 - d.Production) })
+		require.NoError(t, err)
+		before, err := audit.Log{Store: f.store}.List(ctx, "", time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+		code, out := f.call(t, "POST", "/v1/models/demand/rollback", c.token, body)
+		require.Equal(t, c.code, code, "%s: %v", c.name, out)
+		after, err := audit.Log{Store: f.store}.List(ctx, "", time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+		var rollbacks int
+		for _, r := range after[len(before):] {
+			if r.Details["path"] == "/v1/models/demand/rollback" { // the API's record of the call
+				rollbacks++
+			}
+		}
+		require.Equal(t, 1, rollbacks, "%s: one audit record of the call", c.name)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -34,5 +35,18 @@ func TestDocumentedCommandsExist(t *testing.T) {
 		"schedule", "models", "rollback", "promote", "audit", "drift", "predict", "traffic", "token", "weather", "demo"} {
 		_, ok := commands[name]
 		require.True(t, ok, "driftline %s is documented but not wired", name)
+	}
+}
+
+// The self-declared admin of issue 12: no command takes an identity from its flags any more.
+func TestNoCommandTakesASelfDeclaredIdentity(t *testing.T) {
+	for _, name := range []string{"run", "rollback", "promote", "schedule", "approve"} {
+		args := []string{"--as", "x", "--groups", "ml-platform"}
+		if name == "schedule" {
+			args = append([]string{"create"}, args...)
+		}
+		err := commands[name].run(context.Background(), args)
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), "flag provided but not defined: -as", name)
 	}
 }
