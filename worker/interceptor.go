@@ -25,8 +25,30 @@ type stepTimerInbound struct {
 	metrics *activities.Metrics
 }
 
+// ExecuteActivity times the activity and, when it has a heartbeat timeout, heartbeats for it
+// at a third of that timeout while it runs: a worker that dies is noticed within the timeout
+// (30 s), not the step's start-to-close, whatever phase the activity is in (the boosting
+// rounds of a training, an S3 write) and whether or not it heartbeats itself.
 func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	start := time.Now()
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			t := time.NewTicker(max(hb/3, time.Second))
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					activity.RecordHeartbeat(ctx)
+				}
+			}
+		}()
+	}
 	out, err := s.Next.ExecuteActivity(ctx, in)
 	result := "ok"
 	if err != nil {

@@ -61,6 +61,9 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	r := registry.New(o.Store)
 	w := sdkworker.New(c, pipeline.TaskQueue, sdkworker.Options{
 		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m}},
+		// On SIGTERM, in-flight activities get this long to finish before the worker hands
+		// them back (their heartbeat timeout then moves them to another worker).
+		WorkerStopTimeout: 20 * time.Second,
 	})
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m})

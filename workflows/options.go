@@ -18,17 +18,23 @@ type stepOptions struct {
 }
 
 var steps = map[pipeline.Stage]stepOptions{
-	pipeline.StageSnapshot: {startToClose: 5 * time.Minute, attempts: 5},
-	pipeline.StageValidate: {startToClose: 30 * time.Minute, heartbeat: 2 * time.Minute, attempts: 5},
-	pipeline.StageDrift:    {startToClose: 30 * time.Minute, attempts: 5},
-	pipeline.StageTrain:    {startToClose: 2 * time.Hour, heartbeat: 5 * time.Minute, attempts: 3},
-	pipeline.StageEvaluate: {startToClose: 30 * time.Minute, attempts: 5},
-	pipeline.StageRegister: {startToClose: 5 * time.Minute, attempts: 10},
-	pipeline.StagePolicy:   {startToClose: time.Minute, attempts: 5},
-	pipeline.StageCanary:   {startToClose: 5 * time.Minute, attempts: 10},
-	pipeline.StagePromote:  {startToClose: time.Minute, attempts: 20},
-	pipeline.StageDone:     {startToClose: time.Minute, attempts: 20},
+	pipeline.StageSnapshot: {startToClose: 5 * time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageValidate: {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageDrift:    {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageTrain:    {startToClose: 2 * time.Hour, heartbeat: heartbeat, attempts: 3},
+	pipeline.StageEvaluate: {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageRegister: {startToClose: 5 * time.Minute, heartbeat: heartbeat, attempts: 10},
+	pipeline.StagePolicy:   {startToClose: time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageCanary:   {startToClose: 5 * time.Minute, heartbeat: heartbeat, attempts: 10},
+	pipeline.StagePromote:  {startToClose: time.Minute, heartbeat: heartbeat, attempts: 20},
+	pipeline.StageDone:     {startToClose: time.Minute, heartbeat: heartbeat, attempts: 20},
 }
+
+// heartbeat is every step's heartbeat timeout: the pipeline worker heartbeats for every
+// activity it runs (worker.stepTimer), so a worker that dies is noticed within it and the step
+// retried elsewhere, instead of after its start-to-close. An external trainer must heartbeat
+// at least this often (docs/models.md).
+const heartbeat = 30 * time.Second
 
 // withStep returns a context whose activity options fit the step, with a readable summary
 // that the Temporal UI shows next to the activity.

@@ -1,0 +1,57 @@
+package worker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/driftline/driftline/activities"
+)
+
+// quiet works for a while without heartbeating, like a training in its boosting rounds.
+func quiet(ctx context.Context) error {
+	select {
+	case <-time.After(3 * time.Second):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func quietWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, HeartbeatTimeout: time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	return workflow.ExecuteActivity(ctx, quiet).Get(ctx, nil)
+}
+
+// The worker heartbeats for its activities: one that is quiet for longer than its heartbeat
+// timeout still completes, so a short heartbeat timeout (a dead worker noticed in 30 s) costs
+// live activities nothing. Without the interceptor the same activity times out.
+func TestTheWorkerHeartbeatsForItsActivities(t *testing.T) {
+	for _, withInterceptor := range []bool{true, false} {
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestWorkflowEnvironment()
+		env.SetTestTimeout(30 * time.Second)
+		if withInterceptor {
+			env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{
+				&stepTimer{metrics: activities.NewMetrics(prometheus.NewRegistry())}}})
+		}
+		env.RegisterWorkflow(quietWorkflow)
+		env.RegisterActivity(quiet)
+		env.ExecuteWorkflow(quietWorkflow)
+		require.True(t, env.IsWorkflowCompleted())
+		if withInterceptor {
+			require.NoError(t, env.GetWorkflowError(), "heartbeats kept the activity alive")
+		} else {
+			require.ErrorContains(t, env.GetWorkflowError(), "Heartbeat", "no heartbeat: timed out")
+		}
+	}
+}
