@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -579,3 +580,86 @@ func loadSnap(t *testing.T, e *env, key string) dataset.Snapshot {
 }
 
 var testLabelKey = []byte("activities-test-label-key-activities-test-label-key")
+
+// A nullable numeric feature that holds nulls, end to end: the one pass counts them in the
+// profile instead of turning the mean into NaN, gbdt routes them as missing, registration
+// stores the profile, and the next run's drift report gives the null share and its change.
+func TestNullableFeatureThroughTheLoop(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	type row struct {
+		Date            string   `parquet:"date"`
+		StoreID         int32    `parquet:"store_id"`
+		ItemID          int32    `parquet:"item_id"`
+		Region          string   `parquet:"region"`
+		Price           float64  `parquet:"price"`
+		Promo           int32    `parquet:"promo"`
+		Weekday         int32    `parquet:"weekday"`
+		Temperature     *float64 `parquet:"temperature,optional"`
+		ItemPopularity  float64  `parquet:"item_popularity"`
+		CompetitorPrice float64  `parquet:"competitor_price"`
+		UnitsSold       float64  `parquet:"units_sold"`
+	}
+	cfg := dataset.DefaultRetail()
+	cfg.BadRowShare = 0
+	write := func(ds string, day int, nullEvery int) {
+		var rows []row
+		for i, r := range cfg.RetailDay(day) {
+			t := r.Temperature
+			x := row{Date: r.Date, StoreID: r.StoreID, ItemID: r.ItemID, Region: r.Region, Price: r.Price, Promo: r.Promo, Weekday: r.Weekday,
+				Temperature: &t, ItemPopularity: r.ItemPopularity, CompetitorPrice: r.CompetitorPrice, UnitsSold: r.UnitsSold}
+			if i%nullEvery == 0 {
+				x.Temperature = nil // the sensor was down
+			}
+			rows = append(rows, x)
+		}
+		data, err := dataset.EncodeParquet(rows)
+		require.NoError(t, err)
+		_, err = e.store.Put(ctx, dataset.PartitionPrefix(ds, cfg.Start.AddDate(0, 0, day))+"part-0000.parquet", data, objstore.PutOptions{})
+		require.NoError(t, err)
+	}
+	sp := e.spec
+	sp.Dataset.Name = "retail_nullable"
+	for i, c := range sp.Contract.Columns {
+		if c.Name == "temperature" {
+			sp.Contract.Columns[i].Nullable = true
+		}
+	}
+	for day := range 28 {
+		write(sp.Dataset.Name, day, 10) // 10% nulls
+	}
+	e.spec = sp
+	_, drr, ev, rr, _ := e.cycle("null-1", "2026-09-01", "2026-09-28")
+	require.Zero(t, drr.ReferenceVersion)
+	require.False(t, math.IsNaN(ev.CandidateMAE))
+	require.Less(t, ev.CandidateMAE, sp.Evaluation.MaxMAE, "gbdt routes the nulls as missing values")
+	prof, err := registry.New(e.store).LoadProfile(ctx, "demand", rr.Version)
+	require.NoError(t, err)
+	temp, ok := prof.Feature("temperature")
+	require.True(t, ok)
+	require.InDelta(t, 0.1, float64(temp.Nulls)/float64(temp.Nulls+temp.Count), 0.01, "the profile counts the nulls")
+	require.False(t, math.IsNaN(temp.Mean))
+	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "null-1", Version: rr.Version})
+
+	// A later window with more nulls (30%): the drift report shows the share and its change.
+	sp.Dataset.Name = "retail_nullable2"
+	e.spec = sp
+	for day := range 28 {
+		write(sp.Dataset.Name, day, 3)
+	}
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "null-2", Dataset: sp.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	ins := must[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "null-2", Spec: sp, SnapshotKey: snap.Key})
+	require.Equal(t, rr.Version, ins.Drift.ReferenceVersion)
+	raw, _, err := objstore.ReadAll(ctx, e.store, "reports/demand/null-2/drift.json")
+	require.NoError(t, err)
+	var rep DriftReport
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	for _, f := range rep.Features {
+		if f.Name == "temperature" {
+			require.InDelta(t, 0.33, f.NullShare, 0.01)
+			require.InDelta(t, 0.10, f.ReferenceNullShare, 0.01)
+			return
+		}
+	}
+	t.Fatal("no temperature in the drift report")
+}

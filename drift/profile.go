@@ -22,9 +22,12 @@ const (
 
 // FeatureProfile summarises one feature of the training data.
 type FeatureProfile struct {
-	Name  string  `json:"name"`
-	Kind  string  `json:"kind"`
-	Count int64   `json:"count"`
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Count int64  `json:"count"`
+	// Nulls counts the rows without a value (null, or NaN for numbers): they are not in
+	// Count, the moments or the sample.
+	Nulls int64   `json:"nulls,omitempty"`
 	Mean  float64 `json:"mean,omitempty"`
 	Std   float64 `json:"std,omitempty"`
 	// Sample is a sorted uniform sample of at most SampleSize values (all values when fewer).
@@ -100,12 +103,13 @@ type ProfileBuilder struct {
 	mom     []moments
 	samples []*BottomK
 	cats    []map[string]int64
+	nulls   []int64
 }
 
 // NewProfileBuilder profiles the named features; kinds[i] is Numeric or Categorical.
 func NewProfileBuilder(names, kinds []string) *ProfileBuilder {
 	b := &ProfileBuilder{names: names, kinds: kinds, mom: make([]moments, len(names)),
-		samples: make([]*BottomK, len(names)), cats: make([]map[string]int64, len(names))}
+		samples: make([]*BottomK, len(names)), cats: make([]map[string]int64, len(names)), nulls: make([]int64, len(names))}
 	for i, n := range names {
 		if kinds[i] == Categorical {
 			b.cats[i] = map[string]int64{}
@@ -116,8 +120,13 @@ func NewProfileBuilder(names, kinds []string) *ProfileBuilder {
 	return b
 }
 
-// AddNumeric adds a value of numeric feature i for the row with the given key.
+// AddNumeric adds a value of numeric feature i for the row with the given key; NaN (a null)
+// is counted as missing and kept out of the statistics.
 func (b *ProfileBuilder) AddNumeric(i int, v float64, rowKey uint64) {
+	if v != v {
+		b.nulls[i]++
+		return
+	}
 	b.mom[i].add(v)
 	b.samples[i].Add(v, rowKey)
 }
@@ -132,7 +141,7 @@ func (b *ProfileBuilder) AddCategory(i int, c string) {
 func (b *ProfileBuilder) Profile() Profile {
 	var p Profile
 	for i, name := range b.names {
-		fp := FeatureProfile{Name: name, Kind: b.kinds[i], Count: b.mom[i].n}
+		fp := FeatureProfile{Name: name, Kind: b.kinds[i], Count: b.mom[i].n, Nulls: b.nulls[i]}
 		if b.kinds[i] == Categorical {
 			fp.Categories, fp.Shares = shares(b.cats[i])
 		} else {

@@ -46,9 +46,13 @@ type FeatureResult struct {
 	RefMean        float64  `json:"reference_mean,omitempty"`
 	CurMean        float64  `json:"current_mean,omitempty"`
 	NewCategories  []string `json:"new_categories,omitempty"`
-	Critical       bool     `json:"critical,omitempty"`
-	Drifted        bool     `json:"drifted"`
-	Why            string   `json:"why"`
+	// NullShare and ReferenceNullShare are the shares of rows without a value, now and in the
+	// reference (reported, not a drift test).
+	NullShare          float64 `json:"null_share"`
+	ReferenceNullShare float64 `json:"reference_null_share"`
+	Critical           bool    `json:"critical,omitempty"`
+	Drifted            bool    `json:"drifted"`
+	Why                string  `json:"why"`
 }
 
 // Report is the drift report stored in reports/<model>/<run>/drift.json.
@@ -114,6 +118,12 @@ func (w *Window) Report(cfg Config) Report {
 
 func (f *windowFeature) result() FeatureResult {
 	fr := FeatureResult{Name: f.ref.Name, Kind: f.ref.Kind, Reference: f.ref.Count, Current: f.mom.n}
+	if n := f.mom.n + f.nulls; n > 0 {
+		fr.NullShare = float64(f.nulls) / float64(n)
+	}
+	if n := f.ref.Count + f.ref.Nulls; n > 0 {
+		fr.ReferenceNullShare = float64(f.ref.Nulls) / float64(n)
+	}
 	if f.mom.n == 0 {
 		fr.PValue, fr.Why = 1, "no current values"
 		return fr

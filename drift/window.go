@@ -28,6 +28,7 @@ type windowFeature struct {
 	mom             moments
 	sample          *BottomK
 	cats            map[string]int64
+	nulls           int64
 }
 
 // NewWindow prepares an accumulator for the profile's features.
@@ -69,9 +70,13 @@ func (w *Window) Index(name string) int {
 	return -1
 }
 
-// AddNumeric adds a current value of numeric feature i.
+// AddNumeric adds a current value of numeric feature i; NaN (a null) is counted as missing.
 func (w *Window) AddNumeric(i int, v float64, rowKey uint64) {
 	f := w.feats[i]
+	if v != v {
+		f.nulls++
+		return
+	}
 	p := f.index.search(f.points, v)
 	if p < len(f.points) && f.points[p] == v {
 		f.at[p]++

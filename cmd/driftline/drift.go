@@ -103,7 +103,7 @@ func driftPredictions(ctx context.Context, b objstore.Bucket, model string, vers
 // printReport renders a drift report as a table.
 func printReport(out io.Writer, rep drift.Report) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FEATURE\tKIND\tTEST\tSTATISTIC\tP\tP ADJ\tPSI\tJS\tW1 (STD)\tDRIFTED\tWHY")
+	fmt.Fprintln(tw, "FEATURE\tKIND\tTEST\tSTATISTIC\tP\tP ADJ\tPSI\tJS\tW1 (STD)\tNULLS (REF)\tDRIFTED\tWHY")
 	for _, f := range rep.Features {
 		w1 := "-"
 		if f.Kind == drift.Numeric {
@@ -116,7 +116,8 @@ func printReport(out io.Writer, rep drift.Report) {
 		if f.Critical {
 			mark += " (critical)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\t%.2g\t%.2g\t%.3f\t%.3f\t%s\t%s\t%s\n", f.Name, f.Kind, f.Test, f.Statistic, f.PValue, f.PAdjusted, f.PSI, f.JS, w1, mark, f.Why)
+		nulls := fmt.Sprintf("%.1f%% (%.1f%%)", 100*f.NullShare, 100*f.ReferenceNullShare)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\t%.2g\t%.2g\t%.3f\t%.3f\t%s\t%s\t%s\t%s\n", f.Name, f.Kind, f.Test, f.Statistic, f.PValue, f.PAdjusted, f.PSI, f.JS, w1, nulls, mark, f.Why)
 	}
 	_ = tw.Flush()
 	c := rep.Config
