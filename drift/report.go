@@ -19,11 +19,15 @@ type Config struct {
 	Wasserstein float64  `json:"wasserstein"` // Wasserstein-1 in reference standard deviations, 0.1
 	DriftShare  float64  `json:"drift_share"` // 0.5
 	Critical    []string `json:"critical,omitempty"`
+	// NewCategoryShare is the least share of the current rows that categories unseen in the
+	// reference must hold to count as an effect (0.01): one unseen code in a million rows is
+	// not drift.
+	NewCategoryShare float64 `json:"new_category_share,omitempty"`
 }
 
 // DefaultConfig holds the documented defaults.
 func DefaultConfig() Config {
-	return Config{Alpha: 0.05, Correction: "bh", PSI: 0.2, KS: 0.1, JS: 0.1, Wasserstein: 0.1, DriftShare: 0.5}
+	return Config{Alpha: 0.05, Correction: "bh", PSI: 0.2, KS: 0.1, JS: 0.1, Wasserstein: 0.1, DriftShare: 0.5, NewCategoryShare: 0.01}
 }
 
 // FeatureResult is one feature's comparison.
@@ -46,6 +50,8 @@ type FeatureResult struct {
 	RefMean        float64  `json:"reference_mean,omitempty"`
 	CurMean        float64  `json:"current_mean,omitempty"`
 	NewCategories  []string `json:"new_categories,omitempty"`
+	// NewCategoryShare is the share of the current rows in NewCategories.
+	NewCategoryShare float64 `json:"new_category_share,omitempty"`
 	// NullShare and ReferenceNullShare are the shares of rows without a value, now and in the
 	// reference (reported, not a drift test).
 	NullShare          float64 `json:"null_share"`
@@ -134,6 +140,7 @@ func (f *windowFeature) result() FeatureResult {
 			if !slices.Contains(f.ref.Categories, c) {
 				cats = append(cats, c)
 				fr.NewCategories = append(fr.NewCategories, c)
+				fr.NewCategoryShare += float64(f.cats[c]) / float64(f.mom.n)
 			}
 		}
 		slices.Sort(fr.NewCategories)
@@ -199,8 +206,8 @@ func decide(fr *FeatureResult, cfg Config) {
 			effects = append(effects, fmt.Sprintf("Wasserstein %.3f std >= %.3g", fr.WassersteinStd, cfg.Wasserstein))
 		}
 	}
-	if len(fr.NewCategories) > 0 {
-		effects = append(effects, "new categories "+strings.Join(fr.NewCategories, ", "))
+	if len(fr.NewCategories) > 0 && fr.NewCategoryShare >= cfg.NewCategoryShare {
+		effects = append(effects, fmt.Sprintf("new categories %s (%.2f%% of rows)", strings.Join(fr.NewCategories, ", "), 100*fr.NewCategoryShare))
 	}
 	significant := fr.PAdjusted < cfg.Alpha
 	switch {

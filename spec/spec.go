@@ -103,12 +103,16 @@ type Drift struct {
 	WassersteinThreshold float64  `yaml:"wasserstein_threshold" json:"wasserstein_threshold"`
 	DriftShare           float64  `yaml:"drift_share" json:"drift_share"`
 	Critical             []string `yaml:"critical_features" json:"critical_features,omitempty"`
+	// NewCategoryShare: unseen categories count as drift only when they hold at least this
+	// share of the window's rows (default 0.01).
+	NewCategoryShare float64 `yaml:"new_category_share" json:"new_category_share,omitempty"`
 }
 
 // Config is the drift package's view of these settings.
 func (d Drift) Config() drift.Config {
 	return drift.Config{Alpha: d.Alpha, Correction: d.Correction, PSI: d.PSIThreshold, KS: d.KSThreshold,
-		JS: d.JSThreshold, Wasserstein: d.WassersteinThreshold, DriftShare: d.DriftShare, Critical: d.Critical}
+		JS: d.JSThreshold, Wasserstein: d.WassersteinThreshold, DriftShare: d.DriftShare, Critical: d.Critical,
+		NewCategoryShare: d.NewCategoryShare}
 }
 
 // Evaluation holds the offline quality gates.
@@ -259,6 +263,7 @@ func (s *Spec) applyDefaults() {
 	def(&s.Drift.JSThreshold, dc.JS)
 	def(&s.Drift.WassersteinThreshold, dc.Wasserstein)
 	def(&s.Drift.DriftShare, dc.DriftShare)
+	def(&s.Drift.NewCategoryShare, dc.NewCategoryShare)
 	if len(s.Contract.Columns) == 0 {
 		// No contract: the model's columns are non-null doubles.
 		for _, f := range s.Features {
@@ -421,6 +426,7 @@ func (s Spec) Validate() error {
 	}
 	share("drift.drift_share", s.Drift.DriftShare)
 	share("drift.alpha", s.Drift.Alpha)
+	share("drift.new_category_share", s.Drift.NewCategoryShare)
 	share("fairness.min_disparate_impact", s.Fairness.MinDisparateImpact)
 	if s.Evaluation.MaxMAE <= 0 {
 		add("evaluation.max_mae: required and > 0")
