@@ -19,7 +19,7 @@ import (
 // quiet works for a while without heartbeating, like a training in its boosting rounds.
 func quiet(ctx context.Context) error {
 	select {
-	case <-time.After(3 * time.Second):
+	case <-time.After(7 * time.Second):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -27,7 +27,7 @@ func quiet(ctx context.Context) error {
 }
 
 func quietWorkflow(ctx workflow.Context) error {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, HeartbeatTimeout: time.Second,
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, HeartbeatTimeout: 3 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
 	return workflow.ExecuteActivity(ctx, quiet).Get(ctx, nil)
 }
