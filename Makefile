@@ -68,6 +68,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
 	go test -run '^$$' -fuzz FuzzFastDecodeAgrees -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
 	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataset
+	go test -run '^$$' -fuzz FuzzV2Infer -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./spec
 
 test: tools lint unit fuzz
 

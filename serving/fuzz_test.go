@@ -1,11 +1,16 @@
 package serving
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/registry"
 )
 
 // FuzzDecodePredict feeds arbitrary bodies to request decoding: it must answer 200, 400 or
@@ -75,4 +80,43 @@ func asDecoded(req PredictRequest) PredictRequest {
 		req.numeric = nil
 	}
 	return req
+}
+
+// FuzzV2Infer posts arbitrary bodies to the Open Inference Protocol v2 endpoint of a serving
+// worker with a model loaded: every answer is 200 or a 4xx with an error that names what was
+// wrong, never a 5xx or a panic.
+func FuzzV2Infer(f *testing.F) {
+	for _, seed := range []string{
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]}]}`,
+		`{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","data":[1,2]}],"parameters":{"explain":true,"routing_key":"k"}}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}`,
+		`{"inputs":[{"name":"x","shape":[-1],"datatype":"FP64","data":[]}]}`,
+		`{"inputs":[]}`, `{"id":7}`, `[]`, `{`, ``, `{"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[true]}]}`,
+	} {
+		f.Add(seed)
+	}
+	b := objstore.NewMem()
+	r := registry.New(b)
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: time.Hour, LabelKey: testLabelKey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	deploy(f, r, register(f, r, "r1", 2, false), 0, 0)
+	if err := s.watchers["demand"].poll(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	h := s.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v2/models/demand/infer", strings.NewReader(body)))
+		switch {
+		case rec.Code == http.StatusOK:
+		case rec.Code >= 400 && rec.Code < 500:
+			if !strings.Contains(rec.Body.String(), `"error"`) {
+				t.Fatalf("HTTP %d without an error message: %s", rec.Code, rec.Body.String())
+			}
+		default:
+			t.Fatalf("HTTP %d for %q: %s", rec.Code, body, rec.Body.String())
+		}
+	})
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // register trains a tiny model y = k*x (+ z when withZ) and registers it.
-func register(t *testing.T, r *registry.Registry, run string, k float64, withZ bool) int {
+func register(t testing.TB, r *registry.Registry, run string, k float64, withZ bool) int {
 	t.Helper()
 	feats := []string{"x"}
 	cols := [][]float64{{1, 2, 3, 4}}
@@ -42,7 +42,7 @@ func register(t *testing.T, r *registry.Registry, run string, k float64, withZ b
 	return v.Version
 }
 
-func deploy(t *testing.T, r *registry.Registry, prod, canary int, share float64) {
+func deploy(t testing.TB, r *registry.Registry, prod, canary int, share float64) {
 	t.Helper()
 	_, err := r.UpdateDeployment(context.Background(), "demand", registry.Change{Action: "test", Key: fmt.Sprint(time.Now().UnixNano())}, func(d *registry.Deployment) (bool, error) {
 		d.Production, d.Canary, d.CanaryShare = prod, canary, share

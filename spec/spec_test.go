@@ -82,3 +82,28 @@ func TestTrainerChoicesValidate(t *testing.T) {
 	_, err = Parse([]byte(src[:i] + "trainer:\n  name: gbdt\n  task_queue: \"bad queue!\"\n" + src[j:]))
 	require.ErrorContains(t, err, "trainer.task_queue")
 }
+
+// FuzzParse: any bytes give a spec or an error naming what was wrong, never a panic; a spec
+// that parses validates.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("../examples/demand.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(example))
+	f.Add("apiVersion: driftline.dev/v1\nkind: ModelSpec\nmodel: m\n")
+	f.Add("model: [")
+	f.Add("trainer: {name: gbdt, params: {trees: -1}}")
+	f.Fuzz(func(t *testing.T, text string) {
+		sp, err := Parse([]byte(text))
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if err := sp.Validate(); err != nil {
+			t.Fatalf("Parse accepted a spec Validate refuses: %v", err)
+		}
+	})
+}
