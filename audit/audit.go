@@ -146,11 +146,8 @@ func (l Log) putMarker(ctx context.Context, marker string, body []byte) error {
 func (l Log) List(ctx context.Context, model string, since time.Time) ([]Record, error) {
 	var out []Record
 	for day := since.UTC().Truncate(24 * time.Hour); !day.After(time.Now().UTC()); day = day.AddDate(0, 0, 1) {
-		prefix := "audit/" + day.Format("2006/01/02") + "/"
-		if model != "" {
-			prefix = chainPrefix(day, model)
-		}
-		objs, err := l.Store.List(ctx, prefix)
+		// The whole day, then filtered: records from before the chains are at its root.
+		objs, err := l.Store.List(ctx, "audit/"+day.Format("2006/01/02")+"/")
 		if err != nil {
 			return nil, err
 		}
