@@ -29,10 +29,19 @@ type Input struct {
 	CandidateErr, ProductionErr     error
 }
 
+// Looks is how many times a canary may test its candidate: every bake of every step.
+func Looks(g spec.Canary) int { return max(1, len(g.StepShares())*max(g.MaxBakes, 1)) }
+
+// LookAlpha is the significance level of one look: the canary's alpha spent evenly over its
+// looks (Bonferroni), so the chance that any look falsely rolls back a candidate no worse than
+// production stays at most alpha over the whole canary (decision 0014).
+func LookAlpha(g spec.Canary) float64 { return g.MAEAlpha / float64(Looks(g)) }
+
 // Judge decides the step: rollback on any breach; inconclusive when a guardrail that applies
 // could not be evaluated; wait while there is too little traffic; promote otherwise.
 func Judge(in Input) pipeline.CanaryEvalResult {
 	g := in.Guardrails
+	alpha := LookAlpha(g)
 	route := pipeline.CandidateRoute(g.Mode)
 	res := pipeline.CanaryEvalResult{Step: in.Step, Share: in.Share,
 		Candidate: RouteStats(in.Records, route, in.Candidate), Production: RouteStats(in.Records, pipeline.RouteProduction, in.Production)}
@@ -54,7 +63,7 @@ func Judge(in Input) pipeline.CanaryEvalResult {
 	if len(ce) >= g.MinLabels && len(pe) >= g.MinLabels && len(ce) > 1 && len(pe) > 1 {
 		mc, mp, p := WorseMAE(ce, pe)
 		res.MAE.Candidate, res.MAE.Production, res.MAE.PValue, res.MAE.Decided = mc, mp, p, true
-		if p < g.MAEAlpha && mc > mp*(1+g.MaxMAERegression) {
+		if p < alpha && mc > mp*(1+g.MaxMAERegression) {
 			breaches = append(breaches, fmt.Sprintf("live MAE %.3f vs production %.3f on %d/%d labels: worse by more than %.0f%% (p %.2g)", mc, mp, len(ce), len(pe), 100*g.MaxMAERegression, p))
 		}
 	}
@@ -132,7 +141,7 @@ func fairness(in Input, route pipeline.Route, res *pipeline.CanaryEvalResult) (b
 	f, pf := res.Fairness, res.ProductionFairness
 	if f.Lowest != f.Highest && f.DisparateImpact < g.MinDisparateImpact && f.DisparateImpact < pf.DisparateImpact {
 		lo, hi := f.Groups[f.Lowest], f.Groups[f.Highest]
-		if p := RatesDiffer(lo, hi); p < g.MAEAlpha {
+		if p := RatesDiffer(lo, hi); p < LookAlpha(g) {
 			return fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f and below production's %.3f on the same requests (p %.2g)",
 				g.ProtectedAttribute, f.DisparateImpact, f.Lowest, f.Highest, g.MinDisparateImpact, pf.DisparateImpact, p), ""
 		}
