@@ -41,7 +41,7 @@ type Counting struct {
 
 	mu    sync.Mutex
 	ops   map[Operation]*OpStats
-	byKey map[string]int64
+	byKey map[string]int64 // nil: bytes per key are not kept (WrapWithMetrics)
 }
 
 var _ Bucket = (*Counting)(nil)
@@ -75,9 +75,18 @@ func NewStoreMetrics(reg prometheus.Registerer) *StoreMetrics {
 	return m
 }
 
-// WrapWithCounting decorates b; metrics may be nil (counts are still kept for Stats).
+// WrapWithCounting decorates b, keeping the bytes read per key too (tests and benchmarks);
+// metrics may be nil (counts are still kept for Stats).
 func WrapWithCounting(b Bucket, metrics *StoreMetrics) *Counting {
-	c := &Counting{Bucket: b, metrics: metrics, byKey: map[string]int64{}, ops: map[Operation]*OpStats{}}
+	c := WrapWithMetrics(b, metrics)
+	c.byKey = map[string]int64{}
+	return c
+}
+
+// WrapWithMetrics decorates b for a long-running process: totals per operation and the
+// Prometheus series, in fixed memory (no bytes per key).
+func WrapWithMetrics(b Bucket, metrics *StoreMetrics) *Counting {
+	c := &Counting{Bucket: b, metrics: metrics, ops: map[Operation]*OpStats{}}
 	for _, op := range Operations {
 		c.ops[op] = &OpStats{}
 	}
@@ -92,7 +101,7 @@ func (c *Counting) record(op Operation, key string, n int64, err error) {
 	if err != nil {
 		st.Errors++
 	}
-	if op == OpGet && n > 0 {
+	if op == OpGet && n > 0 && c.byKey != nil {
 		c.byKey[key] += n
 	}
 	c.mu.Unlock()
@@ -136,7 +145,9 @@ func (c *Counting) Reset() {
 	for _, st := range c.ops {
 		*st = OpStats{}
 	}
-	c.byKey = map[string]int64{}
+	if c.byKey != nil {
+		c.byKey = map[string]int64{}
+	}
 }
 
 // countingReader counts the bytes a caller actually reads from a Get body.

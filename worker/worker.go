@@ -54,6 +54,8 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	m := activities.NewMetrics(reg)
+	// Every store request of the activities is counted (driftline_objstore_*).
+	o.Store = objstore.WrapWithMetrics(o.Store, objstore.NewStoreMetrics(reg))
 	engine, err := policies.NewEngine(ctx, o.RBAC)
 	if err != nil {
 		return nil, err
