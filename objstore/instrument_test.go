@@ -51,3 +51,14 @@ func TestCountingCountsRequestsAndBytes(t *testing.T) {
 	require.Empty(t, c.BytesRead())
 	require.Zero(t, c.Stats()[objstore.OpGet].Requests)
 }
+
+func TestWrapWithMetricsKeepsNoKeys(t *testing.T) {
+	ctx := context.Background()
+	c := objstore.WrapWithMetrics(objstore.NewMem(), nil)
+	_, err := c.Put(ctx, "a", []byte("x"), objstore.PutOptions{})
+	require.NoError(t, err)
+	_, _, err = objstore.ReadAll(ctx, c, "a")
+	require.NoError(t, err)
+	require.Empty(t, c.BytesRead(), "fixed memory in a long-running worker")
+	require.Equal(t, int64(1), c.Stats()[objstore.OpGet].Bytes)
+}
