@@ -306,16 +306,23 @@ func TestCanaryJudgement(t *testing.T) {
 	require.Equal(t, pipeline.CanaryWait, judge().Decision, "too little traffic")
 	write(100, "production", 1, 0, 200)
 	write(100, "canary", 2, 0, 250)
+	g.ProtectedAttribute = ""
+	res := judge()
+	require.Equal(t, pipeline.CanaryInconclusive, res.Decision, "110 requests are too few for a p99: %s", res.Reason)
+	require.Contains(t, res.Reason, "a p99 needs 299 per route")
+	g.ProtectedAttribute = e.spec.Canary.ProtectedAttribute
+	write(200, "production", 1, 0, 200)
+	write(200, "canary", 2, 0, 250)
 	// The spec checks disparate impact by region, and neither version is registered here: the
 	// guardrail cannot be evaluated, so the step is inconclusive, never a silent pass.
-	res := judge()
+	res = judge()
 	require.Equal(t, pipeline.CanaryInconclusive, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "candidate v2 did not load")
 	g.ProtectedAttribute = ""
 	res = judge()
 	require.Equal(t, pipeline.CanaryPromote, res.Decision, res.Reason)
-	require.Equal(t, 110, res.Candidate.Requests)
-	write(60, "canary", 2, 0, 90_000) // p99 90 ms against 0.2 ms
+	require.Equal(t, 310, res.Candidate.Requests)
+	write(60, "canary", 2, 0, 90_000) // p99 90 ms against 0.2 ms (ids repeat: the log keeps both)
 	res = judge()
 	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "p99 latency")
@@ -402,6 +409,13 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 					rec.Fallback = "temperature: weather source down, last known value"
 				}
 				recs = append(recs, rec)
+				// Serving also scores the other model on this request, off its path.
+				other := map[string]struct {
+					v int32
+					e float64
+				}{"canary": {2, pErr}, "production": {1, cErr}}[rt.route]
+				recs = append(recs, predlog.Record{RequestID: id, TimeUnixMs: rec.TimeUnixMs, Model: "demand", Version: other.v,
+					Route: string(pipeline.RoutePaired), LatencyUs: 150, Prediction: 20 + other.e*float64(1+i%3)/2})
 				if withLabels {
 					labels = append(labels, predlog.Label{RequestID: id, TimeUnixMs: rec.TimeUnixMs, Model: "demand", Label: 20,
 						Token: predlog.LabelToken(testLabelKey, "demand", int(rt.version), id, time.UnixMilli(rec.TimeUnixMs))})
@@ -411,21 +425,23 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 		put(recs, labels)
 	}
 	g := e.spec.Canary
+	g.MinLabels = 100
 	judge := func() pipeline.CanaryEvalResult {
 		return must[pipeline.CanaryEvalResult](e, cn.EvaluateCanary, pipeline.CanaryEvalInput{Model: "demand", RunID: "r", Candidate: 1, Production: 2,
 			Since: since, Step: 1, Bake: 1, Share: 0.3, Guardrails: g})
 	}
 
-	traffic(40, 1.0, 1.0, false, nil, 0)
+	traffic(300, 1.0, 1.0, false, nil, 0)
 	res := judge()
 	require.Equal(t, pipeline.CanaryPromote, res.Decision, res.Reason)
 	require.False(t, res.MAE.Decided, "no labels yet: MAE does not decide")
 	require.Contains(t, res.Reason, "MAE undecided")
 
-	traffic(60, 3.0, 1.0, true, nil, 0) // labels arrive: the candidate is three times worse
+	traffic(300, 3.0, 1.0, true, nil, 0) // labels arrive: the candidate is three times worse
 	res = judge()
 	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.True(t, res.MAE.Decided)
+	require.Equal(t, 600, res.MAE.Pairs, "both routes' labelled requests, each with both answers")
 	require.Contains(t, res.Reason, "live MAE")
 	require.Less(t, res.MAE.PValue, 0.05)
 
@@ -449,7 +465,7 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 
 	g.MinLabels = 1000 // too few labels: undecided again
 	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
-	g.MinLabels = 30
+	g.MinLabels = 100
 
 	// Fallbacks on the candidate route over the allowed delta.
 	seq = 0
@@ -462,7 +478,7 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	// Disparate impact: the candidate favours one region.
 	since = since.Add(10 * time.Second)
 	regions := []string{"east", "west"}
-	traffic(80, 1, 1, false, func(i int) (string, float64) {
+	traffic(300, 1, 1, false, func(i int) (string, float64) {
 		if i%2 == 0 {
 			return regions[0], 0 // never at or above the training mean
 		}
@@ -471,7 +487,8 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	res = judge()
 	require.Equal(t, pipeline.CanaryRollback, res.Decision, res.Reason)
 	require.Contains(t, res.Reason, "disparate impact of region 0.000 (east vs west)")
-	require.Contains(t, res.Reason, "below production's 1.000 on the same requests")
+	require.Contains(t, res.Reason, "below production's 1.000 on the same 300 requests")
+	require.Less(t, res.DisparateImpactDelta.High, 0.0, "the whole interval is below production's")
 	require.Equal(t, 1.0, res.ProductionFairness.DisparateImpact, "production answers every region alike on these requests")
 }
 

@@ -34,15 +34,27 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in pipeline.CanaryEvalInput
 	if c.Now != nil {
 		until = c.Now()
 	}
-	recs, err := predlog.Read(ctx, c.Store, in.Model, in.Since, until)
+	start := in.Start
+	if start.IsZero() || start.After(in.Since) {
+		start = in.Since
+	}
+	all, err := predlog.Read(ctx, c.Store, in.Model, start, until)
 	if err != nil {
 		return pipeline.CanaryEvalResult{}, classify("canary evaluate", err)
 	}
-	labels, err := predlog.ReadLabels(ctx, c.Store, in.Model, in.Since, until)
+	labels, err := predlog.ReadLabels(ctx, c.Store, in.Model, start, until)
 	if err != nil {
 		return pipeline.CanaryEvalResult{}, classify("canary evaluate", err)
 	}
-	j := canary.Input{Records: recs, Labels: make(map[string]float64, len(labels)), Candidate: in.Candidate, Production: in.Production,
+	// The step's guardrails judge the step's traffic; live MAE takes every pair since the start.
+	var recs []predlog.Record
+	since := in.Since.UnixMilli()
+	for _, r := range all {
+		if r.TimeUnixMs >= since {
+			recs = append(recs, r)
+		}
+	}
+	j := canary.Input{Records: recs, Paired: all, Labels: make(map[string]float64, len(labels)), Candidate: in.Candidate, Production: in.Production,
 		Step: in.Step, Share: in.Share, Guardrails: in.Guardrails}
 	ttl := c.LabelTTL
 	if ttl <= 0 {

@@ -86,7 +86,11 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 // with Version), starting a new step: CanarySince is the step's start. Idempotent.
 func (r *Registry) SetCanary(ctx context.Context, in pipeline.DeployInput) (pipeline.DeployResult, error) {
 	return r.deploy(ctx, in, registry.TransSetCanary, fmt.Sprintf("%d/%g", in.Version, in.Share), func(d *registry.Deployment) (bool, error) {
-		return d.SetCanary(in.Version, in.Share, in.Mode, time.Now())
+		changed, err := d.SetCanary(in.Version, in.Share, in.Mode, time.Now())
+		if err == nil && d.PairedShare != in.PairedShare {
+			d.PairedShare, changed = in.PairedShare, true
+		}
+		return changed, err
 	})
 }
 

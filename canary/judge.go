@@ -16,7 +16,11 @@ import (
 
 // Input is one canary evaluation: the step's traffic and what to compare it with.
 type Input struct {
+	// Records are the step's traffic (the route guardrails and disparate impact judge it).
 	Records []predlog.Record
+	// Paired is every record since the canary began, for the live MAE test whose looks form
+	// one sequence over the whole canary; nil means Records.
+	Paired []predlog.Record
 	// Labels are feedback labels by request id.
 	Labels                map[string]float64
 	Candidate, Production int
@@ -32,16 +36,26 @@ type Input struct {
 // Looks is how many times a canary may test its candidate: every bake of every step.
 func Looks(g spec.Canary) int { return max(1, len(g.StepShares())*max(g.MaxBakes, 1)) }
 
-// LookAlpha is the significance level of one look: the canary's alpha spent evenly over its
-// looks (Bonferroni), so the chance that any look falsely rolls back a candidate no worse than
-// production stays at most alpha over the whole canary (decision 0014).
+// LookAlpha is the significance level of one look for the guardrails tested afresh at every
+// look (disparate impact): the canary's alpha spent evenly over its looks (Bonferroni), so
+// the chance that any look falsely rolls back stays at most alpha (decision 0014). Live MAE
+// needs no such split: its sequential test is valid over all looks at alpha (decision 0015).
 func LookAlpha(g spec.Canary) float64 { return g.MAEAlpha / float64(Looks(g)) }
+
+// LatencyQuantile and LatencyConfidence: the latency guardrail compares the 99th percentiles
+// only when each route has enough requests for its largest to bound a p99 with 95% confidence.
+const (
+	LatencyQuantile   = 0.99
+	LatencyConfidence = 0.95
+)
+
+// MethodMAE names the live MAE test in the evidence.
+const MethodMAE = "paired mSPRT (half-normal mixture) on |candidate error| - (1+max_mae_regression)|production error|"
 
 // Judge decides the step: rollback on any breach; inconclusive when a guardrail that applies
 // could not be evaluated; wait while there is too little traffic; promote otherwise.
 func Judge(in Input) pipeline.CanaryEvalResult {
 	g := in.Guardrails
-	alpha := LookAlpha(g)
 	route := pipeline.CandidateRoute(g.Mode)
 	res := pipeline.CanaryEvalResult{Step: in.Step, Share: in.Share,
 		Candidate: RouteStats(in.Records, route, in.Candidate), Production: RouteStats(in.Records, pipeline.RouteProduction, in.Production)}
@@ -51,20 +65,31 @@ func Judge(in Input) pipeline.CanaryEvalResult {
 	if cand.Requests >= g.MinRequest && cand.ErrorRate > prod.ErrorRate+g.MaxErrorRateDelta {
 		breaches = append(breaches, fmt.Sprintf("error rate %.2f%% vs production %.2f%%: over the allowed +%.2f%%", 100*cand.ErrorRate, 100*prod.ErrorRate, 100*g.MaxErrorRateDelta))
 	}
-	if enough && cand.P99Ms > prod.P99Ms+g.MaxP99LatencyDeltaMs {
+	need := QuantileSamples(LatencyQuantile, LatencyConfidence)
+	res.Candidate.P99Samples, res.Production.P99Samples = need, need
+	switch {
+	case !enough:
+	case cand.Requests < need || prod.Requests < need:
+		unknown = append(unknown, fmt.Sprintf("p99 latency not evaluated: %d candidate and %d production requests, a p99 needs %d per route (below that it is the maximum of a few)", cand.Requests, prod.Requests, need))
+	case cand.P99Ms > prod.P99Ms+g.MaxP99LatencyDeltaMs:
 		breaches = append(breaches, fmt.Sprintf("p99 latency %.3f ms vs production %.3f ms: over the allowed +%.0f ms", cand.P99Ms, prod.P99Ms, g.MaxP99LatencyDeltaMs))
 	}
 	if enough && cand.FallbackRate > prod.FallbackRate+g.MaxFallbackRateDelta {
 		breaches = append(breaches, fmt.Sprintf("fallback rate %.2f%% vs production %.2f%%: over the allowed +%.2f%%", 100*cand.FallbackRate, 100*prod.FallbackRate, 100*g.MaxFallbackRateDelta))
 	}
-	ce := LabelledErrors(in.Records, in.Labels, route, in.Candidate)
-	pe := LabelledErrors(in.Records, in.Labels, pipeline.RouteProduction, in.Production)
-	res.MAE = &pipeline.LiveMAE{CandidateLabels: len(ce), ProductionLabels: len(pe), MinLabels: g.MinLabels}
-	if len(ce) >= g.MinLabels && len(pe) >= g.MinLabels && len(ce) > 1 && len(pe) > 1 {
-		mc, mp, p := WorseMAE(ce, pe)
-		res.MAE.Candidate, res.MAE.Production, res.MAE.PValue, res.MAE.Decided = mc, mp, p, true
-		if p < alpha && mc > mp*(1+g.MaxMAERegression) {
-			breaches = append(breaches, fmt.Sprintf("live MAE %.3f vs production %.3f on %d/%d labels: worse by more than %.0f%% (p %.2g)", mc, mp, len(ce), len(pe), 100*g.MaxMAERegression, p))
+	paired := in.Paired
+	if paired == nil {
+		paired = in.Records
+	}
+	ce, pe := PairedErrors(paired, in.Labels, route, in.Candidate, in.Production)
+	res.MAE = &pipeline.LiveMAE{CandidateLabels: labelled(paired, in.Labels, in.Candidate), ProductionLabels: labelled(paired, in.Labels, in.Production),
+		Pairs: len(ce), MinLabels: g.MinLabels, Method: MethodMAE}
+	if len(ce) >= g.MinLabels && len(ce) > 1 {
+		t := WorseMAE(ce, pe, g.MaxMAERegression, g.MAEAlpha)
+		res.MAE.Candidate, res.MAE.Production, res.MAE.PValue, res.MAE.LogEvidence, res.MAE.Decided = mean(ce), mean(pe), t.PValue, t.LogLambda, true
+		if t.Significant {
+			breaches = append(breaches, fmt.Sprintf("live MAE %.3f vs production %.3f on the same %d labelled requests: worse by more than %.0f%% (always-valid p %.2g)",
+				res.MAE.Candidate, res.MAE.Production, len(ce), 100*g.MaxMAERegression, t.PValue))
 		}
 	}
 	if g.ProtectedAttribute != "" {
@@ -90,9 +115,9 @@ func Judge(in Input) pipeline.CanaryEvalResult {
 		res.Reason = fmt.Sprintf("step %d at %.0f%%: %d requests, error rate %.2f%% (production %.2f%%), p99 %.3f ms (production %.3f ms)",
 			in.Step, 100*in.Share, cand.Requests, 100*cand.ErrorRate, 100*prod.ErrorRate, cand.P99Ms, prod.P99Ms)
 		if res.MAE.Decided {
-			res.Reason += fmt.Sprintf(", live MAE %.3f (production %.3f)", res.MAE.Candidate, res.MAE.Production)
+			res.Reason += fmt.Sprintf(", live MAE %.3f (production %.3f on the same %d requests)", res.MAE.Candidate, res.MAE.Production, res.MAE.Pairs)
 		} else {
-			res.Reason += fmt.Sprintf(", MAE undecided (%d/%d labels of %d)", len(ce), len(pe), g.MinLabels)
+			res.Reason += fmt.Sprintf(", MAE undecided (%d paired labels of %d)", res.MAE.Pairs, g.MinLabels)
 		}
 		res.Reason += ": within guardrails"
 	}
@@ -101,7 +126,8 @@ func Judge(in Input) pipeline.CanaryEvalResult {
 
 // fairness compares the disparate impact of the candidate's answers by the protected
 // attribute of the request with production's answers to the very same requests (re-scored
-// from the logged inputs). It returns a breach, or why the guardrail could not be evaluated.
+// from the logged inputs), with a bootstrap interval of the difference. It returns a breach,
+// or why the guardrail could not be evaluated.
 func fairness(in Input, route pipeline.Route, res *pipeline.CanaryEvalResult) (breach, unknown string) {
 	g := in.Guardrails
 	switch {
@@ -112,6 +138,8 @@ func fairness(in Input, route pipeline.Route, res *pipeline.CanaryEvalResult) (b
 	}
 	threshold := evaluate.FavorableCut(in.CandidateModel) // the favorable cut Evaluate used
 	cand, prod := evaluate.Groups{}, evaluate.Groups{}
+	rows := diRows{}
+	ids := map[string]int{}
 	skipped := 0
 	for _, r := range in.Records {
 		if pipeline.Route(r.Route) != route || int(r.Version) != in.Candidate || r.Error != "" {
@@ -130,24 +158,38 @@ func fairness(in Input, route pipeline.Route, res *pipeline.CanaryEvalResult) (b
 			continue
 		}
 		group := attrs[g.ProtectedAttribute]
-		cand.Add(group, r.Prediction >= threshold)
-		prod.Add(group, in.ProductionModel.Predict(x) >= threshold)
+		c, p := r.Prediction >= threshold, in.ProductionModel.Predict(x) >= threshold
+		cand.Add(group, c)
+		prod.Add(group, p)
+		id, ok := ids[group]
+		if !ok {
+			id = len(ids)
+			ids[group] = id
+		}
+		rows.group, rows.cand, rows.prod = append(rows.group, id), append(rows.cand, c), append(rows.prod, p)
 	}
+	rows.groups = len(ids)
 	if len(cand) < 2 {
 		return "", fmt.Sprintf("disparate impact not evaluated: the candidate's requests carry %d group(s) of %s (%d requests without it)", len(cand), g.ProtectedAttribute, skipped)
 	}
-	res.Fairness = evaluate.DisparateImpact(g.ProtectedAttribute, threshold, cand, max(g.MinGroupRows, 1))
-	res.ProductionFairness = evaluate.DisparateImpact(g.ProtectedAttribute, threshold, prod, max(g.MinGroupRows, 1))
+	minRows := max(g.MinGroupRows, 1)
+	res.Fairness = evaluate.DisparateImpact(g.ProtectedAttribute, threshold, cand, minRows)
+	res.ProductionFairness = evaluate.DisparateImpact(g.ProtectedAttribute, threshold, prod, minRows)
 	f, pf := res.Fairness, res.ProductionFairness
-	if f.Lowest != f.Highest && f.DisparateImpact < g.MinDisparateImpact && f.DisparateImpact < pf.DisparateImpact {
-		lo, hi := f.Groups[f.Lowest], f.Groups[f.Highest]
-		if p := RatesDiffer(lo, hi); p < LookAlpha(g) {
-			return fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f and below production's %.3f on the same requests (p %.2g)",
-				g.ProtectedAttribute, f.DisparateImpact, f.Lowest, f.Highest, g.MinDisparateImpact, pf.DisparateImpact, p), ""
-		}
+	// One-sided at the look's alpha: the candidate is worse when the whole interval is below 0.
+	tail := LookAlpha(g)
+	lo, hi := rows.bootstrapDelta(minRows, DIResamples, tail)
+	res.DisparateImpactDelta = &pipeline.DeltaCI{Estimate: f.DisparateImpact - pf.DisparateImpact, Low: lo, High: hi, Level: 1 - 2*tail, Requests: len(rows.group)}
+	if f.DisparateImpact < g.MinDisparateImpact && hi < 0 {
+		return fmt.Sprintf("disparate impact of %s %.3f (%s vs %s) under %.2f and below production's %.3f on the same %d requests (difference %.3f, %.1f%% interval [%.3f, %.3f])",
+			g.ProtectedAttribute, f.DisparateImpact, f.Lowest, f.Highest, g.MinDisparateImpact, pf.DisparateImpact, len(rows.group),
+			f.DisparateImpact-pf.DisparateImpact, 100*(1-2*tail), lo, hi), ""
 	}
 	return "", ""
 }
+
+// DIResamples is the number of bootstrap resamples of the disparate-impact interval.
+const DIResamples = 400
 
 // RouteStats are one route's live numbers.
 func RouteStats(recs []predlog.Record, route pipeline.Route, version int) pipeline.RouteStats {
@@ -175,60 +217,89 @@ func RouteStats(recs []predlog.Record, route pipeline.Route, version int) pipeli
 	return st
 }
 
-// LabelledErrors are the absolute errors of a route's answers that have a label.
-func LabelledErrors(recs []predlog.Record, labels map[string]float64, route pipeline.Route, version int) []float64 {
-	var out []float64
+// PairedErrors are the absolute errors of both models on every labelled request that both
+// answered: the candidate's answer on its route or paired with a production request, and
+// production's answer on its route or paired with a candidate request. Requests answered by
+// a failing model, or that lost their pair (serving sheds pairing under overload), are left out.
+func PairedErrors(recs []predlog.Record, labels map[string]float64, route pipeline.Route, candidate, production int) (cand, prod []float64) {
+	type pair struct {
+		c, p       float64
+		hasC, hasP bool
+	}
+	pairs := map[string]*pair{}
+	var order []string
 	for _, r := range recs {
-		if pipeline.Route(r.Route) != route || int(r.Version) != version || r.Error != "" {
+		y, ok := labels[r.RequestID]
+		if !ok || r.Error != "" {
 			continue
 		}
-		if y, ok := labels[r.RequestID]; ok {
-			out = append(out, math.Abs(r.Prediction-y))
+		rt, v := pipeline.Route(r.Route), int(r.Version)
+		isC := v == candidate && (rt == route || rt == pipeline.RoutePaired)
+		isP := v == production && (rt == pipeline.RouteProduction || rt == pipeline.RoutePaired)
+		if !isC && !isP {
+			continue
+		}
+		pr := pairs[r.RequestID]
+		if pr == nil {
+			pr = &pair{}
+			pairs[r.RequestID] = pr
+			order = append(order, r.RequestID)
+		}
+		e := math.Abs(r.Prediction - y)
+		if isC {
+			pr.c, pr.hasC = e, true
+		} else {
+			pr.p, pr.hasP = e, true
 		}
 	}
-	return out
+	for _, id := range order { // in log order: the result does not depend on map order
+		if pr := pairs[id]; pr.hasC && pr.hasP {
+			cand, prod = append(cand, pr.c), append(prod, pr.p)
+		}
+	}
+	return cand, prod
 }
 
-func meanVar(x []float64) (float64, float64) {
-	var m, v float64
+// labelled counts the labelled answers of a version on any route (paired included).
+func labelled(recs []predlog.Record, labels map[string]float64, version int) int {
+	n := 0
+	for _, r := range recs {
+		if _, ok := labels[r.RequestID]; ok && int(r.Version) == version && r.Error == "" {
+			n++
+		}
+	}
+	return n
+}
+
+func mean(x []float64) float64 {
+	m := 0.0
 	for _, e := range x {
 		m += e
 	}
-	m /= float64(len(x))
+	return m / float64(len(x))
+}
+
+func meanVar(x []float64) (float64, float64) {
+	m, v := mean(x), 0.0
 	for _, e := range x {
 		v += (e - m) * (e - m)
 	}
 	return m, v / float64(len(x)-1)
 }
 
-// WorseMAE tests whether the candidate's mean absolute error exceeds production's: one-sided
-// Welch z-test (normal approximation) on the absolute errors of labelled answers.
-func WorseMAE(cand, prod []float64) (mc, mp, p float64) {
-	mc, vc := meanVar(cand)
-	mp, vp := meanVar(prod)
-	se := math.Sqrt(vc/float64(len(cand)) + vp/float64(len(prod)))
-	if se == 0 {
-		if mc > mp {
-			return mc, mp, 0
-		}
-		return mc, mp, 1
+// WorseMAE tests whether the candidate's absolute errors exceed (1 + regression) times
+// production's on the same requests: the paired differences d_i = |c_i| - (1+regression)|p_i|
+// go through the mixture sequential test at alpha, with the mixture scale the regression's
+// size in MAE units (regression x production MAE, at least 1% of it): the effects the
+// guardrail exists to catch.
+func WorseMAE(cand, prod []float64, regression, alpha float64) MSPRT {
+	d := make([]float64, len(cand))
+	for i := range cand {
+		d[i] = cand[i] - (1+regression)*prod[i]
 	}
-	z := (mc - mp) / se
-	return mc, mp, 0.5 * math.Erfc(z/math.Sqrt2)
-}
-
-// RatesDiffer is the one-sided p-value that the higher group's favorable rate exceeds the
-// lower group's (two-proportion z-test with a pooled rate).
-func RatesDiffer(lo, hi pipeline.GroupRate) float64 {
-	n1, n2 := float64(lo.Rows), float64(hi.Rows)
-	p := float64(lo.Favorable+hi.Favorable) / (n1 + n2)
-	se := math.Sqrt(p * (1 - p) * (1/n1 + 1/n2))
-	if se == 0 {
-		if hi.Rate > lo.Rate {
-			return 0
-		}
-		return 1
+	tau := max(regression, 0.01) * mean(prod)
+	if !(tau > 0) {
+		tau = 1e-9
 	}
-	z := (hi.Rate - lo.Rate) / se
-	return 0.5 * math.Erfc(z/math.Sqrt2)
+	return SequentialTest(d, tau, alpha)
 }

@@ -148,6 +148,7 @@ type DeployInput struct {
 	Version                     int
 	Share                       float64
 	Mode                        spec.CanaryMode // split or shadow (SetCanary)
+	PairedShare                 float64         // SetCanary: share of requests scored by both models
 }
 
 // DeployResult is the pointer after the change.
@@ -162,9 +163,12 @@ type CanaryEvalInput struct {
 	Model, RunID          string
 	Candidate, Production int
 	Since                 time.Time
-	Step, Bake            int
-	Share                 float64
-	Guardrails            spec.Canary
+	// Start is when the canary's first step began: the live MAE test takes every paired
+	// request since then (its looks form one sequence); zero means Since.
+	Start      time.Time `json:",omitzero"`
+	Step, Bake int
+	Share      float64
+	Guardrails spec.Canary
 }
 
 // RouteStats are one route's live numbers.
@@ -176,15 +180,37 @@ type RouteStats struct {
 	Fallbacks    int     `json:"fallbacks"`
 	FallbackRate float64 `json:"fallback_rate"`
 	P99Ms        float64 `json:"p99_ms"`
+	// P99Samples is how many requests a p99 needs to be more than the maximum of a few
+	// (canary.QuantileSamples); below it the latency guardrail is inconclusive.
+	P99Samples int `json:"p99_samples,omitempty"`
 }
 
-// LiveMAE compares MAE on labelled live answers.
+// LiveMAE compares MAE on labelled live answers. Both models answer the same requests (one
+// on the request path, the other paired off it), so the comparison is per request: Pairs is
+// how many labelled requests carry both answers, Candidate and Production are the two MAEs
+// on them, and the decision is the paired mixture sequential test of decision 0015 on
+// |candidate error| - (1 + max regression) |production error|.
 type LiveMAE struct {
 	CandidateLabels, ProductionLabels, MinLabels int
+	Pairs                                        int `json:",omitempty"`
 	// IgnoredLabels: feedback labels whose label token did not verify (never used).
 	IgnoredLabels                 int `json:",omitempty"`
 	Candidate, Production, PValue float64
-	Decided                       bool
+	// Method names the test; LogEvidence is the log of its mixture likelihood ratio (rollback
+	// at log(1/alpha)).
+	Method      string  `json:",omitempty"`
+	LogEvidence float64 `json:",omitempty"`
+	Decided     bool
+}
+
+// DeltaCI is a confidence interval of a difference, candidate minus production, on the same
+// requests.
+type DeltaCI struct {
+	Estimate float64 `json:"estimate"`
+	Low      float64 `json:"low"`
+	High     float64 `json:"high"`
+	Level    float64 `json:"level"` // e.g. 0.95: the interval's coverage
+	Requests int     `json:"requests"`
 }
 
 // PredictionDrift summarises the candidate's live outputs against its holdout outputs.
@@ -204,11 +230,14 @@ type CanaryEvalResult struct {
 	Step                  int
 	Share                 float64
 	Candidate, Production RouteStats
-	MAE                   *LiveMAE         `json:",omitempty"`
-	Fairness              *FairnessResult  `json:",omitempty"`
-	ProductionFairness    *FairnessResult  `json:",omitempty"` // production on the candidate\'s requests
-	PredictionDrift       *PredictionDrift `json:",omitempty"`
-	EvidenceURI           string
+	MAE                   *LiveMAE        `json:",omitempty"`
+	Fairness              *FairnessResult `json:",omitempty"`
+	ProductionFairness    *FairnessResult `json:",omitempty"` // production on the candidate\'s requests
+	// DisparateImpactDelta is the candidate's disparate impact minus production's on the same
+	// requests, with a bootstrap interval.
+	DisparateImpactDelta *DeltaCI         `json:",omitempty"`
+	PredictionDrift      *PredictionDrift `json:",omitempty"`
+	EvidenceURI          string
 }
 
 // OutcomeInput records how a run ended.

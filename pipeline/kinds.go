@@ -47,6 +47,9 @@ const (
 	RouteProduction Route = "production"
 	RouteCanary     Route = "canary" // the candidate answers its share (canary mode split)
 	RouteShadow     Route = "shadow" // the candidate is scored on its share and only logged
+	// RoutePaired logs the other model's answer to a request during a canary: scored off the
+	// request path and never returned, so the canary compares both models on the same request.
+	RoutePaired Route = "paired"
 )
 
 // CandidateRoute is the route a candidate's answers are logged under in a canary mode.

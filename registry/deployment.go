@@ -22,7 +22,10 @@ type Deployment struct {
 	// CanaryMode is split (the canary answers its share) or shadow (production answers
 	// everything; the candidate is scored on its share and only logged).
 	CanaryMode spec.CanaryMode `json:"canary_mode,omitempty"`
-	Previous   int             `json:"previous,omitempty"` // production before the last promotion
+	// PairedShare is the share of requests serving also scores with the model that did not
+	// answer them during the canary (0: all; see serving's pairing).
+	PairedShare float64 `json:"paired_share,omitempty"`
+	Previous    int     `json:"previous,omitempty"` // production before the last promotion
 	// Aliases name versions ("challenger", custom names); production and canary are the
 	// fields above.
 	Aliases   map[string]int `json:"aliases,omitempty"`

@@ -28,6 +28,9 @@ type Metrics struct {
 	LabelsAccepted *prometheus.CounterVec
 	LabelsRefused  *prometheus.CounterVec
 	// Enrichment of missing features (enrich.go).
+	// Paired counts the second scorings of canary requests by result: scored, failed,
+	// dropped (the queue was full; the request was answered all the same).
+	Paired       *prometheus.CounterVec
 	Enrichments  *prometheus.CounterVec
 	BreakerState *prometheus.GaugeVec
 }
@@ -55,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "labels_accepted_total", Help: "Feedback labels taken (their label token verified)."}, []string{"model"})
 	m.LabelsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
 		Name: "labels_refused_total", Help: "Feedback labels refused, by reason: missing, malformed, altered, expired, duplicate."}, []string{"model", "reason"})
+	m.Paired = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+		Name: "paired_total", Help: "Canary requests also scored by the model that did not answer them (off the request path), by result: scored, failed, dropped."}, []string{"model", "result"})
+	reg.MustRegister(m.Paired)
 	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped, m.CandidateErrors, m.LabelsAccepted, m.LabelsRefused)
 	newEnrichmentMetrics(reg, m)
 	return m
@@ -66,6 +72,9 @@ func (m *Metrics) initModel(model string) {
 		m.Latency.WithLabelValues(model, role)
 	}
 	m.LoadErrors.WithLabelValues(model)
+	for _, r := range []string{"scored", "failed", "dropped"} {
+		m.Paired.WithLabelValues(model, r)
+	}
 	m.LabelsAccepted.WithLabelValues(model)
 	for _, r := range []string{predlog.RefusedMissing, predlog.RefusedMalformed, predlog.RefusedAltered, predlog.RefusedExpired, predlog.RefusedDuplicate} {
 		m.LabelsRefused.WithLabelValues(model, r)

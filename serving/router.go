@@ -29,6 +29,7 @@ type table struct {
 	canary     *loaded
 	share      float64
 	shadow     bool
+	paired     float64 // share of requests the other model also scores during a canary
 }
 
 // InCanary reports whether a routing key falls in the canary share: a stable FNV-1a hash of
@@ -107,7 +108,7 @@ func (w *watcher) poll(ctx context.Context) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("load canary v%d: %w", d.Canary, err))
 	}
-	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == spec.ModeShadow})
+	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == spec.ModeShadow, paired: pairedShare(d)})
 	w.etag = etag
 	if etag == "" {
 		w.etag = obj.ETag

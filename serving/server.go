@@ -61,6 +61,7 @@ type Server struct {
 	seriesMu    sync.RWMutex
 	seriesCache map[seriesKey]okSeries
 	seen        *seenTokens
+	pairs       chan pairJob
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -99,6 +100,7 @@ func New(o Options) (*Server, error) {
 	for _, e := range o.Enrich {
 		e.init(s.metrics)
 	}
+	s.pairs = make(chan pairJob, pairQueue)
 	s.labels = predlog.NewLabelWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
 	s.labels.OnDrop = s.metrics.Dropped.Inc
 	s.mux = http.NewServeMux()
@@ -128,6 +130,7 @@ func (s *Server) Start(ctx context.Context) {
 		_ = w.poll(ctx)
 		go w.run(ctx, s.opts.Poll)
 	}
+	go s.pairWorker(ctx)
 }
 
 // Close flushes the prediction log and the feedback labels.
@@ -350,6 +353,7 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		}
 	}
 	var fallback string
+	pair := t.canary != nil && inPairs(req.RequestID, t.paired)
 	if t.canary != nil && InCanary(req.RoutingKey, t.share) {
 		route := pipeline.RouteCanary
 		if t.shadow {
@@ -359,9 +363,13 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		switch {
 		case err == nil && !t.shadow:
 			logRows(t.canary, route, preds, "", "")
+			if pair { // production's answer to the same request, off the request path
+				s.pair(pairJob{model: req.Model, l: t.production, rows: rows, id: req.RequestID, at: start, key: req.RoutingKey, attrs: attrJSON})
+			}
 			return ScoreResult{Version: t.canary.version, Route: route, Predictions: preds, Explanations: expl, Fallback: enriched}, nil
 		case err == nil:
 			logRows(t.canary, route, preds, "", "")
+			pair = false // shadow: both models answered this request on its path
 		default:
 			// The candidate failed: count it against the candidate, answer with production.
 			logRows(t.canary, route, nil, err.Error(), "")
@@ -377,6 +385,9 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 	}
 	if fallback == "" {
 		logRows(t.production, pipeline.RouteProduction, preds, "", "")
+		if pair { // the candidate's answer to the same request, off the request path
+			s.pair(pairJob{model: req.Model, l: t.canary, rows: rows, id: req.RequestID, at: start, key: req.RoutingKey, attrs: attrJSON})
+		}
 	}
 	return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction, Predictions: preds, Explanations: expl,
 		Fallback: joinNotes(fallback, enriched)}, nil

@@ -163,10 +163,14 @@ type Canary struct {
 	Mode CanaryMode `yaml:"mode" json:"mode,omitempty"`
 	// MaxFallbackRateDelta: the candidate's fallback rate may exceed production's by this.
 	MaxFallbackRateDelta float64 `yaml:"max_fallback_rate_delta" json:"max_fallback_rate_delta"`
-	// MinLabels per route before live MAE counts; the candidate then fails when its MAE is
-	// worse than production's by more than MaxMAERegression AND the difference is significant
-	// at MAEAlpha (one-sided Welch test on absolute errors).
-	MinLabels        int     `yaml:"min_labels" json:"min_labels"`
+	// MinLabels: labelled requests answered by both models before live MAE counts; the
+	// candidate then fails when its MAE is worse than production's by more than
+	// MaxMAERegression on the same requests AND the paired sequential test (decision 0015) is
+	// significant at MAEAlpha, over every look of the canary together.
+	MinLabels int `yaml:"min_labels" json:"min_labels"`
+	// PairedShare is the share of each route's requests that serving also scores with the
+	// other model, off the request path, so both answers are logged (default 1: all of them).
+	PairedShare      float64 `yaml:"paired_share" json:"paired_share,omitempty"`
 	MaxMAERegression float64 `yaml:"max_mae_regression" json:"max_mae_regression"`
 	MAEAlpha         float64 `yaml:"mae_alpha" json:"mae_alpha"`
 	// Fairness on live answers: the spec's fairness section (attribute, minimum ratio).
@@ -305,6 +309,7 @@ func (s *Spec) applyDefaults() {
 	if s.Canary.MinLabels == 0 {
 		s.Canary.MinLabels = 30
 	}
+	def(&s.Canary.PairedShare, 1)
 	if s.Canary.Mode == "" {
 		s.Canary.Mode = ModeSplit
 	}
@@ -439,6 +444,9 @@ func (s Spec) Validate() error {
 			add("canary.steps[%d]: shares must rise within (0, 1], got %v", i, s.Canary.Steps)
 			break
 		}
+	}
+	if !(s.Canary.PairedShare >= 0 && s.Canary.PairedShare <= 1) { // 0: specs from before pairing, read as 1
+		add("canary.paired_share: must be in (0, 1], got %g", s.Canary.PairedShare)
 	}
 	if s.Canary.Mode != ModeSplit && s.Canary.Mode != ModeShadow {
 		add("canary.mode: %q is not split or shadow", s.Canary.Mode)

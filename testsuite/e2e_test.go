@@ -225,9 +225,10 @@ func TestEndToEnd(t *testing.T) {
 
 	sp, err := spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
-	sp.Canary.Bake.Duration = 4 * time.Second
+	sp.Canary.Bake.Duration = 6 * time.Second
 	sp.Canary.MinRequest = 15
 	sp.Canary.MaxBakes = 4
+	sp.Canary.MinLabels = 300 // paired labels: a few bakes of the traffic below
 	engine, err := policies.NewEngine(ctx, rbac)
 	require.NoError(t, err)
 	secret := []byte("e2e-secret-e2e-secret-e2e-secret-e2e")
@@ -274,7 +275,7 @@ func TestEndToEnd(t *testing.T) {
 	tctx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	var ts traffic.Stats
-	go traffic.Run(tctx, hs.URL, "demand", rows, 60, &ts)
+	go traffic.Run(tctx, hs.URL, "demand", rows, 150, &ts) // a p99 needs 299 candidate requests per step
 
 	// Phase 2: the holiday window drifts; v2 is retrained, canaried on live traffic, promoted.
 	res, st, err = e.run(pipeline.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "e2e"})
@@ -292,6 +293,9 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 0.5, last.Share)
 	require.True(t, last.MAE.Decided, "feedback labels arrived and decided the live MAE: %+v", last.MAE)
 	require.Less(t, last.MAE.Candidate, last.MAE.Production, "v2 is better than v1 on live labelled traffic")
+	require.GreaterOrEqual(t, last.MAE.Pairs, sp.Canary.MinLabels, "both models answered the same labelled requests")
+	require.GreaterOrEqual(t, last.Candidate.Requests, last.Candidate.P99Samples, "the p99 was judged on enough requests")
+	require.NotNil(t, last.DisparateImpactDelta, "disparate impact compared on the same requests with an interval")
 	require.NotNil(t, last.Fairness, "live disparate impact by region")
 	require.NotNil(t, last.PredictionDrift, "the canary evidence compares live outputs with the holdout outputs")
 	require.Positive(t, last.PredictionDrift.Answers)

@@ -125,27 +125,44 @@ func Feedback(ctx context.Context, hc *http.Client, baseURL, model, requestID, l
 }
 
 // Run sends requests cycling over rows at about rps per second until ctx is done, and posts
-// each answered request's true units sold as feedback, as a store system would.
+// each answered request's true units sold as feedback, as a store system would. Eight
+// clients share the ticks, so a slow answer does not lower the rate.
 func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, rps int, st *Stats) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	t := time.NewTicker(time.Second / time.Duration(max(rps, 1)))
 	defer t.Stop()
 	run := time.Now().UnixNano()
+	ticks := make(chan int, 64)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ticks {
+				req := FromRetail(rows[i%len(rows)])
+				req.RequestID = fmt.Sprintf("t%x-%d", run, i)
+				r, err := Predict(ctx, hc, baseURL, model, req)
+				if ctx.Err() != nil {
+					return
+				}
+				st.add(r, err)
+				if err == nil {
+					_ = Feedback(ctx, hc, baseURL, model, req.RequestID, r.LabelToken, req.Label)
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(ticks)
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		req := FromRetail(rows[i%len(rows)])
-		req.RequestID = fmt.Sprintf("t%x-%d", run, i)
-		r, err := Predict(ctx, hc, baseURL, model, req)
-		if ctx.Err() != nil {
-			return
-		}
-		st.add(r, err)
-		if err == nil {
-			_ = Feedback(ctx, hc, baseURL, model, req.RequestID, r.LabelToken, req.Label)
+		select {
+		case ticks <- i:
+		default: // every client busy and the queue full: this tick is skipped
 		}
 	}
 }

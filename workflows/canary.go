@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -18,7 +19,9 @@ func CanaryWorkflowFunc(ctx workflow.Context, in pipeline.CanaryInput) (pipeline
 	if workflow.GetVersion(ctx, "canary-steps", workflow.DefaultVersion, 1) >= 1 {
 		steps = in.Settings.StepShares()
 	}
-	deploy := pipeline.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Mode: in.Settings.Mode}
+	deploy := pipeline.DeployInput{Model: in.Model, RunID: in.RunID, Actor: "driftline", Version: in.Candidate, Mode: in.Settings.Mode,
+		PairedShare: in.Settings.PairedShare}
+	var start time.Time // when the first step began
 	rollback := func(reason string) (pipeline.CanaryResult, error) {
 		// Roll back even if the workflow is being cancelled.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -39,6 +42,9 @@ func CanaryWorkflowFunc(ctx workflow.Context, in pipeline.CanaryInput) (pipeline
 			}
 			return rollback("canary step failed: " + rootMessage(err))
 		}
+		if step == 0 {
+			start = set.CanarySince
+		}
 		passed := false
 		for bake := 1; bake <= in.Settings.MaxBakes && !passed; bake++ {
 			workflow.SetCurrentDetails(ctx, fmt.Sprintf("step %d of %d (%.0f%%): baking v%d, evaluation %d of at most %d", n, len(steps), 100*share, in.Candidate, bake, in.Settings.MaxBakes))
@@ -48,7 +54,7 @@ func CanaryWorkflowFunc(ctx workflow.Context, in pipeline.CanaryInput) (pipeline
 			var ev pipeline.CanaryEvalResult
 			if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageCanary, fmt.Sprintf("step %d: compare v%d with v%d on live traffic (bake %d)", n, in.Candidate, in.Production, bake)),
 				pipeline.ActCanaryEval, pipeline.CanaryEvalInput{Model: in.Model, RunID: in.RunID, Candidate: in.Candidate, Production: in.Production,
-					Since: set.CanarySince, Step: n, Bake: bake, Share: share, Guardrails: in.Settings}).Get(ctx, &ev); err != nil {
+					Since: set.CanarySince, Start: start, Step: n, Bake: bake, Share: share, Guardrails: in.Settings}).Get(ctx, &ev); err != nil {
 				return rollback("canary evaluation failed: " + rootMessage(err))
 			}
 			res.Evidence = append(res.Evidence, ev)

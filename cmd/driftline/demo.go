@@ -37,7 +37,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
-	rps := fs.Int("rps", 40, "live traffic during the canary")
+	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
 	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
 	keyFile := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
 	if err := parse(fs, args); err != nil {
