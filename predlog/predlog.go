@@ -2,8 +2,10 @@ package predlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,29 +142,58 @@ func (w *Writer[T]) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
-	var batch []T
+	var batch, retry []T // retry: records a failed write kept for the next flush
+	flush := func() {
+		retry = w.flush(append(retry, batch...))
+		batch = nil
+		if over := len(retry) - cap(w.ch); over > 0 { // storage down for long: bounded, oldest go
+			w.drop(over)
+			retry = append(retry[:0:0], retry[over:]...)
+		}
+	}
 	for {
 		select {
 		case r, ok := <-w.ch:
 			if !ok {
-				w.flush(batch)
+				// Closing: a few more tries for what storage refused, then count what is lost.
+				pending := append(retry, batch...)
+				for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {
+					if attempt > 0 {
+						time.Sleep(time.Second)
+					}
+					pending = w.flush(pending)
+				}
+				w.drop(len(pending))
 				return
 			}
 			batch = append(batch, r)
 			if len(batch) >= w.maxBatch {
-				w.flush(batch)
-				batch = nil
+				flush()
 			}
 		case <-t.C:
-			w.flush(batch)
-			batch = nil
+			flush()
 		}
 	}
 }
 
-func (w *Writer[T]) flush(batch []T) {
-	if len(batch) == 0 {
+func (w *Writer[T]) drop(n int) {
+	if n <= 0 {
 		return
+	}
+	w.dropped.Add(int64(n))
+	if w.OnDrop != nil {
+		for range n {
+			w.OnDrop()
+		}
+	}
+}
+
+// flush writes a batch, one object per partition, and returns the records of the objects
+// that could not be written (storage down): they are tried again at the next flush, so a
+// storage restart loses nothing the buffer can hold.
+func (w *Writer[T]) flush(batch []T) (failed []T) {
+	if len(batch) == 0 {
+		return nil
 	}
 	byPart := map[partition][]T{}
 	var parts []partition
@@ -178,6 +209,7 @@ func (w *Writer[T]) flush(batch []T) {
 		data, err := dataset.EncodeParquet(rows)
 		if err != nil {
 			slog.Error("log encode", "err", err)
+			w.drop(len(rows))
 			continue
 		}
 		key := fmt.Sprintf("%spart-%d-%s-%06d.parquet", p, time.Now().UnixNano(), w.replica, w.seq.Add(1))
@@ -185,12 +217,13 @@ func (w *Writer[T]) flush(batch []T) {
 		_, err = w.store.Put(ctx, key, data, objstore.PutOptions{IfNoneMatch: true})
 		cancel()
 		if err != nil {
-			slog.Error("log flush", "key", key, "records", len(rows), "err", err)
-			w.dropped.Add(int64(len(rows)))
+			slog.Warn("log flush failed; kept for the next flush", "key", key, "records", len(rows), "err", err)
+			failed = append(failed, rows...)
 			continue
 		}
 		w.written.Add(int64(len(rows)))
 	}
+	return failed
 }
 
 // Read returns a model's prediction records with since <= time < until.
@@ -204,33 +237,70 @@ func ReadLabels(ctx context.Context, b objstore.Bucket, model string, since, unt
 }
 
 func readLog[T any](ctx context.Context, b objstore.Bucket, since, until time.Time, prefix func(time.Time) string, at func(T) int64) ([]T, error) {
-	var out []T
+	var keys []string
 	for day := since.UTC().Truncate(24 * time.Hour); day.Before(until); day = day.AddDate(0, 0, 1) {
 		objs, err := b.List(ctx, prefix(day))
 		if err != nil {
 			return nil, err
 		}
 		for _, o := range objs {
-			if !strings.HasSuffix(o.Key, ".parquet") {
+			// A part written before since holds only records from before since: skip it.
+			if !strings.HasSuffix(o.Key, ".parquet") || writtenBefore(o.Key, since) {
 				continue
 			}
-			ra, obj, err := objstore.NewReaderAt(ctx, b, o.Key)
-			if err != nil {
-				return nil, err
-			}
-			rows, err := parquet.Read[T](ra, obj.Size)
-			if err != nil {
-				return nil, fmt.Errorf("log %s: %w", o.Key, err)
-			}
-			for _, r := range rows {
-				t := time.UnixMilli(at(r))
-				if !t.Before(since) && t.Before(until) {
-					out = append(out, r)
+			keys = append(keys, o.Key)
+		}
+	}
+	// Read the parts on a few connections at once; the result keeps the key order.
+	parts := make([][]T, len(keys))
+	errs := make([]error, len(keys))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(8, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(keys); i = int(next.Add(1)) - 1 {
+				ra, obj, err := objstore.NewReaderAt(ctx, b, keys[i])
+				if err == nil {
+					parts[i], err = parquet.Read[T](ra, obj.Size)
 				}
+				if err != nil {
+					errs[i] = fmt.Errorf("log %s: %w", keys[i], err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, rows := range parts {
+		for _, r := range rows {
+			t := time.UnixMilli(at(r))
+			if !t.Before(since) && t.Before(until) {
+				out = append(out, r)
 			}
 		}
 	}
 	return out, nil
+}
+
+// writtenBefore reads the write time from a part's name (part-<unix nanos>-<replica>-<seq>)
+// and reports whether it is before t; a name it cannot read is never skipped.
+func writtenBefore(key string, t time.Time) bool {
+	base := key[strings.LastIndex(key, "/")+1:]
+	rest, ok := strings.CutPrefix(base, "part-")
+	if !ok {
+		return false
+	}
+	ns, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	return err == nil && time.Unix(0, n).Before(t)
 }
 
 // Drift compares one version's live answers (successful ones, any route) in [since, until)

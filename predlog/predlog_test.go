@@ -2,8 +2,11 @@ package predlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,4 +97,86 @@ func TestPartitionsNameTheRecordsDay(t *testing.T) {
 		p := partitionOf("demand", ms)
 		require.Equal(t, Prefix("demand", time.UnixMilli(ms)), Prefix(p.model, p.start()), "ms %d", ms)
 	}
+}
+
+// down is a bucket whose writes fail while down is set, as during a storage restart.
+type down struct {
+	objstore.Bucket
+	down atomic.Bool
+	gets atomic.Int64
+}
+
+func (d *down) Put(ctx context.Context, key string, body []byte, o objstore.PutOptions) (objstore.Object, error) {
+	if d.down.Load() {
+		return objstore.Object{}, errors.New("connection refused")
+	}
+	return d.Bucket.Put(ctx, key, body, o)
+}
+
+func (d *down) Get(ctx context.Context, key string, o objstore.GetOptions) (io.ReadCloser, objstore.Object, error) {
+	d.gets.Add(1)
+	return d.Bucket.Get(ctx, key, o)
+}
+
+// A storage outage loses no record the buffer can hold: failed writes are kept and written at
+// the next flush once storage is back.
+func TestFlushRetriesAfterAStorageOutage(t *testing.T) {
+	b := &down{Bucket: objstore.NewMem()}
+	b.down.Store(true)
+	w := NewWriter(b, "r1", 1000, 50, 10*time.Millisecond)
+	start := time.UnixMilli(time.Now().UnixMilli())
+	for i := range 200 {
+		w.Add(Record{RequestID: fmt.Sprint(i), TimeUnixMs: start.UnixMilli(), Model: "demand", Version: 1})
+	}
+	time.Sleep(100 * time.Millisecond) // several flushes fail
+	require.Zero(t, w.Written())
+	b.down.Store(false)
+	require.Eventually(t, func() bool { return w.Written() == 200 }, 5*time.Second, 10*time.Millisecond)
+	w.Close()
+	require.Zero(t, w.Dropped())
+	recs, err := Read(context.Background(), b, "demand", start, time.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.Len(t, recs, 200)
+
+	// An outage longer than the buffer holds drops the oldest and counts them; Close gives up
+	// after a few tries and counts the rest.
+	b.down.Store(true)
+	w = NewWriter(b, "r1", 100, 50, 10*time.Millisecond)
+	for i := range 300 {
+		w.Add(Record{RequestID: fmt.Sprint(i), TimeUnixMs: start.UnixMilli(), Model: "demand", Version: 1})
+		time.Sleep(50 * time.Microsecond)
+	}
+	w.Close()
+	require.Zero(t, w.Written())
+	require.EqualValues(t, 300, w.Dropped(), "every lost record is counted")
+}
+
+// Reads open only the parts written since the start of the window (the canary re-reads its
+// log at every bake; its cost must not grow with the day's log).
+func TestReadSkipsPartsWrittenBeforeTheWindow(t *testing.T) {
+	b := &down{Bucket: objstore.NewMem()}
+	w := NewWriter(b, "r1", 1000, 1, time.Hour) // one part per record
+	old := time.Now().Add(-time.Minute)
+	for i := range 20 {
+		w.Add(Record{RequestID: fmt.Sprint("old", i), TimeUnixMs: old.UnixMilli(), Model: "demand"})
+	}
+	require.Eventually(t, func() bool { return w.Written() == 20 }, 5*time.Second, time.Millisecond)
+	since := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	for i := range 3 {
+		w.Add(Record{RequestID: fmt.Sprint("new", i), TimeUnixMs: time.Now().UnixMilli(), Model: "demand"})
+	}
+	w.Close()
+	b.gets.Store(0)
+	recs, err := Read(context.Background(), b, "demand", since, time.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	window := b.gets.Load()
+	b.gets.Store(0)
+	all, err := Read(context.Background(), b, "demand", old.Add(-time.Second), time.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.Len(t, all, 23)
+	require.Equal(t, window*23/3, b.gets.Load(), "only the 3 parts written in the window were opened")
+	require.True(t, writtenBefore("predictions/demand/dt=2026-12-01/part-1-r1-000001.parquet", since))
+	require.False(t, writtenBefore("predictions/demand/dt=2026-12-01/odd-name.parquet", since))
 }

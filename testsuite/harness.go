@@ -195,3 +195,112 @@ func StartTemporal(t testing.TB) string {
 	t.Fatalf("temporal dev server did not listen on %s within 60s", hostPort)
 	return ""
 }
+
+// Service is a process a fault campaign can kill and start again: same binary, arguments,
+// environment and ports; its output from every start is appended to one log.
+type Service struct {
+	t    testing.TB
+	Name string
+	bin  string
+	args []string
+	env  []string
+	dir  string
+	Log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// NewService starts a restartable process; it is stopped (SIGTERM, then SIGKILL) when the test ends.
+func NewService(t testing.TB, name, dir string, env []string, bin string, args ...string) *Service {
+	t.Helper()
+	s := &Service{t: t, Name: name, bin: bin, args: args, env: env, dir: dir, Log: filepath.Join(t.TempDir(), name+".log")}
+	s.Start()
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(s.Log); err == nil {
+				tail := string(b)
+				if len(tail) > 3000 {
+					tail = tail[len(tail)-3000:]
+				}
+				t.Logf("--- %s (tail) ---\n%s", name, tail)
+			}
+		}
+	})
+	return s
+}
+
+// Start starts the process (it must not be running).
+func (s *Service) Start() {
+	s.t.Helper()
+	f, err := os.OpenFile(s.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = s.dir, f, f
+	cmd.Env = append(os.Environ(), s.env...)
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		s.t.Fatalf("start %s: %v", s.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	s.cmd, s.done = cmd, done
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (s *Service) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Stop sends SIGTERM and waits up to 30 s, then kills.
+func (s *Service) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// BuildDriftline builds ./cmd/driftline from the working tree into a temp dir (so a campaign
+// never runs a stale ./bin/driftline) and returns its path.
+func BuildDriftline(t testing.TB) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "driftline")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/driftline")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/driftline: %v\n%s", err, b)
+	}
+	return out
+}
+
+// WaitPort waits until host:port accepts connections.
+func WaitPort(t testing.TB, hostPort string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", hostPort, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not listen within %s", hostPort, timeout)
+}

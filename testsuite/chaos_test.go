@@ -1,0 +1,554 @@
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
+	"github.com/driftline/driftline/traffic"
+)
+
+// The fault campaign (issue 13): real Temporal, real MinIO, the pipeline worker and two serving
+// replicas as their own processes (the binary built from this tree). Runs of the loop go on
+// while the campaign SIGKILLs the worker at random moments (and starts it again at once),
+// restarts MinIO and the Temporal server mid-run, and kills one of two serving replicas behind
+// the same deployment pointer during a canary with client traffic on. It checks what a user
+// relies on: every run ends in exactly one outcome with exactly one audit record of it, a run
+// registers at most one version (exactly one when it says so), the audit chains verify with no
+// duplicated record, client requests fail only in flight on the killed replica, and every
+// resumption after a worker kill is measured and within 30 s.
+//
+// make test runs the short form (5 kills); make chaos the long one (CHAOS_KILLS=20). The
+// topology is the dev server; CHAOS_TEMPORAL=postgres runs it on the Temporal server with
+// PostgreSQL when the Makefile has provided them (docs/testing.md).
+func TestFaultCampaign(t *testing.T) {
+	kills := 5
+	if v := os.Getenv("CHAOS_KILLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "CHAOS_KILLS")
+		kills = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "CHAOS_SEED")
+		seed = n
+	}
+	t.Logf("fault campaign: %d worker kills, seed %d (CHAOS_SEED=%d reproduces the schedule)", kills, seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+kills*2)*time.Minute)
+	defer cancel()
+	root, err := RepoRoot()
+	require.NoError(t, err)
+	bin := BuildDriftline(t)
+
+	// Temporal: the dev server with its state in a file, so a restart keeps every run.
+	tport, thttp, tmetrics := FreePort(t), FreePort(t), FreePort(t)
+	temporalAddr := fmt.Sprintf("127.0.0.1:%d", tport)
+	tsrv := NewService(t, "temporal", root, nil, Binary(t, "temporal"), "server", "start-dev", "--headless",
+		"--ip", "127.0.0.1", "--port", fmt.Sprint(tport), "--http-port", fmt.Sprint(thttp), "--metrics-port", fmt.Sprint(tmetrics),
+		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
+	WaitPort(t, temporalAddr, 60*time.Second)
+
+	// MinIO with its data in a directory, so a restart keeps every object.
+	mport, mconsole := FreePort(t), FreePort(t)
+	user, password := "chaos-"+randomSecret(6), randomSecret(18)
+	minio := NewService(t, "minio", root, []string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
+		Binary(t, "minio"), "server", t.TempDir(), "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", mport), "--console-address", fmt.Sprintf("127.0.0.1:%d", mconsole))
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
+	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password, Bucket: "driftline-chaos", Region: "us-east-1"}
+	store, err := s3store.New(ctx, cfg)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return store.EnsureBucket(ctx) == nil }, 30*time.Second, 200*time.Millisecond)
+	_, _, err = dataset.WriteRetail(ctx, store, "retail_demand", dataset.DefaultRetail())
+	require.NoError(t, err)
+
+	var c client.Client
+	require.Eventually(t, func() bool {
+		if c, err = client.Dial(client.Options{HostPort: temporalAddr}); err != nil {
+			return false
+		}
+		if err = starter.Setup(ctx, c, "default"); err != nil {
+			c.Close()
+			return false
+		}
+		return true
+	}, 60*time.Second, 200*time.Millisecond, "temporal setup: %v", err)
+	defer c.Close()
+
+	labelKey := filepath.Join(t.TempDir(), "label.key")
+	require.NoError(t, os.WriteFile(labelKey, []byte(randomSecret(32)), 0o600))
+	env := []string{"DRIFTLINE_S3_ENDPOINT=" + endpoint, "DRIFTLINE_S3_BUCKET=" + cfg.Bucket, "DRIFTLINE_S3_ACCESS_KEY=" + user,
+		"DRIFTLINE_S3_SECRET_KEY=" + password, "TEMPORAL_ADDRESS=" + temporalAddr, "DRIFTLINE_LABEL_KEY_FILE=" + labelKey}
+	wk := NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		"--rbac", "examples/rbac.yaml", "--attestation-keys", "http://127.0.0.1:1/unused")
+	var replicas []*Service
+	var urls []string
+	for i := range 2 {
+		port := FreePort(t)
+		replicas = append(replicas, NewService(t, fmt.Sprintf("serve-%d", i), root, env, bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--models", "demand", "--poll", "200ms", "--log-flush", "300ms"))
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
+		WaitHTTP(t, urls[i]+"/healthz", 30*time.Second)
+	}
+
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp.Approval.Required = false // the campaign is about faults, not people
+	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 5
+	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
+
+	var (
+		mu          sync.Mutex
+		resumptions []time.Duration
+		killNotes   []string
+	)
+	// killWorker SIGKILLs the worker, starts it again at once and measures how long the run
+	// takes to resume: until an activity that was in flight starts a new attempt (or is done),
+	// or, with none in flight, until the run's history moves on.
+	killWorker := func(wfID string, stage pipeline.Stage) {
+		before := inFlight(ctx, c, wfID)
+		at := time.Now()
+		wk.Kill()
+		wk.Start()
+		took, what := waitResumed(ctx, c, wfID, before, at)
+		mu.Lock()
+		resumptions = append(resumptions, took)
+		killNotes = append(killNotes, fmt.Sprintf("kill in %s (%s): resumed in %s", stage, what, took.Round(100*time.Millisecond)))
+		mu.Unlock()
+	}
+	// killDuring waits for the run to reach a stage chosen at random (or pass it) and kills the
+	// worker there; it reports false when the run finished first (the kill is owed to a later run).
+	order := []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageDrift, pipeline.StageTrain, pipeline.StageEvaluate,
+		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageApproval, pipeline.StageCanary, pipeline.StagePromote, pipeline.StageDone}
+	targets := []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageTrain, pipeline.StageEvaluate,
+		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageCanary, pipeline.StagePromote}
+	var effective atomic.Int64
+	killDuring := func(runID string) {
+		target := targets[rng.IntN(len(targets))]
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			st, err := starter.Status(ctx, c, sp.Model, runID)
+			if err != nil {
+				continue
+			}
+			if st.Outcome != "" || st.Stage == pipeline.StageDone {
+				return
+			}
+			if slices.Index(order, st.Stage) >= slices.Index(order, target) {
+				killWorker(pipeline.WorkflowID(sp.Model), st.Stage)
+				effective.Add(1)
+				return
+			}
+		}
+	}
+
+	// Client traffic through a client-side balancer over both replicas.
+	lb := &balancer{urls: urls, alive: []bool{true, true}}
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var rows []dataset.RetailRow
+	cfgRetail := dataset.DefaultRetail()
+	for day := cfgRetail.Days - 7; day < cfgRetail.Days; day++ {
+		for _, r := range cfgRetail.RetailDay(day) {
+			if !math.IsNaN(r.Temperature) {
+				rows = append(rows, r)
+			}
+		}
+	}
+
+	type runPlan struct {
+		from, to     string
+		force        bool
+		kills        int
+		minio        bool
+		temporal     bool
+		replica      bool
+		trafficOn    bool
+		duringCanary bool
+	}
+	plan := []runPlan{
+		{from: "2026-09-01", to: "2026-09-28", kills: 2},
+		{from: "2026-10-03", to: "2026-10-30", kills: 1, replica: true, trafficOn: true, duringCanary: true},
+		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, minio: true, trafficOn: true},
+		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, temporal: true, trafficOn: true},
+	}
+
+	trafficStarted := false
+	type runOut struct {
+		id  string
+		res pipeline.RunResult
+	}
+	var runs []runOut
+	for i := 0; i < len(plan) || int(effective.Load()) < kills; i++ {
+		if i >= len(plan) { // more kills (make chaos), or kills owed by runs that finished first
+			if i > 4*kills+4 {
+				t.Fatalf("only %d of %d kills landed in %d runs", effective.Load(), kills, i)
+			}
+			plan = append(plan, runPlan{from: "2026-10-03", to: "2026-10-30", force: true, kills: min(2, kills-int(effective.Load())), trafficOn: true})
+		}
+		p := plan[i]
+		if p.trafficOn && !trafficStarted {
+			trafficStarted = true
+			lb.run(tctx, rows, 150)
+		}
+		in := pipeline.RunInput{Spec: sp, From: p.from, To: p.to, Force: p.force, RequestedBy: "chaos"}
+		var run client.WorkflowRun
+		require.Eventually(t, func() bool { run, err = starter.StartRun(ctx, c, in); return err == nil }, 60*time.Second, 200*time.Millisecond, "start run %d: %v", i+1, err)
+		wfID := pipeline.WorkflowID(sp.Model)
+		faults := make(chan struct{})
+		go func() {
+			defer close(faults)
+			for range p.kills {
+				killDuring(run.GetRunID())
+			}
+			if p.minio {
+				time.Sleep(300 * time.Millisecond)
+				minio.Stop()
+				time.Sleep(2 * time.Second)
+				minio.Start()
+				mu.Lock()
+				killNotes = append(killNotes, "MinIO restarted (2 s down)")
+				mu.Unlock()
+			}
+			if p.temporal {
+				time.Sleep(300 * time.Millisecond)
+				tsrv.Stop()
+				time.Sleep(time.Second)
+				tsrv.Start()
+				for range 600 { // no t.Fatal off the test goroutine: the run's check reports it
+					if conn, err := net.DialTimeout("tcp", temporalAddr, time.Second); err == nil {
+						conn.Close()
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				killNotes = append(killNotes, "Temporal server restarted")
+				mu.Unlock()
+			}
+			if p.replica {
+				// Wait for the canary, then kill a replica while traffic flows through both.
+				deadline := time.Now().Add(2 * time.Minute)
+				for time.Now().Before(deadline) {
+					if st, err := starter.Status(ctx, c, sp.Model, run.GetRunID()); err == nil && st.Stage == pipeline.StageCanary {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				time.Sleep(2 * time.Second)
+				lb.kill(1, replicas[1])
+				mu.Lock()
+				killNotes = append(killNotes, "serving replica 1 SIGKILLed during the canary")
+				mu.Unlock()
+			}
+		}()
+		var res pipeline.RunResult
+		require.Eventually(t, func() bool {
+			// Follow again after a Temporal restart breaks the long poll.
+			err = c.GetWorkflow(ctx, wfID, run.GetRunID()).Get(ctx, &res)
+			return err == nil || isRunFailure(err)
+		}, time.Duration(3+p.kills)*time.Minute, time.Second, "run %d did not finish", i+1)
+		require.NoError(t, err, "run %d", i+1)
+		<-faults
+		t.Logf("run %d (%s..%s): %s v%d: %s", i+1, p.from, p.to, res.Outcome, res.Version, res.Reason)
+		runs = append(runs, runOut{id: run.GetRunID(), res: res})
+	}
+	stopTraffic()
+	lb.wait()
+
+	// Every run: one outcome, one audit record of it, at most one version (one when it says so).
+	versions, err := registry.New(store).Versions(ctx, sp.Model)
+	require.NoError(t, err)
+	recs, err := audit.Log{Store: store}.List(ctx, sp.Model, time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	for i, r := range runs {
+		require.NotEmpty(t, r.res.Outcome, "run %d has an outcome", i+1)
+		finished := 0
+		for _, a := range recs {
+			if a.RunID == r.id && a.Action == "run_finished" {
+				finished++
+				require.Equal(t, string(r.res.Outcome), a.Decision, "run %d: the audited outcome is the run's", i+1)
+			}
+		}
+		require.Equal(t, 1, finished, "run %d: exactly one run_finished audit record", i+1)
+		mine := 0
+		for _, v := range versions {
+			if v.Lineage.RunID == r.id {
+				mine++
+				require.Equal(t, r.res.Version, v.Version, "run %d registered the version it reports", i+1)
+			}
+		}
+		if r.res.Version > 0 {
+			require.Equal(t, 1, mine, "run %d: exactly one registry version", i+1)
+		} else {
+			require.Zero(t, mine, "run %d registered nothing", i+1)
+		}
+	}
+	require.Equal(t, pipeline.OutcomePromoted, runs[0].res.Outcome, "the first run deploys v1 despite two kills")
+	// The audit log: every chain verifies, no record twice.
+	_, problems, err := audit.Log{Store: store}.Verify(ctx, time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, problems, "audit chains")
+	seen := map[string]bool{}
+	for _, a := range recs {
+		k := strings.Join([]string{a.Action, a.RunID, strconv.Itoa(a.Version), a.Decision, a.Reason}, "|")
+		require.False(t, seen[k], "duplicated audit record %s", k)
+		seen[k] = true
+	}
+	// Clients: only requests in flight on the killed replica failed.
+	failures, inflightAtKill := lb.report()
+	t.Logf("traffic: %d requests, %d answered, %d failed (all in flight on the killed replica: %d requests were)", lb.sent.Load(), lb.ok.Load(), failures, inflightAtKill)
+	require.Positive(t, lb.ok.Load())
+	require.LessOrEqual(t, failures, inflightAtKill, "no client request failed beyond the killed replica's in-flight ones")
+
+	slices.Sort(resumptions)
+	t.Logf("faults: %s", strings.Join(killNotes, "; "))
+	t.Logf("resumption after %d worker SIGKILLs: median %s, max %s", len(resumptions), resumptions[len(resumptions)/2].Round(100*time.Millisecond),
+		resumptions[len(resumptions)-1].Round(100*time.Millisecond))
+	require.Len(t, resumptions, int(effective.Load()))
+	require.GreaterOrEqual(t, len(resumptions), kills)
+	require.LessOrEqual(t, resumptions[len(resumptions)-1], 30*time.Second, "every run resumes within 30 s of a SIGKILL")
+}
+
+// isRunFailure reports whether a Get error is the run's own (not a broken connection).
+func isRunFailure(err error) bool {
+	var we *temporal.WorkflowExecutionError
+	return errors.As(err, &we)
+}
+
+// pendingActivity is an activity in flight at a kill.
+type pendingActivity struct {
+	wf, id  string
+	attempt int32
+	started time.Time
+}
+
+// openWorkflows are the run and, during a canary, its open child.
+func openWorkflows(ctx context.Context, c client.Client, wfID string) []string {
+	ids := []string{wfID}
+	d, err := c.DescribeWorkflowExecution(ctx, wfID, "")
+	if err != nil {
+		return ids
+	}
+	for _, ch := range d.GetPendingChildren() {
+		ids = append(ids, ch.GetWorkflowId())
+	}
+	return ids
+}
+
+func inFlight(ctx context.Context, c client.Client, wfID string) []pendingActivity {
+	var out []pendingActivity
+	for _, id := range openWorkflows(ctx, c, wfID) {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			continue
+		}
+		for _, a := range d.GetPendingActivities() {
+			if a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+				out = append(out, pendingActivity{wf: id, id: a.GetActivityId(), attempt: a.GetAttempt(), started: a.GetLastStartedTime().AsTime()})
+			}
+		}
+	}
+	return out
+}
+
+// waitResumed measures how long after at the run resumed, and says what it waited for.
+func waitResumed(ctx context.Context, c client.Client, wfID string, before []pendingActivity, at time.Time) (time.Duration, string) {
+	histLen := func(id string) int64 {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return -1
+		}
+		if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return 1 << 40
+		}
+		return d.GetWorkflowExecutionInfo().GetHistoryLength()
+	}
+	what := "no activity in flight"
+	if len(before) > 0 {
+		what = fmt.Sprintf("activity %s of %s in flight (attempt %d)", before[0].id, before[0].wf, before[0].attempt)
+	}
+	start := histLen(wfID)
+	if len(before) == 0 && start == 1<<40 {
+		return 0, "the run had finished"
+	}
+	for time.Since(at) < 2*time.Minute {
+		if len(before) > 0 {
+			b := before[0]
+			d, err := c.DescribeWorkflowExecution(ctx, b.wf, "")
+			if err == nil {
+				gone := d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+				found := false
+				for _, a := range d.GetPendingActivities() {
+					if a.GetActivityId() == b.id {
+						found = true
+						if a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED && a.GetLastStartedTime().AsTime().After(at) {
+							gone = true // a new attempt runs on the restarted worker
+						}
+					}
+				}
+				if gone || !found {
+					return time.Since(at), what
+				}
+			}
+		} else if n := histLen(wfID); n > start && start >= 0 {
+			return time.Since(at), what
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(at), what + " (not resumed in 2 min)"
+}
+
+// balancer sends client traffic round-robin over serving replicas, as a load balancer with
+// health checks would: a replica that refuses connections is taken out, and the request is
+// sent to another. Requests that fail any other way are client-visible failures.
+type balancer struct {
+	urls     []string
+	mu       sync.Mutex
+	alive    []bool
+	next     int
+	sent, ok atomic.Int64
+	failed   []time.Time
+	killedAt time.Time
+	inflight []atomic.Int64 // per replica, requests on the wire
+	atKill   int64
+	wg       sync.WaitGroup
+}
+
+func (lb *balancer) pick() (int, bool) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for range lb.urls {
+		i := lb.next % len(lb.urls)
+		lb.next++
+		if lb.alive[i] {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (lb *balancer) kill(i int, s *Service) {
+	lb.mu.Lock()
+	lb.atKill = lb.inflight[i].Load() + 8 // requests on the wire, plus any a client had just picked it for
+	lb.killedAt = time.Now()
+	lb.mu.Unlock()
+	s.Kill()
+}
+
+func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) {
+	lb.inflight = make([]atomic.Int64, len(lb.urls))
+	hc := &http.Client{Timeout: 5 * time.Second}
+	ticks := make(chan int, 64)
+	for range 8 {
+		lb.wg.Add(1)
+		go func() {
+			defer lb.wg.Done()
+			for i := range ticks {
+				req := traffic.FromRetail(rows[i%len(rows)])
+				req.RequestID = fmt.Sprintf("chaos-%d", i)
+				lb.sent.Add(1)
+				for {
+					r, ok := lb.pick()
+					if !ok {
+						lb.fail()
+						break
+					}
+					lb.inflight[r].Add(1)
+					resp, err := traffic.Predict(ctx, hc, lb.urls[r], "demand", req)
+					lb.inflight[r].Add(-1)
+					if ctx.Err() != nil {
+						return
+					}
+					if refused(err) {
+						lb.mu.Lock()
+						lb.alive[r] = false
+						lb.mu.Unlock()
+						continue
+					}
+					if err != nil {
+						lb.fail()
+						break
+					}
+					lb.ok.Add(1)
+					_ = traffic.Feedback(ctx, hc, lb.urls[r], "demand", req.RequestID, resp.LabelToken, req.Label)
+					break
+				}
+			}
+		}()
+	}
+	lb.wg.Add(1)
+	go func() {
+		defer lb.wg.Done()
+		defer close(ticks)
+		t := time.NewTicker(time.Second / time.Duration(rps))
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			select {
+			case ticks <- i:
+			default:
+			}
+		}
+	}()
+}
+
+func (lb *balancer) fail() {
+	lb.mu.Lock()
+	lb.failed = append(lb.failed, time.Now())
+	lb.mu.Unlock()
+}
+
+func (lb *balancer) wait() { lb.wg.Wait() }
+
+// report is the failures and how many requests could have been in flight on the killed
+// replica. A failure more than the client timeout after the kill was not in flight: then the
+// bound is 0 and the check fails.
+func (lb *balancer) report() (failures int, inflightAtKill int) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	bound := int(lb.atKill)
+	for _, f := range lb.failed {
+		if lb.killedAt.IsZero() || f.Sub(lb.killedAt) > 6*time.Second {
+			bound = 0
+		}
+	}
+	return len(lb.failed), bound
+}
+
+// refused reports a connection refused: the replica is gone and the request never reached it.
+func refused(err error) bool {
+	var op *net.OpError
+	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial"))
+}
