@@ -7,6 +7,9 @@ DATA := $(CURDIR)/.data
 
 # Pinned tool versions (installed into ./bin by `make tools`).
 TEMPORAL_CLI_VERSION  := v1.5.1
+# The Temporal server on PostgreSQL for the production-topology fault campaign (later
+# versions need a newer Go).
+TEMPORAL_SERVER_VERSION := v1.30.4
 MINIO_VERSION         := v0.0.0-20260212201848-7aac2a2c5b7c
 STATICCHECK_VERSION   := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
@@ -19,18 +22,38 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos postgres bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
 	@echo "make test   install tools, lint (gofmt, vet, staticcheck, workflowcheck), run all tests"
 	@echo "make up     start the local stack (Temporal dev server :7233/:8233, MinIO :9000, workers)"
 	@echo "make down   stop everything make up started"
+	@echo "make chaos  the long fault campaign (20 worker SIGKILLs, MinIO/Temporal restarts) on the dev server and on Temporal+PostgreSQL"
 	@echo "make bench  speed and memory benchmarks against scipy, XGBoost, scikit-learn, a bare handler (docs/benchmarks.md)"
 	@echo "make clean  make down and delete .data/"
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# go install names the binaries server and sql: each is built into its own directory, renamed.
+$(BIN)/temporal-server:
+	GOBIN=$(BIN)/.build-temporal-server go install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.build-temporal-server/server $@ && rmdir $(BIN)/.build-temporal-server
+
+$(BIN)/temporal-sql-tool:
+	GOBIN=$(BIN)/.build-temporal-sql go install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.build-temporal-sql/sql $@ && rmdir $(BIN)/.build-temporal-sql
+
+# The server's PostgreSQL schema, from the module go install fetched.
+$(BIN)/temporal-schema: $(BIN)/temporal-server
+	rm -rf $@.tmp && mkdir -p $@.tmp
+	cp -r "$$(go env GOMODCACHE)/go.temporal.io/server@$(TEMPORAL_SERVER_VERSION)/schema/postgresql" $@.tmp/
+	chmod -R u+w $@.tmp && mv $@.tmp $@
+
+# Debian's PostgreSQL (the fault campaign starts its own cluster in a temp dir).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 
 $(BIN)/minio:
 	GOBIN=$(BIN) go install github.com/minio/minio@$(MINIO_VERSION)
@@ -41,7 +64,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
@@ -61,8 +84,13 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 	$(BIN)/staticcheck ./...
 	$(BIN)/workflowcheck ./...
 
+# The testsuite package holds the end-to-end test and both short fault campaigns (~20 min).
 unit:
-	go test -count=1 ./...
+	go test -count=1 -timeout 40m ./...
+
+# The long fault campaign on both topologies: 20 worker SIGKILLs each (docs/testing.md).
+chaos: tools
+	CHAOS_KILLS=20 go test -count=1 -timeout 90m -run 'TestFaultCampaign' -v ./testsuite
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving

@@ -304,3 +304,150 @@ func WaitPort(t testing.TB, hostPort string, timeout time.Duration) {
 	}
 	t.Fatalf("%s did not listen within %s", hostPort, timeout)
 }
+
+// runAs returns the command line that runs bin as the postgres user when the test runs as
+// root (PostgreSQL refuses to run as root), and bin itself otherwise.
+func runAs(bin string, args ...string) (string, []string) {
+	if os.Geteuid() != 0 {
+		return bin, args
+	}
+	return "runuser", append([]string{"-u", "postgres", "--", bin}, args...)
+}
+
+// StartPostgres initialises a PostgreSQL cluster (Debian's, /usr/lib/postgresql/<v>/bin) in a
+// temp dir, starts it on a free loopback port and returns the port and the service.
+func StartPostgres(t testing.TB) (int, *Service) {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		t.Fatal("PostgreSQL is missing: make test installs Debian's postgresql")
+	}
+	pgBin := filepath.Dir(bins[len(bins)-1])
+	dir, err := os.MkdirTemp("", "driftline-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	bin, args := runAs(filepath.Join(pgBin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8")
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := FreePort(t)
+	bin, args = runAs(filepath.Join(pgBin, "postgres"), "-D", data, "-p", fmt.Sprint(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+		"-c", "max_connections=200")
+	svc := NewService(t, "postgres", dir, nil, bin, args...)
+	WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 60*time.Second)
+	return port, svc
+}
+
+// StartTemporalServer starts the Temporal server (./bin/temporal-server, go.temporal.io/server
+// v1.30.4, the build production users run) on PostgreSQL, with the schema applied by the
+// server's own SQL tool (./bin/temporal-sql-tool) from the module's schema files
+// (./bin/temporal-schema), and the namespace "default" registered. It returns the frontend
+// host:port and the server's service (to restart it).
+func StartTemporalServer(t testing.TB) (string, *Service) {
+	t.Helper()
+	server, sqlTool := Binary(t, "temporal-server"), Binary(t, "temporal-sql-tool")
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := filepath.Join(root, "bin", "temporal-schema", "postgresql", "v12")
+	pgPort, _ := StartPostgres(t)
+	for _, db := range []struct{ name, dir string }{{"temporal", "temporal"}, {"temporal_visibility", "visibility"}} {
+		base := []string{"--plugin", "postgres12", "--ep", "127.0.0.1", "-p", fmt.Sprint(pgPort), "-u", "postgres", "--db", db.name}
+		for _, step := range [][]string{{"create-database"}, {"setup-schema", "-v", "0.0"}, {"update-schema", "-d", filepath.Join(schema, db.dir, "versioned")}} {
+			if out, err := exec.Command(sqlTool, append(base, step...)...).CombinedOutput(); err != nil {
+				t.Fatalf("temporal-sql-tool %s %v: %v\n%s", db.name, step, err, out)
+			}
+		}
+	}
+	dir := t.TempDir()
+	p := func() int { return FreePort(t) }
+	frontend := p()
+	dyn := filepath.Join(dir, "dynamicconfig.yaml")
+	// Search attributes visible at once (as the dev server does) and quick namespace caches.
+	if err := os.WriteFile(dyn, []byte("system.forceSearchAttributesCacheRefreshOnRead:\n  - value: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ds := func(db string, conns int) string {
+		return fmt.Sprintf(`      sql:
+        pluginName: postgres12
+        databaseName: %s
+        connectAddr: "127.0.0.1:%d"
+        connectProtocol: tcp
+        user: postgres
+        password: ""
+        maxConns: %d
+        maxIdleConns: %d
+        maxConnLifetime: 1h
+`, db, pgPort, conns, conns)
+	}
+	svcs := ""
+	for _, s := range []string{"frontend", "history", "matching", "worker"} {
+		grpc := p()
+		if s == "frontend" {
+			grpc = frontend
+		}
+		svcs += fmt.Sprintf("  %s:\n    rpc:\n      grpcPort: %d\n      membershipPort: %d\n      bindOnLocalHost: true\n", s, grpc, p())
+		if s == "frontend" {
+			svcs += fmt.Sprintf("      httpPort: %d\n", p())
+		}
+	}
+	cfg := fmt.Sprintf(`log:
+  stdout: true
+  level: warn
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: 4
+  datastores:
+    default:
+%s    visibility:
+%sglobal:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+  pprof:
+    port: 0
+  metrics:
+    prometheus:
+      framework: tally
+      timerType: histogram
+      listenAddress: "127.0.0.1:%d"
+services:
+%sclusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: active
+  currentClusterName: active
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: frontend
+      rpcAddress: "127.0.0.1:%d"
+dcRedirectionPolicy:
+  policy: noop
+dynamicConfigClient:
+  filepath: %q
+  pollInterval: 10s
+`, ds("temporal", 20), ds("temporal_visibility", 5), p(), svcs, frontend, dyn)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(t, "temporal-server", dir, nil, server, "--config-file", cfgPath, "--allow-no-auth", "start")
+	hostPort := fmt.Sprintf("127.0.0.1:%d", frontend)
+	WaitPort(t, hostPort, 120*time.Second)
+	return hostPort, svc
+}
