@@ -351,7 +351,8 @@ func faultCampaign(t *testing.T, topology string) {
 	}
 	// Clients: only requests in flight on the killed replica failed.
 	failures, inflightAtKill := lb.report()
-	t.Logf("traffic: %d requests, %d answered, %d failed (all in flight on the killed replica: %d requests were)", lb.sent.Load(), lb.ok.Load(), failures, inflightAtKill)
+	t.Logf("traffic: %d requests, %d answered, %d failed within 6 s of the replica kill (%d were on the wire to it; at most %d can be in flight)",
+		lb.sent.Load(), lb.ok.Load(), failures, lb.onWire, inflightAtKill)
 	require.Positive(t, lb.ok.Load())
 	require.LessOrEqual(t, failures, inflightAtKill, "no client request failed beyond the killed replica's in-flight ones")
 
@@ -479,6 +480,7 @@ type balancer struct {
 	killedAt time.Time
 	inflight []atomic.Int64 // per replica, requests on the wire
 	atKill   int64
+	onWire   int64
 	wg       sync.WaitGroup
 }
 
@@ -497,7 +499,10 @@ func (lb *balancer) pick() (int, bool) {
 
 func (lb *balancer) kill(i int, s *Service) {
 	lb.mu.Lock()
-	lb.atKill = lb.inflight[i].Load() + 8 // requests on the wire, plus any a client had just picked it for
+	// Each of the 8 clients has at most one request out: the ones on the wire to this replica,
+	// or picked for it and about to be sent, are at most 8.
+	lb.onWire = lb.inflight[i].Load()
+	lb.atKill = clients
 	lb.killedAt = time.Now()
 	lb.mu.Unlock()
 	s.Kill()
@@ -507,7 +512,7 @@ func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) 
 	lb.inflight = make([]atomic.Int64, len(lb.urls))
 	hc := &http.Client{Timeout: 5 * time.Second}
 	ticks := make(chan int, 64)
-	for range 8 {
+	for range clients {
 		lb.wg.Add(1)
 		go func() {
 			defer lb.wg.Done()
@@ -586,6 +591,9 @@ func (lb *balancer) report() (failures int, inflightAtKill int) {
 	}
 	return len(lb.failed), bound
 }
+
+// clients is how many requests the balancer's clients have out at most.
+const clients = 8
 
 // refused reports a connection refused: the replica is gone and the request never reached it.
 func refused(err error) bool {

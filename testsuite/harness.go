@@ -373,6 +373,17 @@ func StartTemporalServer(t testing.TB) (string, *Service) {
 	}
 	dir := t.TempDir()
 	p := func() int { return FreePort(t) }
+	// Membership ports are stored as smallint: pick them below 32768, outside the kernel's
+	// ephemeral range.
+	low := func() int {
+		for {
+			port := 20000 + int(randomByte())*40 + int(randomByte())%40
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
 	frontend := p()
 	dyn := filepath.Join(dir, "dynamicconfig.yaml")
 	// Search attributes visible at once (as the dev server does) and quick namespace caches.
@@ -398,7 +409,7 @@ func StartTemporalServer(t testing.TB) (string, *Service) {
 		if s == "frontend" {
 			grpc = frontend
 		}
-		svcs += fmt.Sprintf("  %s:\n    rpc:\n      grpcPort: %d\n      membershipPort: %d\n      bindOnLocalHost: true\n", s, grpc, p())
+		svcs += fmt.Sprintf("  %s:\n    rpc:\n      grpcPort: %d\n      membershipPort: %d\n      bindOnLocalHost: true\n", s, grpc, low())
 		if s == "frontend" {
 			svcs += fmt.Sprintf("      httpPort: %d\n", p())
 		}
@@ -450,4 +461,10 @@ dynamicConfigClient:
 	hostPort := fmt.Sprintf("127.0.0.1:%d", frontend)
 	WaitPort(t, hostPort, 120*time.Second)
 	return hostPort, svc
+}
+
+func randomByte() byte {
+	b := make([]byte, 1)
+	_, _ = rand.Read(b)
+	return b[0]
 }
