@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validate-step scan: a window of Parquet in MinIO (started here from ./bin) read back with
-# ranged GETs and the demo contract; prints throughput and the scanning process's peak RSS.
+# ranged GETs and the demo contract; prints throughput and the scanning process's peak RSS, then
+# the real Validate activity over the same window (contract, sketches, quarantine, report).
 #   bench/scan.sh [MB] [ROWS_PER_GROUP]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +20,4 @@ for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null &
 go build -o "$dir/scanbench" ./bench/scanbench
 "$dir/scanbench" -endpoint "http://127.0.0.1:$port" -gen -mb "$mb" -group "$group"
 "$dir/scanbench" -endpoint "http://127.0.0.1:$port" -scan ${SCAN_CPUPROFILE:+-cpuprofile "$SCAN_CPUPROFILE"}
+"$dir/scanbench" -endpoint "http://127.0.0.1:$port" -validate

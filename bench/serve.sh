@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serving throughput and latency: the serving worker (the demo's gbdt model: 100 trees of
 # depth 6; real handler with
-# routing, prediction log and metrics) against a bare net/http handler returning a constant,
+# routing, prediction log to MinIO and metrics) against a bare net/http handler returning a constant,
 # same machine, same run. Needs wrk and hey (Debian packages; make bench-deps installs them).
 #   bench/serve.sh [SECONDS]
 set -euo pipefail
@@ -9,9 +9,16 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 dir=$(mktemp -d)
 go build -o "$dir/servebench" ./bench/servebench
-"$dir/servebench" -serving 127.0.0.1:18080 -bare 127.0.0.1:18081 >"$dir/log" 2>&1 &
+# The prediction log goes to a MinIO (./bin/minio, make tools installs it), as in production.
+user="bench-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')" pass=$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')
+mkdir -p "$dir/minio"
+MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$pass MINIO_BROWSER=off MINIO_UPDATE=off \
+  bin/minio server "$dir/minio" --quiet --address 127.0.0.1:19000 --console-address 127.0.0.1:19001 >"$dir/minio.log" 2>&1 &
+mpid=$!
+for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/19000" 2>/dev/null && break; sleep 0.1; done
+"$dir/servebench" -serving 127.0.0.1:18080 -bare 127.0.0.1:18081 -s3-endpoint http://127.0.0.1:19000 -s3-access-key "$user" -s3-secret-key "$pass" >"$dir/log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $pid $mpid 2>/dev/null; wait $pid $mpid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/18080" 2>/dev/null && break; sleep 0.1; done
 body='{"routing_key":"store-1/item-1","features":{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}}'
 explain='{"routing_key":"store-1/item-1","explain":true,"features":{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}}'
@@ -38,3 +45,8 @@ for i in 0 1 2; do ratios+=("$(awk -v s="${serves[$i]}" -v b="${bares[$i]}" 'BEG
 echo "paired ratios per round: ${ratios[*]}; median $(median "${ratios[@]}")"
 p99() { hey -z "${secs}s" -c 10 -q 100 -m POST -T application/json -d "$1" http://127.0.0.1:18080/v1/models/demand:predict | awk '/ 99%/ {print $3 * 1000 " ms"}'; }
 echo "p99 at 1,000 req/s (hey -c 10 -q 100, ${secs}s): $(p99 "$body"); with explain=true: $(p99 "$explain")"
+sleep 3 # the last flush of the prediction log
+m=$(curl -s http://127.0.0.1:18080/metrics)
+answered=$(echo "$m" | awk '/^driftline_serving_requests_total\{.*code="200"/ {s += $2} END {printf "%d", s}')
+dropped=$(echo "$m" | awk '/^driftline_serving_prediction_log_dropped_total/ {printf "%d", $2}')
+echo "prediction log to MinIO: $answered answers, $dropped records dropped ($(awk -v d="$dropped" -v a="$answered" 'BEGIN { printf "%.3f%%", a ? 100 * d / a : 0 }'))"

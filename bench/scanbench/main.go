@@ -15,10 +15,14 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -27,6 +31,7 @@ func main() {
 	bucket := flag.String("bucket", "bench", "bucket")
 	gen := flag.Bool("gen", false, "write the window")
 	scan := flag.Bool("scan", false, "scan the window")
+	validate := flag.Bool("validate", false, "run the real Validate activity over the window (contract, quarantine files, report, distinct-count sketches)")
 	mb := flag.Int("mb", 1024, "approximate window size in MB (gen)")
 	group := flag.Int("group", 131072, "rows per row group (gen)")
 	days := flag.Int("days", 30, "partitions (gen)")
@@ -108,5 +113,37 @@ func main() {
 		fmt.Printf("scanned %d files, %.0f MB of Parquet, %d rows (%d accepted) in %.1f s: %.1f MB/s of Parquet, %.1f MB/s of decoded column data (%.0f MB), %.2fM rows/s; peak RSS %s\n",
 			len(s.Files), float64(s.Bytes)/(1<<20), rows, accepted, el, float64(s.Bytes)/(1<<20)/el, float64(decoded)/(1<<20)/el,
 			float64(decoded)/(1<<20), float64(rows)/el/1e6, benchutil.PeakRSS())
+	}
+	if *validate {
+		sp, err := spec.Load("examples/demand.yaml")
+		if err != nil {
+			panic(err)
+		}
+		sp.Dataset.Name = "bench"
+		var suite testsuite.WorkflowTestSuite
+		te := suite.NewTestActivityEnvironment() // the activity heartbeats: it needs an activity context
+		data := &activities.Data{Store: b}
+		te.RegisterActivity(data)
+		from, to := start.Format(dataset.DateLayout), start.AddDate(0, 0, *days-1).Format(dataset.DateLayout)
+		v, err := te.ExecuteActivity(data.Snapshot, pipeline.SnapshotInput{Model: "bench", RunID: "validate", Dataset: "bench", From: from, To: to})
+		if err != nil {
+			panic(err)
+		}
+		var snap pipeline.SnapshotResult
+		if err := v.Get(&snap); err != nil {
+			panic(err)
+		}
+		t0 := time.Now()
+		v, err = te.ExecuteActivity(data.Validate, pipeline.StepInput{Model: "bench", RunID: "validate", Spec: sp, SnapshotKey: snap.Key})
+		if err != nil {
+			panic(err)
+		}
+		var res pipeline.ValidateResult
+		if err := v.Get(&res); err != nil {
+			panic(err)
+		}
+		el := time.Since(t0).Seconds()
+		fmt.Printf("Validate activity: %d files, %.0f MB of Parquet, %d rows (%d quarantined, report and quarantine files written) in %.1f s: %.1f MB/s of Parquet, %.2fM rows/s; peak RSS %s\n",
+			snap.Files, float64(snap.Bytes)/(1<<20), res.RowsRead, res.RowsQuarantined, el, float64(snap.Bytes)/(1<<20)/el, float64(res.RowsRead)/el/1e6, benchutil.PeakRSS())
 	}
 }

@@ -1,6 +1,7 @@
-// Command servebench serves the demo model (ridge, trained on the demo data) through the real
-// serving handler, and a bare net/http handler that returns a constant, side by side, for
-// bench/serve.sh to load with wrk and hey.
+// Command servebench serves the demo model (gbdt, trained on the demo data) through the real
+// serving handler, its prediction log written to MinIO when -s3-endpoint is given, and a bare
+// net/http handler that returns a constant, side by side, for bench/serve.sh to load with wrk
+// and hey.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/serving"
 )
@@ -27,13 +29,32 @@ func main() {
 	servingAddr := flag.String("serving", "127.0.0.1:18080", "serving worker address")
 	bareAddr := flag.String("bare", "127.0.0.1:18081", "bare handler address")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (profiling the handler under load)")
+	endpoint := flag.String("s3-endpoint", "", "log predictions to this S3 endpoint (MinIO) instead of memory")
+	access := flag.String("s3-access-key", "", "S3 access key")
+	secret := flag.String("s3-secret-key", "", "S3 secret key")
 	flag.Parse()
 	if *pprofAddr != "" {
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
-	store := objstore.NewMem()
+	var store objstore.Bucket = objstore.NewMem()
+	if *endpoint != "" { // the registry and the prediction log on MinIO, as in production
+		s3, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, AccessKey: *access, SecretKey: *secret, Bucket: "servebench", Region: "us-east-1"})
+		if err != nil {
+			panic(err)
+		}
+		for i := 0; ; i++ {
+			if err = s3.EnsureBucket(ctx); err == nil || i == 50 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			panic(err)
+		}
+		store = s3
+	}
 	r := registry.New(store)
 	features := []string{"price", "promo", "weekday", "temperature", "item_popularity"}
 	// The model the demo serves: gbdt, 100 trees of depth 6, promo and weekday categorical.
