@@ -511,7 +511,7 @@ func (lb *balancer) kill(i int, s *Service) {
 func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) {
 	lb.inflight = make([]atomic.Int64, len(lb.urls))
 	hc := &http.Client{Timeout: 5 * time.Second}
-	ticks := make(chan int, 64)
+	ticks := traffic.Ticks(ctx, rps)
 	for range clients {
 		lb.wg.Add(1)
 		go func() {
@@ -549,24 +549,6 @@ func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) 
 			}
 		}()
 	}
-	lb.wg.Add(1)
-	go func() {
-		defer lb.wg.Done()
-		defer close(ticks)
-		t := time.NewTicker(time.Second / time.Duration(rps))
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			select {
-			case ticks <- i:
-			default:
-			}
-		}
-	}()
 }
 
 func (lb *balancer) fail() {

@@ -129,11 +129,10 @@ func Feedback(ctx context.Context, hc *http.Client, baseURL, model, requestID, l
 // clients share the ticks, so a slow answer does not lower the rate.
 func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, rps int, st *Stats) {
 	hc := &http.Client{Timeout: 5 * time.Second}
-	t := time.NewTicker(time.Second / time.Duration(max(rps, 1)))
-	defer t.Stop()
 	run := time.Now().UnixNano()
-	ticks := make(chan int, 64)
+	ticks := Ticks(ctx, rps)
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for range 8 {
 		wg.Add(1)
 		go func() {
@@ -152,17 +151,28 @@ func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, r
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer close(ticks)
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+}
+
+// Ticks numbers the requests to send at about rps per second (0, 1, 2, ...) until ctx is
+// done, then closes. A tick no client is ready for (the buffer of 64 full) is skipped, so a
+// slow server lowers the rate rather than piling requests up.
+func Ticks(ctx context.Context, rps int) <-chan int {
+	out := make(chan int, 64)
+	go func() {
+		defer close(out)
+		t := time.NewTicker(time.Second / time.Duration(max(rps, 1)))
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			select {
+			case out <- i:
+			default:
+			}
 		}
-		select {
-		case ticks <- i:
-		default: // every client busy and the queue full: this tick is skipped
-		}
-	}
+	}()
+	return out
 }
