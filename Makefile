@@ -88,8 +88,10 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 unit:
 	go test -count=1 -timeout 40m ./...
 
-# The long fault campaign on both topologies: 20 worker SIGKILLs each (docs/testing.md).
+# The long campaigns (docs/testing.md): the fault campaign on both topologies with 20 worker
+# SIGKILLs each, and the drift A/A test up to a 10M-row window.
 chaos: tools
+	DRIFT_AA_10M=1 go test -count=1 -timeout 30m -run 'TestAAFlags' -v ./drift
 	CHAOS_KILLS=20 go test -count=1 -timeout 90m -run 'TestFaultCampaign' -v ./testsuite
 
 fuzz:

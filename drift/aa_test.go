@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"os"
 	"math/rand/v2"
 	"testing"
 
@@ -9,7 +10,8 @@ import (
 )
 
 // A/A: a window drawn from the same distribution as the reference must not drift, whatever its
-// size: at most 1% of features flag, from 1,000 to 1,000,000 rows (larger samples make every
+// size: at most 1% of features flag, from 1,000 to 1,000,000 rows (10,000,000 with
+// DRIFT_AA_10M set, as make chaos does) (larger samples make every
 // p-value tiny; the effect-size thresholds keep the decision the same). The window's numeric
 // features are normal, lognormal and uniform; the categorical ones have skewed shares.
 func TestAAFlagsAtMostOnePercentOfFeaturesAtEverySize(t *testing.T) {
@@ -56,6 +58,9 @@ func TestAAFlagsAtMostOnePercentOfFeaturesAtEverySize(t *testing.T) {
 	sizes := []int{1_000, 10_000, 100_000, 1_000_000}
 	if testing.Short() {
 		sizes = sizes[:3]
+	}
+	if os.Getenv("DRIFT_AA_10M") != "" { // make chaos: the 10M-row window too (about 2 min)
+		sizes = append(sizes, 10_000_000)
 	}
 	for _, n := range sizes {
 		w := NewWindow(prof)
