@@ -177,6 +177,31 @@ func faultCampaign(t *testing.T, topology string) {
 		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageApproval, pipeline.StageCanary, pipeline.StagePromote, pipeline.StageDone}
 	targets := []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageTrain, pipeline.StageEvaluate,
 		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageCanary, pipeline.StagePromote}
+	// termDuring waits for an activity in flight and sends the worker SIGTERM: the worker must
+	// let the activity finish (no second attempt) and exit, then it is started again.
+	type graceful struct {
+		act  pendingActivity
+		took time.Duration
+	}
+	var terms []graceful
+	termDuring := func(runID string) {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if st, err := starter.Status(ctx, c, sp.Model, runID); err == nil && (st.Outcome != "" || st.Stage == pipeline.StageDone) {
+				return
+			}
+			if acts := inFlight(ctx, c, pipeline.WorkflowID(sp.Model)); len(acts) > 0 {
+				at := time.Now()
+				wk.Term()
+				took := time.Since(at)
+				wk.Start()
+				mu.Lock()
+				terms = append(terms, graceful{act: acts[0], took: took})
+				killNotes = append(killNotes, fmt.Sprintf("SIGTERM with activity %s of %s in flight: the worker exited in %s", acts[0].id, acts[0].wf, took.Round(100*time.Millisecond)))
+				mu.Unlock()
+				return
+			}
+		}
+	}
 	var effective atomic.Int64
 	killDuring := func(runID string) {
 		target := targets[rng.IntN(len(targets))]
@@ -213,6 +238,7 @@ func faultCampaign(t *testing.T, topology string) {
 	type runPlan struct {
 		from, to     string
 		force        bool
+		term         bool
 		kills        int
 		minio        bool
 		temporal     bool
@@ -221,7 +247,7 @@ func faultCampaign(t *testing.T, topology string) {
 		duringCanary bool
 	}
 	plan := []runPlan{
-		{from: "2026-09-01", to: "2026-09-28", kills: 2},
+		{from: "2026-09-01", to: "2026-09-28", term: true, kills: 2},
 		{from: "2026-10-03", to: "2026-10-30", kills: 1, replica: true, trafficOn: true, duringCanary: true},
 		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, minio: true, trafficOn: true},
 		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, temporal: true, trafficOn: true},
@@ -252,6 +278,9 @@ func faultCampaign(t *testing.T, topology string) {
 		faults := make(chan struct{})
 		go func() {
 			defer close(faults)
+			if p.term {
+				termDuring(run.GetRunID())
+			}
 			for range p.kills {
 				killDuring(run.GetRunID())
 			}
@@ -339,6 +368,12 @@ func faultCampaign(t *testing.T, topology string) {
 		}
 	}
 	require.Equal(t, pipeline.OutcomePromoted, runs[0].res.Outcome, "the first run deploys v1 despite two kills")
+	// SIGTERM: the activity in flight finished on its first attempt, the worker then exited.
+	require.NotEmpty(t, terms, "the SIGTERM found an activity in flight")
+	for _, g := range terms {
+		require.Equal(t, int32(1), startedAttempt(ctx, t, c, g.act), "activity %s of %s was not retried after the SIGTERM", g.act.id, g.act.wf)
+		require.Less(t, g.took, 25*time.Second, "the worker exits within its 20 s stop timeout")
+	}
 	// The audit log: every chain verifies, no record twice.
 	_, problems, err := audit.Log{Store: store}.Verify(ctx, time.Now().Add(-24*time.Hour))
 	require.NoError(t, err)
@@ -353,6 +388,9 @@ func faultCampaign(t *testing.T, topology string) {
 	failures, inflightAtKill := lb.report()
 	t.Logf("traffic: %d requests, %d answered, %d failed within 6 s of the replica kill (%d were on the wire to it; at most %d can be in flight)",
 		lb.sent.Load(), lb.ok.Load(), failures, lb.onWire, inflightAtKill)
+	if len(lb.errs) > 0 {
+		t.Logf("client failures (first %d): %s", len(lb.errs), strings.Join(lb.errs, "; "))
+	}
 	require.Positive(t, lb.ok.Load())
 	require.LessOrEqual(t, failures, inflightAtKill, "no client request failed beyond the killed replica's in-flight ones")
 
@@ -373,7 +411,8 @@ func isRunFailure(err error) bool {
 
 // pendingActivity is an activity in flight at a kill.
 type pendingActivity struct {
-	wf, id  string
+	wf, run string
+	id      string
 	attempt int32
 	started time.Time
 }
@@ -400,7 +439,7 @@ func inFlight(ctx context.Context, c client.Client, wfID string) []pendingActivi
 		}
 		for _, a := range d.GetPendingActivities() {
 			if a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
-				out = append(out, pendingActivity{wf: id, id: a.GetActivityId(), attempt: a.GetAttempt(), started: a.GetLastStartedTime().AsTime()})
+				out = append(out, pendingActivity{wf: id, run: d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), id: a.GetActivityId(), attempt: a.GetAttempt(), started: a.GetLastStartedTime().AsTime()})
 			}
 		}
 	}
@@ -477,6 +516,7 @@ type balancer struct {
 	next     int
 	sent, ok atomic.Int64
 	failed   []time.Time
+	errs     []string
 	killedAt time.Time
 	inflight []atomic.Int64 // per replica, requests on the wire
 	atKill   int64
@@ -523,7 +563,7 @@ func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) 
 				for {
 					r, ok := lb.pick()
 					if !ok {
-						lb.fail()
+						lb.fail(errors.New("no replica alive"))
 						break
 					}
 					lb.inflight[r].Add(1)
@@ -539,7 +579,7 @@ func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) 
 						continue
 					}
 					if err != nil {
-						lb.fail()
+						lb.fail(fmt.Errorf("replica %d: %w", r, err))
 						break
 					}
 					lb.ok.Add(1)
@@ -551,9 +591,12 @@ func (lb *balancer) run(ctx context.Context, rows []dataset.RetailRow, rps int) 
 	}
 }
 
-func (lb *balancer) fail() {
+func (lb *balancer) fail(err error) {
 	lb.mu.Lock()
 	lb.failed = append(lb.failed, time.Now())
+	if len(lb.errs) < 5 {
+		lb.errs = append(lb.errs, fmt.Sprintf("%s after the kill: %v", time.Since(lb.killedAt).Round(time.Millisecond), err))
+	}
 	lb.mu.Unlock()
 }
 
@@ -581,4 +624,22 @@ const clients = 8
 func refused(err error) bool {
 	var op *net.OpError
 	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial"))
+}
+
+// startedAttempt is the attempt on which an activity of a (finished) workflow last started.
+func startedAttempt(ctx context.Context, t *testing.T, c client.Client, a pendingActivity) int32 {
+	it := c.GetWorkflowHistory(ctx, a.wf, a.run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	scheduled := int64(-1)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if at := ev.GetActivityTaskScheduledEventAttributes(); at != nil && at.GetActivityId() == a.id {
+			scheduled = ev.GetEventId()
+		}
+		if st := ev.GetActivityTaskStartedEventAttributes(); st != nil && st.GetScheduledEventId() == scheduled {
+			return st.GetAttempt()
+		}
+	}
+	t.Fatalf("activity %s of %s never started", a.id, a.wf)
+	return 0
 }

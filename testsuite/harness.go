@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,6 +256,16 @@ func (s *Service) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Term sends SIGTERM and waits for the process to exit (however long it takes).
+func (s *Service) Term() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	<-s.done
 	s.cmd = nil
 }

@@ -89,6 +89,11 @@ func Predict(ctx context.Context, hc *http.Client, baseURL, model string, req Re
 		return Response{}, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	if req.RequestID != "" {
+		// A prediction with its id is safe to send again: net/http then replays it when a
+		// kept-alive connection turns out dead (a replica gone) before any answer arrived.
+		hr.Header.Set("Idempotency-Key", req.RequestID)
+	}
 	resp, err := hc.Do(hr)
 	if err != nil {
 		return Response{}, err
