@@ -251,37 +251,30 @@ func (s *Service) Start() {
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
-func (s *Service) Kill() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+func (s *Service) Kill() { s.signal(os.Kill, 0) }
 
-// Term sends SIGTERM and waits for the process to exit (however long it takes).
-func (s *Service) Term() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	<-s.done
-	s.cmd = nil
-}
+// Term sends SIGTERM and waits for the process to exit, however long it takes.
+func (s *Service) Term() { s.signal(syscall.SIGTERM, 0) }
 
-// Stop sends SIGTERM and waits up to 30 s, then kills.
-func (s *Service) Stop() {
+// Stop sends SIGINT (PostgreSQL's fast shutdown, a graceful stop for the others) and waits up
+// to 30 s, then kills.
+func (s *Service) Stop() { s.signal(os.Interrupt, 30*time.Second) }
+
+// signal sends sig and waits for the process to exit; with a grace period, it is killed when
+// it has not exited by then.
+func (s *Service) signal(sig os.Signal, grace time.Duration) {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	_ = s.cmd.Process.Signal(sig)
+	if grace > 0 {
+		select {
+		case <-s.done:
+		case <-time.After(grace):
+			_ = s.cmd.Process.Kill()
+		}
 	}
+	<-s.done
 	s.cmd = nil
 }
 
