@@ -269,6 +269,10 @@ func faultCampaign(t *testing.T, topology string) {
 		p := plan[i]
 		if p.trafficOn && !trafficStarted {
 			trafficStarted = true
+			// As a load balancer's readiness check would: traffic once both replicas serve.
+			for _, u := range urls {
+				WaitHTTP(t, u+"/readyz", 30*time.Second)
+			}
 			lb.run(tctx, rows, 150)
 		}
 		in := pipeline.RunInput{Spec: sp, From: p.from, To: p.to, Force: p.force, RequestedBy: "chaos"}
@@ -595,7 +599,11 @@ func (lb *balancer) fail(err error) {
 	lb.mu.Lock()
 	lb.failed = append(lb.failed, time.Now())
 	if len(lb.errs) < 5 {
-		lb.errs = append(lb.errs, fmt.Sprintf("%s after the kill: %v", time.Since(lb.killedAt).Round(time.Millisecond), err))
+		when := "before the replica kill"
+		if !lb.killedAt.IsZero() {
+			when = time.Since(lb.killedAt).Round(time.Millisecond).String() + " after the replica kill"
+		}
+		lb.errs = append(lb.errs, fmt.Sprintf("%s: %v", when, err))
 	}
 	lb.mu.Unlock()
 }
