@@ -25,6 +25,8 @@ type Data struct {
 	Store    objstore.Bucket
 	Registry *registry.Registry
 	Metrics  *Metrics
+	// CheckpointEvery is how often a pass stores its state to resume from (0: the default).
+	CheckpointEvery time.Duration
 }
 
 // Snapshot lists the window's partitions and stores the pinned manifest. It is idempotent:
@@ -58,18 +60,18 @@ func snapshotResult(b objstore.Bucket, key string, s dataset.Snapshot) pipeline.
 // and fails the run), accepted rows feed the drift window against the production reference,
 // and accepted training rows feed the candidate's reference profile and the gbdt bin sample.
 func (d *Data) Inspect(ctx context.Context, in pipeline.StepInput) (pipeline.InspectResult, error) {
-	return inspect(ctx, d.Store, d.Registry, d.Metrics, in, passAll)
+	return inspect(ctx, d.Store, d.Registry, d.Metrics, in, passAll, d.CheckpointEvery)
 }
 
 // Validate is the validation part of Inspect alone (runs started before the one-pass shape).
 func (d *Data) Validate(ctx context.Context, in pipeline.StepInput) (pipeline.ValidateResult, error) {
-	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passValidate)
+	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passValidate, d.CheckpointEvery)
 	return res.Validation, err
 }
 
 // Detect is the drift part of Inspect alone (runs started before the one-pass shape).
 func (d *Data) Detect(ctx context.Context, in pipeline.StepInput) (pipeline.DriftResult, error) {
-	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passDrift)
+	res, err := inspect(ctx, d.Store, d.Registry, d.Metrics, in, passDrift, d.CheckpointEvery)
 	return res.Drift, err
 }
 
@@ -83,7 +85,7 @@ const (
 )
 
 // inspect is the one pass; what it computes and stores is chosen by p.
-func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry, m *Metrics, in pipeline.StepInput, p pass) (pipeline.InspectResult, error) {
+func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry, m *Metrics, in pipeline.StepInput, p pass, every time.Duration) (pipeline.InspectResult, error) {
 	var out pipeline.InspectResult
 	s, err := loadSnapshot(ctx, store, in.SnapshotKey)
 	if err != nil {
@@ -95,21 +97,47 @@ func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry,
 	}
 	sp := in.Spec
 	qdir := fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)
-	val := dataset.NewValidation(store.URI(in.SnapshotKey), sp.Contract)
-	var dw *driftWindow
-	if p&passDrift != 0 {
-		if dw, err = newDriftWindow(ctx, reg, in); err != nil {
-			return out, classify("drift", err)
+	var (
+		val  *dataset.Validation
+		dw   *driftWindow
+		prep *training.Prep
+		cp   *checkpointer
+	)
+	fresh := func() error {
+		cp = newCheckpointer(store, in.Model, in.RunID, fmt.Sprintf("inspect%d", p), every)
+		val = dataset.NewValidation(store.URI(in.SnapshotKey), sp.Contract)
+		cp.add("validation", val)
+		if p&passDrift != 0 {
+			if dw, err = newDriftWindow(ctx, reg, in); err != nil {
+				return classify("drift", err)
+			}
+			if dw.w != nil {
+				cp.add("drift", dw.w)
+			}
+		}
+		if p&passPrep != 0 {
+			if prep, err = training.NewPrep(sp, s.Rows); err != nil {
+				return classify("prepare training", err)
+			}
+			cp.add("prep", prep)
+		}
+		return nil
+	}
+	if err := fresh(); err != nil {
+		return out, err
+	}
+	after, why := cp.resume(ctx)
+	if why != "" {
+		activity.GetLogger(ctx).Warn("inspect starts over", "reason", why)
+		if err := fresh(); err != nil { // a partly restored state is dropped
+			return out, err
 		}
 	}
-	var prep *training.Prep
-	if p&passPrep != 0 {
-		if prep, err = training.NewPrep(sp, s.Rows); err != nil {
-			return out, classify("prepare training", err)
-		}
+	if after != nil {
+		out.ResumedAfter, out.ResumedRows = fmt.Sprintf("file %d row group %d", after.FileIndex, after.RowGroup), cp.rows
+		activity.GetLogger(ctx).Info("inspect resumes from its checkpoint", "file_index", after.FileIndex, "row_group", after.RowGroup, "rows", cp.rows)
 	}
-	scanErr := dataset.Scan(ctx, store, s, sp.Contract, func(b *dataset.Batch) error {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("%s row group %d", b.File, b.RowGroup))
+	scanErr := dataset.ScanDaysAfter(ctx, store, s, sp.Contract, dataset.AllDays, after, func(b *dataset.Batch) error {
 		val.Add(b)
 		train := prep != nil && b.Date < cut
 		for r := 0; r < b.Rows; r++ {
@@ -123,15 +151,18 @@ func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry,
 				prep.Add(b, r)
 			}
 		}
-		if len(b.Issues) == 0 || p&passValidate == 0 {
-			return nil
+		if len(b.Issues) > 0 && p&passValidate != 0 {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			for _, is := range b.Issues {
+				_ = enc.Encode(is)
+			}
+			if err := putOnce(ctx, store, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes()); err != nil {
+				return err
+			}
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		for _, is := range b.Issues {
-			_ = enc.Encode(is)
-		}
-		return putOnce(ctx, store, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes())
+		cp.done(ctx, b)
+		return nil
 	})
 	var de *dataset.DataError
 	switch {
@@ -159,6 +190,7 @@ func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry,
 			m.RowsRejected.WithLabelValues(in.Model).Add(float64(rep.RowsQuarantined))
 		}
 		if failure != nil {
+			cp.clear(ctx)
 			return out, invalid("validate: %v", failure)
 		}
 		out.Validation = pipeline.ValidateResult{ReportURI: store.URI(key), QuarantineURI: rep.Quarantine, RowsRead: rep.RowsRead,
@@ -174,6 +206,7 @@ func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry,
 			return out, err
 		}
 	}
+	cp.clear(ctx)
 	return out, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,4 +298,70 @@ func TestHostileFooterLengthIsRefusedCheaply(t *testing.T) {
 	require.ErrorContains(t, err, "footer length")
 	require.ErrorContains(t, err, "hostile.parquet")
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(10<<20), "allocated more than 10 MB for a 16-byte file")
+}
+
+// A scan resumed after a batch visits exactly the batches a full scan visits after it, with
+// the same row keys, row numbers and verdicts: files before the position are not read, and a
+// duplicate of a key first seen in a skipped row group of the current file is still found.
+func TestScanAfterResumesWhereItStopped(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMem()
+	b := objstore.WrapWithCounting(mem, nil)
+	write := func(key string, dupOf int) File {
+		var buf bytes.Buffer
+		w := parquet.NewGenericWriter[RetailRow](&buf, parquet.MaxRowsPerRowGroup(100))
+		rows := smallRetail().RetailDay(2)
+		for len(rows) < 300 {
+			rows = append(rows, rows...)
+		}
+		rows = rows[:300]
+		for i := range rows {
+			rows[i].StoreID, rows[i].ItemID, rows[i].Temperature = int32(i+1), 1, 10
+		}
+		if dupOf >= 0 {
+			rows[250].StoreID = rows[dupOf].StoreID // row 250 repeats row dupOf's key
+		}
+		_, err := w.Write(rows)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		obj, err := b.Put(ctx, key, buf.Bytes(), objstore.PutOptions{})
+		require.NoError(t, err)
+		return File{Key: key, Date: "2026-09-01", Rows: 300, ETag: obj.ETag}
+	}
+	s := Snapshot{ID: "s", Files: []File{write("a.parquet", -1), write("b.parquet", 10)}}
+	type seen struct {
+		File             string
+		RowGroup         int
+		FirstRow         int64
+		RowKey0          uint64
+		Accepted, Issues int
+		Reasons          string
+	}
+	collect := func(after *Position) []seen {
+		var out []seen
+		require.NoError(t, ScanDaysAfter(ctx, b, s, retailContract(), AllDays, after, func(bt *Batch) error {
+			acc := 0
+			for _, ok := range bt.Accepted {
+				if ok {
+					acc++
+				}
+			}
+			var reasons []string
+			for _, is := range bt.Issues {
+				reasons = append(reasons, fmt.Sprintf("row %d %s", is.Row, is.Reason))
+			}
+			out = append(out, seen{bt.File, bt.RowGroup, bt.FirstRow, bt.RowKey0, acc, len(bt.Issues), strings.Join(reasons, ";")})
+			return nil
+		}))
+		return out
+	}
+	full := collect(nil)
+	require.Len(t, full, 6)
+	require.Contains(t, full[5].Reasons, "row 250 duplicate key store_id=11,item_id=1 (first at row 10)")
+	b.Reset()
+	resumed := collect(&Position{FileIndex: 1, RowGroup: 0})
+	require.Equal(t, full[4:], resumed, "the batches after file 1 row group 0, found as the full scan found them")
+	require.Zero(t, b.BytesRead()["a.parquet"], "a file before the position is not read")
+	require.Equal(t, full[1:], collect(&Position{FileIndex: 0, RowGroup: 0}))
+	require.Empty(t, collect(&Position{FileIndex: 1, RowGroup: 2}))
 }

@@ -96,9 +96,29 @@ func Scan(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contrac
 
 // ScanDays is Scan over the files of the selected days only; the others are not opened.
 func ScanDays(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, days Days, visit func(*Batch) error) error {
+	return ScanDaysAfter(ctx, b, s, c, days, nil, visit)
+}
+
+// Position is a batch of a scan: the file's index in the snapshot and its row group.
+type Position struct {
+	FileIndex int `json:"file_index"`
+	RowGroup  int `json:"row_group"`
+}
+
+// covers reports whether batch (file, row group) is p or comes before it.
+func (p *Position) covers(file, rowGroup int) bool {
+	return p != nil && (file < p.FileIndex || file == p.FileIndex && rowGroup <= p.RowGroup)
+}
+
+// ScanDaysAfter is ScanDays resumed after a batch (nil: from the start): the batches up to and
+// including after are not visited, and the files before its file are not opened. Row keys and
+// row numbers are those of a scan from the start. With a unique key, the row groups of after's
+// file up to after are decoded and checked again (not visited) so a duplicate of a key seen
+// there is still found.
+func ScanDaysAfter(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, days Days, after *Position, visit func(*Batch) error) error {
 	var rowKey uint64
 	for fi, f := range s.Files {
-		if !days(f.Date) {
+		if !days(f.Date) || (after != nil && fi < after.FileIndex && f.Rows >= 0) {
 			rowKey += uint64(max(f.Rows, 0))
 			continue
 		}
@@ -109,7 +129,7 @@ func ScanDays(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Con
 		if head.ETag != f.ETag {
 			return dataErr(f.Key, "", -1, "changed since snapshot %s was taken (etag %s, pinned %s): datasets are immutable", s.ID, head.ETag, f.ETag)
 		}
-		n, err := ScanFile(ctx, b, f, fi, rowKey, c, visit)
+		n, err := scanFile(ctx, b, f, fi, rowKey, c, after, visit)
 		if err != nil {
 			return err
 		}
@@ -120,6 +140,11 @@ func ScanDays(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Con
 
 // ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
 func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, visit func(*Batch) error) (int64, error) {
+	return scanFile(ctx, b, f, fileIndex, rowKey0, c, nil, visit)
+}
+
+// scanFile is ScanFile that does not visit the batches that after covers.
+func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, after *Position, visit func(*Batch) error) (int64, error) {
 	pf, obj, wr, err := openParquet(ctx, b, f.Key)
 	if err != nil {
 		return 0, err
@@ -152,6 +177,11 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 	for rgi, rg := range pf.RowGroups() {
 		if err := ctx.Err(); err != nil {
 			return read, err
+		}
+		skip := after.covers(fileIndex, rgi)
+		if skip && len(keyCols) == 0 {
+			read += rg.NumRows()
+			continue
 		}
 		batch := &Batch{File: f.Key, FileIndex: fileIndex, Date: f.Date, RowGroup: rgi, FirstRow: read,
 			RowKey0: rowKey0 + uint64(read), Cols: map[string]*ColumnData{}}
@@ -188,6 +218,9 @@ func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		}
 		checkRows(batch, c, allowed, keyCols, seenKeys)
 		read += int64(batch.Rows)
+		if skip {
+			continue
+		}
 		if err := visit(batch); err != nil {
 			return read, err
 		}

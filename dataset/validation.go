@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"bytes"
+	"encoding/gob"
 	"fmt"
 	"strings"
 
@@ -163,4 +165,53 @@ func Examples(issues []RowIssue) string {
 		parts = append(parts, fmt.Sprintf("file %s row %d column %s: %s (%s)", is.File, is.Row, is.Column, is.Reason, is.Value))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// validationState is what a Validation has counted, for a checkpoint.
+type validationState struct {
+	Files    []FileReport
+	Columns  map[string]*ColumnStats
+	Examples []RowIssue
+	HLL      [][]byte
+	Index    map[int]int
+}
+
+// MarshalBinary encodes the counts so far (a checkpoint of a long pass).
+func (v *Validation) MarshalBinary() ([]byte, error) {
+	st := validationState{Files: v.rep.Files, Columns: v.rep.Columns, Examples: v.rep.Examples, Index: v.files}
+	for _, h := range v.hlls {
+		st.HLL = append(st.HLL, h.reg[:])
+	}
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(st)
+	return buf.Bytes(), err
+}
+
+// UnmarshalBinary restores counts encoded by MarshalBinary into a Validation made by
+// NewValidation with the same contract.
+func (v *Validation) UnmarshalBinary(data []byte) error {
+	var st validationState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return fmt.Errorf("decode validation state: %w", err)
+	}
+	if len(st.HLL) != len(v.hlls) {
+		return fmt.Errorf("validation state has %d columns, the contract %d", len(st.HLL), len(v.hlls))
+	}
+	for _, col := range v.cols {
+		if st.Columns[col.Name] == nil {
+			return fmt.Errorf("validation state has no column %q", col.Name)
+		}
+	}
+	for i, h := range v.hlls {
+		if len(st.HLL[i]) != len(h.reg) {
+			return fmt.Errorf("validation state of column %q has %d registers, not %d", v.cols[i].Name, len(st.HLL[i]), len(h.reg))
+		}
+		copy(h.reg[:], st.HLL[i])
+	}
+	v.rep.Files, v.rep.Columns, v.rep.Examples = st.Files, st.Columns, st.Examples
+	v.files = st.Index
+	if v.files == nil {
+		v.files = map[int]int{}
+	}
+	return nil
 }

@@ -314,6 +314,11 @@ type InspectResult struct {
 	// ProfileKey is the candidate's reference profile (its training rows); BinsKey the gbdt
 	// bins cut from a sample of them (empty for the other trainers).
 	ProfileKey, BinsKey string
+	// ResumedAfter names the batch a retry resumed after (its attempt's last checkpoint:
+	// "file 3 row group 2"), with the rows the checkpoint had counted; empty when the pass
+	// ran from the start.
+	ResumedAfter string `json:",omitempty"`
+	ResumedRows  int64  `json:",omitempty"`
 }
 
 // TrainInput is StepInput plus what the window's first pass prepared (empty: Train reads

@@ -1,6 +1,9 @@
 package training
 
 import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
 	"math"
 
 	"github.com/driftline/driftline/dataset"
@@ -87,4 +90,44 @@ func (p *Prep) Binner() (*model.Binner, error) {
 		return nil, err
 	}
 	return model.NewBinner(p.sample, Categorical(p.sp), params.MaxBins)
+}
+
+type prepState struct {
+	Profile []byte
+	Sample  [][]float64
+	Limit   uint64
+}
+
+// MarshalBinary encodes what the rows added so far gave (a checkpoint of the window's pass).
+func (p *Prep) MarshalBinary() ([]byte, error) {
+	prof, err := p.profile.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = gob.NewEncoder(&buf).Encode(prepState{Profile: prof, Sample: p.sample, Limit: p.limit})
+	return buf.Bytes(), err
+}
+
+// UnmarshalBinary restores a state encoded by MarshalBinary into a Prep made by NewPrep
+// with the same spec and window.
+func (p *Prep) UnmarshalBinary(data []byte) error {
+	var st prepState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return fmt.Errorf("decode training preparation state: %w", err)
+	}
+	if st.Limit != p.limit || (len(st.Sample) != len(p.sample) && len(st.Sample) != 0) {
+		return fmt.Errorf("training preparation state is for another window (sample limit %d, %d features; this one %d, %d)",
+			st.Limit, len(st.Sample), p.limit, len(p.sample))
+	}
+	if err := p.profile.UnmarshalBinary(st.Profile); err != nil {
+		return err
+	}
+	for j := range p.sample {
+		p.sample[j] = nil
+		if len(st.Sample) > 0 {
+			p.sample[j] = st.Sample[j]
+		}
+	}
+	return nil
 }

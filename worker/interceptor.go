@@ -28,9 +28,11 @@ type stepTimerInbound struct {
 // ExecuteActivity times the activity and, when it has a heartbeat timeout, heartbeats for it
 // at a third of that timeout while it runs: a worker that dies is noticed within the timeout
 // (30 s), not the step's start-to-close, whatever phase the activity is in (the boosting
-// rounds of a training, an S3 write) and whether or not it heartbeats itself.
+// rounds of a training, an S3 write) and whether or not it heartbeats itself. It repeats the
+// activity's latest heartbeat details (its checkpoint), which an empty heartbeat would clear.
 func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	start := time.Now()
+	ctx, latest := activities.TrackProgress(ctx)
 	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
 		done := make(chan struct{})
 		defer close(done)
@@ -44,7 +46,7 @@ func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					activity.RecordHeartbeat(ctx)
+					activity.RecordHeartbeat(ctx, latest()...) // the latest details, not none
 				}
 			}
 		}()
