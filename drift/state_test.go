@@ -25,7 +25,7 @@ func TestCheckpointedAccumulatorsEndAsUninterruptedOnes(t *testing.T) {
 	add := func(w *Window, b *ProfileBuilder, from, to int) {
 		r := rand.New(rand.NewPCG(3, uint64(from)))
 		for i := from; i < to; i++ {
-			v := math.Round((r.NormFloat64()*10+1)) / 2
+			v := math.Round((r.NormFloat64()*10 + 1)) / 2
 			if i%97 == 0 {
 				v = math.NaN()
 			}
