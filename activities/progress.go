@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -43,6 +44,15 @@ func TrackProgress(ctx context.Context) (context.Context, func() []any) {
 		defer h.mu.Unlock()
 		return h.details
 	}
+}
+
+// RecordProgress records a heartbeat with details that a retry reads back
+// (activity.GetHeartbeatDetails): the worker's own heartbeats for the activity repeat them.
+func RecordProgress(ctx context.Context, details ...any) {
+	if details == nil {
+		details = []any{nil}
+	}
+	heartbeat(ctx, details...)
 }
 
 // heartbeat records a heartbeat with details (nil: repeat the latest ones).
@@ -180,6 +190,79 @@ func (c *checkpointer) done(ctx context.Context, b *dataset.Batch) {
 // clear deletes the step's checkpoints once it is done (best effort: leftovers are only
 // storage, a later attempt of a finished step does not run).
 func (c *checkpointer) clear(ctx context.Context) {
+	objs, err := c.store.List(ctx, c.prefix)
+	if err != nil {
+		return
+	}
+	for _, o := range objs {
+		_ = c.store.Delete(ctx, o.Key)
+	}
+}
+
+// TrainProgress is the heartbeat detail of a gbdt training: the boosting rounds done and the
+// checkpoint object holding the state after them.
+type TrainProgress struct {
+	Rounds     int    `json:"rounds"`
+	Checkpoint string `json:"checkpoint"`
+}
+
+// boostCheckpoints stores a training's boosting state every interval. The rows are read again
+// on a retry (the read is streamed and bounded by the row group; storing the binned matrix
+// would cost as much as reading it), the rounds are not boosted again.
+type boostCheckpoints struct {
+	store  objstore.Bucket
+	prefix string
+	every  time.Duration
+	last   time.Time
+}
+
+func newBoostCheckpoints(store objstore.Bucket, model, run string, every time.Duration) *boostCheckpoints {
+	if every <= 0 {
+		every = DefaultCheckpointEvery
+	}
+	return &boostCheckpoints{store: store, prefix: reportKey(model, run, "checkpoints/train-"), every: every, last: time.Now()}
+}
+
+// resume returns the previous attempt's last boosting state, if it left one.
+func (c *boostCheckpoints) resume(ctx context.Context) (*model.BoostState, string) {
+	if !activity.HasHeartbeatDetails(ctx) {
+		return nil, ""
+	}
+	var p TrainProgress
+	if err := activity.GetHeartbeatDetails(ctx, &p); err != nil || p.Checkpoint == "" || !strings.HasPrefix(p.Checkpoint, c.prefix) {
+		return nil, "the last heartbeat holds no checkpoint of this training"
+	}
+	data, _, err := objstore.ReadAll(ctx, c.store, p.Checkpoint)
+	if err != nil {
+		return nil, fmt.Sprintf("checkpoint %s: %v", c.store.URI(p.Checkpoint), err)
+	}
+	var st model.BoostState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil || st.Rounds != p.Rounds {
+		return nil, fmt.Sprintf("checkpoint %s is not the one the heartbeat names (%v)", c.store.URI(p.Checkpoint), err)
+	}
+	heartbeat(ctx, p)
+	activity.GetLogger(ctx).Info("training resumes from its checkpoint", "rounds", st.Rounds)
+	return &st, ""
+}
+
+// offer stores the state when the interval has passed since the last one.
+func (c *boostCheckpoints) offer(ctx context.Context, rounds int, state func() model.BoostState) {
+	if time.Since(c.last) < c.every {
+		return
+	}
+	c.last = time.Now()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(state()); err != nil {
+		return
+	}
+	key := fmt.Sprintf("%s%05d.gob", c.prefix, rounds)
+	if _, err := c.store.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
+		return
+	}
+	heartbeat(ctx, TrainProgress{Rounds: rounds, Checkpoint: key})
+}
+
+func (c *boostCheckpoints) clear(ctx context.Context) {
 	objs, err := c.store.List(ctx, c.prefix)
 	if err != nil {
 		return

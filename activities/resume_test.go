@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -142,4 +143,74 @@ func reportJSON(t *testing.T, b objstore.Bucket, key string) map[string]any {
 		delete(m, k)
 	}
 	return m
+}
+
+// failingPut fails the writes of keys with the suffix: the attempt dies after its work.
+type failingPut struct {
+	objstore.Bucket
+	suffix string
+}
+
+func (f *failingPut) Put(ctx context.Context, key string, body []byte, opts objstore.PutOptions) (objstore.Object, error) {
+	if strings.HasSuffix(key, f.suffix) {
+		return objstore.Object{}, errors.New("connection reset by peer")
+	}
+	return f.Bucket.Put(ctx, key, body, opts)
+}
+
+// A gbdt Train retried after its attempt died boosts on from the attempt's last checkpoint:
+// the model is the one an uninterrupted training gives, and the retry reports the rounds it
+// did not boost again.
+func TestTrainResumesFromItsBoostingCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	reg := registry.New(e.store)
+	train := func(store objstore.Bucket, run string, details any) (pipeline.TrainResult, error) {
+		snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: run, Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+		step := pipeline.StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}
+		ins := must[pipeline.InspectResult](e, d.Inspect, step)
+		var ts testsuite.WorkflowTestSuite
+		te := ts.NewTestActivityEnvironment()
+		tt := &Training{Store: store, Registry: reg, CheckpointEvery: time.Nanosecond}
+		te.RegisterActivity(tt)
+		if details != nil {
+			te.SetHeartbeatDetails(details)
+		}
+		v, err := te.ExecuteActivity(tt.Train, pipeline.TrainInput{StepInput: step, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey})
+		var out pipeline.TrainResult
+		if err == nil {
+			err = v.Get(&out)
+		}
+		return out, err
+	}
+	full, err := train(e.store, "tfull", nil)
+	require.NoError(t, err)
+	require.Zero(t, full.ResumedRounds)
+	require.Greater(t, full.Trees, 10)
+
+	_, err = train(&failingPut{Bucket: e.store, suffix: "candidate/model.json"}, "tcrash", nil)
+	require.ErrorContains(t, err, "connection reset by peer")
+	cps, err := e.store.List(ctx, "reports/demand/tcrash/checkpoints/train-")
+	require.NoError(t, err)
+	require.Greater(t, len(cps), 10, "a checkpoint per round (CheckpointEvery 1 ns)")
+	mid := cps[len(cps)/2]
+	var rounds int
+	_, err = fmt.Sscanf(mid.Key[strings.LastIndex(mid.Key, "-")+1:], "%05d.gob", &rounds)
+	require.NoError(t, err)
+
+	resumed, err := train(e.store, "tcrash", TrainProgress{Rounds: rounds, Checkpoint: mid.Key})
+	require.NoError(t, err)
+	require.Equal(t, rounds, resumed.ResumedRounds)
+	require.Equal(t, full.Trees, resumed.Trees)
+	require.Equal(t, full.TrainLoss, resumed.TrainLoss)
+	a, err := loadArtifact(ctx, e.store, full.ArtifactKey)
+	require.NoError(t, err)
+	b, err := loadArtifact(ctx, e.store, resumed.ArtifactKey)
+	require.NoError(t, err)
+	ja, _ := json.Marshal(a.GBDT)
+	jb, _ := json.Marshal(b.GBDT)
+	require.Equal(t, string(ja), string(jb), "the resumed training's trees are the uninterrupted one's")
+	left, err := e.store.List(ctx, "reports/demand/tcrash/checkpoints/")
+	require.NoError(t, err)
+	require.Empty(t, left)
 }

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 
@@ -19,6 +20,9 @@ type Training struct {
 	Store    objstore.Bucket
 	Registry *registry.Registry
 	Metrics  *Metrics
+	// CheckpointEvery is how often a gbdt training stores its boosting state to resume from
+	// (0: DefaultCheckpointEvery).
+	CheckpointEvery time.Duration
 }
 
 // source streams the accepted rows of the selected days of a run's window, heartbeating.
@@ -34,7 +38,7 @@ func (t *Training) source(ctx context.Context, in pipeline.StepInput, days func(
 	scan := dataset.ScanSource(ctx, t.Store, s, in.Spec.Contract, days(cut))
 	return s, cut, func(visit func(*dataset.Batch) error) error {
 		return scan(func(b *dataset.Batch) error {
-			activity.RecordHeartbeat(ctx, b.File)
+			heartbeat(ctx)
 			return visit(b)
 		})
 	}, nil
@@ -68,13 +72,26 @@ func (t *Training) Train(ctx context.Context, in pipeline.TrainInput) (pipeline.
 			return pipeline.TrainResult{}, err
 		}
 	}
-	m, st, err := training.Train(training.Input{Spec: in.Spec, Rows: rows, Binner: binner, WindowRows: s.Rows, Fingerprint: s.ID})
+	bc := newBoostCheckpoints(t.Store, in.Model, in.RunID, t.CheckpointEvery)
+	resume, why := bc.resume(ctx)
+	if why != "" {
+		activity.GetLogger(ctx).Warn("training boosts from the start", "reason", why)
+	}
+	m, st, err := training.Train(training.Input{Spec: in.Spec, Rows: rows, Binner: binner, WindowRows: s.Rows, Fingerprint: s.ID,
+		Boost: model.BoostOptions{Resume: resume, Checkpoint: func(rounds int, state func() model.BoostState) { bc.offer(ctx, rounds, state) }}})
 	if err != nil {
 		return pipeline.TrainResult{}, classify("train", err)
 	}
 	res := pipeline.TrainResult{TrainRows: st.Rows, TrainRMSE: st.RMSE, TrainMetric: st.Metric, TrainLoss: st.Loss, Trees: st.Trees,
 		ReadSeconds: st.ReadSeconds, FitSeconds: st.FitSeconds}
-	return t.stage(ctx, in.StepInput, m, in.ProfileKey, res)
+	if resume != nil {
+		res.ResumedRounds = resume.Rounds
+	}
+	res, err = t.stage(ctx, in.StepInput, m, in.ProfileKey, res)
+	if err == nil {
+		bc.clear(ctx)
+	}
+	return res, err
 }
 
 // acceptedRows calls add for each accepted row of a batch.

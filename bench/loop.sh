@@ -4,6 +4,8 @@
 # A first run over the same window registers v1 (not measured), so the measured run has a
 # production reference to drift against and a champion to evaluate.
 #   bench/loop.sh [STORES] [ITEMS] [DAYS]      (default 300 x 500 x 28 = 4.2M rows)
+# LOOP_RESUME=1 also times a training retried after its attempt died, resuming from its last
+# boosting checkpoint (decision 0017).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stores=${1:-300}
@@ -22,4 +24,4 @@ for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/minio/health/live" >/de
 bin=${LOOPBENCH_BIN:-$dir/loopbench}
 [ -n "${LOOPBENCH_BIN:-}" ] || go build -o "$bin" ./bench/loopbench
 LOOPBENCH_ACCESS_KEY=$user LOOPBENCH_SECRET_KEY=$pass \
-  "$bin" -endpoint "http://127.0.0.1:$port" -stores "$stores" -items "$items" -days "$days" ${LOOP_CPUPROFILE:+-cpuprofile "$LOOP_CPUPROFILE"}
+  "$bin" -endpoint "http://127.0.0.1:$port" -stores "$stores" -items "$items" -days "$days" ${LOOP_CPUPROFILE:+-cpuprofile "$LOOP_CPUPROFILE"} ${LOOP_RESUME:+-resume}

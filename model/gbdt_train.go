@@ -46,11 +46,43 @@ type gbdtTrainer struct {
 	threads int
 	pool    sync.Pool
 	rng     *rand.Rand
+	pcg     *rand.PCG // rng's source, whose state a checkpoint keeps
+}
+
+// BoostState is a training after some boosting rounds: what it takes to go on from there
+// and end with the very ensemble an uninterrupted training gives (the trees, the random
+// source, the early-stopping record, the order the rows are in and the predictions so far;
+// walking every row through the trees again would cost about as long as the rounds did).
+type BoostState struct {
+	Rounds     int
+	Trees      []Tree
+	RNG        []byte
+	Validation []float64
+	Best       int
+	BestLoss   float64
+	Order      []uint32
+	Pred       []float64 // training rows, in row order
+	ValidPred  []float64 // validation rows
+}
+
+// BoostOptions resume a training from a state and report states as it goes.
+type BoostOptions struct {
+	Resume *BoostState
+	// Checkpoint (if set) is called after every round that does not end the training with
+	// the rounds done; state builds the state to store (it copies the row order: call it
+	// only when storing).
+	Checkpoint func(rounds int, state func() BoostState)
 }
 
 // TrainGBDT fits gradient-boosted trees on a binned matrix. valid (may be nil) drives early
 // stopping. The result depends only on the data, the bins and the params (seed included).
 func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble, *TrainLog, error) {
+	return TrainGBDTWith(train, valid, binner, p, BoostOptions{})
+}
+
+// TrainGBDTWith is TrainGBDT resumed from o.Resume (the state of a training of the same
+// matrices, bins and params) and checkpointed through o.Checkpoint.
+func TrainGBDTWith(train, valid *Matrix, binner *Binner, p hparams.GBDT, o BoostOptions) (*Ensemble, *TrainLog, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -77,7 +109,8 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble,
 	if t.threads <= 0 {
 		t.threads = runtime.GOMAXPROCS(0)
 	}
-	t.rng = rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15))
+	t.pcg = rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)
+	t.rng = rand.New(t.pcg)
 	for _, f := range binner.Features {
 		t.off = append(t.off, t.total) // feature j's bins start at j*256
 		t.nbins = append(t.nbins, f.Bins())
@@ -117,7 +150,15 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble,
 		}
 	}
 	best, bestLoss := 0, math.Inf(1)
-	for round := 0; round < p.Trees; round++ {
+	start := 0
+	if r := o.Resume; r != nil {
+		if err := t.resume(r, e, vpred); err != nil {
+			return nil, nil, fmt.Errorf("gbdt: resume after round %d: %w", r.Rounds, err)
+		}
+		start, best, bestLoss = r.Rounds, r.Best, r.BestLoss
+		log.Validation = append(log.Validation, r.Validation...)
+	}
+	for round := start; round < p.Trees; round++ {
 		t.gradients()
 		tree := t.grow()
 		e.Trees = append(e.Trees, tree)
@@ -133,6 +174,9 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble,
 				break
 			}
 		}
+		if o.Checkpoint != nil && round+1 < p.Trees {
+			o.Checkpoint(round+1, func() BoostState { return t.state(e, log, best, bestLoss, vpred) })
+		}
 	}
 	if vpred == nil || p.EarlyStoppingRounds == 0 {
 		best = len(e.Trees)
@@ -144,6 +188,52 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble,
 		return nil, nil, err
 	}
 	return e, log, nil
+}
+
+// state is the training after the rounds in e.
+func (t *gbdtTrainer) state(e *Ensemble, log *TrainLog, best int, bestLoss float64, vpred []float64) BoostState {
+	rng, _ := t.pcg.MarshalBinary() // never fails
+	return BoostState{Rounds: len(e.Trees), Trees: slices.Clone(e.Trees), RNG: rng, Validation: slices.Clone(log.Validation),
+		Best: best, BestLoss: bestLoss, Order: slices.Clone(t.rid[0]), Pred: slices.Clone(t.pred), ValidPred: slices.Clone(vpred)}
+}
+
+// resume puts the trainer where state r left it: the predictions, the random source and the
+// rows' order restored.
+func (t *gbdtTrainer) resume(r *BoostState, e *Ensemble, vpred []float64) error {
+	n, p := t.m.Rows(), t.m.P
+	if r.Rounds != len(r.Trees) || r.Rounds > t.p.Trees || len(r.Order) != n || len(r.Pred) != n || len(r.ValidPred) != len(vpred) ||
+		(vpred != nil && len(r.Validation) != r.Rounds) {
+		return fmt.Errorf("the state (%d rounds, %d trees, %d rows) is not of this training (%d rows, %d trees at most)",
+			r.Rounds, len(r.Trees), len(r.Order), n, t.p.Trees)
+	}
+	seen := make([]bool, n)
+	for _, x := range r.Order {
+		if int(x) >= n || seen[x] {
+			return fmt.Errorf("the state's row order is not a permutation of the %d rows", n)
+		}
+		seen[x] = true
+	}
+	for i := range r.Trees {
+		tr := &r.Trees[i]
+		if err := tr.check(p); err != nil {
+			return fmt.Errorf("tree %d: %w", i, err)
+		}
+		if tr.SplitBin == nil {
+			return fmt.Errorf("tree %d has no bin thresholds (not trained here)", i)
+		}
+	}
+	if err := t.pcg.UnmarshalBinary(r.RNG); err != nil {
+		return fmt.Errorf("random state: %w", err)
+	}
+	e.Trees = slices.Clone(r.Trees)
+	copy(t.pred, r.Pred)
+	copy(vpred, r.ValidPred)
+	copy(t.bins[1], t.bins[0])
+	for pos, x := range r.Order {
+		copy(t.bins[0][pos*p:pos*p+p], t.bins[1][int(x)*p:int(x)*p+p])
+	}
+	copy(t.rid[0], r.Order)
+	return nil
 }
 
 func baseScore(objective string, y []float32) float64 {

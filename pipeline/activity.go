@@ -58,6 +58,9 @@ type TrainResult struct {
 	// fitting (gbdt: the boosting rounds).
 	ReadSeconds float64 `json:",omitempty"`
 	FitSeconds  float64 `json:",omitempty"`
+	// ResumedRounds is how many boosting rounds a retry took from its attempt's last
+	// checkpoint instead of boosting them again (gbdt; 0: from the start).
+	ResumedRounds int `json:",omitempty"`
 }
 
 // EvaluateInput compares the staged candidate with the champion on the same holdout.

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -135,7 +136,7 @@ func faultCampaign(t *testing.T, topology string) {
 	env := []string{"DRIFTLINE_S3_ENDPOINT=" + endpoint, "DRIFTLINE_S3_BUCKET=" + cfg.Bucket, "DRIFTLINE_S3_ACCESS_KEY=" + user,
 		"DRIFTLINE_S3_SECRET_KEY=" + password, "TEMPORAL_ADDRESS=" + temporalAddr, "DRIFTLINE_LABEL_KEY_FILE=" + labelKey}
 	wk := NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		"--rbac", "examples/rbac.yaml", "--attestation-keys", "http://127.0.0.1:1/unused")
+		"--rbac", "examples/rbac.yaml", "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
 	var replicas []*Service
 	var urls []string
 	for i := range 2 {
@@ -398,6 +399,15 @@ func faultCampaign(t *testing.T, topology string) {
 	require.Positive(t, lb.ok.Load())
 	require.LessOrEqual(t, failures, inflightAtKill, "no client request failed beyond the killed replica's in-flight ones")
 
+	// The long steps a kill interrupted resumed from their checkpoints (every second here).
+	var retried, resumed int
+	for _, r := range runs {
+		notes, n, m := longStepRetries(ctx, t, c, pipeline.WorkflowID(sp.Model), r.id)
+		retried, resumed = retried+n, resumed+m
+		killNotes = append(killNotes, notes...)
+	}
+	t.Logf("long steps retried after a fault: %d, resumed from a checkpoint: %d", retried, resumed)
+
 	slices.Sort(resumptions)
 	t.Logf("faults: %s", strings.Join(killNotes, "; "))
 	t.Logf("resumption after %d worker SIGKILLs: median %s, max %s", len(resumptions), resumptions[len(resumptions)/2].Round(100*time.Millisecond),
@@ -650,4 +660,52 @@ func startedAttempt(ctx context.Context, t *testing.T, c client.Client, a pendin
 	}
 	t.Fatalf("activity %s of %s never started", a.id, a.wf)
 	return 0
+}
+
+// longStepRetries lists, for a run, the Inspect and Train attempts after a first one, with
+// what each took from its predecessor's last checkpoint (resumed after a row group, or
+// boosting rounds not done again), and how many resumed.
+func longStepRetries(ctx context.Context, t *testing.T, c client.Client, wfID, runID string) (notes []string, retried, resumed int) {
+	it := c.GetWorkflowHistory(ctx, wfID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	kinds := map[int64]string{}
+	attempts := map[int64]int32{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if at := ev.GetActivityTaskScheduledEventAttributes(); at != nil {
+			kinds[ev.GetEventId()] = at.GetActivityType().GetName()
+		}
+		if st := ev.GetActivityTaskStartedEventAttributes(); st != nil {
+			attempts[st.GetScheduledEventId()] = st.GetAttempt()
+		}
+		done := ev.GetActivityTaskCompletedEventAttributes()
+		if done == nil || attempts[done.GetScheduledEventId()] < 2 {
+			continue
+		}
+		kind, attempt := kinds[done.GetScheduledEventId()], attempts[done.GetScheduledEventId()]
+		dc := converter.GetDefaultDataConverter()
+		switch kind {
+		case "Inspect":
+			var r pipeline.InspectResult
+			require.NoError(t, dc.FromPayloads(done.GetResult(), &r))
+			retried++
+			if r.ResumedAfter != "" {
+				resumed++
+				notes = append(notes, fmt.Sprintf("Inspect attempt %d resumed after %s (%d rows not read again)", attempt, r.ResumedAfter, r.ResumedRows))
+			} else {
+				notes = append(notes, fmt.Sprintf("Inspect attempt %d started over (no checkpoint yet)", attempt))
+			}
+		case "Train":
+			var r pipeline.TrainResult
+			require.NoError(t, dc.FromPayloads(done.GetResult(), &r))
+			retried++
+			if r.ResumedRounds > 0 {
+				resumed++
+				notes = append(notes, fmt.Sprintf("Train attempt %d boosted on from round %d of %d", attempt, r.ResumedRounds, r.Trees))
+			} else {
+				notes = append(notes, fmt.Sprintf("Train attempt %d boosted from the start (no checkpoint yet)", attempt))
+			}
+		}
+	}
+	return notes, retried, resumed
 }

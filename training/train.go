@@ -40,6 +40,8 @@ type Input struct {
 	// WindowRows sizes the first allocation; Fingerprint names the data (snapshot id).
 	WindowRows  int64
 	Fingerprint string
+	// Boost resumes (gbdt) from a checkpointed state and reports states to checkpoint.
+	Boost model.BoostOptions
 }
 
 // Train fits the spec's trainer. ridge and gbdt read the rows once (co-moments; rows binned
@@ -198,7 +200,13 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 		return Stats{}, tooFew(train.Rows(), p)
 	}
 	t1 := time.Now()
-	e, log, err := model.TrainGBDT(train, valid, in.Binner, params)
+	e, log, err := model.TrainGBDTWith(train, valid, in.Binner, params, in.Boost)
+	if err != nil && in.Boost.Resume != nil {
+		// A state that does not fit this training is dropped: boost from the start.
+		in.Boost.Resume = nil
+		t1 = time.Now()
+		e, log, err = model.TrainGBDTWith(train, valid, in.Binner, params, in.Boost)
+	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

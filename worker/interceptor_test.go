@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -54,4 +56,46 @@ func TestTheWorkerHeartbeatsForItsActivities(t *testing.T) {
 			require.ErrorContains(t, env.GetWorkflowError(), "Heartbeat", "no heartbeat: timed out")
 		}
 	}
+}
+
+// checkpointed records where it is once, then works on quietly and dies; its retry reads the
+// details back.
+func checkpointed(ctx context.Context) (string, error) {
+	if activity.GetInfo(ctx).Attempt == 1 {
+		activities.RecordProgress(ctx, "after row group 7")
+		time.Sleep(5 * time.Second) // the worker heartbeats for it meanwhile
+		return "", errors.New("worker lost")
+	}
+	var at string
+	if !activity.HasHeartbeatDetails(ctx) {
+		return "no details", nil
+	}
+	err := activity.GetHeartbeatDetails(ctx, &at)
+	return at, err
+}
+
+func checkpointedWorkflow(ctx workflow.Context) (string, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, HeartbeatTimeout: 3 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2, InitialInterval: time.Millisecond}})
+	var at string
+	err := workflow.ExecuteActivity(ctx, checkpointed).Get(ctx, &at)
+	return at, err
+}
+
+// The worker's own heartbeats repeat the activity's latest details: a retry finds the
+// checkpoint the attempt recorded, not the empty details of a later heartbeat.
+func TestTheWorkersHeartbeatsKeepTheActivitysDetails(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(30 * time.Second)
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{
+		&stepTimer{metrics: activities.NewMetrics(prometheus.NewRegistry())}}})
+	env.RegisterWorkflow(checkpointedWorkflow)
+	env.RegisterActivity(checkpointed)
+	env.ExecuteWorkflow(checkpointedWorkflow)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var at string
+	require.NoError(t, env.GetWorkflowResult(&at))
+	require.Equal(t, "after row group 7", at)
 }

@@ -35,6 +35,9 @@ type Options struct {
 	AttestationKeys func(ctx context.Context) ([]pipeline.AttestationKey, error)
 	// LabelKey checks the label tokens of feedback labels in the canary (serving's key).
 	LabelKey []byte
+	// CheckpointEvery is how often the window's pass and the gbdt boosting store the state a
+	// retry resumes from (0: activities.DefaultCheckpointEvery, 10 s).
+	CheckpointEvery time.Duration
 }
 
 // Pipeline is a running pipeline worker.
@@ -68,8 +71,8 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		WorkerStopTimeout: 20 * time.Second,
 	})
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m})
-	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m})
+	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
+	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
 		Keys: o.AttestationKeys})

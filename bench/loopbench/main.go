@@ -7,10 +7,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/driftline/driftline/activities"
@@ -27,6 +29,7 @@ import (
 var (
 	te          *testsuite.TestActivityEnvironment
 	profilePath string
+	resume      bool
 )
 
 // call runs an activity method as a worker would, in an activity context.
@@ -47,6 +50,7 @@ func main() {
 	days := flag.Int("days", 28, "days in the window")
 	specPath := flag.String("spec", "examples/demand.yaml", "model spec (its window_days is set to -days)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured run here")
+	flag.BoolVar(&resume, "resume", false, "also time a gbdt training retried after its attempt died at the end of boosting, resuming from its last checkpoint, against one from the start")
 	flag.Parse()
 	profilePath = *cpuprofile
 	if err := run(*endpoint, *bucket, *stores, *items, *days, *specPath); err != nil {
@@ -184,7 +188,66 @@ func loop(ctx context.Context, b *objstore.Counting, sp spec.Spec, runID, from, 
 		return rr.Version, err
 	}
 	fmt.Printf("train      %7.2f s reading and binning %d rows, %7.2f s boosting %d trees\n", t.ReadSeconds, t.TrainRows, t.FitSeconds, t.Trees)
+	if resume {
+		if err := crashAndResume(b, in, ins); err != nil {
+			return 0, err
+		}
+	}
 	fmt.Printf("total      %7.2f s  %8.1f MB read of a %.1f MB window (%.2fx); drift %v, candidate MAE %.3f, champion MAE %.3f, v%d\n",
 		st.total.Seconds(), float64(st.bytes)/1e6, float64(snap.Bytes)/1e6, float64(st.bytes)/float64(snap.Bytes), d.Drifted, ev.CandidateMAE, ev.ChampionMAE, rr.Version)
 	return rr.Version, nil
+}
+
+// diesAtStaging fails the write of the candidate artifact: an attempt that dies after its
+// boosting, having checkpointed on the way.
+type diesAtStaging struct{ objstore.Bucket }
+
+func (d diesAtStaging) Put(ctx context.Context, key string, body []byte, opts objstore.PutOptions) (objstore.Object, error) {
+	if strings.HasSuffix(key, "candidate/model.json") {
+		return objstore.Object{}, errors.New("worker killed")
+	}
+	return d.Bucket.Put(ctx, key, body, opts)
+}
+
+// crashAndResume times a training whose attempt dies at the end (every 10 s it checkpointed),
+// then its retry with the last checkpoint in its heartbeat details, as Temporal would give it.
+func crashAndResume(b objstore.Bucket, in pipeline.StepInput, ins pipeline.InspectResult) error {
+	ctx := context.Background()
+	reg := registry.New(b)
+	attempt := func(store objstore.Bucket, details any) (pipeline.TrainResult, time.Duration, error) {
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestActivityEnvironment()
+		tr := &activities.Training{Store: store, Registry: reg}
+		env.RegisterActivity(tr)
+		if details != nil {
+			env.SetHeartbeatDetails(details)
+		}
+		t0 := time.Now()
+		v, err := env.ExecuteActivity(tr.Train, pipeline.TrainInput{StepInput: in, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey})
+		var out pipeline.TrainResult
+		if err == nil {
+			err = v.Get(&out)
+		}
+		return out, time.Since(t0), err
+	}
+	_, died, err := attempt(diesAtStaging{b}, nil)
+	if err == nil || !strings.Contains(err.Error(), "worker killed") {
+		return fmt.Errorf("the first attempt should have died: %v", err)
+	}
+	cps, err := b.List(ctx, "reports/"+in.Model+"/"+in.RunID+"/checkpoints/train-")
+	if err != nil || len(cps) == 0 {
+		return fmt.Errorf("no boosting checkpoint was stored (%v)", err)
+	}
+	last := cps[len(cps)-1]
+	var rounds int
+	if _, err := fmt.Sscanf(last.Key[strings.LastIndex(last.Key, "-")+1:], "%05d.gob", &rounds); err != nil {
+		return err
+	}
+	res, took, err := attempt(b, activities.TrainProgress{Rounds: rounds, Checkpoint: last.Key})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("resume     attempt 1 died after %.2f s (%d checkpoints, last after round %d, %.1f MB); the retry resumed at round %d and took %.2f s (%d trees)\n",
+		died.Seconds(), len(cps), rounds, float64(last.Size)/1e6, res.ResumedRounds, took.Seconds(), res.Trees)
+	return nil
 }

@@ -89,6 +89,8 @@ func cmdWorker(ctx context.Context, args []string) error {
 	keys := fs.String("attestation-keys", env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
 		"where runs learn the keys that verify approval attestations: the control-plane API's /v1/attestation-keys (env DRIFTLINE_ATTESTATION_KEYS)")
 	labelKeyFile := labelKeyFlag(fs)
+	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
+		"how often a pass over a window and a gbdt training store the state a retry resumes from")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func cmdWorker(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook,
-		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey})
+		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint})
 	if err != nil {
 		return err
 	}
