@@ -51,12 +51,22 @@ func (b *Batch) Value(c contract.Column, r int) string {
 		return "null"
 	case c.Type == contract.TypeString:
 		return d.Str[r]
-	case c.Type == contract.TypeBool:
-		return strconv.FormatBool(d.Num[r] != 0)
-	case c.Type == contract.TypeInt:
-		return strconv.FormatInt(int64(d.Num[r]), 10)
 	default:
-		return strconv.FormatFloat(d.Num[r], 'g', -1, 64)
+		return FormatNumber(c, d.Num[r])
+	}
+}
+
+// FormatNumber renders a value of a numeric or bool column as reports and drift's category
+// counts show it (an int column's 3 is "3", a bool's 1 is "true"), so a value read from a
+// request renders as the same value read from Parquet.
+func FormatNumber(c contract.Column, v float64) string {
+	switch c.Type {
+	case contract.TypeBool:
+		return strconv.FormatBool(v != 0)
+	case contract.TypeInt:
+		return strconv.FormatInt(int64(v), 10)
+	default:
+		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
 }
 

@@ -1,10 +1,12 @@
 package predlog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,17 +292,8 @@ func readLog[T any](ctx context.Context, b objstore.Bucket, since, until time.Ti
 // writtenBefore reads the write time from a part's name (part-<unix nanos>-<replica>-<seq>)
 // and reports whether it is before t; a name it cannot read is never skipped.
 func writtenBefore(key string, t time.Time) bool {
-	base := key[strings.LastIndex(key, "/")+1:]
-	rest, ok := strings.CutPrefix(base, "part-")
-	if !ok {
-		return false
-	}
-	ns, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return false
-	}
-	n, err := strconv.ParseInt(ns, 10, 64)
-	return err == nil && time.Unix(0, n).Before(t)
+	n, ok := writtenNanos(key)
+	return ok && time.Unix(0, n).Before(t)
 }
 
 // Drift compares one version's live answers (successful ones, any route) in [since, until)
@@ -324,4 +317,89 @@ func Drift(ctx context.Context, b objstore.Bucket, model string, version int, re
 		n++
 	}
 	return w.Report(cfg), n, nil
+}
+
+// Mark is a position in a log: the parts written up to it (by the write time in their name,
+// then by key) are behind it. The zero Mark is before every part.
+type Mark struct {
+	WrittenNanos int64  `json:"written_nanos"`
+	Key          string `json:"key"`
+}
+
+// Part is one log object.
+type Part struct {
+	Key          string
+	WrittenNanos int64
+}
+
+func (p Part) after(m Mark) bool {
+	return p.WrittenNanos > m.WrittenNanos || p.WrittenNanos == m.WrittenNanos && p.Key > m.Key
+}
+
+// PartsBetween lists the prediction-log parts (labels: the feedback parts) written after
+// after and at most at upto, in write order. A part is named when its write starts and is
+// visible once its upload ends (at most 30 s later): callers keep upto that far behind now, so
+// no part can appear behind a mark already passed. Days from the one before after's are
+// listed (a part retried after an outage lands in its records' day).
+func PartsBetween(ctx context.Context, b objstore.Bucket, model string, labels bool, after Mark, upto time.Time) ([]Part, error) {
+	prefix := func(day time.Time) string { return Prefix(model, day) }
+	if labels {
+		prefix = func(day time.Time) string { return FeedbackPrefix(model, day) }
+	}
+	from := upto.Add(-48 * time.Hour)
+	if after.WrittenNanos > 0 {
+		from = time.Unix(0, after.WrittenNanos).Add(-24 * time.Hour)
+	}
+	var out []Part
+	for day := from.UTC().Truncate(24 * time.Hour); !day.After(upto); day = day.AddDate(0, 0, 1) {
+		objs, err := b.List(ctx, prefix(day))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			n, ok := writtenNanos(o.Key)
+			if !strings.HasSuffix(o.Key, ".parquet") || !ok {
+				continue
+			}
+			p := Part{Key: o.Key, WrittenNanos: n}
+			if p.after(after) && n <= upto.UnixNano() {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Part) int {
+		if c := cmp.Compare(a.WrittenNanos, b.WrittenNanos); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out, nil
+}
+
+// ReadPart reads one log part (Record or Label); a part that does not decode is an error
+// naming it.
+func ReadPart[T any](ctx context.Context, b objstore.Bucket, key string) ([]T, error) {
+	ra, obj, err := objstore.NewReaderAt(ctx, b, key)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := parquet.Read[T](ra, obj.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: log part %s: %v", dataset.ErrInvalidData, b.URI(key), err)
+	}
+	return rows, nil
+}
+
+func writtenNanos(key string) (int64, bool) {
+	base := key[strings.LastIndex(key, "/")+1:]
+	rest, ok := strings.CutPrefix(base, "part-")
+	if !ok {
+		return 0, false
+	}
+	ns, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	return n, err == nil
 }

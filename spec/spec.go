@@ -40,6 +40,8 @@ type Spec struct {
 	Quantization Quantization `yaml:"quantization" json:"quantization"`
 	Approval     Approval     `yaml:"approval" json:"approval"`
 	Canary       Canary       `yaml:"canary" json:"canary"`
+	// Monitoring: the monitor that watches the live model between runs (docs/monitoring.md).
+	Monitoring Monitoring `yaml:"monitoring" json:"monitoring"`
 	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
 	Hash string `yaml:"-" json:"hash"`
 }
@@ -187,6 +189,27 @@ func (c Canary) StepShares() []float64 {
 	return c.Steps
 }
 
+// Monitoring configures the model's monitor (workflow monitor/<model>).
+type Monitoring struct {
+	// Interval between windows (5m).
+	Interval Duration `yaml:"interval" json:"interval"`
+	// DriftWindows: live input drift in this many consecutive windows starts the loop (2).
+	DriftWindows int `yaml:"drift_windows" json:"drift_windows"`
+	// MinRequests: a window with fewer requests is reported but decides nothing (200).
+	MinRequests int `yaml:"min_requests" json:"min_requests"`
+	// MaxLiveMAE: live MAE above it (on at least min_labels labels) starts the loop
+	// (default: evaluation.max_mae).
+	MaxLiveMAE float64 `yaml:"max_live_mae" json:"max_live_mae"`
+	MinLabels  int     `yaml:"min_labels" json:"min_labels"`
+	// LabelHorizon: labels join predictions made up to this long before them (24h).
+	LabelHorizon Duration `yaml:"label_horizon" json:"label_horizon"`
+	// LatencySLOMs is the latency objective the KPIs are reported against (50).
+	LatencySLOMs float64 `yaml:"latency_slo_ms" json:"latency_slo_ms"`
+	// Settle: a log part is taken once it was written at least this long ago, so a part
+	// still being uploaded is not skipped past (30s).
+	Settle Duration `yaml:"settle" json:"settle"`
+}
+
 // Duration is a time.Duration written as "30s", "24h" in YAML.
 type Duration struct{ time.Duration }
 
@@ -316,6 +339,27 @@ func (s *Spec) applyDefaults() {
 	if s.Evaluation.SegmentBy == "" {
 		s.Evaluation.SegmentBy = s.Fairness.ProtectedAttribute
 	}
+	m := &s.Monitoring
+	if m.Interval.Duration == 0 {
+		m.Interval.Duration = 5 * time.Minute
+	}
+	if m.DriftWindows == 0 {
+		m.DriftWindows = 2
+	}
+	if m.MinRequests == 0 {
+		m.MinRequests = 200
+	}
+	def(&m.MaxLiveMAE, s.Evaluation.MaxMAE)
+	if m.MinLabels == 0 {
+		m.MinLabels = 100
+	}
+	if m.LabelHorizon.Duration == 0 {
+		m.LabelHorizon.Duration = 24 * time.Hour
+	}
+	def(&m.LatencySLOMs, 50)
+	if m.Settle.Duration == 0 {
+		m.Settle.Duration = 30 * time.Second
+	}
 }
 
 // Validate returns every problem of the spec at once, each naming its field.
@@ -394,6 +438,18 @@ func (s Spec) Validate() error {
 	}
 	if !slices.Contains([]string{"bh", "bonferroni", "none"}, s.Drift.Correction) {
 		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
+	}
+	// A spec recorded before monitoring existed (a run's input) has none: nothing to check.
+	if m := s.Monitoring; m != (Monitoring{}) {
+		if m.Interval.Duration < 10*time.Second || m.Settle.Duration < 0 || m.Settle.Duration >= m.Interval.Duration {
+			add("monitoring.interval: %s must be at least 10s and longer than monitoring.settle (%s)", m.Interval.Duration, m.Settle.Duration)
+		}
+		if m.DriftWindows < 1 || m.MinRequests < 1 || m.MinLabels < 1 {
+			add("monitoring: drift_windows (%d), min_requests (%d) and min_labels (%d) must be at least 1", m.DriftWindows, m.MinRequests, m.MinLabels)
+		}
+		if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 {
+			add("monitoring: label_horizon, max_live_mae and latency_slo_ms must not be negative")
+		}
 	}
 	switch s.Trainer.Name {
 	case "ridge", "logistic":

@@ -1,0 +1,376 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/predlog"
+	"github.com/driftline/driftline/spec"
+)
+
+// Input is one window's evidence.
+type Input struct {
+	Spec    spec.Spec
+	Version int // the production version watched (0: none deployed)
+	// Reference is the version's input profile, Predictions its holdout prediction profile
+	// (nil: missing; named in the report, the rest is still computed).
+	Reference, Predictions *drift.Profile
+	// FavorableAbove is the prediction over which an outcome is favorable (evaluate.FavorableCut
+	// of the version); NaN: fairness is not computed.
+	FavorableAbove float64
+	Records        []predlog.Record // the window's new prediction records (every version and route)
+	Labels         []predlog.Label  // the window's new labels
+	// Answered holds the records of the label horizon by request id (the window's included):
+	// what the labels are joined to.
+	Answered map[string]predlog.Record
+	From, To time.Time
+	// Problems the reader met (a part that did not decode, ...), each naming what.
+	Problems []string
+}
+
+// Report is a window's monitoring report (reports/<model>/monitor/<window end>.json).
+type Report struct {
+	Model   string    `json:"model"`
+	Version int       `json:"version"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	KPIs    KPIs      `json:"kpis"`
+	// InputDrift of the live requests against the version's reference profile, and
+	// PredictionDrift of its answers against its holdout predictions (nil: not computed, Notes say why).
+	InputDrift      *drift.Report `json:"input_drift,omitempty"`
+	PredictionDrift *drift.Report `json:"prediction_drift,omitempty"`
+	// Drifted: input drift by the loop's decision, on at least monitoring.min_requests requests.
+	Drifted bool       `json:"drifted"`
+	Live    LiveErrors `json:"live"`
+	// MAEBreach: live MAE over monitoring.max_live_mae on at least monitoring.min_labels labels.
+	MAEBreach bool            `json:"mae_breach"`
+	Fairness  *FairnessWindow `json:"fairness,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
+	Problems  []string        `json:"problems,omitempty"`
+}
+
+// KPIs are the window's serving numbers for the version.
+type KPIs struct {
+	Requests  int     `json:"requests"`
+	Errors    int     `json:"errors"`
+	Fallbacks int     `json:"fallbacks"`
+	P50Ms     float64 `json:"latency_p50_ms"`
+	P99Ms     float64 `json:"latency_p99_ms"`
+	SLOMs     float64 `json:"latency_slo_ms"`
+	// OverSLO is the share of requests slower than the SLO.
+	OverSLO float64 `json:"over_slo_share"`
+}
+
+// LiveErrors are the errors on the labels that arrived in the window.
+type LiveErrors struct {
+	Labels int `json:"labels"` // joined to a request the version answered
+	// OtherVersion: labels of requests another version answered (a canary's); Unknown: labels
+	// of no request answered within the label horizon.
+	OtherVersion int     `json:"other_version"`
+	Unknown      int     `json:"unknown"`
+	MAE          float64 `json:"mae"` // 0 with no labels
+	RMSE         float64 `json:"rmse"`
+	// Label delay (label time minus prediction time), seconds.
+	DelayP50s float64 `json:"label_delay_p50_s"`
+	DelayP90s float64 `json:"label_delay_p90_s"`
+	DelayMaxs float64 `json:"label_delay_max_s"`
+}
+
+// FairnessWindow is disparate impact over the window's answers, with a bootstrap interval,
+// and the live error of each group.
+type FairnessWindow struct {
+	pipeline.FairnessResult
+	// Low and High bound the ratio (95%, 400 resamples of the requests, seeded).
+	Low       float64            `json:"low"`
+	High      float64            `json:"high"`
+	GroupMAE  map[string]float64 `json:"group_mae,omitempty"`
+	ErrorGap  float64            `json:"error_gap"` // highest minus lowest group MAE (labelled groups)
+	BelowMin  bool               `json:"below_min"` // the whole interval under fairness.min_disparate_impact
+	MinImpact float64            `json:"min_disparate_impact"`
+}
+
+// Compute builds the window's report.
+func Compute(in Input) Report {
+	sp, m := in.Spec, in.Spec.Monitoring
+	rep := Report{Model: sp.Model, Version: in.Version, From: in.From, To: in.To, Problems: in.Problems}
+	var mine []predlog.Record
+	for _, r := range in.Records {
+		if int(r.Version) == in.Version && answered(r) {
+			mine = append(mine, r)
+		}
+	}
+	rep.KPIs = kpis(mine, m.LatencySLOMs)
+	if in.Version == 0 {
+		rep.Notes = append(rep.Notes, "no production version: nothing to watch")
+		return rep
+	}
+	ok := mine[:0:0]
+	for _, r := range mine {
+		if r.Error == "" {
+			ok = append(ok, r)
+		}
+	}
+	// Input drift.
+	switch {
+	case in.Reference == nil:
+		rep.Notes = append(rep.Notes, fmt.Sprintf("input drift not computed: v%d has no reference profile", in.Version))
+	case len(ok) == 0:
+		rep.Notes = append(rep.Notes, "input drift not computed: no answered requests in the window")
+	default:
+		d, bad := inputDrift(sp, *in.Reference, ok)
+		rep.InputDrift = &d
+		if bad > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%d requests with inputs that are not a JSON object of numbers left out of input drift", bad))
+		}
+		rep.Drifted = d.Drifted && len(ok) >= m.MinRequests
+		if d.Drifted && !rep.Drifted {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("input drift on %d requests, under monitoring.min_requests %d: not acted on", len(ok), m.MinRequests))
+		}
+	}
+	if in.Predictions != nil && len(ok) > 0 {
+		w := drift.NewWindow(*in.Predictions)
+		if i := w.Index(drift.PredictionFeature); i >= 0 {
+			for _, r := range ok {
+				w.AddNumeric(i, r.Prediction, rowKey(r.RequestID))
+			}
+			d := w.Report(sp.Drift.Config())
+			rep.PredictionDrift = &d
+		}
+	} else if in.Predictions == nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("prediction drift not computed: v%d has no prediction profile", in.Version))
+	}
+	// Live errors.
+	var errs, delays []float64
+	type labelled struct {
+		group string
+		err   float64
+	}
+	var byGroup []labelled
+	for _, l := range in.Labels {
+		r, found := in.Answered[l.RequestID]
+		switch {
+		case !found:
+			rep.Live.Unknown++
+			continue
+		case int(r.Version) != in.Version || !answered(r) || r.Error != "":
+			rep.Live.OtherVersion++
+			continue
+		}
+		e := r.Prediction - l.Label
+		errs = append(errs, e)
+		delays = append(delays, float64(l.TimeUnixMs-r.TimeUnixMs)/1000)
+		if g := group(r, sp.Fairness.ProtectedAttribute); g != "" {
+			byGroup = append(byGroup, labelled{g, math.Abs(e)})
+		}
+	}
+	if rep.Live.Unknown > 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d labels for requests not answered within the label horizon (%s): counted, not joined", rep.Live.Unknown, m.LabelHorizon.Duration))
+	}
+	rep.Live.Labels = len(errs)
+	if len(errs) > 0 {
+		var sa, ss float64
+		for _, e := range errs {
+			sa += math.Abs(e)
+			ss += e * e
+		}
+		rep.Live.MAE, rep.Live.RMSE = sa/float64(len(errs)), math.Sqrt(ss/float64(len(errs)))
+		slices.Sort(delays)
+		rep.Live.DelayP50s, rep.Live.DelayP90s, rep.Live.DelayMaxs = quantile(delays, 0.5), quantile(delays, 0.9), delays[len(delays)-1]
+		rep.MAEBreach = len(errs) >= m.MinLabels && rep.Live.MAE > m.MaxLiveMAE
+		if len(errs) < m.MinLabels {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("live MAE on %d labels, under monitoring.min_labels %d: not acted on", len(errs), m.MinLabels))
+		}
+	}
+	// Fairness.
+	if a := sp.Fairness.ProtectedAttribute; a != "" && !math.IsNaN(in.FavorableAbove) {
+		rep.Fairness = fairness(sp, a, in.FavorableAbove, ok)
+		if rep.Fairness != nil {
+			sums, counts := map[string]float64{}, map[string]int{}
+			for _, x := range byGroup {
+				sums[x.group] += x.err
+				counts[x.group]++
+			}
+			if len(counts) > 0 {
+				rep.Fairness.GroupMAE = map[string]float64{}
+				lo, hi := math.Inf(1), math.Inf(-1)
+				for g, s := range sums {
+					v := s / float64(counts[g])
+					rep.Fairness.GroupMAE[g] = v
+					lo, hi = min(lo, v), max(hi, v)
+				}
+				rep.Fairness.ErrorGap = hi - lo
+			}
+		}
+	}
+	return rep
+}
+
+// answered: a record of a request the version answered (not a paired or shadow score).
+func answered(r predlog.Record) bool {
+	route := pipeline.Route(r.Route)
+	return route == pipeline.RouteProduction || route == pipeline.RouteCanary
+}
+
+func kpis(recs []predlog.Record, slo float64) KPIs {
+	k := KPIs{Requests: len(recs), SLOMs: slo}
+	lat := make([]float64, 0, len(recs))
+	over := 0
+	for _, r := range recs {
+		if r.Error != "" {
+			k.Errors++
+		}
+		if r.Fallback != "" {
+			k.Fallbacks++
+		}
+		ms := float64(r.LatencyUs) / 1000
+		lat = append(lat, ms)
+		if ms > slo {
+			over++
+		}
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		k.P50Ms, k.P99Ms = quantile(lat, 0.5), quantile(lat, 0.99)
+		k.OverSLO = float64(over) / float64(len(lat))
+	}
+	return k
+}
+
+// inputDrift feeds the requests' features to a drift window of the reference: numbers as
+// they are, categories rendered as the training data's Parquet renders them, a missing or
+// null feature as a null.
+func inputDrift(sp spec.Spec, ref drift.Profile, recs []predlog.Record) (drift.Report, int) {
+	var keep drift.Profile
+	var cols []contract.Column
+	for _, f := range sp.Features {
+		if fp, ok := ref.Feature(f); ok {
+			keep.Features = append(keep.Features, fp)
+			col, _ := sp.Contract.Column(f)
+			cols = append(cols, col)
+		}
+	}
+	w := drift.NewWindow(keep)
+	bad := 0
+	for _, r := range recs {
+		var x map[string]*float64
+		if json.Unmarshal([]byte(r.Inputs), &x) != nil {
+			bad++
+			continue
+		}
+		key := rowKey(r.RequestID)
+		for i, fp := range keep.Features {
+			v := x[fp.Name]
+			if fp.Kind == drift.Categorical {
+				c := "null"
+				if v != nil {
+					c = dataset.FormatNumber(cols[i], *v)
+				}
+				w.AddCategory(i, c)
+				continue
+			}
+			if v == nil {
+				w.AddNumeric(i, math.NaN(), key)
+			} else {
+				w.AddNumeric(i, *v, key)
+			}
+		}
+	}
+	return w.Report(sp.Drift.Config()), bad
+}
+
+// fairness is disparate impact over the answers, with a seeded bootstrap interval.
+func fairness(sp spec.Spec, attr string, above float64, recs []predlog.Record) *FairnessWindow {
+	type row struct {
+		group int
+		fav   bool
+	}
+	var rows []row
+	ids := map[string]int{}
+	var names []string
+	groups := evaluate.Groups{}
+	for _, r := range recs {
+		g := group(r, attr)
+		if g == "" {
+			continue
+		}
+		id, ok := ids[g]
+		if !ok {
+			id = len(names)
+			ids[g] = id
+			names = append(names, g)
+		}
+		fav := r.Prediction >= above
+		groups.Add(g, fav)
+		rows = append(rows, row{id, fav})
+	}
+	if len(names) < 2 {
+		return nil
+	}
+	minRows := max(sp.Fairness.MinGroupRows, 1)
+	f := evaluate.DisparateImpact(attr, above, groups, minRows)
+	out := &FairnessWindow{FairnessResult: *f, Low: f.DisparateImpact, High: f.DisparateImpact, MinImpact: sp.Fairness.MinDisparateImpact}
+	rng := rand.New(rand.NewPCG(uint64(len(rows)), 0x6d6f6e69746f72))
+	var ratios []float64
+	for range resamples {
+		gs := evaluate.Groups{}
+		for range rows {
+			x := rows[rng.IntN(len(rows))]
+			gs.Add(names[x.group], x.fav)
+		}
+		ratios = append(ratios, evaluate.DisparateImpact(attr, above, gs, minRows).DisparateImpact)
+	}
+	sort.Float64s(ratios)
+	out.Low, out.High = quantile(ratios, 0.025), quantile(ratios, 0.975)
+	out.BelowMin = out.High < out.MinImpact
+	return out
+}
+
+// resamples of the disparate-impact interval.
+const resamples = 400
+
+func group(r predlog.Record, attr string) string {
+	if r.Attributes == "" || attr == "" {
+		return ""
+	}
+	var a map[string]any
+	if json.Unmarshal([]byte(r.Attributes), &a) != nil {
+		return ""
+	}
+	switch v := a[attr].(type) {
+	case string:
+		return v
+	case float64:
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+func rowKey(id string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// quantile of sorted x (linear interpolation).
+func quantile(x []float64, q float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	pos := q * float64(len(x)-1)
+	i := int(pos)
+	if i+1 >= len(x) {
+		return x[len(x)-1]
+	}
+	return x[i] + (pos-float64(i))*(x[i+1]-x[i])
+}

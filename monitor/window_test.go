@@ -1,0 +1,151 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/predlog"
+	"github.com/driftline/driftline/spec"
+)
+
+func features(r dataset.RetailRow) map[string]float64 {
+	return map[string]float64{"price": r.Price, "promo": float64(r.Promo), "weekday": float64(r.Weekday),
+		"temperature": r.Temperature, "item_popularity": r.ItemPopularity}
+}
+
+// reference profiles the demo's rows of the days before the holiday shift, as registration does.
+func reference(t *testing.T, sp spec.Spec, cfg dataset.RetailConfig) drift.Profile {
+	b := drift.NewProfileBuilder(sp.Features, sp.FeatureKinds())
+	key := uint64(0)
+	for day := 0; day < 14; day++ {
+		for _, r := range cfg.RetailDay(day) {
+			x := features(r)
+			for i, f := range sp.Features {
+				if sp.FeatureKinds()[i] == drift.Categorical {
+					b.AddCategory(i, fmt.Sprint(x[f]))
+				} else {
+					b.AddNumeric(i, x[f], key)
+				}
+			}
+			key++
+		}
+	}
+	return b.Profile()
+}
+
+// live turns the demo's rows of a day into logged answers of v1 (prediction = truth + err)
+// and their labels a minute later.
+func live(t *testing.T, cfg dataset.RetailConfig, day int, at time.Time, err float64) ([]predlog.Record, []predlog.Label) {
+	var recs []predlog.Record
+	var labels []predlog.Label
+	for i, r := range cfg.RetailDay(day) {
+		if math.IsNaN(r.Temperature) {
+			continue
+		}
+		in, _ := json.Marshal(features(r))
+		attrs, _ := json.Marshal(map[string]string{"region": r.Region})
+		id := fmt.Sprintf("d%d-%d", day, i)
+		e := err
+		if i%2 == 0 {
+			e = -err
+		}
+		recs = append(recs, predlog.Record{RequestID: id, TimeUnixMs: at.UnixMilli(), Model: "demand", Version: 1,
+			Route: string(pipeline.RouteProduction), LatencyUs: int64(1000 + i%100*10), Prediction: r.UnitsSold + e,
+			Inputs: string(in), Attributes: string(attrs)})
+		labels = append(labels, predlog.Label{RequestID: id, TimeUnixMs: at.Add(time.Minute).UnixMilli(), Model: "demand", Label: r.UnitsSold})
+	}
+	return recs, labels
+}
+
+func demoSpec(t *testing.T) spec.Spec {
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	return sp
+}
+
+func byID(recs []predlog.Record) map[string]predlog.Record {
+	m := map[string]predlog.Record{}
+	for _, r := range recs {
+		m[r.RequestID] = r
+	}
+	return m
+}
+
+// A window of live requests like the reference does not drift; its KPIs and its live MAE are
+// those of the requests and labels; the window after the holiday shift drifts.
+func TestWindowReportsKPIsLiveErrorsAndDrift(t *testing.T) {
+	sp := demoSpec(t)
+	cfg := dataset.DefaultRetail()
+	ref := reference(t, sp, cfg)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+	recs, labels := live(t, cfg, 20, at, 1.5)
+	require.Greater(t, len(recs), sp.Monitoring.MinRequests)
+	rep := Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: 20, Records: recs, Labels: labels, Answered: byID(recs),
+		From: at, To: at.Add(5 * time.Minute)})
+	require.Equal(t, len(recs), rep.KPIs.Requests)
+	require.Zero(t, rep.KPIs.Errors)
+	require.InDelta(t, 1.5, rep.KPIs.P50Ms, 0.1)
+	require.Zero(t, rep.KPIs.OverSLO)
+	require.NotNil(t, rep.InputDrift)
+	require.False(t, rep.Drifted, "live requests like the reference: %s", rep.InputDrift.Why)
+	require.Equal(t, len(labels), rep.Live.Labels)
+	require.InDelta(t, 1.5, rep.Live.MAE, 1e-9)
+	require.InDelta(t, 60, rep.Live.DelayP50s, 1e-9)
+	require.False(t, rep.MAEBreach)
+	require.NotNil(t, rep.Fairness)
+	require.LessOrEqual(t, rep.Fairness.Low, rep.Fairness.DisparateImpact)
+	require.GreaterOrEqual(t, rep.Fairness.High, rep.Fairness.DisparateImpact)
+	require.InDelta(t, 0, rep.Fairness.ErrorGap, 1e-9, "every group has the same error")
+
+	// After the shift (prices up 20%, 12 degrees colder): drift, and the errors grew.
+	shifted, slabels := live(t, cfg, cfg.ShiftDay+2, at, 4)
+	rep = Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: 20, Records: shifted, Labels: slabels, Answered: byID(shifted),
+		From: at, To: at.Add(5 * time.Minute)})
+	require.True(t, rep.Drifted, "%+v", rep.InputDrift)
+	require.True(t, rep.MAEBreach, "live MAE %.2f over %.2f", rep.Live.MAE, sp.Monitoring.MaxLiveMAE)
+
+	// Too few requests: reported, not acted on.
+	rep = Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: 20, Records: shifted[:50], Answered: byID(shifted), From: at, To: at})
+	require.True(t, rep.InputDrift.Drifted)
+	require.False(t, rep.Drifted)
+	require.Contains(t, fmt.Sprint(rep.Notes), "under monitoring.min_requests")
+}
+
+// Bad input is named and counted, the rest of the window is still computed: a label for no
+// known request, a label of another version's answer, inputs that are not JSON, a version
+// without a reference profile.
+func TestWindowNamesBadInputAndGoesOn(t *testing.T) {
+	sp := demoSpec(t)
+	cfg := dataset.DefaultRetail()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	recs, labels := live(t, cfg, 3, at, 1)
+	recs[0].Inputs = "{not json"
+	recs[1].Version = 2 // a canary's answer
+	recs[1].Route = string(pipeline.RouteCanary)
+	labels = append(labels, predlog.Label{RequestID: "nobody", Label: 3})
+	ref := reference(t, sp, cfg)
+	rep := Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: math.NaN(), Records: recs, Labels: labels, Answered: byID(recs),
+		Problems: []string{"log part s3://b/predictions/demand/dt=2026-12-01/part-1-a-000001.parquet: not Parquet"}})
+	require.Equal(t, 1, rep.Live.Unknown)
+	require.Equal(t, 1, rep.Live.OtherVersion)
+	require.Equal(t, len(labels)-2, rep.Live.Labels)
+	require.Equal(t, len(recs)-1, rep.KPIs.Requests, "the canary's answer is not v1's")
+	require.Contains(t, fmt.Sprint(rep.Problems), "part-1-a-000001.parquet")
+	require.Contains(t, fmt.Sprint(rep.Problems), "1 labels for requests not answered")
+	require.Contains(t, fmt.Sprint(rep.Problems), "1 requests with inputs that are not a JSON object")
+	require.Nil(t, rep.Fairness, "no favorable cut: fairness not computed")
+
+	rep = Compute(Input{Spec: sp, Version: 1, FavorableAbove: math.NaN(), Records: recs, Labels: labels, Answered: byID(recs)})
+	require.Nil(t, rep.InputDrift)
+	require.Contains(t, fmt.Sprint(rep.Notes), "v1 has no reference profile")
+	require.Equal(t, len(labels)-2, rep.Live.Labels, "live errors are still computed")
+}
