@@ -73,6 +73,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
+	w.RegisterActivity(&activities.Monitoring{Store: o.Store, Registry: r, Metrics: activities.NewMonitorMetrics(reg)})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
 		Keys: o.AttestationKeys})

@@ -15,4 +15,5 @@ type Registrar interface {
 func Register(w Registrar) {
 	w.RegisterWorkflowWithOptions(ContinuousTrainingWorkflow, workflow.RegisterOptions{Name: pipeline.ContinuousTraining})
 	w.RegisterWorkflowWithOptions(CanaryWorkflowFunc, workflow.RegisterOptions{Name: pipeline.CanaryWorkflow})
+	w.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow})
 }

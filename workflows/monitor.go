@@ -1,0 +1,114 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// MonitorWindowsPerRun is how many windows a monitor run takes before it continues as new
+// (its history stays small: about 12 events a window).
+const MonitorWindowsPerRun = 100
+
+// MonitorWorkflowFunc watches one model between runs (workflow monitor/<model>): every
+// monitoring.interval it has one window of the prediction log and feedback processed
+// (activities.Monitoring.MonitorWindow, from the durable marks the previous window left) and
+// starts the model's loop (ct/<model>) when live input drift holds for
+// monitoring.drift_windows windows in a row or the live MAE breaches monitoring.max_live_mae,
+// with the reason and the window's report in the run's memo. A run already in progress is
+// not started twice. Cancelling the workflow stops the monitor.
+func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
+	sp := in.Spec
+	model := sp.Model
+	st := in
+	var last *pipeline.MonitorWindowResult
+	var lastAt time.Time
+	if err := workflow.SetQueryHandler(ctx, pipeline.QueryMonitor, func() (pipeline.MonitorStatus, error) {
+		return pipeline.MonitorStatus{Model: model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs}, nil
+	}); err != nil {
+		return err
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(model))
+	interval := sp.Monitoring.Interval.Duration
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: max(interval, time.Minute),
+		HeartbeatTimeout:    heartbeat,
+		Summary:             "monitoring window of " + model,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: 5, NonRetryableErrorTypes: pipeline.NonRetryable},
+	})
+	for range MonitorWindowsPerRun {
+		if err := workflow.Sleep(ctx, interval); err != nil {
+			return err // cancelled: the monitor stops
+		}
+		var res pipeline.MonitorWindowResult
+		err := workflow.ExecuteActivity(actx, pipeline.ActMonitorWindow, pipeline.MonitorWindowInput{Spec: sp,
+			Predictions: st.Predictions, Labels: st.Labels, Until: workflow.Now(ctx)}).Get(ctx, &res)
+		if err != nil {
+			// The marks did not move: the next window takes what this one could not.
+			workflow.GetLogger(ctx).Error("monitoring window failed", "err", err)
+			continue
+		}
+		last, lastAt = &res, workflow.Now(ctx)
+		st.Predictions, st.Labels, st.LastReport = res.Predictions, res.Labels, res.ReportURI
+		st.Windows++
+		if res.Drifted {
+			st.DriftedInARow++
+		} else {
+			st.DriftedInARow = 0
+		}
+		var reason string
+		switch {
+		case st.DriftedInARow >= sp.Monitoring.DriftWindows:
+			reason = fmt.Sprintf("live input drift in %d windows in a row (score %.3f): %s", st.DriftedInARow, res.DriftScore, res.Why)
+		case res.MAEBreach:
+			reason = fmt.Sprintf("live MAE %.3f over monitoring.max_live_mae %.3f on %d labels", res.LiveMAE, sp.Monitoring.MaxLiveMAE, res.Labelled)
+		default:
+			continue
+		}
+		run := startLoop(ctx, st, reason, res.ReportURI)
+		st.Runs = append(st.Runs, run)
+		if len(st.Runs) > 20 {
+			st.Runs = st.Runs[len(st.Runs)-20:]
+		}
+		if run.Started {
+			st.DriftedInARow = 0
+		}
+	}
+	return workflow.NewContinueAsNewError(ctx, pipeline.MonitorWorkflow, st)
+}
+
+// startLoop starts ct/<model> as an abandoned child (it outlives the monitor's run), forced:
+// the monitor's evidence is the reason to retrain, in the run's memo. A run already in
+// progress is left alone.
+func startLoop(ctx workflow.Context, st pipeline.MonitorInput, reason, report string) pipeline.MonitorRun {
+	model := st.Spec.Model
+	at := workflow.Now(ctx)
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            pipeline.WorkflowID(model),
+		TaskQueue:             pipeline.TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(AttrModel.ValueSet(model)),
+		Memo:                  map[string]any{"started_by": "monitor", "reason": reason, "evidence": report},
+		StaticSummary:         "retrain " + model + ": " + reason,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, pipeline.ContinuousTraining, pipeline.RunInput{Spec: st.Spec, From: st.RunFrom, To: st.RunTo,
+		Force: true, RequestedBy: "monitor/" + model})
+	var exec workflow.Execution
+	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
+	var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+	switch {
+	case errors.As(err, &started):
+		return pipeline.MonitorRun{At: at, Reason: reason + " (a run was already in progress)"}
+	case err != nil:
+		return pipeline.MonitorRun{At: at, Reason: reason + " (the run did not start: " + err.Error() + ")"}
+	}
+	return pipeline.MonitorRun{At: at, Reason: reason, RunID: exec.RunID, Started: true}
+}
