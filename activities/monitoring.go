@@ -218,4 +218,3 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
-

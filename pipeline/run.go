@@ -14,6 +14,9 @@ type RunInput struct {
 	From, To    string
 	Force       bool // retrain even without drift
 	RequestedBy string
+	// Reason says why a run was started by the system (the monitor's evidence); also in the
+	// run's memo.
+	Reason string `json:",omitempty"`
 }
 
 // Step is one finished step, shown by `driftline status` and the status query.
@@ -48,6 +51,8 @@ type ApprovalSignal struct {
 // Status is the run's state, answered by the status query and summarised in the memo.
 type Status struct {
 	Model            string             `json:"model"`
+	RequestedBy      string             `json:"requested_by,omitempty"`
+	Trigger          string             `json:"trigger,omitempty"` // why the system started it (RunInput.Reason)
 	Stage            Stage              `json:"stage"`
 	Outcome          Outcome            `json:"outcome,omitempty"`
 	Reason           string             `json:"reason,omitempty"`

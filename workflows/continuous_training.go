@@ -137,7 +137,7 @@ func (r *run) window() error {
 func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pipeline.RunResult, error) {
 	info := workflow.GetInfo(ctx)
 	r := &run{ctx: ctx, in: in, runID: info.WorkflowExecution.RunID, wfID: info.WorkflowExecution.ID,
-		status: pipeline.Status{Model: in.Spec.Model}}
+		status: pipeline.Status{Model: in.Spec.Model, RequestedBy: in.RequestedBy, Trigger: in.Reason}}
 	model := in.Spec.Model
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(model))
 	if err := workflow.SetQueryHandler(ctx, pipeline.QueryStatus, func() (pipeline.Status, error) { return r.status, nil }); err != nil {

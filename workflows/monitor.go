@@ -6,6 +6,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -100,12 +101,13 @@ func startLoop(ctx workflow.Context, st pipeline.MonitorInput, reason, report st
 		StaticSummary:         "retrain " + model + ": " + reason,
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, pipeline.ContinuousTraining, pipeline.RunInput{Spec: st.Spec, From: st.RunFrom, To: st.RunTo,
-		Force: true, RequestedBy: "monitor/" + model})
+		Force: true, RequestedBy: "monitor/" + model, Reason: reason + " (report " + report + ")"})
 	var exec workflow.Execution
 	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
 	var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+	var startedTest *serviceerror.WorkflowExecutionAlreadyStarted // the SDK's test environment says it so
 	switch {
-	case errors.As(err, &started):
+	case errors.As(err, &started) || errors.As(err, &startedTest):
 		return pipeline.MonitorRun{At: at, Reason: reason + " (a run was already in progress)"}
 	case err != nil:
 		return pipeline.MonitorRun{At: at, Reason: reason + " (the run did not start: " + err.Error() + ")"}
