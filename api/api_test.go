@@ -207,6 +207,7 @@ type fakeRuns struct {
 	decided []pipeline.Approval
 	waiting int
 	calls   int
+	monitor []pipeline.MonitorInput
 }
 
 func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
@@ -232,6 +233,12 @@ func (f *fakeRuns) CreateSchedule(context.Context, spec.Spec, string) (string, e
 	return "ct-schedule/demand", nil
 }
 func (f *fakeRuns) DeleteSchedule(context.Context, string) error { f.calls++; return nil }
+func (f *fakeRuns) StartMonitor(_ context.Context, in pipeline.MonitorInput) (string, error) {
+	f.calls++
+	f.monitor = append(f.monitor, in)
+	return "monitor-run", nil
+}
+func (f *fakeRuns) StopMonitor(context.Context, string) error { f.calls++; return nil }
 
 type fixture struct {
 	srv   *httptest.Server
@@ -303,6 +310,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	require.NoError(t, err)
 	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
 	sched, _ := json.Marshal(ScheduleRequest{Spec: specYAML(t), Cron: "0 3 * * *"})
+	mon, _ := json.Marshal(MonitorRequest{Spec: specYAML(t)})
 	viewer := f.idp.token(t, "RS256", "victor", []string{"viewers"}) // bound to no role
 	dave := f.idp.token(t, "ES256", "dave", nil)                     // data scientist: may start runs, not promote
 	expired := f.idp.token(t, "RS256", "erin", []string{"ml-platform"}, func(c *Claims, _ map[string]any) {
@@ -325,6 +333,8 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 		{"PUT", "/v1/models/demand/aliases/challenger", `{"version":2,"reason":"x"}`},
 		{"PUT", "/v1/models/demand/schedule", string(sched)},
 		{"DELETE", "/v1/models/demand/schedule", ``},
+		{"PUT", "/v1/models/demand/monitor", string(mon)},
+		{"DELETE", "/v1/models/demand/monitor", ``},
 	}
 	tokens := []struct {
 		token string
@@ -334,7 +344,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	for n < 50 {
 		a := attempts[n%len(attempts)]
 		tk := tokens[n%len(tokens)]
-		if tk.token == dave && (a.path == "/v1/runs" || strings.HasSuffix(a.path, "/schedule") || strings.HasSuffix(a.path, "/cancel")) {
+		if tk.token == dave && (a.path == "/v1/runs" || strings.HasSuffix(a.path, "/schedule") || strings.HasSuffix(a.path, "/monitor") || strings.HasSuffix(a.path, "/cancel")) {
 			tk = tokens[4] // dave may do these: use the viewer instead
 		}
 		code, out := f.call(t, a.method, a.path, tk.token, a.body)
@@ -370,6 +380,16 @@ func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
 	code, out := f.call(t, "POST", "/v1/runs", dave, string(sp))
 	require.Equal(t, 200, code, out)
 	require.Equal(t, "dave", f.runs.started[0].RequestedBy, "who started the run is who the token says")
+	mon, _ := json.Marshal(MonitorRequest{Spec: specYAML(t), RunFrom: "2026-10-03", RunTo: "2026-10-30"})
+	code, out = f.call(t, "PUT", "/v1/models/demand/monitor", dave, string(mon))
+	require.Equal(t, 200, code, out)
+	require.Equal(t, "monitor/demand", out["workflow_id"])
+	require.Equal(t, "dave", f.runs.monitor[0].RequestedBy)
+	require.Equal(t, "2026-10-03", f.runs.monitor[0].RunFrom)
+	code, out = f.call(t, "PUT", "/v1/models/returns/monitor", dave, string(mon))
+	require.Equal(t, 400, code, "the spec is for demand: %v", out)
+	code, out = f.call(t, "DELETE", "/v1/models/demand/monitor", dave, "")
+	require.Equal(t, 200, code, out)
 	alice := f.idp.token(t, "RS256", "alice", nil)
 	code, out = f.call(t, "POST", "/v1/models/demand/approvals", alice, `{"version":3,"decision":"approve","reason":"x"}`)
 	require.Equal(t, 409, code, "the run waits on v2: %v", out)
@@ -399,7 +419,7 @@ func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
 			allowed = append(allowed, r.Actor+" "+r.Action)
 		}
 	}
-	require.Subset(t, allowed, []string{"dave start_run", "alice approve", "erin promote", "alice rollback"})
+	require.Subset(t, allowed, []string{"dave start_run", "dave change_monitor", "alice approve", "erin promote", "alice rollback"})
 	code, keys := f.call(t, "GET", "/v1/attestation-keys", "", "")
 	require.Equal(t, 200, code)
 	require.Len(t, keys["keys"], 1)

@@ -31,6 +31,8 @@ type Runs interface {
 	Decide(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error)
 	CreateSchedule(ctx context.Context, sp spec.Spec, cron string) (string, error)
 	DeleteSchedule(ctx context.Context, model string) error
+	StartMonitor(ctx context.Context, in pipeline.MonitorInput) (runID string, err error)
+	StopMonitor(ctx context.Context, model string) error
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -71,6 +73,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/models/{model}/aliases/{alias}", s.setAlias)
 	mux.HandleFunc("PUT /v1/models/{model}/schedule", s.putSchedule)
 	mux.HandleFunc("DELETE /v1/models/{model}/schedule", s.deleteSchedule)
+	mux.HandleFunc("PUT /v1/models/{model}/monitor", s.putMonitor)
+	mux.HandleFunc("DELETE /v1/models/{model}/monitor", s.deleteMonitor)
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
 	}
@@ -107,6 +111,7 @@ const (
 	ActPromote        = "promote"
 	ActRollback       = "rollback"
 	ActChangeSchedule = "change_schedule"
+	ActChangeMonitor  = "change_monitor"
 )
 
 // call is one mutation being served: who asked, what, and the audit of how it ended.
@@ -448,6 +453,54 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.done(map[string]any{"deleted": c.model}, "")
+}
+
+// MonitorRequest starts a model's monitor: the spec (YAML) and, optionally, the window a run
+// the monitor starts trains on (empty: the spec's window ending yesterday).
+type MonitorRequest struct {
+	Spec    string `json:"spec"`
+	RunFrom string `json:"run_from,omitempty"`
+	RunTo   string `json:"run_to,omitempty"`
+}
+
+func (s *Server) putMonitor(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActChangeMonitor, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	var req MonitorRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	sp, err := spec.Parse([]byte(req.Spec))
+	switch {
+	case err != nil:
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return
+	case sp.Model != c.model:
+		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
+		return
+	}
+	c.detail["spec_hash"], c.detail["interval"] = sp.Hash, sp.Monitoring.Interval.String()
+	id, err := s.Runs.StartMonitor(r.Context(), pipeline.MonitorInput{Spec: sp, RunFrom: req.RunFrom, RunTo: req.RunTo, RequestedBy: c.who.ID})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"workflow_id": pipeline.MonitorWorkflowID(c.model), "run_id": id}, "")
+}
+
+func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActChangeMonitor, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	if err := s.Runs.StopMonitor(r.Context(), c.model); err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)}, "")
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

@@ -61,3 +61,13 @@ func (t TemporalRuns) CreateSchedule(ctx context.Context, sp spec.Spec, cron str
 func (t TemporalRuns) DeleteSchedule(ctx context.Context, model string) error {
 	return starter.DeleteSchedule(ctx, t.Client, model)
 }
+
+// StartMonitor implements Runs.
+func (t TemporalRuns) StartMonitor(ctx context.Context, in pipeline.MonitorInput) (string, error) {
+	return starter.StartMonitor(ctx, t.Client, in)
+}
+
+// StopMonitor implements Runs.
+func (t TemporalRuns) StopMonitor(ctx context.Context, model string) error {
+	return starter.StopMonitor(ctx, t.Client, model)
+}

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"math/rand/v2"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/driftline/driftline/contract"
@@ -91,7 +89,7 @@ type LiveErrors struct {
 // and the live error of each group.
 type FairnessWindow struct {
 	pipeline.FairnessResult
-	// Low and High bound the ratio (95%, 400 resamples of the requests, seeded).
+	// Low and High bound the ratio (95%: each group's Wilson interval, Bonferroni over the groups).
 	Low       float64            `json:"low"`
 	High      float64            `json:"high"`
 	GroupMAE  map[string]float64 `json:"group_mae,omitempty"`
@@ -289,55 +287,72 @@ func inputDrift(sp spec.Spec, ref drift.Profile, recs []predlog.Record) (drift.R
 	return w.Report(sp.Drift.Config()), bad
 }
 
-// fairness is disparate impact over the answers, with a seeded bootstrap interval.
+// fairness is disparate impact over the answers, with an interval from each group's rate
+// interval (Wilson, 95% jointly over the groups by Bonferroni): the ratio's bounds are what the
+// lowest and highest rates can be within their intervals. It always holds the estimate (a
+// bootstrap of a min/max ratio sits below it: the extreme rates of a resample are noisier).
 func fairness(sp spec.Spec, attr string, above float64, recs []predlog.Record) *FairnessWindow {
-	type row struct {
-		group int
-		fav   bool
-	}
-	var rows []row
-	ids := map[string]int{}
-	var names []string
 	groups := evaluate.Groups{}
 	for _, r := range recs {
-		g := group(r, attr)
-		if g == "" {
-			continue
+		if g := group(r, attr); g != "" {
+			groups.Add(g, r.Prediction >= above)
 		}
-		id, ok := ids[g]
-		if !ok {
-			id = len(names)
-			ids[g] = id
-			names = append(names, g)
-		}
-		fav := r.Prediction >= above
-		groups.Add(g, fav)
-		rows = append(rows, row{id, fav})
 	}
-	if len(names) < 2 {
+	if len(groups) < 2 {
 		return nil
 	}
 	minRows := max(sp.Fairness.MinGroupRows, 1)
 	f := evaluate.DisparateImpact(attr, above, groups, minRows)
 	out := &FairnessWindow{FairnessResult: *f, Low: f.DisparateImpact, High: f.DisparateImpact, MinImpact: sp.Fairness.MinDisparateImpact}
-	rng := rand.New(rand.NewPCG(uint64(len(rows)), 0x6d6f6e69746f72))
-	var ratios []float64
-	for range resamples {
-		gs := evaluate.Groups{}
-		for range rows {
-			x := rows[rng.IntN(len(rows))]
-			gs.Add(names[x.group], x.fav)
+	var counted []pipeline.GroupRate
+	for _, gr := range f.Groups {
+		if gr.Rows >= minRows {
+			counted = append(counted, gr)
 		}
-		ratios = append(ratios, evaluate.DisparateImpact(attr, above, gs, minRows).DisparateImpact)
 	}
-	sort.Float64s(ratios)
-	out.Low, out.High = quantile(ratios, 0.025), quantile(ratios, 0.975)
+	if len(counted) < 2 {
+		return out
+	}
+	z := normalQuantile(1 - 0.025/float64(len(counted)))
+	minLo, minHi, maxLo, maxHi := math.Inf(1), math.Inf(1), 0.0, 0.0
+	for _, gr := range counted {
+		lo, hi := wilson(gr.Favorable, gr.Rows, z)
+		minLo, minHi = min(minLo, lo), min(minHi, hi)
+		maxLo, maxHi = max(maxLo, lo), max(maxHi, hi)
+	}
+	if maxHi > 0 {
+		out.Low = minLo / maxHi
+	}
+	out.High = 1
+	if maxLo > 0 {
+		out.High = min(1, minHi/maxLo)
+	}
 	out.BelowMin = out.High < out.MinImpact
 	return out
 }
 
-// resamples of the disparate-impact interval.
-const resamples = 400
+// wilson is the Wilson score interval of k successes in n.
+func wilson(k, n int, z float64) (lo, hi float64) {
+	p, fn := float64(k)/float64(n), float64(n)
+	den := 1 + z*z/fn
+	c := (p + z*z/(2*fn)) / den
+	h := z * math.Sqrt(p*(1-p)/fn+z*z/(4*fn*fn)) / den
+	return max(0, c-h), min(1, c+h)
+}
+
+// normalQuantile is the standard normal quantile (bisection on erfc; p in (0.5, 1)).
+func normalQuantile(p float64) float64 {
+	lo, hi := 0.0, 10.0
+	for range 100 {
+		mid := (lo + hi) / 2
+		if 0.5*math.Erfc(-mid/math.Sqrt2) < p {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return (lo + hi) / 2
+}
 
 func group(r predlog.Record, attr string) string {
 	if r.Attributes == "" || attr == "" {

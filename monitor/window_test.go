@@ -149,3 +149,39 @@ func TestWindowNamesBadInputAndGoesOn(t *testing.T) {
 	require.Contains(t, fmt.Sprint(rep.Notes), "v1 has no reference profile")
 	require.Equal(t, len(labels)-2, rep.Live.Labels, "live errors are still computed")
 }
+
+// Disparate impact per window: the interval holds the estimate, and only a window whose
+// whole interval is under the floor is flagged.
+func TestWindowFairnessInterval(t *testing.T) {
+	sp := demoSpec(t)
+	recs := func(southRate float64, n int) []predlog.Record {
+		var out []predlog.Record
+		for i := range n {
+			for _, g := range []string{"north", "south", "east"} {
+				rate := 0.5
+				if g == "south" {
+					rate = southRate
+				}
+				pred := 10.0
+				if float64(i%100) < rate*100 {
+					pred = 30
+				}
+				out = append(out, predlog.Record{RequestID: fmt.Sprintf("%s-%d", g, i), Version: 1, Route: string(pipeline.RouteProduction),
+					Prediction: pred, Inputs: `{}`, Attributes: fmt.Sprintf(`{"region":%q}`, g)})
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		south float64
+		n     int
+		below bool
+	}{{0.5, 1000, false}, {0.45, 1000, false}, {0.2, 1000, true}, {0.35, 60, false}} {
+		rep := Compute(Input{Spec: sp, Version: 1, FavorableAbove: 20, Records: recs(c.south, c.n)})
+		f := rep.Fairness
+		require.NotNil(t, f)
+		require.LessOrEqual(t, f.Low, f.DisparateImpact, "%+v", c)
+		require.GreaterOrEqual(t, f.High, f.DisparateImpact, "%+v", c)
+		require.Equal(t, c.below, f.BelowMin, "south %.2f on %d rows: DI %.3f [%.3f, %.3f]", c.south, c.n, f.DisparateImpact, f.Low, f.High)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"gopkg.in/yaml.v3"
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/api"
@@ -39,6 +40,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
 	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
+	monInterval := fs.Duration("monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
 	keyFile := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -103,7 +105,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  serving answers with v%d\n", res1.Version)
 
-	fmt.Printf("\n== 3. second run: %s..%s (holiday season, prices up): drift, retrain, canary with live traffic\n", demoFrom2, demoTo2)
+	fmt.Printf("\n== 3. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
 	var rows []dataset.RetailRow
 	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
 		for _, r := range cfg.RetailDay(day) {
@@ -115,9 +117,32 @@ func cmdDemo(ctx context.Context, args []string) error {
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var st traffic.Stats
 	go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
-	fmt.Printf("  client traffic: %d requests/s to %s\n", *rps, *url)
-	res2, link2, err := demoRun(ctx, c, starts, api.RunRequest{Spec: string(raw), From: demoFrom2, To: demoTo2}, sp.Model, approve)
+	fmt.Printf("  client traffic: %d requests/s to %s (labels follow the answers)\n", *rps, *url)
+	monSpec, err := withMonitorInterval(raw, *monInterval)
+	if err != nil {
+		stopTraffic()
+		return err
+	}
+	if err := starts.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{Spec: string(monSpec), RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
+		stopTraffic()
+		return err
+	}
+	fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
+		pipeline.MonitorWorkflowID(sp.Model), *monInterval, sp.Monitoring.Interval.Duration)
+	res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, approve)
 	stopTraffic()
+	if mst, merr := starter.MonitorStatus(ctx, c, sp.Model); merr == nil {
+		for _, r := range mst.Runs {
+			fmt.Printf("  the monitor: %s\n", r.Reason)
+		}
+		if rep, key, rerr := loadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
+			fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
+			printMonitorReport(b.URI(key), rep)
+		}
+	}
+	if serr := starts.do(ctx, http.MethodDelete, "/v1/models/"+sp.Model+"/monitor", nil, nil); serr != nil {
+		fmt.Printf("  stopping the monitor: %v\n", serr)
+	}
 	if err != nil {
 		return err
 	}
@@ -181,8 +206,8 @@ func demoRun(ctx context.Context, c client.Client, a apiClient, in api.RunReques
 	return demoResult{RunResult: res, RunID: started.RunID}, link, err
 }
 
-// resetDemoModel gives the demo a clean model: it ends a leftover open run and removes the
-// demo model's registry, reports and prediction log, so `make demo` can run again and again.
+// resetDemoModel gives the demo a clean model: it ends a leftover open run and monitor and
+// removes the demo model's registry, reports, prediction log and feedback, so `make demo` can run again and again.
 // Audit records stay: they are append-only.
 func resetDemoModel(ctx context.Context, c client.Client, b objstore.Bucket, model string) error {
 	desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
@@ -192,7 +217,13 @@ func resetDemoModel(ctx context.Context, c client.Client, b objstore.Bucket, mod
 		}
 	}
 	n := 0
-	for _, prefix := range []string{"models/" + model + "/", "reports/" + model + "/", "predictions/" + model + "/"} {
+	if desc, err := c.DescribeWorkflowExecution(ctx, pipeline.MonitorWorkflowID(model), ""); err == nil &&
+		desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if err := c.TerminateWorkflow(ctx, pipeline.MonitorWorkflowID(model), "", "demo restarted"); err != nil {
+			return err
+		}
+	}
+	for _, prefix := range []string{"models/" + model + "/", "reports/" + model + "/", "predictions/" + model + "/", "feedback/" + model + "/"} {
 		objs, err := b.List(ctx, prefix)
 		if err != nil {
 			return err
@@ -237,4 +268,64 @@ func waitServing(ctx context.Context, url, model string, version int) error {
 		}
 	}
 	return fmt.Errorf("serving at %s did not load %s v%d within 60s (last answer: %s)", url, model, version, last)
+}
+
+// demoFollowMonitorRun waits for the run the monitor starts (a ct/<model> run other than
+// the first) and follows it.
+func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunID string, onApproval func(pipeline.Status)) (demoResult, string, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
+		if err == nil {
+			info := desc.GetWorkflowExecutionInfo()
+			if id := info.GetExecution().GetRunId(); id != firstRunID {
+				link := starter.UILink(namespace(), pipeline.WorkflowID(model), id)
+				fmt.Printf("  run %s started by the monitor  %s\n", pipeline.WorkflowID(model), link)
+				res, err := starter.Follow(ctx, c, model, c.GetWorkflow(ctx, pipeline.WorkflowID(model), id), os.Stdout, onApproval)
+				fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
+				return demoResult{RunResult: res, RunID: id}, link, err
+			}
+		}
+		if mst, err := starter.MonitorStatus(ctx, c, model); err == nil && mst.Last != nil {
+			fmt.Printf("  monitor window %d: %d requests, input drift %v (score %.3f), %d in a row\n", mst.Windows, mst.Last.Requests,
+				mst.Last.Drifted, mst.Last.DriftScore, mst.DriftedInARow)
+		}
+		select {
+		case <-ctx.Done():
+			return demoResult{}, "", ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return demoResult{}, "", fmt.Errorf("the monitor did not start a run of %s within 5 minutes (driftline monitor status --model %s)", model, model)
+}
+
+// withMonitorInterval returns the spec YAML with monitoring.interval set (and settle under it).
+func withMonitorInterval(raw []byte, interval time.Duration) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("spec: not a YAML mapping (%v)", err)
+	}
+	root := doc.Content[0]
+	var mon *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "monitoring" {
+			mon = root.Content[i+1]
+		}
+	}
+	if mon == nil {
+		mon = &yaml.Node{Kind: yaml.MappingNode}
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "monitoring"}, mon)
+	}
+	set := func(k, v string) {
+		for i := 0; i+1 < len(mon.Content); i += 2 {
+			if mon.Content[i].Value == k {
+				mon.Content[i+1].Value = v
+				return
+			}
+		}
+		mon.Content = append(mon.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k}, &yaml.Node{Kind: yaml.ScalarNode, Value: v})
+	}
+	set("interval", interval.String())
+	set("settle", (interval / 3).String())
+	return yaml.Marshal(&doc)
 }

@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"token":    {"mint a development token for `driftline api --dev` (HS256)", cmdToken},
 	"weather":  {"serve the demo's weather source (feature enrichment)", cmdWeather},
 	"drift":    {"show a run's drift report, or drift of live predictions", cmdDrift},
+	"monitor":  {"start, stop or show a model's monitor (monitor start|stop|status|report)", cmdMonitor},
 }
 
 func usage() {

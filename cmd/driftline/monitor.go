@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/driftline/driftline/api"
+	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/monitor"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
+)
+
+const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json]"
+
+// cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
+// authorised, audited) and shows its status and window reports.
+func cmdMonitor(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(monitorUsage)
+	}
+	fs := flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError)
+	switch args[0] {
+	case "start":
+		specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
+		from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
+		to := fs.String("run-to", "", "... and last day")
+		a := apiFlags(fs)
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		raw, err := os.ReadFile(*specPath)
+		if err != nil {
+			return err
+		}
+		sp, err := spec.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *specPath, err)
+		}
+		var out struct {
+			WorkflowID string `json:"workflow_id"`
+		}
+		if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{Spec: string(raw), RunFrom: *from, RunTo: *to}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("monitor %s: a window every %s; live drift in %d windows in a row or live MAE over %.3g starts the loop\n",
+			out.WorkflowID, sp.Monitoring.Interval.Duration, sp.Monitoring.DriftWindows, sp.Monitoring.MaxLiveMAE)
+		return nil
+	case "stop":
+		model := fs.String("model", "demand", "model")
+		a := apiFlags(fs)
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if err := a.do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
+			return err
+		}
+		fmt.Printf("stopped monitor/%s\n", *model)
+		return nil
+	case "status":
+		model := fs.String("model", "demand", "model")
+		asJSON := fs.Bool("json", false, "print the status as JSON")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		c, err := config.TemporalClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		st, err := starter.MonitorStatus(ctx, c, *model)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(st)
+		}
+		fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
+		if l := st.Last; l != nil {
+			fmt.Printf("  last window %s: v%d, %d requests, drift %v (score %.3f), %d labels, live MAE %.3f, %d problems\n  report %s\n",
+				st.LastAt.Format("2006-01-02 15:04:05"), l.Version, l.Requests, l.Drifted, l.DriftScore, l.Labelled, l.LiveMAE, l.Problems, l.ReportURI)
+		}
+		for _, r := range st.Runs {
+			fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
+		}
+		return nil
+	case "report":
+		s3 := config.S3Flags(fs)
+		model := fs.String("model", "demand", "model")
+		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
+		asJSON := fs.Bool("json", false, "print the report as JSON")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		rep, key, err := loadMonitorReport(ctx, b, *model, *window)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(rep)
+		}
+		printMonitorReport(b.URI(key), rep)
+		return nil
+	}
+	return errors.New(monitorUsage)
+}
+
+func loadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {
+	var rep monitor.Report
+	prefix := "reports/" + model + "/monitor/"
+	key := prefix + window + ".json"
+	if window == "" {
+		objs, err := b.List(ctx, prefix)
+		if err != nil {
+			return rep, "", err
+		}
+		if len(objs) == 0 {
+			return rep, "", fmt.Errorf("no monitoring report for %s under %s (is the monitor running? driftline monitor start)", model, b.URI(prefix))
+		}
+		key = objs[len(objs)-1].Key // names sort by time
+	}
+	raw, _, err := objstore.ReadAll(ctx, b, key)
+	if err != nil {
+		return rep, "", fmt.Errorf("%s: %w", b.URI(key), err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return rep, "", fmt.Errorf("%s: %w", b.URI(key), err)
+	}
+	return rep, key, nil
+}
+
+func printMonitorReport(uri string, r monitor.Report) {
+	fmt.Printf("%s v%d  window %s .. %s  (%s)\n", r.Model, r.Version, r.From.Format("2006-01-02 15:04:05"), r.To.Format("15:04:05"), uri)
+	k := r.KPIs
+	fmt.Printf("  requests %d  errors %d  fallbacks %d  latency p50 %.2f ms  p99 %.2f ms  over the %.0f ms SLO %.2f%%\n",
+		k.Requests, k.Errors, k.Fallbacks, k.P50Ms, k.P99Ms, k.SLOMs, 100*k.OverSLO)
+	if d := r.InputDrift; d != nil {
+		fmt.Printf("  input drift %v (acted on: %v), score %.3f: %s\n", d.Drifted, r.Drifted, d.Score, d.Why)
+		fmt.Printf("    %-18s %8s %8s %8s %s\n", "feature", "PSI", "KS", "p", "drifted")
+		for _, f := range d.Features {
+			fmt.Printf("    %-18s %8.3f %8.3f %8.3g %v\n", f.Name, f.PSI, f.KS, f.PValue, f.Drifted)
+		}
+	}
+	if d := r.PredictionDrift; d != nil {
+		fmt.Printf("  prediction drift %v, score %.3f\n", d.Drifted, d.Score)
+	}
+	l := r.Live
+	fmt.Printf("  labels %d (other version %d, unknown %d)  live MAE %.3f  RMSE %.3f  breach %v  label delay p50 %.0f s p90 %.0f s\n",
+		l.Labels, l.OtherVersion, l.Unknown, l.MAE, l.RMSE, r.MAEBreach, l.DelayP50s, l.DelayP90s)
+	if f := r.Fairness; f != nil {
+		fmt.Printf("  disparate impact of %s %.3f [%.3f, %.3f] (floor %.2f%s), error gap %.3f\n", f.Attribute, f.DisparateImpact, f.Low, f.High,
+			f.MinImpact, map[bool]string{true: ", below", false: ""}[f.BelowMin], f.ErrorGap)
+	}
+	for _, n := range r.Notes {
+		fmt.Printf("  note: %s\n", n)
+	}
+	for _, p := range r.Problems {
+		fmt.Printf("  problem: %s\n", p)
+	}
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
