@@ -22,7 +22,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos postgres bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos postgres alerting bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -51,6 +51,10 @@ $(BIN)/temporal-schema: $(BIN)/temporal-server
 	cp -r "$$(go env GOMODCACHE)/go.temporal.io/server@$(TEMPORAL_SERVER_VERSION)/schema/postgresql" $@.tmp/
 	chmod -R u+w $@.tmp && mv $@.tmp $@
 
+# Debian's promtool and amtool: the alerting rules' unit tests and Alertmanager's routes (deploy/).
+alerting:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || (apt-get update && apt-get install -y prometheus prometheus-alertmanager)
+
 # Debian's PostgreSQL (the fault campaign starts its own cluster in a temp dir).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
@@ -64,7 +68,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline

@@ -24,6 +24,9 @@ type MonitorMetrics struct {
 	Requests, Labels, UnknownLabels, BadParts *prometheus.GaugeVec
 	LiveMAE, DriftScore, Drifted, DI          *prometheus.GaugeVec
 	P99, OverSLO, Watermark                   *prometheus.GaugeVec
+	// The spec's thresholds and the interval's upper bound, so alerting rules compare with
+	// each model's own (deploy/prometheus/rules.yml).
+	MaxLiveMAE, MinDI, DIHigh, Interval *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -43,8 +46,13 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		P99:           g("latency_p99_ms", "p99 latency of the last window, ms."),
 		OverSLO:       g("over_slo_share", "Share of the last window's requests slower than the latency SLO."),
 		Watermark:     g("watermark_timestamp_seconds", "Write time of the newest prediction-log part processed."),
+		MaxLiveMAE:    g("max_live_mae", "The spec's monitoring.max_live_mae."),
+		MinDI:         g("min_disparate_impact", "The spec's fairness.min_disparate_impact."),
+		DIHigh:        g("disparate_impact_high", "Upper bound of the last window's disparate-impact interval."),
+		Interval:      g("interval_seconds", "The spec's monitoring.interval."),
 	}
-	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark)
+	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
+		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval)
 	return m
 }
 
@@ -169,6 +177,11 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		res.FairnessBelowMin = rep.Fairness.BelowMin
 	}
 	m.observe(model, rep, bad, res)
+	if mm := m.Metrics; mm != nil {
+		mm.MaxLiveMAE.WithLabelValues(model).Set(sp.Monitoring.MaxLiveMAE)
+		mm.MinDI.WithLabelValues(model).Set(sp.Fairness.MinDisparateImpact)
+		mm.Interval.WithLabelValues(model).Set(sp.Monitoring.Interval.Seconds())
+	}
 	return res, nil
 }
 
@@ -202,6 +215,7 @@ func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipe
 	mm.Drifted.WithLabelValues(model).Set(b2f(rep.Drifted))
 	if rep.Fairness != nil {
 		mm.DI.WithLabelValues(model).Set(rep.Fairness.DisparateImpact)
+		mm.DIHigh.WithLabelValues(model).Set(rep.Fairness.High)
 	}
 	if rep.KPIs.Requests > 0 {
 		mm.P99.WithLabelValues(model).Set(rep.KPIs.P99Ms)
