@@ -21,9 +21,9 @@ import (
 // The window counts are gauges of the last window, not counters: a retried window (the same
 // marks) sets them again instead of adding its requests twice.
 type MonitorMetrics struct {
-	Requests, Labels, UnknownLabels, BadParts *prometheus.GaugeVec
-	LiveMAE, DriftScore, Drifted, DI          *prometheus.GaugeVec
-	P99, OverSLO, Watermark                   *prometheus.GaugeVec
+	Requests, Labels, UnknownLabels, BadParts      *prometheus.GaugeVec
+	LiveMAE, EstimatedMAE, DriftScore, Drifted, DI *prometheus.GaugeVec
+	P99, OverSLO, Watermark                        *prometheus.GaugeVec
 	// The spec's thresholds and the interval's upper bound, so alerting rules compare with
 	// each model's own (deploy/prometheus/rules.yml).
 	MaxLiveMAE, MinDI, DIHigh, Interval *prometheus.GaugeVec
@@ -40,6 +40,7 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		UnknownLabels: g("window_unknown_labels", "Labels of the last window for no request answered within the label horizon."),
 		BadParts:      g("window_bad_log_parts", "Prediction-log or feedback parts of the last window that did not decode (named in its report)."),
 		LiveMAE:       g("live_mae", "Live MAE of the last window's labels."),
+		EstimatedMAE:  g("estimated_mae", "MAE the version's loss estimator expects on the last window's requests (before labels)."),
 		DriftScore:    g("input_drift_score", "Input drift score (largest PSI) of the last window's requests."),
 		Drifted:       g("input_drifted", "1 when the last window's input drift decided drift."),
 		DI:            g("disparate_impact", "Disparate impact of the last window's answers by the protected attribute."),
@@ -51,7 +52,7 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		DIHigh:        g("disparate_impact_high", "Upper bound of the last window's disparate-impact interval."),
 		Interval:      g("interval_seconds", "The spec's monitoring.interval."),
 	}
-	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
+	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
 		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval)
 	return m
 }
@@ -150,6 +151,9 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		if p, err := m.Registry.LoadPredictionProfile(ctx, model, win.Version); err == nil {
 			win.Predictions = &p
 		}
+		if est, err := m.Registry.LoadLossEstimator(ctx, model, win.Version); err == nil {
+			win.Estimator = est
+		}
 		if mdl, err := m.Registry.LoadModel(ctx, model, win.Version); err == nil {
 			win.FavorableAbove = evaluate.FavorableCut(mdl)
 		} else {
@@ -163,7 +167,8 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 	}
 	res := pipeline.MonitorWindowResult{ReportURI: m.Store.URI(key), Version: win.Version, Predictions: in.Predictions, Labels: in.Labels,
 		Requests: rep.KPIs.Requests, Labelled: rep.Live.Labels, LiveMAE: rep.Live.MAE, Drifted: rep.Drifted, MAEBreach: rep.MAEBreach,
-		Problems: len(rep.Problems)}
+		EstimateBreach: rep.EstimateBreach,
+		Problems:       len(rep.Problems)}
 	if n := len(recParts); n > 0 {
 		res.Predictions = pipeline.LogMark(mark(recParts[n-1]))
 	}
@@ -175,6 +180,9 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 	}
 	if rep.Fairness != nil {
 		res.FairnessBelowMin = rep.Fairness.BelowMin
+	}
+	if rep.Estimated != nil {
+		res.EstimatedMAE = rep.Estimated.MAE
 	}
 	m.observe(model, rep, bad, res)
 	if mm := m.Metrics; mm != nil {
@@ -211,6 +219,9 @@ func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipe
 	}
 	if rep.InputDrift != nil {
 		mm.DriftScore.WithLabelValues(model).Set(rep.InputDrift.Score)
+	}
+	if rep.Estimated != nil {
+		mm.EstimatedMAE.WithLabelValues(model).Set(rep.Estimated.MAE)
 	}
 	mm.Drifted.WithLabelValues(model).Set(b2f(rep.Drifted))
 	if rep.Fairness != nil {

@@ -75,6 +75,13 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 		}
 		variants = append(variants, registry.Variant{Name: "int8", Artifact: b})
 	}
+	if in.LossEstimatorKey != "" {
+		b, _, err := objstore.ReadAll(ctx, r.Store, in.LossEstimatorKey)
+		if err != nil {
+			return pipeline.RegisterResult{}, classify("register", err)
+		}
+		variants = append(variants, registry.Variant{Name: registry.LossEstimator, Artifact: b})
+	}
 	got, err := r.Registry.Register(ctx, v, art, prof, predProf, variants...)
 	if err != nil {
 		return pipeline.RegisterResult{}, classify("register", err)

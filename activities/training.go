@@ -157,6 +157,16 @@ func (t *Training) Evaluate(ctx context.Context, in pipeline.EvaluateInput) (pip
 		}
 		rep.Quantized.Key = res.Int8Key
 	}
+	if r.LossEstimator != nil {
+		art, err := r.LossEstimator.Marshal()
+		if err != nil {
+			return res, invalid("evaluate: loss estimator: %v", err)
+		}
+		res.LossEstimatorKey = reportKey(in.Model, in.RunID, "candidate/loss_estimator.json")
+		if _, err := t.Store.Put(ctx, res.LossEstimatorKey, art, objstore.PutOptions{ContentType: "application/json"}); err != nil {
+			return res, classify("evaluate", err)
+		}
+	}
 	res.PredictionProfileKey = reportKey(in.Model, in.RunID, "candidate/prediction_profile.json")
 	key := reportKey(in.Model, in.RunID, "evaluation.json")
 	for k, v := range map[string]any{res.PredictionProfileKey: r.PredictionProfile, key: rep} {

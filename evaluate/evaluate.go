@@ -34,6 +34,12 @@ type Input struct {
 	ChampionVersion int
 }
 
+// LossEstimatorReport says what the loss estimator was trained on.
+type LossEstimatorReport struct {
+	Rows  int    `json:"rows"`
+	Error string `json:"error,omitempty"`
+}
+
 // Report is stored at reports/<model>/<run>/evaluation.json.
 type Report struct {
 	HoldoutFrom     string                   `json:"holdout_from"`
@@ -49,6 +55,8 @@ type Report struct {
 	Candidate ModelEvaluation              `json:"candidate"`
 	Champion  *ModelEvaluation             `json:"champion,omitempty"`
 	Quantized *pipeline.QuantizationReport `json:"quantization,omitempty"`
+	// LossEstimator: the rows the monitor's loss estimator was trained on (regression).
+	LossEstimator *LossEstimatorReport `json:"loss_estimator,omitempty"`
 	// Importance is the candidate's global feature importance: mean |SHAP| over up to
 	// ImportanceRows holdout rows.
 	Importance map[string]float64 `json:"feature_importance,omitempty"`
@@ -68,6 +76,9 @@ type Result struct {
 	Metrics           map[string]float64 // the candidate's metrics, flat (mae, rmse, r2, ...)
 	PredictionProfile drift.Profile
 	Int8              *model.Model
+	// LossEstimator predicts a row's absolute error from its features and prediction (nil for
+	// classifiers or too few holdout rows; TrainLossEstimator).
+	LossEstimator *model.Model
 }
 
 // Run evaluates in one pass over in.Rows.
@@ -182,6 +193,15 @@ func Run(in Input) (Result, error) {
 		rep.ChampionVersion, rep.ChampionMAE, rep.Champion = in.ChampionVersion, evals[1].Overall.MAE, &evals[1]
 	}
 	res := Result{Report: rep, Metrics: MetricMap(evals[0].Overall), PredictionProfile: preds.Profile()}
+	if !cand.Classifier() {
+		le := &LossEstimatorReport{Rows: len(qy)}
+		if est, err := TrainLossEstimator(cand, qrows, qy); err != nil {
+			le.Error = err.Error()
+		} else {
+			res.LossEstimator = est
+		}
+		res.Report.LossEstimator = le
+	}
 	if !sp.Quantization.Disabled {
 		q, qerr := cand.Quantise()
 		var qr pipeline.QuantizationReport

@@ -12,6 +12,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/spec"
@@ -24,6 +25,8 @@ type Input struct {
 	// Reference is the version's input profile, Predictions its holdout prediction profile
 	// (nil: missing; named in the report, the rest is still computed).
 	Reference, Predictions *drift.Profile
+	// Estimator is the version's loss estimator (nil: none; the estimate is not computed).
+	Estimator *model.Model
 	// FavorableAbove is the prediction over which an outcome is favorable (evaluate.FavorableCut
 	// of the version); NaN: fairness is not computed.
 	FavorableAbove float64
@@ -51,11 +54,23 @@ type Report struct {
 	// Drifted: input drift by the loop's decision, on at least monitoring.min_requests requests.
 	Drifted bool       `json:"drifted"`
 	Live    LiveErrors `json:"live"`
+	// Estimated is the MAE the version's loss estimator expects on the window's requests,
+	// before their labels arrive.
+	Estimated *Estimate `json:"estimated,omitempty"`
+	// EstimateBreach: the estimated MAE over monitoring.max_live_mae on at least
+	// monitoring.min_requests requests.
+	EstimateBreach bool `json:"estimate_breach"`
 	// MAEBreach: live MAE over monitoring.max_live_mae on at least monitoring.min_labels labels.
 	MAEBreach bool            `json:"mae_breach"`
 	Fairness  *FairnessWindow `json:"fairness,omitempty"`
 	Notes     []string        `json:"notes,omitempty"`
 	Problems  []string        `json:"problems,omitempty"`
+}
+
+// Estimate is direct loss estimation over the window's answered requests.
+type Estimate struct {
+	MAE      float64 `json:"mae"`
+	Requests int     `json:"requests"`
 }
 
 // KPIs are the window's serving numbers for the version.
@@ -135,6 +150,14 @@ func Compute(in Input) Report {
 		if d.Drifted && !rep.Drifted {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("input drift on %d requests, under monitoring.min_requests %d: not acted on", len(ok), m.MinRequests))
 		}
+	}
+	if in.Estimator != nil && len(ok) > 0 {
+		if e := estimate(in.Estimator, ok); e.Requests > 0 {
+			rep.Estimated = &e
+			rep.EstimateBreach = e.Requests >= m.MinRequests && e.MAE > m.MaxLiveMAE
+		}
+	} else if in.Estimator == nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("MAE not estimated: v%d has no loss estimator", in.Version))
 	}
 	if in.Predictions != nil && len(ok) > 0 {
 		w := drift.NewWindow(*in.Predictions)
@@ -285,6 +308,34 @@ func inputDrift(sp spec.Spec, ref drift.Profile, recs []predlog.Record) (drift.R
 		}
 	}
 	return w.Report(sp.Drift.Config()), bad
+}
+
+// estimate averages the loss estimator's expected absolute error over the requests: their
+// features (a missing one as a missing value) and the prediction.
+func estimate(est *model.Model, recs []predlog.Record) Estimate {
+	p := len(est.Features) - 1
+	x := make([]float64, p+1)
+	var sum float64
+	n := 0
+	for _, r := range recs {
+		var in map[string]*float64
+		if json.Unmarshal([]byte(r.Inputs), &in) != nil {
+			continue
+		}
+		for j, f := range est.Features[:p] {
+			x[j] = math.NaN()
+			if v := in[f]; v != nil {
+				x[j] = *v
+			}
+		}
+		x[p] = r.Prediction
+		sum += max(0, est.Predict(x))
+		n++
+	}
+	if n == 0 {
+		return Estimate{}
+	}
+	return Estimate{MAE: sum / float64(n), Requests: n}
 }
 
 // fairness is disparate impact over the answers, with an interval from each group's rate

@@ -107,7 +107,7 @@ func TestWindowReportsKPIsLiveErrorsAndDrift(t *testing.T) {
 	require.InDelta(t, 0, rep.Fairness.ErrorGap, 1e-9, "every group has the same error")
 
 	// After the shift (prices up 20%, 12 degrees colder): drift, and the errors grew.
-	shifted, slabels := live(t, cfg, cfg.ShiftDay+2, at, 4)
+	shifted, slabels := live(t, cfg, cfg.ShiftDay+2, at, 5)
 	rep = Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: 20, Records: shifted, Labels: slabels, Answered: byID(shifted),
 		From: at, To: at.Add(5 * time.Minute)})
 	require.True(t, rep.Drifted, "%+v", rep.InputDrift)

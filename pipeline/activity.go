@@ -80,10 +80,12 @@ type EvaluateResult struct {
 	Fairness                  *FairnessResult `json:",omitempty"`
 	// Metrics: every candidate metric on the holdout (mae, rmse, r2, mape; logloss, auc,
 	// accuracy for classifiers); the report has them per segment and for the champion.
-	Metrics      map[string]float64  `json:",omitempty"`
-	Importance   map[string]float64  `json:",omitempty"`
-	Int8Key      string              `json:",omitempty"` // staged int8 variant
-	Quantization *QuantizationReport `json:",omitempty"`
+	Metrics    map[string]float64 `json:",omitempty"`
+	Importance map[string]float64 `json:",omitempty"`
+	Int8Key    string             `json:",omitempty"` // staged int8 variant
+	// LossEstimatorKey is the staged loss estimator (regression; the monitor's estimated MAE).
+	LossEstimatorKey string              `json:",omitempty"`
+	Quantization     *QuantizationReport `json:",omitempty"`
 }
 
 // FairnessResult is the candidate's disparate impact on the holdout.
@@ -112,9 +114,10 @@ type RegisterInput struct {
 	Metrics                 map[string]float64
 	Reports                 map[string]string
 	// The int8 variant and its measurements, and the global feature importance.
-	Int8Key      string              `json:",omitempty"`
-	Quantization *QuantizationReport `json:",omitempty"`
-	Importance   map[string]float64  `json:",omitempty"`
+	Int8Key          string              `json:",omitempty"`
+	LossEstimatorKey string              `json:",omitempty"`
+	Quantization     *QuantizationReport `json:",omitempty"`
+	Importance       map[string]float64  `json:",omitempty"`
 }
 
 // RegisterResult names the new version.

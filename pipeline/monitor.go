@@ -62,6 +62,8 @@ type MonitorWindowResult struct {
 	Predictions, Labels LogMark
 	Requests, Labelled  int
 	LiveMAE             float64
+	EstimatedMAE        float64 // the loss estimator's, before labels (0: none)
+	EstimateBreach      bool
 	DriftScore          float64
 	Drifted, MAEBreach  bool
 	FairnessBelowMin    bool

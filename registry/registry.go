@@ -74,9 +74,11 @@ type Version struct {
 	ArtifactSHA256 string    `json:"artifact_sha256"`
 	ProfileURI     string    `json:"profile_uri"`
 	// PredictionProfileURI is the reference distribution of the model's outputs (holdout).
-	PredictionProfileURI string             `json:"prediction_profile_uri,omitempty"`
-	Metrics              map[string]float64 `json:"metrics"`
-	Lineage              Lineage            `json:"lineage"`
+	PredictionProfileURI string `json:"prediction_profile_uri,omitempty"`
+	// LossEstimatorURI is the version's loss estimator (the monitor's estimated MAE).
+	LossEstimatorURI string             `json:"loss_estimator_uri,omitempty"`
+	Metrics          map[string]float64 `json:"metrics"`
+	Lineage          Lineage            `json:"lineage"`
 	// Quantization is the int8 variant's evidence (size, speed, holdout accuracy loss).
 	Quantization *pipeline.QuantizationReport `json:"quantization,omitempty"`
 	// Importance is the global feature importance: mean |SHAP| on the holdout.
@@ -87,6 +89,23 @@ type Version struct {
 type Variant struct {
 	Name     string
 	Artifact []byte
+}
+
+// LossEstimator names the variant that is a version's loss estimator (evaluate.TrainLossEstimator:
+// the monitor's estimated MAE), model.loss-estimator.json; serving never loads it.
+const LossEstimator = "loss-estimator"
+
+// LoadLossEstimator reads a version's loss estimator.
+func (r *Registry) LoadLossEstimator(ctx context.Context, m string, n int) (*model.Model, error) {
+	data, _, err := objstore.ReadAll(ctx, r.Store, VariantKey(m, n, LossEstimator))
+	if err != nil {
+		return nil, fmt.Errorf("model %s version %d loss estimator: %w", m, n, err)
+	}
+	est, err := model.Unmarshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("model %s version %d loss estimator: %w", m, n, err)
+	}
+	return est, nil
 }
 
 // VariantKey locates a version's variant artifact (model.int8.json).
@@ -230,6 +249,9 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 			return v, fmt.Errorf("variant %s: %w", vr.Name, err)
 		}
 		objects[VariantKey(m, n, vr.Name)] = vr.Artifact
+		if vr.Name == LossEstimator {
+			v.LossEstimatorURI = r.Store.URI(VariantKey(m, n, vr.Name))
+		}
 		if v.Quantization != nil && v.Quantization.Variant == vr.Name {
 			q := *v.Quantization
 			q.Key = VariantKey(m, n, vr.Name)

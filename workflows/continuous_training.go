@@ -266,7 +266,7 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageRegister, "register the candidate with lineage"), pipeline.ActRegister, pipeline.RegisterInput{
 		StepInput: step, WorkflowID: r.wfID, RequestedBy: in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
 		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports,
-		Int8Key: ev.Int8Key, Quantization: ev.Quantization, Importance: ev.Importance}).Get(ctx, &rr); err != nil {
+		Int8Key: ev.Int8Key, LossEstimatorKey: ev.LossEstimatorKey, Quantization: ev.Quantization, Importance: ev.Importance}).Get(ctx, &rr); err != nil {
 		return r.fail(err)
 	}
 	r.status.CandidateVersion = rr.Version

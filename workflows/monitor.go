@@ -21,7 +21,8 @@ const MonitorWindowsPerRun = 100
 // monitoring.interval it has one window of the prediction log and feedback processed
 // (activities.Monitoring.MonitorWindow, from the durable marks the previous window left) and
 // starts the model's loop (ct/<model>) when live input drift holds for
-// monitoring.drift_windows windows in a row or the live MAE breaches monitoring.max_live_mae,
+// monitoring.drift_windows windows in a row or the live (or estimated) MAE breaches
+// monitoring.max_live_mae,
 // with the reason and the window's report in the run's memo. A run already in progress is
 // not started twice. Cancelling the workflow stops the monitor.
 func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
@@ -70,6 +71,9 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 			reason = fmt.Sprintf("live input drift in %d windows in a row (score %.3f): %s", st.DriftedInARow, res.DriftScore, res.Why)
 		case res.MAEBreach:
 			reason = fmt.Sprintf("live MAE %.3f over monitoring.max_live_mae %.3f on %d labels", res.LiveMAE, sp.Monitoring.MaxLiveMAE, res.Labelled)
+		case res.EstimateBreach:
+			reason = fmt.Sprintf("estimated MAE %.3f (loss estimator, before labels) over monitoring.max_live_mae %.3f on %d requests",
+				res.EstimatedMAE, sp.Monitoring.MaxLiveMAE, res.Requests)
 		default:
 			continue
 		}

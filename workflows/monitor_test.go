@@ -22,7 +22,7 @@ import (
 // the activity's, tested on MinIO in activities.TestMonitorWindowOnMinIO): one drifted window
 // starts nothing, two in a row start the loop once (forced, by the monitor, with the reason
 // and the report in its memo), a trigger while that run is in progress starts no second one,
-// a live MAE breach is a reason too; the marks each window returns are the next one's input,
+// a live MAE breach and an estimated one (before labels) are reasons too; the marks each window returns are the next one's input,
 // and after 100 windows the monitor continues as new with its state.
 func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 	sp, err := spec.Load("../examples/demand.yaml")
@@ -42,6 +42,8 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 			res.Drifted, res.DriftScore, res.Why = true, 0.4, "price drifted"
 		case 60:
 			res.MAEBreach, res.LiveMAE, res.Labelled = true, 4.2, 300
+		case 95: // no labels yet: the loss estimator's estimate breaches
+			res.EstimateBreach, res.EstimatedMAE = true, 5.1
 		}
 		return res, nil
 	}
@@ -67,7 +69,7 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 		require.Equal(t, int64(i), inputs[i].Predictions.WrittenNanos, "window %d starts at the marks window %d returned", i+1, i)
 		require.Equal(t, int64(i), inputs[i].Labels.WrittenNanos)
 	}
-	require.Len(t, runs, 2, "one run for the drift (not a second while it ran), one for the live MAE")
+	require.Len(t, runs, 3, "one run for the drift (not a second while it ran), one for the live MAE, one for the estimate")
 	for _, r := range runs {
 		require.True(t, r.Force)
 		require.Equal(t, "monitor/demand", r.RequestedBy)
@@ -77,13 +79,15 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &state))
 	require.Equal(t, MonitorWindowsPerRun, state.Windows)
 	require.Equal(t, int64(MonitorWindowsPerRun), state.Predictions.WrittenNanos, "the marks carry over")
-	require.Len(t, state.Runs, 3)
+	require.Len(t, state.Runs, 4)
 	require.True(t, state.Runs[0].Started)
 	require.Contains(t, state.Runs[0].Reason, "live input drift in 2 windows in a row")
 	require.False(t, state.Runs[1].Started)
 	require.Contains(t, state.Runs[1].Reason, "already in progress")
 	require.True(t, state.Runs[2].Started)
 	require.Contains(t, state.Runs[2].Reason, "live MAE 4.200")
+	require.True(t, state.Runs[3].Started)
+	require.Contains(t, state.Runs[3].Reason, "estimated MAE 5.100 (loss estimator, before labels)")
 	require.Equal(t, state.Runs[0].Reason+" (report s3://b/reports/demand/monitor/w.json)", memos[0], "the run says why it was started, with the evidence")
 	require.True(t, strings.HasPrefix(memos[1], "live MAE"))
 }
