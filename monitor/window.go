@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/driftline/driftline/contract"
@@ -134,6 +136,21 @@ func Compute(in Input) Report {
 			ok = append(ok, r)
 		}
 	}
+	// Every feature the drift suite or the estimator reads, parsed once into columns.
+	names := append([]string(nil), sp.Features...)
+	if in.Estimator != nil {
+		for _, f := range in.Estimator.Features[:len(in.Estimator.Features)-1] {
+			if !slices.Contains(names, f) {
+				names = append(names, f)
+			}
+		}
+	}
+	raw := make([]string, len(ok))
+	for i, r := range ok {
+		raw[i] = r.Inputs
+	}
+	cols, parsed := columns(raw, names)
+	feats := requestFeatures{names: names, cols: cols, parsed: parsed}
 	// Input drift.
 	switch {
 	case in.Reference == nil:
@@ -141,7 +158,7 @@ func Compute(in Input) Report {
 	case len(ok) == 0:
 		rep.Notes = append(rep.Notes, "input drift not computed: no answered requests in the window")
 	default:
-		d, bad := inputDrift(sp, *in.Reference, ok)
+		d, bad := inputDrift(sp, *in.Reference, ok, feats)
 		rep.InputDrift = &d
 		if bad > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%d requests with inputs that are not a JSON object of numbers left out of input drift", bad))
@@ -152,7 +169,7 @@ func Compute(in Input) Report {
 		}
 	}
 	if in.Estimator != nil && len(ok) > 0 {
-		if e := estimate(in.Estimator, ok); e.Requests > 0 {
+		if e := estimate(in.Estimator, ok, feats); e.Requests > 0 {
 			rep.Estimated = &e
 			rep.EstimateBreach = e.Requests >= m.MinRequests && e.MAE > m.MaxLiveMAE
 		}
@@ -268,74 +285,112 @@ func kpis(recs []predlog.Record, slo float64) KPIs {
 	return k
 }
 
+// requestFeatures are the window's request features by column (NaN: missing or null).
+type requestFeatures struct {
+	names  []string
+	cols   [][]float64
+	parsed []bool // false: the request's inputs are not a JSON object of numbers
+}
+
+func (f requestFeatures) col(name string) []float64 {
+	return f.cols[slices.Index(f.names, name)]
+}
+
 // inputDrift feeds the requests' features to a drift window of the reference: numbers as
 // they are, categories rendered as the training data's Parquet renders them, a missing or
-// null feature as a null.
-func inputDrift(sp spec.Spec, ref drift.Profile, recs []predlog.Record) (drift.Report, int) {
+// null feature as a null. Features run in parallel (each has its own accumulator).
+func inputDrift(sp spec.Spec, ref drift.Profile, recs []predlog.Record, f requestFeatures) (drift.Report, int) {
 	var keep drift.Profile
 	var cols []contract.Column
-	for _, f := range sp.Features {
-		if fp, ok := ref.Feature(f); ok {
+	for _, name := range sp.Features {
+		if fp, ok := ref.Feature(name); ok {
 			keep.Features = append(keep.Features, fp)
-			col, _ := sp.Contract.Column(f)
+			col, _ := sp.Contract.Column(name)
 			cols = append(cols, col)
 		}
 	}
 	w := drift.NewWindow(keep)
+	keys := make([]uint64, len(recs))
 	bad := 0
-	for _, r := range recs {
-		var x map[string]*float64
-		if json.Unmarshal([]byte(r.Inputs), &x) != nil {
+	for k, r := range recs {
+		keys[k] = rowKey(r.RequestID)
+		if !f.parsed[k] {
 			bad++
-			continue
-		}
-		key := rowKey(r.RequestID)
-		for i, fp := range keep.Features {
-			v := x[fp.Name]
-			if fp.Kind == drift.Categorical {
-				c := "null"
-				if v != nil {
-					c = dataset.FormatNumber(cols[i], *v)
-				}
-				w.AddCategory(i, c)
-				continue
-			}
-			if v == nil {
-				w.AddNumeric(i, math.NaN(), key)
-			} else {
-				w.AddNumeric(i, *v, key)
-			}
 		}
 	}
+	next := make(chan int, len(keep.Features))
+	for i := range keep.Features {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(keep.Features)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fp, vals := keep.Features[i], f.col(keep.Features[i].Name)
+				for k, v := range vals {
+					switch {
+					case !f.parsed[k]:
+					case fp.Kind == drift.Categorical && v != v:
+						w.AddCategory(i, "null")
+					case fp.Kind == drift.Categorical:
+						w.AddCategory(i, dataset.FormatNumber(cols[i], v))
+					default:
+						w.AddNumeric(i, v, keys[k])
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	return w.Report(sp.Drift.Config()), bad
 }
 
 // estimate averages the loss estimator's expected absolute error over the requests: their
-// features (a missing one as a missing value) and the prediction.
-func estimate(est *model.Model, recs []predlog.Record) Estimate {
-	p := len(est.Features) - 1
-	x := make([]float64, p+1)
-	var sum float64
-	n := 0
-	for _, r := range recs {
-		var in map[string]*float64
-		if json.Unmarshal([]byte(r.Inputs), &in) != nil {
-			continue
+// features (a missing one as a missing value) and the prediction, scored in batches on every
+// core.
+func estimate(est *model.Model, recs []predlog.Record, f requestFeatures) Estimate {
+	p := len(est.Features)
+	var rows []int
+	for k := range recs {
+		if f.parsed[k] {
+			rows = append(rows, k)
 		}
-		for j, f := range est.Features[:p] {
-			x[j] = math.NaN()
-			if v := in[f]; v != nil {
-				x[j] = *v
-			}
-		}
-		x[p] = r.Prediction
-		sum += max(0, est.Predict(x))
-		n++
 	}
-	if n == 0 {
+	if len(rows) == 0 {
 		return Estimate{}
 	}
-	return Estimate{MAE: sum / float64(n), Requests: n}
+	src := make([][]float64, p-1)
+	for j, name := range est.Features[:p-1] {
+		src[j] = f.col(name)
+	}
+	sums := make([]float64, len(rows))
+	parallel(len(rows), func(lo, hi int) {
+		const batch = 1024
+		x := make([]float64, batch*p)
+		out := make([]float64, batch)
+		for b := lo; b < hi; b += batch {
+			m := min(batch, hi-b)
+			for i := range m {
+				k := rows[b+i]
+				for j := range p - 1 {
+					x[i*p+j] = src[j][k]
+				}
+				x[i*p+p-1] = recs[k].Prediction
+			}
+			est.GBDT.PredictBatch(x[:m*p], p, out[:m])
+			for i := range m {
+				sums[b+i] = max(0, out[i])
+			}
+		}
+	})
+	var sum float64
+	for _, v := range sums {
+		sum += v
+	}
+	return Estimate{MAE: sum / float64(len(rows)), Requests: len(rows)}
 }
 
 // fairness is disparate impact over the answers, with an interval from each group's rate
@@ -409,6 +464,9 @@ func group(r predlog.Record, attr string) string {
 	if r.Attributes == "" || attr == "" {
 		return ""
 	}
+	if g, ok := flatString(r.Attributes, attr); ok {
+		return g
+	}
 	var a map[string]any
 	if json.Unmarshal([]byte(r.Attributes), &a) != nil {
 		return ""
@@ -420,6 +478,54 @@ func group(r predlog.Record, attr string) string {
 		return fmt.Sprint(v)
 	}
 	return ""
+}
+
+// flatString finds "key":"value" in a flat JSON object of plain strings without allocating;
+// false: not that simple (the caller decodes it with encoding/json).
+func flatString(s, key string) (string, bool) {
+	i := skip(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return "", false
+	}
+	i = skip(s, i+1)
+	for i < len(s) && s[i] != '}' {
+		k, end, ok := plainString(s, i)
+		if !ok {
+			return "", false
+		}
+		i = skip(s, end)
+		if i >= len(s) || s[i] != ':' {
+			return "", false
+		}
+		v, end, ok := plainString(s, skip(s, i+1))
+		if !ok {
+			return "", false
+		}
+		if k == key {
+			return v, true
+		}
+		i = skip(s, end)
+		if i < len(s) && s[i] == ',' {
+			i = skip(s, i+1)
+		}
+	}
+	return "", false // absent (or not the shape): let encoding/json say
+}
+
+// plainString reads a JSON string without escapes at s[i]; end is just past its quote.
+func plainString(s string, i int) (v string, end int, ok bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", 0, false
+	}
+	for k := i + 1; k < len(s); k++ {
+		switch {
+		case s[k] == '"':
+			return s[i+1 : k], k + 1, true
+		case s[k] == '\\' || s[k] < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
 }
 
 func rowKey(id string) uint64 {
