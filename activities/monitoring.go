@@ -26,7 +26,8 @@ type MonitorMetrics struct {
 	P99, OverSLO, Watermark                        *prometheus.GaugeVec
 	// The spec's thresholds and the interval's upper bound, so alerting rules compare with
 	// each model's own (deploy/prometheus/rules.yml).
-	MaxLiveMAE, MinDI, DIHigh, Interval *prometheus.GaugeVec
+	MaxLiveMAE, MinDI, DIHigh, Interval   *prometheus.GaugeVec
+	DecisionAccuracy, MinDecisionAccuracy *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -35,25 +36,27 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "monitor", Name: name, Help: help}, []string{"model"})
 	}
 	m := &MonitorMetrics{
-		Requests:      g("window_requests", "Requests of the production version in the last window."),
-		Labels:        g("window_labels", "Labels joined to an answer of the production version in the last window."),
-		UnknownLabels: g("window_unknown_labels", "Labels of the last window for no request answered within the label horizon."),
-		BadParts:      g("window_bad_log_parts", "Prediction-log or feedback parts of the last window that did not decode (named in its report)."),
-		LiveMAE:       g("live_mae", "Live MAE of the last window's labels."),
-		EstimatedMAE:  g("estimated_mae", "MAE the version's loss estimator expects on the last window's requests (before labels)."),
-		DriftScore:    g("input_drift_score", "Input drift score (largest PSI) of the last window's requests."),
-		Drifted:       g("input_drifted", "1 when the last window's input drift decided drift."),
-		DI:            g("disparate_impact", "Disparate impact of the last window's answers by the protected attribute."),
-		P99:           g("latency_p99_ms", "p99 latency of the last window, ms."),
-		OverSLO:       g("over_slo_share", "Share of the last window's requests slower than the latency SLO."),
-		Watermark:     g("watermark_timestamp_seconds", "Write time of the newest prediction-log part processed."),
-		MaxLiveMAE:    g("max_live_mae", "The spec's monitoring.max_live_mae."),
-		MinDI:         g("min_disparate_impact", "The spec's fairness.min_disparate_impact."),
-		DIHigh:        g("disparate_impact_high", "Upper bound of the last window's disparate-impact interval."),
-		Interval:      g("interval_seconds", "The spec's monitoring.interval."),
+		Requests:            g("window_requests", "Requests of the production version in the last window."),
+		Labels:              g("window_labels", "Labels joined to an answer of the production version in the last window."),
+		UnknownLabels:       g("window_unknown_labels", "Labels of the last window for no request answered within the label horizon."),
+		BadParts:            g("window_bad_log_parts", "Prediction-log or feedback parts of the last window that did not decode (named in its report)."),
+		LiveMAE:             g("live_mae", "Live MAE of the last window's labels."),
+		EstimatedMAE:        g("estimated_mae", "MAE the version's loss estimator expects on the last window's requests (before labels)."),
+		DriftScore:          g("input_drift_score", "Input drift score (largest PSI) of the last window's requests."),
+		Drifted:             g("input_drifted", "1 when the last window's input drift decided drift."),
+		DI:                  g("disparate_impact", "Disparate impact of the last window's answers by the protected attribute."),
+		P99:                 g("latency_p99_ms", "p99 latency of the last window, ms."),
+		OverSLO:             g("over_slo_share", "Share of the last window's requests slower than the latency SLO."),
+		Watermark:           g("watermark_timestamp_seconds", "Write time of the newest prediction-log part processed."),
+		MaxLiveMAE:          g("max_live_mae", "The spec's monitoring.max_live_mae."),
+		MinDI:               g("min_disparate_impact", "The spec's fairness.min_disparate_impact."),
+		DIHigh:              g("disparate_impact_high", "Upper bound of the last window's disparate-impact interval."),
+		Interval:            g("interval_seconds", "The spec's monitoring.interval."),
+		DecisionAccuracy:    g("decision_accuracy", "Share of the last window's labelled requests whose decision (the spec's rule) the label confirms."),
+		MinDecisionAccuracy: g("min_decision_accuracy", "The spec's monitoring.decision.min_accuracy."),
 	}
 	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
-		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval)
+		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy)
 	return m
 }
 
@@ -189,6 +192,12 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		mm.MaxLiveMAE.WithLabelValues(model).Set(sp.Monitoring.MaxLiveMAE)
 		mm.MinDI.WithLabelValues(model).Set(sp.Fairness.MinDisparateImpact)
 		mm.Interval.WithLabelValues(model).Set(sp.Monitoring.Interval.Seconds())
+		if d := rep.Live.Decision; d != nil {
+			mm.MinDecisionAccuracy.WithLabelValues(model).Set(d.Target)
+			if d.Labels > 0 {
+				mm.DecisionAccuracy.WithLabelValues(model).Set(d.Accuracy)
+			}
+		}
 	}
 	return res, nil
 }

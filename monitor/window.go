@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -96,10 +97,25 @@ type LiveErrors struct {
 	Unknown      int     `json:"unknown"`
 	MAE          float64 `json:"mae"` // 0 with no labels
 	RMSE         float64 `json:"rmse"`
+	// Decision: the spec's business rule judged against the labels (nil: no rule).
+	Decision *DecisionKPI `json:"decision,omitempty"`
 	// Label delay (label time minus prediction time), seconds.
 	DelayP50s float64 `json:"label_delay_p50_s"`
 	DelayP90s float64 `json:"label_delay_p90_s"`
 	DelayMaxs float64 `json:"label_delay_max_s"`
+}
+
+// DecisionKPI is the share of labelled requests whose decision (prediction over the
+// threshold) is the one the label would have taken.
+type DecisionKPI struct {
+	Name     string  `json:"name"`
+	Labels   int     `json:"labels"`
+	Accuracy float64 `json:"accuracy"`
+	Target   float64 `json:"target"`
+	// Below: accuracy under the target on at least monitoring.min_labels labels.
+	Below bool `json:"below"`
+	// NoThreshold counts labelled requests without the threshold attribute (left out).
+	NoThreshold int `json:"no_threshold,omitempty"`
 }
 
 // FairnessWindow is disparate impact over the window's answers, with a bootstrap interval,
@@ -195,6 +211,7 @@ func Compute(in Input) Report {
 		err   float64
 	}
 	var byGroup []labelled
+	decided, right, noThreshold := 0, 0, 0
 	for _, l := range in.Labels {
 		r, found := in.Answered[l.RequestID]
 		switch {
@@ -207,6 +224,16 @@ func Compute(in Input) Report {
 		}
 		e := r.Prediction - l.Label
 		errs = append(errs, e)
+		if d := m.Decision; d != nil {
+			if t, ok := threshold(r, d); ok {
+				decided++
+				if (r.Prediction > t) == (l.Label > t) {
+					right++
+				}
+			} else {
+				noThreshold++
+			}
+		}
 		delays = append(delays, float64(l.TimeUnixMs-r.TimeUnixMs)/1000)
 		if g := group(r, sp.Fairness.ProtectedAttribute); g != "" {
 			byGroup = append(byGroup, labelled{g, math.Abs(e)})
@@ -216,6 +243,14 @@ func Compute(in Input) Report {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d labels for requests not answered within the label horizon (%s): counted, not joined", rep.Live.Unknown, m.LabelHorizon.Duration))
 	}
 	rep.Live.Labels = len(errs)
+	if d := m.Decision; d != nil {
+		k := &DecisionKPI{Name: d.Name, Labels: decided, Target: d.MinAccuracy, NoThreshold: noThreshold}
+		if decided > 0 {
+			k.Accuracy = float64(right) / float64(decided)
+			k.Below = decided >= m.MinLabels && k.Accuracy < d.MinAccuracy
+		}
+		rep.Live.Decision = k
+	}
 	if len(errs) > 0 {
 		var sa, ss float64
 		for _, e := range errs {
@@ -478,6 +513,25 @@ func group(r predlog.Record, attr string) string {
 		return fmt.Sprint(v)
 	}
 	return ""
+}
+
+// threshold is the decision's threshold for a request: the constant, or its attribute.
+func threshold(r predlog.Record, d *spec.Decision) (float64, bool) {
+	if d.ThresholdAttribute == "" {
+		return d.Threshold, true
+	}
+	var a map[string]any
+	if json.Unmarshal([]byte(r.Attributes), &a) != nil {
+		return 0, false
+	}
+	switch v := a[d.ThresholdAttribute].(type) {
+	case float64:
+		return v, true
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 // flatString finds "key":"value" in a flat JSON object of plain strings without allocating;

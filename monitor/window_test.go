@@ -185,3 +185,29 @@ func TestWindowFairnessInterval(t *testing.T) {
 		require.Equal(t, c.below, f.BelowMin, "south %.2f on %d rows: DI %.3f [%.3f, %.3f]", c.south, c.n, f.DisparateImpact, f.Low, f.High)
 	}
 }
+
+// The decision KPI: right when the label is on the prediction's side of the threshold (a
+// constant, or the request's attribute); under its target on enough labels it is flagged.
+func TestWindowDecisionAccuracy(t *testing.T) {
+	sp := demoSpec(t)
+	sp.Monitoring.MinLabels = 4
+	sp.Monitoring.Decision = &spec.Decision{Name: "order", ThresholdAttribute: "stock", MinAccuracy: 0.9}
+	rec := func(id string, pred float64, attrs string) predlog.Record {
+		return predlog.Record{RequestID: id, Version: 1, Route: string(pipeline.RouteProduction), Prediction: pred, Inputs: `{}`, Attributes: attrs}
+	}
+	recs := []predlog.Record{rec("a", 12, `{"stock":10}`), rec("b", 8, `{"stock":10}`), rec("c", 12, `{"stock":"10"}`),
+		rec("d", 30, `{"stock":40}`), rec("e", 5, `{}`)}
+	labels := []predlog.Label{{RequestID: "a", Label: 11}, {RequestID: "b", Label: 9}, {RequestID: "c", Label: 9},
+		{RequestID: "d", Label: 35}, {RequestID: "e", Label: 1}}
+	rep := Compute(Input{Spec: sp, Version: 1, FavorableAbove: math.NaN(), Records: recs, Labels: labels, Answered: byID(recs)})
+	d := rep.Live.Decision
+	require.NotNil(t, d)
+	require.Equal(t, 4, d.Labels)
+	require.Equal(t, 1, d.NoThreshold, "a request without the stock attribute is left out")
+	require.InDelta(t, 0.75, d.Accuracy, 1e-9, "c ordered (12 > 10) but 9 sold")
+	require.True(t, d.Below)
+	sp.Monitoring.Decision = &spec.Decision{Name: "order", Threshold: 10, MinAccuracy: 0.5}
+	rep = Compute(Input{Spec: sp, Version: 1, FavorableAbove: math.NaN(), Records: recs, Labels: labels, Answered: byID(recs)})
+	require.Equal(t, 5, rep.Live.Decision.Labels)
+	require.False(t, rep.Live.Decision.Below)
+}

@@ -208,6 +208,19 @@ type Monitoring struct {
 	// Settle: a log part is taken once it was written at least this long ago, so a part
 	// still being uploaded is not skipped past (30s).
 	Settle Duration `yaml:"settle" json:"settle"`
+	// Decision is the business rule the prediction drives, evaluated against labels.
+	Decision *Decision `yaml:"decision,omitempty" json:"decision,omitempty"`
+}
+
+// Decision is a rule on the prediction, "act when the prediction is over a threshold" (e.g.
+// order when the forecast exceeds the stock): right when the label falls on the same side.
+type Decision struct {
+	Name string `yaml:"name" json:"name"`
+	// Threshold, or ThresholdAttribute: the request attribute holding it (e.g. stock).
+	Threshold          float64 `yaml:"threshold" json:"threshold"`
+	ThresholdAttribute string  `yaml:"threshold_attribute,omitempty" json:"threshold_attribute,omitempty"`
+	// MinAccuracy is the KPI's target (0.9).
+	MinAccuracy float64 `yaml:"min_accuracy" json:"min_accuracy"`
 }
 
 // Duration is a time.Duration written as "30s", "24h" in YAML.
@@ -360,6 +373,12 @@ func (s *Spec) applyDefaults() {
 	if m.Settle.Duration == 0 {
 		m.Settle.Duration = 30 * time.Second
 	}
+	if d := m.Decision; d != nil {
+		def(&d.MinAccuracy, 0.9)
+		if d.Name == "" {
+			d.Name = "decision"
+		}
+	}
 }
 
 // Validate returns every problem of the spec at once, each naming its field.
@@ -441,6 +460,9 @@ func (s Spec) Validate() error {
 	}
 	// A spec recorded before monitoring existed (a run's input) has none: nothing to check.
 	if m := s.Monitoring; m != (Monitoring{}) {
+		if d := m.Decision; d != nil && (d.MinAccuracy <= 0 || d.MinAccuracy > 1) {
+			add("monitoring.decision.min_accuracy: %g must be in (0, 1]", d.MinAccuracy)
+		}
 		if m.Interval.Duration < 10*time.Second || m.Settle.Duration < 0 || m.Settle.Duration >= m.Interval.Duration {
 			add("monitoring.interval: %s must be at least 10s and longer than monitoring.settle (%s)", m.Interval.Duration, m.Settle.Duration)
 		}

@@ -157,6 +157,10 @@ func printMonitorReport(uri string, r monitor.Report) {
 	l := r.Live
 	fmt.Printf("  labels %d (other version %d, unknown %d)  live MAE %.3f  RMSE %.3f  breach %v  label delay p50 %.0f s p90 %.0f s\n",
 		l.Labels, l.OtherVersion, l.Unknown, l.MAE, l.RMSE, r.MAEBreach, l.DelayP50s, l.DelayP90s)
+	if d := l.Decision; d != nil {
+		fmt.Printf("  decision %q accuracy %.1f%% on %d labels (target %.0f%%%s)\n", d.Name, 100*d.Accuracy, d.Labels, 100*d.Target,
+			map[bool]string{true: ", below", false: ""}[d.Below])
+	}
 	if f := r.Fairness; f != nil {
 		fmt.Printf("  disparate impact of %s %.3f [%.3f, %.3f] (floor %.2f%s), error gap %.3f\n", f.Attribute, f.DisparateImpact, f.Low, f.High,
 			f.MinImpact, map[bool]string{true: ", below", false: ""}[f.BelowMin], f.ErrorGap)
