@@ -101,7 +101,7 @@ func (e *env) cycle(run, from, to string) (pipeline.StepInput, pipeline.DriftRes
 	ev := must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: trr.ArtifactKey, ChampionVersion: drr.ReferenceVersion})
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI, "drift": drr.ReportURI}
 	rin := pipeline.RegisterInput{StepInput: step, WorkflowID: "ct/demand", RequestedBy: "test", ArtifactKey: trr.ArtifactKey, ProfileKey: trr.ProfileKey,
-		Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}, Reports: reports, LossEstimatorKey: ev.LossEstimatorKey}
+		Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}, Reports: reports, LossEstimatorKey: ev.LossEstimatorKey, Importance: ev.Importance}
 	rr := must[pipeline.RegisterResult](e, rg.Register, rin)
 	require.Equal(e.t, rr, must[pipeline.RegisterResult](e, rg.Register, rin), "a retried registration returns the same version")
 	pr := must[pipeline.PolicyResult](e, pl.Check, pipeline.PolicyInput{Model: "demand", RunID: run, Version: rr.Version, CandidateMAE: ev.CandidateMAE,

@@ -39,6 +39,7 @@ func TestLossEstimatorAgainstRealisedMAE(t *testing.T) {
 	require.Equal(t, evaluate.EstimatorPrediction, est.Features[len(est.Features)-1])
 	mdl, err := reg.LoadModel(ctx, "demand", rr.Version)
 	require.NoError(t, err)
+	ndcgs := map[int]float64{}
 	window := func(day int) (estimated, realised float64) {
 		var recs []predlog.Record
 		var labels []predlog.Label
@@ -60,9 +61,13 @@ func TestLossEstimatorAgainstRealisedMAE(t *testing.T) {
 		for _, r := range recs {
 			answered[r.RequestID] = r
 		}
+		v, err := reg.Version(ctx, "demand", rr.Version)
+		require.NoError(t, err)
 		rep := monitor.Compute(monitor.Input{Spec: e.spec, Version: rr.Version, Estimator: est, FavorableAbove: math.NaN(),
-			Records: recs, Labels: labels, Answered: answered, To: time.Now()})
+			Model: mdl, Importance: v.Importance, Records: recs, Labels: labels, Answered: answered, To: time.Now()})
 		require.NotNil(t, rep.Estimated)
+		require.NotNil(t, rep.ExplanationDrift)
+		ndcgs[day] = rep.ExplanationDrift.NDCG
 		require.Equal(t, len(recs), rep.Live.Labels)
 		return rep.Estimated.MAE, rep.Live.MAE
 	}
@@ -74,12 +79,15 @@ func TestLossEstimatorAgainstRealisedMAE(t *testing.T) {
 			if math.Abs(rel) <= 0.10 {
 				ok++
 			}
-			t.Logf("day %d: estimated MAE %.3f, realised %.3f (%+.1f%%)", day, est, real, 100*rel)
+			t.Logf("day %d: estimated MAE %.3f, realised %.3f (%+.1f%%); explanation nDCG %.3f", day, est, real, 100*rel, ndcgs[day])
 		}
 		return ok, to - from
 	}
 	ok, n := within(cfg.ShiftDay-2, cfg.ShiftDay)
 	require.Equal(t, n, ok, "before the shift the estimate is within 10%% of the realised MAE")
+	for day := cfg.ShiftDay - 2; day < cfg.ShiftDay; day++ {
+		require.GreaterOrEqual(t, ndcgs[day], 0.9, "before the shift the features rank as on the holdout")
+	}
 	ok, n = within(cfg.ShiftDay, cfg.Days)
 	t.Logf("after the holiday shift: the estimate within 10%% of the realised MAE in %d of %d one-day windows (target: 90%%)", ok, n)
 }

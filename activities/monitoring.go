@@ -28,6 +28,7 @@ type MonitorMetrics struct {
 	// each model's own (deploy/prometheus/rules.yml).
 	MaxLiveMAE, MinDI, DIHigh, Interval   *prometheus.GaugeVec
 	DecisionAccuracy, MinDecisionAccuracy *prometheus.GaugeVec
+	ExplanationNDCG                       *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -54,9 +55,10 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		Interval:            g("interval_seconds", "The spec's monitoring.interval."),
 		DecisionAccuracy:    g("decision_accuracy", "Share of the last window's labelled requests whose decision (the spec's rule) the label confirms."),
 		MinDecisionAccuracy: g("min_decision_accuracy", "The spec's monitoring.decision.min_accuracy."),
+		ExplanationNDCG:     g("explanation_ndcg", "nDCG of the last window's feature ranking by mean |SHAP| against the reference's (1: same order)."),
 	}
 	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
-		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy)
+		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy, m.ExplanationNDCG)
 	return m
 }
 
@@ -157,7 +159,11 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		if est, err := m.Registry.LoadLossEstimator(ctx, model, win.Version); err == nil {
 			win.Estimator = est
 		}
+		if v, err := m.Registry.Version(ctx, model, win.Version); err == nil {
+			win.Importance = v.Importance
+		}
 		if mdl, err := m.Registry.LoadModel(ctx, model, win.Version); err == nil {
+			win.Model = mdl
 			win.FavorableAbove = evaluate.FavorableCut(mdl)
 		} else {
 			win.Problems = append(win.Problems, fmt.Sprintf("v%d's model (fairness not computed): %v", win.Version, err))
@@ -231,6 +237,9 @@ func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipe
 	}
 	if rep.Estimated != nil {
 		mm.EstimatedMAE.WithLabelValues(model).Set(rep.Estimated.MAE)
+	}
+	if rep.ExplanationDrift != nil {
+		mm.ExplanationNDCG.WithLabelValues(model).Set(rep.ExplanationDrift.NDCG)
 	}
 	mm.Drifted.WithLabelValues(model).Set(b2f(rep.Drifted))
 	if rep.Fairness != nil {

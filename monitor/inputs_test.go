@@ -42,3 +42,14 @@ func TestGroupReadsWhatJSONReads(t *testing.T) {
 		require.Equal(t, want, group(predlog.Record{Attributes: s}, "region"), "%q", s)
 	}
 }
+
+// nDCG of a feature ranking against the reference attributions: 1 for the same order, less
+// when the most important features fall down the ranking.
+func TestNDCG(t *testing.T) {
+	ref := map[string]float64{"a": 4, "b": 2, "c": 1}
+	require.InDelta(t, 1, ndcg(ref, map[string]float64{"a": 40, "b": 3, "c": 2}), 1e-12)
+	// live order c, b, a: DCG 1 + 2/log2(3) + 4/2 against 4 + 2/log2(3) + 1/2
+	want := (1 + 2/math.Log2(3) + 4.0/2) / (4 + 2/math.Log2(3) + 1.0/2)
+	require.InDelta(t, want, ndcg(ref, map[string]float64{"a": 1, "b": 2, "c": 3}), 1e-12)
+	require.Less(t, want, NDCGThreshold)
+}

@@ -28,6 +28,10 @@ type Input struct {
 	// Reference is the version's input profile, Predictions its holdout prediction profile
 	// (nil: missing; named in the report, the rest is still computed).
 	Reference, Predictions *drift.Profile
+	// Model is the version (nil: explanation drift is not computed) and Importance its
+	// reference mean |SHAP| per feature on the holdout (the version's metadata).
+	Model      *model.Model
+	Importance map[string]float64
 	// Estimator is the version's loss estimator (nil: none; the estimate is not computed).
 	Estimator *model.Model
 	// FavorableAbove is the prediction over which an outcome is favorable (evaluate.FavorableCut
@@ -54,6 +58,8 @@ type Report struct {
 	// PredictionDrift of its answers against its holdout predictions (nil: not computed, Notes say why).
 	InputDrift      *drift.Report `json:"input_drift,omitempty"`
 	PredictionDrift *drift.Report `json:"prediction_drift,omitempty"`
+	// ExplanationDrift: the ranking of mean |SHAP| against the reference's (nDCG).
+	ExplanationDrift *ExplanationDrift `json:"explanation_drift,omitempty"`
 	// Drifted: input drift by the loop's decision, on at least monitoring.min_requests requests.
 	Drifted bool       `json:"drifted"`
 	Live    LiveErrors `json:"live"`
@@ -154,6 +160,13 @@ func Compute(in Input) Report {
 	}
 	// Every feature the drift suite or the estimator reads, parsed once into columns.
 	names := append([]string(nil), sp.Features...)
+	if in.Model != nil {
+		for _, f := range in.Model.Features {
+			if !slices.Contains(names, f) {
+				names = append(names, f)
+			}
+		}
+	}
 	if in.Estimator != nil {
 		for _, f := range in.Estimator.Features[:len(in.Estimator.Features)-1] {
 			if !slices.Contains(names, f) {
@@ -182,6 +195,12 @@ func Compute(in Input) Report {
 		rep.Drifted = d.Drifted && len(ok) >= m.MinRequests
 		if d.Drifted && !rep.Drifted {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("input drift on %d requests, under monitoring.min_requests %d: not acted on", len(ok), m.MinRequests))
+		}
+	}
+	if in.Model != nil && len(ok) > 0 {
+		rep.ExplanationDrift = explanationDrift(in.Model, in.Importance, feats, len(ok))
+		if rep.ExplanationDrift == nil && len(in.Importance) == 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("explanation drift not computed: v%d has no reference importance", in.Version))
 		}
 	}
 	if in.Estimator != nil && len(ok) > 0 {

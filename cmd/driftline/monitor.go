@@ -154,6 +154,10 @@ func printMonitorReport(uri string, r monitor.Report) {
 	if d := r.PredictionDrift; d != nil {
 		fmt.Printf("  prediction drift %v, score %.3f\n", d.Drifted, d.Score)
 	}
+	if e := r.ExplanationDrift; e != nil {
+		fmt.Printf("  explanation drift %v: nDCG %.3f (under %.2f drifts) on %d explained requests; top feature changed %v\n",
+			e.Drifted, e.NDCG, e.Threshold, e.Rows, e.TopChanged)
+	}
 	l := r.Live
 	fmt.Printf("  labels %d (other version %d, unknown %d)  live MAE %.3f  RMSE %.3f  breach %v  label delay p50 %.0f s p90 %.0f s\n",
 		l.Labels, l.OtherVersion, l.Unknown, l.MAE, l.RMSE, r.MAEBreach, l.DelayP50s, l.DelayP90s)
