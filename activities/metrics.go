@@ -18,6 +18,9 @@ var Outcomes = []string{"promoted", "rolled_back", "no_drift", "failed_validatio
 type Metrics struct {
 	Runs         *prometheus.CounterVec
 	StepDuration *prometheus.HistogramVec
+	// StepCPU is the worker process's CPU time while each step ran (the cost of a run is the
+	// sum over its steps; with steps of several runs at once each counts the others' too).
+	StepCPU      *prometheus.CounterVec
 	DriftPSI     *prometheus.GaugeVec
 	DriftKS      *prometheus.GaugeVec
 	DriftScore   *prometheus.GaugeVec
@@ -34,6 +37,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "step_duration_seconds", Help: "Duration of each activity execution, by step and result.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12)}, []string{"step", "result"}),
+		StepCPU: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "step_cpu_seconds_total", Help: "CPU seconds of the pipeline worker process while each step ran, by step."}, []string{"step"}),
 		DriftPSI: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "drift_psi", Help: "Population Stability Index of the last drift check, per feature."}, []string{"model", "feature"}),
 		DriftKS: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
@@ -47,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RowsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "validation_rows_quarantined_total", Help: "Rows quarantined by the validate step."}, []string{"dataset"}),
 	}
-	reg.MustRegister(m.Runs, m.StepDuration, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected)
+	reg.MustRegister(m.Runs, m.StepDuration, m.StepCPU, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected)
 	return m
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -51,11 +52,23 @@ func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 			}
 		}()
 	}
+	cpu0 := processCPU()
 	out, err := s.Next.ExecuteActivity(ctx, in)
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
-	s.metrics.StepDuration.WithLabelValues(activity.GetInfo(ctx).ActivityType.Name, result).Observe(time.Since(start).Seconds())
+	step := activity.GetInfo(ctx).ActivityType.Name
+	s.metrics.StepDuration.WithLabelValues(step, result).Observe(time.Since(start).Seconds())
+	s.metrics.StepCPU.WithLabelValues(step).Add(max(0, processCPU()-cpu0))
 	return out, err
+}
+
+// processCPU is the process's user + system CPU time, seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }

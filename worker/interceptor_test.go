@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
@@ -98,4 +99,34 @@ func TestTheWorkersHeartbeatsKeepTheActivitysDetails(t *testing.T) {
 	var at string
 	require.NoError(t, env.GetWorkflowResult(&at))
 	require.Equal(t, "after row group 7", at)
+}
+
+// busy does a fixed amount of work (about 0.3 CPU-seconds here), whatever else runs.
+func busy(ctx context.Context) (float64, error) {
+	x := 0.0
+	for i := range 300_000_000 {
+		x += float64(i&7) * 1e-9
+	}
+	return x, nil
+}
+
+func busyWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	var x float64
+	return workflow.ExecuteActivity(ctx, busy).Get(ctx, &x)
+}
+
+// The worker accounts the CPU each step used (the operational cost of a run).
+func TestTheWorkerCountsEachStepsCPU(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	m := activities.NewMetrics(prometheus.NewRegistry())
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m}}})
+	env.RegisterWorkflow(busyWorkflow)
+	env.RegisterActivity(busy)
+	env.ExecuteWorkflow(busyWorkflow)
+	require.NoError(t, env.GetWorkflowError())
+	cpu := testutil.ToFloat64(m.StepCPU.WithLabelValues("busy"))
+	require.Greater(t, cpu, 0.1, "about 0.3 CPU-seconds of work")
+	require.Less(t, cpu, 5.0)
 }
