@@ -160,28 +160,22 @@ func (t *gbdtTrainer) splitRows(n *growNode, smallLeft bool, small []gh) int {
 	t.parallel(nchunks, func(c int) {
 		lo, hi := chunk(c)
 		l, r := leftAt[c], rightAt[c]
-		// Branch-free: a row goes left or right about as often as a coin falls, so a branch
-		// on it is mispredicted half the time.
-		if t.quant {
-			for i := lo; i < hi; i++ {
-				row := sb[i*p : i*p+p]
-				d := int(dir[row[j]]) // 1: left
-				o := r + (l-r)*d
-				l += d
-				r += 1 - d
-				copy(db[o*p:o*p+p], row)
-				dr[o], dq[o] = sr[i], sq[i]
-			}
-			return
-		}
 		for i := lo; i < hi; i++ {
 			row := sb[i*p : i*p+p]
-			d := int(dir[row[j]])
-			o := r + (l-r)*d
-			l += d
-			r += 1 - d
+			o := r
+			if dir[row[j]] == 1 {
+				o = l
+				l++
+			} else {
+				r++
+			}
 			copy(db[o*p:o*p+p], row)
-			dr[o], dg[o] = sr[i], sg[i]
+			dr[o] = sr[i]
+			if t.quant {
+				dq[o] = sq[i]
+			} else {
+				dg[o] = sg[i]
+			}
 		}
 	})
 	if small != nil {
