@@ -422,13 +422,9 @@ func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	sp, err := spec.Parse([]byte(req.Spec))
+	sp, ok := c.pathSpec(req.Spec)
 	switch {
-	case err != nil:
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
-		return
-	case sp.Model != c.model:
-		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
+	case !ok:
 		return
 	case strings.TrimSpace(req.Cron) == "":
 		c.fail(fmt.Errorf("%w: cron is required", errBadRequest))
@@ -455,6 +451,21 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	c.done(map[string]any{"deleted": c.model}, "")
 }
 
+// pathSpec parses a request's spec, which must be for the model the path names; false: the
+// call failed (answered and audited).
+func (c *call) pathSpec(raw string) (spec.Spec, bool) {
+	sp, err := spec.Parse([]byte(raw))
+	switch {
+	case err != nil:
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return sp, false
+	case sp.Model != c.model:
+		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
+		return sp, false
+	}
+	return sp, true
+}
+
 // MonitorRequest starts a model's monitor: the spec (YAML) and, optionally, the window a run
 // the monitor starts trains on (empty: the spec's window ending yesterday).
 type MonitorRequest struct {
@@ -473,13 +484,8 @@ func (s *Server) putMonitor(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	sp, err := spec.Parse([]byte(req.Spec))
-	switch {
-	case err != nil:
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
-		return
-	case sp.Model != c.model:
-		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
+	sp, ok := c.pathSpec(req.Spec)
+	if !ok {
 		return
 	}
 	c.detail["spec_hash"], c.detail["interval"] = sp.Hash, sp.Monitoring.Interval.String()

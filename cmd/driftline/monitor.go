@@ -13,7 +13,6 @@ import (
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
 )
 
@@ -35,13 +34,9 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		raw, err := os.ReadFile(*specPath)
+		raw, sp, err := readSpec(*specPath)
 		if err != nil {
 			return err
-		}
-		sp, err := spec.Parse(raw)
-		if err != nil {
-			return fmt.Errorf("%s: %w", *specPath, err)
 		}
 		var out struct {
 			WorkflowID string `json:"workflow_id"`

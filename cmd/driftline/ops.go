@@ -34,13 +34,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(*specPath)
+	raw, sp, err := readSpec(*specPath)
 	if err != nil {
 		return err
-	}
-	sp, err := spec.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *specPath, err)
 	}
 	var started struct {
 		WorkflowID  string `json:"workflow_id"`
@@ -178,13 +174,9 @@ func cmdSchedule(ctx context.Context, args []string) error {
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
 		return nil
 	}
-	raw, err := os.ReadFile(*specPath)
+	raw, sp, err := readSpec(*specPath)
 	if err != nil {
 		return err
-	}
-	sp, err := spec.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *specPath, err)
 	}
 	var out struct {
 		ScheduleID string `json:"schedule_id"`
@@ -348,4 +340,17 @@ func auditVerify(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("%d chains intact\n", len(reps))
 	return nil
+}
+
+// readSpec reads and checks a spec file; errors name the file.
+func readSpec(path string) ([]byte, spec.Spec, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, spec.Spec{}, err
+	}
+	sp, err := spec.Parse(raw)
+	if err != nil {
+		return nil, spec.Spec{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, sp, nil
 }
