@@ -115,9 +115,12 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		}
 		labels = append(labels, rows...)
 	}
+	// Labels join answers: a paired or shadow score of the same request must not take its place.
 	answered := map[string]predlog.Record{}
 	for _, r := range recs {
-		answered[r.RequestID] = r
+		if monitor.IsAnswer(r) {
+			answered[r.RequestID] = r
+		}
 	}
 	if missing := unjoined(labels, answered); missing > 0 {
 		// Labels of requests answered in earlier windows: read the label horizon's log.
@@ -135,7 +138,9 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 				return pipeline.MonitorWindowResult{}, classify("monitor: read the label horizon", err)
 			}
 			for _, r := range rows {
-				answered[r.RequestID] = r
+				if monitor.IsAnswer(r) {
+					answered[r.RequestID] = r
+				}
 			}
 		}
 	}

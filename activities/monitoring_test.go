@@ -85,6 +85,14 @@ func TestMonitorWindowOnMinIO(t *testing.T) {
 	cfg.Stores, cfg.Items = 6, 20
 
 	ids := logDays(t, e.store, cfg, []int{10, 11, 12}, rr.Version, 1.0, true)
+	// During a canary serving also logs each request's second scoring (route paired) under
+	// the same request id, written after the answer: the labels still join the answers.
+	pw := predlog.NewWriter(e.store, "paired", 100000, 100000, time.Hour)
+	for _, id := range ids {
+		pw.Add(predlog.Record{RequestID: id, TimeUnixMs: time.Now().UnixMilli(), Model: "demand", Version: int32(rr.Version + 1),
+			Route: string(pipeline.RoutePaired), Prediction: 1000, Inputs: `{}`})
+	}
+	pw.Close()
 	w1 := window(pipeline.MonitorWindowInput{})
 	require.Equal(t, rr.Version, w1.Version)
 	require.Equal(t, len(ids), w1.Requests)

@@ -39,8 +39,8 @@ type Input struct {
 	FavorableAbove float64
 	Records        []predlog.Record // the window's new prediction records (every version and route)
 	Labels         []predlog.Label  // the window's new labels
-	// Answered holds the records of the label horizon by request id (the window's included):
-	// what the labels are joined to.
+	// Answered holds the answers (IsAnswer) of the label horizon by request id (the window's
+	// included): what the labels are joined to.
 	Answered map[string]predlog.Record
 	From, To time.Time
 	// Problems the reader met (a part that did not decode, ...), each naming what.
@@ -307,6 +307,10 @@ func Compute(in Input) Report {
 	}
 	return rep
 }
+
+// IsAnswer reports whether a record is a request's answer (routes production and canary),
+// not a second scoring of it (paired, shadow) that carries the same request id.
+func IsAnswer(r predlog.Record) bool { return answered(r) }
 
 // answered: a record of a request the version answered (not a paired or shadow score).
 func answered(r predlog.Record) bool {

@@ -156,7 +156,9 @@ func printMonitorReport(uri string, r monitor.Report) {
 	l := r.Live
 	fmt.Printf("  labels %d (other version %d, unknown %d)  live MAE %.3f  RMSE %.3f  breach %v  label delay p50 %.0f s p90 %.0f s\n",
 		l.Labels, l.OtherVersion, l.Unknown, l.MAE, l.RMSE, r.MAEBreach, l.DelayP50s, l.DelayP90s)
-	if d := l.Decision; d != nil {
+	if d := l.Decision; d != nil && d.Labels == 0 {
+		fmt.Printf("  decision %q: no labelled requests yet (target %.0f%%)\n", d.Name, 100*d.Target)
+	} else if d != nil {
 		fmt.Printf("  decision %q accuracy %.1f%% on %d labels (target %.0f%%%s)\n", d.Name, 100*d.Accuracy, d.Labels, 100*d.Target,
 			map[bool]string{true: ", below", false: ""}[d.Below])
 	}
