@@ -274,6 +274,7 @@ func waitServing(ctx context.Context, url, model string, version int) error {
 // the first) and follows it.
 func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunID string, onApproval func(pipeline.Status)) (demoResult, string, error) {
 	deadline := time.Now().Add(5 * time.Minute)
+	shown := 0
 	for time.Now().Before(deadline) {
 		desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
 		if err == nil {
@@ -286,7 +287,8 @@ func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunI
 				return demoResult{RunResult: res, RunID: id}, link, err
 			}
 		}
-		if mst, err := starter.MonitorStatus(ctx, c, model); err == nil && mst.Last != nil {
+		if mst, err := starter.MonitorStatus(ctx, c, model); err == nil && mst.Last != nil && mst.Windows != shown {
+			shown = mst.Windows
 			fmt.Printf("  monitor window %d: %d requests, input drift %v (score %.3f), %d in a row\n", mst.Windows, mst.Last.Requests,
 				mst.Last.Drifted, mst.Last.DriftScore, mst.DriftedInARow)
 		}
