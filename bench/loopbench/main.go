@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -104,17 +103,11 @@ func run(endpoint, bucketName string, stores, items, days int, specPath string) 
 		}
 	}
 	b.Reset()
-	if profilePath != "" {
-		f, err := os.Create(profilePath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := benchutil.CPUProfile(profilePath)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	_, err = loop(ctx, b, sp, fmt.Sprintf("bench-run-%d", time.Now().UnixNano()), from, to, data, tr, ra, true)
 	fmt.Printf("peak RSS %s\n", benchutil.PeakRSS())
 	return err

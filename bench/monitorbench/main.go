@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -135,17 +134,11 @@ func run(n, p int) error {
 	fmt.Printf("window: %d predictions x %d features, built in memory (not timed)\n", n, p)
 	var best time.Duration
 	var rep monitor.Report
-	if profilePath != "" {
-		f, err := os.Create(profilePath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := benchutil.CPUProfile(profilePath)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	for range 3 {
 		t0 := time.Now()
 		rep = monitor.Compute(monitor.Input{Spec: sp, Version: 1, Reference: &ref, Estimator: est, FavorableAbove: 0,

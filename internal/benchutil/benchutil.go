@@ -2,6 +2,7 @@ package benchutil
 
 import (
 	"os"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -17,4 +18,20 @@ func PeakRSS() string {
 		}
 	}
 	return "?"
+}
+
+// CPUProfile starts a CPU profile written to path (empty: none) and returns what stops it.
+func CPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
