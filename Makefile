@@ -99,11 +99,11 @@ chaos: tools
 	CHAOS_KILLS=20 go test -count=1 -timeout 90m -run 'TestFaultCampaign' -v ./testsuite
 
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecodePredict -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
-	go test -run '^$$' -fuzz FuzzFastDecodeAgrees -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
-	go test -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataset
-	go test -run '^$$' -fuzz FuzzV2Infer -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./serving
-	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./spec
+	scripts/fuzz.sh FuzzDecodePredict ./serving $(FUZZTIME)
+	scripts/fuzz.sh FuzzFastDecodeAgrees ./serving $(FUZZTIME)
+	scripts/fuzz.sh FuzzScanFile ./dataset $(FUZZTIME)
+	scripts/fuzz.sh FuzzV2Infer ./serving $(FUZZTIME)
+	scripts/fuzz.sh FuzzParse ./spec $(FUZZTIME)
 
 test: tools lint unit fuzz
 
