@@ -29,6 +29,8 @@ type MonitorMetrics struct {
 	MaxLiveMAE, MinDI, DIHigh, Interval   *prometheus.GaugeVec
 	DecisionAccuracy, MinDecisionAccuracy *prometheus.GaugeVec
 	ExplanationNDCG                       *prometheus.GaugeVec
+	// ReviewOpen is 1 while a fairness review is open, ReviewEscalated 1 once it escalated.
+	ReviewOpen, ReviewEscalated *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -56,9 +58,12 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		DecisionAccuracy:    g("decision_accuracy", "Share of the last window's labelled requests whose decision (the spec's rule) the label confirms."),
 		MinDecisionAccuracy: g("min_decision_accuracy", "The spec's monitoring.decision.min_accuracy."),
 		ExplanationNDCG:     g("explanation_ndcg", "nDCG of the last window's feature ranking by mean |SHAP| against the reference's (1: same order)."),
+		ReviewOpen:          g("fairness_review_open", "1 while a fairness review of the model waits for acknowledgement."),
+		ReviewEscalated:     g("fairness_review_escalated", "1 while the open fairness review is escalated (unacknowledged past monitoring.review_timeout)."),
 	}
 	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
-		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy, m.ExplanationNDCG)
+		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy, m.ExplanationNDCG,
+		m.ReviewOpen, m.ReviewEscalated)
 	return m
 }
 
@@ -67,6 +72,9 @@ type Monitoring struct {
 	Store    objstore.Bucket
 	Registry *registry.Registry
 	Metrics  *MonitorMetrics
+	// Webhook (Slack-compatible, the approval webhook) and Alertmanager (its base URL) are
+	// told about fairness reviews; either may be empty.
+	Webhook, Alertmanager string
 }
 
 // MonitorWindow processes the prediction-log and feedback parts written after the input's
@@ -194,6 +202,7 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 	}
 	if rep.Fairness != nil {
 		res.FairnessBelowMin = rep.Fairness.BelowMin
+		res.DisparateImpact, res.DisparateImpactLow, res.DisparateImpactHigh = rep.Fairness.DisparateImpact, rep.Fairness.Low, rep.Fairness.High
 	}
 	if rep.Estimated != nil {
 		res.EstimatedMAE = rep.Estimated.MAE

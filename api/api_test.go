@@ -208,6 +208,8 @@ type fakeRuns struct {
 	waiting int
 	calls   int
 	monitor []pipeline.MonitorInput
+	review  *pipeline.FairnessReview
+	acks    []pipeline.ReviewAck
 }
 
 func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
@@ -239,6 +241,16 @@ func (f *fakeRuns) StartMonitor(_ context.Context, in pipeline.MonitorInput) (st
 	return "monitor-run", nil
 }
 func (f *fakeRuns) StopMonitor(context.Context, string) error { f.calls++; return nil }
+func (f *fakeRuns) OpenReview(context.Context, string) (*pipeline.FairnessReview, error) {
+	return f.review, nil
+}
+func (f *fakeRuns) Acknowledge(_ context.Context, _ string, ack pipeline.ReviewAck) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.acks = append(f.acks, ack)
+	return ack.Review + " " + ack.Decision, nil
+}
 
 type fixture struct {
 	srv   *httptest.Server
@@ -335,6 +347,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 		{"DELETE", "/v1/models/demand/schedule", ``},
 		{"PUT", "/v1/models/demand/monitor", string(mon)},
 		{"DELETE", "/v1/models/demand/monitor", ``},
+		{"POST", "/v1/models/demand/monitor/reviews/fairness-1", `{"decision":"accept","reason":"x"}`},
 	}
 	tokens := []struct {
 		token string
@@ -423,6 +436,41 @@ func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
 	code, keys := f.call(t, "GET", "/v1/attestation-keys", "", "")
 	require.Equal(t, 200, code)
 	require.Len(t, keys["keys"], 1)
+}
+
+// A fairness review is acknowledged through the API: the API attests who decided what on
+// which review (the monitor verifies it); a data scientist may not, a decision on a review
+// that is not the open one is refused, and so are unknown decisions and missing reasons.
+func TestAcknowledgeAFairnessReviewIsAttested(t *testing.T) {
+	f := newFixture(t)
+	f.runs.review = &pipeline.FairnessReview{ID: "fairness-20261201T150000Z", Model: "demand", Version: 2}
+	path := "/v1/models/demand/monitor/reviews/fairness-20261201T150000Z"
+	dave := f.idp.token(t, "ES256", "dave", nil)
+	alice := f.idp.token(t, "RS256", "alice", nil)
+	code, out := f.call(t, "POST", path, dave, `{"decision":"accept","reason":"fine"}`)
+	require.Equal(t, 403, code, "a data scientist may not acknowledge: %v", out)
+	code, out = f.call(t, "POST", "/v1/models/demand/monitor/reviews/fairness-older", alice, `{"decision":"accept","reason":"fine"}`)
+	require.Equal(t, 409, code, out)
+	require.Contains(t, out["error"], "open: fairness-20261201T150000Z")
+	code, out = f.call(t, "POST", path, alice, `{"decision":"ignore","reason":"fine"}`)
+	require.Equal(t, 400, code, out)
+	code, out = f.call(t, "POST", path, alice, `{"decision":"accept","reason":" "}`)
+	require.Equal(t, 400, code, out)
+	require.Empty(t, f.runs.acks, "nothing refused reached the monitor")
+	code, out = f.call(t, "POST", path, alice, `{"decision":"retrain","reason":"the north region's error doubled"}`)
+	require.Equal(t, 200, code, out)
+	require.Len(t, f.runs.acks, 1)
+	att, err := pipeline.VerifyAttestation(f.runs.acks[0].Attestation, []pipeline.AttestationKey{f.att.Key()}, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, pipeline.Attested{Model: "demand", Version: 2, Review: "fairness-20261201T150000Z", Decision: "retrain", Subject: "alice",
+		Reason: "the north region's error doubled", IssuedAt: att.IssuedAt, Expires: att.Expires, ID: att.ID, Issuer: "driftline-api"}, att)
+	recs, err := audit.Log{Store: f.store}.List(context.Background(), "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var seen []string
+	for _, r := range recs {
+		seen = append(seen, r.Actor+" "+r.Action+" "+r.Decision)
+	}
+	require.Subset(t, seen, []string{"dave approve_forbidden refused", "alice acknowledge_review_failed refused", "alice acknowledge_review allowed"})
 }
 
 func TestDevTokens(t *testing.T) {

@@ -33,6 +33,9 @@ type Runs interface {
 	DeleteSchedule(ctx context.Context, model string) error
 	StartMonitor(ctx context.Context, in pipeline.MonitorInput) (runID string, err error)
 	StopMonitor(ctx context.Context, model string) error
+	// OpenReview is the monitor's open fairness review (nil: none).
+	OpenReview(ctx context.Context, model string) (*pipeline.FairnessReview, error)
+	Acknowledge(ctx context.Context, model string, ack pipeline.ReviewAck) (string, error)
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -75,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/models/{model}/schedule", s.deleteSchedule)
 	mux.HandleFunc("PUT /v1/models/{model}/monitor", s.putMonitor)
 	mux.HandleFunc("DELETE /v1/models/{model}/monitor", s.deleteMonitor)
+	mux.HandleFunc("POST /v1/models/{model}/monitor/reviews/{review}", s.acknowledge)
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
 	}
@@ -507,6 +511,66 @@ func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)}, "")
+}
+
+// ReviewRequest decides the monitor's open fairness review.
+type ReviewRequest struct {
+	Decision string `json:"decision"` // accept, retrain or rollback
+	Reason   string `json:"reason"`
+}
+
+// acknowledge decides a fairness review: whoever may approve the model may acknowledge its
+// reviews (a rollback also needs the rollback action). The API attests the caller's identity
+// and decision; the monitor verifies the attestation and carries the decision out.
+func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActApprove, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	c.action = "acknowledge_review" // what the audit trail calls it, once approve is allowed
+	var req ReviewRequest
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	id := r.PathValue("review")
+	c.detail["review"], c.detail["decision"] = id, req.Decision
+	switch {
+	case req.Decision != pipeline.ReviewAccept && req.Decision != pipeline.ReviewRetrain && req.Decision != pipeline.ReviewRollback:
+		c.fail(fmt.Errorf("%w: decision %q is not accept, retrain or rollback", errBadRequest, req.Decision))
+		return
+	case strings.TrimSpace(req.Reason) == "":
+		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
+		return
+	case req.Decision == pipeline.ReviewRollback && !c.authorize(ActRollback, c.model, nil):
+		return
+	}
+	open, err := s.Runs.OpenReview(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if open == nil || open.ID != id {
+		cur := "none"
+		if open != nil {
+			cur = open.ID
+		}
+		c.fail(fmt.Errorf("%w: the monitor of %s has no open review %s (open: %s)", errConflict, c.model, id, cur))
+		return
+	}
+	token, att, err := s.Attester.Sign(pipeline.Attested{Model: c.model, Version: open.Version, Review: id, Decision: req.Decision,
+		Subject: c.who.ID, Groups: c.who.Groups, Reason: req.Reason}, s.now())
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.detail["attestation_id"] = att.ID
+	out, err := s.Runs.Acknowledge(r.Context(), c.model, pipeline.ReviewAck{Review: id, Decision: req.Decision, Reason: req.Reason, Attestation: token})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"result": out, "review": id, "by": c.who.ID, "attestation_id": att.ID}, req.Reason)
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

@@ -71,3 +71,17 @@ func (t TemporalRuns) StartMonitor(ctx context.Context, in pipeline.MonitorInput
 func (t TemporalRuns) StopMonitor(ctx context.Context, model string) error {
 	return starter.StopMonitor(ctx, t.Client, model)
 }
+
+// OpenReview implements Runs: the monitor's status query.
+func (t TemporalRuns) OpenReview(ctx context.Context, model string) (*pipeline.FairnessReview, error) {
+	st, err := starter.MonitorStatus(ctx, t.Client, model)
+	if err != nil {
+		return nil, err
+	}
+	return st.Review, nil
+}
+
+// Acknowledge implements Runs.
+func (t TemporalRuns) Acknowledge(ctx context.Context, model string, ack pipeline.ReviewAck) (string, error) {
+	return starter.Acknowledge(ctx, t.Client, model, ack)
+}

@@ -21,10 +21,12 @@ const AttestationType = "driftline-approval+jwt"
 
 // Attested is what an attestation says.
 type Attested struct {
-	Model    string   `json:"model"`
-	Version  int      `json:"version"`
-	RunID    string   `json:"run_id"`
-	Decision string   `json:"decision"` // approve or reject
+	Model   string `json:"model"`
+	Version int    `json:"version"`
+	RunID   string `json:"run_id"`
+	// Review is the fairness review an acknowledgement decides (empty for approvals).
+	Review   string   `json:"review,omitempty"`
+	Decision string   `json:"decision"` // approve or reject; accept, retrain or rollback for a review
 	Subject  string   `json:"sub"`
 	Groups   []string `json:"groups,omitempty"`
 	Reason   string   `json:"reason"`

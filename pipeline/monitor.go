@@ -12,7 +12,76 @@ const (
 	ActMonitorWindow = "MonitorWindow"
 	// QueryMonitor returns the monitor's MonitorStatus.
 	QueryMonitor = "monitor"
+	// UpdateAcknowledge decides the monitor's open fairness review (ReviewAck).
+	UpdateAcknowledge = "acknowledge"
+	ActNotifyReview   = "NotifyReview"
+	ActRecordReview   = "RecordReview"
+	ActReviewRollback = "ReviewRollback"
 )
+
+// The decisions a fairness review takes.
+const (
+	ReviewAccept   = "accept"   // the disparity is understood and accepted: nothing changes
+	ReviewRetrain  = "retrain"  // start the model's loop (ct/<model>)
+	ReviewRollback = "rollback" // roll production back to the version before it
+)
+
+// FairnessReview is the human review a fairness breach opens: it stays open until someone
+// who may approve the model acknowledges it with an attested decision; unacknowledged after
+// monitoring.review_timeout it escalates (once).
+type FairnessReview struct {
+	ID        string    `json:"id"` // fairness-<window end>
+	Model     string    `json:"model"`
+	Version   int       `json:"version"` // the production version the window judged
+	OpenedAt  time.Time `json:"opened_at"`
+	Deadline  time.Time `json:"deadline"` // escalation, unless acknowledged before
+	Report    string    `json:"report"`   // the window's report
+	Attribute string    `json:"attribute"`
+	// DisparateImpact is the window's estimate with its interval, and the spec's floor.
+	DisparateImpact float64 `json:"disparate_impact"`
+	Low             float64 `json:"low"`
+	High            float64 `json:"high"`
+	Floor           float64 `json:"floor"`
+	// Reviewers may acknowledge (the RBAC subjects with approve on the model); EscalateTo is
+	// who the escalation adds (monitoring.escalate_to).
+	Reviewers  []string `json:"reviewers"`
+	EscalateTo []string `json:"escalate_to,omitempty"`
+	// Keys verify the acknowledgement's attestation (the control-plane API's).
+	Keys        []AttestationKey `json:"keys,omitempty"`
+	Escalated   bool             `json:"escalated"`
+	EscalatedAt time.Time        `json:"escalated_at,omitzero"`
+	// The acknowledgement, when decided.
+	Decision      string    `json:"decision,omitempty"`
+	By            string    `json:"by,omitempty"`
+	Groups        []string  `json:"groups,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	DecidedAt     time.Time `json:"decided_at,omitzero"`
+	AttestationID string    `json:"attestation_id,omitempty"`
+	Outcome       string    `json:"outcome,omitempty"` // what the decision did
+}
+
+// ReviewAck is the acknowledge Update's request: the decision on the open review, with the
+// control-plane API's attestation of who takes it (what the caller claims besides is ignored).
+type ReviewAck struct {
+	Review      string `json:"review"`
+	Decision    string `json:"decision"` // accept, retrain or rollback
+	Reason      string `json:"reason"`
+	Attestation string `json:"attestation"`
+}
+
+// ReviewNotice is the NotifyReview activity's input: a review opened, escalated or closed.
+type ReviewNotice struct {
+	Review FairnessReview
+	Event  string // opened, escalated, closed
+}
+
+// ReviewRollbackInput rolls production back for a review's decision.
+type ReviewRollbackInput struct {
+	Model, Review, Actor, Reason string
+	// FromVersion is the production version the review judged: the rollback happens only
+	// while it is still production.
+	FromVersion int
+}
 
 // MonitorWorkflowID is the id of a model's monitor.
 func MonitorWorkflowID(model string) string { return "monitor/" + model }
@@ -37,6 +106,9 @@ type MonitorInput struct {
 	Windows             int
 	LastReport          string       `json:",omitempty"`
 	Runs                []MonitorRun `json:",omitempty"`
+	// Review is the open fairness review (nil: none); Reviews the last 20 closed ones.
+	Review  *FairnessReview  `json:",omitempty"`
+	Reviews []FairnessReview `json:",omitempty"`
 }
 
 // MonitorRun is a run the monitor started (or found already running).
@@ -67,8 +139,10 @@ type MonitorWindowResult struct {
 	DriftScore          float64
 	Drifted, MAEBreach  bool
 	FairnessBelowMin    bool
-	Problems            int
-	Why                 string // the input drift report's reason
+	// DisparateImpact and its interval (0 when fairness was not computed).
+	DisparateImpact, DisparateImpactLow, DisparateImpactHigh float64
+	Problems                                                 int
+	Why                                                      string // the input drift report's reason
 }
 
 // MonitorStatus is what `driftline monitor status` shows.
@@ -79,4 +153,6 @@ type MonitorStatus struct {
 	Last          *MonitorWindowResult `json:"last,omitempty"`
 	LastAt        time.Time            `json:"last_at"`
 	Runs          []MonitorRun         `json:"runs,omitempty"`
+	Review        *FairnessReview      `json:"review,omitempty"`
+	Reviews       []FairnessReview     `json:"reviews,omitempty"`
 }

@@ -210,6 +210,28 @@ type Monitoring struct {
 	Settle Duration `yaml:"settle" json:"settle"`
 	// Decision is the business rule the prediction drives, evaluated against labels.
 	Decision *Decision `yaml:"decision,omitempty" json:"decision,omitempty"`
+	// ReviewTimeout: a fairness review unacknowledged this long escalates (24h), to
+	// EscalateTo (RBAC subjects, e.g. group:ml-platform) besides the reviewers.
+	ReviewTimeout Duration `yaml:"review_timeout" json:"review_timeout"`
+	EscalateTo    []string `yaml:"escalate_to,omitempty" json:"escalate_to,omitempty"`
+}
+
+// zero reports whether nothing of the section is set (a spec from before monitoring existed).
+func (m Monitoring) zero() bool {
+	return len(m.EscalateTo) == 0 && m.comparable() == (monitoringFields{})
+}
+
+// monitoringFields is Monitoring without its slice, so it compares with ==.
+type monitoringFields struct {
+	interval, horizon, settle, review   time.Duration
+	driftWindows, minRequests, minLabel int
+	maxMAE, slo                         float64
+	decision                            *Decision
+}
+
+func (m Monitoring) comparable() monitoringFields {
+	return monitoringFields{m.Interval.Duration, m.LabelHorizon.Duration, m.Settle.Duration, m.ReviewTimeout.Duration,
+		m.DriftWindows, m.MinRequests, m.MinLabels, m.MaxLiveMAE, m.LatencySLOMs, m.Decision}
 }
 
 // Decision is a rule on the prediction, "act when the prediction is over a threshold" (e.g.
@@ -373,6 +395,9 @@ func (s *Spec) applyDefaults() {
 	if m.Settle.Duration == 0 {
 		m.Settle.Duration = 30 * time.Second
 	}
+	if m.ReviewTimeout.Duration == 0 {
+		m.ReviewTimeout.Duration = 24 * time.Hour
+	}
 	if d := m.Decision; d != nil {
 		def(&d.MinAccuracy, 0.9)
 		if d.Name == "" {
@@ -459,7 +484,7 @@ func (s Spec) Validate() error {
 		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
 	}
 	// A spec recorded before monitoring existed (a run's input) has none: nothing to check.
-	if m := s.Monitoring; m != (Monitoring{}) {
+	if m := s.Monitoring; !m.zero() {
 		if d := m.Decision; d != nil && (d.MinAccuracy <= 0 || d.MinAccuracy > 1) {
 			add("monitoring.decision.min_accuracy: %g must be in (0, 1]", d.MinAccuracy)
 		}
@@ -469,8 +494,13 @@ func (s Spec) Validate() error {
 		if m.DriftWindows < 1 || m.MinRequests < 1 || m.MinLabels < 1 {
 			add("monitoring: drift_windows (%d), min_requests (%d) and min_labels (%d) must be at least 1", m.DriftWindows, m.MinRequests, m.MinLabels)
 		}
-		if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 {
-			add("monitoring: label_horizon, max_live_mae and latency_slo_ms must not be negative")
+		if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 || m.ReviewTimeout.Duration < 0 {
+			add("monitoring: label_horizon, max_live_mae, latency_slo_ms and review_timeout must not be negative")
+		}
+		for i, sub := range m.EscalateTo {
+			if !strings.HasPrefix(sub, "user:") && !strings.HasPrefix(sub, "group:") {
+				add("monitoring.escalate_to[%d]: %q is not an RBAC subject (user:<id> or group:<name>)", i, sub)
+			}
 		}
 	}
 	switch s.Trainer.Name {

@@ -57,3 +57,20 @@ func MonitorStatus(ctx context.Context, c client.Client, model string) (pipeline
 	}
 	return st, v.Get(&st)
 }
+
+// Acknowledge sends the decision on the monitor's open fairness review (the Update
+// acknowledge) and waits for it to be carried out.
+func Acknowledge(ctx context.Context, c client.Client, model string, ack pipeline.ReviewAck) (string, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: pipeline.MonitorWorkflowID(model), UpdateName: pipeline.UpdateAcknowledge, Args: []any{ack},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return "", fmt.Errorf("acknowledge %s of %s: %w", ack.Review, model, err)
+	}
+	var out string
+	if err := h.Get(ctx, &out); err != nil {
+		return "", fmt.Errorf("acknowledge %s of %s: %w", ack.Review, model, err)
+	}
+	return out, nil
+}

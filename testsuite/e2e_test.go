@@ -16,7 +16,11 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +31,7 @@ import (
 	"github.com/driftline/driftline/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -428,4 +433,123 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 3, desc.Schedule.Spec.Calendars[0].Hour[0].Start)
 	_, err = starter.CreateSchedule(ctx, c, sp, "0 4 * * *")
 	require.NoError(t, err, "creating it again replaces it")
+
+	// Phase 6: the monitor on live labelled traffic, watched by a real Prometheus (Debian's,
+	// with deploy/prometheus/rules.yml, scraping the pipeline worker and serving) and a real
+	// Alertmanager (deploy/alertmanager/alertmanager.yml, its Slack receiver pointed at this
+	// test). v2 is degraded by a bar it cannot meet (max_live_mae 0.5; its live MAE is about
+	// 1.7): ModelDegradation goes pending, then firing, reaches the channel, and the monitor
+	// starts the retraining run.
+	e.prometheusPhase(sp, metrics, hs.URL, rows)
+}
+
+// prometheusPhase is phase 6 of the end-to-end test.
+func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servingURL string, rows []dataset.RetailRow) {
+	t, ctx := e.t, e.ctx
+	root, err := RepoRoot()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var slack []string
+	channel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		slack = append(slack, string(b))
+		mu.Unlock()
+	}))
+	defer channel.Close()
+	amCfg, err := os.ReadFile(filepath.Join(root, "deploy/alertmanager/alertmanager.yml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "slack-webhook-url"), []byte(channel.URL), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pagerduty-routing-key"), []byte("e2e-routing-key"), 0o600))
+	cfg := strings.ReplaceAll(string(amCfg), "/etc/alertmanager/secrets/", dir+"/")
+	cfg = strings.Replace(cfg, "group_wait: 30s", "group_wait: 1s", 1) // the test's only change besides the secrets
+	am := StartAlertmanager(t, cfg)
+
+	// The rules as shipped, but for the `for:` durations (10 minutes is too long for a test).
+	rules, err := os.ReadFile(filepath.Join(root, "deploy/prometheus/rules.yml"))
+	require.NoError(t, err)
+	short := regexp.MustCompile(`(?m)^(\s+for: )\d+[smh]$`).ReplaceAllString(string(rules), "${1}5s")
+	require.NotEqual(t, string(rules), short)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(short), 0o600))
+	pipelineMetrics := httptest.NewServer(promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	defer pipelineMetrics.Close()
+	host := func(u string) string { return strings.TrimPrefix(u, "http://") }
+	prom := StartPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [%s]
+alerting: {alertmanagers: [{static_configs: [{targets: [%q]}]}]}
+scrape_configs:
+  - {job_name: driftline-pipeline, static_configs: [{targets: [%q]}]}
+  - {job_name: driftline-serving, static_configs: [{targets: [%q]}]}
+`, filepath.Join(dir, "rules.yml"), host(am), host(pipelineMetrics.URL), host(servingURL)))
+
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var ts traffic.Stats
+	go traffic.Run(tctx, servingURL, "demand", rows, 150, &ts)
+	mon := sp
+	mon.Monitoring.Interval.Duration = 10 * time.Second
+	mon.Monitoring.Settle.Duration = 2 * time.Second
+	mon.Monitoring.MaxLiveMAE = 0.5
+	_, err = starter.StartMonitor(ctx, e.c, pipeline.MonitorInput{Spec: mon, RunFrom: "2026-10-03", RunTo: "2026-10-30", RequestedBy: "e2e"})
+	require.NoError(t, err)
+
+	// Prometheus's view of the alert, polled through its HTTP API.
+	state := func() string {
+		resp, err := http.Get(prom + "/api/v1/alerts")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Data struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+					State  string            `json:"state"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&out) != nil {
+			return ""
+		}
+		for _, a := range out.Data.Alerts {
+			if a.Labels["alertname"] == "ModelDegradation" && a.Labels["model"] == "demand" {
+				return a.State
+			}
+		}
+		return ""
+	}
+	var states []string
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && (len(states) == 0 || states[len(states)-1] != "firing") {
+		if s := state(); s != "" && (len(states) == 0 || states[len(states)-1] != s) {
+			states = append(states, s)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Equal(t, []string{"pending", "firing"}, states, "ModelDegradation goes pending, then firing (its for: has passed)")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range slack {
+			if strings.Contains(m, "ModelDegradation") && strings.Contains(m, "live MAE") {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 200*time.Millisecond, "Alertmanager posts the page to the channel")
+
+	// The run it leads to: the monitor's live MAE breach started ct/demand.
+	var st pipeline.MonitorStatus
+	require.Eventually(t, func() bool {
+		st, err = starter.MonitorStatus(ctx, e.c, "demand")
+		return err == nil && len(st.Runs) > 0
+	}, time.Minute, 200*time.Millisecond)
+	require.True(t, st.Runs[0].Started, st.Runs[0].Reason)
+	require.Contains(t, st.Runs[0].Reason, "over monitoring.max_live_mae 0.500")
+	d, err := e.c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID)
+	require.NoError(t, err)
+	require.Equal(t, "monitor/demand", d.GetWorkflowExecutionInfo().GetParentExecution().GetWorkflowId(), "started by the monitor")
+	require.NoError(t, e.c.CancelWorkflow(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID))
+	require.NoError(t, starter.StopMonitor(ctx, e.c, "demand"))
 }

@@ -472,3 +472,49 @@ func randomByte() byte {
 	_, _ = rand.Read(b)
 	return b[0]
 }
+
+// debianTool finds a binary of a Debian package (make tools installs prometheus and
+// prometheus-alertmanager).
+func debianTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is missing: make tools installs Debian's prometheus and prometheus-alertmanager", name)
+	}
+	return p
+}
+
+// StartAlertmanager starts Debian's Alertmanager with the given configuration (YAML) on a
+// free port, clustering off, and returns its base URL.
+func StartAlertmanager(t testing.TB, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	startProcess(t, "alertmanager.log", nil, debianTool(t, "prometheus-alertmanager"), "--config.file="+cfg,
+		"--storage.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, base+"/-/ready", 30*time.Second)
+	return base
+}
+
+// StartPrometheus starts Debian's Prometheus with the given configuration (YAML; rule files
+// named relative to the repository root are resolved by the caller) on a free port and
+// returns its base URL.
+func StartPrometheus(t testing.TB, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	startProcess(t, "prometheus.log", nil, debianTool(t, "prometheus"), "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, base+"/-/ready", 60*time.Second)
+	return base
+}

@@ -29,7 +29,9 @@ type Options struct {
 	MetricsAddr string // e.g. ":9464"; empty: no metrics server
 	Registry    *prometheus.Registry
 	RBAC        policies.RBAC // who may do what (approvers of each model)
-	Webhook     string        // Slack-compatible approval notifications (optional)
+	Webhook     string        // Slack-compatible approval and fairness-review notifications (optional)
+	// Alertmanager is the base URL fairness reviews are raised at as alerts (optional).
+	Alertmanager string
 	// AttestationKeys returns the keys that verify approval attestations (the control-plane
 	// API's); nil: runs that wait for approval fail, naming the missing configuration.
 	AttestationKeys func(ctx context.Context) ([]pipeline.AttestationKey, error)
@@ -73,7 +75,8 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
-	w.RegisterActivity(&activities.Monitoring{Store: o.Store, Registry: r, Metrics: activities.NewMonitorMetrics(reg)})
+	w.RegisterActivity(&activities.Monitoring{Store: o.Store, Registry: r, Metrics: activities.NewMonitorMetrics(reg),
+		Webhook: o.Webhook, Alertmanager: o.Alertmanager})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
 		Keys: o.AttestationKeys})

@@ -42,11 +42,17 @@ type accepted struct {
 
 // allowed reports whether the request's identity is among the RBAC approvers.
 func (a *approvals) allowed(req pipeline.Approval) bool {
-	if slices.Contains(a.approvers, "user:"+req.Approver) {
+	return among(a.approvers, req.Approver, req.Groups)
+}
+
+// among reports whether a subject (user id, groups) is in a list of RBAC subjects
+// (user:<id>, group:<name>).
+func among(subjects []string, user string, groups []string) bool {
+	if slices.Contains(subjects, "user:"+user) {
 		return true
 	}
-	for _, g := range req.Groups {
-		if slices.Contains(a.approvers, "group:"+g) {
+	for _, g := range groups {
+		if slices.Contains(subjects, "group:"+g) {
 			return true
 		}
 	}

@@ -24,7 +24,9 @@ const MonitorWindowsPerRun = 100
 // monitoring.drift_windows windows in a row or the live (or estimated) MAE breaches
 // monitoring.max_live_mae,
 // with the reason and the window's report in the run's memo. A run already in progress is
-// not started twice. Cancelling the workflow stops the monitor.
+// not started twice. A window whose disparate impact is below the floor opens a fairness
+// review instead (review.go): the Update acknowledge decides it; unacknowledged it escalates.
+// Cancelling the workflow stops the monitor.
 func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 	sp := in.Spec
 	model := sp.Model
@@ -32,10 +34,22 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 	var last *pipeline.MonitorWindowResult
 	var lastAt time.Time
 	if err := workflow.SetQueryHandler(ctx, pipeline.QueryMonitor, func() (pipeline.MonitorStatus, error) {
-		return pipeline.MonitorStatus{Model: model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs}, nil
+		out := pipeline.MonitorStatus{Model: model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs,
+			Reviews: st.Reviews}
+		if st.Review != nil {
+			r := *st.Review
+			r.Keys = nil
+			out.Review = &r
+		}
+		return out, nil
 	}); err != nil {
 		return err
 	}
+	rv, err := newReviews(ctx, &st)
+	if err != nil {
+		return err
+	}
+	rv.refresh()
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(model))
 	interval := sp.Monitoring.Interval.Duration
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -65,6 +79,9 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 		} else {
 			st.DriftedInARow = 0
 		}
+		if res.FairnessBelowMin && st.Review == nil && workflow.GetVersion(ctx, "fairness-review", workflow.DefaultVersion, 1) >= 1 {
+			rv.open(res) // a human decides: accept, retrain or roll back
+		}
 		var reason string
 		switch {
 		case st.DriftedInARow >= sp.Monitoring.DriftWindows:
@@ -78,13 +95,17 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 			continue
 		}
 		run := startLoop(ctx, st, reason, res.ReportURI)
-		st.Runs = append(st.Runs, run)
-		if len(st.Runs) > 20 {
-			st.Runs = st.Runs[len(st.Runs)-20:]
-		}
+		st.Runs = appendRun(st.Runs, run)
 		if run.Started {
 			st.DriftedInARow = 0
 		}
+	}
+	// An acknowledgement being carried out finishes in this run; its result is in the state.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	if st.Review != nil {
+		st.Review.Keys = nil // looked up again by the next run (the keys may rotate)
 	}
 	return workflow.NewContinueAsNewError(ctx, pipeline.MonitorWorkflow, st)
 }

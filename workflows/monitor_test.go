@@ -2,7 +2,11 @@ package workflows
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -90,4 +94,182 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 	require.Contains(t, state.Runs[3].Reason, "estimated MAE 5.100 (loss estimator, before labels)")
 	require.Equal(t, state.Runs[0].Reason+" (report s3://b/reports/demand/monitor/w.json)", memos[0], "the run says why it was started, with the evidence")
 	require.True(t, strings.HasPrefix(memos[1], "live MAE"))
+}
+
+// ackAs is an acknowledgement with the API's attestation of it (signed with the test key).
+func ackAs(review, decision, sub string, groups []string, version int, reason string, opts ...func(*pipeline.Attested)) pipeline.ReviewAck {
+	a := pipeline.Attested{Model: "demand", Version: version, Review: review, Decision: decision, Subject: sub, Groups: groups, Reason: reason,
+		IssuedAt: time.Now().Unix(), Expires: time.Now().Add(72 * time.Hour).Unix(), ID: fmt.Sprintf("jti-%s-%s-%d", sub, review, time.Now().UnixNano()), Issuer: "test"}
+	for _, o := range opts {
+		o(&a)
+	}
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	signing := enc(map[string]string{"alg": "EdDSA", "kid": "test", "typ": pipeline.AttestationType}) + "." + enc(a)
+	token := signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(attestSeed, []byte(signing)))
+	return pipeline.ReviewAck{Review: review, Decision: decision, Reason: reason, Attestation: token}
+}
+
+// A fairness breach opens a human review instead of a run: it is recorded and notified, only
+// an attested acknowledgement of exactly it by a reviewer is taken (claimed names, other
+// reviews, other decisions, non-reviewers are refused), and the decision is carried out
+// (rollback of the reviewed version, retrain: the loop); unacknowledged past
+// monitoring.review_timeout it escalates, once; one review is open at a time, and an open
+// review carries over continue-as-new.
+func TestMonitorFairnessBreachOpensAReviewThatEscalates(t *testing.T) {
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp.Monitoring.Interval.Duration = time.Minute
+	sp.Monitoring.ReviewTimeout.Duration = 10 * time.Minute
+	var mu sync.Mutex
+	n := 0
+	window := func(ctx context.Context, in pipeline.MonitorWindowInput) (pipeline.MonitorWindowResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		res := pipeline.MonitorWindowResult{Version: 2, Requests: 500, ReportURI: fmt.Sprintf("s3://b/reports/demand/monitor/w%d.json", n)}
+		switch n {
+		case 3, 4, 10, 30, 31: // 4 and 31 while a review is open: no second one
+			res.FairnessBelowMin, res.DisparateImpact, res.DisparateImpactLow, res.DisparateImpactHigh = true, 0.62, 0.55, 0.70
+		}
+		return res, nil
+	}
+	var events []pipeline.ReviewNotice
+	var rollbacks []pipeline.ReviewRollbackInput
+	record := func(_ context.Context, n pipeline.ReviewNotice) error {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, n)
+		return nil
+	}
+	var notified []string
+	notify := func(_ context.Context, n pipeline.ReviewNotice) error {
+		mu.Lock()
+		defer mu.Unlock()
+		notified = append(notified, n.Review.ID+" "+n.Event)
+		return nil
+	}
+	rollback := func(_ context.Context, in pipeline.ReviewRollbackInput) (string, error) {
+		rollbacks = append(rollbacks, in)
+		return "production rolled back from v2 to v1", nil
+	}
+	var runs []pipeline.RunInput
+	loop := func(ctx workflow.Context, in pipeline.RunInput) error {
+		runs = append(runs, in)
+		return nil
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow})
+	env.RegisterWorkflowWithOptions(loop, workflow.RegisterOptions{Name: pipeline.ContinuousTraining})
+	env.RegisterActivityWithOptions(window, activity.RegisterOptions{Name: pipeline.ActMonitorWindow})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.ApproversInput) ([]string, error) {
+		return []string{"user:alice", "group:ml-platform"}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActApprovers})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.AttestationKeysInput) ([]pipeline.AttestationKey, error) {
+		return []pipeline.AttestationKey{testKey()}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActAttestKeys})
+	env.RegisterActivityWithOptions(record, activity.RegisterOptions{Name: pipeline.ActRecordReview})
+	env.RegisterActivityWithOptions(notify, activity.RegisterOptions{Name: pipeline.ActNotifyReview})
+	env.RegisterActivityWithOptions(rollback, activity.RegisterOptions{Name: pipeline.ActReviewRollback})
+
+	status := func() pipeline.MonitorStatus {
+		v, err := env.QueryWorkflow(pipeline.QueryMonitor)
+		require.NoError(t, err)
+		var st pipeline.MonitorStatus
+		require.NoError(t, v.Get(&st))
+		return st
+	}
+	send := func(ack pipeline.ReviewAck, want string) {
+		env.UpdateWorkflow(pipeline.UpdateAcknowledge, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {
+				if want != "" {
+					t.Errorf("accepted %s of %s, want refused with %q", ack.Decision, ack.Review, want)
+				}
+			},
+			OnReject: func(err error) {
+				if want == "" {
+					t.Errorf("refused %s: %v", ack.Decision, err)
+				} else if !strings.Contains(err.Error(), want) {
+					t.Errorf("refused with %q, want %q", err, want)
+				}
+			},
+			OnComplete: func(any, error) {},
+		}, ack)
+	}
+	var first, second string
+	env.RegisterDelayedCallback(func() { // review 1 is open (window 3); window 4 opened none
+		st := status()
+		require.NotNil(t, st.Review, "window 3's breach opened a review")
+		first = st.Review.ID
+		require.Equal(t, 2, st.Review.Version)
+		require.Equal(t, []string{"user:alice", "group:ml-platform"}, st.Review.Reviewers)
+		require.Empty(t, st.Review.Keys, "the status does not carry the keys")
+		require.False(t, st.Review.Escalated)
+		claimed := ackAs(first, "rollback", "alice", nil, 2, "north is under-served")
+		claimed.Attestation = ""
+		send(claimed, "an attested decision is required")
+		send(ackAs(first, "rollback", "mallory", nil, 2, "me"), `"mallory" (groups []) may not acknowledge`)
+		send(ackAs("fairness-other", "rollback", "alice", nil, 2, "x"), "the open review is "+first)
+		swapped := ackAs(first, "accept", "alice", nil, 2, "ok")
+		swapped.Decision = "rollback"
+		send(swapped, "it attests accept")
+		send(ackAs(first, "ignore", "alice", nil, 2, "x"), `decision "ignore" is not accept`)
+		send(ackAs(first, "rollback", "alice", nil, 1, "x"), "(demand v1)")
+		send(ackAs(first, "rollback", "alice", nil, 2, "x", func(a *pipeline.Attested) { a.Expires = time.Now().Add(-time.Minute).Unix() }), "expired")
+		send(ackAs(first, "rollback", "alice", nil, 2, ""), "a reason is required")
+		send(ackAs(first, "rollback", "alice", nil, 2, "north is under-served"), "")
+	}, 5*time.Minute+30*time.Second)
+	env.RegisterDelayedCallback(func() {
+		send(ackAs(first, "rollback", "alice", nil, 2, "again"), "has no open fairness review")
+		st := status()
+		require.Nil(t, st.Review)
+		require.Len(t, st.Reviews, 1)
+		require.Equal(t, "rollback", st.Reviews[0].Decision)
+		require.Equal(t, "alice", st.Reviews[0].By)
+		require.Equal(t, "production rolled back from v2 to v1", st.Reviews[0].Outcome)
+	}, 6*time.Minute+30*time.Second)
+	env.RegisterDelayedCallback(func() { // review 2 (window 10) is open, not yet due
+		st := status()
+		require.NotNil(t, st.Review)
+		second = st.Review.ID
+		require.NotEqual(t, first, second)
+		require.False(t, st.Review.Escalated)
+	}, 15*time.Minute+30*time.Second)
+	env.RegisterDelayedCallback(func() { // 10 minutes after it opened: escalated
+		st := status()
+		require.NotNil(t, st.Review)
+		require.True(t, st.Review.Escalated, "unacknowledged past review_timeout")
+		send(ackAs(second, "retrain", "erin", []string{"ml-platform"}, 2, "retrain with the new regions"), "")
+	}, 21*time.Minute+30*time.Second)
+	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "ops"})
+	require.True(t, env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(env.GetWorkflowError(), &can), "continues as new: %v", env.GetWorkflowError())
+
+	require.Len(t, rollbacks, 1)
+	require.Equal(t, pipeline.ReviewRollbackInput{Model: "demand", Review: first, Actor: "alice", FromVersion: 2, Reason: rollbacks[0].Reason}, rollbacks[0])
+	require.Contains(t, rollbacks[0].Reason, "disparate impact of region 0.620 [0.550, 0.700] under 0.80): rollback by alice: north is under-served")
+	require.Len(t, runs, 1, "retrain started the loop")
+	require.Contains(t, runs[0].Reason, "fairness review "+second)
+	require.Contains(t, runs[0].Reason, "retrain by erin: retrain with the new regions")
+	require.True(t, runs[0].Force)
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Review.ID+" "+e.Event)
+		require.Empty(t, e.Review.Keys, "records carry no keys")
+	}
+	var state pipeline.MonitorInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &state))
+	require.NotNil(t, state.Review, "window 30's review is still open at continue-as-new")
+	third := state.Review.ID
+	want := []string{first + " opened", first + " closed", second + " opened", second + " escalated", second + " closed", third + " opened", third + " escalated"}
+	require.Equal(t, want, got, "one review at a time (windows 4 and 31 opened none), each escalated once")
+	require.Equal(t, want, notified)
+	require.True(t, state.Review.Escalated)
+	require.Empty(t, state.Review.Keys, "keys are looked up again by the next run")
+	require.Len(t, state.Reviews, 2)
+	require.True(t, state.Reviews[1].Escalated)
+	require.Equal(t, "erin", state.Reviews[1].By)
+	require.Equal(t, []string{"ml-platform"}, state.Reviews[1].Groups)
+	require.Contains(t, state.Reviews[1].Outcome, "retrain: run ")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
@@ -16,7 +17,7 @@ import (
 	"github.com/driftline/driftline/starter"
 )
 
-const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json]"
+const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT"
 
 // cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
 // authorised, audited) and shows its status and window reports.
@@ -84,6 +85,39 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		for _, r := range st.Runs {
 			fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
 		}
+		if r := st.Review; r != nil {
+			state := "open"
+			if r.Escalated {
+				state = "ESCALATED " + r.EscalatedAt.Format("2006-01-02 15:04:05") + " to " + strings.Join(r.EscalateTo, ", ")
+			}
+			fmt.Printf("  fairness review %s (%s): v%d, disparate impact of %s %.3f [%.3f, %.3f] under %.2f\n    opened %s, escalates %s; reviewers %s\n    report %s\n    acknowledge: driftline monitor ack --model %s --review %s --decision accept|retrain|rollback --reason \"...\"\n",
+				r.ID, state, r.Version, r.Attribute, r.DisparateImpact, r.Low, r.High, r.Floor, r.OpenedAt.Format("2006-01-02 15:04:05"),
+				r.Deadline.Format("2006-01-02 15:04:05"), strings.Join(r.Reviewers, ", "), r.Report, st.Model, r.ID)
+		}
+		for _, r := range st.Reviews {
+			fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
+		}
+		return nil
+	case "ack":
+		model := fs.String("model", "demand", "model")
+		review := fs.String("review", "", "the open review's id (driftline monitor status)")
+		decision := fs.String("decision", "", "accept, retrain or rollback")
+		reason := fs.String("reason", "", "why (recorded in the audit trail)")
+		a := apiFlags(fs)
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if *review == "" {
+			return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
+		}
+		var out struct {
+			Result        string `json:"result"`
+			AttestationID string `json:"attestation_id"`
+		}
+		if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
 		return nil
 	case "report":
 		s3 := config.S3Flags(fs)

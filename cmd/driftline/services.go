@@ -85,7 +85,8 @@ func cmdWorker(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
 	rbacPath := rbacFlag(fs)
-	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval (env DRIFTLINE_APPROVAL_WEBHOOK)")
+	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval or a fairness review opens (env DRIFTLINE_APPROVAL_WEBHOOK)")
+	alertmanager := fs.String("alertmanager", os.Getenv("DRIFTLINE_ALERTMANAGER"), "Alertmanager base URL fairness reviews are raised at, e.g. http://localhost:9093 (env DRIFTLINE_ALERTMANAGER)")
 	keys := fs.String("attestation-keys", env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
 		"where runs learn the keys that verify approval attestations: the control-plane API's /v1/attestation-keys (env DRIFTLINE_ATTESTATION_KEYS)")
 	labelKeyFile := labelKeyFlag(fs)
@@ -107,7 +108,7 @@ func cmdWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook,
+	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint})
 	if err != nil {
 		return err
