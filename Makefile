@@ -73,7 +73,7 @@ tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BI
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
 
-up: $(BIN)/temporal $(BIN)/minio build
+up: $(BIN)/temporal $(BIN)/minio alerting build
 	scripts/up.sh
 
 down:

@@ -31,6 +31,8 @@ type MonitorMetrics struct {
 	ExplanationNDCG                       *prometheus.GaugeVec
 	// ReviewOpen is 1 while a fairness review is open, ReviewEscalated 1 once it escalated.
 	ReviewOpen, ReviewEscalated *prometheus.GaugeVec
+	// EstimatedAccuracy (CBPE) and LiveAccuracy are a classifier's.
+	EstimatedAccuracy, LiveAccuracy *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -58,12 +60,14 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		DecisionAccuracy:    g("decision_accuracy", "Share of the last window's labelled requests whose decision (the spec's rule) the label confirms."),
 		MinDecisionAccuracy: g("min_decision_accuracy", "The spec's monitoring.decision.min_accuracy."),
 		ExplanationNDCG:     g("explanation_ndcg", "nDCG of the last window's feature ranking by mean |SHAP| against the reference's (1: same order)."),
+		EstimatedAccuracy:   g("estimated_accuracy", "A classifier's accuracy on the last window's requests estimated from its calibrated scores (CBPE), before labels."),
+		LiveAccuracy:        g("live_accuracy", "A classifier's accuracy on the last window's labels."),
 		ReviewOpen:          g("fairness_review_open", "1 while a fairness review of the model waits for acknowledgement."),
 		ReviewEscalated:     g("fairness_review_escalated", "1 while the open fairness review is escalated (unacknowledged past monitoring.review_timeout)."),
 	}
 	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
 		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy, m.ExplanationNDCG,
-		m.ReviewOpen, m.ReviewEscalated)
+		m.ReviewOpen, m.ReviewEscalated, m.EstimatedAccuracy, m.LiveAccuracy)
 	return m
 }
 
@@ -205,8 +209,12 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		res.DisparateImpact, res.DisparateImpactLow, res.DisparateImpactHigh = rep.Fairness.DisparateImpact, rep.Fairness.Low, rep.Fairness.High
 	}
 	if rep.Estimated != nil {
-		res.EstimatedMAE = rep.Estimated.MAE
+		res.EstimatedMAE, res.EstimatedAccuracy = rep.Estimated.MAE, rep.Estimated.Accuracy
 	}
+	if rep.Live.Accuracy != nil {
+		res.LiveAccuracy = *rep.Live.Accuracy
+	}
+	res.AccuracyBreach, res.EstimatedAccuracyBreach = rep.AccuracyBreach, rep.EstimatedAccuracyBreach
 	m.observe(model, rep, bad, res)
 	if mm := m.Metrics; mm != nil {
 		mm.MaxLiveMAE.WithLabelValues(model).Set(sp.Monitoring.MaxLiveMAE)
@@ -251,6 +259,12 @@ func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipe
 	}
 	if rep.Estimated != nil {
 		mm.EstimatedMAE.WithLabelValues(model).Set(rep.Estimated.MAE)
+		if rep.Estimated.Method == "cbpe" {
+			mm.EstimatedAccuracy.WithLabelValues(model).Set(rep.Estimated.Accuracy)
+		}
+	}
+	if rep.Live.Accuracy != nil {
+		mm.LiveAccuracy.WithLabelValues(model).Set(*rep.Live.Accuracy)
 	}
 	if rep.ExplanationDrift != nil {
 		mm.ExplanationNDCG.WithLabelValues(model).Set(rep.ExplanationDrift.NDCG)

@@ -29,6 +29,7 @@ func TestPrometheusRules(t *testing.T) {
 	require.Contains(t, run(t, "promtool", "check", "rules", "prometheus/rules.yml"), "SUCCESS: 16 rules found")
 	run(t, "promtool", "test", "rules", "prometheus/rules_test.yml")
 	run(t, "promtool", "check", "config", "--syntax-only", "prometheus.yml")
+	require.Contains(t, run(t, "promtool", "check", "config", "prometheus/local.yml"), "SUCCESS: 16 rules found") // the local stack's
 }
 
 // Alertmanager's configuration is valid and routes pages to PagerDuty and the channel,

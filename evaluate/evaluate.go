@@ -34,10 +34,12 @@ type Input struct {
 	ChampionVersion int
 }
 
-// LossEstimatorReport says what the loss estimator was trained on.
+// LossEstimatorReport says what the performance estimator was trained on: the loss
+// estimator (dle, regression) or the calibrator (cbpe, classification).
 type LossEstimatorReport struct {
-	Rows  int    `json:"rows"`
-	Error string `json:"error,omitempty"`
+	Method string `json:"method,omitempty"`
+	Rows   int    `json:"rows"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Report is stored at reports/<model>/<run>/evaluation.json.
@@ -76,8 +78,9 @@ type Result struct {
 	Metrics           map[string]float64 // the candidate's metrics, flat (mae, rmse, r2, ...)
 	PredictionProfile drift.Profile
 	Int8              *model.Model
-	// LossEstimator predicts a row's absolute error from its features and prediction (nil for
-	// classifiers or too few holdout rows; TrainLossEstimator).
+	// LossEstimator predicts a row's absolute error from its features and prediction
+	// (regression, TrainLossEstimator) or calibrates a classifier's score (TrainCalibrator);
+	// nil with too few holdout rows.
 	LossEstimator *model.Model
 }
 
@@ -193,9 +196,15 @@ func Run(in Input) (Result, error) {
 		rep.ChampionVersion, rep.ChampionMAE, rep.Champion = in.ChampionVersion, evals[1].Overall.MAE, &evals[1]
 	}
 	res := Result{Report: rep, Metrics: MetricMap(evals[0].Overall), PredictionProfile: preds.Profile()}
-	if !cand.Classifier() {
+	{
 		le := &LossEstimatorReport{Rows: len(qy)}
-		if est, err := TrainLossEstimator(cand, qrows, qy); err != nil {
+		train := TrainLossEstimator
+		if cand.Classifier() {
+			train, le.Method = TrainCalibrator, "cbpe"
+		} else {
+			le.Method = "dle"
+		}
+		if est, err := train(cand, qrows, qy); err != nil {
 			le.Error = err.Error()
 		} else {
 			res.LossEstimator = est

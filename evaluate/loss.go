@@ -77,3 +77,43 @@ func TrainLossEstimator(m *model.Model, x, y []float64) (*model.Model, error) {
 	est.Params, est.Settings = params.Settings()
 	return est, nil
 }
+
+// TrainCalibrator fits the calibration that confidence-based performance estimation (as
+// NannyML's CBPE) reads, for a classifier: a small gbdt of the model's score alone (log loss,
+// so its output is P(label 1 | score) as the holdout shows it), on holdout rows x with labels
+// y. The monitor turns each live request's calibrated probability into the chance its
+// thresholded answer is right and averages it: the expected accuracy before labels arrive.
+// It assumes P(label | score) holds (covariate shift is fine; concept drift is not). It is
+// registered in the loss estimator's place (the variant loss-estimator: the version's
+// performance estimator); its objective says which it is.
+func TrainCalibrator(m *model.Model, x, y []float64) (*model.Model, error) {
+	p := len(m.Features)
+	n := len(y)
+	if n < MinEstimatorRows {
+		return nil, fmt.Errorf("calibrator: %d holdout rows, at least %d needed", n, MinEstimatorRows)
+	}
+	scores := make([]float64, n)
+	for i := range n {
+		scores[i] = m.Predict(x[i*p : i*p+p])
+	}
+	params := hparams.Default()
+	params.Objective = hparams.BinaryLogLoss
+	params.Trees, params.MaxDepth, params.LearningRate, params.Seed = 100, 2, 0.3, 1
+	binner, err := model.NewBinner([][]float64{scores}, []bool{false}, params.MaxBins)
+	if err != nil {
+		return nil, fmt.Errorf("calibrator: %w", err)
+	}
+	mat := model.NewMatrix(1, n)
+	for i := range n {
+		mat.Append(binner, scores[i:i+1], y[i])
+	}
+	e, _, err := model.TrainGBDT(mat, nil, binner, params)
+	if err != nil {
+		return nil, fmt.Errorf("calibrator: %w", err)
+	}
+	cal := &model.Model{Family: model.FamilyGBDT, Trainer: "gbdt", Objective: hparams.BinaryLogLoss, Features: []string{EstimatorPrediction},
+		Inputs: []model.Input{{Name: EstimatorPrediction, Type: "double", Kind: drift.Numeric}}, Target: m.Target, GBDT: e,
+		TrainingFingerprint: fmt.Sprintf("holdout:%d", n)}
+	cal.Params, cal.Settings = params.Settings()
+	return cal, nil
+}

@@ -70,15 +70,24 @@ type Report struct {
 	// monitoring.min_requests requests.
 	EstimateBreach bool `json:"estimate_breach"`
 	// MAEBreach: live MAE over monitoring.max_live_mae on at least monitoring.min_labels labels.
-	MAEBreach bool            `json:"mae_breach"`
-	Fairness  *FairnessWindow `json:"fairness,omitempty"`
-	Notes     []string        `json:"notes,omitempty"`
-	Problems  []string        `json:"problems,omitempty"`
+	MAEBreach bool `json:"mae_breach"`
+	// AccuracyBreach and EstimatedAccuracyBreach (classifiers): the live accuracy (on
+	// min_labels) or the CBPE estimate (on min_requests) under monitoring.min_accuracy.
+	AccuracyBreach          bool            `json:"accuracy_breach,omitempty"`
+	EstimatedAccuracyBreach bool            `json:"estimated_accuracy_breach,omitempty"`
+	Fairness                *FairnessWindow `json:"fairness,omitempty"`
+	Notes                   []string        `json:"notes,omitempty"`
+	Problems                []string        `json:"problems,omitempty"`
 }
 
-// Estimate is direct loss estimation over the window's answered requests.
+// Estimate is the window's performance estimated before labels: direct loss estimation
+// (dle, regression) or confidence-based estimation from the calibrated scores (cbpe,
+// classification: the expected accuracy of the answers thresholded at 0.5, and the expected
+// |score - label| so MAE compares with the live one).
 type Estimate struct {
+	Method   string  `json:"method"`
 	MAE      float64 `json:"mae"`
+	Accuracy float64 `json:"accuracy,omitempty"` // cbpe
 	Requests int     `json:"requests"`
 }
 
@@ -103,6 +112,9 @@ type LiveErrors struct {
 	Unknown      int     `json:"unknown"`
 	MAE          float64 `json:"mae"` // 0 with no labels
 	RMSE         float64 `json:"rmse"`
+	// Accuracy (classifiers): the share of labelled answers whose class (score >= 0.5) is
+	// the label's; what the cbpe estimate predicts.
+	Accuracy *float64 `json:"accuracy,omitempty"`
 	// Decision: the spec's business rule judged against the labels (nil: no rule).
 	Decision *DecisionKPI `json:"decision,omitempty"`
 	// Label delay (label time minus prediction time), seconds.
@@ -207,6 +219,7 @@ func Compute(in Input) Report {
 		if e := estimate(in.Estimator, ok, feats); e.Requests > 0 {
 			rep.Estimated = &e
 			rep.EstimateBreach = e.Requests >= m.MinRequests && e.MAE > m.MaxLiveMAE
+			rep.EstimatedAccuracyBreach = e.Method == "cbpe" && e.Requests >= m.MinRequests && e.Accuracy < m.MinAccuracy
 		}
 	} else if in.Estimator == nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("MAE not estimated: v%d has no loss estimator", in.Version))
@@ -231,6 +244,8 @@ func Compute(in Input) Report {
 	}
 	var byGroup []labelled
 	decided, right, noThreshold := 0, 0, 0
+	classifier := (in.Model != nil && in.Model.Classifier()) || (in.Estimator != nil && in.Estimator.Classifier())
+	correct := 0
 	for _, l := range in.Labels {
 		r, found := in.Answered[l.RequestID]
 		switch {
@@ -243,6 +258,9 @@ func Compute(in Input) Report {
 		}
 		e := r.Prediction - l.Label
 		errs = append(errs, e)
+		if classifier && (r.Prediction >= 0.5) == (l.Label >= 0.5) {
+			correct++
+		}
 		if d := m.Decision; d != nil {
 			if t, ok := threshold(r, d); ok {
 				decided++
@@ -277,6 +295,11 @@ func Compute(in Input) Report {
 			ss += e * e
 		}
 		rep.Live.MAE, rep.Live.RMSE = sa/float64(len(errs)), math.Sqrt(ss/float64(len(errs)))
+		if classifier {
+			a := float64(correct) / float64(len(errs))
+			rep.Live.Accuracy = &a
+			rep.AccuracyBreach = len(errs) >= m.MinLabels && a < m.MinAccuracy
+		}
 		slices.Sort(delays)
 		rep.Live.DelayP50s, rep.Live.DelayP90s, rep.Live.DelayMaxs = quantile(delays, 0.5), quantile(delays, 0.9), delays[len(delays)-1]
 		rep.MAEBreach = len(errs) >= m.MinLabels && rep.Live.MAE > m.MaxLiveMAE
@@ -425,6 +448,8 @@ func estimate(est *model.Model, recs []predlog.Record, f requestFeatures) Estima
 		src[j] = f.col(name)
 	}
 	sums := make([]float64, len(rows))
+	right := make([]float64, len(rows)) // cbpe: the chance each answer is right
+	cbpe := est.Classifier()
 	parallel(len(rows), func(lo, hi int) {
 		const batch = 1024
 		x := make([]float64, batch*p)
@@ -440,15 +465,31 @@ func estimate(est *model.Model, recs []predlog.Record, f requestFeatures) Estima
 			}
 			est.GBDT.PredictBatch(x[:m*p], p, out[:m])
 			for i := range m {
-				sums[b+i] = max(0, out[i])
+				if !cbpe {
+					sums[b+i] = max(0, out[i])
+					continue
+				}
+				// c = P(label 1 | score): E|score - label| = c(1-score) + (1-c)score, and the
+				// answer (score >= 0.5) is right with probability c, or 1-c.
+				c, score := out[i], recs[rows[b+i]].Prediction
+				sums[b+i] = c*(1-score) + (1-c)*score
+				if score >= 0.5 {
+					right[b+i] = c
+				} else {
+					right[b+i] = 1 - c
+				}
 			}
 		}
 	})
-	var sum float64
-	for _, v := range sums {
-		sum += v
+	var sum, acc float64
+	for i, v := range sums {
+		sum, acc = sum+v, acc+right[i]
 	}
-	return Estimate{MAE: sum / float64(len(rows)), Requests: len(rows)}
+	n := float64(len(rows))
+	if cbpe {
+		return Estimate{Method: "cbpe", MAE: sum / n, Accuracy: acc / n, Requests: len(rows)}
+	}
+	return Estimate{Method: "dle", MAE: sum / n, Requests: len(rows)}
 }
 
 // fairness is disparate impact over the answers, with an interval from each group's rate

@@ -135,10 +135,13 @@ type MonitorWindowResult struct {
 	Requests, Labelled  int
 	LiveMAE             float64
 	EstimatedMAE        float64 // the loss estimator's, before labels (0: none)
-	EstimateBreach      bool
-	DriftScore          float64
-	Drifted, MAEBreach  bool
-	FairnessBelowMin    bool
+	// EstimatedAccuracy and LiveAccuracy are a classifier's (CBPE before labels; 0: none).
+	EstimatedAccuracy, LiveAccuracy         float64
+	AccuracyBreach, EstimatedAccuracyBreach bool
+	EstimateBreach                          bool
+	DriftScore                              float64
+	Drifted, MAEBreach                      bool
+	FairnessBelowMin                        bool
 	// DisparateImpact and its interval (0 when fairness was not computed).
 	DisparateImpact, DisparateImpactLow, DisparateImpactHigh float64
 	Problems                                                 int

@@ -23,6 +23,7 @@ if [ ! -s "$DATA/dev.env" ]; then
     echo "export DRIFTLINE_LABEL_KEY_FILE=$DATA/label.key"
   } >"$DATA/dev.env")
 fi
+grep -q DRIFTLINE_PROMETHEUS "$DATA/dev.env" || echo "export DRIFTLINE_PROMETHEUS=http://127.0.0.1:9090" >>"$DATA/dev.env"
 # shellcheck disable=SC1091
 . "$DATA/dev.env"
 
@@ -79,7 +80,12 @@ start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rb
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
+# Debian's Prometheus with the alerting rules (make up installs it), scraping both workers.
+mkdir -p "$DATA/prometheus"
+start prometheus prometheus --config.file=deploy/prometheus/local.yml --storage.tsdb.path="$DATA/prometheus" \
+  --web.listen-address=127.0.0.1:9090 --log.level=warn
 wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
 wait_for "control-plane API" port_open 8090
-echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090"
+wait_for "Prometheus" port_open 9090
+echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090  Prometheus http://127.0.0.1:9090"

@@ -200,7 +200,10 @@ type Monitoring struct {
 	// MaxLiveMAE: live MAE above it (on at least min_labels labels) starts the loop
 	// (default: evaluation.max_mae).
 	MaxLiveMAE float64 `yaml:"max_live_mae" json:"max_live_mae"`
-	MinLabels  int     `yaml:"min_labels" json:"min_labels"`
+	// MinAccuracy (classifiers): live accuracy, or the accuracy estimated before labels
+	// (CBPE), under it starts the loop (0: off).
+	MinAccuracy float64 `yaml:"min_accuracy,omitempty" json:"min_accuracy,omitempty"`
+	MinLabels   int     `yaml:"min_labels" json:"min_labels"`
 	// LabelHorizon: labels join predictions made up to this long before them (24h).
 	LabelHorizon Duration `yaml:"label_horizon" json:"label_horizon"`
 	// LatencySLOMs is the latency objective the KPIs are reported against (50).
@@ -225,13 +228,13 @@ func (m Monitoring) zero() bool {
 type monitoringFields struct {
 	interval, horizon, settle, review   time.Duration
 	driftWindows, minRequests, minLabel int
-	maxMAE, slo                         float64
+	maxMAE, slo, minAccuracy            float64
 	decision                            *Decision
 }
 
 func (m Monitoring) comparable() monitoringFields {
 	return monitoringFields{m.Interval.Duration, m.LabelHorizon.Duration, m.Settle.Duration, m.ReviewTimeout.Duration,
-		m.DriftWindows, m.MinRequests, m.MinLabels, m.MaxLiveMAE, m.LatencySLOMs, m.Decision}
+		m.DriftWindows, m.MinRequests, m.MinLabels, m.MaxLiveMAE, m.LatencySLOMs, m.MinAccuracy, m.Decision}
 }
 
 // Decision is a rule on the prediction, "act when the prediction is over a threshold" (e.g.
@@ -493,6 +496,9 @@ func (s Spec) Validate() error {
 		}
 		if m.DriftWindows < 1 || m.MinRequests < 1 || m.MinLabels < 1 {
 			add("monitoring: drift_windows (%d), min_requests (%d) and min_labels (%d) must be at least 1", m.DriftWindows, m.MinRequests, m.MinLabels)
+		}
+		if m.MinAccuracy < 0 || m.MinAccuracy > 1 {
+			add("monitoring.min_accuracy: %g must be in [0, 1]", m.MinAccuracy)
 		}
 		if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 || m.ReviewTimeout.Duration < 0 {
 			add("monitoring: label_horizon, max_live_mae, latency_slo_ms and review_timeout must not be negative")

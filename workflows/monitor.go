@@ -88,9 +88,14 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 			reason = fmt.Sprintf("live input drift in %d windows in a row (score %.3f): %s", st.DriftedInARow, res.DriftScore, res.Why)
 		case res.MAEBreach:
 			reason = fmt.Sprintf("live MAE %.3f over monitoring.max_live_mae %.3f on %d labels", res.LiveMAE, sp.Monitoring.MaxLiveMAE, res.Labelled)
+		case res.AccuracyBreach:
+			reason = fmt.Sprintf("live accuracy %.3f under monitoring.min_accuracy %.3f on %d labels", res.LiveAccuracy, sp.Monitoring.MinAccuracy, res.Labelled)
 		case res.EstimateBreach:
 			reason = fmt.Sprintf("estimated MAE %.3f (loss estimator, before labels) over monitoring.max_live_mae %.3f on %d requests",
 				res.EstimatedMAE, sp.Monitoring.MaxLiveMAE, res.Requests)
+		case res.EstimatedAccuracyBreach:
+			reason = fmt.Sprintf("estimated accuracy %.3f (CBPE, before labels) under monitoring.min_accuracy %.3f on %d requests",
+				res.EstimatedAccuracy, sp.Monitoring.MinAccuracy, res.Requests)
 		default:
 			continue
 		}

@@ -44,6 +44,8 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 		switch n {
 		case 2, 4, 5, 6, 7: // 2 alone; 4-5 start the loop; 6-7 find it running
 			res.Drifted, res.DriftScore, res.Why = true, 0.4, "price drifted"
+		case 30: // a classifier's accuracy estimated from its calibrated scores (CBPE)
+			res.EstimatedAccuracyBreach, res.EstimatedAccuracy = true, 0.71
 		case 60:
 			res.MAEBreach, res.LiveMAE, res.Labelled = true, 4.2, 300
 		case 95: // no labels yet: the loss estimator's estimate breaches
@@ -56,7 +58,7 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 	loop := func(ctx workflow.Context, in pipeline.RunInput) error {
 		runs = append(runs, in)
 		memos = append(memos, in.Reason)
-		return workflow.Sleep(ctx, 30*time.Minute) // in progress for 30 windows
+		return workflow.Sleep(ctx, 20*time.Minute) // in progress for 20 windows
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -73,7 +75,7 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 		require.Equal(t, int64(i), inputs[i].Predictions.WrittenNanos, "window %d starts at the marks window %d returned", i+1, i)
 		require.Equal(t, int64(i), inputs[i].Labels.WrittenNanos)
 	}
-	require.Len(t, runs, 3, "one run for the drift (not a second while it ran), one for the live MAE, one for the estimate")
+	require.Len(t, runs, 4, "one run for the drift (not a second while it ran), one for the estimated accuracy, one for the live MAE, one for the estimate")
 	for _, r := range runs {
 		require.True(t, r.Force)
 		require.Equal(t, "monitor/demand", r.RequestedBy)
@@ -83,17 +85,19 @@ func TestMonitorStartsTheLoopOnSustainedDriftOrLiveMAE(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &state))
 	require.Equal(t, MonitorWindowsPerRun, state.Windows)
 	require.Equal(t, int64(MonitorWindowsPerRun), state.Predictions.WrittenNanos, "the marks carry over")
-	require.Len(t, state.Runs, 4)
+	require.Len(t, state.Runs, 5)
 	require.True(t, state.Runs[0].Started)
 	require.Contains(t, state.Runs[0].Reason, "live input drift in 2 windows in a row")
 	require.False(t, state.Runs[1].Started)
 	require.Contains(t, state.Runs[1].Reason, "already in progress")
 	require.True(t, state.Runs[2].Started)
-	require.Contains(t, state.Runs[2].Reason, "live MAE 4.200")
+	require.Contains(t, state.Runs[2].Reason, "estimated accuracy 0.710 (CBPE, before labels)")
 	require.True(t, state.Runs[3].Started)
-	require.Contains(t, state.Runs[3].Reason, "estimated MAE 5.100 (loss estimator, before labels)")
+	require.Contains(t, state.Runs[3].Reason, "live MAE 4.200")
+	require.True(t, state.Runs[4].Started)
+	require.Contains(t, state.Runs[4].Reason, "estimated MAE 5.100 (loss estimator, before labels)")
 	require.Equal(t, state.Runs[0].Reason+" (report s3://b/reports/demand/monitor/w.json)", memos[0], "the run says why it was started, with the evidence")
-	require.True(t, strings.HasPrefix(memos[1], "live MAE"))
+	require.True(t, strings.HasPrefix(memos[2], "live MAE"))
 }
 
 // ackAs is an acknowledgement with the API's attestation of it (signed with the test key).

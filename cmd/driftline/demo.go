@@ -40,6 +40,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
 	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
+	prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus with Driftline's rules (make up starts one)")
 	monInterval := fs.Duration("monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
 	keyFile := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
 	if err := parse(fs, args); err != nil {
@@ -129,7 +130,18 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
 		pipeline.MonitorWorkflowID(sp.Model), *monInterval, sp.Monitoring.Interval.Duration)
-	res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, approve)
+	// What Prometheus (make up's, with deploy/prometheus/rules.yml) makes of the monitor's
+	// metrics when the monitor starts the run: the demo's windows are 15 s and the rules'
+	// for: durations 10-15 minutes, so an alert that holds is pending here.
+	alertState := func() {
+		if rules, aerr := alertRules(ctx, *prom); aerr == nil {
+			fmt.Printf("  the alert state now (driftline monitor alerts):\n")
+			printAlertRules(*prom, rules)
+		} else {
+			fmt.Printf("  the alert state: %v\n", aerr)
+		}
+	}
+	res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, alertState, approve)
 	stopTraffic()
 	if mst, merr := starter.MonitorStatus(ctx, c, sp.Model); merr == nil {
 		for _, r := range mst.Runs {
@@ -272,7 +284,7 @@ func waitServing(ctx context.Context, url, model string, version int) error {
 
 // demoFollowMonitorRun waits for the run the monitor starts (a ct/<model> run other than
 // the first) and follows it.
-func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunID string, onApproval func(pipeline.Status)) (demoResult, string, error) {
+func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunID string, onStart func(), onApproval func(pipeline.Status)) (demoResult, string, error) {
 	deadline := time.Now().Add(5 * time.Minute)
 	shown := 0
 	for time.Now().Before(deadline) {
@@ -282,6 +294,7 @@ func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunI
 			if id := info.GetExecution().GetRunId(); id != firstRunID {
 				link := starter.UILink(namespace(), pipeline.WorkflowID(model), id)
 				fmt.Printf("  run %s started by the monitor  %s\n", pipeline.WorkflowID(model), link)
+				onStart()
 				res, err := starter.Follow(ctx, c, model, c.GetWorkflow(ctx, pipeline.WorkflowID(model), id), os.Stdout, onApproval)
 				fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
 				return demoResult{RunResult: res, RunID: id}, link, err

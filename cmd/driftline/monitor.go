@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
@@ -17,7 +18,7 @@ import (
 	"github.com/driftline/driftline/starter"
 )
 
-const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT"
+const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--json]"
 
 // cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
 // authorised, audited) and shows its status and window reports.
@@ -97,6 +98,21 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		for _, r := range st.Reviews {
 			fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
 		}
+		return nil
+	case "alerts":
+		prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
+		asJSON := fs.Bool("json", false, "print the rules' states as JSON")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		rules, err := alertRules(ctx, *prom)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(rules)
+		}
+		printAlertRules(*prom, rules)
 		return nil
 	case "ack":
 		model := fs.String("model", "demand", "model")
@@ -212,4 +228,65 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// alertRule is one alerting rule as Prometheus's /api/v1/rules reports it.
+type alertRule struct {
+	Name     string            `json:"name"`
+	State    string            `json:"state"` // inactive, pending or firing
+	Duration float64           `json:"duration"`
+	Labels   map[string]string `json:"labels"`
+	Alerts   []struct {
+		Labels   map[string]string `json:"labels"`
+		State    string            `json:"state"`
+		ActiveAt time.Time         `json:"activeAt"`
+		Value    string            `json:"value"`
+	} `json:"alerts"`
+}
+
+// alertRules asks Prometheus for its alerting rules and their states.
+func alertRules(ctx context.Context, prom string) ([]alertRule, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(prom, "/")+"/api/v1/rules?type=alert", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus %s: %w (make up starts one; --prometheus)", prom, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Data   struct {
+			Groups []struct {
+				Rules []alertRule `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Status != "success" {
+		return nil, fmt.Errorf("prometheus %s: unexpected answer to /api/v1/rules (HTTP %d, %v)", prom, resp.StatusCode, err)
+	}
+	var rules []alertRule
+	for _, g := range out.Data.Groups {
+		rules = append(rules, g.Rules...)
+	}
+	return rules, nil
+}
+
+func printAlertRules(prom string, rules []alertRule) {
+	inactive := 0
+	for _, r := range rules {
+		if r.State == "inactive" {
+			inactive++
+		}
+	}
+	fmt.Printf("alerting rules on %s: %d, %d inactive\n", prom, len(rules), inactive)
+	for _, r := range rules {
+		for _, a := range r.Alerts {
+			fmt.Printf("  %-24s %-8s model %-8s since %s (for %s, severity %s) value %s\n", r.Name, a.State, a.Labels["model"],
+				a.ActiveAt.Format("15:04:05"), time.Duration(r.Duration*float64(time.Second)), r.Labels["severity"], a.Value)
+		}
+	}
 }
