@@ -27,6 +27,9 @@ type Metrics struct {
 	MAE          *prometheus.GaugeVec
 	RowsRead     *prometheus.CounterVec
 	RowsRejected *prometheus.CounterVec
+	// RunCPU is a finished run's CPU-seconds (RunCost), by model and the version it
+	// registered ("0": none).
+	RunCPU *prometheus.GaugeVec
 }
 
 // NewMetrics builds and registers the metrics.
@@ -51,8 +54,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "validation_rows_read_total", Help: "Rows read by the validate step."}, []string{"dataset"}),
 		RowsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "validation_rows_quarantined_total", Help: "Rows quarantined by the validate step."}, []string{"dataset"}),
+		RunCPU: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "run_cpu_seconds", Help: "CPU seconds of the last finished run of each model and version it registered (0: none), summed over its steps' attempts."}, []string{"model", "version"}),
 	}
-	reg.MustRegister(m.Runs, m.StepDuration, m.StepCPU, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected)
+	reg.MustRegister(m.Runs, m.StepDuration, m.StepCPU, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected, m.RunCPU)
 	return m
 }
 

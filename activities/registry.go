@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -124,9 +125,26 @@ func (r *Registry) deploy(ctx context.Context, in pipeline.DeployInput, t regist
 	return pipeline.DeployResult{Production: d.Production, Canary: d.Canary, Previous: d.Previous, CanarySince: d.CanarySince}, classify(string(t), err)
 }
 
-// RecordOutcome stores reports/<model>/<run>/outcome.json and counts the run.
+// RecordOutcome stores reports/<model>/<run>/outcome.json with the run's cost (the sum of its
+// steps' accounting), keeps the cost with the version the run registered
+// (versions/<n>/cost/<run>.json) and counts the run.
 func (r *Registry) RecordOutcome(ctx context.Context, in pipeline.OutcomeInput) error {
-	body, _ := json.MarshalIndent(in, "", " ")
+	cost, err := SumCost(ctx, r.Store, in.Model, in.RunID)
+	if err != nil {
+		return classify("record outcome: the run's cost", err)
+	}
+	body, _ := json.MarshalIndent(struct {
+		pipeline.OutcomeInput
+		Cost RunCost `json:"cost"`
+	}{in, cost}, "", " ")
+	if in.Version > 0 {
+		if _, err := r.Registry.PutRecord(ctx, in.Model, in.Version, CostRecordKind, in.RunID, cost); err != nil {
+			return classify("record outcome: the run's cost", err)
+		}
+	}
+	if r.Metrics != nil && r.Metrics.RunCPU != nil {
+		r.Metrics.RunCPU.WithLabelValues(in.Model, strconv.Itoa(in.Version)).Set(cost.CPUSeconds)
+	}
 	if _, err := r.Store.Put(ctx, reportKey(in.Model, in.RunID, "outcome.json"), body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return classify("record outcome", err)
 	}

@@ -145,3 +145,40 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 	require.True(t, app.NonRetryable())
 	require.Contains(t, err.Error(), "production of demand is v1, not the reviewed v3")
 }
+
+// A run's outcome adds up its steps' accounting (on MinIO): the outcome report and the
+// version the run registered carry the cost, and the gauge shows it per model and version.
+func TestRecordOutcomeAddsTheRunsCost(t *testing.T) {
+	ctx := context.Background()
+	store := dltest.NewMinIOBucket(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	rg := &Registry{Store: store, Registry: registry.New(store), Metrics: m}
+	var ts testsuite.WorkflowTestSuite
+	te := ts.NewTestActivityEnvironment()
+	te.RegisterActivity(rg)
+	for i, c := range []StepCost{{Step: "Inspect", ActivityID: "5", Attempt: 1, CPUSeconds: 1.5, WallSeconds: 2},
+		{Step: "Train", ActivityID: "9", Attempt: 1, Result: "error", CPUSeconds: 4, WallSeconds: 5},
+		{Step: "Train", ActivityID: "9", Attempt: 2, CPUSeconds: 6.25, WallSeconds: 7}} {
+		body, _ := json.Marshal(c)
+		_, err := store.Put(ctx, CostKey("demand", "run-7", c.ActivityID, c.Attempt), body, objstore.PutOptions{})
+		require.NoError(t, err, "record %d", i)
+	}
+	_, err := te.ExecuteActivity(rg.RecordOutcome, pipeline.OutcomeInput{Model: "demand", RunID: "run-7", Outcome: pipeline.OutcomePromoted, Version: 3})
+	require.NoError(t, err)
+	data, _, err := objstore.ReadAll(ctx, store, "reports/demand/run-7/outcome.json")
+	require.NoError(t, err)
+	var out struct {
+		Outcome pipeline.Outcome
+		Cost    RunCost `json:"cost"`
+	}
+	require.NoError(t, json.Unmarshal(data, &out))
+	want := RunCost{CPUSeconds: 11.75, WallSeconds: 14, Steps: map[string]float64{"Inspect": 1.5, "Train": 10.25}, Attempts: 3}
+	require.Equal(t, want, out.Cost, "retries count: they were spent")
+	require.Equal(t, pipeline.OutcomePromoted, out.Outcome)
+	data, _, err = objstore.ReadAll(ctx, store, registry.RecordKey("demand", 3, CostRecordKind, "run-7"))
+	require.NoError(t, err)
+	var kept RunCost
+	require.NoError(t, json.Unmarshal(data, &kept))
+	require.Equal(t, want, kept)
+	require.Equal(t, 11.75, testutil.ToFloat64(m.RunCPU.WithLabelValues("demand", "3")))
+}

@@ -31,6 +31,7 @@ type Metrics struct {
 	// Paired counts the second scorings of canary requests by result: scored, failed,
 	// dropped (the queue was full; the request was answered all the same).
 	Paired       *prometheus.CounterVec
+	Busy         *prometheus.CounterVec
 	Enrichments  *prometheus.CounterVec
 	BreakerState *prometheus.GaugeVec
 }
@@ -61,6 +62,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.Paired = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
 		Name: "paired_total", Help: "Canary requests also scored by the model that did not answer them (off the request path), by result: scored, failed, dropped."}, []string{"model", "result"})
 	reg.MustRegister(m.Paired)
+	m.Busy = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: Subsystem,
+		Name: "busy_seconds_total", Help: "Time the requests each version answered or scored took, from arrival to logging: the process CPU is apportioned by it per model and version (deploy/prometheus/rules.yml)."},
+		[]string{"model", "version"})
+	reg.MustRegister(m.Busy)
 	reg.MustRegister(m.Requests, m.Latency, m.Version, m.LoadErrors, m.Dropped, m.CandidateErrors, m.LabelsAccepted, m.LabelsRefused)
 	newEnrichmentMetrics(reg, m)
 	return m

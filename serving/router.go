@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
@@ -21,6 +24,9 @@ type loaded struct {
 	version int
 	model   *model.Model
 	keys    inputKeys // the model's features, for the prediction log
+	// busy adds the time the version's requests took (driftline_serving_busy_seconds_total):
+	// what the process's CPU is apportioned by, per model and version.
+	busy prometheus.Counter
 }
 
 // table is what a model serves right now; swapped atomically as a whole.
@@ -76,6 +82,9 @@ func (w *watcher) load(ctx context.Context, v int) (*loaded, error) {
 	x := make([]float64, len(m.Features))
 	_ = m.Predict(x)
 	l := &loaded{version: v, model: m, keys: newInputKeys(m.Features)}
+	if w.metrics != nil {
+		l.busy = w.metrics.Busy.WithLabelValues(w.name, strconv.Itoa(v))
+	}
 	w.cache[v] = l
 	return l, nil
 }

@@ -337,6 +337,9 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		attrJSON = string(b)
 	}
 	logRows := func(l *loaded, route pipeline.Route, preds []float64, errMsg, fallback string) {
+		if l.busy != nil {
+			l.busy.Add(time.Since(start).Seconds())
+		}
 		for i, x := range rows {
 			inputs := l.keys.append(make([]byte, 0, 128), x)
 			id := req.RequestID

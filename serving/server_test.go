@@ -109,6 +109,8 @@ func TestServeLifecycle(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Requests.WithLabelValues("demand", "1", "production", "200")))
 	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Requests.WithLabelValues("demand", "2", "production", "200")))
 	require.Equal(t, float64(v2), testutil.ToFloat64(s.metrics.Version.WithLabelValues("demand", "production")))
+	require.Positive(t, testutil.ToFloat64(s.metrics.Busy.WithLabelValues("demand", "1")), "each version's time is accounted apart (cost per version)")
+	require.Positive(t, testutil.ToFloat64(s.metrics.Busy.WithLabelValues("demand", "2")))
 
 	// A broken deployment (missing version) keeps the previous models serving.
 	deploy(t, r, 99, 0, 0)

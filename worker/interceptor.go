@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"syscall"
 	"time"
 
@@ -9,21 +11,26 @@ import (
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/objstore"
 )
 
 // stepTimer observes every activity execution's duration by activity type and result.
+// With a store, it also keeps each step attempt's accounting of a run (ct/<model>) at
+// activities.CostKey, which the run's outcome adds up (activities.RunCost).
 type stepTimer struct {
 	interceptor.WorkerInterceptorBase
 	metrics *activities.Metrics
+	store   objstore.Bucket
 }
 
 func (s *stepTimer) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	return &stepTimerInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, metrics: s.metrics}
+	return &stepTimerInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, metrics: s.metrics, store: s.store}
 }
 
 type stepTimerInbound struct {
 	interceptor.ActivityInboundInterceptorBase
 	metrics *activities.Metrics
+	store   objstore.Bucket
 }
 
 // ExecuteActivity times the activity and, when it has a heartbeat timeout, heartbeats for it
@@ -58,10 +65,28 @@ func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 	if err != nil {
 		result = "error"
 	}
-	step := activity.GetInfo(ctx).ActivityType.Name
-	s.metrics.StepDuration.WithLabelValues(step, result).Observe(time.Since(start).Seconds())
-	s.metrics.StepCPU.WithLabelValues(step).Add(max(0, processCPU()-cpu0))
+	info := activity.GetInfo(ctx)
+	step := info.ActivityType.Name
+	wall, cpu := time.Since(start).Seconds(), max(0, processCPU()-cpu0)
+	s.metrics.StepDuration.WithLabelValues(step, result).Observe(wall)
+	s.metrics.StepCPU.WithLabelValues(step).Add(cpu)
+	if model := activities.ModelOfRun(info.WorkflowExecution.ID); s.store != nil && model != "" {
+		s.keepCost(model, info, activities.StepCost{Step: step, ActivityID: info.ActivityID, Attempt: info.Attempt, Result: result,
+			CPUSeconds: cpu, WallSeconds: wall})
+	}
 	return out, err
+}
+
+// keepCost stores a step attempt's accounting; it never fails the step (a lost record makes
+// the run's cost read low, logged).
+func (s *stepTimerInbound) keepCost(model string, info activity.Info, c activities.StepCost) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, _ := json.Marshal(c)
+	key := activities.CostKey(model, info.WorkflowExecution.RunID, info.ActivityID, info.Attempt)
+	if _, err := s.store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
+		slog.Warn("cost accounting of a step not kept", "key", key, "err", err)
+	}
 }
 
 // processCPU is the process's user + system CPU time, seconds.

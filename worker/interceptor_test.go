@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -17,6 +18,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // quiet works for a while without heartbeating, like a training in its boosting rounds.
@@ -129,4 +132,24 @@ func TestTheWorkerCountsEachStepsCPU(t *testing.T) {
 	cpu := testutil.ToFloat64(m.StepCPU.WithLabelValues("busy"))
 	require.Greater(t, cpu, 0.1, "about 0.3 CPU-seconds of work")
 	require.Less(t, cpu, 5.0)
+}
+
+// Each step attempt of a run is accounted in the store, and the run's cost adds them up.
+func TestTheWorkerKeepsEachRunsStepCost(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	store := objstore.NewMem()
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{
+		&stepTimer{metrics: activities.NewMetrics(prometheus.NewRegistry()), store: store}}})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: pipeline.WorkflowID("demand")})
+	env.RegisterWorkflow(busyWorkflow)
+	env.RegisterActivity(busy)
+	env.ExecuteWorkflow(busyWorkflow)
+	require.NoError(t, env.GetWorkflowError())
+	cost, err := activities.SumCost(context.Background(), store, "demand", "default-test-run-id")
+	require.NoError(t, err)
+	require.Equal(t, 1, cost.Attempts)
+	require.Greater(t, cost.CPUSeconds, 0.1, "about 0.3 CPU-seconds of work")
+	require.Equal(t, cost.CPUSeconds, cost.Steps["busy"])
+	require.Positive(t, cost.WallSeconds)
 }

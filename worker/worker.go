@@ -67,7 +67,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	}
 	r := registry.New(o.Store)
 	w := sdkworker.New(c, pipeline.TaskQueue, sdkworker.Options{
-		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m}},
+		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
 		// On SIGTERM, in-flight activities get this long to finish before the worker hands
 		// them back (their heartbeat timeout then moves them to another worker).
 		WorkerStopTimeout: 20 * time.Second,

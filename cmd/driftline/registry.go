@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
@@ -116,7 +117,7 @@ func modelsShow(ctx context.Context, args []string) error {
 	}
 	out, _ := json.MarshalIndent(v, "", "  ")
 	fmt.Printf("%s\n", out)
-	for _, dir := range []string{"decisions", "approvals", registry.ServingRecordKind} {
+	for _, dir := range []string{"decisions", "approvals", registry.ServingRecordKind, activities.CostRecordKind} {
 		objs, err := b.List(ctx, fmt.Sprintf("models/%s/versions/%d/%s/", *model, *version, dir))
 		if err != nil {
 			return err
