@@ -28,6 +28,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/codec"
 	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/model/hparams"
 	"github.com/driftline/driftline/objstore"
@@ -323,6 +324,8 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
 	sched, _ := json.Marshal(ScheduleRequest{Spec: specYAML(t), Cron: "0 3 * * *"})
 	mon, _ := json.Marshal(MonitorRequest{Spec: specYAML(t)})
+	defs, _ := os.ReadFile("../examples/features.yaml")
+	feats, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Spec: specYAML(t), Reason: "x"})
 	viewer := f.idp.token(t, "RS256", "victor", []string{"viewers"}) // bound to no role
 	dave := f.idp.token(t, "ES256", "dave", nil)                     // data scientist: may start runs, not promote
 	expired := f.idp.token(t, "RS256", "erin", []string{"ml-platform"}, func(c *Claims, _ map[string]any) {
@@ -348,6 +351,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 		{"PUT", "/v1/models/demand/monitor", string(mon)},
 		{"DELETE", "/v1/models/demand/monitor", ``},
 		{"POST", "/v1/models/demand/monitor/reviews/fairness-1", `{"decision":"accept","reason":"x"}`},
+		{"PUT", "/v1/features/retail", string(feats)},
 	}
 	tokens := []struct {
 		token string
@@ -357,7 +361,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	for n < 50 {
 		a := attempts[n%len(attempts)]
 		tk := tokens[n%len(tokens)]
-		if tk.token == dave && (a.path == "/v1/runs" || strings.HasSuffix(a.path, "/schedule") || strings.HasSuffix(a.path, "/monitor") || strings.HasSuffix(a.path, "/cancel")) {
+		if tk.token == dave && (a.path == "/v1/runs" || strings.HasSuffix(a.path, "/schedule") || strings.HasSuffix(a.path, "/monitor") || strings.HasSuffix(a.path, "/cancel") || strings.HasPrefix(a.path, "/v1/features/")) {
 			tk = tokens[4] // dave may do these: use the viewer instead
 		}
 		code, out := f.call(t, a.method, a.path, tk.token, a.body)
@@ -574,4 +578,60 @@ func TestTokenTableThroughTheAPI(t *testing.T) {
 		}
 		require.Equal(t, 1, rollbacks, "%s: one audit record of the call", c.name)
 	}
+}
+
+// Feature definitions are applied through the API: checked against the spec's contract
+// (a bad definition is refused, naming the problem, and nothing is recorded), authorised as
+// change_features on the spec's model, versioned, audited with what changed; applying the
+// same definitions again changes nothing.
+func TestApplyFeatureDefinitions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	defs, err := os.ReadFile("../examples/features.yaml")
+	require.NoError(t, err)
+	body := func(d string) string {
+		b, _ := json.Marshal(FeaturesRequest{Definitions: d, Spec: specYAML(t), Reason: "demand history for the forecast"})
+		return string(b)
+	}
+	dave := f.idp.token(t, "ES256", "dave", nil)
+	alice := f.idp.token(t, "RS256", "alice", nil)
+	code, out := f.call(t, "PUT", "/v1/features/retail", alice, body(string(defs)))
+	require.Equal(t, 403, code, "an approver may not change features: %v", out)
+	broken := strings.Replace(string(defs), "column: units_sold, window: 168h", "column: units_sol, window: 168h", 1)
+	code, out = f.call(t, "PUT", "/v1/features/retail", dave, body(broken))
+	require.Equal(t, 400, code, out)
+	require.Contains(t, out["error"], `feature "units_7d": column "units_sol" is not a column of dataset retail_demand`)
+	_, _, _, ok, err := features.Current(ctx, f.store, "retail")
+	require.NoError(t, err)
+	require.False(t, ok, "nothing half-applied")
+	code, out = f.call(t, "PUT", "/v1/features/retail", dave, body(string(defs)))
+	require.Equal(t, 200, code, out)
+	require.EqualValues(t, 1, out["version"])
+	require.Equal(t, true, out["changed"])
+	require.Len(t, out["changes"], 1+1+5+1, "an entity, a view, five features, a service added")
+	code, out = f.call(t, "PUT", "/v1/features/retail", dave, body(string(defs)))
+	require.Equal(t, 200, code, out)
+	require.Equal(t, false, out["changed"], "the same definitions again")
+	require.EqualValues(t, 1, out["version"])
+	more := strings.Replace(string(defs), "window: 168h}", "window: 336h}", 1)
+	code, out = f.call(t, "PUT", "/v1/features/retail", dave, body(more))
+	require.Equal(t, 200, code, out)
+	require.EqualValues(t, 2, out["version"])
+	require.Equal(t, []any{map[string]any{"kind": "feature", "name": "demand_history:units_7d", "action": "change"}}, out["changes"])
+	applied, repo, _, ok, err := features.Current(ctx, f.store, "retail")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "dave", applied.AppliedBy)
+	v, _ := repo.View("demand_history")
+	require.Equal(t, 336*time.Hour, v.Features[1].Window.Duration)
+	recs, err := audit.Log{Store: f.store}.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	var seen []string
+	for _, r := range recs {
+		if strings.HasPrefix(r.Action, "change_features") {
+			seen = append(seen, r.Actor+" "+r.Action+" "+r.Decision)
+		}
+	}
+	require.Equal(t, []string{"alice change_features_forbidden refused", "dave change_features_failed refused", "dave change_features allowed",
+		"dave change_features allowed", "dave change_features allowed"}, seen)
 }

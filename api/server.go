@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
@@ -79,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/models/{model}/monitor", s.putMonitor)
 	mux.HandleFunc("DELETE /v1/models/{model}/monitor", s.deleteMonitor)
 	mux.HandleFunc("POST /v1/models/{model}/monitor/reviews/{review}", s.acknowledge)
+	mux.HandleFunc("PUT /v1/features/{repo}", s.applyFeatures)
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
 	}
@@ -116,6 +119,7 @@ const (
 	ActRollback       = "rollback"
 	ActChangeSchedule = "change_schedule"
 	ActChangeMonitor  = "change_monitor"
+	ActChangeFeatures = "change_features"
 )
 
 // call is one mutation being served: who asked, what, and the audit of how it ended.
@@ -511,6 +515,74 @@ func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)}, "")
+}
+
+// FeaturesRequest applies feature definitions (YAML) to a repository of the registry of
+// definitions; Spec (a model spec YAML) supplies the contract the definitions are checked
+// against and the model the caller must be allowed change_features on.
+type FeaturesRequest struct {
+	Definitions  string `json:"definitions"`
+	Spec         string `json:"spec"`
+	ExpectedETag string `json:"expected_etag,omitempty"`
+	Reason       string `json:"reason"`
+}
+
+func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
+	var req FeaturesRequest
+	c, ok := s.begin(w, r, ActChangeFeatures, "")
+	if !ok {
+		return
+	}
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	sp, err := spec.Parse([]byte(req.Spec))
+	if err != nil {
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return
+	}
+	if !c.authorize(ActChangeFeatures, sp.Model, nil) {
+		return
+	}
+	repo := r.PathValue("repo")
+	c.detail["repo"], c.detail["hash"] = repo, features.Hash([]byte(req.Definitions))
+	defs, err := features.ParseRepo([]byte(req.Definitions))
+	if err == nil {
+		err = defs.Validate(map[string]contract.Contract{sp.Dataset.Name: sp.Contract})
+	}
+	switch {
+	case err != nil:
+		c.fail(fmt.Errorf("%w: definitions: %v", errBadRequest, err))
+		return
+	case strings.TrimSpace(req.Reason) == "":
+		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
+		return
+	}
+	_, cur, etag, _, err := features.Current(r.Context(), s.Registry.Store, repo)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	expected := req.ExpectedETag
+	if expected == "" {
+		expected = etag
+	}
+	changes := features.Plan(cur, defs)
+	applied, changed, err := features.Apply(r.Context(), s.Registry.Store, repo, []byte(req.Definitions), expected, c.who.ID, req.Reason)
+	if errors.Is(err, features.ErrConflict) {
+		err = fmt.Errorf("%w: %v", errConflict, err)
+	}
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	names := make([]string, len(changes))
+	for i, ch := range changes {
+		names[i] = ch.String()
+	}
+	c.detail["version"], c.detail["changes"] = applied.Version, names
+	c.done(map[string]any{"repo": repo, "version": applied.Version, "changed": changed, "changes": changes, "key": applied.Key}, req.Reason)
 }
 
 // ReviewRequest decides the monitor's open fairness review.

@@ -158,3 +158,39 @@ services:
 	_, err = ParseRepo([]byte("apiVersion: driftline.dev/v1\nkind: FeatureRepo\nviews:\n  - name: v\n    lookbak: 24h\n"))
 	require.ErrorContains(t, err, "line 5: field lookbak not found")
 }
+
+// The registry of definitions on MinIO: versions written once, the pointer moved by
+// compare-and-swap (a stale apply is refused and changes nothing), the same content again
+// changes nothing, and plan lists what differs.
+func TestApplyDefinitionsOnMinIO(t *testing.T) {
+	ctx := context.Background()
+	store := dltest.NewMinIOBucket(t)
+	_, raw, err := LoadRepo("../examples/features.yaml", demoContracts(t))
+	require.NoError(t, err)
+	a, changed, err := Apply(ctx, store, "retail", raw, "", "dave", "first")
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, 1, a.Version)
+	_, _, etag, ok, err := Current(ctx, store, "retail")
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, changed, err = Apply(ctx, store, "retail", raw, etag, "dave", "again")
+	require.NoError(t, err)
+	require.False(t, changed)
+	next := []byte(strings.Replace(string(raw), "online_expiry: 48h", "online_expiry: 24h", 1))
+	_, _, err = Apply(ctx, store, "retail", next, "stale-etag", "erin", "x")
+	require.ErrorIs(t, err, ErrConflict)
+	cur, curRepo, etag2, _, err := Current(ctx, store, "retail")
+	require.NoError(t, err)
+	require.Equal(t, 1, cur.Version, "the refused apply changed nothing")
+	require.Equal(t, etag, etag2)
+	nextRepo, err := ParseRepo(next)
+	require.NoError(t, err)
+	require.Equal(t, []Change{{"view", "demand_history", "change"}}, Plan(curRepo, nextRepo))
+	a, changed, err = Apply(ctx, store, "retail", next, etag, "erin", "serve fresher values")
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, 2, a.Version)
+	v, _ := func() (View, bool) { _, r, _, _, _ := Current(ctx, store, "retail"); return r.View("demand_history") }()
+	require.Equal(t, 24*time.Hour, v.OnlineExpiry.Duration)
+}

@@ -1,7 +1,7 @@
 # Authorization: which identity may do what on which model (RBAC as data).
 #
 # data.driftline.rbac:
-#   roles:        role -> actions (view, start_run, change_schedule, change_monitor, read_pii, approve, rollback, promote, admin)
+#   roles:        role -> actions (view, start_run, change_schedule, change_monitor, change_features, read_pii, approve, rollback, promote, admin)
 #   bindings:     [{subject: "user:<id>" | "group:<name>", role, models: [<model> | "group:<model group>" | "*"]}]
 #   model_groups: name -> [model]
 # input:

@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"weather":  {"serve the demo's weather source (feature enrichment)", cmdWeather},
 	"drift":    {"show a run's drift report, or drift of live predictions", cmdDrift},
 	"monitor":  {"start, stop or show a model's monitor (monitor start|stop|status|report)", cmdMonitor},
+	"features": {"feature definitions: plan, apply (through the API), get a point-in-time vector", cmdFeatures},
 }
 
 func usage() {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/driftline/driftline/api"
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/config"
+)
+
+const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | get --definitions FILE --spec FILE --service S --key K --at TIME"
+
+// cmdFeatures validates feature definitions and shows what applying them changes (plan),
+// applies them through the control-plane API (apply: authenticated, authorised, audited),
+// and retrieves a service's vector as of a time from the offline data (get).
+func cmdFeatures(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(featuresUsage)
+	}
+	fs := flag.NewFlagSet("features "+args[0], flag.ContinueOnError)
+	s3 := config.S3Flags(fs)
+	defsPath := fs.String("definitions", "examples/features.yaml", "feature definitions (YAML)")
+	specPath := fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against")
+	repoName := fs.String("repo", "retail", "repository of the registry of definitions (features/_repos/<repo>/)")
+	reason := fs.String("reason", "", "why (apply; recorded in the audit trail)")
+	service := fs.String("service", "demand_forecast", "feature service (get)")
+	key := fs.String("key", "1|1", "entity key, key values joined with | (get)")
+	at := fs.String("at", "", "as of this time, RFC 3339 or a date (get)")
+	a := apiFlags(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	rawSpec, sp, err := readSpec(*specPath)
+	if err != nil {
+		return err
+	}
+	contracts := map[string]contract.Contract{sp.Dataset.Name: sp.Contract}
+	repo, raw, err := features.LoadRepo(*defsPath, contracts)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "plan":
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		cur, curRepo, _, ok, err := features.Current(ctx, b, *repoName)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Printf("%s: valid; against version %d (applied by %s at %s):\n", *defsPath, cur.Version, cur.AppliedBy, cur.AppliedAt.Format(time.RFC3339))
+		} else {
+			fmt.Printf("%s: valid; repository %s has no definitions yet:\n", *defsPath, *repoName)
+		}
+		changes := features.Plan(curRepo, repo)
+		for _, c := range changes {
+			fmt.Printf("  %s\n", c)
+		}
+		if len(changes) == 0 {
+			fmt.Println("  no changes")
+		}
+		return nil
+	case "apply":
+		var out struct {
+			Version int               `json:"version"`
+			Changed bool              `json:"changed"`
+			Changes []features.Change `json:"changes"`
+			Key     string            `json:"key"`
+		}
+		if err := a.do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Spec: string(rawSpec), Reason: *reason}, &out); err != nil {
+			return err
+		}
+		if !out.Changed {
+			fmt.Printf("%s is already version %d: nothing changed\n", *repoName, out.Version)
+			return nil
+		}
+		fmt.Printf("applied %s as version %d (%s):\n", *repoName, out.Version, out.Key)
+		for _, c := range out.Changes {
+			fmt.Printf("  %s\n", c)
+		}
+		return nil
+	case "get":
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		t, err := parseWhen(*at)
+		if err != nil {
+			return err
+		}
+		snap, err := dataset.TakeSnapshot(ctx, b, sp.Dataset.Name, "features-get", t.AddDate(0, 0, -90), t)
+		if err != nil {
+			return err
+		}
+		ts, err := features.Retrieve(ctx, b, repo, *service, contracts, map[string]dataset.Snapshot{sp.Dataset.Name: snap},
+			[]features.EntityRow{{Key: *key, At: t.UnixMicro()}})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s of %s as of %s (point-in-time: only values known by then):\n", *service, *key, t.Format(time.RFC3339))
+		for i, n := range ts.Names {
+			v := ts.Vectors[0][i]
+			if math.IsNaN(v) {
+				fmt.Printf("  %-36s missing\n", n)
+				continue
+			}
+			fmt.Printf("  %-36s %.4f\n", n, v)
+		}
+		for i, v := range ts.Views {
+			if e := ts.Events[0][i]; e != 0 {
+				fmt.Printf("  view %s: the row of %s\n", v, time.UnixMicro(e).UTC().Format(time.RFC3339))
+			}
+		}
+		return nil
+	}
+	return errors.New(featuresUsage)
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("features get: --at is required")
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--at %q is not RFC 3339 or a date", s)
+}
