@@ -22,7 +22,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos postgres alerting bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos postgres alerting redis bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -55,6 +55,10 @@ $(BIN)/temporal-schema: $(BIN)/temporal-server
 alerting:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null || (apt-get update && apt-get install -y prometheus prometheus-alertmanager)
 
+# Debian's redis-server (the online store's tests start their own on a free port).
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
 # Debian's PostgreSQL (the fault campaign starts its own cluster in a temp dir).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
@@ -68,7 +72,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline

@@ -320,3 +320,30 @@ func Retrieve(ctx context.Context, b objstore.Bucket, r Repo, service string, co
 	}
 	return ts, nil
 }
+
+// Materialize writes into the online store, for every key of the view's source, the row the
+// offline join gives as of asOf (AsOf with the view's lookback): what training would have
+// joined at that time, so serving and training see the same values. Rows not known by asOf
+// are not written. It returns how many keys got a row.
+func Materialize(ctx context.Context, o Online, v View, src []SourceRow, asOf time.Time) (int, error) {
+	rows := v.Compute(src)
+	seen := map[string]bool{}
+	var ents []EntityRow
+	for _, r := range rows {
+		if !seen[r.Key] {
+			seen[r.Key] = true
+			ents = append(ents, EntityRow{Key: r.Key, At: asOf.UnixMicro()})
+		}
+	}
+	matches := AsOf(ents, rows, v.Lookback.Duration)
+	out := make([]FeatureRow, 0, len(ents))
+	for i, m := range matches {
+		if m.Found {
+			out = append(out, FeatureRow{Key: ents[i].Key, Event: m.Event, Created: m.Created, Values: m.Values})
+		}
+	}
+	if err := o.Put(ctx, v.Name, out); err != nil {
+		return 0, err
+	}
+	return len(out), nil
+}

@@ -518,3 +518,15 @@ func StartPrometheus(t testing.TB, config string) string {
 	WaitHTTP(t, base+"/-/ready", 60*time.Second)
 	return base
 }
+
+// StartRedis starts Debian's redis-server on a free port without persistence and returns its
+// host:port (make tools installs redis-server).
+func StartRedis(t testing.TB) string {
+	t.Helper()
+	port := FreePort(t)
+	startProcess(t, "redis.log", nil, debianTool(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitPort(t, addr, 30*time.Second)
+	return addr
+}
