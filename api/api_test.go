@@ -203,14 +203,15 @@ func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
 
 // fakeRuns records what the API asked Temporal to do.
 type fakeRuns struct {
-	mu      sync.Mutex
-	started []pipeline.RunInput
-	decided []pipeline.Approval
-	waiting int
-	calls   int
-	monitor []pipeline.MonitorInput
-	review  *pipeline.FairnessReview
-	acks    []pipeline.ReviewAck
+	mu          sync.Mutex
+	started     []pipeline.RunInput
+	decided     []pipeline.Approval
+	waiting     int
+	calls       int
+	monitor     []pipeline.MonitorInput
+	review      *pipeline.FairnessReview
+	acks        []pipeline.ReviewAck
+	materialize []pipeline.MaterializeInput
 }
 
 func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
@@ -242,6 +243,13 @@ func (f *fakeRuns) StartMonitor(_ context.Context, in pipeline.MonitorInput) (st
 	return "monitor-run", nil
 }
 func (f *fakeRuns) StopMonitor(context.Context, string) error { f.calls++; return nil }
+func (f *fakeRuns) StartMaterialize(_ context.Context, in pipeline.MaterializeInput) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.materialize = append(f.materialize, in)
+	return "materialize-run", nil
+}
 func (f *fakeRuns) OpenReview(context.Context, string) (*pipeline.FairnessReview, error) {
 	return f.review, nil
 }
@@ -624,6 +632,20 @@ func TestApplyFeatureDefinitions(t *testing.T) {
 	require.Equal(t, "dave", applied.AppliedBy)
 	v, _ := repo.View("demand_history")
 	require.Equal(t, 336*time.Hour, v.Features[1].Window.Duration)
+	mat := func(view string) string {
+		b, _ := json.Marshal(MaterializeRequest{View: view, Spec: specYAML(t), From: "2026-10-01", To: "2026-10-30T12:00:00Z", Chunk: "12h"})
+		return string(b)
+	}
+	code, out = f.call(t, "POST", "/v1/features/retail/materialize", dave, mat("no_view"))
+	require.Equal(t, 400, code, out)
+	code, out = f.call(t, "POST", "/v1/features/retail/materialize", dave, mat("demand_history"))
+	require.Equal(t, 200, code, out)
+	require.Equal(t, "materialize/retail/demand_history", out["workflow_id"])
+	require.Len(t, f.runs.materialize, 1)
+	m := f.runs.materialize[0]
+	require.Equal(t, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), m.Watermark)
+	require.Equal(t, time.Date(2026, 10, 30, 12, 0, 0, 0, time.UTC), m.Until)
+	require.Equal(t, 12*time.Hour, m.Chunk)
 	recs, err := audit.Log{Store: f.store}.List(ctx, "demand", time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	var seen []string
@@ -633,5 +655,5 @@ func TestApplyFeatureDefinitions(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"alice change_features_forbidden refused", "dave change_features_failed refused", "dave change_features allowed",
-		"dave change_features allowed", "dave change_features allowed"}, seen)
+		"dave change_features allowed", "dave change_features allowed", "dave change_features_failed refused", "dave change_features allowed"}, seen)
 }

@@ -38,6 +38,7 @@ type Runs interface {
 	// OpenReview is the monitor's open fairness review (nil: none).
 	OpenReview(ctx context.Context, model string) (*pipeline.FairnessReview, error)
 	Acknowledge(ctx context.Context, model string, ack pipeline.ReviewAck) (string, error)
+	StartMaterialize(ctx context.Context, in pipeline.MaterializeInput) (string, error)
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -82,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/models/{model}/monitor", s.deleteMonitor)
 	mux.HandleFunc("POST /v1/models/{model}/monitor/reviews/{review}", s.acknowledge)
 	mux.HandleFunc("PUT /v1/features/{repo}", s.applyFeatures)
+	mux.HandleFunc("POST /v1/features/{repo}/materialize", s.materialize)
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
 	}
@@ -583,6 +585,83 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 	}
 	c.detail["version"], c.detail["changes"] = applied.Version, names
 	c.done(map[string]any{"repo": repo, "version": applied.Version, "changed": changed, "changes": changes, "key": applied.Key}, req.Reason)
+}
+
+// MaterializeRequest materializes a view of an applied repository into the online store,
+// chunk by chunk from From to To (RFC 3339 or dates); Spec supplies the source's contract.
+type MaterializeRequest struct {
+	View  string `json:"view"`
+	Spec  string `json:"spec"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Chunk string `json:"chunk,omitempty"` // a Go duration, 24h by default
+}
+
+func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
+	var req MaterializeRequest
+	c, ok := s.begin(w, r, ActChangeFeatures, "")
+	if !ok {
+		return
+	}
+	if err := decode(r, w, &req); err != nil {
+		c.fail(err)
+		return
+	}
+	sp, err := spec.Parse([]byte(req.Spec))
+	if err != nil {
+		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+		return
+	}
+	if !c.authorize(ActChangeFeatures, sp.Model, nil) {
+		return
+	}
+	repo := r.PathValue("repo")
+	c.detail["repo"], c.detail["view"], c.detail["from"], c.detail["to"] = repo, req.View, req.From, req.To
+	when := func(v string) (time.Time, error) {
+		for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("%w: %q is not RFC 3339 or a date", errBadRequest, v)
+	}
+	from, err := when(req.From)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	to, err := when(req.To)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	chunk := 24 * time.Hour
+	if req.Chunk != "" {
+		if chunk, err = time.ParseDuration(req.Chunk); err != nil || chunk <= 0 {
+			c.fail(fmt.Errorf("%w: chunk %q is not a positive duration", errBadRequest, req.Chunk))
+			return
+		}
+	}
+	_, defs, _, ok, err := features.Current(r.Context(), s.Registry.Store, repo)
+	switch {
+	case err != nil:
+		c.fail(err)
+		return
+	case !ok:
+		c.fail(fmt.Errorf("%w: feature repository %q has no applied definitions", errConflict, repo))
+		return
+	}
+	if _, ok := defs.View(req.View); !ok {
+		c.fail(fmt.Errorf("%w: repository %q has no view %q", errBadRequest, repo, req.View))
+		return
+	}
+	id, err := s.Runs.StartMaterialize(r.Context(), pipeline.MaterializeInput{Repo: repo, View: req.View, SpecYAML: req.Spec,
+		Watermark: from, Until: to, Chunk: chunk})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(map[string]any{"workflow_id": pipeline.MaterializeWorkflowID(repo, req.View), "run_id": id}, "")
 }
 
 // ReviewRequest decides the monitor's open fairness review.

@@ -85,3 +85,8 @@ func (t TemporalRuns) OpenReview(ctx context.Context, model string) (*pipeline.F
 func (t TemporalRuns) Acknowledge(ctx context.Context, model string, ack pipeline.ReviewAck) (string, error) {
 	return starter.Acknowledge(ctx, t.Client, model, ack)
 }
+
+// StartMaterialize implements Runs.
+func (t TemporalRuns) StartMaterialize(ctx context.Context, in pipeline.MaterializeInput) (string, error) {
+	return starter.StartMaterialize(ctx, t.Client, in)
+}

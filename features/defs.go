@@ -23,7 +23,7 @@ const (
 	OpRollingSum   = "rolling_sum"   // the sum of the column over the key's events in (t - window, t]
 	OpRollingMean  = "rolling_mean"  // its mean over the non-null values
 	OpRollingCount = "rolling_count" // how many non-null values
-	OpLag          = "lag"           // the column's value at the key's latest event <= t - lag
+	OpLag          = "lag"           // the column's value at the key's latest event in (t - 2 lag, t - lag]
 	OpRatio        = "ratio"         // of / to, two features of the same view (or columns)
 )
 

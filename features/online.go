@@ -129,3 +129,19 @@ func ReadService(ctx context.Context, o Online, r Repo, service, key string, now
 	}
 	return out, nil
 }
+
+// OpenStore opens an online store from its address: bolt:<file> (embedded) or
+// redis://<host:port>[/<key prefix>].
+func OpenStore(ctx context.Context, addr string) (Online, error) {
+	switch {
+	case strings.HasPrefix(addr, "bolt:"):
+		return OpenBolt(strings.TrimPrefix(addr, "bolt:"))
+	case strings.HasPrefix(addr, "redis://"):
+		hostPort, prefix, _ := strings.Cut(strings.TrimPrefix(addr, "redis://"), "/")
+		if prefix == "" {
+			prefix = "driftline:features:"
+		}
+		return OpenRedis(ctx, hostPort, prefix)
+	}
+	return nil, fmt.Errorf("online store %q: want bolt:<file> or redis://<host:port>[/<prefix>]", addr)
+}

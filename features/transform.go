@@ -111,9 +111,10 @@ func (v View) computeKey(rows []SourceRow, ci, fi map[string]int, out []FeatureR
 				}
 				done[j] = true
 			case OpLag:
+				// The latest event in (t - 2 lag, t - lag]: a lag reaches back one lag at most.
 				at := r.Event - f.Lag.Microseconds()
 				vals[j] = math.NaN()
-				for k := i; k >= 0; k-- {
+				for k := i; k >= 0 && rows[k].Event > at-f.Lag.Microseconds(); k-- {
 					if rows[k].Event <= at {
 						vals[j] = rows[k].Cols[c]
 						created = max(created, rows[k].Created)

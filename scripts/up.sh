@@ -75,7 +75,7 @@ stop serve
 stop api
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
-start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
+start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml --online-store "bolt:$DATA/online.db" \
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -73,4 +74,26 @@ func Acknowledge(ctx context.Context, c client.Client, model string, ack pipelin
 		return "", fmt.Errorf("acknowledge %s of %s: %w", ack.Review, model, err)
 	}
 	return out, nil
+}
+
+// StartMaterialize starts materializing a feature view (materialize/<repo>/<view>); one runs
+// per view at a time.
+func StartMaterialize(ctx context.Context, c client.Client, in pipeline.MaterializeInput) (string, error) {
+	opts := client.StartWorkflowOptions{
+		ID:                       pipeline.MaterializeWorkflowID(in.Repo, in.View),
+		TaskQueue:                pipeline.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary: fmt.Sprintf("materialize %s/%s from %s to %s in chunks of %s", in.Repo, in.View, in.Watermark.Format(time.RFC3339),
+			in.Until.Format(time.RFC3339), in.Chunk),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, pipeline.MaterializeWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return "", fmt.Errorf("%s is already running", opts.ID)
+	}
+	if err != nil {
+		return "", err
+	}
+	return run.GetRunID(), nil
 }

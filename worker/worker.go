@@ -16,6 +16,7 @@ import (
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
@@ -32,6 +33,8 @@ type Options struct {
 	Webhook     string        // Slack-compatible approval and fairness-review notifications (optional)
 	// Alertmanager is the base URL fairness reviews are raised at as alerts (optional).
 	Alertmanager string
+	// Online is the feature store's online store materialization writes to (optional).
+	Online features.Online
 	// AttestationKeys returns the keys that verify approval attestations (the control-plane
 	// API's); nil: runs that wait for approval fail, naming the missing configuration.
 	AttestationKeys func(ctx context.Context) ([]pipeline.AttestationKey, error)
@@ -80,6 +83,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
 		Keys: o.AttestationKeys})
+	w.RegisterActivity(&activities.Features{Store: o.Store, Online: o.Online})
 	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey})
 	p := &Pipeline{w: w}
 	if o.MetricsAddr != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/driftline/driftline/api"
@@ -16,7 +17,7 @@ import (
 	"github.com/driftline/driftline/internal/config"
 )
 
-const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | get --definitions FILE --spec FILE --service S --key K --at TIME"
+const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online-store ADDR]"
 
 // cmdFeatures validates feature definitions and shows what applying them changes (plan),
 // applies them through the control-plane API (apply: authenticated, authorised, audited),
@@ -34,6 +35,11 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	service := fs.String("service", "demand_forecast", "feature service (get)")
 	key := fs.String("key", "1|1", "entity key, key values joined with | (get)")
 	at := fs.String("at", "", "as of this time, RFC 3339 or a date (get)")
+	view := fs.String("view", "demand_history", "feature view (materialize)")
+	from := fs.String("from", "", "materialize from (RFC 3339 or a date)")
+	to := fs.String("to", "", "... to")
+	chunk := fs.String("chunk", "24h", "materialization chunk")
+	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -89,12 +95,43 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			fmt.Printf("  %s\n", c)
 		}
 		return nil
+	case "materialize":
+		var out struct {
+			WorkflowID string `json:"workflow_id"`
+			RunID      string `json:"run_id"`
+		}
+		if err := a.do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Spec: string(rawSpec),
+			From: *from, To: *to, Chunk: *chunk}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("materializing %s/%s from %s to %s: workflow %s (run %s)\n", *repoName, *view, *from, *to, out.WorkflowID, out.RunID)
+		return nil
 	case "get":
-		b, err := config.OpenBucket(ctx, s3)
+		t, err := parseWhen(*at)
 		if err != nil {
 			return err
 		}
-		t, err := parseWhen(*at)
+		if *onlineStore != "" {
+			o, err := features.OpenStore(ctx, *onlineStore)
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			vec, err := features.ReadService(ctx, o, repo, *service, *key, t)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s of %s from the online store %s, read as of %s:\n", *service, *key, *onlineStore, t.Format(time.RFC3339))
+			for i, n := range vec.Names {
+				if vec.Missing[i] != "" {
+					fmt.Printf("  %-36s missing: %s\n", n, vec.Missing[i])
+					continue
+				}
+				fmt.Printf("  %-36s %.4f  (row of %s, %s old)\n", n, vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339), vec.Age[i].Round(time.Minute))
+			}
+			return nil
+		}
+		b, err := config.OpenBucket(ctx, s3)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/policies"
@@ -86,6 +87,7 @@ func cmdWorker(ctx context.Context, args []string) error {
 	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
 	rbacPath := rbacFlag(fs)
 	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval or a fairness review opens (env DRIFTLINE_APPROVAL_WEBHOOK)")
+	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "feature store online store materialization writes to: bolt:<file> or redis://<host:port>[/<prefix>] (env DRIFTLINE_ONLINE_STORE)")
 	alertmanager := fs.String("alertmanager", os.Getenv("DRIFTLINE_ALERTMANAGER"), "Alertmanager base URL fairness reviews are raised at, e.g. http://localhost:9093 (env DRIFTLINE_ALERTMANAGER)")
 	keys := fs.String("attestation-keys", env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
 		"where runs learn the keys that verify approval attestations: the control-plane API's /v1/attestation-keys (env DRIFTLINE_ATTESTATION_KEYS)")
@@ -108,8 +110,15 @@ func cmdWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	var online features.Online
+	if *onlineStore != "" {
+		if online, err = features.OpenStore(ctx, *onlineStore); err != nil {
+			return err
+		}
+		defer online.Close()
+	}
 	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
-		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint})
+		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online})
 	if err != nil {
 		return err
 	}
