@@ -43,72 +43,98 @@ type Match struct {
 // event time only, lets leak into training sets. A lookback of 0 means no lower bound.
 
 // AsOf joins entity rows to feature rows, point-in-time correct: out[i] is entities[i]'s
-// match. It sorts both sides by key and sweeps each key's entity rows in time order, adding
-// the feature rows known by then to a list ordered by (event, created, source order), so
-// each entity row is answered by one binary search: O((n + m) log(n + m)).
+// match. It sorts both sides by key (interned to integers) and time and sweeps each key's
+// entity rows in time order, adding the feature rows known by then to a list ordered by
+// (event, created, source order), so each entity row is answered by one binary search:
+// O((n + m) log(n + m)). At most 2^31 rows a side.
 func AsOf(entities []EntityRow, rows []FeatureRow, lookback time.Duration) []Match {
 	out := make([]Match, len(entities))
-	eo := make([]int, len(entities))
-	for i := range eo {
-		eo[i] = i
-	}
-	sort.SliceStable(eo, func(a, b int) bool {
-		x, y := entities[eo[a]], entities[eo[b]]
-		if x.Key != y.Key {
-			return x.Key < y.Key
+	// Keys become small ids (one map for both sides), so sorting compares integers.
+	ids := make(map[string]int32, 1024)
+	id := func(k string) int32 {
+		v, ok := ids[k]
+		if !ok {
+			v = int32(len(ids))
+			ids[k] = v
 		}
-		return x.At < y.At
-	})
-	// Feature rows by key, then by created time (the order they become known), then source order.
-	fo := make([]int, len(rows))
-	for i := range fo {
-		fo[i] = i
+		return v
 	}
-	sort.SliceStable(fo, func(a, b int) bool {
-		x, y := rows[fo[a]], rows[fo[b]]
-		if x.Key != y.Key {
-			return x.Key < y.Key
+	type ord struct {
+		key   int32
+		idx   int32
+		time  int64
+		event int64 // feature rows: the event (time is the created time)
+	}
+	byKeyTime := func(a, b ord) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return x.Created < y.Created
-	})
+		if c := cmp.Compare(a.time, b.time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.idx, b.idx) // stable
+	}
+	eo := make([]ord, len(entities))
+	for i, e := range entities {
+		eo[i] = ord{id(e.Key), int32(i), e.At, 0}
+	}
+	// Feature rows of keys no entity asks for are never read.
+	fo := make([]ord, 0, len(rows))
+	for i, r := range rows {
+		if k, ok := ids[r.Key]; ok {
+			fo = append(fo, ord{k, int32(i), r.Created, r.Event}) // in the order they become known
+		}
+	}
+	slices.SortFunc(eo, byKeyTime)
+	slices.SortFunc(fo, byKeyTime)
 	back := lookback.Microseconds()
-	var known []int // the current key's rows known so far, ordered by (event, created, index)
-	less := func(a, b int) int {
-		x, y := rows[a], rows[b]
-		if c := cmp.Compare(x.Event, y.Event); c != 0 {
+	// The current key's rows known so far, ordered by (event, created, index); the times are
+	// copied in so the searches stay in this small slice.
+	type kn struct {
+		event, created int64
+		idx            int32
+	}
+	var known []kn
+	less := func(x, y kn) int {
+		if c := cmp.Compare(x.event, y.event); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(x.Created, y.Created); c != 0 {
+		if c := cmp.Compare(x.created, y.created); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(x.idx, y.idx)
 	}
 	f := 0
 	for e := 0; e < len(eo); {
-		key := entities[eo[e]].Key
-		for f < len(fo) && rows[fo[f]].Key < key {
+		key := eo[e].key
+		for f < len(fo) && fo[f].key < key {
 			f++
 		}
 		known = known[:0]
-		for ; e < len(eo) && entities[eo[e]].Key == key; e++ {
-			at := entities[eo[e]].At
-			for f < len(fo) && rows[fo[f]].Key == key && rows[fo[f]].Created <= at {
-				i, _ := slices.BinarySearchFunc(known, fo[f], less)
-				known = slices.Insert(known, i, fo[f])
+		for ; e < len(eo) && eo[e].key == key; e++ {
+			at := eo[e].time
+			for f < len(fo) && fo[f].key == key && fo[f].time <= at {
+				k := kn{fo[f].event, fo[f].time, fo[f].idx}
+				if n := len(known); n == 0 || less(known[n-1], k) < 0 {
+					known = append(known, k) // the usual case: rows arrive in event order
+				} else {
+					i, _ := slices.BinarySearchFunc(known, k, less)
+					known = slices.Insert(known, i, k)
+				}
 				f++
 			}
 			// The last known row with event <= at.
-			j := sort.Search(len(known), func(k int) bool { return rows[known[k]].Event > at }) - 1
+			j := sort.Search(len(known), func(k int) bool { return known[k].event > at }) - 1
 			if j < 0 {
 				continue
 			}
-			r := rows[known[j]]
+			r := &rows[known[j].idx]
 			if back > 0 && r.Event <= at-back {
 				continue // the latest is too old; any earlier one is older still
 			}
-			out[eo[e]] = Match{Found: true, Event: r.Event, Created: r.Created, Values: r.Values}
+			out[eo[e].idx] = Match{Found: true, Event: r.Event, Created: r.Created, Values: r.Values}
 		}
-		for f < len(fo) && rows[fo[f]].Key == key {
+		for f < len(fo) && fo[f].key == key {
 			f++
 		}
 	}
