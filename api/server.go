@@ -595,6 +595,9 @@ type MaterializeRequest struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
 	Chunk string `json:"chunk,omitempty"` // a Go duration, 24h by default
+	// TaskQueue runs the chunks where the online store is (the serving worker's
+	// --features-queue for the embedded store; empty: the pipeline worker's).
+	TaskQueue string `json:"task_queue,omitempty"`
 }
 
 func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
@@ -656,7 +659,7 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, err := s.Runs.StartMaterialize(r.Context(), pipeline.MaterializeInput{Repo: repo, View: req.View, SpecYAML: req.Spec,
-		Watermark: from, Until: to, Chunk: chunk})
+		Watermark: from, Until: to, Chunk: chunk, TaskQueue: req.TaskQueue})
 	if err != nil {
 		c.fail(err)
 		return

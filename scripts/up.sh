@@ -24,6 +24,7 @@ if [ ! -s "$DATA/dev.env" ]; then
   } >"$DATA/dev.env")
 fi
 grep -q DRIFTLINE_PROMETHEUS "$DATA/dev.env" || echo "export DRIFTLINE_PROMETHEUS=http://127.0.0.1:9090" >>"$DATA/dev.env"
+grep -q DRIFTLINE_FEATURES_QUEUE "$DATA/dev.env" || echo "export DRIFTLINE_FEATURES_QUEUE=driftline-features" >>"$DATA/dev.env"
 # shellcheck disable=SC1091
 . "$DATA/dev.env"
 
@@ -75,9 +76,12 @@ stop serve
 stop api
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
-start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml --online-store "bolt:$DATA/online.db" \
+start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
+# Serving holds the embedded online store (bbolt: one process) and runs the materialization
+# chunks for it (task queue driftline-features; driftline features materialize uses it).
 start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
+  --online-store "bolt:$DATA/online.db" --features-queue driftline-features \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
 # Debian's Prometheus with the alerting rules (make up installs it), scraping both workers.

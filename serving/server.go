@@ -42,6 +42,8 @@ type Options struct {
 	LogBuffer int
 	// Enrich fills in features requests do not carry (optional).
 	Enrich []*Enricher
+	// Features fills a feature service's features from the online store (optional).
+	Features *FeatureFiller
 	// LabelKey signs the label token of every answer; feedback needs a valid one
 	// (predlog.LabelToken). Without a key the feedback endpoint refuses every label.
 	LabelKey []byte
@@ -99,6 +101,11 @@ func New(o Options) (*Server, error) {
 	s.log.OnDrop = s.metrics.Dropped.Inc
 	for _, e := range o.Enrich {
 		e.init(s.metrics)
+	}
+	if o.Features != nil {
+		if err := o.Features.init(s.metrics); err != nil {
+			return nil, err
+		}
 	}
 	s.pairs = make(chan pairJob, pairQueue)
 	s.labels = predlog.NewLabelWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
@@ -323,6 +330,18 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 	var enrichNote []string
 	for _, e := range s.opts.Enrich {
 		note, err := e.Fill(ctx, req.Model, rows, req.Attributes)
+		if err != nil {
+			return ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
+		}
+		if note != "" {
+			enrichNote = append(enrichNote, note)
+		}
+	}
+	if f := s.opts.Features; f != nil {
+		uses := func(name string) bool {
+			return slices.Contains(t.production.model.Features, name) || (t.canary != nil && slices.Contains(t.canary.model.Features, name))
+		}
+		note, err := f.Fill(ctx, req.Model, uses, rows, req.Attributes)
 		if err != nil {
 			return ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 		}

@@ -39,6 +39,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "materialize from (RFC 3339 or a date)")
 	to := fs.String("to", "", "... to")
 	chunk := fs.String("chunk", "24h", "materialization chunk")
+	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "materialize: the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
@@ -101,7 +102,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			RunID      string `json:"run_id"`
 		}
 		if err := a.do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Spec: string(rawSpec),
-			From: *from, To: *to, Chunk: *chunk}, &out); err != nil {
+			From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue}, &out); err != nil {
 			return err
 		}
 		fmt.Printf("materializing %s/%s from %s to %s: workflow %s (run %s)\n", *repoName, *view, *from, *to, out.WorkflowID, out.RunID)

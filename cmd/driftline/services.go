@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
@@ -138,6 +140,12 @@ func cmdServe(ctx context.Context, args []string) error {
 	enrichTimeout := fs.Duration("enrich-timeout", 100*time.Millisecond, "timeout of one enrichment call")
 	enrichDefault := fs.Float64("enrich-default", 0, "value used when the source fails and no value was seen for the key")
 	labelKeyFile := labelKeyFlag(fs)
+	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "feature store online store to read (and, with --features-queue, materialize): bolt:<file> or redis://<host:port>[/<prefix>]")
+	featureRepo := fs.String("feature-repo", "retail", "repository of the applied feature definitions (driftline features apply)")
+	featureService := fs.String("feature-service", "", "feature service whose features requests may leave out: read from the online store by the entity's attributes")
+	entityAttrs := fs.String("entity-attributes", "store_id,item_id", "request attributes that make the entity key, in the entity's key order")
+	featureDefaults := fs.String("feature-defaults", "", "feature=value,... used when the store cannot give a value (else the request is refused)")
+	featuresQueue := fs.String("features-queue", "", "also run the materialization chunks of this task queue against the online store (needed for the embedded store, which one process holds)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -157,8 +165,43 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	host, _ := os.Hostname()
+	var filler *serving.FeatureFiller
+	if *onlineStore != "" {
+		online, err := features.OpenStore(ctx, *onlineStore)
+		if err != nil {
+			return err
+		}
+		defer online.Close()
+		if *featureService != "" {
+			_, repo, _, ok, err := features.Current(ctx, b, *featureRepo)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("feature repository %q has no applied definitions (driftline features apply)", *featureRepo)
+			}
+			defaults, err := parseDefaults(*featureDefaults)
+			if err != nil {
+				return err
+			}
+			filler = &serving.FeatureFiller{Store: online, Repo: repo, Service: *featureService, Keys: strings.Split(*entityAttrs, ","), Defaults: defaults}
+		}
+		if *featuresQueue != "" {
+			c, err := config.TemporalClient()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fw := sdkworker.New(c, *featuresQueue, sdkworker.Options{})
+			fw.RegisterActivity(&activities.Features{Store: b, Online: online})
+			if err := fw.Start(); err != nil {
+				return fmt.Errorf("features worker on %s: %w", *featuresQueue, err)
+			}
+			defer fw.Stop()
+		}
+	}
 	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
-		LabelKey: labelKey})
+		LabelKey: labelKey, Features: filler})
 	if err != nil {
 		return err
 	}
@@ -276,4 +319,21 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// parseDefaults reads feature=value,...
+func parseDefaults(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		f, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("--feature-defaults: %q is not feature=number", kv)
+		}
+		out[k] = f
+	}
+	return out, nil
 }
