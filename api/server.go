@@ -529,22 +529,32 @@ type FeaturesRequest struct {
 	Reason       string `json:"reason"`
 }
 
-func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
-	var req FeaturesRequest
-	c, ok := s.begin(w, r, ActChangeFeatures, "")
+// beginForSpec authenticates a call, decodes its request and authorises the action on the
+// model of the spec the request carries (feature definitions are checked against its contract).
+func (s *Server) beginForSpec(w http.ResponseWriter, r *http.Request, action string, req any, specYAML func() string) (*call, spec.Spec, bool) {
+	c, ok := s.begin(w, r, action, "")
 	if !ok {
-		return
+		return nil, spec.Spec{}, false
 	}
-	if err := decode(r, w, &req); err != nil {
+	if err := decode(r, w, req); err != nil {
 		c.fail(err)
-		return
+		return nil, spec.Spec{}, false
 	}
-	sp, err := spec.Parse([]byte(req.Spec))
+	sp, err := spec.Parse([]byte(specYAML()))
 	if err != nil {
 		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
-		return
+		return nil, spec.Spec{}, false
 	}
-	if !c.authorize(ActChangeFeatures, sp.Model, nil) {
+	if !c.authorize(action, sp.Model, nil) {
+		return nil, spec.Spec{}, false
+	}
+	return c, sp, true
+}
+
+func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
+	var req FeaturesRequest
+	c, sp, ok := s.beginForSpec(w, r, ActChangeFeatures, &req, func() string { return req.Spec })
+	if !ok {
 		return
 	}
 	repo := r.PathValue("repo")
@@ -602,20 +612,8 @@ type MaterializeRequest struct {
 
 func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 	var req MaterializeRequest
-	c, ok := s.begin(w, r, ActChangeFeatures, "")
+	c, _, ok := s.beginForSpec(w, r, ActChangeFeatures, &req, func() string { return req.Spec })
 	if !ok {
-		return
-	}
-	if err := decode(r, w, &req); err != nil {
-		c.fail(err)
-		return
-	}
-	sp, err := spec.Parse([]byte(req.Spec))
-	if err != nil {
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
-		return
-	}
-	if !c.authorize(ActChangeFeatures, sp.Model, nil) {
 		return
 	}
 	repo := r.PathValue("repo")

@@ -79,16 +79,7 @@ func TestOnlineStoreContract(t *testing.T) {
 // of t bit for bit, and a value the online store withholds is one older than online_expiry.
 func TestOnlineVectorEqualsTheOfflineOneOnMinIO(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
-	cfg := dataset.DefaultRetail()
-	cfg.Stores, cfg.Items, cfg.Days = 5, 12, 40
-	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", cfg)
-	require.NoError(t, err)
-	contracts := demoContracts(t)
-	repo, _, err := LoadRepo("../examples/features.yaml", contracts)
-	require.NoError(t, err)
-	snap, err := dataset.TakeSnapshot(ctx, store, "retail_demand", "fs-online", cfg.Start, cfg.Start.AddDate(0, 0, cfg.Days-1))
-	require.NoError(t, err)
+	store, cfg, repo, contracts, snap := demoOnMinIO(t, 5, 12, 40)
 	v, _ := repo.View("demand_history")
 	ent, _ := repo.Entity("store_item")
 	src, err := ReadSource(ctx, store, v, ent, contracts["retail_demand"], snap)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
 	dltest "github.com/driftline/driftline/testsuite"
 )
@@ -27,11 +28,14 @@ func demoContracts(t *testing.T) map[string]contract.Contract {
 // one computed straight from the generator's rows (days before the training row's day only:
 // a day's sales are known at its end), rows the contract quarantines left out, and a
 // store-item's first day has nothing to join.
-func TestRetrieveTheDemosTrainingSetOnMinIO(t *testing.T) {
+// demoOnMinIO writes the demo's data (stores x items x days) to a fresh MinIO and returns it
+// with the example definitions, the contracts and a snapshot of every day.
+func demoOnMinIO(t *testing.T, stores, items, days int) (*s3store.S3, dataset.RetailConfig, Repo, map[string]contract.Contract, dataset.Snapshot) {
+	t.Helper()
 	ctx := context.Background()
 	store := dltest.NewMinIOBucket(t)
 	cfg := dataset.DefaultRetail()
-	cfg.Stores, cfg.Items, cfg.Days = 4, 10, 45
+	cfg.Stores, cfg.Items, cfg.Days = stores, items, days
 	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", cfg)
 	require.NoError(t, err)
 	contracts := demoContracts(t)
@@ -39,6 +43,12 @@ func TestRetrieveTheDemosTrainingSetOnMinIO(t *testing.T) {
 	require.NoError(t, err)
 	snap, err := dataset.TakeSnapshot(ctx, store, "retail_demand", "fs-test", cfg.Start, cfg.Start.AddDate(0, 0, cfg.Days-1))
 	require.NoError(t, err)
+	return store, cfg, repo, contracts, snap
+}
+
+func TestRetrieveTheDemosTrainingSetOnMinIO(t *testing.T) {
+	ctx := context.Background()
+	store, cfg, repo, contracts, snap := demoOnMinIO(t, 4, 10, 45)
 
 	// The generator's accepted rows by store-item and day (a missing temperature is quarantined).
 	type cell struct{ units, price float64 }
