@@ -12,6 +12,7 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
 	dltest "github.com/driftline/driftline/testsuite"
@@ -203,4 +204,37 @@ func TestApplyDefinitionsOnMinIO(t *testing.T) {
 	require.Equal(t, 2, a.Version)
 	v, _ := func() (View, bool) { _, r, _, _, _ := Current(ctx, store, "retail"); return r.View("demand_history") }()
 	require.Equal(t, 24*time.Hour, v.OnlineExpiry.Duration)
+}
+
+// A source file whose schema changed (a feature's column dropped) fails the retrieval with an
+// error naming the file and the column; nothing is joined from it silently.
+func TestRetrieveNamesASourceFileWhoseSchemaChanged(t *testing.T) {
+	ctx := context.Background()
+	store, cfg, repo, contracts, _ := demoOnMinIO(t, 2, 3, 10)
+	type changed struct { // units_sold renamed
+		Date           string  `parquet:"date"`
+		StoreID        int32   `parquet:"store_id"`
+		ItemID         int32   `parquet:"item_id"`
+		Region         string  `parquet:"region"`
+		Price          float64 `parquet:"price"`
+		Promo          int32   `parquet:"promo"`
+		Weekday        int32   `parquet:"weekday"`
+		Temperature    float64 `parquet:"temperature"`
+		ItemPopularity float64 `parquet:"item_popularity"`
+		Competitor     float64 `parquet:"competitor_price"`
+		Units          float64 `parquet:"units"`
+	}
+	day := cfg.Start.AddDate(0, 0, 4)
+	body, err := dataset.EncodeParquet([]changed{{Date: day.Format("2006-01-02"), StoreID: 1, ItemID: 1, Region: "north", Price: 3, Units: 7}})
+	require.NoError(t, err)
+	key := dataset.PartitionPrefix("retail_demand", day) + "part-0001.parquet"
+	_, err = store.Put(ctx, key, body, objstore.PutOptions{})
+	require.NoError(t, err)
+	snap, err := dataset.TakeSnapshot(ctx, store, "retail_demand", "fs-changed", cfg.Start, cfg.Start.AddDate(0, 0, cfg.Days-1))
+	require.NoError(t, err)
+	_, err = Retrieve(ctx, store, repo, "demand_forecast", contracts, map[string]dataset.Snapshot{"retail_demand": snap},
+		[]EntityRow{{Key: "1|1", At: cfg.Start.AddDate(0, 0, 8).UnixMicro()}})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), key)
+	require.Contains(t, err.Error(), "units_sold")
 }
