@@ -3,7 +3,9 @@
 #   online reads of a 20-feature vector, embedded and Redis on loopback (Debian's
 #   redis-server, started here on a free port): p50/p99, reads/s with two readers, writes/s;
 #   the point-in-time join of ROWS feature rows with ENTITIES entity rows (rows/s, peak RSS),
-#   and pandas' merge_asof on the same rows as the peer (Debian's python3-pandas), with the ratio.
+#   and pandas' merge_asof on the same rows as the peer (Debian's python3-pandas), with the ratio;
+#   materialization of ROWS source rows into each store (rows/s); one against sixty daily
+#   chunks of the demo's view (allocation per chunk and peak heap, GOGC=50).
 #   bench/features.sh [ROWS] [ENTITIES]      (default 10,000,000 x 1,000,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +23,6 @@ for _ in $(seq 50); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null &&
 ours=$(sed -E 's/.*: ([0-9.]+) s,.*/\1/' "$dir/ours.txt")
 theirs=$(sed -E 's/.*: ([0-9.]+) s,.*/\1/' "$dir/peer.txt")
 echo "ratio: pandas $theirs s / driftline $ours s = $(echo "scale=2; $theirs / $ours" | bc)x (above 1: driftline is faster)"
+"$dir/featuresbench" -mode materialize -rows "${1:-10000000}" -redis "127.0.0.1:$port"
+GOGC=50 "$dir/featuresbench" -mode chunks -days 1
+GOGC=50 "$dir/featuresbench" -mode chunks -days 60

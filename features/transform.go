@@ -1,10 +1,11 @@
 package features
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,12 +56,7 @@ func (v View) Compute(rows []SourceRow) []FeatureRow {
 	for i, f := range v.Features {
 		fi[f.Name] = i
 	}
-	sort.SliceStable(rows, func(a, b int) bool {
-		if rows[a].Key != rows[b].Key {
-			return rows[a].Key < rows[b].Key
-		}
-		return rows[a].Event < rows[b].Event
-	})
+	rows = sortByKeyEvent(rows)
 	out := make([]FeatureRow, 0, len(rows))
 	for lo := 0; lo < len(rows); {
 		hi := lo
@@ -73,17 +69,52 @@ func (v View) Compute(rows []SourceRow) []FeatureRow {
 	return out
 }
 
+// sortByKeyEvent returns the rows grouped by key (in first-seen order) and by event within a
+// key, stably: keys are interned to integers so the sort compares numbers.
+func sortByKeyEvent(rows []SourceRow) []SourceRow {
+	ids := make(map[string]int32, 1024)
+	type ord struct {
+		key   int32
+		idx   int32
+		event int64
+	}
+	o := make([]ord, len(rows))
+	for i, r := range rows {
+		id, ok := ids[r.Key]
+		if !ok {
+			id = int32(len(ids))
+			ids[r.Key] = id
+		}
+		o[i] = ord{id, int32(i), r.Event}
+	}
+	slices.SortFunc(o, func(a, b ord) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.event, b.event); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	out := make([]SourceRow, len(rows))
+	for i, x := range o {
+		out[i] = rows[x.idx]
+	}
+	return out
+}
+
 // computeKey computes the feature rows of one key's rows (sorted by event).
 func (v View) computeKey(rows []SourceRow, ci, fi map[string]int, out []FeatureRow) []FeatureRow {
 	n := len(v.Features)
+	done := make([]bool, n)
 	for i, r := range rows {
 		vals := make([]float64, n)
+		clear(done)
 		created := r.Created
 		top := i // rows of the same event count in the window whatever their order
 		for top+1 < len(rows) && rows[top+1].Event == r.Event {
 			top++
 		}
-		done := make([]bool, n)
 		for j, f := range v.Features {
 			c := ci[f.Column]
 			switch f.Op {

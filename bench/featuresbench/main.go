@@ -19,13 +19,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/benchutil"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 )
 
 func main() {
-	mode := flag.String("mode", "online", "online or join")
+	mode := flag.String("mode", "online", "online, join, materialize or chunks")
+	days := flag.Int("days", 1, "chunks: days materialized (one chunk a day)")
 	redisAddr := flag.String("redis", "", "Redis host:port for the online mode (empty: embedded only)")
 	keys := flag.Int("keys", 100_000, "online: entities stored")
 	reads := flag.Int("reads", 200_000, "online: reads per store")
@@ -39,6 +44,10 @@ func main() {
 		err = online(*redisAddr, *keys, *reads)
 	case "join":
 		err = join(*nRows, *nEnts, *peer)
+	case "materialize":
+		err = materialize(*redisAddr, *nRows)
+	case "chunks":
+		err = chunks(*days)
 	default:
 		err = fmt.Errorf("mode %q", *mode)
 	}
@@ -208,4 +217,124 @@ func writePeer(dir string, rows []features.FeatureRow, ents []features.EntityRow
 		return err
 	}
 	return write("entities.bin", len(ents), func(i int) []int64 { return []int64{key(ents[i].Key), ents[i].At} })
+}
+
+// materialize computes a view (a 7-day rolling sum and the value) over n source rows of
+// n/100 keys (100 daily events each) and writes the latest row of each key to each store.
+func materialize(redisAddr string, n int) error {
+	ctx := context.Background()
+	const day = int64(24 * time.Hour / time.Microsecond)
+	keys := max(n/100, 1)
+	v := features.View{Name: "v", Entity: "e", Lookback: spec.Duration{Duration: 30 * 24 * time.Hour}, Features: []features.Feature{
+		{Name: "units", Op: features.OpValue, Column: "units"},
+		{Name: "units_7d", Op: features.OpRollingSum, Column: "units", Window: spec.Duration{Duration: 7 * 24 * time.Hour}}}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	src := make([]features.SourceRow, n)
+	for i := range src {
+		ev := int64(i/keys) * day
+		src[i] = features.SourceRow{Key: "k" + strconv.Itoa(i%keys), Event: ev, Created: ev + day, Cols: []float64{float64(rng.IntN(50))}}
+	}
+	dir, err := os.MkdirTemp("", "featuresbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	stores := map[string]func() (features.Online, error){"embedded (bbolt)": func() (features.Online, error) { return features.OpenBolt(filepath.Join(dir, "m.db")) }}
+	if redisAddr != "" {
+		stores["redis (loopback)"] = func() (features.Online, error) { return features.OpenRedis(ctx, redisAddr, "benchm:") }
+	}
+	for _, name := range []string{"embedded (bbolt)", "redis (loopback)"} {
+		open, ok := stores[name]
+		if !ok {
+			continue
+		}
+		o, err := open()
+		if err != nil {
+			return err
+		}
+		asOf := time.UnixMicro(int64(n/keys) * day)
+		t0 := time.Now()
+		written, err := features.Materialize(ctx, o, v, slices.Clone(src), asOf)
+		if err != nil {
+			return err
+		}
+		el := time.Since(t0)
+		fmt.Printf("materialize %-17s %d source rows of %d keys: %.2f s, %.2fM source rows/s, %d keys written\n", name, n, keys, el.Seconds(), float64(n)/el.Seconds()/1e6, written)
+		o.Close()
+	}
+	fmt.Printf("peak RSS %s\n", benchutil.PeakRSS())
+	return nil
+}
+
+// chunks materializes the demo's view (examples/features.yaml) one day at a time for `days`
+// days, from an in-memory copy of the demo's data at 50 stores x 50 items (2,500 keys), the
+// way the workflow's chunks do. The data itself is in memory (and grows with days), so what is
+// reported is the peak heap above it while the chunks run (sampled every 5 ms): it should not
+// depend on days.
+func chunks(days int) error {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items, cfg.Days = 50, 50, 60+days
+	if _, _, err := dataset.WriteRetail(ctx, b, "retail_demand", cfg); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile("examples/features.yaml")
+	if err != nil {
+		return err
+	}
+	if _, _, err := features.Apply(ctx, b, "retail", raw, "", "bench", "bench"); err != nil {
+		return err
+	}
+	specYAML, err := os.ReadFile("examples/demand.yaml")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "featuresbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o, err := features.OpenBolt(filepath.Join(dir, "c.db"))
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	act := &activities.Features{Store: b, Online: o}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base, peak, alloc0 := ms.HeapAlloc, ms.HeapAlloc, ms.TotalAlloc
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.ReadMemStats(&m)
+				peak = max(peak, m.HeapAlloc)
+			}
+		}
+	}()
+	t0 := time.Now()
+	keys := 0
+	for d := range days {
+		res, err := act.MaterializeChunk(ctx, pipeline.MaterializeChunkInput{Repo: "retail", View: "demand_history", SpecYAML: string(specYAML),
+			End: cfg.Start.AddDate(0, 0, 60+d+1)})
+		if err != nil {
+			return err
+		}
+		keys += res.Keys
+	}
+	el := time.Since(t0)
+	close(stop)
+	<-sampled
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("materialize %d daily chunks of 2,500 store-items (the demo's view): %.2f s, %d key writes; allocated %.1f MB a chunk; peak heap above the data %.1f MB (data %.1f MB)\n",
+		days, el.Seconds(), keys, float64(ms.TotalAlloc-alloc0)/1e6/float64(days), float64(peak-base)/1e6, float64(base)/1e6)
+	return nil
 }
