@@ -59,11 +59,13 @@ func (s *Server) pair(j pairJob) {
 	}
 }
 
-// pairWorker scores queued pairs until ctx is done.
+// pairWorker scores queued pairs until ctx is done or the server closes.
 func (s *Server) pairWorker(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.stopPairs:
 			return
 		case j := <-s.pairs:
 			s.scorePair(j)

@@ -64,6 +64,10 @@ type Server struct {
 	seriesCache map[seriesKey]okSeries
 	seen        *seenTokens
 	pairs       chan pairJob
+	// stopPairs ends the paired-scoring worker (Close); pairDone is closed when it has.
+	stopPairs chan struct{}
+	pairDone  chan struct{}
+	closing   sync.Once
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -108,6 +112,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s.pairs = make(chan pairJob, pairQueue)
+	s.stopPairs = make(chan struct{})
 	s.labels = predlog.NewLabelWriter(o.Store, o.Replica, o.LogBuffer, 5000, o.LogFlush)
 	s.labels.OnDrop = s.metrics.Dropped.Inc
 	s.mux = http.NewServeMux()
@@ -137,11 +142,20 @@ func (s *Server) Start(ctx context.Context) {
 		_ = w.poll(ctx)
 		go w.run(ctx, s.opts.Poll)
 	}
-	go s.pairWorker(ctx)
+	s.pairDone = make(chan struct{})
+	go func() {
+		defer close(s.pairDone)
+		s.pairWorker(ctx)
+	}()
 }
 
 // Close flushes the prediction log and the feedback labels.
+// The paired-scoring worker is stopped first: it writes to the log.
 func (s *Server) Close() {
+	s.closing.Do(func() { close(s.stopPairs) })
+	if s.pairDone != nil {
+		<-s.pairDone
+	}
 	s.log.Close()
 	s.labels.Close()
 }
