@@ -35,6 +35,10 @@ var histories = []struct {
 	{"promoted_after_canary.json", "ct/demand", false},
 	{"canary_promoted.json", "ct/demand/canary/v2", false},
 	{"broken_skips_validation.json", "ct/demand", true},
+	// The monitor of the demo (windows, the loop started on drift, stopped), and a
+	// materialization of five daily chunks on the serving worker's queue (make up).
+	{"monitor_started_the_loop.json", "monitor/demand", false},
+	{"materialize_five_chunks.json", "materialize/retail/demand_history", false},
 }
 
 func TestReplayRealHistories(t *testing.T) {
