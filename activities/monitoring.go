@@ -33,6 +33,8 @@ type MonitorMetrics struct {
 	ReviewOpen, ReviewEscalated *prometheus.GaugeVec
 	// EstimatedAccuracy (CBPE) and LiveAccuracy are a classifier's.
 	EstimatedAccuracy, LiveAccuracy *prometheus.GaugeVec
+	// FeatureAge is the largest age of the feature store's values the window's answers used.
+	FeatureAge *prometheus.GaugeVec
 }
 
 // NewMonitorMetrics builds and registers the monitor's metrics.
@@ -62,12 +64,13 @@ func NewMonitorMetrics(reg prometheus.Registerer) *MonitorMetrics {
 		ExplanationNDCG:     g("explanation_ndcg", "nDCG of the last window's feature ranking by mean |SHAP| against the reference's (1: same order)."),
 		EstimatedAccuracy:   g("estimated_accuracy", "A classifier's accuracy on the last window's requests estimated from its calibrated scores (CBPE), before labels."),
 		LiveAccuracy:        g("live_accuracy", "A classifier's accuracy on the last window's labels."),
+		FeatureAge:          g("feature_age_max_seconds", "Largest age of the online feature store's values the last window's answers used."),
 		ReviewOpen:          g("fairness_review_open", "1 while a fairness review of the model waits for acknowledgement."),
 		ReviewEscalated:     g("fairness_review_escalated", "1 while the open fairness review is escalated (unacknowledged past monitoring.review_timeout)."),
 	}
 	reg.MustRegister(m.Requests, m.Labels, m.UnknownLabels, m.BadParts, m.LiveMAE, m.EstimatedMAE, m.DriftScore, m.Drifted, m.DI, m.P99, m.OverSLO, m.Watermark,
 		m.MaxLiveMAE, m.MinDI, m.DIHigh, m.Interval, m.DecisionAccuracy, m.MinDecisionAccuracy, m.ExplanationNDCG,
-		m.ReviewOpen, m.ReviewEscalated, m.EstimatedAccuracy, m.LiveAccuracy)
+		m.ReviewOpen, m.ReviewEscalated, m.EstimatedAccuracy, m.LiveAccuracy, m.FeatureAge)
 	return m
 }
 
@@ -273,6 +276,9 @@ func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipe
 	if rep.Fairness != nil {
 		mm.DI.WithLabelValues(model).Set(rep.Fairness.DisparateImpact)
 		mm.DIHigh.WithLabelValues(model).Set(rep.Fairness.High)
+	}
+	if f := rep.KPIs.Features; f != nil {
+		mm.FeatureAge.WithLabelValues(model).Set(f.MaxAgeS)
 	}
 	if rep.KPIs.Requests > 0 {
 		mm.P99.WithLabelValues(model).Set(rep.KPIs.P99Ms)

@@ -101,6 +101,17 @@ type KPIs struct {
 	SLOMs     float64 `json:"latency_slo_ms"`
 	// OverSLO is the share of requests slower than the SLO.
 	OverSLO float64 `json:"over_slo_share"`
+	// Features is how fresh the feature store's values were (nil: no answer read the store).
+	Features *FeatureFreshness `json:"features,omitempty"`
+}
+
+// FeatureFreshness summarises the prediction log's feature provenance over the window.
+type FeatureFreshness struct {
+	Requests int `json:"requests"`  // answers that read the online store
+	FellBack int `json:"fell_back"` // values that fell back to defaults (missing, expired, store failed)
+	// The age of each answer's oldest served value: median and largest, seconds.
+	P50AgeS float64 `json:"age_p50_s"`
+	MaxAgeS float64 `json:"age_max_s"`
 }
 
 // LiveErrors are the errors on the labels that arrived in the window.
@@ -344,6 +355,7 @@ func answered(r predlog.Record) bool {
 func kpis(recs []predlog.Record, slo float64) KPIs {
 	k := KPIs{Requests: len(recs), SLOMs: slo}
 	lat := make([]float64, 0, len(recs))
+	var ages []float64
 	over := 0
 	for _, r := range recs {
 		if r.Error != "" {
@@ -351,6 +363,17 @@ func kpis(recs []predlog.Record, slo float64) KPIs {
 		}
 		if r.Fallback != "" {
 			k.Fallbacks++
+		}
+		if r.Features != "" {
+			var p predlog.FeatureProvenance
+			if json.Unmarshal([]byte(r.Features), &p) == nil {
+				if k.Features == nil {
+					k.Features = &FeatureFreshness{}
+				}
+				k.Features.Requests++
+				k.Features.FellBack += p.FellBack
+				ages = append(ages, p.OldestAgeS)
+			}
 		}
 		ms := float64(r.LatencyUs) / 1000
 		lat = append(lat, ms)
@@ -362,6 +385,10 @@ func kpis(recs []predlog.Record, slo float64) KPIs {
 		slices.Sort(lat)
 		k.P50Ms, k.P99Ms = quantile(lat, 0.5), quantile(lat, 0.99)
 		k.OverSLO = float64(over) / float64(len(lat))
+	}
+	if len(ages) > 0 {
+		slices.Sort(ages)
+		k.Features.P50AgeS, k.Features.MaxAgeS = quantile(ages, 0.5), ages[len(ages)-1]
 	}
 	return k
 }

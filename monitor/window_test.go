@@ -211,3 +211,18 @@ func TestWindowDecisionAccuracy(t *testing.T) {
 	require.Equal(t, 5, rep.Live.Decision.Labels)
 	require.False(t, rep.Live.Decision.Below)
 }
+
+// The window reports how fresh the feature store's values were, from the log's provenance:
+// answers that read the store, values that fell back, the median and largest age.
+func TestWindowReportsFeatureFreshness(t *testing.T) {
+	prov := func(fellBack int, age float64) string {
+		b, _ := json.Marshal(predlog.FeatureProvenance{Service: "demand_forecast", Served: 4 - fellBack, FellBack: fellBack, OldestAgeS: age})
+		return string(b)
+	}
+	recs := []predlog.Record{{LatencyUs: 100, Features: prov(0, 3600)}, {LatencyUs: 100, Features: prov(1, 7200)},
+		{LatencyUs: 100, Features: prov(0, 60)}, {LatencyUs: 100}}
+	k := kpis(recs, 50)
+	require.Equal(t, &FeatureFreshness{Requests: 3, FellBack: 1, P50AgeS: 3600, MaxAgeS: 7200}, k.Features)
+	require.Zero(t, k.Fallbacks, "provenance is not a fallback")
+	require.Nil(t, kpis(recs[3:], 50).Features, "no answer read the store")
+}

@@ -36,6 +36,19 @@ type Record struct {
 	Attributes string `parquet:"attributes"`
 	// Fallback says why a fallback answered or a feature was filled in (empty: none).
 	Fallback string `parquet:"fallback"`
+	// Features is where the feature store's values came from (FeatureProvenance as JSON;
+	// empty: none were read). Parts written before it read as empty.
+	Features string `parquet:"features"`
+}
+
+// FeatureProvenance says which of a request's features serving read from the online store
+// (docs/features.md): the service, how many of the features the model uses it served, how
+// many fell back (missing, expired, or the store failed), and the oldest served value's age.
+type FeatureProvenance struct {
+	Service    string  `json:"service"`
+	Served     int     `json:"served"`
+	FellBack   int     `json:"fell_back"`
+	OldestAgeS float64 `json:"oldest_age_s"`
 }
 
 // Label is a ground-truth label for an answered request (feedback/<model>/dt=.../part-*.parquet).

@@ -11,6 +11,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/predlog"
 )
 
 // FeatureFiller fills the features of a feature service a request does not carry from the
@@ -65,9 +66,10 @@ func (f *FeatureFiller) init(m *Metrics) error {
 	return nil
 }
 
-// Fill sets the service's features that the served models use (uses) and each row lacks;
-// the note records their provenance.
-func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string) bool, rows []map[string]float64, attrs map[string]string) (string, error) {
+// Fill sets the service's features that the served models use (uses) and each row lacks.
+// It returns their provenance (for the prediction log's features column) and, when some fell
+// back to their defaults, a note saying which and why (the log's fallback column).
+func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string) bool, rows []map[string]float64, attrs map[string]string) (string, *predlog.FeatureProvenance, error) {
 	missing := false
 	for _, r := range rows {
 		for _, n := range f.names {
@@ -77,13 +79,13 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 		}
 	}
 	if !missing {
-		return "", nil
+		return "", nil, nil
 	}
 	parts := make([]string, len(f.Keys))
 	for i, k := range f.Keys {
 		v, ok := attrs[k]
 		if !ok || v == "" {
-			return "", fmt.Errorf("attributes.%s is needed to read the features of %s from the online store", k, f.Service)
+			return "", nil, fmt.Errorf("attributes.%s is needed to read the features of %s from the online store", k, f.Service)
 		}
 		parts[i] = v
 	}
@@ -107,7 +109,7 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 			return features.Vector{}, ctx.Err()
 		}
 	})
-	var note []string
+	result := "ok"
 	if err != nil {
 		reason := "error"
 		switch {
@@ -116,13 +118,14 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 		case isTimeout(err):
 			reason = "timeout"
 		}
-		f.metrics.Enrichments.WithLabelValues(model, f.Service, "store_"+reason).Inc()
+		result = "store_" + reason
 		why := "online store failed (" + reason + ")"
 		vec = features.Vector{Values: make([]float64, len(f.names)), Missing: make([]string, len(f.names)), Age: make([]time.Duration, len(f.names))}
 		for i := range f.names {
 			vec.Values[i], vec.Missing[i] = math.NaN(), why
 		}
 	}
+	var notes []string
 	served, used, oldest := 0, 0, time.Duration(0)
 	for i, n := range f.names {
 		if !uses(n) {
@@ -133,10 +136,10 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 		if vec.Missing[i] != "" {
 			d, ok := f.Defaults[n]
 			if !ok {
-				return "", fmt.Errorf("feature %s of %s: %s, and no default is configured", n, key, vec.Missing[i])
+				return "", nil, fmt.Errorf("feature %s of %s: %s, and no default is configured", n, key, vec.Missing[i])
 			}
 			v = d
-			note = append(note, fmt.Sprintf("%s: %s; used the default %g", n, vec.Missing[i], d))
+			notes = append(notes, fmt.Sprintf("%s: %s; used the default %g", n, vec.Missing[i], d))
 		} else {
 			served++
 			oldest = max(oldest, vec.Age[i])
@@ -147,11 +150,13 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 			}
 		}
 	}
-	result := "ok"
-	if served < used {
+	if result == "ok" && served < used {
 		result = "partial"
 	}
 	f.metrics.Enrichments.WithLabelValues(model, f.Service, result).Inc()
-	head := fmt.Sprintf("features %s of %s from the online store: %d of %d, oldest %s", f.Service, key, served, used, oldest.Round(time.Second))
-	return strings.Join(append([]string{head}, note...), "; "), nil
+	prov := &predlog.FeatureProvenance{Service: f.Service, Served: served, FellBack: used - served, OldestAgeS: oldest.Seconds()}
+	if len(notes) == 0 {
+		return "", prov, nil // every value came from the store: provenance, not a fallback
+	}
+	return fmt.Sprintf("features %s of %s: %s", f.Service, key, strings.Join(notes, "; ")), prov, nil
 }

@@ -12,8 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
 )
@@ -52,7 +55,8 @@ func TestServingReadsTheFeatureServiceFromTheOnlineStore(t *testing.T) {
 	code, out := ask(`{"store_id": "1", "item_id": "2"}`)
 	require.Equal(t, http.StatusOK, code, out)
 	require.InDelta(t, 3, out["prediction"], 1e-6, "z from the online store")
-	require.Contains(t, out["fallback"], "features svc of 1|2 from the online store: 1 of 1, oldest 12h0m0s")
+	require.Nil(t, out["fallback"], "values from the store are provenance, not a fallback")
+	require.Equal(t, map[string]any{"service": "svc", "served": 1.0, "fell_back": 0.0, "oldest_age_s": 43200.0}, out["features"], "w is not used by the model")
 	code, out = post(t, ts.URL+"/v1/models/demand:predict", `{"features": {"x": 1, "z": 0}}`)
 	require.Equal(t, http.StatusOK, code, out)
 	require.InDelta(t, 2, out["prediction"], 1e-6, "a feature the request carries is not looked up")
@@ -63,7 +67,8 @@ func TestServingReadsTheFeatureServiceFromTheOnlineStore(t *testing.T) {
 	code, out = ask(`{"store_id": "3", "item_id": "4"}`)
 	require.Equal(t, http.StatusOK, code, out)
 	require.InDelta(t, 2.5, out["prediction"], 1e-6, "the default, not the expired value")
-	require.Contains(t, out["fallback"], "z: expired: 72h0m0s old, online_expiry 48h0m0s; used the default 0.5")
+	require.Contains(t, out["fallback"], "features svc of 3|4: z: expired: 72h0m0s old, online_expiry 48h0m0s; used the default 0.5")
+	require.Equal(t, 1.0, out["features"].(map[string]any)["fell_back"])
 	code, out = ask(`{"store_id": "1"}`)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, out["error"], "attributes.item_id is needed to read the features of svc")
@@ -72,4 +77,19 @@ func TestServingReadsTheFeatureServiceFromTheOnlineStore(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, out)
 	require.True(t, strings.Contains(fmt.Sprint(out["fallback"]), "z: online store failed (error); used the default 0.5"), out)
 	require.InDelta(t, 2.5, out["prediction"], 1e-6)
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Enrichments.WithLabelValues("demand", "svc", "store_error")))
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Enrichments.WithLabelValues("demand", "svc", "partial")), "the expired value")
+	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.Enrichments.WithLabelValues("demand", "svc", "ok")))
+	// The prediction log keeps the provenance apart from fallbacks.
+	s.Close()
+	recs, err := predlog.Read(ctx, b, "demand", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	withFeatures := 0
+	for _, r := range recs {
+		if r.Features != "" {
+			withFeatures++
+			require.Contains(t, r.Features, `"service":"svc"`)
+		}
+	}
+	require.Equal(t, 3, withFeatures, "the answers that read the store (served, expired with a default, store failed)")
 }

@@ -264,6 +264,8 @@ type PredictResponse struct {
 	Prediction  float64   `json:"prediction"`
 	Predictions []float64 `json:"predictions,omitempty"`
 	Fallback    string    `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
+	// Features says which features came from the online store and how old they were.
+	Features *predlog.FeatureProvenance `json:"features,omitempty"`
 	// LabelToken lets this client send the answer's ground-truth label (POST .../feedback).
 	LabelToken   string         `json:"label_token,omitempty"`
 	LabelTokens  []string       `json:"label_tokens,omitempty"` // one per instance of a batch
@@ -289,6 +291,7 @@ type ScoreResult struct {
 	Predictions  []float64
 	Explanations []*Explanation
 	Fallback     string // why a fallback answered or a feature was filled in
+	Features     string // where the feature store's values came from (predlog.FeatureProvenance JSON)
 }
 
 // ErrorKind is what went wrong with a request, for the front end to map to its status.
@@ -351,16 +354,21 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 			enrichNote = append(enrichNote, note)
 		}
 	}
+	provenance := ""
 	if f := s.opts.Features; f != nil {
 		uses := func(name string) bool {
 			return slices.Contains(t.production.model.Features, name) || (t.canary != nil && slices.Contains(t.canary.model.Features, name))
 		}
-		note, err := f.Fill(ctx, req.Model, uses, rows, req.Attributes)
+		note, prov, err := f.Fill(ctx, req.Model, uses, rows, req.Attributes)
 		if err != nil {
 			return ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 		}
 		if note != "" {
 			enrichNote = append(enrichNote, note)
+		}
+		if prov != nil {
+			b, _ := json.Marshal(prov)
+			provenance = string(b)
 		}
 	}
 	enriched := strings.Join(enrichNote, "; ")
@@ -381,7 +389,7 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 			}
 			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: req.Model, Version: int32(l.version), Route: string(route),
 				RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
-				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched)}
+				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched), Features: provenance}
 			if preds != nil {
 				rec.Prediction = preds[i]
 			}
@@ -402,7 +410,7 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 			if pair { // production's answer to the same request, off the request path
 				s.pair(pairJob{model: req.Model, l: t.production, rows: rows, id: req.RequestID, at: start, key: req.RoutingKey, attrs: attrJSON})
 			}
-			return ScoreResult{Version: t.canary.version, Route: route, Predictions: preds, Explanations: expl, Fallback: enriched}, nil
+			return ScoreResult{Version: t.canary.version, Route: route, Predictions: preds, Explanations: expl, Fallback: enriched, Features: provenance}, nil
 		case err == nil:
 			logRows(t.canary, route, preds, "", "")
 			pair = false // shadow: both models answered this request on its path
@@ -426,7 +434,7 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		}
 	}
 	return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction, Predictions: preds, Explanations: expl,
-		Fallback: joinNotes(fallback, enriched)}, nil
+		Fallback: joinNotes(fallback, enriched), Features: provenance}, nil
 }
 
 // joinNotes joins two fallback notes with "; ", either may be empty (no allocation then).
@@ -583,6 +591,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	answered(w, name, a.Version, a.Route)
 	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.Version, Route: string(a.Route), Fallback: a.Fallback,
 		LabelToken: s.labelToken(name, a.Version, req.RequestID, start)}
+	if a.Features != "" {
+		var p predlog.FeatureProvenance
+		if json.Unmarshal([]byte(a.Features), &p) == nil {
+			resp.Features = &p
+		}
+	}
 	if req.Instances != nil {
 		resp.Predictions, resp.Explanations, resp.LabelToken = a.Predictions, a.Explanations, ""
 		for i := range a.Predictions {

@@ -189,6 +189,10 @@ func printMonitorReport(uri string, r monitor.Report) {
 	k := r.KPIs
 	fmt.Printf("  requests %d  errors %d  fallbacks %d  latency p50 %.2f ms  p99 %.2f ms  over the %.0f ms SLO %.2f%%\n",
 		k.Requests, k.Errors, k.Fallbacks, k.P50Ms, k.P99Ms, k.SLOMs, 100*k.OverSLO)
+	if f := k.Features; f != nil {
+		fmt.Printf("  feature store: %d answers read it, %d values fell back; oldest value per answer p50 %s, max %s\n", f.Requests, f.FellBack,
+			time.Duration(f.P50AgeS*float64(time.Second)).Round(time.Second), time.Duration(f.MaxAgeS*float64(time.Second)).Round(time.Second))
+	}
 	if d := r.InputDrift; d != nil {
 		fmt.Printf("  input drift %v (acted on: %v), score %.3f: %s\n", d.Drifted, r.Drifted, d.Score, d.Why)
 		fmt.Printf("    %-18s %8s %8s %8s %s\n", "feature", "PSI", "KS", "p", "drifted")
