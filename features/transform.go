@@ -196,7 +196,7 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 	colOf := func(name string) (contract.Column, error) {
 		cc, ok := c.Column(name)
 		if !ok {
-			return cc, fmt.Errorf("view %q: %q is not a column of dataset %s", v.Name, name, v.Source.Dataset)
+			return cc, invalidf("view %q: %q is not a column of dataset %s", v.Name, name, v.Source.Dataset)
 		}
 		return cc, nil
 	}
@@ -221,13 +221,13 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 			parts := make([]string, len(keyCols))
 			for i, kc := range keyCols {
 				if bt.Cols[kc.Name].Null[r] {
-					return fmt.Errorf("view %q: %s row %d has no entity key %s", v.Name, bt.File, bt.FirstRow+int64(r), kc.Name)
+					return invalidf("view %q: %s row %d has no entity key %s", v.Name, bt.File, bt.FirstRow+int64(r), kc.Name)
 				}
 				parts[i] = bt.Value(kc, r)
 			}
 			ev, err := timeOf(bt, evCol, r)
 			if err != nil {
-				return fmt.Errorf("view %q: %s row %d: event_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), evCol.Name, err)
+				return invalidf("view %q: %s row %d: event_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), evCol.Name, err)
 			}
 			created := ev
 			if v.Source.CreatedTime != "" {
@@ -236,7 +236,7 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 					return err
 				}
 				if created, err = timeOf(bt, cc, r); err != nil {
-					return fmt.Errorf("view %q: %s row %d: created_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), cc.Name, err)
+					return invalidf("view %q: %s row %d: created_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), cc.Name, err)
 				}
 				created = max(created, ev)
 			}
@@ -245,7 +245,7 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 				d, ok := bt.Cols[name]
 				switch {
 				case !ok:
-					return fmt.Errorf("view %q: %s has no column %s (did the source's schema change?)", v.Name, bt.File, name)
+					return invalidf("view %q: %s has no column %s (did the source's schema change?)", v.Name, bt.File, name)
 				case d.Null[r]:
 					row.Cols[i] = math.NaN()
 				default:
@@ -292,45 +292,24 @@ type TrainingSet struct {
 // lookback).
 func Retrieve(ctx context.Context, b objstore.Bucket, r Repo, service string, contracts map[string]contract.Contract,
 	snaps map[string]dataset.Snapshot, entities []EntityRow) (TrainingSet, error) {
-	svc, ok := r.Service(service)
-	if !ok {
-		return TrainingSet{}, fmt.Errorf("feature service %q is not defined", service)
+	l, err := layout(r, service)
+	if err != nil {
+		return TrainingSet{}, err
 	}
-	ts := TrainingSet{Names: svc.Features, Vectors: make([][]float64, len(entities)), Events: make([][]int64, len(entities))}
+	ts := TrainingSet{Names: l.names, Views: l.views, Vectors: make([][]float64, len(entities)), Events: make([][]int64, len(entities))}
 	for i := range entities {
-		ts.Vectors[i] = make([]float64, len(svc.Features))
+		ts.Vectors[i] = make([]float64, len(l.names))
 	}
-	type slot struct{ pos, feature int }
-	byView := map[string][]slot{}
-	for pos, ref := range svc.Features {
-		view, feat, _ := strings.Cut(ref, ":")
-		v, ok := r.View(view)
-		if !ok {
-			return TrainingSet{}, fmt.Errorf("service %q: view %q is not defined", service, view)
-		}
-		j := -1
-		for k, f := range v.Features {
-			if f.Name == feat {
-				j = k
-			}
-		}
-		if j < 0 {
-			return TrainingSet{}, fmt.Errorf("service %q: view %q has no feature %q", service, view, feat)
-		}
-		if _, seen := byView[view]; !seen {
-			ts.Views = append(ts.Views, view)
-		}
-		byView[view] = append(byView[view], slot{pos, j})
-	}
+	byView := l.byView
 	for vi, name := range ts.Views {
 		v, _ := r.View(name)
 		ent, ok := r.Entity(v.Entity)
 		if !ok {
-			return TrainingSet{}, fmt.Errorf("view %q: entity %q is not defined", name, v.Entity)
+			return TrainingSet{}, invalidf("view %q: entity %q is not defined", name, v.Entity)
 		}
 		snap, ok := snaps[v.Source.Dataset]
 		if !ok {
-			return TrainingSet{}, fmt.Errorf("view %q: no snapshot of dataset %s", name, v.Source.Dataset)
+			return TrainingSet{}, invalidf("view %q: no snapshot of dataset %s", name, v.Source.Dataset)
 		}
 		src, err := ReadSource(ctx, b, v, ent, contracts[v.Source.Dataset], snap)
 		if err != nil {

@@ -37,3 +37,23 @@ type MaterializeChunkResult struct {
 	Keys, SourceRows   int
 	DefinitionsVersion int
 }
+
+// TrainingSetResult is a run's training set built from its window and a feature service
+// (spec feature_service): the window's rows with the service's features joined as of each
+// row's time, pinned as a snapshot the rest of the run reads instead of the window's.
+type TrainingSetResult struct {
+	Key  string `json:"key"` // the training set's snapshot manifest
+	URI  string `json:"uri"`
+	Rows int64  `json:"rows"`
+	// Columns are the features added, in the service's order (the model's names for them).
+	Columns []string `json:"columns"`
+	Repo    string   `json:"repo"`
+	Service string   `json:"service"`
+	// DefinitionsVersion is the version of the repository's definitions used (lineage).
+	DefinitionsVersion int    `json:"definitions_version"`
+	DefinitionsURI     string `json:"definitions_uri"`
+	// Missing counts, per added column, the rows with no value known as of their time.
+	Missing []int64 `json:"missing"`
+	// ReportURI is the manifest: sources pinned, definitions, counts.
+	ReportURI string `json:"report_uri"`
+}

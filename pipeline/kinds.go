@@ -27,6 +27,7 @@ type Stage string
 // The stages, in order.
 const (
 	StageSnapshot Stage = "snapshot"
+	StageFeatures Stage = "features" // the feature service's training set (spec feature_service)
 	StageValidate Stage = "validate"
 	StageDrift    Stage = "drift"
 	StageTrain    Stage = "train"

@@ -43,6 +43,7 @@ func WorkflowID(model string) string { return "ct/" + model }
 const (
 	ActSnapshot    = "Snapshot"
 	ActInspect     = "Inspect" // validate and drift in one pass over the window
+	ActTrainingSet = "TrainingSet" // a feature service's point-in-time training set (spec feature_service)
 	ActValidate    = "Validate"
 	ActDetect      = "Detect"
 	ActTrain       = "Train"
@@ -68,6 +69,6 @@ const (
 
 // Activities lists every activity name the pipeline worker must register (not the external
 // trainer's, which runs elsewhere).
-var Activities = []string{ActSnapshot, ActInspect, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
+var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
 	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActAttestKeys, ActSetCanary, ActAbortCanary, ActPromote,
 	ActCanaryEval, ActOutcome}

@@ -59,6 +59,7 @@ type Status struct {
 	From             string             `json:"from"`
 	To               string             `json:"to"`
 	Snapshot         *SnapshotResult    `json:"snapshot,omitempty"`
+	TrainingSet      *TrainingSetResult `json:"training_set,omitempty"`
 	Validation       *ValidateResult    `json:"validation,omitempty"`
 	Drift            *DriftResult       `json:"drift,omitempty"`
 	Training         *TrainResult       `json:"training,omitempty"`

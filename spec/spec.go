@@ -30,6 +30,9 @@ type Spec struct {
 	Model      string            `yaml:"model" json:"model"`
 	Dataset    Dataset           `yaml:"dataset" json:"dataset"`
 	Features   []string          `yaml:"features" json:"features"`
+	// FeatureService, when set, adds a feature service's features (docs/features.md) to the
+	// raw features: each run builds a point-in-time correct training set from the window.
+	FeatureService *FeatureService `yaml:"feature_service,omitempty" json:"feature_service,omitempty"`
 	Target     string            `yaml:"target" json:"target"`
 	Trainer    Trainer           `yaml:"trainer" json:"trainer"`
 	Contract   contract.Contract `yaml:"contract" json:"contract"`
@@ -53,6 +56,25 @@ type Dataset struct {
 	Keys        []string `yaml:"keys" json:"keys"`
 	WindowDays  int      `yaml:"window_days" json:"window_days"`
 	HoldoutDays int      `yaml:"holdout_days" json:"holdout_days"`
+}
+
+// FeatureService names a feature service of an applied feature repository.
+type FeatureService struct {
+	Repo string `yaml:"repo" json:"repo"`
+	Name string `yaml:"name" json:"name"`
+}
+
+// WithFeatures returns the spec a run trains with once its training set holds the feature
+// service's columns: names are added to the features and to the contract as nullable doubles
+// (a value may be unknown as of a row's time). The spec itself is left unchanged.
+func (s Spec) WithFeatures(names []string) Spec {
+	out := s
+	out.Features = append(slices.Clone(s.Features), names...)
+	out.Contract.Columns = slices.Clone(s.Contract.Columns)
+	for _, n := range names {
+		out.Contract.Columns = append(out.Contract.Columns, contract.Column{Name: n, Type: contract.TypeDouble, Role: contract.RoleFeature, Nullable: true})
+	}
+	return out
 }
 
 // Trainer names the training algorithm and its hyperparameters.
@@ -431,8 +453,15 @@ func (s Spec) Validate() error {
 	if s.Dataset.HoldoutDays >= s.Dataset.WindowDays {
 		add("dataset.holdout_days (%d) must be smaller than dataset.window_days (%d)", s.Dataset.HoldoutDays, s.Dataset.WindowDays)
 	}
-	if len(s.Features) == 0 {
-		add("features: at least one feature is required")
+	if fsv := s.FeatureService; fsv != nil {
+		if !namePattern.MatchString(fsv.Repo) || fsv.Name == "" {
+			add("feature_service: give repo (1-63 lowercase letters, digits, - or _) and name, got %q/%q", fsv.Repo, fsv.Name)
+		}
+		if s.Trainer.Name != "gbdt" && s.Trainer.TaskQueue == "" {
+			add("feature_service: trainer %s cannot take missing values, and a feature unknown as of a row's time is missing (use gbdt)", s.Trainer.Name)
+		}
+	} else if len(s.Features) == 0 {
+		add("features: at least one feature is required (or a feature_service)")
 	}
 	seen := map[string]bool{}
 	for i, f := range s.Features {

@@ -165,6 +165,22 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	r.done("%d files, %d rows pinned in %s", snap.Files, snap.Rows, snap.URI)
 	step := pipeline.StepInput{Model: model, RunID: r.runID, Spec: in.Spec, SnapshotKey: snap.Key}
 
+	// 1b Features: a spec naming a feature service trains on the window's rows with the
+	// service's features joined as of each row's time; the rest of the run reads that set.
+	if fsv := in.Spec.FeatureService; fsv != nil {
+		r.enter(pipeline.StageFeatures)
+		var ts pipeline.TrainingSetResult
+		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageFeatures, fmt.Sprintf("join %s/%s as of each row's time", fsv.Repo, fsv.Name)),
+			pipeline.ActTrainingSet, step).Get(ctx, &ts); err != nil {
+			return r.fail(err)
+		}
+		r.status.TrainingSet = &ts
+		in.Spec = in.Spec.WithFeatures(ts.Columns)
+		r.in.Spec = in.Spec
+		step.Spec, step.SnapshotKey = in.Spec, ts.Key
+		r.done("%d rows with %d features of %s/%s (definitions v%d) in %s", ts.Rows, len(ts.Columns), fsv.Repo, fsv.Name, ts.DefinitionsVersion, ts.URI)
+	}
+
 	// 2 Validate and 3 Drift: one pass over the window, which also prepares training (the
 	// candidate's reference profile and the gbdt bins from its training days).
 	var val pipeline.ValidateResult
@@ -250,6 +266,9 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	// 6 Register
 	r.enter(pipeline.StageRegister)
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI}
+	if ts := r.status.TrainingSet; ts != nil {
+		reports["training_set"] = ts.ReportURI
+	}
 	if dr.ReportURI != "" {
 		reports["drift"] = dr.ReportURI
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -649,4 +650,39 @@ func attested(decision, sub string, groups []string, version int, reason string,
 	token := signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signing)))
 	// What the caller claims besides is ignored: the attestation is the identity.
 	return pipeline.Approval{Approver: sub, Groups: groups, Reason: reason, Version: version, Attestation: token}
+}
+
+// A spec naming a feature service: the features step runs after the snapshot, and every later
+// step reads its training set with the service's features added to the spec's; the version's
+// reports name the training set's manifest.
+func (s *ctSuite) TestFeatureServiceRunTrainsOnTheTrainingSet() {
+	in := input(false)
+	in.Spec.FeatureService = &spec.FeatureService{Repo: "retail", Name: "demand_forecast"}
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: 28, Rows: 28000}, nil)
+	s.env.OnActivity(data.TrainingSet, mock.Anything, mock.MatchedBy(func(in pipeline.StepInput) bool {
+		return in.SnapshotKey == "snapshots/d/r.json" && !slices.Contains(in.Spec.Features, "units_7d")
+	})).Return(pipeline.TrainingSetResult{Key: "snapshots/d/r-features.json", Rows: 28000, Columns: []string{"units_7d", "price_rel_28d"},
+		ReportURI: "s3://b/reports/demand/r/training_set.json", DefinitionsVersion: 3}, nil).Once()
+	onSet := func(in pipeline.StepInput) bool {
+		col, ok := in.Spec.Contract.Column("units_7d")
+		return in.SnapshotKey == "snapshots/d/r-features.json" && slices.Contains(in.Spec.Features, "units_7d") &&
+			slices.Contains(in.Spec.Features, "price") && ok && col.Nullable
+	}
+	s.env.OnActivity(data.Inspect, mock.Anything, mock.MatchedBy(onSet)).Return(pipeline.InspectResult{
+		Validation: pipeline.ValidateResult{RowsRead: 28000, RowsAccepted: 28000}, Drift: pipeline.DriftResult{Why: "no reference"}}, nil).Once()
+	s.env.OnActivity(train.Train, mock.Anything, mock.MatchedBy(func(in pipeline.TrainInput) bool { return onSet(in.StepInput) })).
+		Return(pipeline.TrainResult{ArtifactKey: "a"}, nil).Once()
+	s.env.OnActivity(train.Evaluate, mock.Anything, mock.MatchedBy(func(in pipeline.EvaluateInput) bool { return onSet(in.StepInput) })).
+		Return(pipeline.EvaluateResult{CandidateMAE: 1.6, HoldoutRows: 7000}, nil).Once()
+	s.env.OnActivity(reg.Register, mock.Anything, mock.MatchedBy(func(in pipeline.RegisterInput) bool {
+		return onSet(in.StepInput) && in.Reports["training_set"] == "s3://b/reports/demand/r/training_set.json"
+	})).Return(pipeline.RegisterResult{Version: 1}, nil).Once()
+	s.allow(false)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
+	s.Equal(pipeline.StageFeatures, st.Steps[1].Name)
+	s.Equal(3, st.TrainingSet.DefinitionsVersion)
 }

@@ -19,6 +19,7 @@ type stepOptions struct {
 
 var steps = map[pipeline.Stage]stepOptions{
 	pipeline.StageSnapshot: {startToClose: 5 * time.Minute, heartbeat: heartbeat, attempts: 5},
+	pipeline.StageFeatures: {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
 	pipeline.StageValidate: {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
 	pipeline.StageDrift:    {startToClose: 30 * time.Minute, heartbeat: heartbeat, attempts: 5},
 	pipeline.StageTrain:    {startToClose: 2 * time.Hour, heartbeat: heartbeat, attempts: 3},
