@@ -42,7 +42,7 @@ func WorkflowID(model string) string { return "ct/" + model }
 // behind them.
 const (
 	ActSnapshot    = "Snapshot"
-	ActInspect     = "Inspect" // validate and drift in one pass over the window
+	ActInspect     = "Inspect"     // validate and drift in one pass over the window
 	ActTrainingSet = "TrainingSet" // a feature service's point-in-time training set (spec feature_service)
 	ActValidate    = "Validate"
 	ActDetect      = "Detect"

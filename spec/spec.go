@@ -25,20 +25,20 @@ const APIVersion = "driftline.dev/v1"
 
 // Spec is one model's spec. It travels inside workflow inputs, so it stays small.
 type Spec struct {
-	APIVersion string            `yaml:"apiVersion" json:"apiVersion"`
-	Kind       string            `yaml:"kind" json:"kind"`
-	Model      string            `yaml:"model" json:"model"`
-	Dataset    Dataset           `yaml:"dataset" json:"dataset"`
-	Features   []string          `yaml:"features" json:"features"`
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string   `yaml:"kind" json:"kind"`
+	Model      string   `yaml:"model" json:"model"`
+	Dataset    Dataset  `yaml:"dataset" json:"dataset"`
+	Features   []string `yaml:"features" json:"features"`
 	// FeatureService, when set, adds a feature service's features (docs/features.md) to the
 	// raw features: each run builds a point-in-time correct training set from the window.
-	FeatureService *FeatureService `yaml:"feature_service,omitempty" json:"feature_service,omitempty"`
-	Target     string            `yaml:"target" json:"target"`
-	Trainer    Trainer           `yaml:"trainer" json:"trainer"`
-	Contract   contract.Contract `yaml:"contract" json:"contract"`
-	Drift      Drift             `yaml:"drift" json:"drift"`
-	Evaluation Evaluation        `yaml:"evaluation" json:"evaluation"`
-	Fairness   Fairness          `yaml:"fairness" json:"fairness"`
+	FeatureService *FeatureService   `yaml:"feature_service,omitempty" json:"feature_service,omitempty"`
+	Target         string            `yaml:"target" json:"target"`
+	Trainer        Trainer           `yaml:"trainer" json:"trainer"`
+	Contract       contract.Contract `yaml:"contract" json:"contract"`
+	Drift          Drift             `yaml:"drift" json:"drift"`
+	Evaluation     Evaluation        `yaml:"evaluation" json:"evaluation"`
+	Fairness       Fairness          `yaml:"fairness" json:"fairness"`
 	// Quantization: the int8 variant made at registration.
 	Quantization Quantization `yaml:"quantization" json:"quantization"`
 	Approval     Approval     `yaml:"approval" json:"approval"`
