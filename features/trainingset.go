@@ -85,14 +85,60 @@ type TrainingSetInput struct {
 	Prefix string
 	// Progress, when set, is called after each day written (activities heartbeat with it).
 	Progress func(day string, rows int64)
+	// TempDir holds the partitions spilled while joining (empty: the system's).
+	TempDir string
+	// RowsPerPartition bounds memory: entity and source rows are partitioned by a hash of
+	// their key so a partition holds about this many (0: 1,000,000).
+	RowsPerPartition int64
 }
 
 // TrainingSetOutput is the training set: a snapshot of its files (one per day of the window),
 // its added columns and how many rows had no value for each.
 type TrainingSetOutput struct {
-	Snapshot dataset.Snapshot
-	Columns  []string
-	Missing  []int64
+	Snapshot   dataset.Snapshot
+	Columns    []string
+	Missing    []int64
+	Partitions int
+}
+
+// entityJoin is the join of one entity's views: its rows partitioned by key hash.
+type entityJoin struct {
+	name  string
+	cols  []contract.Column
+	views []string
+	slots []int // the vector positions this entity's views fill, in order
+	// byView holds, per view, its slots (position, the view's feature index) in that order.
+	byView map[string][]slot
+	ents  *spill
+	srcs  map[string]*spill
+	res   *spill
+}
+
+func (e *entityJoin) key(bt *dataset.Batch, r int) (string, error) {
+	parts := make([]string, len(e.cols))
+	for i, c := range e.cols {
+		if bt.Cols[c.Name].Null[r] {
+			return "", invalidf("%s row %d has no entity key %s", bt.File, bt.FirstRow+int64(r), c.Name)
+		}
+		parts[i] = bt.Value(c, r)
+	}
+	return strings.Join(parts, "|"), nil
+}
+
+func (e *entityJoin) close() {
+	for _, s := range append([]*spill{e.ents, e.res}, mapValues(e.srcs)...) {
+		if s != nil {
+			s.close()
+		}
+	}
+}
+
+func mapValues(m map[string]*spill) []*spill {
+	out := make([]*spill, 0, len(m))
+	for _, s := range m {
+		out = append(out, s)
+	}
+	return out
 }
 
 // BuildTrainingSet writes the window's rows with the service's features joined as of each
@@ -100,8 +146,13 @@ type TrainingSetOutput struct {
 // Parquet: every contract column as it was read plus one double column per feature (null when
 // nothing was known). Rows the contract rejects are written too, with no features, so the
 // run's validation quarantines them with their reasons as it would without a feature service.
-// Memory: the views' computed rows, the window's entity rows and their vectors, and one day's
-// file; the window is read twice (entity rows, then the rows written).
+//
+// Memory is bounded, whatever the window's and the sources' sizes: the window's entity rows
+// (ordinal, key, time) and the views' source rows are spilled to local files partitioned by a
+// hash of the entity key (a grace hash join); each partition is computed and joined on its own
+// and its vectors spilled in row order; a last pass over the window streams each day's rows
+// with their vectors into that day's Parquet file. Peak memory is one partition (about
+// RowsPerPartition rows) plus one day's file being built.
 func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInput) (TrainingSetOutput, error) {
 	l, err := layout(in.Repo, in.Service)
 	if err != nil {
@@ -115,32 +166,76 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 	if !ok {
 		return TrainingSetOutput{}, invalidf("event time %q is not a column of dataset %s", in.EventTime, in.Base.Dataset)
 	}
-	// The entity key of each accepted row, per entity the service's views use.
-	type entityKeys struct {
-		cols []contract.Column
-		rows []EntityRow
-	}
-	ents := map[string]*entityKeys{}
-	var entOrder []string
+	// One join per entity the service's views use.
+	var joins []*entityJoin
+	byEntity := map[string]*entityJoin{}
+	est := in.Base.Rows
 	for _, name := range l.views {
 		v, _ := in.Repo.View(name)
-		if _, done := ents[v.Entity]; done {
-			continue
-		}
-		ent, ok := in.Repo.Entity(v.Entity)
+		snap, ok := in.Sources[v.Source.Dataset]
 		if !ok {
-			return TrainingSetOutput{}, invalidf("view %q: entity %q is not defined", name, v.Entity)
+			return TrainingSetOutput{}, invalidf("view %q: no snapshot of its source dataset %s", name, v.Source.Dataset)
 		}
-		ek := &entityKeys{}
-		for _, k := range ent.Keys {
-			c, ok := in.BaseContract.Column(k)
+		est += snap.Rows
+		j := byEntity[v.Entity]
+		if j == nil {
+			ent, ok := in.Repo.Entity(v.Entity)
 			if !ok {
-				return TrainingSetOutput{}, invalidf("view %q: entity %s key %q is not a column of dataset %s", name, ent.Name, k, in.Base.Dataset)
+				return TrainingSetOutput{}, invalidf("view %q: entity %q is not defined", name, v.Entity)
 			}
-			ek.cols = append(ek.cols, c)
+			j = &entityJoin{name: v.Entity, srcs: map[string]*spill{}, byView: map[string][]slot{}}
+			for _, k := range ent.Keys {
+				c, ok := in.BaseContract.Column(k)
+				if !ok {
+					return TrainingSetOutput{}, invalidf("view %q: entity %s key %q is not a column of dataset %s", name, ent.Name, k, in.Base.Dataset)
+				}
+				j.cols = append(j.cols, c)
+			}
+			byEntity[v.Entity] = j
+			joins = append(joins, j)
 		}
-		ents[v.Entity] = ek
-		entOrder = append(entOrder, v.Entity)
+		j.views = append(j.views, name)
+		j.byView[name] = l.byView[name]
+		for _, s := range l.byView[name] {
+			j.slots = append(j.slots, s.pos)
+		}
+	}
+	per := in.RowsPerPartition
+	if per <= 0 {
+		per = 1_000_000
+	}
+	k := int(min(max(1, (est+per-1)/per), 1024))
+	defer func() {
+		for _, j := range joins {
+			j.close()
+		}
+	}()
+	for _, j := range joins {
+		if j.ents, err = newSpill(in.TempDir, k); err != nil {
+			return TrainingSetOutput{}, err
+		}
+		if j.res, err = newSpill(in.TempDir, k); err != nil {
+			return TrainingSetOutput{}, err
+		}
+		for _, name := range j.views {
+			if j.srcs[name], err = newSpill(in.TempDir, k); err != nil {
+				return TrainingSetOutput{}, err
+			}
+		}
+	}
+
+	// Pass 1: the window's accepted rows, partitioned per entity.
+	var n int64
+	encs := func(s *spill) []*enc {
+		out := make([]*enc, len(s.w))
+		for p, w := range s.w {
+			out[p] = &enc{w: w}
+		}
+		return out
+	}
+	entEnc := make([][]*enc, len(joins))
+	for ji, j := range joins {
+		entEnc[ji] = encs(j.ents)
 	}
 	err = dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
 		for r := 0; r < bt.Rows; r++ {
@@ -151,64 +246,70 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			if err != nil {
 				return invalidf("%s row %d: %s: %w", bt.File, bt.FirstRow+int64(r), evCol.Name, err)
 			}
-			for _, name := range entOrder {
-				ek := ents[name]
-				parts := make([]string, len(ek.cols))
-				for i, c := range ek.cols {
-					if bt.Cols[c.Name].Null[r] {
-						return invalidf("%s row %d has no entity key %s", bt.File, bt.FirstRow+int64(r), c.Name)
-					}
-					parts[i] = bt.Value(c, r)
+			for ji, j := range joins {
+				key, err := j.key(bt, r)
+				if err != nil {
+					return err
 				}
-				ek.rows = append(ek.rows, EntityRow{Key: strings.Join(parts, "|"), At: at})
+				e := entEnc[ji][partitionOf(key, k)]
+				e.int(n)
+				e.str(key)
+				e.int(at)
+				if e.err != nil {
+					return fmt.Errorf("spill: %w", e.err)
+				}
 			}
+			n++
 		}
 		return nil
 	})
 	if err != nil {
 		return TrainingSetOutput{}, err
 	}
-	n := 0
-	if len(entOrder) > 0 {
-		n = len(ents[entOrder[0]].rows)
-	}
-	// vectors[i*len(cols)+j]: feature j of accepted row i.
-	vectors := make([]float64, n*len(cols))
-	for i := range vectors {
-		vectors[i] = math.NaN()
-	}
-	missing := make([]int64, len(cols))
-	for _, name := range l.views {
-		v, _ := in.Repo.View(name)
-		ent, _ := in.Repo.Entity(v.Entity)
-		snap, ok := in.Sources[v.Source.Dataset]
-		if !ok {
-			return TrainingSetOutput{}, invalidf("view %q: no snapshot of its source dataset %s", name, v.Source.Dataset)
-		}
-		src, err := ReadSource(ctx, b, v, ent, in.Contracts[v.Source.Dataset], snap)
-		if err != nil {
-			return TrainingSetOutput{}, err
-		}
-		matches := AsOf(ents[v.Entity].rows, v.Compute(src), v.Lookback.Duration)
-		for i, m := range matches {
-			if !m.Found {
-				continue
-			}
-			for _, s := range l.byView[name] {
-				vectors[i*len(cols)+s.pos] = m.Values[s.feature]
+	// The views' source rows, partitioned the same way.
+	for _, j := range joins {
+		for _, name := range j.views {
+			v, _ := in.Repo.View(name)
+			ent, _ := in.Repo.Entity(v.Entity)
+			es := encs(j.srcs[name])
+			err := ScanSourceRows(ctx, b, v, ent, in.Contracts[v.Source.Dataset], in.Sources[v.Source.Dataset], func(row SourceRow) error {
+				e := es[partitionOf(row.Key, k)]
+				e.str(row.Key)
+				e.int(row.Event)
+				e.int(row.Created)
+				for _, x := range row.Cols {
+					e.float(x)
+				}
+				return e.err
+			})
+			if err != nil {
+				return TrainingSetOutput{}, err
 			}
 		}
 	}
-	for i := 0; i < n; i++ {
-		for j := range cols {
-			if math.IsNaN(vectors[i*len(cols)+j]) {
-				missing[j]++
+	// Each partition joined on its own; its vectors (this entity's slots) spilled in row order.
+	for _, j := range joins {
+		for p := range k {
+			if err := j.joinPartition(in.Repo, p); err != nil {
+				return TrainingSetOutput{}, err
 			}
 		}
 	}
 
-	out := TrainingSetOutput{Columns: cols, Missing: missing,
+	// Pass 2: the window again, each row with its vector, a file per day.
+	out := TrainingSetOutput{Columns: cols, Missing: make([]int64, len(cols)), Partitions: k,
 		Snapshot: dataset.Snapshot{ID: in.Base.ID + "-features", Dataset: in.Base.Dataset, From: in.Base.From, To: in.Base.To}}
+	res := make([][]*dec, len(joins))
+	for ji, j := range joins {
+		res[ji] = make([]*dec, k)
+		for p := range k {
+			r, err := j.res.reader(p)
+			if err != nil {
+				return TrainingSetOutput{}, err
+			}
+			res[ji][p] = &dec{r: r}
+		}
+	}
 	var w *dataset.RowWriter
 	day := ""
 	flush := func() error {
@@ -233,11 +334,8 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 		w = nil
 		return nil
 	}
-	none := make([]float64, len(cols))
-	for j := range none {
-		none[j] = math.NaN()
-	}
-	i := 0
+	x := make([]float64, len(cols))
+	var i int64
 	err = dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
 		if bt.Date != day {
 			if err := flush(); err != nil {
@@ -251,9 +349,28 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			}
 		}
 		for r := 0; r < bt.Rows; r++ {
-			x := none
+			for c := range x {
+				x[c] = math.NaN()
+			}
 			if bt.Accepted[r] {
-				x = vectors[i*len(cols) : (i+1)*len(cols)]
+				for ji, j := range joins {
+					key, err := j.key(bt, r)
+					if err != nil {
+						return err
+					}
+					d := res[ji][partitionOf(key, k)]
+					if got := d.int(); d.err != nil || got != i {
+						return fmt.Errorf("training set: row %d of %s (row %d) read back as row %d: %v (did the window change while it was read?)", i, bt.File, bt.FirstRow+int64(r), got, d.err)
+					}
+					for _, pos := range j.slots {
+						x[pos] = d.float()
+					}
+				}
+				for c := range x {
+					if math.IsNaN(x[c]) {
+						out.Missing[c]++
+					}
+				}
 				i++
 			}
 			if err := w.Write(bt, r, x); err != nil {
@@ -265,5 +382,75 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 	if err == nil {
 		err = flush()
 	}
+	if err == nil && i != n {
+		err = fmt.Errorf("training set: the window had %d accepted rows on the first pass and %d on the second", n, i)
+	}
 	return out, err
+}
+
+// joinPartition reads partition p of the entity's rows and of its views' source rows,
+// computes and joins each view, and spills the vectors (the entity's slots) in row order.
+func (j *entityJoin) joinPartition(repo Repo, p int) error {
+	r, err := j.ents.reader(p)
+	if err != nil {
+		return err
+	}
+	var ords []int64
+	var ents []EntityRow
+	for d := (&dec{r: r}); d.more(); {
+		ord, key, at := d.int(), d.str(), d.int()
+		if d.err != nil {
+			return fmt.Errorf("spill: %w", d.err)
+		}
+		ords = append(ords, ord)
+		ents = append(ents, EntityRow{Key: key, At: at})
+	}
+	j.ents.drop(p)
+	vals := make([]float64, len(ents)*len(j.slots))
+	for i := range vals {
+		vals[i] = math.NaN()
+	}
+	off := 0
+	for _, name := range j.views {
+		v, _ := repo.View(name)
+		ncol := len(v.Columns())
+		r, err := j.srcs[name].reader(p)
+		if err != nil {
+			return err
+		}
+		var src []SourceRow
+		for d := (&dec{r: r}); d.more(); {
+			row := SourceRow{Key: d.str(), Event: d.int(), Created: d.int(), Cols: make([]float64, ncol)}
+			for c := range row.Cols {
+				row.Cols[c] = d.float()
+			}
+			if d.err != nil {
+				return fmt.Errorf("spill: %w", d.err)
+			}
+			src = append(src, row)
+		}
+		j.srcs[name].drop(p)
+		matches := AsOf(ents, v.Compute(src), v.Lookback.Duration)
+		slots := j.byView[name]
+		for i, m := range matches {
+			if !m.Found {
+				continue
+			}
+			for s, sl := range slots {
+				vals[i*len(j.slots)+off+s] = m.Values[sl.feature]
+			}
+		}
+		off += len(slots)
+	}
+	e := &enc{w: j.res.w[p]}
+	for i, ord := range ords {
+		e.int(ord)
+		for _, x := range vals[i*len(j.slots) : (i+1)*len(j.slots)] {
+			e.float(x)
+		}
+	}
+	if e.err != nil {
+		return fmt.Errorf("spill: %w", e.err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package features
 import (
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,25 @@ func TestBuildTrainingSetOnMinIO(t *testing.T) {
 		k++
 	}
 	require.Greater(t, found, 3*len(ents), "most rows have history 30 days into the data")
+	tmp := t.TempDir()
+	// Partitioned in 40 or so (the bound on memory): the same set, value for value.
+	small, err := BuildTrainingSet(ctx, store, TrainingSetInput{Repo: repo, Service: "demand_forecast", Base: base, BaseContract: c,
+		EventTime: "date", Sources: map[string]dataset.Snapshot{"retail_demand": src}, Contracts: contracts,
+		Prefix: "trainingsets/demand_fs/r2/", RowsPerPartition: 50, TempDir: tmp})
+	require.NoError(t, err)
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, left, "the spilled partitions are removed")
+	require.Equal(t, 1, out.Partitions)
+	require.Greater(t, small.Partitions, 20)
+	require.Equal(t, out.Missing, small.Missing)
+	got2, feats2 := read(small.Snapshot, sp.WithFeatures(out.Columns), out.Columns)
+	require.Equal(t, got, got2)
+	for i := range feats {
+		for j := range feats[i] {
+			require.Equal(t, math.Float64bits(feats[i][j]), math.Float64bits(feats2[i][j]), "row %d %s", i, out.Columns[j])
+		}
+	}
 	var missing int64
 	for _, m := range out.Missing {
 		missing += m

@@ -191,8 +191,18 @@ func operand(name string, r SourceRow, vals []float64, done []bool, ci, fi map[s
 // contract rejects are left out, as training leaves them out; a row without its keys or event
 // time is an error naming the file and row.
 func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c contract.Contract, snap dataset.Snapshot) ([]SourceRow, error) {
-	cols := v.Columns()
 	var out []SourceRow
+	err := ScanSourceRows(ctx, b, v, ent, c, snap, func(r SourceRow) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// ScanSourceRows is ReadSource one row at a time, in the source's order: memory is one row
+// group.
+func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, c contract.Contract, snap dataset.Snapshot, visit func(SourceRow) error) error {
+	cols := v.Columns()
 	colOf := func(name string) (contract.Column, error) {
 		cc, ok := c.Column(name)
 		if !ok {
@@ -204,13 +214,13 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 	for i, k := range ent.Keys {
 		cc, err := colOf(k)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		keyCols[i] = cc
 	}
 	evCol, err := colOf(v.Source.EventTime)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	after := v.Source.AvailableAfter.Microseconds()
 	err = dataset.ScanSource(ctx, b, snap, c, dataset.AllDays)(func(bt *dataset.Batch) error {
@@ -252,11 +262,13 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 					row.Cols[i] = d.Num[r]
 				}
 			}
-			out = append(out, row)
+			if err := visit(row); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	return out, err
+	return err
 }
 
 // timeOf reads a time cell as Unix microseconds.

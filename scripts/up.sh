@@ -80,8 +80,11 @@ start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rb
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 # Serving holds the embedded online store (bbolt: one process) and runs the materialization
 # chunks for it (task queue driftline-features; driftline features materialize uses it).
-start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand --poll 1s \
+# demand_fs reads the feature service demand_forecast from it by store_id and item_id; the
+# demo's data is from October 2026, so serving reads the store as of its end (--features-as-of).
+start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand,demand_fs --poll 1s \
   --online-store "bolt:$DATA/online.db" --features-queue driftline-features \
+  --feature-service demand_forecast --entity-attributes store_id,item_id --features-as-of 2026-10-31T00:00:00Z \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
 # Debian's Prometheus with the alerting rules (make up installs it), scraping both workers.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -24,9 +25,13 @@ import (
 // prediction log) says which values came from the store, how old they were, and which were
 // missing and why.
 type FeatureFiller struct {
-	Store   features.Online
-	Repo    features.Repo
-	Service string
+	Store features.Online
+	// Repo holds the definitions; or Load reads the applied ones (driftline features apply):
+	// serving may start before they are applied, and picks up a new version within ReloadEvery.
+	Repo        features.Repo
+	Load        func(context.Context) (features.Repo, bool, error)
+	ReloadEvery time.Duration
+	Service     string
 	// Keys are the request attributes that make the entity key, in the entity's key order.
 	Keys    []string
 	Timeout time.Duration
@@ -34,19 +39,74 @@ type FeatureFiller struct {
 	// Defaults are used, per feature, for a value the store cannot give.
 	Defaults map[string]float64
 
-	names   []string // the service's features as the model names them (after view:)
-	breaker *gobreaker.CircuitBreaker[features.Vector]
-	metrics *Metrics
+	state    atomic.Pointer[fillerState]
+	lastLoad atomic.Int64 // UnixNano of the last Load attempt
+	breaker  *gobreaker.CircuitBreaker[features.Vector]
+	metrics  *Metrics
+}
+
+// fillerState is the definitions in use and the service's features as the model names them
+// (after view:).
+type fillerState struct {
+	repo  features.Repo
+	names []string
+}
+
+func newFillerState(r features.Repo, service string) (*fillerState, error) {
+	svc, ok := r.Service(service)
+	if !ok {
+		return nil, fmt.Errorf("feature service %q is not in the definitions", service)
+	}
+	st := &fillerState{repo: r}
+	for _, ref := range svc.Features {
+		_, name, _ := strings.Cut(ref, ":")
+		st.names = append(st.names, name)
+	}
+	return st, nil
+}
+
+// current returns the definitions in use: loaded on first need (at most once a second while
+// none are applied) and reloaded in the background every ReloadEvery.
+func (f *FeatureFiller) current(ctx context.Context) *fillerState {
+	st := f.state.Load()
+	if f.Load == nil {
+		return st
+	}
+	last, now := f.lastLoad.Load(), time.Now().UnixNano()
+	every := f.ReloadEvery
+	if st == nil {
+		every = min(every, time.Second)
+	}
+	if time.Duration(now-last) < every || !f.lastLoad.CompareAndSwap(last, now) {
+		return st
+	}
+	load := func(ctx context.Context) {
+		r, ok, err := f.Load(ctx)
+		if err != nil || !ok {
+			return
+		}
+		if next, err := newFillerState(r, f.Service); err == nil {
+			f.state.Store(next)
+		}
+	}
+	if st == nil {
+		load(ctx)
+		return f.state.Load()
+	}
+	go load(context.WithoutCancel(ctx))
+	return st
 }
 
 func (f *FeatureFiller) init(m *Metrics) error {
-	svc, ok := f.Repo.Service(f.Service)
-	if !ok {
-		return fmt.Errorf("feature service %q is not in the definitions", f.Service)
+	if f.Load == nil {
+		st, err := newFillerState(f.Repo, f.Service)
+		if err != nil {
+			return err
+		}
+		f.state.Store(st)
 	}
-	for _, ref := range svc.Features {
-		_, name, _ := strings.Cut(ref, ":")
-		f.names = append(f.names, name)
+	if f.ReloadEvery <= 0 {
+		f.ReloadEvery = 30 * time.Second
 	}
 	if f.Timeout <= 0 {
 		f.Timeout = 20 * time.Millisecond
@@ -70,9 +130,13 @@ func (f *FeatureFiller) init(m *Metrics) error {
 // It returns their provenance (for the prediction log's features column) and, when some fell
 // back to their defaults, a note saying which and why (the log's fallback column).
 func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string) bool, rows []map[string]float64, attrs map[string]string) (string, *predlog.FeatureProvenance, error) {
+	st := f.current(ctx)
+	if st == nil {
+		return "", nil, nil // no definitions applied yet: the request is checked as it came
+	}
 	missing := false
 	for _, r := range rows {
-		for _, n := range f.names {
+		for _, n := range st.names {
 			if _, ok := r[n]; !ok && uses(n) {
 				missing = true
 			}
@@ -99,7 +163,7 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 		}
 		done := make(chan result, 1)
 		go func() {
-			v, err := features.ReadService(ctx, f.Store, f.Repo, f.Service, key, f.Now())
+			v, err := features.ReadService(ctx, f.Store, st.repo, f.Service, key, f.Now())
 			done <- result{v, err}
 		}()
 		select {
@@ -120,14 +184,14 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 		}
 		result = "store_" + reason
 		why := "online store failed (" + reason + ")"
-		vec = features.Vector{Values: make([]float64, len(f.names)), Missing: make([]string, len(f.names)), Age: make([]time.Duration, len(f.names))}
-		for i := range f.names {
+		vec = features.Vector{Values: make([]float64, len(st.names)), Missing: make([]string, len(st.names)), Age: make([]time.Duration, len(st.names))}
+		for i := range st.names {
 			vec.Values[i], vec.Missing[i] = math.NaN(), why
 		}
 	}
 	var notes []string
 	served, used, oldest := 0, 0, time.Duration(0)
-	for i, n := range f.names {
+	for i, n := range st.names {
 		if !uses(n) {
 			continue
 		}

@@ -3,10 +3,12 @@ package serving
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,4 +94,53 @@ func TestServingReadsTheFeatureServiceFromTheOnlineStore(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, withFeatures, "the answers that read the store (served, expired with a default, store failed)")
+}
+
+// Serving may start before the definitions are applied: requests are taken as they come until
+// Load finds them, then the service's features are read from the store; a new version applied
+// later is picked up.
+func TestServingLoadsTheDefinitionsWhenApplied(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC)
+	store, err := features.OpenBolt(filepath.Join(t.TempDir(), "online.db"))
+	require.NoError(t, err)
+	defer store.Close()
+	ev := now.Add(-time.Hour).UnixMicro()
+	require.NoError(t, store.Put(ctx, "v", []features.FeatureRow{{Key: "1|2", Event: ev, Created: ev, Values: []float64{1}}}))
+	require.NoError(t, store.Put(ctx, "v2", []features.FeatureRow{{Key: "1|2", Event: ev, Created: ev, Values: []float64{4}}}))
+	repoOf := func(view string) features.Repo {
+		return features.Repo{Entities: []features.Entity{{Name: "e", Keys: []string{"store_id", "item_id"}}},
+			Views:    []features.View{{Name: view, Entity: "e", Features: []features.Feature{{Name: "z", Op: features.OpValue, Column: "z"}}}},
+			Services: []features.Service{{Name: "svc", Features: []string{view + ":z"}}}}
+	}
+	var applied atomic.Pointer[features.Repo]
+	ff := &FeatureFiller{Store: store, Service: "svc", Keys: []string{"store_id", "item_id"}, Now: func() time.Time { return now },
+		ReloadEvery: 10 * time.Millisecond, Load: func(context.Context) (features.Repo, bool, error) {
+			if r := applied.Load(); r != nil {
+				return *r, true, nil
+			}
+			return features.Repo{}, false, nil
+		}}
+	b := objstore.NewMem()
+	r := registry.New(b)
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Features: ff})
+	require.NoError(t, err, "no definitions yet is not an error")
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	deploy(t, r, register(t, r, "r1", 2, true), 0, 0) // y = 2x + z
+	require.NoError(t, s.watchers["demand"].poll(ctx))
+	ask := func() (int, map[string]any) {
+		return post(t, ts.URL+"/v1/models/demand:predict", `{"features": {"x": 1}, "attributes": {"store_id": "1", "item_id": "2"}}`)
+	}
+	code, out := ask()
+	require.Equal(t, http.StatusBadRequest, code, out)
+	require.Contains(t, out["error"], "z", "without definitions the missing feature is named")
+	first := repoOf("v")
+	applied.Store(&first)
+	require.Eventually(t, func() bool { code, out = ask(); return code == http.StatusOK }, 5*time.Second, 20*time.Millisecond)
+	require.InDelta(t, 3, out["prediction"], 1e-6)
+	second := repoOf("v2")
+	applied.Store(&second)
+	require.Eventually(t, func() bool { _, out = ask(); p, _ := out["prediction"].(float64); return math.Abs(p-6) < 1e-6 }, 5*time.Second, 20*time.Millisecond,
+		"the new version reads view v2")
 }

@@ -107,3 +107,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The feature-store example: a feature service besides raw columns; WithFeatures adds its
+// columns as nullable double features without touching the spec; a bad reference and a
+// trainer that cannot take missing values are named.
+func TestFeatureServiceSpec(t *testing.T) {
+	s, err := Load("../examples/demand_features.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &FeatureService{Repo: "retail", Name: "demand_forecast"}, s.FeatureService)
+	w := s.WithFeatures([]string{"units_7d"})
+	require.NoError(t, w.Validate())
+	require.Equal(t, append(append([]string{}, s.Features...), "units_7d"), w.Features)
+	col, ok := w.Contract.Column("units_7d")
+	require.True(t, ok)
+	require.True(t, col.Nullable)
+	_, ok = s.Contract.Column("units_7d")
+	require.False(t, ok, "the spec itself is unchanged")
+	base, err := os.ReadFile("../examples/demand_features.yaml")
+	require.NoError(t, err)
+	for from, want := range map[string]string{
+		"{repo: retail, name: demand_forecast}": `feature_service: give repo`,
+		"name: gbdt":                            "feature_service: trainer ridge cannot take missing values",
+	} {
+		to := "{repo: Retail!, name: demand_forecast}"
+		if from == "name: gbdt" {
+			to = "name: ridge"
+		}
+		raw := strings.Replace(string(base), from, to, 1)
+		raw = strings.Replace(raw, "    early_stopping_rounds: 10  # on a hash-chosen 10% of the training rows\n", "", 1)
+		_, err := Parse([]byte(raw))
+		require.ErrorContains(t, err, want)
+	}
+}

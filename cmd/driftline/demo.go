@@ -37,6 +37,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
+	fsSpecPath := fs.String("features-spec", "examples/demand_features.yaml", "model spec naming a feature service (phase 5)")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
 	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
@@ -184,7 +185,13 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := predictAndPrint(ctx, *url, sp.Model, req); err != nil {
 		return err
 	}
-	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2)
+
+	fmt.Println("\n== 5. the feature store: a model trained on point-in-time features, served from the online store")
+	res3, link3, err := demoFeatureStore(ctx, c, b, starts, devSecret, *url, *fsSpecPath, rows[0])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2, res3.Outcome, link3)
 	fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
 	return nil
 }

@@ -145,6 +145,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	featureService := fs.String("feature-service", "", "feature service whose features requests may leave out: read from the online store by the entity's attributes")
 	entityAttrs := fs.String("entity-attributes", "store_id,item_id", "request attributes that make the entity key, in the entity's key order")
 	featureDefaults := fs.String("feature-defaults", "", "feature=value,... used when the store cannot give a value (else the request is refused)")
+	featuresAsOf := fs.String("features-as-of", "", "read the online store as of this fixed time (RFC 3339) instead of now: replaying history (the demo's data is from 2026); ages and online_expiry are measured from it")
 	featuresQueue := fs.String("features-queue", "", "also run the materialization chunks of this task queue against the online store (needed for the embedded store, which one process holds)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -173,18 +174,24 @@ func cmdServe(ctx context.Context, args []string) error {
 		}
 		defer online.Close()
 		if *featureService != "" {
-			_, repo, _, ok, err := features.Current(ctx, b, *featureRepo)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("feature repository %q has no applied definitions (driftline features apply)", *featureRepo)
-			}
 			defaults, err := parseDefaults(*featureDefaults)
 			if err != nil {
 				return err
 			}
-			filler = &serving.FeatureFiller{Store: online, Repo: repo, Service: *featureService, Keys: strings.Split(*entityAttrs, ","), Defaults: defaults}
+			// The definitions are read when applied (serving may start first) and re-read
+			// every 30 s, so a new version applied takes effect without a restart.
+			filler = &serving.FeatureFiller{Store: online, Service: *featureService, Keys: strings.Split(*entityAttrs, ","), Defaults: defaults,
+				Load: func(ctx context.Context) (features.Repo, bool, error) {
+					_, repo, _, ok, err := features.Current(ctx, b, *featureRepo)
+					return repo, ok, err
+				}}
+			if *featuresAsOf != "" {
+				at, err := time.Parse(time.RFC3339, *featuresAsOf)
+				if err != nil {
+					return fmt.Errorf("--features-as-of %q: want RFC 3339: %w", *featuresAsOf, err)
+				}
+				filler.Now = func() time.Time { return at }
+			}
 		}
 		if *featuresQueue != "" {
 			c, err := config.TemporalClient()
