@@ -109,9 +109,9 @@ type entityJoin struct {
 	slots []int // the vector positions this entity's views fill, in order
 	// byView holds, per view, its slots (position, the view's feature index) in that order.
 	byView map[string][]slot
-	ents  *spill
-	srcs  map[string]*spill
-	res   *spill
+	ents   *spill
+	srcs   map[string]*spill
+	res    *spill
 }
 
 func (e *entityJoin) key(bt *dataset.Batch, r int) (string, error) {
