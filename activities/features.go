@@ -20,20 +20,6 @@ type Features struct {
 	Online features.Online
 }
 
-// History is how far before a time a view's row as of that time can reach: its lookback,
-// its longest window or lag and its source's availability delay, plus a day of partitions.
-func History(v features.View) time.Duration {
-	h := v.Lookback.Duration
-	if h == 0 {
-		h = 365 * 24 * time.Hour // no lookback bound: a year of history
-	}
-	longest := time.Duration(0)
-	for _, f := range v.Features {
-		longest = max(longest, f.Window.Duration, 2*f.Lag.Duration)
-	}
-	return h + longest + v.Source.AvailableAfter.Duration + 24*time.Hour
-}
-
 // MaterializeChunk writes, per entity of the view, the row the offline join gives as of
 // in.End into the online store, reading only the source days that row can depend on
 // (History). Idempotent: the store keeps each key's latest row, so a retry or a re-run
@@ -64,7 +50,7 @@ func (f *Features) MaterializeChunk(ctx context.Context, in pipeline.Materialize
 	if err := repo.Validate(map[string]contract.Contract{sp.Dataset.Name: sp.Contract}); err != nil {
 		return pipeline.MaterializeChunkResult{}, invalid("feature repository %q version %d: %v", in.Repo, applied.Version, err)
 	}
-	from := in.End.Add(-History(v)).UTC().Truncate(24 * time.Hour)
+	from := in.End.Add(-features.History(v)).UTC().Truncate(24 * time.Hour)
 	snap, err := dataset.TakeSnapshot(ctx, f.Store, sp.Dataset.Name, fmt.Sprintf("materialize-%s-%d", in.View, in.End.Unix()), from, in.End.UTC())
 	if errors.Is(err, dataset.ErrEmptyWindow) {
 		return pipeline.MaterializeChunkResult{DefinitionsVersion: applied.Version}, nil // nothing to write yet

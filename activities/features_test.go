@@ -58,7 +58,7 @@ func TestMaterializeChunkOnMinIOAndRedis(t *testing.T) {
 	require.Equal(t, 1, res.DefinitionsVersion)
 	repo, _ := features.ParseRepo(raw)
 	view, _ := repo.View("demand_history")
-	days := int(History(view).Hours()/24) + 1
+	days := int(features.History(view).Hours()/24) + 1
 	require.LessOrEqual(t, res.SourceRows, days*cfg.Stores*cfg.Items, "only the days the rows depend on are read")
 	require.Less(t, res.SourceRows, 80*cfg.Stores*cfg.Items)
 

@@ -68,7 +68,7 @@ func (d *Data) TrainingSet(ctx context.Context, in pipeline.StepInput) (pipeline
 			return pipeline.TrainingSetResult{}, invalid("feature service %s: view %s reads dataset %s; a run of %s knows the contract of %s only",
 				fsv.Name, v.Name, v.Source.Dataset, in.Model, ds)
 		}
-		history = max(history, History(v))
+		history = max(history, features.History(v))
 	}
 	srcKey := dataset.SnapshotKey(ds, in.RunID+"-features-source")
 	src, err := loadSnapshot(ctx, d.Store, srcKey)

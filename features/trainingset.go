@@ -321,6 +321,9 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			return fmt.Errorf("training set %s: %w", day, err)
 		}
 		key := fmt.Sprintf("%sdt=%s/part-0.parquet", in.Prefix, day)
+		if day == "" { // not a dataset's partitions: an entity file
+			key = in.Prefix + "part-0.parquet"
+		}
 		obj, err := b.Put(ctx, key, data, objstore.PutOptions{})
 		if err != nil {
 			return err

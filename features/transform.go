@@ -370,3 +370,17 @@ func Materialize(ctx context.Context, o Online, v View, src []SourceRow, asOf ti
 	}
 	return len(out), nil
 }
+
+// History is how far before a time a view's row as of that time can reach: its lookback,
+// its longest window or lag and its source's availability delay, plus a day of partitions.
+func History(v View) time.Duration {
+	h := v.Lookback.Duration
+	if h == 0 {
+		h = 365 * 24 * time.Hour // no lookback bound: a year of history
+	}
+	longest := time.Duration(0)
+	for _, f := range v.Features {
+		longest = max(longest, f.Window.Duration, 2*f.Lag.Duration)
+	}
+	return h + longest + v.Source.AvailableAfter.Duration + 24*time.Hour
+}

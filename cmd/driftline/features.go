@@ -17,7 +17,7 @@ import (
 	"github.com/driftline/driftline/internal/config"
 )
 
-const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online-store ADDR]"
+const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online-store ADDR] | retrieve --service S --entities KEY --time-column C --out PREFIX"
 
 // cmdFeatures validates feature definitions and shows what applying them changes (plan),
 // applies them through the control-plane API (apply: authenticated, authorised, audited),
@@ -40,6 +40,9 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	to := fs.String("to", "", "... to")
 	chunk := fs.String("chunk", "24h", "materialization chunk")
 	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "materialize: the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
+	entities := fs.String("entities", "", "retrieve: the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
+	timeColumn := fs.String("time-column", "event_time", "retrieve: the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
+	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-0.parquet)")
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
@@ -106,6 +109,28 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Printf("materializing %s/%s from %s to %s: workflow %s (run %s)\n", *repoName, *view, *from, *to, out.WorkflowID, out.RunID)
+		return nil
+	case "retrieve":
+		if *entities == "" || *outPrefix == "" {
+			return errors.New("features retrieve: --entities and --out are required")
+		}
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		id := fmt.Sprintf("retrieve-%d", time.Now().UnixNano())
+		pin := func(ctx context.Context, ds string, from, to time.Time) (dataset.Snapshot, error) {
+			return dataset.TakeSnapshot(ctx, b, ds, id, from, to)
+		}
+		out, err := features.RetrieveFile(ctx, b, repo, *service, contracts, pin, *entities, *timeColumn, *outPrefix, "")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %d rows with %s joined as of %s (point-in-time) in %d partitions -> %s\n", b.URI(*entities), out.Snapshot.Rows,
+			*service, *timeColumn, out.Partitions, b.URI(out.Snapshot.Files[0].Key))
+		for i, c := range out.Columns {
+			fmt.Printf("  %-20s no value known by the row's time in %d rows\n", c, out.Missing[i])
+		}
 		return nil
 	case "get":
 		t, err := parseWhen(*at)
