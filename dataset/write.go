@@ -23,7 +23,7 @@ type RowWriter struct {
 	// (a group's fields are sorted by name).
 	idx  []int
 	buf  bytes.Buffer
-	w    *parquet.Writer
+	w    *parquet.GenericWriter[any]
 	row  parquet.Row
 	rows int64
 }
@@ -63,7 +63,7 @@ func NewRowWriter(c contract.Contract, extra []string) (*RowWriter, error) {
 	for i, n := range names {
 		w.idx[i], _ = slices.BinarySearch(sorted, n)
 	}
-	w.w = parquet.NewWriter(&w.buf, parquet.NewSchema("row", g), parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(64<<10))
+	w.w = parquet.NewGenericWriter[any](&w.buf, parquet.NewSchema("row", g), parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(64<<10))
 	return w, nil
 }
 

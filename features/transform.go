@@ -191,8 +191,17 @@ func operand(name string, r SourceRow, vals []float64, done []bool, ci, fi map[s
 // contract rejects are left out, as training leaves them out; a row without its keys or event
 // time is an error naming the file and row.
 func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c contract.Contract, snap dataset.Snapshot) ([]SourceRow, error) {
-	var out []SourceRow
+	// The snapshot says how many rows there are: one allocation for the rows and one for
+	// their columns (a growing slice would copy them, and leave the GC its garbage).
+	ncol := len(v.Columns())
+	out := make([]SourceRow, 0, snap.Rows)
+	cols := make([]float64, 0, snap.Rows*int64(ncol))
 	err := ScanSourceRows(ctx, b, v, ent, c, snap, func(r SourceRow) error {
+		if len(cols)+ncol > cap(cols) { // more rows than pinned: cannot happen for a pinned snapshot
+			cols = make([]float64, 0, 1024*ncol)
+		}
+		cols = append(cols, r.Cols...)
+		r.Cols = cols[len(cols)-ncol : len(cols) : len(cols)]
 		out = append(out, r)
 		return nil
 	})
@@ -200,9 +209,10 @@ func ReadSource(ctx context.Context, b objstore.Bucket, v View, ent Entity, c co
 }
 
 // ScanSourceRows is ReadSource one row at a time, in the source's order: memory is one row
-// group.
+// group. The row's Cols are reused for the next row: visit copies what it keeps.
 func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, c contract.Contract, snap dataset.Snapshot, visit func(SourceRow) error) error {
 	cols := v.Columns()
+	buf := make([]float64, len(cols))
 	colOf := func(name string) (contract.Column, error) {
 		cc, ok := c.Column(name)
 		if !ok {
@@ -223,12 +233,12 @@ func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, 
 		return err
 	}
 	after := v.Source.AvailableAfter.Microseconds()
+	parts := make([]string, len(keyCols))
 	err = dataset.ScanSource(ctx, b, snap, c, dataset.AllDays)(func(bt *dataset.Batch) error {
 		for r := 0; r < bt.Rows; r++ {
 			if !bt.Accepted[r] {
 				continue
 			}
-			parts := make([]string, len(keyCols))
 			for i, kc := range keyCols {
 				if bt.Cols[kc.Name].Null[r] {
 					return invalidf("view %q: %s row %d has no entity key %s", v.Name, bt.File, bt.FirstRow+int64(r), kc.Name)
@@ -250,7 +260,7 @@ func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, 
 				}
 				created = max(created, ev)
 			}
-			row := SourceRow{Key: strings.Join(parts, "|"), Event: ev, Created: created + after, Cols: make([]float64, len(cols))}
+			row := SourceRow{Key: strings.Join(parts, "|"), Event: ev, Created: created + after, Cols: buf}
 			for i, name := range cols {
 				d, ok := bt.Cols[name]
 				switch {

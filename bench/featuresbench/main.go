@@ -19,26 +19,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/driftline/driftline/activities"
-	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/benchutil"
-	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 )
 
 func main() {
-	mode := flag.String("mode", "online", "online, join, materialize or chunks")
-	days := flag.Int("days", 1, "chunks: days materialized (one chunk a day)")
+	mode := flag.String("mode", "online", "online, join, materialize; with S3 (BENCH_S3_*): retrieve-data then retrieve, chunks-data then chunks-s3")
+	days := flag.Int("days", 1, "chunks-s3: days materialized (one chunk a day)")
 	redisAddr := flag.String("redis", "", "Redis host:port for the online mode (empty: embedded only)")
 	keys := flag.Int("keys", 100_000, "online: entities stored")
 	reads := flag.Int("reads", 200_000, "online: reads per store")
 	nRows := flag.Int("rows", 10_000_000, "join: feature rows")
 	nEnts := flag.Int("entities", 1_000_000, "join: entity rows")
 	peer := flag.String("peer-data", "", "join: write the inputs here for the pandas peer")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
-	var err error
+	stop, err := benchutil.CPUProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "featuresbench:", err)
+		os.Exit(1)
+	}
 	switch *mode {
 	case "online":
 		err = online(*redisAddr, *keys, *reads)
@@ -46,11 +47,18 @@ func main() {
 		err = join(*nRows, *nEnts, *peer)
 	case "materialize":
 		err = materialize(*redisAddr, *nRows)
-	case "chunks":
-		err = chunks(*days)
+	case "retrieve-data":
+		err = retrieveData(*nRows, *nEnts)
+	case "retrieve":
+		err = retrieve()
+	case "chunks-data":
+		err = chunksData()
+	case "chunks-s3":
+		err = chunksS3(*days)
 	default:
 		err = fmt.Errorf("mode %q", *mode)
 	}
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "featuresbench:", err)
 		os.Exit(1)
@@ -263,78 +271,5 @@ func materialize(redisAddr string, n int) error {
 		o.Close()
 	}
 	fmt.Printf("peak RSS %s\n", benchutil.PeakRSS())
-	return nil
-}
-
-// chunks materializes the demo's view (examples/features.yaml) one day at a time for `days`
-// days, from an in-memory copy of the demo's data at 50 stores x 50 items (2,500 keys), the
-// way the workflow's chunks do. The data itself is in memory (and grows with days), so what is
-// reported is the peak heap above it while the chunks run (sampled every 5 ms): it should not
-// depend on days.
-func chunks(days int) error {
-	ctx := context.Background()
-	b := objstore.NewMem()
-	cfg := dataset.DefaultRetail()
-	cfg.Stores, cfg.Items, cfg.Days = 50, 50, 60+days
-	if _, _, err := dataset.WriteRetail(ctx, b, "retail_demand", cfg); err != nil {
-		return err
-	}
-	raw, err := os.ReadFile("examples/features.yaml")
-	if err != nil {
-		return err
-	}
-	if _, _, err := features.Apply(ctx, b, "retail", raw, "", "bench", "bench"); err != nil {
-		return err
-	}
-	specYAML, err := os.ReadFile("examples/demand.yaml")
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "featuresbench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	o, err := features.OpenBolt(filepath.Join(dir, "c.db"))
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	act := &activities.Features{Store: b, Online: o}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base, peak, alloc0 := ms.HeapAlloc, ms.HeapAlloc, ms.TotalAlloc
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var m runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				runtime.ReadMemStats(&m)
-				peak = max(peak, m.HeapAlloc)
-			}
-		}
-	}()
-	t0 := time.Now()
-	keys := 0
-	for d := range days {
-		res, err := act.MaterializeChunk(ctx, pipeline.MaterializeChunkInput{Repo: "retail", View: "demand_history", SpecYAML: string(specYAML),
-			End: cfg.Start.AddDate(0, 0, 60+d+1)})
-		if err != nil {
-			return err
-		}
-		keys += res.Keys
-	}
-	el := time.Since(t0)
-	close(stop)
-	<-sampled
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("materialize %d daily chunks of 2,500 store-items (the demo's view): %.2f s, %d key writes; allocated %.1f MB a chunk; peak heap above the data %.1f MB (data %.1f MB)\n",
-		days, el.Seconds(), keys, float64(ms.TotalAlloc-alloc0)/1e6/float64(days), float64(peak-base)/1e6, float64(base)/1e6)
 	return nil
 }
