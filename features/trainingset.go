@@ -81,7 +81,8 @@ type TrainingSetInput struct {
 	EventTime    string
 	Sources      map[string]dataset.Snapshot
 	Contracts    map[string]contract.Contract
-	// Prefix is where the files go: <Prefix>dt=<date>/part-0.parquet.
+	// Prefix is where the files go: <Prefix>dt=<date>/part-<n>.parquet (an entity file's
+	// rows: <Prefix>part-<n>.parquet).
 	Prefix string
 	// Progress, when set, is called after each day written (activities heartbeat with it).
 	Progress func(day string, rows int64)
@@ -90,6 +91,9 @@ type TrainingSetInput struct {
 	// RowsPerPartition bounds memory: entity and source rows are partitioned by a hash of
 	// their key so a partition holds about this many (0: 1,000,000).
 	RowsPerPartition int64
+	// RowsPerFile cuts the output: a file is written once it holds this many rows (0:
+	// 1,000,000), so the file being built stays small whatever the input.
+	RowsPerFile int64
 }
 
 // TrainingSetOutput is the training set: a snapshot of its files (one per day of the window),
@@ -312,18 +316,25 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 	}
 	var w *dataset.RowWriter
 	day := ""
+	part := 0
+	perFile := in.RowsPerFile
+	if perFile <= 0 {
+		perFile = 1_000_000
+	}
 	flush := func() error {
-		if w == nil {
+		if w == nil || w.Rows() == 0 {
+			w = nil
 			return nil
 		}
 		data, err := w.Close()
 		if err != nil {
 			return fmt.Errorf("training set %s: %w", day, err)
 		}
-		key := fmt.Sprintf("%sdt=%s/part-0.parquet", in.Prefix, day)
+		key := fmt.Sprintf("%sdt=%s/part-%d.parquet", in.Prefix, day, part)
 		if day == "" { // not a dataset's partitions: an entity file
-			key = in.Prefix + "part-0.parquet"
+			key = fmt.Sprintf("%spart-%d.parquet", in.Prefix, part)
 		}
+		part++
 		obj, err := b.Put(ctx, key, data, objstore.PutOptions{})
 		if err != nil {
 			return err
@@ -344,7 +355,7 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			if err := flush(); err != nil {
 				return err
 			}
-			day = bt.Date
+			day, part = bt.Date, 0
 		}
 		if w == nil {
 			if w, err = dataset.NewRowWriter(in.BaseContract, cols); err != nil {
@@ -378,6 +389,14 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			}
 			if err := w.Write(bt, r, x); err != nil {
 				return fmt.Errorf("training set %s: %w", day, err)
+			}
+			if w.Rows() >= perFile {
+				if err := flush(); err != nil {
+					return err
+				}
+				if w, err = dataset.NewRowWriter(in.BaseContract, cols); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -113,13 +113,15 @@ func TestBuildTrainingSetOnMinIO(t *testing.T) {
 	// Partitioned in 40 or so (the bound on memory): the same set, value for value.
 	small, err := BuildTrainingSet(ctx, store, TrainingSetInput{Repo: repo, Service: "demand_forecast", Base: base, BaseContract: c,
 		EventTime: "date", Sources: map[string]dataset.Snapshot{"retail_demand": src}, Contracts: contracts,
-		Prefix: "trainingsets/demand_fs/r2/", RowsPerPartition: 50, TempDir: tmp})
+		Prefix: "trainingsets/demand_fs/r2/", RowsPerPartition: 50, RowsPerFile: 10, TempDir: tmp})
 	require.NoError(t, err)
 	left, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	require.Empty(t, left, "the spilled partitions are removed")
 	require.Equal(t, 1, out.Partitions)
 	require.Greater(t, small.Partitions, 20)
+	require.Len(t, small.Snapshot.Files, 30, "files cut at 10 rows: a day of 24 rows in three")
+	require.Equal(t, out.Snapshot.Rows, small.Snapshot.Rows)
 	require.Equal(t, out.Missing, small.Missing)
 	got2, feats2 := read(small.Snapshot, sp.WithFeatures(out.Columns), out.Columns)
 	require.Equal(t, got, got2)
