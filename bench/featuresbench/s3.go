@@ -214,4 +214,3 @@ func chunksS3(days int) error {
 		days, el.Seconds(), keys, float64(ms.TotalAlloc)/1e6/float64(days), benchutil.PeakRSS())
 	return nil
 }
-

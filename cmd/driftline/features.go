@@ -42,7 +42,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "materialize: the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
 	entities := fs.String("entities", "", "retrieve: the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
 	timeColumn := fs.String("time-column", "event_time", "retrieve: the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
-	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-0.parquet)")
+	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-<n>.parquet, 1,000,000 rows each)")
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
@@ -126,8 +126,8 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: %d rows with %s joined as of %s (point-in-time) in %d partitions -> %s\n", b.URI(*entities), out.Snapshot.Rows,
-			*service, *timeColumn, out.Partitions, b.URI(out.Snapshot.Files[0].Key))
+		fmt.Printf("%s: %d rows with %s joined as of %s (point-in-time) in %d partitions -> %d files under %s\n", b.URI(*entities), out.Snapshot.Rows,
+			*service, *timeColumn, out.Partitions, len(out.Snapshot.Files), b.URI(*outPrefix))
 		for i, c := range out.Columns {
 			fmt.Printf("  %-20s no value known by the row's time in %d rows\n", c, out.Missing[i])
 		}
