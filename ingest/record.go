@@ -1,0 +1,182 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
+)
+
+// rows accumulates one file's accepted records as a scan's columns hold them.
+type rows struct {
+	c     contract.Contract
+	cols  map[string]*dataset.ColumnData
+	n     int
+	check *dataset.RowChecker
+}
+
+func newRows(c contract.Contract) *rows {
+	r := &rows{c: c, cols: map[string]*dataset.ColumnData{}, check: dataset.NewRowChecker(c)}
+	for _, col := range c.Columns {
+		r.cols[col.Name] = &dataset.ColumnData{}
+	}
+	return r
+}
+
+// A problem is why a record was quarantined: the field and the words.
+type problem struct {
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// add decodes a JSON record into a new row and checks it against the contract; a record that
+// does not fit (not a JSON object, a field of the wrong type, a missing required field, a
+// breach of the contract's rules, no event time) leaves the rows unchanged and says why. It
+// returns the record's event day (UTC, YYYY-MM-DD) and time.
+func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem) {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || m == nil {
+		why := "not a JSON object"
+		if err != nil {
+			why = fmt.Sprintf("malformed JSON: %v", err)
+		}
+		return "", time.Time{}, &problem{Reason: why}
+	}
+	if dec.More() {
+		return "", time.Time{}, &problem{Reason: "malformed JSON: data after the object"}
+	}
+	for _, col := range r.c.Columns {
+		d := r.cols[col.Name]
+		v, present := m[col.Name]
+		if !present || v == nil {
+			d.Null, d.Num, d.Str = append(d.Null, true), append(d.Num, 0), append(d.Str, "")
+			continue
+		}
+		num, str, why := 0.0, "", ""
+		switch col.Type {
+		case contract.TypeString:
+			s, ok := v.(string)
+			if !ok {
+				why = fmt.Sprintf("want a string, got %s", jsonKind(v))
+			}
+			str = s
+		case contract.TypeInt:
+			n, ok := v.(json.Number)
+			if !ok {
+				why = fmt.Sprintf("want an integer, got %s", jsonKind(v))
+			} else if i, err := n.Int64(); err != nil {
+				why = fmt.Sprintf("want an integer, got %s", n)
+			} else {
+				num = float64(i)
+			}
+		case contract.TypeDouble:
+			n, ok := v.(json.Number)
+			if !ok {
+				why = fmt.Sprintf("want a number, got %s", jsonKind(v))
+			} else if f, err := n.Float64(); err != nil {
+				why = fmt.Sprintf("want a number, got %s", n)
+			} else {
+				num = f
+			}
+		case contract.TypeBool:
+			b, ok := v.(bool)
+			if !ok {
+				why = fmt.Sprintf("want true or false, got %s", jsonKind(v))
+			} else if b {
+				num = 1
+			}
+		}
+		if why != "" {
+			r.truncate()
+			return "", time.Time{}, &problem{Field: col.Name, Reason: why}
+		}
+		d.Null, d.Num, d.Str = append(d.Null, false), append(d.Num, num), append(d.Str, str)
+	}
+	r.n++
+	if col, kind, why, ok := r.check.Check(r.cols, r.n-1); !ok {
+		r.n--
+		r.truncate()
+		return "", time.Time{}, &problem{Field: col, Reason: fmt.Sprintf("%s (%s)", why, kind)}
+	}
+	ev := r.cols[eventTime]
+	var t time.Time
+	var err error
+	if ev.Null[r.n-1] {
+		err = fmt.Errorf("missing")
+	} else {
+		s := ev.Str[r.n-1]
+		if t, err = time.Parse(time.DateOnly, s); err != nil {
+			t, err = time.Parse(time.RFC3339Nano, s)
+		}
+	}
+	if err != nil {
+		r.n--
+		r.truncate()
+		return "", time.Time{}, &problem{Field: eventTime, Reason: "event time is not a date (2006-01-02) or an RFC 3339 time"}
+	}
+	t = t.UTC()
+	return t.Format(time.DateOnly), t, nil
+}
+
+// truncate drops any partly added row (columns longer than n).
+func (r *rows) truncate() {
+	for _, d := range r.cols {
+		d.Null, d.Num, d.Str = d.Null[:r.n], d.Num[:r.n], d.Str[:r.n]
+	}
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// batch is the rows as a dataset batch, all accepted, for the Parquet writer.
+func (r *rows) batch() *dataset.Batch {
+	b := &dataset.Batch{Rows: r.n, Cols: r.cols, Accepted: make([]bool, r.n)}
+	for i := range b.Accepted {
+		b.Accepted[i] = true
+	}
+	return b
+}
+
+// A quarantined record, kept with its position and why.
+type quarantined struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Key       string `json:"key,omitempty"`
+	problem
+	Value       string `json:"value"`
+	ValueBase64 bool   `json:"value_base64,omitempty"` // the value was not UTF-8
+	Bytes       int    `json:"bytes"`
+}
+
+func quarantine(topic string, partition int32, offset int64, key, value []byte, p problem) quarantined {
+	q := quarantined{Topic: topic, Partition: partition, Offset: offset, Key: string(key), problem: p, Bytes: len(value)}
+	if utf8.Valid(value) {
+		q.Value = string(value)
+	} else {
+		q.Value, q.ValueBase64 = encodeBase64(value), true
+	}
+	return q
+}
+
+func encodeBase64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

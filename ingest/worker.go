@@ -1,0 +1,496 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/driftline/driftline/objstore"
+)
+
+// Metrics of an ingest worker.
+type Metrics struct {
+	Records    *prometheus.CounterVec
+	Files      *prometheus.CounterVec
+	LagRecords *prometheus.GaugeVec
+	LagSeconds *prometheus.GaugeVec
+	Newest     *prometheus.GaugeVec
+	Triggers   *prometheus.CounterVec
+}
+
+// NewMetrics registers the ingest metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftline_ingest_records_total",
+			Help: "Records consumed, by result: accepted, quarantined, late (a closed day's, kept apart) or skipped (recorded already)."}, []string{"dataset", "result"}),
+		Files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftline_ingest_files_total", Help: "Files written (data and quarantine ranges)."}, []string{"dataset"}),
+		LagRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "driftline_ingest_lag_records",
+			Help: "Records of a partition not yet written and committed (the partition's high watermark minus the next offset)."}, []string{"dataset", "topic", "partition"}),
+		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "driftline_ingest_lag_seconds",
+			Help: "How long ago the oldest record not yet written was produced (0 when caught up)."}, []string{"dataset"}),
+		Newest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "driftline_ingest_newest_complete_partition_timestamp_seconds",
+			Help: "The start of the newest closed (complete) day partition, Unix seconds."}, []string{"dataset"}),
+		Triggers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftline_ingest_triggers_total",
+			Help: "Runs a closed partition asked for, by result (started, busy: a run was in progress, error)."}, []string{"dataset", "result"}),
+	}
+	reg.MustRegister(m.Records, m.Files, m.LagRecords, m.LagSeconds, m.Newest, m.Triggers)
+	return m
+}
+
+type tp struct {
+	topic string
+	p     int32
+}
+
+type partState struct {
+	open *span
+	// skipTo: records at or before it are recorded already (written by us or a previous owner).
+	skipTo int64
+	// the partition's watermark: the latest event time written, and its first day.
+	maxEvent int64
+	firstDay string
+	// for the lag in seconds: the produce time of the last record consumed, and whether the
+	// partition is behind its high watermark.
+	lastTimestamp time.Time
+	behind        bool
+}
+
+// Worker consumes the spec's topics into the dataset.
+type Worker struct {
+	Spec    Spec
+	Store   objstore.Bucket
+	Metrics *Metrics
+	Log     *slog.Logger
+	// OnClosed is called once per closed day (the trigger), after its marker is written.
+	OnClosed func(ctx context.Context, day string) error
+	// ClientOpts are added to the Kafka client's (tests shorten the group's timeouts).
+	ClientOpts []kgo.Opt
+
+	mu     sync.Mutex
+	parts  map[tp]*partState
+	closed map[string]bool
+	cl     *kgo.Client
+}
+
+// Run consumes until ctx ends (or the client fails to start).
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Log == nil {
+		w.Log = slog.Default()
+	}
+	w.parts, w.closed = map[tp]*partState{}, map[string]bool{}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(w.Spec.Brokers...),
+		kgo.ConsumerGroup(w.Spec.Group),
+		kgo.ConsumeTopics(w.Spec.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.OnPartitionsRevoked(w.drop),
+		kgo.OnPartitionsLost(w.drop),
+	}, w.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	w.cl = cl
+	// With BlockRebalanceOnPoll, leaving the group waits for the rebalance to be allowed.
+	defer cl.CloseAllowingRebalance()
+	if err := w.loadClosed(ctx); err != nil {
+		return err
+	}
+	adm := kadm.NewClient(cl)
+	lastClose := time.Time{}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fetches := cl.PollRecords(pctx, 5000)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("kafka client closed")
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				w.Log.Warn("fetch", "topic", t, "partition", p, "error", err)
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if ferr != nil {
+				return
+			}
+			for _, r := range p.Records {
+				if ferr = w.handle(ctx, r); ferr != nil {
+					return
+				}
+			}
+			w.lag(p)
+		})
+		if ferr == nil {
+			ferr = w.flushIdle(ctx)
+		}
+		if ferr != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return ferr // the process exits; a restart resumes from the manifests
+		}
+		if time.Since(lastClose) > 2*time.Second {
+			lastClose = time.Now()
+			if err := w.closeDays(ctx, adm); err != nil && ctx.Err() == nil {
+				w.Log.Warn("closing days", "error", err)
+			}
+			w.lagSeconds()
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// drop forgets the open ranges of partitions this worker no longer owns: their records
+// were not written, and the next owner reads them from the last commit.
+func (w *Worker) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for t, ps := range lost {
+		for _, p := range ps {
+			delete(w.parts, tp{t, p})
+			w.Metrics.LagRecords.DeleteLabelValues(w.Spec.Dataset, t, strconv.Itoa(int(p)))
+		}
+	}
+}
+
+func (w *Worker) state(k tp) *partState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.parts[k]
+	if st == nil {
+		st = &partState{skipTo: -1}
+		w.parts[k] = st
+	}
+	return st
+}
+
+// handle routes one record into its partition's open range.
+func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
+	k := tp{r.Topic, r.Partition}
+	st := w.state(k)
+	st.lastTimestamp = r.Timestamp
+	if r.Offset <= st.skipTo {
+		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "skipped").Inc()
+		return nil
+	}
+	if st.open == nil {
+		m, err := readManifest(ctx, w.Store, ManifestKey(w.Spec.Dataset, r.Topic, r.Partition, r.Offset))
+		switch {
+		case err == nil && w.filesExist(ctx, m):
+			st.skipTo = m.Last // recorded and written: a replay after a crash or a rebalance
+			st.maxEvent = max(st.maxEvent, m.MaxEvent)
+			w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "skipped").Inc()
+			return nil
+		case err == nil:
+			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), replay: &m, day: m.Day, late: m.Late, opened: time.Now()}
+		case errors.Is(err, objstore.ErrNotFound):
+			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now()}
+		default:
+			return err
+		}
+	}
+	sp := st.open
+	sp.lastRecord = time.Now()
+	if len(r.Value) > w.Spec.MaxRecordBytes {
+		q := quarantine(r.Topic, r.Partition, r.Offset, r.Key, r.Value[:1024], problem{Reason: fmt.Sprintf("oversized: %d bytes, max_record_bytes %d (the first 1024 kept)", len(r.Value), w.Spec.MaxRecordBytes)})
+		q.Bytes = len(r.Value)
+		sp.quarantined = append(sp.quarantined, q)
+		sp.last = r.Offset
+		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "quarantined").Inc()
+		return w.maybeCut(ctx, k, st)
+	}
+	day, t, prob := sp.rows.add(r.Value, w.Spec.EventTime)
+	if prob != nil {
+		sp.quarantined = append(sp.quarantined, quarantine(r.Topic, r.Partition, r.Offset, r.Key, r.Value, *prob))
+		sp.last = r.Offset
+		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "quarantined").Inc()
+		return w.maybeCut(ctx, k, st)
+	}
+	late := w.isClosed(day)
+	if sp.replay != nil {
+		late = sp.replay.Late
+	}
+	if sp.replay == nil && sp.rows.n > 1 && (day != sp.day || late != sp.late) {
+		// An event-day boundary: the range ends before this record, which starts the next.
+		next := &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now(), lastRecord: time.Now()}
+		moveLast(sp.rows, next.rows)
+		if err := w.flush(ctx, k, st); err != nil {
+			return err
+		}
+		st.open, sp = next, next
+	}
+	if sp.rows.n == 1 {
+		sp.day, sp.late = day, late
+	}
+	sp.maxEvent = max(sp.maxEvent, t.UnixMicro())
+	sp.last = r.Offset
+	if late {
+		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "late").Inc()
+	} else {
+		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "accepted").Inc()
+	}
+	return w.maybeCut(ctx, k, st)
+}
+
+// maybeCut writes the open range when it is full (or a replayed range is complete).
+func (w *Worker) maybeCut(ctx context.Context, k tp, st *partState) error {
+	sp := st.open
+	if sp.replay != nil {
+		if sp.last >= sp.replay.Last {
+			return w.flush(ctx, k, st)
+		}
+		return nil
+	}
+	if sp.rows.n+len(sp.quarantined) >= w.Spec.MaxRows {
+		return w.flush(ctx, k, st)
+	}
+	return nil
+}
+
+// moveLast moves the last row of from to to.
+func moveLast(from, to *rows) {
+	i := from.n - 1
+	for name, d := range from.cols {
+		t := to.cols[name]
+		t.Null, t.Num, t.Str = append(t.Null, d.Null[i]), append(t.Num, d.Num[i]), append(t.Str, d.Str[i])
+	}
+	to.n++
+	from.n--
+	from.truncate()
+}
+
+// flush writes the partition's open range (manifest, then files) and commits past it.
+func (w *Worker) flush(ctx context.Context, k tp, st *partState) error {
+	sp := st.open
+	if sp == nil {
+		return nil
+	}
+	m, data, q, err := sp.encode(w.Spec.Dataset, k.topic, k.p)
+	if err != nil {
+		return err
+	}
+	if sp.replay != nil && (m.DataSHA256 != sp.replay.DataSHA256 || m.QuarantineSHA != sp.replay.QuarantineSHA) {
+		return fmt.Errorf("%w: %s/%d offsets %d..%d rebuilt with other content than its manifest records", errConflict, k.topic, k.p, m.First, m.Last)
+	}
+	if err := write(ctx, w.Store, m, data, q); err != nil {
+		return err
+	}
+	st.open, st.skipTo = nil, m.Last
+	st.maxEvent = max(st.maxEvent, m.MaxEvent)
+	if st.firstDay == "" || (m.Day != "" && !m.Late && m.Day < st.firstDay) {
+		st.firstDay = m.Day
+	}
+	w.Metrics.Files.WithLabelValues(w.Spec.Dataset).Inc()
+	if err := w.putWatermark(ctx, k, st, m.Last); err != nil {
+		return err
+	}
+	// Commit past the range: a failure here (the partition moved) is safe, the next owner
+	// finds the manifest.
+	w.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{k.topic: {k.p: {Epoch: -1, Offset: m.Last + 1}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				w.Log.Warn("commit", "topic", k.topic, "partition", k.p, "offset", m.Last+1, "error", err)
+			}
+		})
+	return nil
+}
+
+// flushIdle writes ranges that had no record for FlushIdle.
+func (w *Worker) flushIdle(ctx context.Context) error {
+	w.mu.Lock()
+	var due []tp
+	for k, st := range w.parts {
+		if sp := st.open; sp != nil && sp.replay == nil && time.Since(sp.lastRecord) >= w.Spec.FlushIdle.Duration {
+			due = append(due, k)
+		}
+	}
+	w.mu.Unlock()
+	for _, k := range due {
+		if err := w.flush(ctx, k, w.state(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) filesExist(ctx context.Context, m Manifest) bool {
+	for _, key := range []string{m.DataKey, m.QuarantineKey} {
+		if key == "" {
+			continue
+		}
+		if _, err := w.Store.Head(ctx, key); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *Worker) lag(p kgo.FetchTopicPartition) {
+	st := w.state(tp{p.Topic, p.Partition})
+	next := st.skipTo + 1
+	if st.open != nil {
+		next = st.open.first
+	}
+	behind := max(0, p.HighWatermark-next)
+	st.behind = behind > 0
+	w.Metrics.LagRecords.WithLabelValues(w.Spec.Dataset, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(behind))
+}
+
+func (w *Worker) lagSeconds() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	worst := 0.0
+	for _, st := range w.parts {
+		if st.behind && !st.lastTimestamp.IsZero() {
+			worst = max(worst, time.Since(st.lastTimestamp).Seconds())
+		}
+	}
+	w.Metrics.LagSeconds.WithLabelValues(w.Spec.Dataset).Set(worst)
+}
+
+// Watermarks and closed days.
+
+type watermark struct {
+	MaxEvent int64  `json:"max_event_us"`
+	FirstDay string `json:"first_day,omitempty"`
+	Next     int64  `json:"next_offset"`
+}
+
+func watermarkKey(ds, topic string, p int32) string {
+	return fmt.Sprintf("ingest/%s/watermarks/%s/%d.json", ds, topic, p)
+}
+
+func closedKey(ds, day string) string { return fmt.Sprintf("ingest/%s/closed/%s.json", ds, day) }
+
+func (w *Worker) putWatermark(ctx context.Context, k tp, st *partState, last int64) error {
+	prev := watermark{}
+	if raw, _, err := objstore.ReadAll(ctx, w.Store, watermarkKey(w.Spec.Dataset, k.topic, k.p)); err == nil {
+		_ = json.Unmarshal(raw, &prev)
+	}
+	wm := watermark{MaxEvent: max(prev.MaxEvent, st.maxEvent), FirstDay: prev.FirstDay, Next: last + 1}
+	if wm.FirstDay == "" || (st.firstDay != "" && st.firstDay < wm.FirstDay) {
+		wm.FirstDay = st.firstDay
+	}
+	body, _ := json.Marshal(wm)
+	_, err := w.Store.Put(ctx, watermarkKey(w.Spec.Dataset, k.topic, k.p), body, objstore.PutOptions{ContentType: "application/json"})
+	return err
+}
+
+func (w *Worker) loadClosed(ctx context.Context) error {
+	objs, err := w.Store.List(ctx, fmt.Sprintf("ingest/%s/closed/", w.Spec.Dataset))
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range objs {
+		day := strings.TrimSuffix(o.Key[strings.LastIndex(o.Key, "/")+1:], ".json")
+		w.closed[day] = true
+	}
+	return nil
+}
+
+func (w *Worker) isClosed(day string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed[day]
+}
+
+// closeDays closes every day all partitions of the topics have moved past (by event time,
+// AllowedLateness beyond its end): its marker is written once (whichever worker gets there
+// first), and only that write fires the trigger.
+func (w *Worker) closeDays(ctx context.Context, adm *kadm.Client) error {
+	if err := w.loadClosed(ctx); err != nil {
+		return err
+	}
+	details, err := adm.ListTopics(ctx, w.Spec.Topics...)
+	if err != nil {
+		return err
+	}
+	minEvent, first := int64(-1), ""
+	for _, t := range w.Spec.Topics {
+		d, ok := details[t]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("topic %s: not found", t)
+		}
+		for p := range d.Partitions {
+			raw, _, err := objstore.ReadAll(ctx, w.Store, watermarkKey(w.Spec.Dataset, t, p))
+			if errors.Is(err, objstore.ErrNotFound) {
+				return nil // a partition with nothing written yet: no day can close
+			}
+			if err != nil {
+				return err
+			}
+			var wm watermark
+			if err := json.Unmarshal(raw, &wm); err != nil {
+				return err
+			}
+			if minEvent < 0 || wm.MaxEvent < minEvent {
+				minEvent = wm.MaxEvent
+			}
+			if wm.FirstDay != "" && (first == "" || wm.FirstDay < first) {
+				first = wm.FirstDay
+			}
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	day, err := time.Parse(time.DateOnly, first)
+	if err != nil {
+		return err
+	}
+	for ; day.AddDate(0, 0, 1).Add(w.Spec.AllowedLateness.Duration).UnixMicro() <= minEvent; day = day.AddDate(0, 0, 1) {
+		d := day.Format(time.DateOnly)
+		if w.isClosed(d) {
+			continue
+		}
+		body, _ := json.Marshal(map[string]any{"day": d, "closed_at": time.Now().UTC(), "by": w.Spec.Group})
+		_, err := w.Store.Put(ctx, closedKey(w.Spec.Dataset, d), body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"})
+		w.mu.Lock()
+		w.closed[d] = true
+		w.mu.Unlock()
+		w.Metrics.Newest.WithLabelValues(w.Spec.Dataset).Set(float64(day.Unix()))
+		if errors.Is(err, objstore.ErrPreconditionFailed) {
+			continue // another worker closed it (and triggered)
+		}
+		if err != nil {
+			return err
+		}
+		w.Log.Info("partition closed", "dataset", w.Spec.Dataset, "day", d)
+		if w.Spec.Trigger.OnNewPartition && w.OnClosed != nil {
+			result := "started"
+			if err := w.OnClosed(ctx, d); err != nil {
+				result = "error"
+				if errors.Is(err, ErrBusy) {
+					result = "busy"
+				}
+				w.Log.Warn("trigger", "day", d, "error", err)
+			}
+			w.Metrics.Triggers.WithLabelValues(w.Spec.Dataset, result).Inc()
+		}
+	}
+	return nil
+}
+
+// ErrBusy is OnClosed's error when the model already has a run in progress.
+var ErrBusy = errors.New("a run is in progress")
