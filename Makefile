@@ -101,6 +101,7 @@ unit:
 chaos: tools
 	DRIFT_AA_10M=1 go test -count=1 -timeout 30m -run 'TestAAFlags' -v ./drift
 	CHAOS_KILLS=20 go test -count=1 -timeout 90m -run 'TestFaultCampaign' -v ./testsuite
+	INGEST_KILLS=50 INGEST_RECORDS=1000000 go test -count=1 -timeout 30m -run 'TestIngestExactlyOnce' -v ./testsuite
 
 fuzz:
 	scripts/fuzz.sh FuzzDecodePredict ./serving $(FUZZTIME)

@@ -35,7 +35,10 @@ type Spec struct {
 	// AllowedLateness: a day closes once every partition has seen event times this far past
 	// its end (default 1h); later records of a closed day go to late/<dataset>/dt=<day>/.
 	AllowedLateness spec.Duration `yaml:"allowed_lateness"`
-	Trigger         Trigger       `yaml:"trigger"`
+	// SessionTimeout: a worker that stops heartbeating (killed) loses its partitions to the
+	// group's other workers after this long (default 10s).
+	SessionTimeout spec.Duration `yaml:"session_timeout"`
+	Trigger        Trigger       `yaml:"trigger"`
 
 	// Read from ModelSpec.
 	Contract  contract.Contract `yaml:"-"`
@@ -95,6 +98,9 @@ func (s *Spec) defaults() {
 	}
 	if s.AllowedLateness.Duration <= 0 {
 		s.AllowedLateness.Duration = time.Hour
+	}
+	if s.SessionTimeout.Duration <= 0 {
+		s.SessionTimeout.Duration = 10 * time.Second
 	}
 	if s.Trigger.Action == "" {
 		s.Trigger.Action = "run"

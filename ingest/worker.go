@@ -97,6 +97,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.SessionTimeout(w.Spec.SessionTimeout.Duration),
+		kgo.HeartbeatInterval(max(w.Spec.SessionTimeout.Duration/5, 100*time.Millisecond)),
+		kgo.RebalanceTimeout(w.Spec.SessionTimeout.Duration + 20*time.Second),
 		kgo.OnPartitionsRevoked(w.drop),
 		kgo.OnPartitionsLost(w.drop),
 	}, w.ClientOpts...)
