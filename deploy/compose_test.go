@@ -57,7 +57,7 @@ func flagValue(cmd []string, flag string) string {
 
 func TestComposeServicesAndImages(t *testing.T) {
 	c := load(t)
-	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup", "api", "secrets"} {
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup", "api", "secrets", "kafka", "ingest-worker"} {
 		require.Contains(t, c.Services, name)
 	}
 	for name, s := range c.Services {
@@ -134,10 +134,14 @@ func TestPrometheusScrapesBothWorkers(t *testing.T) {
 			targets = append(targets, st.Targets...)
 		}
 	}
-	require.ElementsMatch(t, []string{"pipeline-worker:9464", "serving-worker:8080"}, targets)
+	require.ElementsMatch(t, []string{"pipeline-worker:9464", "serving-worker:8080", "ingest-worker:9466"}, targets)
 	for _, tg := range targets {
 		svc, port, _ := strings.Cut(tg, ":")
 		require.Contains(t, c.Services, svc)
+		if svc == "ingest-worker" { // scraped on the compose network, not published (it scales)
+			require.Equal(t, ":"+port, flagValue(c.Services[svc].Command, "--metrics"))
+			continue
+		}
 		require.True(t, slices.Contains(c.Services[svc].Ports, port+":"+port), "%s does not expose %s", svc, port)
 	}
 }
