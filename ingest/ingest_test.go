@@ -9,12 +9,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/contract"
@@ -125,10 +127,27 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 		{Partition: 0, Value: []byte{0xff, 0xfe}},                                                                            // not UTF-8
 	}
 	recs = append(recs, bad...)
+	// Out of order on partition 2: days interleaved record by record.
+	for j := range 30 {
+		day := days[j%3]
+		recs = append(recs, record(2, id, day, 1.0))
+		good[id] = day
+		id++
+	}
 	produce(t, broker, "ev", recs)
 
 	reg := prometheus.NewRegistry()
-	w := &Worker{Spec: testSpec(broker, "ev"), Store: store, Metrics: NewMetrics(reg), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sp := testSpec(broker, "ev")
+	sp.Trigger.OnNewPartition = true
+	var triggered []string
+	var tmu sync.Mutex
+	w := &Worker{Spec: sp, Store: store, Metrics: NewMetrics(reg), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnClosed: func(_ context.Context, day string) error {
+			tmu.Lock()
+			defer tmu.Unlock()
+			triggered = append(triggered, day)
+			return nil
+		}}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()
@@ -205,6 +224,16 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	produce(t, broker, "ev", closing)
 	require.Eventually(t, func() bool { return w.isClosed("2026-11-03") }, 30*time.Second, 100*time.Millisecond)
 	require.False(t, w.isClosed("2026-11-04") && !w.isClosed("2026-11-03"))
+	// Each closed day started one run, whichever worker closed it; a second worker of the
+	// group finds the markers and starts none.
+	w2 := &Worker{Spec: sp, Store: store, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnClosed: func(context.Context, string) error { t.Error("a second trigger"); return nil }}
+	w2.parts, w2.closed = map[tp]*partState{}, map[string]bool{}
+	adm := kadm.NewClient(w.cl)
+	require.NoError(t, w2.closeDays(ctx, adm))
+	tmu.Lock()
+	require.Equal(t, []string{"2026-11-01", "2026-11-02", "2026-11-03"}, triggered[:3])
+	tmu.Unlock()
 	produce(t, broker, "ev", []*kgo.Record{record(1, 200000, "2026-11-01", 2.0)})
 	require.Eventually(t, func() bool {
 		late, _ := store.List(ctx, "late/events/dt=2026-11-01/")
