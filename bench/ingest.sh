@@ -35,7 +35,7 @@ max_rows: 100000
 flush_idle: 1s
 YAML
 "$dir/ingestbench" -mode produce -broker "127.0.0.1:$kport" -records "$n"
-"$dir/ingestbench" -mode ingest -broker "127.0.0.1:$kport" -records "$n" -spec "$dir/ingest.yaml" | tee "$dir/ours.txt"
+"$dir/ingestbench" -mode ingest -broker "127.0.0.1:$kport" -records "$n" -spec "$dir/ingest.yaml" ${INGEST_CPUPROFILE:+-cpuprofile "$INGEST_CPUPROFILE"} | tee "$dir/ours.txt"
 "$dir/ingestbench" -mode decode -broker "127.0.0.1:$kport" -records "$n" | tee "$dir/peer.txt"
 ours=$(sed -E 's/.*s, ([0-9]+) records\/s.*/\1/' "$dir/ours.txt")
 theirs=$(sed -E 's/.*s, ([0-9]+) records\/s.*/\1/' "$dir/peer.txt")

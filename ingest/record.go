@@ -1,10 +1,10 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +18,11 @@ type rows struct {
 	cols  map[string]*dataset.ColumnData
 	n     int
 	check *dataset.RowChecker
+	// fields is the record being decoded (reused).
+	fields map[string]field
+	// the last event time parsed (records of a range mostly share their day).
+	lastTime string
+	lastT    time.Time
 }
 
 func newRows(c contract.Contract) *rows {
@@ -39,57 +44,52 @@ type problem struct {
 // breach of the contract's rules, no event time) leaves the rows unchanged and says why. It
 // returns the record's event day (UTC, YYYY-MM-DD) and time.
 func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem) {
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil || m == nil {
-		why := "not a JSON object"
-		if err != nil {
-			why = fmt.Sprintf("malformed JSON: %v", err)
-		}
-		return "", time.Time{}, &problem{Reason: why}
+	if !json.Valid(value) {
+		var v any
+		err := json.Unmarshal(value, &v) // for the words of the error
+		return "", time.Time{}, &problem{Reason: fmt.Sprintf("malformed JSON: %v", err)}
 	}
-	if dec.More() {
-		return "", time.Time{}, &problem{Reason: "malformed JSON: data after the object"}
+	if r.fields == nil {
+		r.fields = map[string]field{}
+	}
+	if !scanObject(value, r.fields) {
+		return "", time.Time{}, &problem{Reason: "not a JSON object"}
 	}
 	for _, col := range r.c.Columns {
 		d := r.cols[col.Name]
-		v, present := m[col.Name]
-		if !present || v == nil {
+		f, present := r.fields[col.Name]
+		if !present || f.kind == 'z' {
 			d.Null, d.Num, d.Str = append(d.Null, true), append(d.Num, 0), append(d.Str, "")
 			continue
 		}
 		num, str, why := 0.0, "", ""
 		switch col.Type {
 		case contract.TypeString:
-			s, ok := v.(string)
-			if !ok {
-				why = fmt.Sprintf("want a string, got %s", jsonKind(v))
+			if f.kind != 's' {
+				why = fmt.Sprintf("want a string, got %s", f.describe())
+			} else {
+				str = f.str()
 			}
-			str = s
 		case contract.TypeInt:
-			n, ok := v.(json.Number)
-			if !ok {
-				why = fmt.Sprintf("want an integer, got %s", jsonKind(v))
-			} else if i, err := n.Int64(); err != nil {
-				why = fmt.Sprintf("want an integer, got %s", n)
+			if f.kind != 'n' {
+				why = fmt.Sprintf("want an integer, got %s", f.describe())
+			} else if i, err := strconv.ParseInt(string(f.raw), 10, 64); err != nil {
+				why = fmt.Sprintf("want an integer, got %s", f.raw)
 			} else {
 				num = float64(i)
 			}
 		case contract.TypeDouble:
-			n, ok := v.(json.Number)
-			if !ok {
-				why = fmt.Sprintf("want a number, got %s", jsonKind(v))
-			} else if f, err := n.Float64(); err != nil {
-				why = fmt.Sprintf("want a number, got %s", n)
+			if f.kind != 'n' {
+				why = fmt.Sprintf("want a number, got %s", f.describe())
+			} else if x, err := strconv.ParseFloat(string(f.raw), 64); err != nil {
+				why = fmt.Sprintf("want a number, got %s", f.raw)
 			} else {
-				num = f
+				num = x
 			}
 		case contract.TypeBool:
-			b, ok := v.(bool)
-			if !ok {
-				why = fmt.Sprintf("want true or false, got %s", jsonKind(v))
-			} else if b {
+			if f.kind != 't' && f.kind != 'f' {
+				why = fmt.Sprintf("want true or false, got %s", f.describe())
+			} else if f.kind == 't' {
 				num = 1
 			}
 		}
@@ -112,8 +112,13 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 		err = fmt.Errorf("missing")
 	} else {
 		s := ev.Str[r.n-1]
-		if t, err = time.Parse(time.DateOnly, s); err != nil {
+		if s == r.lastTime {
+			t = r.lastT
+		} else if t, err = time.Parse(time.DateOnly, s); err != nil {
 			t, err = time.Parse(time.RFC3339Nano, s)
+		}
+		if err == nil {
+			r.lastTime, r.lastT = s, t
 		}
 	}
 	if err != nil {
@@ -130,22 +135,6 @@ func (r *rows) truncate() {
 	for _, d := range r.cols {
 		d.Null, d.Num, d.Str = d.Null[:r.n], d.Num[:r.n], d.Str[:r.n]
 	}
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "an array"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // batch is the rows as a dataset batch, all accepted, for the Parquet writer.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/ingest"
@@ -30,8 +31,13 @@ func main() {
 	topic := flag.String("topic", "bench", "topic")
 	n := flag.Int("records", 1_000_000, "records")
 	specPath := flag.String("spec", "", "ingest: the ingest spec")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
-	var err error
+	stop, err := benchutil.CPUProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingestbench:", err)
+		os.Exit(1)
+	}
 	switch *mode {
 	case "produce":
 		err = produce(*broker, *topic, *n)
@@ -42,6 +48,7 @@ func main() {
 	default:
 		err = fmt.Errorf("mode %q", *mode)
 	}
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingestbench:", err)
 		os.Exit(1)
@@ -99,8 +106,12 @@ func runIngest(specPath, broker, topic string, n int) error {
 	done := make(chan error, 1)
 	t0 := time.Now()
 	go func() { done <- w.Run(ctx) }()
+	handled := func() int {
+		return int(testutil.ToFloat64(m.Records.WithLabelValues(sp.Dataset, "accepted")) + testutil.ToFloat64(m.Records.WithLabelValues(sp.Dataset, "quarantined")))
+	}
 	for {
-		if written(ctx, b, sp.Dataset) >= n {
+		// The manifests are read once every record has been handled (reading them costs).
+		if handled() >= n && written(ctx, b, sp.Dataset) >= n {
 			break
 		}
 		select {
