@@ -71,11 +71,15 @@ wait_for "Temporal" port_open 7233
 [ -s "$DATA/api-dev.key" ] || (umask 077; hex 32 >"$DATA/api-dev.key")
 [ -s "$DATA/label.key" ] || (umask 077; hex 32 >"$DATA/label.key")
 
+stop kafka
 stop worker
 stop serve
 stop api
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
+# A Kafka-protocol broker (franz-go's kfake, in memory: restarted empty by each make up); the
+# demo streams its holiday weeks through it with the ingest worker (docs/ingest.md).
+start kafka "$BIN/driftline" kafka-dev --port 9092 --topics retail.sales:4
 start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 # Serving holds the embedded online store (bbolt: one process) and runs the materialization
@@ -95,4 +99,5 @@ wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
 wait_for "control-plane API" port_open 8090
 wait_for "Prometheus" port_open 9090
+wait_for "Kafka (kafka-dev)" port_open 9092
 echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090  Prometheus http://127.0.0.1:9090"

@@ -31,6 +31,8 @@ import (
 const (
 	demoFrom1, demoTo1 = "2026-09-01", "2026-09-28"
 	demoFrom2, demoTo2 = "2026-10-03", "2026-10-30"
+	// streamFrom is the first day (2026-10-03) the demo streams through Kafka.
+	streamFrom = 32
 )
 
 func cmdDemo(ctx context.Context, args []string) error {
@@ -59,7 +61,10 @@ func cmdDemo(ctx context.Context, args []string) error {
 
 	fmt.Println("== 1. demo dataset")
 	cfg := dataset.DefaultRetail()
-	if err := datagen(ctx, b, sp.Dataset.Name, cfg); err != nil {
+	// The first 32 days are written as files; the holiday weeks arrive as a stream (phase 3).
+	batch := cfg
+	batch.Days = streamFrom
+	if err := datagen(ctx, b, sp.Dataset.Name, batch); err != nil {
 		return err
 	}
 	if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
@@ -107,7 +112,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  serving answers with v%d\n", res1.Version)
 
-	fmt.Printf("\n== 3. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
+	fmt.Printf("\n== 3. the holiday weeks arrive as a stream: Kafka -> the ingest worker -> the dataset\n")
+	if err := demoStream(ctx, b, *specPath, cfg, streamFrom, cfg.Days-streamFrom); err != nil {
+		return err
+	}
+
+	fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
 	var rows []dataset.RetailRow
 	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
 		for _, r := range cfg.RetailDay(day) {
@@ -169,7 +179,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		}
 	}
 
-	fmt.Println("\n== 4. a prediction from the serving API")
+	fmt.Println("\n== 5. a prediction from the serving API")
 	want := res1.Version
 	if res2.Outcome == pipeline.OutcomePromoted {
 		want = res2.Version
@@ -186,7 +196,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 
-	fmt.Println("\n== 5. the feature store: a model trained on point-in-time features, served from the online store")
+	fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
 	res3, link3, err := demoFeatureStore(ctx, c, b, starts, devSecret, *url, *fsSpecPath, rows[0])
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
@@ -121,26 +119,10 @@ func cmdProduce(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.DefaultProduceTopic(*topic))
+	cfg := dataset.DefaultRetail()
+	n, err := produceRetail(ctx, strings.Split(*brokers, ","), *topic, cfg, *from, *days)
 	if err != nil {
 		return err
-	}
-	defer cl.Close()
-	cfg := dataset.DefaultRetail()
-	n := 0
-	for d := *from; d < *from+*days; d++ {
-		var recs []*kgo.Record
-		for _, r := range cfg.RetailDay(d) {
-			value, err := json.Marshal(retailJSON(r))
-			if err != nil {
-				return err
-			}
-			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("%d|%d", r.StoreID, r.ItemID)), Value: value})
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			return err
-		}
-		n += len(recs)
 	}
 	fmt.Printf("produced %d records (%d days from %s) to %s\n", n, *days, cfg.Start.AddDate(0, 0, *from).Format(time.DateOnly), *topic)
 	return nil
