@@ -109,6 +109,7 @@ fuzz:
 	scripts/fuzz.sh FuzzScanFile ./dataset $(FUZZTIME)
 	scripts/fuzz.sh FuzzV2Infer ./serving $(FUZZTIME)
 	scripts/fuzz.sh FuzzParse ./spec $(FUZZTIME)
+	scripts/fuzz.sh FuzzScanObject ./ingest $(FUZZTIME)
 
 test: tools lint unit fuzz
 
