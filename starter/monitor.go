@@ -26,7 +26,9 @@ func StartMonitor(ctx context.Context, c client.Client, in pipeline.MonitorInput
 		TaskQueue:                pipeline.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
+		// Without it the SDK hands back the open run instead of the conflict.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
 		StaticSummary: fmt.Sprintf("monitor %s every %s (drift in %d windows or live MAE over %.3g starts the loop)", in.Spec.Model,
 			in.Spec.Monitoring.Interval.Duration, in.Spec.Monitoring.DriftWindows, in.Spec.Monitoring.MaxLiveMAE),
 	}
@@ -84,6 +86,8 @@ func StartMaterialize(ctx context.Context, c client.Client, in pipeline.Material
 		TaskQueue:                pipeline.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without it the SDK hands back the open run instead of the conflict.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		StaticSummary: fmt.Sprintf("materialize %s/%s from %s to %s in chunks of %s", in.Repo, in.View, in.Watermark.Format(time.RFC3339),
 			in.Until.Format(time.RFC3339), in.Chunk),
 	}

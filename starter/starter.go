@@ -29,8 +29,10 @@ func StartRun(ctx context.Context, c client.Client, in pipeline.RunInput) (clien
 		TaskQueue:                pipeline.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
-		StaticSummary:            fmt.Sprintf("retrain %s on %s (%s..%s)", in.Spec.Model, in.Spec.Dataset.Name, orNow(in.From), orNow(in.To)),
+		// Without it the SDK hands back the open run instead of the conflict.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
+		StaticSummary:                            fmt.Sprintf("retrain %s on %s (%s..%s)", in.Spec.Model, in.Spec.Dataset.Name, orNow(in.From), orNow(in.To)),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipeline.ContinuousTraining, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -18,7 +18,6 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
 	"github.com/driftline/driftline/internal/config"
-	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/starter"
 )
 
@@ -52,19 +51,7 @@ func cmdIngest(ctx context.Context, args []string) error {
 			return err
 		}
 		defer c.Close()
-		w.OnClosed = func(ctx context.Context, day string) error {
-			d, err := time.Parse(time.DateOnly, day)
-			if err != nil {
-				return err
-			}
-			from := d.AddDate(0, 0, 1-sp.Model.Dataset.WindowDays).Format(time.DateOnly)
-			_, err = starter.StartRun(ctx, c, pipeline.RunInput{Spec: sp.Model, From: from, To: day, RequestedBy: "ingest:" + sp.Group,
-				Reason: fmt.Sprintf("new partition datasets/%s/dt=%s closed", sp.Dataset, day)})
-			if err != nil && strings.Contains(err.Error(), "already has a run in progress") {
-				return fmt.Errorf("%w: %v", ingest.ErrBusy, err)
-			}
-			return err
-		}
+		w.OnClosed = starter.RunOnClosedDay(c, sp.Model, sp.Group, sp.Dataset)
 	}
 	srv := &http.Server{Addr: *metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
