@@ -21,13 +21,7 @@ import (
 // ErrBusy, not a second run.
 func TestRunOnClosedDayStartsTheLoop(t *testing.T) {
 	ctx := context.Background()
-	addr := dltest.StartTemporal(t)
-	c, err := client.Dial(client.Options{HostPort: addr})
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, starter.Setup(ctx, c, "default"))
-	sp, err := spec.Load("../examples/demand.yaml")
-	require.NoError(t, err)
+	c, sp := devServer(t)
 	trigger := starter.RunOnClosedDay(c, sp, "driftline-ingest-retail", "retail_demand")
 	require.NoError(t, trigger(ctx, "2026-10-30"))
 	desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID("demand"), "")
@@ -49,14 +43,8 @@ func TestRunOnClosedDayStartsTheLoop(t *testing.T) {
 // back the open run as if it had been started).
 func TestStartMonitorTwiceIsRefused(t *testing.T) {
 	ctx := context.Background()
-	addr := dltest.StartTemporal(t)
-	c, err := client.Dial(client.Options{HostPort: addr})
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, starter.Setup(ctx, c, "default"))
-	sp, err := spec.Load("../examples/demand.yaml")
-	require.NoError(t, err)
-	_, err = starter.StartMonitor(ctx, c, pipeline.MonitorInput{Spec: sp})
+	c, sp := devServer(t)
+	_, err := starter.StartMonitor(ctx, c, pipeline.MonitorInput{Spec: sp})
 	require.NoError(t, err)
 	_, err = starter.StartMonitor(ctx, c, pipeline.MonitorInput{Spec: sp})
 	require.ErrorContains(t, err, "model demand already has a monitor (monitor/demand): stop it first")
@@ -64,4 +52,17 @@ func TestStartMonitorTwiceIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = starter.StartRun(ctx, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28"})
 	require.ErrorContains(t, err, "model demand already has a run in progress (ct/demand)")
+}
+
+// devServer starts a Temporal dev server with Driftline's search attributes and returns a
+// client of it and the demo's spec.
+func devServer(t *testing.T) (client.Client, spec.Spec) {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: dltest.StartTemporal(t)})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	require.NoError(t, starter.Setup(context.Background(), c, "default"))
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	return c, sp
 }
