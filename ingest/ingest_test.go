@@ -231,6 +231,8 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	w2.parts, w2.closed = map[tp]*partState{}, map[string]bool{}
 	adm := kadm.NewClient(w.cl)
 	require.NoError(t, w2.closeDays(ctx, adm))
+	require.Equal(t, float64(mustDay("2026-11-03").Unix()), testutil.ToFloat64(w2.Metrics.Newest.WithLabelValues("events")),
+		"the newest complete partition, from the markers another worker wrote")
 	tmu.Lock()
 	require.Equal(t, []string{"2026-11-01", "2026-11-02", "2026-11-03"}, triggered[:3])
 	tmu.Unlock()

@@ -525,9 +525,15 @@ func (w *Worker) loadClosed(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	newest := ""
 	for _, o := range objs {
 		day := strings.TrimSuffix(o.Key[strings.LastIndex(o.Key, "/")+1:], ".json")
 		w.closed[day] = true
+		newest = max(newest, day)
+	}
+	// Whichever worker closed it: the freshness metric holds after a restart too.
+	if t, err := time.Parse(time.DateOnly, newest); err == nil {
+		w.Metrics.Newest.WithLabelValues(w.Spec.Dataset).Set(float64(t.Unix()))
 	}
 	return nil
 }
