@@ -153,3 +153,21 @@ func readManifest(ctx context.Context, b objstore.Bucket, key string) (Manifest,
 	}
 	return m, nil
 }
+
+// Manifests reads every manifest of a dataset, in key order (by topic, partition and first
+// offset): what the worker has written, for tests, benchmarks and the demo.
+func Manifests(ctx context.Context, b objstore.Bucket, ds string) ([]Manifest, error) {
+	objs, err := b.List(ctx, "ingest/"+ds+"/manifests/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Manifest, 0, len(objs))
+	for _, o := range objs {
+		m, err := readManifest(ctx, b, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

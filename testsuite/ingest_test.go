@@ -185,14 +185,10 @@ func salesRecord(i, perDay int, day0 time.Time) []byte {
 
 func allManifests(t *testing.T, b objstore.Bucket) map[string][]ingest.Manifest {
 	t.Helper()
-	objs, err := b.List(context.Background(), "ingest/retail_demand/manifests/")
+	ms, err := ingest.Manifests(context.Background(), b, "retail_demand")
 	require.NoError(t, err)
 	out := map[string][]ingest.Manifest{}
-	for _, o := range objs { // listed in key order: zero-padded first offsets
-		raw, _, err := objstore.ReadAll(context.Background(), b, o.Key)
-		require.NoError(t, err)
-		var m ingest.Manifest
-		require.NoError(t, json.Unmarshal(raw, &m))
+	for _, m := range ms { // in key order: zero-padded first offsets
 		k := fmt.Sprintf("%s/%d", m.Topic, m.Partition)
 		out[k] = append(out[k], m)
 	}

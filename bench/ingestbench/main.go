@@ -130,20 +130,13 @@ func runIngest(specPath, broker, topic string, n int) error {
 
 // written counts the records the manifests account for.
 func written(ctx context.Context, b objstore.Bucket, ds string) int {
-	objs, err := b.List(ctx, "ingest/"+ds+"/manifests/")
+	ms, err := ingest.Manifests(ctx, b, ds)
 	if err != nil {
 		return 0
 	}
 	n := 0
-	for _, o := range objs {
-		raw, _, err := objstore.ReadAll(ctx, b, o.Key)
-		if err != nil {
-			continue
-		}
-		var m ingest.Manifest
-		if json.Unmarshal(raw, &m) == nil {
-			n += m.Accepted + m.Quarantined
-		}
+	for _, m := range ms {
+		n += m.Accepted + m.Quarantined
 	}
 	return n
 }

@@ -111,21 +111,13 @@ session_timeout: 3s
 	fmt.Printf("  produced %d records (%s..%s, one per store-item and day) to the topic retail.sales (4 partitions) on %s\n", n, first, last, strings.Join(brokers, ","))
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		objs, err := b.List(ctx, "ingest/"+ds+"/manifests/")
+		ms, err := ingest.Manifests(ctx, b, ds)
 		if err != nil {
 			return err
 		}
-		accepted, quarantined, files := 0, 0, 0
-		for _, o := range objs {
-			raw, _, err := objstore.ReadAll(ctx, b, o.Key)
-			if err != nil {
-				return err
-			}
-			var m ingest.Manifest
-			if err := json.Unmarshal(raw, &m); err != nil {
-				return err
-			}
-			accepted, quarantined, files = accepted+m.Accepted, quarantined+m.Quarantined, files+1
+		accepted, quarantined, files := 0, 0, len(ms)
+		for _, m := range ms {
+			accepted, quarantined = accepted+m.Accepted, quarantined+m.Quarantined
 		}
 		if accepted+quarantined >= n {
 			fmt.Printf("  the ingest worker (driftline ingest, log %s) wrote them into datasets/%s/dt=%s..%s: %d files, %d records accepted, %d quarantined at the door with their offsets (quarantine/%s/ingest/), exactly once (a manifest per offset range, before its file)\n",
