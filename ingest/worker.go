@@ -74,6 +74,10 @@ type Worker struct {
 	Log     *slog.Logger
 	// OnClosed is called once per closed day (the trigger), after its marker is written.
 	OnClosed func(ctx context.Context, day string) error
+	// InstanceID makes the worker a static member of the group (KIP-345): a restart with the
+	// same ID takes over its old membership and assignment instead of leaving a member behind
+	// for the session timeout. It must be unique per worker (a StatefulSet pod's name).
+	InstanceID string
 	// ClientOpts are added to the Kafka client's (tests shorten the group's timeouts).
 	ClientOpts []kgo.Opt
 
@@ -103,6 +107,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(w.drop),
 		kgo.OnPartitionsLost(w.drop),
 	}, w.ClientOpts...)
+	if w.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(w.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)

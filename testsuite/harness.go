@@ -220,6 +220,12 @@ func NewService(t testing.TB, name, dir string, env []string, bin string, args .
 		s.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.Log); err == nil {
+				if dir := os.Getenv("DRIFTLINE_TEST_LOGS"); dir != "" { // the whole log, kept
+					name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + s.Name + ".log"
+					if err := os.MkdirAll(dir, 0o755); err == nil {
+						_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+					}
+				}
 				tail := string(b)
 				if len(tail) > 3000 {
 					tail = tail[len(tail)-3000:]
@@ -255,6 +261,10 @@ func (s *Service) Kill() { s.signal(os.Kill, 0) }
 
 // Term sends SIGTERM and waits for the process to exit, however long it takes.
 func (s *Service) Term() { s.signal(syscall.SIGTERM, 0) }
+
+// Dump sends SIGQUIT: a Go process writes every goroutine's stack to its log and exits (for a
+// campaign that stalls: where it waits).
+func (s *Service) Dump() { s.signal(syscall.SIGQUIT, 10*time.Second) }
 
 // Stop sends SIGINT (PostgreSQL's fast shutdown, a graceful stop for the others) and waits up
 // to 30 s, then kills.

@@ -58,7 +58,8 @@ session_timeout: 2s
 	env := []string{"DRIFTLINE_S3_ENDPOINT=" + cfg.Endpoint, "DRIFTLINE_S3_ACCESS_KEY=" + cfg.AccessKey, "DRIFTLINE_S3_SECRET_KEY=" + cfg.SecretKey,
 		"DRIFTLINE_S3_BUCKET=" + cfg.Bucket}
 	worker := func(name string) *Service {
-		return NewService(t, name, root, env, bin, "ingest", "--spec", specPath, "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+		return NewService(t, name, root, env, bin, "ingest", "--spec", specPath, "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+			"--kafka-log", envStr("INGEST_KAFKA_LOG", "info"), "--instance-id", name)
 	}
 	w1 := worker("ingest-1")
 
@@ -120,19 +121,29 @@ session_timeout: 2s
 		}
 	}
 	require.NoError(t, <-produced)
-	deadline := time.Now().Add(5 * time.Minute)
+	// Wait for the rest; a worker that makes no progress for 90 s is stalled: its goroutines
+	// are dumped into its log (where it waits) and the test fails naming the partitions.
+	last, lastN := time.Now(), -1
 	for {
 		watch()
 		ms := allManifests(t, store)
-		n := 0
-		for _, l := range ms {
+		n, per := 0, map[string]int64{}
+		for k, l := range ms {
 			for _, m := range l {
 				n += m.Accepted + m.Quarantined
+				per[k] = m.Last + 1
 			}
 		}
-		if n >= total || time.Now().After(deadline) {
+		if n >= total {
 			require.Equal(t, total, n, "every record accounted for")
 			break
+		}
+		if n != lastN {
+			last, lastN = time.Now(), n
+		}
+		if time.Since(last) > 90*time.Second {
+			w1.Dump()
+			t.Fatalf("stalled: %d of %d records written, none for 90 s; next offset by partition %v (goroutines in ingest-1's log)", n, total, per)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -193,6 +204,13 @@ func allManifests(t *testing.T, b objstore.Bucket) map[string][]ingest.Manifest 
 		out[k] = append(out[k], m)
 	}
 	return out
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func envInt(name string, def int) int {

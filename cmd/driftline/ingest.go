@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
@@ -28,6 +31,8 @@ func cmdIngest(ctx context.Context, args []string) error {
 	specPath := fs.String("spec", "examples/ingest.yaml", "ingest spec")
 	metrics := fs.String("metrics", "127.0.0.1:9466", "Prometheus metrics address")
 	brokers := fs.String("brokers", "", "override the spec's brokers (host:port,...)")
+	instance := fs.String("instance-id", os.Getenv("DRIFTLINE_INGEST_INSTANCE_ID"), "static group membership: a restart with the same ID takes over this worker's partitions at once (unique per worker, e.g. the pod name)")
+	kafkaLog := fs.String("kafka-log", "warn", "the Kafka client's log: off, error, warn, info or debug")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +49,19 @@ func cmdIngest(ctx context.Context, args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w := &ingest.Worker{Spec: sp, Store: b, Metrics: ingest.NewMetrics(reg)}
+	level := slog.LevelInfo
+	if *kafkaLog == "debug" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	kl, err := ingest.KafkaLogger(log, *kafkaLog)
+	if err != nil {
+		return err
+	}
+	w := &ingest.Worker{Spec: sp, Store: b, Metrics: ingest.NewMetrics(reg), Log: log, InstanceID: *instance}
+	if kl != nil {
+		w.ClientOpts = append(w.ClientOpts, kgo.WithLogger(kl))
+	}
 	if sp.Trigger.OnNewPartition {
 		c, err := config.TemporalClient()
 		if err != nil {
