@@ -84,7 +84,12 @@ type Worker struct {
 	mu     sync.Mutex
 	parts  map[tp]*partState
 	closed map[string]bool
-	cl     *kgo.Client
+	queues map[tp]*queue
+	// completed: per partition, the offset after its last written range, to commit.
+	completed map[tp]int64
+	writeErr  error
+	cl        *kgo.Client
+	ctx       context.Context
 }
 
 // Run consumes until ctx ends (or the client fails to start).
@@ -92,7 +97,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Log == nil {
 		w.Log = slog.Default()
 	}
-	w.parts, w.closed = map[tp]*partState{}, map[string]bool{}
+	w.parts, w.closed, w.queues, w.ctx = map[tp]*partState{}, map[string]bool{}, map[tp]*queue{}, ctx
+	w.completed = map[tp]int64{}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(w.Spec.Brokers...),
 		kgo.ConsumerGroup(w.Spec.Group),
@@ -115,8 +121,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	w.cl = cl
-	// With BlockRebalanceOnPoll, leaving the group waits for the rebalance to be allowed.
+	// With BlockRebalanceOnPoll, leaving the group waits for the rebalance to be allowed. The
+	// queued writes finish first (deferred calls run last to first).
 	defer cl.CloseAllowingRebalance()
+	defer func() {
+		w.mu.Lock()
+		keys := make([]tp, 0, len(w.queues))
+		for k := range w.queues {
+			keys = append(keys, k)
+		}
+		w.mu.Unlock()
+		w.drain(keys)
+	}()
 	if err := w.loadClosed(ctx); err != nil {
 		return err
 	}
@@ -152,6 +168,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ferr == nil {
 			ferr = w.flushIdle(ctx)
 		}
+		if ferr == nil {
+			ferr = w.failed()
+		}
 		if ferr != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -165,6 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			w.lagSeconds()
 		}
+		w.commit(ctx)
 		cl.AllowRebalance()
 	}
 }
@@ -172,11 +192,19 @@ func (w *Worker) Run(ctx context.Context) error {
 // drop forgets the open ranges of partitions this worker no longer owns: their records
 // were not written, and the next owner reads them from the last commit.
 func (w *Worker) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	var keys []tp
+	for t, ps := range lost {
+		for _, p := range ps {
+			keys = append(keys, tp{t, p})
+		}
+	}
+	w.drain(keys) // their ranges are written before they move (not committed: the manifests say)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for t, ps := range lost {
 		for _, p := range ps {
 			delete(w.parts, tp{t, p})
+			delete(w.completed, tp{t, p})
 			w.Metrics.LagRecords.DeleteLabelValues(w.Spec.Dataset, t, strconv.Itoa(int(p)))
 		}
 	}
@@ -301,27 +329,119 @@ func (w *Worker) flush(ctx context.Context, k tp, st *partState) error {
 	if sp.replay != nil && (m.DataSHA256 != sp.replay.DataSHA256 || m.QuarantineSHA != sp.replay.QuarantineSHA) {
 		return fmt.Errorf("%w: %s/%d offsets %d..%d rebuilt with other content than its manifest records", errConflict, k.topic, k.p, m.First, m.Last)
 	}
-	if err := write(ctx, w.Store, m, data, q); err != nil {
-		return err
-	}
 	st.open, st.skipTo = nil, m.Last
 	st.maxEvent = max(st.maxEvent, m.MaxEvent)
 	if st.firstDay == "" || (m.Day != "" && !m.Late && m.Day < st.firstDay) {
 		st.firstDay = m.Day
 	}
-	w.Metrics.Files.WithLabelValues(w.Spec.Dataset).Inc()
-	if err := w.putWatermark(ctx, k, st, m.Last); err != nil {
-		return err
+	// The range's writes go to the partition's queue (in order; consuming goes on meanwhile).
+	w.queueFor(k) <- job{m: m, data: data, q: q, wm: watermark{MaxEvent: st.maxEvent, FirstDay: st.firstDay, Next: m.Last + 1}}
+	return w.failed()
+}
+
+// A job is one range's writes: manifest, files, watermark, then the commit.
+type job struct {
+	m       Manifest
+	data, q []byte
+	wm      watermark
+}
+
+type queue struct {
+	jobs chan job
+	done chan struct{}
+}
+
+// queueFor returns the partition's write queue, starting its writer.
+func (w *Worker) queueFor(k tp) chan<- job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queues[k]
+	if q == nil {
+		q = &queue{jobs: make(chan job, 4), done: make(chan struct{})}
+		w.queues[k] = q
+		go w.writer(k, q)
 	}
-	// Commit past the range: a failure here (the partition moved) is safe, the next owner
-	// finds the manifest.
-	w.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{k.topic: {k.p: {Epoch: -1, Offset: m.Last + 1}}},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
-			if err != nil {
-				w.Log.Warn("commit", "topic", k.topic, "partition", k.p, "offset", m.Last+1, "error", err)
-			}
-		})
-	return nil
+	return q.jobs
+}
+
+// writer does a partition's writes in order. After a failure it writes nothing more (the
+// worker exits with the error; a restart resumes from the manifests).
+func (w *Worker) writer(k tp, q *queue) {
+	defer close(q.done)
+	ctx := context.WithoutCancel(w.ctx) // a graceful stop drains the queue
+	for j := range q.jobs {
+		if w.failed() != nil {
+			continue
+		}
+		err := write(ctx, w.Store, j.m, j.data, j.q)
+		if err == nil {
+			err = w.putWatermark(ctx, k, j.wm)
+		}
+		if err != nil {
+			w.fail(err)
+			continue
+		}
+		w.Metrics.Files.WithLabelValues(w.Spec.Dataset).Inc()
+		// The main loop commits past the range (a commit can wait on a rebalance, which waits
+		// on this queue being drained: it must not run here).
+		w.mu.Lock()
+		w.completed[k] = j.m.Last + 1
+		w.mu.Unlock()
+	}
+}
+
+// commit commits past the ranges written since the last call; a failure (the partition
+// moved) is safe: the next owner finds the manifests.
+func (w *Worker) commit(ctx context.Context) {
+	w.mu.Lock()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for k, next := range w.completed {
+		if offsets[k.topic] == nil {
+			offsets[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[k.topic][k.p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+	}
+	clear(w.completed)
+	w.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	w.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			w.Log.Warn("commit", "error", err)
+		}
+	})
+}
+
+// drain closes the partitions' queues and waits for their writes.
+func (w *Worker) drain(keys []tp) {
+	var qs []*queue
+	w.mu.Lock()
+	for _, k := range keys {
+		if q := w.queues[k]; q != nil {
+			close(q.jobs)
+			qs = append(qs, q)
+			delete(w.queues, k)
+		}
+	}
+	w.mu.Unlock()
+	for _, q := range qs {
+		<-q.done
+	}
+}
+
+func (w *Worker) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.writeErr == nil {
+		w.writeErr = err
+	}
+}
+
+func (w *Worker) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeErr
 }
 
 // flushIdle writes ranges that had no record for FlushIdle.
@@ -391,14 +511,14 @@ func watermarkKey(ds, topic string, p int32) string {
 
 func closedKey(ds, day string) string { return fmt.Sprintf("ingest/%s/closed/%s.json", ds, day) }
 
-func (w *Worker) putWatermark(ctx context.Context, k tp, st *partState, last int64) error {
+func (w *Worker) putWatermark(ctx context.Context, k tp, next watermark) error {
 	prev := watermark{}
 	if raw, _, err := objstore.ReadAll(ctx, w.Store, watermarkKey(w.Spec.Dataset, k.topic, k.p)); err == nil {
 		_ = json.Unmarshal(raw, &prev)
 	}
-	wm := watermark{MaxEvent: max(prev.MaxEvent, st.maxEvent), FirstDay: prev.FirstDay, Next: last + 1}
-	if wm.FirstDay == "" || (st.firstDay != "" && st.firstDay < wm.FirstDay) {
-		wm.FirstDay = st.firstDay
+	wm := watermark{MaxEvent: max(prev.MaxEvent, next.MaxEvent), FirstDay: prev.FirstDay, Next: next.Next}
+	if wm.FirstDay == "" || (next.FirstDay != "" && next.FirstDay < wm.FirstDay) {
+		wm.FirstDay = next.FirstDay
 	}
 	body, _ := json.Marshal(wm)
 	_, err := w.Store.Put(ctx, watermarkKey(w.Spec.Dataset, k.topic, k.p), body, objstore.PutOptions{ContentType: "application/json"})
