@@ -104,6 +104,13 @@ func (w *RowWriter) Write(b *Batch, r int, extra []float64) error {
 	return nil
 }
 
+// Flush ends the row group being built: its pages are encoded into the file, and the rows
+// written so far are no longer held (a caller streaming groups calls it every N rows).
+func (w *RowWriter) Flush() error { return w.w.Flush() }
+
+// Size is how many bytes of the file are built so far.
+func (w *RowWriter) Size() int { return w.buf.Len() }
+
 // Rows is how many rows were written.
 func (w *RowWriter) Rows() int64 { return w.rows }
 

@@ -130,6 +130,12 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 	return t.Format(time.DateOnly), t, nil
 }
 
+// reset empties the rows (keeping their memory for the next row group).
+func (r *rows) reset() {
+	r.n = 0
+	r.truncate()
+}
+
 // truncate drops any partly added row (columns longer than n).
 func (r *rows) truncate() {
 	for _, d := range r.cols {

@@ -27,6 +27,10 @@ type Spec struct {
 	// MaxRows cuts a file at this many records (default 100,000); a file also ends where the
 	// event day changes.
 	MaxRows int `yaml:"max_rows"`
+	// RowGroupRows: accepted records are encoded into the open file every this many (one
+	// Parquet row group, default 10,000), so a partition's open file holds at most one row
+	// group of decoded records; the rest are compressed Parquet.
+	RowGroupRows int `yaml:"row_group_rows"`
 	// MaxRecordBytes: a larger record is quarantined (default 1 MiB).
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// FlushIdle writes the open files of a partition that has had no record for this long
@@ -90,6 +94,9 @@ func (s *Spec) defaults() {
 	if s.MaxRows <= 0 {
 		s.MaxRows = 100_000
 	}
+	if s.RowGroupRows <= 0 {
+		s.RowGroupRows = min(10_000, s.MaxRows)
+	}
 	if s.MaxRecordBytes <= 0 {
 		s.MaxRecordBytes = 1 << 20
 	}
@@ -118,6 +125,9 @@ func (s Spec) Validate() error {
 		add("dataset: required")
 	} else if s.Model.Dataset.Name != "" && s.Model.Dataset.Name != s.Dataset {
 		add("dataset: %q, but model_spec's dataset is %q (the contract is the model's)", s.Dataset, s.Model.Dataset.Name)
+	}
+	if s.RowGroupRows > s.MaxRows {
+		add("row_group_rows: %d is more than max_rows %d (a file has at least one row group)", s.RowGroupRows, s.MaxRows)
 	}
 	if len(s.Brokers) == 0 {
 		add("brokers: at least one")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,8 +98,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Log == nil {
 		w.Log = slog.Default()
 	}
-	w.parts, w.closed, w.queues, w.ctx = map[tp]*partState{}, map[string]bool{}, map[tp]*queue{}, ctx
-	w.completed = map[tp]int64{}
+	w.setup(ctx)
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(w.Spec.Brokers...),
 		kgo.ConsumerGroup(w.Spec.Group),
@@ -189,6 +189,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+func (w *Worker) setup(ctx context.Context) {
+	w.parts, w.closed, w.queues, w.ctx = map[tp]*partState{}, map[string]bool{}, map[tp]*queue{}, ctx
+	w.completed = map[tp]int64{}
+}
+
 // drop forgets the open ranges of partitions this worker no longer owns: their records
 // were not written, and the next owner reads them from the last commit.
 func (w *Worker) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
@@ -239,9 +244,10 @@ func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
 			w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "skipped").Inc()
 			return nil
 		case err == nil:
-			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), replay: &m, day: m.Day, late: m.Late, opened: time.Now()}
+			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), replay: &m, day: m.Day, late: m.Late, opened: time.Now(),
+				rowGroupRows: replayGroups(m)}
 		case errors.Is(err, objstore.ErrNotFound):
-			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now()}
+			st.open = &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now(), rowGroupRows: w.Spec.RowGroupRows}
 		default:
 			return err
 		}
@@ -267,16 +273,16 @@ func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
 	if sp.replay != nil {
 		late = sp.replay.Late
 	}
-	if sp.replay == nil && sp.rows.n > 1 && (day != sp.day || late != sp.late) {
+	if sp.replay == nil && sp.accepted() > 1 && (day != sp.day || late != sp.late) {
 		// An event-day boundary: the range ends before this record, which starts the next.
-		next := &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now(), lastRecord: time.Now()}
+		next := &span{first: r.Offset, rows: newRows(w.Spec.Contract), opened: time.Now(), lastRecord: time.Now(), rowGroupRows: w.Spec.RowGroupRows}
 		moveLast(sp.rows, next.rows)
 		if err := w.flush(ctx, k, st); err != nil {
 			return err
 		}
 		st.open, sp = next, next
 	}
-	if sp.rows.n == 1 {
+	if sp.accepted() == 1 {
 		sp.day, sp.late = day, late
 	}
 	sp.maxEvent = max(sp.maxEvent, t.UnixMicro())
@@ -289,6 +295,15 @@ func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
 	return w.maybeCut(ctx, k, st)
 }
 
+// replayGroups is the row group size a recorded range was written with (a manifest without
+// one predates row groups: the file was encoded in one go).
+func replayGroups(m Manifest) int {
+	if m.RowGroupRows > 0 {
+		return m.RowGroupRows
+	}
+	return math.MaxInt
+}
+
 // maybeCut writes the open range when it is full (or a replayed range is complete).
 func (w *Worker) maybeCut(ctx context.Context, k tp, st *partState) error {
 	sp := st.open
@@ -296,10 +311,11 @@ func (w *Worker) maybeCut(ctx context.Context, k tp, st *partState) error {
 		if sp.last >= sp.replay.Last {
 			return w.flush(ctx, k, st)
 		}
-		return nil
-	}
-	if sp.rows.n+len(sp.quarantined) >= w.Spec.MaxRows {
+	} else if sp.accepted()+len(sp.quarantined) >= w.Spec.MaxRows {
 		return w.flush(ctx, k, st)
+	}
+	if sp.rows.n >= sp.rowGroupRows {
+		return sp.endGroup() // a row group of the file: encoded, its decoded records let go
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type Manifest struct {
 	Late        bool   `json:"late,omitempty"`
 	Accepted    int    `json:"accepted"`
 	Quarantined int    `json:"quarantined"`
+	// RowGroupRows is the data file's row group size (a replay rebuilds it with the same).
+	RowGroupRows int `json:"row_group_rows,omitempty"`
 	// MaxEvent is the latest event time of its accepted records (Unix microseconds).
 	MaxEvent      int64  `json:"max_event_us,omitempty"`
 	DataKey       string `json:"data_key,omitempty"`
@@ -56,34 +58,62 @@ type span struct {
 	first, last int64
 	day         string
 	late        bool
-	rows        *rows
-	quarantined []quarantined
-	maxEvent    int64
-	opened      time.Time
-	lastRecord  time.Time
+	// rows is the row group being decoded; earlier groups are encoded into w (flushed rows).
+	rows         *rows
+	w            *dataset.RowWriter
+	flushed      int
+	rowGroupRows int
+	quarantined  []quarantined
+	maxEvent     int64
+	opened       time.Time
+	lastRecord   time.Time
 	// replay: the range is recorded already (manifest without its file): rebuild it exactly.
 	replay *Manifest
+}
+
+// accepted is how many accepted records the span holds (encoded and decoded).
+func (s *span) accepted() int { return s.flushed + s.rows.n }
+
+// endGroup encodes the decoded records as one row group of the span's file.
+func (s *span) endGroup() error {
+	if s.rows.n == 0 {
+		return nil
+	}
+	if s.w == nil {
+		w, err := dataset.NewRowWriter(s.rows.c, nil)
+		if err != nil {
+			return err
+		}
+		s.w = w
+	}
+	b := s.rows.batch()
+	for r := 0; r < b.Rows; r++ {
+		if err := s.w.Write(b, r, nil); err != nil {
+			return err
+		}
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	s.flushed += s.rows.n
+	s.rows.reset()
+	return nil
 }
 
 // encode builds the span's files and manifest.
 func (s *span) encode(ds, topic string, partition int32) (Manifest, []byte, []byte, error) {
 	m := Manifest{Dataset: ds, Topic: topic, Partition: partition, First: s.first, Last: s.last, Day: s.day, Late: s.late,
-		Accepted: s.rows.n, Quarantined: len(s.quarantined), MaxEvent: s.maxEvent}
+		Accepted: s.accepted(), Quarantined: len(s.quarantined), MaxEvent: s.maxEvent}
 	var data, q []byte
-	if s.rows.n > 0 {
-		w, err := dataset.NewRowWriter(s.rows.c, nil)
-		if err != nil {
+	if s.accepted() > 0 {
+		if err := s.endGroup(); err != nil {
 			return m, nil, nil, err
 		}
-		b := s.rows.batch()
-		for r := 0; r < b.Rows; r++ {
-			if err := w.Write(b, r, nil); err != nil {
-				return m, nil, nil, err
-			}
-		}
-		if data, err = w.Close(); err != nil {
+		var err error
+		if data, err = s.w.Close(); err != nil {
 			return m, nil, nil, err
 		}
+		m.RowGroupRows = s.rowGroupRows
 		sum := sha256.Sum256(data)
 		m.DataKey, m.DataSHA256 = DataKey(ds, topic, partition, s.first, s.last, s.day, s.late), hex.EncodeToString(sum[:])
 	}
