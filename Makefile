@@ -110,6 +110,7 @@ fuzz:
 	scripts/fuzz.sh FuzzV2Infer ./serving $(FUZZTIME)
 	scripts/fuzz.sh FuzzParse ./spec $(FUZZTIME)
 	scripts/fuzz.sh FuzzScanObject ./ingest $(FUZZTIME)
+	scripts/fuzz.sh FuzzAvroDecode ./ingest $(FUZZTIME)
 
 test: tools lint unit fuzz
 

@@ -287,7 +287,7 @@ func TestRowGroupsStreamedAndReplayedByteForByte(t *testing.T) {
 	}
 	feed := func() *Worker {
 		w := &Worker{Spec: sp, Store: store, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		w.setup(ctx)
+		require.NoError(t, w.setup(ctx))
 		for _, r := range recs {
 			require.NoError(t, w.handle(ctx, r))
 			if st := w.parts[tp{"rg", 0}]; st.open != nil {

@@ -18,15 +18,16 @@ type rows struct {
 	cols  map[string]*dataset.ColumnData
 	n     int
 	check *dataset.RowChecker
-	// fields is the record being decoded (reused).
+	// fields is the record being decoded (reused), cells its values by contract column.
 	fields map[string]field
+	cells  []cell
 	// the last event time parsed (records of a range mostly share their day).
 	lastTime string
 	lastT    time.Time
 }
 
 func newRows(c contract.Contract) *rows {
-	r := &rows{c: c, cols: map[string]*dataset.ColumnData{}, check: dataset.NewRowChecker(c)}
+	r := &rows{c: c, cols: map[string]*dataset.ColumnData{}, check: dataset.NewRowChecker(c), cells: make([]cell, len(c.Columns))}
 	for _, col := range c.Columns {
 		r.cols[col.Name] = &dataset.ColumnData{}
 	}
@@ -55,20 +56,21 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 	if !scanObject(value, r.fields) {
 		return "", time.Time{}, &problem{Reason: "not a JSON object"}
 	}
-	for _, col := range r.c.Columns {
-		d := r.cols[col.Name]
+	for i, col := range r.c.Columns {
+		c := &r.cells[i]
+		*c = cell{}
 		f, present := r.fields[col.Name]
 		if !present || f.kind == 'z' {
-			d.Null, d.Num, d.Str = append(d.Null, true), append(d.Num, 0), append(d.Str, "")
+			c.null = true
 			continue
 		}
-		num, str, why := 0.0, "", ""
+		why := ""
 		switch col.Type {
 		case contract.TypeString:
 			if f.kind != 's' {
 				why = fmt.Sprintf("want a string, got %s", f.describe())
 			} else {
-				str = f.str()
+				c.str = f.str()
 			}
 		case contract.TypeInt:
 			if f.kind != 'n' {
@@ -76,7 +78,7 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 			} else if i, err := strconv.ParseInt(string(f.raw), 10, 64); err != nil {
 				why = fmt.Sprintf("want an integer, got %s", f.raw)
 			} else {
-				num = float64(i)
+				c.num = float64(i)
 			}
 		case contract.TypeDouble:
 			if f.kind != 'n' {
@@ -84,20 +86,35 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 			} else if x, err := strconv.ParseFloat(string(f.raw), 64); err != nil {
 				why = fmt.Sprintf("want a number, got %s", f.raw)
 			} else {
-				num = x
+				c.num = x
 			}
 		case contract.TypeBool:
 			if f.kind != 't' && f.kind != 'f' {
 				why = fmt.Sprintf("want true or false, got %s", f.describe())
 			} else if f.kind == 't' {
-				num = 1
+				c.num = 1
 			}
 		}
 		if why != "" {
-			r.truncate()
 			return "", time.Time{}, &problem{Field: col.Name, Reason: why}
 		}
-		d.Null, d.Num, d.Str = append(d.Null, false), append(d.Num, num), append(d.Str, str)
+	}
+	return r.addCells(eventTime)
+}
+
+// A cell is one column's value of the record being added, checked against the column's type.
+type cell struct {
+	null bool
+	num  float64
+	str  string
+}
+
+// addCells appends the cells as a new row and checks it against the contract's rules and
+// the event time (the part of adding a record every format shares).
+func (r *rows) addCells(eventTime string) (string, time.Time, *problem) {
+	for i, col := range r.c.Columns {
+		d, c := r.cols[col.Name], r.cells[i]
+		d.Null, d.Num, d.Str = append(d.Null, c.null), append(d.Num, c.num), append(d.Str, c.str)
 	}
 	r.n++
 	if col, kind, why, ok := r.check.Check(r.cols, r.n-1); !ok {

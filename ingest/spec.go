@@ -31,6 +31,11 @@ type Spec struct {
 	// Parquet row group, default 10,000), so a partition's open file holds at most one row
 	// group of decoded records; the rest are compressed Parquet.
 	RowGroupRows int `yaml:"row_group_rows"`
+	// Format of the records' values: json (default: one flat JSON object per record) or avro
+	// (schema-registry framed: a 0 byte, the schema ID, the Avro binary record).
+	Format string `yaml:"format"`
+	// SchemaRegistry is the registry's URL (format avro).
+	SchemaRegistry string `yaml:"schema_registry"`
 	// MaxRecordBytes: a larger record is quarantined (default 1 MiB).
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// FlushIdle writes the open files of a partition that has had no record for this long
@@ -49,6 +54,12 @@ type Spec struct {
 	EventTime string            `yaml:"-"`
 	Model     spec.Spec         `yaml:"-"`
 }
+
+// The record formats.
+const (
+	FormatJSON = "json"
+	FormatAvro = "avro"
+)
 
 // Trigger says what a closed day starts.
 type Trigger struct {
@@ -97,6 +108,9 @@ func (s *Spec) defaults() {
 	if s.RowGroupRows <= 0 {
 		s.RowGroupRows = min(10_000, s.MaxRows)
 	}
+	if s.Format == "" {
+		s.Format = FormatJSON
+	}
 	if s.MaxRecordBytes <= 0 {
 		s.MaxRecordBytes = 1 << 20
 	}
@@ -128,6 +142,15 @@ func (s Spec) Validate() error {
 	}
 	if s.RowGroupRows > s.MaxRows {
 		add("row_group_rows: %d is more than max_rows %d (a file has at least one row group)", s.RowGroupRows, s.MaxRows)
+	}
+	switch s.Format {
+	case FormatJSON:
+	case FormatAvro:
+		if s.SchemaRegistry == "" {
+			add("schema_registry: required for format avro (the records carry schema IDs)")
+		}
+	default:
+		add("format: %q: want json or avro (Protobuf is not built)", s.Format)
 	}
 	if len(s.Brokers) == 0 {
 		add("brokers: at least one")

@@ -90,6 +90,7 @@ type Worker struct {
 	completed map[tp]int64
 	writeErr  error
 	cl        *kgo.Client
+	avro      *avroDecoder
 	ctx       context.Context
 }
 
@@ -98,7 +99,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Log == nil {
 		w.Log = slog.Default()
 	}
-	w.setup(ctx)
+	if err := w.setup(ctx); err != nil {
+		return err
+	}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(w.Spec.Brokers...),
 		kgo.ConsumerGroup(w.Spec.Group),
@@ -189,9 +192,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Worker) setup(ctx context.Context) {
+func (w *Worker) setup(ctx context.Context) error {
 	w.parts, w.closed, w.queues, w.ctx = map[tp]*partState{}, map[string]bool{}, map[tp]*queue{}, ctx
 	w.completed = map[tp]int64{}
+	if w.Spec.Format == FormatAvro {
+		reg, err := NewRegistry(w.Spec.SchemaRegistry)
+		if err != nil {
+			return fmt.Errorf("schema registry %s: %w", w.Spec.SchemaRegistry, err)
+		}
+		w.avro = newAvroDecoder(reg, w.Spec.Contract)
+	}
+	return nil
 }
 
 // drop forgets the open ranges of partitions this worker no longer owns: their records
@@ -262,7 +273,20 @@ func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
 		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "quarantined").Inc()
 		return w.maybeCut(ctx, k, st)
 	}
-	day, t, prob := sp.rows.add(r.Value, w.Spec.EventTime)
+	var day string
+	var t time.Time
+	var prob *problem
+	if w.avro != nil {
+		p, err := w.avro.decode(ctx, r.Value, sp.rows.cells)
+		if err != nil {
+			return err // the registry, not the record: stop before anything is written
+		}
+		if prob = p; prob == nil {
+			day, t, prob = sp.rows.addCells(w.Spec.EventTime)
+		}
+	} else {
+		day, t, prob = sp.rows.add(r.Value, w.Spec.EventTime)
+	}
 	if prob != nil {
 		sp.quarantined = append(sp.quarantined, quarantine(r.Topic, r.Partition, r.Offset, r.Key, r.Value, *prob))
 		sp.last = r.Offset

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
@@ -88,8 +90,19 @@ func cmdKafkaDev(ctx context.Context, args []string) error {
 	port := fs.Int("port", 9092, "port of the broker on 127.0.0.1")
 	topics := fs.String("topics", "retail.sales:4", "topics to create, name:partitions,...")
 	dataDir := fs.String("data-dir", "", "keep the log here across restarts (empty: in memory)")
+	registry := fs.Int("registry-port", 0, "also serve a schema registry (franz-go's srfake, in memory) on this port of 127.0.0.1 (0: none)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *registry > 0 {
+		srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *registry), Handler: srfake.NewRegistry().Handler(), ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("--registry-port: %w", err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		fmt.Printf("schema registry (srfake) on http://%s\n", srv.Addr)
 	}
 	opts := []kfake.Opt{kfake.Ports(*port), kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second)}
 	if *dataDir != "" {
