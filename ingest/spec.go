@@ -64,7 +64,8 @@ const (
 // Trigger says what a closed day starts.
 type Trigger struct {
 	// OnNewPartition: when a day closes, start the model's loop on the window ending that day
-	// (action run); at most once per day.
+	// (action run) or signal the model's monitor to run its next window at once (action
+	// monitor); at most once per day.
 	OnNewPartition bool   `yaml:"on_new_partition"`
 	Action         string `yaml:"action"`
 }
@@ -164,8 +165,8 @@ func (s Spec) Validate() error {
 	if c, ok := s.Contract.Column(s.EventTime); !ok || c.Type != contract.TypeString {
 		add("the model spec's event_time %q must be a string column (YYYY-MM-DD or RFC 3339)", s.EventTime)
 	}
-	if s.Trigger.Action != "run" {
-		add("trigger.action: %q: only run is built (start the model's loop on the closed day's window)", s.Trigger.Action)
+	if s.Trigger.Action != "run" && s.Trigger.Action != "monitor" {
+		add("trigger.action: %q: want run (start the model's loop on the closed day's window) or monitor (signal the model's monitor to check at once)", s.Trigger.Action)
 	}
 	return errors.Join(errs...)
 }

@@ -109,6 +109,23 @@ type MonitorInput struct {
 	// Review is the open fairness review (nil: none); Reviews the last 20 closed ones.
 	Review  *FairnessReview  `json:",omitempty"`
 	Reviews []FairnessReview `json:",omitempty"`
+	// Partition is the last closed partition signalled (SignalNewPartition); Pending says its
+	// window has not run yet (a signal that came as the run continued as new).
+	Partition *NewPartition `json:",omitempty"`
+	Pending   bool          `json:",omitempty"`
+}
+
+// SignalNewPartition tells a model's monitor that a partition of fresh data closed (the
+// ingest worker's trigger action monitor): the next window runs at once instead of at the
+// end of the interval.
+const SignalNewPartition = "new-partition"
+
+// NewPartition is the signal's payload.
+type NewPartition struct {
+	Dataset string    `json:"dataset"`
+	Day     string    `json:"day"`
+	By      string    `json:"by"` // the ingest group
+	At      time.Time `json:"at"`
 }
 
 // MonitorRun is a run the monitor started (or found already running).
@@ -158,4 +175,6 @@ type MonitorStatus struct {
 	Runs          []MonitorRun         `json:"runs,omitempty"`
 	Review        *FairnessReview      `json:"review,omitempty"`
 	Reviews       []FairnessReview     `json:"reviews,omitempty"`
+	// Partition is the last closed partition signalled by an ingest worker.
+	Partition *NewPartition `json:"partition,omitempty"`
 }

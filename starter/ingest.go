@@ -2,10 +2,12 @@ package starter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/ingest"
@@ -28,6 +30,21 @@ func RunOnClosedDay(c client.Client, sp spec.Spec, group, dataset string) func(c
 			Reason: fmt.Sprintf("new partition datasets/%s/dt=%s closed", dataset, day)})
 		if err != nil && strings.Contains(err.Error(), "already has a run in progress") {
 			return fmt.Errorf("%w: %v", ingest.ErrBusy, err)
+		}
+		return err
+	}
+}
+
+// MonitorOnClosedDay is the trigger for action monitor: when a day of the dataset closes, the
+// model's monitor is signalled (pipeline.SignalNewPartition) and runs its next window at once.
+// A model without a running monitor is an error naming it (the worker counts it).
+func MonitorOnClosedDay(c client.Client, model, group, dataset string) func(ctx context.Context, day string) error {
+	return func(ctx context.Context, day string) error {
+		err := c.SignalWorkflow(ctx, pipeline.MonitorWorkflowID(model), "", pipeline.SignalNewPartition,
+			pipeline.NewPartition{Dataset: dataset, Day: day, By: group, At: time.Now().UTC()})
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("model %s has no monitor running (%s): start it with driftline monitor start", model, pipeline.MonitorWorkflowID(model))
 		}
 		return err
 	}

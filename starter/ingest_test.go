@@ -39,6 +39,34 @@ func TestRunOnClosedDayStartsTheLoop(t *testing.T) {
 	require.True(t, errors.Is(err, ingest.ErrBusy), "%v", err)
 }
 
+// Action monitor: a closed day signals the model's monitor (the signal is in its history with
+// the dataset, day and group); with no monitor running the trigger fails naming it.
+func TestMonitorOnClosedDaySignalsTheMonitor(t *testing.T) {
+	ctx := context.Background()
+	c, sp := devServer(t)
+	trigger := starter.MonitorOnClosedDay(c, "demand", "driftline-ingest-retail", "retail_demand")
+	require.ErrorContains(t, trigger(ctx, "2026-10-30"), "model demand has no monitor running (monitor/demand)")
+	runID, err := starter.StartMonitor(ctx, c, pipeline.MonitorInput{Spec: sp})
+	require.NoError(t, err)
+	require.NoError(t, trigger(ctx, "2026-10-30"))
+	hist := c.GetWorkflowHistory(ctx, pipeline.MonitorWorkflowID("demand"), runID, false, 0)
+	var got []pipeline.NewPartition
+	for hist.HasNext() {
+		ev, err := hist.Next()
+		require.NoError(t, err)
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil {
+			require.Equal(t, pipeline.SignalNewPartition, a.GetSignalName())
+			var p pipeline.NewPartition
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(a.GetInput().GetPayloads()[0], &p))
+			got = append(got, p)
+		}
+	}
+	require.Len(t, got, 1)
+	require.Equal(t, "retail_demand", got[0].Dataset)
+	require.Equal(t, "2026-10-30", got[0].Day)
+	require.Equal(t, "driftline-ingest-retail", got[0].By)
+}
+
 // Starting a model's monitor while one runs is refused naming it (the SDK would otherwise hand
 // back the open run as if it had been started).
 func TestStartMonitorTwiceIsRefused(t *testing.T) {

@@ -35,7 +35,7 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 	var lastAt time.Time
 	if err := workflow.SetQueryHandler(ctx, pipeline.QueryMonitor, func() (pipeline.MonitorStatus, error) {
 		out := pipeline.MonitorStatus{Model: model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs,
-			Reviews: st.Reviews}
+			Reviews: st.Reviews, Partition: st.Partition}
 		if st.Review != nil {
 			r := *st.Review
 			r.Keys = nil
@@ -59,8 +59,15 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 			MaximumAttempts: 5, NonRetryableErrorTypes: pipeline.NonRetryable},
 	})
+	// A closed partition (the ingest worker's signal) runs the next window at once.
+	partitions := workflow.GetSignalChannel(ctx, pipeline.SignalNewPartition)
+	signalled := workflow.GetVersion(ctx, "new-partition-signal", workflow.DefaultVersion, 1) >= 1
 	for range MonitorWindowsPerRun {
-		if err := workflow.Sleep(ctx, interval); err != nil {
+		if !signalled {
+			if err := workflow.Sleep(ctx, interval); err != nil {
+				return err // cancelled: the monitor stops
+			}
+		} else if err := waitWindow(ctx, partitions, interval, &st); err != nil {
 			return err // cancelled: the monitor stops
 		}
 		var res pipeline.MonitorWindowResult
@@ -109,10 +116,43 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	// A partition signalled as this run ends is not lost: the next run's first window is at once.
+	if signalled {
+		var p pipeline.NewPartition
+		for partitions.ReceiveAsync(&p) {
+			st.Partition, st.Pending = &p, true
+		}
+	}
 	if st.Review != nil {
 		st.Review.Keys = nil // looked up again by the next run (the keys may rotate)
 	}
 	return workflow.NewContinueAsNewError(ctx, pipeline.MonitorWorkflow, st)
+}
+
+// waitWindow waits for the next window: the interval, or a closed partition signalled
+// before it ends (then the window is at once); a partition left pending by the last run
+// does not wait.
+func waitWindow(ctx workflow.Context, partitions workflow.ReceiveChannel, interval time.Duration, st *pipeline.MonitorInput) error {
+	if st.Pending {
+		st.Pending = false
+		return nil
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	var err error
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(workflow.NewTimer(tctx, interval), func(f workflow.Future) { err = f.Get(ctx, nil) })
+	sel.AddReceive(partitions, func(c workflow.ReceiveChannel, _ bool) {
+		var p pipeline.NewPartition
+		c.Receive(ctx, &p)
+		st.Partition = &p
+		workflow.GetLogger(ctx).Info("partition closed: monitoring window now", "dataset", p.Dataset, "day", p.Day, "by", p.By)
+	})
+	sel.Select(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }
 
 // startLoop starts ct/<model> as an abandoned child (it outlives the monitor's run), forced:

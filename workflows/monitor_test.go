@@ -277,3 +277,42 @@ func TestMonitorFairnessBreachOpensAReviewThatEscalates(t *testing.T) {
 	require.Equal(t, []string{"ml-platform"}, state.Reviews[1].Groups)
 	require.Contains(t, state.Reviews[1].Outcome, "retrain: run ")
 }
+
+// A closed partition signalled by the ingest worker runs the next window at once, not at the
+// end of the interval; the status names the partition; a signal that arrives as the run
+// continues as new is carried over, and the next run's first window does not wait.
+func TestMonitorRunsAWindowAtOnceWhenAPartitionCloses(t *testing.T) {
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp.Monitoring.Interval.Duration = time.Hour
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	start := env.Now()
+	var at []time.Duration
+	env.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in pipeline.MonitorWindowInput) (pipeline.MonitorWindowResult, error) {
+		at = append(at, in.Until.Sub(start))
+		return pipeline.MonitorWindowResult{Version: 1}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActMonitorWindow})
+	closed := pipeline.NewPartition{Dataset: "retail_demand", Day: "2026-10-30", By: "driftline-ingest-retail"}
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(pipeline.SignalNewPartition, closed) }, 10*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(pipeline.QueryMonitor)
+		require.NoError(t, err)
+		var st pipeline.MonitorStatus
+		require.NoError(t, v.Get(&st))
+		require.Equal(t, &closed, st.Partition)
+	}, 11*time.Minute)
+	// The last window of the run is at 10 min + 99 h; a partition closes at its end.
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(pipeline.SignalNewPartition, closed) }, 10*time.Minute+time.Duration(MonitorWindowsPerRun-1)*time.Hour)
+	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "ops"})
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(env.GetWorkflowError(), &can), "continues as new: %v", env.GetWorkflowError())
+	require.Len(t, at, MonitorWindowsPerRun)
+	require.Equal(t, 10*time.Minute, at[0], "the first window when the partition closed, not after the hour")
+	require.Equal(t, 10*time.Minute+time.Hour, at[1], "then the interval again")
+	var state pipeline.MonitorInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &state))
+	require.True(t, state.Pending, "the signal at the run's end is carried over")
+	require.Equal(t, "2026-10-30", state.Partition.Day)
+}

@@ -71,6 +71,9 @@ func cmdIngest(ctx context.Context, args []string) error {
 		}
 		defer c.Close()
 		w.OnClosed = starter.RunOnClosedDay(c, sp.Model, sp.Group, sp.Dataset)
+		if sp.Trigger.Action == "monitor" {
+			w.OnClosed = starter.MonitorOnClosedDay(c, sp.Model.Model, sp.Group, sp.Dataset)
+		}
 	}
 	srv := &http.Server{Addr: *metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
