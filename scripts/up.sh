@@ -77,9 +77,10 @@ stop serve
 stop api
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
-# A Kafka-protocol broker (franz-go's kfake, in memory: restarted empty by each make up); the
-# demo streams its holiday weeks through it with the ingest worker (docs/ingest.md).
-start kafka "$BIN/driftline" kafka-dev --port 9092 --topics retail.sales:4
+# A Kafka-protocol broker (franz-go's kfake, in memory: restarted empty by each make up) and a
+# schema registry (franz-go's srfake) for Avro topics; the demo streams its holiday weeks
+# through the broker with the ingest worker (docs/ingest.md).
+start kafka "$BIN/driftline" kafka-dev --port 9092 --topics retail.sales:4 --registry-port 8081
 start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 # Serving holds the embedded online store (bbolt: one process) and runs the materialization
@@ -100,4 +101,5 @@ wait_for "serving worker" port_open 8080
 wait_for "control-plane API" port_open 8090
 wait_for "Prometheus" port_open 9090
 wait_for "Kafka (kafka-dev)" port_open 9092
+wait_for "schema registry (kafka-dev)" port_open 8081
 echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090  Prometheus http://127.0.0.1:9090"
