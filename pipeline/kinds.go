@@ -51,6 +51,9 @@ const (
 	// RoutePaired logs the other model's answer to a request during a canary: scored off the
 	// request path and never returned, so the canary compares both models on the same request.
 	RoutePaired Route = "paired"
+	// RoutePinned is a request a client sent to the canary's version by name (the v2 API's
+	// /versions/{v}/ path): logged, but not the canary's evidence (it was not a random share).
+	RoutePinned Route = "pinned"
 )
 
 // CandidateRoute is the route a candidate's answers are logged under in a canary mode.

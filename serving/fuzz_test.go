@@ -92,6 +92,10 @@ func FuzzV2Infer(f *testing.F) {
 		`{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}`,
 		`{"inputs":[{"name":"x","shape":[-1],"datatype":"FP64","data":[]}]}`,
 		`{"inputs":[]}`, `{"id":7}`, `[]`, `{`, ``, `{"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[true]}]}`,
+		`{"inputs":[{"name":"input-0","shape":[1,1],"datatype":"FP32","data":[[9.5]]}]}`,
+		`{"inputs":[{"name":"input-0","shape":[2,1],"datatype":"UINT8","data":[1,2]}],"outputs":[{"name":"prediction"}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]},{"name":"region","shape":[1],"datatype":"BYTES","data":["north"]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,1,1],"datatype":"INT8","data":[[[[[[[[[[1]]]]]]]]]]}]}`,
 	} {
 		f.Add(seed)
 	}

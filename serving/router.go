@@ -36,6 +36,9 @@ type table struct {
 	share      float64
 	shadow     bool
 	paired     float64 // share of requests the other model also scores during a canary
+	// pinned: a request's own table when it names the canary's version (production is then
+	// that version, answering under pipeline.RoutePinned).
+	pinned bool
 }
 
 // InCanary reports whether a routing key falls in the canary share: a stable FNV-1a hash of

@@ -129,6 +129,10 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v2/models/{name}", s.v2Metadata)
 	s.mux.HandleFunc("GET /v2/models/{name}/ready", s.v2ModelReady)
 	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.instrument(s.v2Infer))
+	s.mux.HandleFunc("GET /v2", s.v2Server)
+	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Metadata)
+	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2ModelReady)
+	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.instrument(s.v2Infer))
 	return s, nil
 }
 
@@ -282,6 +286,9 @@ type ScoreRequest struct {
 	// attribute the canary checks) and fill enrichment URLs (the region of the weather).
 	Attributes map[string]string
 	Start      time.Time
+	// Version pins the request to the production or the canary version (a /versions/{v}/
+	// path): that version alone answers, with no canary split; 0 routes as usual.
+	Version int
 }
 
 // ScoreResult is the scoring core's answer.
@@ -342,6 +349,16 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 	t := wt.current.Load()
 	if t.production == nil {
 		return ScoreResult{}, scoreErr(ErrNotReady, "model %q has no production version loaded yet", req.Model)
+	}
+	if req.Version != 0 {
+		switch {
+		case req.Version == t.production.version:
+			t = &table{production: t.production} // production alone: no split, no pairing
+		case t.canary != nil && req.Version == t.canary.version:
+			t = &table{production: t.canary, pinned: true}
+		default:
+			return ScoreResult{}, scoreErr(ErrUnknownModel, "model %q version %d is not served here", req.Model, req.Version)
+		}
 	}
 	rows, start := req.Rows, req.Start
 	var enrichNote []string
@@ -423,17 +440,21 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 			}
 		}
 	}
+	route := pipeline.RouteProduction
+	if t.pinned {
+		route = pipeline.RoutePinned
+	}
 	preds, expl, err := scoreAll(t.production.model, rows, req.Explain)
 	if err != nil {
-		return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction}, scoreErr(ErrBadInput, "%v", err)
+		return ScoreResult{Version: t.production.version, Route: route}, scoreErr(ErrBadInput, "%v", err)
 	}
 	if fallback == "" {
-		logRows(t.production, pipeline.RouteProduction, preds, "", "")
+		logRows(t.production, route, preds, "", "")
 		if pair { // the candidate's answer to the same request, off the request path
 			s.pair(pairJob{model: req.Model, l: t.canary, rows: rows, id: req.RequestID, at: start, key: req.RoutingKey, attrs: attrJSON})
 		}
 	}
-	return ScoreResult{Version: t.production.version, Route: pipeline.RouteProduction, Predictions: preds, Explanations: expl,
+	return ScoreResult{Version: t.production.version, Route: route, Predictions: preds, Explanations: expl,
 		Fallback: joinNotes(fallback, enriched), Features: provenance}, nil
 }
 

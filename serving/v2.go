@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/driftline/driftline/internal/buildinfo"
 	"github.com/driftline/driftline/predlog"
 )
 
@@ -16,17 +17,24 @@ import (
 // of shape [N] (FP64 or an integer type), the answer the output tensor "prediction".
 
 type v2Tensor struct {
-	Name     string            `json:"name"`
-	Shape    []int             `json:"shape"`
-	Datatype string            `json:"datatype"`
-	Data     []json.RawMessage `json:"data"`
+	Name       string            `json:"name"`
+	Shape      []int             `json:"shape"`
+	Datatype   string            `json:"datatype"`
+	Parameters map[string]any    `json:"parameters,omitempty"`
+	Data       []json.RawMessage `json:"data"`
 }
 
 type v2InferRequest struct {
-	ID         string         `json:"id"`
-	Inputs     []v2Tensor     `json:"inputs"`
-	Outputs    []any          `json:"outputs"`
-	Parameters map[string]any `json:"parameters"`
+	ID         string           `json:"id"`
+	Parameters map[string]any   `json:"parameters"`
+	Inputs     []v2Tensor       `json:"inputs"`
+	Outputs    []v2OutputWanted `json:"outputs"`
+}
+
+// v2OutputWanted is a requested output (all are returned; the names are checked).
+type v2OutputWanted struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 type v2OutTensor struct {
@@ -67,7 +75,13 @@ func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown model %q", r.PathValue("name"))
 		return
 	}
-	ready := wt.current.Load().production != nil
+	t := wt.current.Load()
+	ready := t.production != nil
+	if ready && r.PathValue("version") != "" {
+		if _, _, ok := pinnedVersion(w, r, t); !ok {
+			return
+		}
+	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
@@ -80,83 +94,103 @@ func (s *Server) v2Metadata(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	l, _, ok := pinnedVersion(w, r, t)
+	if !ok {
+		return
+	}
+	if l == nil {
+		l = t.production
+	}
 	versions := []string{strconv.Itoa(t.production.version)}
 	if t.canary != nil {
 		versions = append(versions, strconv.Itoa(t.canary.version))
 	}
-	inputs := make([]map[string]any, 0, len(t.production.model.Features))
-	for _, f := range t.production.model.Features {
+	inputs := make([]map[string]any, 0, len(l.model.Features))
+	for _, f := range l.model.Features {
 		inputs = append(inputs, map[string]any{"name": f, "datatype": "FP64", "shape": []int{-1}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": wt.name, "versions": versions, "platform": "driftline",
-		"inputs": inputs, "outputs": []map[string]any{{"name": "prediction", "datatype": "FP64", "shape": []int{-1}}}})
+	out := map[string]any{"name": wt.name, "versions": versions, "platform": "driftline",
+		"inputs": inputs, "outputs": []map[string]any{{"name": "prediction", "datatype": "FP64", "shape": []int{-1}}},
+		// Driftline's own: the order of an [N, F] input tensor's columns.
+		"parameters": map[string]any{"feature_order": l.model.Features}}
+	if r.PathValue("version") != "" {
+		out["versions"] = []string{strconv.Itoa(l.version)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// v2Server is the server metadata (GET /v2).
+func (s *Server) v2Server(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"name": "driftline", "version": buildinfo.Revision(),
+		"extensions": []string{"explanations", "label_tokens", "version_routing"}})
+}
+
+// pinnedVersion is the version a /versions/{version}/ path names: the production or the
+// canary version loaded now (nil, 0 without a version in the path); any other is 404.
+func pinnedVersion(w http.ResponseWriter, r *http.Request, t *table) (*loaded, int, bool) {
+	v := r.PathValue("version")
+	if v == "" {
+		return nil, 0, true
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil || n <= 0:
+		httpError(w, http.StatusBadRequest, "version %q: want a registry version number", v)
+		return nil, 0, false
+	case n == t.production.version:
+		return t.production, n, true
+	case t.canary != nil && n == t.canary.version:
+		return t.canary, n, true
+	}
+	served := fmt.Sprintf("production v%d", t.production.version)
+	if t.canary != nil {
+		served += fmt.Sprintf(", canary v%d", t.canary.version)
+	}
+	httpError(w, http.StatusNotFound, "model %q version %d is not served here (%s)", r.PathValue("name"), n, served)
+	return nil, 0, false
 }
 
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("name")
-	if _, ok := s.watchers[name]; !ok {
-		httpError(w, http.StatusNotFound, "unknown model %q", name)
+	_, t, ok := s.servingTable(w, name)
+	if !ok {
 		return
 	}
 	servedModel(w, name)
+	pinned, version, ok := pinnedVersion(w, r, t)
+	if !ok {
+		return
+	}
 	var req v2InferRequest
 	if code, err := decodeStrict(w, r, &req); err != nil {
 		httpError(w, code, "%v", err)
 		return
 	}
-	if len(req.Inputs) == 0 {
-		httpError(w, http.StatusBadRequest, "inputs: at least one input tensor is required")
+	features := t.production.model.Features
+	if pinned != nil {
+		features = pinned.model.Features
+	}
+	rows, textAttrs, err := v2Rows(req.Inputs, features)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	n := -1
-	rows := []map[string]float64{}
-	for i, in := range req.Inputs {
-		switch in.Datatype {
-		case "FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT8", "BOOL":
-		default:
-			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): datatype %q is not numeric", i, in.Name, in.Datatype)
-			return
-		}
-		if len(in.Shape) != 1 || in.Shape[0] != len(in.Data) {
-			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): shape %v does not match %d values (want [N])", i, in.Name, in.Shape, len(in.Data))
-			return
-		}
-		if n == -1 {
-			n = len(in.Data)
-			for range n {
-				rows = append(rows, map[string]float64{})
-			}
-		} else if len(in.Data) != n {
-			httpError(w, http.StatusBadRequest, "inputs[%d] (%s): %d values, the first input has %d", i, in.Name, len(in.Data), n)
-			return
-		}
-		for j, raw := range in.Data {
-			var v float64
-			if err := json.Unmarshal(raw, &v); err != nil {
-				var b bool
-				if json.Unmarshal(raw, &b) != nil {
-					httpError(w, http.StatusBadRequest, "inputs[%d] (%s) data[%d]: want a number, got %s", i, in.Name, j, raw)
-					return
-				}
-				if b {
-					v = 1
-				}
-			}
-			rows[j][in.Name] = v
-		}
-	}
-	if n == 0 {
-		httpError(w, http.StatusBadRequest, "inputs: empty batch")
-		return
-	}
+	n := len(rows)
 	routingKey, _ := req.Parameters["routing_key"].(string)
 	explain, _ := req.Parameters["explain"].(bool)
 	if req.ID == "" {
 		req.ID = randomID()
 	}
+	attrs := v2Attributes(req.Parameters)
+	for k, v := range textAttrs {
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs[k] = v
+	}
 	a, err := s.Score(r.Context(), ScoreRequest{Model: name, RequestID: req.ID, RoutingKey: routingKey, Rows: rows, Explain: explain,
-		Attributes: v2Attributes(req.Parameters), Start: start})
+		Attributes: attrs, Start: start, Version: version})
 	answered(w, name, a.Version, a.Route)
 	if err != nil {
 		httpError(w, httpStatus(err), "%v", err)

@@ -77,11 +77,12 @@ func TestOpenInferenceProtocolV2(t *testing.T) {
 
 	for _, c := range []struct{ body, want string }{
 		{`{"inputs": []}`, "at least one input"},
-		{`{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1]}]}`, "shape [2] does not match 1 values"},
-		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}`, `datatype "BYTES" is not numeric`},
+		{`{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1]}]}`, "shape [2] holds 2 values, data has 1"},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}`, `"a" is not a number: feature x takes numbers`},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "STRING", "data": ["a"]}]}`, `datatype "STRING": want FP64, FP32`},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]}]}`, "data[0]: want a number"},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}]}`, `missing feature "z"`},
-		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}, {"name": "z", "shape": [2], "datatype": "FP64", "data": [1, 2]}]}`, "the first input has 1"},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}, {"name": "z", "shape": [2], "datatype": "FP64", "data": [1, 2]}]}`, "2 rows, x has 1"},
 	} {
 		code, out := post(t, ts.URL+"/v2/models/demand/infer", c.body)
 		require.Equal(t, http.StatusBadRequest, code, c.body)
