@@ -22,7 +22,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos postgres alerting redis bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -103,6 +103,14 @@ chaos: tools
 	CHAOS_KILLS=20 go test -count=1 -timeout 90m -run 'TestFaultCampaign' -v ./testsuite
 	INGEST_KILLS=50 INGEST_RECORDS=1000000 go test -count=1 -timeout 30m -run 'TestIngestExactlyOnce' -v ./testsuite
 
+# The gRPC service's Go code from serving/oippb/grpc_predict_v2.proto (committed; Debian's
+# protoc and the two Go plugins, pinned).
+proto:
+	command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
+	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH=$(BIN):$$PATH protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative serving/oippb/grpc_predict_v2.proto
+
 fuzz:
 	scripts/fuzz.sh FuzzDecodePredict ./serving $(FUZZTIME)
 	scripts/fuzz.sh FuzzFastDecodeAgrees ./serving $(FUZZTIME)
@@ -111,6 +119,7 @@ fuzz:
 	scripts/fuzz.sh FuzzParse ./spec $(FUZZTIME)
 	scripts/fuzz.sh FuzzScanObject ./ingest $(FUZZTIME)
 	scripts/fuzz.sh FuzzAvroDecode ./ingest $(FUZZTIME)
+	scripts/fuzz.sh FuzzGRPCInfer ./serving $(FUZZTIME)
 
 test: tools lint unit fuzz
 

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 dir=$(mktemp -d)
 go build -o "$dir/servebench" ./bench/servebench
+go build -o "$dir/grpcload" ./bench/grpcload
 # The prediction log goes to a MinIO (./bin/minio, make tools installs it), as in production.
 user="bench-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')" pass=$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')
 mkdir -p "$dir/minio"
@@ -16,7 +17,7 @@ MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$pass MINIO_BROWSER=off MINIO_UPDATE=o
   bin/minio server "$dir/minio" --quiet --address 127.0.0.1:19000 --console-address 127.0.0.1:19001 >"$dir/minio.log" 2>&1 &
 mpid=$!
 for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/19000" 2>/dev/null && break; sleep 0.1; done
-"$dir/servebench" -serving 127.0.0.1:18080 -bare 127.0.0.1:18081 -s3-endpoint http://127.0.0.1:19000 -s3-access-key "$user" -s3-secret-key "$pass" >"$dir/log" 2>&1 &
+"$dir/servebench" -serving 127.0.0.1:18080 -bare 127.0.0.1:18081 -grpc 127.0.0.1:18082 -s3-endpoint http://127.0.0.1:19000 -s3-access-key "$user" -s3-secret-key "$pass" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid $mpid 2>/dev/null; wait $pid $mpid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do bash -c "exec 3<>/dev/tcp/127.0.0.1/18080" 2>/dev/null && break; sleep 0.1; done
@@ -28,12 +29,14 @@ wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 rps() { wrk -t2 -c64 -d"${secs}s" -s "$dir/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
+grpc_rps() { "$dir/grpcload" -addr 127.0.0.1:18082 -c 64 -d "${secs}s" | awk '{print $6}'; }
 # Three interleaved rounds (the load generator shares the machine): medians.
-bares=() serves=()
+bares=() serves=() grpcs=()
 for round in 1 2 3; do
   bares+=("$(rps http://127.0.0.1:18081/v1/models/demand:predict)")
   serves+=("$(rps http://127.0.0.1:18080/v1/models/demand:predict)")
-  echo "round $round: bare ${bares[-1]} req/s, serving ${serves[-1]} req/s"
+  grpcs+=("$(grpc_rps)")
+  echo "round $round: bare ${bares[-1]} req/s, serving REST ${serves[-1]} req/s, serving gRPC ${grpcs[-1]} req/s"
 done
 median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 bare=$(median "${bares[@]}")
@@ -45,6 +48,8 @@ for i in 0 1 2; do ratios+=("$(awk -v s="${serves[$i]}" -v b="${bares[$i]}" 'BEG
 echo "paired ratios per round: ${ratios[*]}; median $(median "${ratios[@]}")"
 p99() { hey -z "${secs}s" -c 10 -q 100 -m POST -T application/json -d "$1" http://127.0.0.1:18080/v1/models/demand:predict | awk '/ 99%/ {print $3 * 1000 " ms"}'; }
 echo "p99 at 1,000 req/s (hey -c 10 -q 100, ${secs}s): $(p99 "$body"); with explain=true: $(p99 "$explain")"
+echo "gRPC (bench/grpcload, the same five features as one FP64 tensor each): max throughput (64 clients, ${secs}s, median of 3) $(median "${grpcs[@]}") req/s;" \
+  "p99 at 1,000 req/s (10 clients): $("$dir/grpcload" -addr 127.0.0.1:18082 -c 10 -qps 1000 -d "${secs}s" | awk '{print $10 " ms"}')"
 sleep 3 # the last flush of the prediction log
 m=$(curl -s http://127.0.0.1:18080/metrics)
 answered=$(echo "$m" | awk '/^driftline_serving_requests_total\{.*code="200"/ {s += $2} END {printf "%d", s}')

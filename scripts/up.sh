@@ -87,7 +87,7 @@ start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rb
 # chunks for it (task queue driftline-features; driftline features materialize uses it).
 # demand_fs reads the feature service demand_forecast from it by store_id and item_id; the
 # demo's data is from October 2026, so serving reads the store as of its end (--features-as-of).
-start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --models demand,demand_fs --poll 1s \
+start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --grpc 127.0.0.1:8001 --models demand,demand_fs --poll 1s \
   --online-store "bolt:$DATA/online.db" --features-queue driftline-features \
   --feature-service demand_forecast --entity-attributes store_id,item_id --features-as-of 2026-10-31T00:00:00Z \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
@@ -98,6 +98,7 @@ start prometheus prometheus --config.file=deploy/prometheus/local.yml --storage.
   --web.listen-address=127.0.0.1:9090 --log.level=warn
 wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
+wait_for "serving worker (gRPC)" port_open 8001
 wait_for "control-plane API" port_open 8090
 wait_for "Prometheus" port_open 9090
 wait_for "Kafka (kafka-dev)" port_open 9092

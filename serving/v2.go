@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,10 +120,14 @@ func (s *Server) v2Metadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// v2Extensions are what Driftline adds to the protocol: explanations (parameters.explain),
+// label tokens for feedback, and /versions/{v}/ paths pinning a loaded version.
+var v2Extensions = []string{"explanations", "label_tokens", "version_routing"}
+
 // v2Server is the server metadata (GET /v2).
 func (s *Server) v2Server(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"name": "driftline", "version": buildinfo.Revision(),
-		"extensions": []string{"explanations", "label_tokens", "version_routing"}})
+		"extensions": v2Extensions})
 }
 
 // pinnedVersion is the version a /versions/{version}/ path names: the production or the
@@ -167,48 +172,78 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		httpError(w, code, "%v", err)
 		return
 	}
-	features := t.production.model.Features
-	if pinned != nil {
-		features = pinned.model.Features
+	inputs := make([]v2Input, len(req.Inputs))
+	for i, t := range req.Inputs {
+		inputs[i] = jsonInput(t)
 	}
-	rows, textAttrs, err := v2Rows(req.Inputs, features)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	n := len(rows)
 	routingKey, _ := req.Parameters["routing_key"].(string)
 	explain, _ := req.Parameters["explain"].(bool)
-	if req.ID == "" {
-		req.ID = randomID()
-	}
-	attrs := v2Attributes(req.Parameters)
-	for k, v := range textAttrs {
-		if attrs == nil {
-			attrs = map[string]string{}
-		}
-		attrs[k] = v
-	}
-	a, err := s.Score(r.Context(), ScoreRequest{Model: name, RequestID: req.ID, RoutingKey: routingKey, Rows: rows, Explain: explain,
-		Attributes: attrs, Start: start, Version: version})
+	resp, a, err := s.v2Score(r.Context(), v2Call{model: name, table: t, pinned: pinned, version: version, id: req.ID, routingKey: routingKey,
+		explain: explain, attrs: v2Attributes(req.Parameters), inputs: inputs, start: start})
 	answered(w, name, a.Version, a.Route)
 	if err != nil {
 		httpError(w, httpStatus(err), "%v", err)
 		return
 	}
-	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.Version), ID: req.ID,
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// v2Call is one infer request of either front end, its inputs not yet decoded.
+type v2Call struct {
+	model   string
+	table   *table
+	pinned  *loaded // a /versions/{v}/ path's (nil: routed as usual)
+	version int
+	id      string
+	// routingKey, explain and attrs come from the request's parameters.
+	routingKey string
+	explain    bool
+	attrs      map[string]string
+	inputs     []v2Input
+	start      time.Time
+}
+
+// v2Score decodes and scores an infer request, the answer as the REST response (the gRPC
+// front end converts it): the prediction, explanations as base_value and shap_<feature>
+// outputs, the route, fallback and label tokens as parameters.
+func (s *Server) v2Score(ctx context.Context, c v2Call) (v2InferResponse, ScoreResult, error) {
+	features := c.table.production.model.Features
+	if c.pinned != nil {
+		features = c.pinned.model.Features
+	}
+	rows, textAttrs, err := v2Rows(c.inputs, features)
+	if err != nil {
+		return v2InferResponse{}, ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
+	}
+	n := len(rows)
+	if c.id == "" {
+		c.id = randomID()
+	}
+	for k, v := range textAttrs {
+		if c.attrs == nil {
+			c.attrs = map[string]string{}
+		}
+		c.attrs[k] = v
+	}
+	a, err := s.Score(ctx, ScoreRequest{Model: c.model, RequestID: c.id, RoutingKey: c.routingKey, Rows: rows, Explain: c.explain,
+		Attributes: c.attrs, Start: c.start, Version: c.version})
+	if err != nil {
+		return v2InferResponse{}, a, err
+	}
+	name, start := c.model, c.start
+	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.Version), ID: c.id,
 		Parameters: map[string]any{"route": a.Route}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.Predictions}}}
 	if a.Fallback != "" {
 		resp.Parameters["fallback"] = a.Fallback
 	}
 	if n == 1 {
-		if tok := s.labelToken(name, a.Version, req.ID, start); tok != "" {
+		if tok := s.labelToken(name, a.Version, c.id, start); tok != "" {
 			resp.Parameters["label_token"] = tok
 		}
 	} else if len(s.opts.LabelKey) > 0 {
 		toks := make([]string, n)
 		for i := range toks {
-			toks[i] = s.labelToken(name, a.Version, fmt.Sprintf("%s/%d", req.ID, i), start)
+			toks[i] = s.labelToken(name, a.Version, fmt.Sprintf("%s/%d", c.id, i), start)
 		}
 		resp.Parameters["label_tokens"] = toks
 	}
@@ -227,9 +262,9 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 				t.Data = append(t.Data, c)
 			}
 		}
-		for _, in := range req.Inputs {
-			if _, ok := contrib[in.Name]; ok {
-				order = append(order, in.Name)
+		for _, f := range features {
+			if _, ok := contrib[f]; ok {
+				order = append(order, f)
 			}
 		}
 		resp.Outputs = append(resp.Outputs, base)
@@ -237,7 +272,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 			resp.Outputs = append(resp.Outputs, *contrib[f])
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp, a, nil
 }
 
 // v2Attributes are a v2 request's attributes (logged with the prediction, used by enrichment):

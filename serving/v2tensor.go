@@ -26,10 +26,46 @@ var v2Datatypes = map[string]struct{ min, max float64 }{
 
 const v2DatatypeList = "FP64, FP32, FP16, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, BOOL or BYTES"
 
+// v2Input is one input tensor as the decoder reads it, whichever front end it came through
+// (REST's JSON values or gRPC's typed contents).
+type v2Input struct {
+	name, datatype string
+	shape          []int
+	// values is how many values the tensor has; num reads value j of a numeric or BOOL tensor
+	// (checked against the datatype), text value j of a BYTES one.
+	values func() (int, error)
+	num    func(j int) (float64, error)
+	text   func(j int) (string, error)
+}
+
+// jsonInput reads a REST tensor: its data flat or nested.
+func jsonInput(t v2Tensor) v2Input {
+	var leaves []json.RawMessage
+	in := v2Input{name: t.Name, datatype: t.Datatype, shape: t.Shape}
+	in.values = func() (int, error) {
+		if err := flattenV2(t.Data, &leaves, 0, 1<<24); err != nil {
+			return 0, fmt.Errorf("data: %v", err)
+		}
+		return len(leaves), nil
+	}
+	in.num = func(j int) (float64, error) {
+		dt := v2Datatypes[t.Datatype]
+		return v2Value(leaves[j], t.Datatype, dt.min, dt.max)
+	}
+	in.text = func(j int) (string, error) {
+		var s string
+		if err := json.Unmarshal(leaves[j], &s); err != nil {
+			return "", fmt.Errorf("want a string (BYTES), got %s", leaves[j])
+		}
+		return s, nil
+	}
+	return in
+}
+
 // v2Rows turns the input tensors into rows of features by name and the request's
 // attributes; features is the model's feature order (for an [N, F] tensor). Every error
 // names the input and, for a value, its index.
-func v2Rows(inputs []v2Tensor, features []string) ([]map[string]float64, map[string]string, error) {
+func v2Rows(inputs []v2Input, features []string) ([]map[string]float64, map[string]string, error) {
 	if len(inputs) == 0 {
 		return nil, nil, fmt.Errorf("inputs: at least one input tensor is required")
 	}
@@ -38,45 +74,47 @@ func v2Rows(inputs []v2Tensor, features []string) ([]map[string]float64, map[str
 	var attrs map[string]string
 	from := map[string]int{} // which input gave a feature
 	for i, in := range inputs {
-		where := fmt.Sprintf("inputs[%d] (%s)", i, in.Name)
-		dt, ok := v2Datatypes[in.Datatype]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: datatype %q: want %s", where, in.Datatype, v2DatatypeList)
+		where := fmt.Sprintf("inputs[%d] (%s)", i, in.name)
+		if _, ok := v2Datatypes[in.datatype]; !ok {
+			return nil, nil, fmt.Errorf("%s: datatype %q: want %s", where, in.datatype, v2DatatypeList)
+		}
+		if len(in.shape) == 0 {
+			return nil, nil, fmt.Errorf("%s: shape []: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)", where, len(features))
 		}
 		size := 1
-		for _, d := range in.Shape {
+		for _, d := range in.shape {
 			if d < 0 {
-				return nil, nil, fmt.Errorf("%s: shape %v: a request's dimensions are sizes (no -1)", where, in.Shape)
+				return nil, nil, fmt.Errorf("%s: shape %v: a request's dimensions are sizes (no -1)", where, in.shape)
 			}
 			size *= d
 			if size > 1<<24 {
-				return nil, nil, fmt.Errorf("%s: shape %v: more than 16,777,216 values", where, in.Shape)
+				return nil, nil, fmt.Errorf("%s: shape %v: more than 16,777,216 values", where, in.shape)
 			}
 		}
-		var leaves []json.RawMessage
-		if err := flattenV2(in.Data, &leaves, 0, size); err != nil {
-			return nil, nil, fmt.Errorf("%s: data: %v", where, err)
+		got, err := in.values()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", where, err)
 		}
-		if len(leaves) != size {
-			return nil, nil, fmt.Errorf("%s: shape %v holds %d values, data has %d", where, in.Shape, size, len(leaves))
+		if got != size {
+			return nil, nil, fmt.Errorf("%s: shape %v holds %d values, data has %d", where, in.shape, size, got)
 		}
-		isFeature := slices.Contains(features, in.Name)
+		isFeature := slices.Contains(features, in.name)
 		var cols []string // the feature of each column
 		switch {
-		case len(in.Shape) == 1 || (len(in.Shape) == 2 && in.Shape[1] == 1 && (isFeature || len(features) != 1)):
-			cols = []string{in.Name}
-		case len(in.Shape) == 2 && in.Shape[1] == len(features):
+		case len(in.shape) == 1 || (len(in.shape) == 2 && in.shape[1] == 1 && (isFeature || len(features) != 1)):
+			cols = []string{in.name}
+		case len(in.shape) == 2 && in.shape[1] == len(features):
 			cols = features
-		case len(in.Shape) == 2:
+		case len(in.shape) == 2:
 			return nil, nil, fmt.Errorf("%s: shape %v: an [N, F] tensor holds the model's %d features in order (%s): want [N, %d]",
-				where, in.Shape, len(features), strings.Join(features, ", "), len(features))
+				where, in.shape, len(features), strings.Join(features, ", "), len(features))
 		default:
 			return nil, nil, fmt.Errorf("%s: shape %v: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)",
-				where, in.Shape, len(features))
+				where, in.shape, len(features))
 		}
-		rowsHere := in.Shape[0]
+		rowsHere := in.shape[0]
 		if n == -1 {
-			n, first = rowsHere, in.Name
+			n, first = rowsHere, in.name
 			rows = make([]map[string]float64, n)
 			for j := range rows {
 				rows[j] = make(map[string]float64, len(features))
@@ -84,8 +122,9 @@ func v2Rows(inputs []v2Tensor, features []string) ([]map[string]float64, map[str
 		} else if rowsHere != n {
 			return nil, nil, fmt.Errorf("%s: %d rows, %s has %d", where, rowsHere, first, n)
 		}
-		if len(cols) == 1 && in.Datatype == "BYTES" {
-			text, err := v2Text(where, leaves, isFeature, rows, in.Name)
+		switch {
+		case in.datatype == "BYTES" && len(cols) == 1:
+			text, err := v2Text(where, in, size, isFeature, rows)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -93,12 +132,25 @@ func v2Rows(inputs []v2Tensor, features []string) ([]map[string]float64, map[str
 				if attrs == nil {
 					attrs = map[string]string{}
 				}
-				attrs[in.Name] = *text
+				attrs[in.name] = *text
 				continue
 			}
-		} else {
-			for j, raw := range leaves {
-				v, err := v2Value(raw, in.Datatype, dt.min, dt.max)
+		case in.datatype == "BYTES": // an [N, F] tensor of text: numbers only
+			for j := range size {
+				s, err := in.text(j)
+				if err == nil {
+					var v float64
+					if v, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+						rows[j/len(cols)][cols[j%len(cols)]] = v
+						continue
+					}
+					err = fmt.Errorf("%q is not a number (an [N, F] tensor holds features)", s)
+				}
+				return nil, nil, fmt.Errorf("%s data[%d]: %v", where, j, err)
+			}
+		default:
+			for j := range size {
+				v, err := in.num(j)
 				if err != nil {
 					return nil, nil, fmt.Errorf("%s data[%d]: %v", where, j, err)
 				}
@@ -136,8 +188,7 @@ func flattenV2(data []json.RawMessage, out *[]json.RawMessage, depth, limit int)
 			continue
 		}
 		if len(*out) >= limit {
-			*out = append(*out, raw)
-			return nil // more values than the shape holds: the caller says so
+			return fmt.Errorf("more than %d values", limit)
 		}
 		*out = append(*out, raw)
 	}
@@ -173,12 +224,14 @@ func v2Value(raw json.RawMessage, datatype string, lo, hi float64) (float64, err
 
 // v2Text reads a one-column BYTES tensor: numbers (categorical codes) go into the rows as the
 // feature; text is a request attribute (returned), the same for every row.
-func v2Text(where string, leaves []json.RawMessage, isFeature bool, rows []map[string]float64, name string) (*string, error) {
-	vals := make([]string, len(leaves))
+func v2Text(where string, in v2Input, size int, isFeature bool, rows []map[string]float64) (*string, error) {
+	name := in.name
+	vals := make([]string, size)
 	numeric := true
-	for j, raw := range leaves {
-		if err := json.Unmarshal(raw, &vals[j]); err != nil {
-			return nil, fmt.Errorf("%s data[%d]: want a string (BYTES), got %s", where, j, raw)
+	for j := range vals {
+		var err error
+		if vals[j], err = in.text(j); err != nil {
+			return nil, fmt.Errorf("%s data[%d]: %v", where, j, err)
 		}
 		if _, err := strconv.ParseFloat(strings.TrimSpace(vals[j]), 64); err != nil {
 			numeric = false

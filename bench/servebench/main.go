@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -28,6 +29,7 @@ import (
 func main() {
 	servingAddr := flag.String("serving", "127.0.0.1:18080", "serving worker address")
 	bareAddr := flag.String("bare", "127.0.0.1:18081", "bare handler address")
+	grpcAddr := flag.String("grpc", "", "also serve the Open Inference Protocol v2 over gRPC here")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (profiling the handler under load)")
 	endpoint := flag.String("s3-endpoint", "", "log predictions to this S3 endpoint (MinIO) instead of memory")
 	access := flag.String("s3-access-key", "", "S3 access key")
@@ -107,6 +109,13 @@ func main() {
 		panic(err)
 	}
 	s.Start(ctx)
+	if *grpcAddr != "" {
+		ln, err := net.Listen("tcp", *grpcAddr)
+		if err != nil {
+			panic(err)
+		}
+		go func() { _ = s.GRPCServer().Serve(ln) }()
+	}
 	go func() {
 		bare := http.NewServeMux()
 		bare.HandleFunc("POST /v1/models/{action}", func(w http.ResponseWriter, r *http.Request) {

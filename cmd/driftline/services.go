@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -132,6 +134,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	listen := fs.String("listen", ":8080", "HTTP address (API, /healthz, /readyz, /metrics)")
+	grpcListen := fs.String("grpc", "", "also serve the Open Inference Protocol v2 over gRPC on this address (e.g. :8001; empty: off)")
 	models := fs.String("models", "demand", "comma-separated models to serve")
 	poll := fs.Duration("poll", time.Second, "how often to check each deployment pointer")
 	flush := fs.Duration("log-flush", 2*time.Second, "how often the prediction log is flushed to S3")
@@ -213,6 +216,20 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	s.Start(ctx)
+	if *grpcListen != "" {
+		ln, err := net.Listen("tcp", *grpcListen)
+		if err != nil {
+			return fmt.Errorf("--grpc %s: %w", *grpcListen, err)
+		}
+		g := s.GRPCServer()
+		go func() {
+			if err := g.Serve(ln); err != nil {
+				slog.Error("gRPC", "error", err)
+			}
+		}()
+		go func() { <-ctx.Done(); g.GracefulStop() }() // with the HTTP server's shutdown
+		slog.Info("serving gRPC (Open Inference Protocol v2)", "addr", *grpcListen)
+	}
 	err = s.ListenAndServe(ctx, *listen)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

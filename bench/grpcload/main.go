@@ -1,0 +1,91 @@
+// Command grpcload drives the serving worker's gRPC inference service (bench/serve.sh): a
+// closed loop of -c clients for -d (the throughput), or -c clients sharing -qps (the latency
+// at a fixed rate, like hey -q); it prints requests/s and the latency percentiles.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/driftline/driftline/serving/oippb"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18082", "gRPC address")
+	conc := flag.Int("c", 64, "concurrent clients")
+	dur := flag.Duration("d", 10*time.Second, "duration")
+	qps := flag.Float64("qps", 0, "total requests per second (0: as fast as the clients go)")
+	flag.Parse()
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer conn.Close()
+	c := oippb.NewGRPCInferenceServiceClient(conn)
+	// The request of bench/serve.sh's REST body: the five features, one tensor each.
+	req := &oippb.ModelInferRequest{ModelName: "demand",
+		Parameters: map[string]*oippb.InferParameter{"routing_key": {ParameterChoice: &oippb.InferParameter_StringParam{StringParam: "store-1/item-1"}}}}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"price", 9.5}, {"promo", 1}, {"weekday", 5}, {"temperature", 6.5}, {"item_popularity", 2.1}} {
+		req.Inputs = append(req.Inputs, &oippb.ModelInferRequest_InferInputTensor{Name: f.name, Datatype: "FP64", Shape: []int64{1},
+			Contents: &oippb.InferTensorContents{Fp64Contents: []float64{f.v}}})
+	}
+	ctx := context.Background()
+	if _, err := c.ModelInfer(ctx, req); err != nil {
+		fmt.Fprintln(os.Stderr, "first request:", err)
+		os.Exit(1)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	end := time.Now().Add(*dur)
+	var wg sync.WaitGroup
+	for range *conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			var tick *time.Ticker
+			if *qps > 0 {
+				tick = time.NewTicker(time.Duration(float64(*conc) / *qps * float64(time.Second)))
+				defer tick.Stop()
+			}
+			for time.Now().Before(end) {
+				if tick != nil {
+					<-tick.C
+				}
+				t0 := time.Now()
+				if _, err := c.ModelInfer(ctx, req); err != nil {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat, errs = append(lat, mine...), errs+bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	fmt.Printf("requests %d errors %d rps %.0f p50_ms %.3f p99_ms %.3f\n", len(lat), errs, float64(len(lat))/dur.Seconds(),
+		float64(pct(0.50).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000)
+}
