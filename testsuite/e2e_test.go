@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -41,6 +42,7 @@ import (
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/dashboards"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/serving"
@@ -552,4 +554,32 @@ scrape_configs:
 	require.Equal(t, "monitor/demand", d.GetWorkflowExecutionInfo().GetParentExecution().GetWorkflowId(), "started by the monitor")
 	require.NoError(t, e.c.CancelWorkflow(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID))
 	require.NoError(t, starter.StopMonitor(ctx, e.c, "demand"))
+
+	// The Grafana dashboards' every query runs on this Prometheus (the workers' metrics and the
+	// rules as shipped), and the panels an operator opens first show this run's numbers.
+	qs, err := dashboards.Load(filepath.Join(root, "deploy/grafana/dashboards"))
+	require.NoError(t, err)
+	withData := map[string]bool{}
+	for _, q := range qs {
+		resp, err := http.Get(prom + "/api/v1/query?query=" + url.QueryEscape(q.ForPrometheus()))
+		require.NoError(t, err)
+		var out struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		resp.Body.Close()
+		require.Equal(t, "success", out.Status, "%s / %s: %s: %s", q.Dashboard, q.Panel, q.Expr, out.Error)
+		if len(out.Data.Result) > 0 {
+			withData[q.Panel] = true
+		}
+	}
+	for _, p := range []string{"Answered requests by version and route", "Latency p50 and p99 by route", "Live and estimated MAE against the threshold",
+		"Loaded versions", "Runs by outcome (per hour)"} {
+		require.True(t, withData[p], "panel %q shows data", p)
+	}
+	t.Logf("dashboards: %d queries ran on Prometheus, %d panels with data", len(qs), len(withData))
 }
