@@ -29,14 +29,16 @@ wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 rps() { wrk -t2 -c64 -d"${secs}s" -s "$dir/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
-grpc_rps() { "$dir/grpcload" -addr 127.0.0.1:18082 -c 64 -d "${secs}s" | awk '{print $6}'; }
+# gRPC and the same request as REST v2 JSON, both from one Go load generator (bench/grpcload).
+grpc_rps() { "$dir/grpcload" -addr 127.0.0.1:18082 -c 64 -d "${secs}s" "$@" | awk '{print $6}'; }
 # Three interleaved rounds (the load generator shares the machine): medians.
-bares=() serves=() grpcs=()
+bares=() serves=() grpcs=() v2s=()
 for round in 1 2 3; do
   bares+=("$(rps http://127.0.0.1:18081/v1/models/demand:predict)")
   serves+=("$(rps http://127.0.0.1:18080/v1/models/demand:predict)")
   grpcs+=("$(grpc_rps)")
-  echo "round $round: bare ${bares[-1]} req/s, serving REST ${serves[-1]} req/s, serving gRPC ${grpcs[-1]} req/s"
+  v2s+=("$(grpc_rps -rest http://127.0.0.1:18080)")
+  echo "round $round: bare ${bares[-1]} req/s, serving REST v1 ${serves[-1]} req/s; Go client: gRPC ${grpcs[-1]} req/s, REST v2 ${v2s[-1]} req/s"
 done
 median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 bare=$(median "${bares[@]}")
@@ -48,8 +50,10 @@ for i in 0 1 2; do ratios+=("$(awk -v s="${serves[$i]}" -v b="${bares[$i]}" 'BEG
 echo "paired ratios per round: ${ratios[*]}; median $(median "${ratios[@]}")"
 p99() { hey -z "${secs}s" -c 10 -q 100 -m POST -T application/json -d "$1" http://127.0.0.1:18080/v1/models/demand:predict | awk '/ 99%/ {print $3 * 1000 " ms"}'; }
 echo "p99 at 1,000 req/s (hey -c 10 -q 100, ${secs}s): $(p99 "$body"); with explain=true: $(p99 "$explain")"
-echo "gRPC (bench/grpcload, the same five features as one FP64 tensor each): max throughput (64 clients, ${secs}s, median of 3) $(median "${grpcs[@]}") req/s;" \
-  "p99 at 1,000 req/s (10 clients): $("$dir/grpcload" -addr 127.0.0.1:18082 -c 10 -qps 1000 -d "${secs}s" | awk '{print $10 " ms"}')"
+echo "Go client (bench/grpcload, the five features one FP64 tensor each), 64 clients, ${secs}s, median of 3: gRPC $(median "${grpcs[@]}") req/s," \
+  "REST v2 $(median "${v2s[@]}") req/s; p99 at 1,000 req/s (10 clients): gRPC" \
+  "$("$dir/grpcload" -addr 127.0.0.1:18082 -c 10 -qps 1000 -d "${secs}s" | awk '{print $10 " ms"}'), REST v2" \
+  "$("$dir/grpcload" -rest http://127.0.0.1:18080 -c 10 -qps 1000 -d "${secs}s" | awk '{print $10 " ms"}')"
 sleep 3 # the last flush of the prediction log
 m=$(curl -s http://127.0.0.1:18080/metrics)
 answered=$(echo "$m" | awk '/^driftline_serving_requests_total\{.*code="200"/ {s += $2} END {printf "%d", s}')

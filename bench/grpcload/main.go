@@ -1,12 +1,17 @@
-// Command grpcload drives the serving worker's gRPC inference service (bench/serve.sh): a
-// closed loop of -c clients for -d (the throughput), or -c clients sharing -qps (the latency
-// at a fixed rate, like hey -q); it prints requests/s and the latency percentiles.
+// Command grpcload drives the serving worker's gRPC inference service (bench/serve.sh), or
+// with -rest the same request over the REST v2 API from the same kind of Go client (the
+// comparison of the two protocols with one load generator): a closed loop of -c clients for
+// -d (the throughput), or -c clients sharing -qps (the latency at a fixed rate, like hey -q);
+// it prints requests/s and the latency percentiles.
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -23,6 +28,7 @@ func main() {
 	conc := flag.Int("c", 64, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration")
 	qps := flag.Float64("qps", 0, "total requests per second (0: as fast as the clients go)")
+	rest := flag.String("rest", "", "send the request as REST v2 JSON to this base URL instead (http://host:port)")
 	flag.Parse()
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -42,7 +48,27 @@ func main() {
 			Contents: &oippb.InferTensorContents{Fp64Contents: []float64{f.v}}})
 	}
 	ctx := context.Background()
-	if _, err := c.ModelInfer(ctx, req); err != nil {
+	call := func() error { _, err := c.ModelInfer(ctx, req); return err }
+	if *rest != "" {
+		body := []byte(`{"parameters": {"routing_key": "store-1/item-1"}, "inputs": [` +
+			`{"name": "price", "shape": [1], "datatype": "FP64", "data": [9.5]}, {"name": "promo", "shape": [1], "datatype": "FP64", "data": [1]},` +
+			`{"name": "weekday", "shape": [1], "datatype": "FP64", "data": [5]}, {"name": "temperature", "shape": [1], "datatype": "FP64", "data": [6.5]},` +
+			`{"name": "item_popularity", "shape": [1], "datatype": "FP64", "data": [2.1]}]}`)
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc}}
+		call = func() error {
+			resp, err := hc.Post(*rest+"/v2/models/demand/infer", "application/json", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			return nil
+		}
+	}
+	if err := call(); err != nil {
 		fmt.Fprintln(os.Stderr, "first request:", err)
 		os.Exit(1)
 	}
@@ -67,7 +93,7 @@ func main() {
 					<-tick.C
 				}
 				t0 := time.Now()
-				if _, err := c.ModelInfer(ctx, req); err != nil {
+				if err := call(); err != nil {
 					bad++
 					continue
 				}
