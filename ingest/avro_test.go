@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -143,18 +142,10 @@ func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 	}))
 	require.Equal(t, want, seen)
 
-	qobjs, err := store.List(ctx, "quarantine/events/ingest/")
-	require.NoError(t, err)
 	var reasons []string
-	for _, o := range qobjs {
-		raw, _, err := objstore.ReadAll(ctx, store, o.Key)
-		require.NoError(t, err)
-		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			var q quarantined
-			require.NoError(t, json.Unmarshal([]byte(line), &q))
-			require.GreaterOrEqual(t, q.Offset, int64(100), "bad records come after the 100 good ones of each partition")
-			reasons = append(reasons, q.Field+": "+q.Reason)
-		}
+	for _, q := range quarantinedRecords(t, store, "events") {
+		require.GreaterOrEqual(t, q.Offset, int64(100), "bad records come after the 100 good ones of each partition")
+		reasons = append(reasons, q.Field+": "+q.Reason)
 	}
 	sort.Strings(reasons)
 	joined := strings.Join(reasons, "\n")

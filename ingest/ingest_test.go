@@ -187,19 +187,11 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	}))
 	require.Equal(t, good, seen)
 	// Quarantine: each bad record with its position and reason.
-	qobjs, err := store.List(ctx, "quarantine/events/ingest/")
-	require.NoError(t, err)
 	var reasons []string
-	for _, o := range qobjs {
-		raw, _, err := objstore.ReadAll(ctx, store, o.Key)
-		require.NoError(t, err)
-		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			var q quarantined
-			require.NoError(t, json.Unmarshal([]byte(line), &q))
-			require.Equal(t, "ev", q.Topic)
-			require.GreaterOrEqual(t, q.Offset, int64(450))
-			reasons = append(reasons, q.Field+": "+q.Reason)
-		}
+	for _, q := range quarantinedRecords(t, store, "events") {
+		require.Equal(t, "ev", q.Topic)
+		require.GreaterOrEqual(t, q.Offset, int64(450))
+		reasons = append(reasons, q.Field+": "+q.Reason)
 	}
 	sort.Strings(reasons)
 	require.Len(t, reasons, len(bad))
@@ -252,6 +244,24 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	require.Len(t, after, countPrefix(etags, "datasets/events/dt=2026-11-01/"), "no file added to a closed day")
 	stop()
 	require.NoError(t, <-done)
+}
+
+// quarantinedRecords reads every record the worker quarantined for the dataset.
+func quarantinedRecords(t *testing.T, store objstore.Bucket, ds string) []quarantined {
+	t.Helper()
+	objs, err := store.List(context.Background(), "quarantine/"+ds+"/ingest/")
+	require.NoError(t, err)
+	var out []quarantined
+	for _, o := range objs {
+		raw, _, err := objstore.ReadAll(context.Background(), store, o.Key)
+		require.NoError(t, err)
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var q quarantined
+			require.NoError(t, json.Unmarshal([]byte(line), &q))
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func countPrefix(m map[string]string, prefix string) int {
