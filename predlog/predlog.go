@@ -39,6 +39,9 @@ type Record struct {
 	// Features is where the feature store's values came from (FeatureProvenance as JSON;
 	// empty: none were read). Parts written before it read as empty.
 	Features string `parquet:"features"`
+	// TraceID is the request's trace (W3C, hex; empty: not traced): a logged prediction links
+	// to its trace. Parts written before it read as empty.
+	TraceID string `parquet:"trace_id"`
 }
 
 // FeatureProvenance says which of a request's features serving read from the online store

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Enricher fills in a feature the request did not carry from an external source (the demo's
@@ -41,7 +42,9 @@ func (e *Enricher) init(m *Metrics) {
 	if e.Timeout <= 0 {
 		e.Timeout = 100 * time.Millisecond
 	}
-	e.client = &http.Client{Timeout: e.Timeout}
+	// The source's calls are client spans of the request's trace.
+	e.client = &http.Client{Timeout: e.Timeout, Transport: otelhttp.NewTransport(http.DefaultTransport,
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "enrich " + e.Feature }))}
 	e.last = map[string]float64{}
 	e.metrics = m
 	e.breaker = gobreaker.NewCircuitBreaker[float64](gobreaker.Settings{

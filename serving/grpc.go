@@ -10,8 +10,11 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +30,8 @@ import (
 // GRPCServer returns a gRPC server with the inference service and server reflection (so
 // grpcurl and other reflective clients list and call it).
 func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	// Every call is a server span (a traceparent in the metadata is its parent).
+	opts = append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler())}, opts...)
 	g := grpc.NewServer(opts...)
 	oippb.RegisterGRPCInferenceServiceServer(g, &grpcInference{s: s})
 	reflection.Register(g)
@@ -114,6 +119,9 @@ func (g *grpcInference) ModelMetadata(_ context.Context, req *oippb.ModelMetadat
 
 func (g *grpcInference) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (*oippb.ModelInferResponse, error) {
 	start := time.Now()
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() { // as REST's X-Trace-Id
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-trace-id", sc.TraceID().String()))
+	}
 	resp, a, err := g.infer(ctx, req, start)
 	// The request metrics REST counts, under the HTTP status the gRPC code stands for.
 	if _, served := g.s.watchers[req.GetModelName()]; served {

@@ -20,6 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
@@ -60,6 +63,7 @@ type Server struct {
 	log         *predlog.Writer[predlog.Record]
 	labels      *predlog.Writer[predlog.Label]
 	mux         *http.ServeMux
+	traced      http.Handler // mux in a server span per request
 	seriesMu    sync.RWMutex
 	seriesCache map[seriesKey]okSeries
 	seen        *seenTokens
@@ -133,11 +137,29 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Metadata)
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2ModelReady)
 	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.instrument(s.v2Infer))
+	s.traced = tracedHandler(s.mux)
 	return s, nil
 }
 
 // Handler is the HTTP API.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.traced }
+
+// tracer names the serving worker's own spans (the online store's reads).
+var tracer = otel.Tracer("github.com/driftline/driftline/serving")
+
+// tracedHandler makes every request a server span (a W3C traceparent from the client is its
+// parent) and answers with the trace id in X-Trace-Id.
+func tracedHandler(mux http.Handler) http.Handler {
+	withID := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+			w.Header().Set("X-Trace-Id", sc.TraceID().String())
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return otelhttp.NewHandler(withID, "serving", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return "serving " + r.Method + " " + r.URL.Path
+	}))
+}
 
 // Start polls every model's pointer once, then keeps following them until ctx is done.
 func (s *Server) Start(ctx context.Context) {
@@ -376,7 +398,12 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		uses := func(name string) bool {
 			return slices.Contains(t.production.model.Features, name) || (t.canary != nil && slices.Contains(t.canary.model.Features, name))
 		}
-		note, prov, err := f.Fill(ctx, req.Model, uses, rows, req.Attributes)
+		fctx, span := tracer.Start(ctx, "online store: feature service")
+		note, prov, err := f.Fill(fctx, req.Model, uses, rows, req.Attributes)
+		if err != nil {
+			span.RecordError(err)
+		}
+		span.End()
 		if err != nil {
 			return ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 		}
@@ -389,6 +416,10 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		}
 	}
 	enriched := strings.Join(enrichNote, "; ")
+	traceID := ""
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		traceID = sc.TraceID().String()
+	}
 	attrJSON := ""
 	if len(req.Attributes) > 0 {
 		b, _ := json.Marshal(req.Attributes)
@@ -406,7 +437,7 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 			}
 			rec := predlog.Record{RequestID: id, TimeUnixMs: start.UnixMilli(), Model: req.Model, Version: int32(l.version), Route: string(route),
 				RoutingKey: req.RoutingKey, LatencyUs: time.Since(start).Microseconds(), Error: errMsg, Inputs: string(inputs),
-				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched), Features: provenance}
+				Attributes: attrJSON, Fallback: joinNotes(fallback, enriched), Features: provenance, TraceID: traceID}
 			if preds != nil {
 				rec.Prediction = preds[i]
 			}
@@ -751,7 +782,7 @@ func (s *Server) labelToken(model string, version int, requestID string, at time
 // ListenAndServe runs the HTTP server with hardened timeouts until ctx is done, then drains
 // in-flight requests.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+	srv := &http.Server{Addr: addr, Handler: s.traced, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

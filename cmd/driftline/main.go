@@ -12,6 +12,9 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+	"time"
+
+	"github.com/driftline/driftline/internal/telemetry"
 )
 
 type command struct {
@@ -74,7 +77,19 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+	// Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+	shutdown, err := telemetry.Init(ctx, "driftline-"+os.Args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "driftline %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+	err = cmd.run(ctx, os.Args[2:])
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := shutdown(sctx); serr != nil {
+		slog.Warn("flushing traces", "error", serr)
+	}
+	cancel()
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}

@@ -8,10 +8,16 @@ import (
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/driftline/driftline/codec"
+	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/objstore/s3store"
 )
 
@@ -79,11 +85,71 @@ func TemporalClient() (client.Client, error) {
 		}
 		opts.DataConverter = codec.DataConverter(c)
 	}
+	tis, err := TracingInterceptors()
+	if err != nil {
+		return nil, err
+	}
+	opts.Interceptors = append(opts.Interceptors, tis...)
 	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
 	}
 	return c, nil
+}
+
+// TracingInterceptors are the Temporal SDK's OpenTelemetry interceptor on the global tracer
+// provider (internal/telemetry) and Driftline's replay guard: on a client the first puts the
+// caller's span into the workflow's headers, and the workers made from that client trace every
+// workflow, activity, child and signal, so a run is one trace from `driftline run`, the API or
+// the monitor through its steps. A workflow's span is started again each time its history is
+// replayed (after a worker restart or cache eviction, and for every query of a closed
+// workflow, temporalio/sdk-go PR 2060): its IDs are derived from the run (the same span every
+// time, so later steps stay its children) and a start that is a replay is dropped at its end.
+// Queries are not traced.
+func TracingInterceptors() ([]interceptor.ClientInterceptor, error) {
+	ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{DisableQueryTracing: true, SpanContextKey: workflowSpanKey{},
+		SpanStarter: func(ctx context.Context, tr trace.Tracer, name string, opts ...trace.SpanStartOption) trace.Span {
+			if strings.HasPrefix(name, "RunWorkflow:") {
+				cfg := trace.NewSpanStartConfig(opts...)
+				parent := trace.SpanContextFromContext(ctx)
+				ctx = telemetry.WithSeed(ctx, fmt.Sprintf("%s/%s/%s/%d", name, parent.TraceID(), parent.SpanID(), cfg.Timestamp().UnixNano()))
+			}
+			_, span := tr.Start(ctx, name, opts...)
+			return span
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
+	}
+	return []interceptor.ClientInterceptor{ti, &replayGuard{}}, nil
+}
+
+type workflowSpanKey struct{}
+
+// replayGuard sits inside the tracing interceptor: a workflow function that ends while its
+// history is being replayed, or that does not return (its coroutine stopped on eviction),
+// marks the workflow span as replayed (telemetry.DropReplayed drops it).
+type replayGuard struct{ interceptor.InterceptorBase }
+
+func (g *replayGuard) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &replayGuardInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}}
+}
+
+type replayGuardInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+}
+
+func (g *replayGuardInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (ret any, err error) {
+	returned := false
+	defer func() {
+		if !returned || workflow.IsReplaying(ctx) {
+			if sp, ok := ctx.Value(workflowSpanKey{}).(trace.Span); ok {
+				sp.SetAttributes(attribute.Bool(telemetry.ReplayedAttr, true))
+			}
+		}
+	}()
+	ret, err = g.Next.ExecuteWorkflow(ctx, in)
+	returned = true
+	return ret, err
 }
 
 func orDefault(v, d string) string {

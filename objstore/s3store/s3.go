@@ -10,11 +10,16 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.opentelemetry.io/otel"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/driftline/driftline/objstore"
 )
@@ -67,6 +72,7 @@ func New(ctx context.Context, cfg Config) (*S3, error) {
 		return nil, fmt.Errorf("load aws config: %w", err)
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, traceOperations)
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		if cfg.Endpoint != "" {
@@ -206,3 +212,22 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// traceOperations makes every S3 operation (with its retries) a client span of the caller's
+// trace, named after the operation ("S3 GetObject"); nothing is recorded without a tracer
+// provider (internal/telemetry).
+func traceOperations(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("DriftlineTracing",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			ctx, span := tracer.Start(ctx, "S3 "+awsmiddleware.GetOperationName(ctx), trace.WithSpanKind(trace.SpanKindClient))
+			defer span.End()
+			out, md, err := next.HandleInitialize(ctx, in)
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(otelcodes.Error, err.Error())
+			}
+			return out, md, err
+		}), middleware.Before)
+}
+
+var tracer = otel.Tracer("github.com/driftline/driftline/objstore/s3store")
