@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -42,7 +43,9 @@ import (
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/dashboards"
+	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/serving"
@@ -189,9 +192,20 @@ func TestEndToEnd(t *testing.T) {
 	payloadCodec, err := codec.New("e2e", pk)
 	require.NoError(t, err)
 
+	// Traces: every span of this process (the clients, the pipeline worker, serving) goes to a
+	// real Jaeger over OTLP, checked at the end (jaegerPhase).
+	otlp, jaegerQuery := StartJaeger(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+	prevTP := otel.GetTracerProvider()
+	flushTraces, err := telemetry.Init(ctx, "driftline-e2e")
+	require.NoError(t, err)
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP) })
+	tracing, err := config.TracingInterceptors()
+	require.NoError(t, err)
+
 	var c client.Client
 	for range 100 {
-		if c, err = client.Dial(client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec)}); err == nil {
+		if c, err = client.Dial(client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec), Interceptors: tracing}); err == nil {
 			if err = starter.Setup(ctx, c, "default"); err == nil {
 				break
 			}
@@ -443,6 +457,110 @@ func TestEndToEnd(t *testing.T) {
 	// 1.7): ModelDegradation goes pending, then firing, reaches the channel, and the monitor
 	// starts the retraining run.
 	e.prometheusPhase(sp, metrics, hs.URL, rows)
+
+	// Phase 7: the traces in Jaeger.
+	jaegerPhase(t, hs.URL, jaegerQuery, flushTraces)
+}
+
+// jaegerTrace is a trace as Jaeger's query API returns it.
+type jaegerTrace struct {
+	TraceID string `json:"traceID"`
+	Spans   []struct {
+		SpanID        string `json:"spanID"`
+		OperationName string `json:"operationName"`
+		References    []struct {
+			RefType string `json:"refType"`
+			SpanID  string `json:"spanID"`
+		} `json:"references"`
+	} `json:"spans"`
+}
+
+func jaegerTraces(t *testing.T, url string) []jaegerTrace {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		Data []jaegerTrace `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return out.Data
+}
+
+// jaegerPhase: a prediction with the client's traceparent is in Jaeger under that trace, its
+// serving span a child of the client's span; each loop run is one trace in which every
+// activity's run descends from the run's one workflow span (the status queries the test made
+// all along, and the replays, added none).
+func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Context) error) {
+	const traceID, parent = "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
+	req, err := http.NewRequest(http.MethodPost, servingURL+"/v1/models/demand:predict",
+		strings.NewReader(`{"request_id": "traced", "features": {"price": 9.5, "promo": 1, "weekday": 5, "temperature": 6.5, "item_popularity": 2.1}}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, traceID, resp.Header.Get("X-Trace-Id"))
+	require.NoError(t, flush(context.Background()))
+
+	var pred []jaegerTrace
+	require.Eventually(t, func() bool {
+		pred = jaegerTraces(t, jaeger+"/api/traces/"+traceID)
+		return len(pred) == 1
+	}, 30*time.Second, 200*time.Millisecond, "the prediction's trace in Jaeger")
+	served := false
+	for _, sp := range pred[0].Spans {
+		if sp.OperationName == "serving POST /v1/models/demand:predict" {
+			served = true
+			require.Len(t, sp.References, 1)
+			require.Equal(t, parent, sp.References[0].SpanID, "the serving span is a child of the client's")
+		}
+	}
+	require.True(t, served)
+
+	runs := jaegerTraces(t, jaeger+"/api/traces?service=driftline-e2e&operation="+url.QueryEscape("RunWorkflow:ContinuousTraining")+"&limit=50&lookback=1h")
+	require.NotEmpty(t, runs, "the loop's runs in Jaeger")
+	checked, most := 0, 0
+	for _, tr := range runs {
+		parentOf := map[string]string{}
+		name := map[string]string{}
+		var workflows []string
+		for _, sp := range tr.Spans {
+			name[sp.SpanID] = sp.OperationName
+			for _, r := range sp.References {
+				if r.RefType == "CHILD_OF" {
+					parentOf[sp.SpanID] = r.SpanID
+				}
+			}
+			if sp.OperationName == "RunWorkflow:ContinuousTraining" {
+				workflows = append(workflows, sp.SpanID)
+			}
+		}
+		if len(workflows) == 0 {
+			continue
+		}
+		require.Len(t, workflows, 1, "trace %s: one workflow span per run, however often it was replayed or queried", tr.TraceID)
+		activities := 0
+		for id, n := range name {
+			if !strings.HasPrefix(n, "RunActivity:") {
+				continue
+			}
+			activities++
+			at, hops := id, 0
+			for at != workflows[0] && hops < 10 {
+				at, hops = parentOf[at], hops+1
+			}
+			require.Equal(t, workflows[0], at, "trace %s: %s descends from the run's workflow span", tr.TraceID, n)
+		}
+		require.Positive(t, activities, "trace %s: the run's steps", tr.TraceID)
+		most = max(most, activities)
+		checked++
+	}
+	require.Positive(t, checked)
+	require.Greater(t, most, 10, "a run that went through training, evaluation and the canary")
+	t.Logf("jaeger: the prediction's trace and %d loop runs, each one tree (up to %d activity runs)", checked, most)
 }
 
 // prometheusPhase is phase 6 of the end-to-end test.

@@ -540,3 +540,55 @@ func StartRedis(t testing.TB) string {
 	WaitPort(t, addr, 30*time.Second)
 	return addr
 }
+
+// StartJaeger starts Jaeger (./bin/jaeger, built from github.com/jaegertracing/jaeger v1.76.0
+// by make tools) with in-memory storage, its OTLP/HTTP receiver and its query API on free
+// loopback ports; it returns the OTLP endpoint (http://host:port) and the query API's base URL.
+func StartJaeger(t testing.TB) (otlp, query string) {
+	t.Helper()
+	bin := Binary(t, "jaeger")
+	otlpPort, queryPort, grpcPort := FreePort(t), FreePort(t), FreePort(t)
+	cfg := filepath.Join(t.TempDir(), "jaeger.yaml")
+	config := fmt.Sprintf(`service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:%d
+    grpc:
+      endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:%d
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`, queryPort, grpcPort, otlpPort)
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, "jaeger.log", nil, bin, "--config", cfg)
+	query = fmt.Sprintf("http://127.0.0.1:%d", queryPort)
+	WaitHTTP(t, query+"/api/services", 60*time.Second)
+	return fmt.Sprintf("http://127.0.0.1:%d", otlpPort), query
+}
