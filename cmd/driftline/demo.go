@@ -170,7 +170,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	sent, failed, fb, byV := st.Snapshot()
-	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %v\n", sent, failed, fb, byV)
+	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, formatMap(byV))
 	if data, _, err := objstore.ReadAll(ctx, b, "reports/"+sp.Model+"/"+res2.RunID+"/drift.json"); err == nil {
 		var rep activities.DriftReport
 		if json.Unmarshal(data, &rep) == nil {

@@ -30,7 +30,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
 	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
+	out := addOutput(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -39,7 +39,11 @@ func cmdDrift(ctx context.Context, args []string) error {
 		return err
 	}
 	if args[0] == "predictions" {
-		return driftPredictions(ctx, b, *model, *version, *since, *asJSON)
+		asJSON, err := out.JSON()
+		if err != nil {
+			return err
+		}
+		return driftPredictions(ctx, b, *model, *version, *since, asJSON)
 	}
 	runID := fs.Arg(0)
 	if runID == "" {
@@ -62,13 +66,14 @@ func cmdDrift(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		_, err := os.Stdout.Write(data)
-		return err
-	}
 	var rep activities.DriftReport
 	if err := json.Unmarshal(data, &rep); err != nil {
 		return fmt.Errorf("%s: %w", b.URI(key), err)
+	}
+	if asJSON, err := out.JSON(); err != nil {
+		return err
+	} else if asJSON {
+		return printJSON(rep)
 	}
 	fmt.Printf("drift of %s run %s against v%d\n", rep.Model, rep.RunID, rep.ReferenceVersion)
 	printReport(os.Stdout, rep.Report)
@@ -93,7 +98,7 @@ func driftPredictions(ctx context.Context, b objstore.Bucket, model string, vers
 		return err
 	}
 	if asJSON {
-		return json.NewEncoder(os.Stdout).Encode(rep)
+		return printJSON(rep)
 	}
 	fmt.Printf("live answers of %s v%d over the last %s (%d answers) against its holdout predictions\n", model, version, since, n)
 	printReport(os.Stdout, rep)

@@ -44,6 +44,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	timeColumn := fs.String("time-column", "event_time", "retrieve: the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
 	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-<n>.parquet, 1,000,000 rows each)")
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
+	out := addOutput(fs)
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -137,6 +138,23 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		asJSON, err := out.JSON()
+		if err != nil {
+			return err
+		}
+		type value struct {
+			Name    string   `json:"name"`
+			Value   *float64 `json:"value"` // null: missing
+			Missing string   `json:"missing,omitempty"`
+			EventAt string   `json:"event_at,omitempty"`
+		}
+		type vector struct {
+			Service string  `json:"service"`
+			Key     string  `json:"key"`
+			AsOf    string  `json:"as_of"`
+			Source  string  `json:"source"`
+			Values  []value `json:"values"`
+		}
 		if *onlineStore != "" {
 			o, err := features.OpenStore(ctx, *onlineStore)
 			if err != nil {
@@ -146,6 +164,17 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			vec, err := features.ReadService(ctx, o, repo, *service, *key, t)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: *onlineStore}
+				for i, n := range vec.Names {
+					x := value{Name: n, Missing: vec.Missing[i]}
+					if x.Missing == "" {
+						x.Value, x.EventAt = &vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339)
+					}
+					v.Values = append(v.Values, x)
+				}
+				return printJSON(v)
 			}
 			fmt.Printf("%s of %s from the online store %s, read as of %s:\n", *service, *key, *onlineStore, t.Format(time.RFC3339))
 			for i, n := range vec.Names {
@@ -169,6 +198,19 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			[]features.EntityRow{{Key: *key, At: t.UnixMicro()}})
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: "offline (point-in-time)"}
+			for i, n := range ts.Names {
+				x := value{Name: n}
+				if f := ts.Vectors[0][i]; math.IsNaN(f) {
+					x.Missing = "no value known by then"
+				} else {
+					x.Value = &f
+				}
+				v.Values = append(v.Values, x)
+			}
+			return printJSON(v)
 		}
 		fmt.Printf("%s of %s as of %s (point-in-time: only values known by then):\n", *service, *key, t.Format(time.RFC3339))
 		for i, n := range ts.Names {

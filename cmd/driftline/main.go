@@ -50,6 +50,11 @@ var commands = map[string]command{
 	"features":  {"feature definitions: plan, apply (through the API), get a point-in-time vector", cmdFeatures},
 }
 
+func init() {
+	// Registered here: the completion script lists the commands map.
+	commands["completion"] = command{"print a shell completion script (completion bash|zsh)", cmdCompletion}
+}
+
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: driftline <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/driftline/driftline/starter"
 )
 
-const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--json] | report --model M [--window W] [--json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--json]"
+const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--output json] | report --model M [--window W] [--output json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--output json]"
 
 // cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
 // authorised, audited) and shows its status and window reports.
@@ -62,7 +61,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		return nil
 	case "status":
 		model := fs.String("model", "demand", "model")
-		asJSON := fs.Bool("json", false, "print the status as JSON")
+		out := addOutput(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
@@ -75,7 +74,9 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON, err := out.JSON(); err != nil {
+			return err
+		} else if asJSON {
 			return printJSON(st)
 		}
 		fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
@@ -101,7 +102,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		return nil
 	case "alerts":
 		prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
-		asJSON := fs.Bool("json", false, "print the rules' states as JSON")
+		out := addOutput(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
@@ -109,7 +110,9 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON, err := out.JSON(); err != nil {
+			return err
+		} else if asJSON {
 			return printJSON(rules)
 		}
 		printAlertRules(*prom, rules)
@@ -139,7 +142,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		s3 := config.S3Flags(fs)
 		model := fs.String("model", "demand", "model")
 		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
-		asJSON := fs.Bool("json", false, "print the report as JSON")
+		out := addOutput(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
@@ -151,7 +154,9 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON, err := out.JSON(); err != nil {
+			return err
+		} else if asJSON {
 			return printJSON(rep)
 		}
 		printMonitorReport(b.URI(key), rep)
@@ -226,12 +231,6 @@ func printMonitorReport(uri string, r monitor.Report) {
 	for _, p := range r.Problems {
 		fmt.Printf("  problem: %s\n", p)
 	}
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // alertRule is one alerting rule as Prometheus's /api/v1/rules reports it.

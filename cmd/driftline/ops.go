@@ -68,7 +68,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	model := fs.String("model", "demand", "model")
 	runID := fs.String("run", "", "run id (default: the latest run)")
-	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	out := addOutput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,10 +81,10 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if asJSON, err := out.JSON(); err != nil {
+		return err
+	} else if asJSON {
+		return printJSON(st)
 	}
 	fmt.Printf("model %s  window %s..%s  stage %s  outcome %s\n", st.Model, st.From, st.To, st.Stage, orDash(string(st.Outcome)))
 	if st.Reason != "" {
@@ -201,7 +201,12 @@ func cmdModels(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
+	out := addOutput(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	asJSON, err := out.JSON()
+	if err != nil {
 		return err
 	}
 	b, err := config.OpenBucket(ctx, s3)
@@ -213,11 +218,18 @@ func cmdModels(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %v\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, d.Aliases)
 	vs, err := r.Versions(ctx, *model)
 	if err != nil {
 		return err
 	}
+	if asJSON {
+		return printJSON(struct {
+			Model      string              `json:"model"`
+			Deployment registry.Deployment `json:"deployment"`
+			Versions   any                 `json:"versions"`
+		}{*model, d, vs})
+	}
+	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %s\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, formatMap(d.Aliases))
 	for _, v := range vs {
 		fmt.Printf("  v%-3d %s  holdout MAE %.3f  trainer %s  run %s  by %s\n", v.Version, v.CreatedAt.Format(time.RFC3339),
 			v.Metrics["holdout_mae"], v.Lineage.Trainer, v.Lineage.RunID, v.Lineage.CreatedBy)
@@ -236,7 +248,12 @@ func cmdAudit(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "", "model (default: all)")
 	since := fs.Duration("since", 24*time.Hour, "how far back")
+	out := addOutput(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	asJSON, err := out.JSON()
+	if err != nil {
 		return err
 	}
 	b, err := config.OpenBucket(ctx, s3)
@@ -246,6 +263,9 @@ func cmdAudit(ctx context.Context, args []string) error {
 	recs, err := audit.Log{Store: b}.List(ctx, *model, time.Now().Add(-*since))
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(recs)
 	}
 	for _, r := range recs {
 		fmt.Println(r)
@@ -305,7 +325,7 @@ func cmdTraffic(ctx context.Context, args []string) error {
 	var st traffic.Stats
 	traffic.Run(ctx, *url, *model, dataset.DefaultRetail().RetailDay(*day), *rps, &st)
 	sent, failed, fb, byV := st.Snapshot()
-	fmt.Printf("sent %d, failed %d, canary fallbacks %d, answered by version %v\n", sent, failed, fb, byV)
+	fmt.Printf("sent %d, failed %d, canary fallbacks %d, answered by version %s\n", sent, failed, fb, formatMap(byV))
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,8 +114,9 @@ func modelsShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(v, "", "  ")
-	fmt.Printf("%s\n", out)
+	if err := printJSON(v); err != nil {
+		return err
+	}
 	for _, dir := range []string{"decisions", "approvals", registry.ServingRecordKind, activities.CostRecordKind} {
 		objs, err := b.List(ctx, fmt.Sprintf("models/%s/versions/%d/%s/", *model, *version, dir))
 		if err != nil {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/pipeline"
+	dltest "github.com/driftline/driftline/testsuite"
+)
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{"CandidateMAE": "candidate_mae", "ReferenceVersion": "reference_version", "RunID": "run_id",
+		"PValue": "p_value", "KS": "ks", "Drifted": "drifted", "HTTPCode": "http_code", "TrainRMSE": "train_rmse", "Top10": "top10"} {
+		require.Equal(t, want, snakeCase(in), in)
+	}
+}
+
+// --output json: the status query's nested results (Go structs without json tags) come out
+// snake_case like the rest, tags are kept, map keys (data: metric and feature names) are
+// kept as they are, omitempty is honoured, times are RFC 3339.
+func TestJSONOutputIsSnakeCaseEverywhere(t *testing.T) {
+	st := pipeline.Status{Model: "demand", CandidateVersion: 3,
+		Drift:      &pipeline.DriftResult{ReferenceVersion: 2, Drifted: true, DriftedFeatures: []string{"price"}},
+		Evaluation: &pipeline.EvaluateResult{CandidateMAE: 1.5, ChampionMAE: 1.7, Metrics: map[string]float64{"mae": 1.5, "R2": 0.8}},
+		Steps:      []pipeline.Step{{Name: "drift", Summary: "drift 0.4"}}}
+	var buf bytes.Buffer
+	require.NoError(t, writeJSON(&buf, st))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &out))
+	require.EqualValues(t, 3, out["candidate_version"])
+	drift := out["drift"].(map[string]any)
+	require.EqualValues(t, 2, drift["reference_version"])
+	require.Equal(t, true, drift["drifted"])
+	require.Equal(t, []any{"price"}, drift["drifted_features"])
+	ev := out["evaluation"].(map[string]any)
+	require.EqualValues(t, 1.5, ev["candidate_mae"])
+	require.Equal(t, map[string]any{"mae": 1.5, "R2": 0.8}, ev["metrics"], "map keys are data: kept")
+	require.NotContains(t, ev, "importance", "omitempty")
+	var walk func(v any, path string, inMap bool)
+	walk = func(v any, path string, data bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if !data {
+					require.Equal(t, strings.ToLower(k), k, "%s.%s: snake_case", path, k)
+				}
+				walk(e, path+"."+k, k == "metrics" || k == "importance")
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, path, false)
+			}
+		}
+	}
+	walk(out, "status", false)
+
+	buf.Reset()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	require.NoError(t, writeJSON(&buf, struct{ At time.Time }{at}))
+	require.JSONEq(t, `{"at": "2026-12-01T10:00:00Z"}`, buf.String())
+	require.Equal(t, "-", formatMap(map[string]int{}))
+	require.Equal(t, "champion=3, stable=2", formatMap(map[string]int{"stable": 2, "champion": 3}))
+}
+
+// The completion script completes commands, and a command's flags from its own -h.
+func TestCompletionScriptCompletes(t *testing.T) {
+	bin := dltest.BuildDriftline(t)
+	script := filepath.Join(t.TempDir(), "driftline.bash")
+	require.NoError(t, os.WriteFile(script, []byte(completionScript("bash")), 0o600))
+	complete := func(words ...string) string {
+		t.Helper()
+		arr := "(" + strings.Join(words, " ") + ")"
+		cmd := exec.Command("bash", "-c", "source "+script+"; COMP_WORDS="+arr+"; COMP_CWORD="+
+			strconv.Itoa(len(words)-1)+"; _driftline; echo ${COMPREPLY[@]}")
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return strings.TrimSpace(string(out))
+	}
+	require.Equal(t, "status", complete("driftline", "sta"))
+	require.Equal(t, "models monitor", complete("driftline", "mo"))
+	require.Equal(t, "--output", complete("driftline", "status", "--ou"))
+	require.Contains(t, completionScript("zsh"), "bashcompinit")
+}
