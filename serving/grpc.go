@@ -65,23 +65,11 @@ func (g *grpcInference) table(name, version string) (*table, *loaded, error) {
 	if t.production == nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "model %q has no production version loaded yet", name)
 	}
-	if version == "" {
-		return t, nil, nil
+	l, err := t.version(name, version)
+	if err != nil {
+		return nil, nil, grpcStatus(err)
 	}
-	n, err := strconv.Atoi(version)
-	switch {
-	case err != nil || n <= 0:
-		return nil, nil, status.Errorf(codes.InvalidArgument, "model_version %q: want a registry version number", version)
-	case n == t.production.version:
-		return t, t.production, nil
-	case t.canary != nil && n == t.canary.version:
-		return t, t.canary, nil
-	}
-	served := fmt.Sprintf("production v%d", t.production.version)
-	if t.canary != nil {
-		served += fmt.Sprintf(", canary v%d", t.canary.version)
-	}
-	return nil, nil, status.Errorf(codes.NotFound, "model %q version %d is not served here (%s)", name, n, served)
+	return t, l, nil
 }
 
 func (g *grpcInference) ModelReady(_ context.Context, req *oippb.ModelReadyRequest) (*oippb.ModelReadyResponse, error) {

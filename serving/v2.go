@@ -133,26 +133,37 @@ func (s *Server) v2Server(w http.ResponseWriter, _ *http.Request) {
 // pinnedVersion is the version a /versions/{version}/ path names: the production or the
 // canary version loaded now (nil, 0 without a version in the path); any other is 404.
 func pinnedVersion(w http.ResponseWriter, r *http.Request, t *table) (*loaded, int, bool) {
-	v := r.PathValue("version")
-	if v == "" {
+	l, err := t.version(r.PathValue("name"), r.PathValue("version"))
+	if err != nil {
+		httpError(w, httpStatus(err), "%v", err)
+		return nil, 0, false
+	}
+	if l == nil {
 		return nil, 0, true
+	}
+	return l, l.version, true
+}
+
+// version is the loaded version a request names, REST's path or gRPC's model_version: the
+// production or the canary version (nil for ""); any other is an error naming what is served.
+func (t *table) version(model, v string) (*loaded, error) {
+	if v == "" {
+		return nil, nil
 	}
 	n, err := strconv.Atoi(v)
 	switch {
 	case err != nil || n <= 0:
-		httpError(w, http.StatusBadRequest, "version %q: want a registry version number", v)
-		return nil, 0, false
+		return nil, scoreErr(ErrBadInput, "version %q: want a registry version number", v)
 	case n == t.production.version:
-		return t.production, n, true
+		return t.production, nil
 	case t.canary != nil && n == t.canary.version:
-		return t.canary, n, true
+		return t.canary, nil
 	}
 	served := fmt.Sprintf("production v%d", t.production.version)
 	if t.canary != nil {
 		served += fmt.Sprintf(", canary v%d", t.canary.version)
 	}
-	httpError(w, http.StatusNotFound, "model %q version %d is not served here (%s)", r.PathValue("name"), n, served)
-	return nil, 0, false
+	return nil, scoreErr(ErrUnknownModel, "model %q version %d is not served here (%s)", model, n, served)
 }
 
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
