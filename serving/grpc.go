@@ -30,8 +30,10 @@ import (
 // GRPCServer returns a gRPC server with the inference service and server reflection (so
 // grpcurl and other reflective clients list and call it).
 func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	// Every call is a server span (a traceparent in the metadata is its parent).
-	opts = append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler())}, opts...)
+	// With tracing, every call is a server span (a traceparent in the metadata is its parent).
+	if s.opts.Tracing {
+		opts = append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler())}, opts...)
+	}
 	g := grpc.NewServer(opts...)
 	oippb.RegisterGRPCInferenceServiceServer(g, &grpcInference{s: s})
 	reflection.Register(g)

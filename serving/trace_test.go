@@ -59,7 +59,7 @@ func TestRequestIsOneTraceFromTheClient(t *testing.T) {
 	b := objstore.NewMem()
 	r := registry.New(b)
 	en := &Enricher{Feature: "z", URL: weather.URL + "/v1/weather?region={region}", Timeout: time.Second, Default: 0.5}
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
+	s, err := New(Options{Tracing: true, Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
 	require.NoError(t, err)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
@@ -103,20 +103,47 @@ func TestRequestIsOneTraceFromTheClient(t *testing.T) {
 	require.Equal(t, traceID, recs[0].TraceID, "the logged prediction links to its trace")
 }
 
+// Without tracing, a request with a traceparent still names its trace (X-Trace-Id, the
+// prediction log) and no span is made.
+func TestTraceparentNamesTheTraceWithoutTracing(t *testing.T) {
+	sr := recordSpans(t)
+	b := objstore.NewMem()
+	r := registry.New(b)
+	s, ts := newServer(t, b)
+	deploy(t, r, register(t, r, "r1", 2, true), 0, 0)
+	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	const traceID = "1bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/models/demand:predict", strings.NewReader(`{"request_id": "untraced-1", "features": {"x": 1, "z": 0}}`))
+	require.NoError(t, err)
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, traceID, resp.Header.Get("X-Trace-Id"))
+	require.Empty(t, sr.Ended(), "no span without tracing")
+	s.Close()
+	recs, err := predlog.Read(context.Background(), b, "demand", time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, traceID, recs[0].TraceID)
+}
+
 // A gRPC call with a traceparent in its metadata is a server span of that trace, and its
 // logged prediction carries the trace id.
 func TestGRPCCallIsOneTraceFromTheClient(t *testing.T) {
 	sr := recordSpans(t)
 	b := objstore.NewMem()
 	r := registry.New(b)
-	s, _ := newServer(t, b)
+	s, err := New(Options{Tracing: true, Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, LabelKey: testLabelKey})
+	require.NoError(t, err)
 	c := grpcClient(t, s)
 	deploy(t, r, register(t, r, "r1", 2, true), 0, 0)
 	require.NoError(t, s.watchers["demand"].poll(context.Background()))
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
 	var header metadata.MD
-	_, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "demand", Id: "grpc-traced",
+	_, err = c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "demand", Id: "grpc-traced",
 		Inputs: []*oippb.ModelInferRequest_InferInputTensor{fp32("input-0", []int64{1, 2}, 1, 0)}}, grpc.Header(&header))
 	require.NoError(t, err)
 	require.Equal(t, []string{traceID}, header.Get("x-trace-id"))

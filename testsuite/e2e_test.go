@@ -232,7 +232,7 @@ func TestEndToEnd(t *testing.T) {
 	defer stopWorker()
 	go func() { _ = p.Run(wctx) }()
 
-	srv, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: 200 * time.Millisecond, LogFlush: 300 * time.Millisecond,
+	srv, err := serving.New(serving.Options{Tracing: true, Store: store, Models: []string{"demand"}, Poll: 200 * time.Millisecond, LogFlush: 300 * time.Millisecond,
 		LabelKey: labelKey})
 	require.NoError(t, err)
 	srv.Start(wctx)

@@ -20,6 +20,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/serving"
@@ -210,7 +211,7 @@ func cmdServe(ctx context.Context, args []string) error {
 			defer fw.Stop()
 		}
 	}
-	s, err := serving.New(serving.Options{Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
+	s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
 		LabelKey: labelKey, Features: filler})
 	if err != nil {
 		return err
