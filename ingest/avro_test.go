@@ -114,15 +114,7 @@ func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 	sp.Format, sp.SchemaRegistry = FormatAvro, regURL
 	require.NoError(t, sp.Validate())
 	w := &Worker{Spec: sp, Store: store, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	require.Eventually(t, func() bool {
-		a, q := covered(manifests(t, store, "events"))
-		return a+q == len(recs)
-	}, 60*time.Second, 200*time.Millisecond)
-	stop()
-	require.NoError(t, <-done)
+	runUntilCovered(t, w, store, len(recs))()
 	accepted, quarantinedN := covered(manifests(t, store, "events"))
 	require.Equal(t, len(want), accepted)
 	require.Equal(t, len(bad), quarantinedN)

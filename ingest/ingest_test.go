@@ -150,13 +150,7 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 			triggered = append(triggered, day)
 			return nil
 		}}
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	require.Eventually(t, func() bool {
-		a, q := covered(manifests(t, store, "events"))
-		return a+q == len(recs)
-	}, 60*time.Second, 200*time.Millisecond)
+	stop := runUntilCovered(t, w, store, len(recs))
 
 	ms := manifests(t, store, "events")
 	accepted, quarantinedN := covered(ms)
@@ -243,7 +237,23 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	}
 	require.Len(t, after, countPrefix(etags, "datasets/events/dt=2026-11-01/"), "no file added to a closed day")
 	stop()
-	require.NoError(t, <-done)
+}
+
+// runUntilCovered runs the worker until the manifests of dataset events cover n records and
+// returns the function that stops it (and checks it ended without an error).
+func runUntilCovered(t *testing.T, w *Worker, store objstore.Bucket, n int) func() {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		a, q := covered(manifests(t, store, "events"))
+		return a+q == n
+	}, 60*time.Second, 200*time.Millisecond)
+	return func() {
+		stop()
+		require.NoError(t, <-done)
+	}
 }
 
 // quarantinedRecords reads every record the worker quarantined for the dataset.

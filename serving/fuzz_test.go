@@ -85,6 +85,21 @@ func asDecoded(req PredictRequest) PredictRequest {
 // FuzzV2Infer posts arbitrary bodies to the Open Inference Protocol v2 endpoint of a serving
 // worker with a model loaded: every answer is 200 or a 4xx with an error that names what was
 // wrong, never a 5xx or a panic.
+// fuzzServer is a server with the test model's production version loaded (logs in memory).
+func fuzzServer(f *testing.F) *Server {
+	b := objstore.NewMem()
+	r := registry.New(b)
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: time.Hour, LabelKey: testLabelKey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	deploy(f, r, register(f, r, "r1", 2, false), 0, 0)
+	if err := s.watchers["demand"].poll(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	return s
+}
+
 func FuzzV2Infer(f *testing.F) {
 	for _, seed := range []string{
 		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]}]}`,
@@ -99,17 +114,7 @@ func FuzzV2Infer(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	b := objstore.NewMem()
-	r := registry.New(b)
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: time.Hour, LabelKey: testLabelKey})
-	if err != nil {
-		f.Fatal(err)
-	}
-	deploy(f, r, register(f, r, "r1", 2, false), 0, 0)
-	if err := s.watchers["demand"].poll(context.Background()); err != nil {
-		f.Fatal(err)
-	}
-	h := s.Handler()
+	h := fuzzServer(f).Handler()
 	f.Fuzz(func(t *testing.T, body string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v2/models/demand/infer", strings.NewReader(body)))

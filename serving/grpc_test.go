@@ -224,17 +224,7 @@ func FuzzGRPCInfer(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	b := objstore.NewMem()
-	r := registry.New(b)
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: time.Hour, LabelKey: testLabelKey})
-	if err != nil {
-		f.Fatal(err)
-	}
-	deploy(f, r, register(f, r, "r1", 2, false), 0, 0)
-	if err := s.watchers["demand"].poll(context.Background()); err != nil {
-		f.Fatal(err)
-	}
-	g := &grpcInference{s: s}
+	g := &grpcInference{s: fuzzServer(f)}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req oippb.ModelInferRequest
 		if proto.Unmarshal(body, &req) != nil {
