@@ -144,4 +144,18 @@ const (
 	ReasonAboveMax     Reason = "above_max"     // over the column's max
 	ReasonNotAllowed   Reason = "not_allowed"   // not one of the column's allowed values
 	ReasonDuplicateKey Reason = "duplicate_key" // the unique key was seen before in the partition
+	ReasonInexact      Reason = "inexact"       // an int beyond ±2^53, which a float64 cannot hold
 )
+
+// MaxExactInt is the largest magnitude of an int column's values: Driftline holds every
+// numeric value as a float64 (features, drift, models), which counts integers exactly up to
+// 2^53 and rounds beyond it, so a larger value is rejected (ReasonInexact), never rounded.
+const MaxExactInt = 1 << 53
+
+// ExactInt reports whether an int column can hold v without rounding it.
+func ExactInt(v int64) bool { return v >= -MaxExactInt && v <= MaxExactInt }
+
+// InexactWords says for people why v was rejected.
+func InexactWords(v int64) string {
+	return fmt.Sprintf("integer %d beyond ±2^53: held as a float64 it would be rounded", v)
+}

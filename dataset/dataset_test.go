@@ -365,3 +365,41 @@ func TestScanAfterResumesWhereItStopped(t *testing.T) {
 	require.Equal(t, full[1:], collect(&Position{FileIndex: 0, RowGroup: 0}))
 	require.Empty(t, collect(&Position{FileIndex: 1, RowGroup: 2}))
 }
+
+// An int column's value beyond ±2^53 cannot be held by the float64 every step computes with:
+// the row is quarantined as inexact with its exact value in the words, never rounded.
+func TestIntBeyond2p53IsQuarantinedNotRounded(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	type row struct {
+		Date string `parquet:"date"`
+		ID   int64  `parquet:"id"`
+	}
+	var buf bytes.Buffer
+	require.NoError(t, parquet.Write(&buf, []row{{"2026-11-01", 1 << 53}, {"2026-11-01", 1<<53 + 1}, {"2026-11-01", -(1<<53 + 1)}, {"2026-11-01", 7}}))
+	_, err := b.Put(ctx, "ids.parquet", buf.Bytes(), objstore.PutOptions{})
+	require.NoError(t, err)
+	c := contract.Contract{MaxBadRowShare: 1, Columns: []contract.Column{
+		{Name: "date", Type: contract.TypeString, Role: contract.RoleEventTime},
+		{Name: "id", Type: contract.TypeInt, Role: contract.RoleFeature},
+	}}
+	var issues []RowIssue
+	var kept []float64
+	_, err = ScanFile(ctx, b, File{Key: "ids.parquet", Rows: 4}, 0, 0, c, func(bt *Batch) error {
+		issues = append(issues, bt.Issues...)
+		for r, ok := range bt.Accepted {
+			if ok {
+				kept = append(kept, bt.Cols["id"].Num[r])
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []float64{1 << 53, 7}, kept)
+	require.Len(t, issues, 2)
+	for i, v := range []string{"9007199254740993", "-9007199254740993"} {
+		require.Equal(t, contract.ReasonInexact, issues[i].Kind)
+		require.Equal(t, "id", issues[i].Column)
+		require.Equal(t, "integer "+v+" beyond ±2^53: held as a float64 it would be rounded", issues[i].Reason)
+	}
+}

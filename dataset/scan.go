@@ -23,6 +23,9 @@ type ColumnData struct {
 	Num  []float64
 	Str  []string
 	Null []bool
+	// inexact holds the rows of an int column whose stored value is beyond ±2^53 (with the
+	// value, for the words): a float64 would round it, so the contract rejects the row.
+	inexact map[int]int64
 }
 
 // Batch is one row group of one file, with the contract applied: Accepted says which rows
@@ -214,7 +217,7 @@ func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		}
 		chunks := rg.ColumnChunks()
 		for i, col := range c.Columns {
-			d, err := readColumn(chunks[idx[i]], col.Type == contract.TypeString, rg.NumRows())
+			d, err := readColumn(chunks[idx[i]], col.Type, rg.NumRows())
 			if err != nil {
 				return read, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
 			}
@@ -380,6 +383,9 @@ func rowProblem(data []*ColumnData, c contract.Contract, allowed []allowedSet, r
 			}
 			return col, contract.ReasonNull, "null value"
 		}
+		if v, ok := d.inexact[r]; ok {
+			return col, contract.ReasonInexact, contract.InexactWords(v)
+		}
 		if col.Type != contract.TypeString {
 			v := d.Num[r]
 			switch {
@@ -400,7 +406,8 @@ func rowProblem(data []*ColumnData, c contract.Contract, allowed []allowedSet, r
 	return contract.Column{}, "", ""
 }
 
-func readColumn(cc parquet.ColumnChunk, asString bool, rows int64) (d *ColumnData, err error) {
+func readColumn(cc parquet.ColumnChunk, typ string, rows int64) (d *ColumnData, err error) {
+	asString := typ == contract.TypeString
 	defer func() {
 		if p := recover(); p != nil {
 			d, err = nil, fmt.Errorf("corrupt column chunk: %v", p)
@@ -440,6 +447,12 @@ func readColumn(cc parquet.ColumnChunk, asString bool, rows int64) (d *ColumnDat
 				} else if null {
 					d.Num = append(d.Num, math.NaN())
 				} else {
+					if typ == contract.TypeInt && v.Kind() == parquet.Int64 && !contract.ExactInt(v.Int64()) {
+						if d.inexact == nil {
+							d.inexact = map[int]int64{}
+						}
+						d.inexact[len(d.Num)] = v.Int64()
+					}
 					d.Num = append(d.Num, toFloat(v))
 				}
 			}

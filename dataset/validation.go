@@ -18,6 +18,7 @@ type ColumnStats struct {
 	NotAllowed  int64 `json:"not_allowed"`
 	Duplicates  int64 `json:"duplicate_keys,omitempty"`
 	WrongType   int64 `json:"wrong_type"`
+	Inexact     int64 `json:"inexact,omitempty"` // ints beyond ±2^53 (contract.MaxExactInt)
 	Distinct    int64 `json:"distinct_estimate"`
 	Quarantined int64 `json:"rows_quarantined"`
 }
@@ -38,6 +39,8 @@ func (st *ColumnStats) count(kind contract.Reason) {
 		st.NotAllowed++
 	case contract.ReasonDuplicateKey:
 		st.Duplicates++
+	case contract.ReasonInexact:
+		st.Inexact++
 	}
 }
 

@@ -304,7 +304,11 @@ func (r *avroReader) cell(s avro.Schema, want string) (cell, string) {
 			if logical != "" {
 				return mismatch()
 			}
-			return cell{num: float64(num())}, ""
+			v := num()
+			if want == contract.TypeInt && r.err == "" && !contract.ExactInt(v) {
+				return cell{}, contract.InexactWords(v)
+			}
+			return cell{num: float64(v)}, ""
 		}
 		return mismatch()
 	case avro.Float, avro.Double:

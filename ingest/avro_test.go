@@ -96,6 +96,8 @@ func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 	good := enc("av-value", event(7))
 	below := event(1000)
 	below["v"] = -1.0
+	huge := event(1001)
+	huge["id"] = int64(1<<53 + 1)
 	bad := [][]byte{
 		[]byte(`{"id": 1, "date": "2026-11-01", "v": 1}`), // JSON, not framed
 		frame(999, good[5:]),                              // an ID the registry does not have
@@ -104,6 +106,7 @@ func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 		enc("av2-value", map[string]any{"id": int64(5), "date": "2026-11-01", "v": "x"}), // v: a string
 		enc("av3-value", map[string]any{"date": "2026-11-01", "v": 1.0}),                 // no id
 		enc("av-value", below), // v below the contract's min
+		enc("av-value", huge),  // id 2^53+1: a float64 would round it
 	}
 	for i, b := range bad {
 		recs = append(recs, &kgo.Record{Partition: int32(i % 2), Value: b})
@@ -148,6 +151,7 @@ func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 		": avro (schema id " + strconv.Itoa(ids["av-value"]) + "): 2 bytes after the record",
 		"v: want a number, got an Avro string",
 		"id: null value",
+		"id: integer 9007199254740993 beyond ±2^53: held as a float64 it would be rounded",
 		"v: below min 0",
 	} {
 		require.Contains(t, joined, w)
@@ -199,6 +203,8 @@ func FuzzAvroDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	// CI's find: a long beyond 2^53 was rounded into the float64 (now quarantined as inexact).
+	f.Add([]byte{0xd0, 0xf9, 0xf9, 0xf9, 0xf9, 0xf9, 0xf9, 0xf9, 0x30, 0x00, 0x30, 0x00, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x00, 0x00})
 	dec := newAvroDecoder(staticSchemas{1: {Schema: eventV1, Type: sr.TypeAvro}}, testContract())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		cells := make([]cell, len(testContract().Columns))

@@ -127,6 +127,7 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 		{Partition: 1, Value: []byte(`{"id": 6, "date": "soon", "v": 1}`)},                                                   // no event time
 		{Partition: 2, Value: []byte(`{"id": 7, "date": "2026-11-03", "v": 1, "pad": "` + strings.Repeat("x", 2000) + `"}`)}, // oversized
 		{Partition: 0, Value: []byte{0xff, 0xfe}},                                                                            // not UTF-8
+		{Partition: 1, Value: []byte(`{"id": 9007199254740993, "date": "2026-11-03", "v": 1}`)},                              // 2^53+1: a float64 rounds it
 	}
 	recs = append(recs, bad...)
 	// Out of order on partition 2: days interleaved record by record.
@@ -191,7 +192,7 @@ func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	require.Len(t, reasons, len(bad))
 	joined := strings.Join(reasons, "\n")
 	for _, want := range []string{": malformed JSON", "id: want an integer, got a string", "id: null value (null)", "v: below min 0 (below_min)",
-		"date: event time is not a date", ": oversized: 2050 bytes, max_record_bytes 1024", ": malformed JSON: invalid character"} {
+		"date: event time is not a date", "id: integer 9007199254740993 beyond ±2^53", ": oversized: 2050 bytes, max_record_bytes 1024", ": malformed JSON: invalid character"} {
 		require.Contains(t, joined, want)
 	}
 	require.Equal(t, float64(len(good)), testutil.ToFloat64(w.Metrics.Records.WithLabelValues("events", "accepted")))

@@ -77,6 +77,8 @@ func (r *rows) add(value []byte, eventTime string) (string, time.Time, *problem)
 				why = fmt.Sprintf("want an integer, got %s", f.describe())
 			} else if i, err := strconv.ParseInt(string(f.raw), 10, 64); err != nil {
 				why = fmt.Sprintf("want an integer, got %s", f.raw)
+			} else if !contract.ExactInt(i) {
+				why = contract.InexactWords(i)
 			} else {
 				c.num = float64(i)
 			}
