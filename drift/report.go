@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -59,6 +60,29 @@ type FeatureResult struct {
 	Critical           bool    `json:"critical,omitempty"`
 	Drifted            bool    `json:"drifted"`
 	Why                string  `json:"why"`
+	// Histogram is the reference and current shares over the bins PSI and JS compared (the
+	// reference-quantile bins, or the categories), for reports people look at.
+	Histogram *Histogram `json:"histogram,omitempty"`
+}
+
+// Histogram is two share vectors over the same labelled bins.
+type Histogram struct {
+	Labels    []string  `json:"labels"`
+	Reference []float64 `json:"reference"`
+	Current   []float64 `json:"current"`
+}
+
+// binLabels names the bins of inner cut points: "< e0", "[e0, e1)", ..., ">= en".
+func binLabels(edges []float64) []string {
+	if len(edges) == 0 {
+		return []string{"all"}
+	}
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	out := []string{"< " + g(edges[0])}
+	for i := 1; i < len(edges); i++ {
+		out = append(out, "["+g(edges[i-1])+", "+g(edges[i])+")")
+	}
+	return append(out, ">= "+g(edges[len(edges)-1]))
 }
 
 // Report is the drift report stored in reports/<model>/<run>/drift.json.
@@ -165,6 +189,7 @@ func (f *windowFeature) result() FeatureResult {
 		cur := normalise(obs)
 		fr.PSI = PSI(ref, cur)
 		fr.JS = JSDistance(ref, cur)
+		fr.Histogram = &Histogram{Labels: cats, Reference: ref, Current: cur}
 		return fr
 	}
 	d := f.ks()
@@ -178,6 +203,9 @@ func (f *windowFeature) result() FeatureResult {
 	cur = normalise(cur)
 	fr.PSI = PSI(f.ref.Props, cur)
 	fr.JS = JSDistance(f.ref.Props, cur)
+	if len(f.ref.Props) == len(cur) && len(cur) == len(f.ref.Edges)+1 {
+		fr.Histogram = &Histogram{Labels: binLabels(f.ref.Edges), Reference: f.ref.Props, Current: cur}
+	}
 	fr.Wasserstein = Wasserstein1(f.ref.Sample, f.sample.Sorted())
 	if f.ref.Std > 0 {
 		fr.WassersteinStd = fr.Wasserstein / f.ref.Std

@@ -219,3 +219,40 @@ func TestAddColumnsEqualsAddNumeric(t *testing.T) {
 	}
 	require.Equal(t, w2.Report(DefaultConfig()), w1.Report(DefaultConfig()))
 }
+
+// Each feature's histogram holds the very shares PSI compared: a PSI recomputed from the
+// report's histogram equals the report's PSI, the shares sum to 1, the labels name the bins
+// (numeric: the reference cut points; categorical: every category, new ones included).
+func TestReportHistogramIsWhatPSICompared(t *testing.T) {
+	b := NewProfileBuilder([]string{"x", "day"}, []string{Numeric, Categorical})
+	xs := gen(1, 5000, 0, 1, 0)
+	days := []string{"mon", "tue"}
+	for r := range 5000 {
+		b.AddNumeric(0, xs[r], uint64(r))
+		b.AddCategory(1, days[r%2])
+	}
+	w := NewWindow(b.Profile())
+	cur := gen(2, 5000, 0.5, 1, 0)
+	for r := range 5000 {
+		w.AddNumeric(0, cur[r], uint64(r))
+		w.AddCategory(1, []string{"mon", "tue", "sun"}[r%3])
+	}
+	rep := w.Report(DefaultConfig())
+	for _, f := range rep.Features {
+		h := f.Histogram
+		require.NotNil(t, h, f.Name)
+		require.Len(t, h.Reference, len(h.Labels))
+		require.Len(t, h.Current, len(h.Labels))
+		var sr, sc float64
+		for i := range h.Labels {
+			sr, sc = sr+h.Reference[i], sc+h.Current[i]
+		}
+		require.InDelta(t, 1, sr, 1e-9, f.Name)
+		require.InDelta(t, 1, sc, 1e-9, f.Name)
+		require.Equal(t, f.PSI, PSI(h.Reference, h.Current), f.Name)
+	}
+	require.Equal(t, []string{"mon", "tue", "sun"}, rep.Features[1].Histogram.Labels)
+	require.Len(t, rep.Features[0].Histogram.Labels, Bins)
+	require.Regexp(t, `^< -`, rep.Features[0].Histogram.Labels[0])
+	require.Regexp(t, `^>= `, rep.Features[0].Histogram.Labels[Bins-1])
+}
