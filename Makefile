@@ -63,6 +63,10 @@ redis:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 
+# Debian's chromium: the console's browser tests drive it headless (console/browser_test.go).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
 $(BIN)/minio:
 	GOBIN=$(BIN) go install github.com/minio/minio@$(MINIO_VERSION)
 
@@ -78,7 +82,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
@@ -128,6 +132,10 @@ fuzz:
 	scripts/fuzz.sh FuzzGRPCInfer ./serving $(FUZZTIME)
 
 test: tools lint unit fuzz
+
+# The console's screenshots in docs/img (docs/observability.md), from its browser test.
+screenshots: chromium
+	mkdir -p docs/img && DRIFTLINE_SCREENSHOTS=$(CURDIR)/docs/img go test -count=1 -run TestConsoleInChromium ./console
 
 # Benchmarks (not part of make test): numbers in docs/benchmarks.md come from these.
 bench-deps:

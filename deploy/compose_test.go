@@ -57,7 +57,7 @@ func flagValue(cmd []string, flag string) string {
 
 func TestComposeServicesAndImages(t *testing.T) {
 	c := load(t)
-	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup", "api", "secrets", "kafka", "ingest-worker"} {
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "minio", "prometheus", "pipeline-worker", "serving-worker", "setup", "api", "console", "secrets", "kafka", "ingest-worker"} {
 		require.Contains(t, c.Services, name)
 	}
 	for name, s := range c.Services {
@@ -93,8 +93,9 @@ func TestComposeRunsRealDriftlineCommands(t *testing.T) {
 		commands = append(commands, m[1])
 	}
 	require.Contains(t, commands, "worker")
-	// The variables driftline reads: internal/config and the commands' flags.
-	cfg := read(t, "../internal/config/config.go")
+	// The variables driftline reads: internal/config, the commands' flags, and the run links
+	// the starter writes (DRIFTLINE_UI_URL, DRIFTLINE_CONSOLE_URL).
+	cfg := read(t, "../internal/config/config.go") + read(t, "../starter/starter.go")
 	for _, f := range []string{"api.go", "services.go", "demo.go", "apiclient.go"} {
 		cfg += read(t, "../cmd/driftline/"+f)
 	}

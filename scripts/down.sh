@@ -2,7 +2,7 @@
 # Stops every process scripts/up.sh started (state in .data/ is kept; `make clean` removes it).
 set -uo pipefail
 DATA=${DATA:-$(pwd)/.data}
-for name in prometheus weather kafka ingest api approvals serve worker minio temporal; do
+for name in prometheus weather kafka ingest console api approvals serve worker minio temporal; do
   f="$DATA/pids/$name.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")

@@ -24,6 +24,7 @@ if [ ! -s "$DATA/dev.env" ]; then
   } >"$DATA/dev.env")
 fi
 grep -q DRIFTLINE_PROMETHEUS "$DATA/dev.env" || echo "export DRIFTLINE_PROMETHEUS=http://127.0.0.1:9090" >>"$DATA/dev.env"
+grep -q DRIFTLINE_CONSOLE_URL "$DATA/dev.env" || echo "export DRIFTLINE_CONSOLE_URL=http://127.0.0.1:8091" >>"$DATA/dev.env"
 grep -q DRIFTLINE_FEATURES_QUEUE "$DATA/dev.env" || echo "export DRIFTLINE_FEATURES_QUEUE=driftline-features" >>"$DATA/dev.env"
 # shellcheck disable=SC1091
 . "$DATA/dev.env"
@@ -75,6 +76,7 @@ stop kafka
 stop worker
 stop serve
 stop api
+stop console
 stop weather
 start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
 # A Kafka-protocol broker (franz-go's kfake, in memory: restarted empty by each make up) and a
@@ -92,6 +94,8 @@ start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --grpc 127.0.0.1:8001
   --feature-service demand_forecast --entity-attributes store_id,item_id --features-as-of 2026-10-31T00:00:00Z \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
+# The read-only console: the API's dev tokens, the same RBAC (`driftline token --sub alice`).
+start console "$BIN/driftline" console --dev --listen 127.0.0.1:8091 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key"
 # Debian's Prometheus with the alerting rules (make up installs it), scraping both workers.
 mkdir -p "$DATA/prometheus"
 start prometheus prometheus --config.file=deploy/prometheus/local.yml --storage.tsdb.path="$DATA/prometheus" \
@@ -100,7 +104,8 @@ wait_for "pipeline worker" port_open 9464
 wait_for "serving worker" port_open 8080
 wait_for "serving worker (gRPC)" port_open 8001
 wait_for "control-plane API" port_open 8090
+wait_for "console" port_open 8091
 wait_for "Prometheus" port_open 9090
 wait_for "Kafka (kafka-dev)" port_open 9092
 wait_for "schema registry (kafka-dev)" port_open 8081
-echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090  Prometheus http://127.0.0.1:9090"
+echo "== up: Temporal UI http://localhost:8233  MinIO http://127.0.0.1:9000  serving http://127.0.0.1:8080  API http://127.0.0.1:8090  console http://127.0.0.1:8091  Prometheus http://127.0.0.1:9090"

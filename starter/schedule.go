@@ -32,6 +32,7 @@ func CreateSchedule(ctx context.Context, c client.Client, sp spec.Spec, cron str
 			Args:                  []any{pipeline.RunInput{Spec: sp, RequestedBy: "schedule:" + id}},
 			TaskQueue:             pipeline.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(sp.Model)),
+			StaticDetails:         ConsoleDetails(sp.Model),
 		},
 		Note: fmt.Sprintf("retrain %s on cron %q (spec %s)", sp.Model, cron, sp.Hash[:12]),
 	}

@@ -33,6 +33,7 @@ func StartRun(ctx context.Context, c client.Client, in pipeline.RunInput) (clien
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(in.Spec.Model)),
 		StaticSummary:                            fmt.Sprintf("retrain %s on %s (%s..%s)", in.Spec.Model, in.Spec.Dataset.Name, orNow(in.From), orNow(in.To)),
+		StaticDetails:                            ConsoleDetails(in.Spec.Model),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipeline.ContinuousTraining, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -84,6 +85,17 @@ func Decide(ctx context.Context, c client.Client, model string, approve bool, a 
 func SignalDecision(ctx context.Context, c client.Client, model string, approve bool, a pipeline.Approval) error {
 	return c.SignalWorkflow(ctx, pipeline.WorkflowID(model), "", pipeline.SignalApproval,
 		pipeline.ApprovalSignal{Approve: approve, Approval: a})
+}
+
+// ConsoleDetails is a run's link back to Driftline's console (the model's page, which lists
+// its runs), as the markdown the Temporal UI shows under the run's details; "" unless
+// DRIFTLINE_CONSOLE_URL names the console.
+func ConsoleDetails(model string) string {
+	base := strings.TrimSuffix(os.Getenv("DRIFTLINE_CONSOLE_URL"), "/")
+	if base == "" {
+		return ""
+	}
+	return fmt.Sprintf("[%s in the Driftline console](%s/models/%s): versions, runs, lineage, monitoring", model, base, url.PathEscape(model))
 }
 
 // UILink is the Temporal UI page of a run (DRIFTLINE_UI_URL, default http://localhost:8233).

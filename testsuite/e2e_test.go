@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/codec"
+	"github.com/driftline/driftline/console"
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/examples/externaltrainer"
 	"github.com/driftline/driftline/objstore"
@@ -186,6 +187,8 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 	hostPort := StartTemporal(t)
 	store := NewMinIOBucket(t)
+	// Each run links back to the console from the Temporal UI (its static details).
+	t.Setenv("DRIFTLINE_CONSOLE_URL", "http://console.e2e:8091")
 	// Every payload the clients and workers write is encrypted (the payload codec).
 	pk := make([]byte, 32)
 	_, _ = rand.Read(pk)
@@ -460,6 +463,70 @@ func TestEndToEnd(t *testing.T) {
 
 	// Phase 7: the traces in Jaeger.
 	jaegerPhase(t, hs.URL, jaegerQuery, flushTraces)
+
+	// Phase 8: the console over what the real runs and the monitor wrote.
+	consolePhase(t, store, engine, secret, c)
+}
+
+// consolePhase: the console lists every run the loop finished with its outcome, the run
+// that registered production shows that version's holdout MAE as evaluated, and the
+// monitoring page has the monitor's windows; alice (an approver of demand) may view them,
+// a stranger may not.
+func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, secret []byte, c client.Client) {
+	ctx := context.Background()
+	reg := registry.New(store)
+	h := (&console.Server{Store: store, Registry: reg, Verifier: api.DevHS256{Secret: secret}, Engine: engine,
+		Live: consoleLive{c}, RunLink: func(m, run string) string { return starter.UILink("default", pipeline.WorkflowID(m), run) }}).Handler()
+	page := func(sub, path string) (int, string) {
+		tok, err := api.MintDev(secret, sub, nil, time.Minute)
+		require.NoError(t, err)
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	d, _, err := reg.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	v, err := reg.Version(ctx, "demand", d.Production)
+	require.NoError(t, err)
+	code, body := page("alice", "/models/demand")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, fmt.Sprintf(`<p class="big">v%d</p>`, d.Production))
+	for _, outcome := range []string{"promoted", "rolled_back", "failed_validation", "rejected_by_policy"} {
+		require.Contains(t, body, `<span class="outcome `+outcome+`">`, outcome)
+	}
+	code, body = page("alice", "/models/demand/runs/"+url.PathEscape(v.Lineage.RunID))
+	require.Equal(t, http.StatusOK, code, body)
+	var ev struct {
+		CandidateMAE float64 `json:"candidate_mae"`
+	}
+	raw, _, err := objstore.ReadAll(ctx, store, "reports/demand/"+v.Lineage.RunID+"/evaluation.json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	require.Equal(t, v.Metrics["holdout_mae"], ev.CandidateMAE)
+	require.Regexp(t, `id="candidate-mae">`+regexp.QuoteMeta(console.Num(ev.CandidateMAE))+`<`, body)
+	require.Contains(t, body, `<span class="outcome promoted">promoted</span>`)
+	require.Contains(t, body, "/workflows/"+pipeline.WorkflowID("demand")+"/"+v.Lineage.RunID+"/history", "the link to the Temporal UI")
+	v1, err := reg.Version(ctx, "demand", 1) // registered by a run the CLI's way started (StartRun)
+	require.NoError(t, err)
+	desc, err := c.DescribeWorkflow(ctx, pipeline.WorkflowID("demand"), v1.Lineage.RunID)
+	require.NoError(t, err)
+	details, err := desc.GetStaticDetails()
+	require.NoError(t, err)
+	require.Equal(t, "[demand in the Driftline console](http://console.e2e:8091/models/demand): versions, runs, lineage, monitoring", details,
+		"the Temporal UI links the run back to the console")
+	code, body = page("alice", "/models/demand/monitor")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<h2>Windows</h2>")
+	code, _ = page("mallory", "/models/demand")
+	require.Equal(t, http.StatusForbidden, code)
+}
+
+type consoleLive struct{ c client.Client }
+
+func (l consoleLive) Status(ctx context.Context, model, runID string) (pipeline.Status, error) {
+	return starter.Status(ctx, l.c, model, runID)
 }
 
 // jaegerTrace is a trace as Jaeger's query API returns it.

@@ -31,49 +31,60 @@ func env(key, def string) string {
 	return def
 }
 
+// tokenFlags choose how bearer tokens are verified: the identity provider's (OIDC, JWKS) or,
+// with --dev, HS256 tokens from `driftline token`. The API and the console share them, so a
+// token one accepts the other does.
+type tokenFlags struct {
+	dev                            *bool
+	devKey, jwks, issuer, audience *string
+}
+
+func addTokenFlags(fs *flag.FlagSet) tokenFlags {
+	return tokenFlags{
+		dev:      fs.Bool("dev", false, "development mode: HS256 tokens signed with --dev-key-file (minted by `driftline token`), never for production"),
+		devKey:   fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of --dev (env DRIFTLINE_DEV_KEY_FILE)"),
+		jwks:     fs.String("jwks-url", env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)"),
+		issuer:   fs.String("issuer", env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)"),
+		audience: fs.String("audience", env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)"),
+	}
+}
+
+func (t tokenFlags) verifier(who string) (api.Verifier, error) {
+	if !*t.dev {
+		return api.NewOIDC(*t.jwks, *t.issuer, *t.audience)
+	}
+	secret, err := os.ReadFile(*t.devKey)
+	if err != nil {
+		return nil, fmt.Errorf("--dev needs the HS256 secret in %s (make up writes it): %w", *t.devKey, err)
+	}
+	secret = []byte(strings.TrimSpace(string(secret)))
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("dev key %s: %d bytes, want at least 32", *t.devKey, len(secret))
+	}
+	slog.Warn("DEVELOPMENT MODE: "+who+" accepts HS256 tokens signed with a local secret; never run it like this in production", "key", *t.devKey)
+	return api.DevHS256{Secret: secret}, nil
+}
+
 func cmdAPI(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	rbacPath := rbacFlag(fs)
 	listen := fs.String("listen", ":8090", "HTTP address")
-	dev := fs.Bool("dev", false, "development mode: HS256 tokens signed with --dev-key-file (minted by `driftline token`), never for production")
-	devKey := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of --dev (env DRIFTLINE_DEV_KEY_FILE)")
-	jwks := fs.String("jwks-url", env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)")
-	issuer := fs.String("issuer", env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)")
-	audience := fs.String("audience", env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)")
+	tf := addTokenFlags(fs)
 	corsOrigin := fs.String("codec-cors-origin", env("DRIFTLINE_CODEC_CORS_ORIGIN", "http://localhost:8233"), "origin of the Temporal UI that uses /codec/ to decode payloads (with DRIFTLINE_PAYLOAD_KEY_FILE)")
 	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var verifier api.Verifier
-	if *dev {
-		secret, err := os.ReadFile(*devKey)
-		if err != nil {
-			return fmt.Errorf("--dev needs the HS256 secret in %s: %w", *devKey, err)
-		}
-		secret = []byte(strings.TrimSpace(string(secret)))
-		if len(secret) < 32 {
-			return fmt.Errorf("dev key %s: %d bytes, want at least 32", *devKey, len(secret))
-		}
-		slog.Warn("DEVELOPMENT MODE: the API accepts HS256 tokens signed with a local secret; never run it like this in production", "key", *devKey)
-		verifier = api.DevHS256{Secret: secret}
-	} else {
-		o, err := api.NewOIDC(*jwks, *issuer, *audience)
-		if err != nil {
-			return err
-		}
-		verifier = o
-	}
-	att, err := api.LoadAttester(*attestKey, *dev)
+	verifier, err := tf.verifier("the API")
 	if err != nil {
 		return err
 	}
-	rbac, err := policies.LoadRBAC(*rbacPath)
+	att, err := api.LoadAttester(*attestKey, *tf.dev)
 	if err != nil {
 		return err
 	}
-	engine, err := policies.NewEngine(ctx, rbac)
+	engine, err := loadEngine(ctx, *rbacPath)
 	if err != nil {
 		return err
 	}
@@ -90,14 +101,28 @@ func cmdAPI(ctx context.Context, args []string) error {
 		}
 		slog.Info("payloads are encrypted; the Temporal UI decodes them through /codec/", "cors_origin", *corsOrigin)
 	}
-	srv := &http.Server{Addr: *listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
+	return serveHTTP(ctx, *listen, s.Handler(), fmt.Sprintf("control-plane API on %s (attestation key %s)", *listen, att.Key().KID))
+}
+
+// loadEngine reads the RBAC file into the OPA engine that authorises every call.
+func loadEngine(ctx context.Context, path string) (*policies.Engine, error) {
+	rbac, err := policies.LoadRBAC(path)
+	if err != nil {
+		return nil, err
+	}
+	return policies.NewEngine(ctx, rbac)
+}
+
+// serveHTTP serves h on addr until ctx ends (then shuts down within 10 s), saying so first.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, banner string) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Printf("control-plane API on %s (attestation key %s)\n", *listen, att.Key().KID)
+	fmt.Println(banner)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

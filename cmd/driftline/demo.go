@@ -203,6 +203,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2, res3.Outcome, link3)
 	fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
+	if c := os.Getenv("DRIFTLINE_CONSOLE_URL"); c != "" {
+		fmt.Printf("console: %s/models/%s (sign in with the token of `bin/driftline token --sub alice`)\n", strings.TrimSuffix(c, "/"), sp.Model)
+	}
 	return nil
 }
 

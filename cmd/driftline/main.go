@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"demo":      {"run the end-to-end demo (make demo)", cmdDemo},
 	"api":       {"run the control-plane API: every change, authenticated, authorised and audited", cmdAPI},
 	"token":     {"mint a development token for `driftline api --dev` (HS256)", cmdToken},
+	"console":   {"serve the read-only web console: models, runs, lineage, monitoring (docs/observability.md)", cmdConsole},
 	"weather":   {"serve the demo's weather source (feature enrichment)", cmdWeather},
 	"drift":     {"show a run's drift report, or drift of live predictions", cmdDrift},
 	"monitor":   {"start, stop or show a model's monitor (monitor start|stop|status|report)", cmdMonitor},
