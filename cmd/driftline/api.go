@@ -183,7 +183,7 @@ func postDecision(ctx context.Context, url, token, model string, approve bool, v
 		if len(out.Reasons) > 0 {
 			msg += ": " + strings.Join(out.Reasons, "; ")
 		}
-		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+		return "", fmt.Errorf("HTTP %d: %s%s", resp.StatusCode, msg, nextStep(resp.StatusCode))
 	}
 	return out.Result, nil
 }

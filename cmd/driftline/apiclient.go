@@ -53,10 +53,25 @@ func (a apiClient) do(ctx context.Context, method, path string, in, out any) err
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(raw, &e)
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, e.Error)
+		return fmt.Errorf("%s %s: HTTP %d: %s%s", method, path, resp.StatusCode, e.Error, nextStep(resp.StatusCode))
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// nextStep says what to do about a refusal of the API or serving, by its status.
+func nextStep(code int) string {
+	switch code {
+	case http.StatusUnauthorized:
+		return " (your token was refused: is DRIFTLINE_TOKEN set and unexpired? development: export DRIFTLINE_TOKEN=$(driftline token --sub <you>))"
+	case http.StatusForbidden:
+		return " (your identity lacks the permission: the RBAC file, examples/rbac.yaml by default, binds roles to users and groups)"
+	case http.StatusConflict:
+		return " (the state changed under you: read it again, driftline status or driftline models, and retry)"
+	case http.StatusServiceUnavailable:
+		return " (not ready yet: is a version deployed? driftline models --model <m>)"
+	}
+	return ""
 }

@@ -305,7 +305,7 @@ func predictAndPrint(ctx context.Context, url, model string, req traffic.Request
 	pretty, _ := json.MarshalIndent(out, "  ", "  ")
 	fmt.Printf("POST %s/v1/models/%s:predict %s\n  -> HTTP %d %s\n", url, model, body, resp.StatusCode, pretty)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("serving answered HTTP %d", resp.StatusCode)
+		return fmt.Errorf("serving answered HTTP %d (the answer above names what was wrong)%s", resp.StatusCode, nextStep(resp.StatusCode))
 	}
 	return nil
 }

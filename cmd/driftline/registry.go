@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -35,7 +34,7 @@ func cmdRollback(ctx context.Context, args []string) error {
 		}
 	}
 	if *reason == "" {
-		return errors.New("--reason is required")
+		return fmt.Errorf("rollback: --reason is required, it goes into the audit trail: driftline rollback --model %s --reason \"...\"", *model)
 	}
 	var d registry.Deployment
 	if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/rollback", api.PointerRequest{Reason: *reason}, &d); err != nil {
@@ -55,7 +54,7 @@ func cmdPromote(ctx context.Context, args []string) error {
 		return err
 	}
 	if *version == 0 || *reason == "" {
-		return errors.New("--version and --reason are required")
+		return fmt.Errorf("promote: --version and --reason are required (driftline models --model %s lists the versions): driftline promote --model %s --version N --reason \"...\"", *model, *model)
 	}
 	var d registry.Deployment
 	if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/promote", api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {

@@ -92,7 +92,7 @@ func TemporalClient() (client.Client, error) {
 	opts.Interceptors = append(opts.Interceptors, tis...)
 	c, err := client.Dial(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
+		return nil, fmt.Errorf("connect to temporal at %s: %w (is Temporal running? make up starts the dev server; TEMPORAL_ADDRESS names another)", orDefault(opts.HostPort, client.DefaultHostPort), err)
 	}
 	return c, nil
 }
