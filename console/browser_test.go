@@ -152,6 +152,28 @@ func TestConsoleInChromium(t *testing.T) {
 	do(chromedp.Click(`svg.graph a`), chromedp.WaitVisible(`#candidate-mae`))
 	require.Equal(t, ts.URL+"/models/demand/runs/run-2", run(chromedp.Location()), "a report node opens its run")
 
+	// A run's trace: a real one, recorded from Jaeger in the end-to-end test
+	// (testdata/run-trace.json; docs/testing.md), served by a stand-in of Jaeger's query API.
+	raw, err := os.ReadFile("testdata/run-trace.json")
+	require.NoError(t, err)
+	var asked string
+	f.srv.Traces = Jaeger{URL: fakeJaeger(t, string(raw), &asked).URL, Service: "driftline-e2e"}
+	tr, err := f.srv.Traces.RunTrace(b.ctx, "")
+	require.NoError(t, err)
+	runID := ""
+	for _, sp := range tr.Spans {
+		if sp.Name == "RunWorkflow:ContinuousTraining" {
+			runID = sp.RunID
+		}
+	}
+	require.NotEmpty(t, runID)
+	do(chromedp.Navigate(ts.URL + "/models/demand/runs/" + runID + "/trace"))
+	require.Equal(t, "Trace of run "+runID, run(chromedp.Text("h1")))
+	require.Greater(t, eval(`document.querySelectorAll('svg.waterfall g.span').length`), float64(20), "the run's spans")
+	require.Equal(t, true, eval(`[...document.querySelectorAll('svg.waterfall text')].some(t => t.textContent === 'RunActivity:Train')`))
+	b.shoot(t, "trace")
+	require.Empty(t, b.take(), "trace page")
+
 	// A page alice may not view: refused with the reason; the refused load is the only
 	// thing the browser reports.
 	do(chromedp.Navigate(ts.URL + "/models/secret"))

@@ -43,6 +43,8 @@ type Server struct {
 	Engine   *policies.Engine
 	// Live (optional) shows runs in progress; without it only finished runs are shown.
 	Live Live
+	// Traces (optional) shows each run's trace (Jaeger).
+	Traces Traces
 	// RunLink (optional) is a run's page in the Temporal UI (starter.UILink).
 	RunLink func(model, runID string) string
 	Log     *slog.Logger
@@ -83,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.page(s.index))
 	mux.HandleFunc("GET /models/{model}", s.page(s.model))
 	mux.HandleFunc("GET /models/{model}/runs/{run}", s.page(s.runPage))
+	mux.HandleFunc("GET /models/{model}/runs/{run}/trace", s.page(s.tracePage))
 	mux.HandleFunc("GET /models/{model}/monitor", s.page(s.monitorPage))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return headers(mux)
@@ -445,6 +448,7 @@ func lineage(m string, v registry.Version, d registry.Deployment) Graph {
 
 type runPage struct {
 	Model    string
+	Traced   bool
 	Run      *RunDetail
 	RunLink  string
 	Timeline Chart
@@ -485,7 +489,7 @@ func (s *Server) runPage(q *req) (string, view, error) {
 	if err != nil {
 		return "", view{}, err
 	}
-	p := runPage{Model: m, Run: rd, RunLink: s.runLink(m, rd.RunID)}
+	p := runPage{Model: m, Run: rd, RunLink: s.runLink(m, rd.RunID), Traced: s.Traces != nil}
 	var names []string
 	var secs []float64
 	for _, st := range rd.Status.Steps {

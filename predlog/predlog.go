@@ -1,6 +1,7 @@
 package predlog
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -392,14 +393,15 @@ func PartsBetween(ctx context.Context, b objstore.Bucket, model string, labels b
 	return out, nil
 }
 
-// ReadPart reads one log part (Record or Label); a part that does not decode is an error
-// naming it.
+// ReadPart reads one log part (Record or Label) with one GET (a part holds at most a
+// writer's batch; reading it page by page took a ranged GET per page, dozens per part); a
+// part that does not decode is an error naming it.
 func ReadPart[T any](ctx context.Context, b objstore.Bucket, key string) ([]T, error) {
-	ra, obj, err := objstore.NewReaderAt(ctx, b, key)
+	data, _, err := objstore.ReadAll(ctx, b, key)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := parquet.Read[T](ra, obj.Size)
+	rows, err := parquet.Read[T](bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: log part %s: %v", dataset.ErrInvalidData, b.URI(key), err)
 	}

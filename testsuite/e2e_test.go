@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -465,18 +466,19 @@ func TestEndToEnd(t *testing.T) {
 	jaegerPhase(t, hs.URL, jaegerQuery, flushTraces)
 
 	// Phase 8: the console over what the real runs and the monitor wrote.
-	consolePhase(t, store, engine, secret, c)
+	consolePhase(t, store, engine, secret, c, jaegerQuery)
 }
 
 // consolePhase: the console lists every run the loop finished with its outcome, the run
 // that registered production shows that version's holdout MAE as evaluated, and the
 // monitoring page has the monitor's windows; alice (an approver of demand) may view them,
 // a stranger may not.
-func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, secret []byte, c client.Client) {
+func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, secret []byte, c client.Client, jaeger string) {
 	ctx := context.Background()
 	reg := registry.New(store)
 	h := (&console.Server{Store: store, Registry: reg, Verifier: api.DevHS256{Secret: secret}, Engine: engine,
-		Live: consoleLive{c}, RunLink: func(m, run string) string { return starter.UILink("default", pipeline.WorkflowID(m), run) }}).Handler()
+		Live: consoleLive{c}, RunLink: func(m, run string) string { return starter.UILink("default", pipeline.WorkflowID(m), run) },
+		Traces: console.Jaeger{URL: jaeger, Service: "driftline-e2e"}}).Handler()
 	page := func(sub, path string) (int, string) {
 		tok, err := api.MintDev(secret, sub, nil, time.Minute)
 		require.NoError(t, err)
@@ -507,7 +509,7 @@ func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, 
 	require.Equal(t, v.Metrics["holdout_mae"], ev.CandidateMAE)
 	require.Regexp(t, `id="candidate-mae">`+regexp.QuoteMeta(console.Num(ev.CandidateMAE))+`<`, body)
 	require.Contains(t, body, `<span class="outcome promoted">promoted</span>`)
-	require.Contains(t, body, "/workflows/"+pipeline.WorkflowID("demand")+"/"+v.Lineage.RunID+"/history", "the link to the Temporal UI")
+	require.Contains(t, body, "/workflows/"+url.PathEscape(pipeline.WorkflowID("demand"))+"/"+v.Lineage.RunID+"/history", "the link to the Temporal UI")
 	v1, err := reg.Version(ctx, "demand", 1) // registered by a run the CLI's way started (StartRun)
 	require.NoError(t, err)
 	desc, err := c.DescribeWorkflow(ctx, pipeline.WorkflowID("demand"), v1.Lineage.RunID)
@@ -516,6 +518,20 @@ func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, 
 	require.NoError(t, err)
 	require.Equal(t, "[demand in the Driftline console](http://console.e2e:8091/models/demand): versions, runs, lineage, monitoring", details,
 		"the Temporal UI links the run back to the console")
+	// The run's trace, from Jaeger: the workflow and its steps as one waterfall.
+	code, body = page("alice", "/models/demand/runs/"+url.PathEscape(v.Lineage.RunID)+"/trace")
+	require.Equal(t, http.StatusOK, code, body)
+	if path := os.Getenv("DRIFTLINE_RECORD_TRACE"); path != "" { // console/testdata (docs/testing.md)
+		resp, err := http.Get(jaeger + "/api/traces?service=driftline-e2e&limit=5&tags=" + url.QueryEscape(`{"temporalRunID":"`+v.Lineage.RunID+`"}`))
+		require.NoError(t, err)
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, raw, 0o644))
+	}
+	for _, span := range []string{">RunWorkflow:ContinuousTraining<", ">RunActivity:Train<", ">RunActivity:Evaluate<", ">RunActivity:Register<"} {
+		require.Contains(t, body, span, "the trace page of run %s", v.Lineage.RunID)
+	}
 	code, body = page("alice", "/models/demand/monitor")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "<h2>Windows</h2>")
@@ -557,7 +573,8 @@ func jaegerTraces(t *testing.T, url string) []jaegerTrace {
 // jaegerPhase: a prediction with the client's traceparent is in Jaeger under that trace, its
 // serving span a child of the client's span; each loop run is one trace in which every
 // activity's run descends from the run's one workflow span (the status queries the test made
-// all along, and the replays, added none).
+// all along, and the replays, added none); in the trace of a run the monitor started, the
+// monitor's own steps descend from the monitor's span.
 func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Context) error) {
 	const traceID, parent = "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
 	req, err := http.NewRequest(http.MethodPost, servingURL+"/v1/models/demand:predict",
@@ -615,11 +632,16 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 				continue
 			}
 			activities++
-			at, hops := id, 0
-			for at != workflows[0] && hops < 10 {
-				at, hops = parentOf[at], hops+1
+			// Its ancestors hold the run's workflow span, or, for the monitor's own steps in
+			// the trace of a run the monitor started, the monitor's.
+			underRun, underMonitor := false, false
+			for at, hops := parentOf[id], 0; at != "" && hops < 20; at, hops = parentOf[at], hops+1 {
+				underRun = underRun || at == workflows[0]
+				underMonitor = underMonitor || name[at] == "RunWorkflow:Monitor"
 			}
-			require.Equal(t, workflows[0], at, "trace %s: %s descends from the run's workflow span", tr.TraceID, n)
+			monitorStep := slices.Contains([]string{pipeline.ActMonitorWindow, pipeline.ActNotifyReview, pipeline.ActReviewRollback}, strings.TrimPrefix(n, "RunActivity:"))
+			require.True(t, underRun || (underMonitor && monitorStep),
+				"trace %s: %s descends from the run's workflow span", tr.TraceID, n)
 		}
 		require.Positive(t, activities, "trace %s: the run's steps", tr.TraceID)
 		most = max(most, activities)

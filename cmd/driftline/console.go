@@ -28,6 +28,8 @@ func cmdConsole(ctx context.Context, args []string) error {
 	tf := addTokenFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8091", "HTTP address")
 	noTemporal := fs.Bool("no-temporal", false, "read S3 only: finished runs, no live status of runs still going")
+	jaeger := fs.String("jaeger", env("DRIFTLINE_JAEGER_URL", ""), "Jaeger's query API (e.g. http://jaeger:16686) for each run's trace (env DRIFTLINE_JAEGER_URL; empty: no trace pages)")
+	jaegerService := fs.String("jaeger-service", "driftline-worker", "the service whose spans carry the runs' IDs in Jaeger (the pipeline worker's)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +49,9 @@ func cmdConsole(ctx context.Context, args []string) error {
 		RunLink: func(model, runID string) string {
 			return starter.UILink(namespace(), pipeline.WorkflowID(model), runID)
 		}}
+	if *jaeger != "" {
+		s.Traces = console.Jaeger{URL: *jaeger, Service: *jaegerService}
+	}
 	if !*noTemporal {
 		c, err := config.TemporalClient()
 		if err != nil {
