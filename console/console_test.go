@@ -73,6 +73,9 @@ func TestEveryPageIsAuthorisedPerModel(t *testing.T) {
 	}
 	require.Contains(t, get(t, h, "root", "/").Body.String(), `href="/models/secret"`)
 	require.Equal(t, http.StatusNotFound, get(t, h, "root", "/models/demand/runs/nope").Code)
+	for _, p := range []string{"/models/Demand", "/models/a%2F..%2Fb", "/models/demand/runs/a.b", "/models/demand/runs/a%2F..%2Fb"} {
+		require.Equal(t, http.StatusNotFound, get(t, h, "root", p).Code, "%s is not looked up", p)
+	}
 }
 
 func text(body string) string {

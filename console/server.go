@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // Verifier turns a bearer token into the identity it proves (api.OIDC or api.DevHS256: the
@@ -302,8 +304,19 @@ func (s *Server) index(q *req) (string, view, error) {
 	}{rows, hidden}}, nil
 }
 
+// runIDPattern is what a Temporal run ID (a UUID) may hold: a path segment that names a key.
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// modelOf is the page's model, authorised; a name no spec could have (or a run ID no run
+// could have) is not looked up at all.
 func (s *Server) modelOf(q *req) (string, error) {
 	m := q.PathValue("model")
+	if !spec.ValidName(m) {
+		return "", fmt.Errorf("%w: %q is not a model name", errNotFound, m)
+	}
+	if run := q.PathValue("run"); run != "" && !runIDPattern.MatchString(run) {
+		return "", fmt.Errorf("%w: %q is not a run ID", errNotFound, run)
+	}
 	if !q.may(m) {
 		return "", forbidden(q.who, m)
 	}

@@ -288,6 +288,9 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// ValidName reports whether s can name a model, a dataset or a feature repository.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
 // Load reads and validates a spec file.
 func Load(path string) (Spec, error) {
 	b, err := os.ReadFile(path)
