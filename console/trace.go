@@ -3,7 +3,9 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -90,55 +92,67 @@ func (j Jaeger) RunTrace(ctx context.Context, runID string) (*Trace, error) {
 		return nil, fmt.Errorf("jaeger %s: %w", j.URL, err)
 	}
 	defer resp.Body.Close()
-	var out jaegerJSON
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("jaeger %s: HTTP %d, %w", j.URL, resp.StatusCode, err)
+	traces, err := ParseJaeger(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	if resp.StatusCode != http.StatusOK || len(out.Errors) > 0 {
-		msg := ""
-		if len(out.Errors) > 0 {
-			msg = out.Errors[0].Msg
-		}
-		return nil, fmt.Errorf("jaeger %s: HTTP %d %s", j.URL, resp.StatusCode, msg)
+	if err != nil && resp.StatusCode != http.StatusNotFound {
+		return nil, fmt.Errorf("jaeger %s: %w", j.URL, err)
 	}
-	if len(out.Data) == 0 {
+	if len(traces) == 0 {
 		return nil, fmt.Errorf("%w: no trace of run %s in Jaeger (service %s; sampled out, expired, or tracing off)", errNotFound, runID, j.Service)
 	}
 	// The search may return the monitor's trace and the run's own: take the one whose
 	// workflow span is the run's.
-	best := 0
-	for i, d := range out.Data {
-		for _, sp := range d.Spans {
-			if strings.HasPrefix(sp.OperationName, "RunWorkflow:ContinuousTraining") {
-				best = i
+	tr := &traces[0]
+	for i := range traces {
+		for _, sp := range traces[i].Spans {
+			if sp.Name == "RunWorkflow:ContinuousTraining" {
+				tr = &traces[i]
 			}
 		}
-	}
-	d := out.Data[best]
-	tr := &Trace{ID: d.TraceID}
-	for _, sp := range d.Spans {
-		s := Span{ID: sp.SpanID, Name: sp.OperationName, Service: d.Processes[sp.ProcessID].ServiceName,
-			Start: time.UnixMicro(sp.StartTime), Duration: time.Duration(sp.Duration) * time.Microsecond}
-		for _, r := range sp.References {
-			if r.RefType == "CHILD_OF" {
-				s.Parent = r.SpanID
-			}
-		}
-		for _, t := range sp.Tags {
-			switch v := fmt.Sprint(t.Value); t.Key {
-			case "error":
-				s.Error = s.Error || v == "true"
-			case "temporalRunID":
-				s.RunID = v
-			case "temporalWorkflowID":
-				if !slices.Contains(tr.Workflows, v) {
-					tr.Workflows = append(tr.Workflows, v)
-				}
-			}
-		}
-		tr.Spans = append(tr.Spans, s)
 	}
 	return tr, nil
+}
+
+// ParseJaeger reads the traces of an answer of Jaeger's query API (`/api/traces`, and
+// `/api/traces/{id}`); an answer that carries errors is one.
+func ParseJaeger(r io.Reader) ([]Trace, error) {
+	var out jaegerJSON
+	if err := json.NewDecoder(r).Decode(&out); err != nil {
+		return nil, err
+	}
+	if len(out.Errors) > 0 {
+		return nil, errors.New(out.Errors[0].Msg)
+	}
+	var traces []Trace
+	for _, d := range out.Data {
+		tr := Trace{ID: d.TraceID}
+		for _, sp := range d.Spans {
+			s := Span{ID: sp.SpanID, Name: sp.OperationName, Service: d.Processes[sp.ProcessID].ServiceName,
+				Start: time.UnixMicro(sp.StartTime), Duration: time.Duration(sp.Duration) * time.Microsecond}
+			for _, r := range sp.References {
+				if r.RefType == "CHILD_OF" {
+					s.Parent = r.SpanID
+				}
+			}
+			for _, t := range sp.Tags {
+				switch v := fmt.Sprint(t.Value); t.Key {
+				case "error":
+					s.Error = s.Error || v == "true"
+				case "temporalRunID":
+					s.RunID = v
+				case "temporalWorkflowID":
+					if !slices.Contains(tr.Workflows, v) {
+						tr.Workflows = append(tr.Workflows, v)
+					}
+				}
+			}
+			tr.Spans = append(tr.Spans, s)
+		}
+		traces = append(traces, tr)
+	}
+	return traces, nil
 }
 
 // Waterfall is a trace laid out for the page: one row per span, depth first, children by

@@ -95,4 +95,22 @@ func TestTracePageDrawsTheRunsTrace(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, w.Code)
 	require.Contains(t, w.Body.String(), "trace abc123 is not of a run of model secret")
 	require.Equal(t, http.StatusForbidden, get(t, h, "alice", "/models/secret/runs/run-2/trace").Code)
+
+	// Jaeger without the trace (its 404 "trace not found", or an empty search): a 404 that
+	// says why, not a failure of the console.
+	for _, answer := range []string{`{"data":null,"errors":[{"code":404,"msg":"trace not found"}]}`, `{"data":[]}`} {
+		code := http.StatusNotFound
+		if strings.Contains(answer, "[]") {
+			code = http.StatusOK
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(code)
+			_, _ = w.Write([]byte(answer))
+		}))
+		f.srv.Traces = Jaeger{URL: srv.URL, Service: "driftline-worker"}
+		w := get(t, h, "alice", "/models/demand/runs/run-2/trace")
+		srv.Close()
+		require.Equal(t, http.StatusNotFound, w.Code, answer)
+		require.Contains(t, w.Body.String(), "no trace of run run-2 in Jaeger (service driftline-worker; sampled out, expired, or tracing off)")
+	}
 }

@@ -545,29 +545,18 @@ func (l consoleLive) Status(ctx context.Context, model, runID string) (pipeline.
 	return starter.Status(ctx, l.c, model, runID)
 }
 
-// jaegerTrace is a trace as Jaeger's query API returns it.
-type jaegerTrace struct {
-	TraceID string `json:"traceID"`
-	Spans   []struct {
-		SpanID        string `json:"spanID"`
-		OperationName string `json:"operationName"`
-		References    []struct {
-			RefType string `json:"refType"`
-			SpanID  string `json:"spanID"`
-		} `json:"references"`
-	} `json:"spans"`
-}
-
-func jaegerTraces(t *testing.T, url string) []jaegerTrace {
+// jaegerTraces asks Jaeger's query API, read by the console's parser of its answers.
+func jaegerTraces(t *testing.T, url string) []console.Trace {
 	t.Helper()
 	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var out struct {
-		Data []jaegerTrace `json:"data"`
+	traces, err := console.ParseJaeger(resp.Body)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil // not there yet ("trace not found")
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
-	return out.Data
+	require.NoError(t, err)
+	return traces
 }
 
 // jaegerPhase: a prediction with the client's traceparent is in Jaeger under that trace, its
@@ -589,17 +578,16 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 	require.Equal(t, traceID, resp.Header.Get("X-Trace-Id"))
 	require.NoError(t, flush(context.Background()))
 
-	var pred []jaegerTrace
+	var pred []console.Trace
 	require.Eventually(t, func() bool {
 		pred = jaegerTraces(t, jaeger+"/api/traces/"+traceID)
 		return len(pred) == 1
 	}, 30*time.Second, 200*time.Millisecond, "the prediction's trace in Jaeger")
 	served := false
 	for _, sp := range pred[0].Spans {
-		if sp.OperationName == "serving POST /v1/models/demand:predict" {
+		if sp.Name == "serving POST /v1/models/demand:predict" {
 			served = true
-			require.Len(t, sp.References, 1)
-			require.Equal(t, parent, sp.References[0].SpanID, "the serving span is a child of the client's")
+			require.Equal(t, parent, sp.Parent, "the serving span is a child of the client's")
 		}
 	}
 	require.True(t, served)
@@ -612,20 +600,18 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 		name := map[string]string{}
 		var workflows []string
 		for _, sp := range tr.Spans {
-			name[sp.SpanID] = sp.OperationName
-			for _, r := range sp.References {
-				if r.RefType == "CHILD_OF" {
-					parentOf[sp.SpanID] = r.SpanID
-				}
+			name[sp.ID] = sp.Name
+			if sp.Parent != "" {
+				parentOf[sp.ID] = sp.Parent
 			}
-			if sp.OperationName == "RunWorkflow:ContinuousTraining" {
-				workflows = append(workflows, sp.SpanID)
+			if sp.Name == "RunWorkflow:ContinuousTraining" {
+				workflows = append(workflows, sp.ID)
 			}
 		}
 		if len(workflows) == 0 {
 			continue
 		}
-		require.Len(t, workflows, 1, "trace %s: one workflow span per run, however often it was replayed or queried", tr.TraceID)
+		require.Len(t, workflows, 1, "trace %s: one workflow span per run, however often it was replayed or queried", tr.ID)
 		activities := 0
 		for id, n := range name {
 			if !strings.HasPrefix(n, "RunActivity:") {
@@ -641,9 +627,9 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 			}
 			monitorStep := slices.Contains([]string{pipeline.ActMonitorWindow, pipeline.ActNotifyReview, pipeline.ActReviewRollback}, strings.TrimPrefix(n, "RunActivity:"))
 			require.True(t, underRun || (underMonitor && monitorStep),
-				"trace %s: %s descends from the run's workflow span", tr.TraceID, n)
+				"trace %s: %s descends from the run's workflow span", tr.ID, n)
 		}
-		require.Positive(t, activities, "trace %s: the run's steps", tr.TraceID)
+		require.Positive(t, activities, "trace %s: the run's steps", tr.ID)
 		most = max(most, activities)
 		checked++
 	}
