@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -174,11 +176,59 @@ func TestConsoleInChromium(t *testing.T) {
 	b.shoot(t, "trace")
 	require.Empty(t, b.take(), "trace page")
 
+	// The dashboards, drawn from Prometheus's answers to their queries recorded in the
+	// end-to-end test (testdata/dashboards.json; docs/testing.md), served by a stand-in of
+	// Prometheus's API that answers only the recorded queries. root views every model, so the
+	// series of every model together are shown too.
+	rec := recordedPrometheus(t)
+	f.srv.Metrics = Prometheus{URL: rec.URL}
+	do(chromedp.Navigate(ts.URL+"/login"), chromedp.SendKeys(`input[name="token"]`, mint(t, "root")), chromedp.Submit(`form.login`), chromedp.WaitVisible(`form.who span`))
+	for _, uid := range []string{"driftline-serving", "driftline-monitoring"} {
+		do(chromedp.Navigate(ts.URL + "/dashboards/" + uid + "?model=demand&from=" + rec.from + "&end=" + rec.end))
+		require.Equal(t, "root", run(chromedp.Text(`.who span`)))
+		require.EqualValues(t, 0, eval(`document.querySelectorAll('p.error').length`), "%s: every recorded query answered", uid)
+		require.Greater(t, eval(`document.querySelectorAll('figure.panel svg polyline').length`), float64(4), "%s: the panels draw the run's series", uid)
+		require.Equal(t, "rgb(59, 111, 182)", eval(`getComputedStyle(document.querySelector('figure.panel polyline.s0')).stroke`))
+		b.shoot(t, "dashboard-"+strings.TrimPrefix(uid, "driftline-"))
+		require.Empty(t, b.take(), uid)
+	}
+	require.Equal(t, true, eval(`[...document.querySelectorAll('ul.legend li')].some(li => li.textContent.startsWith('demand live'))`), "the live MAE series")
+
 	// A page alice may not view: refused with the reason; the refused load is the only
 	// thing the browser reports.
+	do(chromedp.Navigate(ts.URL+"/login"), chromedp.SendKeys(`input[name="token"]`, mint(t, "alice")), chromedp.Submit(`form.login`), chromedp.WaitVisible(`form.who span`))
 	do(chromedp.Navigate(ts.URL + "/models/secret"))
 	require.Contains(t, run(chromedp.Text(".error")), "alice may not view model secret")
 	for _, p := range b.take() {
 		require.Contains(t, p, "403", "only the refused load itself is reported: %s", p)
 	}
+}
+
+// recorded is a stand-in of Prometheus's range queries answering what the end-to-end test
+// recorded (DRIFTLINE_RECORD_DASHBOARDS): the same query, start, end and step, or an error
+// naming the query it was not asked in the recording.
+type recorded struct {
+	URL, from, end string
+}
+
+func recordedPrometheus(t *testing.T) recorded {
+	raw, err := os.ReadFile("testdata/dashboards.json")
+	require.NoError(t, err)
+	var rec struct {
+		From, End string
+		Answers   map[string]json.RawMessage
+	}
+	require.NoError(t, json.Unmarshal(raw, &rec))
+	require.NotEmpty(t, rec.Answers)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := rec.Answers[r.URL.RawQuery]
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "not_recorded", "error": r.URL.Query().Get("query")})
+			return
+		}
+		_, _ = w.Write(a)
+	}))
+	t.Cleanup(srv.Close)
+	return recorded{URL: srv.URL, from: rec.From, end: rec.End}
 }

@@ -51,6 +51,9 @@ type Label struct {
 	Anchor      string
 }
 
+// maxDots is the most points a line chart marks with dots.
+const maxDots = 40
+
 const (
 	chartW, chartH         = 640, 220
 	padL, padR, padT, padB = 56, 12, 28, 44
@@ -169,7 +172,8 @@ func Bars(title string, categories []string, series []Series) Chart {
 	return c
 }
 
-// Lines draws one polyline per series over the categories (NaN: a gap in the dots).
+// Lines draws one polyline per series over the categories (NaN: a gap in the dots); a dot
+// with its value as a tooltip marks each point while there are few enough to tell apart.
 func Lines(title string, categories []string, series []Series) Chart {
 	c, top, ok := newChart(title, categories, series)
 	if !ok {
@@ -191,15 +195,29 @@ func Lines(title string, categories []string, series []Series) Chart {
 			}
 			y := padT + ph - math.Max(0, v)/top*ph
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y))
+			if len(categories) > maxDots {
+				continue
+			}
 			l.Dots = append(l.Dots, Rect{X: x(i), Y: y, Tip: fmt.Sprintf("%s, %s: %s", categories[i], s.Name, num(v))})
 		}
 		l.Points = strings.Join(pts, " ")
 		c.Lines = append(c.Lines, l)
 	}
-	every := max(1, len(categories)/10)
+	// As many labels as fit side by side (about 6.5 px a character at 11 px, and a gap).
+	longest := 0
+	for _, cat := range categories {
+		longest = max(longest, len([]rune(shortLabel(cat, 12))))
+	}
+	fit := max(2, int(pw/(6.5*float64(longest)+14)))
+	every := max(1, (len(categories)+fit-1)/fit)
+	last := len(categories) - 1
 	for i, cat := range categories {
-		if i%every == 0 || i == len(categories)-1 {
-			c.XLabels = append(c.XLabels, Label{X: x(i), Y: padT + ph + 16, Text: shortLabel(cat, 12), Anchor: "middle"})
+		if i%every == 0 && (i == last || last-i >= every*2/3) || i == last {
+			anchor := "middle"
+			if i == last && i > 0 {
+				anchor = "end" // the right edge: kept inside the chart
+			}
+			c.XLabels = append(c.XLabels, Label{X: x(i), Y: padT + ph + 16, Text: shortLabel(cat, 12), Anchor: anchor})
 		}
 	}
 	return c

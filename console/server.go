@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftline/driftline/internal/dashboards"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
@@ -47,6 +48,10 @@ type Server struct {
 	Live Live
 	// Traces (optional) shows each run's trace (Jaeger).
 	Traces Traces
+	// Metrics (optional) draws the Grafana dashboards' panels from Prometheus (/dashboards).
+	Metrics Metrics
+	// Dashboards are the dashboards drawn (nil: the ones shipped in deploy/grafana/dashboards).
+	Dashboards []dashboards.Dashboard
 	// RunLink (optional) is a run's page in the Temporal UI (starter.UILink).
 	RunLink func(model, runID string) string
 	Log     *slog.Logger
@@ -89,6 +94,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /models/{model}/runs/{run}", s.page(s.runPage))
 	mux.HandleFunc("GET /models/{model}/runs/{run}/trace", s.page(s.tracePage))
 	mux.HandleFunc("GET /models/{model}/monitor", s.page(s.monitorPage))
+	mux.HandleFunc("GET /dashboards", s.page(s.dashboardList))
+	mux.HandleFunc("GET /dashboards/{uid}", s.page(s.dashboardPage))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return headers(mux)
 }

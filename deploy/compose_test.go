@@ -3,6 +3,7 @@
 package deploy
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -169,4 +170,19 @@ func TestComposeCommitsNoSecrets(t *testing.T) {
 	c := load(t)
 	require.Contains(t, c.Services["secrets"].Command[len(c.Services["secrets"].Command)-1], "/dev/urandom")
 	require.Contains(t, c.Services["minio"].Environment, "MINIO_ROOT_PASSWORD_FILE")
+}
+
+// The console reaches Jaeger and Prometheus as services of this stack, on the ports they
+// listen on (its trace and dashboard pages).
+func TestComposeConsoleReachesItsBackends(t *testing.T) {
+	c := load(t)
+	cmd := c.Services["console"].Command
+	for flag, want := range map[string]string{"--jaeger": "jaeger:16686", "--prometheus": "prometheus:9090"} {
+		u, err := url.Parse(flagValue(cmd, flag))
+		require.NoError(t, err, flag)
+		require.Equal(t, want, u.Host, flag)
+		svc, port, _ := strings.Cut(want, ":")
+		require.Contains(t, c.Services, svc)
+		require.Contains(t, c.Services[svc].Ports, port+":"+port, "%s listens on %s", svc, port)
+	}
 }

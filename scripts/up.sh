@@ -95,7 +95,8 @@ start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --grpc 127.0.0.1:8001
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
 start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
 # The read-only console: the API's dev tokens, the same RBAC (`driftline token --sub alice`).
-start console "$BIN/driftline" console --dev --listen 127.0.0.1:8091 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key"
+start console "$BIN/driftline" console --dev --listen 127.0.0.1:8091 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" \
+  --prometheus http://127.0.0.1:9090
 # Debian's Prometheus with the alerting rules (make up installs it), scraping both workers.
 mkdir -p "$DATA/prometheus"
 start prometheus prometheus --config.file=deploy/prometheus/local.yml --storage.tsdb.path="$DATA/prometheus" \

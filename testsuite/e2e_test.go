@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net/http"
@@ -460,13 +461,14 @@ func TestEndToEnd(t *testing.T) {
 	// test). v2 is degraded by a bar it cannot meet (max_live_mae 0.5; its live MAE is about
 	// 1.7): ModelDegradation goes pending, then firing, reaches the channel, and the monitor
 	// starts the retraining run.
-	e.prometheusPhase(sp, metrics, hs.URL, rows)
+	prom, promFrom, promEnd := e.prometheusPhase(sp, metrics, hs.URL, rows)
 
 	// Phase 7: the traces in Jaeger.
 	jaegerPhase(t, hs.URL, jaegerQuery, flushTraces)
 
 	// Phase 8: the console over what the real runs and the monitor wrote.
 	consolePhase(t, store, engine, secret, c, jaegerQuery)
+	dashboardPhase(t, store, engine, secret, prom, promFrom, promEnd)
 }
 
 // consolePhase: the console lists every run the loop finished with its outcome, the run
@@ -639,7 +641,9 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 }
 
 // prometheusPhase is phase 6 of the end-to-end test.
-func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servingURL string, rows []dataset.RetailRow) {
+// It returns Prometheus's URL (it runs on until the test ends) and when it started scraping
+// and the phase ended.
+func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servingURL string, rows []dataset.RetailRow) (string, time.Time, time.Time) {
 	t, ctx := e.t, e.ctx
 	root, err := RepoRoot()
 	require.NoError(t, err)
@@ -677,6 +681,7 @@ scrape_configs:
   - {job_name: driftline-pipeline, static_configs: [{targets: [%q]}]}
   - {job_name: driftline-serving, static_configs: [{targets: [%q]}]}
 `, filepath.Join(dir, "rules.yml"), host(am), host(pipelineMetrics.URL), host(servingURL)))
+	from := time.Now()
 
 	tctx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
@@ -775,4 +780,66 @@ scrape_configs:
 		require.True(t, withData[p], "panel %q shows data", p)
 	}
 	t.Logf("dashboards: %d queries ran on Prometheus, %d panels with data", len(qs), len(withData))
+	return prom, from, time.Now()
+}
+
+// dashboardPhase: the console draws the serving and monitoring dashboards from their own
+// queries against this run's Prometheus: the panels an operator opens first have lines of
+// this run's traffic, and no query fails. DRIFTLINE_RECORD_DASHBOARDS=FILE records
+// Prometheus's answers for the browser test's screenshots (console/testdata; docs/testing.md).
+func dashboardPhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, secret []byte, prom string, from, end time.Time) {
+	answers := map[string]json.RawMessage{}
+	var mu sync.Mutex
+	recorder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(prom + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		mu.Lock()
+		answers[r.URL.RawQuery] = raw
+		mu.Unlock()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(raw)
+	}))
+	defer recorder.Close()
+	h := (&console.Server{Store: store, Registry: registry.New(store), Verifier: api.DevHS256{Secret: secret}, Engine: engine,
+		Metrics: console.Prometheus{URL: recorder.URL}}).Handler()
+	tok, err := api.MintDev(secret, "alice", nil, time.Minute)
+	require.NoError(t, err)
+	endParam := end.UTC().Truncate(time.Second).Format(time.RFC3339)
+	fromParam := from.UTC().Truncate(time.Second).Format(time.RFC3339)
+	panels := map[string][]string{
+		"driftline-serving":    {"Answered requests by version and route", "Latency p50 and p99 by route"},
+		"driftline-monitoring": {"Live and estimated MAE against the threshold", "Latency p99 against the SLO", "Monitoring windows: requests and labels"},
+	}
+	for _, uid := range []string{"driftline-serving", "driftline-monitoring"} {
+		r := httptest.NewRequest(http.MethodGet, "/dashboards/"+uid+"?model=demand&from="+fromParam+"&end="+endParam, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		body := w.Body.String()
+		require.Equal(t, http.StatusOK, w.Code, body)
+		require.NotContains(t, body, `<p class="error">`, "every panel's queries ran")
+		for _, title := range panels[uid] {
+			i := strings.Index(body, "<figcaption>"+html.EscapeString(title))
+			require.GreaterOrEqual(t, i, 0, "%s: panel %q", uid, title)
+			fig := body[i : i+strings.Index(body[i:], "</figure>")]
+			require.Contains(t, fig, "<polyline", "%s: panel %q draws this run's series", uid, title)
+			require.Contains(t, fig, "demand", "%s: panel %q", uid, title)
+		}
+		if uid == "driftline-serving" {
+			i := strings.Index(body, "<figcaption>Loaded versions")
+			require.GreaterOrEqual(t, i, 0)
+			require.Contains(t, body[i:i+strings.Index(body[i:], "</figure>")], `<p class="big">`, "the loaded versions, as stat cards")
+		}
+	}
+	require.NotEmpty(t, answers)
+	if path := os.Getenv("DRIFTLINE_RECORD_DASHBOARDS"); path != "" {
+		raw, err := json.MarshalIndent(map[string]any{"from": fromParam, "end": endParam, "model": "demand", "answers": answers}, "", " ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, raw, 0o644))
+	}
 }

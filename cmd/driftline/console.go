@@ -30,6 +30,7 @@ func cmdConsole(ctx context.Context, args []string) error {
 	noTemporal := fs.Bool("no-temporal", false, "read S3 only: finished runs, no live status of runs still going")
 	jaeger := fs.String("jaeger", env("DRIFTLINE_JAEGER_URL", ""), "Jaeger's query API (e.g. http://jaeger:16686) for each run's trace (env DRIFTLINE_JAEGER_URL; empty: no trace pages)")
 	jaegerService := fs.String("jaeger-service", "driftline-worker", "the service whose spans carry the runs' IDs in Jaeger (the pipeline worker's)")
+	prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS_URL", ""), "Prometheus (e.g. http://prometheus:9090) to draw the Grafana dashboards' panels from, at /dashboards (env DRIFTLINE_PROMETHEUS_URL; empty: the pages say so)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +52,9 @@ func cmdConsole(ctx context.Context, args []string) error {
 		}}
 	if *jaeger != "" {
 		s.Traces = console.Jaeger{URL: *jaeger, Service: *jaegerService}
+	}
+	if *prom != "" {
+		s.Metrics = console.Prometheus{URL: *prom}
 	}
 	if !*noTemporal {
 		c, err := config.TemporalClient()
