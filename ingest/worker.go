@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 )
 
 // Metrics of an ingest worker.
@@ -668,5 +669,6 @@ func (w *Worker) closeDays(ctx context.Context, adm *kadm.Client) error {
 	return nil
 }
 
-// ErrBusy is OnClosed's error when the model already has a run in progress.
-var ErrBusy = errors.New("a run is in progress")
+// ErrBusy is OnClosed's error when the model already has a run in progress (the starter's
+// refusal of a second run is one).
+var ErrBusy = pipeline.ErrRunInProgress

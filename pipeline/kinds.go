@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/driftline/driftline/spec"
+import (
+	"errors"
+
+	"github.com/driftline/driftline/spec"
+)
 
 // Outcome is how a run ended: exactly one per run.
 type Outcome string
@@ -86,6 +90,11 @@ const (
 	ErrTypeBadArtifact   = "BadArtifact"   // checksum or format failure
 	ErrTypeConflict      = "Conflict"      // the deployment pointer is not in the expected state
 )
+
+// ErrRunInProgress is what starting a model's loop while one runs is (errors.Is): the
+// starter refuses the second run, and a trigger (the ingest worker's) counts it as busy
+// instead of as a failure.
+var ErrRunInProgress = errors.New("a run is in progress")
 
 // NonRetryable lists the types above for retry policies.
 var NonRetryable = []string{ErrTypeInvalidData, ErrTypeModelNotFound, ErrTypeBadArtifact, ErrTypeConflict}

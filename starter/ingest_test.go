@@ -80,6 +80,7 @@ func TestStartMonitorTwiceIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = starter.StartRun(ctx, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28"})
 	require.ErrorContains(t, err, "model demand already has a run in progress (ct/demand)")
+	require.ErrorIs(t, err, pipeline.ErrRunInProgress, "a kind, not a text to parse")
 }
 
 // devServer starts a Temporal dev server with Driftline's search attributes and returns a

@@ -38,10 +38,19 @@ func StartRun(ctx context.Context, c client.Client, in pipeline.RunInput) (clien
 	run, err := c.ExecuteWorkflow(ctx, opts, pipeline.ContinuousTraining, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, fmt.Errorf("model %s already has a run in progress (%s): wait for it or cancel it", in.Spec.Model, opts.ID)
+		return nil, inProgress{in.Spec.Model, opts.ID}
 	}
 	return run, err
 }
+
+// inProgress is StartRun's refusal of a second run: errors.Is(err, pipeline.ErrRunInProgress).
+type inProgress struct{ model, id string }
+
+func (e inProgress) Error() string {
+	return fmt.Sprintf("model %s already has a run in progress (%s): wait for it or cancel it", e.model, e.id)
+}
+
+func (e inProgress) Is(target error) bool { return target == pipeline.ErrRunInProgress }
 
 func orNow(s string) string {
 	if s == "" {
