@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // MonitorMetrics are the monitor's Prometheus metrics (driftline_monitor_*), per model.
@@ -92,56 +94,87 @@ type Monitoring struct {
 // same marks (nothing is counted twice).
 func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindowInput) (pipeline.MonitorWindowResult, error) {
 	sp := in.Spec
-	model := sp.Model
 	upto := in.Until.Add(-sp.Monitoring.Settle.Duration)
-	var problems []string
-	recParts, err := predlog.PartsBetween(ctx, m.Store, model, false, predlog.Mark(in.Predictions), upto)
+	lw, err := m.readWindowLog(ctx, in, upto)
 	if err != nil {
-		return pipeline.MonitorWindowResult{}, classify("monitor: list the prediction log", err)
+		return pipeline.MonitorWindowResult{}, err
 	}
-	labParts, err := predlog.PartsBetween(ctx, m.Store, model, true, predlog.Mark(in.Labels), upto)
+	win := monitor.Input{Spec: sp, Records: lw.recs, Labels: lw.labels, Answered: lw.answered, Problems: lw.problems, FavorableAbove: math.NaN(),
+		To: upto, From: upto.Add(-sp.Monitoring.Interval.Duration)}
+	if err := m.loadReferences(ctx, &win); err != nil {
+		return pipeline.MonitorWindowResult{}, err
+	}
+	rep := monitor.Compute(win)
+	key := fmt.Sprintf("reports/%s/monitor/%s.json", sp.Model, in.Until.UTC().Format("20060102T150405Z"))
+	if err := putJSON(ctx, m.Store, key, rep, false); err != nil {
+		return pipeline.MonitorWindowResult{}, classify("monitor: store the report", err)
+	}
+	res := resultOf(rep, in, lw, win.Version, m.Store.URI(key))
+	m.observe(sp, rep, lw.bad, res)
+	return res, nil
+}
+
+// windowLog is what a monitoring window read of the prediction log and the feedback: the
+// window's records and labels, the answers labels join (with the label horizon's when a label
+// is of an earlier window), and the parts it could not read, named.
+type windowLog struct {
+	recParts, labParts []predlog.Part
+	recs               []predlog.Record
+	labels             []predlog.Label
+	answered           map[string]predlog.Record
+	problems           []string
+	bad                int
+}
+
+func (m *Monitoring) readWindowLog(ctx context.Context, in pipeline.MonitorWindowInput, upto time.Time) (windowLog, error) {
+	sp := in.Spec
+	model := sp.Model
+	var lw windowLog
+	var err error
+	lw.recParts, err = predlog.PartsBetween(ctx, m.Store, model, false, predlog.Mark(in.Predictions), upto)
 	if err != nil {
-		return pipeline.MonitorWindowResult{}, classify("monitor: list the feedback", err)
+		return lw, classify("monitor: list the prediction log", err)
 	}
-	bad := 0
-	var recs []predlog.Record
-	for _, p := range recParts {
+	lw.labParts, err = predlog.PartsBetween(ctx, m.Store, model, true, predlog.Mark(in.Labels), upto)
+	if err != nil {
+		return lw, classify("monitor: list the feedback", err)
+	}
+	for _, p := range lw.recParts {
 		heartbeat(ctx)
 		rows, err := predlog.ReadPart[predlog.Record](ctx, m.Store, p.Key)
 		if errors.Is(err, dataset.ErrInvalidData) {
-			problems, bad = append(problems, err.Error()), bad+1
+			lw.problems, lw.bad = append(lw.problems, err.Error()), lw.bad+1
 			continue
 		}
 		if err != nil {
-			return pipeline.MonitorWindowResult{}, classify("monitor: read the prediction log", err)
+			return lw, classify("monitor: read the prediction log", err)
 		}
-		recs = append(recs, rows...)
+		lw.recs = append(lw.recs, rows...)
 	}
-	var labels []predlog.Label
-	for _, p := range labParts {
+	for _, p := range lw.labParts {
 		heartbeat(ctx)
 		rows, err := predlog.ReadPart[predlog.Label](ctx, m.Store, p.Key)
 		if errors.Is(err, dataset.ErrInvalidData) {
-			problems, bad = append(problems, err.Error()), bad+1
+			lw.problems, lw.bad = append(lw.problems, err.Error()), lw.bad+1
 			continue
 		}
 		if err != nil {
-			return pipeline.MonitorWindowResult{}, classify("monitor: read the feedback", err)
+			return lw, classify("monitor: read the feedback", err)
 		}
-		labels = append(labels, rows...)
+		lw.labels = append(lw.labels, rows...)
 	}
 	// Labels join answers: a paired or shadow score of the same request must not take its place.
-	answered := map[string]predlog.Record{}
-	for _, r := range recs {
+	lw.answered = map[string]predlog.Record{}
+	for _, r := range lw.recs {
 		if monitor.IsAnswer(r) {
-			answered[r.RequestID] = r
+			lw.answered[r.RequestID] = r
 		}
 	}
-	if missing := unjoined(labels, answered); missing > 0 {
+	if missing := unjoined(lw.labels, lw.answered); missing > 0 {
 		// Labels of requests answered in earlier windows: read the label horizon's log.
 		earlier, err := predlog.PartsBetween(ctx, m.Store, model, false, predlog.Mark{WrittenNanos: upto.Add(-sp.Monitoring.LabelHorizon.Duration).UnixNano()}, upto)
 		if err != nil {
-			return pipeline.MonitorWindowResult{}, classify("monitor: list the label horizon", err)
+			return lw, classify("monitor: list the label horizon", err)
 		}
 		for _, p := range earlier {
 			heartbeat(ctx)
@@ -150,21 +183,27 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 				continue // named by the window that first met it
 			}
 			if err != nil {
-				return pipeline.MonitorWindowResult{}, classify("monitor: read the label horizon", err)
+				return lw, classify("monitor: read the label horizon", err)
 			}
 			for _, r := range rows {
 				if monitor.IsAnswer(r) {
-					answered[r.RequestID] = r
+					lw.answered[r.RequestID] = r
 				}
 			}
 		}
 	}
 
-	win := monitor.Input{Spec: sp, Records: recs, Labels: labels, Answered: answered, Problems: problems, FavorableAbove: math.NaN(),
-		To: upto, From: upto.Add(-sp.Monitoring.Interval.Duration)}
+	return lw, nil
+}
+
+// loadReferences fills the window's production version and what it is compared with: the
+// reference profiles, the loss estimator, the importance and the model (for fairness); what
+// cannot be loaded is a problem the report names, not a failed window.
+func (m *Monitoring) loadReferences(ctx context.Context, win *monitor.Input) error {
+	model := win.Spec.Model
 	dep, _, err := m.Registry.Deployment(ctx, model)
 	if err != nil {
-		return pipeline.MonitorWindowResult{}, classify("monitor: deployment", err)
+		return classify("monitor: deployment", err)
 	}
 	win.Version = dep.Production
 	if win.Version > 0 {
@@ -189,21 +228,16 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 			win.Problems = append(win.Problems, fmt.Sprintf("v%d's model (fairness not computed): %v", win.Version, err))
 		}
 	}
-	rep := monitor.Compute(win)
-	key := fmt.Sprintf("reports/%s/monitor/%s.json", model, in.Until.UTC().Format("20060102T150405Z"))
-	if err := putJSON(ctx, m.Store, key, rep, false); err != nil {
-		return pipeline.MonitorWindowResult{}, classify("monitor: store the report", err)
-	}
-	res := pipeline.MonitorWindowResult{ReportURI: m.Store.URI(key), Version: win.Version, Predictions: in.Predictions, Labels: in.Labels,
+	return nil
+}
+
+// resultOf is the window's result for the workflow: the report's URI, the marks the next
+// window reads from (past the last part read) and the verdicts.
+func resultOf(rep monitor.Report, in pipeline.MonitorWindowInput, lw windowLog, version int, uri string) pipeline.MonitorWindowResult {
+	res := pipeline.MonitorWindowResult{ReportURI: uri, Version: version, Predictions: in.Predictions, Labels: in.Labels,
 		Requests: rep.KPIs.Requests, Labelled: rep.Live.Labels, LiveMAE: rep.Live.MAE, Drifted: rep.Drifted, MAEBreach: rep.MAEBreach,
 		EstimateBreach: rep.EstimateBreach,
 		Problems:       len(rep.Problems)}
-	if n := len(recParts); n > 0 {
-		res.Predictions = pipeline.LogMark(mark(recParts[n-1]))
-	}
-	if n := len(labParts); n > 0 {
-		res.Labels = pipeline.LogMark(mark(labParts[n-1]))
-	}
 	if rep.InputDrift != nil {
 		res.DriftScore, res.Why = rep.InputDrift.Score, rep.InputDrift.Why
 	}
@@ -218,19 +252,13 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		res.LiveAccuracy = *rep.Live.Accuracy
 	}
 	res.AccuracyBreach, res.EstimatedAccuracyBreach = rep.AccuracyBreach, rep.EstimatedAccuracyBreach
-	m.observe(model, rep, bad, res)
-	if mm := m.Metrics; mm != nil {
-		mm.MaxLiveMAE.WithLabelValues(model).Set(sp.Monitoring.MaxLiveMAE)
-		mm.MinDI.WithLabelValues(model).Set(sp.Fairness.MinDisparateImpact)
-		mm.Interval.WithLabelValues(model).Set(sp.Monitoring.Interval.Seconds())
-		if d := rep.Live.Decision; d != nil {
-			mm.MinDecisionAccuracy.WithLabelValues(model).Set(d.Target)
-			if d.Labels > 0 {
-				mm.DecisionAccuracy.WithLabelValues(model).Set(d.Accuracy)
-			}
-		}
+	if n := len(lw.recParts); n > 0 {
+		res.Predictions = pipeline.LogMark(mark(lw.recParts[n-1]))
 	}
-	return res, nil
+	if n := len(lw.labParts); n > 0 {
+		res.Labels = pipeline.LogMark(mark(lw.labParts[n-1]))
+	}
+	return res
 }
 
 func mark(p predlog.Part) predlog.Mark { return predlog.Mark{WrittenNanos: p.WrittenNanos, Key: p.Key} }
@@ -245,10 +273,20 @@ func unjoined(labels []predlog.Label, answered map[string]predlog.Record) int {
 	return n
 }
 
-func (m *Monitoring) observe(model string, rep monitor.Report, bad int, res pipeline.MonitorWindowResult) {
+func (m *Monitoring) observe(sp spec.Spec, rep monitor.Report, bad int, res pipeline.MonitorWindowResult) {
 	mm := m.Metrics
 	if mm == nil {
 		return
+	}
+	model := sp.Model
+	mm.MaxLiveMAE.WithLabelValues(model).Set(sp.Monitoring.MaxLiveMAE)
+	mm.MinDI.WithLabelValues(model).Set(sp.Fairness.MinDisparateImpact)
+	mm.Interval.WithLabelValues(model).Set(sp.Monitoring.Interval.Seconds())
+	if d := rep.Live.Decision; d != nil {
+		mm.MinDecisionAccuracy.WithLabelValues(model).Set(d.Target)
+		if d.Labels > 0 {
+			mm.DecisionAccuracy.WithLabelValues(model).Set(d.Accuracy)
+		}
 	}
 	mm.Requests.WithLabelValues(model).Set(float64(rep.KPIs.Requests))
 	mm.Labels.WithLabelValues(model).Set(float64(rep.Live.Labels))

@@ -56,32 +56,15 @@ func (d *Data) TrainingSet(ctx context.Context, in pipeline.StepInput) (pipeline
 	if err1 != nil || err2 != nil {
 		return pipeline.TrainingSetResult{}, invalid("training set: snapshot %s has a bad window %s..%s", base.ID, base.From, base.To)
 	}
-	// Each view's source: the window reaching back as far as a row of the window can see.
-	if _, err := features.ColumnNames(repo, fsv.Name); err != nil {
-		return pipeline.TrainingSetResult{}, invalid("training set: %v", err)
-	}
-	history := time.Duration(0)
-	svc, _ := repo.Service(fsv.Name)
-	for _, ref := range svc.Features {
-		v, _ := repo.View(viewOf(ref))
-		if v.Source.Dataset != ds {
-			return pipeline.TrainingSetResult{}, invalid("feature service %s: view %s reads dataset %s; a run of %s knows the contract of %s only",
-				fsv.Name, v.Name, v.Source.Dataset, in.Model, ds)
-		}
-		history = max(history, features.History(v))
-	}
-	srcKey := dataset.SnapshotKey(ds, in.RunID+"-features-source")
-	src, err := loadSnapshot(ctx, d.Store, srcKey)
+	svc, history, err := serviceHistory(repo, fsv.Name, ds, in.Model)
 	if err != nil {
-		if src, err = dataset.TakeSnapshot(ctx, d.Store, ds, in.RunID+"-features-source", from.Add(-history).Truncate(24*time.Hour), to); err != nil {
-			return pipeline.TrainingSetResult{}, classify("training set: source", err)
-		}
-		if err := putJSON(ctx, d.Store, srcKey, src, true); err != nil {
-			return pipeline.TrainingSetResult{}, classify("training set: source", err)
-		}
-		if src, err = loadSnapshot(ctx, d.Store, srcKey); err != nil { // the one stored first
-			return pipeline.TrainingSetResult{}, err
-		}
+		return pipeline.TrainingSetResult{}, err
+	}
+	// Each view's source: the window reaching back as far as a row of the window can see.
+	srcKey := dataset.SnapshotKey(ds, in.RunID+"-features-source")
+	src, err := snapshotOnce(ctx, d.Store, ds, in.RunID+"-features-source", from.Add(-history).Truncate(24*time.Hour), to)
+	if err != nil {
+		return pipeline.TrainingSetResult{}, err
 	}
 	out, err := features.BuildTrainingSet(ctx, d.Store, features.TrainingSetInput{
 		Repo: repo, Service: fsv.Name, Base: base, BaseContract: in.Spec.Contract, EventTime: in.Spec.Dataset.EventTime,
@@ -106,6 +89,42 @@ func (d *Data) TrainingSet(ctx context.Context, in pipeline.StepInput) (pipeline
 		return pipeline.TrainingSetResult{}, classify("training set", err)
 	}
 	return res, nil
+}
+
+// serviceHistory is the feature service and how far back of a row its views look; a view of
+// another dataset than the run's is refused (the run knows only its own dataset's contract).
+func serviceHistory(repo features.Repo, service, ds, model string) (features.Service, time.Duration, error) {
+	if _, err := features.ColumnNames(repo, service); err != nil {
+		return features.Service{}, 0, invalid("training set: %v", err)
+	}
+	history := time.Duration(0)
+	svc, _ := repo.Service(service)
+	for _, ref := range svc.Features {
+		v, _ := repo.View(viewOf(ref))
+		if v.Source.Dataset != ds {
+			return features.Service{}, 0, invalid("feature service %s: view %s reads dataset %s; a run of %s knows the contract of %s only",
+				service, v.Name, v.Source.Dataset, model, ds)
+		}
+		history = max(history, features.History(v))
+	}
+	return svc, history, nil
+}
+
+// snapshotOnce takes the snapshot id of ds's days from..to once: a retry loads the one stored
+// first, so every attempt reads the same files.
+func snapshotOnce(ctx context.Context, store objstore.Bucket, ds, id string, from, to time.Time) (dataset.Snapshot, error) {
+	key := dataset.SnapshotKey(ds, id)
+	if src, err := loadSnapshot(ctx, store, key); err == nil {
+		return src, nil
+	}
+	src, err := dataset.TakeSnapshot(ctx, store, ds, id, from, to)
+	if err != nil {
+		return dataset.Snapshot{}, classify("training set: source", err)
+	}
+	if err := putJSON(ctx, store, key, src, true); err != nil {
+		return dataset.Snapshot{}, classify("training set: source", err)
+	}
+	return loadSnapshot(ctx, store, key) // the one stored first
 }
 
 func viewOf(ref string) string { v, _, _ := strings.Cut(ref, ":"); return v }
