@@ -39,9 +39,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
@@ -74,6 +78,8 @@ type e2e struct {
 	// lastAttestation is the attestation the previous run was approved with; the next run must
 	// refuse it (replay). breakGlass approves the next run directly through Temporal.
 	lastAttestation string
+	recorded        map[string]bool // recordHistory's names
+	plain           client.Client   // recordHistory's client: payloads decoded
 	breakGlass      bool
 }
 
@@ -99,12 +105,42 @@ func (e *e2e) token(sub string, ttl time.Duration) string {
 	return tok
 }
 
+// recordHistory writes a closed workflow's history to DIR/<name>.json when
+// DRIFTLINE_RECORD_HISTORIES=DIR (the replay fixtures of workflows/testdata,
+// docs/testing.md), waiting for it to close; only the first workflow named so is kept.
+func (e *e2e) recordHistory(workflowID, runID, name string) {
+	dir := os.Getenv("DRIFTLINE_RECORD_HISTORIES")
+	if dir == "" || e.recorded[name] {
+		return
+	}
+	if e.recorded == nil {
+		e.recorded = map[string]bool{}
+	}
+	e.recorded[name] = true
+	t := e.t
+	require.Eventually(t, func() bool {
+		d, err := e.c.DescribeWorkflowExecution(e.ctx, workflowID, runID)
+		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}, time.Minute, 100*time.Millisecond, "%s closes", workflowID)
+	var events []*historypb.HistoryEvent
+	it := e.plain.GetWorkflowHistory(e.ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		events = append(events, ev)
+	}
+	raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(&historypb.History{Events: events})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), raw, 0o644))
+}
+
 // run starts a run, approves it as alice when policy asks, and waits for the outcome.
 func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, error) {
 	e.t.Helper()
 	var run client.WorkflowRun
 	var err error
-	for range 50 { // the search attributes may take a moment to be visible after setup
+	ignored := false // a forged approval signal was sent (and ignored)
+	for range 50 {   // the search attributes may take a moment to be visible after setup
 		if run, err = starter.StartRun(e.ctx, e.c, in); err == nil || !strings.Contains(err.Error(), "search attribute") {
 			break
 		}
@@ -134,8 +170,19 @@ func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, er
 			return
 		}
 		require.ErrorContains(e.t, err, "an attested decision is required", "a forged approval through the Temporal client")
+		// The same forgery as a signal (the older way in): ignored, counted and audited.
+		require.NoError(e.t, e.c.SignalWorkflow(e.ctx, pipeline.WorkflowID(in.Spec.Model), run.GetRunID(), pipeline.SignalApproval,
+			pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "alice", Reason: "a signal claiming alice", Version: st.CandidateVersion}}))
+		require.Eventually(e.t, func() bool {
+			now, err := starter.Status(e.ctx, e.c, in.Spec.Model, run.GetRunID())
+			return err == nil && now.IgnoredSignals > st.IgnoredSignals
+		}, 30*time.Second, 100*time.Millisecond, "the forged signal is ignored")
+		ignored = true
 		require.Equal(e.t, http.StatusOK, e.decide(e.token("alice", time.Hour), st.CandidateVersion))
 	})
+	if ignored {
+		e.recordHistory(pipeline.WorkflowID(in.Spec.Model), run.GetRunID(), "attested_ignored_signal")
+	}
 	if res.Version > 0 {
 		raw, _, rerr := objstore.ReadAll(e.ctx, e.bucket, registry.RecordKey(in.Spec.Model, res.Version, "approvals", run.GetRunID()))
 		if rerr == nil {
@@ -262,6 +309,16 @@ func TestEndToEnd(t *testing.T) {
 		Runs: api.TemporalRuns{Client: c}, Registry: registry.New(store), Attester: attester}).Handler())
 	defer as.Close()
 	e := &e2e{t: t, ctx: ctx, c: c, store: store, bucket: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
+	if os.Getenv("DRIFTLINE_RECORD_HISTORIES") != "" {
+		// Histories as the codec decodes them (the Temporal CLI's --codec-endpoint): a replay
+		// fixture holds plain payloads.
+		decode, err := converter.NewPayloadCodecGRPCClientInterceptor(converter.PayloadCodecGRPCClientInterceptorOptions{Codecs: []converter.PayloadCodec{payloadCodec}})
+		require.NoError(t, err)
+		e.plain, err = client.Dial(client.Options{HostPort: hostPort, ConnectionOptions: client.ConnectionOptions{
+			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(decode)}}})
+		require.NoError(t, err)
+		defer e.plain.Close()
+	}
 
 	// Phase 1: the first run trains v1 and promotes it without a canary.
 	res, st, err := e.run(pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
@@ -750,8 +807,12 @@ scrape_configs:
 	d, err := e.c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID)
 	require.NoError(t, err)
 	require.Equal(t, "monitor/demand", d.GetWorkflowExecutionInfo().GetParentExecution().GetWorkflowId(), "started by the monitor")
+	md, err := e.c.DescribeWorkflowExecution(ctx, "monitor/demand", "")
+	require.NoError(t, err)
+	monitorRun := md.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	require.NoError(t, e.c.CancelWorkflow(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID))
 	require.NoError(t, starter.StopMonitor(ctx, e.c, "demand"))
+	e.recordHistory("monitor/demand", monitorRun, "monitor_started_the_loop_signalled")
 
 	// The Grafana dashboards' every query runs on this Prometheus (the workers' metrics and the
 	// rules as shipped), and the panels an operator opens first show this run's numbers.
