@@ -40,18 +40,9 @@ type Prometheus struct {
 // order, so the same page asks the same URL.
 func (p Prometheus) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]MetricSeries, error) {
 	q := url.Values{"query": {expr}, "start": {promTime(start)}, "end": {promTime(end)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
-	u := strings.TrimSuffix(p.URL, "/") + "/api/v1/query_range?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := ask(ctx, p.Client, p.URL, "/api/v1/query_range?"+q.Encode(), "prometheus")
 	if err != nil {
 		return nil, err
-	}
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 15 * time.Second}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("prometheus %s: %w", p.URL, err)
 	}
 	defer resp.Body.Close()
 	out, err := ParsePrometheus(io.LimitReader(resp.Body, 64<<20))
@@ -59,6 +50,23 @@ func (p Prometheus) QueryRange(ctx context.Context, expr string, start, end time
 		return nil, fmt.Errorf("prometheus %s: HTTP %d: %w", p.URL, resp.StatusCode, err)
 	}
 	return out, nil
+}
+
+// ask asks a backend's HTTP API (base URL, path and query); a nil client is one with a 15 s
+// timeout. The error names the backend.
+func ask(ctx context.Context, c *http.Client, base, path, what string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = &http.Client{Timeout: 15 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, base, err)
+	}
+	return resp, nil
 }
 
 func promTime(t time.Time) string {

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/driftline/driftline/pipeline"
@@ -78,18 +77,9 @@ type jaegerJSON struct {
 func (j Jaeger) RunTrace(ctx context.Context, runID string) (*Trace, error) {
 	tags, _ := json.Marshal(map[string]string{"temporalRunID": runID})
 	q := url.Values{"service": {j.Service}, "tags": {string(tags)}, "lookback": {"168h"}, "limit": {"5"}}
-	u := strings.TrimSuffix(j.URL, "/") + "/api/traces?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := ask(ctx, j.Client, j.URL, "/api/traces?"+q.Encode(), "jaeger")
 	if err != nil {
 		return nil, err
-	}
-	c := j.Client
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("jaeger %s: %w", j.URL, err)
 	}
 	defer resp.Body.Close()
 	traces, err := ParseJaeger(resp.Body)
