@@ -212,7 +212,7 @@ func Lines(title string, categories []string, series []Series) Chart {
 	every := max(1, (len(categories)+fit-1)/fit)
 	last := len(categories) - 1
 	for i, cat := range categories {
-		if i%every == 0 && (i == last || last-i >= every*2/3) || i == last {
+		if i == last || i%every == 0 && last-i >= every*2/3 {
 			anchor := "middle"
 			if i == last && i > 0 {
 				anchor = "end" // the right edge: kept inside the chart
