@@ -133,7 +133,8 @@ fuzz:
 
 test: tools lint unit fuzz
 
-# The console's screenshots in docs/img (docs/observability.md), from its browser test.
+# The console's screenshots in docs/img (docs/observability.md), from its browser test. They are
+# committed on purpose (the docs show them; a reader of GitHub sees them); this refreshes them.
 screenshots: chromium
 	mkdir -p docs/img && DRIFTLINE_SCREENSHOTS=$(CURDIR)/docs/img go test -count=1 -run TestConsoleInChromium ./console
 
