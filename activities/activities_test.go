@@ -1,7 +1,10 @@
 package activities
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"gopkg.in/yaml.v3"
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
@@ -39,6 +43,20 @@ type env struct {
 	spec    spec.Spec
 }
 
+// The API's attestation key as these tests hold it: it signs the runs' origins.
+var originKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+
+func originKeys(context.Context) ([]pipeline.AttestationKey, error) {
+	return []pipeline.AttestationKey{{KID: "test", PublicKey: base64.RawURLEncoding.EncodeToString(originKey.Public().(ed25519.PublicKey))}}, nil
+}
+
+// origin is the API's attestation that sub started a run (or monitor) of the model now.
+func origin(kind, model, sub string) string {
+	now := time.Now()
+	return pipeline.SignAttestation(originKey, "test", pipeline.Attested{Kind: kind, Model: model, Subject: sub, IssuedAt: now.Unix(),
+		Expires: now.Add(time.Hour).Unix(), ID: fmt.Sprintf("origin-%d", now.UnixNano()), Issuer: "test"})
+}
+
 func newEnv(t *testing.T) *env {
 	store := objstore.WrapWithCounting(dltest.NewMinIOBucket(t), nil)
 	var ts testsuite.WorkflowTestSuite
@@ -52,9 +70,13 @@ func newEnv(t *testing.T) *env {
 	te.RegisterActivity(&Data{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Training{Store: store, Registry: reg, Metrics: m})
 	te.RegisterActivity(&Registry{Store: store, Registry: reg, Metrics: m})
-	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg})
+	te.RegisterActivity(&Policy{Store: store, Engine: engine, Audit: audit.Log{Store: store}, Registry: reg, Keys: originKeys})
 	te.RegisterActivity(&Canary{Store: store, Registry: reg, LabelKey: testLabelKey})
-	sp, err := spec.Load("../examples/demand.yaml")
+	raw, err := os.ReadFile("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp, err := spec.Parse(raw)
+	require.NoError(t, err)
+	_, _, err = reg.ApplySpec(context.Background(), sp, raw, "", "grace", "the demand forecast's spec", nil)
 	require.NoError(t, err)
 	cfg := dataset.DefaultRetail()
 	cfg.Stores, cfg.Items = 6, 20
@@ -104,9 +126,31 @@ func (e *env) cycle(run, from, to string) (pipeline.StepInput, pipeline.DriftRes
 		Metrics: map[string]float64{"holdout_mae": ev.CandidateMAE}, Reports: reports, LossEstimatorKey: ev.LossEstimatorKey, Importance: ev.Importance}
 	rr := must[pipeline.RegisterResult](e, rg.Register, rin)
 	require.Equal(e.t, rr, must[pipeline.RegisterResult](e, rg.Register, rin), "a retried registration returns the same version")
+	e.registerSpec()
 	pr := must[pipeline.PolicyResult](e, pl.Check, pipeline.PolicyInput{Model: "demand", RunID: run, Version: rr.Version, CandidateMAE: ev.CandidateMAE,
-		ChampionVersion: drr.ReferenceVersion, ChampionMAE: ev.ChampionMAE, Spec: e.spec, Reports: reports})
+		ChampionVersion: drr.ReferenceVersion, ChampionMAE: ev.ChampionMAE, Spec: e.spec, Reports: reports,
+		Origin: origin(pipeline.KindRun, "demand", "dave"), StartedAt: time.Now()})
 	return step, drr, ev, rr, pr
+}
+
+// registerSpec applies the test's spec as the model's next version when a test changed one of
+// its governed fields (as a governance officer would through the API).
+func (e *env) registerSpec() {
+	e.t.Helper()
+	ctx := context.Background()
+	reg := registry.New(e.store)
+	cur, _, etag, err := reg.CurrentSpec(ctx, "demand")
+	require.NoError(e.t, err)
+	if len(spec.GovernanceChanges(&cur, e.spec)) == 0 {
+		return
+	}
+	raw, err := yaml.Marshal(e.spec)
+	require.NoError(e.t, err)
+	sp, err := spec.Parse(raw)
+	require.NoError(e.t, err)
+	require.Empty(e.t, spec.GovernanceChanges(&sp, e.spec), "the spec survives YAML")
+	_, _, err = reg.ApplySpec(ctx, sp, raw, etag, "grace", "the test's governance", nil)
+	require.NoError(e.t, err)
 }
 
 func TestLoopActivitiesOnMinIO(t *testing.T) {
@@ -541,8 +585,9 @@ func TestGBDTEvaluationQuantizationAndServingVariant(t *testing.T) {
 	_, variant, err := reg.LoadServingModel(ctx, "demand", rr.Version)
 	require.NoError(t, err)
 	require.Equal(t, "float64", variant)
+	e.registerSpec()
 	pr := must[pipeline.PolicyResult](e, pl.Check, pipeline.PolicyInput{Model: "demand", RunID: "g1", Version: rr.Version, CandidateMAE: ev.CandidateMAE,
-		Spec: e.spec, Reports: reports, Quantization: ev.Quantization})
+		Spec: e.spec, Reports: reports, Quantization: ev.Quantization, Origin: origin(pipeline.KindRun, "demand", "dave"), StartedAt: time.Now()})
 	require.True(t, pr.Allow, pr.Reasons)
 	require.True(t, pr.ServeQuantized)
 	m, variant, err := reg.LoadServingModel(ctx, "demand", rr.Version)

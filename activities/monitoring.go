@@ -84,6 +84,9 @@ type Monitoring struct {
 	// Webhook (Slack-compatible, the approval webhook) and Alertmanager (its base URL) are
 	// told about fairness reviews; either may be empty.
 	Webhook, Alertmanager string
+	// Keys returns the control-plane API's attestation keys: a review's rollback is carried out
+	// only on an acknowledgement and a monitor origin they verify.
+	Keys func(ctx context.Context) ([]pipeline.AttestationKey, error)
 }
 
 // MonitorWindow processes the prediction-log and feedback parts written after the input's

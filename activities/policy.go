@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -29,6 +31,8 @@ type Policy struct {
 	// Keys returns the control-plane API's attestation keys (KeysFromURL); nil: attested
 	// approvals cannot be verified, and runs waiting for one fail with the reason.
 	Keys func(ctx context.Context) ([]pipeline.AttestationKey, error)
+	// Temporal reads a run's history (who sent an ignored approval signal); optional.
+	Temporal client.Client
 }
 
 // AttestationKeys returns the keys that verify approval attestations, for a run about to wait.
@@ -74,12 +78,18 @@ func KeysFromURL(url string) func(ctx context.Context) ([]pipeline.AttestationKe
 // Check evaluates the evidence and stores the decision with its input at
 // reports/<model>/<run>/policy.json.
 func (p *Policy) Check(ctx context.Context, in pipeline.PolicyInput) (pipeline.PolicyResult, error) {
+	gov, err := p.governance(ctx, in)
+	if err != nil {
+		return pipeline.PolicyResult{}, err
+	}
 	input := map[string]any{
 		"model":     in.Model,
 		"version":   in.Version,
 		"candidate": map[string]any{"mae": in.CandidateMAE},
-		"spec":      in.Spec,
+		"spec":      gov.spec,
 		"reports":   in.Reports,
+		"governance": map[string]any{"spec_version": gov.version, "requester": gov.requester, "requester_verified": gov.verified,
+			"changed_fields": gov.changed},
 	}
 	if in.ChampionVersion > 0 {
 		input["champion"] = map[string]any{"version": in.ChampionVersion, "mae": in.ChampionMAE}
@@ -96,6 +106,7 @@ func (p *Policy) Check(ctx context.Context, in pipeline.PolicyInput) (pipeline.P
 	if err != nil {
 		return pipeline.PolicyResult{}, err
 	}
+	d = gov.judge(d)
 	key := reportKey(in.Model, in.RunID, "policy.json")
 	decisionID := fmt.Sprintf("%s/v%d/promotion", in.RunID, in.Version)
 	body, _ := json.MarshalIndent(map[string]any{"decision_id": decisionID, "policy": "driftline.promotion",
@@ -125,7 +136,8 @@ func (p *Policy) Check(ctx context.Context, in pipeline.PolicyInput) (pipeline.P
 		return pipeline.PolicyResult{}, classify("policy", err)
 	}
 	return pipeline.PolicyResult{Allow: d.Allow, ApprovalRequired: d.ApprovalRequired, Reasons: d.Reasons, ServeQuantized: d.Allow && d.ServeQuantized,
-		Revision: d.Revision, DecisionURI: p.Store.URI(key)}, nil
+		Revision: d.Revision, DecisionURI: p.Store.URI(key), Governed: true, DistinctApprover: d.DistinctApprover,
+		Requester: gov.requester, BreakGlass: d.BreakGlass, SpecVersion: gov.version}, nil
 }
 
 // Approvers lists the RBAC subjects that may approve the model.
@@ -173,8 +185,14 @@ func (p *Policy) RecordIgnoredApproval(ctx context.Context, in pipeline.IgnoredA
 	if in.Approve {
 		decision = "approve"
 	}
-	_, err := p.Audit.Append(ctx, fmt.Sprintf("ignored-signal/%s/%s/%d/%s/%s", in.RunID, in.Approver, in.Version, decision, in.Why), audit.Record{
-		Actor: in.Approver, Action: "approval_signal_ignored", Model: in.Model, Version: in.Version, RunID: in.RunID,
-		Decision: decision, Reason: in.Why})
+	// The actor is who sent the signal as the Temporal server recorded it; the approver the
+	// signal claimed is only a detail (runs from before the signal's index: the last signal).
+	identity, err := sentBy(ctx, p.Temporal, in.Model, in.RunID, "", in.Signal)
+	if err != nil {
+		return err
+	}
+	_, err = p.Audit.Append(ctx, fmt.Sprintf("ignored-signal/%s/%s/%d/%s/%d/%s", in.RunID, in.Approver, in.Version, decision, in.Signal, in.Why), audit.Record{
+		Actor: "temporal:" + identity, Action: "approval_signal_ignored", Model: in.Model, Version: in.Version, RunID: in.RunID,
+		Decision: decision, Reason: in.Why, Details: map[string]any{"claimed_approver": in.Approver, "temporal_identity": identity}})
 	return classify("audit ignored approval", err)
 }

@@ -197,22 +197,31 @@ func (r *Registry) RecordApproval(ctx context.Context, in pipeline.ApprovalRecor
 // senderIdentity finds, in the run's history, the identity of the Temporal client that sent
 // the accepted Update (by its id) or, for a signal, the last approval signal.
 func (r *Registry) senderIdentity(ctx context.Context, in pipeline.ApprovalRecord) (string, error) {
-	if r.Temporal == nil {
+	return sentBy(ctx, r.Temporal, in.Model, in.RunID, in.MessageID, 0)
+}
+
+// sentBy reads a run's history for the identity of the Temporal client that sent the Update
+// with updateID or, without one, the nth approval signal (0: the last). The identity is the
+// one the Temporal server recorded for the request, never a name the request carried.
+func sentBy(ctx context.Context, c client.Client, model, runID, updateID string, nth int) (string, error) {
+	if c == nil {
 		return "unknown (worker has no Temporal client for history lookups)", nil
 	}
-	it := r.Temporal.GetWorkflowHistory(ctx, pipeline.WorkflowID(in.Model), in.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	identity := ""
+	it := c.GetWorkflowHistory(ctx, pipeline.WorkflowID(model), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	identity, signals := "", 0
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return "", fmt.Errorf("read history of %s: %w", in.RunID, err)
+			return "", fmt.Errorf("read history of %s: %w", runID, err)
 		}
-		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && in.MessageID != "" &&
-			a.GetAcceptedRequest().GetMeta().GetUpdateId() == in.MessageID {
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && updateID != "" &&
+			a.GetAcceptedRequest().GetMeta().GetUpdateId() == updateID {
 			identity = a.GetAcceptedRequest().GetMeta().GetIdentity()
 		}
-		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && in.MessageID == "" && a.GetSignalName() == pipeline.SignalApproval {
-			identity = a.GetIdentity()
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && updateID == "" && a.GetSignalName() == pipeline.SignalApproval {
+			if signals++; nth == 0 || signals == nth {
+				identity = a.GetIdentity()
+			}
 		}
 	}
 	if identity == "" {

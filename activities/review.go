@@ -166,6 +166,14 @@ func postJSON(ctx context.Context, what, url string, body []byte, idempotencyKey
 // only while the reviewed version is still production (a retry after the change finds it
 // done and changes nothing). It returns what it did.
 func (m *Monitoring) ReviewRollback(ctx context.Context, in pipeline.ReviewRollbackInput) (string, error) {
+	if why := m.rollbackRefusal(ctx, in); why != "" {
+		if _, err := m.Registry.Audit.Append(ctx, "review/"+in.Model+"/"+in.Review+"/rollback-refused/"+in.Origin+"/"+in.Attestation+"/"+why, audit.Record{
+			Actor: pipeline.MonitorWorkflowID(in.Model), Action: "review_rollback_refused", Model: in.Model, Version: in.FromVersion,
+			Decision: "refused", Reason: why, Details: map[string]any{"review": in.Review, "claimed_by": in.Actor}}); err != nil {
+			return "", classify("audit the refused rollback", err)
+		}
+		return "", invalid("rollback for review %s refused: %s", in.Review, why)
+	}
 	var did string
 	_, err := m.Registry.UpdateDeployment(ctx, in.Model, registry.Change{Action: registry.TransRollback, Actor: in.Actor, RunID: in.Review,
 		Reason: in.Reason, Key: "review/" + in.Model + "/" + in.Review + "/rollback"}, func(d *registry.Deployment) (bool, error) {
@@ -185,4 +193,33 @@ func (m *Monitoring) ReviewRollback(ctx context.Context, in pipeline.ReviewRollb
 		return "", classify("roll back for the fairness review", err)
 	}
 	return did, nil
+}
+
+// rollbackRefusal checks, with the worker's own keys, that the monitor asking for the rollback
+// was started through the control-plane API and that the acknowledgement is an attested
+// rollback of exactly this review; "" when both hold. The workflow checked the same, but its
+// input is whatever the client that started it sent.
+func (m *Monitoring) rollbackRefusal(ctx context.Context, in pipeline.ReviewRollbackInput) string {
+	if m.Keys == nil {
+		return "the worker has no attestation keys (--attestation-keys) to verify the monitor and the acknowledgement"
+	}
+	keys, err := m.Keys(ctx)
+	if err != nil {
+		return "the attestation keys could not be read: " + err.Error()
+	}
+	now := time.Now()
+	if _, err := pipeline.VerifyOrigin(in.Origin, keys, in.Model, time.Time{}, now); err != nil {
+		return "the monitor was not started through the control-plane API: " + err.Error()
+	}
+	// The acknowledgement may have expired since the monitor took it (a slow retry): its
+	// signature, kind, model, review and decision are what matter here.
+	att, err := pipeline.VerifyAttestation(in.Attestation, keys, time.Unix(0, 0))
+	switch {
+	case err != nil:
+		return "the acknowledgement does not verify: " + err.Error()
+	case att.Model != in.Model || att.Review != in.Review || att.Decision != pipeline.ReviewRollback || att.Version != in.FromVersion:
+		return fmt.Sprintf("the acknowledgement attests %s of review %q (%s v%d), not a rollback of review %s (%s v%d)",
+			att.Decision, att.Review, att.Model, att.Version, in.Review, in.Model, in.FromVersion)
+	}
+	return ""
 }

@@ -46,7 +46,7 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 	am := dltest.StartAlertmanager(t, "route: {receiver: none}\nreceivers: [{name: none}]\n")
 	metrics := NewMonitorMetrics(prometheus.NewRegistry())
 	reg := registry.New(store)
-	mon := &Monitoring{Store: store, Registry: reg, Metrics: metrics, Webhook: hook.URL, Alertmanager: am}
+	mon := &Monitoring{Store: store, Registry: reg, Metrics: metrics, Webhook: hook.URL, Alertmanager: am, Keys: originKeys}
 	var ts testsuite.WorkflowTestSuite
 	te := ts.NewTestActivityEnvironment()
 	te.RegisterActivity(mon)
@@ -126,7 +126,40 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 		return true, nil
 	})
 	require.NoError(t, err)
-	in := pipeline.ReviewRollbackInput{Model: "demand", Review: r.ID, Actor: "alice", Reason: "fairness review: rollback", FromVersion: 2}
+	ack := func(review string, version int, decision string) string {
+		now := time.Now()
+		return pipeline.SignAttestation(originKey, "test", pipeline.Attested{Kind: pipeline.KindReview, Model: "demand", Version: version, Review: review,
+			Decision: decision, Subject: "alice", IssuedAt: now.Unix(), Expires: now.Add(10 * time.Minute).Unix(), ID: "ack-" + review, Issuer: "test"})
+	}
+	// A monitor someone started outside the API (no origin), or an acknowledgement that is not
+	// an attested rollback of this review: refused and audited, production untouched.
+	for _, bad := range []pipeline.ReviewRollbackInput{
+		{Model: "demand", Review: r.ID, Actor: "alice", Reason: "x", FromVersion: 2, Attestation: ack(r.ID, 2, pipeline.ReviewRollback)},
+		{Model: "demand", Review: r.ID, Actor: "alice", Reason: "x", FromVersion: 2, Attestation: ack(r.ID, 2, pipeline.ReviewAccept), Origin: origin(pipeline.KindMonitor, "demand", "dave")},
+		{Model: "demand", Review: r.ID, Actor: "alice", Reason: "x", FromVersion: 2, Attestation: ack("fairness-other", 2, pipeline.ReviewRollback), Origin: origin(pipeline.KindMonitor, "demand", "dave")},
+		{Model: "demand", Review: r.ID, Actor: "alice", Reason: "x", FromVersion: 2, Attestation: ack(r.ID, 2, pipeline.ReviewRollback), Origin: origin(pipeline.KindMonitor, "returns", "dave")},
+	} {
+		_, err := te.ExecuteActivity(mon.ReviewRollback, bad)
+		var app *temporal.ApplicationError
+		require.ErrorAs(t, err, &app)
+		require.True(t, app.NonRetryable())
+		require.Contains(t, err.Error(), "refused")
+	}
+	d, _, err := reg.Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, 2, d.Production, "nothing refused touched production")
+	recs, err = audit.Log{Store: store}.List(ctx, "demand", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	refusals := 0
+	for _, rec := range recs {
+		if rec.Action == "review_rollback_refused" {
+			refusals++
+		}
+	}
+	require.Equal(t, 4, refusals, "every refusal audited")
+
+	in := pipeline.ReviewRollbackInput{Model: "demand", Review: r.ID, Actor: "alice", Reason: "fairness review: rollback", FromVersion: 2,
+		Attestation: ack(r.ID, 2, pipeline.ReviewRollback), Origin: origin(pipeline.KindMonitor, "demand", "dave")}
 	for range 2 {
 		v, err := te.ExecuteActivity(mon.ReviewRollback, in)
 		require.NoError(t, err)
@@ -134,11 +167,11 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 		require.NoError(t, v.Get(&out))
 		require.Equal(t, "production rolled back from v2 to v1", out)
 	}
-	d, _, err := reg.Deployment(ctx, "demand")
+	d, _, err = reg.Deployment(ctx, "demand")
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Production)
 	require.Equal(t, "alice", d.UpdatedBy)
-	in.Review, in.FromVersion = "fairness-later", 3
+	in.Review, in.FromVersion, in.Attestation = "fairness-later", 3, ack("fairness-later", 3, pipeline.ReviewRollback)
 	_, err = te.ExecuteActivity(mon.ReviewRollback, in)
 	var app *temporal.ApplicationError
 	require.ErrorAs(t, err, &app)

@@ -212,6 +212,7 @@ type fakeRuns struct {
 	review      *pipeline.FairnessReview
 	acks        []pipeline.ReviewAck
 	materialize []pipeline.MaterializeInput
+	scheduled   []pipeline.RunInput
 }
 
 func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
@@ -232,8 +233,9 @@ func (f *fakeRuns) Decide(_ context.Context, _ string, _ bool, a pipeline.Approv
 	f.decided = append(f.decided, a)
 	return "ok", nil
 }
-func (f *fakeRuns) CreateSchedule(context.Context, spec.Spec, string) (string, error) {
+func (f *fakeRuns) CreateSchedule(_ context.Context, in pipeline.RunInput, _ string) (string, error) {
 	f.calls++
+	f.scheduled = append(f.scheduled, in)
 	return "ct-schedule/demand", nil
 }
 func (f *fakeRuns) DeleteSchedule(context.Context, string) error { f.calls++; return nil }
@@ -266,8 +268,9 @@ type fixture struct {
 	idp   *idp
 	runs  *fakeRuns
 	reg   *registry.Registry
-	store objstore.Bucket
-	att   *Attester
+	store  objstore.Bucket
+	att    *Attester
+	server *Server
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -292,9 +295,17 @@ func newFixture(t *testing.T) *fixture {
 	}
 	_, err = reg.UpdateDeployment(ctx, "demand", registry.Change{Action: registry.TransPromote, Key: "init"}, func(d *registry.Deployment) (bool, error) { return d.Promote(1) })
 	require.NoError(t, err)
+	// demand's spec is registered (as a governance officer would through the API).
+	raw := []byte(specYAML(t))
+	sp, err := spec.Parse(raw)
+	require.NoError(t, err)
+	_, _, err = reg.ApplySpec(ctx, sp, raw, "", "grace", "initial", nil)
+	require.NoError(t, err)
 	_, seed, _ := ed25519.GenerateKey(rand.Reader)
 	f := &fixture{idp: p, runs: &fakeRuns{waiting: 2}, reg: reg, store: store, att: NewAttester(seed)}
-	s := &Server{Verifier: o, Engine: engine, Audit: audit.Log{Store: store}, Runs: f.runs, Registry: reg, Attester: f.att}
+	s := &Server{Verifier: o, Engine: engine, Audit: audit.Log{Store: store}, Runs: f.runs, Registry: reg, Attester: f.att,
+		FeatureQueues: []string{"driftline-features"}}
+	f.server = s
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 	return f
@@ -329,11 +340,11 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	require.NoError(t, err)
 	versions, err := f.reg.Versions(ctx, "demand")
 	require.NoError(t, err)
-	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
-	sched, _ := json.Marshal(ScheduleRequest{Spec: specYAML(t), Cron: "0 3 * * *"})
-	mon, _ := json.Marshal(MonitorRequest{Spec: specYAML(t)})
+	sp, _ := json.Marshal(RunRequest{Model: "demand", Force: true})
+	sched, _ := json.Marshal(ScheduleRequest{Cron: "0 3 * * *"})
+	mon, _ := json.Marshal(MonitorRequest{})
 	defs, _ := os.ReadFile("../examples/features.yaml")
-	feats, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Spec: specYAML(t), Reason: "x"})
+	feats, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Model: "demand", Reason: "x"})
 	viewer := f.idp.token(t, "RS256", "victor", []string{"viewers"}) // bound to no role
 	dave := f.idp.token(t, "ES256", "dave", nil)                     // data scientist: may start runs, not promote
 	expired := f.idp.token(t, "RS256", "erin", []string{"ml-platform"}, func(c *Claims, _ map[string]any) {
@@ -401,18 +412,19 @@ func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	dave := f.idp.token(t, "ES256", "dave", nil)
-	sp, _ := json.Marshal(RunRequest{Spec: specYAML(t), Force: true})
+	sp, _ := json.Marshal(RunRequest{Model: "demand", Force: true})
 	code, out := f.call(t, "POST", "/v1/runs", dave, string(sp))
 	require.Equal(t, 200, code, out)
 	require.Equal(t, "dave", f.runs.started[0].RequestedBy, "who started the run is who the token says")
-	mon, _ := json.Marshal(MonitorRequest{Spec: specYAML(t), RunFrom: "2026-10-03", RunTo: "2026-10-30"})
+	mon, _ := json.Marshal(MonitorRequest{RunFrom: "2026-10-03", RunTo: "2026-10-30"})
 	code, out = f.call(t, "PUT", "/v1/models/demand/monitor", dave, string(mon))
 	require.Equal(t, 200, code, out)
 	require.Equal(t, "monitor/demand", out["workflow_id"])
 	require.Equal(t, "dave", f.runs.monitor[0].RequestedBy)
 	require.Equal(t, "2026-10-03", f.runs.monitor[0].RunFrom)
 	code, out = f.call(t, "PUT", "/v1/models/returns/monitor", dave, string(mon))
-	require.Equal(t, 400, code, "the spec is for demand: %v", out)
+	require.Equal(t, 404, code, "returns has no registered spec: %v", out)
+	require.Contains(t, out["error"], "model returns has no registered spec (driftline models apply)")
 	code, out = f.call(t, "DELETE", "/v1/models/demand/monitor", dave, "")
 	require.Equal(t, 200, code, out)
 	alice := f.idp.token(t, "RS256", "alice", nil)
@@ -474,7 +486,7 @@ func TestAcknowledgeAFairnessReviewIsAttested(t *testing.T) {
 	require.Len(t, f.runs.acks, 1)
 	att, err := pipeline.VerifyAttestation(f.runs.acks[0].Attestation, []pipeline.AttestationKey{f.att.Key()}, time.Now())
 	require.NoError(t, err)
-	require.Equal(t, pipeline.Attested{Model: "demand", Version: 2, Review: "fairness-20261201T150000Z", Decision: "retrain", Subject: "alice",
+	require.Equal(t, pipeline.Attested{Kind: pipeline.KindReview, Model: "demand", Version: 2, Review: "fairness-20261201T150000Z", Decision: "retrain", Subject: "alice",
 		Reason: "the north region's error doubled", IssuedAt: att.IssuedAt, Expires: att.Expires, ID: att.ID, Issuer: "driftline-api"}, att)
 	recs, err := audit.Log{Store: f.store}.List(context.Background(), "demand", time.Now().Add(-time.Hour))
 	require.NoError(t, err)
@@ -598,7 +610,7 @@ func TestApplyFeatureDefinitions(t *testing.T) {
 	defs, err := os.ReadFile("../examples/features.yaml")
 	require.NoError(t, err)
 	body := func(d string) string {
-		b, _ := json.Marshal(FeaturesRequest{Definitions: d, Spec: specYAML(t), Reason: "demand history for the forecast"})
+		b, _ := json.Marshal(FeaturesRequest{Definitions: d, Model: "demand", Reason: "demand history for the forecast"})
 		return string(b)
 	}
 	dave := f.idp.token(t, "ES256", "dave", nil)
@@ -633,7 +645,7 @@ func TestApplyFeatureDefinitions(t *testing.T) {
 	v, _ := repo.View("demand_history")
 	require.Equal(t, 336*time.Hour, v.Features[1].Window.Duration)
 	mat := func(view string) string {
-		b, _ := json.Marshal(MaterializeRequest{View: view, Spec: specYAML(t), From: "2026-10-01", To: "2026-10-30T12:00:00Z", Chunk: "12h"})
+		b, _ := json.Marshal(MaterializeRequest{View: view, Model: "demand", From: "2026-10-01", To: "2026-10-30T12:00:00Z", Chunk: "12h"})
 		return string(b)
 	}
 	code, out = f.call(t, "POST", "/v1/features/retail/materialize", dave, mat("no_view"))

@@ -97,3 +97,24 @@ func (a *Attester) Sign(d pipeline.Attested, now time.Time) (string, pipeline.At
 	s, err := t.SignedString(a.key)
 	return s, d, err
 }
+
+// Lifetimes of origin attestations: a run's is checked at its policy step, hours or days after
+// it started (and bound to its start time); a monitor's and a schedule's for as long as they
+// run.
+const (
+	RunOriginTTL      = 30 * 24 * time.Hour
+	StandingOriginTTL = 10 * 365 * 24 * time.Hour
+)
+
+// SignOrigin attests that the API started a run, monitor or schedule (d.Kind) for d.Subject.
+func (a *Attester) SignOrigin(d pipeline.Attested, now time.Time) (string, pipeline.Attested, error) {
+	if !d.IsOrigin() {
+		return "", d, fmt.Errorf("attestation kind %q is not an origin", d.Kind)
+	}
+	o := *a
+	o.TTL = StandingOriginTTL
+	if d.Kind == pipeline.KindRun {
+		o.TTL = RunOriginTTL
+	}
+	return o.Sign(d, now)
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ type Runs interface {
 	// Waiting is the run of the model waiting for approval and the version it waits on.
 	Waiting(ctx context.Context, model string) (runID string, version int, err error)
 	Decide(ctx context.Context, model string, approve bool, a pipeline.Approval) (string, error)
-	CreateSchedule(ctx context.Context, sp spec.Spec, cron string) (string, error)
+	CreateSchedule(ctx context.Context, in pipeline.RunInput, cron string) (string, error)
 	DeleteSchedule(ctx context.Context, model string) error
 	StartMonitor(ctx context.Context, in pipeline.MonitorInput) (runID string, err error)
 	StopMonitor(ctx context.Context, model string) error
@@ -57,6 +58,12 @@ type Server struct {
 	// CORSOrigin is the UI's origin.
 	Codec      converter.PayloadCodec
 	CORSOrigin string
+	// MinScheduleInterval is the shortest interval a schedule may fire at
+	// (DefaultMinScheduleInterval when 0).
+	MinScheduleInterval time.Duration
+	// FeatureQueues are the task queues materialization may run on besides the pipeline's
+	// (where an online store is configured: the serving worker's --features-queue).
+	FeatureQueues []string
 }
 
 func (s *Server) now() time.Time {
@@ -71,6 +78,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/attestation-keys", s.keys)
+	mux.HandleFunc("PUT /v1/models/{model}/spec", s.applySpec)
+	mux.HandleFunc("GET /v1/models/{model}/spec", s.getSpec)
 	mux.HandleFunc("POST /v1/runs", s.startRun)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)
 	mux.HandleFunc("POST /v1/models/{model}/approvals", s.approve)
@@ -122,6 +131,11 @@ const (
 	ActChangeSchedule = "change_schedule"
 	ActChangeMonitor  = "change_monitor"
 	ActChangeFeatures = "change_features"
+	// ActChangeSpec applies a model's spec; ActChangeGovernance is needed besides when the
+	// spec changes a governed field (spec.Governance), and is held by another role.
+	ActChangeSpec       = "change_spec"
+	ActChangeGovernance = "change_governance"
+	ActView             = "view"
 )
 
 // call is one mutation being served: who asked, what, and the audit of how it ended.
@@ -135,17 +149,20 @@ type call struct {
 	detail map[string]any
 }
 
-// refuse answers code and audits the refusal.
+// refuse answers code and audits the refusal. A refusal changes nothing, so an audit
+// failure is logged and the refusal still answered.
 func (c *call) refuse(code int, kind, why string) {
 	actor := c.who.ID
 	if actor == "" {
 		actor = "anonymous"
 	}
-	c.audit(actor, c.action+"_"+kind, why, "refused")
+	if err := c.audit(actor, c.action+"_"+kind, why, "refused"); err != nil {
+		slog.Error("audit", "action", c.action+"_"+kind, "model", c.model, "err", err)
+	}
 	reply(c.w, code, map[string]any{"error": why})
 }
 
-func (c *call) audit(actor, action, reason, decision string) {
+func (c *call) audit(actor, action, reason, decision string) error {
 	d := map[string]any{"remote": c.r.RemoteAddr, "method": c.r.Method, "path": c.r.URL.Path}
 	if len(c.who.Groups) > 0 {
 		d["groups"] = c.who.Groups
@@ -154,15 +171,34 @@ func (c *call) audit(actor, action, reason, decision string) {
 		d[k] = v
 	}
 	key := fmt.Sprintf("api/%s/%s/%s/%d", actor, action, c.model, time.Now().UnixNano())
-	if _, err := c.s.Audit.Append(context.WithoutCancel(c.r.Context()), key, audit.Record{Actor: actor, Action: action, Model: c.model,
-		Decision: decision, Reason: reason, Details: d}); err != nil {
-		slog.Error("audit", "action", action, "model", c.model, "err", err)
+	_, err := c.s.Audit.Append(context.WithoutCancel(c.r.Context()), key, audit.Record{Actor: actor, Action: action, Model: c.model,
+		Decision: decision, Reason: reason, Details: d})
+	return err
+}
+
+// permit audits the allowed call before it is carried out: a mutation whose audit record
+// cannot be written is not carried out (503). False: answered.
+func (c *call) permit(reason string) bool {
+	if err := c.audit(c.who.ID, c.action, reason, "allowed"); err != nil {
+		slog.Error("audit: the call is not carried out", "action", c.action, "model", c.model, "err", err)
+		w := c.w
+		w.Header().Set("Retry-After", "5")
+		reply(w, http.StatusServiceUnavailable, map[string]any{"error": "the audit trail cannot be written, so nothing was changed: try again later (" + err.Error() + ")"})
+		return false
 	}
+	return true
 }
 
 // begin authenticates and authorises a call; on refusal it has already answered.
 func (s *Server) begin(w http.ResponseWriter, r *http.Request, action, model string) (*call, bool) {
 	c := &call{s: s, w: w, r: r, action: action, model: model, detail: map[string]any{}}
+	if model != "" && model != "*" && !spec.ValidName(model) {
+		// Never part of a key: the refusal goes to the audit chain of invalid names.
+		c.model = audit.InvalidChain
+		c.detail["invalid_name"] = clip(model, 128)
+		c.refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("%q is not a model name (lowercase letters, digits, _ and -, at most 63)", clip(model, 128)))
+		return nil, false
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="driftline"`)
@@ -200,10 +236,17 @@ func (c *call) authorize(action, model string, pii *bool) bool {
 	return true
 }
 
-// done audits the allowed call and answers.
-func (c *call) done(v any, reason string) {
-	c.audit(c.who.ID, c.action, reason, "allowed")
+// done answers an allowed call that was audited (permit) and carried out.
+func (c *call) done(v any) {
 	reply(c.w, http.StatusOK, v)
+}
+
+// clip shortens a caller's string for an error or a record.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // fail answers an error of the operation itself (after authorisation) and audits it.
@@ -237,9 +280,9 @@ func decode(r *http.Request, w http.ResponseWriter, v any) error {
 	return nil
 }
 
-// RunRequest starts a run: the spec's YAML, an optional window and force.
+// RunRequest starts a run of a model's registered spec: an optional window and force.
 type RunRequest struct {
-	Spec  string `json:"spec"`
+	Model string `json:"model"`
 	From  string `json:"from,omitempty"`
 	To    string `json:"to,omitempty"`
 	Force bool   `json:"force,omitempty"`
@@ -255,24 +298,69 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	sp, err := spec.Parse([]byte(req.Spec))
-	if err != nil {
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+	if !c.named(req.Model) || !c.authorize(ActStartRun, req.Model, nil) {
 		return
 	}
+	sp, ver, ok := c.registered()
+	if !ok {
+		return
+	}
+	// Reading the dataset: the registered contract says whether it holds personal data.
 	pii := sp.Contract.HasPII()
 	if !c.authorize(ActStartRun, sp.Model, &pii) {
 		return
 	}
-	c.detail["window"] = req.From + ".." + req.To
-	c.detail["spec_hash"] = sp.Hash
-	runID, err := s.Runs.Start(r.Context(), pipeline.RunInput{Spec: sp, From: req.From, To: req.To, Force: req.Force, RequestedBy: c.who.ID})
+	origin, ok := c.origin(pipeline.KindRun, ver)
+	if !ok {
+		return
+	}
+	c.detail["window"], c.detail["force"] = req.From+".."+req.To, req.Force
+	if !c.permit("") {
+		return
+	}
+	runID, err := s.Runs.Start(r.Context(), pipeline.RunInput{Spec: sp, From: req.From, To: req.To, Force: req.Force, RequestedBy: c.who.ID,
+		Origin: origin, SpecVersion: ver.Version})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.detail["run_id"] = runID
-	c.done(map[string]any{"workflow_id": pipeline.WorkflowID(sp.Model), "run_id": runID, "requested_by": c.who.ID}, "")
+	c.done(map[string]any{"workflow_id": pipeline.WorkflowID(sp.Model), "run_id": runID, "requested_by": c.who.ID, "spec_version": ver.Version})
+}
+
+// named checks a model name a request body carries; false: refused (400).
+func (c *call) named(model string) bool {
+	if spec.ValidName(model) {
+		return true
+	}
+	c.detail["invalid_name"] = clip(model, 128)
+	c.model = audit.InvalidChain
+	c.fail(fmt.Errorf("%w: model %q is not a model name (lowercase letters, digits, _ and -, at most 63)", errBadRequest, clip(model, 128)))
+	return false
+}
+
+// registered loads the call's model's current spec from the registry; false: refused (404
+// when the model has none).
+func (c *call) registered() (spec.Spec, registry.SpecVersion, bool) {
+	sp, ver, _, err := c.s.Registry.CurrentSpec(c.r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return sp, ver, false
+	}
+	c.detail["spec_version"], c.detail["spec_hash"] = ver.Version, ver.Hash
+	return sp, ver, true
+}
+
+// origin signs the attestation that the caller started a run, monitor or schedule of the
+// registered spec version (the policy step and the monitor verify it).
+func (c *call) origin(kind string, ver registry.SpecVersion) (string, bool) {
+	token, att, err := c.s.Attester.SignOrigin(pipeline.Attested{Kind: kind, Model: c.model, Subject: c.who.ID, Groups: c.who.Groups,
+		SpecVersion: ver.Version, SpecHash: ver.Hash}, c.s.now())
+	if err != nil {
+		c.fail(err)
+		return "", false
+	}
+	c.detail["origin_id"] = att.ID
+	return token, true
 }
 
 // ReasonRequest carries why.
@@ -290,11 +378,14 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
+	if !c.permit(req.Reason) {
+		return
+	}
 	if err := s.Runs.Cancel(r.Context(), c.model, req.Reason); err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"cancelled": pipeline.WorkflowID(c.model)}, req.Reason)
+	c.done(map[string]any{"cancelled": pipeline.WorkflowID(c.model)})
 }
 
 // ApprovalRequest decides on the candidate a run waits on.
@@ -317,7 +408,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	c.detail["version"], c.detail["decision"] = req.Version, req.Decision
 	switch {
 	case req.Decision != "approve" && req.Decision != "reject":
-		c.fail(fmt.Errorf("%w: decision %q is not approve or reject", errBadRequest, req.Decision))
+		c.fail(fmt.Errorf("%w: decision %q is not approve or reject", errBadRequest, clip(req.Decision, 32)))
 		return
 	case strings.TrimSpace(req.Reason) == "":
 		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
@@ -339,13 +430,16 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.detail["run_id"], c.detail["attestation_id"] = runID, att.ID
+	if !c.permit(req.Reason) {
+		return
+	}
 	out, err := s.Runs.Decide(r.Context(), c.model, req.Decision == "approve", pipeline.Approval{Approver: c.who.ID, Groups: c.who.Groups,
 		Reason: req.Reason, Version: req.Version, Attestation: token})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"result": out, "approver": c.who.ID, "run_id": runID, "attestation_id": att.ID}, req.Reason)
+	c.done(map[string]any{"result": out, "approver": c.who.ID, "run_id": runID, "attestation_id": att.ID})
 }
 
 func (s *Server) keys(w http.ResponseWriter, _ *http.Request) {
@@ -384,12 +478,15 @@ func (s *Server) pointer(w http.ResponseWriter, r *http.Request, action string, 
 		etag = cur
 	}
 	c.detail["version"], c.detail["expected_etag"] = req.Version, etag
+	if !c.permit(req.Reason) {
+		return
+	}
 	d, err := apply(c, req, etag)
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(d, req.Reason)
+	c.done(d)
 }
 
 func (s *Server) change(c *call, req PointerRequest, etag string) registry.Change {
@@ -410,17 +507,23 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) {
 	alias := r.PathValue("alias")
+	if !spec.ValidName(alias) {
+		reply(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("alias %q is not a name (lowercase letters, digits, _ and -)", clip(alias, 64))})
+		return
+	}
 	s.pointer(w, r, ActPromote, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
 		c.detail["alias"] = alias
 		return s.Registry.SetAliasIf(r.Context(), c.model, alias, req.Version, etag, s.change(c, req, etag))
 	})
 }
 
-// ScheduleRequest creates or replaces a model's schedule.
+// ScheduleRequest creates or replaces a model's schedule of its registered spec.
 type ScheduleRequest struct {
-	Spec string `json:"spec"`
 	Cron string `json:"cron"`
 }
+
+// DefaultMinScheduleInterval is the shortest interval between two firings of a schedule.
+const DefaultMinScheduleInterval = time.Hour
 
 func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.begin(w, r, ActChangeSchedule, r.PathValue("model"))
@@ -432,21 +535,32 @@ func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	sp, ok := c.pathSpec(req.Spec)
-	switch {
-	case !ok:
-		return
-	case strings.TrimSpace(req.Cron) == "":
-		c.fail(fmt.Errorf("%w: cron is required", errBadRequest))
+	min := s.MinScheduleInterval
+	if min == 0 {
+		min = DefaultMinScheduleInterval
+	}
+	if err := CheckCron(req.Cron, min); err != nil {
+		c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
 		return
 	}
-	c.detail["cron"], c.detail["spec_hash"] = req.Cron, sp.Hash
-	id, err := s.Runs.CreateSchedule(r.Context(), sp, req.Cron)
+	sp, ver, ok := c.registered()
+	if !ok {
+		return
+	}
+	origin, ok := c.origin(pipeline.KindSchedule, ver)
+	if !ok {
+		return
+	}
+	c.detail["cron"] = req.Cron
+	if !c.permit("") {
+		return
+	}
+	id, err := s.Runs.CreateSchedule(r.Context(), pipeline.RunInput{Spec: sp, Origin: origin, SpecVersion: ver.Version}, req.Cron)
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"schedule_id": id, "cron": req.Cron}, "")
+	c.done(map[string]any{"schedule_id": id, "cron": req.Cron, "spec_version": ver.Version})
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
@@ -454,32 +568,19 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !c.permit("") {
+		return
+	}
 	if err := s.Runs.DeleteSchedule(r.Context(), c.model); err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"deleted": c.model}, "")
+	c.done(map[string]any{"deleted": c.model})
 }
 
-// pathSpec parses a request's spec, which must be for the model the path names; false: the
-// call failed (answered and audited).
-func (c *call) pathSpec(raw string) (spec.Spec, bool) {
-	sp, err := spec.Parse([]byte(raw))
-	switch {
-	case err != nil:
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
-		return sp, false
-	case sp.Model != c.model:
-		c.fail(fmt.Errorf("%w: the spec is for model %q, the path names %q", errBadRequest, sp.Model, c.model))
-		return sp, false
-	}
-	return sp, true
-}
-
-// MonitorRequest starts a model's monitor: the spec (YAML) and, optionally, the window a run
-// the monitor starts trains on (empty: the spec's window ending yesterday).
+// MonitorRequest starts a model's monitor on its registered spec and, optionally, the window
+// a run the monitor starts trains on (empty: the spec's window ending yesterday).
 type MonitorRequest struct {
-	Spec    string `json:"spec"`
 	RunFrom string `json:"run_from,omitempty"`
 	RunTo   string `json:"run_to,omitempty"`
 }
@@ -494,17 +595,24 @@ func (s *Server) putMonitor(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	sp, ok := c.pathSpec(req.Spec)
+	sp, ver, ok := c.registered()
 	if !ok {
 		return
 	}
-	c.detail["spec_hash"], c.detail["interval"] = sp.Hash, sp.Monitoring.Interval.String()
-	id, err := s.Runs.StartMonitor(r.Context(), pipeline.MonitorInput{Spec: sp, RunFrom: req.RunFrom, RunTo: req.RunTo, RequestedBy: c.who.ID})
+	origin, ok := c.origin(pipeline.KindMonitor, ver)
+	if !ok {
+		return
+	}
+	c.detail["interval"] = sp.Monitoring.Interval.String()
+	if !c.permit("") {
+		return
+	}
+	id, err := s.Runs.StartMonitor(r.Context(), pipeline.MonitorInput{Spec: sp, RunFrom: req.RunFrom, RunTo: req.RunTo, RequestedBy: c.who.ID, Origin: origin})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"workflow_id": pipeline.MonitorWorkflowID(c.model), "run_id": id}, "")
+	c.done(map[string]any{"workflow_id": pipeline.MonitorWorkflowID(c.model), "run_id": id, "spec_version": ver.Version})
 }
 
 func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
@@ -512,26 +620,29 @@ func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !c.permit("") {
+		return
+	}
 	if err := s.Runs.StopMonitor(r.Context(), c.model); err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)}, "")
+	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)})
 }
 
 // FeaturesRequest applies feature definitions (YAML) to a repository of the registry of
-// definitions; Spec (a model spec YAML) supplies the contract the definitions are checked
-// against and the model the caller must be allowed change_features on.
+// definitions; Model names the model whose registered spec supplies the contract the
+// definitions are checked against, and on which the caller must be allowed change_features.
 type FeaturesRequest struct {
 	Definitions  string `json:"definitions"`
-	Spec         string `json:"spec"`
+	Model        string `json:"model"`
 	ExpectedETag string `json:"expected_etag,omitempty"`
 	Reason       string `json:"reason"`
 }
 
-// beginForSpec authenticates a call, decodes its request and authorises the action on the
-// model of the spec the request carries (feature definitions are checked against its contract).
-func (s *Server) beginForSpec(w http.ResponseWriter, r *http.Request, action string, req any, specYAML func() string) (*call, spec.Spec, bool) {
+// beginForModel authenticates a call, decodes its request and authorises the action on the
+// model the request names, whose registered spec it returns.
+func (s *Server) beginForModel(w http.ResponseWriter, r *http.Request, action string, req any, model func() string) (*call, spec.Spec, bool) {
 	c, ok := s.begin(w, r, action, "")
 	if !ok {
 		return nil, spec.Spec{}, false
@@ -540,24 +651,24 @@ func (s *Server) beginForSpec(w http.ResponseWriter, r *http.Request, action str
 		c.fail(err)
 		return nil, spec.Spec{}, false
 	}
-	sp, err := spec.Parse([]byte(specYAML()))
-	if err != nil {
-		c.fail(fmt.Errorf("%w: spec: %v", errBadRequest, err))
+	if !c.named(model()) || !c.authorize(action, model(), nil) {
 		return nil, spec.Spec{}, false
 	}
-	if !c.authorize(action, sp.Model, nil) {
-		return nil, spec.Spec{}, false
-	}
-	return c, sp, true
+	sp, _, ok := c.registered()
+	return c, sp, ok
 }
 
 func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 	var req FeaturesRequest
-	c, sp, ok := s.beginForSpec(w, r, ActChangeFeatures, &req, func() string { return req.Spec })
+	c, sp, ok := s.beginForModel(w, r, ActChangeFeatures, &req, func() string { return req.Model })
 	if !ok {
 		return
 	}
 	repo := r.PathValue("repo")
+	if !spec.ValidName(repo) {
+		c.fail(fmt.Errorf("%w: feature repository %q is not a name (lowercase letters, digits, _ and -)", errBadRequest, clip(repo, 128)))
+		return
+	}
 	c.detail["repo"], c.detail["hash"] = repo, features.Hash([]byte(req.Definitions))
 	defs, err := features.ParseRepo([]byte(req.Definitions))
 	if err == nil {
@@ -581,6 +692,14 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 		expected = etag
 	}
 	changes := features.Plan(cur, defs)
+	names := make([]string, len(changes))
+	for i, ch := range changes {
+		names[i] = ch.String()
+	}
+	c.detail["changes"] = names
+	if !c.permit(req.Reason) {
+		return
+	}
 	applied, changed, err := features.Apply(r.Context(), s.Registry.Store, repo, []byte(req.Definitions), expected, c.who.ID, req.Reason)
 	if errors.Is(err, features.ErrConflict) {
 		err = fmt.Errorf("%w: %v", errConflict, err)
@@ -589,42 +708,44 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	names := make([]string, len(changes))
-	for i, ch := range changes {
-		names[i] = ch.String()
-	}
-	c.detail["version"], c.detail["changes"] = applied.Version, names
-	c.done(map[string]any{"repo": repo, "version": applied.Version, "changed": changed, "changes": changes, "key": applied.Key}, req.Reason)
+	c.done(map[string]any{"repo": repo, "version": applied.Version, "changed": changed, "changes": changes, "key": applied.Key})
 }
 
 // MaterializeRequest materializes a view of an applied repository into the online store,
-// chunk by chunk from From to To (RFC 3339 or dates); Spec supplies the source's contract.
+// chunk by chunk from From to To (RFC 3339 or dates); Model's registered spec supplies the
+// source's contract.
 type MaterializeRequest struct {
 	View  string `json:"view"`
-	Spec  string `json:"spec"`
+	Model string `json:"model"`
 	From  string `json:"from"`
 	To    string `json:"to"`
 	Chunk string `json:"chunk,omitempty"` // a Go duration, 24h by default
 	// TaskQueue runs the chunks where the online store is (the serving worker's
-	// --features-queue for the embedded store; empty: the pipeline worker's).
+	// --features-queue for the embedded store; empty: the pipeline worker's). It must be one
+	// of the API's configured feature queues.
 	TaskQueue string `json:"task_queue,omitempty"`
 }
 
 func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 	var req MaterializeRequest
-	c, _, ok := s.beginForSpec(w, r, ActChangeFeatures, &req, func() string { return req.Spec })
+	c, _, ok := s.beginForModel(w, r, ActChangeFeatures, &req, func() string { return req.Model })
 	if !ok {
 		return
 	}
 	repo := r.PathValue("repo")
-	c.detail["repo"], c.detail["view"], c.detail["from"], c.detail["to"] = repo, req.View, req.From, req.To
+	c.detail["repo"], c.detail["view"], c.detail["from"], c.detail["to"], c.detail["task_queue"] = repo, req.View, req.From, req.To, req.TaskQueue
+	if req.TaskQueue != "" && !slices.Contains(s.FeatureQueues, req.TaskQueue) {
+		c.fail(fmt.Errorf("%w: task queue %q is not one of the API's feature queues (%s): materialization runs only where an online store is configured",
+			errBadRequest, clip(req.TaskQueue, 64), strings.Join(s.FeatureQueues, ", ")))
+		return
+	}
 	when := func(v string) (time.Time, error) {
 		for _, layout := range []string{time.RFC3339, "2006-01-02"} {
 			if t, err := time.Parse(layout, v); err == nil {
 				return t.UTC(), nil
 			}
 		}
-		return time.Time{}, fmt.Errorf("%w: %q is not RFC 3339 or a date", errBadRequest, v)
+		return time.Time{}, fmt.Errorf("%w: %q is not RFC 3339 or a date", errBadRequest, clip(v, 64))
 	}
 	from, err := when(req.From)
 	if err != nil {
@@ -639,7 +760,7 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 	chunk := 24 * time.Hour
 	if req.Chunk != "" {
 		if chunk, err = time.ParseDuration(req.Chunk); err != nil || chunk <= 0 {
-			c.fail(fmt.Errorf("%w: chunk %q is not a positive duration", errBadRequest, req.Chunk))
+			c.fail(fmt.Errorf("%w: chunk %q is not a positive duration", errBadRequest, clip(req.Chunk, 32)))
 			return
 		}
 	}
@@ -649,20 +770,28 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	case !ok:
-		c.fail(fmt.Errorf("%w: feature repository %q has no applied definitions", errConflict, repo))
+		c.fail(fmt.Errorf("%w: feature repository %q has no applied definitions", errConflict, clip(repo, 128)))
 		return
 	}
 	if _, ok := defs.View(req.View); !ok {
-		c.fail(fmt.Errorf("%w: repository %q has no view %q", errBadRequest, repo, req.View))
+		c.fail(fmt.Errorf("%w: repository %q has no view %q", errBadRequest, repo, clip(req.View, 64)))
 		return
 	}
-	id, err := s.Runs.StartMaterialize(r.Context(), pipeline.MaterializeInput{Repo: repo, View: req.View, SpecYAML: req.Spec,
+	raw, err := s.Registry.SpecSource(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if !c.permit("") {
+		return
+	}
+	id, err := s.Runs.StartMaterialize(r.Context(), pipeline.MaterializeInput{Repo: repo, View: req.View, SpecYAML: string(raw),
 		Watermark: from, Until: to, Chunk: chunk, TaskQueue: req.TaskQueue})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"workflow_id": pipeline.MaterializeWorkflowID(repo, req.View), "run_id": id}, "")
+	c.done(map[string]any{"workflow_id": pipeline.MaterializeWorkflowID(repo, req.View), "run_id": id})
 }
 
 // ReviewRequest decides the monitor's open fairness review.
@@ -686,10 +815,10 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("review")
-	c.detail["review"], c.detail["decision"] = id, req.Decision
+	c.detail["review"], c.detail["decision"] = clip(id, 64), req.Decision
 	switch {
 	case req.Decision != pipeline.ReviewAccept && req.Decision != pipeline.ReviewRetrain && req.Decision != pipeline.ReviewRollback:
-		c.fail(fmt.Errorf("%w: decision %q is not accept, retrain or rollback", errBadRequest, req.Decision))
+		c.fail(fmt.Errorf("%w: decision %q is not accept, retrain or rollback", errBadRequest, clip(req.Decision, 32)))
 		return
 	case strings.TrimSpace(req.Reason) == "":
 		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
@@ -707,22 +836,25 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		if open != nil {
 			cur = open.ID
 		}
-		c.fail(fmt.Errorf("%w: the monitor of %s has no open review %s (open: %s)", errConflict, c.model, id, cur))
+		c.fail(fmt.Errorf("%w: the monitor of %s has no open review %s (open: %s)", errConflict, c.model, clip(id, 64), cur))
 		return
 	}
-	token, att, err := s.Attester.Sign(pipeline.Attested{Model: c.model, Version: open.Version, Review: id, Decision: req.Decision,
-		Subject: c.who.ID, Groups: c.who.Groups, Reason: req.Reason}, s.now())
+	token, att, err := s.Attester.Sign(pipeline.Attested{Kind: pipeline.KindReview, Model: c.model, Version: open.Version, Review: id,
+		Decision: req.Decision, Subject: c.who.ID, Groups: c.who.Groups, Reason: req.Reason}, s.now())
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	c.detail["attestation_id"] = att.ID
+	if !c.permit(req.Reason) {
+		return
+	}
 	out, err := s.Runs.Acknowledge(r.Context(), c.model, pipeline.ReviewAck{Review: id, Decision: req.Decision, Reason: req.Reason, Attestation: token})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"result": out, "review": id, "by": c.who.ID, "attestation_id": att.ID}, req.Reason)
+	c.done(map[string]any{"result": out, "review": id, "by": c.who.ID, "attestation_id": att.ID})
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

@@ -7,7 +7,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
 )
 
@@ -53,8 +52,8 @@ func (t TemporalRuns) Decide(ctx context.Context, model string, approve bool, a 
 }
 
 // CreateSchedule implements Runs.
-func (t TemporalRuns) CreateSchedule(ctx context.Context, sp spec.Spec, cron string) (string, error) {
-	return starter.CreateSchedule(ctx, t.Client, sp, cron)
+func (t TemporalRuns) CreateSchedule(ctx context.Context, in pipeline.RunInput, cron string) (string, error) {
+	return starter.CreateSchedule(ctx, t.Client, in, cron)
 }
 
 // DeleteSchedule implements Runs.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,10 +37,23 @@ type Record struct {
 // Log appends records to a bucket.
 type Log struct{ Store objstore.Bucket }
 
-// chain names a model's chain ("_" for records of no model).
+// InvalidChain is the chain of records whose model is not a valid name (a refused call whose
+// path named one): such a name never becomes part of a key.
+const InvalidChain = "_invalid"
+
+var chainName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// positionName is the object name of a record in its chain.
+var positionName = regexp.MustCompile(`^[0-9]{12}\.json$`)
+
+// chain names a model's chain ("_" for records of no model, InvalidChain for a model that is
+// not a valid name).
 func chain(model string) string {
-	if model == "" {
+	switch {
+	case model == "":
 		return "_"
+	case model == InvalidChain || !chainName.MatchString(model):
+		return InvalidChain
 	}
 	return model
 }
@@ -120,12 +134,18 @@ func (l Log) Append(ctx context.Context, idempotencyKey string, r Record) (Recor
 			return r, err
 		}
 		var other Record
-		if json.Unmarshal(taken, &other) == nil && other.ID == r.ID {
+		switch {
+		case json.Unmarshal(taken, &other) != nil || other.ID == "":
+			// Not a record: an object planted at the position. Move past it, still chained to
+			// the last record (Verify names it as planted).
+			r.Seq++
+		case other.ID == r.ID:
 			// This record, written by an earlier attempt that stopped before its marker.
 			return other, l.putMarker(ctx, marker, taken)
+		default:
+			// Another writer took this position: move past it.
+			r.Seq, r.Prev = r.Seq+1, digest(taken)
 		}
-		// Another writer took this position: move past it.
-		r.Seq, r.Prev = r.Seq+1, digest(taken)
 	}
 	if err := l.putMarker(ctx, marker, body); err != nil {
 		return r, err
@@ -182,6 +202,10 @@ type ChainReport struct {
 	Records  int    `json:"records"`
 	LastSeq  int64  `json:"last_seq"`
 	LastHash string `json:"last_hash"`
+	// Planted names objects in the chain that no writer put there as a record: keys that are
+	// not positions, and unreadable objects the writers skipped over (the next record chains
+	// to their digest) or that stand past the chain's head. They do not break the chain.
+	Planted []string `json:"planted,omitempty"`
 }
 
 // Verify walks every chain of the days from since to now: positions must run 1, 2, 3, ...
@@ -231,24 +255,40 @@ func (l Log) verifyChain(ctx context.Context, day time.Time, name string, objs [
 		probs = append(probs, Problem{Chain: id, Key: key, What: fmt.Sprintf(format, a...)})
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
-	prevHash := ""
+	prevHash := "" // the digest of the last record
 	var want int64 = 1
+	// unread are objects at positions that are not records: planted (the writers skipped them
+	// and the next record chains past them) or altered records (the next record does not).
+	type pending struct {
+		key    string
+		seq    int64
+		digest string
+	}
+	var unread []pending
 	for _, o := range objs {
 		base := strings.TrimPrefix(o.Key, chainPrefix(day, name))
-		seq, err := strconv.ParseInt(strings.TrimSuffix(base, ".json"), 10, 64)
-		if err != nil {
-			bad(o.Key, "%s is not a chained record", o.Key)
+		if !positionName.MatchString(base) {
+			rep.Planted = append(rep.Planted, o.Key)
 			continue
 		}
+		seq, _ := strconv.ParseInt(strings.TrimSuffix(base, ".json"), 10, 64)
 		data, _, err := objstore.ReadAll(ctx, l.Store, o.Key)
 		if err != nil {
 			return rep, nil, err
 		}
 		var r Record
-		if err := json.Unmarshal(data, &r); err != nil {
-			bad(o.Key, "record %d (%s) does not parse (altered): %v", seq, o.Key, err)
-			prevHash, want = digest(data), seq+1
+		if err := json.Unmarshal(data, &r); err != nil || r.ID == "" {
+			unread = append(unread, pending{o.Key, seq, digest(data)})
+			want = seq + 1
 			continue
+		}
+		chained := r.Prev == prevHash || (len(unread) > 0 && r.Prev == unread[len(unread)-1].digest) // the latter: writers before planted objects were skipped
+		for _, u := range unread {
+			if chained {
+				rep.Planted = append(rep.Planted, u.key)
+			} else {
+				bad(u.key, "record %d (%s) does not parse (altered)", u.seq, u.key)
+			}
 		}
 		switch {
 		case seq > want:
@@ -259,20 +299,28 @@ func (l Log) verifyChain(ctx context.Context, day time.Time, name string, objs [
 		if r.Seq != seq {
 			bad(o.Key, "record at position %d says it is %d (altered)", seq, r.Seq)
 		}
-		if seq == want && r.Prev != prevHash {
-			bad(o.Key, "record %d does not follow record %d: its prev %.12s is not the digest %.12s of the record before (altered or replaced)", seq, seq-1, r.Prev, prevHash)
+		if seq == want && !chained && len(unread) == 0 {
+			bad(o.Key, "record %d does not follow record %d: its prev %.12s is not the digest %.12s of the record before (altered or replaced)", seq, rep.LastSeq, r.Prev, prevHash)
 		}
+		unread = nil
 		prevHash, want = digest(data), seq+1
 		rep.Records++
 		rep.LastSeq, rep.LastHash = seq, prevHash
 	}
+	var h head
 	if data, _, err := objstore.ReadAll(ctx, l.Store, headKey(day, name)); err == nil {
-		var h head
 		if json.Unmarshal(data, &h) == nil && h.Seq >= rep.LastSeq && (h.Seq != rep.LastSeq || h.Hash != rep.LastHash) {
 			bad(h.Key, "the chain's head is at record %d (%.12s) but the last record is %d (%.12s): the last records were deleted or altered", h.Seq, h.Hash, rep.LastSeq, rep.LastHash)
 		}
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return rep, nil, err
+	}
+	for _, u := range unread { // after the last record: planted when past the head no writer moved
+		if u.seq > h.Seq {
+			rep.Planted = append(rep.Planted, u.key)
+		} else {
+			bad(u.key, "record %d (%s) does not parse (altered)", u.seq, u.key)
+		}
 	}
 	return rep, probs, nil
 }

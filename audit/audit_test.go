@@ -78,3 +78,53 @@ func TestChainDetectsDeletedAndAlteredRecords(t *testing.T) {
 	require.Len(t, probs, 1)
 	require.Contains(t, probs[0].What, "head is at record 3")
 }
+
+// Objects nobody appended cannot block a chain or break its verification: an object planted
+// at the chain's next position is skipped by the next writer (which chains to its digest) and
+// named as planted by Verify, as are keys that are not positions; a model name that is not a
+// name never becomes part of a key. A record altered after the fact is still a break.
+func TestPlantedObjectsAreNamedAndNeverBlockTheChain(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMem()
+	l := Log{Store: mem}
+	first, err := l.Append(ctx, "a", Record{Actor: "t", Action: "promote", Model: "demand"})
+	require.NoError(t, err)
+	next := posKey(first.Time, "demand", 2)
+	_, err = mem.Put(ctx, next, []byte("planted at the next position"), objstore.PutOptions{})
+	require.NoError(t, err)
+	stray := chainPrefix(first.Time, "demand") + "000000000005.json/000000000001.json"
+	_, err = mem.Put(ctx, stray, []byte("{}"), objstore.PutOptions{})
+	require.NoError(t, err)
+	for i := range 3 {
+		r, err := l.Append(ctx, fmt.Sprint("b", i), Record{Actor: "t", Action: "promote", Model: "demand", Version: i})
+		require.NoError(t, err, "the chain keeps taking records")
+		require.NotEqual(t, int64(2), r.Seq)
+	}
+	bad, err := l.Append(ctx, "c", Record{Actor: "anonymous", Action: "promote_invalid", Model: "demand/000000000009.json"})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(Key(bad), chainPrefix(bad.Time, InvalidChain)), Key(bad))
+	reps, probs, err := l.Verify(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, probs, "planted objects are not breaks")
+	var planted []string
+	for _, r := range reps {
+		planted = append(planted, r.Planted...)
+	}
+	require.ElementsMatch(t, []string{next, stray}, planted)
+
+	// An object planted past the head is named too; an altered record is a break.
+	past := posKey(first.Time, "demand", 99)
+	_, err = mem.Put(ctx, past, []byte("past the head"), objstore.PutOptions{})
+	require.NoError(t, err)
+	_, err = mem.Put(ctx, Key(first), []byte(`{"id":"x","actor":"mallory"}`), objstore.PutOptions{})
+	require.NoError(t, err)
+	reps, probs, err = l.Verify(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Len(t, probs, 2, "%v", probs)
+	require.Contains(t, probs[0].What+probs[1].What, "altered")
+	planted = nil
+	for _, r := range reps {
+		planted = append(planted, r.Planted...)
+	}
+	require.Contains(t, planted, past)
+}

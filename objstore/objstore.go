@@ -113,3 +113,18 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// CreateOnce writes body at key only when the key is absent (If-None-Match: *). An object
+// already there is left as it is: created is false and err nil, so a retried write of an
+// immutable object (whose key names its content or its one writer) is a no-op.
+func CreateOnce(ctx context.Context, b Bucket, key string, body []byte, contentType string) (created bool, err error) {
+	_, err = b.Put(ctx, key, body, PutOptions{IfNoneMatch: true, ContentType: contentType})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrPreconditionFailed):
+		return false, nil
+	default:
+		return false, err
+	}
+}

@@ -137,6 +137,10 @@ type PolicyInput struct {
 	Reports         map[string]string
 	Fairness        *FairnessResult
 	Quantization    *QuantizationReport `json:",omitempty"`
+	// Origin (RunInput.Origin) proves who requested the run; StartedAt is the run's start
+	// time as the Temporal server recorded it (a run's origin must be issued just before).
+	Origin    string    `json:",omitempty"`
+	StartedAt time.Time `json:",omitzero"`
 }
 
 // PolicyResult is the decision with where its record is stored.
@@ -146,6 +150,15 @@ type PolicyResult struct {
 	ServeQuantized        bool `json:",omitempty"`
 	Reasons               []string
 	Revision, DecisionURI string
+	// Governed: the decision was taken on the model's registered spec with the organisation's
+	// floors (runs from before registered specs decide break-glass from their own spec).
+	Governed bool `json:",omitempty"`
+	// DistinctApprover: the approver must not be Requester, the attested requester.
+	DistinctApprover bool   `json:",omitempty"`
+	Requester        string `json:",omitempty"`
+	// BreakGlass: an approval without attestation may be accepted (spec and floors agree).
+	BreakGlass  bool `json:",omitempty"`
+	SpecVersion int  `json:",omitempty"`
 }
 
 // DeployInput changes the deployment pointer.
@@ -293,6 +306,9 @@ type IgnoredApproval struct {
 	Model, RunID, Approver, Why string
 	Version                     int
 	Approve                     bool
+	// Signal is the ignored signal's place among the run's approval signals (1, 2, ...), so
+	// its sender's identity is read from the history (0: from before it was recorded).
+	Signal int `json:",omitempty"`
 }
 
 // QuantizationReport is the int8 variant's evidence, measured on the holdout and stored in

@@ -19,8 +19,19 @@ import (
 // AttestationType is the JWS "typ" of an attestation.
 const AttestationType = "driftline-approval+jwt"
 
+// Kinds of attestation: a human decision (approval, review) or the origin of a run or a
+// monitor, which the API signs when it starts one for an authenticated caller.
+const (
+	KindApproval = ""         // an approval or rejection of a candidate (the original kind)
+	KindReview   = "review"   // an acknowledgement of a fairness review
+	KindRun      = "run"      // a run started through the API
+	KindMonitor  = "monitor"  // a monitor started through the API (and the runs it starts)
+	KindSchedule = "schedule" // a schedule created through the API (and the runs it starts)
+)
+
 // Attested is what an attestation says.
 type Attested struct {
+	Kind    string `json:"kind,omitempty"`
 	Model   string `json:"model"`
 	Version int    `json:"version"`
 	RunID   string `json:"run_id"`
@@ -34,6 +45,14 @@ type Attested struct {
 	Expires  int64    `json:"exp"`
 	ID       string   `json:"jti"`
 	Issuer   string   `json:"iss"`
+	// SpecVersion and SpecHash: the registered spec an origin was signed for.
+	SpecVersion int    `json:"spec_version,omitempty"`
+	SpecHash    string `json:"spec_hash,omitempty"`
+}
+
+// IsOrigin reports whether the attestation is a run's or a monitor's origin.
+func (a Attested) IsOrigin() bool {
+	return a.Kind == KindRun || a.Kind == KindMonitor || a.Kind == KindSchedule
 }
 
 // AttestationKey is a verifying key: its kid and the Ed25519 public key (base64url, no padding).
@@ -90,4 +109,40 @@ func VerifyAttestation(token string, keys []AttestationKey, now time.Time) (Atte
 		return a, fmt.Errorf("%w: no jti", ErrAttestation)
 	}
 	return a, nil
+}
+
+// VerifyOrigin checks a run's origin attestation: a valid attestation of kind run, monitor or
+// schedule for this model; a run's own origin must have been issued within a few minutes
+// before the run started (startedAt, the server's record), so it cannot be reused for
+// another run later. It returns what the origin says.
+func VerifyOrigin(token string, keys []AttestationKey, model string, startedAt, now time.Time) (Attested, error) {
+	a, err := VerifyAttestation(token, keys, now)
+	switch {
+	case err != nil:
+		return a, err
+	case !a.IsOrigin():
+		return a, fmt.Errorf("%w: a %q attestation is not the origin of a run", ErrAttestation, a.Kind)
+	case a.Model != model:
+		return a, fmt.Errorf("%w: the origin is for model %s, not %s", ErrAttestation, a.Model, model)
+	case a.Kind == KindRun && !startedAt.IsZero() &&
+		(time.Unix(a.IssuedAt, 0).Before(startedAt.Add(-OriginSkew)) || time.Unix(a.IssuedAt, 0).After(startedAt.Add(OriginSkew))):
+		return a, fmt.Errorf("%w: the origin was issued at %s, the run started at %s: it belongs to another run",
+			ErrAttestation, time.Unix(a.IssuedAt, 0).UTC().Format(time.RFC3339), startedAt.UTC().Format(time.RFC3339))
+	}
+	return a, nil
+}
+
+// OriginSkew is how far a run's origin may be issued from the run's start.
+const OriginSkew = 2 * time.Minute
+
+// SignAttestation makes the compact JWS VerifyAttestation checks (EdDSA over the payload,
+// the key named by kid). The control-plane API signs through its Attester; this is the same
+// format in the standard library, for tools and tests that hold a key.
+func SignAttestation(key ed25519.PrivateKey, kid string, a Attested) string {
+	enc := func(v any) string {
+		b, _ := json.Marshal(v) // plain data: cannot fail
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signing := enc(map[string]string{"alg": "EdDSA", "kid": kid, "typ": AttestationType}) + "." + enc(a)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signing)))
 }

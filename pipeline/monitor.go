@@ -78,6 +78,9 @@ type ReviewNotice struct {
 // ReviewRollbackInput rolls production back for a review's decision.
 type ReviewRollbackInput struct {
 	Model, Review, Actor, Reason string
+	// Attestation is the acknowledgement the monitor took and Origin the monitor's own: the
+	// activity verifies both with the worker's keys before it touches production.
+	Attestation, Origin string `json:",omitempty"`
 	// FromVersion is the production version the review judged: the rollback happens only
 	// while it is still production.
 	FromVersion int
@@ -100,6 +103,10 @@ type MonitorInput struct {
 	// window ending yesterday, as schedules use).
 	RunFrom, RunTo string `json:",omitempty"`
 	RequestedBy    string
+	// Origin is the control-plane API's attestation that it started this monitor (kind
+	// monitor): the runs the monitor starts carry it, and its acts on production (a review's
+	// rollback) are refused without it.
+	Origin string `json:",omitempty"`
 	// The state carried across continue-as-new.
 	Predictions, Labels LogMark
 	DriftedInARow       int

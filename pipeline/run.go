@@ -17,6 +17,12 @@ type RunInput struct {
 	// Reason says why a run was started by the system (the monitor's evidence); also in the
 	// run's memo.
 	Reason string `json:",omitempty"`
+	// Origin is the control-plane API's attestation of who started the run (or the monitor or
+	// schedule that started it): the policy step takes the requester from it, never from
+	// RequestedBy, which any Temporal client can set.
+	Origin string `json:",omitempty"`
+	// SpecVersion is the registered spec version the run was started with (0: not known).
+	SpecVersion int `json:",omitempty"`
 }
 
 // Step is one finished step, shown by `driftline status` and the status query.

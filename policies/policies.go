@@ -55,11 +55,16 @@ func Revision() (string, error) {
 
 // Decision is a policy's answer.
 type Decision struct {
-	Allow            bool     `json:"allow"`
-	ApprovalRequired bool     `json:"approval_required"`
-	ServeQuantized   bool     `json:"serve_quantized"`
-	Reasons          []string `json:"reasons"`
-	Revision         string   `json:"policy_revision"`
+	Allow            bool `json:"allow"`
+	ApprovalRequired bool `json:"approval_required"`
+	ServeQuantized   bool `json:"serve_quantized"`
+	// DistinctApprover: the organisation requires an approver other than the run's requester.
+	DistinctApprover bool `json:"distinct_approver"`
+	// BreakGlass: decisions without the API's attestation may be accepted (the spec asks for
+	// it and no organisation floor refuses it).
+	BreakGlass bool     `json:"break_glass"`
+	Reasons    []string `json:"reasons"`
+	Revision   string   `json:"policy_revision"`
 }
 
 // RBAC maps identities to roles per model (examples/rbac.yaml).
@@ -67,6 +72,31 @@ type RBAC struct {
 	Roles       map[string][]string `yaml:"roles" json:"roles"`
 	Bindings    []Binding           `yaml:"bindings" json:"bindings"`
 	ModelGroups map[string][]string `yaml:"model_groups" json:"model_groups"`
+	// Organisation holds the floors every spec of the models they name must keep
+	// (organisation.rego): a spec may tighten them, never loosen them.
+	Organisation []Floor `yaml:"organisation" json:"organisation,omitempty"`
+}
+
+// Floor is one organisation rule over a set of models (organisation.rego documents each field).
+type Floor struct {
+	Models             []string     `yaml:"models" json:"models"`
+	Approval           string       `yaml:"approval,omitempty" json:"approval,omitempty"`
+	DistinctApprover   bool         `yaml:"distinct_approver,omitempty" json:"distinct_approver,omitempty"`
+	BreakGlass         *bool        `yaml:"break_glass,omitempty" json:"break_glass,omitempty"`
+	MaxRegression      *float64     `yaml:"max_regression,omitempty" json:"max_regression,omitempty"`
+	MinDisparateImpact *float64     `yaml:"min_disparate_impact,omitempty" json:"min_disparate_impact,omitempty"`
+	Canary             *CanaryFloor `yaml:"canary,omitempty" json:"canary,omitempty"`
+}
+
+// CanaryFloor bounds a spec's canary guardrails.
+type CanaryFloor struct {
+	MinRequests          *int     `yaml:"min_requests,omitempty" json:"min_requests,omitempty"`
+	MinLabels            *int     `yaml:"min_labels,omitempty" json:"min_labels,omitempty"`
+	MinSteps             *int     `yaml:"min_steps,omitempty" json:"min_steps,omitempty"`
+	MaxErrorRateDelta    *float64 `yaml:"max_error_rate_delta,omitempty" json:"max_error_rate_delta,omitempty"`
+	MaxP99LatencyDeltaMs *float64 `yaml:"max_p99_latency_delta_ms,omitempty" json:"max_p99_latency_delta_ms,omitempty"`
+	MaxMAERegression     *float64 `yaml:"max_mae_regression,omitempty" json:"max_mae_regression,omitempty"`
+	MAEAlpha             *float64 `yaml:"mae_alpha,omitempty" json:"mae_alpha,omitempty"`
 }
 
 // Binding gives a subject ("user:<id>" or "group:<name>") a role on models ("*", a model,
@@ -97,13 +127,21 @@ func LoadRBAC(path string) (RBAC, error) {
 			return r, fmt.Errorf("rbac %s: bindings[%d].role %q is not a defined role", path, i, bd.Role)
 		}
 	}
+	for i, f := range r.Organisation {
+		switch {
+		case len(f.Models) == 0:
+			return r, fmt.Errorf("rbac %s: organisation[%d].models is empty: name \"*\", models or \"group:<model group>\"", path, i)
+		case f.Approval != "" && f.Approval != "always" && f.Approval != "with_production":
+			return r, fmt.Errorf("rbac %s: organisation[%d].approval %q is not always or with_production", path, i, f.Approval)
+		}
+	}
 	return r, nil
 }
 
 // Engine holds the compiled policies and the RBAC data.
 type Engine struct {
-	promotion, authz, approvers rego.PreparedEvalQuery
-	revision                    string
+	promotion, authz, approvers, organisation rego.PreparedEvalQuery
+	revision                                  string
 }
 
 // NewEngine compiles the embedded policies once, with the RBAC data.
@@ -142,6 +180,9 @@ func NewEngine(ctx context.Context, rbac RBAC) (*Engine, error) {
 		return nil, err
 	}
 	if e.approvers, err = prepare("data.driftline.authz.approvers"); err != nil {
+		return nil, err
+	}
+	if e.organisation, err = prepare("data.driftline.organisation.decision"); err != nil {
 		return nil, err
 	}
 	if e.revision, err = Revision(); err != nil {
@@ -216,4 +257,23 @@ func (e *Engine) Promotion(ctx context.Context, input any) (Decision, error) {
 	}
 	d.Revision = e.revision
 	return d, nil
+}
+
+// Governed is what the organisation's floors say of a model's spec.
+type Governed struct {
+	// Violations name each field the spec loosens below a floor (empty: the spec keeps them).
+	Violations       []string `json:"violations"`
+	ApprovalRequired bool     `json:"approval_required"`
+	DistinctApprover bool     `json:"distinct_approver"`
+	BreakGlass       bool     `json:"break_glass"`
+}
+
+// Organisation evaluates the organisation's floors on a model's spec (any JSON-encodable
+// value, normally a spec.Spec) before it is applied.
+func (e *Engine) Organisation(ctx context.Context, model string, spec any) (Governed, error) {
+	var g Governed
+	if err := e.eval(ctx, e.organisation, map[string]any{"model": model, "spec": spec}, &g); err != nil {
+		return Governed{}, fmt.Errorf("organisation policy: %w", err)
+	}
+	return g, nil
 }

@@ -13,7 +13,11 @@
 #   spec.fairness.min_disparate_impact          the lowest acceptable ratio
 #   quantization.mae_loss                relative holdout MAE increase of the int8 variant
 #   spec.quantization.serve, .max_mae_loss      whether to serve it, and the largest loss that allows it
+#   organisation floors (organisation.rego) apply on top: their violations deny, and they can
+#   require an approval, a distinct approver, or refuse break-glass whatever the spec says
 package driftline.promotion
+
+import data.driftline.organisation
 
 default allow := false
 
@@ -73,7 +77,9 @@ guardrails_ok if {
 
 allow if count(deny) == 0
 
-approval_required if input.spec.approval.required == true
+approval_required if organisation.approval_required
+
+deny contains msg if some msg in organisation.violations
 
 # The int8 variant answers in serving only when the spec asks for it and its accuracy loss on
 # the holdout is within the spec's bound.
@@ -89,5 +95,7 @@ decision := {
 	"allow": allow,
 	"approval_required": approval_required,
 	"serve_quantized": serve_quantized,
+	"distinct_approver": organisation.distinct_approver,
+	"break_glass": organisation.break_glass,
 	"reasons": sort(deny),
 }

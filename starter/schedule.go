@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/workflows"
 )
 
@@ -19,9 +18,12 @@ func ScheduleID(model string) string { return "ct-schedule/" + model }
 
 // CreateSchedule makes a Temporal Schedule that starts the model's loop on a cron expression.
 // Overlap policy skip: a firing while a run is still open is skipped. Each firing trains on
-// the spec's window ending yesterday. An existing schedule is replaced (spec and cron).
-func CreateSchedule(ctx context.Context, c client.Client, sp spec.Spec, cron string) (string, error) {
+// the spec's window ending yesterday. An existing schedule is replaced (spec and cron). in is
+// the run each firing starts (its spec, origin and spec version; RequestedBy is the schedule).
+func CreateSchedule(ctx context.Context, c client.Client, in pipeline.RunInput, cron string) (string, error) {
+	sp := in.Spec
 	id := ScheduleID(sp.Model)
+	in.RequestedBy, in.From, in.To, in.Force = "schedule:"+id, "", "", false
 	opts := client.ScheduleOptions{
 		ID:      id,
 		Spec:    client.ScheduleSpec{CronExpressions: []string{cron}},
@@ -29,7 +31,7 @@ func CreateSchedule(ctx context.Context, c client.Client, sp spec.Spec, cron str
 		Action: &client.ScheduleWorkflowAction{
 			ID:                    pipeline.WorkflowID(sp.Model),
 			Workflow:              pipeline.ContinuousTraining,
-			Args:                  []any{pipeline.RunInput{Spec: sp, RequestedBy: "schedule:" + id}},
+			Args:                  []any{in},
 			TaskQueue:             pipeline.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrModel.ValueSet(sp.Model)),
 			StaticDetails:         ConsoleDetails(sp.Model),

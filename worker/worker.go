@@ -79,10 +79,10 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Monitoring{Store: o.Store, Registry: r, Metrics: activities.NewMonitorMetrics(reg),
-		Webhook: o.Webhook, Alertmanager: o.Alertmanager})
+		Webhook: o.Webhook, Alertmanager: o.Alertmanager, Keys: o.AttestationKeys})
 	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
 	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
-		Keys: o.AttestationKeys})
+		Keys: o.AttestationKeys, Temporal: c})
 	w.RegisterActivity(&activities.Features{Store: o.Store, Online: o.Online})
 	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey})
 	p := &Pipeline{w: w}

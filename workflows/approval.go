@@ -83,7 +83,7 @@ func (r *run) approvalHandlers() *approvals {
 	}
 	ch := workflow.GetSignalChannel(r.ctx, pipeline.SignalApproval)
 	workflow.Go(r.ctx, func(ctx workflow.Context) {
-		for {
+		for n := 1; ; n++ {
 			var sig pipeline.ApprovalSignal
 			ch.Receive(ctx, &sig)
 			acc, err := a.check(ctx, sig.Approve, sig.Approval)
@@ -93,7 +93,7 @@ func (r *run) approvalHandlers() *approvals {
 				if workflow.GetVersion(ctx, "audit-ignored-signals", workflow.DefaultVersion, 1) >= 1 {
 					_ = workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, "audit an ignored approval signal"), pipeline.ActIgnoredSig,
 						pipeline.IgnoredApproval{Model: r.in.Spec.Model, RunID: r.runID, Approver: sig.Approver, Version: sig.Version,
-							Approve: sig.Approve, Why: err.Error()}).Get(ctx, nil)
+							Approve: sig.Approve, Why: err.Error(), Signal: n}).Get(ctx, nil)
 				}
 				continue
 			}
@@ -122,7 +122,7 @@ func (a *approvals) check(ctx workflow.Context, approve bool, req pipeline.Appro
 		return accepted{}, errors.New("a reason is required")
 	}
 	if req.Attestation == "" {
-		if !a.r.in.Spec.Approval.BreakGlass {
+		if !a.breakGlass() {
 			return accepted{}, errors.New("an attested decision is required: decide through the control-plane API (driftline approve, with DRIFTLINE_TOKEN); break-glass is off for this model")
 		}
 		return accepted{breakGlass: true}, nil
@@ -138,15 +138,36 @@ func (a *approvals) check(ctx workflow.Context, approve bool, req pipeline.Appro
 	switch {
 	case err != nil:
 		return accepted{}, err
-	case att.Model != a.r.in.Spec.Model || att.RunID != a.r.runID || att.Version != a.awaiting || att.Decision != decision:
+	case att.Kind != pipeline.KindApproval || att.Model != a.r.in.Spec.Model || att.RunID != a.r.runID || att.Version != a.awaiting || att.Decision != decision:
 		return accepted{}, fmt.Errorf("%w: it attests %s of %s v%d in run %s, this is %s of v%d in run %s",
 			pipeline.ErrAttestation, att.Decision, att.Model, att.Version, att.RunID, decision, a.awaiting, a.r.runID)
 	case a.used[att.ID]:
 		return accepted{}, fmt.Errorf("%w: attestation %s was used already", pipeline.ErrAttestation, att.ID)
 	case !a.allowed(pipeline.Approval{Approver: att.Subject, Groups: att.Groups}):
 		return accepted{}, fmt.Errorf("%q (groups %v) may not approve model %s: approvers are %s", att.Subject, att.Groups, a.r.in.Spec.Model, strings.Join(a.approvers, ", "))
+	case a.requester() != "" && att.Subject == a.requester():
+		return accepted{}, fmt.Errorf("%q requested this run and may not approve it: the organisation requires another approver", att.Subject)
 	}
 	return accepted{attestation: req.Attestation, id: att.ID, who: att}, nil
+}
+
+// breakGlass reports whether a decision without attestation may be accepted: as the policy
+// decided on the registered spec and the organisation's floors, or, for runs from before
+// registered specs, as the run's own spec says.
+func (a *approvals) breakGlass() bool {
+	if p := a.r.status.Policy; p != nil && p.Governed {
+		return p.BreakGlass
+	}
+	return a.r.in.Spec.Approval.BreakGlass
+}
+
+// requester is the attested requester a decision must not come from ("" when the
+// organisation does not require a distinct approver).
+func (a *approvals) requester() string {
+	if p := a.r.status.Policy; p != nil && p.Governed && p.DistinctApprover {
+		return p.Requester
+	}
+	return ""
 }
 
 // validate rejects anything but a well-formed decision by a listed approver on the version

@@ -297,7 +297,8 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	var pr pipeline.PolicyResult
 	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pipeline.ActPolicy, pipeline.PolicyInput{
 		Model: model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
-		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization}).Get(ctx, &pr); err != nil {
+		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization,
+		Origin: in.Origin, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, &pr); err != nil {
 		return r.fail(err)
 	}
 	r.status.Policy = &pr

@@ -686,3 +686,56 @@ func (s *ctSuite) TestFeatureServiceRunTrainsOnTheTrainingSet() {
 	s.Equal(pipeline.StageFeatures, st.Steps[1].Name)
 	s.Equal(3, st.TrainingSet.DefinitionsVersion)
 }
+
+// The approval rules come from the policy step's governed decision, not from the run's own
+// spec: the organisation refuses break-glass although the spec (which any Temporal client can
+// write) allows it, and the run's attested requester may not approve it, even as an approver.
+func (s *ctSuite) TestGovernedPolicyDecidesBreakGlassAndTheApprover() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Return(pipeline.PolicyResult{Allow: true, ApprovalRequired: true, Revision: "r",
+		Governed: true, DistinctApprover: true, Requester: "alice", BreakGlass: false}, nil)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	in := input(true)
+	in.Spec.Approval.BreakGlass = true
+	s.env.RegisterDelayedCallback(func() {
+		for _, f := range []struct {
+			name string
+			req  pipeline.Approval
+			want string
+		}{
+			{"break-glass the spec allows and the organisation does not", pipeline.Approval{Approver: "erin", Reason: "API down", Version: 1}, "break-glass is off"},
+			{"the requester approving their own run", attested("approve", "alice", nil, 1, "looks good to me"), `"alice" requested this run and may not approve it`},
+			{"an origin attestation passed off as an approval", attested("approve", "bob", nil, 1, "x", func(a *pipeline.Attested) { a.Kind = pipeline.KindRun }), "attestation refused"},
+		} {
+			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
+				OnAccept: func() { s.Fail("accepted", f.name) },
+				OnReject: func(err error) { s.Contains(err.Error(), f.want, f.name) }, OnComplete: func(any, error) {},
+			}, f.req)
+		}
+		s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { s.Fail("another approver refused", err.Error()) }, OnComplete: func(any, error) {}},
+			attested("approve", "bob", nil, 1, "evidence reviewed"))
+	}, time.Minute)
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	res, st := s.result()
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
+	s.Equal("bob", st.Approval.Approver)
+}
+
+// The policy step receives the run's origin and its start time as the server recorded it.
+func (s *ctSuite) TestPolicyGetsTheOriginAndTheStartTime() {
+	s.happyPath(0, false)
+	s.trainedAndRegistered(1)
+	var got pipeline.PolicyInput
+	s.env.OnActivity(pol.Check, mock.Anything, mock.Anything).Run(func(args mock.Arguments) { got = args.Get(1).(pipeline.PolicyInput) }).
+		Return(pipeline.PolicyResult{Allow: true, Revision: "r"}, nil)
+	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
+	in := input(false)
+	in.Origin = "signed-by-the-api"
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal("signed-by-the-api", got.Origin)
+	s.False(got.StartedAt.IsZero())
+}

@@ -171,7 +171,7 @@ func startLoop(ctx workflow.Context, st pipeline.MonitorInput, reason, report st
 		StaticSummary:         "retrain " + model + ": " + reason,
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, pipeline.ContinuousTraining, pipeline.RunInput{Spec: st.Spec, From: st.RunFrom, To: st.RunTo,
-		Force: true, RequestedBy: "monitor/" + model, Reason: reason + " (report " + report + ")"})
+		Force: true, RequestedBy: "monitor/" + model, Reason: reason + " (report " + report + ")", Origin: st.Origin})
 	var exec workflow.Execution
 	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
 	var started *temporal.ChildWorkflowExecutionAlreadyStartedError

@@ -245,18 +245,23 @@ func TestMonitorFairnessBreachOpensAReviewThatEscalates(t *testing.T) {
 		require.True(t, st.Review.Escalated, "unacknowledged past review_timeout")
 		send(ackAs(second, "retrain", "erin", []string{"ml-platform"}, 2, "retrain with the new regions"), "")
 	}, 21*time.Minute+30*time.Second)
-	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "ops"})
+	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "ops", Origin: "the-api-origin"})
 	require.True(t, env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(env.GetWorkflowError(), &can), "continues as new: %v", env.GetWorkflowError())
 
 	require.Len(t, rollbacks, 1)
-	require.Equal(t, pipeline.ReviewRollbackInput{Model: "demand", Review: first, Actor: "alice", FromVersion: 2, Reason: rollbacks[0].Reason}, rollbacks[0])
+	// The rollback carries the acknowledgement and the monitor's origin: the activity verifies
+	// both with the worker's keys before it touches production.
+	require.NotEmpty(t, rollbacks[0].Attestation)
+	require.Equal(t, pipeline.ReviewRollbackInput{Model: "demand", Review: first, Actor: "alice", FromVersion: 2, Reason: rollbacks[0].Reason,
+		Attestation: rollbacks[0].Attestation, Origin: "the-api-origin"}, rollbacks[0])
 	require.Contains(t, rollbacks[0].Reason, "disparate impact of region 0.620 [0.550, 0.700] under 0.80): rollback by alice: north is under-served")
 	require.Len(t, runs, 1, "retrain started the loop")
 	require.Contains(t, runs[0].Reason, "fairness review "+second)
 	require.Contains(t, runs[0].Reason, "retrain by erin: retrain with the new regions")
 	require.True(t, runs[0].Force)
+	require.Equal(t, "the-api-origin", runs[0].Origin, "the runs the monitor starts carry its origin")
 	var got []string
 	for _, e := range events {
 		got = append(got, e.Review.ID+" "+e.Event)
@@ -315,4 +320,55 @@ func TestMonitorRunsAWindowAtOnceWhenAPartitionCloses(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &state))
 	require.True(t, state.Pending, "the signal at the run's end is carried over")
 	require.Equal(t, "2026-10-30", state.Partition.Day)
+}
+
+// A Temporal client starts its own monitor whose input carries an open fairness review with
+// itself as the reviewer and its own key: the monitor replaces both with the worker's (RBAC
+// and the API's keys), so the client's self-signed acknowledgement is refused and nothing
+// reaches production.
+func TestASelfStartedMonitorCannotAcknowledgeItsOwnReview(t *testing.T) {
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	sp.Monitoring.Interval.Duration = time.Minute
+	_, mallory, _ := ed25519.GenerateKey(nil)
+	malloryKey := pipeline.AttestationKey{KID: "mallory", PublicKey: base64.RawURLEncoding.EncodeToString(mallory.Public().(ed25519.PublicKey))}
+	forged := &pipeline.FairnessReview{ID: "fairness-forged", Model: "demand", Version: 2, OpenedAt: time.Now(), Deadline: time.Now().Add(time.Hour),
+		Reviewers: []string{"user:mallory"}, Keys: []pipeline.AttestationKey{malloryKey}}
+	var rollbacks int
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.MonitorWindowInput) (pipeline.MonitorWindowResult, error) {
+		return pipeline.MonitorWindowResult{Version: 2, Requests: 500}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActMonitorWindow})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.ApproversInput) ([]string, error) {
+		return []string{"user:alice"}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActApprovers})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.AttestationKeysInput) ([]pipeline.AttestationKey, error) {
+		return []pipeline.AttestationKey{testKey()}, nil
+	}, activity.RegisterOptions{Name: pipeline.ActAttestKeys})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.ReviewNotice) error { return nil }, activity.RegisterOptions{Name: pipeline.ActRecordReview})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.ReviewNotice) error { return nil }, activity.RegisterOptions{Name: pipeline.ActNotifyReview})
+	env.RegisterActivityWithOptions(func(context.Context, pipeline.ReviewRollbackInput) (string, error) {
+		rollbacks++
+		return "rolled back", nil
+	}, activity.RegisterOptions{Name: pipeline.ActReviewRollback})
+	// mallory's acknowledgement, signed with mallory's key, as a reviewer mallory named.
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	a := pipeline.Attested{Kind: pipeline.KindReview, Model: "demand", Version: 2, Review: forged.ID, Decision: pipeline.ReviewRollback,
+		Subject: "mallory", Reason: "x", IssuedAt: time.Now().Unix(), Expires: time.Now().Add(time.Hour).Unix(), ID: "jti-m", Issuer: "mallory"}
+	signing := enc(map[string]string{"alg": "EdDSA", "kid": "mallory", "typ": pipeline.AttestationType}) + "." + enc(a)
+	self := pipeline.ReviewAck{Review: forged.ID, Decision: pipeline.ReviewRollback, Reason: "x",
+		Attestation: signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(mallory, []byte(signing)))}
+	refused := ""
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(pipeline.UpdateAcknowledge, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() { t.Error("a self-signed acknowledgement was accepted") },
+			OnReject: func(err error) { refused = err.Error() }, OnComplete: func(any, error) {},
+		}, self)
+	}, 30*time.Second)
+	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 2*time.Minute)
+	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "mallory", Review: forged})
+	require.Contains(t, refused, `unknown key "mallory"`)
+	require.Zero(t, rollbacks, "production untouched")
 }

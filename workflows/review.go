@@ -36,6 +36,12 @@ func newReviews(ctx workflow.Context, st *pipeline.MonitorInput) (*reviews, erro
 		return nil, err
 	}
 	if st.Review != nil && st.Review.Decision == "" {
+		// Who may acknowledge and the keys that verify them come from the worker, never from
+		// the monitor's input: a Temporal client could start a monitor whose input names its
+		// own reviewers and keys.
+		if workflow.GetVersion(ctx, "review-keys-from-worker", workflow.DefaultVersion, 1) >= 1 {
+			st.Review.Reviewers, st.Review.Keys = nil, nil
+		}
 		rv.arm() // carried over: its escalation is still due
 	}
 	return rv, nil
@@ -136,7 +142,7 @@ func (rv *reviews) check(ctx workflow.Context, req pipeline.ReviewAck) (pipeline
 	switch {
 	case err != nil:
 		return att, err
-	case att.Model != r.Model || att.Review != r.ID || att.Version != r.Version || att.Decision != req.Decision:
+	case (att.Kind != pipeline.KindReview && att.Kind != "") || att.Model != r.Model || att.Review != r.ID || att.Version != r.Version || att.Decision != req.Decision:
 		return att, fmt.Errorf("%w: it attests %s of review %q (%s v%d), this is %s of review %s (%s v%d)",
 			pipeline.ErrAttestation, att.Decision, att.Review, att.Model, att.Version, req.Decision, r.ID, r.Model, r.Version)
 	case !among(r.Reviewers, att.Subject, att.Groups):
@@ -170,7 +176,8 @@ func (rv *reviews) acknowledge(ctx workflow.Context, req pipeline.ReviewAck) (st
 	case pipeline.ReviewRollback:
 		var out string
 		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, "roll back for the fairness review"), pipeline.ActReviewRollback,
-			pipeline.ReviewRollbackInput{Model: r.Model, Review: r.ID, Actor: r.By, Reason: why, FromVersion: r.Version}).Get(ctx, &out); err != nil {
+			pipeline.ReviewRollbackInput{Model: r.Model, Review: r.ID, Actor: r.By, Reason: why, FromVersion: r.Version,
+				Attestation: req.Attestation, Origin: rv.st.Origin}).Get(ctx, &out); err != nil {
 			r.Outcome = "rollback failed: " + err.Error()
 		} else {
 			r.Outcome = out

@@ -103,7 +103,15 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	starts := apiClient{url: approvalsURL, token: &dave}
-	res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Spec: string(raw), From: demoFrom1, To: demoTo1}, sp.Model, approve)
+	grace, err := api.MintDev(devSecret, "grace", nil, time.Hour) // the governance officer registers specs
+	if err != nil {
+		return err
+	}
+	gov := apiClient{url: approvalsURL, token: &grace}
+	if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the demand forecast's spec"); err != nil {
+		return err
+	}
+	res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Model: sp.Model, From: demoFrom1, To: demoTo1}, sp.Model, approve)
 	if err != nil {
 		return err
 	}
@@ -135,7 +143,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 		stopTraffic()
 		return err
 	}
-	if err := starts.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{Spec: string(monSpec), RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
+	// Monitoring is the data scientist's to tune: dave applies it (no governed field changes).
+	if err := demoApplySpec(ctx, starts, "dave", monSpec, fmt.Sprintf("demo: %s monitoring windows", *monInterval)); err != nil {
+		stopTraffic()
+		return err
+	}
+	if err := starts.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
 		stopTraffic()
 		return err
 	}
@@ -197,7 +210,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 
 	fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
-	res3, link3, err := demoFeatureStore(ctx, c, b, starts, devSecret, *url, *fsSpecPath, rows[0])
+	res3, link3, err := demoFeatureStore(ctx, c, b, starts, gov, devSecret, *url, *fsSpecPath, rows[0])
 	if err != nil {
 		return err
 	}
@@ -363,4 +376,23 @@ func withMonitorInterval(raw []byte, interval time.Duration) ([]byte, error) {
 	set("interval", interval.String())
 	set("settle", (interval / 3).String())
 	return yaml.Marshal(&doc)
+}
+
+// demoApplySpec registers a spec through the API (driftline models apply) as who.
+func demoApplySpec(ctx context.Context, a apiClient, who string, raw []byte, reason string) error {
+	sp, err := spec.Parse(raw)
+	if err != nil {
+		return err
+	}
+	var out api.SpecResponse
+	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: reason}, &out); err != nil {
+		return err
+	}
+	if !out.Changed {
+		fmt.Printf("  the spec of %s is already v%d\n", sp.Model, out.Version)
+		return nil
+	}
+	fmt.Printf("  %s applies the spec of %s through the API (driftline models apply): v%d, %d field(s) changed, %d governed\n",
+		who, sp.Model, out.Version, len(out.Changes), len(out.Governance))
+	return nil
 }

@@ -26,7 +26,7 @@ import (
 // with the store-items' sales history joined as of each row's day, bob approves, the view is
 // materialized into serving's embedded online store as of the data's end, and a request that
 // names only its store and item gets the history from the store.
-func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, starts apiClient, devSecret []byte, url, specPath string,
+func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, starts, gov apiClient, devSecret []byte, url, specPath string,
 	row dataset.RetailRow) (demoResult, string, error) {
 	raw, err := os.ReadFile(specPath)
 	if err != nil {
@@ -47,12 +47,15 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 	if err != nil {
 		return demoResult{}, "", err
 	}
+	if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the feature-store model's spec"); err != nil {
+		return demoResult{}, "", err
+	}
 	var applied struct {
 		Version int    `json:"version"`
 		Changed bool   `json:"changed"`
 		Key     string `json:"key"`
 	}
-	if err := starts.do(ctx, http.MethodPut, "/v1/features/"+fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Spec: string(raw),
+	if err := starts.do(ctx, http.MethodPut, "/v1/features/"+fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Model: sp.Model,
 		Reason: "demo: store-item demand history"}, &applied); err != nil {
 		return demoResult{}, "", err
 	}
@@ -76,7 +79,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 		fmt.Printf("  approval failed: %v; ending the run\n", err)
 		_ = c.TerminateWorkflow(ctx, pipeline.WorkflowID(sp.Model), "", "demo: approval failed")
 	}
-	res, link, err := demoRun(ctx, c, starts, api.RunRequest{Spec: string(raw), From: demoFrom2, To: demoTo2}, sp.Model, approve)
+	res, link, err := demoRun(ctx, c, starts, api.RunRequest{Model: sp.Model, From: demoFrom2, To: demoTo2}, sp.Model, approve)
 	if err != nil {
 		return res, link, err
 	}
@@ -101,7 +104,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 		RunID      string `json:"run_id"`
 	}
 	end := "2026-10-31"
-	if err := starts.do(ctx, http.MethodPost, "/v1/features/"+fsv.Repo+"/materialize", api.MaterializeRequest{View: "demand_history", Spec: string(raw),
+	if err := starts.do(ctx, http.MethodPost, "/v1/features/"+fsv.Repo+"/materialize", api.MaterializeRequest{View: "demand_history", Model: sp.Model,
 		From: demoTo2, To: end, Chunk: "24h", TaskQueue: env("DRIFTLINE_FEATURES_QUEUE", "driftline-features")}, &m); err != nil {
 		return res, link, err
 	}

@@ -29,7 +29,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("features "+args[0], flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	defsPath := fs.String("definitions", "examples/features.yaml", "feature definitions (YAML)")
-	specPath := fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against")
+	specPath := fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against here (the API checks them against the model's registered spec)")
 	repoName := fs.String("repo", "retail", "repository of the registry of definitions (features/_repos/<repo>/)")
 	reason := fs.String("reason", "", "why (apply; recorded in the audit trail)")
 	service := fs.String("service", "demand_forecast", "feature service (get)")
@@ -49,7 +49,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	rawSpec, sp, err := readSpec(*specPath)
+	_, sp, err := readSpec(*specPath)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			Changes []features.Change `json:"changes"`
 			Key     string            `json:"key"`
 		}
-		if err := a.do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Spec: string(rawSpec), Reason: *reason}, &out); err != nil {
+		if err := a.do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Model: sp.Model, Reason: *reason}, &out); err != nil {
 			return err
 		}
 		if !out.Changed {
@@ -105,7 +105,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			WorkflowID string `json:"workflow_id"`
 			RunID      string `json:"run_id"`
 		}
-		if err := a.do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Spec: string(rawSpec),
+		if err := a.do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Model: sp.Model,
 			From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue}, &out); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/driftline/driftline/starter"
 )
 
-const monitorUsage = "usage: driftline monitor start --spec FILE [--run-from D --run-to D] | stop --model M | status --model M [--output json] | report --model M [--window W] [--output json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--output json]"
+const monitorUsage = "usage: driftline monitor start --model M [--run-from D --run-to D] | stop --model M | status --model M [--output json] | report --model M [--window W] [--output json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--output json]"
 
 // cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
 // authorised, audited) and shows its status and window reports.
@@ -28,25 +28,21 @@ func cmdMonitor(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError)
 	switch args[0] {
 	case "start":
-		specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
+		model := fs.String("model", "demand", "model (the monitor watches it with its registered spec)")
 		from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
 		to := fs.String("run-to", "", "... and last day")
 		a := apiFlags(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		raw, sp, err := readSpec(*specPath)
-		if err != nil {
-			return err
-		}
 		var out struct {
-			WorkflowID string `json:"workflow_id"`
+			WorkflowID  string `json:"workflow_id"`
+			SpecVersion int    `json:"spec_version"`
 		}
-		if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{Spec: string(raw), RunFrom: *from, RunTo: *to}, &out); err != nil {
+		if err := a.do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
 			return err
 		}
-		fmt.Printf("monitor %s: a window every %s; live drift in %d windows in a row or live MAE over %.3g starts the loop\n",
-			out.WorkflowID, sp.Monitoring.Interval.Duration, sp.Monitoring.DriftWindows, sp.Monitoring.MaxLiveMAE)
+		fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
 		return nil
 	case "stop":
 		model := fs.String("model", "demand", "model")

@@ -25,7 +25,7 @@ import (
 
 func cmdRun(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
+	model := fs.String("model", "demand", "model whose registered spec the run uses (driftline models apply)")
 	from := fs.String("from", "", "window start date YYYY-MM-DD (default: window_days ending yesterday)")
 	to := fs.String("to", "", "window end date YYYY-MM-DD")
 	force := fs.Bool("force", false, "retrain even when no drift is detected")
@@ -34,19 +34,17 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	raw, sp, err := readSpec(*specPath)
-	if err != nil {
-		return err
-	}
 	var started struct {
 		WorkflowID  string `json:"workflow_id"`
 		RunID       string `json:"run_id"`
 		RequestedBy string `json:"requested_by"`
+		SpecVersion int    `json:"spec_version"`
 	}
-	if err := a.do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Spec: string(raw), From: *from, To: *to, Force: *force}, &started); err != nil {
+	if err := a.do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Model: *model, From: *from, To: *to, Force: *force}, &started); err != nil {
 		return err
 	}
-	fmt.Printf("started %s run %s as %s\n  %s\n", started.WorkflowID, started.RunID, started.RequestedBy, starter.UILink(namespace(), started.WorkflowID, started.RunID))
+	fmt.Printf("started %s run %s as %s on spec v%d\n  %s\n", started.WorkflowID, started.RunID, started.RequestedBy, started.SpecVersion,
+		starter.UILink(namespace(), started.WorkflowID, started.RunID))
 	if !*follow {
 		return nil
 	}
@@ -56,9 +54,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 	run := c.GetWorkflow(ctx, started.WorkflowID, started.RunID)
-	res, err := starter.Follow(ctx, c, sp.Model, run, os.Stdout, func(st pipeline.Status) {
+	res, err := starter.Follow(ctx, c, *model, run, os.Stdout, func(st pipeline.Status) {
 		fmt.Printf("  waiting for approval of v%d: driftline approve --model %s --version %d --reason \"...\" (with your DRIFTLINE_TOKEN)\n",
-			st.CandidateVersion, sp.Model, st.CandidateVersion)
+			st.CandidateVersion, *model, st.CandidateVersion)
 	})
 	fmt.Printf("outcome: %s - %s\n", res.Outcome, res.Reason)
 	return err
@@ -157,12 +155,11 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 
 func cmdSchedule(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "delete") {
-		return errors.New("usage: driftline schedule create --spec FILE --cron EXPR | driftline schedule delete --model M")
+		return errors.New("usage: driftline schedule create --model M --cron EXPR | driftline schedule delete --model M")
 	}
 	fs := flag.NewFlagSet("schedule "+args[0], flag.ContinueOnError)
-	specPath := fs.String("spec", "examples/demand.yaml", "model spec YAML")
-	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC)")
-	model := fs.String("model", "demand", "model (delete)")
+	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC; at most one firing an hour)")
+	model := fs.String("model", "demand", "model (its registered spec is what the schedule runs)")
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -174,17 +171,14 @@ func cmdSchedule(ctx context.Context, args []string) error {
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
 		return nil
 	}
-	raw, sp, err := readSpec(*specPath)
-	if err != nil {
-		return err
-	}
 	var out struct {
-		ScheduleID string `json:"schedule_id"`
+		ScheduleID  string `json:"schedule_id"`
+		SpecVersion int    `json:"spec_version"`
 	}
-	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/schedule", api.ScheduleRequest{Spec: string(raw), Cron: *cron}, &out); err != nil {
+	if err := a.do(ctx, http.MethodPut, "/v1/models/"+*model+"/schedule", api.ScheduleRequest{Cron: *cron}, &out); err != nil {
 		return err
 	}
-	fmt.Printf("schedule %s fires %q (overlap: skip); see it in the UI under Schedules\n", out.ScheduleID, *cron)
+	fmt.Printf("schedule %s fires %q on spec v%d (overlap: skip); see it in the UI under Schedules\n", out.ScheduleID, *cron, out.SpecVersion)
 	return nil
 }
 
@@ -194,6 +188,12 @@ func cmdModels(ctx context.Context, args []string) error {
 	}
 	if len(args) > 0 && args[0] == "alias" {
 		return modelsAlias(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "apply" {
+		return modelsApply(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "spec" {
+		return modelsSpec(ctx, args[1:])
 	}
 	if len(args) > 0 && args[0] == "list" {
 		args = args[1:]

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -85,6 +87,66 @@ func modelsAlias(ctx context.Context, args []string) error {
 	}
 	sort.Strings(names)
 	fmt.Printf("%s aliases: %s\n", *model, orDash(strings.Join(names, ", ")))
+	return nil
+}
+
+// modelsApply registers a spec file as its model's next spec version through the API
+// (change_spec; change_governance too when a governed field changes).
+func modelsApply(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("models apply", flag.ContinueOnError)
+	a := apiFlags(fs)
+	specPath := fs.String("spec", "", "model spec YAML (required)")
+	reason := fs.String("reason", "", "why (required; recorded in the audit trail with the diff)")
+	expected := fs.Int("expected-version", -1, "apply only if the current spec version is this one (0: none yet; -1: any)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *specPath == "" {
+		return errors.New("models apply: --spec is required: driftline models apply --spec examples/demand.yaml --reason \"...\"")
+	}
+	raw, sp, err := readSpec(*specPath)
+	if err != nil {
+		return err
+	}
+	var out api.SpecResponse
+	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: *reason, ExpectedVersion: expected}, &out); err != nil {
+		return err
+	}
+	if !out.Changed {
+		fmt.Printf("%s: the spec is already v%d: nothing changed\n", sp.Model, out.Version)
+		return nil
+	}
+	fmt.Printf("%s: applied spec v%d (%s) as %s\n", sp.Model, out.Version, out.Key, out.AppliedBy)
+	for _, c := range out.Changes {
+		gov := ""
+		if slices.Contains(out.Governance, c.Path) {
+			gov = "  (governed)"
+		}
+		fmt.Printf("  %s: %v -> %v%s\n", c.Path, orNone(c.From), orNone(c.To), gov)
+	}
+	return nil
+}
+
+func orNone(v any) any {
+	if v == nil {
+		return "-"
+	}
+	return v
+}
+
+// modelsSpec prints the model's current registered spec.
+func modelsSpec(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("models spec", flag.ContinueOnError)
+	a := apiFlags(fs)
+	model := fs.String("model", "demand", "model")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var out api.SpecResponse
+	if err := a.do(ctx, http.MethodGet, "/v1/models/"+*model+"/spec", nil, &out); err != nil {
+		return err
+	}
+	fmt.Printf("# %s spec v%d, applied by %s at %s: %s\n%s", *model, out.Version, out.AppliedBy, out.AppliedAt.Format(time.RFC3339), out.Reason, out.YAML)
 	return nil
 }
 
