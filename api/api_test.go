@@ -264,10 +264,10 @@ func (f *fakeRuns) Acknowledge(_ context.Context, _ string, ack pipeline.ReviewA
 }
 
 type fixture struct {
-	srv   *httptest.Server
-	idp   *idp
-	runs  *fakeRuns
-	reg   *registry.Registry
+	srv    *httptest.Server
+	idp    *idp
+	runs   *fakeRuns
+	reg    *registry.Registry
 	store  objstore.Bucket
 	att    *Attester
 	server *Server

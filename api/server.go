@@ -454,10 +454,13 @@ type PointerRequest struct {
 	ExpectedETag string `json:"expected_etag,omitempty"`
 }
 
-func (s *Server) pointer(w http.ResponseWriter, r *http.Request, action string, apply func(c *call, req PointerRequest, etag string) (registry.Deployment, error)) {
+func (s *Server) pointer(w http.ResponseWriter, r *http.Request, action string, detail map[string]any, apply func(c *call, req PointerRequest, etag string) (registry.Deployment, error)) {
 	c, ok := s.begin(w, r, action, r.PathValue("model"))
 	if !ok {
 		return
+	}
+	for k, v := range detail {
+		c.detail[k] = v
 	}
 	var req PointerRequest
 	if err := decode(r, w, &req); err != nil {
@@ -494,13 +497,13 @@ func (s *Server) change(c *call, req PointerRequest, etag string) registry.Chang
 }
 
 func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
-	s.pointer(w, r, ActPromote, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
+	s.pointer(w, r, ActPromote, nil, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
 		return s.Registry.PromoteIf(r.Context(), c.model, req.Version, etag, s.change(c, req, etag))
 	})
 }
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
-	s.pointer(w, r, ActRollback, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
+	s.pointer(w, r, ActRollback, nil, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
 		return s.Registry.RollbackIf(r.Context(), c.model, etag, s.change(c, req, etag))
 	})
 }
@@ -511,8 +514,7 @@ func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("alias %q is not a name (lowercase letters, digits, _ and -)", clip(alias, 64))})
 		return
 	}
-	s.pointer(w, r, ActPromote, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
-		c.detail["alias"] = alias
+	s.pointer(w, r, ActPromote, map[string]any{"alias": alias}, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
 		return s.Registry.SetAliasIf(r.Context(), c.model, alias, req.Version, etag, s.change(c, req, etag))
 	})
 }

@@ -292,14 +292,53 @@ func meanVar(x []float64) (float64, float64) {
 // go through the mixture sequential test at alpha, with the mixture scale the regression's
 // size in MAE units (regression x production MAE, at least 1% of it): the effects the
 // guardrail exists to catch.
+//
+// The differences are winsorized first: those beyond their WinsorShare and 1 - WinsorShare
+// quantiles are set to those quantiles, so no single label (a client sending one absurd
+// value) can move the mean or blow up the variance the test sees: one label of 10,000 on
+// 2,000 pairs no longer turns a 30% regression into "not worse". The operating
+// characteristics with the winsorizing are simulated in TestLiveMAEOperatingCharacteristics.
 func WorseMAE(cand, prod []float64, regression, alpha float64) MSPRT {
 	d := make([]float64, len(cand))
 	for i := range cand {
 		d[i] = cand[i] - (1+regression)*prod[i]
 	}
-	tau := max(regression, 0.01) * mean(prod)
+	winsorize(d, WinsorShare)
+	tau := max(regression, 0.01) * median(prod)
 	if !(tau > 0) {
 		tau = 1e-9
 	}
 	return SequentialTest(d, tau, alpha)
+}
+
+// WinsorShare is the share of paired differences on each side that the live MAE test clips to
+// the quantile there (at least one pair per side once there are 2/WinsorShare pairs).
+const WinsorShare = 0.01
+
+// winsorize clips x to its share and 1-share quantiles, in place.
+func winsorize(x []float64, share float64) {
+	if len(x) < 3 {
+		return
+	}
+	s := append([]float64(nil), x...)
+	slices.Sort(s)
+	k := max(int(share*float64(len(s))), 1)
+	lo, hi := s[k], s[len(s)-1-k]
+	for i, v := range x {
+		x[i] = min(max(v, lo), hi)
+	}
+}
+
+// median of x (0 when empty).
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), x...)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
 }

@@ -117,3 +117,34 @@ func TestMSPRT(t *testing.T) {
 	require.False(t, math.IsInf(logPhi(-1e4), 0))
 	require.InDelta(t, math.Log(0.5), logPhi(0), 1e-12)
 }
+
+// One client, one extreme label: on 2,000 paired requests where the candidate is 30% worse,
+// a single label of 10,000 (both models then err by about 10,000 on that request) used to
+// make the test see "not worse"; with the winsorized differences the candidate is still
+// rolled back, and a label at the other extreme does not make an equal candidate look worse.
+func TestOneExtremeLabelDoesNotFlipTheLiveMAEDecision(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	worse := func(ratio float64) (c, p []float64) {
+		k := math.Sqrt(max(ratio*ratio-1, 0))
+		for range 2000 {
+			e := rng.NormFloat64()
+			c, p = append(c, math.Abs(e+k*rng.NormFloat64())), append(p, math.Abs(e))
+		}
+		return c, p
+	}
+	c, p := worse(1.3)
+	require.True(t, WorseMAE(c, p, 0.05, 0.05/9).Significant, "30% worse is caught without the extreme label")
+	c[0], p[0] = 1e4-3, 1e4 // the label 10,000: the candidate answered 3 units higher
+	naive := func(c, p []float64) bool {
+		d := make([]float64, len(c))
+		for i := range c {
+			d[i] = c[i] - 1.05*p[i]
+		}
+		return SequentialTest(d, 0.05*mean(p), 0.05/9).Significant
+	}
+	require.False(t, naive(c, p), "the unclipped test is flipped by the one label (the attack)")
+	require.True(t, WorseMAE(c, p, 0.05, 0.05/9).Significant, "one extreme label does not flip the decision")
+	c, p = worse(1.0)
+	c[0], p[0] = 1e4, 0 // a label that makes only the candidate look absurdly wrong
+	require.False(t, WorseMAE(c, p, 0.05, 0.05/9).Significant, "one label does not make an equal candidate look worse")
+}

@@ -267,9 +267,7 @@ func (w *Worker) handle(ctx context.Context, r *kgo.Record) error {
 	sp := st.open
 	sp.lastRecord = time.Now()
 	if len(r.Value) > w.Spec.MaxRecordBytes {
-		q := quarantine(r.Topic, r.Partition, r.Offset, r.Key, r.Value[:1024], problem{Reason: fmt.Sprintf("oversized: %d bytes, max_record_bytes %d (the first 1024 kept)", len(r.Value), w.Spec.MaxRecordBytes)})
-		q.Bytes = len(r.Value)
-		sp.quarantined = append(sp.quarantined, q)
+		sp.quarantined = append(sp.quarantined, oversized(r, w.Spec.MaxRecordBytes))
 		sp.last = r.Offset
 		w.Metrics.Records.WithLabelValues(w.Spec.Dataset, "quarantined").Inc()
 		return w.maybeCut(ctx, k, st)
@@ -672,3 +670,16 @@ func (w *Worker) closeDays(ctx context.Context, adm *kadm.Client) error {
 // ErrBusy is OnClosed's error when the model already has a run in progress (the starter's
 // refusal of a second run is one).
 var ErrBusy = pipeline.ErrRunInProgress
+
+// oversizedKept is how much of an oversized record its quarantine entry keeps.
+const oversizedKept = 1024
+
+// oversized is the quarantine entry of a record over max bytes: its first bytes (at most
+// oversizedKept, and never more than it has, whatever max is) and its size.
+func oversized(r *kgo.Record, max int) quarantined {
+	head := r.Value[:min(len(r.Value), oversizedKept)]
+	q := quarantine(r.Topic, r.Partition, r.Offset, r.Key, head, problem{Reason: fmt.Sprintf("oversized: %d bytes, max_record_bytes %d (the first %d kept)",
+		len(r.Value), max, len(head))})
+	q.Bytes = len(r.Value)
+	return q
+}

@@ -26,6 +26,9 @@ const (
 	RefusedAltered   = "altered"
 	RefusedExpired   = "expired"
 	RefusedDuplicate = "duplicate"
+	// RefusedOutOfRange: the label is outside the range the model's registered contract gives
+	// its target (or not a finite number).
+	RefusedOutOfRange = "out_of_range"
 )
 
 // ErrLabelToken is a refused label token; Reason says why.
@@ -57,7 +60,9 @@ func VerifyLabelToken(key []byte, token, model, requestID string, now time.Time,
 	}
 	version, err1 := strconv.Atoi(parts[0])
 	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if errors.Join(err1, err2) != nil {
+	// Canonical only: "02" or "+2" would verify with the MAC of 2 while another string, so
+	// one answer would have several tokens (and several labels past the duplicate check).
+	if errors.Join(err1, err2) != nil || strconv.Itoa(version) != parts[0] || strconv.FormatInt(ms, 10) != parts[1] {
 		return 0, &ErrLabelToken{RefusedMalformed, "not a label token"}
 	}
 	if !hmac.Equal([]byte(parts[2]), []byte(labelMAC(key, model, version, requestID, ms))) {

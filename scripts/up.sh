@@ -93,7 +93,8 @@ start serve "$BIN/driftline" serve --listen 127.0.0.1:8080 --grpc 127.0.0.1:8001
   --online-store "bolt:$DATA/online.db" --features-queue driftline-features \
   --feature-service demand_forecast --entity-attributes store_id,item_id --features-as-of 2026-10-31T00:00:00Z \
   --enrich-feature temperature --enrich-url 'http://127.0.0.1:8095/v1/weather?region={region}' --enrich-default 15
-start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key"
+start api "$BIN/driftline" api --dev --listen 127.0.0.1:8090 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" --attestation-key-file "$DATA/attestation.key" \
+  --feature-queues driftline-features
 # The read-only console: the API's dev tokens, the same RBAC (`driftline token --sub alice`).
 start console "$BIN/driftline" console --dev --listen 127.0.0.1:8091 --rbac examples/rbac.yaml --dev-key-file "$DATA/api-dev.key" \
   --prometheus http://127.0.0.1:9090

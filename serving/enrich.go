@@ -36,6 +36,10 @@ type Enricher struct {
 	metrics *Metrics
 }
 
+// errNotTheSource marks a failure caused by the request (a key the source does not know), not
+// by the source.
+var errNotTheSource = errors.New("the source does not know the request's key")
+
 // init prepares the HTTP client and the breaker: it opens after 5 consecutive failures and
 // tries again after 10 s (one probe at a time).
 func (e *Enricher) init(m *Metrics) {
@@ -50,6 +54,9 @@ func (e *Enricher) init(m *Metrics) {
 	e.breaker = gobreaker.NewCircuitBreaker[float64](gobreaker.Settings{
 		Name: "enrich-" + e.Feature, MaxRequests: 1, Timeout: 10 * time.Second,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
+		// The source answering that it does not know a key (4xx) is the caller's fault, not
+		// the source's: it neither opens the breaker for everyone nor counts as a success.
+		IsExcluded: func(err error) bool { return errors.Is(err, errNotTheSource) },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			m.BreakerState.WithLabelValues(e.Feature).Set(map[gobreaker.State]float64{gobreaker.StateClosed: 0, gobreaker.StateHalfOpen: 1, gobreaker.StateOpen: 2}[to])
 		},
@@ -91,7 +98,10 @@ func (e *Enricher) fetch(ctx context.Context, target string) (float64, error) {
 			return 0, err
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		switch {
+		case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+			return 0, fmt.Errorf("HTTP %d: %w", resp.StatusCode, errNotTheSource)
+		case resp.StatusCode != http.StatusOK:
 			return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
 		var body map[string]float64

@@ -89,3 +89,36 @@ func TestEnrichmentWithCircuitBreakerAndFallbacks(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, fallbacks, 8, "the prediction log says which answers used a fallback")
 }
+
+// Requests naming keys the source does not know (404) cannot open the breaker for everyone:
+// each gets the default, and the next request with a known key is still looked up.
+func TestUnknownKeysDoNotOpenTheBreaker(t *testing.T) {
+	weather := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("region") != "north" {
+			http.Error(w, "no such region", http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, `{"z": 1}`)
+	}))
+	defer weather.Close()
+	b := objstore.NewMem()
+	r := registry.New(b)
+	en := &Enricher{Feature: "z", URL: weather.URL + "/v1/weather?region={region}", Timeout: time.Second, Default: 0.5}
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
+	require.NoError(t, err)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	deploy(t, r, register(t, r, "r1", 2, true), 0, 0)
+	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	for i := range 50 {
+		code, out := post(t, ts.URL+"/v1/models/demand:predict", fmt.Sprintf(`{"features": {"x": 1}, "attributes": {"region": "nowhere-%d"}}`, i))
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, out["fallback"], "used the default 0.5")
+		require.NotContains(t, out["fallback"], "circuit_open")
+	}
+	require.Zero(t, testutil.ToFloat64(s.metrics.BreakerState.WithLabelValues("z")), "the breaker is closed")
+	code, out := post(t, ts.URL+"/v1/models/demand:predict", `{"features": {"x": 1}, "attributes": {"region": "north"}}`)
+	require.Equal(t, http.StatusOK, code)
+	require.InDelta(t, 3, out["prediction"], 1e-6, "a known key is still looked up")
+	require.Nil(t, out["fallback"])
+}

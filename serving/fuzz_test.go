@@ -115,9 +115,14 @@ func FuzzV2Infer(f *testing.F) {
 		f.Add(seed)
 	}
 	h := fuzzServer(f).Handler()
+	f.Add(`{"inputs":[{"name":"x","shape":[400000],"datatype":"UINT8","data":[` + strings.TrimSuffix(strings.Repeat("1,", 400000), ",") + `]}]}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v2/models/demand/infer", strings.NewReader(body)))
+		if used := allocated(func() {
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v2/models/demand/infer", strings.NewReader(body)))
+		}); used > allocationBound(len(body)) {
+			t.Fatalf("a %d-byte request allocated %d bytes", len(body), used)
+		}
 		switch {
 		case rec.Code == http.StatusOK:
 		case rec.Code >= 400 && rec.Code < 500:

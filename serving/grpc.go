@@ -319,6 +319,8 @@ func grpcStatus(err error) error {
 			return status.Error(codes.NotFound, se.Msg)
 		case ErrNotReady:
 			return status.Error(codes.Unavailable, se.Msg)
+		case ErrTooLarge:
+			return status.Error(codes.ResourceExhausted, se.Msg)
 		}
 		return status.Error(codes.InvalidArgument, se.Msg)
 	}

@@ -217,6 +217,7 @@ func FuzzGRPCInfer(f *testing.F) {
 		{ModelName: "demand", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP64", Shape: []int64{1}}}, RawInputContents: [][]byte{make([]byte, 8)}},
 		{ModelName: "demand", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "r", Datatype: "BYTES", Shape: []int64{1}}}, RawInputContents: [][]byte{{5, 0, 0, 0, 'a'}}},
 		{ModelName: "demand", ModelVersion: "1"}, {ModelName: "other"},
+		{ModelName: "demand", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "UINT8", Shape: []int64{1 << 22}}}, RawInputContents: [][]byte{make([]byte, 1<<22)}},
 	} {
 		b, err := proto.Marshal(req)
 		if err != nil {
@@ -230,9 +231,12 @@ func FuzzGRPCInfer(f *testing.F) {
 		if proto.Unmarshal(body, &req) != nil {
 			return
 		}
-		_, err := g.ModelInfer(context.Background(), &req)
+		var err error
+		if used := allocated(func() { _, err = g.ModelInfer(context.Background(), &req) }); used > allocationBound(len(body)) {
+			t.Fatalf("a %d-byte request allocated %d bytes", len(body), used)
+		}
 		switch status.Code(err) {
-		case codes.OK, codes.NotFound:
+		case codes.OK, codes.NotFound, codes.ResourceExhausted:
 		case codes.InvalidArgument:
 			if status.Convert(err).Message() == "" {
 				t.Fatal("INVALID_ARGUMENT without a message")

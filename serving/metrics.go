@@ -81,7 +81,7 @@ func (m *Metrics) initModel(model string) {
 		m.Paired.WithLabelValues(model, r)
 	}
 	m.LabelsAccepted.WithLabelValues(model)
-	for _, r := range []string{predlog.RefusedMissing, predlog.RefusedMalformed, predlog.RefusedAltered, predlog.RefusedExpired, predlog.RefusedDuplicate} {
+	for _, r := range []string{predlog.RefusedMissing, predlog.RefusedMalformed, predlog.RefusedAltered, predlog.RefusedExpired, predlog.RefusedDuplicate, predlog.RefusedOutOfRange} {
 		m.LabelsRefused.WithLabelValues(model, r)
 	}
 }

@@ -3,8 +3,10 @@ package serving
 import (
 	"context"
 	"fmt"
+	"gopkg.in/yaml.v3"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // Every response of v1 and v2 is counted once, by the code it had, with the model, version
@@ -154,11 +157,19 @@ func TestForgedLabelsAreRefused(t *testing.T) {
 		require.Equal(t, c.code, code, "%s: %v", c.name, out)
 		require.Contains(t, out["error"], c.want, c.name)
 	}
+	// The same token spelled otherwise ("01.", "+1.", a zero-padded time) would verify with the
+	// same MAC and pass the duplicate check as another string: refused as malformed.
+	parts := strings.SplitN(tok, ".", 3)
+	for _, variant := range []string{"0" + tok, "+" + tok, parts[0] + ".0" + parts[1] + "." + parts[2], parts[0] + ".+" + parts[1] + "." + parts[2]} {
+		code, out := label(id, variant)
+		require.Equal(t, http.StatusBadRequest, code, "%s: %v", variant, out)
+		require.Contains(t, out["error"], "not a label token")
+	}
 	code, out = label(id, tok)
 	require.Equal(t, http.StatusAccepted, code, out)
 	code, out = label(id, tok)
 	require.Equal(t, http.StatusConflict, code, "the same label twice: %v", out)
-	for reason, n := range map[string]float64{predlog.RefusedMissing: 1, predlog.RefusedMalformed: 1, predlog.RefusedAltered: 4,
+	for reason, n := range map[string]float64{predlog.RefusedMissing: 1, predlog.RefusedMalformed: 5, predlog.RefusedAltered: 4,
 		predlog.RefusedExpired: 1, predlog.RefusedDuplicate: 1} {
 		require.Equal(t, n, testutil.ToFloat64(s.metrics.LabelsRefused.WithLabelValues("demand", reason)), reason)
 	}
@@ -168,4 +179,40 @@ func TestForgedLabelsAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, labels, 1, "only the real label is in the log")
 	require.Equal(t, tok, labels[0].Token)
+}
+
+// Labels outside the target's range in the model's registered contract (or not finite) are
+// refused and counted: one client cannot feed the canary an absurd label.
+func TestLabelsOutsideTheTargetRangeAreRefused(t *testing.T) {
+	b := objstore.NewMem()
+	r := registry.New(b)
+	sp, err := spec.Load("../examples/demand.yaml")
+	require.NoError(t, err)
+	for i, c := range sp.Contract.Columns {
+		if c.Name == sp.Target {
+			top := 1000.0
+			sp.Contract.Columns[i].Max = &top
+		}
+	}
+	raw, err := yaml.Marshal(sp)
+	require.NoError(t, err)
+	sp, err = spec.Parse(raw)
+	require.NoError(t, err)
+	_, _, err = r.ApplySpec(context.Background(), sp, raw, "", "grace", "x", nil)
+	require.NoError(t, err)
+	s, ts := newServer(t, b)
+	deploy(t, r, register(t, r, "r1", 2, false), 0, 0)
+	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	label := func(v string) (int, map[string]any) {
+		_, out := post(t, ts.URL+"/v1/models/demand:predict", `{"features":{"x":1}}`)
+		return post(t, ts.URL+"/v1/models/demand/feedback", fmt.Sprintf(`{"request_id":%q,"label":%s,"label_token":%q}`, out["request_id"], v, out["label_token"]))
+	}
+	for _, v := range []string{"10000", "-1", "1e308"} {
+		code, out := label(v)
+		require.Equal(t, http.StatusUnprocessableEntity, code, "%s: %v", v, out)
+		require.Contains(t, out["error"], "registered contract")
+	}
+	code, out := label("999.5")
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.Equal(t, 3.0, testutil.ToFloat64(s.metrics.LabelsRefused.WithLabelValues("demand", predlog.RefusedOutOfRange)))
 }

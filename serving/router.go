@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,25 @@ type table struct {
 	// pinned: a request's own table when it names the canary's version (production is then
 	// that version, answering under pipeline.RoutePinned).
 	pinned bool
+	// labels is the range feedback labels must fall in: the target's in the model's
+	// registered contract (nil bounds: open on that side).
+	labels labelRange
+}
+
+// labelRange bounds the labels a model takes.
+type labelRange struct{ min, max *float64 }
+
+// check refuses a label that is not finite or lies outside the range.
+func (r labelRange) check(v float64) error {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Errorf("label %v is not a finite number", v)
+	case r.min != nil && v < *r.min:
+		return fmt.Errorf("label %v is under the target's minimum %v in the model's registered contract", v, *r.min)
+	case r.max != nil && v > *r.max:
+		return fmt.Errorf("label %v is over the target's maximum %v in the model's registered contract", v, *r.max)
+	}
+	return nil
 }
 
 // InCanary reports whether a routing key falls in the canary share: a stable FNV-1a hash of
@@ -120,7 +140,17 @@ func (w *watcher) poll(ctx context.Context) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("load canary v%d: %w", d.Canary, err))
 	}
-	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == spec.ModeShadow, paired: pairedShare(d)})
+	// The labels' range comes from the registered contract, read with each new pointer.
+	var labels labelRange
+	if sp, _, _, err := w.reg.CurrentSpec(ctx, w.name); err == nil {
+		if col, ok := sp.Contract.Column(sp.Target); ok {
+			labels = labelRange{min: col.Min, max: col.Max}
+		}
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return w.fail(fmt.Errorf("the registered spec of %s: %w", w.name, err))
+	}
+	w.current.Store(&table{production: prod, canary: can, share: d.CanaryShare, shadow: d.CanaryMode == spec.ModeShadow, paired: pairedShare(d),
+		labels: labels})
 	w.etag = etag
 	if etag == "" {
 		w.etag = obj.ETag

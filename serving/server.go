@@ -58,6 +58,10 @@ type Options struct {
 	LabelKey []byte
 	// LabelTTL is how long after an answer its label is taken (default 7 days).
 	LabelTTL time.Duration
+	// MaxRows, MaxValues and MaxExplainRows bound one request: rows, values over all of its
+	// input tensors (checked from the shapes before anything is allocated), and rows with
+	// explanations. Over a limit: 413 / RESOURCE_EXHAUSTED naming it. Defaults 10,000, 2^20, 1,000.
+	MaxRows, MaxValues, MaxExplainRows int
 }
 
 // Server answers predictions for a set of models.
@@ -96,6 +100,15 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Replica == "" {
 		o.Replica = randomID()[:8]
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = DefaultMaxRows
+	}
+	if o.MaxValues <= 0 {
+		o.MaxValues = DefaultMaxValues
+	}
+	if o.MaxExplainRows <= 0 {
+		o.MaxExplainRows = DefaultMaxExplainRows
 	}
 	if o.LabelTTL <= 0 {
 		o.LabelTTL = 7 * 24 * time.Hour
@@ -350,6 +363,14 @@ const (
 	ErrBadInput     ErrorKind = iota + 1 // the request is malformed (400, INVALID_ARGUMENT)
 	ErrUnknownModel                      // the model is not served here (404, NOT_FOUND)
 	ErrNotReady                          // no production version loaded yet (503, UNAVAILABLE)
+	ErrTooLarge                          // over a size limit, named in the message (413, RESOURCE_EXHAUSTED)
+)
+
+// Default size limits of one request (Options.MaxRows, MaxValues, MaxExplainRows).
+const (
+	DefaultMaxRows        = 10000
+	DefaultMaxValues      = 1 << 20
+	DefaultMaxExplainRows = 1000
 )
 
 // ScoreError is a typed scoring error; its message names what was wrong.
@@ -373,6 +394,8 @@ func httpStatus(err error) int {
 			return http.StatusNotFound
 		case ErrNotReady:
 			return http.StatusServiceUnavailable
+		case ErrTooLarge:
+			return http.StatusRequestEntityTooLarge
 		}
 		return http.StatusBadRequest
 	}
@@ -402,6 +425,12 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResult, erro
 		}
 	}
 	rows, start := req.Rows, req.Start
+	switch {
+	case len(rows) > s.opts.MaxRows:
+		return ScoreResult{}, scoreErr(ErrTooLarge, "%d rows: a request holds at most %d (serve --max-rows)", len(rows), s.opts.MaxRows)
+	case req.Explain && len(rows) > s.opts.MaxExplainRows:
+		return ScoreResult{}, scoreErr(ErrTooLarge, "%d rows to explain: a request explains at most %d (serve --max-explain-rows)", len(rows), s.opts.MaxExplainRows)
+	}
 	var enrichNote []string
 	for _, e := range s.opts.Enrich {
 		note, err := e.Fill(ctx, req.Model, rows, req.Attributes)

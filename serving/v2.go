@@ -222,8 +222,12 @@ func (s *Server) v2Score(ctx context.Context, c v2Call) (v2InferResponse, ScoreR
 	if c.pinned != nil {
 		features = c.pinned.model.Features
 	}
-	rows, textAttrs, err := v2Rows(c.inputs, features)
-	if err != nil {
+	rows, textAttrs, err := v2Rows(c.inputs, features, s.opts.MaxRows, s.opts.MaxValues)
+	var se *ScoreError
+	switch {
+	case errors.As(err, &se):
+		return v2InferResponse{}, ScoreResult{}, err
+	case err != nil:
 		return v2InferResponse{}, ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 	}
 	n := len(rows)
@@ -355,9 +359,15 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	bounds := s.watchers[name].current.Load().labels
 	for i, it := range items {
 		if it.RequestID == "" {
 			httpError(w, http.StatusBadRequest, "labels[%d].request_id: required", i)
+			return
+		}
+		if err := bounds.check(it.Label); err != nil {
+			s.metrics.LabelsRefused.WithLabelValues(name, predlog.RefusedOutOfRange).Inc()
+			httpError(w, http.StatusUnprocessableEntity, "labels[%d] (request %s): %v", i, it.RequestID, err)
 			return
 		}
 		_, err := predlog.VerifyLabelToken(s.opts.LabelKey, it.LabelToken, name, it.RequestID, now, s.opts.LabelTTL)

@@ -65,11 +65,11 @@ func jsonInput(t v2Tensor) v2Input {
 // v2Rows turns the input tensors into rows of features by name and the request's
 // attributes; features is the model's feature order (for an [N, F] tensor). Every error
 // names the input and, for a value, its index.
-func v2Rows(inputs []v2Input, features []string) ([]map[string]float64, map[string]string, error) {
+func v2Rows(inputs []v2Input, features []string, maxRows, maxValues int) ([]map[string]float64, map[string]string, error) {
 	if len(inputs) == 0 {
 		return nil, nil, fmt.Errorf("inputs: at least one input tensor is required")
 	}
-	n, first := -1, ""
+	n, first, total := -1, "", 0
 	var rows []map[string]float64
 	var attrs map[string]string
 	from := map[string]int{} // which input gave a feature
@@ -86,10 +86,17 @@ func v2Rows(inputs []v2Input, features []string) ([]map[string]float64, map[stri
 			if d < 0 {
 				return nil, nil, fmt.Errorf("%s: shape %v: a request's dimensions are sizes (no -1)", where, in.shape)
 			}
-			size *= d
-			if size > 1<<24 {
-				return nil, nil, fmt.Errorf("%s: shape %v: more than 16,777,216 values", where, in.shape)
+			if d > maxValues {
+				return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
 			}
+			size *= d // both at most maxValues: no overflow
+			if total+size > maxValues {
+				return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
+			}
+		}
+		total += size
+		if in.shape[0] > maxRows {
+			return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: %d rows, a request holds at most %d (serve --max-rows)", where, in.shape, in.shape[0], maxRows)
 		}
 		got, err := in.values()
 		if err != nil {

@@ -136,7 +136,7 @@ func faultCampaign(t *testing.T, topology string) {
 	env := []string{"DRIFTLINE_S3_ENDPOINT=" + endpoint, "DRIFTLINE_S3_BUCKET=" + cfg.Bucket, "DRIFTLINE_S3_ACCESS_KEY=" + user,
 		"DRIFTLINE_S3_SECRET_KEY=" + password, "TEMPORAL_ADDRESS=" + temporalAddr, "DRIFTLINE_LABEL_KEY_FILE=" + labelKey}
 	wk := NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		"--rbac", "examples/rbac.yaml", "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
+		"--rbac", RBACWithoutFloors(t, root), "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
 	var replicas []*Service
 	var urls []string
 	for i := range 2 {
@@ -152,6 +152,7 @@ func faultCampaign(t *testing.T, topology string) {
 	sp.Approval.Required = false // the campaign is about faults, not people
 	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 5
 	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
+	require.NoError(t, RegisterSpec(ctx, store, sp), "the runs' spec is the model's registered one")
 
 	var (
 		mu          sync.Mutex

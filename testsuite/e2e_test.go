@@ -1,13 +1,17 @@
 package testsuite
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
 
 	"context"
 	"errors"
@@ -134,19 +138,60 @@ func (e *e2e) recordHistory(workflowID, runID, name string) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), raw, 0o644))
 }
 
-// run starts a run, approves it as alice when policy asks, and waits for the outcome.
+// call sends a JSON request to the control-plane API with a token of sub; the status and the
+// decoded answer.
+func (e *e2e) call(method, path, sub string, body any) (int, map[string]any) {
+	e.t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(e.t, err)
+	req, err := http.NewRequestWithContext(e.ctx, method, e.approvals+path, bytes.NewReader(b))
+	require.NoError(e.t, err)
+	if sub != "" {
+		tok, err := api.MintDev(e.secret, sub, map[string][]string{"erin": {"ml-platform"}}[sub], time.Hour) // erin: an admin
+		require.NoError(e.t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// applySpec registers the spec through the API: as dave (a data scientist) when no governed
+// field changes, as grace (governance) when one does.
+func (e *e2e) applySpec(sp spec.Spec) {
+	e.t.Helper()
+	raw, err := yaml.Marshal(sp)
+	require.NoError(e.t, err)
+	who := "grace"
+	if cur, _, _, err := registry.New(e.bucket).CurrentSpec(e.ctx, sp.Model); err == nil && len(spec.GovernanceChanges(&cur, sp)) == 0 {
+		who = "dave"
+	}
+	code, out := e.call(http.MethodPut, "/v1/models/"+sp.Model+"/spec", who, api.SpecRequest{Spec: string(raw), Reason: "e2e: the next phase's spec"})
+	require.Equal(e.t, http.StatusOK, code, "%s applies the spec: %v", who, out)
+}
+
+// run registers the run's spec, starts the run through the API as dave, approves it as
+// alice when policy asks, and waits for the outcome.
 func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, error) {
 	e.t.Helper()
-	var run client.WorkflowRun
-	var err error
+	e.applySpec(in.Spec)
+	var runID string
 	ignored := false // a forged approval signal was sent (and ignored)
 	for range 50 {   // the search attributes may take a moment to be visible after setup
-		if run, err = starter.StartRun(e.ctx, e.c, in); err == nil || !strings.Contains(err.Error(), "search attribute") {
+		code, out := e.call(http.MethodPost, "/v1/runs", "dave", api.RunRequest{Model: in.Spec.Model, From: in.From, To: in.To, Force: in.Force})
+		if code == http.StatusOK {
+			runID, _ = out["run_id"].(string)
 			break
 		}
+		require.Contains(e.t, fmt.Sprint(out["error"]), "search attribute", "start the run: %d %v", code, out)
 		time.Sleep(200 * time.Millisecond)
 	}
-	require.NoError(e.t, err)
+	require.NotEmpty(e.t, runID)
+	run := e.c.GetWorkflow(e.ctx, pipeline.WorkflowID(in.Spec.Model), runID)
+	var err error
 	res, err := starter.Follow(e.ctx, e.c, in.Spec.Model, run, io.Discard, func(st pipeline.Status) {
 		if e.badTokens {
 			e.badTokens = false
@@ -321,7 +366,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Phase 1: the first run trains v1 and promotes it without a canary.
-	res, st, err := e.run(pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "e2e"})
+	res, st, err := e.run(pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28"})
 	require.NoError(t, err)
 	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 1, res.Version)
@@ -361,8 +406,21 @@ func TestEndToEnd(t *testing.T) {
 	go traffic.Run(tctx, hs.URL, "demand", rows, 150, &ts) // a p99 needs 299 candidate requests per step
 
 	// Phase 2: the holiday window drifts; v2 is retrained, canaried on live traffic, promoted.
-	res, st, err = e.run(pipeline.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "e2e"})
+	// Its spec turns approval off: a data scientist may not (a governed field), a governance
+	// officer may, and the run still waits for an approver, the organisation's floor for a
+	// model in production.
+	noApproval := sp
+	noApproval.Approval.Required = false
+	raw, err := yaml.Marshal(noApproval)
 	require.NoError(t, err)
+	code, out := e.call(http.MethodPut, "/v1/models/demand/spec", "dave", api.SpecRequest{Spec: string(raw), Reason: "approvals slow us down"})
+	require.Equal(t, http.StatusForbidden, code, out)
+	require.Contains(t, out["error"], "may not change_governance on model demand")
+	res, st, err = e.run(pipeline.RunInput{Spec: noApproval, From: "2026-10-03", To: "2026-10-30"})
+	require.NoError(t, err)
+	require.True(t, st.Policy.ApprovalRequired, "the organisation's floor requires an approver")
+	require.Equal(t, "dave", st.Policy.Requester, "the requester, attested by the API")
+	require.Equal(t, "alice", st.Approval.Approver)
 	require.True(t, st.Drift.Drifted, st.Drift.Why)
 	require.Equal(t, 1, st.Drift.ReferenceVersion)
 	require.Less(t, st.Evaluation.CandidateMAE, st.Evaluation.ChampionMAE, "the retrained model beats v1 on the new regime")
@@ -392,7 +450,7 @@ func TestEndToEnd(t *testing.T) {
 	bad.Evaluation.MaxRegression = 0.05
 	bad.Approval.BreakGlass = true
 	e.breakGlass = true
-	res, st, err = e.run(pipeline.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	res, st, err = e.run(pipeline.RunInput{Spec: bad, From: "2026-10-03", To: "2026-10-30", Force: true})
 	e.breakGlass = false
 	require.NoError(t, err)
 	require.Equal(t, "break-glass", st.Approval.Approver)
@@ -426,7 +484,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Phase 4: bad input ends the run as failed_validation, naming the column.
 	broken := withFeature(sp, "no_such_column")
-	_, st, err = e.run(pipeline.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	_, st, err = e.run(pipeline.RunInput{Spec: broken, From: "2026-10-03", To: "2026-10-30", Force: true})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
 	require.Equal(t, pipeline.OutcomeFailedValidation, st.Outcome)
@@ -491,7 +549,7 @@ func TestEndToEnd(t *testing.T) {
 	viaQueue := sp
 	viaQueue.Trainer.TaskQueue = "e2e-external"
 	viaQueue.Evaluation.MaxMAE = 0.01
-	res, st, err = e.run(pipeline.RunInput{Spec: viaQueue, From: "2026-10-03", To: "2026-10-30", Force: true, RequestedBy: "e2e"})
+	res, st, err = e.run(pipeline.RunInput{Spec: viaQueue, From: "2026-10-03", To: "2026-10-30", Force: true})
 	require.NoError(t, err)
 	require.Equal(t, pipeline.OutcomeRejectedByPolicy, res.Outcome, res.Reason)
 	require.Contains(t, res.Reason, "exceeds the threshold 0.01")
@@ -501,16 +559,64 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, "external:e2e-external", external.Trainer)
 	require.Equal(t, "linear", external.Family)
 
-	// A schedule fires the loop on a cron, skipping overlaps.
-	id, err := starter.CreateSchedule(ctx, c, sp, "0 3 * * *")
-	require.NoError(t, err)
+	// A schedule fires the loop on a cron, skipping overlaps; one firing every second is refused.
+	code, out = e.call(http.MethodPut, "/v1/models/demand/schedule", "dave", api.ScheduleRequest{Cron: "@every 1s"})
+	require.Equal(t, http.StatusBadRequest, code, out)
+	code, out = e.call(http.MethodPut, "/v1/models/demand/schedule", "dave", api.ScheduleRequest{Cron: "0 3 * * *"})
+	require.Equal(t, http.StatusOK, code, out)
+	id, _ := out["schedule_id"].(string)
 	desc, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 	require.NoError(t, err)
 	require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, desc.Schedule.Policy.Overlap)
 	require.Len(t, desc.Schedule.Spec.Calendars, 1, "the server keeps the cron as a calendar spec")
 	require.Equal(t, 3, desc.Schedule.Spec.Calendars[0].Hour[0].Start)
-	_, err = starter.CreateSchedule(ctx, c, sp, "0 4 * * *")
-	require.NoError(t, err, "creating it again replaces it")
+	code, out = e.call(http.MethodPut, "/v1/models/demand/schedule", "dave", api.ScheduleRequest{Cron: "0 4 * * *"})
+	require.Equal(t, http.StatusOK, code, "creating it again replaces it: %v", out)
+	var scheduled pipeline.RunInput
+	desc, err = c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+	require.NoError(t, err)
+	action := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
+	require.NoError(t, c.ScheduleClient().GetHandle(ctx, id).Delete(ctx))
+	require.Len(t, action.Args, 1)
+	payload, ok := action.Args[0].(*commonpb.Payload)
+	require.True(t, ok, "%T", action.Args[0])
+	require.NoError(t, codec.DataConverter(payloadCodec).FromPayload(payload, &scheduled))
+	_, err = pipeline.VerifyOrigin(scheduled.Origin, []pipeline.AttestationKey{attester.Key()}, "demand", time.Time{}, time.Now())
+	require.NoError(t, err, "the schedule's runs carry the API's origin")
+
+	// A planted audit key neither breaks the chain nor lets a mutation through unaudited: a
+	// name that is not a model is refused before it becomes a key, and an object planted at
+	// the chain's next position is skipped by the next (audited) change and named by verify.
+	code, _ = e.call(http.MethodPost, "/v1/models/"+url.PathEscape("demand/000000000099.json")+"/rollback", "", api.PointerRequest{Reason: "x"})
+	require.Equal(t, http.StatusBadRequest, code)
+	alog := audit.Log{Store: store}
+	reps, probs, err := alog.Verify(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, probs)
+	var next string
+	for _, r := range reps {
+		if strings.HasSuffix(r.Chain, "/demand") {
+			next = fmt.Sprintf("%s/%012d.json", r.Chain, r.LastSeq+1)
+		}
+	}
+	require.NotEmpty(t, next)
+	_, err = store.Put(ctx, next, []byte("planted"), objstore.PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	code, out = e.call(http.MethodPut, "/v1/models/demand/aliases/challenger", "erin", api.PointerRequest{Version: 1, Reason: "keep v1 at hand"})
+	require.Equal(t, http.StatusOK, code, "an admin's change after the planted object: %v", out)
+	recs, err = alog.List(ctx, "demand", time.Now().Add(-time.Minute))
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(recs, func(r audit.Record) bool {
+		return r.Actor == "erin" && r.Action == "promote" && r.Decision == "allowed" && r.Details["alias"] == "challenger"
+	}), "the change is audited")
+	reps, probs, err = alog.Verify(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, probs, "the planted object is no break")
+	var planted []string
+	for _, r := range reps {
+		planted = append(planted, r.Planted...)
+	}
+	require.Contains(t, planted, next, "verify names the planted object")
 
 	// Phase 6: the monitor on live labelled traffic, watched by a real Prometheus (Debian's,
 	// with deploy/prometheus/rules.yml, scraping the pipeline worker and serving) and a real
@@ -697,6 +803,37 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 	t.Logf("jaeger: the prediction's trace and %d loop runs, each one tree (up to %d activity runs)", checked, most)
 }
 
+// selfStartedMonitor: a Temporal client starts its own monitor (not through the API) whose
+// input carries an open fairness review naming itself as reviewer with its own key, and
+// acknowledges a rollback with an attestation it signed: the monitor takes reviewers and keys
+// from the worker, so the acknowledgement is refused, and production does not move.
+func (e *e2e) selfStartedMonitor(mon spec.Spec) {
+	t, ctx := e.t, e.ctx
+	dep, _, err := registry.New(e.bucket).Deployment(ctx, "demand")
+	require.NoError(t, err)
+	_, mallory, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	key := pipeline.AttestationKey{KID: "mallory", PublicKey: base64.RawURLEncoding.EncodeToString(mallory.Public().(ed25519.PublicKey))}
+	review := &pipeline.FairnessReview{ID: "fairness-forged", Model: "demand", Version: dep.Production, OpenedAt: time.Now(),
+		Deadline: time.Now().Add(time.Hour), Reviewers: []string{"user:mallory"}, Keys: []pipeline.AttestationKey{key}}
+	mon.Monitoring.Interval.Duration = time.Hour
+	require.Eventually(t, func() bool { // the monitor the API started is closing
+		_, err = starter.StartMonitor(ctx, e.c, pipeline.MonitorInput{Spec: mon, RequestedBy: "mallory", Review: review})
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "start a monitor outside the API: %v", err)
+	now := time.Now()
+	att := pipeline.SignAttestation(mallory, "mallory", pipeline.Attested{Kind: pipeline.KindReview, Model: "demand", Version: dep.Production,
+		Review: review.ID, Decision: pipeline.ReviewRollback, Subject: "mallory", Reason: "x", IssuedAt: now.Unix(), Expires: now.Add(time.Hour).Unix(), ID: "m-1", Issuer: "mallory"})
+	require.Eventually(t, func() bool {
+		_, err = starter.Acknowledge(ctx, e.c, "demand", pipeline.ReviewAck{Review: review.ID, Decision: pipeline.ReviewRollback, Reason: "x", Attestation: att})
+		return err != nil && strings.Contains(err.Error(), `unknown key "mallory"`)
+	}, 30*time.Second, 200*time.Millisecond, "the self-signed acknowledgement is refused: %v", err)
+	require.NoError(t, starter.StopMonitor(ctx, e.c, "demand"))
+	after, _, err := registry.New(e.bucket).Deployment(ctx, "demand")
+	require.NoError(t, err)
+	require.Equal(t, dep.Production, after.Production, "production did not move")
+}
+
 // prometheusPhase is phase 6 of the end-to-end test.
 // It returns Prometheus's URL (it runs on until the test ends) and when it started scraping
 // and the phase ended.
@@ -748,8 +885,9 @@ scrape_configs:
 	mon.Monitoring.Interval.Duration = 10 * time.Second
 	mon.Monitoring.Settle.Duration = 2 * time.Second
 	mon.Monitoring.MaxLiveMAE = 0.5
-	_, err = starter.StartMonitor(ctx, e.c, pipeline.MonitorInput{Spec: mon, RunFrom: "2026-10-03", RunTo: "2026-10-30", RequestedBy: "e2e"})
-	require.NoError(t, err)
+	e.applySpec(mon)
+	code, out := e.call(http.MethodPut, "/v1/models/demand/monitor", "dave", api.MonitorRequest{RunFrom: "2026-10-03", RunTo: "2026-10-30"})
+	require.Equal(t, http.StatusOK, code, out)
 
 	// Prometheus's view of the alert, polled through its HTTP API.
 	state := func() string {
@@ -813,6 +951,7 @@ scrape_configs:
 	require.NoError(t, e.c.CancelWorkflow(ctx, pipeline.WorkflowID("demand"), st.Runs[0].RunID))
 	require.NoError(t, starter.StopMonitor(ctx, e.c, "demand"))
 	e.recordHistory("monitor/demand", monitorRun, "monitor_started_the_loop_signalled")
+	e.selfStartedMonitor(mon)
 
 	// The Grafana dashboards' every query runs on this Prometheus (the workers' metrics and the
 	// rules as shipped), and the panels an operator opens first show this run's numbers.

@@ -73,6 +73,8 @@ func cmdAPI(ctx context.Context, args []string) error {
 	tf := addTokenFlags(fs)
 	corsOrigin := fs.String("codec-cors-origin", env("DRIFTLINE_CODEC_CORS_ORIGIN", "http://localhost:8233"), "origin of the Temporal UI that uses /codec/ to decode payloads (with DRIFTLINE_PAYLOAD_KEY_FILE)")
 	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
+	featureQueues := fs.String("feature-queues", env("DRIFTLINE_FEATURES_QUEUE", ""), "comma-separated task queues materialization may run on besides the pipeline worker's (the serving workers' --features-queue)")
+	minSchedule := fs.Duration("min-schedule-interval", api.DefaultMinScheduleInterval, "the shortest interval a schedule may fire at")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +96,12 @@ func cmdAPI(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 	s := &api.Server{Verifier: verifier, Engine: engine, Audit: audit.Log{Store: b}, Runs: api.TemporalRuns{Client: c},
-		Registry: registry.New(b), Attester: att, CORSOrigin: *corsOrigin}
+		Registry: registry.New(b), Attester: att, CORSOrigin: *corsOrigin, MinScheduleInterval: *minSchedule}
+	for _, q := range strings.Split(*featureQueues, ",") {
+		if q = strings.TrimSpace(q); q != "" {
+			s.FeatureQueues = append(s.FeatureQueues, q)
+		}
+	}
 	if path := os.Getenv("DRIFTLINE_PAYLOAD_KEY_FILE"); path != "" {
 		if s.Codec, err = codec.Load(path); err != nil {
 			return err

@@ -151,6 +151,9 @@ func cmdServe(ctx context.Context, args []string) error {
 	featureDefaults := fs.String("feature-defaults", "", "feature=value,... used when the store cannot give a value (else the request is refused)")
 	featuresAsOf := fs.String("features-as-of", "", "read the online store as of this fixed time (RFC 3339) instead of now: replaying history (the demo's data is from 2026); ages and online_expiry are measured from it")
 	featuresQueue := fs.String("features-queue", "", "also run the materialization chunks of this task queue against the online store (needed for the embedded store, which one process holds)")
+	maxRows := fs.Int("max-rows", serving.DefaultMaxRows, "rows one request may hold (413 / RESOURCE_EXHAUSTED over it)")
+	maxValues := fs.Int("max-values", serving.DefaultMaxValues, "values all of one request's input tensors may hold, checked from their shapes before decoding")
+	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -212,7 +215,7 @@ func cmdServe(ctx context.Context, args []string) error {
 		}
 	}
 	s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
-		LabelKey: labelKey, Features: filler})
+		LabelKey: labelKey, Features: filler, MaxRows: *maxRows, MaxValues: *maxValues, MaxExplainRows: *maxExplain})
 	if err != nil {
 		return err
 	}
