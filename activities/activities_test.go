@@ -397,6 +397,15 @@ func TestNotifyApprovalPostsSlackCompatiblePayload(t *testing.T) {
 	bad := &Policy{Webhook: hook.URL + "/x"}
 	hook.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	require.ErrorContains(t, bad.NotifyApproval(context.Background(), pipeline.ApprovalRequest{}), "HTTP 500")
+	// A webhook's URL is its secret: no failure message (which reaches Temporal history and the
+	// logs) carries its path or query.
+	secret := "/services/T000/B000/XXXXsecretXXXX?token=s3cr3t"
+	for _, p := range []*Policy{{Webhook: hook.URL + secret}, {Webhook: "http://127.0.0.1:1" + secret}, {Webhook: "http://[::1" + secret}} {
+		err := p.NotifyApproval(context.Background(), pipeline.ApprovalRequest{})
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "secret", "%v", err)
+		require.NotContains(t, err.Error(), "s3cr3t", "%v", err)
+	}
 }
 
 // The closed loop: live MAE from labels (decided only with enough labels and a significant,

@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -162,21 +161,7 @@ func (p *Policy) NotifyApproval(ctx context.Context, in pipeline.ApprovalRequest
 		in.Model, in.Version, in.RunID, in.Timeout, strings.Join(in.Approvers, ", "), in.Model, in.Version)
 	body, _ := json.Marshal(map[string]any{"text": text, "model": in.Model, "version": in.Version, "run_id": in.RunID,
 		"workflow_id": in.WorkflowID, "approvers": in.Approvers, "evidence": in.Evidence})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Webhook, bytes.NewReader(body))
-	if err != nil {
-		return invalid("approval webhook %q: %v", p.Webhook, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", in.RunID+"/"+strconv.Itoa(in.Version))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("approval webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("approval webhook answered HTTP %d", resp.StatusCode)
-	}
-	return nil
+	return postJSON(ctx, "approval webhook", p.Webhook, body, in.RunID+"/"+strconv.Itoa(in.Version))
 }
 
 // RecordIgnoredApproval audits an approval signal the run refused.

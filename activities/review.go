@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -142,10 +143,10 @@ func (m *Monitoring) reviewAlert(ctx context.Context, n pipeline.ReviewNotice) e
 }
 
 // postJSON posts a JSON body; an answer of 300 or more is an error (retried by the activity).
-func postJSON(ctx context.Context, what, url string, body []byte, idempotencyKey string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func postJSON(ctx context.Context, what, target string, body []byte, idempotencyKey string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return invalid("%s %q: %v", what, url, err)
+		return invalid("%s (%s): not a URL", what, redactURL(target))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if idempotencyKey != "" {
@@ -153,13 +154,31 @@ func postJSON(ctx context.Context, what, url string, body []byte, idempotencyKey
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		// The error names the URL, and a webhook's URL is its secret: it would reach the
+		// activity's failure in Temporal history and the logs.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redactURL(ue.URL)
+		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s answered HTTP %d", what, resp.StatusCode)
+		return fmt.Errorf("%s (%s) answered HTTP %d", what, redactURL(target), resp.StatusCode)
 	}
 	return nil
+}
+
+// redactURL keeps a URL's scheme and host: a webhook's path and query are its secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(redacted)"
+	}
+	if u.Path == "" && u.RawQuery == "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/(redacted)"
 }
 
 // ReviewRollback rolls production back to the version before it, for a review's decision,

@@ -80,7 +80,7 @@ func TestComposeServicesAndImages(t *testing.T) {
 			}
 		}
 		for _, p := range s.Ports {
-			require.Regexp(t, `^\d+:\d+$`, p, name)
+			require.Regexp(t, `^\$\{DRIFTLINE_BIND:-127\.0\.0\.1\}:\d+:\d+$`, p, name)
 		}
 	}
 }
@@ -114,10 +114,10 @@ func TestComposeRunsRealDriftlineCommands(t *testing.T) {
 	// Published ports match what the workers listen on.
 	w := c.Services["pipeline-worker"]
 	require.Equal(t, ":9464", flagValue(w.Command, "--metrics"))
-	require.Contains(t, w.Ports, "9464:9464")
+	require.Contains(t, w.Ports, "${DRIFTLINE_BIND:-127.0.0.1}:9464:9464")
 	s := c.Services["serving-worker"]
 	require.Equal(t, ":8080", flagValue(s.Command, "--listen"))
-	require.Contains(t, s.Ports, "8080:8080")
+	require.Contains(t, s.Ports, "${DRIFTLINE_BIND:-127.0.0.1}:8080:8080")
 }
 
 func TestPrometheusScrapesBothWorkers(t *testing.T) {
@@ -144,7 +144,7 @@ func TestPrometheusScrapesBothWorkers(t *testing.T) {
 			require.Equal(t, ":"+port, flagValue(c.Services[svc].Command, "--metrics"))
 			continue
 		}
-		require.True(t, slices.Contains(c.Services[svc].Ports, port+":"+port), "%s does not expose %s", svc, port)
+		require.True(t, slices.Contains(c.Services[svc].Ports, "${DRIFTLINE_BIND:-127.0.0.1}:"+port+":"+port), "%s does not expose %s", svc, port)
 	}
 }
 
@@ -170,6 +170,25 @@ func TestComposeCommitsNoSecrets(t *testing.T) {
 	c := load(t)
 	require.Contains(t, c.Services["secrets"].Command[len(c.Services["secrets"].Command)-1], "/dev/urandom")
 	require.Contains(t, c.Services["minio"].Environment, "MINIO_ROOT_PASSWORD_FILE")
+	// Passwords come from the env file (no default: compose refuses to start without them),
+	// and every published port binds to loopback unless the env file says otherwise.
+	required := regexp.MustCompile(`^\$\{[A-Z_]+:\?[^}]+\}$`)
+	for name, svc := range c.Services {
+		for k, v := range svc.Environment {
+			if strings.Contains(k, "PASSWORD") || strings.Contains(k, "PWD") {
+				if !strings.HasSuffix(k, "_FILE") {
+					require.Regexp(t, required, v, "service %s: %s must come from the env file", name, k)
+				}
+			}
+		}
+		for _, p := range svc.Ports {
+			require.True(t, strings.HasPrefix(p, "${DRIFTLINE_BIND:-127.0.0.1}:"), "service %s publishes %s on every interface", name, p)
+		}
+	}
+	env := read(t, "compose.env.example")
+	for _, v := range []string{"POSTGRES_PASSWORD=", "GRAFANA_ADMIN_PASSWORD=", "DRIFTLINE_BIND=127.0.0.1"} {
+		require.Contains(t, env, v+"\n")
+	}
 }
 
 // The console reaches Jaeger and Prometheus as services of this stack, on the ports they
@@ -183,6 +202,6 @@ func TestComposeConsoleReachesItsBackends(t *testing.T) {
 		require.Equal(t, want, u.Host, flag)
 		svc, port, _ := strings.Cut(want, ":")
 		require.Contains(t, c.Services, svc)
-		require.Contains(t, c.Services[svc].Ports, port+":"+port, "%s listens on %s", svc, port)
+		require.Contains(t, c.Services[svc].Ports, "${DRIFTLINE_BIND:-127.0.0.1}:"+port+":"+port, "%s listens on %s", svc, port)
 	}
 }

@@ -225,7 +225,8 @@ func (p *scanner) object(value func(string) bool) bool {
 // appendPredictResponse writes the common single-prediction answer (no explanation) as JSON;
 // ok false when a field needs the general encoder (escapes, non-finite numbers).
 func appendPredictResponse(b []byte, r PredictResponse) ([]byte, bool) {
-	if r.Explanation != nil || r.Predictions != nil || r.Explanations != nil || r.LabelTokens != nil || r.Features != nil || math.IsNaN(r.Prediction) || math.IsInf(r.Prediction, 0) {
+	if r.ClientRequestID != "" || r.Explanation != nil || r.Predictions != nil || r.Explanations != nil || r.LabelTokens != nil || r.Features != nil ||
+		math.IsNaN(r.Prediction) || math.IsInf(r.Prediction, 0) {
 		return b, false
 	}
 	for _, s := range []string{r.RequestID, r.Model, r.Route, r.Fallback, r.LabelToken} {

@@ -174,6 +174,9 @@ func (g *grpcInference) infer(ctx context.Context, req *oippb.ModelInferRequest,
 	if a.Fallback != "" {
 		out.Parameters["fallback"] = stringParam(a.Fallback)
 	}
+	if id, ok := resp.Parameters["request_id"].(string); ok {
+		out.Parameters["request_id"] = stringParam(id)
+	}
 	if tok, ok := resp.Parameters["label_token"].(string); ok {
 		out.Parameters["label_token"] = stringParam(tok)
 	}

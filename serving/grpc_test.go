@@ -93,6 +93,15 @@ func TestGRPCInferenceService(t *testing.T) {
 		Inputs:     []*oippb.ModelInferRequest_InferInputTensor{fp32("input-0", []int64{2, 2}, 1, 2, 3, 4)},
 		Parameters: map[string]*oippb.InferParameter{"explain": {ParameterChoice: &oippb.InferParameter_BoolParam{BoolParam: true}}}})
 	require.NoError(t, err)
+	// The protocol's id is echoed; the server's id (the log's, the labels') is request_id.
+	clientOf := map[string]string{}
+	seen := func(resp *oippb.ModelInferResponse, id string) {
+		require.Equal(t, id, resp.GetId())
+		server := resp.GetParameters()["request_id"].GetStringParam()
+		require.Len(t, server, 32)
+		clientOf[server] = id
+	}
+	seen(resp, "g-1")
 	require.Equal(t, []float64{4, 10}, preds(resp))
 	require.Equal(t, "1", resp.GetModelVersion())
 	require.Equal(t, "production", resp.GetParameters()["route"].GetStringParam())
@@ -122,6 +131,7 @@ func TestGRPCInferenceService(t *testing.T) {
 			{Name: "region", Datatype: "BYTES", Shape: []int64{1}}},
 		RawInputContents: [][]byte{raw(2), raw(1), text("north")}})
 	require.NoError(t, err)
+	seen(resp, "g-raw")
 	require.Equal(t, []float64{5}, preds(resp))
 	require.NotEmpty(t, resp.GetParameters()["label_token"].GetStringParam())
 
@@ -129,6 +139,7 @@ func TestGRPCInferenceService(t *testing.T) {
 	resp, err = c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "demand", ModelVersion: "2", Id: "g-pin",
 		Inputs: []*oippb.ModelInferRequest_InferInputTensor{fp32("input-0", []int64{1, 2}, 2, 1)}})
 	require.NoError(t, err)
+	seen(resp, "g-pin")
 	require.Equal(t, []float64{7}, preds(resp))
 	require.Equal(t, "2", resp.GetModelVersion())
 	require.Equal(t, "pinned", resp.GetParameters()["route"].GetStringParam())
@@ -170,8 +181,12 @@ func TestGRPCInferenceService(t *testing.T) {
 	require.NoError(t, err)
 	got := map[string]string{}
 	for _, rec := range recs {
-		if strings.HasPrefix(rec.RequestID, "g-") {
-			got[rec.RequestID] = rec.Route + " " + rec.Attributes
+		id, row, batch := strings.Cut(rec.RequestID, "/")
+		if c, ok := clientOf[id]; ok {
+			if batch {
+				c += "/" + row
+			}
+			got[c] = rec.Route + " " + rec.Attributes
 		}
 	}
 	require.Equal(t, map[string]string{"g-1/0": "production ", "g-1/1": "production ", "g-raw": `production {"region":"north"}`, "g-pin": "pinned "}, got)

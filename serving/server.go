@@ -315,13 +315,16 @@ type Explanation struct {
 
 // PredictResponse names the version and route that answered.
 type PredictResponse struct {
-	RequestID   string    `json:"request_id"`
-	Model       string    `json:"model"`
-	Version     int       `json:"version"`
-	Route       string    `json:"route"`
-	Prediction  float64   `json:"prediction"`
-	Predictions []float64 `json:"predictions,omitempty"`
-	Fallback    string    `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
+	// RequestID is the server's id of the answer (its labels name it); ClientRequestID echoes
+	// the request_id the client sent, if any.
+	RequestID       string    `json:"request_id"`
+	ClientRequestID string    `json:"client_request_id,omitempty"`
+	Model           string    `json:"model"`
+	Version         int       `json:"version"`
+	Route           string    `json:"route"`
+	Prediction      float64   `json:"prediction"`
+	Predictions     []float64 `json:"predictions,omitempty"`
+	Fallback        string    `json:"fallback,omitempty"` // why a fallback answered or a feature was filled in
 	// Features says which features came from the online store and how old they were.
 	Features *predlog.FeatureProvenance `json:"features,omitempty"`
 	// LabelToken lets this client send the answer's ground-truth label (POST .../feedback).
@@ -678,9 +681,10 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "instances: empty batch")
 		return
 	}
-	if req.RequestID == "" {
-		req.RequestID = randomID()
-	}
+	// The id that logs the answer and binds its label token is the server's, never the
+	// client's: a client choosing ids could hold several tokens for one logged request id.
+	clientID := req.RequestID
+	req.RequestID = randomID()
 	a, err := s.Score(r.Context(), ScoreRequest{Model: name, RequestID: req.RequestID, RoutingKey: req.RoutingKey, Rows: rows,
 		Explain: req.Explain, Attributes: req.Attributes, Start: start})
 	if err != nil {
@@ -689,8 +693,8 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answered(w, name, a.Version, a.Route)
-	resp := PredictResponse{RequestID: req.RequestID, Model: name, Version: a.Version, Route: string(a.Route), Fallback: a.Fallback,
-		LabelToken: s.labelToken(name, a.Version, req.RequestID, start)}
+	resp := PredictResponse{RequestID: req.RequestID, ClientRequestID: clientID, Model: name, Version: a.Version, Route: string(a.Route),
+		Fallback: a.Fallback, LabelToken: s.labelToken(name, a.Version, req.RequestID, start)}
 	if a.Features != "" {
 		var p predlog.FeatureProvenance
 		if json.Unmarshal([]byte(a.Features), &p) == nil {

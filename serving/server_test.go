@@ -187,6 +187,7 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 	// records the candidate's error for the canary comparison.
 	code, out = post(t, ts.URL+"/v1/models/demand:predict", fmt.Sprintf(`{"request_id":"fb","routing_key":%q,"features":{"x":1}}`, key))
 	require.Equal(t, 200, code)
+	fb := out["request_id"].(string)
 	require.Equal(t, "production", out["route"])
 	require.EqualValues(t, v1, out["version"])
 	require.Contains(t, out["fallback"], `missing feature "z"`)
@@ -195,7 +196,7 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 	require.NoError(t, err)
 	var found bool
 	for _, rec := range recs {
-		if rec.RequestID == "fb" {
+		if rec.RequestID == fb {
 			found = true
 			require.Equal(t, "canary", rec.Route)
 			require.Contains(t, rec.Error, "missing feature")

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -231,9 +232,10 @@ func (s *Server) v2Score(ctx context.Context, c v2Call) (v2InferResponse, ScoreR
 		return v2InferResponse{}, ScoreResult{}, scoreErr(ErrBadInput, "%v", err)
 	}
 	n := len(rows)
-	if c.id == "" {
-		c.id = randomID()
-	}
+	// The answer's id in the log and its label tokens is the server's; the protocol's id (the
+	// client's, if it sent one) is echoed, and the server's is the request_id parameter.
+	clientID := c.id
+	c.id = randomID()
 	for k, v := range textAttrs {
 		if c.attrs == nil {
 			c.attrs = map[string]string{}
@@ -246,8 +248,8 @@ func (s *Server) v2Score(ctx context.Context, c v2Call) (v2InferResponse, ScoreR
 		return v2InferResponse{}, a, err
 	}
 	name, start := c.model, c.start
-	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.Version), ID: c.id,
-		Parameters: map[string]any{"route": a.Route}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.Predictions}}}
+	resp := v2InferResponse{ModelName: name, ModelVersion: strconv.Itoa(a.Version), ID: cmp.Or(clientID, c.id),
+		Parameters: map[string]any{"route": a.Route, "request_id": c.id}, Outputs: []v2OutTensor{{Name: "prediction", Shape: []int{n}, Datatype: "FP64", Data: a.Predictions}}}
 	if a.Fallback != "" {
 		resp.Parameters["fallback"] = a.Fallback
 	}

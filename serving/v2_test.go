@@ -110,11 +110,14 @@ func TestBatchShadowAndFeedback(t *testing.T) {
 	require.Equal(t, []any{2.0, 4.0}, roundAll(out["predictions"].([]any)))
 	toks := out["label_tokens"].([]any)
 	require.Len(t, toks, 2, "one label token per instance")
+	batch := out["request_id"].(string)
+	require.NotEqual(t, "b", batch, "the server chooses the id its labels name")
+	require.Equal(t, "b", out["client_request_id"])
 	code, out = post(t, ts.URL+"/v1/models/demand:predict", `{"instances": [{"x": 1}, {"x": "two"}]}`)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, out["error"], "instances[1].x")
 
-	code, out = post(t, ts.URL+"/v1/models/demand/feedback", fmt.Sprintf(`{"labels": [{"request_id": "b/0", "label": 2.5, "label_token": %q}, {"request_id": "b/1", "label": 4.5, "label_token": %q}]}`, toks[0], toks[1]))
+	code, out = post(t, ts.URL+"/v1/models/demand/feedback", fmt.Sprintf(`{"labels": [{"request_id": "%s/0", "label": 2.5, "label_token": %q}, {"request_id": "%s/1", "label": 4.5, "label_token": %q}]}`, batch, toks[0], batch, toks[1]))
 	require.Equal(t, http.StatusAccepted, code, out)
 	code, _ = post(t, ts.URL+"/v1/models/demand/feedback", `{"request_id": "b/0"}`)
 	require.Equal(t, http.StatusBadRequest, code)
@@ -123,7 +126,7 @@ func TestBatchShadowAndFeedback(t *testing.T) {
 	require.NoError(t, err)
 	routes := map[string]int{}
 	for _, rec := range recs {
-		routes[fmt.Sprintf("%s v%d %s", rec.Route, rec.Version, rec.RequestID)]++
+		routes[fmt.Sprintf("%s v%d %s", rec.Route, rec.Version, strings.Replace(rec.RequestID, batch, "b", 1))]++
 		require.Equal(t, `{"region":"north"}`, rec.Attributes)
 	}
 	require.Equal(t, map[string]int{"shadow v2 b/0": 1, "shadow v2 b/1": 1, "production v1 b/0": 1, "production v1 b/1": 1}, routes)

@@ -37,10 +37,16 @@ func TestOpenInferenceProtocolV2Conformance(t *testing.T) {
 	require.NotEmpty(t, out["version"])
 	require.Contains(t, out["extensions"], "version_routing")
 
+	clientOf := map[string]string{} // the server's request id -> the protocol's id the client sent
 	infer := func(path, body string) []float64 {
 		t.Helper()
 		code, out := post(t, ts.URL+path, body)
 		require.Equal(t, http.StatusOK, code, "%s %s: %v", path, body, out)
+		server := out["parameters"].(map[string]any)["request_id"].(string)
+		require.Len(t, server, 32, "the server chooses the id its log and labels use")
+		if id, ok := out["id"].(string); ok && id != server {
+			clientOf[server] = id
+		}
 		var preds []float64
 		for _, x := range out["outputs"].([]any)[0].(map[string]any)["data"].([]any) {
 			preds = append(preds, float64(int(x.(float64)*1e6+0.5))/1e6)
@@ -107,8 +113,8 @@ func TestOpenInferenceProtocolV2Conformance(t *testing.T) {
 	require.NoError(t, err)
 	got := map[string]string{}
 	for _, rec := range recs {
-		if strings.HasPrefix(rec.RequestID, "pin-") || rec.RequestID == "attr-1" {
-			got[rec.RequestID] = rec.Route + " " + rec.Attributes
+		if id := clientOf[rec.RequestID]; strings.HasPrefix(id, "pin-") || id == "attr-1" {
+			got[id] = rec.Route + " " + rec.Attributes
 		}
 	}
 	require.Equal(t, map[string]string{"pin-2": "pinned ", "pin-1": "production ", "attr-1": `production {"content_type":"pd","region":"north"}`}, got)

@@ -35,6 +35,7 @@ func FromRetail(r dataset.RetailRow) Request {
 
 // Response is what serving answers.
 type Response struct {
+	RequestID  string  `json:"request_id"` // the server's: labels name it
 	Model      string  `json:"model"`
 	Version    int     `json:"version"`
 	Route      string  `json:"route"`
@@ -151,7 +152,7 @@ func Run(ctx context.Context, baseURL, model string, rows []dataset.RetailRow, r
 				}
 				st.add(r, err)
 				if err == nil {
-					_ = Feedback(ctx, hc, baseURL, model, req.RequestID, r.LabelToken, req.Label)
+					_ = Feedback(ctx, hc, baseURL, model, r.RequestID, r.LabelToken, req.Label)
 				}
 			}
 		}()
