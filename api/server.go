@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -64,7 +65,20 @@ type Server struct {
 	// FeatureQueues are the task queues materialization may run on besides the pipeline's
 	// (where an online store is configured: the serving worker's --features-queue).
 	FeatureQueues []string
+
+	refusalsOnce sync.Once
+	refused      *refusals
 }
+
+// anonymous is the aggregate of refused calls without a verified identity.
+func (s *Server) anonymous() *refusals {
+	s.refusalsOnce.Do(func() { s.refused = &refusals{log: s.Audit, now: s.now, counts: map[refusalKey]int{}} })
+	return s.refused
+}
+
+// FlushRefusals writes the current minute's record of refused anonymous calls (the minute's
+// first refusal after it writes it otherwise); call it at shutdown.
+func (s *Server) FlushRefusals(ctx context.Context) error { return s.anonymous().Flush(ctx) }
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -154,7 +168,10 @@ type call struct {
 func (c *call) refuse(code int, kind, why string) {
 	actor := c.who.ID
 	if actor == "" {
-		actor = "anonymous"
+		// No verified identity: counted per source, action and reason in the minute's record.
+		c.s.anonymous().add(c.r.RemoteAddr, c.action+"_"+kind, clip(why, 120))
+		reply(c.w, code, map[string]any{"error": why})
+		return
 	}
 	if err := c.audit(actor, c.action+"_"+kind, why, "refused"); err != nil {
 		slog.Error("audit", "action", c.action+"_"+kind, "model", c.model, "err", err)

@@ -62,6 +62,9 @@ type Options struct {
 	// input tensors (checked from the shapes before anything is allocated), and rows with
 	// explanations. Over a limit: 413 / RESOURCE_EXHAUSTED naming it. Defaults 10,000, 2^20, 1,000.
 	MaxRows, MaxValues, MaxExplainRows int
+	// BodyBudget bounds the bytes of all request bodies being read and decoded at once
+	// (default 256 MiB): over it a request waits for nothing and gets 503 with Retry-After.
+	BodyBudget int64
 }
 
 // Server answers predictions for a set of models.
@@ -74,6 +77,7 @@ type Server struct {
 	labels      *predlog.Writer[predlog.Label]
 	mux         *http.ServeMux
 	traced      http.Handler // mux in a server span per request
+	budget      *bodyBudget  // request bodies in flight, over all requests
 	seriesMu    sync.RWMutex
 	seriesCache map[seriesKey]okSeries
 	seen        *seenTokens
@@ -103,6 +107,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxRows <= 0 {
 		o.MaxRows = DefaultMaxRows
+	}
+	if o.BodyBudget <= 0 {
+		o.BodyBudget = DefaultBodyBudget
 	}
 	if o.MaxValues <= 0 {
 		o.MaxValues = DefaultMaxValues
@@ -156,7 +163,8 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Metadata)
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2ModelReady)
 	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.instrument(s.v2Infer))
-	s.traced = tracedHandler(s.mux, o.Tracing)
+	s.budget = &bodyBudget{max: o.BodyBudget}
+	s.traced = tracedHandler(s.budget.wrap(s.mux), o.Tracing)
 	return s, nil
 }
 

@@ -350,8 +350,9 @@ func TestEndToEnd(t *testing.T) {
 	engine, err := policies.NewEngine(ctx, rbac)
 	require.NoError(t, err)
 	secret := []byte("e2e-secret-e2e-secret-e2e-secret-e2e")
-	as := httptest.NewServer((&api.Server{Verifier: api.DevHS256{Secret: secret}, Engine: engine, Audit: audit.Log{Store: store},
-		Runs: api.TemporalRuns{Client: c}, Registry: registry.New(store), Attester: attester}).Handler())
+	apiServer := &api.Server{Verifier: api.DevHS256{Secret: secret}, Engine: engine, Audit: audit.Log{Store: store},
+		Runs: api.TemporalRuns{Client: c}, Registry: registry.New(store), Attester: attester}
+	as := httptest.NewServer(apiServer.Handler())
 	defer as.Close()
 	e := &e2e{t: t, ctx: ctx, c: c, store: store, bucket: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
 	if os.Getenv("DRIFTLINE_RECORD_HISTORIES") != "" {
@@ -500,11 +501,25 @@ func TestEndToEnd(t *testing.T) {
 
 	// Every call to the API, allowed or refused, and every decision a run took, is in the audit
 	// trail (refused requests never reach Temporal history).
+	// Calls with no verified identity are counted in one record a minute, not a record each.
+	require.NoError(t, apiServer.FlushRefusals(ctx))
 	recs, err := audit.Log{Store: store}.List(ctx, "demand", time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	actions := map[string]int{}
 	for _, r := range recs {
 		actions[r.Action]++
+	}
+	anon, err := audit.Log{Store: store}.List(ctx, "", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	for _, r := range anon {
+		if r.Action == "refused_anonymous" {
+			raw, _ := json.Marshal(r.Details["counts"])
+			var lines []api.RefusalCount
+			require.NoError(t, json.Unmarshal(raw, &lines))
+			for _, l := range lines {
+				actions[l.Action] += l.Count
+			}
+		}
 	}
 	require.Equal(t, 3, actions["approve_unauthenticated"], "%v", actions)
 	require.Equal(t, 1, actions["approve_forbidden"])

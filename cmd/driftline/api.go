@@ -108,6 +108,8 @@ func cmdAPI(ctx context.Context, args []string) error {
 		}
 		slog.Info("payloads are encrypted; the Temporal UI decodes them through /codec/", "cors_origin", *corsOrigin)
 	}
+	// The last minute's record of refused anonymous calls is written at shutdown.
+	defer func() { _ = s.FlushRefusals(context.WithoutCancel(ctx)) }()
 	return serveHTTP(ctx, *listen, s.Handler(), fmt.Sprintf("control-plane API on %s (attestation key %s)", *listen, att.Key().KID))
 }
 

@@ -154,6 +154,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	maxRows := fs.Int("max-rows", serving.DefaultMaxRows, "rows one request may hold (413 / RESOURCE_EXHAUSTED over it)")
 	maxValues := fs.Int("max-values", serving.DefaultMaxValues, "values all of one request's input tensors may hold, checked from their shapes before decoding")
 	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
+	bodyBudget := fs.Int64("body-budget", serving.DefaultBodyBudget, "bytes all request bodies in flight may hold together (503 with Retry-After over it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -215,7 +216,8 @@ func cmdServe(ctx context.Context, args []string) error {
 		}
 	}
 	s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
-		LabelKey: labelKey, Features: filler, MaxRows: *maxRows, MaxValues: *maxValues, MaxExplainRows: *maxExplain})
+		LabelKey: labelKey, Features: filler, MaxRows: *maxRows, MaxValues: *maxValues, MaxExplainRows: *maxExplain,
+		BodyBudget: *bodyBudget})
 	if err != nil {
 		return err
 	}
