@@ -516,6 +516,24 @@ func TestCanaryClosedLoopGuardrails(t *testing.T) {
 	require.Equal(t, pipeline.CanaryRollback, res.Decision, "the real labels still decide: %s", res.Reason)
 	require.Equal(t, 120, res.MAE.IgnoredLabels, "every forged label is ignored and counted")
 
+	// The same answers' labels sent again with valid tokens (to another replica, or after a
+	// restart) and absurd values: the first label of each answer counts, the others are
+	// ignored and counted.
+	first, err := predlog.ReadLabels(ctx, e.store, "demand", since, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	var again []predlog.Label
+	for _, l := range first {
+		if l.Label != -1000 { // the real ones
+			l.Label, l.TimeUnixMs = 1e4, l.TimeUnixMs+60_000
+			again = append(again, l)
+		}
+	}
+	require.NotEmpty(t, again)
+	put(nil, again)
+	res = judge()
+	require.Equal(t, pipeline.CanaryRollback, res.Decision, "the first labels still decide: %s", res.Reason)
+	require.Equal(t, 120+len(again), res.MAE.IgnoredLabels, "each label sent again is ignored and counted")
+
 	g.MinLabels = 1000 // too few labels: undecided again
 	require.Equal(t, pipeline.CanaryPromote, judge().Decision)
 	g.MinLabels = 100

@@ -70,6 +70,12 @@ func (c *Canary) EvaluateCanary(ctx context.Context, in pipeline.CanaryEvalInput
 			ignored++
 			continue
 		}
+		// One label per answer, the first in the log: a label sent again (to another replica,
+		// or after a restart forgot it) adds no weight.
+		if _, dup := j.Labels[l.RequestID]; dup {
+			ignored++
+			continue
+		}
 		j.Labels[l.RequestID] = l.Label
 	}
 	if in.Guardrails.ProtectedAttribute != "" {

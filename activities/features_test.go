@@ -43,7 +43,7 @@ func TestMaterializeChunkOnMinIOAndRedis(t *testing.T) {
 
 	raw, err := os.ReadFile("../examples/features.yaml")
 	require.NoError(t, err)
-	_, _, err = features.Apply(ctx, store, "retail", raw, "", "dave", "test")
+	_, _, err = features.Apply(ctx, store, "retail", raw, "", "dave", "test", "group:retail")
 	require.NoError(t, err)
 	chunk := func(end time.Time) pipeline.MaterializeChunkResult {
 		in.End = end

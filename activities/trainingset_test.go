@@ -22,7 +22,7 @@ func TestFeatureServiceRunOnMinIO(t *testing.T) {
 	ctx := context.Background()
 	raw, err := os.ReadFile("../examples/features.yaml")
 	require.NoError(t, err)
-	_, _, err = features.Apply(ctx, e.store, "retail", raw, "", "dave", "test")
+	_, _, err = features.Apply(ctx, e.store, "retail", raw, "", "dave", "test", "group:retail")
 	require.NoError(t, err)
 	sp := e.spec
 	sp.Model = "demand_fs"
@@ -64,7 +64,7 @@ func TestFeatureServiceRunOnMinIO(t *testing.T) {
 	next := strings.Replace(string(raw), "online_expiry: 48h", "online_expiry: 24h", 1)
 	_, _, etag, _, err := features.Current(ctx, e.store, "retail")
 	require.NoError(t, err)
-	a2, _, err := features.Apply(ctx, e.store, "retail", []byte(next), etag, "dave", "test")
+	a2, _, err := features.Apply(ctx, e.store, "retail", []byte(next), etag, "dave", "test", "group:retail")
 	require.NoError(t, err)
 	require.Equal(t, 2, a2.Version)
 	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: "fs-1", Dataset: sp.Dataset.Name, From: "2026-10-03", To: "2026-10-30"})

@@ -252,6 +252,9 @@ func (f *fakeRuns) StartMaterialize(_ context.Context, in pipeline.MaterializeIn
 	f.materialize = append(f.materialize, in)
 	return "materialize-run", nil
 }
+func (f *fakeRuns) Status(_ context.Context, model, runID string) (pipeline.Status, error) {
+	return pipeline.Status{Model: model, Stage: pipeline.StageApproval, Reason: "run " + runID}, nil
+}
 func (f *fakeRuns) OpenReview(context.Context, string) (*pipeline.FairnessReview, error) {
 	return f.review, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 )
@@ -274,4 +276,72 @@ func TestAnonymousRefusalsAreAggregated(t *testing.T) {
 	}
 	require.Equal(t, 2000, total)
 	require.LessOrEqual(t, records, 2, "a record a minute (the calls may straddle two), not one per call")
+}
+
+// A feature repository belongs to the model group that first applied it: change_features on
+// a model of another group neither rewrites it nor materializes it (serving reads it).
+func TestFeatureRepositoriesBelongToTheirModelGroup(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	defs, err := os.ReadFile("../examples/features.yaml")
+	require.NoError(t, err)
+	_, _, err = features.Apply(ctx, f.store, "fraud_signals", defs, "", "ivan", "the fraud team's", "group:fraud")
+	require.NoError(t, err)
+	dave := f.idp.token(t, "ES256", "dave", nil)
+	b, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Model: "demand", Reason: "ours now"})
+	code, out := f.call(t, "PUT", "/v1/features/fraud_signals", dave, string(b))
+	require.Equal(t, 403, code, out)
+	require.Contains(t, out["error"], "feature repository fraud_signals belongs to group:fraud; model demand is not one of its models")
+	code, out = f.call(t, "POST", "/v1/features/fraud_signals/materialize", dave,
+		`{"model":"demand","view":"demand_history","from":"2026-10-01","to":"2026-10-02"}`)
+	require.Equal(t, 403, code, out)
+	require.Empty(t, f.runs.materialize)
+	// A new repository is owned by the group of the model that applies it first.
+	code, out = f.call(t, "PUT", "/v1/features/retail", dave, string(b))
+	require.Equal(t, 200, code, out)
+	applied, _, _, _, err := features.Current(ctx, f.store, "retail")
+	require.NoError(t, err)
+	require.Equal(t, "group:retail", applied.Owner)
+}
+
+// Reads go through the API with view on the model read: alice (an approver of demand) reads
+// demand's audit trail, a run's status and its reports, and nothing of another model or of
+// every model; strangers and anonymous callers read nothing.
+func TestReadsNeedViewOnTheModel(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.store.Put(ctx, "reports/demand/run-1/drift.json", []byte(`{"drifted":true}`), objstore.PutOptions{})
+	require.NoError(t, err)
+	_, err = f.store.Put(ctx, "reports/returns/run-9/drift.json", []byte(`{"drifted":false}`), objstore.PutOptions{})
+	require.NoError(t, err)
+	alice := f.idp.token(t, "RS256", "alice", nil)
+	victor := f.idp.token(t, "RS256", "victor", nil)
+	erin := f.idp.token(t, "EdDSA", "erin", []string{"ml-platform"})
+	for _, c := range []struct {
+		path, token string
+		code        int
+	}{
+		{"/v1/audit?model=demand", alice, 200},
+		{"/v1/audit?model=returns", alice, 403},
+		{"/v1/audit", alice, 403},
+		{"/v1/audit", erin, 200},
+		{"/v1/audit?model=demand", victor, 403},
+		{"/v1/audit?model=demand", "", 401},
+		{"/v1/audit?model=demand&since=forever", alice, 400},
+		{"/v1/models/demand/status?run=run-1", alice, 200},
+		{"/v1/models/returns/status", alice, 403},
+		{"/v1/models/demand/reports/run-1/drift.json", alice, 200},
+		{"/v1/models/returns/reports/run-9/drift.json", alice, 403},
+		{"/v1/models/demand/reports/run-1/..%2F..%2Fspec.json", alice, 400},
+		{"/v1/models/demand/reports/run-2/drift.json", alice, 404},
+	} {
+		code, out := f.call(t, "GET", c.path, c.token, "")
+		require.Equal(t, c.code, code, "%s: %v", c.path, out)
+	}
+	code, out := f.call(t, "GET", "/v1/models/demand/status?run=run-1", alice, "")
+	require.Equal(t, 200, code)
+	require.Equal(t, "run run-1", out["reason"])
+	code, out = f.call(t, "GET", "/v1/models/demand/reports/run-1/drift.json", alice, "")
+	require.Equal(t, 200, code)
+	require.Equal(t, true, out["drifted"])
 }

@@ -41,6 +41,8 @@ type Runs interface {
 	OpenReview(ctx context.Context, model string) (*pipeline.FairnessReview, error)
 	Acknowledge(ctx context.Context, model string, ack pipeline.ReviewAck) (string, error)
 	StartMaterialize(ctx context.Context, in pipeline.MaterializeInput) (string, error)
+	// Status is a run's status query ("" run: the latest).
+	Status(ctx context.Context, model, runID string) (pipeline.Status, error)
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -95,6 +97,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/models/{model}/spec", s.applySpec)
 	mux.HandleFunc("GET /v1/models/{model}/spec", s.getSpec)
 	mux.HandleFunc("POST /v1/runs", s.startRun)
+	mux.HandleFunc("GET /v1/audit", s.auditList)
+	mux.HandleFunc("GET /v1/models/{model}/status", s.runStatus)
+	mux.HandleFunc("GET /v1/models/{model}/reports/{run}/{name}", s.report)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)
 	mux.HandleFunc("POST /v1/models/{model}/approvals", s.approve)
 	mux.HandleFunc("POST /v1/models/{model}/promote", s.promote)
@@ -701,9 +706,14 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 		c.fail(fmt.Errorf("%w: a reason is required", errBadRequest))
 		return
 	}
-	_, cur, etag, _, err := features.Current(r.Context(), s.Registry.Store, repo)
+	applied, cur, etag, _, err := features.Current(r.Context(), s.Registry.Store, repo)
 	if err != nil {
 		c.fail(err)
+		return
+	}
+	// A repository belongs to the model group that first applied it: change_features on a
+	// model of another group does not reach it.
+	if !c.owns(applied.Owner, repo) {
 		return
 	}
 	expected := req.ExpectedETag
@@ -719,7 +729,8 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 	if !c.permit(req.Reason) {
 		return
 	}
-	applied, changed, err := features.Apply(r.Context(), s.Registry.Store, repo, []byte(req.Definitions), expected, c.who.ID, req.Reason)
+	applied, changed, err := features.Apply(r.Context(), s.Registry.Store, repo, []byte(req.Definitions), expected, c.who.ID, req.Reason,
+		s.Engine.OwnerOf(c.model))
 	if errors.Is(err, features.ErrConflict) {
 		err = fmt.Errorf("%w: %v", errConflict, err)
 	}
@@ -783,13 +794,15 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	_, defs, _, ok, err := features.Current(r.Context(), s.Registry.Store, repo)
+	applied, defs, _, ok, err := features.Current(r.Context(), s.Registry.Store, repo)
 	switch {
 	case err != nil:
 		c.fail(err)
 		return
 	case !ok:
 		c.fail(fmt.Errorf("%w: feature repository %q has no applied definitions", errConflict, clip(repo, 128)))
+		return
+	case !c.owns(applied.Owner, repo):
 		return
 	}
 	if _, ok := defs.View(req.View); !ok {
@@ -811,6 +824,16 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.done(map[string]any{"workflow_id": pipeline.MaterializeWorkflowID(repo, req.View), "run_id": id})
+}
+
+// owns reports whether the call's model may change a feature repository of owner (none yet:
+// any); false: refused (403).
+func (c *call) owns(owner, repo string) bool {
+	if owner == "" || c.s.Engine.InScope(owner, c.model) {
+		return true
+	}
+	c.refuse(http.StatusForbidden, "forbidden", fmt.Sprintf("feature repository %s belongs to %s; model %s is not one of its models", repo, owner, c.model))
+	return false
 }
 
 // ReviewRequest decides the monitor's open fairness review.

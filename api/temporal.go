@@ -89,3 +89,8 @@ func (t TemporalRuns) Acknowledge(ctx context.Context, model string, ack pipelin
 func (t TemporalRuns) StartMaterialize(ctx context.Context, in pipeline.MaterializeInput) (string, error) {
 	return starter.StartMaterialize(ctx, t.Client, in)
 }
+
+// Status implements Runs.
+func (t TemporalRuns) Status(ctx context.Context, model, runID string) (pipeline.Status, error) {
+	return starter.Status(ctx, t.Client, model, runID)
+}

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,9 @@ type Applied struct {
 	AppliedBy string    `json:"applied_by"`
 	AppliedAt time.Time `json:"applied_at"`
 	Reason    string    `json:"reason,omitempty"`
+	// Owner is the model group ("group:<name>") or model ("model:<name>") whose models may
+	// change the repository: set by its first apply, kept by every later one.
+	Owner string `json:"owner,omitempty"`
 }
 
 func currentKey(repo string) string { return "features/_repos/" + repo + "/current.json" }
@@ -130,7 +134,7 @@ var ErrConflict = errors.New("feature definitions changed concurrently")
 // Apply records raw (already validated) as the repository's next version and moves the
 // pointer to it if it is still at expectedETag (empty: no definitions yet). Applying the
 // definitions already current changes nothing.
-func Apply(ctx context.Context, b objstore.Bucket, repo string, raw []byte, expectedETag, by, reason string) (Applied, bool, error) {
+func Apply(ctx context.Context, b objstore.Bucket, repo string, raw []byte, expectedETag, by, reason, owner string) (Applied, bool, error) {
 	cur, _, etag, ok, err := Current(ctx, b, repo)
 	if err != nil {
 		return Applied{}, false, err
@@ -143,7 +147,7 @@ func Apply(ctx context.Context, b objstore.Bucket, repo string, raw []byte, expe
 		return cur, false, nil
 	}
 	next := Applied{Repo: repo, Version: cur.Version + 1, Hash: h, Key: VersionKey(repo, cur.Version+1, h), AppliedBy: by,
-		AppliedAt: time.Now().UTC(), Reason: reason}
+		AppliedAt: time.Now().UTC(), Reason: reason, Owner: cmp.Or(cur.Owner, owner)}
 	// The same content under the same key: a retried apply; written once either way.
 	if _, err := b.Put(ctx, next.Key, raw, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/yaml"}); err != nil &&
 		!errors.Is(err, objstore.ErrPreconditionFailed) {

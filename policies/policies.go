@@ -142,6 +142,7 @@ func LoadRBAC(path string) (RBAC, error) {
 type Engine struct {
 	promotion, authz, approvers, organisation rego.PreparedEvalQuery
 	revision                                  string
+	groups                                    map[string][]string // model_groups
 }
 
 // NewEngine compiles the embedded policies once, with the RBAC data.
@@ -172,7 +173,7 @@ func NewEngine(ctx context.Context, rbac RBAC) (*Engine, error) {
 		}
 		return pq, nil
 	}
-	e := &Engine{}
+	e := &Engine{groups: rbac.ModelGroups}
 	if e.promotion, err = prepare("data.driftline.promotion.decision"); err != nil {
 		return nil, err
 	}
@@ -276,4 +277,36 @@ func (e *Engine) Organisation(ctx context.Context, model string, spec any) (Gove
 		return Governed{}, fmt.Errorf("organisation policy: %w", err)
 	}
 	return g, nil
+}
+
+// OwnerOf is the owner a resource first changed through model gets (a feature repository):
+// the model's group ("group:<name>", the first by name when it is in several), or the model
+// itself ("model:<name>").
+func (e *Engine) OwnerOf(model string) string {
+	names := make([]string, 0, len(e.groups))
+	for g := range e.groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		for _, m := range e.groups[g] {
+			if m == model {
+				return "group:" + g
+			}
+		}
+	}
+	return "model:" + model
+}
+
+// InScope reports whether a model belongs to an owner (OwnerOf's form).
+func (e *Engine) InScope(owner, model string) bool {
+	if g, ok := strings.CutPrefix(owner, "group:"); ok {
+		for _, m := range e.groups[g] {
+			if m == model {
+				return true
+			}
+		}
+		return false
+	}
+	return owner == "model:"+model
 }

@@ -426,6 +426,18 @@ func (t *seenTokens) add(token string, now time.Time) bool {
 	if _, ok := t.seen[token]; ok {
 		return false
 	}
+	if len(t.seen) >= maxSeenTokens { // bounded: forget some (the canary keeps one label per answer anyway)
+		n := 0
+		for k := range t.seen {
+			delete(t.seen, k)
+			if n++; n >= maxSeenTokens/10 {
+				break
+			}
+		}
+	}
 	t.seen[token] = now
 	return true
 }
+
+// maxSeenTokens bounds a replica's set of label tokens taken (about 100 MB at most).
+const maxSeenTokens = 1 << 20

@@ -166,7 +166,7 @@ func chunksData() error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := features.Apply(ctx, b, "retail", raw, "", "bench", "bench"); err != nil {
+	if _, _, err := features.Apply(ctx, b, "retail", raw, "", "bench", "bench", "group:retail"); err != nil {
 		return err
 	}
 	fmt.Printf("wrote the demo's data, 2,500 store-items x 121 days, to %s\n", os.Getenv("BENCH_S3_ENDPOINT"))

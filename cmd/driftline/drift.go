@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +33,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
 	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
 	out := addOutput(fs)
+	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -59,16 +62,22 @@ func cmdDrift(ctx context.Context, args []string) error {
 		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	}
 	key := "reports/" + *model + "/" + runID + "/drift.json"
-	data, _, err := objstore.ReadAll(ctx, b, key)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return fmt.Errorf("run %s of %s has no drift report (%s): the run had no production model to compare with, or stopped before the drift step", runID, *model, b.URI(key))
-	}
-	if err != nil {
-		return err
-	}
 	var rep activities.DriftReport
-	if err := json.Unmarshal(data, &rep); err != nil {
-		return fmt.Errorf("%s: %w", b.URI(key), err)
+	if *a.token != "" { // through the API: view on the model
+		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/reports/"+url.PathEscape(runID)+"/drift.json", nil, &rep); err != nil {
+			return err
+		}
+	} else {
+		data, _, err := objstore.ReadAll(ctx, b, key)
+		if errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("run %s of %s has no drift report (%s): the run had no production model to compare with, or stopped before the drift step", runID, *model, b.URI(key))
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, &rep); err != nil {
+			return fmt.Errorf("%s: %w", b.URI(key), err)
+		}
 	}
 	if asJSON, err := out.JSON(); err != nil {
 		return err

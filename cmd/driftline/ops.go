@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -67,17 +68,25 @@ func cmdStatus(ctx context.Context, args []string) error {
 	model := fs.String("model", "demand", "model")
 	runID := fs.String("run", "", "run id (default: the latest run)")
 	out := addOutput(fs)
+	a := apiFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := config.TemporalClient()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := starter.Status(ctx, c, *model, *runID)
-	if err != nil {
-		return err
+	var st pipeline.Status
+	if *a.token != "" { // through the API: view on the model
+		q := url.Values{"run": {*runID}}
+		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/status?"+q.Encode(), nil, &st); err != nil {
+			return err
+		}
+	} else {
+		c, err := config.TemporalClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if st, err = starter.Status(ctx, c, *model, *runID); err != nil {
+			return err
+		}
 	}
 	if asJSON, err := out.JSON(); err != nil {
 		return err
@@ -249,6 +258,7 @@ func cmdAudit(ctx context.Context, args []string) error {
 	model := fs.String("model", "", "model (default: all)")
 	since := fs.Duration("since", 24*time.Hour, "how far back")
 	out := addOutput(fs)
+	a := apiFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -256,13 +266,23 @@ func cmdAudit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	recs, err := audit.Log{Store: b}.List(ctx, *model, time.Now().Add(-*since))
-	if err != nil {
-		return err
+	var recs []audit.Record
+	if *a.token != "" { // through the API: view on the model (on every model without --model)
+		q := url.Values{"since": {since.String()}}
+		if *model != "" {
+			q.Set("model", *model)
+		}
+		if err := a.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &recs); err != nil {
+			return err
+		}
+	} else {
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		if recs, err = (audit.Log{Store: b}).List(ctx, *model, time.Now().Add(-*since)); err != nil {
+			return err
+		}
 	}
 	if asJSON {
 		return printJSON(recs)

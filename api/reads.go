@@ -1,0 +1,91 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/registry"
+)
+
+// Reads go through the API too, with view on the model they read (the CLI uses these when it
+// has a token): a caller reads only the models its roles cover.
+
+// auditList answers the audit records of a model (view on it) or of every model (view on
+// "*") since a duration ago (?since=24h, at most 31 days).
+func (s *Server) auditList(w http.ResponseWriter, r *http.Request) {
+	model := r.URL.Query().Get("model")
+	scope := model
+	if scope == "" {
+		scope = "*"
+	}
+	c, ok := s.begin(w, r, ActView, scope)
+	if !ok {
+		return
+	}
+	since := 24 * time.Hour
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 31*24*time.Hour {
+			c.fail(fmt.Errorf("%w: since %q is not a duration between 0 and 744h", errBadRequest, clip(v, 32)))
+			return
+		}
+		since = d
+	}
+	recs, err := s.Audit.List(r.Context(), model, s.now().Add(-since))
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(recs)
+}
+
+// runStatus answers a run's status query (view): ?run=ID, the latest run without it.
+func (s *Server) runStatus(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	run := r.URL.Query().Get("run")
+	if run != "" && !runIDPattern.MatchString(run) {
+		c.fail(fmt.Errorf("%w: run %q is not a run id", errBadRequest, clip(run, 64)))
+		return
+	}
+	st, err := s.Runs.Status(r.Context(), c.model, run)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(st)
+}
+
+var (
+	runIDPattern  = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	reportPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}\.json$`)
+)
+
+// report answers one of a run's reports (reports/<model>/<run>/<name>.json; view), as stored.
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	run, name := r.PathValue("run"), r.PathValue("name")
+	if !runIDPattern.MatchString(run) || !reportPattern.MatchString(name) {
+		c.fail(fmt.Errorf("%w: %q/%q is not a run id and a report name (e.g. drift.json)", errBadRequest, clip(run, 64), clip(name, 64)))
+		return
+	}
+	body, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, "reports/"+c.model+"/"+run+"/"+name)
+	if errors.Is(err, objstore.ErrNotFound) {
+		err = fmt.Errorf("run %s of %s has no report %s: %w", run, c.model, name, registry.ErrNotFound)
+	}
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
