@@ -360,7 +360,13 @@ func TestASelfStartedMonitorCannotAcknowledgeItsOwnReview(t *testing.T) {
 	signing := enc(map[string]string{"alg": "EdDSA", "kid": "mallory", "typ": pipeline.AttestationType}) + "." + enc(a)
 	self := pipeline.ReviewAck{Review: forged.ID, Decision: pipeline.ReviewRollback, Reason: "x",
 		Attestation: signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(mallory, []byte(signing)))}
-	refused := ""
+	refused, early := "", ""
+	env.RegisterDelayedCallback(func() { // with the start, and later
+		env.UpdateWorkflow(pipeline.UpdateAcknowledge, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() { t.Error("a self-signed acknowledgement sent with the start was accepted") },
+			OnReject: func(err error) { early = err.Error() }, OnComplete: func(any, error) {},
+		}, self)
+	}, 0)
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(pipeline.UpdateAcknowledge, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() { t.Error("a self-signed acknowledgement was accepted") },
@@ -370,5 +376,6 @@ func TestASelfStartedMonitorCannotAcknowledgeItsOwnReview(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 2*time.Minute)
 	env.ExecuteWorkflow(pipeline.MonitorWorkflow, pipeline.MonitorInput{Spec: sp, RequestedBy: "mallory", Review: forged})
 	require.Contains(t, refused, `unknown key "mallory"`)
+	require.NotEmpty(t, early)
 	require.Zero(t, rollbacks, "production untouched")
 }

@@ -27,6 +27,15 @@ type reviews struct {
 
 func newReviews(ctx workflow.Context, st *pipeline.MonitorInput) (*reviews, error) {
 	rv := &reviews{ctx: ctx, st: st}
+	if st.Review != nil && st.Review.Decision == "" {
+		// Who may acknowledge and the keys that verify them come from the worker, never from
+		// the monitor's input: a Temporal client could start a monitor whose input names its
+		// own reviewers and keys. Cleared before the handler is registered: an Update sent with
+		// the start is validated as the handler is set.
+		if workflow.GetVersion(ctx, "review-keys-from-worker", workflow.DefaultVersion, 1) >= 1 {
+			st.Review.Reviewers, st.Review.Keys = nil, nil
+		}
+	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, pipeline.UpdateAcknowledge, rv.acknowledge,
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req pipeline.ReviewAck) error {
 			_, err := rv.check(ctx, req)
@@ -36,12 +45,6 @@ func newReviews(ctx workflow.Context, st *pipeline.MonitorInput) (*reviews, erro
 		return nil, err
 	}
 	if st.Review != nil && st.Review.Decision == "" {
-		// Who may acknowledge and the keys that verify them come from the worker, never from
-		// the monitor's input: a Temporal client could start a monitor whose input names its
-		// own reviewers and keys.
-		if workflow.GetVersion(ctx, "review-keys-from-worker", workflow.DefaultVersion, 1) >= 1 {
-			st.Review.Reviewers, st.Review.Keys = nil, nil
-		}
 		rv.arm() // carried over: its escalation is still due
 	}
 	return rv, nil
