@@ -255,6 +255,9 @@ func (f *fakeRuns) StartMaterialize(_ context.Context, in pipeline.MaterializeIn
 func (f *fakeRuns) Status(_ context.Context, model, runID string) (pipeline.Status, error) {
 	return pipeline.Status{Model: model, Stage: pipeline.StageApproval, Reason: "run " + runID}, nil
 }
+func (f *fakeRuns) MonitorStatus(_ context.Context, model string) (pipeline.MonitorStatus, error) {
+	return pipeline.MonitorStatus{Model: model, Windows: 3}, nil
+}
 func (f *fakeRuns) OpenReview(context.Context, string) (*pipeline.FairnessReview, error) {
 	return f.review, nil
 }

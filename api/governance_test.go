@@ -314,6 +314,8 @@ func TestReadsNeedViewOnTheModel(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.store.Put(ctx, "reports/returns/run-9/drift.json", []byte(`{"drifted":false}`), objstore.PutOptions{})
 	require.NoError(t, err)
+	_, err = f.store.Put(ctx, "reports/demand/monitor/20261201T101500Z.json", []byte(`{"requests":500}`), objstore.PutOptions{})
+	require.NoError(t, err)
 	alice := f.idp.token(t, "RS256", "alice", nil)
 	victor := f.idp.token(t, "RS256", "victor", nil)
 	erin := f.idp.token(t, "EdDSA", "erin", []string{"ml-platform"})
@@ -330,10 +332,17 @@ func TestReadsNeedViewOnTheModel(t *testing.T) {
 		{"/v1/audit?model=demand&since=forever", alice, 400},
 		{"/v1/models/demand/status?run=run-1", alice, 200},
 		{"/v1/models/returns/status", alice, 403},
+		{"/v1/models/demand/monitor", alice, 200},
+		{"/v1/models/returns/monitor", alice, 403},
 		{"/v1/models/demand/reports/run-1/drift.json", alice, 200},
 		{"/v1/models/returns/reports/run-9/drift.json", alice, 403},
 		{"/v1/models/demand/reports/run-1/..%2F..%2Fspec.json", alice, 400},
 		{"/v1/models/demand/reports/run-2/drift.json", alice, 404},
+		{"/v1/models/demand/reports/monitor/20261201T101500Z.json", alice, 200},
+		{"/v1/models/demand/versions/0", alice, 200},
+		{"/v1/models/demand/versions/2", alice, 200},
+		{"/v1/models/demand/versions/9", alice, 404},
+		{"/v1/models/returns/versions/1", alice, 403},
 	} {
 		code, out := f.call(t, "GET", c.path, c.token, "")
 		require.Equal(t, c.code, code, "%s: %v", c.path, out)
@@ -344,4 +353,7 @@ func TestReadsNeedViewOnTheModel(t *testing.T) {
 	code, out = f.call(t, "GET", "/v1/models/demand/reports/run-1/drift.json", alice, "")
 	require.Equal(t, 200, code)
 	require.Equal(t, true, out["drifted"])
+	code, out = f.call(t, "GET", "/v1/models/demand/versions/0", alice, "")
+	require.Equal(t, 200, code)
+	require.EqualValues(t, 1, out["version"].(map[string]any)["version"], "0: the production version")
 }

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
+	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 )
@@ -64,10 +67,11 @@ func (s *Server) runStatus(w http.ResponseWriter, r *http.Request) {
 
 var (
 	runIDPattern  = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	reportPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}\.json$`)
+	reportPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\.json$`) // drift.json, a monitor window's 20261201T101500Z.json
 )
 
-// report answers one of a run's reports (reports/<model>/<run>/<name>.json; view), as stored.
+// report answers one of a run's reports (reports/<model>/<run>/<name>.json; view), as stored;
+// run "monitor" names the monitor's windows.
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
 	if !ok {
@@ -88,4 +92,84 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+// monitorStatus answers the model's monitor status query (view).
+func (s *Server) monitorStatus(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	st, err := s.Runs.MonitorStatus(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(st)
+}
+
+// VersionResponse is one registered version as `driftline models show` prints it: its
+// metadata and lineage, the records kept with it, and its audit trail.
+type VersionResponse struct {
+	Version registry.Version             `json:"version"`
+	Records map[string][]json.RawMessage `json:"records"` // decisions, approvals, serving, cost
+	Audit   []audit.Record               `json:"audit"`
+}
+
+// RecordKinds are the records `models show` lists with a version.
+var RecordKinds = []string{"decisions", "approvals", registry.ServingRecordKind, "cost"}
+
+// version answers a registered version (view): /v1/models/{m}/versions/{n}, 0 for production.
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || n < 0 {
+		c.fail(fmt.Errorf("%w: version %q is not a number", errBadRequest, clip(r.PathValue("version"), 16)))
+		return
+	}
+	if n == 0 {
+		d, _, err := s.Registry.Deployment(r.Context(), c.model)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		n = d.Production
+	}
+	v, err := s.Registry.Version(r.Context(), c.model, n)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	out := VersionResponse{Version: v, Records: map[string][]json.RawMessage{}}
+	for _, kind := range RecordKinds {
+		objs, err := s.Registry.Store.List(r.Context(), fmt.Sprintf("models/%s/versions/%d/%s/", c.model, n, kind))
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		for _, o := range objs {
+			data, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, o.Key)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			if json.Valid(data) {
+				out.Records[kind] = append(out.Records[kind], data)
+			}
+		}
+	}
+	recs, err := s.Audit.List(r.Context(), c.model, v.CreatedAt.Add(-time.Minute))
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	for _, rec := range recs {
+		if rec.Version == n {
+			out.Audit = append(out.Audit, rec)
+		}
+	}
+	c.done(out)
 }

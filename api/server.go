@@ -43,6 +43,8 @@ type Runs interface {
 	StartMaterialize(ctx context.Context, in pipeline.MaterializeInput) (string, error)
 	// Status is a run's status query ("" run: the latest).
 	Status(ctx context.Context, model, runID string) (pipeline.Status, error)
+	// MonitorStatus is the model's monitor status query.
+	MonitorStatus(ctx context.Context, model string) (pipeline.MonitorStatus, error)
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -99,6 +101,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/runs", s.startRun)
 	mux.HandleFunc("GET /v1/audit", s.auditList)
 	mux.HandleFunc("GET /v1/models/{model}/status", s.runStatus)
+	mux.HandleFunc("GET /v1/models/{model}/monitor", s.monitorStatus)
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}", s.version)
 	mux.HandleFunc("GET /v1/models/{model}/reports/{run}/{name}", s.report)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)
 	mux.HandleFunc("POST /v1/models/{model}/approvals", s.approve)

@@ -94,3 +94,8 @@ func (t TemporalRuns) StartMaterialize(ctx context.Context, in pipeline.Material
 func (t TemporalRuns) Status(ctx context.Context, model, runID string) (pipeline.Status, error) {
 	return starter.Status(ctx, t.Client, model, runID)
 }
+
+// MonitorStatus implements Runs.
+func (t TemporalRuns) MonitorStatus(ctx context.Context, model string) (pipeline.MonitorStatus, error) {
+	return starter.MonitorStatus(ctx, t.Client, model)
+}

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/starter"
 )
 
@@ -58,17 +61,24 @@ func cmdMonitor(ctx context.Context, args []string) error {
 	case "status":
 		model := fs.String("model", "demand", "model")
 		out := addOutput(fs)
+		a := apiFlags(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		c, err := config.TemporalClient()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		st, err := starter.MonitorStatus(ctx, c, *model)
-		if err != nil {
-			return err
+		var st pipeline.MonitorStatus
+		if *a.token != "" { // through the API: view on the model
+			if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+				return err
+			}
+		} else {
+			c, err := config.TemporalClient()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
+				return err
+			}
 		}
 		if asJSON, err := out.JSON(); err != nil {
 			return err
@@ -139,23 +149,45 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		model := fs.String("model", "demand", "model")
 		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
 		out := addOutput(fs)
+		a := apiFlags(fs)
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		b, err := config.OpenBucket(ctx, s3)
-		if err != nil {
-			return err
-		}
-		rep, key, err := loadMonitorReport(ctx, b, *model, *window)
-		if err != nil {
-			return err
+		var rep monitor.Report
+		var where string
+		if *a.token != "" { // through the API: view on the model
+			w := *window
+			if w == "" {
+				var st pipeline.MonitorStatus
+				if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+					return err
+				}
+				if st.Last == nil {
+					return fmt.Errorf("the monitor of %s has no window yet", *model)
+				}
+				w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
+			}
+			where = "/v1/models/" + url.PathEscape(*model) + "/reports/monitor/" + url.PathEscape(w) + ".json"
+			if err := a.do(ctx, http.MethodGet, where, nil, &rep); err != nil {
+				return err
+			}
+		} else {
+			b, err := config.OpenBucket(ctx, s3)
+			if err != nil {
+				return err
+			}
+			var key string
+			if rep, key, err = loadMonitorReport(ctx, b, *model, *window); err != nil {
+				return err
+			}
+			where = b.URI(key)
 		}
 		if asJSON, err := out.JSON(); err != nil {
 			return err
 		} else if asJSON {
 			return printJSON(rep)
 		}
-		printMonitorReport(b.URI(key), rep)
+		printMonitorReport(where, rep)
 		return nil
 	}
 	return errors.New(monitorUsage)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -156,8 +157,28 @@ func modelsShow(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "version (default: production)")
+	a := apiFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *a.token != "" { // through the API: view on the model
+		var out api.VersionResponse
+		if err := a.do(ctx, http.MethodGet, fmt.Sprintf("/v1/models/%s/versions/%d", url.PathEscape(*model), *version), nil, &out); err != nil {
+			return err
+		}
+		if err := printJSON(out.Version); err != nil {
+			return err
+		}
+		for _, kind := range api.RecordKinds {
+			for _, rec := range out.Records[kind] {
+				fmt.Printf("\n%s:\n%s\n", kind, rec)
+			}
+		}
+		fmt.Printf("\naudit trail of v%d:\n", out.Version.Version)
+		for _, rec := range out.Audit {
+			fmt.Println("  " + rec.String())
+		}
+		return nil
 	}
 	b, err := config.OpenBucket(ctx, s3)
 	if err != nil {
