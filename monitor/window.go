@@ -119,10 +119,12 @@ type LiveErrors struct {
 	Labels int `json:"labels"` // joined to a request the version answered
 	// OtherVersion: labels of requests another version answered (a canary's); Unknown: labels
 	// of no request answered within the label horizon.
-	OtherVersion int     `json:"other_version"`
-	Unknown      int     `json:"unknown"`
-	MAE          float64 `json:"mae"` // 0 with no labels
-	RMSE         float64 `json:"rmse"`
+	OtherVersion int `json:"other_version"`
+	Unknown      int `json:"unknown"`
+	// Duplicates: labels of an answer already labelled in the window (the first counts).
+	Duplicates int     `json:"duplicates,omitempty"`
+	MAE        float64 `json:"mae"` // 0 with no labels
+	RMSE       float64 `json:"rmse"`
 	// Accuracy (classifiers): the share of labelled answers whose class (score >= 0.5) is
 	// the label's; what the cbpe estimate predicts.
 	Accuracy *float64 `json:"accuracy,omitempty"`
@@ -257,9 +259,13 @@ func Compute(in Input) Report {
 	decided, right, noThreshold := 0, 0, 0
 	classifier := (in.Model != nil && in.Model.Classifier()) || (in.Estimator != nil && in.Estimator.Classifier())
 	correct := 0
+	labelledIDs := make(map[string]bool, len(in.Labels))
 	for _, l := range in.Labels {
 		r, found := in.Answered[l.RequestID]
 		switch {
+		case labelledIDs[l.RequestID]:
+			rep.Live.Duplicates++
+			continue
 		case !found:
 			rep.Live.Unknown++
 			continue
@@ -267,6 +273,7 @@ func Compute(in Input) Report {
 			rep.Live.OtherVersion++
 			continue
 		}
+		labelledIDs[l.RequestID] = true
 		e := r.Prediction - l.Label
 		errs = append(errs, e)
 		if classifier && (r.Prediction >= 0.5) == (l.Label >= 0.5) {

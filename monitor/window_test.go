@@ -101,6 +101,16 @@ func TestWindowReportsKPIsLiveErrorsAndDrift(t *testing.T) {
 	require.InDelta(t, 1.5, rep.Live.MAE, 1e-9)
 	require.InDelta(t, 60, rep.Live.DelayP50s, 1e-9)
 	require.False(t, rep.MAEBreach)
+	// The same labels sent again (to another replica): the first of each answer counts.
+	again := append(append([]predlog.Label(nil), labels...), labels...)
+	for i := len(labels); i < len(again); i++ {
+		again[i].Label += 1000
+	}
+	dup := Compute(Input{Spec: sp, Version: 1, Reference: &ref, FavorableAbove: 20, Records: recs, Labels: again, Answered: byID(recs),
+		From: at, To: at.Add(5 * time.Minute)})
+	require.Equal(t, len(labels), dup.Live.Labels)
+	require.Equal(t, len(labels), dup.Live.Duplicates)
+	require.InDelta(t, 1.5, dup.Live.MAE, 1e-9)
 	require.NotNil(t, rep.Fairness)
 	require.LessOrEqual(t, rep.Fairness.Low, rep.Fairness.DisparateImpact)
 	require.GreaterOrEqual(t, rep.Fairness.High, rep.Fairness.DisparateImpact)
