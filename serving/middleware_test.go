@@ -216,3 +216,29 @@ func TestLabelsOutsideTheTargetRangeAreRefused(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, out)
 	require.Equal(t, 3.0, testutil.ToFloat64(s.metrics.LabelsRefused.WithLabelValues("demand", predlog.RefusedOutOfRange)))
 }
+
+// The duplicate set is shared by replicas and survives a restart: a label taken by one
+// serving replica is refused (409) by another, and by a new process on the same bucket.
+func TestALabelIsTakenOnceAcrossReplicasAndRestarts(t *testing.T) {
+	b := objstore.NewMem()
+	r := registry.New(b)
+	deploy(t, r, register(t, r, "r1", 2, false), 0, 0)
+	replica := func() (*Server, string) {
+		s, ts := newServer(t, b)
+		require.NoError(t, s.watchers["demand"].poll(context.Background()))
+		return s, ts.URL
+	}
+	a, aURL := replica()
+	_, bURL := replica()
+	_, out := post(t, aURL+"/v1/models/demand:predict", `{"features":{"x":1}}`)
+	body := fmt.Sprintf(`{"request_id":%q,"label":3,"label_token":%q}`, out["request_id"], out["label_token"])
+	code, res := post(t, aURL+"/v1/models/demand/feedback", body)
+	require.Equal(t, http.StatusAccepted, code, res)
+	code, res = post(t, bURL+"/v1/models/demand/feedback", body)
+	require.Equal(t, http.StatusConflict, code, "another replica: %v", res)
+	require.Contains(t, res["error"], "labelled already")
+	a.Close()
+	_, cURL := replica() // a restart
+	code, _ = post(t, cURL+"/v1/models/demand/feedback", body)
+	require.Equal(t, http.StatusConflict, code, "after a restart")
+}

@@ -3,6 +3,8 @@ package serving
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/internal/buildinfo"
+	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/predlog"
 )
 
@@ -376,6 +379,18 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		if err == nil && !s.seen.add(it.LabelToken, now) {
 			err = &predlog.ErrLabelToken{Reason: predlog.RefusedDuplicate, Msg: "this label was sent already"}
 		}
+		if err == nil {
+			// Shared by every replica and kept across restarts: one marker per answer in the
+			// bucket, created once.
+			created, serr := objstore.CreateOnce(r.Context(), s.opts.Store, seenKey(name, it.RequestID), nil, "")
+			switch {
+			case serr != nil:
+				httpError(w, http.StatusServiceUnavailable, "labels[%d] (request %s): the duplicate check is unavailable (%v): send it again", i, it.RequestID, serr)
+				return
+			case !created:
+				err = &predlog.ErrLabelToken{Reason: predlog.RefusedDuplicate, Msg: "this answer was labelled already"}
+			}
+		}
 		if err != nil {
 			var lt *predlog.ErrLabelToken
 			errors.As(err, &lt)
@@ -441,3 +456,12 @@ func (t *seenTokens) add(token string, now time.Time) bool {
 
 // maxSeenTokens bounds a replica's set of label tokens taken (about 100 MB at most).
 const maxSeenTokens = 1 << 20
+
+// seenKey is the marker of a labelled answer: feedback/_seen/<model>/<digest of the request
+// id>. A label is taken at most LabelTTL after its answer, so a bucket lifecycle rule that
+// expires the prefix's objects after LabelTTL (7 days) bounds the set without letting a
+// duplicate through.
+func seenKey(model, requestID string) string {
+	sum := sha256.Sum256([]byte(requestID))
+	return fmt.Sprintf("feedback/_seen/%s/%s", model, hex.EncodeToString(sum[:16]))
+}
