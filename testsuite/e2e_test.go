@@ -417,8 +417,13 @@ func TestEndToEnd(t *testing.T) {
 	code, out := e.call(http.MethodPut, "/v1/models/demand/spec", "dave", api.SpecRequest{Spec: string(raw), Reason: "approvals slow us down"})
 	require.Equal(t, http.StatusForbidden, code, out)
 	require.Contains(t, out["error"], "may not change_governance on model demand")
+	// During its canary one client sends one extreme label (10,000 units, within the contract's
+	// range): the decision does not flip.
+	extreme := make(chan error, 1)
+	go func() { extreme <- e.extremeLabelDuringCanary(rows[0]) }()
 	res, st, err = e.run(pipeline.RunInput{Spec: noApproval, From: "2026-10-03", To: "2026-10-30"})
 	require.NoError(t, err)
+	require.NoError(t, <-extreme, "the extreme label was taken during the canary")
 	require.True(t, st.Policy.ApprovalRequired, "the organisation's floor requires an approver")
 	require.Equal(t, "dave", st.Policy.Requester, "the requester, attested by the API")
 	require.Equal(t, "alice", st.Approval.Approver)
@@ -816,6 +821,24 @@ func jaegerPhase(t *testing.T, servingURL, jaeger string, flush func(context.Con
 	require.Positive(t, checked)
 	require.Greater(t, most, 10, "a run that went through training, evaluation and the canary")
 	t.Logf("jaeger: the prediction's trace and %d loop runs, each one tree (up to %d activity runs)", checked, most)
+}
+
+// extremeLabelDuringCanary waits for the open run's canary, then sends one prediction and its
+// label of 10,000 units (serving takes it: it is within the target's registered range).
+func (e *e2e) extremeLabelDuringCanary(row dataset.RetailRow) error {
+	deadline := time.Now().Add(6 * time.Minute)
+	for time.Now().Before(deadline) {
+		if st, err := starter.Status(e.ctx, e.c, "demand", ""); err == nil && st.Stage == pipeline.StageCanary {
+			hc := &http.Client{Timeout: 5 * time.Second}
+			resp, err := traffic.Predict(e.ctx, hc, e.serving, "demand", traffic.FromRetail(row))
+			if err != nil {
+				return err
+			}
+			return traffic.Feedback(e.ctx, hc, e.serving, "demand", resp.RequestID, resp.LabelToken, 10000)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return errors.New("no canary within 6 minutes")
 }
 
 // selfStartedMonitor: a Temporal client starts its own monitor (not through the API) whose

@@ -147,6 +147,11 @@ func (a *approvals) check(ctx workflow.Context, approve bool, req pipeline.Appro
 		return accepted{}, fmt.Errorf("%q (groups %v) may not approve model %s: approvers are %s", att.Subject, att.Groups, a.r.in.Spec.Model, strings.Join(a.approvers, ", "))
 	case a.requester() != "" && att.Subject == a.requester():
 		return accepted{}, fmt.Errorf("%q requested this run and may not approve it: the organisation requires another approver", att.Subject)
+	case a.governed() && len(a.r.in.Spec.Approval.Approvers) > 0 && !slices.Contains(a.r.in.Spec.Approval.Approvers, att.Subject):
+		// The spec narrows who may approve (a governed field: the policy step checked the
+		// run's spec against the registered one).
+		return accepted{}, fmt.Errorf("%q may approve models, but the spec of %s names its approvers: %s", att.Subject, a.r.in.Spec.Model,
+			strings.Join(a.r.in.Spec.Approval.Approvers, ", "))
 	}
 	return accepted{attestation: req.Attestation, id: att.ID, who: att}, nil
 }
@@ -160,6 +165,9 @@ func (a *approvals) breakGlass() bool {
 	}
 	return a.r.in.Spec.Approval.BreakGlass
 }
+
+// governed reports whether the policy step decided on the model's registered spec.
+func (a *approvals) governed() bool { return a.r.status.Policy != nil && a.r.status.Policy.Governed }
 
 // requester is the attested requester a decision must not come from ("" when the
 // organisation does not require a distinct approver).

@@ -698,6 +698,7 @@ func (s *ctSuite) TestGovernedPolicyDecidesBreakGlassAndTheApprover() {
 	s.env.OnActivity(reg.Promote, mock.Anything, mock.Anything).Return(pipeline.DeployResult{Production: 1}, nil).Once()
 	in := input(true)
 	in.Spec.Approval.BreakGlass = true
+	in.Spec.Approval.Approvers = []string{"alice", "bob"} // the spec narrows the RBAC approvers
 	s.env.RegisterDelayedCallback(func() {
 		for _, f := range []struct {
 			name string
@@ -707,6 +708,7 @@ func (s *ctSuite) TestGovernedPolicyDecidesBreakGlassAndTheApprover() {
 			{"break-glass the spec allows and the organisation does not", pipeline.Approval{Approver: "erin", Reason: "API down", Version: 1}, "break-glass is off"},
 			{"the requester approving their own run", attested("approve", "alice", nil, 1, "looks good to me"), `"alice" requested this run and may not approve it`},
 			{"an origin attestation passed off as an approval", attested("approve", "bob", nil, 1, "x", func(a *pipeline.Attested) { a.Kind = pipeline.KindRun }), "attestation refused"},
+			{"an approver the spec does not name", attested("approve", "erin", []string{"ml-platform"}, 1, "x"), "names its approvers: alice, bob"},
 		} {
 			s.env.UpdateWorkflow(pipeline.UpdateApprove, "", &testsuite.TestUpdateCallback{
 				OnAccept: func() { s.Fail("accepted", f.name) },
