@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -356,4 +358,21 @@ func TestReadsNeedViewOnTheModel(t *testing.T) {
 	code, out = f.call(t, "GET", "/v1/models/demand/versions/0", alice, "")
 	require.Equal(t, 200, code)
 	require.EqualValues(t, 1, out["version"].(map[string]any)["version"], "0: the production version")
+}
+
+// Request bodies share one budget: over it a call is refused with 503 before it is read.
+func TestAPIBodiesShareABudget(t *testing.T) {
+	f := newFixture(t)
+	f.server.BodyBudget = 100
+	srv := httptest.NewServer(f.server.Handler())
+	defer srv.Close()
+	erin := f.idp.token(t, "EdDSA", "erin", []string{"ml-platform"})
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/models/demand/rollback", strings.NewReader(`{"reason":"`+strings.Repeat("r", 200)+`"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+erin)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/budget"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
@@ -70,6 +71,10 @@ type Server struct {
 	// (where an online store is configured: the serving worker's --features-queue).
 	FeatureQueues []string
 
+	// BodyBudget bounds the bytes of all request bodies being served at once (default 16 MiB:
+	// 256 bodies at the 64 KiB cap); over it a call gets 503 with Retry-After.
+	BodyBudget int64
+
 	refusalsOnce sync.Once
 	refused      *refusals
 }
@@ -119,7 +124,13 @@ func (s *Server) Handler() http.Handler {
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", s.codecHandler()))
 	}
-	return mux
+	limit := s.BodyBudget
+	if limit <= 0 {
+		limit = 16 << 20
+	}
+	return budget.New(limit).Wrap(mux, maxBody, func(w http.ResponseWriter, used, max int64) {
+		reply(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("the API holds %d bytes of requests, its budget of %d: try again", used, max)})
+	})
 }
 
 // codecHandler decodes (and encodes) payloads for the Temporal UI: authenticated, and only for
@@ -296,9 +307,12 @@ var (
 	errConflict   = errors.New("conflict")
 )
 
+// maxBody is the largest request body the API reads.
+const maxBody = 64 << 10
+
 // decode reads a JSON body strictly (unknown fields refused, 64 KiB at most).
 func decode(r *http.Request, w http.ResponseWriter, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", errBadRequest, err)

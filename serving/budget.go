@@ -1,55 +1,42 @@
 package serving
 
 import (
-	"fmt"
+	"context"
 	"net/http"
-	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/driftline/driftline/internal/budget"
 )
 
-// DefaultBodyBudget is the memory all request bodies being read may hold together
-// (Options.BodyBudget).
+// DefaultBodyBudget is the memory all requests being read and decoded may hold together
+// (Options.BodyBudget). The per-request cap alone let 2,000 concurrent 1 MB bodies take the
+// process from 173 MB to 1.8 GB.
 const DefaultBodyBudget = 256 << 20
 
-// bodyBudget bounds the bytes of request bodies in flight across all requests: each request
-// with a body holds what it may read (its Content-Length, or MaxBodyBytes when unknown) until
-// it is answered. The per-request cap alone let 2,000 concurrent 1 MB bodies take the process
-// from 173 MB to 1.8 GB.
-type bodyBudget struct {
-	max  int64
-	used atomic.Int64
-}
-
-func (b *bodyBudget) take(n int64) bool {
-	for {
-		u := b.used.Load()
-		if u+n > b.max {
-			return false
-		}
-		if b.used.CompareAndSwap(u, u+n) {
-			return true
-		}
-	}
-}
-
-// wrap refuses a request with 503 (and Retry-After) when its body would take the budget over.
-func (b *bodyBudget) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		n := int64(MaxBodyBytes)
-		if r.ContentLength > 0 && r.ContentLength < n {
-			n = r.ContentLength
-		}
-		if !b.take(n) {
-			w.Header().Set("Retry-After", "1")
-			httpError(w, http.StatusServiceUnavailable, "serving holds %d bytes of request bodies, its budget (serve --body-budget %d): try again", b.used.Load(), b.max)
-			return
-		}
-		defer b.used.Add(-n)
-		next.ServeHTTP(w, r)
+// budgeted holds each REST request's body share while it is served (503 over the budget).
+func budgeted(b *budget.Bytes, next http.Handler) http.Handler {
+	return b.Wrap(next, MaxBodyBytes, func(w http.ResponseWriter, used, max int64) {
+		httpError(w, http.StatusServiceUnavailable, "serving holds %d bytes of requests, its budget (serve --body-budget %d): try again", used, max)
 	})
 }
 
-func (b *bodyBudget) String() string { return fmt.Sprintf("%d/%d bytes", b.used.Load(), b.max) }
+// grpcBudget holds each gRPC call's decoded message while it is scored (RESOURCE_EXHAUSTED
+// over the budget), sharing the budget with REST.
+func grpcBudget(b *budget.Bytes) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		m, ok := req.(proto.Message)
+		if !ok {
+			return handler(ctx, req)
+		}
+		n := int64(proto.Size(m))
+		if !b.Take(n) {
+			return nil, status.Errorf(codes.ResourceExhausted, "serving holds %d bytes of requests, its budget (serve --body-budget %d): try again", b.Used(), b.Max())
+		}
+		defer b.Give(n)
+		return handler(ctx, req)
+	}
+}

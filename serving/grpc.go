@@ -34,6 +34,7 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	if s.opts.Tracing {
 		opts = append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler())}, opts...)
 	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(grpcBudget(s.budget)))
 	g := grpc.NewServer(opts...)
 	oippb.RegisterGRPCInferenceServiceServer(g, &grpcInference{s: s})
 	reflection.Register(g)

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/driftline/driftline/internal/budget"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -76,8 +77,8 @@ type Server struct {
 	log         *predlog.Writer[predlog.Record]
 	labels      *predlog.Writer[predlog.Label]
 	mux         *http.ServeMux
-	traced      http.Handler // mux in a server span per request
-	budget      *bodyBudget  // request bodies in flight, over all requests
+	traced      http.Handler  // mux in a server span per request
+	budget      *budget.Bytes // requests being read and decoded, REST and gRPC together
 	seriesMu    sync.RWMutex
 	seriesCache map[seriesKey]okSeries
 	seen        *seenTokens
@@ -163,8 +164,8 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Metadata)
 	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2ModelReady)
 	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.instrument(s.v2Infer))
-	s.budget = &bodyBudget{max: o.BodyBudget}
-	s.traced = tracedHandler(s.budget.wrap(s.mux), o.Tracing)
+	s.budget = budget.New(o.BodyBudget)
+	s.traced = tracedHandler(budgeted(s.budget, s.mux), o.Tracing)
 	return s, nil
 }
 
