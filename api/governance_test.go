@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -375,4 +376,31 @@ func TestAPIBodiesShareABudget(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+}
+
+// A feature service's vector through the API: the applied definitions over the model's
+// dataset as of a time, for a caller with view on the model; nobody else.
+func TestFeatureVectorsThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items, cfg.Days = 2, 2, 10
+	_, _, err := dataset.WriteRetail(ctx, f.store, "retail_demand", cfg)
+	require.NoError(t, err)
+	defs, err := os.ReadFile("../examples/features.yaml")
+	require.NoError(t, err)
+	b, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Model: "demand", Reason: "history"})
+	code, out := f.call(t, "PUT", "/v1/features/retail", f.idp.token(t, "ES256", "dave", nil), string(b))
+	require.Equal(t, 200, code, out)
+	path := "/v1/features/retail/services/demand_forecast?model=demand&key=1%7C1&at=2026-09-08T00:00:00Z"
+	code, out = f.call(t, "GET", path, f.idp.token(t, "RS256", "alice", nil), "")
+	require.Equal(t, 200, code, out)
+	require.NotEmpty(t, out["names"])
+	require.Len(t, out["values"], len(out["names"].([]any)))
+	code, _ = f.call(t, "GET", path, f.idp.token(t, "RS256", "victor", nil), "")
+	require.Equal(t, 403, code, "no role on demand")
+	code, _ = f.call(t, "GET", strings.Replace(path, "model=demand", "model=returns", 1), f.idp.token(t, "RS256", "alice", nil), "")
+	require.Equal(t, 403, code, "alice may not view returns")
+	code, _ = f.call(t, "GET", strings.Replace(path, "at=2026-09-08T00:00:00Z", "at=soon", 1), f.idp.token(t, "RS256", "alice", nil), "")
+	require.Equal(t, 400, code)
 }

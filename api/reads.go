@@ -4,14 +4,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // Reads go through the API too, with view on the model they read (the CLI uses these when it
@@ -169,6 +174,86 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range recs {
 		if rec.Version == n {
 			out.Audit = append(out.Audit, rec)
+		}
+	}
+	c.done(out)
+}
+
+// FeatureVector is a feature service's point-in-time vector of one entity from the offline
+// data (`driftline features get` with a token).
+type FeatureVector struct {
+	Service string     `json:"service"`
+	Key     string     `json:"key"`
+	AsOf    time.Time  `json:"as_of"`
+	Names   []string   `json:"names"`
+	Values  []*float64 `json:"values"` // null: no value known by then
+	Views   []string   `json:"views"`
+	Events  []int64    `json:"events"` // per view: the joined row's event time (unix µs), 0: none
+}
+
+// featureVector answers a service's vector as of a time, from the applied definitions and
+// the model's dataset (view on the model, and read_dataset when its registered contract has
+// personal data; the repository must be the model group's).
+func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	c, ok := s.begin(w, r, ActView, q.Get("model"))
+	if !ok {
+		return
+	}
+	if c.model == "" {
+		c.fail(fmt.Errorf("%w: model is required (the model whose dataset the features come from)", errBadRequest))
+		return
+	}
+	sp, _, ok := c.registered()
+	if !ok {
+		return
+	}
+	pii := sp.Contract.HasPII()
+	if !c.authorize(ActView, c.model, &pii) {
+		return
+	}
+	repo, service, key := r.PathValue("repo"), r.PathValue("service"), q.Get("key")
+	at, err := time.Parse(time.RFC3339, q.Get("at"))
+	switch {
+	case !spec.ValidName(repo):
+		c.fail(fmt.Errorf("%w: feature repository %q is not a name", errBadRequest, clip(repo, 64)))
+		return
+	case err != nil:
+		c.fail(fmt.Errorf("%w: at %q is not an RFC 3339 time", errBadRequest, clip(q.Get("at"), 40)))
+		return
+	case key == "":
+		c.fail(fmt.Errorf("%w: key is required (the entity's key values joined with |)", errBadRequest))
+		return
+	}
+	applied, defs, _, found, err := features.Current(r.Context(), s.Registry.Store, repo)
+	switch {
+	case err != nil:
+		c.fail(err)
+		return
+	case !found:
+		c.fail(fmt.Errorf("feature repository %s has no applied definitions: %w", repo, registry.ErrNotFound))
+		return
+	case !c.owns(applied.Owner, repo):
+		return
+	}
+	snap, err := dataset.TakeSnapshot(r.Context(), s.Registry.Store, sp.Dataset.Name, "features-get", at.AddDate(0, 0, -90), at)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	ts, err := features.Retrieve(r.Context(), s.Registry.Store, defs, service, map[string]contract.Contract{sp.Dataset.Name: sp.Contract},
+		map[string]dataset.Snapshot{sp.Dataset.Name: snap}, []features.EntityRow{{Key: key, At: at.UnixMicro()}})
+	if err != nil {
+		c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	out := FeatureVector{Service: service, Key: key, AsOf: at, Names: ts.Names, Views: ts.Views, Events: ts.Events[0]}
+	for _, v := range ts.Vectors[0] {
+		if math.IsNaN(v) {
+			out.Values = append(out.Values, nil)
+		} else {
+			v := v
+			out.Values = append(out.Values, &v)
 		}
 	}
 	c.done(out)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -183,6 +184,33 @@ func cmdFeatures(ctx context.Context, args []string) error {
 					continue
 				}
 				fmt.Printf("  %-36s %.4f  (row of %s, %s old)\n", n, vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339), vec.Age[i].Round(time.Minute))
+			}
+			return nil
+		}
+		if *a.token != "" { // through the API: the applied definitions, view on the model
+			var fv api.FeatureVector
+			q := url.Values{"model": {sp.Model}, "key": {*key}, "at": {t.Format(time.RFC3339)}}
+			if err := a.do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
+				return err
+			}
+			if asJSON {
+				v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: "offline (point-in-time), through the API"}
+				for i, n := range fv.Names {
+					x := value{Name: n, Value: fv.Values[i]}
+					if x.Value == nil {
+						x.Missing = "no value known by then"
+					}
+					v.Values = append(v.Values, x)
+				}
+				return printJSON(v)
+			}
+			fmt.Printf("%s of %s as of %s (point-in-time: only values known by then):\n", *service, *key, t.Format(time.RFC3339))
+			for i, n := range fv.Names {
+				if fv.Values[i] == nil {
+					fmt.Printf("  %-36s missing\n", n)
+					continue
+				}
+				fmt.Printf("  %-36s %.4f\n", n, *fv.Values[i])
 			}
 			return nil
 		}
