@@ -75,8 +75,7 @@ func (r *refusals) Flush(ctx context.Context) error {
 	return r.write(ctx, minute, counts)
 }
 
-// write appends the minute's record. The key makes a retry or a second flush of the same
-// counts idempotent; records of the same minute from two flushes add up.
+// write appends the minute's record; records of the same minute from two flushes add up.
 func (r *refusals) write(ctx context.Context, minute time.Time, counts map[refusalKey]int) error {
 	lines := make([]RefusalCount, 0, len(counts))
 	total := 0
@@ -88,7 +87,8 @@ func (r *refusals) write(ctx context.Context, minute time.Time, counts map[refus
 		a, b := lines[i], lines[j]
 		return a.Source+a.Action+a.Reason < b.Source+b.Action+b.Reason
 	})
-	_, err := r.log.Append(ctx, fmt.Sprintf("api/refused-anonymous/%s/%d/%p", minute.Format(time.RFC3339), total, &lines), audit.Record{
+	// Each flush is its own record (two flushes of one minute add up): the key names the flush.
+	_, err := r.log.Append(ctx, fmt.Sprintf("api/refused-anonymous/%s/%d/%d", minute.Format(time.RFC3339), total, time.Now().UnixNano()), audit.Record{
 		Actor: "anonymous", Action: "refused_anonymous", Decision: "refused",
 		Reason:  fmt.Sprintf("%d calls without a verified identity refused in the minute from %s", total, minute.Format(time.RFC3339)),
 		Details: map[string]any{"minute": minute, "total": total, "counts": lines}})
