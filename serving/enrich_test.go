@@ -29,16 +29,7 @@ func TestEnrichmentWithCircuitBreakerAndFallbacks(t *testing.T) {
 		fmt.Fprintf(w, `{"z": %s}`, map[string]string{"north": "1", "south": "0"}[r.URL.Query().Get("region")])
 	}))
 	defer weather.Close()
-
-	b := objstore.NewMem()
-	r := registry.New(b)
-	en := &Enricher{Feature: "z", URL: weather.URL + "/v1/weather?region={region}", Timeout: time.Second, Default: 0.5}
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
-	require.NoError(t, err)
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
-	deploy(t, r, register(t, r, "r1", 2, true), 0, 0) // y = 2x + z
-	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	s, ts := enrichedServer(t, weather.URL)
 
 	ask := func(region string) (int, map[string]any) {
 		return post(t, ts.URL+"/v1/models/demand:predict", fmt.Sprintf(`{"request_id": "q-%s-%d", "features": {"x": 1}, "attributes": {"region": %q}}`, region, time.Now().UnixNano(), region))
@@ -79,7 +70,7 @@ func TestEnrichmentWithCircuitBreakerAndFallbacks(t *testing.T) {
 	require.Contains(t, out["error"], "attributes.region is needed to look up z")
 
 	s.Close()
-	recs, err := predlog.Read(context.Background(), b, "demand", time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	recs, err := predlog.Read(context.Background(), s.opts.Store, "demand", time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
 	require.NoError(t, err)
 	fallbacks := 0
 	for _, rec := range recs {
@@ -101,15 +92,7 @@ func TestUnknownKeysDoNotOpenTheBreaker(t *testing.T) {
 		fmt.Fprint(w, `{"z": 1}`)
 	}))
 	defer weather.Close()
-	b := objstore.NewMem()
-	r := registry.New(b)
-	en := &Enricher{Feature: "z", URL: weather.URL + "/v1/weather?region={region}", Timeout: time.Second, Default: 0.5}
-	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
-	require.NoError(t, err)
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
-	deploy(t, r, register(t, r, "r1", 2, true), 0, 0)
-	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	s, ts := enrichedServer(t, weather.URL)
 	for i := range 50 {
 		code, out := post(t, ts.URL+"/v1/models/demand:predict", fmt.Sprintf(`{"features": {"x": 1}, "attributes": {"region": "nowhere-%d"}}`, i))
 		require.Equal(t, http.StatusOK, code)
@@ -121,4 +104,19 @@ func TestUnknownKeysDoNotOpenTheBreaker(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.InDelta(t, 3, out["prediction"], 1e-6, "a known key is still looked up")
 	require.Nil(t, out["fallback"])
+}
+
+// enrichedServer serves y = 2x + z with z filled from the weather source at url (default 0.5).
+func enrichedServer(t *testing.T, url string) (*Server, *httptest.Server) {
+	t.Helper()
+	b := objstore.NewMem()
+	r := registry.New(b)
+	en := &Enricher{Feature: "z", URL: url + "/v1/weather?region={region}", Timeout: time.Second, Default: 0.5}
+	s, err := New(Options{Store: b, Models: []string{"demand"}, Poll: time.Hour, LogFlush: 10 * time.Millisecond, Enrich: []*Enricher{en}})
+	require.NoError(t, err)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	deploy(t, r, register(t, r, "r1", 2, true), 0, 0)
+	require.NoError(t, s.watchers["demand"].poll(context.Background()))
+	return s, ts
 }
