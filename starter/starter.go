@@ -65,8 +65,8 @@ func Status(ctx context.Context, c client.Client, model, runID string) (pipeline
 	v, err := c.QueryWorkflow(ctx, pipeline.WorkflowID(model), runID, pipeline.QueryStatus)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return st, fmt.Errorf("status of %s: %w (no such run of model %s: start one with driftline run --spec FILE; driftline models --model %s lists the runs behind each version)",
-			pipeline.WorkflowID(model), err, model, model)
+		return st, fmt.Errorf("status of %s: %w (no such run of model %s: start one with driftline run --model %s; driftline models --model %s lists the runs behind each version)",
+			pipeline.WorkflowID(model), err, model, model, model)
 	}
 	if err != nil {
 		return st, fmt.Errorf("status of %s: %w", pipeline.WorkflowID(model), err)
