@@ -73,6 +73,7 @@ type e2e struct {
 	t         *testing.T
 	ctx       context.Context
 	c         client.Client
+	forger    client.Client // a Temporal client of its own identity (mallory@laptop)
 	store     interface{ URI(string) string }
 	bucket    objstore.Bucket
 	serving   string
@@ -209,12 +210,28 @@ func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, er
 			require.ErrorContains(e.t, err, "attestation refused", "an old attestation sent again")
 		}
 		// A forged Update straight to Temporal, claiming alice: refused without attestation.
-		_, err := starter.Decide(e.ctx, e.c, in.Spec.Model, true, pipeline.Approval{Approver: "alice", Reason: "I am not really alice", Version: st.CandidateVersion})
+		_, err := starter.Decide(e.ctx, e.forger, in.Spec.Model, true, pipeline.Approval{Approver: "alice", Reason: "I am not really alice", Version: st.CandidateVersion})
 		if e.breakGlass { // the spec allows break-glass: accepted, recorded as such
 			require.NoError(e.t, err)
 			return
 		}
 		require.ErrorContains(e.t, err, "an attested decision is required", "a forged approval through the Temporal client")
+		// It never reaches history; the worker's connection audits it under the sender's
+		// Temporal identity, the claimed approver only a detail.
+		require.Eventually(e.t, func() bool {
+			recs, err := audit.Log{Store: e.bucket}.List(e.ctx, in.Spec.Model, time.Now().Add(-time.Hour))
+			require.NoError(e.t, err)
+			for _, r := range recs {
+				if r.Action == "update_refused" && r.RunID == run.GetRunID() && r.Details["attested"] == false {
+					require.Equal(e.t, "temporal:mallory@laptop", r.Actor)
+					require.Equal(e.t, "alice", r.Details["claimed_approver"])
+					require.Equal(e.t, st.CandidateVersion, r.Version)
+					require.Contains(e.t, r.Reason, "an attested decision is required")
+					return true
+				}
+			}
+			return false
+		}, 30*time.Second, 200*time.Millisecond, "the refused Update is audited")
 		// The same forgery as a signal (the older way in): ignored, counted and audited.
 		require.NoError(e.t, e.c.SignalWorkflow(e.ctx, pipeline.WorkflowID(in.Spec.Model), run.GetRunID(), pipeline.SignalApproval,
 			pipeline.ApprovalSignal{Approve: true, Approval: pipeline.Approval{Approver: "alice", Reason: "a signal claiming alice", Version: st.CandidateVersion}}))
@@ -300,9 +317,13 @@ func TestEndToEnd(t *testing.T) {
 	tracing, err := config.TracingInterceptors()
 	require.NoError(t, err)
 
+	// The worker's connection audits the Updates its workflows refuse (worker.UpdateAudit).
+	refused := worker.NewUpdateAudit(audit.Log{Store: store})
 	var c client.Client
 	for range 100 {
-		if c, err = client.Dial(client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec), Interceptors: tracing}); err == nil {
+		opts := client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec), Interceptors: tracing}
+		refused.Configure(&opts)
+		if c, err = client.Dial(opts); err == nil {
 			if err = starter.Setup(ctx, c, "default"); err == nil {
 				break
 			}
@@ -320,7 +341,7 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	attester := api.NewAttester(seed)
 	labelKey := []byte("e2e-label-key-e2e-label-key-e2e-label-key")
-	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics, RBAC: rbac, LabelKey: labelKey,
+	p, err := worker.New(ctx, c, worker.Options{Store: store, Registry: metrics, RBAC: rbac, LabelKey: labelKey, UpdateAudit: refused,
 		AttestationKeys: func(context.Context) ([]pipeline.AttestationKey, error) {
 			return []pipeline.AttestationKey{attester.Key()}, nil
 		}})
@@ -354,7 +375,11 @@ func TestEndToEnd(t *testing.T) {
 		Runs: api.TemporalRuns{Client: c}, Registry: registry.New(store), Attester: attester}
 	as := httptest.NewServer(apiServer.Handler())
 	defer as.Close()
-	e := &e2e{t: t, ctx: ctx, c: c, store: store, bucket: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
+	// Another Temporal client, as an insider with access to Temporal would hold one.
+	forger, err := client.Dial(client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec), Identity: "mallory@laptop"})
+	require.NoError(t, err)
+	defer forger.Close()
+	e := &e2e{t: t, ctx: ctx, c: c, forger: forger, store: store, bucket: store, serving: hs.URL, approvals: as.URL, secret: secret, badTokens: true}
 	if os.Getenv("DRIFTLINE_RECORD_HISTORIES") != "" {
 		// Histories as the codec decodes them (the Temporal CLI's --codec-endpoint): a replay
 		// fixture holds plain payloads.

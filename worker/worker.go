@@ -43,12 +43,17 @@ type Options struct {
 	// CheckpointEvery is how often the window's pass and the gbdt boosting store the state a
 	// retry resumes from (0: activities.DefaultCheckpointEvery, 10 s).
 	CheckpointEvery time.Duration
+	// UpdateAudit, installed on c's connection (UpdateAudit.Configure), audits the Updates the
+	// workflows refuse; Run runs its writer. Without it a refused Update is answered to its
+	// sender and logged by nobody.
+	UpdateAudit *UpdateAudit
 }
 
 // Pipeline is a running pipeline worker.
 type Pipeline struct {
 	w       sdkworker.Worker
 	metrics *http.Server
+	refused *UpdateAudit
 }
 
 // New registers everything on a worker for the pipeline task queue.
@@ -85,7 +90,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		Keys: o.AttestationKeys, Temporal: c})
 	w.RegisterActivity(&activities.Features{Store: o.Store, Online: o.Online})
 	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey})
-	p := &Pipeline{w: w}
+	p := &Pipeline{w: w, refused: o.UpdateAudit}
 	if o.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -111,6 +116,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	if err := p.w.Start(); err != nil {
 		return err
+	}
+	if p.refused != nil {
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); p.refused.Run(wctx) }()
+		defer func() { stop(); <-done }() // after the worker stops: the last refusals are written
 	}
 	<-ctx.Done()
 	p.w.Stop()

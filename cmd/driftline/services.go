@@ -17,6 +17,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
@@ -110,7 +111,14 @@ func cmdWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, c, err := config.Connect(ctx, s3)
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
+	// Updates the workflows' validators refuse never reach history: the worker's connection
+	// audits them (worker.UpdateAudit).
+	refused := worker.NewUpdateAudit(audit.Log{Store: b})
+	c, err := config.TemporalClient(refused.Configure)
 	if err != nil {
 		return err
 	}
@@ -123,7 +131,8 @@ func cmdWorker(ctx context.Context, args []string) error {
 		defer online.Close()
 	}
 	p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
-		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online})
+		AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
+		UpdateAudit: refused})
 	if err != nil {
 		return err
 	}

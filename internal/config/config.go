@@ -72,8 +72,9 @@ func OpenBucket(ctx context.Context, c *s3store.Config) (*s3store.S3, error) {
 // TemporalClient dials Temporal with options from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
 // the rest of the standard environment (envconfig), defaulting to localhost:7233. With
 // DRIFTLINE_PAYLOAD_KEY_FILE set, every payload it writes is encrypted (AES-256-GCM) and every
-// payload it reads decrypted: workers, the API and the CLI must share the key.
-func TemporalClient() (client.Client, error) {
+// payload it reads decrypted: workers, the API and the CLI must share the key. Each configure
+// function sees the options last, before the dial (the worker adds its Update audit).
+func TemporalClient(configure ...func(*client.Options)) (client.Client, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, fmt.Errorf("temporal client options: %w", err)
@@ -90,6 +91,9 @@ func TemporalClient() (client.Client, error) {
 		return nil, err
 	}
 	opts.Interceptors = append(opts.Interceptors, tis...)
+	for _, f := range configure {
+		f(&opts)
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to temporal at %s: %w (is Temporal running? make up starts the dev server; TEMPORAL_ADDRESS names another)", orDefault(opts.HostPort, client.DefaultHostPort), err)
