@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -402,5 +403,65 @@ func TestFeatureVectorsThroughTheAPI(t *testing.T) {
 	code, _ = f.call(t, "GET", strings.Replace(path, "model=demand", "model=returns", 1), f.idp.token(t, "RS256", "alice", nil), "")
 	require.Equal(t, 403, code, "alice may not view returns")
 	code, _ = f.call(t, "GET", strings.Replace(path, "at=2026-09-08T00:00:00Z", "at=soon", 1), f.idp.token(t, "RS256", "alice", nil), "")
+	require.Equal(t, 400, code)
+}
+
+// A model's deployment and versions through the API (`driftline models` with a token).
+func TestModelVersionsThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	code, out := f.call(t, "GET", "/v1/models/demand", f.idp.token(t, "RS256", "alice", nil), "")
+	require.Equal(t, 200, code, out)
+	require.EqualValues(t, 1, out["deployment"].(map[string]any)["production"])
+	require.Len(t, out["versions"], 2)
+	code, _ = f.call(t, "GET", "/v1/models/demand", f.idp.token(t, "RS256", "victor", nil), "")
+	require.Equal(t, 403, code, "no role on demand")
+	code, _ = f.call(t, "GET", "/v1/models/demand", "", "")
+	require.Equal(t, 401, code)
+}
+
+// The online store's vector through the API (?source=online): as serving would read it now,
+// for a caller with view on the model, of the model group's repository only.
+func TestOnlineFeatureVectorsThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	defs, err := os.ReadFile("../examples/features.yaml")
+	require.NoError(t, err)
+	b, _ := json.Marshal(FeaturesRequest{Definitions: string(defs), Model: "demand", Reason: "history"})
+	code, out := f.call(t, "PUT", "/v1/features/retail", f.idp.token(t, "ES256", "dave", nil), string(b))
+	require.Equal(t, 200, code, out)
+	path := "/v1/features/retail/services/demand_forecast?model=demand&key=1%7C1&source=online"
+	alice := f.idp.token(t, "RS256", "alice", nil)
+	code, out = f.call(t, "GET", path, alice, "")
+	require.Equal(t, 400, code, "no online store configured")
+	require.Contains(t, out["error"], "--online-store")
+
+	online, err := features.OpenStore(ctx, "bolt:"+filepath.Join(t.TempDir(), "online.db"))
+	require.NoError(t, err)
+	defer online.Close()
+	f.server.Online = online
+	_, repo, _, _, err := features.Current(ctx, f.store, "retail")
+	require.NoError(t, err)
+	now := time.Now()
+	for _, v := range repo.Views {
+		vals := make([]float64, len(v.Features))
+		for i := range vals {
+			vals[i] = float64(i + 1)
+		}
+		require.NoError(t, online.Put(ctx, v.Name, []features.FeatureRow{{Key: "1|1", Event: now.Add(-time.Minute).UnixMicro(), Created: now.UnixMicro(), Values: vals}}))
+	}
+	code, out = f.call(t, "GET", path, alice, "")
+	require.Equal(t, 200, code, out)
+	require.Equal(t, "online", out["source"])
+	require.NotEmpty(t, out["names"])
+	for i, v := range out["values"].([]any) {
+		require.NotNil(t, v, "feature %v", out["names"].([]any)[i])
+	}
+	code, out = f.call(t, "GET", strings.Replace(path, "key=1%7C1", "key=9%7C9", 1), alice, "")
+	require.Equal(t, 200, code, out)
+	require.Equal(t, "no value", out["missing"].([]any)[0])
+	require.Nil(t, out["values"].([]any)[0])
+	code, _ = f.call(t, "GET", path, f.idp.token(t, "RS256", "victor", nil), "")
+	require.Equal(t, 403, code, "no role on demand")
+	code, _ = f.call(t, "GET", strings.Replace(path, "source=online", "source=elsewhere", 1), alice, "")
 	require.Equal(t, 400, code)
 }

@@ -113,6 +113,32 @@ func (s *Server) monitorStatus(w http.ResponseWriter, r *http.Request) {
 	c.done(st)
 }
 
+// ModelResponse is a model's deployment and its registered versions (`driftline models`).
+type ModelResponse struct {
+	Model      string              `json:"model"`
+	Deployment registry.Deployment `json:"deployment"`
+	Versions   []registry.Version  `json:"versions"`
+}
+
+// modelVersions answers a model's deployment and versions (view).
+func (s *Server) modelVersions(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActView, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	d, _, err := s.Registry.Deployment(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	vs, err := s.Registry.Versions(r.Context(), c.model)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.done(ModelResponse{Model: c.model, Deployment: d, Versions: vs})
+}
+
 // VersionResponse is one registered version as `driftline models show` prints it: its
 // metadata and lineage, the records kept with it, and its audit trail.
 type VersionResponse struct {
@@ -179,16 +205,29 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	c.done(out)
 }
 
-// FeatureVector is a feature service's point-in-time vector of one entity from the offline
-// data (`driftline features get` with a token).
+// FeatureVector is a feature service's vector of one entity (`driftline features get` with a
+// token): point in time from the offline data, or as the online store serves it now.
 type FeatureVector struct {
 	Service string     `json:"service"`
 	Key     string     `json:"key"`
 	AsOf    time.Time  `json:"as_of"`
+	Source  string     `json:"source"` // offline or online
 	Names   []string   `json:"names"`
 	Values  []*float64 `json:"values"` // null: no value known by then
-	Views   []string   `json:"views"`
-	Events  []int64    `json:"events"` // per view: the joined row's event time (unix µs), 0: none
+	// Offline: the views joined and each one's row event time (unix µs, 0: none).
+	Views  []string `json:"views,omitempty"`
+	Events []int64  `json:"events,omitempty"`
+	// Online: per feature, the stored row's event time and why a value is missing (no
+	// value, expired, stored by other definitions).
+	EventTimes []time.Time `json:"event_times,omitempty"`
+	Missing    []string    `json:"missing,omitempty"`
+}
+
+func present(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
 }
 
 // featureVector answers a service's vector as of a time, from the applied definitions and
@@ -213,10 +252,20 @@ func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	repo, service, key := r.PathValue("repo"), r.PathValue("service"), q.Get("key")
+	source := q.Get("source")
 	at, err := time.Parse(time.RFC3339, q.Get("at"))
+	if source == "online" && q.Get("at") == "" {
+		at, err = s.now(), nil // the online store serves the latest rows
+	}
 	switch {
 	case !spec.ValidName(repo):
 		c.fail(fmt.Errorf("%w: feature repository %q is not a name", errBadRequest, clip(repo, 64)))
+		return
+	case source != "" && source != "offline" && source != "online":
+		c.fail(fmt.Errorf("%w: source %q is not offline or online", errBadRequest, clip(source, 16)))
+		return
+	case source == "online" && s.Online == nil:
+		c.fail(fmt.Errorf("%w: this API reads no online store (driftline api --online-store)", errBadRequest))
 		return
 	case err != nil:
 		c.fail(fmt.Errorf("%w: at %q is not an RFC 3339 time", errBadRequest, clip(q.Get("at"), 40)))
@@ -236,6 +285,19 @@ func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
 	case !c.owns(applied.Owner, repo):
 		return
 	}
+	if source == "online" {
+		vec, err := features.ReadService(r.Context(), s.Online, defs, service, key, at)
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+		out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "online", Names: vec.Names, EventTimes: vec.Event, Missing: vec.Missing}
+		for _, v := range vec.Values {
+			out.Values = append(out.Values, present(v))
+		}
+		c.done(out)
+		return
+	}
 	snap, err := dataset.TakeSnapshot(r.Context(), s.Registry.Store, sp.Dataset.Name, "features-get", at.AddDate(0, 0, -90), at)
 	if err != nil {
 		c.fail(err)
@@ -247,14 +309,9 @@ func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
 		c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
 		return
 	}
-	out := FeatureVector{Service: service, Key: key, AsOf: at, Names: ts.Names, Views: ts.Views, Events: ts.Events[0]}
+	out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "offline", Names: ts.Names, Views: ts.Views, Events: ts.Events[0]}
 	for _, v := range ts.Vectors[0] {
-		if math.IsNaN(v) {
-			out.Values = append(out.Values, nil)
-		} else {
-			v := v
-			out.Values = append(out.Values, &v)
-		}
+		out.Values = append(out.Values, present(v))
 	}
 	c.done(out)
 }

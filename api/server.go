@@ -70,6 +70,9 @@ type Server struct {
 	// FeatureQueues are the task queues materialization may run on besides the pipeline's
 	// (where an online store is configured: the serving worker's --features-queue).
 	FeatureQueues []string
+	// Online, when set, is the online store feature vectors are read from with
+	// ?source=online (driftline api --online-store: Redis, which serving shares).
+	Online features.Online
 
 	// BodyBudget bounds the bytes of all request bodies being served at once (default 16 MiB:
 	// 256 bodies at the 64 KiB cap); over it a call gets 503 with Retry-After.
@@ -105,6 +108,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models/{model}/spec", s.getSpec)
 	mux.HandleFunc("POST /v1/runs", s.startRun)
 	mux.HandleFunc("GET /v1/audit", s.auditList)
+	mux.HandleFunc("GET /v1/models/{model}", s.modelVersions)
 	mux.HandleFunc("GET /v1/models/{model}/status", s.runStatus)
 	mux.HandleFunc("GET /v1/models/{model}/monitor", s.monitorStatus)
 	mux.HandleFunc("GET /v1/models/{model}/versions/{version}", s.version)

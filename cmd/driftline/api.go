@@ -15,6 +15,7 @@ import (
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/codec"
+	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
@@ -75,6 +76,7 @@ func cmdAPI(ctx context.Context, args []string) error {
 	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
 	featureQueues := fs.String("feature-queues", env("DRIFTLINE_FEATURES_QUEUE", ""), "comma-separated task queues materialization may run on besides the pipeline worker's (the serving workers' --features-queue)")
 	minSchedule := fs.Duration("min-schedule-interval", api.DefaultMinScheduleInterval, "the shortest interval a schedule may fire at")
+	onlineStore := fs.String("online-store", "", "the online store `features get --online` reads through the API: redis://<host:port>[/<prefix>], the one serving reads (a bolt: file is held by the process that opens it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -97,6 +99,12 @@ func cmdAPI(ctx context.Context, args []string) error {
 	defer c.Close()
 	s := &api.Server{Verifier: verifier, Engine: engine, Audit: audit.Log{Store: b}, Runs: api.TemporalRuns{Client: c},
 		Registry: registry.New(b), Attester: att, CORSOrigin: *corsOrigin, MinScheduleInterval: *minSchedule}
+	if *onlineStore != "" {
+		if s.Online, err = features.OpenStore(ctx, *onlineStore); err != nil {
+			return err
+		}
+		defer s.Online.Close()
+	}
 	for _, q := range strings.Split(*featureQueues, ",") {
 		if q = strings.TrimSpace(q); q != "" {
 			s.FeatureQueues = append(s.FeatureQueues, q)

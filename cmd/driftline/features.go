@@ -18,7 +18,7 @@ import (
 	"github.com/driftline/driftline/internal/config"
 )
 
-const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online-store ADDR] | retrieve --service S --entities KEY --time-column C --out PREFIX"
+const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online | --online-store ADDR] | retrieve --service S --entities KEY --time-column C --out PREFIX"
 
 // cmdFeatures validates feature definitions and shows what applying them changes (plan),
 // applies them through the control-plane API (apply: authenticated, authorised, audited),
@@ -44,7 +44,8 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	entities := fs.String("entities", "", "retrieve: the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
 	timeColumn := fs.String("time-column", "event_time", "retrieve: the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
 	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-<n>.parquet, 1,000,000 rows each)")
-	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read the online store (bolt:<file> or redis://host:port) instead of the offline data")
+	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
+	online := fs.Bool("online", false, "get: read the online store (with a token: the API's; without: --online-store's)")
 	out := addOutput(fs)
 	a := apiFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
@@ -135,6 +136,9 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "get":
+		if *at == "" && (*online || *onlineStore != "") {
+			*at = time.Now().UTC().Format(time.RFC3339) // the online store serves the latest rows
+		}
 		t, err := parseWhen(*at)
 		if err != nil {
 			return err
@@ -155,6 +159,36 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			AsOf    string  `json:"as_of"`
 			Source  string  `json:"source"`
 			Values  []value `json:"values"`
+		}
+		if *online && *onlineStore == "" && *a.token == "" {
+			return errors.New("features get --online: name the store with --online-store, or read the API's with a token (DRIFTLINE_TOKEN)")
+		}
+		if (*online || *onlineStore != "") && *a.token != "" { // through the API: view on the model, the API's store
+			var fv api.FeatureVector
+			q := url.Values{"model": {sp.Model}, "key": {*key}, "source": {"online"}}
+			if err := a.do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
+				return err
+			}
+			if asJSON {
+				v := vector{Service: *service, Key: *key, AsOf: fv.AsOf.Format(time.RFC3339), Source: "online, through the API"}
+				for i, n := range fv.Names {
+					x := value{Name: n, Value: fv.Values[i], Missing: fv.Missing[i]}
+					if x.Missing == "" {
+						x.EventAt = fv.EventTimes[i].UTC().Format(time.RFC3339)
+					}
+					v.Values = append(v.Values, x)
+				}
+				return printJSON(v)
+			}
+			fmt.Printf("%s of %s from the API's online store, read at %s:\n", *service, *key, fv.AsOf.Format(time.RFC3339))
+			for i, n := range fv.Names {
+				if fv.Missing[i] != "" {
+					fmt.Printf("  %-36s missing: %s\n", n, fv.Missing[i])
+					continue
+				}
+				fmt.Printf("  %-36s %.4f  (row of %s)\n", n, *fv.Values[i], fv.EventTimes[i].UTC().Format(time.RFC3339))
+			}
+			return nil
 		}
 		if *onlineStore != "" {
 			o, err := features.OpenStore(ctx, *onlineStore)

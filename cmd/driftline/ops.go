@@ -211,6 +211,7 @@ func cmdModels(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
 	out := addOutput(fs)
+	a := apiFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -218,26 +219,29 @@ func cmdModels(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	r := registry.New(b)
-	d, _, err := r.Deployment(ctx, *model)
-	if err != nil {
-		return err
-	}
-	vs, err := r.Versions(ctx, *model)
-	if err != nil {
-		return err
+	var m api.ModelResponse
+	if *a.token != "" { // through the API: view on the model
+		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model), nil, &m); err != nil {
+			return err
+		}
+	} else {
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		r := registry.New(b)
+		m.Model = *model
+		if m.Deployment, _, err = r.Deployment(ctx, *model); err != nil {
+			return err
+		}
+		if m.Versions, err = r.Versions(ctx, *model); err != nil {
+			return err
+		}
 	}
 	if asJSON {
-		return printJSON(struct {
-			Model      string              `json:"model"`
-			Deployment registry.Deployment `json:"deployment"`
-			Versions   any                 `json:"versions"`
-		}{*model, d, vs})
+		return printJSON(m)
 	}
+	d, vs := m.Deployment, m.Versions
 	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %s\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, formatMap(d.Aliases))
 	for _, v := range vs {
 		fmt.Printf("  v%-3d %s  holdout MAE %.3f  trainer %s  run %s  by %s\n", v.Version, v.CreatedAt.Format(time.RFC3339),
