@@ -148,6 +148,7 @@ bench: $(BIN)/minio bench-deps
 	bench/drift.sh
 	bench/scan.sh 1024
 	bench/serve.sh
+	bench/pressure.sh 2000
 	bench/models.sh
 	bench/loop.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift

@@ -133,7 +133,7 @@ func (s *Server) Handler() http.Handler {
 	if limit <= 0 {
 		limit = 16 << 20
 	}
-	return budget.New(limit).Wrap(mux, maxBody, func(w http.ResponseWriter, used, max int64) {
+	return budget.New(limit).Wrap(mux, maxBody, 1, func(w http.ResponseWriter, used, max int64) {
 		reply(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("the API holds %d bytes of requests, its budget of %d: try again", used, max)})
 	})
 }

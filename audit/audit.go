@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/driftline/driftline/objstore"
@@ -106,6 +108,13 @@ func (l Log) Append(ctx context.Context, idempotencyKey string, r Record) (Recor
 		}
 	}
 	hk := headKey(r.Time, r.Model)
+	// Writers of one process take a chain's positions one after another: concurrent writers
+	// racing for each position cost a failed create and a read per writer per position
+	// (200 at once took 19 s on MinIO, BenchmarkAuditAppendConcurrent); other processes are
+	// still ordered by the conditional creates.
+	mu := &chainLocks[fnv32(hk)%uint32(len(chainLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	var h head
 	if data, _, err := objstore.ReadAll(ctx, l.Store, hk); err == nil {
 		_ = json.Unmarshal(data, &h)
@@ -153,6 +162,16 @@ func (l Log) Append(ctx context.Context, idempotencyKey string, r Record) (Recor
 	hb, _ := json.Marshal(head{Seq: r.Seq, Hash: digest(body), Key: Key(r)})
 	_, _ = l.Store.Put(ctx, hk, hb, objstore.PutOptions{ContentType: "application/json"}) // a hint: the next writer corrects a stale one
 	return r, nil
+}
+
+// chainLocks serialise one process's appends per chain (striped: a bounded number of locks
+// whatever the number of chains).
+var chainLocks [64]sync.Mutex
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum32()
 }
 
 func (l Log) putMarker(ctx context.Context, marker string, body []byte) error {

@@ -21,7 +21,7 @@ import (
 // would take the total over it gets 503 with Retry-After, and gets through once the first
 // is answered. The server's handler applies it (a budget smaller than one body refuses it).
 func TestRequestBodiesShareOneMemoryBudget(t *testing.T) {
-	b := budget.New(1 << 20)
+	b := budget.New(Expansion << 20) // one 600 KiB body fits, two do not
 	inside, release := make(chan struct{}), make(chan struct{})
 	h := budgeted(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inside <- struct{}{}
@@ -66,7 +66,7 @@ func TestRequestBodiesShareOneMemoryBudget(t *testing.T) {
 func TestGRPCCallsShareTheBudget(t *testing.T) {
 	store := objstore.NewMem()
 	r := registry.New(store)
-	s, err := New(Options{Store: store, Models: []string{"demand"}, BodyBudget: 64})
+	s, err := New(Options{Store: store, Models: []string{"demand"}, BodyBudget: 64 * Expansion})
 	require.NoError(t, err)
 	deploy(t, r, register(t, r, "r1", 2, false), 0, 0)
 	require.NoError(t, s.watchers["demand"].poll(context.Background()))

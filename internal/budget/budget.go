@@ -36,9 +36,11 @@ func (b *Bytes) Take(n int64) bool {
 // Give returns n bytes taken before.
 func (b *Bytes) Give(n int64) { b.used.Add(-n) }
 
-// Wrap holds each request's body share (its Content-Length, or perRequest, the body cap, when
-// it is unknown or larger) while the request is served; over the budget refuse answers it.
-func (b *Bytes) Wrap(next http.Handler, perRequest int64, refuse func(w http.ResponseWriter, used, max int64)) http.Handler {
+// Wrap holds each request's share while the request is served: its body length (its
+// Content-Length, or perRequest, the body cap, when it is unknown or larger) times expansion,
+// what decoding and answering a body of that length may hold at most; over the budget refuse
+// answers it.
+func (b *Bytes) Wrap(next http.Handler, perRequest, expansion int64, refuse func(w http.ResponseWriter, used, max int64)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			next.ServeHTTP(w, r)
@@ -48,6 +50,7 @@ func (b *Bytes) Wrap(next http.Handler, perRequest int64, refuse func(w http.Res
 		if r.ContentLength > 0 && r.ContentLength < n {
 			n = r.ContentLength
 		}
+		n *= max(expansion, 1)
 		if !b.Take(n) {
 			w.Header().Set("Retry-After", "1")
 			refuse(w, b.Used(), b.max)
