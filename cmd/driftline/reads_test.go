@@ -99,7 +99,9 @@ func TestCLIReadsGoThroughTheAPIWithAToken(t *testing.T) {
 	}
 
 	alice := []string{"--api", hs.URL, "--token", token("alice"), "--s3-endpoint", "http://127.0.0.1:1"}
-	out, err := stdout(t, func() error { return cmdModels(ctx, append([]string{"--model", "demand", "--output", "json"}, alice...)) })
+	out, err := stdout(t, func() error {
+		return cmdModels(ctx, append([]string{"--model", "demand", "--output", "json"}, alice...))
+	})
 	require.NoError(t, err)
 	var models api.ModelResponse
 	require.NoError(t, json.Unmarshal([]byte(out), &models), out)
