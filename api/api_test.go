@@ -419,7 +419,7 @@ func TestFiftyUnauthorisedMutationsAreRefusedAndAudited(t *testing.T) {
 	require.Zero(t, f.runs.calls, "nothing reached Temporal")
 }
 
-// The self-declared admin of issue 12: the identity is the token's, never the caller's claim;
+// The self-declared admin: the identity is the token's, never the caller's claim;
 // an approval through the API is attested for the run and version it waits on.
 func TestAllowedCallsActAsTheTokenSaysAndAreAudited(t *testing.T) {
 	f := newFixture(t)

@@ -102,7 +102,7 @@ func TestAsOfMatchesTheOracle(t *testing.T) {
 	}
 }
 
-// Feast's trap (feast-dev/feast issue 6615): a value for an event before T that was written
+// Feast's trap (feast-dev/feast#6615): a value for an event before T that was written
 // after T must not be joined; the value known at T is.
 func TestAsOfNeverUsesAValueWrittenAfterTheRowsTime(t *testing.T) {
 	h := int64(time.Hour / time.Microsecond)

@@ -52,7 +52,7 @@ type View struct {
 	Source Source `yaml:"source"`
 	// Lookback bounds offline joins (a value older than T - lookback is not joined; 0: no
 	// bound); OnlineExpiry is how long a value is served online. Kept apart on purpose
-	// (Feast's ttl means both: feast-dev/feast issue 4133).
+	// (Feast's ttl means both: feast-dev/feast#4133).
 	Lookback     spec.Duration `yaml:"lookback"`
 	OnlineExpiry spec.Duration `yaml:"online_expiry"`
 	Features     []Feature     `yaml:"features"`

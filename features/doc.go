@@ -1,4 +1,4 @@
-// Package features is Driftline's feature store (issue 15): the point-in-time join that
+// Package features is Driftline's feature store: the point-in-time join that
 // builds training sets (AsOf). See docs/features.md.
 package features
 

@@ -1,4 +1,4 @@
-// Package ingest is Driftline's streaming ingestion (issue 16, docs/ingest.md): an ingest
+// Package ingest is Driftline's streaming ingestion (docs/ingest.md): an ingest
 // worker consumes Kafka topics (franz-go) and writes Parquet files into the dataset layout the
 // loop reads, datasets/<dataset>/dt=YYYY-MM-DD/, partitioned by the records' event time, with
 // the dataset's contract applied at the door.

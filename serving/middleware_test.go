@@ -119,7 +119,7 @@ func TestV2AttributesReachEnrichment(t *testing.T) {
 	require.Nil(t, v2Attributes(nil))
 }
 
-// The forged label of issue 12: whoever reaches the serving port tries to push labels. Only
+// The forged label: whoever reaches the serving port tries to push labels. Only
 // the label token of a real answer, unaltered, unexpired and once, gets a label in; every
 // refusal is a 4xx with the reason and is counted.
 func TestForgedLabelsAreRefused(t *testing.T) {

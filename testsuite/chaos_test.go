@@ -38,7 +38,7 @@ import (
 	"github.com/driftline/driftline/traffic"
 )
 
-// The fault campaign (issue 13): real Temporal, real MinIO, the pipeline worker and two serving
+// The fault campaign: real Temporal, real MinIO, the pipeline worker and two serving
 // replicas as their own processes (the binary built from this tree). Runs of the loop go on
 // while the campaign SIGKILLs the worker at random moments (and starts it again at once),
 // restarts MinIO and the Temporal server mid-run, and kills one of two serving replicas behind

@@ -265,7 +265,7 @@ func (s *ctSuite) TestApprovalGrantedByUpdateThenCanaryPromotes() {
 	s.Len(st.Canary, 2)
 }
 
-// The forged approval of issue 12: a client that reaches Temporal sends an approve Update
+// The forged approval: a client that reaches Temporal sends an approve Update
 // claiming to be alice. Without the API's attestation it is refused, and so is every
 // attestation that is not for exactly this run, version and decision, signed by the API's key,
 // unexpired, and not used before.

@@ -38,7 +38,7 @@ func TestDocumentedCommandsExist(t *testing.T) {
 	}
 }
 
-// The self-declared admin of issue 12: no command takes an identity from its flags any more.
+// The self-declared admin: no command takes an identity from its flags any more.
 func TestNoCommandTakesASelfDeclaredIdentity(t *testing.T) {
 	for _, name := range []string{"run", "rollback", "promote", "schedule", "approve"} {
 		args := []string{"--as", "x", "--groups", "ml-platform"}

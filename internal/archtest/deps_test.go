@@ -52,7 +52,7 @@ func matches(path string, prefixes []string) bool {
 }
 
 // The shared types, the workflows and their clients link no trainer, Parquet or S3: a
-// workflow or CLI change never relinks them (issue 11, point 1), and a workflow cannot reach
+// workflow or CLI change never relinks them, and a workflow cannot reach
 // I/O by accident.
 func TestWorkflowsAndClientsLinkNoTrainerParquetOrS3(t *testing.T) {
 	pkgs := list(t)

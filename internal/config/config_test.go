@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The default-credentials finding of issue 12: no command sends a built-in key. Unset or
+// No default credentials: no command sends a built-in key. Unset or
 // empty keys mean the AWS credential chain; a key comes only from the environment, a flag or
 // a file.
 func TestNoDefaultCredentials(t *testing.T) {
