@@ -86,6 +86,7 @@ tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/work
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline-dev ./cmd/driftline-dev
 
 up: $(BIN)/temporal $(BIN)/minio alerting build
 	scripts/up.sh
@@ -94,7 +95,7 @@ down:
 	scripts/down.sh
 
 demo: up
-	. $(DATA)/dev.env && $(BIN)/driftline demo
+	. $(DATA)/dev.env && $(BIN)/driftline-dev demo
 
 lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

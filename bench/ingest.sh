@@ -11,7 +11,7 @@ dir=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$dir"' EXIT
 [ -x bin/minio ] || { echo "bin/minio is missing: make tools installs it" >&2; exit 1; }
-go build -o "$dir/driftline" ./cmd/driftline
+go build -o "$dir/driftline" ./cmd/driftline-dev   # driftline with kafka-dev
 go build -o "$dir/ingestbench" ./bench/ingestbench
 kport=$((20000 + RANDOM % 20000))
 "$dir/driftline" kafka-dev --port "$kport" --topics bench:4 >"$dir/kafka.log" 2>&1 &

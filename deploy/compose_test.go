@@ -87,7 +87,7 @@ func TestComposeServicesAndImages(t *testing.T) {
 
 func TestComposeRunsRealDriftlineCommands(t *testing.T) {
 	c := load(t)
-	main := read(t, "../cmd/driftline/main.go")
+	main := read(t, "../internal/cli/main.go")
 	known := regexp.MustCompile(`(?m)^\s*"([a-z]+)":\s*\{`).FindAllStringSubmatch(main, -1)
 	var commands []string
 	for _, m := range known {
@@ -97,8 +97,8 @@ func TestComposeRunsRealDriftlineCommands(t *testing.T) {
 	// The variables driftline reads: internal/config, the commands' flags, and the run links
 	// the starter writes (DRIFTLINE_UI_URL, DRIFTLINE_CONSOLE_URL).
 	cfg := read(t, "../internal/config/config.go") + read(t, "../starter/starter.go")
-	for _, f := range []string{"api.go", "services.go", "demo.go", "apiclient.go"} {
-		cfg += read(t, "../cmd/driftline/"+f)
+	for _, f := range []string{"cli/api.go", "cli/services.go", "devcli/demo.go", "cli/apiclient.go"} {
+		cfg += read(t, "../internal/"+f)
 	}
 	for name, s := range c.Services {
 		if s.Build == "" || len(s.Command) == 0 {

@@ -55,7 +55,7 @@ func frame(id int, body []byte) []byte {
 func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 	ctx := context.Background()
 	store := dltest.NewMinIOBucket(t)
-	bin := dltest.BuildDriftline(t)
+	bin := dltest.BuildDriftlineDev(t)
 	port, rport := dltest.FreePort(t), dltest.FreePort(t)
 	dltest.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", "av:2", "--registry-port", strconv.Itoa(rport))
 	broker, regURL := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", rport)

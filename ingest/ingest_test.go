@@ -38,7 +38,7 @@ func testContract() contract.Contract {
 // startKafka starts `driftline kafka-dev` as its own process and returns its address.
 func startKafka(t *testing.T, topics string) string {
 	t.Helper()
-	bin := dltest.BuildDriftline(t)
+	bin := dltest.BuildDriftlineDev(t)
 	port := dltest.FreePort(t)
 	dltest.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", topics)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

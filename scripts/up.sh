@@ -78,11 +78,11 @@ stop serve
 stop api
 stop console
 stop weather
-start weather "$BIN/driftline" weather --listen 127.0.0.1:8095
+start weather "$BIN/driftline-dev" weather --listen 127.0.0.1:8095
 # A Kafka-protocol broker (franz-go's kfake, in memory: restarted empty by each make up) and a
 # schema registry (franz-go's srfake) for Avro topics; the demo streams its holiday weeks
 # through the broker with the ingest worker (docs/ingest.md).
-start kafka "$BIN/driftline" kafka-dev --port 9092 --topics retail.sales:4 --registry-port 8081
+start kafka "$BIN/driftline-dev" kafka-dev --port 9092 --topics retail.sales:4 --registry-port 8081
 start worker "$BIN/driftline" worker --metrics 127.0.0.1:9464 --rbac examples/rbac.yaml \
   --attestation-keys http://127.0.0.1:8090/v1/attestation-keys
 # Serving holds the embedded online store (bbolt: one process) and runs the materialization

@@ -290,17 +290,23 @@ func (s *Service) signal(sig os.Signal, grace time.Duration) {
 
 // BuildDriftline builds ./cmd/driftline from the working tree into a temp dir (so a campaign
 // never runs a stale ./bin/driftline) and returns its path.
-func BuildDriftline(t testing.TB) string {
+func BuildDriftline(t testing.TB) string { return buildCommand(t, "driftline") }
+
+// BuildDriftlineDev builds ./cmd/driftline-dev (driftline with the demo's tools: kafka-dev,
+// produce, datagen, weather, traffic) the same way.
+func BuildDriftlineDev(t testing.TB) string { return buildCommand(t, "driftline-dev") }
+
+func buildCommand(t testing.TB, name string) string {
 	t.Helper()
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "driftline")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/driftline")
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/driftline: %v\n%s", err, b)
+		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, b)
 	}
 	return out
 }

@@ -36,7 +36,7 @@ func TestIngestExactlyOnceUnderKillsAndRebalance(t *testing.T) {
 	cfg := StartMinIO(t)
 	store, err := s3store.New(ctx, cfg)
 	require.NoError(t, err)
-	bin := BuildDriftline(t)
+	bin := BuildDriftlineDev(t)
 	kport := FreePort(t)
 	NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(kport), "--topics", "sales:4")
 	broker := fmt.Sprintf("127.0.0.1:%d", kport)

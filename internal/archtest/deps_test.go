@@ -94,3 +94,22 @@ func TestDomainPackagesImportNoTemporalHTTPOrFrontEnd(t *testing.T) {
 		}
 	}
 }
+
+// The production binary carries no demo and no development broker: those are
+// cmd/driftline-dev's (internal/devcli), and franz-go's kfake links only there.
+func TestTheProductionBinaryLinksNoDemoOrDevelopmentBroker(t *testing.T) {
+	pkgs := list(t)
+	prod, ok := pkgs["cmd/driftline"]
+	if !ok {
+		t.Fatal("go list found no cmd/driftline")
+	}
+	for _, d := range prod.Deps {
+		if d == mod+"internal/devcli" || strings.HasPrefix(d, "github.com/twmb/franz-go/pkg/kfake") || strings.HasPrefix(d, "github.com/twmb/franz-go/pkg/sr/srfake") {
+			t.Errorf("cmd/driftline links %s", d)
+		}
+	}
+	dev := pkgs["cmd/driftline-dev"]
+	if !matches(mod+"internal/devcli", dev.Deps) {
+		t.Error("cmd/driftline-dev does not link internal/devcli")
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding"
@@ -159,7 +159,7 @@ func snakeCase(s string) string {
 }
 
 // formatMap prints a map as "k=v, k=v" in key order ("-" when empty), never Go's map[...].
-func formatMap[K comparable, V any](m map[K]V) string {
+func FormatMap[K comparable, V any](m map[K]V) string {
 	if len(m) == 0 {
 		return "-"
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -16,7 +16,7 @@ func TestPrintReportTable(t *testing.T) {
 		{Name: "promo", Kind: drift.Categorical, Test: "chi-squared", Statistic: 1.2, PValue: 0.27, PAdjusted: 0.27, PSI: 0.01, Why: "no drift"},
 	}}
 	var out strings.Builder
-	printReport(&out, rep)
+	PrintReport(&out, rep)
 	s := out.String()
 	lines := strings.Split(s, "\n")
 	require.Contains(t, lines[0], "FEATURE")
@@ -31,10 +31,14 @@ func TestPrintReportTable(t *testing.T) {
 
 // Every command the README documents is wired into the binary.
 func TestDocumentedCommandsExist(t *testing.T) {
-	for _, name := range []string{"setup", "worker", "serve", "api", "datagen", "run", "status", "approve", "reject",
-		"schedule", "models", "rollback", "promote", "audit", "drift", "predict", "traffic", "token", "weather", "demo"} {
+	for _, name := range []string{"setup", "worker", "serve", "api", "run", "status", "approve", "reject", "schedule", "models",
+		"rollback", "promote", "audit", "drift", "predict", "token", "console", "monitor", "ingest", "features", "completion"} {
 		_, ok := commands[name]
 		require.True(t, ok, "driftline %s is documented but not wired", name)
+	}
+	for _, name := range []string{"demo", "datagen", "traffic", "weather", "kafka-dev", "produce"} {
+		_, ok := commands[name]
+		require.False(t, ok, "driftline %s is a development tool: driftline-dev's, not the product's", name)
 	}
 }
 
@@ -45,7 +49,7 @@ func TestNoCommandTakesASelfDeclaredIdentity(t *testing.T) {
 		if name == "schedule" {
 			args = append([]string{"create"}, args...)
 		}
-		err := commands[name].run(context.Background(), args)
+		err := commands[name].Run(context.Background(), args)
 		require.Error(t, err, name)
 		require.Contains(t, err.Error(), "flag provided but not defined: -as", name)
 	}

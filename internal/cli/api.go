@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -22,10 +22,10 @@ import (
 )
 
 func rbacFlag(fs *flag.FlagSet) *string {
-	return fs.String("rbac", env("DRIFTLINE_RBAC", "examples/rbac.yaml"), "RBAC file: who may do what on which model (env DRIFTLINE_RBAC)")
+	return fs.String("rbac", Env("DRIFTLINE_RBAC", "examples/rbac.yaml"), "RBAC file: who may do what on which model (env DRIFTLINE_RBAC)")
 }
 
-func env(key, def string) string {
+func Env(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
@@ -43,10 +43,10 @@ type tokenFlags struct {
 func addTokenFlags(fs *flag.FlagSet) tokenFlags {
 	return tokenFlags{
 		dev:      fs.Bool("dev", false, "development mode: HS256 tokens signed with --dev-key-file (minted by `driftline token`), never for production"),
-		devKey:   fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of --dev (env DRIFTLINE_DEV_KEY_FILE)"),
-		jwks:     fs.String("jwks-url", env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)"),
-		issuer:   fs.String("issuer", env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)"),
-		audience: fs.String("audience", env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)"),
+		devKey:   fs.String("dev-key-file", Env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of --dev (env DRIFTLINE_DEV_KEY_FILE)"),
+		jwks:     fs.String("jwks-url", Env("DRIFTLINE_OIDC_JWKS_URL", ""), "the identity provider's JWKS URL (env DRIFTLINE_OIDC_JWKS_URL)"),
+		issuer:   fs.String("issuer", Env("DRIFTLINE_OIDC_ISSUER", ""), "required token issuer, iss (env DRIFTLINE_OIDC_ISSUER)"),
+		audience: fs.String("audience", Env("DRIFTLINE_OIDC_AUDIENCE", ""), "required token audience, aud (env DRIFTLINE_OIDC_AUDIENCE)"),
 	}
 }
 
@@ -72,12 +72,12 @@ func cmdAPI(ctx context.Context, args []string) error {
 	rbacPath := rbacFlag(fs)
 	listen := fs.String("listen", ":8090", "HTTP address")
 	tf := addTokenFlags(fs)
-	corsOrigin := fs.String("codec-cors-origin", env("DRIFTLINE_CODEC_CORS_ORIGIN", "http://localhost:8233"), "origin of the Temporal UI that uses /codec/ to decode payloads (with DRIFTLINE_PAYLOAD_KEY_FILE)")
-	attestKey := fs.String("attestation-key-file", env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
-	featureQueues := fs.String("feature-queues", env("DRIFTLINE_FEATURES_QUEUE", ""), "comma-separated task queues materialization may run on besides the pipeline worker's (the serving workers' --features-queue)")
+	corsOrigin := fs.String("codec-cors-origin", Env("DRIFTLINE_CODEC_CORS_ORIGIN", "http://localhost:8233"), "origin of the Temporal UI that uses /codec/ to decode payloads (with DRIFTLINE_PAYLOAD_KEY_FILE)")
+	attestKey := fs.String("attestation-key-file", Env("DRIFTLINE_ATTESTATION_KEY_FILE", ".data/attestation.key"), "Ed25519 seed (hex) that signs approval decisions; created if missing with --dev")
+	featureQueues := fs.String("feature-queues", Env("DRIFTLINE_FEATURES_QUEUE", ""), "comma-separated task queues materialization may run on besides the pipeline worker's (the serving workers' --features-queue)")
 	minSchedule := fs.Duration("min-schedule-interval", api.DefaultMinScheduleInterval, "the shortest interval a schedule may fire at")
 	onlineStore := fs.String("online-store", "", "the online store `features get --online` reads through the API: redis://<host:port>[/<prefix>], the one serving reads (a bolt: file is held by the process that opens it)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	verifier, err := tf.verifier("the API")
@@ -148,11 +148,11 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, banner string) 
 
 func cmdToken(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	key := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev`")
+	key := fs.String("dev-key-file", Env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev`")
 	sub := fs.String("sub", os.Getenv("USER"), "subject (user id)")
 	groups := fs.String("groups", "", "comma-separated groups")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	secret, err := os.ReadFile(*key)
@@ -172,7 +172,7 @@ func cmdToken(_ context.Context, args []string) error {
 }
 
 // postDecision sends a decision to the approvals endpoint.
-func postDecision(ctx context.Context, url, token, model string, approve bool, version int, reason string) (string, error) {
+func PostDecision(ctx context.Context, url, token, model string, approve bool, version int, reason string) (string, error) {
 	decision := "reject"
 	if approve {
 		decision = "approve"

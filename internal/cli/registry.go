@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -24,10 +24,10 @@ import (
 // their roles and puts every change, allowed or refused, in the audit trail.
 func cmdRollback(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	model := fs.String("model", "demand", "model")
 	reason := fs.String("reason", "", "why (required)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 { // driftline rollback <model> [flags]
@@ -40,7 +40,7 @@ func cmdRollback(ctx context.Context, args []string) error {
 		return fmt.Errorf("rollback: --reason is required, it goes into the audit trail: driftline rollback --model %s --reason \"...\"", *model)
 	}
 	var d registry.Deployment
-	if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/rollback", api.PointerRequest{Reason: *reason}, &d); err != nil {
+	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/rollback", api.PointerRequest{Reason: *reason}, &d); err != nil {
 		return err
 	}
 	fmt.Printf("%s: production is v%d (rollback target now v%d)\n", *model, d.Production, d.Previous)
@@ -49,18 +49,18 @@ func cmdRollback(ctx context.Context, args []string) error {
 
 func cmdPromote(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "version to make production (required)")
 	reason := fs.String("reason", "", "why (required)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	if *version == 0 || *reason == "" {
 		return fmt.Errorf("promote: --version and --reason are required (driftline models --model %s lists the versions): driftline promote --model %s --version N --reason \"...\"", *model, *model)
 	}
 	var d registry.Deployment
-	if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/promote", api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
+	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/promote", api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
 		return err
 	}
 	fmt.Printf("%s: v%d is production (rollback target v%d)\n", *model, d.Production, d.Previous)
@@ -70,16 +70,16 @@ func cmdPromote(ctx context.Context, args []string) error {
 // modelsAlias sets or removes an alias: driftline models alias --model M --alias NAME --version N.
 func modelsAlias(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models alias", flag.ContinueOnError)
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	model := fs.String("model", "demand", "model")
 	alias := fs.String("alias", "", "alias name, e.g. challenger")
 	version := fs.Int("version", 0, "version (0 removes the alias)")
 	reason := fs.String("reason", "", "why (required)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	var d registry.Deployment
-	if err := a.do(ctx, http.MethodPut, "/v1/models/"+*model+"/aliases/"+*alias, api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
+	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/aliases/"+*alias, api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(d.Aliases))
@@ -95,11 +95,11 @@ func modelsAlias(ctx context.Context, args []string) error {
 // (change_spec; change_governance too when a governed field changes).
 func modelsApply(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models apply", flag.ContinueOnError)
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	specPath := fs.String("spec", "", "model spec YAML (required)")
 	reason := fs.String("reason", "", "why (required; recorded in the audit trail with the diff)")
 	expected := fs.Int("expected-version", -1, "apply only if the current spec version is this one (0: none yet; -1: any)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	if *specPath == "" {
@@ -110,7 +110,7 @@ func modelsApply(ctx context.Context, args []string) error {
 		return err
 	}
 	var out api.SpecResponse
-	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: *reason, ExpectedVersion: expected}, &out); err != nil {
+	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: *reason, ExpectedVersion: expected}, &out); err != nil {
 		return err
 	}
 	if !out.Changed {
@@ -138,13 +138,13 @@ func orNone(v any) any {
 // modelsSpec prints the model's current registered spec.
 func modelsSpec(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models spec", flag.ContinueOnError)
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	model := fs.String("model", "demand", "model")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	var out api.SpecResponse
-	if err := a.do(ctx, http.MethodGet, "/v1/models/"+*model+"/spec", nil, &out); err != nil {
+	if err := a.Do(ctx, http.MethodGet, "/v1/models/"+*model+"/spec", nil, &out); err != nil {
 		return err
 	}
 	fmt.Printf("# %s spec v%d, applied by %s at %s: %s\n%s", *model, out.Version, out.AppliedBy, out.AppliedAt.Format(time.RFC3339), out.Reason, out.YAML)
@@ -157,13 +157,13 @@ func modelsShow(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
 	version := fs.Int("version", 0, "version (default: production)")
-	a := apiFlags(fs)
-	if err := parse(fs, args); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
-	if *a.token != "" { // through the API: view on the model
+	if *a.Token != "" { // through the API: view on the model
 		var out api.VersionResponse
-		if err := a.do(ctx, http.MethodGet, fmt.Sprintf("/v1/models/%s/versions/%d", url.PathEscape(*model), *version), nil, &out); err != nil {
+		if err := a.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/models/%s/versions/%d", url.PathEscape(*model), *version), nil, &out); err != nil {
 			return err
 		}
 		if err := printJSON(out.Version); err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -34,26 +34,26 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		model := fs.String("model", "demand", "model (the monitor watches it with its registered spec)")
 		from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
 		to := fs.String("run-to", "", "... and last day")
-		a := apiFlags(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		a := APIFlags(fs)
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
 		var out struct {
 			WorkflowID  string `json:"workflow_id"`
 			SpecVersion int    `json:"spec_version"`
 		}
-		if err := a.do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
+		if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
 			return err
 		}
 		fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
 		return nil
 	case "stop":
 		model := fs.String("model", "demand", "model")
-		a := apiFlags(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		a := APIFlags(fs)
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
-		if err := a.do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
+		if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
 			return err
 		}
 		fmt.Printf("stopped monitor/%s\n", *model)
@@ -61,13 +61,13 @@ func cmdMonitor(ctx context.Context, args []string) error {
 	case "status":
 		model := fs.String("model", "demand", "model")
 		out := addOutput(fs)
-		a := apiFlags(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		a := APIFlags(fs)
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
 		var st pipeline.MonitorStatus
-		if *a.token != "" { // through the API: view on the model
-			if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+		if *a.Token != "" { // through the API: view on the model
+			if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
 				return err
 			}
 		} else {
@@ -107,12 +107,12 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "alerts":
-		prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
+		prom := fs.String("prometheus", Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
 		out := addOutput(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
-		rules, err := alertRules(ctx, *prom)
+		rules, err := AlertRules(ctx, *prom)
 		if err != nil {
 			return err
 		}
@@ -121,15 +121,15 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		} else if asJSON {
 			return printJSON(rules)
 		}
-		printAlertRules(*prom, rules)
+		PrintAlertRules(*prom, rules)
 		return nil
 	case "ack":
 		model := fs.String("model", "demand", "model")
 		review := fs.String("review", "", "the open review's id (driftline monitor status)")
 		decision := fs.String("decision", "", "accept, retrain or rollback")
 		reason := fs.String("reason", "", "why (recorded in the audit trail)")
-		a := apiFlags(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		a := APIFlags(fs)
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
 		if *review == "" {
@@ -139,7 +139,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 			Result        string `json:"result"`
 			AttestationID string `json:"attestation_id"`
 		}
-		if err := a.do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
+		if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
 			return err
 		}
 		fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
@@ -149,17 +149,17 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		model := fs.String("model", "demand", "model")
 		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
 		out := addOutput(fs)
-		a := apiFlags(fs)
-		if err := parse(fs, args[1:]); err != nil {
+		a := APIFlags(fs)
+		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
 		var rep monitor.Report
 		var where string
-		if *a.token != "" { // through the API: view on the model
+		if *a.Token != "" { // through the API: view on the model
 			w := *window
 			if w == "" {
 				var st pipeline.MonitorStatus
-				if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+				if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
 					return err
 				}
 				if st.Last == nil {
@@ -168,7 +168,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 				w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
 			}
 			where = "/v1/models/" + url.PathEscape(*model) + "/reports/monitor/" + url.PathEscape(w) + ".json"
-			if err := a.do(ctx, http.MethodGet, where, nil, &rep); err != nil {
+			if err := a.Do(ctx, http.MethodGet, where, nil, &rep); err != nil {
 				return err
 			}
 		} else {
@@ -177,7 +177,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 				return err
 			}
 			var key string
-			if rep, key, err = loadMonitorReport(ctx, b, *model, *window); err != nil {
+			if rep, key, err = LoadMonitorReport(ctx, b, *model, *window); err != nil {
 				return err
 			}
 			where = b.URI(key)
@@ -187,13 +187,13 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		} else if asJSON {
 			return printJSON(rep)
 		}
-		printMonitorReport(where, rep)
+		PrintMonitorReport(where, rep)
 		return nil
 	}
 	return errors.New(monitorUsage)
 }
 
-func loadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {
+func LoadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {
 	var rep monitor.Report
 	prefix := "reports/" + model + "/monitor/"
 	key := prefix + window + ".json"
@@ -217,7 +217,7 @@ func loadMonitorReport(ctx context.Context, b objstore.Bucket, model, window str
 	return rep, key, nil
 }
 
-func printMonitorReport(uri string, r monitor.Report) {
+func PrintMonitorReport(uri string, r monitor.Report) {
 	fmt.Printf("%s v%d  window %s .. %s  (%s)\n", r.Model, r.Version, r.From.Format("2006-01-02 15:04:05"), r.To.Format("15:04:05"), uri)
 	k := r.KPIs
 	fmt.Printf("  requests %d  errors %d  fallbacks %d  latency p50 %.2f ms  p99 %.2f ms  over the %.0f ms SLO %.2f%%\n",
@@ -276,7 +276,7 @@ type alertRule struct {
 }
 
 // alertRules asks Prometheus for its alerting rules and their states.
-func alertRules(ctx context.Context, prom string) ([]alertRule, error) {
+func AlertRules(ctx context.Context, prom string) ([]alertRule, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(prom, "/")+"/api/v1/rules?type=alert", nil)
@@ -306,7 +306,7 @@ func alertRules(ctx context.Context, prom string) ([]alertRule, error) {
 	return rules, nil
 }
 
-func printAlertRules(prom string, rules []alertRule) {
+func PrintAlertRules(prom string, rules []alertRule) {
 	inactive := 0
 	for _, r := range rules {
 		if r.State == "inactive" {

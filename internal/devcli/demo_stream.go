@@ -1,4 +1,4 @@
-package main
+package devcli
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
+	"github.com/driftline/driftline/internal/cli"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -49,7 +50,7 @@ func produceRetail(ctx context.Context, brokers []string, topic string, cfg data
 // process, a fresh consumer group) writes them into the dataset's day partitions, exactly once,
 // with the contract checked at the door. It waits until the manifests account for every record.
 func demoStream(ctx context.Context, b objstore.Bucket, specPath string, cfg dataset.RetailConfig, from, days int) error {
-	brokers := strings.Split(env("DRIFTLINE_KAFKA", "127.0.0.1:9092"), ",")
+	brokers := strings.Split(cli.Env("DRIFTLINE_KAFKA", "127.0.0.1:9092"), ",")
 	ds := "retail_demand"
 	// A demo run starts from a clean stream: the ingest state and the streamed days of an
 	// earlier demo go (the broker is restarted empty by make up).
@@ -91,7 +92,7 @@ session_timeout: 3s
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(env("DRIFTLINE_DATA", ".data"), "ingest.log")
+	logPath := filepath.Join(cli.Env("DRIFTLINE_DATA", ".data"), "ingest.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err

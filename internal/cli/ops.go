@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
-	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -30,9 +29,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "window start date YYYY-MM-DD (default: window_days ending yesterday)")
 	to := fs.String("to", "", "window end date YYYY-MM-DD")
 	force := fs.Bool("force", false, "retrain even when no drift is detected")
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	follow := fs.Bool("follow", true, "print steps as they happen and wait for the outcome (reads Temporal)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	var started struct {
@@ -41,11 +40,11 @@ func cmdRun(ctx context.Context, args []string) error {
 		RequestedBy string `json:"requested_by"`
 		SpecVersion int    `json:"spec_version"`
 	}
-	if err := a.do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Model: *model, From: *from, To: *to, Force: *force}, &started); err != nil {
+	if err := a.Do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Model: *model, From: *from, To: *to, Force: *force}, &started); err != nil {
 		return err
 	}
 	fmt.Printf("started %s run %s as %s on spec v%d\n  %s\n", started.WorkflowID, started.RunID, started.RequestedBy, started.SpecVersion,
-		starter.UILink(namespace(), started.WorkflowID, started.RunID))
+		starter.UILink(Namespace(), started.WorkflowID, started.RunID))
 	if !*follow {
 		return nil
 	}
@@ -68,14 +67,14 @@ func cmdStatus(ctx context.Context, args []string) error {
 	model := fs.String("model", "demand", "model")
 	runID := fs.String("run", "", "run id (default: the latest run)")
 	out := addOutput(fs)
-	a := apiFlags(fs)
-	if err := parse(fs, args); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	var st pipeline.Status
-	if *a.token != "" { // through the API: view on the model
+	if *a.Token != "" { // through the API: view on the model
 		q := url.Values{"run": {*runID}}
-		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/status?"+q.Encode(), nil, &st); err != nil {
+		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/status?"+q.Encode(), nil, &st); err != nil {
 			return err
 		}
 	} else {
@@ -117,10 +116,10 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	version := fs.Int("version", 0, "candidate version the run waits on (default: ask the run)")
 	runID := fs.String("run", "", "the run to decide on (default: the model's current run)")
 	reason := fs.String("reason", "", "why (required)")
-	a := apiFlags(fs)
+	a := APIFlags(fs)
 	direct := fs.Bool("direct", false, "break glass: send the decision to Temporal directly, without the API's attestation; accepted only when the spec sets approval.break_glass, and recorded as break-glass under your Temporal client identity")
 	viaSignal := fs.Bool("signal", false, "with --direct: send a signal instead of an update (fire and forget)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	c, err := config.TemporalClient()
@@ -139,7 +138,7 @@ func cmdDecide(ctx context.Context, args []string, approve bool) error {
 		*version = st.CandidateVersion
 	}
 	if !*direct {
-		out, err := postDecision(ctx, *a.url, *a.token, *model, approve, *version, *reason)
+		out, err := PostDecision(ctx, *a.URL, *a.Token, *model, approve, *version, *reason)
 		if err != nil {
 			return err
 		}
@@ -169,12 +168,12 @@ func cmdSchedule(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("schedule "+args[0], flag.ContinueOnError)
 	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC; at most one firing an hour)")
 	model := fs.String("model", "demand", "model (its registered spec is what the schedule runs)")
-	a := apiFlags(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if args[0] == "delete" {
-		if err := a.do(ctx, http.MethodDelete, "/v1/models/"+*model+"/schedule", nil, nil); err != nil {
+		if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/schedule", nil, nil); err != nil {
 			return err
 		}
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
@@ -184,7 +183,7 @@ func cmdSchedule(ctx context.Context, args []string) error {
 		ScheduleID  string `json:"schedule_id"`
 		SpecVersion int    `json:"spec_version"`
 	}
-	if err := a.do(ctx, http.MethodPut, "/v1/models/"+*model+"/schedule", api.ScheduleRequest{Cron: *cron}, &out); err != nil {
+	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/schedule", api.ScheduleRequest{Cron: *cron}, &out); err != nil {
 		return err
 	}
 	fmt.Printf("schedule %s fires %q on spec v%d (overlap: skip); see it in the UI under Schedules\n", out.ScheduleID, *cron, out.SpecVersion)
@@ -211,8 +210,8 @@ func cmdModels(ctx context.Context, args []string) error {
 	s3 := config.S3Flags(fs)
 	model := fs.String("model", "demand", "model")
 	out := addOutput(fs)
-	a := apiFlags(fs)
-	if err := parse(fs, args); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	asJSON, err := out.JSON()
@@ -220,8 +219,8 @@ func cmdModels(ctx context.Context, args []string) error {
 		return err
 	}
 	var m api.ModelResponse
-	if *a.token != "" { // through the API: view on the model
-		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model), nil, &m); err != nil {
+	if *a.Token != "" { // through the API: view on the model
+		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model), nil, &m); err != nil {
 			return err
 		}
 	} else {
@@ -242,7 +241,7 @@ func cmdModels(ctx context.Context, args []string) error {
 		return printJSON(m)
 	}
 	d, vs := m.Deployment, m.Versions
-	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %s\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, formatMap(d.Aliases))
+	fmt.Printf("model %s: production v%d  canary v%d (%.0f%%)  previous v%d  aliases %s\n", *model, d.Production, d.Canary, 100*d.CanaryShare, d.Previous, FormatMap(d.Aliases))
 	for _, v := range vs {
 		fmt.Printf("  v%-3d %s  holdout MAE %.3f  trainer %s  run %s  by %s\n", v.Version, v.CreatedAt.Format(time.RFC3339),
 			v.Metrics["holdout_mae"], v.Lineage.Trainer, v.Lineage.RunID, v.Lineage.CreatedBy)
@@ -262,8 +261,8 @@ func cmdAudit(ctx context.Context, args []string) error {
 	model := fs.String("model", "", "model (default: all)")
 	since := fs.Duration("since", 24*time.Hour, "how far back")
 	out := addOutput(fs)
-	a := apiFlags(fs)
-	if err := parse(fs, args); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	asJSON, err := out.JSON()
@@ -271,12 +270,12 @@ func cmdAudit(ctx context.Context, args []string) error {
 		return err
 	}
 	var recs []audit.Record
-	if *a.token != "" { // through the API: view on the model (on every model without --model)
+	if *a.Token != "" { // through the API: view on the model (on every model without --model)
 		q := url.Values{"since": {since.String()}}
 		if *model != "" {
 			q.Set("model", *model)
 		}
-		if err := a.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &recs); err != nil {
+		if err := a.Do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &recs); err != nil {
 			return err
 		}
 	} else {
@@ -303,17 +302,17 @@ func cmdPredict(ctx context.Context, args []string) error {
 	model := fs.String("model", "demand", "model")
 	key := fs.String("key", "store-1/item-1", "routing key")
 	features := fs.String("features", `{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}`, "features as JSON")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	req := traffic.Request{RoutingKey: *key, Explain: true}
 	if err := json.Unmarshal([]byte(*features), &req.Features); err != nil {
 		return fmt.Errorf("--features: %w", err)
 	}
-	return predictAndPrint(ctx, *url, *model, req)
+	return PredictAndPrint(ctx, *url, *model, req)
 }
 
-func predictAndPrint(ctx context.Context, url, model string, req traffic.Request) error {
+func PredictAndPrint(ctx context.Context, url, model string, req traffic.Request) error {
 	body, _ := json.Marshal(req)
 	hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/models/"+model+":predict", strings.NewReader(string(body)))
 	hr.Header.Set("Content-Type", "application/json")
@@ -334,32 +333,13 @@ func predictAndPrint(ctx context.Context, url, model string, req traffic.Request
 	return nil
 }
 
-func cmdTraffic(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("traffic", flag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
-	model := fs.String("model", "demand", "model")
-	rps := fs.Int("rps", 50, "requests per second")
-	dur := fs.Duration("for", 30*time.Second, "how long")
-	day := fs.Int("day", 59, "which day of the demo dataset the rows come from")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, *dur)
-	defer cancel()
-	var st traffic.Stats
-	traffic.Run(ctx, *url, *model, dataset.DefaultRetail().RetailDay(*day), *rps, &st)
-	sent, failed, fb, byV := st.Snapshot()
-	fmt.Printf("sent %d, failed %d, canary fallbacks %d, answered by version %s\n", sent, failed, fb, formatMap(byV))
-	return nil
-}
-
 // auditVerify checks the hash chains of the audit trail: every model's records of each day
 // must run without a gap, each naming the digest of the one before.
 func auditVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	since := fs.Duration("since", 7*24*time.Hour, "how far back")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	b, err := config.OpenBucket(ctx, s3)

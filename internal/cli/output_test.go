@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -67,8 +67,8 @@ func TestJSONOutputIsSnakeCaseEverywhere(t *testing.T) {
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	require.NoError(t, writeJSON(&buf, struct{ At time.Time }{at}))
 	require.JSONEq(t, `{"at": "2026-12-01T10:00:00Z"}`, buf.String())
-	require.Equal(t, "-", formatMap(map[string]int{}))
-	require.Equal(t, "champion=3, stable=2", formatMap(map[string]int{"stable": 2, "champion": 3}))
+	require.Equal(t, "-", FormatMap(map[string]int{}))
+	require.Equal(t, "champion=3, stable=2", FormatMap(map[string]int{"stable": 2, "champion": 3}))
 }
 
 // The completion script completes commands, and a command's flags from its own -h.

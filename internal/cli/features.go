@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -47,8 +47,8 @@ func cmdFeatures(ctx context.Context, args []string) error {
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
 	online := fs.Bool("online", false, "get: read the online store (with a token: the API's; without: --online-store's)")
 	out := addOutput(fs)
-	a := apiFlags(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	_, sp, err := readSpec(*specPath)
@@ -90,7 +90,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			Changes []features.Change `json:"changes"`
 			Key     string            `json:"key"`
 		}
-		if err := a.do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Model: sp.Model, Reason: *reason}, &out); err != nil {
+		if err := a.Do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Model: sp.Model, Reason: *reason}, &out); err != nil {
 			return err
 		}
 		if !out.Changed {
@@ -107,7 +107,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			WorkflowID string `json:"workflow_id"`
 			RunID      string `json:"run_id"`
 		}
-		if err := a.do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Model: sp.Model,
+		if err := a.Do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Model: sp.Model,
 			From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue}, &out); err != nil {
 			return err
 		}
@@ -160,13 +160,13 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			Source  string  `json:"source"`
 			Values  []value `json:"values"`
 		}
-		if *online && *onlineStore == "" && *a.token == "" {
+		if *online && *onlineStore == "" && *a.Token == "" {
 			return errors.New("features get --online: name the store with --online-store, or read the API's with a token (DRIFTLINE_TOKEN)")
 		}
-		if (*online || *onlineStore != "") && *a.token != "" { // through the API: view on the model, the API's store
+		if (*online || *onlineStore != "") && *a.Token != "" { // through the API: view on the model, the API's store
 			var fv api.FeatureVector
 			q := url.Values{"model": {sp.Model}, "key": {*key}, "source": {"online"}}
-			if err := a.do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
+			if err := a.Do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
 				return err
 			}
 			if asJSON {
@@ -221,10 +221,10 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			}
 			return nil
 		}
-		if *a.token != "" { // through the API: the applied definitions, view on the model
+		if *a.Token != "" { // through the API: the applied definitions, view on the model
 			var fv api.FeatureVector
 			q := url.Values{"model": {sp.Model}, "key": {*key}, "at": {t.Format(time.RFC3339)}}
-			if err := a.do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
+			if err := a.Do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
 				return err
 			}
 			if asJSON {

@@ -1,4 +1,4 @@
-package main
+package devcli
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/cli"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -42,11 +43,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	fsSpecPath := fs.String("features-spec", "examples/demand_features.yaml", "model spec naming a feature service (phase 5)")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
-	approvalsURL := fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
-	prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus with Driftline's rules (make up starts one)")
+	approvalsURL := fs.String("api", cli.Env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
+	prom := fs.String("prometheus", cli.Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus with Driftline's rules (make up starts one)")
 	monInterval := fs.Duration("monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
-	keyFile := fs.String("dev-key-file", env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
-	if err := parse(fs, args); err != nil {
+	keyFile := fs.String("dev-key-file", cli.Env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	sp, err := spec.Load(*specPath)
@@ -81,7 +82,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		tok, err := api.MintDev(devSecret, "alice", nil, 10*time.Minute)
 		for attempt := 0; err == nil && attempt < 10; attempt++ {
 			var out string
-			out, err = postDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
+			out, err = cli.PostDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
 			if err == nil {
 				fmt.Printf("  %s\n", out)
 				return
@@ -102,12 +103,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	starts := apiClient{url: approvalsURL, token: &dave}
+	starts := cli.APIClient{URL: approvalsURL, Token: &dave}
 	grace, err := api.MintDev(devSecret, "grace", nil, time.Hour) // the governance officer registers specs
 	if err != nil {
 		return err
 	}
-	gov := apiClient{url: approvalsURL, token: &grace}
+	gov := cli.APIClient{URL: approvalsURL, Token: &grace}
 	if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the demand forecast's spec"); err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		stopTraffic()
 		return err
 	}
-	if err := starts.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
+	if err := starts.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
 		stopTraffic()
 		return err
 	}
@@ -158,9 +159,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 	// metrics when the monitor starts the run: the demo's windows are 15 s and the rules'
 	// for: durations 10-15 minutes, so an alert that holds is pending here.
 	alertState := func() {
-		if rules, aerr := alertRules(ctx, *prom); aerr == nil {
+		if rules, aerr := cli.AlertRules(ctx, *prom); aerr == nil {
 			fmt.Printf("  the alert state now (driftline monitor alerts):\n")
-			printAlertRules(*prom, rules)
+			cli.PrintAlertRules(*prom, rules)
 		} else {
 			fmt.Printf("  the alert state: %v\n", aerr)
 		}
@@ -171,24 +172,24 @@ func cmdDemo(ctx context.Context, args []string) error {
 		for _, r := range mst.Runs {
 			fmt.Printf("  the monitor: %s\n", r.Reason)
 		}
-		if rep, key, rerr := loadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
+		if rep, key, rerr := cli.LoadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
 			fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
-			printMonitorReport(b.URI(key), rep)
+			cli.PrintMonitorReport(b.URI(key), rep)
 		}
 	}
-	if serr := starts.do(ctx, http.MethodDelete, "/v1/models/"+sp.Model+"/monitor", nil, nil); serr != nil {
+	if serr := starts.Do(ctx, http.MethodDelete, "/v1/models/"+sp.Model+"/monitor", nil, nil); serr != nil {
 		fmt.Printf("  stopping the monitor: %v\n", serr)
 	}
 	if err != nil {
 		return err
 	}
 	sent, failed, fb, byV := st.Snapshot()
-	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, formatMap(byV))
+	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
 	if data, _, err := objstore.ReadAll(ctx, b, "reports/"+sp.Model+"/"+res2.RunID+"/drift.json"); err == nil {
 		var rep activities.DriftReport
 		if json.Unmarshal(data, &rep) == nil {
 			fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
-			printReport(os.Stdout, rep.Report)
+			cli.PrintReport(os.Stdout, rep.Report)
 		}
 	}
 
@@ -205,7 +206,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	// The store system does not know the weather: serving fills the temperature in from the
 	// weather source (through a timeout and a circuit breaker).
 	delete(req.Features, "temperature")
-	if err := predictAndPrint(ctx, *url, sp.Model, req); err != nil {
+	if err := cli.PredictAndPrint(ctx, *url, sp.Model, req); err != nil {
 		return err
 	}
 
@@ -228,14 +229,14 @@ type demoResult struct {
 }
 
 // demoRun starts a run through the control-plane API (as dave) and follows it in Temporal.
-func demoRun(ctx context.Context, c client.Client, a apiClient, in api.RunRequest, model string, onApproval func(pipeline.Status)) (demoResult, string, error) {
+func demoRun(ctx context.Context, c client.Client, a cli.APIClient, in api.RunRequest, model string, onApproval func(pipeline.Status)) (demoResult, string, error) {
 	var started struct {
 		WorkflowID string `json:"workflow_id"`
 		RunID      string `json:"run_id"`
 	}
 	var err error
 	for attempt := 0; attempt < 50; attempt++ { // the API may still be starting
-		if err = a.do(ctx, http.MethodPost, "/v1/runs", in, &started); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		if err = a.Do(ctx, http.MethodPost, "/v1/runs", in, &started); err == nil || !strings.Contains(err.Error(), "connection refused") {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -244,7 +245,7 @@ func demoRun(ctx context.Context, c client.Client, a apiClient, in api.RunReques
 		return demoResult{}, "", err
 	}
 	run := c.GetWorkflow(ctx, started.WorkflowID, started.RunID)
-	link := starter.UILink(namespace(), started.WorkflowID, started.RunID)
+	link := starter.UILink(cli.Namespace(), started.WorkflowID, started.RunID)
 	fmt.Printf("  run %s started by dave through the API  %s\n", started.WorkflowID, link)
 	res, err := starter.Follow(ctx, c, model, run, os.Stdout, onApproval)
 	fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
@@ -325,7 +326,7 @@ func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunI
 		if err == nil {
 			info := desc.GetWorkflowExecutionInfo()
 			if id := info.GetExecution().GetRunId(); id != firstRunID {
-				link := starter.UILink(namespace(), pipeline.WorkflowID(model), id)
+				link := starter.UILink(cli.Namespace(), pipeline.WorkflowID(model), id)
 				fmt.Printf("  run %s started by the monitor  %s\n", pipeline.WorkflowID(model), link)
 				onStart()
 				res, err := starter.Follow(ctx, c, model, c.GetWorkflow(ctx, pipeline.WorkflowID(model), id), os.Stdout, onApproval)
@@ -379,13 +380,13 @@ func withMonitorInterval(raw []byte, interval time.Duration) ([]byte, error) {
 }
 
 // demoApplySpec registers a spec through the API (driftline models apply) as who.
-func demoApplySpec(ctx context.Context, a apiClient, who string, raw []byte, reason string) error {
+func demoApplySpec(ctx context.Context, a cli.APIClient, who string, raw []byte, reason string) error {
 	sp, err := spec.Parse(raw)
 	if err != nil {
 		return err
 	}
 	var out api.SpecResponse
-	if err := a.do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: reason}, &out); err != nil {
+	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: reason}, &out); err != nil {
 		return err
 	}
 	if !out.Changed {

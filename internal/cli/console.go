@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -28,10 +28,10 @@ func cmdConsole(ctx context.Context, args []string) error {
 	tf := addTokenFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8091", "HTTP address")
 	noTemporal := fs.Bool("no-temporal", false, "read S3 only: finished runs, no live status of runs still going")
-	jaeger := fs.String("jaeger", env("DRIFTLINE_JAEGER_URL", ""), "Jaeger's query API (e.g. http://jaeger:16686) for each run's trace (env DRIFTLINE_JAEGER_URL; empty: no trace pages)")
+	jaeger := fs.String("jaeger", Env("DRIFTLINE_JAEGER_URL", ""), "Jaeger's query API (e.g. http://jaeger:16686) for each run's trace (env DRIFTLINE_JAEGER_URL; empty: no trace pages)")
 	jaegerService := fs.String("jaeger-service", "driftline-worker", "the service whose spans carry the runs' IDs in Jaeger (the pipeline worker's)")
-	prom := fs.String("prometheus", env("DRIFTLINE_PROMETHEUS_URL", ""), "Prometheus (e.g. http://prometheus:9090) to draw the Grafana dashboards' panels from, at /dashboards (env DRIFTLINE_PROMETHEUS_URL; empty: the pages say so)")
-	if err := parse(fs, args); err != nil {
+	prom := fs.String("prometheus", Env("DRIFTLINE_PROMETHEUS_URL", ""), "Prometheus (e.g. http://prometheus:9090) to draw the Grafana dashboards' panels from, at /dashboards (env DRIFTLINE_PROMETHEUS_URL; empty: the pages say so)")
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	verifier, err := tf.verifier("the console")
@@ -48,7 +48,7 @@ func cmdConsole(ctx context.Context, args []string) error {
 	}
 	s := &console.Server{Store: b, Registry: registry.New(b), Verifier: verifier, Engine: engine,
 		RunLink: func(model, runID string) string {
-			return starter.UILink(namespace(), pipeline.WorkflowID(model), runID)
+			return starter.UILink(Namespace(), pipeline.WorkflowID(model), runID)
 		}}
 	if *jaeger != "" {
 		s.Traces = console.Jaeger{URL: *jaeger, Service: *jaegerService}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,21 +12,22 @@ import (
 	"strings"
 )
 
-// apiClient calls the control-plane API with the caller's bearer token: every change to
+// APIClient calls the control-plane API with the caller's bearer token: every change to
 // Driftline goes through it (authenticated, authorised and audited there, not here).
-type apiClient struct{ url, token *string }
+type APIClient struct{ URL, Token *string }
 
-func apiFlags(fs *flag.FlagSet) apiClient {
-	return apiClient{
-		url:   fs.String("api", env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API (env DRIFTLINE_API)"),
-		token: fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "your bearer token from the identity provider (env DRIFTLINE_TOKEN; development: driftline token --sub <you>)"),
+// APIFlags declares --api and --token on fs.
+func APIFlags(fs *flag.FlagSet) APIClient {
+	return APIClient{
+		URL:   fs.String("api", Env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API (env DRIFTLINE_API)"),
+		Token: fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "your bearer token from the identity provider (env DRIFTLINE_TOKEN; development: driftline token --sub <you>)"),
 	}
 }
 
-// do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
+// Do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
 // the API's words.
-func (a apiClient) do(ctx context.Context, method, path string, in, out any) error {
-	if *a.token == "" {
+func (a APIClient) Do(ctx context.Context, method, path string, in, out any) error {
+	if *a.Token == "" {
 		return errors.New("a bearer token is required: set DRIFTLINE_TOKEN (or --token); for development: export DRIFTLINE_TOKEN=$(driftline token --sub <you>)")
 	}
 	var body bytes.Buffer
@@ -35,15 +36,15 @@ func (a apiClient) do(ctx context.Context, method, path string, in, out any) err
 			return err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(*a.url, "/")+path, &body)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(*a.URL, "/")+path, &body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+*a.token)
+	req.Header.Set("Authorization", "Bearer "+*a.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("control-plane API %s: %w (is `driftline api` running? make up starts it)", *a.url, err)
+		return fmt.Errorf("control-plane API %s: %w (is `driftline api` running? make up starts it)", *a.URL, err)
 	}
 	defer resp.Body.Close()
 	var raw json.RawMessage

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -33,8 +33,8 @@ func cmdDrift(ctx context.Context, args []string) error {
 	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
 	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
 	out := addOutput(fs)
-	a := apiFlags(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	a := APIFlags(fs)
+	if err := Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	b, err := config.OpenBucket(ctx, s3)
@@ -63,8 +63,8 @@ func cmdDrift(ctx context.Context, args []string) error {
 	}
 	key := "reports/" + *model + "/" + runID + "/drift.json"
 	var rep activities.DriftReport
-	if *a.token != "" { // through the API: view on the model
-		if err := a.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/reports/"+url.PathEscape(runID)+"/drift.json", nil, &rep); err != nil {
+	if *a.Token != "" { // through the API: view on the model
+		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/reports/"+url.PathEscape(runID)+"/drift.json", nil, &rep); err != nil {
 			return err
 		}
 	} else {
@@ -85,7 +85,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 		return printJSON(rep)
 	}
 	fmt.Printf("drift of %s run %s against v%d\n", rep.Model, rep.RunID, rep.ReferenceVersion)
-	printReport(os.Stdout, rep.Report)
+	PrintReport(os.Stdout, rep.Report)
 	return nil
 }
 
@@ -110,12 +110,12 @@ func driftPredictions(ctx context.Context, b objstore.Bucket, model string, vers
 		return printJSON(rep)
 	}
 	fmt.Printf("live answers of %s v%d over the last %s (%d answers) against its holdout predictions\n", model, version, since, n)
-	printReport(os.Stdout, rep)
+	PrintReport(os.Stdout, rep)
 	return nil
 }
 
 // printReport renders a drift report as a table.
-func printReport(out io.Writer, rep drift.Report) {
+func PrintReport(out io.Writer, rep drift.Report) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FEATURE\tKIND\tTEST\tSTATISTIC\tP\tP ADJ\tPSI\tJS\tW1 (STD)\tNULLS (REF)\tDRIFTED\tWHY")
 	for _, f := range rep.Features {

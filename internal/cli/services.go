@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -18,23 +18,21 @@ import (
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
-	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/telemetry"
-	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/serving"
 	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/worker"
 )
 
-func parse(fs *flag.FlagSet, args []string) error {
+func Parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)
 	return fs.Parse(args)
 }
 
-func namespace() string {
+func Namespace() string {
 	if ns := os.Getenv("TEMPORAL_NAMESPACE"); ns != "" {
 		return ns
 	}
@@ -45,7 +43,7 @@ func cmdSetup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for Temporal and S3 to come up")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(*wait)
@@ -75,7 +73,7 @@ func cmdSetup(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 	for {
-		if err = starter.Setup(ctx, c, namespace()); err == nil || time.Now().After(deadline) {
+		if err = starter.Setup(ctx, c, Namespace()); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -83,7 +81,7 @@ func cmdSetup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("search attributes ready in namespace %s\n", namespace())
+	fmt.Printf("search attributes ready in namespace %s\n", Namespace())
 	return nil
 }
 
@@ -95,12 +93,12 @@ func cmdWorker(ctx context.Context, args []string) error {
 	webhook := fs.String("approval-webhook", os.Getenv("DRIFTLINE_APPROVAL_WEBHOOK"), "Slack-compatible webhook told when a run waits for approval or a fairness review opens (env DRIFTLINE_APPROVAL_WEBHOOK)")
 	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "feature store online store materialization writes to: bolt:<file> or redis://<host:port>[/<prefix>] (env DRIFTLINE_ONLINE_STORE)")
 	alertmanager := fs.String("alertmanager", os.Getenv("DRIFTLINE_ALERTMANAGER"), "Alertmanager base URL fairness reviews are raised at, e.g. http://localhost:9093 (env DRIFTLINE_ALERTMANAGER)")
-	keys := fs.String("attestation-keys", env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
+	keys := fs.String("attestation-keys", Env("DRIFTLINE_ATTESTATION_KEYS", "http://127.0.0.1:8090/v1/attestation-keys"),
 		"where runs learn the keys that verify approval attestations: the control-plane API's /v1/attestation-keys (env DRIFTLINE_ATTESTATION_KEYS)")
 	labelKeyFile := labelKeyFlag(fs)
 	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	labelKey, err := readKeyFile(*labelKeyFile)
@@ -164,7 +162,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	maxValues := fs.Int("max-values", serving.DefaultMaxValues, "values all of one request's input tensors may hold, checked from their shapes before decoding")
 	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
 	bodyBudget := fs.Int64("body-budget", serving.DefaultBodyBudget, "bytes all request bodies in flight may hold together (503 with Retry-After over it)")
-	if err := parse(fs, args); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	labelKey, err := readKeyFile(*labelKeyFile)
@@ -252,99 +250,8 @@ func cmdServe(ctx context.Context, args []string) error {
 	return err
 }
 
-func cmdDatagen(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("datagen", flag.ContinueOnError)
-	s3 := config.S3Flags(fs)
-	name := fs.String("dataset", "retail_demand", "dataset name")
-	cfg := dataset.DefaultRetail()
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (same seed, same data)")
-	fs.IntVar(&cfg.Days, "days", cfg.Days, "days of data from 2026-09-01")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	return datagen(ctx, b, *name, cfg)
-}
-
-func datagen(ctx context.Context, b objstore.Bucket, name string, cfg dataset.RetailConfig) error {
-	// Partitions are immutable; the demo's own dataset is replaced as a whole when this
-	// build's generator writes something different from what is stored.
-	marker := "datasets/" + name + "/_generator.json"
-	want := fmt.Sprintf(`{"generator":"retail","version":%d,"seed":%d,"days":%d}`, dataset.RetailGeneratorVersion, cfg.Seed, cfg.Days)
-	have, _, err := objstore.ReadAll(ctx, b, marker)
-	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
-		return err
-	}
-	if string(have) != want {
-		objs, err := b.List(ctx, "datasets/"+name+"/")
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			if err := b.Delete(ctx, o.Key); err != nil {
-				return err
-			}
-		}
-		if len(objs) > 0 {
-			fmt.Printf("  replaced %d objects of an older demo dataset\n", len(objs))
-		}
-		if _, err := b.Put(ctx, marker, []byte(want), objstore.PutOptions{}); err != nil {
-			return err
-		}
-	}
-	w, e, err := dataset.WriteRetail(ctx, b, name, cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("dataset %s: %d stores x %d items x %d days from %s (seed %d); holiday season and price change from %s\n",
-		name, cfg.Stores, cfg.Items, cfg.Days, cfg.Start.Format(dataset.DateLayout), cfg.Seed, cfg.ShiftDate().Format(dataset.DateLayout))
-	fmt.Printf("  %d partitions written, %d already there (partitions are immutable) under %s\n", w, e, b.URI("datasets/"+name+"/"))
-	return nil
-}
-
-// cmdWeather serves the demo's weather source: the mean temperature of a region on the last
-// day of the demo dataset, at /v1/weather?region=<region>.
-func cmdWeather(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("weather", flag.ContinueOnError)
-	listen := fs.String("listen", ":8095", "HTTP address")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg := dataset.DefaultRetail()
-	sums, counts := map[string]float64{}, map[string]float64{}
-	for _, r := range cfg.RetailDay(cfg.Days - 1) {
-		if r.Temperature == r.Temperature { // skip the NaN sensor outages
-			sums[r.Region] += r.Temperature
-			counts[r.Region]++
-		}
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/weather", func(w http.ResponseWriter, r *http.Request) {
-		region := r.URL.Query().Get("region")
-		if counts[region] == 0 {
-			http.Error(w, `{"error": "unknown region"}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"temperature": %.2f}`, sums[region]/counts[region])
-	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	fmt.Printf("weather source on %s\n", *listen)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
 func labelKeyFlag(fs *flag.FlagSet) *string {
-	return fs.String("label-key-file", env("DRIFTLINE_LABEL_KEY_FILE", ""),
+	return fs.String("label-key-file", Env("DRIFTLINE_LABEL_KEY_FILE", ""),
 		"secret (32+ bytes) that signs and checks the label tokens of feedback labels; serving and the pipeline worker share it (env DRIFTLINE_LABEL_KEY_FILE; empty: feedback is off)")
 }
 

@@ -1,4 +1,4 @@
-package main
+package devcli
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/cli"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
@@ -26,7 +27,7 @@ import (
 // with the store-items' sales history joined as of each row's day, bob approves, the view is
 // materialized into serving's embedded online store as of the data's end, and a request that
 // names only its store and item gets the history from the store.
-func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, starts, gov apiClient, devSecret []byte, url, specPath string,
+func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, starts, gov cli.APIClient, devSecret []byte, url, specPath string,
 	row dataset.RetailRow) (demoResult, string, error) {
 	raw, err := os.ReadFile(specPath)
 	if err != nil {
@@ -55,7 +56,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 		Changed bool   `json:"changed"`
 		Key     string `json:"key"`
 	}
-	if err := starts.do(ctx, http.MethodPut, "/v1/features/"+fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Model: sp.Model,
+	if err := starts.Do(ctx, http.MethodPut, "/v1/features/"+fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Model: sp.Model,
 		Reason: "demo: store-item demand history"}, &applied); err != nil {
 		return demoResult{}, "", err
 	}
@@ -70,7 +71,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 		tok, err := api.MintDev(devSecret, "bob", nil, 10*time.Minute)
 		for attempt := 0; err == nil && attempt < 10; attempt++ {
 			var out string
-			if out, err = postDecision(ctx, *starts.url, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed"); err == nil {
+			if out, err = cli.PostDecision(ctx, *starts.URL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed"); err == nil {
 				fmt.Printf("  bob (approver of group:retail) approves v%d through the API: %s\n", st.CandidateVersion, out)
 				return
 			}
@@ -104,8 +105,8 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 		RunID      string `json:"run_id"`
 	}
 	end := "2026-10-31"
-	if err := starts.do(ctx, http.MethodPost, "/v1/features/"+fsv.Repo+"/materialize", api.MaterializeRequest{View: "demand_history", Model: sp.Model,
-		From: demoTo2, To: end, Chunk: "24h", TaskQueue: env("DRIFTLINE_FEATURES_QUEUE", "driftline-features")}, &m); err != nil {
+	if err := starts.Do(ctx, http.MethodPost, "/v1/features/"+fsv.Repo+"/materialize", api.MaterializeRequest{View: "demand_history", Model: sp.Model,
+		From: demoTo2, To: end, Chunk: "24h", TaskQueue: cli.Env("DRIFTLINE_FEATURES_QUEUE", "driftline-features")}, &m); err != nil {
 		return res, link, err
 	}
 	var mres pipeline.MaterializeInput
@@ -124,7 +125,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 	req.Attributes["item_id"] = strconv.Itoa(int(row.ItemID))
 	req.Explain = true
 	delete(req.Features, "temperature") // from the weather source, as before
-	if err := predictAndPrint(ctx, url, sp.Model, req); err != nil {
+	if err := cli.PredictAndPrint(ctx, url, sp.Model, req); err != nil {
 		return res, link, err
 	}
 	return res, link, nil
