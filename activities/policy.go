@@ -81,25 +81,19 @@ func (p *Policy) Check(ctx context.Context, in pipeline.PolicyInput) (pipeline.P
 	if err != nil {
 		return pipeline.PolicyResult{}, err
 	}
-	input := map[string]any{
-		"model":     in.Model,
-		"version":   in.Version,
-		"candidate": map[string]any{"mae": in.CandidateMAE},
-		"spec":      gov.spec,
-		"reports":   in.Reports,
-		"governance": map[string]any{"spec_version": gov.version, "requester": gov.requester, "requester_verified": gov.verified,
-			"changed_fields": gov.changed},
-	}
+	input := policies.PromotionInput{Model: in.Model, Version: in.Version, Candidate: policies.Candidate{MAE: in.CandidateMAE},
+		Spec: gov.spec, Reports: in.Reports, Governance: policies.GovernanceInput{SpecVersion: gov.version, Requester: gov.requester,
+			RequesterVerified: gov.verified, ChangedFields: gov.changed}}
 	if in.ChampionVersion > 0 {
-		input["champion"] = map[string]any{"version": in.ChampionVersion, "mae": in.ChampionMAE}
+		input.Champion = &policies.Champion{Version: in.ChampionVersion, MAE: in.ChampionMAE}
 	}
 	if q := in.Quantization; q != nil && q.Error == "" {
-		input["quantization"] = map[string]any{"variant": q.Variant, "mae_loss": q.MAELoss, "mae": q.MAE, "float_mae": q.FloatMAE,
-			"size_bytes": q.SizeBytes, "float_size_bytes": q.FloatSizeBytes}
+		input.Quantization = &policies.QuantizationInput{Variant: q.Variant, MAELoss: q.MAELoss, MAE: q.MAE, FloatMAE: q.FloatMAE,
+			SizeBytes: q.SizeBytes, FloatSizeBytes: q.FloatSizeBytes}
 	}
 	if in.Fairness != nil {
-		input["fairness"] = map[string]any{"attribute": in.Fairness.Attribute, "disparate_impact": in.Fairness.DisparateImpact,
-			"lowest_group": in.Fairness.Lowest, "highest_group": in.Fairness.Highest}
+		input.Fairness = &policies.FairnessInput{Attribute: in.Fairness.Attribute, DisparateImpact: in.Fairness.DisparateImpact,
+			LowestGroup: in.Fairness.Lowest, HighestGroup: in.Fairness.Highest}
 	}
 	d, err := p.Engine.Promotion(ctx, input)
 	if err != nil {

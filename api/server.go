@@ -134,7 +134,7 @@ func (s *Server) Handler() http.Handler {
 		limit = 16 << 20
 	}
 	return budget.New(limit).Wrap(mux, maxBody, 1, func(w http.ResponseWriter, used, max int64) {
-		reply(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("the API holds %d bytes of requests, its budget of %d: try again", used, max)})
+		reply(w, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("the API holds %d bytes of requests, its budget of %d: try again", used, max)})
 	})
 }
 
@@ -195,13 +195,13 @@ func (c *call) refuse(code int, kind, why string) {
 	if actor == "" {
 		// No verified identity: counted per source, action and reason in the minute's record.
 		c.s.anonymous().add(c.r.RemoteAddr, c.action+"_"+kind, clip(why, 120))
-		reply(c.w, code, map[string]any{"error": why})
+		reply(c.w, code, ErrorResponse{Error: why})
 		return
 	}
 	if err := c.audit(actor, c.action+"_"+kind, why, "refused"); err != nil {
 		slog.Error("audit", "action", c.action+"_"+kind, "model", c.model, "err", err)
 	}
-	reply(c.w, code, map[string]any{"error": why})
+	reply(c.w, code, ErrorResponse{Error: why})
 }
 
 func (c *call) audit(actor, action, reason, decision string) error {
@@ -225,7 +225,7 @@ func (c *call) permit(reason string) bool {
 		slog.Error("audit: the call is not carried out", "action", c.action, "model", c.model, "err", err)
 		w := c.w
 		w.Header().Set("Retry-After", "5")
-		reply(w, http.StatusServiceUnavailable, map[string]any{"error": "the audit trail cannot be written, so nothing was changed: try again later (" + err.Error() + ")"})
+		reply(w, http.StatusServiceUnavailable, ErrorResponse{Error: "the audit trail cannot be written, so nothing was changed: try again later (" + err.Error() + ")"})
 		return false
 	}
 	return true
@@ -268,7 +268,7 @@ func (c *call) authorize(action, model string, pii *bool) bool {
 		d, err = c.s.Engine.AuthorizeDataset(c.r.Context(), c.who, model, *pii)
 	}
 	if err != nil {
-		reply(c.w, http.StatusInternalServerError, map[string]any{"error": "policy: " + err.Error()})
+		reply(c.w, http.StatusInternalServerError, ErrorResponse{Error: "policy: " + err.Error()})
 		return false
 	}
 	if !d.Allow {
@@ -369,7 +369,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"workflow_id": pipeline.WorkflowID(sp.Model), "run_id": runID, "requested_by": c.who.ID, "spec_version": ver.Version})
+	c.done(RunStarted{WorkflowID: pipeline.WorkflowID(sp.Model), RunID: runID, RequestedBy: c.who.ID, SpecVersion: ver.Version})
 }
 
 // named checks a model name a request body carries; false: refused (400).
@@ -430,7 +430,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"cancelled": pipeline.WorkflowID(c.model)})
+	c.done(RunCancelled{Cancelled: pipeline.WorkflowID(c.model)})
 }
 
 // ApprovalRequest decides on the candidate a run waits on.
@@ -484,11 +484,11 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"result": out, "approver": c.who.ID, "run_id": runID, "attestation_id": att.ID})
+	c.done(DecisionResponse{Result: out, Approver: c.who.ID, RunID: runID, AttestationID: att.ID})
 }
 
 func (s *Server) keys(w http.ResponseWriter, _ *http.Request) {
-	reply(w, http.StatusOK, map[string]any{"keys": []pipeline.AttestationKey{s.Attester.Key()}})
+	reply(w, http.StatusOK, AttestationKeys{Keys: []pipeline.AttestationKey{s.Attester.Key()}})
 }
 
 // PointerRequest changes the deployment pointer; ExpectedETag (optional) makes it conditional
@@ -556,7 +556,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) {
 	alias := r.PathValue("alias")
 	if !spec.ValidName(alias) {
-		reply(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("alias %q is not a name (lowercase letters, digits, _ and -)", clip(alias, 64))})
+		reply(w, http.StatusBadRequest, ErrorResponse{Error: fmt.Sprintf("alias %q is not a name (lowercase letters, digits, _ and -)", clip(alias, 64))})
 		return
 	}
 	s.pointer(w, r, ActPromote, map[string]any{"alias": alias}, func(c *call, req PointerRequest, etag string) (registry.Deployment, error) {
@@ -607,7 +607,7 @@ func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"schedule_id": id, "cron": req.Cron, "spec_version": ver.Version})
+	c.done(ScheduleResponse{ScheduleID: id, Cron: req.Cron, SpecVersion: ver.Version})
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
@@ -622,7 +622,7 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"deleted": c.model})
+	c.done(ScheduleDeleted{Deleted: c.model})
 }
 
 // MonitorRequest starts a model's monitor on its registered spec and, optionally, the window
@@ -659,7 +659,7 @@ func (s *Server) putMonitor(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"workflow_id": pipeline.MonitorWorkflowID(c.model), "run_id": id, "spec_version": ver.Version})
+	c.done(MonitorStarted{WorkflowID: pipeline.MonitorWorkflowID(c.model), RunID: id, SpecVersion: ver.Version})
 }
 
 func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
@@ -674,7 +674,7 @@ func (s *Server) deleteMonitor(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"stopped": pipeline.MonitorWorkflowID(c.model)})
+	c.done(MonitorStopped{Stopped: pipeline.MonitorWorkflowID(c.model)})
 }
 
 // FeaturesRequest applies feature definitions (YAML) to a repository of the registry of
@@ -761,7 +761,7 @@ func (s *Server) applyFeatures(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"repo": repo, "version": applied.Version, "changed": changed, "changes": changes, "key": applied.Key})
+	c.done(FeaturesApplied{Repo: repo, Version: applied.Version, Changed: changed, Changes: changes, Key: applied.Key})
 }
 
 // MaterializeRequest materializes a view of an applied repository into the online store,
@@ -846,7 +846,7 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"workflow_id": pipeline.MaterializeWorkflowID(repo, req.View), "run_id": id})
+	c.done(MaterializeStarted{WorkflowID: pipeline.MaterializeWorkflowID(repo, req.View), RunID: id})
 }
 
 // owns reports whether the call's model may change a feature repository of owner (none yet:
@@ -919,7 +919,7 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	c.done(map[string]any{"result": out, "review": id, "by": c.who.ID, "attestation_id": att.ID})
+	c.done(ReviewDecision{Result: out, Review: id, By: c.who.ID, AttestationID: att.ID})
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

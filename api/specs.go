@@ -75,7 +75,7 @@ func (s *Server) applySpec(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := s.Engine.Organisation(r.Context(), c.model, next)
 	if err != nil {
-		reply(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+		reply(w, http.StatusInternalServerError, ErrorResponse{Error: err.Error()})
 		return
 	}
 	if len(g.Violations) > 0 {

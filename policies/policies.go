@@ -250,7 +250,7 @@ func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input any, 
 func (e *Engine) Revision() string { return e.revision }
 
 // Promotion evaluates the promotion policy. input is any JSON-encodable value.
-func (e *Engine) Promotion(ctx context.Context, input any) (Decision, error) {
+func (e *Engine) Promotion(ctx context.Context, input PromotionInput) (Decision, error) {
 	// Go structs reach Rego through JSON, with their json field names.
 	var d Decision
 	if err := e.eval(ctx, e.promotion, input, &d); err != nil {

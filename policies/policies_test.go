@@ -45,15 +45,13 @@ func TestEngineDecision(t *testing.T) {
 	e, err := NewEngine(context.Background(), RBAC{})
 	require.NoError(t, err)
 	require.Len(t, e.Revision(), 16)
-	d, err := e.Promotion(context.Background(), map[string]any{})
+	d, err := e.Promotion(context.Background(), PromotionInput{})
 	require.NoError(t, err)
 	require.False(t, d.Allow, "empty input is denied")
 	require.NotEmpty(t, d.Reasons)
-	d, err = e.Promotion(context.Background(), map[string]any{
-		"candidate": map[string]any{"mae": 2.0},
-		"spec":      map[string]any{"evaluation": map[string]any{"max_mae": 3}, "approval": map[string]any{"required": true}},
-		"reports":   map[string]any{"validation": "v", "evaluation": "e"},
-	})
+	in := PromotionInput{Candidate: Candidate{MAE: 2}, Reports: map[string]string{"validation": "v", "evaluation": "e"}}
+	in.Spec.Evaluation.MaxMAE, in.Spec.Approval.Required = 3, true
+	d, err = e.Promotion(context.Background(), in)
 	require.NoError(t, err)
 	require.True(t, d.Allow, "%v", d.Reasons)
 	require.True(t, d.ApprovalRequired)

@@ -1,7 +1,6 @@
 package testsuite
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -91,16 +90,20 @@ type e2e struct {
 // decide posts to the control-plane API's approvals endpoint and returns the HTTP status.
 func (e *e2e) decide(token string, version int) int {
 	e.t.Helper()
-	body := fmt.Sprintf(`{"version": %d, "decision": "approve", "reason": %q}`, version, approvalReason)
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.approvals+"/v1/models/demand/approvals", strings.NewReader(body))
-	require.NoError(e.t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	c := &api.Client{BaseURL: e.approvals, Token: token}
+	_, err := c.Decide(e.ctx, "demand", api.ApprovalRequest{Version: version, Decision: "approve", Reason: approvalReason})
+	return statusOf(e.t, err)
+}
+
+// statusOf is the HTTP status of the API's answer: 200, or the refusal's.
+func statusOf(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return http.StatusOK
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	code := api.StatusOf(err)
+	require.NotZero(t, code, "not an answer of the API: %v", err)
+	return code
 }
 
 func (e *e2e) token(sub string, ttl time.Duration) string {
@@ -143,21 +146,22 @@ func (e *e2e) recordHistory(workflowID, runID, name string) {
 // decoded answer.
 func (e *e2e) call(method, path, sub string, body any) (int, map[string]any) {
 	e.t.Helper()
-	b, err := json.Marshal(body)
-	require.NoError(e.t, err)
-	req, err := http.NewRequestWithContext(e.ctx, method, e.approvals+path, bytes.NewReader(b))
-	require.NoError(e.t, err)
+	c := &api.Client{BaseURL: e.approvals}
 	if sub != "" {
 		tok, err := api.MintDev(e.secret, sub, map[string][]string{"erin": {"ml-platform"}}[sub], time.Hour) // erin: an admin
 		require.NoError(e.t, err)
-		req.Header.Set("Authorization", "Bearer "+tok)
+		c.Token = tok
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	var raw json.RawMessage
+	err := c.Do(e.ctx, method, path, body, &raw)
+	out := map[string]any{}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		out["error"] = ae.Message
+	} else if err == nil {
+		_ = json.Unmarshal(raw, &out)
+	}
+	return statusOf(e.t, err), out
 }
 
 // applySpec registers the spec through the API: as dave (a data scientist) when no governed

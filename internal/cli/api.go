@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -171,36 +170,13 @@ func cmdToken(_ context.Context, args []string) error {
 	return nil
 }
 
-// postDecision sends a decision to the approvals endpoint.
+// PostDecision sends a decision on the candidate a model's run waits on through the API.
 func PostDecision(ctx context.Context, url, token, model string, approve bool, version int, reason string) (string, error) {
 	decision := "reject"
 	if approve {
 		decision = "approve"
 	}
-	body, _ := json.Marshal(api.ApprovalRequest{Version: version, Decision: decision, Reason: reason})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(url, "/")+"/v1/models/"+model+"/approvals", strings.NewReader(string(body)))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("approvals endpoint %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Result  string   `json:"result"`
-		Error   string   `json:"error"`
-		Reasons []string `json:"reasons"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != http.StatusOK {
-		msg := out.Error
-		if len(out.Reasons) > 0 {
-			msg += ": " + strings.Join(out.Reasons, "; ")
-		}
-		return "", fmt.Errorf("HTTP %d: %s%s", resp.StatusCode, msg, nextStep(resp.StatusCode))
-	}
-	return out.Result, nil
+	c := &api.Client{BaseURL: url, Token: token}
+	out, err := c.Decide(ctx, model, api.ApprovalRequest{Version: version, Decision: decision, Reason: reason})
+	return out.Result, hint(err)
 }

@@ -1,15 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
+
+	"github.com/driftline/driftline/api"
 )
 
 // APIClient calls the control-plane API with the caller's bearer token: every change to
@@ -24,42 +23,34 @@ func APIFlags(fs *flag.FlagSet) APIClient {
 	}
 }
 
-// Do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
-// the API's words.
-func (a APIClient) Do(ctx context.Context, method, path string, in, out any) error {
+// Client is the API client of these flags (api.Client, the one client of the API's routes).
+func (a APIClient) Client() (*api.Client, error) {
 	if *a.Token == "" {
-		return errors.New("a bearer token is required: set DRIFTLINE_TOKEN (or --token); for development: export DRIFTLINE_TOKEN=$(driftline token --sub <you>)")
+		return nil, errors.New("a bearer token is required: set DRIFTLINE_TOKEN (or --token); for development: export DRIFTLINE_TOKEN=$(driftline token --sub <you>)")
 	}
-	var body bytes.Buffer
-	if in != nil {
-		if err := json.NewEncoder(&body).Encode(in); err != nil {
-			return err
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(*a.URL, "/")+path, &body)
+	return &api.Client{BaseURL: *a.URL, Token: *a.Token}, nil
+}
+
+// Do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
+// the API's words and what to do next.
+func (a APIClient) Do(ctx context.Context, method, path string, in, out any) error {
+	c, err := a.Client()
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+*a.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("control-plane API %s: %w (is `driftline api` running? make up starts it)", *a.URL, err)
+	return hint(c.Do(ctx, method, path, in, out))
+}
+
+// hint adds what to do next to an API error, and where the API is to a connection error.
+func hint(err error) error {
+	var e *api.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return fmt.Errorf("%w%s", err, nextStep(e.StatusCode))
 	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&raw)
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		return fmt.Errorf("%s %s: HTTP %d: %s%s", method, path, resp.StatusCode, e.Error, nextStep(resp.StatusCode))
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return fmt.Errorf("%w (is `driftline api` running? make up starts it)", err)
 }
 
 // nextStep says what to do about a refusal of the API or serving, by its status.

@@ -84,12 +84,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "apply":
-		var out struct {
-			Version int               `json:"version"`
-			Changed bool              `json:"changed"`
-			Changes []features.Change `json:"changes"`
-			Key     string            `json:"key"`
-		}
+		var out api.FeaturesApplied
 		if err := a.Do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Model: sp.Model, Reason: *reason}, &out); err != nil {
 			return err
 		}
@@ -103,10 +98,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "materialize":
-		var out struct {
-			WorkflowID string `json:"workflow_id"`
-			RunID      string `json:"run_id"`
-		}
+		var out api.MaterializeStarted
 		if err := a.Do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Model: sp.Model,
 			From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue}, &out); err != nil {
 			return err

@@ -38,10 +38,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if err := Parse(fs, args[1:]); err != nil {
 			return err
 		}
-		var out struct {
-			WorkflowID  string `json:"workflow_id"`
-			SpecVersion int    `json:"spec_version"`
-		}
+		var out api.MonitorStarted
 		if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
 			return err
 		}
@@ -135,10 +132,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		if *review == "" {
 			return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
 		}
-		var out struct {
-			Result        string `json:"result"`
-			AttestationID string `json:"attestation_id"`
-		}
+		var out api.ReviewDecision
 		if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
 			return err
 		}

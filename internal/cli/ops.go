@@ -34,12 +34,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := Parse(fs, args); err != nil {
 		return err
 	}
-	var started struct {
-		WorkflowID  string `json:"workflow_id"`
-		RunID       string `json:"run_id"`
-		RequestedBy string `json:"requested_by"`
-		SpecVersion int    `json:"spec_version"`
-	}
+	var started api.RunStarted
 	if err := a.Do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Model: *model, From: *from, To: *to, Force: *force}, &started); err != nil {
 		return err
 	}
@@ -179,10 +174,7 @@ func cmdSchedule(ctx context.Context, args []string) error {
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
 		return nil
 	}
-	var out struct {
-		ScheduleID  string `json:"schedule_id"`
-		SpecVersion int    `json:"spec_version"`
-	}
+	var out api.ScheduleResponse
 	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/schedule", api.ScheduleRequest{Cron: *cron}, &out); err != nil {
 		return err
 	}

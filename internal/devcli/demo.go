@@ -230,10 +230,7 @@ type demoResult struct {
 
 // demoRun starts a run through the control-plane API (as dave) and follows it in Temporal.
 func demoRun(ctx context.Context, c client.Client, a cli.APIClient, in api.RunRequest, model string, onApproval func(pipeline.Status)) (demoResult, string, error) {
-	var started struct {
-		WorkflowID string `json:"workflow_id"`
-		RunID      string `json:"run_id"`
-	}
+	var started api.RunStarted
 	var err error
 	for attempt := 0; attempt < 50; attempt++ { // the API may still be starting
 		if err = a.Do(ctx, http.MethodPost, "/v1/runs", in, &started); err == nil || !strings.Contains(err.Error(), "connection refused") {
