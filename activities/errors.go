@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -41,4 +42,4 @@ func invalid(format string, args ...any) error {
 }
 
 // reportKey locates one of a run's reports: reports/<model>/<run>/<name>.
-func reportKey(model, run, name string) string { return "reports/" + model + "/" + run + "/" + name }
+func reportKey(model, run, name string) string { return keys.Report(model, run, name) }

@@ -2,6 +2,8 @@ package activities
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 // Metric namespace and subsystem of the pipeline worker.
@@ -9,10 +11,6 @@ const (
 	Namespace = "driftline"
 	Subsystem = "pipeline"
 )
-
-// Outcomes every run ends in; pre-initialised so dashboards see zeros.
-var Outcomes = []string{"promoted", "rolled_back", "no_drift", "failed_validation", "rejected_by_policy",
-	"rejected_by_approver", "approval_timeout", "failed"}
 
 // Metrics are the pipeline's Prometheus metrics, registered on a caller's registry.
 type Metrics struct {
@@ -66,7 +64,7 @@ func (m *Metrics) InitModel(model string) {
 	if m == nil {
 		return
 	}
-	for _, o := range Outcomes {
-		m.Runs.WithLabelValues(model, o)
+	for _, o := range pipeline.Outcomes { // pre-initialised so dashboards see zeros
+		m.Runs.WithLabelValues(model, string(o))
 	}
 }

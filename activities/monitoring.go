@@ -11,6 +11,7 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -108,7 +109,7 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		return pipeline.MonitorWindowResult{}, err
 	}
 	rep := monitor.Compute(win)
-	key := fmt.Sprintf("reports/%s/monitor/%s.json", sp.Model, in.Until.UTC().Format("20060102T150405Z"))
+	key := keys.MonitorWindow(sp.Model, in.Until)
 	if err := putJSON(ctx, m.Store, key, rep, false); err != nil {
 		return pipeline.MonitorWindowResult{}, classify("monitor: store the report", err)
 	}

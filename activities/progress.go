@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 )
@@ -105,7 +106,7 @@ func newCheckpointer(store objstore.Bucket, model, run, step string, every time.
 	if every <= 0 {
 		every = DefaultCheckpointEvery
 	}
-	return &checkpointer{store: store, prefix: reportKey(model, run, "checkpoints/"+step+"-"), step: step, every: every,
+	return &checkpointer{store: store, prefix: keys.Checkpoints(model, run, step), step: step, every: every,
 		parts: map[string]interface {
 			encoding.BinaryMarshaler
 			encoding.BinaryUnmarshaler
@@ -220,7 +221,7 @@ func newBoostCheckpoints(store objstore.Bucket, model, run string, every time.Du
 	if every <= 0 {
 		every = DefaultCheckpointEvery
 	}
-	return &boostCheckpoints{store: store, prefix: reportKey(model, run, "checkpoints/train-"), every: every, last: time.Now()}
+	return &boostCheckpoints{store: store, prefix: keys.Checkpoints(model, run, "train"), every: every, last: time.Now()}
 }
 
 // resume returns the previous attempt's last boosting state, if it left one.

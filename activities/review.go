@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -26,7 +27,7 @@ const escalatedAlertLife = 7 * 24 * time.Hour
 
 // reviewKey is where a review's latest state is kept.
 func reviewKey(model, id string) string {
-	return "reports/" + model + "/monitor/reviews/" + id + ".json"
+	return keys.Review(model, id)
 }
 
 // RecordReview audits a fairness review's event (opened, escalated, closed: the

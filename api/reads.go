@@ -14,6 +14,7 @@ import (
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
@@ -87,7 +88,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		c.fail(fmt.Errorf("%w: %q/%q is not a run id and a report name (e.g. drift.json)", errBadRequest, clip(run, 64), clip(name, 64)))
 		return
 	}
-	body, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, "reports/"+c.model+"/"+run+"/"+name)
+	body, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, keys.Report(c.model, run, name))
 	if errors.Is(err, objstore.ErrNotFound) {
 		err = fmt.Errorf("run %s of %s has no report %s: %w", run, c.model, name, registry.ErrNotFound)
 	}
@@ -176,7 +177,7 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	}
 	out := VersionResponse{Version: v, Records: map[string][]json.RawMessage{}}
 	for _, kind := range RecordKinds {
-		objs, err := s.Registry.Store.List(r.Context(), fmt.Sprintf("models/%s/versions/%d/%s/", c.model, n, kind))
+		objs, err := s.Registry.Store.List(r.Context(), keys.Records(c.model, n, kind))
 		if err != nil {
 			c.fail(err)
 			return

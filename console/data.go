@@ -11,6 +11,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -22,13 +23,13 @@ import (
 
 // models lists the models the registry holds (models/<m>/...).
 func (s *Server) models(ctx context.Context) ([]string, error) {
-	objs, err := s.Store.List(ctx, "models/")
+	objs, err := s.Store.List(ctx, keys.Models)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, o := range objs {
-		m, _, ok := strings.Cut(strings.TrimPrefix(o.Key, "models/"), "/")
+		m, _, ok := strings.Cut(strings.TrimPrefix(o.Key, keys.Models), "/")
 		if ok && m != "" && (len(out) == 0 || out[len(out)-1] != m) {
 			out = append(out, m)
 		}
@@ -68,7 +69,7 @@ func (s *Server) readJSON(ctx context.Context, key string, v any) error {
 
 // runs lists a model's finished runs, newest first.
 func (s *Server) runs(ctx context.Context, model string) ([]RunSummary, error) {
-	prefix := "reports/" + model + "/"
+	prefix := keys.ModelReports(model)
 	objs, err := s.Store.List(ctx, prefix)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,7 @@ type RunDetail struct {
 // run loads a run: its outcome when it finished, else its live status through Temporal.
 func (s *Server) run(ctx context.Context, model, runID string) (*RunDetail, error) {
 	d := &RunDetail{RunID: runID}
-	key := func(name string) string { return "reports/" + model + "/" + runID + "/" + name }
+	key := func(name string) string { return keys.Report(model, runID, name) }
 	var f finished
 	switch err := s.readJSON(ctx, key("outcome.json"), &f); {
 	case err == nil:
@@ -156,7 +157,7 @@ var errNotFound = errors.New("not found")
 
 // windows loads a model's latest monitoring windows, oldest first.
 func (s *Server) windows(ctx context.Context, model string, limit int) ([]monitor.Report, error) {
-	prefix := "reports/" + model + "/monitor/"
+	prefix := keys.MonitorWindows(model)
 	objs, err := s.Store.List(ctx, prefix)
 	if err != nil {
 		return nil, err

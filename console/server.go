@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/internal/dashboards"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
@@ -394,7 +395,7 @@ func (s *Server) model(q *req) (string, view, error) {
 
 // exists: a model with no versions yet may still have runs (every run so far skipped).
 func (s *Server) exists(ctx context.Context, m string) (bool, error) {
-	objs, err := s.Store.List(ctx, "reports/"+m+"/")
+	objs, err := s.Store.List(ctx, keys.ModelReports(m))
 	return len(objs) > 0, err
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -135,8 +136,8 @@ type Registry struct {
 // New returns a registry on the bucket, auditing to the same bucket.
 func New(b objstore.Bucket) *Registry { return &Registry{Store: b, Audit: audit.Log{Store: b}} }
 
-func versionPrefix(m string) string     { return fmt.Sprintf("models/%s/versions/", m) }
-func versionDir(m string, n int) string { return fmt.Sprintf("models/%s/versions/%d/", m, n) }
+func versionPrefix(m string) string     { return keys.Model(m) + "versions/" }
+func versionDir(m string, n int) string { return keys.Version(m, n) }
 
 // ArtifactKey, ProfileKey and MetadataKey locate a version's objects.
 func ArtifactKey(m string, n int) string { return versionDir(m, n) + "model.json" }
@@ -150,7 +151,7 @@ func PredictionProfileKey(m string, n int) string {
 func claimKey(m string, n int) string { return versionDir(m, n) + "claim.json" }
 
 // DeploymentKey locates the model's deployment pointer.
-func DeploymentKey(m string) string { return fmt.Sprintf("models/%s/deployment.json", m) }
+func DeploymentKey(m string) string { return keys.Model(m) + "deployment.json" }
 
 type claim struct {
 	RunID string `json:"run_id"`

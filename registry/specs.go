@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/spec"
 )
@@ -30,11 +31,11 @@ type SpecVersion struct {
 }
 
 // SpecPointerKey is the current spec pointer of a model.
-func SpecPointerKey(m string) string { return fmt.Sprintf("models/%s/spec.json", m) }
+func SpecPointerKey(m string) string { return keys.Model(m) + "spec.json" }
 
 // SpecKey is where version n of a model's spec, of that content hash, is stored.
 func SpecKey(m string, n int, hash string) string {
-	return fmt.Sprintf("models/%s/specs/%d-%.16s.yaml", m, n, hash)
+	return fmt.Sprintf("%sspecs/%d-%.16s.yaml", keys.Model(m), n, hash)
 }
 
 // CurrentSpec returns the model's current spec, its version record and the pointer's ETag;

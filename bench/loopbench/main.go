@@ -14,15 +14,17 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
+
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/benchutil"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
-	"go.temporal.io/sdk/testsuite"
 )
 
 var (
@@ -227,7 +229,7 @@ func crashAndResume(b objstore.Bucket, in pipeline.StepInput, ins pipeline.Inspe
 	if err == nil || !strings.Contains(err.Error(), "worker killed") {
 		return fmt.Errorf("the first attempt should have died: %v", err)
 	}
-	cps, err := b.List(ctx, "reports/"+in.Model+"/"+in.RunID+"/checkpoints/train-")
+	cps, err := b.List(ctx, keys.Checkpoints(in.Model, in.RunID, "train"))
 	if err != nil || len(cps) == 0 {
 		return fmt.Errorf("no boosting checkpoint was stored (%v)", err)
 	}

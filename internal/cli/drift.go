@@ -17,6 +17,7 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
@@ -61,7 +62,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 		}
 		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	}
-	key := "reports/" + *model + "/" + runID + "/drift.json"
+	key := keys.Report(*model, runID, "drift.json")
 	var rep activities.DriftReport
 	if *a.Token != "" { // through the API: view on the model
 		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/reports/"+url.PathEscape(runID)+"/drift.json", nil, &rep); err != nil {

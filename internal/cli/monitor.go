@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -189,7 +190,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 
 func LoadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {
 	var rep monitor.Report
-	prefix := "reports/" + model + "/monitor/"
+	prefix := keys.MonitorWindows(model)
 	key := prefix + window + ".json"
 	if window == "" {
 		objs, err := b.List(ctx, prefix)

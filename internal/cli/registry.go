@@ -15,6 +15,7 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 )
@@ -200,7 +201,7 @@ func modelsShow(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, dir := range []string{"decisions", "approvals", registry.ServingRecordKind, activities.CostRecordKind} {
-		objs, err := b.List(ctx, fmt.Sprintf("models/%s/versions/%d/%s/", *model, *version, dir))
+		objs, err := b.List(ctx, keys.Records(*model, *version, dir))
 		if err != nil {
 			return err
 		}

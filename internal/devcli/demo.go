@@ -20,6 +20,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/cli"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
@@ -185,7 +186,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	sent, failed, fb, byV := st.Snapshot()
 	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
-	if data, _, err := objstore.ReadAll(ctx, b, "reports/"+sp.Model+"/"+res2.RunID+"/drift.json"); err == nil {
+	if data, _, err := objstore.ReadAll(ctx, b, keys.Report(sp.Model, res2.RunID, "drift.json")); err == nil {
 		var rep activities.DriftReport
 		if json.Unmarshal(data, &rep) == nil {
 			fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
@@ -266,7 +267,7 @@ func resetDemoModel(ctx context.Context, c client.Client, b objstore.Bucket, mod
 			return err
 		}
 	}
-	for _, prefix := range []string{"models/" + model + "/", "reports/" + model + "/", "predictions/" + model + "/", "feedback/" + model + "/"} {
+	for _, prefix := range []string{keys.Model(model), keys.ModelReports(model), keys.Predictions(model), keys.Feedback(model)} {
 		objs, err := b.List(ctx, prefix)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/cli"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
@@ -84,7 +85,7 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 	if err != nil {
 		return res, link, err
 	}
-	if data, _, err := objstore.ReadAll(ctx, b, "reports/"+sp.Model+"/"+res.RunID+"/training_set.json"); err == nil {
+	if data, _, err := objstore.ReadAll(ctx, b, keys.Report(sp.Model, res.RunID, "training_set.json")); err == nil {
 		var rep activities.TrainingSetReport
 		if json.Unmarshal(data, &rep) == nil {
 			fmt.Printf("  training set: %d rows, features %s (definitions v%d, %s)\n", rep.Rows, strings.Join(rep.Columns, ", "), rep.DefinitionsVersion, rep.ReportURI)
