@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/driftline/driftline/dataset"
@@ -13,15 +12,14 @@ import (
 
 // putJSON stores v as JSON; once creates it only if absent (a retry finds it there).
 func putJSON(ctx context.Context, b objstore.Bucket, key string, v any, once bool) error {
-	body, err := json.MarshalIndent(v, "", " ")
-	if err != nil {
+	if _, err := json.Marshal(v); err != nil {
 		return invalid("encode %s: %v", key, err)
 	}
-	_, err = b.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: once, ContentType: "application/json"})
-	if once && errors.Is(err, objstore.ErrPreconditionFailed) {
-		return nil
+	if once {
+		_, err := objstore.CreateJSONOnce(ctx, b, key, v)
+		return err
 	}
-	return err
+	return objstore.PutJSON(ctx, b, key, v)
 }
 
 // getJSON reads a JSON object into v; a body that does not decode is invalid data.
@@ -37,8 +35,7 @@ func getJSON(ctx context.Context, b objstore.Bucket, key string, v any) error {
 }
 
 func putOnce(ctx context.Context, b objstore.Bucket, key string, body []byte) error {
-	_, err := b.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+	if _, err := objstore.CreateOnce(ctx, b, key, body, ""); err != nil {
 		return classify("quarantine", err)
 	}
 	return nil

@@ -175,10 +175,8 @@ func fnv32(s string) uint32 {
 }
 
 func (l Log) putMarker(ctx context.Context, marker string, body []byte) error {
-	if _, err := l.Store.Put(ctx, marker, body, objstore.PutOptions{IfNoneMatch: true}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
-		return err
-	}
-	return nil
+	_, err := objstore.CreateOnce(ctx, l.Store, marker, body, "")
+	return err
 }
 
 // List returns the records of one model (all models when model is empty) since a time, oldest first.

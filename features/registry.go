@@ -149,8 +149,7 @@ func Apply(ctx context.Context, b objstore.Bucket, repo string, raw []byte, expe
 	next := Applied{Repo: repo, Version: cur.Version + 1, Hash: h, Key: VersionKey(repo, cur.Version+1, h), AppliedBy: by,
 		AppliedAt: time.Now().UTC(), Reason: reason, Owner: cmp.Or(cur.Owner, owner)}
 	// The same content under the same key: a retried apply; written once either way.
-	if _, err := b.Put(ctx, next.Key, raw, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/yaml"}); err != nil &&
-		!errors.Is(err, objstore.ErrPreconditionFailed) {
+	if _, err := objstore.CreateOnce(ctx, b, next.Key, raw, "application/yaml"); err != nil {
 		return cur, false, err
 	}
 	body, _ := json.MarshalIndent(next, "", " ")

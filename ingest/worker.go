@@ -559,9 +559,7 @@ func (w *Worker) putWatermark(ctx context.Context, k tp, next watermark) error {
 	if wm.FirstDay == "" || (next.FirstDay != "" && next.FirstDay < wm.FirstDay) {
 		wm.FirstDay = next.FirstDay
 	}
-	body, _ := json.Marshal(wm)
-	_, err := w.Store.Put(ctx, watermarkKey(w.Spec.Dataset, k.topic, k.p), body, objstore.PutOptions{ContentType: "application/json"})
-	return err
+	return objstore.PutJSON(ctx, w.Store, watermarkKey(w.Spec.Dataset, k.topic, k.p), wm)
 }
 
 func (w *Worker) loadClosed(ctx context.Context) error {

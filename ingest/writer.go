@@ -160,10 +160,7 @@ func write(ctx context.Context, b objstore.Bucket, m Manifest, data, q []byte) e
 		if k == "" {
 			return nil
 		}
-		_, err := b.Put(ctx, k, body, objstore.PutOptions{IfNoneMatch: true})
-		if errors.Is(err, objstore.ErrPreconditionFailed) {
-			return nil // written before the crash: same key, same content (the manifest's hash)
-		}
+		_, err := objstore.CreateOnce(ctx, b, k, body, "") // written before a crash: same key, same content (the manifest's hash)
 		return err
 	}
 	if err := put(m.DataKey, data); err != nil {

@@ -2,6 +2,7 @@ package objstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,4 +128,24 @@ func CreateOnce(ctx context.Context, b Bucket, key string, body []byte, contentT
 	default:
 		return false, err
 	}
+}
+
+// PutJSON writes v as indented JSON at key (Content-Type application/json), replacing what is
+// there.
+func PutJSON(ctx context.Context, b Bucket, key string, v any) error {
+	body, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = b.Put(ctx, key, body, PutOptions{ContentType: "application/json"})
+	return err
+}
+
+// CreateJSONOnce writes v as indented JSON at key only when the key is absent, as CreateOnce.
+func CreateJSONOnce(ctx context.Context, b Bucket, key string, v any) (created bool, err error) {
+	body, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	return CreateOnce(ctx, b, key, body, "application/json")
 }

@@ -60,7 +60,7 @@ func (r *Registry) PutRecord(ctx context.Context, m string, n int, kind, id stri
 		return "", err
 	}
 	key := RecordKey(m, n, kind, id)
-	if _, err := r.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+	if _, err := objstore.CreateOnce(ctx, r.Store, key, body, "application/json"); err != nil {
 		return "", err
 	}
 	return r.Store.URI(key), nil
@@ -261,7 +261,7 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 	}
 	// Immutable objects: a retry finds them already there, with the same content.
 	for key, body := range objects {
-		if _, err := r.Store.Put(ctx, key, body, objstore.PutOptions{IfNoneMatch: true, ContentType: "application/json"}); err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+		if _, err := objstore.CreateOnce(ctx, r.Store, key, body, "application/json"); err != nil {
 			return v, err
 		}
 	}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"syscall"
 	"time"
@@ -82,9 +81,8 @@ func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 func (s *stepTimerInbound) keepCost(model string, info activity.Info, c activities.StepCost) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	body, _ := json.Marshal(c)
 	key := activities.CostKey(model, info.WorkflowExecution.RunID, info.ActivityID, info.Attempt)
-	if _, err := s.store.Put(ctx, key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
+	if err := objstore.PutJSON(ctx, s.store, key, c); err != nil {
 		slog.Warn("cost accounting of a step not kept", "key", key, "err", err)
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftline/driftline/objstore"
 	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/driftline/driftline/objstore"
 )
 
 // ContractTest checks the semantics every objstore.Bucket implementation must have. It is run against
