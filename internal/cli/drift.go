@@ -30,7 +30,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("drift "+args[0], flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
 	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
 	out := addOutput(fs)

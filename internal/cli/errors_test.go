@@ -40,3 +40,17 @@ func TestErrorsSayWhatToDoNext(t *testing.T) {
 	require.ErrorContains(t, cmdRollback(ctx, []string{"--model", "demand", "--reason", "x", "--api", srv.URL}),
 		"a bearer token is required: set DRIFTLINE_TOKEN (or --token)")
 }
+
+// There is no default model: a command that acts on one says --model is required.
+func TestModelIsRequired(t *testing.T) {
+	t.Setenv("DRIFTLINE_MODEL", "")
+	ctx := context.Background()
+	for name, run := range map[string]func(context.Context, []string) error{
+		"status": cmdStatus, "rollback": cmdRollback, "promote": cmdPromote, "models": cmdModels, "run": cmdRun,
+	} {
+		err := run(ctx, nil)
+		require.ErrorContains(t, err, "--model is required", name)
+	}
+	t.Setenv("DRIFTLINE_MODEL", "demand")
+	require.ErrorContains(t, cmdRollback(ctx, nil), "--reason is required", "DRIFTLINE_MODEL names the model")
+}

@@ -32,7 +32,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError)
 	switch args[0] {
 	case "start":
-		model := fs.String("model", "demand", "model (the monitor watches it with its registered spec)")
+		model := ModelFlag(fs, "model (the monitor watches it with its registered spec)")
 		from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
 		to := fs.String("run-to", "", "... and last day")
 		a := APIFlags(fs)
@@ -46,7 +46,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
 		return nil
 	case "stop":
-		model := fs.String("model", "demand", "model")
+		model := ModelFlag(fs, "model")
 		a := APIFlags(fs)
 		if err := Parse(fs, args[1:]); err != nil {
 			return err
@@ -57,7 +57,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		fmt.Printf("stopped monitor/%s\n", *model)
 		return nil
 	case "status":
-		model := fs.String("model", "demand", "model")
+		model := ModelFlag(fs, "model")
 		out := addOutput(fs)
 		a := APIFlags(fs)
 		if err := Parse(fs, args[1:]); err != nil {
@@ -122,7 +122,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		PrintAlertRules(*prom, rules)
 		return nil
 	case "ack":
-		model := fs.String("model", "demand", "model")
+		model := ModelFlag(fs, "model")
 		review := fs.String("review", "", "the open review's id (driftline monitor status)")
 		decision := fs.String("decision", "", "accept, retrain or rollback")
 		reason := fs.String("reason", "", "why (recorded in the audit trail)")
@@ -141,7 +141,7 @@ func cmdMonitor(ctx context.Context, args []string) error {
 		return nil
 	case "report":
 		s3 := config.S3Flags(fs)
-		model := fs.String("model", "demand", "model")
+		model := ModelFlag(fs, "model")
 		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
 		out := addOutput(fs)
 		a := APIFlags(fs)

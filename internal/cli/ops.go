@@ -25,7 +25,7 @@ import (
 
 func cmdRun(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	model := fs.String("model", "demand", "model whose registered spec the run uses (driftline models apply)")
+	model := ModelFlag(fs, "model whose registered spec the run uses (driftline models apply)")
 	from := fs.String("from", "", "window start date YYYY-MM-DD (default: window_days ending yesterday)")
 	to := fs.String("to", "", "window end date YYYY-MM-DD")
 	force := fs.Bool("force", false, "retrain even when no drift is detected")
@@ -59,7 +59,7 @@ func cmdRun(ctx context.Context, args []string) error {
 
 func cmdStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	runID := fs.String("run", "", "run id (default: the latest run)")
 	out := addOutput(fs)
 	a := APIFlags(fs)
@@ -107,7 +107,7 @@ func orDash(s string) string {
 func cmdDecide(ctx context.Context, args []string, approve bool) error {
 	name := map[bool]string{true: "approve", false: "reject"}[approve]
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	version := fs.Int("version", 0, "candidate version the run waits on (default: ask the run)")
 	runID := fs.String("run", "", "the run to decide on (default: the model's current run)")
 	reason := fs.String("reason", "", "why (required)")
@@ -162,7 +162,7 @@ func cmdSchedule(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("schedule "+args[0], flag.ContinueOnError)
 	cron := fs.String("cron", "0 3 * * *", "cron expression (UTC; at most one firing an hour)")
-	model := fs.String("model", "demand", "model (its registered spec is what the schedule runs)")
+	model := ModelFlag(fs, "model (its registered spec is what the schedule runs)")
 	a := APIFlags(fs)
 	if err := Parse(fs, args[1:]); err != nil {
 		return err
@@ -200,7 +200,7 @@ func cmdModels(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("models", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	out := addOutput(fs)
 	a := APIFlags(fs)
 	if err := Parse(fs, args); err != nil {
@@ -291,7 +291,7 @@ func cmdAudit(ctx context.Context, args []string) error {
 func cmdPredict(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	key := fs.String("key", "store-1/item-1", "routing key")
 	features := fs.String("features", `{"price":9.5,"promo":1,"weekday":5,"temperature":6.5,"item_popularity":2.1}`, "features as JSON")
 	if err := Parse(fs, args); err != nil {

@@ -26,7 +26,7 @@ import (
 func cmdRollback(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
 	a := APIFlags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	reason := fs.String("reason", "", "why (required)")
 	if err := Parse(fs, args); err != nil {
 		return err
@@ -51,7 +51,7 @@ func cmdRollback(ctx context.Context, args []string) error {
 func cmdPromote(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
 	a := APIFlags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	version := fs.Int("version", 0, "version to make production (required)")
 	reason := fs.String("reason", "", "why (required)")
 	if err := Parse(fs, args); err != nil {
@@ -72,7 +72,7 @@ func cmdPromote(ctx context.Context, args []string) error {
 func modelsAlias(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models alias", flag.ContinueOnError)
 	a := APIFlags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	alias := fs.String("alias", "", "alias name, e.g. challenger")
 	version := fs.Int("version", 0, "version (0 removes the alias)")
 	reason := fs.String("reason", "", "why (required)")
@@ -140,7 +140,7 @@ func orNone(v any) any {
 func modelsSpec(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models spec", flag.ContinueOnError)
 	a := APIFlags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	if err := Parse(fs, args); err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func modelsSpec(ctx context.Context, args []string) error {
 func modelsShow(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models show", flag.ContinueOnError)
 	s3 := config.S3Flags(fs)
-	model := fs.String("model", "demand", "model")
+	model := ModelFlag(fs, "model")
 	version := fs.Int("version", 0, "version (default: production)")
 	a := APIFlags(fs)
 	if err := Parse(fs, args); err != nil {

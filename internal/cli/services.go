@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -29,7 +30,23 @@ import (
 
 func Parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, ok := modelFlags.Load(fs); ok && fs.Lookup("model").Value.String() == "" {
+		return fmt.Errorf("driftline %s: --model is required: the model it acts on (or set DRIFTLINE_MODEL)", fs.Name())
+	}
+	return nil
+}
+
+// modelFlags are the flag sets whose --model names the model the command acts on.
+var modelFlags sync.Map // *flag.FlagSet -> struct{}
+
+// ModelFlag declares --model, required by Parse: there is no default model (DRIFTLINE_MODEL
+// names one for a shell that works on one model).
+func ModelFlag(fs *flag.FlagSet, usage string) *string {
+	modelFlags.Store(fs, struct{}{})
+	return fs.String("model", os.Getenv("DRIFTLINE_MODEL"), usage+" (required; env DRIFTLINE_MODEL)")
 }
 
 func Namespace() string {

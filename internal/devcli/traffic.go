@@ -14,7 +14,7 @@ import (
 func cmdTraffic(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("traffic", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
-	model := fs.String("model", "demand", "model")
+	model := cli.ModelFlag(fs, "model")
 	rps := fs.Int("rps", 50, "requests per second")
 	dur := fs.Duration("for", 30*time.Second, "how long")
 	day := fs.Int("day", 59, "which day of the demo dataset the rows come from")
