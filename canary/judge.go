@@ -146,9 +146,12 @@ func fairness(in Input, route pipeline.Route, res *pipeline.CanaryEvalResult) (b
 			continue
 		}
 		var attrs map[string]string
-		var feats map[string]float64
-		if r.Attributes == "" || json.Unmarshal([]byte(r.Attributes), &attrs) != nil || attrs[g.ProtectedAttribute] == "" ||
-			json.Unmarshal([]byte(r.Inputs), &feats) != nil {
+		if r.Attributes == "" || json.Unmarshal([]byte(r.Attributes), &attrs) != nil || attrs[g.ProtectedAttribute] == "" {
+			skipped++
+			continue
+		}
+		feats, ok := r.InputMap()
+		if !ok {
 			skipped++
 			continue
 		}

@@ -9,28 +9,28 @@ import (
 	"github.com/driftline/driftline/predlog"
 )
 
-// The allocation-free scan reads exactly what encoding/json reads, and leaves to it (or to
-// rejection) whatever is not a flat object of numbers.
-func TestColumnsReadWhatJSONReads(t *testing.T) {
+// Inputs are read from the typed columns, or from an older part's JSON object as
+// encoding/json reads it; what is neither is left out, not guessed.
+func TestColumnsReadTypedAndOlderInputs(t *testing.T) {
 	names := []string{"a", "b"}
-	index := map[string]int{"a": 0, "b": 1}
-	for _, s := range []string{
-		`{"a":1,"b":2.5}`, ` { "a" : -1e3 , "b" : null } `, `{"b":0.125}`, `{}`, `{"c":1,"a":2}`, `{"a":1,"a":3}`,
-		`{"a\u0041":1,"b":2}`, `{"a":{"x":1}}`, `{"a":"1"}`, `{"a":Infinity}`, `{"a":NaN}`, `{"a":1_0}`, `{"a":0x10}`,
-		`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `[1,2]`, `null`, ``, `{"a":1e400}`, `{"a":-0}`,
-	} {
-		fast := []float64{math.NaN(), math.NaN()}
-		slow := []float64{math.NaN(), math.NaN()}
-		okSlow := decodeSlow(s, index, slow)
-		cols, ok := columns([]string{s}, names)
-		require.Equal(t, okSlow, ok[0], "%q", s)
-		if okSlow {
-			fast[0], fast[1] = cols[0][0], cols[1][0]
-			for j := range fast {
-				require.True(t, fast[j] == slow[j] || math.IsNaN(fast[j]) && math.IsNaN(slow[j]), "%q feature %s: %v vs %v", s, names[j], fast[j], slow[j])
-			}
-		}
+	recs := []predlog.Record{
+		{InputNames: []string{"a", "b", "c"}, InputValues: []float64{1, math.NaN(), 7}}, // b not sent; c not a model feature
+		{InputNames: []string{"b"}, InputValues: []float64{2.5}},
+		{Inputs: `{"a":1,"b":2.5}`},
+		{Inputs: ` { "a" : -1e3 , "b" : null } `},
+		{Inputs: `{"a":"1"}`},
+		{Inputs: `{"a":NaN}`},
+		{Inputs: `[1,2]`},
+		{InputNames: []string{"a"}, InputValues: nil}, // names without values: unreadable
+		{}, // no inputs at all: every feature missing
 	}
+	cols, ok := columns(recs, names)
+	require.Equal(t, []bool{true, true, true, true, false, false, false, false, true}, ok)
+	same := func(want, got float64) bool { return want == got || math.IsNaN(want) && math.IsNaN(got) }
+	for i, want := range [][2]float64{{1, math.NaN()}, {math.NaN(), 2.5}, {1, 2.5}, {-1e3, math.NaN()}} {
+		require.True(t, same(want[0], cols[0][i]) && same(want[1], cols[1][i]), "record %d: %v %v", i, cols[0][i], cols[1][i])
+	}
+	require.True(t, math.IsNaN(cols[0][8]) && math.IsNaN(cols[1][8]))
 }
 
 // The protected attribute is read as encoding/json reads it.

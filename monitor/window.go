@@ -199,11 +199,7 @@ func Compute(in Input) Report {
 			}
 		}
 	}
-	raw := make([]string, len(ok))
-	for i, r := range ok {
-		raw[i] = r.Inputs
-	}
-	cols, parsed := columns(raw, names)
+	cols, parsed := columns(ok, names)
 	feats := requestFeatures{names: names, cols: cols, parsed: parsed}
 	// Input drift.
 	switch {
@@ -215,7 +211,7 @@ func Compute(in Input) Report {
 		d, bad := inputDrift(sp, *in.Reference, ok, feats)
 		rep.InputDrift = &d
 		if bad > 0 {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%d requests with inputs that are not a JSON object of numbers left out of input drift", bad))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%d requests whose inputs cannot be read (not a JSON object of numbers) left out of input drift", bad))
 		}
 		rep.Drifted = d.Drifted && len(ok) >= m.MinRequests
 		if d.Drifted && !rep.Drifted {
@@ -593,25 +589,8 @@ func normalQuantile(p float64) float64 {
 	return (lo + hi) / 2
 }
 
-func group(r predlog.Record, attr string) string {
-	if r.Attributes == "" || attr == "" {
-		return ""
-	}
-	if g, ok := flatString(r.Attributes, attr); ok {
-		return g
-	}
-	var a map[string]any
-	if json.Unmarshal([]byte(r.Attributes), &a) != nil {
-		return ""
-	}
-	switch v := a[attr].(type) {
-	case string:
-		return v
-	case float64:
-		return fmt.Sprint(v)
-	}
-	return ""
-}
+// group is the request's group by the protected attribute ("" when it has none).
+func group(r predlog.Record, attr string) string { return r.Attribute(attr) }
 
 // threshold is the decision's threshold for a request: the constant, or its attribute.
 func threshold(r predlog.Record, d *spec.Decision) (float64, bool) {
@@ -630,54 +609,6 @@ func threshold(r predlog.Record, d *spec.Decision) (float64, bool) {
 		return f, err == nil
 	}
 	return 0, false
-}
-
-// flatString finds "key":"value" in a flat JSON object of plain strings without allocating;
-// false: not that simple (the caller decodes it with encoding/json).
-func flatString(s, key string) (string, bool) {
-	i := skip(s, 0)
-	if i >= len(s) || s[i] != '{' {
-		return "", false
-	}
-	i = skip(s, i+1)
-	for i < len(s) && s[i] != '}' {
-		k, end, ok := plainString(s, i)
-		if !ok {
-			return "", false
-		}
-		i = skip(s, end)
-		if i >= len(s) || s[i] != ':' {
-			return "", false
-		}
-		v, end, ok := plainString(s, skip(s, i+1))
-		if !ok {
-			return "", false
-		}
-		if k == key {
-			return v, true
-		}
-		i = skip(s, end)
-		if i < len(s) && s[i] == ',' {
-			i = skip(s, i+1)
-		}
-	}
-	return "", false // absent (or not the shape): let encoding/json say
-}
-
-// plainString reads a JSON string without escapes at s[i]; end is just past its quote.
-func plainString(s string, i int) (v string, end int, ok bool) {
-	if i >= len(s) || s[i] != '"' {
-		return "", 0, false
-	}
-	for k := i + 1; k < len(s); k++ {
-		switch {
-		case s[k] == '"':
-			return s[i+1 : k], k + 1, true
-		case s[k] == '\\' || s[k] < 0x20:
-			return "", 0, false
-		}
-	}
-	return "", 0, false
 }
 
 func rowKey(id string) uint64 {

@@ -151,7 +151,7 @@ func TestWindowNamesBadInputAndGoesOn(t *testing.T) {
 	require.Equal(t, len(recs)-1, rep.KPIs.Requests, "the canary's answer is not v1's")
 	require.Contains(t, fmt.Sprint(rep.Problems), "part-1-a-000001.parquet")
 	require.Contains(t, fmt.Sprint(rep.Problems), "1 labels for requests not answered")
-	require.Contains(t, fmt.Sprint(rep.Problems), "1 requests with inputs that are not a JSON object")
+	require.Contains(t, fmt.Sprint(rep.Problems), "1 requests whose inputs cannot be read")
 	require.Nil(t, rep.Fairness, "no favorable cut: fairness not computed")
 
 	rep = Compute(Input{Spec: sp, Version: 1, FavorableAbove: math.NaN(), Records: recs, Labels: labels, Answered: byID(recs)})

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +34,14 @@ type Record struct {
 	LatencyUs  int64   `parquet:"latency_us"`
 	Error      string  `parquet:"error"` // empty when the model answered
 	Prediction float64 `parquet:"prediction"`
-	Inputs     string  `parquet:"inputs"` // the request's features as JSON
+	// InputNames and InputValues are the request's features as typed columns: in the answering
+	// model's feature order, then any others the request sent (NaN: missing). Parts written
+	// before them carry Inputs instead; EachInput reads either.
+	InputNames  []string  `parquet:"input_names"`
+	InputValues []float64 `parquet:"input_values"`
+	// Inputs is the request's features as a JSON object, in parts written before the typed
+	// columns (read by EachInput; no longer written).
+	Inputs string `parquet:"inputs"`
 	// Attributes are the request's non-feature fields (e.g. the protected attribute) as JSON.
 	Attributes string `parquet:"attributes"`
 	// Fallback says why a fallback answered or a feature was filled in (empty: none).
@@ -420,4 +429,57 @@ func writtenNanos(key string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(ns, 10, 64)
 	return n, err == nil
+}
+
+// EachInput calls f with each of the request's features (NaN or a JSON null: missing, not
+// called): the typed columns, or in an older part the JSON object. False: the record's
+// inputs are neither (a JSON value that is not an object of numbers and nulls).
+func (r Record) EachInput(f func(name string, v float64)) bool {
+	if len(r.InputNames) > 0 || r.Inputs == "" {
+		if len(r.InputNames) != len(r.InputValues) {
+			return false
+		}
+		for i, name := range r.InputNames {
+			if v := r.InputValues[i]; !math.IsNaN(v) {
+				f(name, v)
+			}
+		}
+		return true
+	}
+	var x map[string]*float64
+	if json.Unmarshal([]byte(r.Inputs), &x) != nil || x == nil {
+		return false
+	}
+	for name, v := range x {
+		if v != nil {
+			f(name, *v)
+		}
+	}
+	return true
+}
+
+// InputMap is the request's features by name (EachInput); false as EachInput.
+func (r Record) InputMap() (map[string]float64, bool) {
+	out := make(map[string]float64, max(len(r.InputNames), 8))
+	ok := r.EachInput(func(name string, v float64) { out[name] = v })
+	return out, ok
+}
+
+// Attribute is one of the request's attributes (a number as it prints; "" when absent or the
+// attributes are not a JSON object).
+func (r Record) Attribute(name string) string {
+	if r.Attributes == "" || name == "" {
+		return ""
+	}
+	var a map[string]any
+	if json.Unmarshal([]byte(r.Attributes), &a) != nil {
+		return ""
+	}
+	switch v := a[name].(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return ""
 }

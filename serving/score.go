@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,13 +195,13 @@ func (lg rowLog) add(l *loaded, route pipeline.Route, preds []float64, errMsg st
 		l.busy.Add(time.Since(req.Start).Seconds())
 	}
 	for i, x := range req.Rows {
-		inputs := l.keys.append(make([]byte, 0, 128), x)
+		names, values := l.keys.typed(x)
 		id := req.RequestID
 		if len(req.Rows) > 1 {
 			id = fmt.Sprintf("%s/%d", req.RequestID, i)
 		}
 		rec := predlog.Record{RequestID: id, TimeUnixMs: req.Start.UnixMilli(), Model: req.Model, Version: int32(l.version), Route: string(route),
-			RoutingKey: req.RoutingKey, LatencyUs: time.Since(req.Start).Microseconds(), Error: errMsg, Inputs: string(inputs),
+			RoutingKey: req.RoutingKey, LatencyUs: time.Since(req.Start).Microseconds(), Error: errMsg, InputNames: names, InputValues: values,
 			Attributes: lg.attrJSON, Fallback: lg.en.note, Features: lg.en.provenance, TraceID: lg.traceID}
 		if preds != nil {
 			rec.Prediction = preds[i]
@@ -272,53 +273,41 @@ func joinNotes(a, b string) string {
 	return a + "; " + b
 }
 
-// inputKeys are feature names in order with each one's JSON key ("name":) written once.
-type inputKeys struct {
-	order  []string
-	quoted [][]byte
-}
+// inputKeys logs a row's features as the prediction log's typed columns: the answering
+// model's features in its order (NaN: not sent), then any others the request sent, sorted.
+type inputKeys struct{ order []string }
 
-func newInputKeys(order []string) inputKeys {
-	k := inputKeys{order: order}
-	for _, name := range order {
-		k.quoted = append(k.quoted, append(strconv.AppendQuote(nil, name), ':'))
-	}
-	return k
-}
+func newInputKeys(order []string) inputKeys { return inputKeys{order: order} }
 
-// append writes a row's features as a JSON object without reflection (this runs on every
-// request): the keys in order first, then any others sorted.
-func (k inputKeys) append(b []byte, x map[string]float64) []byte {
-	b = append(b, '{')
+// typed is a row's names and values; the names are the model's own slice unless the request
+// sent features the model does not use (this runs on every request).
+func (k inputKeys) typed(x map[string]float64) ([]string, []float64) {
+	values := make([]float64, len(k.order), max(len(k.order), len(x)))
 	n := 0
 	for i, name := range k.order {
-		if v, ok := x[name]; ok {
-			b = appendField(b, n, k.quoted[i], v)
+		v, ok := x[name]
+		if !ok {
+			v = math.NaN()
+		} else {
 			n++
 		}
+		values[i] = v
 	}
-	if n < len(x) {
-		var rest []string
-		for name := range x {
-			if !slices.Contains(k.order, name) {
-				rest = append(rest, name)
-			}
-		}
-		slices.Sort(rest)
-		for _, name := range rest {
-			b = appendField(b, n, append(strconv.AppendQuote(nil, name), ':'), x[name])
-			n++
+	if n == len(x) {
+		return k.order, values
+	}
+	var rest []string
+	for name := range x {
+		if !slices.Contains(k.order, name) {
+			rest = append(rest, name)
 		}
 	}
-	return append(b, '}')
-}
-
-// appendField writes the n-th field of an object: its key (quoted, with the colon) and value.
-func appendField(b []byte, n int, key []byte, v float64) []byte {
-	if n > 0 {
-		b = append(b, ',')
+	slices.Sort(rest)
+	names := append(slices.Clip(k.order), rest...)
+	for _, name := range rest {
+		values = append(values, x[name])
 	}
-	return strconv.AppendFloat(append(b, key...), v, 'g', -1, 64)
+	return names, values
 }
 
 func scoreAll(m *model.Model, rows []map[string]float64, explain bool) ([]float64, []*Explanation, error) {

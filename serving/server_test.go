@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,13 +206,24 @@ func TestCanaryRoutingAndFallback(t *testing.T) {
 	require.True(t, found, "the failed canary request is in the prediction log")
 }
 
-func TestAppendInputsIsJSON(t *testing.T) {
-	x := map[string]float64{"b": 1.5, "a": -2, "c\"q": 1e-9}
-	var back map[string]float64
-	require.NoError(t, json.Unmarshal(newInputKeys(nil).append(nil, x), &back))
-	require.Equal(t, x, back)
-	require.Equal(t, `{"a":-2,"b":1.5,"c\"q":1e-09}`, string(newInputKeys(nil).append(nil, x)))
-	require.Equal(t, `{"b":1.5,"a":-2,"c\"q":1e-09}`, string(newInputKeys([]string{"b", "zz"}).append(nil, x)), "model order first, the rest sorted")
+// A row's features are logged as typed columns: the model's features in its order (NaN: not
+// sent), then what else the request sent, sorted; the model's own names slice when nothing else
+// was sent.
+func TestInputsAreLoggedAsTypedColumns(t *testing.T) {
+	order := []string{"b", "zz"}
+	k := newInputKeys(order)
+	names, values := k.typed(map[string]float64{"b": 1.5, "a": -2, "c\"q": 1e-9})
+	require.Equal(t, []string{"b", "zz", "a", "c\"q"}, names)
+	require.Equal(t, 1.5, values[0])
+	require.True(t, math.IsNaN(values[1]))
+	require.Equal(t, []float64{-2, 1e-9}, values[2:])
+	require.Equal(t, []string{"b", "zz"}, order, "the model's names are not changed")
+	names, values = k.typed(map[string]float64{"b": 1, "zz": 2})
+	require.Equal(t, []float64{1, 2}, values)
+	require.Same(t, &order[0], &names[0], "no copy of the names on the common path")
+	back, ok := predlog.Record{InputNames: names, InputValues: values}.InputMap()
+	require.True(t, ok)
+	require.Equal(t, map[string]float64{"b": 1, "zz": 2}, back)
 }
 
 func TestFastPathsAgreeWithEncodingJSON(t *testing.T) {
