@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 go build -o "$dir/monitorbench" ./bench/monitorbench
-"$dir/monitorbench" -rows "${1:-1000000}" -features "${2:-20}"
+"$dir/monitorbench" -rows "${1:-1000000}" -features "${2:-20}" "${@:3}"   # -json-inputs: an older part's inputs

@@ -3,6 +3,7 @@ package monitor
 import (
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/driftline/driftline/predlog"
@@ -23,21 +24,45 @@ func columns(recs []predlog.Record, features []string) (cols [][]float64, ok []b
 	}
 	ok = make([]bool, n)
 	parallel(n, func(lo, hi int) {
-		row := make([]float64, len(features))
-		for i := lo; i < hi; i++ {
-			for j := range row {
-				row[j] = math.NaN()
+		for j := range cols {
+			for i := lo; i < hi; i++ {
+				cols[j][i] = math.NaN()
 			}
-			if !recs[i].EachInput(func(name string, v float64) {
-				if j, found := index[name]; found {
-					row[j] = v
+		}
+		var names []string // the last typed record's names and where each goes (-1: unused)
+		var pos []int
+		for i := lo; i < hi; i++ {
+			r := &recs[i]
+			if len(r.InputNames) > 0 && len(r.InputNames) == len(r.InputValues) {
+				// Typed columns: the records of one version name the same features, so the
+				// positions are looked up once per run of equal names.
+				if !slices.Equal(names, r.InputNames) {
+					names, pos = r.InputNames, pos[:0]
+					for _, name := range names {
+						j, found := index[name]
+						if !found {
+							j = -1
+						}
+						pos = append(pos, j)
+					}
 				}
-			}) {
+				for k, j := range pos {
+					if j >= 0 {
+						cols[j][i] = r.InputValues[k]
+					}
+				}
+				ok[i] = true
 				continue
 			}
-			ok[i] = true
-			for j, v := range row {
-				cols[j][i] = v
+			ok[i] = r.EachInput(func(name string, v float64) { // an older part's JSON
+				if j, found := index[name]; found {
+					cols[j][i] = v
+				}
+			})
+			if !ok[i] {
+				for j := range cols {
+					cols[j][i] = math.NaN()
+				}
 			}
 		}
 	})

@@ -162,27 +162,38 @@ type FairnessWindow struct {
 	MinImpact float64            `json:"min_disparate_impact"`
 }
 
+// keep is the records that pass: recs itself when all do (a window of a million records is
+// not copied for nothing), else a copy of those that do.
+func keep(recs []predlog.Record, pass func(*predlog.Record) bool) []predlog.Record {
+	n := 0
+	for i := range recs {
+		if pass(&recs[i]) {
+			n++
+		}
+	}
+	if n == len(recs) {
+		return recs
+	}
+	out := make([]predlog.Record, 0, n)
+	for i := range recs {
+		if pass(&recs[i]) {
+			out = append(out, recs[i])
+		}
+	}
+	return out
+}
+
 // Compute builds the window's report.
 func Compute(in Input) Report {
 	sp, m := in.Spec, in.Spec.Monitoring
 	rep := Report{Model: sp.Model, Version: in.Version, From: in.From, To: in.To, Problems: in.Problems}
-	var mine []predlog.Record
-	for _, r := range in.Records {
-		if int(r.Version) == in.Version && answered(r) {
-			mine = append(mine, r)
-		}
-	}
+	mine := keep(in.Records, func(r *predlog.Record) bool { return int(r.Version) == in.Version && answered(*r) })
 	rep.KPIs = kpis(mine, m.LatencySLOMs)
 	if in.Version == 0 {
 		rep.Notes = append(rep.Notes, "no production version: nothing to watch")
 		return rep
 	}
-	ok := mine[:0:0]
-	for _, r := range mine {
-		if r.Error == "" {
-			ok = append(ok, r)
-		}
-	}
+	ok := keep(mine, func(r *predlog.Record) bool { return r.Error == "" })
 	// Every feature the drift suite or the estimator reads, parsed once into columns.
 	names := append([]string(nil), sp.Features...)
 	if in.Model != nil {
@@ -589,8 +600,38 @@ func normalQuantile(p float64) float64 {
 	return (lo + hi) / 2
 }
 
-// group is the request's group by the protected attribute ("" when it has none).
-func group(r predlog.Record, attr string) string { return r.Attribute(attr) }
+// group is the request's group by the protected attribute ("" when it has none). Requests
+// share few distinct attribute objects (a region, a segment), so each distinct one is decoded
+// once per window (up to maxGroupCache of them; beyond, each request's is decoded).
+func group(r predlog.Record, attr string) string {
+	if r.Attributes == "" || attr == "" {
+		return ""
+	}
+	k := groupKey{attr, r.Attributes}
+	groupMu.Lock()
+	g, ok := groupCache[k]
+	groupMu.Unlock()
+	if ok {
+		return g
+	}
+	g = r.Attribute(attr)
+	groupMu.Lock()
+	if len(groupCache) >= maxGroupCache {
+		clear(groupCache)
+	}
+	groupCache[k] = g
+	groupMu.Unlock()
+	return g
+}
+
+type groupKey struct{ attr, attributes string }
+
+const maxGroupCache = 4096
+
+var (
+	groupMu    sync.Mutex
+	groupCache = map[groupKey]string{}
+)
 
 // threshold is the decision's threshold for a request: the constant, or its attribute.
 func threshold(r predlog.Record, d *spec.Decision) (float64, bool) {

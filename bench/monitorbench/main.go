@@ -30,6 +30,7 @@ func main() {
 	n := flag.Int("rows", 1_000_000, "logged predictions in the window")
 	p := flag.Int("features", 20, "numeric features")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed windows here")
+	flag.BoolVar(&jsonInputs, "json-inputs", false, "log the inputs as an older part holds them (a JSON object) instead of typed columns")
 	flag.Parse()
 	profilePath = *cpuprofile
 	if err := run(*n, *p); err != nil {
@@ -39,6 +40,9 @@ func main() {
 }
 
 var profilePath string
+
+// jsonInputs logs the requests' features as parts written before the typed columns did.
+var jsonInputs bool
 
 func specYAML(p int) string {
 	var b strings.Builder
@@ -111,8 +115,21 @@ func run(n, p int) error {
 	labels := make([]predlog.Label, n)
 	answered := make(map[string]predlog.Record, n)
 	var sb strings.Builder
+	names := make([]string, p)
+	for j := range names {
+		names[j] = "f" + strconv.Itoa(j)
+	}
 	for i := range n {
 		x, y := row(0.3)
+		id := "r" + strconv.Itoa(i)
+		recs[i] = predlog.Record{RequestID: id, TimeUnixMs: int64(i), Model: "bench", Version: 1, Route: string(pipeline.RouteProduction),
+			LatencyUs: int64(500 + i%1000), Prediction: m.Predict(x), Attributes: `{"group":"` + groups[i%4] + `"}`}
+		labels[i] = predlog.Label{RequestID: id, TimeUnixMs: int64(i) + 60_000, Label: y}
+		if !jsonInputs { // as serving logs them: the model's names, one value each
+			recs[i].InputNames, recs[i].InputValues = names, append([]float64(nil), x...)
+			answered[id] = recs[i]
+			continue
+		}
 		sb.Reset()
 		sb.WriteByte('{')
 		for j, v := range x {
@@ -125,10 +142,7 @@ func run(n, p int) error {
 			sb.WriteString(strconv.FormatFloat(v, 'g', 8, 64))
 		}
 		sb.WriteByte('}')
-		id := "r" + strconv.Itoa(i)
-		recs[i] = predlog.Record{RequestID: id, TimeUnixMs: int64(i), Model: "bench", Version: 1, Route: string(pipeline.RouteProduction),
-			LatencyUs: int64(500 + i%1000), Prediction: m.Predict(x), Inputs: sb.String(), Attributes: `{"group":"` + groups[i%4] + `"}`}
-		labels[i] = predlog.Label{RequestID: id, TimeUnixMs: int64(i) + 60_000, Label: y}
+		recs[i].Inputs = sb.String()
 		answered[id] = recs[i]
 	}
 	fmt.Printf("window: %d predictions x %d features, built in memory (not timed)\n", n, p)
