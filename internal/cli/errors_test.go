@@ -54,3 +54,13 @@ func TestModelIsRequired(t *testing.T) {
 	t.Setenv("DRIFTLINE_MODEL", "demand")
 	require.ErrorContains(t, cmdRollback(ctx, nil), "--reason is required", "DRIFTLINE_MODEL names the model")
 }
+
+// A features subcommand takes its own flags only: materialize's --chunk is not get's.
+func TestFeatureSubcommandsTakeTheirOwnFlags(t *testing.T) {
+	ctx := context.Background()
+	err := cmdFeatures(ctx, []string{"get", "--chunk", "1h", "--definitions", "../../examples/features.yaml", "--spec", "../../examples/demand.yaml"})
+	require.ErrorContains(t, err, "flag provided but not defined: -chunk")
+	err = cmdFeatures(ctx, []string{"retrieve", "--definitions", "../../examples/features.yaml", "--spec", "../../examples/demand.yaml"})
+	require.ErrorContains(t, err, "--entities and --out are required")
+	require.ErrorContains(t, cmdFeatures(ctx, []string{"frobnicate"}), "usage: driftline features")
+}

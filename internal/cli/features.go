@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"net/http"
-	"net/url"
 	"os"
 	"time"
 
@@ -16,66 +14,95 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/spec"
 )
 
 const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online | --online-store ADDR] | retrieve --service S --entities KEY --time-column C --out PREFIX"
 
+// featureDefs are the flags every features subcommand shares: the definitions, the spec whose
+// contract they are checked against here (the API checks them against the model's registered
+// spec), and the repository; loaded after parsing.
+type featureDefs struct {
+	defsPath, specPath, repoName *string
+	s3                           *s3store.Config
+	a                            APIClient
+
+	spec      spec.Spec
+	repo      features.Repo
+	raw       []byte
+	contracts map[string]contract.Contract
+}
+
+func addFeatureDefs(fs *flag.FlagSet) *featureDefs {
+	return &featureDefs{
+		defsPath: fs.String("definitions", "examples/features.yaml", "feature definitions (YAML)"),
+		specPath: fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against here (the API checks them against the model's registered spec)"),
+		repoName: fs.String("repo", "retail", "repository of the registry of definitions (features/_repos/<repo>/)"),
+		s3:       config.S3Flags(fs),
+		a:        APIFlags(fs),
+	}
+}
+
+func (d *featureDefs) load() error {
+	_, sp, err := readSpec(*d.specPath)
+	if err != nil {
+		return err
+	}
+	d.spec, d.contracts = sp, map[string]contract.Contract{sp.Dataset.Name: sp.Contract}
+	d.repo, d.raw, err = features.LoadRepo(*d.defsPath, d.contracts)
+	return err
+}
+
+// featureSubcommands declare each subcommand's own flags on its flag set and return what it runs.
+var featureSubcommands = map[string]func(fs *flag.FlagSet, d *featureDefs) func(ctx context.Context) error{
+	"plan":        featuresPlan,
+	"apply":       featuresApply,
+	"materialize": featuresMaterialize,
+	"retrieve":    featuresRetrieve,
+	"get":         featuresGet,
+}
+
 // cmdFeatures validates feature definitions and shows what applying them changes (plan),
 // applies them through the control-plane API (apply: authenticated, authorised, audited),
-// and retrieves a service's vector as of a time from the offline data (get).
+// materializes a view (through the API), retrieves a training set (retrieve) and a service's
+// vector (get). Each subcommand takes its own flags only.
 func cmdFeatures(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(featuresUsage)
 	}
+	sub, ok := featureSubcommands[args[0]]
+	if !ok {
+		return errors.New(featuresUsage)
+	}
 	fs := flag.NewFlagSet("features "+args[0], flag.ContinueOnError)
-	s3 := config.S3Flags(fs)
-	defsPath := fs.String("definitions", "examples/features.yaml", "feature definitions (YAML)")
-	specPath := fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against here (the API checks them against the model's registered spec)")
-	repoName := fs.String("repo", "retail", "repository of the registry of definitions (features/_repos/<repo>/)")
-	reason := fs.String("reason", "", "why (apply; recorded in the audit trail)")
-	service := fs.String("service", "demand_forecast", "feature service (get)")
-	key := fs.String("key", "1|1", "entity key, key values joined with | (get)")
-	at := fs.String("at", "", "as of this time, RFC 3339 or a date (get)")
-	view := fs.String("view", "demand_history", "feature view (materialize)")
-	from := fs.String("from", "", "materialize from (RFC 3339 or a date)")
-	to := fs.String("to", "", "... to")
-	chunk := fs.String("chunk", "24h", "materialization chunk")
-	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "materialize: the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
-	entities := fs.String("entities", "", "retrieve: the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
-	timeColumn := fs.String("time-column", "event_time", "retrieve: the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
-	outPrefix := fs.String("out", "", "retrieve: where the training set goes (<out>part-<n>.parquet, 1,000,000 rows each)")
-	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "get: read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
-	online := fs.Bool("online", false, "get: read the online store (with a token: the API's; without: --online-store's)")
-	out := addOutput(fs)
-	a := APIFlags(fs)
+	d := addFeatureDefs(fs)
+	run := sub(fs, d)
 	if err := Parse(fs, args[1:]); err != nil {
 		return err
 	}
-	_, sp, err := readSpec(*specPath)
-	if err != nil {
+	if err := d.load(); err != nil {
 		return err
 	}
-	contracts := map[string]contract.Contract{sp.Dataset.Name: sp.Contract}
-	repo, raw, err := features.LoadRepo(*defsPath, contracts)
-	if err != nil {
-		return err
-	}
-	switch args[0] {
-	case "plan":
-		b, err := config.OpenBucket(ctx, s3)
+	return run(ctx)
+}
+
+func featuresPlan(_ *flag.FlagSet, d *featureDefs) func(context.Context) error {
+	return func(ctx context.Context) error {
+		b, err := config.OpenBucket(ctx, d.s3)
 		if err != nil {
 			return err
 		}
-		cur, curRepo, _, ok, err := features.Current(ctx, b, *repoName)
+		cur, curRepo, _, ok, err := features.Current(ctx, b, *d.repoName)
 		if err != nil {
 			return err
 		}
 		if ok {
-			fmt.Printf("%s: valid; against version %d (applied by %s at %s):\n", *defsPath, cur.Version, cur.AppliedBy, cur.AppliedAt.Format(time.RFC3339))
+			fmt.Printf("%s: valid; against version %d (applied by %s at %s):\n", *d.defsPath, cur.Version, cur.AppliedBy, cur.AppliedAt.Format(time.RFC3339))
 		} else {
-			fmt.Printf("%s: valid; repository %s has no definitions yet:\n", *defsPath, *repoName)
+			fmt.Printf("%s: valid; repository %s has no definitions yet:\n", *d.defsPath, *d.repoName)
 		}
-		changes := features.Plan(curRepo, repo)
+		changes := features.Plan(curRepo, d.repo)
 		for _, c := range changes {
 			fmt.Printf("  %s\n", c)
 		}
@@ -83,33 +110,62 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			fmt.Println("  no changes")
 		}
 		return nil
-	case "apply":
-		var out api.FeaturesApplied
-		if err := a.Do(ctx, http.MethodPut, "/v1/features/"+*repoName, api.FeaturesRequest{Definitions: string(raw), Model: sp.Model, Reason: *reason}, &out); err != nil {
+	}
+}
+
+func featuresApply(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+	reason := fs.String("reason", "", "why (recorded in the audit trail)")
+	return func(ctx context.Context) error {
+		c, err := d.a.Client()
+		if err != nil {
 			return err
 		}
+		out, err := c.ApplyFeatures(ctx, *d.repoName, api.FeaturesRequest{Definitions: string(d.raw), Model: d.spec.Model, Reason: *reason})
+		if err != nil {
+			return hint(err)
+		}
 		if !out.Changed {
-			fmt.Printf("%s is already version %d: nothing changed\n", *repoName, out.Version)
+			fmt.Printf("%s is already version %d: nothing changed\n", *d.repoName, out.Version)
 			return nil
 		}
-		fmt.Printf("applied %s as version %d (%s):\n", *repoName, out.Version, out.Key)
+		fmt.Printf("applied %s as version %d (%s):\n", *d.repoName, out.Version, out.Key)
 		for _, c := range out.Changes {
 			fmt.Printf("  %s\n", c)
 		}
 		return nil
-	case "materialize":
-		var out api.MaterializeStarted
-		if err := a.Do(ctx, http.MethodPost, "/v1/features/"+*repoName+"/materialize", api.MaterializeRequest{View: *view, Model: sp.Model,
-			From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue}, &out); err != nil {
+	}
+}
+
+func featuresMaterialize(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+	view := fs.String("view", "demand_history", "feature view")
+	from := fs.String("from", "", "materialize from (RFC 3339 or a date)")
+	to := fs.String("to", "", "... to")
+	chunk := fs.String("chunk", "24h", "materialization chunk")
+	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
+	return func(ctx context.Context) error {
+		c, err := d.a.Client()
+		if err != nil {
 			return err
 		}
-		fmt.Printf("materializing %s/%s from %s to %s: workflow %s (run %s)\n", *repoName, *view, *from, *to, out.WorkflowID, out.RunID)
+		out, err := c.Materialize(ctx, *d.repoName, api.MaterializeRequest{View: *view, Model: d.spec.Model, From: *from, To: *to, Chunk: *chunk, TaskQueue: *queue})
+		if err != nil {
+			return hint(err)
+		}
+		fmt.Printf("materializing %s/%s from %s to %s: workflow %s (run %s)\n", *d.repoName, *view, *from, *to, out.WorkflowID, out.RunID)
 		return nil
-	case "retrieve":
+	}
+}
+
+func featuresRetrieve(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+	service := fs.String("service", "demand_forecast", "feature service")
+	entities := fs.String("entities", "", "the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
+	timeColumn := fs.String("time-column", "event_time", "the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
+	outPrefix := fs.String("out", "", "where the training set goes (<out>part-<n>.parquet, 1,000,000 rows each)")
+	return func(ctx context.Context) error {
 		if *entities == "" || *outPrefix == "" {
 			return errors.New("features retrieve: --entities and --out are required")
 		}
-		b, err := config.OpenBucket(ctx, s3)
+		b, err := config.OpenBucket(ctx, d.s3)
 		if err != nil {
 			return err
 		}
@@ -117,7 +173,7 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		pin := func(ctx context.Context, ds string, from, to time.Time) (dataset.Snapshot, error) {
 			return dataset.TakeSnapshot(ctx, b, ds, id, from, to)
 		}
-		out, err := features.RetrieveFile(ctx, b, repo, *service, contracts, pin, *entities, *timeColumn, *outPrefix, "")
+		out, err := features.RetrieveFile(ctx, b, d.repo, *service, d.contracts, pin, *entities, *timeColumn, *outPrefix, "")
 		if err != nil {
 			return err
 		}
@@ -127,8 +183,60 @@ func cmdFeatures(ctx context.Context, args []string) error {
 			fmt.Printf("  %-20s no value known by the row's time in %d rows\n", c, out.Missing[i])
 		}
 		return nil
-	case "get":
-		if *at == "" && (*online || *onlineStore != "") {
+	}
+}
+
+// featureValue and featureVector are what `features get` prints, whatever it read.
+type featureValue struct {
+	Name    string   `json:"name"`
+	Value   *float64 `json:"value"` // null: missing
+	Missing string   `json:"missing,omitempty"`
+	EventAt string   `json:"event_at,omitempty"`
+	row     string   // the table's note on the stored row
+}
+
+type featureVector struct {
+	Service string         `json:"service"`
+	Key     string         `json:"key"`
+	AsOf    string         `json:"as_of"`
+	Source  string         `json:"source"`
+	Values  []featureValue `json:"values"`
+	// heading is the table's first line; views the offline rows joined (table only).
+	heading string
+	views   []string
+}
+
+func (v featureVector) print(asJSON bool) error {
+	if asJSON {
+		return printJSON(v)
+	}
+	fmt.Println(v.heading)
+	for _, x := range v.Values {
+		switch {
+		case x.Value == nil:
+			fmt.Printf("  %-36s missing: %s\n", x.Name, x.Missing)
+		case x.row != "":
+			fmt.Printf("  %-36s %.4f  (row of %s)\n", x.Name, *x.Value, x.row)
+		default:
+			fmt.Printf("  %-36s %.4f\n", x.Name, *x.Value)
+		}
+	}
+	for _, line := range v.views {
+		fmt.Println("  " + line)
+	}
+	return nil
+}
+
+func featuresGet(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+	service := fs.String("service", "demand_forecast", "feature service")
+	key := fs.String("key", "1|1", "entity key, key values joined with |")
+	at := fs.String("at", "", "as of this time, RFC 3339 or a date (the online store: now)")
+	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
+	online := fs.Bool("online", false, "read the online store (with a token: the API's; without: --online-store's)")
+	out := addOutput(fs)
+	return func(ctx context.Context) error {
+		wantOnline := *online || *onlineStore != ""
+		if *at == "" && wantOnline {
 			*at = time.Now().UTC().Format(time.RFC3339) // the online store serves the latest rows
 		}
 		t, err := parseWhen(*at)
@@ -139,150 +247,113 @@ func cmdFeatures(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		type value struct {
-			Name    string   `json:"name"`
-			Value   *float64 `json:"value"` // null: missing
-			Missing string   `json:"missing,omitempty"`
-			EventAt string   `json:"event_at,omitempty"`
-		}
-		type vector struct {
-			Service string  `json:"service"`
-			Key     string  `json:"key"`
-			AsOf    string  `json:"as_of"`
-			Source  string  `json:"source"`
-			Values  []value `json:"values"`
-		}
-		if *online && *onlineStore == "" && *a.Token == "" {
+		if *online && *onlineStore == "" && *d.a.Token == "" {
 			return errors.New("features get --online: name the store with --online-store, or read the API's with a token (DRIFTLINE_TOKEN)")
 		}
-		if (*online || *onlineStore != "") && *a.Token != "" { // through the API: view on the model, the API's store
-			var fv api.FeatureVector
-			q := url.Values{"model": {sp.Model}, "key": {*key}, "source": {"online"}}
-			if err := a.Do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
-				return err
-			}
-			if asJSON {
-				v := vector{Service: *service, Key: *key, AsOf: fv.AsOf.Format(time.RFC3339), Source: "online, through the API"}
-				for i, n := range fv.Names {
-					x := value{Name: n, Value: fv.Values[i], Missing: fv.Missing[i]}
-					if x.Missing == "" {
-						x.EventAt = fv.EventTimes[i].UTC().Format(time.RFC3339)
-					}
-					v.Values = append(v.Values, x)
-				}
-				return printJSON(v)
-			}
-			fmt.Printf("%s of %s from the API's online store, read at %s:\n", *service, *key, fv.AsOf.Format(time.RFC3339))
-			for i, n := range fv.Names {
-				if fv.Missing[i] != "" {
-					fmt.Printf("  %-36s missing: %s\n", n, fv.Missing[i])
-					continue
-				}
-				fmt.Printf("  %-36s %.4f  (row of %s)\n", n, *fv.Values[i], fv.EventTimes[i].UTC().Format(time.RFC3339))
-			}
-			return nil
+		v := featureVector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339)}
+		switch {
+		case *d.a.Token != "": // through the API: view on the model; the API's online store
+			err = v.fromAPI(ctx, d, t, wantOnline)
+		case *onlineStore != "":
+			err = v.fromOnlineStore(ctx, d, *onlineStore, t)
+		default:
+			err = v.fromOffline(ctx, d, t)
 		}
-		if *onlineStore != "" {
-			o, err := features.OpenStore(ctx, *onlineStore)
-			if err != nil {
-				return err
-			}
-			defer o.Close()
-			vec, err := features.ReadService(ctx, o, repo, *service, *key, t)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: *onlineStore}
-				for i, n := range vec.Names {
-					x := value{Name: n, Missing: vec.Missing[i]}
-					if x.Missing == "" {
-						x.Value, x.EventAt = &vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339)
-					}
-					v.Values = append(v.Values, x)
-				}
-				return printJSON(v)
-			}
-			fmt.Printf("%s of %s from the online store %s, read as of %s:\n", *service, *key, *onlineStore, t.Format(time.RFC3339))
-			for i, n := range vec.Names {
-				if vec.Missing[i] != "" {
-					fmt.Printf("  %-36s missing: %s\n", n, vec.Missing[i])
-					continue
-				}
-				fmt.Printf("  %-36s %.4f  (row of %s, %s old)\n", n, vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339), vec.Age[i].Round(time.Minute))
-			}
-			return nil
-		}
-		if *a.Token != "" { // through the API: the applied definitions, view on the model
-			var fv api.FeatureVector
-			q := url.Values{"model": {sp.Model}, "key": {*key}, "at": {t.Format(time.RFC3339)}}
-			if err := a.Do(ctx, http.MethodGet, "/v1/features/"+url.PathEscape(*repoName)+"/services/"+url.PathEscape(*service)+"?"+q.Encode(), nil, &fv); err != nil {
-				return err
-			}
-			if asJSON {
-				v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: "offline (point-in-time), through the API"}
-				for i, n := range fv.Names {
-					x := value{Name: n, Value: fv.Values[i]}
-					if x.Value == nil {
-						x.Missing = "no value known by then"
-					}
-					v.Values = append(v.Values, x)
-				}
-				return printJSON(v)
-			}
-			fmt.Printf("%s of %s as of %s (point-in-time: only values known by then):\n", *service, *key, t.Format(time.RFC3339))
-			for i, n := range fv.Names {
-				if fv.Values[i] == nil {
-					fmt.Printf("  %-36s missing\n", n)
-					continue
-				}
-				fmt.Printf("  %-36s %.4f\n", n, *fv.Values[i])
-			}
-			return nil
-		}
-		b, err := config.OpenBucket(ctx, s3)
 		if err != nil {
 			return err
 		}
-		snap, err := dataset.TakeSnapshot(ctx, b, sp.Dataset.Name, "features-get", t.AddDate(0, 0, -90), t)
-		if err != nil {
-			return err
-		}
-		ts, err := features.Retrieve(ctx, b, repo, *service, contracts, map[string]dataset.Snapshot{sp.Dataset.Name: snap},
-			[]features.EntityRow{{Key: *key, At: t.UnixMicro()}})
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			v := vector{Service: *service, Key: *key, AsOf: t.Format(time.RFC3339), Source: "offline (point-in-time)"}
-			for i, n := range ts.Names {
-				x := value{Name: n}
-				if f := ts.Vectors[0][i]; math.IsNaN(f) {
-					x.Missing = "no value known by then"
-				} else {
-					x.Value = &f
-				}
-				v.Values = append(v.Values, x)
+		return v.print(asJSON)
+	}
+}
+
+func (v *featureVector) fromAPI(ctx context.Context, d *featureDefs, t time.Time, online bool) error {
+	c, err := d.a.Client()
+	if err != nil {
+		return err
+	}
+	fv, err := c.FeatureVector(ctx, *d.repoName, v.Service, d.spec.Model, v.Key, t, online)
+	if err != nil {
+		return hint(err)
+	}
+	if online {
+		v.AsOf, v.Source = fv.AsOf.Format(time.RFC3339), "online, through the API"
+		v.heading = fmt.Sprintf("%s of %s from the API's online store, read at %s:", v.Service, v.Key, v.AsOf)
+		for i, n := range fv.Names {
+			x := featureValue{Name: n, Value: fv.Values[i], Missing: fv.Missing[i]}
+			if x.Missing == "" {
+				x.EventAt = fv.EventTimes[i].UTC().Format(time.RFC3339)
+				x.row = x.EventAt
 			}
-			return printJSON(v)
-		}
-		fmt.Printf("%s of %s as of %s (point-in-time: only values known by then):\n", *service, *key, t.Format(time.RFC3339))
-		for i, n := range ts.Names {
-			v := ts.Vectors[0][i]
-			if math.IsNaN(v) {
-				fmt.Printf("  %-36s missing\n", n)
-				continue
-			}
-			fmt.Printf("  %-36s %.4f\n", n, v)
-		}
-		for i, v := range ts.Views {
-			if e := ts.Events[0][i]; e != 0 {
-				fmt.Printf("  view %s: the row of %s\n", v, time.UnixMicro(e).UTC().Format(time.RFC3339))
-			}
+			v.Values = append(v.Values, x)
 		}
 		return nil
 	}
-	return errors.New(featuresUsage)
+	v.Source = "offline (point-in-time), through the API"
+	v.heading = fmt.Sprintf("%s of %s as of %s (point-in-time: only values known by then):", v.Service, v.Key, v.AsOf)
+	for i, n := range fv.Names {
+		x := featureValue{Name: n, Value: fv.Values[i]}
+		if x.Value == nil {
+			x.Missing = "no value known by then"
+		}
+		v.Values = append(v.Values, x)
+	}
+	return nil
+}
+
+func (v *featureVector) fromOnlineStore(ctx context.Context, d *featureDefs, addr string, t time.Time) error {
+	o, err := features.OpenStore(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	vec, err := features.ReadService(ctx, o, d.repo, v.Service, v.Key, t)
+	if err != nil {
+		return err
+	}
+	v.Source = addr
+	v.heading = fmt.Sprintf("%s of %s from the online store %s, read as of %s:", v.Service, v.Key, addr, v.AsOf)
+	for i, n := range vec.Names {
+		x := featureValue{Name: n, Missing: vec.Missing[i]}
+		if x.Missing == "" {
+			x.Value, x.EventAt = &vec.Values[i], vec.Event[i].UTC().Format(time.RFC3339)
+			x.row = fmt.Sprintf("%s, %s old", x.EventAt, vec.Age[i].Round(time.Minute))
+		}
+		v.Values = append(v.Values, x)
+	}
+	return nil
+}
+
+func (v *featureVector) fromOffline(ctx context.Context, d *featureDefs, t time.Time) error {
+	b, err := config.OpenBucket(ctx, d.s3)
+	if err != nil {
+		return err
+	}
+	snap, err := dataset.TakeSnapshot(ctx, b, d.spec.Dataset.Name, "features-get", t.AddDate(0, 0, -90), t)
+	if err != nil {
+		return err
+	}
+	ts, err := features.Retrieve(ctx, b, d.repo, v.Service, d.contracts, map[string]dataset.Snapshot{d.spec.Dataset.Name: snap},
+		[]features.EntityRow{{Key: v.Key, At: t.UnixMicro()}})
+	if err != nil {
+		return err
+	}
+	v.Source = "offline (point-in-time)"
+	v.heading = fmt.Sprintf("%s of %s as of %s (point-in-time: only values known by then):", v.Service, v.Key, v.AsOf)
+	for i, n := range ts.Names {
+		x := featureValue{Name: n}
+		if f := ts.Vectors[0][i]; math.IsNaN(f) {
+			x.Missing = "no value known by then"
+		} else {
+			x.Value = &f
+		}
+		v.Values = append(v.Values, x)
+	}
+	for i, view := range ts.Views {
+		if e := ts.Events[0][i]; e != 0 {
+			v.views = append(v.views, fmt.Sprintf("view %s: the row of %s", view, time.UnixMicro(e).UTC().Format(time.RFC3339)))
+		}
+	}
+	return nil
 }
 
 func parseWhen(s string) (time.Time, error) {

@@ -23,169 +23,187 @@ import (
 
 const monitorUsage = "usage: driftline monitor start --model M [--run-from D --run-to D] | stop --model M | status --model M [--output json] | report --model M [--window W] [--output json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--output json]"
 
+// monitorSubcommands are the monitor's subcommands, each with its own flags.
+var monitorSubcommands = map[string]func(ctx context.Context, fs *flag.FlagSet, args []string) error{
+	"start": monitorStart, "stop": monitorStop, "status": monitorStatus, "alerts": monitorAlerts, "ack": monitorAck, "report": monitorReport,
+}
+
 // cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
-// authorised, audited) and shows its status and window reports.
+// authorised, audited) and shows its status, window reports and alerts.
 func cmdMonitor(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(monitorUsage)
 	}
-	fs := flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError)
-	switch args[0] {
-	case "start":
-		model := ModelFlag(fs, "model (the monitor watches it with its registered spec)")
-		from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
-		to := fs.String("run-to", "", "... and last day")
-		a := APIFlags(fs)
-		if err := Parse(fs, args[1:]); err != nil {
+	sub, ok := monitorSubcommands[args[0]]
+	if !ok {
+		return errors.New(monitorUsage)
+	}
+	return sub(ctx, flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError), args[1:])
+}
+
+func monitorStart(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	model := ModelFlag(fs, "model (the monitor watches it with its registered spec)")
+	from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
+	to := fs.String("run-to", "", "... and last day")
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	var out api.MonitorStarted
+	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
+		return err
+	}
+	fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
+	return nil
+}
+
+func monitorStop(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	model := ModelFlag(fs, "model")
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
+		return err
+	}
+	fmt.Printf("stopped monitor/%s\n", *model)
+	return nil
+}
+
+func monitorStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	model := ModelFlag(fs, "model")
+	out := addOutput(fs)
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	var st pipeline.MonitorStatus
+	if *a.Token != "" { // through the API: view on the model
+		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
 			return err
 		}
-		var out api.MonitorStarted
-		if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
-			return err
-		}
-		fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
-		return nil
-	case "stop":
-		model := ModelFlag(fs, "model")
-		a := APIFlags(fs)
-		if err := Parse(fs, args[1:]); err != nil {
-			return err
-		}
-		if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
-			return err
-		}
-		fmt.Printf("stopped monitor/%s\n", *model)
-		return nil
-	case "status":
-		model := ModelFlag(fs, "model")
-		out := addOutput(fs)
-		a := APIFlags(fs)
-		if err := Parse(fs, args[1:]); err != nil {
-			return err
-		}
-		var st pipeline.MonitorStatus
-		if *a.Token != "" { // through the API: view on the model
-			if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
-				return err
-			}
-		} else {
-			c, err := config.TemporalClient()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
-				return err
-			}
-		}
-		if asJSON, err := out.JSON(); err != nil {
-			return err
-		} else if asJSON {
-			return printJSON(st)
-		}
-		fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
-		if l := st.Last; l != nil {
-			fmt.Printf("  last window %s: v%d, %d requests, drift %v (score %.3f), %d labels, live MAE %.3f, %d problems\n  report %s\n",
-				st.LastAt.Format("2006-01-02 15:04:05"), l.Version, l.Requests, l.Drifted, l.DriftScore, l.Labelled, l.LiveMAE, l.Problems, l.ReportURI)
-		}
-		for _, r := range st.Runs {
-			fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
-		}
-		if r := st.Review; r != nil {
-			state := "open"
-			if r.Escalated {
-				state = "ESCALATED " + r.EscalatedAt.Format("2006-01-02 15:04:05") + " to " + strings.Join(r.EscalateTo, ", ")
-			}
-			fmt.Printf("  fairness review %s (%s): v%d, disparate impact of %s %.3f [%.3f, %.3f] under %.2f\n    opened %s, escalates %s; reviewers %s\n    report %s\n    acknowledge: driftline monitor ack --model %s --review %s --decision accept|retrain|rollback --reason \"...\"\n",
-				r.ID, state, r.Version, r.Attribute, r.DisparateImpact, r.Low, r.High, r.Floor, r.OpenedAt.Format("2006-01-02 15:04:05"),
-				r.Deadline.Format("2006-01-02 15:04:05"), strings.Join(r.Reviewers, ", "), r.Report, st.Model, r.ID)
-		}
-		for _, r := range st.Reviews {
-			fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
-		}
-		return nil
-	case "alerts":
-		prom := fs.String("prometheus", Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
-		out := addOutput(fs)
-		if err := Parse(fs, args[1:]); err != nil {
-			return err
-		}
-		rules, err := AlertRules(ctx, *prom)
+	} else {
+		c, err := config.TemporalClient()
 		if err != nil {
 			return err
 		}
-		if asJSON, err := out.JSON(); err != nil {
-			return err
-		} else if asJSON {
-			return printJSON(rules)
-		}
-		PrintAlertRules(*prom, rules)
-		return nil
-	case "ack":
-		model := ModelFlag(fs, "model")
-		review := fs.String("review", "", "the open review's id (driftline monitor status)")
-		decision := fs.String("decision", "", "accept, retrain or rollback")
-		reason := fs.String("reason", "", "why (recorded in the audit trail)")
-		a := APIFlags(fs)
-		if err := Parse(fs, args[1:]); err != nil {
+		defer c.Close()
+		if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
 			return err
 		}
-		if *review == "" {
-			return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
-		}
-		var out api.ReviewDecision
-		if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
-			return err
-		}
-		fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
-		return nil
-	case "report":
-		s3 := config.S3Flags(fs)
-		model := ModelFlag(fs, "model")
-		window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
-		out := addOutput(fs)
-		a := APIFlags(fs)
-		if err := Parse(fs, args[1:]); err != nil {
-			return err
-		}
-		var rep monitor.Report
-		var where string
-		if *a.Token != "" { // through the API: view on the model
-			w := *window
-			if w == "" {
-				var st pipeline.MonitorStatus
-				if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
-					return err
-				}
-				if st.Last == nil {
-					return fmt.Errorf("the monitor of %s has no window yet", *model)
-				}
-				w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
-			}
-			where = "/v1/models/" + url.PathEscape(*model) + "/reports/monitor/" + url.PathEscape(w) + ".json"
-			if err := a.Do(ctx, http.MethodGet, where, nil, &rep); err != nil {
-				return err
-			}
-		} else {
-			b, err := config.OpenBucket(ctx, s3)
-			if err != nil {
-				return err
-			}
-			var key string
-			if rep, key, err = LoadMonitorReport(ctx, b, *model, *window); err != nil {
-				return err
-			}
-			where = b.URI(key)
-		}
-		if asJSON, err := out.JSON(); err != nil {
-			return err
-		} else if asJSON {
-			return printJSON(rep)
-		}
-		PrintMonitorReport(where, rep)
-		return nil
 	}
-	return errors.New(monitorUsage)
+	if asJSON, err := out.JSON(); err != nil {
+		return err
+	} else if asJSON {
+		return printJSON(st)
+	}
+	fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
+	if l := st.Last; l != nil {
+		fmt.Printf("  last window %s: v%d, %d requests, drift %v (score %.3f), %d labels, live MAE %.3f, %d problems\n  report %s\n",
+			st.LastAt.Format("2006-01-02 15:04:05"), l.Version, l.Requests, l.Drifted, l.DriftScore, l.Labelled, l.LiveMAE, l.Problems, l.ReportURI)
+	}
+	for _, r := range st.Runs {
+		fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
+	}
+	if r := st.Review; r != nil {
+		state := "open"
+		if r.Escalated {
+			state = "ESCALATED " + r.EscalatedAt.Format("2006-01-02 15:04:05") + " to " + strings.Join(r.EscalateTo, ", ")
+		}
+		fmt.Printf("  fairness review %s (%s): v%d, disparate impact of %s %.3f [%.3f, %.3f] under %.2f\n    opened %s, escalates %s; reviewers %s\n    report %s\n    acknowledge: driftline monitor ack --model %s --review %s --decision accept|retrain|rollback --reason \"...\"\n",
+			r.ID, state, r.Version, r.Attribute, r.DisparateImpact, r.Low, r.High, r.Floor, r.OpenedAt.Format("2006-01-02 15:04:05"),
+			r.Deadline.Format("2006-01-02 15:04:05"), strings.Join(r.Reviewers, ", "), r.Report, st.Model, r.ID)
+	}
+	for _, r := range st.Reviews {
+		fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
+	}
+	return nil
+}
+
+func monitorAlerts(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	prom := fs.String("prometheus", Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
+	out := addOutput(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	rules, err := AlertRules(ctx, *prom)
+	if err != nil {
+		return err
+	}
+	if asJSON, err := out.JSON(); err != nil {
+		return err
+	} else if asJSON {
+		return printJSON(rules)
+	}
+	PrintAlertRules(*prom, rules)
+	return nil
+}
+
+func monitorAck(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	model := ModelFlag(fs, "model")
+	review := fs.String("review", "", "the open review's id (driftline monitor status)")
+	decision := fs.String("decision", "", "accept, retrain or rollback")
+	reason := fs.String("reason", "", "why (recorded in the audit trail)")
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	if *review == "" {
+		return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
+	}
+	var out api.ReviewDecision
+	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
+		return err
+	}
+	fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
+	return nil
+}
+
+func monitorReport(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	s3 := config.S3Flags(fs)
+	model := ModelFlag(fs, "model")
+	window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
+	out := addOutput(fs)
+	a := APIFlags(fs)
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	var rep monitor.Report
+	var where string
+	if *a.Token != "" { // through the API: view on the model
+		w := *window
+		if w == "" {
+			var st pipeline.MonitorStatus
+			if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+				return err
+			}
+			if st.Last == nil {
+				return fmt.Errorf("the monitor of %s has no window yet", *model)
+			}
+			w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
+		}
+		where = "/v1/models/" + url.PathEscape(*model) + "/reports/monitor/" + url.PathEscape(w) + ".json"
+		if err := a.Do(ctx, http.MethodGet, where, nil, &rep); err != nil {
+			return err
+		}
+	} else {
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		var key string
+		if rep, key, err = LoadMonitorReport(ctx, b, *model, *window); err != nil {
+			return err
+		}
+		where = b.URI(key)
+	}
+	if asJSON, err := out.JSON(); err != nil {
+		return err
+	} else if asJSON {
+		return printJSON(rep)
+	}
+	PrintMonitorReport(where, rep)
+	return nil
 }
 
 func LoadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {
