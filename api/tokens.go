@@ -1,12 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +37,12 @@ var ErrUnknownKey = errors.New("unknown signing key")
 const leeway = 30 * time.Second
 
 // OIDC verifies tokens of an OpenID Connect identity provider: RS256, ES256 or EdDSA
-// signatures by the keys of its JWKS document, and exp, iss and aud always. Fetching, parsing,
-// caching and rotating the keys is github.com/MicahParks/keyfunc's (over jwkset): the set is
-// refreshed every Refresh, and a token naming an unknown kid makes one more fetch, at most every
-// MinRefetch (so a flood of bad kids cannot hammer the provider); a fetch that fails keeps the
-// keys already known.
+// signatures by the keys of its JWKS document, and exp, iss and aud always. Fetching and
+// parsing the JWKS and keeping its keys is github.com/MicahParks/jwkset's, the key lookup for
+// golang-jwt keyfunc's: the set is fetched again every Refresh in the background (rotation), and
+// a token naming an unknown kid makes one more fetch, at most every MinRefetch (so a flood of
+// bad kids cannot hammer the provider, and is refused at once rather than queued); a fetch that
+// fails keeps the keys already known.
 type OIDC struct {
 	JWKSURL, Issuer, Audience string
 	Client                    *http.Client
@@ -50,6 +51,9 @@ type OIDC struct {
 
 	once    sync.Once
 	keys    keyfunc.Keyfunc
+	store   jwkset.Storage // the keys, replaced whole by every fetch
+	client  *http.Client   // Client, counting its requests
+	unknown *rate.Limiter  // fetches for unknown kids
 	initErr error
 	stop    context.CancelFunc
 	// Fetches counts JWKS requests (for tests and metrics).
@@ -83,8 +87,9 @@ func (c counting) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
-// start makes the key set on first use, with the settings as they are then; its refresh
-// goroutine runs until Close.
+// start fetches the key set on first use, with the settings as they are then, and starts its
+// background refresh (until Close). A provider that is down at start is tried again by the
+// background refresh and by an unknown kid once MinRefetch has passed.
 func (o *OIDC) start() error {
 	o.once.Do(func() {
 		client := *o.Client
@@ -92,25 +97,32 @@ func (o *OIDC) start() error {
 			client.Transport = http.DefaultTransport
 		}
 		client.Transport = counting{client.Transport, &o.Fetches}
+		o.client = &client
 		limit := rate.Inf
 		if o.MinRefetch > 0 {
 			limit = rate.Every(o.MinRefetch)
 		}
+		o.unknown = rate.NewLimiter(limit, 1)
+		o.unknown.Allow() // the first fetch, now
 		ctx, stop := context.WithCancel(context.Background())
-		o.stop = stop
-		noFirstErr := true // an identity provider that is down at start is tried again
-		o.keys, o.initErr = keyfunc.NewDefaultOverrideCtx(ctx, []string{o.JWKSURL}, keyfunc.Override{
-			Client: &client, HTTPTimeout: client.Timeout, NoErrorReturnFirstHTTPReq: &noFirstErr,
-			RefreshInterval: o.Refresh, RefreshUnknownKID: rate.NewLimiter(limit, 1),
-			RateLimitWaitMax: time.Millisecond, // within MinRefetch an unknown kid is refused at once, not queued
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				return func(_ context.Context, err error) {
-					slog.Warn("fetching the identity provider's keys failed; the known keys stay", "url", u, "error", err)
-				}
-			},
-		})
+		o.stop, o.store = stop, jwkset.NewMemoryStorage()
+		if _, err := jwkset.NewStorageFromHTTP(o.JWKSURL, o.fetchOptions(ctx, o.Refresh)); err != nil {
+			o.initErr = err
+			return
+		}
+		o.keys, o.initErr = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: o.store})
 	})
 	return o.initErr
+}
+
+// fetchOptions fetch the JWKS into the shared store; with every > 0 again and again in the
+// background until ctx ends.
+func (o *OIDC) fetchOptions(ctx context.Context, every time.Duration) jwkset.HTTPClientStorageOptions {
+	return jwkset.HTTPClientStorageOptions{Client: o.client, Ctx: ctx, HTTPTimeout: cmp.Or(o.client.Timeout, 5*time.Second),
+		NoErrorReturnFirstHTTPReq: every > 0, RefreshInterval: every, Storage: o.store,
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			slog.Warn("fetching the identity provider's keys failed; the known keys stay", "url", o.JWKSURL, "error", err)
+		}}
 }
 
 // Close stops the key set's refreshes.
@@ -129,9 +141,15 @@ func (o *OIDC) Verify(ctx context.Context, token string) (policies.Subject, erro
 	var claims Claims
 	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		k, err := lookup(t)
-		// Not in the set, or in it after no refresh (one would exceed MinRefetch): keyfunc
-		// reports both as a failed read of the storage.
-		if errors.Is(err, jwkset.ErrKeyNotFound) || err != nil && strings.Contains(err.Error(), "could not read JWK from storage") {
+		if errors.Is(err, jwkset.ErrKeyNotFound) && o.unknown.Allow() {
+			// A kid the set does not hold: fetch it once more (rotation), then look again.
+			if _, ferr := jwkset.NewStorageFromHTTP(o.JWKSURL, o.fetchOptions(ctx, 0)); ferr != nil {
+				slog.Warn("fetching the identity provider's keys for an unknown kid failed", "url", o.JWKSURL, "error", ferr)
+			} else {
+				k, err = lookup(t)
+			}
+		}
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
 			kid, _ := t.Header["kid"].(string)
 			return nil, fmt.Errorf("%w %q", ErrUnknownKey, kid)
 		}
