@@ -26,13 +26,13 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 type env struct {
@@ -58,7 +58,7 @@ func origin(kind, model, sub string) string {
 }
 
 func newEnv(t *testing.T) *env {
-	store := objstore.WrapWithCounting(dltest.NewMinIOBucket(t), nil)
+	store := objstore.WrapWithCounting(stack.NewMinIOBucket(t), nil)
 	var ts testsuite.WorkflowTestSuite
 	te := ts.NewTestActivityEnvironment()
 	m := NewMetrics(prometheus.NewRegistry())

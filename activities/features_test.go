@@ -11,9 +11,9 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 // A chunk of materialization on MinIO into Redis reads only the days its rows depend on and
@@ -21,7 +21,7 @@ import (
 // chunk after it, changes nothing; a repository without definitions is refused, not retried.
 func TestMaterializeChunkOnMinIOAndRedis(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	cfg := dataset.DefaultRetail()
 	cfg.Stores, cfg.Items, cfg.Days = 3, 8, 90
 	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", cfg)
@@ -30,7 +30,7 @@ func TestMaterializeChunkOnMinIOAndRedis(t *testing.T) {
 	require.NoError(t, err)
 	sp, err := spec.Parse(specYAML)
 	require.NoError(t, err)
-	online, err := features.OpenRedis(ctx, dltest.StartRedis(t), "m:")
+	online, err := features.OpenRedis(ctx, stack.StartRedis(t), "m:")
 	require.NoError(t, err)
 	defer online.Close()
 	act := &Features{Store: store, Online: online}

@@ -18,10 +18,10 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 // A fairness review's events on MinIO, a webhook and a real Alertmanager: each is stored and
@@ -31,7 +31,7 @@ import (
 // one is production, and a retry changes nothing.
 func TestReviewActivitiesOnMinIO(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	var mu sync.Mutex
 	var hooks []map[string]any
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +43,7 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	am := dltest.StartAlertmanager(t, "route: {receiver: none}\nreceivers: [{name: none}]\n")
+	am := stack.StartAlertmanager(t, "route: {receiver: none}\nreceivers: [{name: none}]\n")
 	metrics := NewMonitorMetrics(prometheus.NewRegistry())
 	reg := registry.New(store)
 	mon := &Monitoring{Store: store, Registry: reg, Metrics: metrics, Webhook: hook.URL, Alertmanager: am, Keys: originKeys}
@@ -183,7 +183,7 @@ func TestReviewActivitiesOnMinIO(t *testing.T) {
 // version the run registered carry the cost, and the gauge shows it per model and version.
 func TestRecordOutcomeAddsTheRunsCost(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	m := NewMetrics(prometheus.NewRegistry())
 	rg := &Registry{Store: store, Registry: registry.New(store), Metrics: m}
 	var ts testsuite.WorkflowTestSuite

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/testsuite"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -118,7 +118,7 @@ func snapshotAndScan(t *testing.T, b objstore.Bucket) {
 }
 
 func TestSnapshotAndScanMem(t *testing.T)   { snapshotAndScan(t, objstore.NewMem()) }
-func TestSnapshotAndScanMinIO(t *testing.T) { snapshotAndScan(t, testsuite.NewMinIOBucket(t)) }
+func TestSnapshotAndScanMinIO(t *testing.T) { snapshotAndScan(t, stack.NewMinIOBucket(t)) }
 
 func TestEmptyWindow(t *testing.T) {
 	b := objstore.NewMem()

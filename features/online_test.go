@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/dataset"
-	dltest "github.com/driftline/driftline/testsuite"
+	"github.com/driftline/driftline/internal/stack"
 )
 
 // stores opens each online store implementation for a test: the embedded one and Redis
@@ -21,7 +21,7 @@ func stores(t *testing.T) map[string]Online {
 	b, err := OpenBolt(filepath.Join(t.TempDir(), "online.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
-	r, err := OpenRedis(context.Background(), dltest.StartRedis(t), "test:")
+	r, err := OpenRedis(context.Background(), stack.StartRedis(t), "test:")
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	return map[string]Online{"bolt": b, "redis": r}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 func demoContracts(t *testing.T) map[string]contract.Contract {
@@ -34,7 +34,7 @@ func demoContracts(t *testing.T) map[string]contract.Contract {
 func demoOnMinIO(t *testing.T, stores, items, days int) (*s3store.S3, dataset.RetailConfig, Repo, map[string]contract.Contract, dataset.Snapshot) {
 	t.Helper()
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	cfg := dataset.DefaultRetail()
 	cfg.Stores, cfg.Items, cfg.Days = stores, items, days
 	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", cfg)
@@ -175,7 +175,7 @@ services:
 // changes nothing, and plan lists what differs.
 func TestApplyDefinitionsOnMinIO(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	_, raw, err := LoadRepo("../examples/features.yaml", demoContracts(t))
 	require.NoError(t, err)
 	a, changed, err := Apply(ctx, store, "retail", raw, "", "dave", "first", "group:retail")

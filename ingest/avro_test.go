@@ -19,8 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 const eventV1 = `{"type": "record", "name": "Event", "namespace": "shop", "fields": [
@@ -54,13 +54,13 @@ func frame(id int, body []byte) []byte {
 // trailing bytes, a field of the wrong type, a missing required column, a rule broken.
 func TestIngestAvroThroughTheSchemaRegistry(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
-	bin := dltest.BuildDriftlineDev(t)
-	port, rport := dltest.FreePort(t), dltest.FreePort(t)
-	dltest.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", "av:2", "--registry-port", strconv.Itoa(rport))
+	store := stack.NewMinIOBucket(t)
+	bin := stack.BuildDriftlineDev(t)
+	port, rport := stack.FreePort(t), stack.FreePort(t)
+	stack.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", "av:2", "--registry-port", strconv.Itoa(rport))
 	broker, regURL := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", rport)
-	dltest.WaitPort(t, broker, 30*time.Second)
-	dltest.WaitPort(t, strings.TrimPrefix(regURL, "http://"), 30*time.Second)
+	stack.WaitPort(t, broker, 30*time.Second)
+	stack.WaitPort(t, strings.TrimPrefix(regURL, "http://"), 30*time.Second)
 
 	reg, err := sr.NewClient(sr.URLs(regURL))
 	require.NoError(t, err)
@@ -166,7 +166,7 @@ func TestIngestAvroStopsWhenTheRegistryIsDown(t *testing.T) {
 	broker := startKafka(t, "avd:1")
 	produce(t, broker, "avd", []*kgo.Record{{Partition: 0, Value: frame(1, []byte{2, 0})}})
 	sp := testSpec(broker, "avd")
-	sp.Format, sp.SchemaRegistry = FormatAvro, fmt.Sprintf("http://127.0.0.1:%d", dltest.FreePort(t))
+	sp.Format, sp.SchemaRegistry = FormatAvro, fmt.Sprintf("http://127.0.0.1:%d", stack.FreePort(t))
 	w := &Worker{Spec: sp, Store: store, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -23,8 +23,8 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 func testContract() contract.Contract {
@@ -38,11 +38,11 @@ func testContract() contract.Contract {
 // startKafka starts `driftline kafka-dev` as its own process and returns its address.
 func startKafka(t *testing.T, topics string) string {
 	t.Helper()
-	bin := dltest.BuildDriftlineDev(t)
-	port := dltest.FreePort(t)
-	dltest.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", topics)
+	bin := stack.BuildDriftlineDev(t)
+	port := stack.FreePort(t)
+	stack.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(port), "--topics", topics)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	dltest.WaitPort(t, addr, 30*time.Second)
+	stack.WaitPort(t, addr, 30*time.Second)
 	return addr
 }
 
@@ -104,7 +104,7 @@ func covered(ms map[string][]Manifest) (accepted, quarantined int) {
 // day's files are unchanged.
 func TestIngestEveryRecordOnceAndBadOnesQuarantined(t *testing.T) {
 	ctx := context.Background()
-	store := dltest.NewMinIOBucket(t)
+	store := stack.NewMinIOBucket(t)
 	broker := startKafka(t, "ev:3")
 	days := []string{"2026-11-01", "2026-11-02", "2026-11-03"}
 	var recs []*kgo.Record

@@ -14,8 +14,8 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/testsuite"
 )
 
 func roundTrip(t *testing.T, b objstore.Bucket) {
@@ -37,7 +37,7 @@ func roundTrip(t *testing.T, b objstore.Bucket) {
 }
 
 func TestRoundTripMem(t *testing.T)   { roundTrip(t, objstore.NewMem()) }
-func TestRoundTripMinIO(t *testing.T) { roundTrip(t, testsuite.NewMinIOBucket(t)) }
+func TestRoundTripMinIO(t *testing.T) { roundTrip(t, stack.NewMinIOBucket(t)) }
 
 func TestFullBufferDropsWithoutBlocking(t *testing.T) {
 	w := &Writer[Record]{ch: make(chan Record, 2), done: make(chan struct{})}

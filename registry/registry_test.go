@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/testsuite"
 )
 
 func artifact(t *testing.T) []byte {
@@ -114,7 +114,7 @@ func registryContract(t *testing.T, b objstore.Bucket) {
 }
 
 func TestRegistryMem(t *testing.T)   { registryContract(t, objstore.NewMem()) }
-func TestRegistryMinIO(t *testing.T) { registryContract(t, testsuite.NewMinIOBucket(t)) }
+func TestRegistryMinIO(t *testing.T) { registryContract(t, stack.NewMinIOBucket(t)) }
 
 // Of 32 promotions racing from the same read, exactly one wins; the others are told why.
 func racingPromotions(t *testing.T, b objstore.Bucket) {
@@ -184,4 +184,4 @@ func racingPromotions(t *testing.T, b objstore.Bucket) {
 }
 
 func TestRacingPromotionsMem(t *testing.T)   { racingPromotions(t, objstore.NewMem()) }
-func TestRacingPromotionsMinIO(t *testing.T) { racingPromotions(t, testsuite.NewMinIOBucket(t)) }
+func TestRacingPromotionsMinIO(t *testing.T) { racingPromotions(t, stack.NewMinIOBucket(t)) }

@@ -10,10 +10,10 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/driftline/driftline/ingest"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 // A closed day starts the model's loop on the window ending that day, on a real Temporal dev
@@ -87,7 +87,7 @@ func TestStartMonitorTwiceIsRefused(t *testing.T) {
 // client of it and the demo's spec.
 func devServer(t *testing.T) (client.Client, spec.Spec) {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: dltest.StartTemporal(t)})
+	c, err := client.Dial(client.Options{HostPort: stack.StartTemporal(t)})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	require.NoError(t, starter.Setup(context.Background(), c, "default"))

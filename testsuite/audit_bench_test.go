@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore/s3store"
 )
 
@@ -15,7 +16,7 @@ import (
 // concurrent refused calls of signed-in callers on one model do: the time per batch of 200
 // (bench: go test -run '^$' -bench AuditAppend ./testsuite).
 func BenchmarkAuditAppendConcurrent(b *testing.B) {
-	cfg := StartMinIO(b)
+	cfg := stack.StartMinIO(b)
 	ctx := context.Background()
 	store, err := s3store.New(ctx, cfg)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -73,32 +74,32 @@ func faultCampaign(t *testing.T, topology string) {
 	rng := rand.New(rand.NewPCG(seed, 13))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+kills*2)*time.Minute)
 	defer cancel()
-	root, err := RepoRoot()
+	root, err := stack.RepoRoot()
 	require.NoError(t, err)
-	bin := BuildDriftline(t)
+	bin := stack.BuildDriftline(t)
 
 	// Temporal: the dev server with its state in a file, or the server on PostgreSQL; a restart
 	// keeps every run either way.
 	var temporalAddr string
-	var tsrv *Service
+	var tsrv *stack.Service
 	if topology == "postgres" {
-		temporalAddr, tsrv = StartTemporalServer(t)
+		temporalAddr, tsrv = stack.StartTemporalServer(t)
 	} else {
-		tport, thttp, tmetrics := FreePort(t), FreePort(t), FreePort(t)
+		tport, thttp, tmetrics := stack.FreePort(t), stack.FreePort(t), stack.FreePort(t)
 		temporalAddr = fmt.Sprintf("127.0.0.1:%d", tport)
-		tsrv = NewService(t, "temporal", root, nil, Binary(t, "temporal"), "server", "start-dev", "--headless",
+		tsrv = stack.NewService(t, "temporal", root, nil, stack.Binary(t, "temporal"), "server", "start-dev", "--headless",
 			"--ip", "127.0.0.1", "--port", fmt.Sprint(tport), "--http-port", fmt.Sprint(thttp), "--metrics-port", fmt.Sprint(tmetrics),
 			"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
-		WaitPort(t, temporalAddr, 60*time.Second)
+		stack.WaitPort(t, temporalAddr, 60*time.Second)
 	}
 
 	// MinIO with its data in a directory, so a restart keeps every object.
-	mport, mconsole := FreePort(t), FreePort(t)
-	user, password := "chaos-"+randomSecret(6), randomSecret(18)
-	minio := NewService(t, "minio", root, []string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
-		Binary(t, "minio"), "server", t.TempDir(), "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", mport), "--console-address", fmt.Sprintf("127.0.0.1:%d", mconsole))
+	mport, mconsole := stack.FreePort(t), stack.FreePort(t)
+	user, password := "chaos-"+stack.RandomSecret(6), stack.RandomSecret(18)
+	minio := stack.NewService(t, "minio", root, []string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
+		stack.Binary(t, "minio"), "server", t.TempDir(), "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", mport), "--console-address", fmt.Sprintf("127.0.0.1:%d", mconsole))
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", mport)
-	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
+	stack.WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
 	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password, Bucket: "driftline-chaos", Region: "us-east-1"}
 	store, err := s3store.New(ctx, cfg)
 	require.NoError(t, err)
@@ -132,19 +133,19 @@ func faultCampaign(t *testing.T, topology string) {
 	defer c.Close()
 
 	labelKey := filepath.Join(t.TempDir(), "label.key")
-	require.NoError(t, os.WriteFile(labelKey, []byte(randomSecret(32)), 0o600))
+	require.NoError(t, os.WriteFile(labelKey, []byte(stack.RandomSecret(32)), 0o600))
 	env := []string{"DRIFTLINE_S3_ENDPOINT=" + endpoint, "DRIFTLINE_S3_BUCKET=" + cfg.Bucket, "DRIFTLINE_S3_ACCESS_KEY=" + user,
 		"DRIFTLINE_S3_SECRET_KEY=" + password, "TEMPORAL_ADDRESS=" + temporalAddr, "DRIFTLINE_LABEL_KEY_FILE=" + labelKey}
-	wk := NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+	wk := stack.NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
 		"--rbac", RBACWithoutFloors(t, root), "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
-	var replicas []*Service
+	var replicas []*stack.Service
 	var urls []string
 	for i := range 2 {
-		port := FreePort(t)
-		replicas = append(replicas, NewService(t, fmt.Sprintf("serve-%d", i), root, env, bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		port := stack.FreePort(t)
+		replicas = append(replicas, stack.NewService(t, fmt.Sprintf("serve-%d", i), root, env, bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 			"--models", "demand", "--poll", "200ms", "--log-flush", "300ms"))
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
-		WaitHTTP(t, urls[i]+"/healthz", 30*time.Second)
+		stack.WaitHTTP(t, urls[i]+"/healthz", 30*time.Second)
 	}
 
 	sp, err := spec.Load("../examples/demand.yaml")
@@ -273,7 +274,7 @@ func faultCampaign(t *testing.T, topology string) {
 			trafficStarted = true
 			// As a load balancer's readiness check would: traffic once both replicas serve.
 			for _, u := range urls {
-				WaitHTTP(t, u+"/readyz", 30*time.Second)
+				stack.WaitHTTP(t, u+"/readyz", 30*time.Second)
 			}
 			lb.run(tctx, rows, 150)
 		}
@@ -552,7 +553,7 @@ func (lb *balancer) pick() (int, bool) {
 	return 0, false
 }
 
-func (lb *balancer) kill(i int, s *Service) {
+func (lb *balancer) kill(i int, s *stack.Service) {
 	lb.mu.Lock()
 	// Each of the 8 clients has at most one request out: the ones on the wire to this replica,
 	// or picked for it and about to be sent, are at most 8.

@@ -1,6 +1,3 @@
-// Package testsuite starts the real services Driftline runs on (MinIO and the Temporal dev
-// server, both from ./bin, installed by `make tools`) for activity tests and the end-to-end
-// test. Nothing here is a mock.
-//
-// It is used by tests only (and by the end-to-end test in this package).
+// Package testsuite holds the end-to-end test, the fault campaigns and the ingest kill
+// campaign, run on the real services package internal/stack starts.
 package testsuite

@@ -55,6 +55,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/dashboards"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
@@ -300,8 +301,8 @@ func withFeature(sp spec.Spec, name string) spec.Spec {
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	hostPort := StartTemporal(t)
-	store := NewMinIOBucket(t)
+	hostPort := stack.StartTemporal(t)
+	store := stack.NewMinIOBucket(t)
 	// Each run links back to the console from the Temporal UI (its static details).
 	t.Setenv("DRIFTLINE_CONSOLE_URL", "http://console.e2e:8091")
 	// Every payload the clients and workers write is encrypted (the payload codec).
@@ -312,7 +313,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Traces: every span of this process (the clients, the pipeline worker, serving) goes to a
 	// real Jaeger over OTLP, checked at the end (jaegerPhase).
-	otlp, jaegerQuery := StartJaeger(t)
+	otlp, jaegerQuery := stack.StartJaeger(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
 	prevTP := otel.GetTracerProvider()
 	flushTraces, err := telemetry.Init(ctx, "driftline-e2e")
@@ -906,7 +907,7 @@ func (e *e2e) selfStartedMonitor(mon spec.Spec) {
 // and the phase ended.
 func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servingURL string, rows []dataset.RetailRow) (string, time.Time, time.Time) {
 	t, ctx := e.t, e.ctx
-	root, err := RepoRoot()
+	root, err := stack.RepoRoot()
 	require.NoError(t, err)
 	dir := t.TempDir()
 	var mu sync.Mutex
@@ -924,7 +925,7 @@ func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servin
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pagerduty-routing-key"), []byte("e2e-routing-key"), 0o600))
 	cfg := strings.ReplaceAll(string(amCfg), "/etc/alertmanager/secrets/", dir+"/")
 	cfg = strings.Replace(cfg, "group_wait: 30s", "group_wait: 1s", 1) // the test's only change besides the secrets
-	am := StartAlertmanager(t, cfg)
+	am := stack.StartAlertmanager(t, cfg)
 
 	// The rules as shipped, but for the `for:` durations (10 minutes is too long for a test).
 	rules, err := os.ReadFile(filepath.Join(root, "deploy/prometheus/rules.yml"))
@@ -935,7 +936,7 @@ func (e *e2e) prometheusPhase(sp spec.Spec, metrics *prometheus.Registry, servin
 	pipelineMetrics := httptest.NewServer(promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	defer pipelineMetrics.Close()
 	host := func(u string) string { return strings.TrimPrefix(u, "http://") }
-	prom := StartPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+	prom := stack.StartPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [%s]
 alerting: {alertmanagers: [{static_configs: [{targets: [%q]}]}]}
 scrape_configs:

@@ -19,6 +19,7 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/ingest"
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
@@ -33,15 +34,15 @@ import (
 func TestIngestExactlyOnceUnderKillsAndRebalance(t *testing.T) {
 	kills, total := envInt("INGEST_KILLS", 8), envInt("INGEST_RECORDS", 100_000)
 	ctx := context.Background()
-	cfg := StartMinIO(t)
+	cfg := stack.StartMinIO(t)
 	store, err := s3store.New(ctx, cfg)
 	require.NoError(t, err)
-	bin := BuildDriftlineDev(t)
-	kport := FreePort(t)
-	NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(kport), "--topics", "sales:4")
+	bin := stack.BuildDriftlineDev(t)
+	kport := stack.FreePort(t)
+	stack.NewService(t, "kafka-dev", "", nil, bin, "kafka-dev", "--port", strconv.Itoa(kport), "--topics", "sales:4")
 	broker := fmt.Sprintf("127.0.0.1:%d", kport)
-	WaitPort(t, broker, 30*time.Second)
-	root, err := RepoRoot()
+	stack.WaitPort(t, broker, 30*time.Second)
+	root, err := stack.RepoRoot()
 	require.NoError(t, err)
 	specPath := filepath.Join(t.TempDir(), "ingest.yaml")
 	require.NoError(t, os.WriteFile(specPath, []byte(fmt.Sprintf(`apiVersion: driftline.dev/v1
@@ -57,8 +58,8 @@ session_timeout: 2s
 `, filepath.Join(root, "examples/demand.yaml"), broker)), 0o600))
 	env := []string{"DRIFTLINE_S3_ENDPOINT=" + cfg.Endpoint, "DRIFTLINE_S3_ACCESS_KEY=" + cfg.AccessKey, "DRIFTLINE_S3_SECRET_KEY=" + cfg.SecretKey,
 		"DRIFTLINE_S3_BUCKET=" + cfg.Bucket}
-	worker := func(name string) *Service {
-		return NewService(t, name, root, env, bin, "ingest", "--spec", specPath, "--metrics", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+	worker := func(name string) *stack.Service {
+		return stack.NewService(t, name, root, env, bin, "ingest", "--spec", specPath, "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
 			"--kafka-log", envStr("INGEST_KAFKA_LOG", "info"), "--instance-id", name)
 	}
 	w1 := worker("ingest-1")
@@ -107,7 +108,7 @@ session_timeout: 2s
 		produced <- nil
 	}()
 	rng := rand.New(rand.NewPCG(uint64(total), uint64(kills)))
-	var w2 *Service
+	var w2 *stack.Service
 	for k := range kills {
 		time.Sleep(time.Duration(200+rng.IntN(1500)) * time.Millisecond)
 		watch()

@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/pipeline"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 func TestSnakeCase(t *testing.T) {
@@ -73,7 +73,7 @@ func TestJSONOutputIsSnakeCaseEverywhere(t *testing.T) {
 
 // The completion script completes commands, and a command's flags from its own -h.
 func TestCompletionScriptCompletes(t *testing.T) {
-	bin := dltest.BuildDriftline(t)
+	bin := stack.BuildDriftline(t)
 	script := filepath.Join(t.TempDir(), "driftline.bash")
 	require.NoError(t, os.WriteFile(script, []byte(completionScript("bash")), 0o600))
 	complete := func(words ...string) string {

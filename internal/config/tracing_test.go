@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/internal/telemetry"
-	dltest "github.com/driftline/driftline/testsuite"
 )
 
 func tracedWorkflow(ctx workflow.Context) (string, error) {
@@ -45,7 +45,7 @@ func TestWorkflowIsOneTraceAndQueriesAddNoSpans(t *testing.T) {
 
 	tis, err := TracingInterceptors()
 	require.NoError(t, err)
-	c, err := client.Dial(client.Options{HostPort: dltest.StartTemporal(t), Interceptors: tis})
+	c, err := client.Dial(client.Options{HostPort: stack.StartTemporal(t), Interceptors: tis})
 	require.NoError(t, err)
 	defer c.Close()
 	worker.SetStickyWorkflowCacheSize(0) // every query replays the history

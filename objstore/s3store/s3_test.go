@@ -11,13 +11,13 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/objstore/objstoretest"
-	"github.com/driftline/driftline/testsuite"
 )
 
 func TestMinIOContract(t *testing.T) {
-	objstoretest.ContractTest(t, testsuite.NewMinIOBucket(t))
+	objstoretest.ContractTest(t, stack.NewMinIOBucket(t))
 }
 
 // Every S3 operation is a client span in the caller's trace, named after the operation, an
@@ -28,7 +28,7 @@ func TestOperationsAreSpansOfTheCallersTrace(t *testing.T) {
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
-	b := testsuite.NewMinIOBucket(t)
+	b := stack.NewMinIOBucket(t)
 	ctx, root := tp.Tracer("test").Start(context.Background(), "caller")
 	_, err := b.Put(ctx, "traced/a.txt", []byte("a"), objstore.PutOptions{})
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package testsuite
+package stack
 
 import (
 	"context"
@@ -123,8 +123,8 @@ func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Fatalf("%s did not become ready within %s", url, timeout)
 }
 
-// randomSecret is a fresh credential for a test server (nothing committed is a secret).
-func randomSecret(n int) string {
+// RandomSecret is a fresh credential for a test server (nothing committed is a secret).
+func RandomSecret(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -136,7 +136,7 @@ func StartMinIO(t testing.TB) s3store.Config {
 	t.Helper()
 	bin := Binary(t, "minio")
 	port, console := FreePort(t), FreePort(t)
-	user, password := "test-"+randomSecret(6), randomSecret(18)
+	user, password := "test-"+RandomSecret(6), RandomSecret(18)
 	startProcess(t, "minio.log",
 		[]string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
 		bin, "server", t.TempDir(), "--quiet",
