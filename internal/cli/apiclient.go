@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,14 +32,22 @@ func (a APIClient) Client() (*api.Client, error) {
 	return &api.Client{BaseURL: *a.URL, Token: *a.Token}, nil
 }
 
-// Do sends a JSON request and decodes the JSON answer into out; a refusal is an error with
-// the API's words and what to do next.
-func (a APIClient) Do(ctx context.Context, method, path string, in, out any) error {
+// call runs f with the API client of these flags; a refusal gets what to do next.
+func (a APIClient) call(f func(c *api.Client) error) error {
 	c, err := a.Client()
 	if err != nil {
 		return err
 	}
-	return hint(c.Do(ctx, method, path, in, out))
+	return hint(f(c))
+}
+
+// reportInto decodes one of a run's reports, as the API answers it, into v.
+func reportInto(ctx context.Context, c *api.Client, model, run, name string, v any) error {
+	raw, err := c.Report(ctx, model, run, name)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
 }
 
 // hint adds what to do next to an API error, and where the API is to a connection error.

@@ -7,14 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/keys"
@@ -65,7 +64,7 @@ func cmdDrift(ctx context.Context, args []string) error {
 	key := keys.Report(*model, runID, "drift.json")
 	var rep activities.DriftReport
 	if *a.Token != "" { // through the API: view on the model
-		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/reports/"+url.PathEscape(runID)+"/drift.json", nil, &rep); err != nil {
+		if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, *model, runID, "drift.json", &rep) }); err != nil {
 			return err
 		}
 	} else {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -50,7 +49,10 @@ func monitorStart(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	var out api.MonitorStarted
-	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/monitor", api.MonitorRequest{RunFrom: *from, RunTo: *to}, &out); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		out, err = c.StartMonitor(ctx, *model, api.MonitorRequest{RunFrom: *from, RunTo: *to})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
@@ -63,7 +65,7 @@ func monitorStop(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err := Parse(fs, args); err != nil {
 		return err
 	}
-	if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/monitor", nil, nil); err != nil {
+	if err := a.call(func(c *api.Client) error { _, err := c.StopMonitor(ctx, *model); return err }); err != nil {
 		return err
 	}
 	fmt.Printf("stopped monitor/%s\n", *model)
@@ -79,7 +81,7 @@ func monitorStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	var st pipeline.MonitorStatus
 	if *a.Token != "" { // through the API: view on the model
-		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+		if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
 			return err
 		}
 	} else {
@@ -152,7 +154,10 @@ func monitorAck(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
 	}
 	var out api.ReviewDecision
-	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/monitor/reviews/"+*review, api.ReviewRequest{Decision: *decision, Reason: *reason}, &out); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		out, err = c.Acknowledge(ctx, *model, *review, api.ReviewRequest{Decision: *decision, Reason: *reason})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
@@ -174,7 +179,7 @@ func monitorReport(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		w := *window
 		if w == "" {
 			var st pipeline.MonitorStatus
-			if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/monitor", nil, &st); err != nil {
+			if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
 				return err
 			}
 			if st.Last == nil {
@@ -182,8 +187,8 @@ func monitorReport(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			}
 			w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
 		}
-		where = "/v1/models/" + url.PathEscape(*model) + "/reports/monitor/" + url.PathEscape(w) + ".json"
-		if err := a.Do(ctx, http.MethodGet, where, nil, &rep); err != nil {
+		where = *a.URL + "/v1/models/" + *model + "/reports/monitor/" + w + ".json"
+		if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, *model, "monitor", w+".json", &rep) }); err != nil {
 			return err
 		}
 	} else {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -35,7 +34,10 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	var started api.RunStarted
-	if err := a.Do(ctx, http.MethodPost, "/v1/runs", api.RunRequest{Model: *model, From: *from, To: *to, Force: *force}, &started); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		started, err = c.StartRun(ctx, api.RunRequest{Model: *model, From: *from, To: *to, Force: *force})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("started %s run %s as %s on spec v%d\n  %s\n", started.WorkflowID, started.RunID, started.RequestedBy, started.SpecVersion,
@@ -68,8 +70,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	}
 	var st pipeline.Status
 	if *a.Token != "" { // through the API: view on the model
-		q := url.Values{"run": {*runID}}
-		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model)+"/status?"+q.Encode(), nil, &st); err != nil {
+		if err := a.call(func(c *api.Client) (err error) { st, err = c.Status(ctx, *model, *runID); return }); err != nil {
 			return err
 		}
 	} else {
@@ -168,14 +169,17 @@ func cmdSchedule(ctx context.Context, args []string) error {
 		return err
 	}
 	if args[0] == "delete" {
-		if err := a.Do(ctx, http.MethodDelete, "/v1/models/"+*model+"/schedule", nil, nil); err != nil {
+		if err := a.call(func(c *api.Client) error { _, err := c.DeleteSchedule(ctx, *model); return err }); err != nil {
 			return err
 		}
 		fmt.Printf("deleted schedule %s\n", starter.ScheduleID(*model))
 		return nil
 	}
 	var out api.ScheduleResponse
-	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/schedule", api.ScheduleRequest{Cron: *cron}, &out); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		out, err = c.PutSchedule(ctx, *model, api.ScheduleRequest{Cron: *cron})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("schedule %s fires %q on spec v%d (overlap: skip); see it in the UI under Schedules\n", out.ScheduleID, *cron, out.SpecVersion)
@@ -212,7 +216,7 @@ func cmdModels(ctx context.Context, args []string) error {
 	}
 	var m api.ModelResponse
 	if *a.Token != "" { // through the API: view on the model
-		if err := a.Do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(*model), nil, &m); err != nil {
+		if err := a.call(func(c *api.Client) (err error) { m, err = c.Model(ctx, *model); return }); err != nil {
 			return err
 		}
 	} else {
@@ -263,11 +267,7 @@ func cmdAudit(ctx context.Context, args []string) error {
 	}
 	var recs []audit.Record
 	if *a.Token != "" { // through the API: view on the model (on every model without --model)
-		q := url.Values{"since": {since.String()}}
-		if *model != "" {
-			q.Set("model", *model)
-		}
-		if err := a.Do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &recs); err != nil {
+		if err := a.call(func(c *api.Client) (err error) { recs, err = c.Audit(ctx, *model, *since); return }); err != nil {
 			return err
 		}
 	} else {

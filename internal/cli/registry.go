@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -41,7 +39,10 @@ func cmdRollback(ctx context.Context, args []string) error {
 		return fmt.Errorf("rollback: --reason is required, it goes into the audit trail: driftline rollback --model %s --reason \"...\"", *model)
 	}
 	var d registry.Deployment
-	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/rollback", api.PointerRequest{Reason: *reason}, &d); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		d, err = c.Rollback(ctx, *model, api.PointerRequest{Reason: *reason})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("%s: production is v%d (rollback target now v%d)\n", *model, d.Production, d.Previous)
@@ -61,7 +62,10 @@ func cmdPromote(ctx context.Context, args []string) error {
 		return fmt.Errorf("promote: --version and --reason are required (driftline models --model %s lists the versions): driftline promote --model %s --version N --reason \"...\"", *model, *model)
 	}
 	var d registry.Deployment
-	if err := a.Do(ctx, http.MethodPost, "/v1/models/"+*model+"/promote", api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		d, err = c.Promote(ctx, *model, api.PointerRequest{Version: *version, Reason: *reason})
+		return
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("%s: v%d is production (rollback target v%d)\n", *model, d.Production, d.Previous)
@@ -80,7 +84,10 @@ func modelsAlias(ctx context.Context, args []string) error {
 		return err
 	}
 	var d registry.Deployment
-	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+*model+"/aliases/"+*alias, api.PointerRequest{Version: *version, Reason: *reason}, &d); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		d, err = c.SetAlias(ctx, *model, *alias, api.PointerRequest{Version: *version, Reason: *reason})
+		return
+	}); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(d.Aliases))
@@ -111,7 +118,10 @@ func modelsApply(ctx context.Context, args []string) error {
 		return err
 	}
 	var out api.SpecResponse
-	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: *reason, ExpectedVersion: expected}, &out); err != nil {
+	if err := a.call(func(c *api.Client) (err error) {
+		out, err = c.ApplySpec(ctx, sp.Model, api.SpecRequest{Spec: string(raw), Reason: *reason, ExpectedVersion: expected})
+		return
+	}); err != nil {
 		return err
 	}
 	if !out.Changed {
@@ -145,7 +155,7 @@ func modelsSpec(ctx context.Context, args []string) error {
 		return err
 	}
 	var out api.SpecResponse
-	if err := a.Do(ctx, http.MethodGet, "/v1/models/"+*model+"/spec", nil, &out); err != nil {
+	if err := a.call(func(c *api.Client) (err error) { out, err = c.Spec(ctx, *model); return }); err != nil {
 		return err
 	}
 	fmt.Printf("# %s spec v%d, applied by %s at %s: %s\n%s", *model, out.Version, out.AppliedBy, out.AppliedAt.Format(time.RFC3339), out.Reason, out.YAML)
@@ -164,7 +174,7 @@ func modelsShow(ctx context.Context, args []string) error {
 	}
 	if *a.Token != "" { // through the API: view on the model
 		var out api.VersionResponse
-		if err := a.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/models/%s/versions/%d", url.PathEscape(*model), *version), nil, &out); err != nil {
+		if err := a.call(func(c *api.Client) (err error) { out, err = c.Version(ctx, *model, *version); return }); err != nil {
 			return err
 		}
 		if err := printJSON(out.Version); err != nil {

@@ -150,7 +150,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		stopTraffic()
 		return err
 	}
-	if err := starts.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/monitor", api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}, nil); err != nil {
+	if _, err := apiOf(starts).StartMonitor(ctx, sp.Model, api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}); err != nil {
 		stopTraffic()
 		return err
 	}
@@ -178,7 +178,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 			cli.PrintMonitorReport(b.URI(key), rep)
 		}
 	}
-	if serr := starts.Do(ctx, http.MethodDelete, "/v1/models/"+sp.Model+"/monitor", nil, nil); serr != nil {
+	if _, serr := apiOf(starts).StopMonitor(ctx, sp.Model); serr != nil {
 		fmt.Printf("  stopping the monitor: %v\n", serr)
 	}
 	if err != nil {
@@ -229,12 +229,15 @@ type demoResult struct {
 	RunID string
 }
 
+// apiOf is the API client of a demo identity's flags (the demo mints every token).
+func apiOf(a cli.APIClient) *api.Client { return &api.Client{BaseURL: *a.URL, Token: *a.Token} }
+
 // demoRun starts a run through the control-plane API (as dave) and follows it in Temporal.
 func demoRun(ctx context.Context, c client.Client, a cli.APIClient, in api.RunRequest, model string, onApproval func(pipeline.Status)) (demoResult, string, error) {
 	var started api.RunStarted
 	var err error
 	for attempt := 0; attempt < 50; attempt++ { // the API may still be starting
-		if err = a.Do(ctx, http.MethodPost, "/v1/runs", in, &started); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		if started, err = apiOf(a).StartRun(ctx, in); err == nil || !strings.Contains(err.Error(), "connection refused") {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -383,8 +386,8 @@ func demoApplySpec(ctx context.Context, a cli.APIClient, who string, raw []byte,
 	if err != nil {
 		return err
 	}
-	var out api.SpecResponse
-	if err := a.Do(ctx, http.MethodPut, "/v1/models/"+sp.Model+"/spec", api.SpecRequest{Spec: string(raw), Reason: reason}, &out); err != nil {
+	out, err := apiOf(a).ApplySpec(ctx, sp.Model, api.SpecRequest{Spec: string(raw), Reason: reason})
+	if err != nil {
 		return err
 	}
 	if !out.Changed {

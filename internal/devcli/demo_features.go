@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -52,13 +51,9 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 	if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the feature-store model's spec"); err != nil {
 		return demoResult{}, "", err
 	}
-	var applied struct {
-		Version int    `json:"version"`
-		Changed bool   `json:"changed"`
-		Key     string `json:"key"`
-	}
-	if err := starts.Do(ctx, http.MethodPut, "/v1/features/"+fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Model: sp.Model,
-		Reason: "demo: store-item demand history"}, &applied); err != nil {
+	applied, err := apiOf(starts).ApplyFeatures(ctx, fsv.Repo, api.FeaturesRequest{Definitions: string(defs), Model: sp.Model,
+		Reason: "demo: store-item demand history"})
+	if err != nil {
 		return demoResult{}, "", err
 	}
 	if applied.Changed {
@@ -101,13 +96,10 @@ func demoFeatureStore(ctx context.Context, c client.Client, b objstore.Bucket, s
 	}
 
 	// Materialize the view as of the data's end into serving's embedded store.
-	var m struct {
-		WorkflowID string `json:"workflow_id"`
-		RunID      string `json:"run_id"`
-	}
 	end := "2026-10-31"
-	if err := starts.Do(ctx, http.MethodPost, "/v1/features/"+fsv.Repo+"/materialize", api.MaterializeRequest{View: "demand_history", Model: sp.Model,
-		From: demoTo2, To: end, Chunk: "24h", TaskQueue: cli.Env("DRIFTLINE_FEATURES_QUEUE", "driftline-features")}, &m); err != nil {
+	m, err := apiOf(starts).Materialize(ctx, fsv.Repo, api.MaterializeRequest{View: "demand_history", Model: sp.Model,
+		From: demoTo2, To: end, Chunk: "24h", TaskQueue: cli.Env("DRIFTLINE_FEATURES_QUEUE", "driftline-features")})
+	if err != nil {
 		return res, link, err
 	}
 	var mres pipeline.MaterializeInput
