@@ -22,7 +22,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -67,6 +67,11 @@ postgres:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Debian's bash-completion: the test of the shell completion cobra generates sources it, as a
+# user's shell does.
+bash-completion:
+	@test -f /usr/share/bash-completion/bash_completion || (apt-get update && apt-get install -y bash-completion)
+
 $(BIN)/minio:
 	GOBIN=$(BIN) go install github.com/minio/minio@$(MINIO_VERSION)
 
@@ -82,7 +87,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline

@@ -8,4 +8,4 @@ import (
 	"github.com/driftline/driftline/internal/devcli"
 )
 
-func main() { cli.Main(devcli.Commands) }
+func main() { cli.Main(devcli.Commands()...) }

@@ -5,4 +5,4 @@ package main
 
 import "github.com/driftline/driftline/internal/cli"
 
-func main() { cli.Main(nil) }
+func main() { cli.Main() }

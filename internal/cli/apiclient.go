@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
-	"os"
+
+	"github.com/spf13/pflag"
 
 	"github.com/driftline/driftline/api"
+	"github.com/driftline/driftline/internal/config"
 )
 
 // APIClient calls the control-plane API with the caller's bearer token: every change to
@@ -17,11 +18,13 @@ import (
 type APIClient struct{ URL, Token *string }
 
 // APIFlags declares --api and --token on fs.
-func APIFlags(fs *flag.FlagSet) APIClient {
-	return APIClient{
-		URL:   fs.String("api", Env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API (env DRIFTLINE_API)"),
-		Token: fs.String("token", os.Getenv("DRIFTLINE_TOKEN"), "your bearer token from the identity provider (env DRIFTLINE_TOKEN; development: driftline token --sub <you>)"),
+func APIFlags(fs *pflag.FlagSet) APIClient {
+	a := APIClient{
+		URL:   EnvFlag(fs, "api", "DRIFTLINE_API", "http://127.0.0.1:8090", "control-plane API"),
+		Token: new(string),
 	}
+	config.SecretEnv(fs, a.Token, "token", "DRIFTLINE_TOKEN", "your bearer token from the identity provider (development: driftline token --sub <you>)")
+	return a
 }
 
 // Client is the API client of these flags (api.Client, the one client of the API's routes).

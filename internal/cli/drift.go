@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,59 +17,84 @@ import (
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/predlog"
 	"github.com/driftline/driftline/registry"
+	"github.com/spf13/cobra"
 )
 
-func cmdDrift(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "show" && args[0] != "predictions") {
-		return errors.New("usage: driftline drift show [--model M] [RUN_ID] | driftline drift predictions [--model M] [--version N] [--since 1h]")
-	}
-	fs := flag.NewFlagSet("drift "+args[0], flag.ContinueOnError)
+func driftCmd() *cobra.Command {
+	return parent("drift", "show a run's drift report, or the drift of live predictions", driftShowCmd(), driftPredictionsCmd())
+}
+
+func driftPredictionsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "predictions", Short: "the drift of a version's live answers against its holdout predictions", Args: NoArgs}
+	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
-	model := ModelFlag(fs, "model")
+	model := ModelFlag(cmd, "model")
 	version := fs.Int("version", 0, "version whose live answers to check (default: production)")
 	since := fs.Duration("since", time.Hour, "how far back in the prediction log")
 	out := addOutput(fs)
-	a := APIFlags(fs)
-	if err := Parse(fs, args[1:]); err != nil {
-		return err
-	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	if args[0] == "predictions" {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
 		asJSON, err := out.JSON()
 		if err != nil {
 			return err
 		}
 		return driftPredictions(ctx, b, *model, *version, *since, asJSON)
 	}
-	runID := fs.Arg(0)
+	return cmd
+}
+
+func driftShowCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "show [RUN_ID]", Short: "a run's drift report (default: the latest run's)", Args: usageArgs(cobra.MaximumNArgs(1))}
+	fs := cmd.Flags()
+	s3 := config.S3Flags(fs)
+	model := ModelFlag(cmd, "model")
+	out := addOutput(fs)
+	a := APIFlags(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var runID string
+		if len(args) > 0 {
+			runID = args[0]
+		}
+		return driftShow(cmd.Context(), s3, *model, runID, out, a)
+	}
+	return cmd
+}
+
+func driftShow(ctx context.Context, s3 *s3store.Config, model, runID string, out *output, a APIClient) error {
+	b, err := config.OpenBucket(ctx, s3)
+	if err != nil {
+		return err
+	}
 	if runID == "" {
 		c, err := config.TemporalClient()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(*model), "")
+		desc, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID(model), "")
 		if err != nil {
-			return fmt.Errorf("latest run of %s: %w", *model, err)
+			return fmt.Errorf("latest run of %s: %w", model, err)
 		}
 		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	}
-	key := keys.Report(*model, runID, "drift.json")
+	key := keys.Report(model, runID, "drift.json")
 	var rep activities.DriftReport
 	if *a.Token != "" { // through the API: view on the model
-		if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, *model, runID, "drift.json", &rep) }); err != nil {
+		if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, model, runID, "drift.json", &rep) }); err != nil {
 			return err
 		}
 	} else {
 		data, _, err := objstore.ReadAll(ctx, b, key)
 		if errors.Is(err, objstore.ErrNotFound) {
-			return fmt.Errorf("run %s of %s has no drift report (%s): the run had no production model to compare with, or stopped before the drift step", runID, *model, b.URI(key))
+			return fmt.Errorf("run %s of %s has no drift report (%s): the run had no production model to compare with, or stopped before the drift step", runID, model, b.URI(key))
 		}
 		if err != nil {
 			return err

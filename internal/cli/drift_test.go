@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -27,30 +26,4 @@ func TestPrintReportTable(t *testing.T) {
 	require.Contains(t, lines[2], " - ")
 	require.Contains(t, s, "decision: drifted=true, 1 of 2 features drifted")
 	require.Contains(t, s, "adjusted p (bh) < 0.05")
-}
-
-// Every command the README documents is wired into the binary.
-func TestDocumentedCommandsExist(t *testing.T) {
-	for _, name := range []string{"setup", "worker", "serve", "api", "run", "status", "approve", "reject", "schedule", "models",
-		"rollback", "promote", "audit", "drift", "predict", "token", "console", "monitor", "ingest", "features", "completion"} {
-		_, ok := commands[name]
-		require.True(t, ok, "driftline %s is documented but not wired", name)
-	}
-	for _, name := range []string{"demo", "datagen", "traffic", "weather", "kafka-dev", "produce"} {
-		_, ok := commands[name]
-		require.False(t, ok, "driftline %s is a development tool: driftline-dev's, not the product's", name)
-	}
-}
-
-// The self-declared admin: no command takes an identity from its flags any more.
-func TestNoCommandTakesASelfDeclaredIdentity(t *testing.T) {
-	for _, name := range []string{"run", "rollback", "promote", "schedule", "approve"} {
-		args := []string{"--as", "x", "--groups", "ml-platform"}
-		if name == "schedule" {
-			args = append([]string{"create"}, args...)
-		}
-		err := commands[name].Run(context.Background(), args)
-		require.Error(t, err, name)
-		require.Contains(t, err.Error(), "flag provided but not defined: -as", name)
-	}
 }

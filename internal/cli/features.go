@@ -3,11 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
-	"os"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/contract"
@@ -17,8 +18,6 @@ import (
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/spec"
 )
-
-const featuresUsage = "usage: driftline features plan|apply --definitions FILE --spec FILE [--repo R] [--reason TEXT] | materialize --view V --from T --to T [--chunk 24h] | get --service S --key K --at TIME [--online | --online-store ADDR] | retrieve --service S --entities KEY --time-column C --out PREFIX"
 
 // featureDefs are the flags every features subcommand shares: the definitions, the spec whose
 // contract they are checked against here (the API checks them against the model's registered
@@ -34,7 +33,7 @@ type featureDefs struct {
 	contracts map[string]contract.Contract
 }
 
-func addFeatureDefs(fs *flag.FlagSet) *featureDefs {
+func addFeatureDefs(fs *pflag.FlagSet) *featureDefs {
 	return &featureDefs{
 		defsPath: fs.String("definitions", "examples/features.yaml", "feature definitions (YAML)"),
 		specPath: fs.String("spec", "examples/demand.yaml", "model spec whose dataset contract the definitions are checked against here (the API checks them against the model's registered spec)"),
@@ -54,40 +53,35 @@ func (d *featureDefs) load() error {
 	return err
 }
 
-// featureSubcommands declare each subcommand's own flags on its flag set and return what it runs.
-var featureSubcommands = map[string]func(fs *flag.FlagSet, d *featureDefs) func(ctx context.Context) error{
-	"plan":        featuresPlan,
-	"apply":       featuresApply,
-	"materialize": featuresMaterialize,
-	"retrieve":    featuresRetrieve,
-	"get":         featuresGet,
-}
-
-// cmdFeatures validates feature definitions and shows what applying them changes (plan),
+// featuresCmd validates feature definitions and shows what applying them changes (plan),
 // applies them through the control-plane API (apply: authenticated, authorised, audited),
 // materializes a view (through the API), retrieves a training set (retrieve) and a service's
-// vector (get). Each subcommand takes its own flags only.
-func cmdFeatures(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(featuresUsage)
-	}
-	sub, ok := featureSubcommands[args[0]]
-	if !ok {
-		return errors.New(featuresUsage)
-	}
-	fs := flag.NewFlagSet("features "+args[0], flag.ContinueOnError)
-	d := addFeatureDefs(fs)
-	run := sub(fs, d)
-	if err := Parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if err := d.load(); err != nil {
-		return err
-	}
-	return run(ctx)
+// vector (get). Each subcommand takes its own flags and the definitions' group.
+func featuresCmd() *cobra.Command {
+	return parent("features", "feature definitions: plan, apply (through the API), materialize, retrieve a training set, get a vector",
+		featureSub("plan", "validate definitions and show what applying them changes", featuresPlan),
+		featureSub("apply", "apply definitions through the control-plane API", featuresApply),
+		featureSub("materialize", "materialize a feature view into the online store (through the API)", featuresMaterialize),
+		featureSub("retrieve", "retrieve a point-in-time training set for an entity file", featuresRetrieve),
+		featureSub("get", "a feature service's vector for one key: point in time, or online", featuresGet))
 }
 
-func featuresPlan(_ *flag.FlagSet, d *featureDefs) func(context.Context) error {
+// featureSub is a features subcommand: the definitions' flag group, then the subcommand's own
+// flags (declared by declare, which returns what it runs once the definitions are loaded).
+func featureSub(use, short string, declare func(fs *pflag.FlagSet, d *featureDefs) func(context.Context) error) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: NoArgs}
+	d := addFeatureDefs(cmd.Flags())
+	run := declare(cmd.Flags(), d)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := d.load(); err != nil {
+			return err
+		}
+		return run(cmd.Context())
+	}
+	return cmd
+}
+
+func featuresPlan(_ *pflag.FlagSet, d *featureDefs) func(context.Context) error {
 	return func(ctx context.Context) error {
 		b, err := config.OpenBucket(ctx, d.s3)
 		if err != nil {
@@ -113,7 +107,7 @@ func featuresPlan(_ *flag.FlagSet, d *featureDefs) func(context.Context) error {
 	}
 }
 
-func featuresApply(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+func featuresApply(fs *pflag.FlagSet, d *featureDefs) func(context.Context) error {
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
 	return func(ctx context.Context) error {
 		c, err := d.a.Client()
@@ -136,12 +130,12 @@ func featuresApply(fs *flag.FlagSet, d *featureDefs) func(context.Context) error
 	}
 }
 
-func featuresMaterialize(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+func featuresMaterialize(fs *pflag.FlagSet, d *featureDefs) func(context.Context) error {
 	view := fs.String("view", "demand_history", "feature view")
 	from := fs.String("from", "", "materialize from (RFC 3339 or a date)")
 	to := fs.String("to", "", "... to")
 	chunk := fs.String("chunk", "24h", "materialization chunk")
-	queue := fs.String("task-queue", os.Getenv("DRIFTLINE_FEATURES_QUEUE"), "the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
+	queue := EnvFlag(fs, "task-queue", "DRIFTLINE_FEATURES_QUEUE", "", "the task queue whose worker holds the online store (driftline serve --features-queue; empty: the pipeline worker's --online-store)")
 	return func(ctx context.Context) error {
 		c, err := d.a.Client()
 		if err != nil {
@@ -156,7 +150,7 @@ func featuresMaterialize(fs *flag.FlagSet, d *featureDefs) func(context.Context)
 	}
 }
 
-func featuresRetrieve(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+func featuresRetrieve(fs *pflag.FlagSet, d *featureDefs) func(context.Context) error {
 	service := fs.String("service", "demand_forecast", "feature service")
 	entities := fs.String("entities", "", "the entity file, a Parquet object in the bucket (the entity's keys, a time column, any other columns)")
 	timeColumn := fs.String("time-column", "event_time", "the entity file's time column (a date or RFC 3339 string, or Unix seconds)")
@@ -227,11 +221,11 @@ func (v featureVector) print(asJSON bool) error {
 	return nil
 }
 
-func featuresGet(fs *flag.FlagSet, d *featureDefs) func(context.Context) error {
+func featuresGet(fs *pflag.FlagSet, d *featureDefs) func(context.Context) error {
 	service := fs.String("service", "demand_forecast", "feature service")
 	key := fs.String("key", "1|1", "entity key, key values joined with |")
 	at := fs.String("at", "", "as of this time, RFC 3339 or a date (the online store: now)")
-	onlineStore := fs.String("online-store", os.Getenv("DRIFTLINE_ONLINE_STORE"), "read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
+	onlineStore := EnvFlag(fs, "online-store", "DRIFTLINE_ONLINE_STORE", "", "read this online store (bolt:<file> or redis://host:port) instead of the offline data; with a token, the API's (driftline api --online-store)")
 	online := fs.Bool("online", false, "read the online store (with a token: the API's; without: --online-store's)")
 	out := addOutput(fs)
 	return func(ctx context.Context) error {

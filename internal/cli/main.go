@@ -1,108 +1,128 @@
-// Package cli is the driftline command line: the pipeline, serving, ingest and API servers and
-// the operator commands (runs, approvals, schedules, models, audit). cmd/driftline runs it as
-// it is; cmd/driftline-dev adds the demo and its development tools (package devcli).
+// Package cli is the driftline command line: the pipeline, serving and ingest workers, the
+// control-plane API and console, and the operator commands (runs, approvals, schedules, models,
+// audit), on spf13/cobra. cmd/driftline runs it as it is; cmd/driftline-dev adds the demo and
+// its development tools (package devcli).
+//
+// Every subcommand is one cobra.Command whose flags are its own; the shared flag groups are
+// config.S3Flags, APIFlags, ModelFlag and the output flags, and the Temporal group sits on the
+// root. A flag that reads the environment names its variable once, where it is declared
+// (config.StringEnv).
 package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/telemetry"
 )
 
-// Command is one subcommand: its summary for the usage text, and what it runs.
-type Command struct {
-	Summary string
-	Run     func(ctx context.Context, args []string) error
-}
-
-type command = Command
-
-var commands = map[string]command{
-	"setup":    {"create the bucket and the Temporal search attributes", cmdSetup},
-	"worker":   {"run the pipeline worker (task queue driftline-pipeline)", cmdWorker},
-	"serve":    {"run the serving worker (HTTP predictions)", cmdServe},
-	"run":      {"start the continuous-training loop for a model spec and follow it", cmdRun},
-	"status":   {"show a run's status", cmdStatus},
-	"approve":  {"approve the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, true) }},
-	"reject":   {"reject the candidate a run is waiting on", func(ctx context.Context, a []string) error { return cmdDecide(ctx, a, false) }},
-	"schedule": {"create or delete a retraining schedule", cmdSchedule},
-	"models":   {"list a model's versions (models show: one version's lineage; models alias)", cmdModels},
-	"rollback": {"restore a model's previous production version", cmdRollback},
-	"promote":  {"make a registered version production", cmdPromote},
-	"audit":    {"list audit records", cmdAudit},
-	"predict":  {"send one prediction request to the serving worker", cmdPredict},
-	"api":      {"run the control-plane API: every change, authenticated, authorised and audited", cmdAPI},
-	"token":    {"mint a development token for `driftline api --dev` (HS256)", cmdToken},
-	"console":  {"serve the read-only web console: models, runs, lineage, monitoring (docs/observability.md)", cmdConsole},
-	"drift":    {"show a run's drift report, or drift of live predictions", cmdDrift},
-	"monitor":  {"start, stop or show a model's monitor (monitor start|stop|status|report)", cmdMonitor},
-	"ingest":   {"run an ingest worker: Kafka topics into a dataset, exactly once (docs/ingest.md)", cmdIngest},
-	"features": {"feature definitions: plan, apply (through the API), get a point-in-time vector", cmdFeatures},
-}
-
-func init() {
-	// Registered here: the completion script lists the commands map.
-	commands["completion"] = command{"print a shell completion script (completion bash|zsh)", cmdCompletion}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: driftline <command> [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+// Root is driftline's command tree: the production commands, and extra (driftline-dev's).
+func Root(extra ...*cobra.Command) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "driftline",
+		Short: "Driftline keeps machine-learning models right in production: retraining as durable Temporal workflows",
+		Long: "Driftline keeps machine-learning models right in production: retraining as durable Temporal workflows.\n\n" +
+			"Temporal is configured by --temporal-address / TEMPORAL_ADDRESS and the SDK's environment, S3 by --s3-* / DRIFTLINE_S3_*;\n" +
+			"changes go through the control-plane API with your token (DRIFTLINE_TOKEN). docs/operating.md has the reference.",
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: requireFlags,
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].Summary)
+	config.TemporalFlags(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{c, err} })
+	root.AddGroup(&cobra.Group{ID: "run", Title: "Running Driftline:"}, &cobra.Group{ID: "operate", Title: "Operating models:"})
+	for _, c := range []*cobra.Command{setupCmd(), workerCmd(), serveCmd(), apiCmd(), consoleCmd(), ingestCmd(), tokenCmd()} {
+		c.GroupID = "run"
+		root.AddCommand(c)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'driftline <command> -h' for a command's flags. Temporal is configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, S3 by DRIFTLINE_S3_*.")
+	for _, c := range []*cobra.Command{runCmd(), statusCmd(), decideCmd(true), decideCmd(false), scheduleCmd(), modelsCmd(), rollbackCmd(),
+		promoteCmd(), auditCmd(), predictCmd(), driftCmd(), monitorCmd(), featuresCmd()} {
+		c.GroupID = "operate"
+		root.AddCommand(c)
+	}
+	if len(extra) > 0 {
+		root.AddGroup(&cobra.Group{ID: "dev", Title: "Development (driftline-dev only):"})
+	}
+	root.AddCommand(extra...)
+	root.InitDefaultCompletionCmd() // completion bash|zsh|fish|powershell, in the tree (and its help) from the start
+	return root
+}
+
+// usageError is a command line the command does not take: exit status 2 and its usage.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// requiredAnnotation marks a flag that must not be empty (set or from its environment
+// variable): cobra's own required flags count only flags given on the command line.
+const requiredAnnotation = "driftline_required"
+
+// requireFlags refuses a command whose required flag is empty, naming the flag and its variable.
+func requireFlags(cmd *cobra.Command, _ []string) error {
+	var missing error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[requiredAnnotation]; !ok || f.Value.String() != "" || missing != nil {
+			return
+		}
+		missing = fmt.Errorf("--%s is required: %s", f.Name, f.Annotations[requiredAnnotation][0])
+		if env := f.Annotations["env"]; len(env) > 0 {
+			missing = fmt.Errorf("%w (or set %s)", missing, env[0])
+		}
+	})
+	return missing
+}
+
+// Execute runs the command line args against a new command tree (tests run commands so).
+func Execute(ctx context.Context, args []string, extra ...*cobra.Command) error {
+	root := Root(extra...)
+	root.SetArgs(args)
+	_, err := root.ExecuteContextC(ctx)
+	return err
 }
 
 // Main runs the command os.Args names, from the production commands and extra (the
-// development binary's), and exits.
-func Main(extra map[string]Command) {
-	for name, c := range extra {
-		commands[name] = c
-	}
+// development binary's), and exits: 0 done, 1 failed, 2 a command line it does not take.
+func Main(extra ...*cobra.Command) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	cmd, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "driftline: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	root := Root(extra...)
+	name := "driftline"
+	if c, _, err := root.Find(os.Args[1:]); err == nil && c != root {
+		name += "-" + c.Name()
+	}
 	// Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
-	shutdown, err := telemetry.Init(ctx, "driftline-"+os.Args[1])
+	shutdown, err := telemetry.Init(ctx, name)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "driftline %s: %v\n", os.Args[1], err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
-	err = cmd.Run(ctx, os.Args[2:])
+	cmd, err := root.ExecuteContextC(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if serr := shutdown(sctx); serr != nil {
 		slog.Warn("flushing traces", "error", serr)
 	}
 	cancel()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintf(os.Stderr, "driftline %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+	if err == nil {
+		return
 	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.CommandPath(), err)
+	if isUsage(err) {
+		fmt.Fprintf(os.Stderr, "\n%s", cmd.UsageString())
+		os.Exit(2)
+	}
+	os.Exit(1)
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
@@ -20,195 +21,200 @@ import (
 	"github.com/driftline/driftline/starter"
 )
 
-const monitorUsage = "usage: driftline monitor start --model M [--run-from D --run-to D] | stop --model M | status --model M [--output json] | report --model M [--window W] [--output json] | ack --model M --review ID --decision accept|retrain|rollback --reason TEXT | alerts [--prometheus URL] [--output json]"
-
-// monitorSubcommands are the monitor's subcommands, each with its own flags.
-var monitorSubcommands = map[string]func(ctx context.Context, fs *flag.FlagSet, args []string) error{
-	"start": monitorStart, "stop": monitorStop, "status": monitorStatus, "alerts": monitorAlerts, "ack": monitorAck, "report": monitorReport,
-}
-
-// cmdMonitor starts and stops a model's monitor (through the control-plane API: authenticated,
+// monitorCmd starts and stops a model's monitor (through the control-plane API: authenticated,
 // authorised, audited) and shows its status, window reports and alerts.
-func cmdMonitor(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(monitorUsage)
-	}
-	sub, ok := monitorSubcommands[args[0]]
-	if !ok {
-		return errors.New(monitorUsage)
-	}
-	return sub(ctx, flag.NewFlagSet("monitor "+args[0], flag.ContinueOnError), args[1:])
+func monitorCmd() *cobra.Command {
+	return parent("monitor", "start, stop or show a model's monitor; its window reports, reviews and alerts",
+		monitorStartCmd(), monitorStopCmd(), monitorStatusCmd(), monitorReportCmd(), monitorAckCmd(), monitorAlertsCmd())
 }
 
-func monitorStart(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	model := ModelFlag(fs, "model (the monitor watches it with its registered spec)")
+func monitorStartCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "start", Short: "start the model's monitor (through the API)", Args: NoArgs}
+	fs := cmd.Flags()
+	model := ModelFlag(cmd, "model (the monitor watches it with its registered spec)")
 	from := fs.String("run-from", "", "window a run the monitor starts trains on: first day (default: the spec's window ending yesterday)")
 	to := fs.String("run-to", "", "... and last day")
 	a := APIFlags(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
-	}
-	var out api.MonitorStarted
-	if err := a.call(func(c *api.Client) (err error) {
-		out, err = c.StartMonitor(ctx, *model, api.MonitorRequest{RunFrom: *from, RunTo: *to})
-		return
-	}); err != nil {
-		return err
-	}
-	fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
-	return nil
-}
-
-func monitorStop(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	model := ModelFlag(fs, "model")
-	a := APIFlags(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
-	}
-	if err := a.call(func(c *api.Client) error { _, err := c.StopMonitor(ctx, *model); return err }); err != nil {
-		return err
-	}
-	fmt.Printf("stopped monitor/%s\n", *model)
-	return nil
-}
-
-func monitorStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	model := ModelFlag(fs, "model")
-	out := addOutput(fs)
-	a := APIFlags(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
-	}
-	var st pipeline.MonitorStatus
-	if *a.Token != "" { // through the API: view on the model
-		if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		var out api.MonitorStarted
+		if err := a.call(func(c *api.Client) (err error) {
+			out, err = c.StartMonitor(ctx, *model, api.MonitorRequest{RunFrom: *from, RunTo: *to})
+			return
+		}); err != nil {
 			return err
 		}
-	} else {
-		c, err := config.TemporalClient()
+		fmt.Printf("monitor %s started on spec v%d (its monitoring section sets the interval and what starts the loop)\n", out.WorkflowID, out.SpecVersion)
+		return nil
+	}
+	return cmd
+}
+
+func monitorStopCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "stop", Short: "stop the model's monitor (through the API)", Args: NoArgs}
+	fs := cmd.Flags()
+	model := ModelFlag(cmd, "model")
+	a := APIFlags(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if err := a.call(func(c *api.Client) error { _, err := c.StopMonitor(ctx, *model); return err }); err != nil {
+			return err
+		}
+		fmt.Printf("stopped monitor/%s\n", *model)
+		return nil
+	}
+	return cmd
+}
+
+func monitorStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "status", Short: "show the monitor's windows, the runs it started and its fairness reviews", Args: NoArgs}
+	fs := cmd.Flags()
+	model := ModelFlag(cmd, "model")
+	out := addOutput(fs)
+	a := APIFlags(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		var st pipeline.MonitorStatus
+		if *a.Token != "" { // through the API: view on the model
+			if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
+				return err
+			}
+		} else {
+			c, err := config.TemporalClient()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
+				return err
+			}
+		}
+		if asJSON, err := out.JSON(); err != nil {
+			return err
+		} else if asJSON {
+			return printJSON(st)
+		}
+		fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
+		if l := st.Last; l != nil {
+			fmt.Printf("  last window %s: v%d, %d requests, drift %v (score %.3f), %d labels, live MAE %.3f, %d problems\n  report %s\n",
+				st.LastAt.Format("2006-01-02 15:04:05"), l.Version, l.Requests, l.Drifted, l.DriftScore, l.Labelled, l.LiveMAE, l.Problems, l.ReportURI)
+		}
+		for _, r := range st.Runs {
+			fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
+		}
+		if r := st.Review; r != nil {
+			state := "open"
+			if r.Escalated {
+				state = "ESCALATED " + r.EscalatedAt.Format("2006-01-02 15:04:05") + " to " + strings.Join(r.EscalateTo, ", ")
+			}
+			fmt.Printf("  fairness review %s (%s): v%d, disparate impact of %s %.3f [%.3f, %.3f] under %.2f\n    opened %s, escalates %s; reviewers %s\n    report %s\n    acknowledge: driftline monitor ack --model %s --review %s --decision accept|retrain|rollback --reason \"...\"\n",
+				r.ID, state, r.Version, r.Attribute, r.DisparateImpact, r.Low, r.High, r.Floor, r.OpenedAt.Format("2006-01-02 15:04:05"),
+				r.Deadline.Format("2006-01-02 15:04:05"), strings.Join(r.Reviewers, ", "), r.Report, st.Model, r.ID)
+		}
+		for _, r := range st.Reviews {
+			fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func monitorAlertsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "alerts", Short: "list Driftline's alert rules and what fires now in Prometheus", Args: NoArgs}
+	fs := cmd.Flags()
+	prom := EnvFlag(fs, "prometheus", "DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090", "Prometheus base URL")
+	out := addOutput(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		rules, err := AlertRules(ctx, *prom)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
+		if asJSON, err := out.JSON(); err != nil {
 			return err
+		} else if asJSON {
+			return printJSON(rules)
 		}
+		PrintAlertRules(*prom, rules)
+		return nil
 	}
-	if asJSON, err := out.JSON(); err != nil {
-		return err
-	} else if asJSON {
-		return printJSON(st)
-	}
-	fmt.Printf("monitor/%s  windows %d  drifted in a row %d\n", st.Model, st.Windows, st.DriftedInARow)
-	if l := st.Last; l != nil {
-		fmt.Printf("  last window %s: v%d, %d requests, drift %v (score %.3f), %d labels, live MAE %.3f, %d problems\n  report %s\n",
-			st.LastAt.Format("2006-01-02 15:04:05"), l.Version, l.Requests, l.Drifted, l.DriftScore, l.Labelled, l.LiveMAE, l.Problems, l.ReportURI)
-	}
-	for _, r := range st.Runs {
-		fmt.Printf("  %s  started %-5v %s\n", r.At.Format("2006-01-02 15:04:05"), r.Started, r.Reason)
-	}
-	if r := st.Review; r != nil {
-		state := "open"
-		if r.Escalated {
-			state = "ESCALATED " + r.EscalatedAt.Format("2006-01-02 15:04:05") + " to " + strings.Join(r.EscalateTo, ", ")
-		}
-		fmt.Printf("  fairness review %s (%s): v%d, disparate impact of %s %.3f [%.3f, %.3f] under %.2f\n    opened %s, escalates %s; reviewers %s\n    report %s\n    acknowledge: driftline monitor ack --model %s --review %s --decision accept|retrain|rollback --reason \"...\"\n",
-			r.ID, state, r.Version, r.Attribute, r.DisparateImpact, r.Low, r.High, r.Floor, r.OpenedAt.Format("2006-01-02 15:04:05"),
-			r.Deadline.Format("2006-01-02 15:04:05"), strings.Join(r.Reviewers, ", "), r.Report, st.Model, r.ID)
-	}
-	for _, r := range st.Reviews {
-		fmt.Printf("  review %s: %s by %s at %s (%s): %s\n", r.ID, r.Decision, r.By, r.DecidedAt.Format("2006-01-02 15:04:05"), r.Reason, r.Outcome)
-	}
-	return nil
+	return cmd
 }
 
-func monitorAlerts(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	prom := fs.String("prometheus", Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus base URL (env DRIFTLINE_PROMETHEUS)")
-	out := addOutput(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
-	}
-	rules, err := AlertRules(ctx, *prom)
-	if err != nil {
-		return err
-	}
-	if asJSON, err := out.JSON(); err != nil {
-		return err
-	} else if asJSON {
-		return printJSON(rules)
-	}
-	PrintAlertRules(*prom, rules)
-	return nil
-}
-
-func monitorAck(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	model := ModelFlag(fs, "model")
+func monitorAckCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ack", Short: "decide on an open fairness review: accept, retrain or rollback", Args: NoArgs}
+	fs := cmd.Flags()
+	model := ModelFlag(cmd, "model")
 	review := fs.String("review", "", "the open review's id (driftline monitor status)")
 	decision := fs.String("decision", "", "accept, retrain or rollback")
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
 	a := APIFlags(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *review == "" {
+			return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
+		}
+		var out api.ReviewDecision
+		if err := a.call(func(c *api.Client) (err error) {
+			out, err = c.Acknowledge(ctx, *model, *review, api.ReviewRequest{Decision: *decision, Reason: *reason})
+			return
+		}); err != nil {
+			return err
+		}
+		fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
+		return nil
 	}
-	if *review == "" {
-		return errors.New("monitor ack: --review is required (driftline monitor status shows the open review)")
-	}
-	var out api.ReviewDecision
-	if err := a.call(func(c *api.Client) (err error) {
-		out, err = c.Acknowledge(ctx, *model, *review, api.ReviewRequest{Decision: *decision, Reason: *reason})
-		return
-	}); err != nil {
-		return err
-	}
-	fmt.Printf("%s (attestation %s)\n", out.Result, out.AttestationID)
-	return nil
+	return cmd
 }
 
-func monitorReport(ctx context.Context, fs *flag.FlagSet, args []string) error {
+func monitorReportCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "report", Short: "show one monitoring window's report", Args: NoArgs}
+	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
-	model := ModelFlag(fs, "model")
+	model := ModelFlag(cmd, "model")
 	window := fs.String("window", "", "the window's end as in its report name, e.g. 20261201T101500Z (default: the latest)")
 	out := addOutput(fs)
 	a := APIFlags(fs)
-	if err := Parse(fs, args); err != nil {
-		return err
-	}
-	var rep monitor.Report
-	var where string
-	if *a.Token != "" { // through the API: view on the model
-		w := *window
-		if w == "" {
-			var st pipeline.MonitorStatus
-			if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		var rep monitor.Report
+		var where string
+		if *a.Token != "" { // through the API: view on the model
+			w := *window
+			if w == "" {
+				var st pipeline.MonitorStatus
+				if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
+					return err
+				}
+				if st.Last == nil {
+					return fmt.Errorf("the monitor of %s has no window yet", *model)
+				}
+				w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
+			}
+			where = *a.URL + "/v1/models/" + *model + "/reports/monitor/" + w + ".json"
+			if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, *model, "monitor", w+".json", &rep) }); err != nil {
 				return err
 			}
-			if st.Last == nil {
-				return fmt.Errorf("the monitor of %s has no window yet", *model)
+		} else {
+			b, err := config.OpenBucket(ctx, s3)
+			if err != nil {
+				return err
 			}
-			w = strings.TrimSuffix(path.Base(st.Last.ReportURI), ".json")
+			var key string
+			if rep, key, err = LoadMonitorReport(ctx, b, *model, *window); err != nil {
+				return err
+			}
+			where = b.URI(key)
 		}
-		where = *a.URL + "/v1/models/" + *model + "/reports/monitor/" + w + ".json"
-		if err := a.call(func(c *api.Client) error { return reportInto(ctx, c, *model, "monitor", w+".json", &rep) }); err != nil {
+		if asJSON, err := out.JSON(); err != nil {
 			return err
+		} else if asJSON {
+			return printJSON(rep)
 		}
-	} else {
-		b, err := config.OpenBucket(ctx, s3)
-		if err != nil {
-			return err
-		}
-		var key string
-		if rep, key, err = LoadMonitorReport(ctx, b, *model, *window); err != nil {
-			return err
-		}
-		where = b.URI(key)
+		PrintMonitorReport(where, rep)
+		return nil
 	}
-	if asJSON, err := out.JSON(); err != nil {
-		return err
-	} else if asJSON {
-		return printJSON(rep)
-	}
-	PrintMonitorReport(where, rep)
-	return nil
+	return cmd
 }
 
 func LoadMonitorReport(ctx context.Context, b objstore.Bucket, model, window string) (monitor.Report, string, error) {

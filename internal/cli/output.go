@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/spf13/pflag"
 )
 
 // output is a command's --output flag: table (the default, for people) or json (for
@@ -20,7 +21,7 @@ type output struct {
 	json   bool
 }
 
-func addOutput(fs *flag.FlagSet) *output {
+func addOutput(fs *pflag.FlagSet) *output {
 	o := &output{}
 	fs.StringVar(&o.format, "output", "table", "output: table or json")
 	fs.BoolVar(&o.json, "json", false, "the same as --output json")

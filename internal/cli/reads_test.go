@@ -82,7 +82,7 @@ func TestCLIReadsGoThroughTheAPIWithAToken(t *testing.T) {
 	// dave applies the repository through the API; the online store has a row of each view.
 	dave := []string{"--api", hs.URL, "--token", token("dave"), "--s3-endpoint", "http://127.0.0.1:1"}
 	_, err = stdout(t, func() error {
-		return cmdFeatures(ctx, append([]string{"apply", "--definitions", "../../examples/features.yaml", "--spec", "../../examples/demand.yaml",
+		return Execute(ctx, append([]string{"features", "apply", "--definitions", "../../examples/features.yaml", "--spec", "../../examples/demand.yaml",
 			"--reason", "history"}, dave...))
 	})
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestCLIReadsGoThroughTheAPIWithAToken(t *testing.T) {
 
 	alice := []string{"--api", hs.URL, "--token", token("alice"), "--s3-endpoint", "http://127.0.0.1:1"}
 	out, err := stdout(t, func() error {
-		return cmdModels(ctx, append([]string{"--model", "demand", "--output", "json"}, alice...))
+		return Execute(ctx, append([]string{"models", "--model", "demand", "--output", "json"}, alice...))
 	})
 	require.NoError(t, err)
 	var models api.ModelResponse
@@ -110,7 +110,7 @@ func TestCLIReadsGoThroughTheAPIWithAToken(t *testing.T) {
 	require.Equal(t, "r1", models.Versions[0].Lineage.RunID)
 
 	out, err = stdout(t, func() error {
-		return cmdFeatures(ctx, append([]string{"get", "--online", "--key", "1|1", "--spec", "../../examples/demand.yaml",
+		return Execute(ctx, append([]string{"features", "get", "--online", "--key", "1|1", "--spec", "../../examples/demand.yaml",
 			"--definitions", "../../examples/features.yaml", "--output", "json"}, alice...))
 	})
 	require.NoError(t, err)
@@ -127,6 +127,6 @@ func TestCLIReadsGoThroughTheAPIWithAToken(t *testing.T) {
 	require.GreaterOrEqual(t, *vec.Values[0].Value, 40.0)
 
 	victor := []string{"--api", hs.URL, "--token", token("victor"), "--s3-endpoint", "http://127.0.0.1:1"}
-	_, err = stdout(t, func() error { return cmdModels(ctx, append([]string{"--model", "demand"}, victor...)) })
+	_, err = stdout(t, func() error { return Execute(ctx, append([]string{"models", "--model", "demand"}, victor...)) })
 	require.ErrorContains(t, err, "403")
 }

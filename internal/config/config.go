@@ -3,11 +3,11 @@ package config
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
@@ -21,27 +21,65 @@ import (
 	"github.com/driftline/driftline/objstore/s3store"
 )
 
-func env(key, def string) string {
+func envOr(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok {
 		return v // set, even to "": an empty key means the AWS credential chain
 	}
 	return def
 }
 
-// S3Flags registers the object-store flags on fs, defaulting from DRIFTLINE_S3_* variables.
-// There are no default credentials: empty keys use the AWS credential chain; the local stack
-// (`make up`) writes its generated MinIO credentials to .data/dev.env. A key can also come
-// from a file named by DRIFTLINE_S3_ACCESS_KEY_FILE / DRIFTLINE_S3_SECRET_KEY_FILE (Docker
-// secrets).
-func S3Flags(fs *flag.FlagSet) *s3store.Config {
+// StringEnv declares the string flag name on fs whose default is the environment variable env
+// when it is set (even to ""), def otherwise. It is the one place a flag's variable is named:
+// the help shows it and the flag carries it as the annotation "env".
+func StringEnv(fs *pflag.FlagSet, p *string, name, env, def, usage string) {
+	fs.StringVar(p, name, envOr(env, def), usage+" (env "+env+")")
+	_ = fs.SetAnnotation(name, "env", []string{env})
+}
+
+// SecretEnv is StringEnv for a secret: its value, from the variable, never shows in the help.
+func SecretEnv(fs *pflag.FlagSet, p *string, name, env, usage string) {
+	StringEnv(fs, p, name, env, "", usage)
+	fs.Lookup(name).DefValue = ""
+}
+
+// S3Flags registers the object-store flag group on fs, defaulting from DRIFTLINE_S3_*
+// variables. There are no default credentials: empty keys use the AWS credential chain; the
+// local stack (`make up`) writes its generated MinIO credentials to .data/dev.env. A key can
+// also come from a file named by DRIFTLINE_S3_ACCESS_KEY_FILE / DRIFTLINE_S3_SECRET_KEY_FILE
+// (Docker secrets).
+func S3Flags(fs *pflag.FlagSet) *s3store.Config {
 	c := &s3store.Config{}
-	fs.StringVar(&c.Endpoint, "s3-endpoint", env("DRIFTLINE_S3_ENDPOINT", "http://127.0.0.1:9000"), "S3 endpoint; empty for AWS (env DRIFTLINE_S3_ENDPOINT)")
-	fs.StringVar(&c.Region, "s3-region", env("DRIFTLINE_S3_REGION", "us-east-1"), "S3 region (env DRIFTLINE_S3_REGION)")
-	fs.StringVar(&c.Bucket, "s3-bucket", env("DRIFTLINE_S3_BUCKET", "driftline"), "bucket (env DRIFTLINE_S3_BUCKET)")
-	fs.StringVar(&c.Prefix, "s3-prefix", env("DRIFTLINE_S3_PREFIX", ""), "key prefix inside the bucket (env DRIFTLINE_S3_PREFIX)")
-	fs.StringVar(&c.AccessKey, "s3-access-key", env("DRIFTLINE_S3_ACCESS_KEY", ""), "access key; empty for the AWS credential chain (env DRIFTLINE_S3_ACCESS_KEY or DRIFTLINE_S3_ACCESS_KEY_FILE)")
-	fs.StringVar(&c.SecretKey, "s3-secret-key", env("DRIFTLINE_S3_SECRET_KEY", ""), "secret key (env DRIFTLINE_S3_SECRET_KEY or DRIFTLINE_S3_SECRET_KEY_FILE)")
+	StringEnv(fs, &c.Endpoint, "s3-endpoint", "DRIFTLINE_S3_ENDPOINT", "http://127.0.0.1:9000", "S3 endpoint; empty for AWS")
+	StringEnv(fs, &c.Region, "s3-region", "DRIFTLINE_S3_REGION", "us-east-1", "S3 region")
+	StringEnv(fs, &c.Bucket, "s3-bucket", "DRIFTLINE_S3_BUCKET", "driftline", "bucket")
+	StringEnv(fs, &c.Prefix, "s3-prefix", "DRIFTLINE_S3_PREFIX", "", "key prefix inside the bucket")
+	SecretEnv(fs, &c.AccessKey, "s3-access-key", "DRIFTLINE_S3_ACCESS_KEY", "access key; empty for the AWS credential chain or DRIFTLINE_S3_ACCESS_KEY_FILE")
+	SecretEnv(fs, &c.SecretKey, "s3-secret-key", "DRIFTLINE_S3_SECRET_KEY", "secret key, or DRIFTLINE_S3_SECRET_KEY_FILE")
 	return c
+}
+
+// Temporal is the Temporal flag group's values: set, they override TEMPORAL_ADDRESS and
+// TEMPORAL_NAMESPACE for TemporalClient and Namespace (TLS, an API key and the rest still come
+// from the SDK's environment configuration).
+type Temporal struct{ Address, Namespace string }
+
+var temporalFlags Temporal
+
+// TemporalFlags registers the Temporal flag group on fs (the CLI's root: every command has it).
+func TemporalFlags(fs *pflag.FlagSet) {
+	StringEnv(fs, &temporalFlags.Address, "temporal-address", "TEMPORAL_ADDRESS", "", "Temporal frontend host:port (default localhost:7233)")
+	StringEnv(fs, &temporalFlags.Namespace, "temporal-namespace", "TEMPORAL_NAMESPACE", "", "Temporal namespace (default \"default\")")
+}
+
+// Namespace is the Temporal namespace the process works in.
+func Namespace() string {
+	if temporalFlags.Namespace != "" {
+		return temporalFlags.Namespace
+	}
+	if ns := os.Getenv("TEMPORAL_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return client.DefaultNamespace
 }
 
 // fromFile fills an empty value from the file named by the variable, if set.
@@ -85,6 +123,12 @@ func TemporalClient(configure ...func(*client.Options)) (client.Client, error) {
 			return nil, err
 		}
 		opts.DataConverter = codec.DataConverter(c)
+	}
+	if temporalFlags.Address != "" {
+		opts.HostPort = temporalFlags.Address
+	}
+	if temporalFlags.Namespace != "" {
+		opts.Namespace = temporalFlags.Namespace
 	}
 	tis, err := TracingInterceptors()
 	if err != nil {

@@ -1,11 +1,11 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestNoDefaultCredentials(t *testing.T) {
 	t.Setenv("DRIFTLINE_S3_ACCESS_KEY", "") // set and empty: used to fall back to a built-in key
 	t.Setenv("DRIFTLINE_S3_SECRET_KEY", "")
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c := S3Flags(fs)
 	require.NoError(t, fs.Parse(nil))
 	require.Empty(t, c.AccessKey, "no built-in access key")
@@ -23,7 +23,7 @@ func TestNoDefaultCredentials(t *testing.T) {
 	require.NoError(t, c.Validate(), "empty keys: the AWS credential chain")
 	os.Unsetenv("DRIFTLINE_S3_ACCESS_KEY")
 	os.Unsetenv("DRIFTLINE_S3_SECRET_KEY")
-	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	fs = pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c = S3Flags(fs)
 	require.NoError(t, fs.Parse(nil))
 	require.Empty(t, c.AccessKey)

@@ -3,10 +3,11 @@ package devcli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/cli"
@@ -14,59 +15,63 @@ import (
 	"github.com/driftline/driftline/objstore"
 )
 
-func cmdDatagen(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("datagen", flag.ContinueOnError)
+func datagenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "datagen", Short: "write the demo retail dataset to S3", Args: cli.NoArgs}
+	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
 	name := fs.String("dataset", "retail_demand", "dataset name")
 	cfg := dataset.DefaultRetail()
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (same seed, same data)")
 	fs.IntVar(&cfg.Days, "days", cfg.Days, "days of data from 2026-09-01")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		b, err := config.OpenBucket(ctx, s3)
+		if err != nil {
+			return err
+		}
+		return datagen(ctx, b, *name, cfg)
 	}
-	b, err := config.OpenBucket(ctx, s3)
-	if err != nil {
-		return err
-	}
-	return datagen(ctx, b, *name, cfg)
+	return cmd
 }
 
 // cmdWeather serves the demo's weather source: the mean temperature of a region on the last
 // day of the demo dataset, at /v1/weather?region=<region>.
-func cmdWeather(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("weather", flag.ContinueOnError)
+func weatherCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "weather", Short: "serve the demo's weather source (feature enrichment)", Args: cli.NoArgs}
+	fs := cmd.Flags()
 	listen := fs.String("listen", ":8095", "HTTP address")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	cfg := dataset.DefaultRetail()
-	sums, counts := map[string]float64{}, map[string]float64{}
-	for _, r := range cfg.RetailDay(cfg.Days - 1) {
-		if r.Temperature == r.Temperature { // skip the NaN sensor outages
-			sums[r.Region] += r.Temperature
-			counts[r.Region]++
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg := dataset.DefaultRetail()
+		sums, counts := map[string]float64{}, map[string]float64{}
+		for _, r := range cfg.RetailDay(cfg.Days - 1) {
+			if r.Temperature == r.Temperature { // skip the NaN sensor outages
+				sums[r.Region] += r.Temperature
+				counts[r.Region]++
+			}
 		}
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/weather", func(w http.ResponseWriter, r *http.Request) {
-		region := r.URL.Query().Get("region")
-		if counts[region] == 0 {
-			http.Error(w, `{"error": "unknown region"}`, http.StatusNotFound)
-			return
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /v1/weather", func(w http.ResponseWriter, r *http.Request) {
+			region := r.URL.Query().Get("region")
+			if counts[region] == 0 {
+				http.Error(w, `{"error": "unknown region"}`, http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"temperature": %.2f}`, sums[region]/counts[region])
+		})
+		srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		fmt.Printf("weather source on %s\n", *listen)
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
 		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"temperature": %.2f}`, sums[region]/counts[region])
-	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	fmt.Printf("weather source on %s\n", *listen)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return nil
 	}
-	return nil
+	return cmd
 }
 
 func datagen(ctx context.Context, b objstore.Bucket, name string, cfg dataset.RetailConfig) error {

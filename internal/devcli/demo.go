@@ -3,13 +3,14 @@ package devcli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -37,191 +38,193 @@ const (
 	streamFrom = 32
 )
 
-func cmdDemo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+func demoCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "demo", Short: "run the end-to-end demo (make demo)", Args: cli.NoArgs}
+	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
 	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
 	fsSpecPath := fs.String("features-spec", "examples/demand_features.yaml", "model spec naming a feature service (phase 5)")
 	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
 	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
-	approvalsURL := fs.String("api", cli.Env("DRIFTLINE_API", "http://127.0.0.1:8090"), "control-plane API")
-	prom := fs.String("prometheus", cli.Env("DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090"), "Prometheus with Driftline's rules (make up starts one)")
+	approvalsURL := cli.EnvFlag(fs, "api", "DRIFTLINE_API", "http://127.0.0.1:8090", "control-plane API")
+	prom := cli.EnvFlag(fs, "prometheus", "DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090", "Prometheus with Driftline's rules (make up starts one)")
 	monInterval := fs.Duration("monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
-	keyFile := fs.String("dev-key-file", cli.Env("DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key"), "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	sp, err := spec.Load(*specPath)
-	if err != nil {
-		return err
-	}
-	b, c, err := config.Connect(ctx, s3)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	keyFile := cli.EnvFlag(fs, "dev-key-file", "DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key", "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		sp, err := spec.Load(*specPath)
+		if err != nil {
+			return err
+		}
+		b, c, err := config.Connect(ctx, s3)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
 
-	fmt.Println("== 1. demo dataset")
-	cfg := dataset.DefaultRetail()
-	// The first 32 days are written as files; the holiday weeks arrive as a stream (phase 3).
-	batch := cfg
-	batch.Days = streamFrom
-	if err := datagen(ctx, b, sp.Dataset.Name, batch); err != nil {
-		return err
-	}
-	if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
-		return err
-	}
-	devSecret, err := os.ReadFile(*keyFile)
-	if err != nil {
-		return fmt.Errorf("the demo mints tokens with %s: %w", *keyFile, err)
-	}
-	devSecret = []byte(strings.TrimSpace(string(devSecret)))
-	approve := func(st pipeline.Status) {
-		fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
-			st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
-		tok, err := api.MintDev(devSecret, "alice", nil, 10*time.Minute)
-		for attempt := 0; err == nil && attempt < 10; attempt++ {
-			var out string
-			out, err = cli.PostDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
-			if err == nil {
-				fmt.Printf("  %s\n", out)
-				return
+		fmt.Println("== 1. demo dataset")
+		cfg := dataset.DefaultRetail()
+		// The first 32 days are written as files; the holiday weeks arrive as a stream (phase 3).
+		batch := cfg
+		batch.Days = streamFrom
+		if err := datagen(ctx, b, sp.Dataset.Name, batch); err != nil {
+			return err
+		}
+		if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
+			return err
+		}
+		devSecret, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return fmt.Errorf("the demo mints tokens with %s: %w", *keyFile, err)
+		}
+		devSecret = []byte(strings.TrimSpace(string(devSecret)))
+		approve := func(st pipeline.Status) {
+			fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
+				st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
+			tok, err := api.MintDev(devSecret, "alice", nil, 10*time.Minute)
+			for attempt := 0; err == nil && attempt < 10; attempt++ {
+				var out string
+				out, err = cli.PostDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
+				if err == nil {
+					fmt.Printf("  %s\n", out)
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
-			time.Sleep(500 * time.Millisecond)
+			// Do not leave the demo waiting for the approval timeout.
+			fmt.Printf("  approval failed: %v; ending the run\n", err)
+			_ = c.TerminateWorkflow(ctx, pipeline.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
 		}
-		// Do not leave the demo waiting for the approval timeout.
-		fmt.Printf("  approval failed: %v; ending the run\n", err)
-		_ = c.TerminateWorkflow(ctx, pipeline.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
-	}
 
-	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
-	raw, err := os.ReadFile(*specPath)
-	if err != nil {
-		return err
-	}
-	dave, err := api.MintDev(devSecret, "dave", nil, time.Hour) // a data scientist starts the runs
-	if err != nil {
-		return err
-	}
-	starts := cli.APIClient{URL: approvalsURL, Token: &dave}
-	grace, err := api.MintDev(devSecret, "grace", nil, time.Hour) // the governance officer registers specs
-	if err != nil {
-		return err
-	}
-	gov := cli.APIClient{URL: approvalsURL, Token: &grace}
-	if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the demand forecast's spec"); err != nil {
-		return err
-	}
-	res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Model: sp.Model, From: demoFrom1, To: demoTo1}, sp.Model, approve)
-	if err != nil {
-		return err
-	}
-	if err := waitServing(ctx, *url, sp.Model, res1.Version); err != nil {
-		return err
-	}
-	fmt.Printf("  serving answers with v%d\n", res1.Version)
+		fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
+		raw, err := os.ReadFile(*specPath)
+		if err != nil {
+			return err
+		}
+		dave, err := api.MintDev(devSecret, "dave", nil, time.Hour) // a data scientist starts the runs
+		if err != nil {
+			return err
+		}
+		starts := cli.APIClient{URL: approvalsURL, Token: &dave}
+		grace, err := api.MintDev(devSecret, "grace", nil, time.Hour) // the governance officer registers specs
+		if err != nil {
+			return err
+		}
+		gov := cli.APIClient{URL: approvalsURL, Token: &grace}
+		if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the demand forecast's spec"); err != nil {
+			return err
+		}
+		res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Model: sp.Model, From: demoFrom1, To: demoTo1}, sp.Model, approve)
+		if err != nil {
+			return err
+		}
+		if err := waitServing(ctx, *url, sp.Model, res1.Version); err != nil {
+			return err
+		}
+		fmt.Printf("  serving answers with v%d\n", res1.Version)
 
-	fmt.Printf("\n== 3. the holiday weeks arrive as a stream: Kafka -> the ingest worker -> the dataset\n")
-	if err := demoStream(ctx, b, *specPath, cfg, streamFrom, cfg.Days-streamFrom); err != nil {
-		return err
-	}
+		fmt.Printf("\n== 3. the holiday weeks arrive as a stream: Kafka -> the ingest worker -> the dataset\n")
+		if err := demoStream(ctx, b, *specPath, cfg, streamFrom, cfg.Days-streamFrom); err != nil {
+			return err
+		}
 
-	fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
-	var rows []dataset.RetailRow
-	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
-		for _, r := range cfg.RetailDay(day) {
-			if !math.IsNaN(r.Temperature) {
-				rows = append(rows, r)
+		fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
+		var rows []dataset.RetailRow
+		for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
+			for _, r := range cfg.RetailDay(day) {
+				if !math.IsNaN(r.Temperature) {
+					rows = append(rows, r)
+				}
 			}
 		}
-	}
-	tctx, stopTraffic := context.WithCancel(ctx)
-	var st traffic.Stats
-	go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
-	fmt.Printf("  client traffic: %d requests/s to %s (labels follow the answers)\n", *rps, *url)
-	monSpec, err := withMonitorInterval(raw, *monInterval)
-	if err != nil {
+		tctx, stopTraffic := context.WithCancel(ctx)
+		var st traffic.Stats
+		go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
+		fmt.Printf("  client traffic: %d requests/s to %s (labels follow the answers)\n", *rps, *url)
+		monSpec, err := withMonitorInterval(raw, *monInterval)
+		if err != nil {
+			stopTraffic()
+			return err
+		}
+		// Monitoring is the data scientist's to tune: dave applies it (no governed field changes).
+		if err := demoApplySpec(ctx, starts, "dave", monSpec, fmt.Sprintf("demo: %s monitoring windows", *monInterval)); err != nil {
+			stopTraffic()
+			return err
+		}
+		if _, err := apiOf(starts).StartMonitor(ctx, sp.Model, api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}); err != nil {
+			stopTraffic()
+			return err
+		}
+		fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
+			pipeline.MonitorWorkflowID(sp.Model), *monInterval, sp.Monitoring.Interval.Duration)
+		// What Prometheus (make up's, with deploy/prometheus/rules.yml) makes of the monitor's
+		// metrics when the monitor starts the run: the demo's windows are 15 s and the rules'
+		// for: durations 10-15 minutes, so an alert that holds is pending here.
+		alertState := func() {
+			if rules, aerr := cli.AlertRules(ctx, *prom); aerr == nil {
+				fmt.Printf("  the alert state now (driftline monitor alerts):\n")
+				cli.PrintAlertRules(*prom, rules)
+			} else {
+				fmt.Printf("  the alert state: %v\n", aerr)
+			}
+		}
+		res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, alertState, approve)
 		stopTraffic()
-		return err
-	}
-	// Monitoring is the data scientist's to tune: dave applies it (no governed field changes).
-	if err := demoApplySpec(ctx, starts, "dave", monSpec, fmt.Sprintf("demo: %s monitoring windows", *monInterval)); err != nil {
-		stopTraffic()
-		return err
-	}
-	if _, err := apiOf(starts).StartMonitor(ctx, sp.Model, api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}); err != nil {
-		stopTraffic()
-		return err
-	}
-	fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
-		pipeline.MonitorWorkflowID(sp.Model), *monInterval, sp.Monitoring.Interval.Duration)
-	// What Prometheus (make up's, with deploy/prometheus/rules.yml) makes of the monitor's
-	// metrics when the monitor starts the run: the demo's windows are 15 s and the rules'
-	// for: durations 10-15 minutes, so an alert that holds is pending here.
-	alertState := func() {
-		if rules, aerr := cli.AlertRules(ctx, *prom); aerr == nil {
-			fmt.Printf("  the alert state now (driftline monitor alerts):\n")
-			cli.PrintAlertRules(*prom, rules)
-		} else {
-			fmt.Printf("  the alert state: %v\n", aerr)
+		if mst, merr := starter.MonitorStatus(ctx, c, sp.Model); merr == nil {
+			for _, r := range mst.Runs {
+				fmt.Printf("  the monitor: %s\n", r.Reason)
+			}
+			if rep, key, rerr := cli.LoadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
+				fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
+				cli.PrintMonitorReport(b.URI(key), rep)
+			}
 		}
-	}
-	res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, alertState, approve)
-	stopTraffic()
-	if mst, merr := starter.MonitorStatus(ctx, c, sp.Model); merr == nil {
-		for _, r := range mst.Runs {
-			fmt.Printf("  the monitor: %s\n", r.Reason)
+		if _, serr := apiOf(starts).StopMonitor(ctx, sp.Model); serr != nil {
+			fmt.Printf("  stopping the monitor: %v\n", serr)
 		}
-		if rep, key, rerr := cli.LoadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
-			fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
-			cli.PrintMonitorReport(b.URI(key), rep)
+		if err != nil {
+			return err
 		}
-	}
-	if _, serr := apiOf(starts).StopMonitor(ctx, sp.Model); serr != nil {
-		fmt.Printf("  stopping the monitor: %v\n", serr)
-	}
-	if err != nil {
-		return err
-	}
-	sent, failed, fb, byV := st.Snapshot()
-	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
-	if data, _, err := objstore.ReadAll(ctx, b, keys.Report(sp.Model, res2.RunID, "drift.json")); err == nil {
-		var rep activities.DriftReport
-		if json.Unmarshal(data, &rep) == nil {
-			fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
-			cli.PrintReport(os.Stdout, rep.Report)
+		sent, failed, fb, byV := st.Snapshot()
+		fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
+		if data, _, err := objstore.ReadAll(ctx, b, keys.Report(sp.Model, res2.RunID, "drift.json")); err == nil {
+			var rep activities.DriftReport
+			if json.Unmarshal(data, &rep) == nil {
+				fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
+				cli.PrintReport(os.Stdout, rep.Report)
+			}
 		}
-	}
 
-	fmt.Println("\n== 5. a prediction from the serving API")
-	want := res1.Version
-	if res2.Outcome == pipeline.OutcomePromoted {
-		want = res2.Version
-	}
-	if err := waitServing(ctx, *url, sp.Model, want); err != nil {
-		return err
-	}
-	req := traffic.FromRetail(rows[0])
-	req.Explain = true
-	// The store system does not know the weather: serving fills the temperature in from the
-	// weather source (through a timeout and a circuit breaker).
-	delete(req.Features, "temperature")
-	if err := cli.PredictAndPrint(ctx, *url, sp.Model, req); err != nil {
-		return err
-	}
+		fmt.Println("\n== 5. a prediction from the serving API")
+		want := res1.Version
+		if res2.Outcome == pipeline.OutcomePromoted {
+			want = res2.Version
+		}
+		if err := waitServing(ctx, *url, sp.Model, want); err != nil {
+			return err
+		}
+		req := traffic.FromRetail(rows[0])
+		req.Explain = true
+		// The store system does not know the weather: serving fills the temperature in from the
+		// weather source (through a timeout and a circuit breaker).
+		delete(req.Features, "temperature")
+		if err := cli.PredictAndPrint(ctx, *url, sp.Model, req); err != nil {
+			return err
+		}
 
-	fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
-	res3, link3, err := demoFeatureStore(ctx, c, b, starts, gov, devSecret, *url, *fsSpecPath, rows[0])
-	if err != nil {
-		return err
+		fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
+		res3, link3, err := demoFeatureStore(ctx, c, b, starts, gov, devSecret, *url, *fsSpecPath, rows[0])
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2, res3.Outcome, link3)
+		fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
+		if c := os.Getenv("DRIFTLINE_CONSOLE_URL"); c != "" {
+			fmt.Printf("console: %s/models/%s (sign in with the token of `bin/driftline token --sub alice`)\n", strings.TrimSuffix(c, "/"), sp.Model)
+		}
+		return nil
 	}
-	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2, res3.Outcome, link3)
-	fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
-	if c := os.Getenv("DRIFTLINE_CONSOLE_URL"); c != "" {
-		fmt.Printf("console: %s/models/%s (sign in with the token of `bin/driftline token --sub alice`)\n", strings.TrimSuffix(c, "/"), sp.Model)
-	}
-	return nil
+	return cmd
 }
 
 type demoResult struct {
@@ -246,7 +249,7 @@ func demoRun(ctx context.Context, c client.Client, a cli.APIClient, in api.RunRe
 		return demoResult{}, "", err
 	}
 	run := c.GetWorkflow(ctx, started.WorkflowID, started.RunID)
-	link := starter.UILink(cli.Namespace(), started.WorkflowID, started.RunID)
+	link := starter.UILink(config.Namespace(), started.WorkflowID, started.RunID)
 	fmt.Printf("  run %s started by dave through the API  %s\n", started.WorkflowID, link)
 	res, err := starter.Follow(ctx, c, model, run, os.Stdout, onApproval)
 	fmt.Printf("  outcome: %s - %s\n", res.Outcome, res.Reason)
@@ -327,7 +330,7 @@ func demoFollowMonitorRun(ctx context.Context, c client.Client, model, firstRunI
 		if err == nil {
 			info := desc.GetWorkflowExecutionInfo()
 			if id := info.GetExecution().GetRunId(); id != firstRunID {
-				link := starter.UILink(cli.Namespace(), pipeline.WorkflowID(model), id)
+				link := starter.UILink(config.Namespace(), pipeline.WorkflowID(model), id)
 				fmt.Printf("  run %s started by the monitor  %s\n", pipeline.WorkflowID(model), link)
 				onStart()
 				res, err := starter.Follow(ctx, c, model, c.GetWorkflow(ctx, pipeline.WorkflowID(model), id), os.Stdout, onApproval)

@@ -6,10 +6,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("externaltrainer", flag.ExitOnError)
+	fs := pflag.NewFlagSet("externaltrainer", pflag.ExitOnError)
 	s3 := config.S3Flags(fs)
 	queue := fs.String("task-queue", "external-trainer", "task queue the spec's trainer.task_queue names")
 	alpha := fs.Float64("alpha", 1, "ridge penalty")
