@@ -15,9 +15,12 @@ type SnapshotInput struct {
 
 // SnapshotResult points at the pinned manifest.
 type SnapshotResult struct {
-	Key, URI, ID string
-	Files        int
-	Rows, Bytes  int64
+	Key   string `json:"key"`
+	URI   string `json:"uri"`
+	ID    string `json:"id"`
+	Files int    `json:"files"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes"`
 }
 
 // StepInput is what most data steps need: the run, the spec and the snapshot.
@@ -29,38 +32,44 @@ type StepInput struct {
 
 // ValidateResult summarises the validation report.
 type ValidateResult struct {
-	ReportURI, QuarantineURI string
-	RowsRead, RowsAccepted   int64
-	RowsQuarantined          int64
-	BadShare                 float64
+	ReportURI       string  `json:"report_uri"`
+	QuarantineURI   string  `json:"quarantine_uri"`
+	RowsRead        int64   `json:"rows_read"`
+	RowsAccepted    int64   `json:"rows_accepted"`
+	RowsQuarantined int64   `json:"rows_quarantined"`
+	BadShare        float64 `json:"bad_share"`
 }
 
 // DriftResult summarises the drift report.
 type DriftResult struct {
-	ReferenceVersion int // production version compared against; 0 = none yet
-	Drifted          bool
-	Score, Share     float64
-	DriftedFeatures  []string
-	Why, ReportURI   string
+	ReferenceVersion int      `json:"reference_version"` // production version compared against; 0 = none yet
+	Drifted          bool     `json:"drifted"`
+	Score            float64  `json:"score"`
+	Share            float64  `json:"share"`
+	DriftedFeatures  []string `json:"drifted_features"`
+	Why              string   `json:"why"`
+	ReportURI        string   `json:"report_uri"`
 }
 
 // TrainResult points at the staged candidate.
 type TrainResult struct {
-	ArtifactKey, ArtifactURI, ProfileKey string
-	TrainRows                            int
-	TrainRMSE                            float64 // squared-error trainers
+	ArtifactKey string  `json:"artifact_key"`
+	ArtifactURI string  `json:"artifact_uri"`
+	ProfileKey  string  `json:"profile_key"`
+	TrainRows   int     `json:"train_rows"`
+	TrainRMSE   float64 `json:"train_rmse"` // squared-error trainers
 	// TrainMetric (rmse, mae or logloss) and TrainLoss: the objective's training loss.
-	TrainMetric string  `json:",omitempty"`
-	TrainLoss   float64 `json:",omitempty"`
+	TrainMetric string  `json:"train_metric,omitempty"`
+	TrainLoss   float64 `json:"train_loss,omitempty"`
 	// Trees kept by early stopping (gbdt).
-	Trees int `json:",omitempty"`
+	Trees int `json:"trees,omitempty"`
 	// ReadSeconds and FitSeconds split the step's time: reading (and binning) the rows, and
 	// fitting (gbdt: the boosting rounds).
-	ReadSeconds float64 `json:",omitempty"`
-	FitSeconds  float64 `json:",omitempty"`
+	ReadSeconds float64 `json:"read_seconds,omitempty"`
+	FitSeconds  float64 `json:"fit_seconds,omitempty"`
 	// ResumedRounds is how many boosting rounds a retry took from its attempt's last
 	// checkpoint instead of boosting them again (gbdt; 0: from the start).
-	ResumedRounds int `json:",omitempty"`
+	ResumedRounds int `json:"resumed_rounds,omitempty"`
 }
 
 // EvaluateInput compares the staged candidate with the champion on the same holdout.
@@ -72,20 +81,21 @@ type EvaluateInput struct {
 
 // EvaluateResult holds the offline metrics.
 type EvaluateResult struct {
-	CandidateMAE, ChampionMAE float64
-	HasChampion               bool
-	HoldoutRows               int
-	ReportURI                 string
-	PredictionProfileKey      string          // the candidate's holdout predictions, reference for prediction drift
-	Fairness                  *FairnessResult `json:",omitempty"`
+	CandidateMAE         float64         `json:"candidate_mae"`
+	ChampionMAE          float64         `json:"champion_mae"`
+	HasChampion          bool            `json:"has_champion"`
+	HoldoutRows          int             `json:"holdout_rows"`
+	ReportURI            string          `json:"report_uri"`
+	PredictionProfileKey string          `json:"prediction_profile_key"` // the candidate's holdout predictions, reference for prediction drift
+	Fairness             *FairnessResult `json:"fairness,omitempty"`
 	// Metrics: every candidate metric on the holdout (mae, rmse, r2, mape; logloss, auc,
 	// accuracy for classifiers); the report has them per segment and for the champion.
-	Metrics    map[string]float64 `json:",omitempty"`
-	Importance map[string]float64 `json:",omitempty"`
-	Int8Key    string             `json:",omitempty"` // staged int8 variant
+	Metrics    map[string]float64 `json:"metrics,omitempty"`
+	Importance map[string]float64 `json:"importance,omitempty"`
+	Int8Key    string             `json:"int8_key,omitempty"` // staged int8 variant
 	// LossEstimatorKey is the staged loss estimator (regression; the monitor's estimated MAE).
-	LossEstimatorKey string              `json:",omitempty"`
-	Quantization     *QuantizationReport `json:",omitempty"`
+	LossEstimatorKey string              `json:"loss_estimator_key,omitempty"`
+	Quantization     *QuantizationReport `json:"quantization,omitempty"`
 }
 
 // FairnessResult is the candidate's disparate impact on the holdout.
@@ -145,20 +155,22 @@ type PolicyInput struct {
 
 // PolicyResult is the decision with where its record is stored.
 type PolicyResult struct {
-	Allow, ApprovalRequired bool
+	Allow            bool `json:"allow"`
+	ApprovalRequired bool `json:"approval_required"`
 	// ServeQuantized: policy lets serving answer with the int8 variant.
-	ServeQuantized        bool `json:",omitempty"`
-	Reasons               []string
-	Revision, DecisionURI string
+	ServeQuantized bool     `json:"serve_quantized,omitempty"`
+	Reasons        []string `json:"reasons"`
+	Revision       string   `json:"revision"`
+	DecisionURI    string   `json:"decision_uri"`
 	// Governed: the decision was taken on the model's registered spec with the organisation's
 	// floors (runs from before registered specs decide break-glass from their own spec).
-	Governed bool `json:",omitempty"`
+	Governed bool `json:"governed,omitempty"`
 	// DistinctApprover: the approver must not be Requester, the attested requester.
-	DistinctApprover bool   `json:",omitempty"`
-	Requester        string `json:",omitempty"`
+	DistinctApprover bool   `json:"distinct_approver,omitempty"`
+	Requester        string `json:"requester,omitempty"`
 	// BreakGlass: an approval without attestation may be accepted (spec and floors agree).
-	BreakGlass  bool `json:",omitempty"`
-	SpecVersion int  `json:",omitempty"`
+	BreakGlass  bool `json:"break_glass,omitempty"`
+	SpecVersion int  `json:"spec_version,omitempty"`
 }
 
 // DeployInput changes the deployment pointer.
@@ -210,16 +222,20 @@ type RouteStats struct {
 // on them, and the decision is the paired mixture sequential test of decision 0015 on
 // |candidate error| - (1 + max regression) |production error|.
 type LiveMAE struct {
-	CandidateLabels, ProductionLabels, MinLabels int
-	Pairs                                        int `json:",omitempty"`
+	CandidateLabels  int `json:"candidate_labels"`
+	ProductionLabels int `json:"production_labels"`
+	MinLabels        int `json:"min_labels"`
+	Pairs            int `json:"pairs,omitempty"`
 	// IgnoredLabels: feedback labels whose label token did not verify (never used).
-	IgnoredLabels                 int `json:",omitempty"`
-	Candidate, Production, PValue float64
+	IgnoredLabels int     `json:"ignored_labels,omitempty"`
+	Candidate     float64 `json:"candidate"`
+	Production    float64 `json:"production"`
+	PValue        float64 `json:"p_value"`
 	// Method names the test; LogEvidence is the log of its mixture likelihood ratio (rollback
 	// at log(1/alpha)).
-	Method      string  `json:",omitempty"`
-	LogEvidence float64 `json:",omitempty"`
-	Decided     bool
+	Method      string  `json:"method,omitempty"`
+	LogEvidence float64 `json:"log_evidence,omitempty"`
+	Decided     bool    `json:"decided"`
 }
 
 // DeltaCI is a confidence interval of a difference, candidate minus production, on the same
@@ -244,19 +260,20 @@ type PredictionDrift struct {
 
 // CanaryEvalResult is one bake's verdict with its evidence.
 type CanaryEvalResult struct {
-	Decision              CanaryDecision
-	Reason                string
-	Step                  int
-	Share                 float64
-	Candidate, Production RouteStats
-	MAE                   *LiveMAE        `json:",omitempty"`
-	Fairness              *FairnessResult `json:",omitempty"`
-	ProductionFairness    *FairnessResult `json:",omitempty"` // production on the candidate\'s requests
+	Decision           CanaryDecision  `json:"decision"`
+	Reason             string          `json:"reason"`
+	Step               int             `json:"step"`
+	Share              float64         `json:"share"`
+	Candidate          RouteStats      `json:"candidate"`
+	Production         RouteStats      `json:"production"`
+	MAE                *LiveMAE        `json:"mae,omitempty"`
+	Fairness           *FairnessResult `json:"fairness,omitempty"`
+	ProductionFairness *FairnessResult `json:"production_fairness,omitempty"` // production on the candidate\'s requests
 	// DisparateImpactDelta is the candidate's disparate impact minus production's on the same
 	// requests, with a bootstrap interval.
-	DisparateImpactDelta *DeltaCI         `json:",omitempty"`
-	PredictionDrift      *PredictionDrift `json:",omitempty"`
-	EvidenceURI          string
+	DisparateImpactDelta *DeltaCI         `json:"disparate_impact_delta,omitempty"`
+	PredictionDrift      *PredictionDrift `json:"prediction_drift,omitempty"`
+	EvidenceURI          string           `json:"evidence_uri"`
 }
 
 // OutcomeInput records how a run ended.

@@ -153,23 +153,30 @@ type MonitorWindowInput struct {
 
 // MonitorWindowResult is the window's summary; the report holds the rest.
 type MonitorWindowResult struct {
-	ReportURI           string
-	Version             int
-	Predictions, Labels LogMark
-	Requests, Labelled  int
-	LiveMAE             float64
-	EstimatedMAE        float64 // the loss estimator's, before labels (0: none)
+	ReportURI    string  `json:"report_uri"`
+	Version      int     `json:"version"`
+	Predictions  LogMark `json:"predictions"`
+	Labels       LogMark `json:"labels"`
+	Requests     int     `json:"requests"`
+	Labelled     int     `json:"labelled"`
+	LiveMAE      float64 `json:"live_mae"`
+	EstimatedMAE float64 `json:"estimated_mae"` // the loss estimator's, before labels (0: none)
 	// EstimatedAccuracy and LiveAccuracy are a classifier's (CBPE before labels; 0: none).
-	EstimatedAccuracy, LiveAccuracy         float64
-	AccuracyBreach, EstimatedAccuracyBreach bool
-	EstimateBreach                          bool
-	DriftScore                              float64
-	Drifted, MAEBreach                      bool
-	FairnessBelowMin                        bool
+	EstimatedAccuracy       float64 `json:"estimated_accuracy"`
+	LiveAccuracy            float64 `json:"live_accuracy"`
+	AccuracyBreach          bool    `json:"accuracy_breach"`
+	EstimatedAccuracyBreach bool    `json:"estimated_accuracy_breach"`
+	EstimateBreach          bool    `json:"estimate_breach"`
+	DriftScore              float64 `json:"drift_score"`
+	Drifted                 bool    `json:"drifted"`
+	MAEBreach               bool    `json:"mae_breach"`
+	FairnessBelowMin        bool    `json:"fairness_below_min"`
 	// DisparateImpact and its interval (0 when fairness was not computed).
-	DisparateImpact, DisparateImpactLow, DisparateImpactHigh float64
-	Problems                                                 int
-	Why                                                      string // the input drift report's reason
+	DisparateImpact     float64 `json:"disparate_impact"`
+	DisparateImpactLow  float64 `json:"disparate_impact_low"`
+	DisparateImpactHigh float64 `json:"disparate_impact_high"`
+	Problems            int     `json:"problems"`
+	Why                 string  `json:"why"` // the input drift report's reason
 }
 
 // MonitorStatus is what `driftline monitor status` shows.

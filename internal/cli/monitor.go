@@ -291,12 +291,30 @@ type alertRule struct {
 	State    string            `json:"state"` // inactive, pending or firing
 	Duration float64           `json:"duration"`
 	Labels   map[string]string `json:"labels"`
-	Alerts   []struct {
+	Alerts   []alert           `json:"alerts"`
+}
+
+// alert is one alert of a rule: printed snake_case, read in Prometheus's shape.
+type alert struct {
+	Labels   map[string]string `json:"labels"`
+	State    string            `json:"state"`
+	ActiveAt time.Time         `json:"active_at"`
+	Value    string            `json:"value"`
+}
+
+// UnmarshalJSON reads an alert as Prometheus's /api/v1/rules writes it (activeAt).
+func (a *alert) UnmarshalJSON(b []byte) error {
+	var p struct {
 		Labels   map[string]string `json:"labels"`
 		State    string            `json:"state"`
 		ActiveAt time.Time         `json:"activeAt"`
 		Value    string            `json:"value"`
-	} `json:"alerts"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*a = alert(p)
+	return nil
 }
 
 // alertRules asks Prometheus for its alerting rules and their states.

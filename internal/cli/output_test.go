@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,19 +15,18 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/api"
+	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/stack"
+	"github.com/driftline/driftline/monitor"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/registry"
 )
 
-func TestSnakeCase(t *testing.T) {
-	for in, want := range map[string]string{"CandidateMAE": "candidate_mae", "ReferenceVersion": "reference_version", "RunID": "run_id",
-		"PValue": "p_value", "KS": "ks", "Drifted": "drifted", "HTTPCode": "http_code", "TrainRMSE": "train_rmse", "Top10": "top10"} {
-		require.Equal(t, want, snakeCase(in), in)
-	}
-}
-
-// --output json: the status query's nested results (Go structs without json tags) come out
-// snake_case like the rest, tags are kept, map keys (data: metric and feature names) are
+// --output json: the status query's nested results (the activities' results) come out
+// snake_case like the rest, map keys (data: metric and feature names) are
 // kept as they are, omitempty is honoured, times are RFC 3339.
 func TestJSONOutputIsSnakeCaseEverywhere(t *testing.T) {
 	st := pipeline.Status{Model: "demand", CandidateVersion: 3,
@@ -66,7 +66,9 @@ func TestJSONOutputIsSnakeCaseEverywhere(t *testing.T) {
 
 	buf.Reset()
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	require.NoError(t, writeJSON(&buf, struct{ At time.Time }{at}))
+	require.NoError(t, writeJSON(&buf, struct {
+		At time.Time `json:"at"`
+	}{at}))
 	require.JSONEq(t, `{"at": "2026-12-01T10:00:00Z"}`, buf.String())
 	require.Equal(t, "-", FormatMap(map[string]int{}))
 	require.Equal(t, "champion=3, stable=2", FormatMap(map[string]int{"stable": 2, "champion": 3}))
@@ -100,4 +102,39 @@ func TestCompletionScriptCompletes(t *testing.T) {
 	require.Equal(t, "--output", complete("driftline", "status", "--ou"))
 	require.Equal(t, "--online --online-store", complete("driftline", "features", "get", "--onl"))
 	require.Empty(t, complete("driftline", "features", "get", "--chu"), "materialize's --chunk is not get's")
+}
+
+// Every struct --output json prints, and every struct inside it, names each exported field
+// with a snake_case json tag (embedded structs lend theirs): the JSON is snake_case by the
+// types' own declarations, nothing rewrites it on the way out.
+func TestEveryPrintedTypeHasSnakeCaseTags(t *testing.T) {
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	seen := map[reflect.Type]bool{}
+	var walk func(ty reflect.Type, path string)
+	walk = func(ty reflect.Type, path string) {
+		for ty.Kind() == reflect.Pointer || ty.Kind() == reflect.Slice || ty.Kind() == reflect.Array || ty.Kind() == reflect.Map {
+			ty = ty.Elem()
+		}
+		if ty.Kind() != reflect.Struct || seen[ty] || ty == reflect.TypeFor[time.Time]() {
+			return
+		}
+		seen[ty] = true
+		for i := range ty.NumField() {
+			f := ty.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-" || (!f.IsExported() && !f.Anonymous):
+				continue
+			case f.Anonymous && name == "":
+			default:
+				require.Regexp(t, snake, name, "%s.%s (%s) prints as %q", ty, f.Name, path, name)
+			}
+			walk(f.Type, path+"."+f.Name)
+		}
+	}
+	for _, v := range []any{pipeline.Status{}, pipeline.MonitorStatus{}, api.ModelResponse{}, api.VersionResponse{}, []audit.Record{},
+		registry.Version{}, drift.Report{}, activities.DriftReport{}, monitor.Report{}, []alertRule{}, featureVector{}} {
+		walk(reflect.TypeOf(v), reflect.TypeOf(v).String())
+	}
+	require.Greater(t, len(seen), 40, "the walk reached the nested types")
 }
