@@ -56,6 +56,20 @@ func DefaultRetail() RetailConfig {
 // ShiftDate is the first date of the drifted regime.
 func (c RetailConfig) ShiftDate() time.Time { return c.Start.AddDate(0, 0, c.ShiftDay) }
 
+// Requests are the rows of the last days of the dataset a client would send for predictions:
+// every store-item row but those of a temperature sensor's outage (NaN).
+func (c RetailConfig) Requests(days int) []RetailRow {
+	var rows []RetailRow
+	for day := max(0, c.Days-days); day < c.Days; day++ {
+		for _, r := range c.RetailDay(day) {
+			if !math.IsNaN(r.Temperature) {
+				rows = append(rows, r)
+			}
+		}
+	}
+	return rows
+}
+
 // RetailDay generates one day deterministically: the same config and day give the same rows.
 func (c RetailConfig) RetailDay(day int) []RetailRow {
 	items := rand.New(rand.NewPCG(c.Seed, 1)) // stable item attributes

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,17 +20,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/stack"
-	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
@@ -52,306 +47,296 @@ import (
 // It runs on two topologies: the Temporal CLI's dev server (SQLite), and the Temporal server
 // v1.30.4 on PostgreSQL, the persistence production users run. make test runs the short form
 // (5 kills on each); make chaos the long one (CHAOS_KILLS=20) (docs/testing.md).
-func TestFaultCampaignDevServer(t *testing.T) { faultCampaign(t, "dev") }
+func TestFaultCampaignDevServer(t *testing.T) { faultCampaign(t, stack.DevServer) }
 
 // TestFaultCampaignPostgres is the campaign on the Temporal server with PostgreSQL.
-func TestFaultCampaignPostgres(t *testing.T) { faultCampaign(t, "postgres") }
+func TestFaultCampaignPostgres(t *testing.T) { faultCampaign(t, stack.PostgresServer) }
 
-func faultCampaign(t *testing.T, topology string) {
-	kills := 5
+// faultCampaign runs the campaign's phases: the stack and Driftline's processes, runs of the
+// loop under a planned fault each, then what a user relies on, one check a phase.
+func faultCampaign(t *testing.T, topology stack.Topology) {
+	kills, seed := campaignSize(t)
+	t.Logf("fault campaign on %s: %d worker kills, seed %d (CHAOS_SEED=%d reproduces the schedule)", topology, kills, seed, seed)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+kills*2)*time.Minute)
+	defer cancel()
+	cp := newCampaign(ctx, t, topology, kills, seed)
+	cp.runUnderFaults()
+	t.Run("one outcome and one version a run", cp.checkOutcomes)
+	t.Run("SIGTERM lets the activity finish", cp.checkGracefulStop)
+	t.Run("audit chains verify, nothing twice", cp.checkAuditTrail)
+	t.Run("clients fail only on the killed replica", cp.checkClients)
+	t.Run("every run resumes within 30 s", cp.checkResumptions)
+}
+
+// campaignSize is the number of worker kills (CHAOS_KILLS, 5 by default) and the schedule's
+// seed (CHAOS_SEED, random by default).
+func campaignSize(t *testing.T) (kills int, seed uint64) {
+	kills, seed = 5, uint64(time.Now().UnixNano())
 	if v := os.Getenv("CHAOS_KILLS"); v != "" {
 		n, err := strconv.Atoi(v)
 		require.NoError(t, err, "CHAOS_KILLS")
 		kills = n
 	}
-	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		require.NoError(t, err, "CHAOS_SEED")
 		seed = n
 	}
-	t.Logf("fault campaign on %s: %d worker kills, seed %d (CHAOS_SEED=%d reproduces the schedule)", topology, kills, seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 13))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+kills*2)*time.Minute)
-	defer cancel()
-	root, err := stack.RepoRoot()
+	return kills, seed
+}
+
+// campaign is one fault campaign's stack, processes and what it measured.
+type campaign struct {
+	t        *testing.T
+	ctx      context.Context
+	st       *stack.Stack
+	c        client.Client
+	sp       spec.Spec
+	worker   *stack.Service
+	replicas []*stack.Service
+	lb       *balancer
+	rows     []dataset.RetailRow // the client traffic's requests
+	rng      *rand.Rand
+	kills    int
+
+	mu          sync.Mutex
+	resumptions []time.Duration
+	notes       []string
+	terms       []graceful
+	effective   atomic.Int64 // kills that landed in a run
+	runs        []runOut
+}
+
+// graceful is a SIGTERM sent with an activity in flight, and how long the worker took to exit.
+type graceful struct {
+	act  pendingActivity
+	took time.Duration
+}
+
+type runOut struct {
+	id  string
+	res pipeline.RunResult
+}
+
+// runPlan is one run of the loop and the faults it meets.
+type runPlan struct {
+	from, to  string
+	force     bool
+	term      bool // SIGTERM the worker with an activity in flight
+	kills     int  // SIGKILL the worker at stages chosen at random
+	minio     bool // restart MinIO mid-run
+	temporal  bool // restart the Temporal server mid-run
+	replica   bool // kill a serving replica during the canary
+	trafficOn bool
+}
+
+// newCampaign is the phase that builds the stack (Temporal on topology, MinIO with the demo
+// data), the pipeline worker and two serving replicas as processes of the binary built from
+// this tree, and the model's registered spec.
+func newCampaign(ctx context.Context, t *testing.T, topology stack.Topology, kills int, seed uint64) *campaign {
+	st := stack.New(t, topology, "driftline-chaos")
+	_, _, err := dataset.WriteRetail(ctx, st.Store, "retail_demand", dataset.DefaultRetail())
 	require.NoError(t, err)
+	cp := &campaign{t: t, ctx: ctx, st: st, c: st.Dial(ctx, client.Options{}), rng: rand.New(rand.NewPCG(seed, 13)), kills: kills}
+
 	bin := stack.BuildDriftline(t)
-
-	// Temporal: the dev server with its state in a file, or the server on PostgreSQL; a restart
-	// keeps every run either way.
-	var temporalAddr string
-	var tsrv *stack.Service
-	if topology == "postgres" {
-		temporalAddr, tsrv = stack.StartTemporalServer(t)
-	} else {
-		tport, thttp, tmetrics := stack.FreePort(t), stack.FreePort(t), stack.FreePort(t)
-		temporalAddr = fmt.Sprintf("127.0.0.1:%d", tport)
-		tsrv = stack.NewService(t, "temporal", root, nil, stack.Binary(t, "temporal"), "server", "start-dev", "--headless",
-			"--ip", "127.0.0.1", "--port", fmt.Sprint(tport), "--http-port", fmt.Sprint(thttp), "--metrics-port", fmt.Sprint(tmetrics),
-			"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
-		stack.WaitPort(t, temporalAddr, 60*time.Second)
-	}
-
-	// MinIO with its data in a directory, so a restart keeps every object.
-	mport, mconsole := stack.FreePort(t), stack.FreePort(t)
-	user, password := "chaos-"+stack.RandomSecret(6), stack.RandomSecret(18)
-	minio := stack.NewService(t, "minio", root, []string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
-		stack.Binary(t, "minio"), "server", t.TempDir(), "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", mport), "--console-address", fmt.Sprintf("127.0.0.1:%d", mconsole))
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", mport)
-	stack.WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
-	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password, Bucket: "driftline-chaos", Region: "us-east-1"}
-	store, err := s3store.New(ctx, cfg)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return store.EnsureBucket(ctx) == nil }, 30*time.Second, 200*time.Millisecond)
-	_, _, err = dataset.WriteRetail(ctx, store, "retail_demand", dataset.DefaultRetail())
-	require.NoError(t, err)
-
-	if topology == "postgres" { // the server starts with no namespace but its own
-		require.Eventually(t, func() bool {
-			nc, derr := client.NewNamespaceClient(client.Options{HostPort: temporalAddr})
-			if err = derr; err != nil {
-				return false
-			}
-			defer nc.Close()
-			err = nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: "default", WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)})
-			var exists *serviceerror.NamespaceAlreadyExists
-			return err == nil || errors.As(err, &exists)
-		}, 120*time.Second, time.Second, "register the namespace: %v", err)
-	}
-	var c client.Client
-	require.Eventually(t, func() bool {
-		if c, err = client.Dial(client.Options{HostPort: temporalAddr}); err != nil {
-			return false
-		}
-		if err = starter.Setup(ctx, c, "default"); err != nil {
-			c.Close()
-			return false
-		}
-		return true
-	}, 120*time.Second, 500*time.Millisecond, "temporal setup: %v", err)
-	defer c.Close()
-
 	labelKey := filepath.Join(t.TempDir(), "label.key")
 	require.NoError(t, os.WriteFile(labelKey, []byte(stack.RandomSecret(32)), 0o600))
-	env := []string{"DRIFTLINE_S3_ENDPOINT=" + endpoint, "DRIFTLINE_S3_BUCKET=" + cfg.Bucket, "DRIFTLINE_S3_ACCESS_KEY=" + user,
-		"DRIFTLINE_S3_SECRET_KEY=" + password, "TEMPORAL_ADDRESS=" + temporalAddr, "DRIFTLINE_LABEL_KEY_FILE=" + labelKey}
-	wk := stack.NewService(t, "worker", root, env, bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
-		"--rbac", RBACWithoutFloors(t, root), "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
-	var replicas []*stack.Service
+	st.SetEnv("DRIFTLINE_LABEL_KEY_FILE=" + labelKey)
+	cp.worker = st.Driftline("worker", bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
+		"--rbac", RBACWithoutFloors(t, st.Root), "--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "1s")
 	var urls []string
 	for i := range 2 {
 		port := stack.FreePort(t)
-		replicas = append(replicas, stack.NewService(t, fmt.Sprintf("serve-%d", i), root, env, bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		cp.replicas = append(cp.replicas, st.Driftline(fmt.Sprintf("serve-%d", i), bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 			"--models", "demand", "--poll", "200ms", "--log-flush", "300ms"))
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
 		stack.WaitHTTP(t, urls[i]+"/healthz", 30*time.Second)
 	}
+	cp.lb = &balancer{urls: urls, alive: []bool{true, true}}
+	cp.rows = dataset.DefaultRetail().Requests(7) // a week of store-item rows
 
-	sp, err := spec.Load("../examples/demand.yaml")
+	cp.sp, err = spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
-	sp.Approval.Required = false // the campaign is about faults, not people
-	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 5
-	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
-	require.NoError(t, RegisterSpec(ctx, store, sp), "the runs' spec is the model's registered one")
+	cp.sp.Approval.Required = false // the campaign is about faults, not people
+	cp.sp.Canary.Steps, cp.sp.Canary.Bake.Duration, cp.sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 5
+	cp.sp.Canary.MinRequest, cp.sp.Canary.MinLabels = 15, 300
+	require.NoError(t, RegisterSpec(ctx, st.Store, cp.sp), "the runs' spec is the model's registered one")
+	return cp
+}
 
-	var (
-		mu          sync.Mutex
-		resumptions []time.Duration
-		killNotes   []string
-	)
-	// killWorker SIGKILLs the worker, starts it again at once and measures how long the run
-	// takes to resume: until an activity that was in flight starts a new attempt (or is done),
-	// or, with none in flight, until the run's history moves on.
-	killWorker := func(wfID string, stage pipeline.Stage) {
-		before := inFlight(ctx, c, wfID)
-		at := time.Now()
-		wk.Kill()
-		wk.Start()
-		took, what := waitResumed(ctx, c, wfID, before, at)
-		mu.Lock()
-		resumptions = append(resumptions, took)
-		killNotes = append(killNotes, fmt.Sprintf("kill in %s (%s): resumed in %s", stage, what, took.Round(100*time.Millisecond)))
-		mu.Unlock()
-	}
-	// killDuring waits for the run to reach a stage chosen at random (or pass it) and kills the
-	// worker there; it reports false when the run finished first (the kill is owed to a later run).
-	order := []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageDrift, pipeline.StageTrain, pipeline.StageEvaluate,
-		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageApproval, pipeline.StageCanary, pipeline.StagePromote, pipeline.StageDone}
-	targets := []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageTrain, pipeline.StageEvaluate,
-		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageCanary, pipeline.StagePromote}
-	// termDuring waits for an activity in flight and sends the worker SIGTERM: the worker must
-	// let the activity finish (no second attempt) and exit, then it is started again.
-	type graceful struct {
-		act  pendingActivity
-		took time.Duration
-	}
-	var terms []graceful
-	termDuring := func(runID string) {
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if st, err := starter.Status(ctx, c, sp.Model, runID); err == nil && (st.Outcome != "" || st.Stage == pipeline.StageDone) {
-				return
-			}
-			if acts := inFlight(ctx, c, pipeline.WorkflowID(sp.Model)); len(acts) > 0 {
-				at := time.Now()
-				wk.Term()
-				took := time.Since(at)
-				wk.Start()
-				mu.Lock()
-				terms = append(terms, graceful{act: acts[0], took: took})
-				killNotes = append(killNotes, fmt.Sprintf("SIGTERM with activity %s of %s in flight: the worker exited in %s", acts[0].id, acts[0].wf, took.Round(100*time.Millisecond)))
-				mu.Unlock()
-				return
-			}
-		}
-	}
-	var effective atomic.Int64
-	killDuring := func(runID string) {
-		target := targets[rng.IntN(len(targets))]
-		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			st, err := starter.Status(ctx, c, sp.Model, runID)
-			if err != nil {
-				continue
-			}
-			if st.Outcome != "" || st.Stage == pipeline.StageDone {
-				return
-			}
-			if slices.Index(order, st.Stage) >= slices.Index(order, target) {
-				killWorker(pipeline.WorkflowID(sp.Model), st.Stage)
-				effective.Add(1)
-				return
-			}
-		}
-	}
+func (cp *campaign) note(format string, args ...any) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.notes = append(cp.notes, fmt.Sprintf(format, args...))
+}
 
-	// Client traffic through a client-side balancer over both replicas.
-	lb := &balancer{urls: urls, alive: []bool{true, true}}
-	tctx, stopTraffic := context.WithCancel(ctx)
-	defer stopTraffic()
-	var rows []dataset.RetailRow
-	cfgRetail := dataset.DefaultRetail()
-	for day := cfgRetail.Days - 7; day < cfgRetail.Days; day++ {
-		for _, r := range cfgRetail.RetailDay(day) {
-			if !math.IsNaN(r.Temperature) {
-				rows = append(rows, r)
-			}
-		}
-	}
-
-	type runPlan struct {
-		from, to     string
-		force        bool
-		term         bool
-		kills        int
-		minio        bool
-		temporal     bool
-		replica      bool
-		trafficOn    bool
-		duringCanary bool
-	}
+// runUnderFaults is the phase that runs the loop, each run under its planned faults, with
+// client traffic through both replicas from the second run on; more runs follow until the
+// kills asked for have landed (a run can finish before its kill).
+func (cp *campaign) runUnderFaults() {
+	t := cp.t
 	plan := []runPlan{
 		{from: "2026-09-01", to: "2026-09-28", term: true, kills: 2},
-		{from: "2026-10-03", to: "2026-10-30", kills: 1, replica: true, trafficOn: true, duringCanary: true},
+		{from: "2026-10-03", to: "2026-10-30", kills: 1, replica: true, trafficOn: true},
 		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, minio: true, trafficOn: true},
 		{from: "2026-10-03", to: "2026-10-30", force: true, kills: 1, temporal: true, trafficOn: true},
 	}
-
+	tctx, stopTraffic := context.WithCancel(cp.ctx)
+	defer stopTraffic()
 	trafficStarted := false
-	type runOut struct {
-		id  string
-		res pipeline.RunResult
-	}
-	var runs []runOut
-	for i := 0; i < len(plan) || int(effective.Load()) < kills; i++ {
+	for i := 0; i < len(plan) || int(cp.effective.Load()) < cp.kills; i++ {
 		if i >= len(plan) { // more kills (make chaos), or kills owed by runs that finished first
-			if i > 4*kills+4 {
-				t.Fatalf("only %d of %d kills landed in %d runs", effective.Load(), kills, i)
+			if i > 4*cp.kills+4 {
+				t.Fatalf("only %d of %d kills landed in %d runs", cp.effective.Load(), cp.kills, i)
 			}
-			plan = append(plan, runPlan{from: "2026-10-03", to: "2026-10-30", force: true, kills: min(2, kills-int(effective.Load())), trafficOn: true})
+			plan = append(plan, runPlan{from: "2026-10-03", to: "2026-10-30", force: true, kills: min(2, cp.kills-int(cp.effective.Load())), trafficOn: true})
 		}
 		p := plan[i]
 		if p.trafficOn && !trafficStarted {
 			trafficStarted = true
-			// As a load balancer's readiness check would: traffic once both replicas serve.
-			for _, u := range urls {
+			for _, u := range cp.lb.urls { // as a load balancer's readiness check would
 				stack.WaitHTTP(t, u+"/readyz", 30*time.Second)
 			}
-			lb.run(tctx, rows, 150)
+			cp.lb.run(tctx, cp.rows, 150)
 		}
-		in := pipeline.RunInput{Spec: sp, From: p.from, To: p.to, Force: p.force, RequestedBy: "chaos"}
-		var run client.WorkflowRun
-		require.Eventually(t, func() bool { run, err = starter.StartRun(ctx, c, in); return err == nil }, 90*time.Second, 500*time.Millisecond, "start run %d: %v", i+1, err)
-		wfID := pipeline.WorkflowID(sp.Model)
-		faults := make(chan struct{})
-		go func() {
-			defer close(faults)
-			if p.term {
-				termDuring(run.GetRunID())
-			}
-			for range p.kills {
-				killDuring(run.GetRunID())
-			}
-			if p.minio {
-				time.Sleep(300 * time.Millisecond)
-				minio.Stop()
-				time.Sleep(2 * time.Second)
-				minio.Start()
-				mu.Lock()
-				killNotes = append(killNotes, "MinIO restarted (2 s down)")
-				mu.Unlock()
-			}
-			if p.temporal {
-				time.Sleep(300 * time.Millisecond)
-				tsrv.Stop()
-				time.Sleep(time.Second)
-				tsrv.Start()
-				for range 600 { // no t.Fatal off the test goroutine: the run's check reports it
-					if conn, err := net.DialTimeout("tcp", temporalAddr, time.Second); err == nil {
-						conn.Close()
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				mu.Lock()
-				killNotes = append(killNotes, "Temporal server restarted")
-				mu.Unlock()
-			}
-			if p.replica {
-				// Wait for the canary, then kill a replica while traffic flows through both.
-				deadline := time.Now().Add(2 * time.Minute)
-				for time.Now().Before(deadline) {
-					if st, err := starter.Status(ctx, c, sp.Model, run.GetRunID()); err == nil && st.Stage == pipeline.StageCanary {
-						break
-					}
-					time.Sleep(200 * time.Millisecond)
-				}
-				time.Sleep(2 * time.Second)
-				lb.kill(1, replicas[1])
-				mu.Lock()
-				killNotes = append(killNotes, "serving replica 1 SIGKILLed during the canary")
-				mu.Unlock()
-			}
-		}()
-		var res pipeline.RunResult
-		require.Eventually(t, func() bool {
-			// Follow again after a Temporal restart breaks the long poll.
-			err = c.GetWorkflow(ctx, wfID, run.GetRunID()).Get(ctx, &res)
-			return err == nil || isRunFailure(err)
-		}, time.Duration(3+p.kills)*time.Minute, time.Second, "run %d did not finish", i+1)
-		require.NoError(t, err, "run %d", i+1)
-		<-faults
-		t.Logf("run %d (%s..%s): %s v%d: %s", i+1, p.from, p.to, res.Outcome, res.Version, res.Reason)
-		runs = append(runs, runOut{id: run.GetRunID(), res: res})
+		cp.runOnce(i, p)
 	}
 	stopTraffic()
-	lb.wait()
+	cp.lb.wait()
+}
 
-	// Every run: one outcome, one audit record of it, at most one version (one when it says so).
-	versions, err := registry.New(store).Versions(ctx, sp.Model)
+// runOnce starts run i and injects its faults while it runs; it waits for the outcome.
+func (cp *campaign) runOnce(i int, p runPlan) {
+	t, ctx := cp.t, cp.ctx
+	in := pipeline.RunInput{Spec: cp.sp, From: p.from, To: p.to, Force: p.force, RequestedBy: "chaos"}
+	var run client.WorkflowRun
+	var err error
+	require.Eventually(t, func() bool { run, err = starter.StartRun(ctx, cp.c, in); return err == nil }, 90*time.Second, 500*time.Millisecond, "start run %d: %v", i+1, err)
+	faults := make(chan struct{})
+	go func() {
+		defer close(faults)
+		cp.inject(p, run.GetRunID())
+	}()
+	var res pipeline.RunResult
+	require.Eventually(t, func() bool {
+		// Follow again after a Temporal restart breaks the long poll.
+		err = cp.c.GetWorkflow(ctx, pipeline.WorkflowID(cp.sp.Model), run.GetRunID()).Get(ctx, &res)
+		return err == nil || isRunFailure(err)
+	}, time.Duration(3+p.kills)*time.Minute, time.Second, "run %d did not finish", i+1)
+	require.NoError(t, err, "run %d", i+1)
+	<-faults
+	t.Logf("run %d (%s..%s): %s v%d: %s", i+1, p.from, p.to, res.Outcome, res.Version, res.Reason)
+	cp.runs = append(cp.runs, runOut{id: run.GetRunID(), res: res})
+}
+
+// inject runs a run's planned faults, off the test goroutine (no t.Fatal here: the run's
+// own checks report what a fault broke).
+func (cp *campaign) inject(p runPlan, runID string) {
+	if p.term {
+		cp.termDuring(runID)
+	}
+	for range p.kills {
+		cp.killDuring(runID)
+	}
+	if p.minio {
+		time.Sleep(300 * time.Millisecond)
+		cp.st.RestartMinIO(2 * time.Second)
+		cp.note("MinIO restarted (2 s down)")
+	}
+	if p.temporal {
+		time.Sleep(300 * time.Millisecond)
+		if err := cp.st.RestartTemporal(time.Second); err != nil {
+			cp.note("%v", err)
+		} else {
+			cp.note("Temporal server restarted")
+		}
+	}
+	if p.replica { // once the canary runs, kill a replica while traffic flows through both
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if st, err := starter.Status(cp.ctx, cp.c, cp.sp.Model, runID); err == nil && st.Stage == pipeline.StageCanary {
+				break
+			}
+		}
+		time.Sleep(2 * time.Second)
+		cp.lb.kill(1, cp.replicas[1])
+		cp.note("serving replica 1 SIGKILLed during the canary")
+	}
+}
+
+// killWorker SIGKILLs the worker, starts it again at once and measures how long the run takes
+// to resume: until an activity that was in flight starts a new attempt (or is done), or, with
+// none in flight, until the run's history moves on.
+func (cp *campaign) killWorker(wfID string, stage pipeline.Stage) {
+	before := inFlight(cp.ctx, cp.c, wfID)
+	at := time.Now()
+	cp.worker.Kill()
+	cp.worker.Start()
+	took, what := waitResumed(cp.ctx, cp.c, wfID, before, at)
+	cp.mu.Lock()
+	cp.resumptions = append(cp.resumptions, took)
+	cp.mu.Unlock()
+	cp.note("kill in %s (%s): resumed in %s", stage, what, took.Round(100*time.Millisecond))
+}
+
+var (
+	// stageOrder is the order a run passes its stages in.
+	stageOrder = []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageDrift, pipeline.StageTrain, pipeline.StageEvaluate,
+		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageApproval, pipeline.StageCanary, pipeline.StagePromote, pipeline.StageDone}
+	// killTargets are the stages a kill is aimed at.
+	killTargets = []pipeline.Stage{pipeline.StageSnapshot, pipeline.StageValidate, pipeline.StageTrain, pipeline.StageEvaluate,
+		pipeline.StageRegister, pipeline.StagePolicy, pipeline.StageCanary, pipeline.StagePromote}
+)
+
+// killDuring waits for the run to reach a stage chosen at random (or pass it) and kills the
+// worker there; when the run finishes first, the kill is owed to a later run.
+func (cp *campaign) killDuring(runID string) {
+	target := killTargets[cp.rng.IntN(len(killTargets))]
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err := starter.Status(cp.ctx, cp.c, cp.sp.Model, runID)
+		if err != nil {
+			continue
+		}
+		if st.Outcome != "" || st.Stage == pipeline.StageDone {
+			return
+		}
+		if slices.Index(stageOrder, st.Stage) >= slices.Index(stageOrder, target) {
+			cp.killWorker(pipeline.WorkflowID(cp.sp.Model), st.Stage)
+			cp.effective.Add(1)
+			return
+		}
+	}
+}
+
+// termDuring waits for an activity in flight and sends the worker SIGTERM: the worker must
+// let the activity finish (no second attempt) and exit; then it is started again.
+func (cp *campaign) termDuring(runID string) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, err := starter.Status(cp.ctx, cp.c, cp.sp.Model, runID); err == nil && (st.Outcome != "" || st.Stage == pipeline.StageDone) {
+			return
+		}
+		if acts := inFlight(cp.ctx, cp.c, pipeline.WorkflowID(cp.sp.Model)); len(acts) > 0 {
+			at := time.Now()
+			cp.worker.Term()
+			took := time.Since(at)
+			cp.worker.Start()
+			cp.mu.Lock()
+			cp.terms = append(cp.terms, graceful{act: acts[0], took: took})
+			cp.mu.Unlock()
+			cp.note("SIGTERM with activity %s of %s in flight: the worker exited in %s", acts[0].id, acts[0].wf, took.Round(100*time.Millisecond))
+			return
+		}
+	}
+}
+
+// checkOutcomes: every run has one outcome, one audit record of it, and registered at most
+// one version (exactly one when it says so); the first run deployed v1 despite two kills.
+func (cp *campaign) checkOutcomes(t *testing.T) {
+	versions, err := registry.New(cp.st.Store).Versions(cp.ctx, cp.sp.Model)
 	require.NoError(t, err)
-	recs, err := audit.Log{Store: store}.List(ctx, sp.Model, time.Now().Add(-24*time.Hour))
+	recs, err := audit.Log{Store: cp.st.Store}.List(cp.ctx, cp.sp.Model, time.Now().Add(-24*time.Hour))
 	require.NoError(t, err)
-	for i, r := range runs {
+	for i, r := range cp.runs {
 		require.NotEmpty(t, r.res.Outcome, "run %d has an outcome", i+1)
 		finished := 0
 		for _, a := range recs {
@@ -374,24 +359,38 @@ func faultCampaign(t *testing.T, topology string) {
 			require.Zero(t, mine, "run %d registered nothing", i+1)
 		}
 	}
-	require.Equal(t, pipeline.OutcomePromoted, runs[0].res.Outcome, "the first run deploys v1 despite two kills")
-	// SIGTERM: the activity in flight finished on its first attempt, the worker then exited.
-	require.NotEmpty(t, terms, "the SIGTERM found an activity in flight")
-	for _, g := range terms {
-		require.Equal(t, int32(1), startedAttempt(ctx, t, c, g.act), "activity %s of %s was not retried after the SIGTERM", g.act.id, g.act.wf)
+	require.Equal(t, pipeline.OutcomePromoted, cp.runs[0].res.Outcome, "the first run deploys v1 despite two kills")
+}
+
+// checkGracefulStop: the activity in flight at the SIGTERM finished on its first attempt, and
+// the worker exited within its stop timeout.
+func (cp *campaign) checkGracefulStop(t *testing.T) {
+	require.NotEmpty(t, cp.terms, "the SIGTERM found an activity in flight")
+	for _, g := range cp.terms {
+		require.Equal(t, int32(1), startedAttempt(cp.ctx, t, cp.c, g.act), "activity %s of %s was not retried after the SIGTERM", g.act.id, g.act.wf)
 		require.Less(t, g.took, 25*time.Second, "the worker exits within its 20 s stop timeout")
 	}
-	// The audit log: every chain verifies, no record twice.
-	_, problems, err := audit.Log{Store: store}.Verify(ctx, time.Now().Add(-24*time.Hour))
+}
+
+// checkAuditTrail: every chain verifies, and no record is there twice.
+func (cp *campaign) checkAuditTrail(t *testing.T) {
+	log := audit.Log{Store: cp.st.Store}
+	_, problems, err := log.Verify(cp.ctx, time.Now().Add(-24*time.Hour))
 	require.NoError(t, err)
 	require.Empty(t, problems, "audit chains")
+	recs, err := log.List(cp.ctx, cp.sp.Model, time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, a := range recs {
 		k := strings.Join([]string{a.Action, a.RunID, strconv.Itoa(a.Version), a.Decision, a.Reason}, "|")
 		require.False(t, seen[k], "duplicated audit record %s", k)
 		seen[k] = true
 	}
-	// Clients: only requests in flight on the killed replica failed.
+}
+
+// checkClients: only requests in flight on the killed replica failed.
+func (cp *campaign) checkClients(t *testing.T) {
+	lb := cp.lb
 	failures, inflightAtKill := lb.report()
 	t.Logf("traffic: %d requests, %d answered, %d failed within 6 s of the replica kill (%d were on the wire to it; at most %d can be in flight)",
 		lb.sent.Load(), lb.ok.Load(), failures, lb.onWire, inflightAtKill)
@@ -400,23 +399,25 @@ func faultCampaign(t *testing.T, topology string) {
 	}
 	require.Positive(t, lb.ok.Load())
 	require.LessOrEqual(t, failures, inflightAtKill, "no client request failed beyond the killed replica's in-flight ones")
+}
 
-	// The long steps a kill interrupted resumed from their checkpoints (every second here).
+// checkResumptions: every worker kill was measured and every run resumed within 30 s; the
+// long steps a kill interrupted resumed from their checkpoints (every second here).
+func (cp *campaign) checkResumptions(t *testing.T) {
 	var retried, resumed int
-	for _, r := range runs {
-		notes, n, m := longStepRetries(ctx, t, c, pipeline.WorkflowID(sp.Model), r.id)
+	for _, r := range cp.runs {
+		notes, n, m := longStepRetries(cp.ctx, t, cp.c, pipeline.WorkflowID(cp.sp.Model), r.id)
 		retried, resumed = retried+n, resumed+m
-		killNotes = append(killNotes, notes...)
+		cp.notes = append(cp.notes, notes...)
 	}
 	t.Logf("long steps retried after a fault: %d, resumed from a checkpoint: %d", retried, resumed)
-
-	slices.Sort(resumptions)
-	t.Logf("faults: %s", strings.Join(killNotes, "; "))
-	t.Logf("resumption after %d worker SIGKILLs: median %s, max %s", len(resumptions), resumptions[len(resumptions)/2].Round(100*time.Millisecond),
-		resumptions[len(resumptions)-1].Round(100*time.Millisecond))
-	require.Len(t, resumptions, int(effective.Load()))
-	require.GreaterOrEqual(t, len(resumptions), kills)
-	require.LessOrEqual(t, resumptions[len(resumptions)-1], 30*time.Second, "every run resumes within 30 s of a SIGKILL")
+	t.Logf("faults: %s", strings.Join(cp.notes, "; "))
+	res := slices.Sorted(slices.Values(cp.resumptions))
+	require.Len(t, res, int(cp.effective.Load()))
+	require.GreaterOrEqual(t, len(res), cp.kills)
+	t.Logf("resumption after %d worker SIGKILLs: median %s, max %s", len(res), res[len(res)/2].Round(100*time.Millisecond),
+		res[len(res)-1].Round(100*time.Millisecond))
+	require.LessOrEqual(t, res[len(res)-1], 30*time.Second, "every run resumes within 30 s of a SIGKILL")
 }
 
 // isRunFailure reports whether a Get error is the run's own (not a broken connection).

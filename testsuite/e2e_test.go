@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -301,8 +300,8 @@ func withFeature(sp spec.Spec, name string) spec.Spec {
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	hostPort := stack.StartTemporal(t)
-	store := stack.NewMinIOBucket(t)
+	stk := stack.New(t, stack.DevServer, "driftline-e2e")
+	hostPort, store := stk.TemporalAddr, stk.Store
 	// Each run links back to the console from the Temporal UI (its static details).
 	t.Setenv("DRIFTLINE_CONSOLE_URL", "http://console.e2e:8091")
 	// Every payload the clients and workers write is encrypted (the payload codec).
@@ -324,20 +323,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// The worker's connection audits the Updates its workflows refuse (worker.UpdateAudit).
 	refused := worker.NewUpdateAudit(audit.Log{Store: store})
-	var c client.Client
-	for range 100 {
-		opts := client.Options{HostPort: hostPort, DataConverter: codec.DataConverter(payloadCodec), Interceptors: tracing}
-		refused.Configure(&opts)
-		if c, err = client.Dial(opts); err == nil {
-			if err = starter.Setup(ctx, c, "default"); err == nil {
-				break
-			}
-			c.Close()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	require.NoError(t, err)
-	defer c.Close()
+	opts := client.Options{DataConverter: codec.DataConverter(payloadCodec), Interceptors: tracing}
+	refused.Configure(&opts)
+	c := stk.Dial(ctx, opts)
 
 	metrics := prometheus.NewRegistry()
 	rbac, err := policies.LoadRBAC("../examples/rbac.yaml")
@@ -423,14 +411,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, approvalReason, st.Approval.Reason, "clients with the key read it back")
 
 	// Live client traffic from the holiday season, as the canary needs.
-	var rows []dataset.RetailRow
-	for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
-		for _, r := range cfg.RetailDay(day) {
-			if !math.IsNaN(r.Temperature) {
-				rows = append(rows, r)
-			}
-		}
-	}
+	rows := cfg.Requests(7) // a week of store-item rows
 	tctx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	var ts traffic.Stats

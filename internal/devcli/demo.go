@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -129,14 +128,7 @@ func demoCmd() *cobra.Command {
 		}
 
 		fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
-		var rows []dataset.RetailRow
-		for day := cfg.Days - 7; day < cfg.Days; day++ { // a week of store-item rows
-			for _, r := range cfg.RetailDay(day) {
-				if !math.IsNaN(r.Temperature) {
-					rows = append(rows, r)
-				}
-			}
-		}
+		rows := cfg.Requests(7) // a week of store-item rows
 		tctx, stopTraffic := context.WithCancel(ctx)
 		var st traffic.Stats
 		go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)

@@ -62,50 +62,6 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Process is a service started for a test; its output goes to a log file kept on failure.
-type Process struct {
-	cmd *exec.Cmd
-	Log string
-}
-
-func startProcess(t testing.TB, logName string, env []string, bin string, args ...string) *Process {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), logName)
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	p := &Process{cmd: cmd, Log: logPath}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				tail := string(b)
-				if len(tail) > 4000 {
-					tail = tail[len(tail)-4000:]
-				}
-				t.Logf("--- %s (tail) ---\n%s", logName, tail)
-			}
-		}
-	})
-	return p
-}
-
 // WaitHTTP polls url until it answers 200 or the timeout passes.
 func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
@@ -133,18 +89,22 @@ func RandomSecret(n int) string {
 // StartMinIO starts a MinIO server on a free port with its data in a temp dir, creates the
 // bucket and returns its config. The server stops when the test ends.
 func StartMinIO(t testing.TB) s3store.Config {
+	_, cfg := startMinIO(t, "driftline-test")
+	return cfg
+}
+
+// startMinIO starts MinIO as a restartable service (its data directory outlives a restart)
+// with fresh credentials, and creates bucket.
+func startMinIO(t testing.TB, bucket string) (*Service, s3store.Config) {
 	t.Helper()
-	bin := Binary(t, "minio")
 	port, console := FreePort(t), FreePort(t)
 	user, password := "test-"+RandomSecret(6), RandomSecret(18)
-	startProcess(t, "minio.log",
-		[]string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
-		bin, "server", t.TempDir(), "--quiet",
+	svc := NewService(t, "minio", "", []string{"MINIO_ROOT_USER=" + user, "MINIO_ROOT_PASSWORD=" + password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"},
+		Binary(t, "minio"), "server", t.TempDir(), "--quiet",
 		"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console))
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, endpoint+"/minio/health/live", 30*time.Second)
-	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password,
-		Bucket: "driftline-test", Region: "us-east-1"}
+	cfg := s3store.Config{Endpoint: endpoint, AccessKey: user, SecretKey: password, Bucket: bucket, Region: "us-east-1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := s3store.New(ctx, cfg)
@@ -154,12 +114,12 @@ func StartMinIO(t testing.TB) s3store.Config {
 	var lastErr error
 	for range 50 {
 		if lastErr = s.EnsureBucket(ctx); lastErr == nil {
-			return cfg
+			return svc, cfg
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("create bucket on %s: %v", endpoint, lastErr)
-	return cfg
+	return nil, cfg
 }
 
 // NewMinIOBucket starts MinIO and returns a Bucket on it under a fresh prefix.
@@ -177,24 +137,21 @@ func NewMinIOBucket(t testing.TB) *s3store.S3 {
 // StartTemporal starts `temporal server start-dev` from ./bin on free ports, with its state in
 // a temp dir, and returns the frontend host:port. The server stops when the test ends.
 func StartTemporal(t testing.TB) string {
+	addr, _ := startTemporalDev(t)
+	return addr
+}
+
+// startTemporalDev starts the dev server as a restartable service: its state is a database
+// file, so a restart keeps every run.
+func startTemporalDev(t testing.TB) (string, *Service) {
 	t.Helper()
-	bin := Binary(t, "temporal")
 	port, httpPort, metrics := FreePort(t), FreePort(t), FreePort(t)
-	startProcess(t, "temporal.log", nil, bin, "server", "start-dev", "--headless",
+	svc := NewService(t, "temporal", "", nil, Binary(t, "temporal"), "server", "start-dev", "--headless",
 		"--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics),
 		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		conn, err := net.DialTimeout("tcp", hostPort, time.Second)
-		if err == nil {
-			conn.Close()
-			return hostPort
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("temporal dev server did not listen on %s within 60s", hostPort)
-	return ""
+	WaitPort(t, hostPort, 60*time.Second)
+	return hostPort, svc
 }
 
 // Service is a process a fault campaign can kill and start again: same binary, arguments,
@@ -510,7 +467,7 @@ func StartAlertmanager(t testing.TB, config string) string {
 		t.Fatal(err)
 	}
 	port := FreePort(t)
-	startProcess(t, "alertmanager.log", nil, debianTool(t, "prometheus-alertmanager"), "--config.file="+cfg,
+	NewService(t, "alertmanager", "", nil, debianTool(t, "prometheus-alertmanager"), "--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, base+"/-/ready", 30*time.Second)
@@ -528,7 +485,7 @@ func StartPrometheus(t testing.TB, config string) string {
 		t.Fatal(err)
 	}
 	port := FreePort(t)
-	startProcess(t, "prometheus.log", nil, debianTool(t, "prometheus"), "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	NewService(t, "prometheus", "", nil, debianTool(t, "prometheus"), "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, base+"/-/ready", 60*time.Second)
@@ -540,7 +497,7 @@ func StartPrometheus(t testing.TB, config string) string {
 func StartRedis(t testing.TB) string {
 	t.Helper()
 	port := FreePort(t)
-	startProcess(t, "redis.log", nil, debianTool(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+	NewService(t, "redis", "", nil, debianTool(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	WaitPort(t, addr, 30*time.Second)
@@ -593,7 +550,7 @@ exporters:
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, "jaeger.log", nil, bin, "--config", cfg)
+	NewService(t, "jaeger", "", nil, bin, "--config", cfg)
 	query = fmt.Sprintf("http://127.0.0.1:%d", queryPort)
 	WaitHTTP(t, query+"/api/services", 60*time.Second)
 	return fmt.Sprintf("http://127.0.0.1:%d", otlpPort), query
