@@ -170,39 +170,9 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 	if !ok {
 		return TrainingSetOutput{}, invalidf("event time %q is not a column of dataset %s", in.EventTime, in.Base.Dataset)
 	}
-	// One join per entity the service's views use.
-	var joins []*entityJoin
-	byEntity := map[string]*entityJoin{}
-	est := in.Base.Rows
-	for _, name := range l.views {
-		v, _ := in.Repo.View(name)
-		snap, ok := in.Sources[v.Source.Dataset]
-		if !ok {
-			return TrainingSetOutput{}, invalidf("view %q: no snapshot of its source dataset %s", name, v.Source.Dataset)
-		}
-		est += snap.Rows
-		j := byEntity[v.Entity]
-		if j == nil {
-			ent, ok := in.Repo.Entity(v.Entity)
-			if !ok {
-				return TrainingSetOutput{}, invalidf("view %q: entity %q is not defined", name, v.Entity)
-			}
-			j = &entityJoin{name: v.Entity, srcs: map[string]*spill{}, byView: map[string][]slot{}}
-			for _, k := range ent.Keys {
-				c, ok := in.BaseContract.Column(k)
-				if !ok {
-					return TrainingSetOutput{}, invalidf("view %q: entity %s key %q is not a column of dataset %s", name, ent.Name, k, in.Base.Dataset)
-				}
-				j.cols = append(j.cols, c)
-			}
-			byEntity[v.Entity] = j
-			joins = append(joins, j)
-		}
-		j.views = append(j.views, name)
-		j.byView[name] = l.byView[name]
-		for _, s := range l.byView[name] {
-			j.slots = append(j.slots, s.pos)
-		}
+	joins, est, err := planJoins(in, l)
+	if err != nil {
+		return TrainingSetOutput{}, err
 	}
 	per := in.RowsPerPartition
 	if per <= 0 {
@@ -215,33 +185,104 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 		}
 	}()
 	for _, j := range joins {
-		if j.ents, err = newSpill(in.TempDir, k); err != nil {
+		if err := j.openSpills(in.TempDir, k); err != nil {
 			return TrainingSetOutput{}, err
 		}
-		if j.res, err = newSpill(in.TempDir, k); err != nil {
+	}
+	// Pass 1: the window's accepted rows and the views' source rows, partitioned per entity;
+	// each partition joined on its own, its vectors (this entity's slots) spilled in row order.
+	n, err := spillWindow(ctx, b, in, evCol, joins, k)
+	if err != nil {
+		return TrainingSetOutput{}, err
+	}
+	for _, j := range joins {
+		if err := j.spillSources(ctx, b, in, k); err != nil {
 			return TrainingSetOutput{}, err
 		}
-		for _, name := range j.views {
-			if j.srcs[name], err = newSpill(in.TempDir, k); err != nil {
+		for p := range k {
+			if err := j.joinPartition(in.Repo, p); err != nil {
 				return TrainingSetOutput{}, err
 			}
 		}
 	}
+	// Pass 2: the window again, each row with its vector, a file per day.
+	return writeTrainingSet(ctx, b, in, cols, joins, k, n)
+}
 
-	// Pass 1: the window's accepted rows, partitioned per entity.
-	var n int64
-	encs := func(s *spill) []*enc {
-		out := make([]*enc, len(s.w))
-		for p, w := range s.w {
-			out[p] = &enc{w: w}
+// planJoins makes one join per entity the service's views use, and estimates the rows the
+// joins spill (the window's and the views' sources').
+func planJoins(in TrainingSetInput, l serviceLayout) ([]*entityJoin, int64, error) {
+	var joins []*entityJoin
+	byEntity := map[string]*entityJoin{}
+	est := in.Base.Rows
+	for _, name := range l.views {
+		v, _ := in.Repo.View(name)
+		snap, ok := in.Sources[v.Source.Dataset]
+		if !ok {
+			return nil, 0, invalidf("view %q: no snapshot of its source dataset %s", name, v.Source.Dataset)
 		}
-		return out
+		est += snap.Rows
+		j := byEntity[v.Entity]
+		if j == nil {
+			ent, ok := in.Repo.Entity(v.Entity)
+			if !ok {
+				return nil, 0, invalidf("view %q: entity %q is not defined", name, v.Entity)
+			}
+			j = &entityJoin{name: v.Entity, srcs: map[string]*spill{}, byView: map[string][]slot{}}
+			for _, k := range ent.Keys {
+				c, ok := in.BaseContract.Column(k)
+				if !ok {
+					return nil, 0, invalidf("view %q: entity %s key %q is not a column of dataset %s", name, ent.Name, k, in.Base.Dataset)
+				}
+				j.cols = append(j.cols, c)
+			}
+			byEntity[v.Entity] = j
+			joins = append(joins, j)
+		}
+		j.views = append(j.views, name)
+		j.byView[name] = l.byView[name]
+		for _, s := range l.byView[name] {
+			j.slots = append(j.slots, s.pos)
+		}
 	}
+	return joins, est, nil
+}
+
+// openSpills creates the join's k partitions of entity rows, of results and of each view's
+// source rows.
+func (j *entityJoin) openSpills(dir string, k int) (err error) {
+	if j.ents, err = newSpill(dir, k); err != nil {
+		return err
+	}
+	if j.res, err = newSpill(dir, k); err != nil {
+		return err
+	}
+	for _, name := range j.views {
+		if j.srcs[name], err = newSpill(dir, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encoders are the spill's writers, one a partition.
+func encoders(s *spill) []*enc {
+	out := make([]*enc, len(s.w))
+	for p, w := range s.w {
+		out[p] = &enc{w: w}
+	}
+	return out
+}
+
+// spillWindow writes each accepted row of the window (its number, entity key and time) to
+// its partition of every join, and returns how many rows it wrote.
+func spillWindow(ctx context.Context, b objstore.Bucket, in TrainingSetInput, evCol contract.Column, joins []*entityJoin, k int) (int64, error) {
+	var n int64
 	entEnc := make([][]*enc, len(joins))
 	for ji, j := range joins {
-		entEnc[ji] = encs(j.ents)
+		entEnc[ji] = encoders(j.ents)
 	}
-	err = dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
+	err := dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
 		for r := 0; r < bt.Rows; r++ {
 			if !bt.Accepted[r] {
 				continue
@@ -267,40 +308,102 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 		}
 		return nil
 	})
-	if err != nil {
-		return TrainingSetOutput{}, err
-	}
-	// The views' source rows, partitioned the same way.
-	for _, j := range joins {
-		for _, name := range j.views {
-			v, _ := in.Repo.View(name)
-			ent, _ := in.Repo.Entity(v.Entity)
-			es := encs(j.srcs[name])
-			err := ScanSourceRows(ctx, b, v, ent, in.Contracts[v.Source.Dataset], in.Sources[v.Source.Dataset], func(row SourceRow) error {
-				e := es[partitionOf(row.Key, k)]
-				e.str(row.Key)
-				e.int(row.Event)
-				e.int(row.Created)
-				for _, x := range row.Cols {
-					e.float(x)
-				}
-				return e.err
-			})
-			if err != nil {
-				return TrainingSetOutput{}, err
-			}
-		}
-	}
-	// Each partition joined on its own; its vectors (this entity's slots) spilled in row order.
-	for _, j := range joins {
-		for p := range k {
-			if err := j.joinPartition(in.Repo, p); err != nil {
-				return TrainingSetOutput{}, err
-			}
-		}
-	}
+	return n, err
+}
 
-	// Pass 2: the window again, each row with its vector, a file per day.
+// spillSources writes the join's views' source rows to their partitions.
+func (j *entityJoin) spillSources(ctx context.Context, b objstore.Bucket, in TrainingSetInput, k int) error {
+	for _, name := range j.views {
+		v, _ := in.Repo.View(name)
+		ent, _ := in.Repo.Entity(v.Entity)
+		es := encoders(j.srcs[name])
+		err := ScanSourceRows(ctx, b, v, ent, in.Contracts[v.Source.Dataset], in.Sources[v.Source.Dataset], func(row SourceRow) error {
+			e := es[partitionOf(row.Key, k)]
+			e.str(row.Key)
+			e.int(row.Event)
+			e.int(row.Created)
+			for _, x := range row.Cols {
+				e.float(x)
+			}
+			return e.err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setWriter writes the training set's files: a file per day of the window (or per
+// RowsPerFile rows), each recorded in the output's snapshot.
+type setWriter struct {
+	ctx  context.Context
+	b    objstore.Bucket
+	in   TrainingSetInput
+	cols []string
+	out  *TrainingSetOutput
+	w    *dataset.RowWriter
+	day  string
+	part int
+}
+
+// flush writes the rows written so far as the day's next file.
+func (s *setWriter) flush() error {
+	if s.w == nil || s.w.Rows() == 0 {
+		s.w = nil
+		return nil
+	}
+	data, err := s.w.Close()
+	if err != nil {
+		return fmt.Errorf("training set %s: %w", s.day, err)
+	}
+	key := fmt.Sprintf("%sdt=%s/part-%d.parquet", s.in.Prefix, s.day, s.part)
+	if s.day == "" { // not a dataset's partitions: an entity file
+		key = fmt.Sprintf("%spart-%d.parquet", s.in.Prefix, s.part)
+	}
+	s.part++
+	obj, err := s.b.Put(s.ctx, key, data, objstore.PutOptions{})
+	if err != nil {
+		return err
+	}
+	rows := s.w.Rows()
+	s.out.Snapshot.Files = append(s.out.Snapshot.Files, dataset.File{Key: key, ETag: obj.ETag, Size: int64(len(data)), Rows: rows, Date: s.day})
+	s.out.Snapshot.Rows += rows
+	s.out.Snapshot.Bytes += int64(len(data))
+	if s.in.Progress != nil {
+		s.in.Progress(s.day, rows)
+	}
+	s.w = nil
+	return nil
+}
+
+// writer is the open file's writer: a new file for a new day, or when the file is full.
+func (s *setWriter) writer(date string) (*dataset.RowWriter, error) {
+	perFile := s.in.RowsPerFile
+	if perFile <= 0 {
+		perFile = 1_000_000
+	}
+	if date != s.day || (s.w != nil && s.w.Rows() >= perFile) {
+		if err := s.flush(); err != nil {
+			return nil, err
+		}
+		if date != s.day {
+			s.day, s.part = date, 0
+		}
+	}
+	if s.w == nil {
+		w, err := dataset.NewRowWriter(s.in.BaseContract, s.cols)
+		if err != nil {
+			return nil, err
+		}
+		s.w = w
+	}
+	return s.w, nil
+}
+
+// writeTrainingSet reads the window again and writes each row with its vector, read back
+// from the joins' results in row order; n is the first pass's count of accepted rows.
+func writeTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInput, cols []string, joins []*entityJoin, k int, n int64) (TrainingSetOutput, error) {
 	out := TrainingSetOutput{Columns: cols, Missing: make([]int64, len(cols)), Partitions: k,
 		Snapshot: dataset.Snapshot{ID: in.Base.ID + "-features", Dataset: in.Base.Dataset, From: in.Base.From, To: in.Base.To}}
 	res := make([][]*dec, len(joins))
@@ -314,54 +417,10 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 			res[ji][p] = &dec{r: r}
 		}
 	}
-	var w *dataset.RowWriter
-	day := ""
-	part := 0
-	perFile := in.RowsPerFile
-	if perFile <= 0 {
-		perFile = 1_000_000
-	}
-	flush := func() error {
-		if w == nil || w.Rows() == 0 {
-			w = nil
-			return nil
-		}
-		data, err := w.Close()
-		if err != nil {
-			return fmt.Errorf("training set %s: %w", day, err)
-		}
-		key := fmt.Sprintf("%sdt=%s/part-%d.parquet", in.Prefix, day, part)
-		if day == "" { // not a dataset's partitions: an entity file
-			key = fmt.Sprintf("%spart-%d.parquet", in.Prefix, part)
-		}
-		part++
-		obj, err := b.Put(ctx, key, data, objstore.PutOptions{})
-		if err != nil {
-			return err
-		}
-		out.Snapshot.Files = append(out.Snapshot.Files, dataset.File{Key: key, ETag: obj.ETag, Size: int64(len(data)), Rows: w.Rows(), Date: day})
-		out.Snapshot.Rows += w.Rows()
-		out.Snapshot.Bytes += int64(len(data))
-		if in.Progress != nil {
-			in.Progress(day, w.Rows())
-		}
-		w = nil
-		return nil
-	}
+	sw := &setWriter{ctx: ctx, b: b, in: in, cols: cols, out: &out}
 	x := make([]float64, len(cols))
 	var i int64
-	err = dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
-		if bt.Date != day {
-			if err := flush(); err != nil {
-				return err
-			}
-			day, part = bt.Date, 0
-		}
-		if w == nil {
-			if w, err = dataset.NewRowWriter(in.BaseContract, cols); err != nil {
-				return err
-			}
-		}
+	err := dataset.ScanSource(ctx, b, in.Base, in.BaseContract, dataset.AllDays)(func(bt *dataset.Batch) error {
 		for r := 0; r < bt.Rows; r++ {
 			for c := range x {
 				x[c] = math.NaN()
@@ -387,22 +446,18 @@ func BuildTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 				}
 				i++
 			}
-			if err := w.Write(bt, r, x); err != nil {
-				return fmt.Errorf("training set %s: %w", day, err)
+			w, err := sw.writer(bt.Date)
+			if err != nil {
+				return err
 			}
-			if w.Rows() >= perFile {
-				if err := flush(); err != nil {
-					return err
-				}
-				if w, err = dataset.NewRowWriter(in.BaseContract, cols); err != nil {
-					return err
-				}
+			if err := w.Write(bt, r, x); err != nil {
+				return fmt.Errorf("training set %s: %w", sw.day, err)
 			}
 		}
 		return nil
 	})
 	if err == nil {
-		err = flush()
+		err = sw.flush()
 	}
 	if err == nil && i != n {
 		err = fmt.Errorf("training set: the window had %d accepted rows on the first pass and %d on the second", n, i)

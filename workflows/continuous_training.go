@@ -134,12 +134,13 @@ func (r *run) window() error {
 
 // ContinuousTrainingWorkflow runs the loop once: snapshot, validate, drift, train, evaluate,
 // register, policy, approval, canary, promote or roll back. Every run ends in one outcome.
+// Each step is a method of run, called in this order (the order of the commands a history
+// records).
 func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pipeline.RunResult, error) {
 	info := workflow.GetInfo(ctx)
 	r := &run{ctx: ctx, in: in, runID: info.WorkflowExecution.RunID, wfID: info.WorkflowExecution.ID,
 		status: pipeline.Status{Model: in.Spec.Model, RequestedBy: in.RequestedBy, Trigger: in.Reason}}
-	model := in.Spec.Model
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(model))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrModel.ValueSet(in.Spec.Model))
 	if err := workflow.SetQueryHandler(ctx, pipeline.QueryStatus, func() (pipeline.Status, error) { return r.status, nil }); err != nil {
 		return pipeline.RunResult{}, err
 	}
@@ -153,45 +154,95 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	if err := r.window(); err != nil {
 		return r.fail(err)
 	}
+	snap, err := r.snapshot()
+	if err != nil {
+		return r.fail(err)
+	}
+	step, err := r.features(pipeline.StepInput{Model: in.Spec.Model, RunID: r.runID, Spec: in.Spec, SnapshotKey: snap.Key})
+	if err != nil {
+		return r.fail(err)
+	}
+	val, dr, train, err := r.inspect(step, snap)
+	if err != nil {
+		return r.fail(err)
+	}
+	if dr.ReferenceVersion > 0 && !dr.Drifted && !in.Force {
+		return r.finish(pipeline.OutcomeNoDrift, fmt.Sprintf("no drift against v%d: %s", dr.ReferenceVersion, dr.Why))
+	}
+	tr, err := r.train(step, train, snap)
+	if err != nil {
+		return r.fail(err)
+	}
+	ev, err := r.evaluate(step, tr, dr)
+	if err != nil {
+		return r.fail(err)
+	}
+	reports := r.reports(val, dr, ev)
+	rr, err := r.register(step, tr, ev, reports)
+	if err != nil {
+		return r.fail(err)
+	}
+	pr, err := r.policy(rr, ev, dr, reports)
+	if err != nil {
+		return r.fail(err)
+	}
+	if !pr.Allow {
+		return r.finish(pipeline.OutcomeRejectedByPolicy, strings.Join(pr.Reasons, "; "))
+	}
+	if pr.ApprovalRequired {
+		if res, ended, err := r.approval(approvals, rr.Version); ended {
+			return res, err
+		}
+	}
+	return r.deploy(rr, ev, dr)
+}
 
-	// 1 Snapshot
+// snapshot pins the window's files (step 1).
+func (r *run) snapshot() (pipeline.SnapshotResult, error) {
+	sp := r.in.Spec
 	r.enter(pipeline.StageSnapshot)
 	var snap pipeline.SnapshotResult
-	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageSnapshot, fmt.Sprintf("pin %s %s..%s", in.Spec.Dataset.Name, r.status.From, r.status.To)),
-		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: model, RunID: r.runID, Dataset: in.Spec.Dataset.Name, From: r.status.From, To: r.status.To}).Get(ctx, &snap); err != nil {
-		return r.fail(err)
+	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageSnapshot, fmt.Sprintf("pin %s %s..%s", sp.Dataset.Name, r.status.From, r.status.To)),
+		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: r.runID, Dataset: sp.Dataset.Name, From: r.status.From, To: r.status.To}).Get(r.ctx, &snap); err != nil {
+		return snap, err
 	}
 	r.status.Snapshot = &snap
 	r.done("%d files, %d rows pinned in %s", snap.Files, snap.Rows, snap.URI)
-	step := pipeline.StepInput{Model: model, RunID: r.runID, Spec: in.Spec, SnapshotKey: snap.Key}
+	return snap, nil
+}
 
-	// 1b Features: a spec naming a feature service trains on the window's rows with the
-	// service's features joined as of each row's time; the rest of the run reads that set.
-	if fsv := in.Spec.FeatureService; fsv != nil {
-		r.enter(pipeline.StageFeatures)
-		var ts pipeline.TrainingSetResult
-		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageFeatures, fmt.Sprintf("join %s/%s as of each row's time", fsv.Repo, fsv.Name)),
-			pipeline.ActTrainingSet, step).Get(ctx, &ts); err != nil {
-			return r.fail(err)
-		}
-		r.status.TrainingSet = &ts
-		in.Spec = in.Spec.WithFeatures(ts.Columns)
-		r.in.Spec = in.Spec
-		step.Spec, step.SnapshotKey = in.Spec, ts.Key
-		r.done("%d rows with %d features of %s/%s (definitions v%d) in %s", ts.Rows, len(ts.Columns), fsv.Repo, fsv.Name, ts.DefinitionsVersion, ts.URI)
+// features joins a feature service's features to the window's rows as of each row's time,
+// when the spec names a service (step 1b): the rest of the run reads that set.
+func (r *run) features(step pipeline.StepInput) (pipeline.StepInput, error) {
+	fsv := r.in.Spec.FeatureService
+	if fsv == nil {
+		return step, nil
 	}
+	r.enter(pipeline.StageFeatures)
+	var ts pipeline.TrainingSetResult
+	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageFeatures, fmt.Sprintf("join %s/%s as of each row's time", fsv.Repo, fsv.Name)),
+		pipeline.ActTrainingSet, step).Get(r.ctx, &ts); err != nil {
+		return step, err
+	}
+	r.status.TrainingSet = &ts
+	r.in.Spec = r.in.Spec.WithFeatures(ts.Columns)
+	step.Spec, step.SnapshotKey = r.in.Spec, ts.Key
+	r.done("%d rows with %d features of %s/%s (definitions v%d) in %s", ts.Rows, len(ts.Columns), fsv.Repo, fsv.Name, ts.DefinitionsVersion, ts.URI)
+	return step, nil
+}
 
-	// 2 Validate and 3 Drift: one pass over the window, which also prepares training (the
-	// candidate's reference profile and the gbdt bins from its training days).
-	var val pipeline.ValidateResult
-	var dr pipeline.DriftResult
-	train := pipeline.TrainInput{StepInput: step}
+// inspect validates the window against the contract and compares it with the production
+// reference (steps 2 and 3): one pass over the window, which also prepares training (the
+// candidate's reference profile and the gbdt bins from its training days).
+func (r *run) inspect(step pipeline.StepInput, snap pipeline.SnapshotResult) (val pipeline.ValidateResult, dr pipeline.DriftResult, train pipeline.TrainInput, err error) {
+	ctx := r.ctx
+	train = pipeline.TrainInput{StepInput: step}
 	if workflow.GetVersion(ctx, "one-pass-window", workflow.DefaultVersion, 1) >= 1 {
 		r.enter(pipeline.StageValidate)
 		var ins pipeline.InspectResult
-		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
+		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
 			pipeline.ActInspect, step).Get(ctx, &ins); err != nil {
-			return r.fail(err)
+			return
 		}
 		val, dr = ins.Validation, ins.Drift
 		train.ProfileKey, train.BinsKey = ins.ProfileKey, ins.BinsKey
@@ -200,61 +251,65 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 		r.enter(pipeline.StageDrift)
 	} else {
 		r.enter(pipeline.StageValidate)
-		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
+		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
 			pipeline.ActValidate, step).Get(ctx, &val); err != nil {
-			return r.fail(err)
+			return
 		}
 		r.status.Validation = &val
 		r.done("%d rows accepted, %d quarantined (%.2f%%)", val.RowsAccepted, val.RowsQuarantined, 100*val.BadShare)
 		r.enter(pipeline.StageDrift)
-		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageDrift, "compare the window with the production reference profile"),
+		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageDrift, "compare the window with the production reference profile"),
 			pipeline.ActDetect, step).Get(ctx, &dr); err != nil {
-			return r.fail(err)
+			return
 		}
 	}
 	r.status.Drift = &dr
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrDriftScore.ValueSet(dr.Score))
 	r.done("%s", dr.Why)
-	if dr.ReferenceVersion > 0 && !dr.Drifted && !in.Force {
-		return r.finish(pipeline.OutcomeNoDrift, fmt.Sprintf("no drift against v%d: %s", dr.ReferenceVersion, dr.Why))
-	}
+	return val, dr, train, nil
+}
 
-	// 4 Train
+// train fits the candidate (step 4): built in, or by an external trainer on its own task
+// queue (input built here, artifact adopted here).
+func (r *run) train(step pipeline.StepInput, train pipeline.TrainInput, snap pipeline.SnapshotResult) (pipeline.TrainResult, error) {
+	ctx, sp := r.ctx, r.in.Spec
 	r.enter(pipeline.StageTrain)
 	var tr pipeline.TrainResult
-	if q := in.Spec.Trainer.TaskQueue; q != "" {
-		// An external trainer on its own task queue: input built here, artifact adopted here.
+	if q := sp.Trainer.TaskQueue; q != "" {
 		var ein pipeline.ExternalTrainInput
 		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, "prepare the external trainer's input"),
 			pipeline.ActExtInput, step).Get(ctx, &ein); err != nil {
-			return r.fail(err)
+			return tr, err
 		}
 		var eout pipeline.ExternalTrainOutput
 		ectx := workflow.WithTaskQueue(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("external trainer on task queue %s", q)), q)
 		if err := workflow.ExecuteActivity(ectx, pipeline.ExternalTrainActivity, ein).Get(ctx, &eout); err != nil {
-			return r.fail(err)
+			return tr, err
 		}
 		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, "verify and stage the external artifact"),
 			pipeline.ActAdoptExt, pipeline.AdoptInput{StepInput: step, TaskQueue: q, Output: eout, ProfileKey: train.ProfileKey}).Get(ctx, &tr); err != nil {
-			return r.fail(err)
+			return tr, err
 		}
-	} else if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("train %s on %s", in.Spec.Trainer.Name, snap.ID)),
+	} else if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("train %s on %s", sp.Trainer.Name, snap.ID)),
 		pipeline.ActTrain, train).Get(ctx, &tr); err != nil {
-		return r.fail(err)
+		return tr, err
 	}
 	r.status.Training = &tr
 	if tr.TrainMetric != "" && tr.TrainMetric != "rmse" {
-		r.done("%s on %d rows, training %s %.4f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainMetric, tr.TrainLoss)
+		r.done("%s on %d rows, training %s %.4f", sp.Trainer.Name, tr.TrainRows, tr.TrainMetric, tr.TrainLoss)
 	} else {
-		r.done("%s on %d rows, training RMSE %.3f", in.Spec.Trainer.Name, tr.TrainRows, tr.TrainRMSE)
+		r.done("%s on %d rows, training RMSE %.3f", sp.Trainer.Name, tr.TrainRows, tr.TrainRMSE)
 	}
+	return tr, nil
+}
 
-	// 5 Evaluate
+// evaluate measures the candidate and production on the same holdout (step 5).
+func (r *run) evaluate(step pipeline.StepInput, tr pipeline.TrainResult, dr pipeline.DriftResult) (pipeline.EvaluateResult, error) {
 	r.enter(pipeline.StageEvaluate)
 	var ev pipeline.EvaluateResult
-	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
-		pipeline.ActEvaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}).Get(ctx, &ev); err != nil {
-		return r.fail(err)
+	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
+		pipeline.ActEvaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}).Get(r.ctx, &ev); err != nil {
+		return ev, err
 	}
 	r.status.Evaluation = &ev
 	if ev.HasChampion {
@@ -262,9 +317,11 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	} else {
 		r.done("candidate MAE %.3f on %d holdout rows (no production model yet)", ev.CandidateMAE, ev.HoldoutRows)
 	}
+	return ev, nil
+}
 
-	// 6 Register
-	r.enter(pipeline.StageRegister)
+// reports are the run's reports the registered version links to.
+func (r *run) reports(val pipeline.ValidateResult, dr pipeline.DriftResult, ev pipeline.EvaluateResult) map[string]string {
 	reports := map[string]string{"validation": val.ReportURI, "evaluation": ev.ReportURI}
 	if ts := r.status.TrainingSet; ts != nil {
 		reports["training_set"] = ts.ReportURI
@@ -272,6 +329,12 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	if dr.ReportURI != "" {
 		reports["drift"] = dr.ReportURI
 	}
+	return reports
+}
+
+// register registers the candidate with its lineage, metrics and reports (step 6).
+func (r *run) register(step pipeline.StepInput, tr pipeline.TrainResult, ev pipeline.EvaluateResult, reports map[string]string) (pipeline.RegisterResult, error) {
+	r.enter(pipeline.StageRegister)
 	metrics := map[string]float64{"holdout_mae": ev.CandidateMAE, "train_rmse": tr.TrainRMSE, "train_rows": float64(tr.TrainRows), "holdout_rows": float64(ev.HoldoutRows)}
 	for _, k := range []string{"rmse", "r2", "mape", "logloss", "auc", "accuracy"} { // a fixed order: no map range
 		if v, ok := ev.Metrics[k]; ok {
@@ -282,56 +345,70 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 		metrics["champion_mae"] = ev.ChampionMAE
 	}
 	var rr pipeline.RegisterResult
-	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageRegister, "register the candidate with lineage"), pipeline.ActRegister, pipeline.RegisterInput{
-		StepInput: step, WorkflowID: r.wfID, RequestedBy: in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
+	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageRegister, "register the candidate with lineage"), pipeline.ActRegister, pipeline.RegisterInput{
+		StepInput: step, WorkflowID: r.wfID, RequestedBy: r.in.RequestedBy, ArtifactKey: tr.ArtifactKey, ProfileKey: tr.ProfileKey,
 		PredictionProfileKey: ev.PredictionProfileKey, Metrics: metrics, Reports: reports,
-		Int8Key: ev.Int8Key, LossEstimatorKey: ev.LossEstimatorKey, Quantization: ev.Quantization, Importance: ev.Importance}).Get(ctx, &rr); err != nil {
-		return r.fail(err)
+		Int8Key: ev.Int8Key, LossEstimatorKey: ev.LossEstimatorKey, Quantization: ev.Quantization, Importance: ev.Importance}).Get(r.ctx, &rr); err != nil {
+		return rr, err
 	}
 	r.status.CandidateVersion = rr.Version
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrVersion.ValueSet(int64(rr.Version)))
+	_ = workflow.UpsertTypedSearchAttributes(r.ctx, AttrVersion.ValueSet(int64(rr.Version)))
 	r.done("registered v%d: %s", rr.Version, rr.MetadataURI)
+	return rr, nil
+}
 
-	// 7 Policy
+// policy asks the promotion policy about the registered candidate (step 7).
+func (r *run) policy(rr pipeline.RegisterResult, ev pipeline.EvaluateResult, dr pipeline.DriftResult, reports map[string]string) (pipeline.PolicyResult, error) {
 	r.enter(pipeline.StagePolicy)
 	var pr pipeline.PolicyResult
-	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pipeline.ActPolicy, pipeline.PolicyInput{
-		Model: model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
-		ChampionMAE: ev.ChampionMAE, Spec: in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization,
-		Origin: in.Origin, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, &pr); err != nil {
-		return r.fail(err)
+	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StagePolicy, fmt.Sprintf("promotion policy for v%d", rr.Version)), pipeline.ActPolicy, pipeline.PolicyInput{
+		Model: r.in.Spec.Model, RunID: r.runID, Version: rr.Version, CandidateMAE: ev.CandidateMAE, ChampionVersion: dr.ReferenceVersion,
+		ChampionMAE: ev.ChampionMAE, Spec: r.in.Spec, Reports: reports, Fairness: ev.Fairness, Quantization: ev.Quantization,
+		Origin: r.in.Origin, StartedAt: workflow.GetInfo(r.ctx).WorkflowStartTime}).Get(r.ctx, &pr); err != nil {
+		return pr, err
 	}
 	r.status.Policy = &pr
 	if !pr.Allow {
 		r.done("deny: %s", strings.Join(pr.Reasons, "; "))
-		return r.finish(pipeline.OutcomeRejectedByPolicy, strings.Join(pr.Reasons, "; "))
+	} else {
+		r.done("allow (approval required: %t, policy %s)", pr.ApprovalRequired, pr.Revision)
 	}
-	r.done("allow (approval required: %t, policy %s)", pr.ApprovalRequired, pr.Revision)
+	return pr, nil
+}
 
-	// 8 pipeline.Approval
-	if pr.ApprovalRequired {
-		if err := approvals.prepare(rr.Version, in.Spec.Approval.Timeout.Duration); err != nil {
-			return r.fail(err)
-		}
-		r.enter(pipeline.StageApproval)
-		approved, timedOut, err := approvals.wait(rr.Version, in.Spec.Approval.Timeout.Duration)
-		if err != nil {
-			return r.fail(err)
-		}
-		switch {
-		case timedOut:
-			return r.finish(pipeline.OutcomeApprovalTimeout, fmt.Sprintf("no approval for v%d within %s", rr.Version, in.Spec.Approval.Timeout.Duration))
-		case !approved:
-			return r.finish(pipeline.OutcomeRejectedByApprover, fmt.Sprintf("v%d rejected by %s: %s", rr.Version, r.status.Approval.Approver, r.status.Approval.Reason))
-		}
-		r.done("approved by %s: %s", r.status.Approval.Approver, r.status.Approval.Reason)
+// approval waits for a person's decision on the version (step 8); ended says the run ended
+// here (timed out, rejected or failed), with its result.
+func (r *run) approval(approvals *approvals, version int) (res pipeline.RunResult, ended bool, err error) {
+	timeout := r.in.Spec.Approval.Timeout.Duration
+	if err := approvals.prepare(version, timeout); err != nil {
+		res, err = r.fail(err)
+		return res, true, err
 	}
+	r.enter(pipeline.StageApproval)
+	approved, timedOut, err := approvals.wait(version, timeout)
+	switch {
+	case err != nil:
+		res, err = r.fail(err)
+		return res, true, err
+	case timedOut:
+		res, err = r.finish(pipeline.OutcomeApprovalTimeout, fmt.Sprintf("no approval for v%d within %s", version, timeout))
+		return res, true, err
+	case !approved:
+		res, err = r.finish(pipeline.OutcomeRejectedByApprover, fmt.Sprintf("v%d rejected by %s: %s", version, r.status.Approval.Approver, r.status.Approval.Reason))
+		return res, true, err
+	}
+	r.done("approved by %s: %s", r.status.Approval.Approver, r.status.Approval.Reason)
+	return res, false, nil
+}
 
-	// 9 Canary (only against a production model) and 10 promote or roll back
+// deploy promotes a first version at once, or runs the canary against production and
+// promotes or rolls back (steps 9 and 10).
+func (r *run) deploy(rr pipeline.RegisterResult, ev pipeline.EvaluateResult, dr pipeline.DriftResult) (pipeline.RunResult, error) {
+	ctx, sp := r.ctx, r.in.Spec
 	if dr.ReferenceVersion == 0 {
 		r.enter(pipeline.StagePromote)
 		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StagePromote, fmt.Sprintf("promote v%d (first deployment)", rr.Version)), pipeline.ActPromote,
-			pipeline.DeployInput{Model: model, RunID: r.runID, Actor: "driftline", Version: rr.Version, Reason: "first deployment"}).Get(ctx, nil); err != nil {
+			pipeline.DeployInput{Model: sp.Model, RunID: r.runID, Actor: "driftline", Version: rr.Version, Reason: "first deployment"}).Get(ctx, nil); err != nil {
 			return r.fail(err)
 		}
 		r.done("v%d is production", rr.Version)
@@ -340,11 +417,11 @@ func ContinuousTrainingWorkflow(ctx workflow.Context, in pipeline.RunInput) (pip
 	r.enter(pipeline.StageCanary)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:    fmt.Sprintf("%s/canary/v%d", r.wfID, rr.Version),
-		StaticSummary: fmt.Sprintf("canary v%d at %.0f%% against v%d", rr.Version, 100*in.Spec.Canary.Share, dr.ReferenceVersion),
+		StaticSummary: fmt.Sprintf("canary v%d at %.0f%% against v%d", rr.Version, 100*sp.Canary.Share, dr.ReferenceVersion),
 	})
 	var cr pipeline.CanaryResult
-	err := workflow.ExecuteChildWorkflow(cctx, pipeline.CanaryWorkflow, pipeline.CanaryInput{Model: model, RunID: r.runID,
-		Candidate: rr.Version, Production: dr.ReferenceVersion, Settings: in.Spec.Canary}).Get(ctx, &cr)
+	err := workflow.ExecuteChildWorkflow(cctx, pipeline.CanaryWorkflow, pipeline.CanaryInput{Model: sp.Model, RunID: r.runID,
+		Candidate: rr.Version, Production: dr.ReferenceVersion, Settings: sp.Canary}).Get(ctx, &cr)
 	r.status.Canary = cr.Evidence
 	if err != nil {
 		return r.fail(err)
