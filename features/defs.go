@@ -154,116 +154,126 @@ func (r Repo) Service(name string) (Service, bool) {
 // Validate names every problem at once: each names the view, feature, column or service. A
 // contract per source dataset checks that columns exist with a type the operation takes.
 func (r Repo) Validate(contracts map[string]contract.Contract) error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var p defProblems
 	if r.APIVersion != spec.APIVersion || r.Kind != "FeatureRepo" {
-		add("apiVersion/kind: want %s FeatureRepo, got %q %q", spec.APIVersion, r.APIVersion, r.Kind)
+		p.add("apiVersion/kind: want %s FeatureRepo, got %q %q", spec.APIVersion, r.APIVersion, r.Kind)
 	}
 	names := map[string]bool{}
 	for i, e := range r.Entities {
 		if e.Name == "" || len(e.Keys) == 0 {
-			add("entities[%d]: a name and at least one key are required", i)
+			p.add("entities[%d]: a name and at least one key are required", i)
 		}
 		if names["entity:"+e.Name] {
-			add("entity %q is defined twice", e.Name)
+			p.add("entity %q is defined twice", e.Name)
 		}
 		names["entity:"+e.Name] = true
 	}
 	for _, v := range r.Views {
-		where := fmt.Sprintf("view %q", v.Name)
-		if v.Name == "" || strings.Contains(v.Name, ":") {
-			add("%s: a name without ':' is required", where)
-		}
-		if names["view:"+v.Name] {
-			add("%s is defined twice", where)
-		}
-		names["view:"+v.Name] = true
-		ent, ok := r.Entity(v.Entity)
-		if !ok {
-			add("%s: entity %q is not defined", where, v.Entity)
-		}
-		if v.Lookback.Duration < 0 || v.OnlineExpiry.Duration < 0 || v.Source.AvailableAfter.Duration < 0 {
-			add("%s: lookback, online_expiry and available_after must not be negative", where)
-		}
-		c, ok := contracts[v.Source.Dataset]
-		if !ok {
-			add("%s: source dataset %q has no contract (name it in a model spec)", where, v.Source.Dataset)
-			continue
-		}
-		col := func(what, name string, numeric bool) {
-			cc, ok := c.Column(name)
-			switch {
-			case !ok:
-				add("%s: %s %q is not a column of dataset %s", where, what, name, v.Source.Dataset)
-			case numeric && cc.Type == contract.TypeString:
-				add("%s: %s %q is a string column of dataset %s; the operation needs a number", where, what, name, v.Source.Dataset)
-			}
-		}
-		for _, k := range ent.Keys {
-			col("entity key", k, false)
-		}
-		col("event_time", v.Source.EventTime, false)
-		if v.Source.CreatedTime != "" {
-			col("created_time", v.Source.CreatedTime, false)
-		}
-		own := map[string]bool{}
-		for _, f := range v.Features {
-			fw := fmt.Sprintf("%s feature %q", where, f.Name)
-			if f.Name == "" || own[f.Name] {
-				add("%s: a unique name is required", fw)
-			}
-			own[f.Name] = true
-			switch f.Op {
-			case OpValue, OpLag, OpRollingSum, OpRollingMean, OpRollingCount:
-				col(fw+": column", f.Column, f.Op != OpValue)
-				if strings.HasPrefix(f.Op, "rolling_") && f.Window.Duration <= 0 {
-					add("%s: %s needs a positive window", fw, f.Op)
-				}
-				if f.Op == OpLag && f.Lag.Duration <= 0 {
-					add("%s: lag needs a positive lag", fw)
-				}
-			case OpRatio:
-				for _, ref := range []string{f.Of, f.To} {
-					if ref == "" {
-						add("%s: ratio needs of and to", fw)
-					}
-				}
-			default:
-				add("%s: op %q is not one of %s", fw, f.Op, strings.Join(ops, ", "))
-			}
-		}
-		// A ratio names a feature of this view or a numeric column; a cycle of ratios is refused.
-		for _, f := range v.Features {
-			if f.Op != OpRatio {
-				continue
-			}
-			for _, ref := range []string{f.Of, f.To} {
-				if ref != "" && !own[ref] {
-					col(fmt.Sprintf("%s feature %q: ratio operand", where, f.Name), ref, true)
-				}
-			}
-		}
-		if cyc := ratioCycle(v); cyc != nil {
-			add("%s: the derived features form a cycle: %s", where, strings.Join(cyc, " -> "))
-		}
+		r.validateView(&p, v, names, contracts)
 	}
 	for _, s := range r.Services {
 		if s.Name == "" || names["service:"+s.Name] {
-			add("service %q: a unique name is required", s.Name)
+			p.add("service %q: a unique name is required", s.Name)
 		}
 		names["service:"+s.Name] = true
 		if len(s.Features) == 0 {
-			add("service %q: no features", s.Name)
+			p.add("service %q: no features", s.Name)
 		}
 		for _, ref := range s.Features {
 			view, feat, ok := strings.Cut(ref, ":")
 			v, found := r.View(view)
 			if !ok || !found || !slices.ContainsFunc(v.Features, func(f Feature) bool { return f.Name == feat }) {
-				add("service %q: %q is not a view:feature of these definitions", s.Name, ref)
+				p.add("service %q: %q is not a view:feature of these definitions", s.Name, ref)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(p...)
+}
+
+// defProblems collects the definitions' problems.
+type defProblems []error
+
+func (p *defProblems) add(format string, a ...any) { *p = append(*p, fmt.Errorf(format, a...)) }
+
+// validateView checks one view: its name, entity, durations, source columns and features.
+func (r Repo) validateView(p *defProblems, v View, names map[string]bool, contracts map[string]contract.Contract) {
+	add := p.add
+	where := fmt.Sprintf("view %q", v.Name)
+	if v.Name == "" || strings.Contains(v.Name, ":") {
+		add("%s: a name without ':' is required", where)
+	}
+	if names["view:"+v.Name] {
+		add("%s is defined twice", where)
+	}
+	names["view:"+v.Name] = true
+	ent, ok := r.Entity(v.Entity)
+	if !ok {
+		add("%s: entity %q is not defined", where, v.Entity)
+	}
+	if v.Lookback.Duration < 0 || v.OnlineExpiry.Duration < 0 || v.Source.AvailableAfter.Duration < 0 {
+		add("%s: lookback, online_expiry and available_after must not be negative", where)
+	}
+	c, ok := contracts[v.Source.Dataset]
+	if !ok {
+		add("%s: source dataset %q has no contract (name it in a model spec)", where, v.Source.Dataset)
+		return
+	}
+	col := func(what, name string, numeric bool) {
+		cc, ok := c.Column(name)
+		switch {
+		case !ok:
+			add("%s: %s %q is not a column of dataset %s", where, what, name, v.Source.Dataset)
+		case numeric && cc.Type == contract.TypeString:
+			add("%s: %s %q is a string column of dataset %s; the operation needs a number", where, what, name, v.Source.Dataset)
+		}
+	}
+	for _, k := range ent.Keys {
+		col("entity key", k, false)
+	}
+	col("event_time", v.Source.EventTime, false)
+	if v.Source.CreatedTime != "" {
+		col("created_time", v.Source.CreatedTime, false)
+	}
+	own := map[string]bool{}
+	for _, f := range v.Features {
+		fw := fmt.Sprintf("%s feature %q", where, f.Name)
+		if f.Name == "" || own[f.Name] {
+			add("%s: a unique name is required", fw)
+		}
+		own[f.Name] = true
+		switch f.Op {
+		case OpValue, OpLag, OpRollingSum, OpRollingMean, OpRollingCount:
+			col(fw+": column", f.Column, f.Op != OpValue)
+			if strings.HasPrefix(f.Op, "rolling_") && f.Window.Duration <= 0 {
+				add("%s: %s needs a positive window", fw, f.Op)
+			}
+			if f.Op == OpLag && f.Lag.Duration <= 0 {
+				add("%s: lag needs a positive lag", fw)
+			}
+		case OpRatio:
+			for _, ref := range []string{f.Of, f.To} {
+				if ref == "" {
+					add("%s: ratio needs of and to", fw)
+				}
+			}
+		default:
+			add("%s: op %q is not one of %s", fw, f.Op, strings.Join(ops, ", "))
+		}
+	}
+	// A ratio names a feature of this view or a numeric column; a cycle of ratios is refused.
+	for _, f := range v.Features {
+		if f.Op != OpRatio {
+			continue
+		}
+		for _, ref := range []string{f.Of, f.To} {
+			if ref != "" && !own[ref] {
+				col(fmt.Sprintf("%s feature %q: ratio operand", where, f.Name), ref, true)
+			}
+		}
+	}
+	if cyc := ratioCycle(v); cyc != nil {
+		add("%s: the derived features form a cycle: %s", where, strings.Join(cyc, " -> "))
+	}
 }
 
 // ratioCycle returns a cycle among a view's ratio features, or nil.

@@ -194,8 +194,18 @@ func Compute(in Input) Report {
 		return rep
 	}
 	ok := keep(mine, func(r *predlog.Record) bool { return r.Error == "" })
-	// Every feature the drift suite or the estimator reads, parsed once into columns.
-	names := append([]string(nil), sp.Features...)
+	feats := in.requestFeatures(ok)
+	rep.inputDrift(in, ok, feats)
+	rep.modelDrift(in, ok, feats)
+	byGroup := rep.liveErrors(in)
+	rep.groupFairness(in, ok, byGroup)
+	return rep
+}
+
+// requestFeatures are the answered requests' inputs that the drift suite or the estimator
+// reads, parsed once into columns.
+func (in Input) requestFeatures(ok []predlog.Record) requestFeatures {
+	names := append([]string(nil), in.Spec.Features...)
 	if in.Model != nil {
 		for _, f := range in.Model.Features {
 			if !slices.Contains(names, f) {
@@ -211,15 +221,19 @@ func Compute(in Input) Report {
 		}
 	}
 	cols, parsed := columns(ok, names)
-	feats := requestFeatures{names: names, cols: cols, parsed: parsed}
-	// Input drift.
+	return requestFeatures{names: names, cols: cols, parsed: parsed}
+}
+
+// inputDrift compares the answered requests' inputs with the version's reference profile.
+func (rep *Report) inputDrift(in Input, ok []predlog.Record, feats requestFeatures) {
+	m := in.Spec.Monitoring
 	switch {
 	case in.Reference == nil:
 		rep.Notes = append(rep.Notes, fmt.Sprintf("input drift not computed: v%d has no reference profile", in.Version))
 	case len(ok) == 0:
 		rep.Notes = append(rep.Notes, "input drift not computed: no answered requests in the window")
 	default:
-		d, bad := inputDrift(sp, *in.Reference, ok, feats)
+		d, bad := inputDrift(in.Spec, *in.Reference, ok, feats)
 		rep.InputDrift = &d
 		if bad > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%d requests whose inputs cannot be read (not a JSON object of numbers) left out of input drift", bad))
@@ -229,6 +243,12 @@ func Compute(in Input) Report {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("input drift on %d requests, under monitoring.min_requests %d: not acted on", len(ok), m.MinRequests))
 		}
 	}
+}
+
+// modelDrift is what the model makes of the window before labels: explanation drift, the
+// loss estimator's estimated MAE (or a classifier's accuracy) and prediction drift.
+func (rep *Report) modelDrift(in Input, ok []predlog.Record, feats requestFeatures) {
+	m := in.Spec.Monitoring
 	if in.Model != nil && len(ok) > 0 {
 		rep.ExplanationDrift = explanationDrift(in.Model, in.Importance, feats, len(ok))
 		if rep.ExplanationDrift == nil && len(in.Importance) == 0 {
@@ -250,18 +270,26 @@ func Compute(in Input) Report {
 			for _, r := range ok {
 				w.AddNumeric(i, r.Prediction, rowKey(r.RequestID))
 			}
-			d := w.Report(sp.Drift.Config())
+			d := w.Report(in.Spec.Drift.Config())
 			rep.PredictionDrift = &d
 		}
 	} else if in.Predictions == nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("prediction drift not computed: v%d has no prediction profile", in.Version))
 	}
-	// Live errors.
+}
+
+// labelled is one labelled answer's absolute error and its protected group.
+type labelled struct {
+	group string
+	err   float64
+}
+
+// liveErrors joins the window's labels to the answers they label: live MAE and RMSE, a
+// classifier's accuracy, the decision KPI and the labels' delays. It returns each labelled
+// answer's error by protected group, for fairness.
+func (rep *Report) liveErrors(in Input) []labelled {
+	sp, m := in.Spec, in.Spec.Monitoring
 	var errs, delays []float64
-	type labelled struct {
-		group string
-		err   float64
-	}
 	var byGroup []labelled
 	decided, right, noThreshold := 0, 0, 0
 	classifier := (in.Model != nil && in.Model.Classifier()) || (in.Estimator != nil && in.Estimator.Classifier())
@@ -332,7 +360,13 @@ func Compute(in Input) Report {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("live MAE on %d labels, under monitoring.min_labels %d: not acted on", len(errs), m.MinLabels))
 		}
 	}
-	// Fairness.
+	return byGroup
+}
+
+// groupFairness is the window's disparate impact of the protected attribute, with each
+// group's live MAE.
+func (rep *Report) groupFairness(in Input, ok []predlog.Record, byGroup []labelled) {
+	sp := in.Spec
 	if a := sp.Fairness.ProtectedAttribute; a != "" && !math.IsNaN(in.FavorableAbove) {
 		rep.Fairness = fairness(sp, a, in.FavorableAbove, ok)
 		if rep.Fairness != nil {
@@ -353,7 +387,6 @@ func Compute(in Input) Report {
 			}
 		}
 	}
-	return rep
 }
 
 // IsAnswer reports whether a record is a request's answer (routes production and canary),

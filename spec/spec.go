@@ -321,33 +321,26 @@ func Parse(b []byte) (Spec, error) {
 	return s, nil
 }
 
+// def sets *v to d when it is the zero value (a field the spec leaves out).
+func def[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 func (s *Spec) applyDefaults() {
-	def := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if s.Dataset.WindowDays == 0 {
-		s.Dataset.WindowDays = 28
-	}
-	if s.Dataset.HoldoutDays == 0 {
-		s.Dataset.HoldoutDays = 7
-	}
-	if s.Trainer.Name == "" {
-		s.Trainer.Name = "ridge"
-	}
+	def(&s.Dataset.WindowDays, 28)
+	def(&s.Dataset.HoldoutDays, 7)
+	def(&s.Trainer.Name, "ridge")
 	if s.Trainer.Name == "gbdt" && s.Trainer.ValidationShare == 0 && s.Trainer.Params["early_stopping_rounds"] > 0 {
 		s.Trainer.ValidationShare = 0.1
 	}
-	if s.Quantization.MaxMAELoss == 0 {
-		s.Quantization.MaxMAELoss = 0.01
-	}
+	def(&s.Quantization.MaxMAELoss, 0.01)
 
 	dc := drift.DefaultConfig()
 	def(&s.Drift.Alpha, dc.Alpha)
-	if s.Drift.Correction == "" {
-		s.Drift.Correction = dc.Correction
-	}
+	def(&s.Drift.Correction, dc.Correction)
 	def(&s.Drift.PSIThreshold, dc.PSI)
 	def(&s.Drift.KSThreshold, dc.KS)
 	def(&s.Drift.JSThreshold, dc.JS)
@@ -363,9 +356,7 @@ func (s *Spec) applyDefaults() {
 	}
 	def(&s.Contract.MaxBadRowShare, 0.01)
 	def(&s.Fairness.MinDisparateImpact, 0.8)
-	if s.Fairness.MinGroupRows == 0 {
-		s.Fairness.MinGroupRows = 30
-	}
+	def(&s.Fairness.MinGroupRows, 30)
 	if s.Fairness.ProtectedAttribute == "" {
 		if p := s.Contract.WithRole(contract.RoleProtected); len(p) > 0 {
 			s.Fairness.ProtectedAttribute = p[0].Name
@@ -374,70 +365,56 @@ func (s *Spec) applyDefaults() {
 	s.Canary.ProtectedAttribute = s.Fairness.ProtectedAttribute
 	s.Canary.MinDisparateImpact = s.Fairness.MinDisparateImpact
 	s.Canary.MinGroupRows = s.Fairness.MinGroupRows
-	if s.Approval.Timeout.Duration == 0 {
-		s.Approval.Timeout.Duration = 24 * time.Hour
-	}
+	def(&s.Approval.Timeout.Duration, 24*time.Hour)
 	def(&s.Canary.Share, 0.1)
-	if s.Canary.Bake.Duration == 0 {
-		s.Canary.Bake.Duration = 10 * time.Minute
-	}
-	if s.Canary.MaxBakes == 0 {
-		s.Canary.MaxBakes = 3
-	}
-	if s.Canary.MinRequest == 0 {
-		s.Canary.MinRequest = 100
-	}
+	def(&s.Canary.Bake.Duration, 10*time.Minute)
+	def(&s.Canary.MaxBakes, 3)
+	def(&s.Canary.MinRequest, 100)
 	def(&s.Canary.MaxErrorRateDelta, 0.01)
 	def(&s.Canary.MaxP99LatencyDeltaMs, 20)
 	def(&s.Canary.MaxFallbackRateDelta, 0.05)
 	def(&s.Canary.MaxMAERegression, 0.05)
 	def(&s.Canary.MAEAlpha, 0.05)
-	if s.Canary.MinLabels == 0 {
-		s.Canary.MinLabels = 30
-	}
+	def(&s.Canary.MinLabels, 30)
 	def(&s.Canary.PairedShare, 1)
-	if s.Canary.Mode == "" {
-		s.Canary.Mode = ModeSplit
-	}
-	if s.Evaluation.SegmentBy == "" {
-		s.Evaluation.SegmentBy = s.Fairness.ProtectedAttribute
-	}
+	def(&s.Canary.Mode, ModeSplit)
+	def(&s.Evaluation.SegmentBy, s.Fairness.ProtectedAttribute)
 	m := &s.Monitoring
-	if m.Interval.Duration == 0 {
-		m.Interval.Duration = 5 * time.Minute
-	}
-	if m.DriftWindows == 0 {
-		m.DriftWindows = 2
-	}
-	if m.MinRequests == 0 {
-		m.MinRequests = 200
-	}
+	def(&m.Interval.Duration, 5*time.Minute)
+	def(&m.DriftWindows, 2)
+	def(&m.MinRequests, 200)
 	def(&m.MaxLiveMAE, s.Evaluation.MaxMAE)
-	if m.MinLabels == 0 {
-		m.MinLabels = 100
-	}
-	if m.LabelHorizon.Duration == 0 {
-		m.LabelHorizon.Duration = 24 * time.Hour
-	}
+	def(&m.MinLabels, 100)
+	def(&m.LabelHorizon.Duration, 24*time.Hour)
 	def(&m.LatencySLOMs, 50)
-	if m.Settle.Duration == 0 {
-		m.Settle.Duration = 30 * time.Second
-	}
-	if m.ReviewTimeout.Duration == 0 {
-		m.ReviewTimeout.Duration = 24 * time.Hour
-	}
+	def(&m.Settle.Duration, 30*time.Second)
+	def(&m.ReviewTimeout.Duration, 24*time.Hour)
 	if d := m.Decision; d != nil {
 		def(&d.MinAccuracy, 0.9)
-		if d.Name == "" {
-			d.Name = "decision"
-		}
+		def(&d.Name, "decision")
 	}
 }
 
 // Validate returns every problem of the spec at once, each naming its field.
 func (s Spec) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var p problems
+	s.validateNames(&p)
+	s.validateFeatures(&p)
+	s.validateColumns(&p)
+	s.validateMonitoring(&p)
+	s.validateTrainer(&p)
+	s.validateThresholds(&p)
+	return errors.Join(p...)
+}
+
+// problems collects a spec's problems, each naming its field.
+type problems []error
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+// validateNames checks the spec's kind, its model's and dataset's names and the window.
+func (s Spec) validateNames(p *problems) {
+	add := p.add
 	if s.APIVersion != APIVersion {
 		add("apiVersion: got %q, want %q", s.APIVersion, APIVersion)
 	}
@@ -456,6 +433,11 @@ func (s Spec) Validate() error {
 	if s.Dataset.HoldoutDays >= s.Dataset.WindowDays {
 		add("dataset.holdout_days (%d) must be smaller than dataset.window_days (%d)", s.Dataset.HoldoutDays, s.Dataset.WindowDays)
 	}
+}
+
+// validateFeatures checks the feature list (or feature service) and the target.
+func (s Spec) validateFeatures(p *problems) {
+	add := p.add
 	if fsv := s.FeatureService; fsv != nil {
 		if !namePattern.MatchString(fsv.Repo) || fsv.Name == "" {
 			add("feature_service: give repo (1-63 lowercase letters, digits, - or _) and name, got %q/%q", fsv.Repo, fsv.Name)
@@ -481,8 +463,14 @@ func (s Spec) Validate() error {
 	} else if seen[s.Target] {
 		add("target: %q is also a feature", s.Target)
 	}
+}
+
+// validateColumns checks the contract, and that every column the spec names is in it with
+// the role and type its use needs.
+func (s Spec) validateColumns(p *problems) {
+	add := p.add
 	if err := s.Contract.Validate(); err != nil {
-		errs = append(errs, err)
+		*p = append(*p, err)
 	}
 	for i, f := range s.Features {
 		col, ok := s.Contract.Column(f)
@@ -518,29 +506,41 @@ func (s Spec) Validate() error {
 	if !slices.Contains([]string{"bh", "bonferroni", "none"}, s.Drift.Correction) {
 		add("drift.correction: %q is not bh, bonferroni or none", s.Drift.Correction)
 	}
-	// A spec recorded before monitoring existed (a run's input) has none: nothing to check.
-	if m := s.Monitoring; !m.zero() {
-		if d := m.Decision; d != nil && (d.MinAccuracy <= 0 || d.MinAccuracy > 1) {
-			add("monitoring.decision.min_accuracy: %g must be in (0, 1]", d.MinAccuracy)
-		}
-		if m.Interval.Duration < 10*time.Second || m.Settle.Duration < 0 || m.Settle.Duration >= m.Interval.Duration {
-			add("monitoring.interval: %s must be at least 10s and longer than monitoring.settle (%s)", m.Interval.Duration, m.Settle.Duration)
-		}
-		if m.DriftWindows < 1 || m.MinRequests < 1 || m.MinLabels < 1 {
-			add("monitoring: drift_windows (%d), min_requests (%d) and min_labels (%d) must be at least 1", m.DriftWindows, m.MinRequests, m.MinLabels)
-		}
-		if m.MinAccuracy < 0 || m.MinAccuracy > 1 {
-			add("monitoring.min_accuracy: %g must be in [0, 1]", m.MinAccuracy)
-		}
-		if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 || m.ReviewTimeout.Duration < 0 {
-			add("monitoring: label_horizon, max_live_mae, latency_slo_ms and review_timeout must not be negative")
-		}
-		for i, sub := range m.EscalateTo {
-			if !strings.HasPrefix(sub, "user:") && !strings.HasPrefix(sub, "group:") {
-				add("monitoring.escalate_to[%d]: %q is not an RBAC subject (user:<id> or group:<name>)", i, sub)
-			}
+}
+
+// validateMonitoring checks the monitoring section; a spec recorded before monitoring existed
+// (a run's input) has none: nothing to check.
+func (s Spec) validateMonitoring(p *problems) {
+	add := p.add
+	m := s.Monitoring
+	if m.zero() {
+		return
+	}
+	if d := m.Decision; d != nil && (d.MinAccuracy <= 0 || d.MinAccuracy > 1) {
+		add("monitoring.decision.min_accuracy: %g must be in (0, 1]", d.MinAccuracy)
+	}
+	if m.Interval.Duration < 10*time.Second || m.Settle.Duration < 0 || m.Settle.Duration >= m.Interval.Duration {
+		add("monitoring.interval: %s must be at least 10s and longer than monitoring.settle (%s)", m.Interval.Duration, m.Settle.Duration)
+	}
+	if m.DriftWindows < 1 || m.MinRequests < 1 || m.MinLabels < 1 {
+		add("monitoring: drift_windows (%d), min_requests (%d) and min_labels (%d) must be at least 1", m.DriftWindows, m.MinRequests, m.MinLabels)
+	}
+	if m.MinAccuracy < 0 || m.MinAccuracy > 1 {
+		add("monitoring.min_accuracy: %g must be in [0, 1]", m.MinAccuracy)
+	}
+	if m.LabelHorizon.Duration < 0 || m.MaxLiveMAE < 0 || m.LatencySLOMs < 0 || m.ReviewTimeout.Duration < 0 {
+		add("monitoring: label_horizon, max_live_mae, latency_slo_ms and review_timeout must not be negative")
+	}
+	for i, sub := range m.EscalateTo {
+		if !strings.HasPrefix(sub, "user:") && !strings.HasPrefix(sub, "group:") {
+			add("monitoring.escalate_to[%d]: %q is not an RBAC subject (user:<id> or group:<name>)", i, sub)
 		}
 	}
+}
+
+// validateTrainer checks the trainer and its parameters.
+func (s Spec) validateTrainer(p *problems) {
+	add := p.add
 	switch s.Trainer.Name {
 	case "ridge", "logistic":
 		for _, k := range sortedKeys(s.Trainer.Params) {
@@ -556,7 +556,7 @@ func (s Spec) Validate() error {
 		}
 	case "gbdt":
 		if _, err := hparams.From(s.Trainer.Objective, s.Trainer.Growth, s.Trainer.Params); err != nil {
-			errs = append(errs, err)
+			*p = append(*p, err)
 		}
 		if v := s.Trainer.ValidationShare; v < 0 || v >= 1 {
 			add("trainer.validation_share: must be in [0, 1), got %g", v)
@@ -567,6 +567,11 @@ func (s Spec) Validate() error {
 	if q := s.Trainer.TaskQueue; q != "" && !namePattern.MatchString(strings.ToLower(q)) {
 		add("trainer.task_queue: %q is not a valid task queue name", q)
 	}
+}
+
+// validateThresholds checks the quantization, drift, fairness, evaluation and canary numbers.
+func (s Spec) validateThresholds(p *problems) {
+	add := p.add
 	if !(s.Quantization.MaxMAELoss > 0) {
 		add("quantization.max_mae_loss: must be > 0, got %g", s.Quantization.MaxMAELoss)
 	}
@@ -597,7 +602,6 @@ func (s Spec) Validate() error {
 	if s.Canary.Mode != ModeSplit && s.Canary.Mode != ModeShadow {
 		add("canary.mode: %q is not split or shadow", s.Canary.Mode)
 	}
-	return errors.Join(errs...)
 }
 
 // FeatureKinds says, per feature, whether drift treats it as numeric or categorical.

@@ -22,6 +22,7 @@ import (
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
@@ -37,186 +38,249 @@ const (
 	streamFrom = 32
 )
 
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	specPath, fsSpecPath, url, api, prom, keyFile string
+	rps                                           int
+	monInterval                                   time.Duration
+}
+
 func demoCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "demo", Short: "run the end-to-end demo (make demo)", Args: cli.NoArgs}
 	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
-	specPath := fs.String("spec", "examples/demand.yaml", "model spec")
-	fsSpecPath := fs.String("features-spec", "examples/demand_features.yaml", "model spec naming a feature service (phase 5)")
-	url := fs.String("url", "http://127.0.0.1:8080", "serving worker URL")
-	rps := fs.Int("rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
-	approvalsURL := cli.EnvFlag(fs, "api", "DRIFTLINE_API", "http://127.0.0.1:8090", "control-plane API")
-	prom := cli.EnvFlag(fs, "prometheus", "DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090", "Prometheus with Driftline's rules (make up starts one)")
-	monInterval := fs.Duration("monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
-	keyFile := cli.EnvFlag(fs, "dev-key-file", "DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key", "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	var o demoOptions
+	fs.StringVar(&o.specPath, "spec", "examples/demand.yaml", "model spec")
+	fs.StringVar(&o.fsSpecPath, "features-spec", "examples/demand_features.yaml", "model spec naming a feature service (phase 5)")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "serving worker URL")
+	fs.IntVar(&o.rps, "rps", 150, "live traffic during the canary (a p99 needs 299 candidate requests per step)")
+	config.StringEnv(fs, &o.api, "api", "DRIFTLINE_API", "http://127.0.0.1:8090", "control-plane API")
+	config.StringEnv(fs, &o.prom, "prometheus", "DRIFTLINE_PROMETHEUS", "http://127.0.0.1:9090", "Prometheus with Driftline's rules (make up starts one)")
+	fs.DurationVar(&o.monInterval, "monitor-interval", 15*time.Second, "the monitor's window in the demo (the spec's is for production)")
+	config.StringEnv(fs, &o.keyFile, "dev-key-file", "DRIFTLINE_DEV_KEY_FILE", ".data/api-dev.key", "HS256 secret of `driftline api --dev` (the demo mints alice's token with it)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		sp, err := spec.Load(*specPath)
-		if err != nil {
-			return err
-		}
 		b, c, err := config.Connect(ctx, s3)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-
-		fmt.Println("== 1. demo dataset")
-		cfg := dataset.DefaultRetail()
-		// The first 32 days are written as files; the holiday weeks arrive as a stream (phase 3).
-		batch := cfg
-		batch.Days = streamFrom
-		if err := datagen(ctx, b, sp.Dataset.Name, batch); err != nil {
-			return err
-		}
-		if err := resetDemoModel(ctx, c, b, sp.Model); err != nil {
-			return err
-		}
-		devSecret, err := os.ReadFile(*keyFile)
-		if err != nil {
-			return fmt.Errorf("the demo mints tokens with %s: %w", *keyFile, err)
-		}
-		devSecret = []byte(strings.TrimSpace(string(devSecret)))
-		approve := func(st pipeline.Status) {
-			fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
-				st.CandidateVersion, strings.Join(st.Approvers, ", "), *approvalsURL)
-			tok, err := api.MintDev(devSecret, "alice", nil, 10*time.Minute)
-			for attempt := 0; err == nil && attempt < 10; attempt++ {
-				var out string
-				out, err = cli.PostDecision(ctx, *approvalsURL, tok, sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
-				if err == nil {
-					fmt.Printf("  %s\n", out)
-					return
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
-			// Do not leave the demo waiting for the approval timeout.
-			fmt.Printf("  approval failed: %v; ending the run\n", err)
-			_ = c.TerminateWorkflow(ctx, pipeline.WorkflowID(sp.Model), "", "demo: approval failed: "+err.Error())
-		}
-
-		fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
-		raw, err := os.ReadFile(*specPath)
-		if err != nil {
-			return err
-		}
-		dave, err := api.MintDev(devSecret, "dave", nil, time.Hour) // a data scientist starts the runs
-		if err != nil {
-			return err
-		}
-		starts := cli.APIClient{URL: approvalsURL, Token: &dave}
-		grace, err := api.MintDev(devSecret, "grace", nil, time.Hour) // the governance officer registers specs
-		if err != nil {
-			return err
-		}
-		gov := cli.APIClient{URL: approvalsURL, Token: &grace}
-		if err := demoApplySpec(ctx, gov, "grace (governance)", raw, "demo: the demand forecast's spec"); err != nil {
-			return err
-		}
-		res1, link1, err := demoRun(ctx, c, starts, api.RunRequest{Model: sp.Model, From: demoFrom1, To: demoTo1}, sp.Model, approve)
-		if err != nil {
-			return err
-		}
-		if err := waitServing(ctx, *url, sp.Model, res1.Version); err != nil {
-			return err
-		}
-		fmt.Printf("  serving answers with v%d\n", res1.Version)
-
-		fmt.Printf("\n== 3. the holiday weeks arrive as a stream: Kafka -> the ingest worker -> the dataset\n")
-		if err := demoStream(ctx, b, *specPath, cfg, streamFrom, cfg.Days-streamFrom); err != nil {
-			return err
-		}
-
-		fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
-		rows := cfg.Requests(7) // a week of store-item rows
-		tctx, stopTraffic := context.WithCancel(ctx)
-		var st traffic.Stats
-		go traffic.Run(tctx, *url, sp.Model, rows, *rps, &st)
-		fmt.Printf("  client traffic: %d requests/s to %s (labels follow the answers)\n", *rps, *url)
-		monSpec, err := withMonitorInterval(raw, *monInterval)
-		if err != nil {
-			stopTraffic()
-			return err
-		}
-		// Monitoring is the data scientist's to tune: dave applies it (no governed field changes).
-		if err := demoApplySpec(ctx, starts, "dave", monSpec, fmt.Sprintf("demo: %s monitoring windows", *monInterval)); err != nil {
-			stopTraffic()
-			return err
-		}
-		if _, err := apiOf(starts).StartMonitor(ctx, sp.Model, api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}); err != nil {
-			stopTraffic()
-			return err
-		}
-		fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
-			pipeline.MonitorWorkflowID(sp.Model), *monInterval, sp.Monitoring.Interval.Duration)
-		// What Prometheus (make up's, with deploy/prometheus/rules.yml) makes of the monitor's
-		// metrics when the monitor starts the run: the demo's windows are 15 s and the rules'
-		// for: durations 10-15 minutes, so an alert that holds is pending here.
-		alertState := func() {
-			if rules, aerr := cli.AlertRules(ctx, *prom); aerr == nil {
-				fmt.Printf("  the alert state now (driftline monitor alerts):\n")
-				cli.PrintAlertRules(*prom, rules)
-			} else {
-				fmt.Printf("  the alert state: %v\n", aerr)
-			}
-		}
-		res2, link2, err := demoFollowMonitorRun(ctx, c, sp.Model, res1.RunID, alertState, approve)
-		stopTraffic()
-		if mst, merr := starter.MonitorStatus(ctx, c, sp.Model); merr == nil {
-			for _, r := range mst.Runs {
-				fmt.Printf("  the monitor: %s\n", r.Reason)
-			}
-			if rep, key, rerr := cli.LoadMonitorReport(ctx, b, sp.Model, ""); rerr == nil {
-				fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
-				cli.PrintMonitorReport(b.URI(key), rep)
-			}
-		}
-		if _, serr := apiOf(starts).StopMonitor(ctx, sp.Model); serr != nil {
-			fmt.Printf("  stopping the monitor: %v\n", serr)
-		}
-		if err != nil {
-			return err
-		}
-		sent, failed, fb, byV := st.Snapshot()
-		fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
-		if data, _, err := objstore.ReadAll(ctx, b, keys.Report(sp.Model, res2.RunID, "drift.json")); err == nil {
-			var rep activities.DriftReport
-			if json.Unmarshal(data, &rep) == nil {
-				fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
-				cli.PrintReport(os.Stdout, rep.Report)
-			}
-		}
-
-		fmt.Println("\n== 5. a prediction from the serving API")
-		want := res1.Version
-		if res2.Outcome == pipeline.OutcomePromoted {
-			want = res2.Version
-		}
-		if err := waitServing(ctx, *url, sp.Model, want); err != nil {
-			return err
-		}
-		req := traffic.FromRetail(rows[0])
-		req.Explain = true
-		// The store system does not know the weather: serving fills the temperature in from the
-		// weather source (through a timeout and a circuit breaker).
-		delete(req.Features, "temperature")
-		if err := cli.PredictAndPrint(ctx, *url, sp.Model, req); err != nil {
-			return err
-		}
-
-		fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
-		res3, link3, err := demoFeatureStore(ctx, c, b, starts, gov, devSecret, *url, *fsSpecPath, rows[0])
-		if err != nil {
-			return err
-		}
-		fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s  %s\n", res1.Outcome, link1, res2.Outcome, link2, res3.Outcome, link3)
-		fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + *url + "/metrics (serving)")
-		if c := os.Getenv("DRIFTLINE_CONSOLE_URL"); c != "" {
-			fmt.Printf("console: %s/models/%s (sign in with the token of `bin/driftline token --sub alice`)\n", strings.TrimSuffix(c, "/"), sp.Model)
-		}
-		return nil
+		d := &demo{ctx: ctx, b: b, c: c, o: o, cfg: dataset.DefaultRetail()}
+		return d.run()
 	}
 	return cmd
+}
+
+// demo is one run of the demo: its stack, the people's API clients, and what each phase
+// leaves to the next.
+type demo struct {
+	ctx        context.Context
+	b          *s3store.S3
+	c          client.Client
+	o          demoOptions
+	cfg        dataset.RetailConfig
+	sp         spec.Spec
+	raw        []byte // the spec file
+	devSecret  []byte
+	starts     cli.APIClient // dave, a data scientist: runs and monitoring
+	gov        cli.APIClient // grace, the governance officer: specs
+	rows       []dataset.RetailRow
+	res1, res2 demoResult
+	links      []string
+}
+
+func (d *demo) run() error {
+	var err error
+	if d.sp, err = spec.Load(d.o.specPath); err != nil {
+		return err
+	}
+	if d.raw, err = os.ReadFile(d.o.specPath); err != nil {
+		return err
+	}
+	for _, phase := range []func() error{d.dataset, d.firstRun, d.stream, d.monitorRun, d.predict, d.featureStore} {
+		if err := phase(); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nruns in the Temporal UI:\n  1 %s  %s\n  2 %s  %s\n  3 %s\n", d.res1.Outcome, d.links[0], d.res2.Outcome, d.links[1], d.links[2])
+	fmt.Println("metrics: http://127.0.0.1:9464/metrics (pipeline), " + d.o.url + "/metrics (serving)")
+	if c := os.Getenv("DRIFTLINE_CONSOLE_URL"); c != "" {
+		fmt.Printf("console: %s/models/%s (sign in with the token of `bin/driftline token --sub alice`)\n", strings.TrimSuffix(c, "/"), d.sp.Model)
+	}
+	return nil
+}
+
+// dataset writes the demo's first 32 days as files (the holiday weeks arrive as a stream in
+// phase 3), resets the model, and mints the people's tokens.
+func (d *demo) dataset() error {
+	fmt.Println("== 1. demo dataset")
+	batch := d.cfg
+	batch.Days = streamFrom
+	if err := datagen(d.ctx, d.b, d.sp.Dataset.Name, batch); err != nil {
+		return err
+	}
+	if err := resetDemoModel(d.ctx, d.c, d.b, d.sp.Model); err != nil {
+		return err
+	}
+	secret, err := os.ReadFile(d.o.keyFile)
+	if err != nil {
+		return fmt.Errorf("the demo mints tokens with %s: %w", d.o.keyFile, err)
+	}
+	d.devSecret = []byte(strings.TrimSpace(string(secret)))
+	dave, err := api.MintDev(d.devSecret, "dave", nil, time.Hour)
+	if err != nil {
+		return err
+	}
+	grace, err := api.MintDev(d.devSecret, "grace", nil, time.Hour)
+	if err != nil {
+		return err
+	}
+	d.starts = cli.APIClient{URL: &d.o.api, Token: &dave}
+	d.gov = cli.APIClient{URL: &d.o.api, Token: &grace}
+	return nil
+}
+
+// approve is alice approving the run's candidate through the API; a demo never waits for the
+// approval timeout, so a failure ends the run.
+func (d *demo) approve(st pipeline.Status) {
+	fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
+		st.CandidateVersion, strings.Join(st.Approvers, ", "), d.o.api)
+	tok, err := api.MintDev(d.devSecret, "alice", nil, 10*time.Minute)
+	for attempt := 0; err == nil && attempt < 10; attempt++ {
+		var out string
+		out, err = cli.PostDecision(d.ctx, d.o.api, tok, d.sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
+		if err == nil {
+			fmt.Printf("  %s\n", out)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	fmt.Printf("  approval failed: %v; ending the run\n", err)
+	_ = d.c.TerminateWorkflow(d.ctx, pipeline.WorkflowID(d.sp.Model), "", "demo: approval failed: "+err.Error())
+}
+
+// firstRun registers the spec (grace) and runs the loop on the weeks before the holiday
+// season (dave): v1 is trained and promoted.
+func (d *demo) firstRun() error {
+	fmt.Printf("\n== 2. first run: %s..%s (before the holiday season): train and promote v1\n", demoFrom1, demoTo1)
+	if err := demoApplySpec(d.ctx, d.gov, "grace (governance)", d.raw, "demo: the demand forecast's spec"); err != nil {
+		return err
+	}
+	res, link, err := demoRun(d.ctx, d.c, d.starts, api.RunRequest{Model: d.sp.Model, From: demoFrom1, To: demoTo1}, d.sp.Model, d.approve)
+	if err != nil {
+		return err
+	}
+	d.res1, d.links = res, append(d.links, link)
+	if err := waitServing(d.ctx, d.o.url, d.sp.Model, res.Version); err != nil {
+		return err
+	}
+	fmt.Printf("  serving answers with v%d\n", res.Version)
+	return nil
+}
+
+func (d *demo) stream() error {
+	fmt.Printf("\n== 3. the holiday weeks arrive as a stream: Kafka -> the ingest worker -> the dataset\n")
+	return demoStream(d.ctx, d.b, d.o.specPath, d.cfg, streamFrom, d.cfg.Days-streamFrom)
+}
+
+// monitorRun sends client traffic, starts the monitor on short windows, and follows the run
+// the monitor starts when the holiday season drifts the data.
+func (d *demo) monitorRun() error {
+	ctx, sp := d.ctx, d.sp
+	fmt.Printf("\n== 4. the monitor watches the live model; the holiday season arrives (prices up, colder): it starts the loop\n")
+	d.rows = d.cfg.Requests(7) // a week of store-item rows
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var st traffic.Stats
+	go traffic.Run(tctx, d.o.url, sp.Model, d.rows, d.o.rps, &st)
+	fmt.Printf("  client traffic: %d requests/s to %s (labels follow the answers)\n", d.o.rps, d.o.url)
+	monSpec, err := withMonitorInterval(d.raw, d.o.monInterval)
+	if err != nil {
+		return err
+	}
+	// Monitoring is the data scientist's to tune: dave applies it (no governed field changes).
+	if err := demoApplySpec(ctx, d.starts, "dave", monSpec, fmt.Sprintf("demo: %s monitoring windows", d.o.monInterval)); err != nil {
+		return err
+	}
+	if _, err := apiOf(d.starts).StartMonitor(ctx, sp.Model, api.MonitorRequest{RunFrom: demoFrom2, RunTo: demoTo2}); err != nil {
+		return err
+	}
+	fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
+		pipeline.MonitorWorkflowID(sp.Model), d.o.monInterval, sp.Monitoring.Interval.Duration)
+	res, link, err := demoFollowMonitorRun(ctx, d.c, sp.Model, d.res1.RunID, d.alertState, d.approve)
+	stopTraffic()
+	d.showMonitor()
+	if _, serr := apiOf(d.starts).StopMonitor(ctx, sp.Model); serr != nil {
+		fmt.Printf("  stopping the monitor: %v\n", serr)
+	}
+	if err != nil {
+		return err
+	}
+	d.res2, d.links = res, append(d.links, link)
+	sent, failed, fb, byV := st.Snapshot()
+	fmt.Printf("  traffic: %d requests, %d failed, %d canary fallbacks, answered by version %s\n", sent, failed, fb, cli.FormatMap(byV))
+	if data, _, err := objstore.ReadAll(ctx, d.b, keys.Report(sp.Model, res.RunID, "drift.json")); err == nil {
+		var rep activities.DriftReport
+		if json.Unmarshal(data, &rep) == nil {
+			fmt.Printf("\n  drift report of run 2 against v%d (driftline drift show):\n", rep.ReferenceVersion)
+			cli.PrintReport(os.Stdout, rep.Report)
+		}
+	}
+	return nil
+}
+
+// alertState is what Prometheus (make up's, with deploy/prometheus/rules.yml) makes of the
+// monitor's metrics when the monitor starts the run: the demo's windows are 15 s and the
+// rules' for: durations 10-15 minutes, so an alert that holds is pending here.
+func (d *demo) alertState() {
+	if rules, err := cli.AlertRules(d.ctx, d.o.prom); err == nil {
+		fmt.Printf("  the alert state now (driftline monitor alerts):\n")
+		cli.PrintAlertRules(d.o.prom, rules)
+	} else {
+		fmt.Printf("  the alert state: %v\n", err)
+	}
+}
+
+// showMonitor prints why the monitor started runs, and its latest window.
+func (d *demo) showMonitor() {
+	mst, err := starter.MonitorStatus(d.ctx, d.c, d.sp.Model)
+	if err != nil {
+		return
+	}
+	for _, r := range mst.Runs {
+		fmt.Printf("  the monitor: %s\n", r.Reason)
+	}
+	if rep, key, err := cli.LoadMonitorReport(d.ctx, d.b, d.sp.Model, ""); err == nil {
+		fmt.Printf("\n  the monitor's latest window (driftline monitor report):\n")
+		cli.PrintMonitorReport(d.b.URI(key), rep)
+	}
+}
+
+// predict asks serving for one explained prediction, the temperature left out: serving fills
+// it in from the weather source (through a timeout and a circuit breaker).
+func (d *demo) predict() error {
+	fmt.Println("\n== 5. a prediction from the serving API")
+	want := d.res1.Version
+	if d.res2.Outcome == pipeline.OutcomePromoted {
+		want = d.res2.Version
+	}
+	if err := waitServing(d.ctx, d.o.url, d.sp.Model, want); err != nil {
+		return err
+	}
+	req := traffic.FromRetail(d.rows[0])
+	req.Explain = true
+	delete(req.Features, "temperature")
+	return cli.PredictAndPrint(d.ctx, d.o.url, d.sp.Model, req)
+}
+
+func (d *demo) featureStore() error {
+	fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
+	res, link, err := demoFeatureStore(d.ctx, d.c, d.b, d.starts, d.gov, d.devSecret, d.o.url, d.o.fsSpecPath, d.rows[0])
+	if err != nil {
+		return err
+	}
+	d.links = append(d.links, fmt.Sprintf("%s  %s", res.Outcome, link))
+	return nil
 }
 
 type demoResult struct {
