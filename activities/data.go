@@ -95,119 +95,147 @@ func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry,
 	if err != nil {
 		return out, err
 	}
-	sp := in.Spec
-	qdir := fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)
-	var (
-		val  *dataset.Validation
-		dw   *driftWindow
-		prep *training.Prep
-		cp   *checkpointer
-	)
-	fresh := func() error {
-		cp = newCheckpointer(store, in.Model, in.RunID, fmt.Sprintf("inspect%d", p), every)
-		val = dataset.NewValidation(store.URI(in.SnapshotKey), sp.Contract)
-		cp.add("validation", val)
-		if p&passDrift != 0 {
-			if dw, err = newDriftWindow(ctx, reg, in); err != nil {
-				return classify("drift", err)
-			}
-			if dw.w != nil {
-				cp.add("drift", dw.w)
-			}
-		}
-		if p&passPrep != 0 {
-			if prep, err = training.NewPrep(sp, s.Rows); err != nil {
-				return classify("prepare training", err)
-			}
-			cp.add("prep", prep)
-		}
-		return nil
-	}
-	if err := fresh(); err != nil {
+	ip := &inspection{ctx: ctx, store: store, reg: reg, in: in, p: p, s: s, every: every, qdir: fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)}
+	if err := ip.fresh(); err != nil {
 		return out, err
 	}
-	after, why := cp.resume(ctx)
+	after, why := ip.cp.resume(ctx)
 	if why != "" {
 		activity.GetLogger(ctx).Warn("inspect starts over", "reason", why)
-		if err := fresh(); err != nil { // a partly restored state is dropped
+		if err := ip.fresh(); err != nil { // a partly restored state is dropped
 			return out, err
 		}
 	}
 	if after != nil {
-		out.ResumedAfter, out.ResumedRows = fmt.Sprintf("file %d row group %d", after.FileIndex, after.RowGroup), cp.rows
-		activity.GetLogger(ctx).Info("inspect resumes from its checkpoint", "file_index", after.FileIndex, "row_group", after.RowGroup, "rows", cp.rows)
+		out.ResumedAfter, out.ResumedRows = fmt.Sprintf("file %d row group %d", after.FileIndex, after.RowGroup), ip.cp.rows
+		activity.GetLogger(ctx).Info("inspect resumes from its checkpoint", "file_index", after.FileIndex, "row_group", after.RowGroup, "rows", ip.cp.rows)
 	}
-	scanErr := dataset.ScanDaysAfter(ctx, store, s, sp.Contract, dataset.AllDays, after, func(b *dataset.Batch) error {
-		val.Add(b)
-		train := prep != nil && b.Date < cut
-		for r := 0; r < b.Rows; r++ {
-			if !b.Accepted[r] {
-				continue
-			}
-			if dw != nil {
-				dw.add(b, r)
-			}
-			if train {
-				prep.Add(b, r)
-			}
-		}
-		if len(b.Issues) > 0 && p&passValidate != 0 {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			for _, is := range b.Issues {
-				_ = enc.Encode(is)
-			}
-			if err := putOnce(ctx, store, fmt.Sprintf("%srows/%05d-%05d.jsonl", qdir, b.FileIndex, b.RowGroup), buf.Bytes()); err != nil {
-				return err
-			}
-		}
-		cp.done(ctx, b)
-		return nil
-	})
+	scanErr := dataset.ScanDaysAfter(ctx, store, s, in.Spec.Contract, dataset.AllDays, after, func(b *dataset.Batch) error { return ip.batch(b, cut) })
 	var de *dataset.DataError
 	switch {
 	case errors.As(scanErr, &de) && p&passValidate != 0:
 		// Keep the broken file aside with the reason, report it, then fail the run.
-		if err := quarantineFile(ctx, store, qdir, de); err != nil {
+		if err := quarantineFile(ctx, store, ip.qdir, de); err != nil {
 			return out, err
 		}
-		val.FileFailed(de)
+		ip.val.FileFailed(de)
 	case scanErr != nil:
 		return out, classify("inspect", scanErr)
 	}
 	if p&passValidate != 0 {
-		rep, failure := val.Report(store.URI(qdir + "rows/"))
-		if scanErr != nil {
-			failure = scanErr
-			rep.Passed, rep.Error = false, scanErr.Error()
-		}
-		key := reportKey(in.Model, in.RunID, "validation.json")
-		if err := putJSON(ctx, store, key, rep, false); err != nil {
-			return out, classify("validate", err)
-		}
-		if m != nil {
-			m.RowsRead.WithLabelValues(in.Model).Add(float64(rep.RowsRead))
-			m.RowsRejected.WithLabelValues(in.Model).Add(float64(rep.RowsQuarantined))
-		}
-		if failure != nil {
-			cp.clear(ctx)
-			return out, invalid("validate: %v", failure)
-		}
-		out.Validation = pipeline.ValidateResult{ReportURI: store.URI(key), QuarantineURI: rep.Quarantine, RowsRead: rep.RowsRead,
-			RowsAccepted: rep.RowsAccepted, RowsQuarantined: rep.RowsQuarantined, BadShare: rep.BadShare}
-	}
-	if dw != nil {
-		if out.Drift, err = dw.finish(ctx, store, m, in); err != nil {
+		if out.Validation, err = ip.validation(m, scanErr); err != nil {
 			return out, err
 		}
 	}
-	if prep != nil {
-		if out.ProfileKey, out.BinsKey, err = storePrep(ctx, store, in, prep); err != nil {
+	if ip.dw != nil {
+		if out.Drift, err = ip.dw.finish(ctx, store, m, in); err != nil {
 			return out, err
 		}
 	}
-	cp.clear(ctx)
+	if ip.prep != nil {
+		if out.ProfileKey, out.BinsKey, err = storePrep(ctx, store, in, ip.prep); err != nil {
+			return out, err
+		}
+	}
+	ip.cp.clear(ctx)
 	return out, nil
+}
+
+// inspection is the one pass's state: the validation, the drift window and the training
+// preparation it feeds, and the checkpointer that stores them for a retry.
+type inspection struct {
+	ctx   context.Context
+	store objstore.Bucket
+	reg   *registry.Registry
+	in    pipeline.StepInput
+	p     pass
+	s     dataset.Snapshot
+	every time.Duration
+	qdir  string // where rejected rows and files are kept aside
+
+	val  *dataset.Validation
+	dw   *driftWindow
+	prep *training.Prep
+	cp   *checkpointer
+}
+
+// fresh starts the pass's state from nothing.
+func (ip *inspection) fresh() (err error) {
+	sp, in := ip.in.Spec, ip.in
+	ip.cp = newCheckpointer(ip.store, in.Model, in.RunID, fmt.Sprintf("inspect%d", ip.p), ip.every)
+	ip.val = dataset.NewValidation(ip.store.URI(in.SnapshotKey), sp.Contract)
+	ip.cp.add("validation", ip.val)
+	ip.dw, ip.prep = nil, nil
+	if ip.p&passDrift != 0 {
+		if ip.dw, err = newDriftWindow(ip.ctx, ip.reg, in); err != nil {
+			return classify("drift", err)
+		}
+		if ip.dw.w != nil {
+			ip.cp.add("drift", ip.dw.w)
+		}
+	}
+	if ip.p&passPrep != 0 {
+		if ip.prep, err = training.NewPrep(sp, ip.s.Rows); err != nil {
+			return classify("prepare training", err)
+		}
+		ip.cp.add("prep", ip.prep)
+	}
+	return nil
+}
+
+// batch feeds one batch to the validation, the drift window and (days before the holdout
+// cut) training, keeps its rejected rows aside, and checkpoints.
+func (ip *inspection) batch(b *dataset.Batch, cut string) error {
+	ip.val.Add(b)
+	train := ip.prep != nil && b.Date < cut
+	for r := 0; r < b.Rows; r++ {
+		if !b.Accepted[r] {
+			continue
+		}
+		if ip.dw != nil {
+			ip.dw.add(b, r)
+		}
+		if train {
+			ip.prep.Add(b, r)
+		}
+	}
+	if len(b.Issues) > 0 && ip.p&passValidate != 0 {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		for _, is := range b.Issues {
+			_ = enc.Encode(is)
+		}
+		if err := putOnce(ip.ctx, ip.store, fmt.Sprintf("%srows/%05d-%05d.jsonl", ip.qdir, b.FileIndex, b.RowGroup), buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	ip.cp.done(ip.ctx, b)
+	return nil
+}
+
+// validation stores the validation report and counts the rows; a window that fails its
+// contract (or a file that could not be read, scanErr) fails the run, not retryable.
+func (ip *inspection) validation(m *Metrics, scanErr error) (pipeline.ValidateResult, error) {
+	in := ip.in
+	rep, failure := ip.val.Report(ip.store.URI(ip.qdir + "rows/"))
+	if scanErr != nil {
+		failure = scanErr
+		rep.Passed, rep.Error = false, scanErr.Error()
+	}
+	key := reportKey(in.Model, in.RunID, "validation.json")
+	if err := putJSON(ip.ctx, ip.store, key, rep, false); err != nil {
+		return pipeline.ValidateResult{}, classify("validate", err)
+	}
+	if m != nil {
+		m.RowsRead.WithLabelValues(in.Model).Add(float64(rep.RowsRead))
+		m.RowsRejected.WithLabelValues(in.Model).Add(float64(rep.RowsQuarantined))
+	}
+	if failure != nil {
+		ip.cp.clear(ip.ctx)
+		return pipeline.ValidateResult{}, invalid("validate: %v", failure)
+	}
+	return pipeline.ValidateResult{ReportURI: ip.store.URI(key), QuarantineURI: rep.Quarantine, RowsRead: rep.RowsRead,
+		RowsAccepted: rep.RowsAccepted, RowsQuarantined: rep.RowsQuarantined, BadShare: rep.BadShare}, nil
 }
 
 // storePrep writes the candidate's reference profile and (gbdt) bins.

@@ -183,105 +183,133 @@ func (t *Trace) Layout() Waterfall {
 			t1 = e
 		}
 	}
-	children := map[string][]int{}
+	l := &layout{t: t, w: &w, t0: t0, children: map[string][]int{}, seen: map[int]bool{}}
 	var roots []int
 	for i, s := range t.Spans {
 		if _, ok := byID[s.Parent]; ok && s.Parent != s.ID {
-			children[s.Parent] = append(children[s.Parent], i)
+			l.children[s.Parent] = append(l.children[s.Parent], i)
 		} else {
 			roots = append(roots, i) // the root, or a span whose parent was not exported
 		}
 	}
-	byStart := func(ix []int) {
-		sort.SliceStable(ix, func(a, b int) bool { return t.Spans[ix[a]].Start.Before(t.Spans[ix[b]].Start) })
-	}
-	byStart(roots)
+	l.byStart(roots)
 	w.Total = max(t1.Sub(t0).Round(time.Millisecond), time.Millisecond)
-	const labelW, rowH, top = 420.0, 18.0, 24.0
-	barW := float64(w.W) - labelW - 70
-	add := func(depth int, name, service string, start time.Time, dur time.Duration, took, class string) {
-		if len(w.Rows) == maxWaterfallRows {
-			w.Hidden++
-			return
-		}
-		x := labelW + barW*float64(start.Sub(t0))/float64(w.Total)
-		w.Rows = append(w.Rows, WaterfallRow{Y: top + rowH*float64(len(w.Rows)), LabelX: 4 + 14*float64(min(depth, 20)),
-			BarX: x, BarW: max(1, barW*float64(dur)/float64(w.Total)), Name: shortLabel(name, 44-min(depth, 20)),
-			Service: service, Took: took, Class: class})
-	}
-	// A step's leaf spans of one name (its S3 calls: a canary polls the log thousands of
-	// times) are one row: how many, from the first start to the last end, their time in all.
-	type item struct {
-		start time.Time
-		span  int   // a span with children, or a lone leaf
-		group []int // leaves of one name
-	}
-	seen := map[int]bool{}
-	var walk func(i, depth int)
-	walk = func(i, depth int) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		s := t.Spans[i]
-		class := "s0"
-		if s.Error {
-			class = "bad"
-		}
-		add(depth, s.Name, s.Service, s.Start, s.Duration, s.Duration.Round(10*time.Microsecond).String(), class)
-		leaves := map[string][]int{}
-		var items []item
-		for _, k := range children[s.ID] {
-			if len(children[t.Spans[k].ID]) == 0 {
-				leaves[t.Spans[k].Name] = append(leaves[t.Spans[k].Name], k)
-			} else {
-				items = append(items, item{start: t.Spans[k].Start, span: k})
-			}
-		}
-		for _, g := range leaves {
-			byStart(g)
-			if len(g) == 1 {
-				items = append(items, item{start: t.Spans[g[0]].Start, span: g[0]})
-			} else {
-				items = append(items, item{start: t.Spans[g[0]].Start, span: -1, group: g})
-			}
-		}
-		sort.SliceStable(items, func(a, b int) bool {
-			if !items[a].start.Equal(items[b].start) {
-				return items[a].start.Before(items[b].start)
-			}
-			return len(items[a].group) < len(items[b].group)
-		})
-		for _, it := range items {
-			if it.span >= 0 {
-				walk(it.span, depth+1)
-				continue
-			}
-			first := t.Spans[it.group[0]]
-			end, sum, class := first.Start, time.Duration(0), "s1"
-			for _, k := range it.group {
-				seen[k] = true
-				sp := t.Spans[k]
-				if e := sp.Start.Add(sp.Duration); e.After(end) {
-					end = e
-				}
-				sum += sp.Duration
-				if sp.Error {
-					class = "bad"
-				}
-			}
-			add(depth+1, fmt.Sprintf("%s ×%d", first.Name, len(it.group)), first.Service, first.Start, end.Sub(first.Start),
-				fmt.Sprintf("%d spans, %s in all", len(it.group), sum.Round(10*time.Microsecond)), class)
-		}
-	}
+	l.barW = float64(w.W) - waterfallLabelW - 70
 	for _, r := range roots {
-		walk(r, 0)
+		l.walk(r, 0)
 	}
-	w.H = int(top + rowH*float64(len(w.Rows)) + 8)
+	w.H = int(waterfallTop + waterfallRowH*float64(len(w.Rows)) + 8)
 	for i := 0; i <= 4; i++ {
-		w.Ticks = append(w.Ticks, Label{X: labelW + barW*float64(i)/4, Y: 14, Text: (w.Total * time.Duration(i) / 4).Round(time.Millisecond).String(), Anchor: "middle"})
+		w.Ticks = append(w.Ticks, Label{X: waterfallLabelW + l.barW*float64(i)/4, Y: 14, Text: (w.Total * time.Duration(i) / 4).Round(time.Millisecond).String(), Anchor: "middle"})
 	}
 	return w
+}
+
+const waterfallLabelW, waterfallRowH, waterfallTop = 420.0, 18.0, 24.0
+
+// layout is a waterfall being laid out: the spans' children, the rows so far and the spans
+// already placed.
+type layout struct {
+	t        *Trace
+	w        *Waterfall
+	t0       time.Time
+	barW     float64
+	children map[string][]int
+	seen     map[int]bool
+}
+
+// waterfallItem is what a span's row is followed by: a child with children, a lone leaf, or
+// the leaves of one name (a step's S3 calls: a canary polls the log thousands of times), which
+// are one row: how many, from the first start to the last end, their time in all.
+type waterfallItem struct {
+	start time.Time
+	span  int   // a span with children, or a lone leaf
+	group []int // leaves of one name
+}
+
+func (l *layout) byStart(ix []int) {
+	sort.SliceStable(ix, func(a, b int) bool { return l.t.Spans[ix[a]].Start.Before(l.t.Spans[ix[b]].Start) })
+}
+
+func (l *layout) add(depth int, name, service string, start time.Time, dur time.Duration, took, class string) {
+	w := l.w
+	if len(w.Rows) == maxWaterfallRows {
+		w.Hidden++
+		return
+	}
+	x := waterfallLabelW + l.barW*float64(start.Sub(l.t0))/float64(w.Total)
+	w.Rows = append(w.Rows, WaterfallRow{Y: waterfallTop + waterfallRowH*float64(len(w.Rows)), LabelX: 4 + 14*float64(min(depth, 20)),
+		BarX: x, BarW: max(1, l.barW*float64(dur)/float64(w.Total)), Name: shortLabel(name, 44-min(depth, 20)),
+		Service: service, Took: took, Class: class})
+}
+
+// walk places span i's row and, under it, its children's, depth first by start time.
+func (l *layout) walk(i, depth int) {
+	if l.seen[i] {
+		return
+	}
+	l.seen[i] = true
+	s := l.t.Spans[i]
+	class := "s0"
+	if s.Error {
+		class = "bad"
+	}
+	l.add(depth, s.Name, s.Service, s.Start, s.Duration, s.Duration.Round(10*time.Microsecond).String(), class)
+	for _, it := range l.items(s) {
+		if it.span >= 0 {
+			l.walk(it.span, depth+1)
+		} else {
+			l.addGroup(it.group, depth+1)
+		}
+	}
+}
+
+// items are span s's children as rows: by start time, a group after a span of the same start.
+func (l *layout) items(s Span) []waterfallItem {
+	spans := l.t.Spans
+	leaves := map[string][]int{}
+	var items []waterfallItem
+	for _, k := range l.children[s.ID] {
+		if len(l.children[spans[k].ID]) == 0 {
+			leaves[spans[k].Name] = append(leaves[spans[k].Name], k)
+		} else {
+			items = append(items, waterfallItem{start: spans[k].Start, span: k})
+		}
+	}
+	for _, g := range leaves {
+		l.byStart(g)
+		if len(g) == 1 {
+			items = append(items, waterfallItem{start: spans[g[0]].Start, span: g[0]})
+		} else {
+			items = append(items, waterfallItem{start: spans[g[0]].Start, span: -1, group: g})
+		}
+	}
+	sort.SliceStable(items, func(a, b int) bool {
+		if !items[a].start.Equal(items[b].start) {
+			return items[a].start.Before(items[b].start)
+		}
+		return len(items[a].group) < len(items[b].group)
+	})
+	return items
+}
+
+// addGroup places the one row of a group of leaves of one name.
+func (l *layout) addGroup(group []int, depth int) {
+	first := l.t.Spans[group[0]]
+	end, sum, class := first.Start, time.Duration(0), "s1"
+	for _, k := range group {
+		l.seen[k] = true
+		sp := l.t.Spans[k]
+		if e := sp.Start.Add(sp.Duration); e.After(end) {
+			end = e
+		}
+		sum += sp.Duration
+		if sp.Error {
+			class = "bad"
+		}
+	}
+	l.add(depth, fmt.Sprintf("%s ×%d", first.Name, len(group)), first.Service, first.Start, end.Sub(first.Start),
+		fmt.Sprintf("%d spans, %s in all", len(group), sum.Round(10*time.Microsecond)), class)
 }
 
 type tracePage struct {

@@ -98,133 +98,169 @@ func Run(in Input) (Result, error) {
 			}
 		}
 	}
-	cand := in.Candidate
-	scorers := make([]*model.SegmentScorer, len(models))
-	for i, m := range models {
-		scorers[i] = model.NewSegmentScorer(m.Classifier())
-	}
-	segCol, hasSeg := sp.Contract.Column(sp.Evaluation.SegmentBy)
-	// Fairness: favorable outcome = the candidate predicts at or above its expected value
-	// (regression) or class 1 (classification).
-	attr, hasAttr := sp.Contract.Column(sp.Fairness.ProtectedAttribute)
-	groups := Groups{}
-	favorableAbove := FavorableCut(cand)
-	preds := drift.NewProfileBuilder([]string{drift.PredictionFeature}, []string{drift.Numeric})
-	importance := make([]float64, len(cand.Features))
-	explained, rows := 0, 0
-	var qrows, qy []float64
-	// Per batch, each model scores the accepted rows (gathered once into a row-major matrix),
-	// then the rows are scored, grouped, explained and sampled in order.
-	mats := make([][]float64, len(models))
-	outs := make([][]float64, len(models))
-	var idx []int
-	err := in.Rows(func(b *dataset.Batch) error {
-		y := b.Num(sp.Target)
-		idx = idx[:0]
-		for r := 0; r < b.Rows; r++ {
-			if b.Accepted[r] {
-				idx = append(idx, r)
-			}
-		}
-		for i, m := range models {
-			p := len(m.Features)
-			mats[i] = slices.Grow(mats[i][:0], len(idx)*p)[:len(idx)*p]
-			for j, f := range m.Features {
-				d := b.Cols[f]
-				for k, r := range idx {
-					v := d.Num[r]
-					if d.Null[r] {
-						v = math.NaN()
-					}
-					mats[i][k*p+j] = v
-				}
-			}
-			outs[i] = slices.Grow(outs[i][:0], len(idx))[:len(idx)]
-			for k := range idx {
-				outs[i][k] = m.Predict(mats[i][k*p : k*p+p])
-			}
-		}
-		for k, r := range idx {
-			rows++
-			segment := ""
-			if hasSeg {
-				segment = b.Value(segCol, r)
-			}
-			for i := range models {
-				scorers[i].Add(segment, outs[i][k], y[r])
-			}
-			pred := outs[0][k]
-			p := len(cand.Features)
-			x := mats[0][k*p : k*p+p]
-			preds.AddNumeric(0, pred, b.RowKey0+uint64(r))
-			if hasAttr {
-				groups.Add(b.Value(attr, r), pred >= favorableAbove)
-			}
-			if explained < ImportanceRows {
-				_, phi := cand.Explain(x)
-				for j, c := range phi[:len(importance)] {
-					importance[j] += math.Abs(c)
-				}
-				explained++
-			}
-			if len(qy) < QuantizationRows {
-				qrows = append(qrows, x...)
-				qy = append(qy, y[r])
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	ps := newPass(sp, models)
+	if err := in.Rows(ps.batch); err != nil {
 		return Result{}, err
 	}
-	if rows == 0 {
+	if ps.rows == 0 {
 		return Result{}, fmt.Errorf("%w on or after %s", ErrNoHoldout, in.HoldoutFrom)
 	}
 	evals := make([]ModelEvaluation, len(models))
 	for i := range models {
-		evals[i] = ModelEvaluation{Overall: scorers[i].All.Metrics(), Segments: scorers[i].Segments()}
+		evals[i] = ModelEvaluation{Overall: ps.scorers[i].All.Metrics(), Segments: ps.scorers[i].Segments()}
 	}
-	rep := Report{HoldoutFrom: in.HoldoutFrom, HoldoutRows: rows, CandidateMAE: evals[0].Overall.MAE, Threshold: sp.Evaluation.MaxMAE,
+	cand := in.Candidate
+	rep := Report{HoldoutFrom: in.HoldoutFrom, HoldoutRows: ps.rows, CandidateMAE: evals[0].Overall.MAE, Threshold: sp.Evaluation.MaxMAE,
 		SegmentBy: sp.Evaluation.SegmentBy, Candidate: evals[0], Importance: map[string]float64{}}
 	for j, f := range cand.Features {
-		rep.Importance[f] = importance[j] / float64(max(explained, 1))
+		rep.Importance[f] = ps.importance[j] / float64(max(ps.explained, 1))
 	}
-	if hasAttr {
-		rep.Fairness = DisparateImpact(attr.Name, favorableAbove, groups, sp.Fairness.MinGroupRows)
+	if ps.hasAttr {
+		rep.Fairness = DisparateImpact(ps.attr.Name, ps.favorableAbove, ps.groups, sp.Fairness.MinGroupRows)
 	}
 	if len(models) > 1 {
 		rep.ChampionVersion, rep.ChampionMAE, rep.Champion = in.ChampionVersion, evals[1].Overall.MAE, &evals[1]
 	}
-	res := Result{Report: rep, Metrics: MetricMap(evals[0].Overall), PredictionProfile: preds.Profile()}
-	{
-		le := &LossEstimatorReport{Rows: len(qy)}
-		train := TrainLossEstimator
-		if cand.Classifier() {
-			train, le.Method = TrainCalibrator, "cbpe"
-		} else {
-			le.Method = "dle"
-		}
-		if est, err := train(cand, qrows, qy); err != nil {
-			le.Error = err.Error()
-		} else {
-			res.LossEstimator = est
-		}
-		res.Report.LossEstimator = le
-	}
+	res := Result{Report: rep, Metrics: MetricMap(evals[0].Overall), PredictionProfile: ps.preds.Profile()}
+	res.lossEstimator(cand, ps.qrows, ps.qy)
 	if !sp.Quantization.Disabled {
-		q, qerr := cand.Quantise()
-		var qr pipeline.QuantizationReport
-		if qerr == nil {
-			qr, qerr = MeasureQuantization(cand, q, qrows, qy)
-		}
-		if qerr != nil {
-			qr = pipeline.QuantizationReport{Variant: "int8", Error: qerr.Error()}
-		} else {
-			res.Int8 = q
-		}
-		res.Report.Quantized = &qr
+		res.quantize(cand, ps.qrows, ps.qy)
 	}
 	return res, nil
+}
+
+// pass is the evaluation's one pass over the holdout: per model, its scorer by segment; for
+// the candidate, the fairness groups, its prediction profile, its importance over the first
+// rows and the rows kept for the loss estimator and the int8 variant.
+type pass struct {
+	models         []*model.Model
+	target         string
+	scorers        []*model.SegmentScorer
+	segCol, attr   contract.Column
+	hasSeg         bool
+	hasAttr        bool
+	groups         Groups
+	favorableAbove float64
+	preds          *drift.ProfileBuilder
+	importance     []float64
+	explained      int
+	rows           int
+	qrows, qy      []float64
+	// Per batch: the accepted rows, each model's row-major matrix of them and its outputs.
+	idx        []int
+	mats, outs [][]float64
+}
+
+func newPass(sp spec.Spec, models []*model.Model) *pass {
+	ps := &pass{models: models, target: sp.Target, scorers: make([]*model.SegmentScorer, len(models)), groups: Groups{},
+		favorableAbove: FavorableCut(models[0]), preds: drift.NewProfileBuilder([]string{drift.PredictionFeature}, []string{drift.Numeric}),
+		importance: make([]float64, len(models[0].Features)), mats: make([][]float64, len(models)), outs: make([][]float64, len(models))}
+	for i, m := range models {
+		ps.scorers[i] = model.NewSegmentScorer(m.Classifier())
+	}
+	ps.segCol, ps.hasSeg = sp.Contract.Column(sp.Evaluation.SegmentBy)
+	// Fairness: favorable outcome = the candidate predicts at or above its expected value
+	// (regression) or class 1 (classification).
+	ps.attr, ps.hasAttr = sp.Contract.Column(sp.Fairness.ProtectedAttribute)
+	return ps
+}
+
+// batch scores the batch's accepted rows with each model (gathered once into a row-major
+// matrix), then scores, groups, explains and samples the rows in order.
+func (ps *pass) batch(b *dataset.Batch) error {
+	ps.idx = ps.idx[:0]
+	for r := 0; r < b.Rows; r++ {
+		if b.Accepted[r] {
+			ps.idx = append(ps.idx, r)
+		}
+	}
+	for i, m := range ps.models {
+		p := len(m.Features)
+		ps.mats[i] = slices.Grow(ps.mats[i][:0], len(ps.idx)*p)[:len(ps.idx)*p]
+		for j, f := range m.Features {
+			d := b.Cols[f]
+			for k, r := range ps.idx {
+				v := d.Num[r]
+				if d.Null[r] {
+					v = math.NaN()
+				}
+				ps.mats[i][k*p+j] = v
+			}
+		}
+		ps.outs[i] = slices.Grow(ps.outs[i][:0], len(ps.idx))[:len(ps.idx)]
+		for k := range ps.idx {
+			ps.outs[i][k] = m.Predict(ps.mats[i][k*p : k*p+p])
+		}
+	}
+	y := b.Num(ps.target)
+	for k, r := range ps.idx {
+		ps.add(b, k, r, y[r])
+	}
+	return nil
+}
+
+// add takes the batch's k-th accepted row (row r, target y).
+func (ps *pass) add(b *dataset.Batch, k, r int, y float64) {
+	cand := ps.models[0]
+	ps.rows++
+	segment := ""
+	if ps.hasSeg {
+		segment = b.Value(ps.segCol, r)
+	}
+	for i := range ps.models {
+		ps.scorers[i].Add(segment, ps.outs[i][k], y)
+	}
+	pred := ps.outs[0][k]
+	p := len(cand.Features)
+	x := ps.mats[0][k*p : k*p+p]
+	ps.preds.AddNumeric(0, pred, b.RowKey0+uint64(r))
+	if ps.hasAttr {
+		ps.groups.Add(b.Value(ps.attr, r), pred >= ps.favorableAbove)
+	}
+	if ps.explained < ImportanceRows {
+		_, phi := cand.Explain(x)
+		for j, c := range phi[:len(ps.importance)] {
+			ps.importance[j] += math.Abs(c)
+		}
+		ps.explained++
+	}
+	if len(ps.qy) < QuantizationRows {
+		ps.qrows = append(ps.qrows, x...)
+		ps.qy = append(ps.qy, y)
+	}
+}
+
+// lossEstimator trains the monitor's loss estimator (regression) or calibrator (a classifier)
+// on the kept holdout rows.
+func (res *Result) lossEstimator(cand *model.Model, qrows, qy []float64) {
+	le := &LossEstimatorReport{Rows: len(qy)}
+	train := TrainLossEstimator
+	if cand.Classifier() {
+		train, le.Method = TrainCalibrator, "cbpe"
+	} else {
+		le.Method = "dle"
+	}
+	if est, err := train(cand, qrows, qy); err != nil {
+		le.Error = err.Error()
+	} else {
+		res.LossEstimator = est
+	}
+	res.Report.LossEstimator = le
+}
+
+// quantize makes the candidate's int8 variant and measures it on the kept holdout rows.
+func (res *Result) quantize(cand *model.Model, qrows, qy []float64) {
+	q, qerr := cand.Quantise()
+	var qr pipeline.QuantizationReport
+	if qerr == nil {
+		qr, qerr = MeasureQuantization(cand, q, qrows, qy)
+	}
+	if qerr != nil {
+		qr = pipeline.QuantizationReport{Variant: "int8", Error: qerr.Error()}
+	} else {
+		res.Int8 = q
+	}
+	res.Report.Quantized = &qr
 }
 
 // FavorableCut is the prediction at or above which an outcome counts as favorable for

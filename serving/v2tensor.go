@@ -75,52 +75,17 @@ func v2Rows(inputs []v2Input, features []string, maxRows, maxValues int) ([]map[
 	from := map[string]int{} // which input gave a feature
 	for i, in := range inputs {
 		where := fmt.Sprintf("inputs[%d] (%s)", i, in.name)
-		if _, ok := v2Datatypes[in.datatype]; !ok {
-			return nil, nil, fmt.Errorf("%s: datatype %q: want %s", where, in.datatype, v2DatatypeList)
-		}
-		if len(in.shape) == 0 {
-			return nil, nil, fmt.Errorf("%s: shape []: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)", where, len(features))
-		}
-		size := 1
-		for _, d := range in.shape {
-			if d < 0 {
-				return nil, nil, fmt.Errorf("%s: shape %v: a request's dimensions are sizes (no -1)", where, in.shape)
-			}
-			if d > maxValues {
-				return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
-			}
-			size *= d // both at most maxValues: no overflow
-			if total+size > maxValues {
-				return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
-			}
+		size, err := v2Size(where, in, len(features), total, maxRows, maxValues)
+		if err != nil {
+			return nil, nil, err
 		}
 		total += size
-		if in.shape[0] > maxRows {
-			return nil, nil, scoreErr(ErrTooLarge, "%s: shape %v: %d rows, a request holds at most %d (serve --max-rows)", where, in.shape, in.shape[0], maxRows)
-		}
-		got, err := in.values()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %v", where, err)
-		}
-		if got != size {
-			return nil, nil, fmt.Errorf("%s: shape %v holds %d values, data has %d", where, in.shape, size, got)
-		}
 		isFeature := slices.Contains(features, in.name)
-		var cols []string // the feature of each column
-		switch {
-		case len(in.shape) == 1 || (len(in.shape) == 2 && in.shape[1] == 1 && (isFeature || len(features) != 1)):
-			cols = []string{in.name}
-		case len(in.shape) == 2 && in.shape[1] == len(features):
-			cols = features
-		case len(in.shape) == 2:
-			return nil, nil, fmt.Errorf("%s: shape %v: an [N, F] tensor holds the model's %d features in order (%s): want [N, %d]",
-				where, in.shape, len(features), strings.Join(features, ", "), len(features))
-		default:
-			return nil, nil, fmt.Errorf("%s: shape %v: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)",
-				where, in.shape, len(features))
+		cols, err := v2Columns(where, in, features, isFeature)
+		if err != nil {
+			return nil, nil, err
 		}
-		rowsHere := in.shape[0]
-		if n == -1 {
+		if rowsHere := in.shape[0]; n == -1 {
 			n, first = rowsHere, in.name
 			rows = make([]map[string]float64, n)
 			for j := range rows {
@@ -129,8 +94,7 @@ func v2Rows(inputs []v2Input, features []string, maxRows, maxValues int) ([]map[
 		} else if rowsHere != n {
 			return nil, nil, fmt.Errorf("%s: %d rows, %s has %d", where, rowsHere, first, n)
 		}
-		switch {
-		case in.datatype == "BYTES" && len(cols) == 1:
+		if in.datatype == "BYTES" && len(cols) == 1 {
 			text, err := v2Text(where, in, size, isFeature, rows)
 			if err != nil {
 				return nil, nil, err
@@ -142,27 +106,8 @@ func v2Rows(inputs []v2Input, features []string, maxRows, maxValues int) ([]map[
 				attrs[in.name] = *text
 				continue
 			}
-		case in.datatype == "BYTES": // an [N, F] tensor of text: numbers only
-			for j := range size {
-				s, err := in.text(j)
-				if err == nil {
-					var v float64
-					if v, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
-						rows[j/len(cols)][cols[j%len(cols)]] = v
-						continue
-					}
-					err = fmt.Errorf("%q is not a number (an [N, F] tensor holds features)", s)
-				}
-				return nil, nil, fmt.Errorf("%s data[%d]: %v", where, j, err)
-			}
-		default:
-			for j := range size {
-				v, err := in.num(j)
-				if err != nil {
-					return nil, nil, fmt.Errorf("%s data[%d]: %v", where, j, err)
-				}
-				rows[j/len(cols)][cols[j%len(cols)]] = v
-			}
+		} else if err := v2Fill(where, in, size, cols, rows); err != nil {
+			return nil, nil, err
 		}
 		for _, c := range cols {
 			if k, dup := from[c]; dup {
@@ -175,6 +120,83 @@ func v2Rows(inputs []v2Input, features []string, maxRows, maxValues int) ([]map[
 		return nil, nil, fmt.Errorf("inputs: empty batch (0 rows)")
 	}
 	return rows, attrs, nil
+}
+
+// v2Size checks an input's datatype and shape against the limits (total: the values of the
+// inputs before it) and that its data holds as many values as its shape; it returns that
+// number.
+func v2Size(where string, in v2Input, nFeatures, total, maxRows, maxValues int) (int, error) {
+	if _, ok := v2Datatypes[in.datatype]; !ok {
+		return 0, fmt.Errorf("%s: datatype %q: want %s", where, in.datatype, v2DatatypeList)
+	}
+	if len(in.shape) == 0 {
+		return 0, fmt.Errorf("%s: shape []: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)", where, nFeatures)
+	}
+	size := 1
+	for _, d := range in.shape {
+		if d < 0 {
+			return 0, fmt.Errorf("%s: shape %v: a request's dimensions are sizes (no -1)", where, in.shape)
+		}
+		if d > maxValues {
+			return 0, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
+		}
+		size *= d // both at most maxValues: no overflow
+		if total+size > maxValues {
+			return 0, scoreErr(ErrTooLarge, "%s: shape %v: the request's tensors hold more than %d values (serve --max-values)", where, in.shape, maxValues)
+		}
+	}
+	if in.shape[0] > maxRows {
+		return 0, scoreErr(ErrTooLarge, "%s: shape %v: %d rows, a request holds at most %d (serve --max-rows)", where, in.shape, in.shape[0], maxRows)
+	}
+	got, err := in.values()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", where, err)
+	}
+	if got != size {
+		return 0, fmt.Errorf("%s: shape %v holds %d values, data has %d", where, in.shape, size, got)
+	}
+	return size, nil
+}
+
+// v2Columns is the feature of each of an input's columns: [N] or [N, 1] is the feature the
+// input names, [N, F] the model's features in order.
+func v2Columns(where string, in v2Input, features []string, isFeature bool) ([]string, error) {
+	switch {
+	case len(in.shape) == 1 || (len(in.shape) == 2 && in.shape[1] == 1 && (isFeature || len(features) != 1)):
+		return []string{in.name}, nil
+	case len(in.shape) == 2 && in.shape[1] == len(features):
+		return features, nil
+	case len(in.shape) == 2:
+		return nil, fmt.Errorf("%s: shape %v: an [N, F] tensor holds the model's %d features in order (%s): want [N, %d]",
+			where, in.shape, len(features), strings.Join(features, ", "), len(features))
+	}
+	return nil, fmt.Errorf("%s: shape %v: want [N] (one feature, named by the input) or [N, %d] (the model's features in order)",
+		where, in.shape, len(features))
+}
+
+// v2Fill puts an input's numbers into the rows, row-major over its columns; an [N, F] tensor
+// of text holds numbers only.
+func v2Fill(where string, in v2Input, size int, cols []string, rows []map[string]float64) error {
+	text := in.datatype == "BYTES"
+	for j := range size {
+		var v float64
+		var err error
+		if text {
+			var s string
+			if s, err = in.text(j); err == nil {
+				if v, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+					err = fmt.Errorf("%q is not a number (an [N, F] tensor holds features)", s)
+				}
+			}
+		} else {
+			v, err = in.num(j)
+		}
+		if err != nil {
+			return fmt.Errorf("%s data[%d]: %v", where, j, err)
+		}
+		rows[j/len(cols)][cols[j%len(cols)]] = v
+	}
+	return nil
 }
 
 // flattenV2 appends a tensor's values in row-major order: data may be flat or nested.

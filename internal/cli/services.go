@@ -23,6 +23,7 @@ import (
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/telemetry"
+	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/serving"
 	"github.com/driftline/driftline/starter"
@@ -140,82 +141,41 @@ func serveCmd() *cobra.Command {
 	models := fs.String("models", "demand", "comma-separated models to serve")
 	poll := fs.Duration("poll", time.Second, "how often to check each deployment pointer")
 	flush := fs.Duration("log-flush", 2*time.Second, "how often the prediction log is flushed to S3")
-	enrichFeature := fs.String("enrich-feature", "", "feature to fill in when a request lacks it (e.g. temperature)")
-	enrichURL := fs.String("enrich-url", "", "source of that feature, with {attribute} placeholders, answering {\"<feature>\": x}")
-	enrichTimeout := fs.Duration("enrich-timeout", 100*time.Millisecond, "timeout of one enrichment call")
-	enrichDefault := fs.Float64("enrich-default", 0, "value used when the source fails and no value was seen for the key")
+	var enrich serving.Enricher
+	fs.StringVar(&enrich.Feature, "enrich-feature", "", "feature to fill in when a request lacks it (e.g. temperature)")
+	fs.StringVar(&enrich.URL, "enrich-url", "", "source of that feature, with {attribute} placeholders, answering {\"<feature>\": x}")
+	fs.DurationVar(&enrich.Timeout, "enrich-timeout", 100*time.Millisecond, "timeout of one enrichment call")
+	fs.Float64Var(&enrich.Default, "enrich-default", 0, "value used when the source fails and no value was seen for the key")
 	labelKeyFile := labelKeyFlag(fs)
-	onlineStore := EnvFlag(fs, "online-store", "DRIFTLINE_ONLINE_STORE", "", "feature store online store to read (and, with --features-queue, materialize): bolt:<file> or redis://<host:port>[/<prefix>]")
-	featureRepo := fs.String("feature-repo", "retail", "repository of the applied feature definitions (driftline features apply)")
-	featureService := fs.String("feature-service", "", "feature service whose features requests may leave out: read from the online store by the entity's attributes")
-	entityAttrs := fs.String("entity-attributes", "store_id,item_id", "request attributes that make the entity key, in the entity's key order")
-	featureDefaults := fs.String("feature-defaults", "", "feature=value,... used when the store cannot give a value (else the request is refused)")
-	featuresAsOf := fs.String("features-as-of", "", "read the online store as of this fixed time (RFC 3339) instead of now: replaying history (the demo's data is from 2026); ages and online_expiry are measured from it")
-	featuresQueue := fs.String("features-queue", "", "also run the materialization chunks of this task queue against the online store (needed for the embedded store, which one process holds)")
+	feats := addServeFeatureFlags(fs)
 	maxRows := fs.Int("max-rows", serving.DefaultMaxRows, "rows one request may hold (413 / RESOURCE_EXHAUSTED over it)")
 	maxValues := fs.Int("max-values", serving.DefaultMaxValues, "values all of one request's input tensors may hold, checked from their shapes before decoding")
 	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
 	bodyBudget := fs.Int64("body-budget", serving.DefaultBodyBudget, "bytes all request bodies in flight may hold together (503 with Retry-After over it)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		labelKey, err := readKeyFile(*labelKeyFile)
 		if err != nil {
 			return err
 		}
-		var enrich []*serving.Enricher
-		if *enrichFeature != "" {
-			if *enrichURL == "" {
+		var enrichers []*serving.Enricher
+		if enrich.Feature != "" {
+			if enrich.URL == "" {
 				return errors.New("--enrich-feature needs --enrich-url")
 			}
-			enrich = append(enrich, &serving.Enricher{Feature: *enrichFeature, URL: *enrichURL, Timeout: *enrichTimeout, Default: *enrichDefault})
+			enrichers = append(enrichers, &enrich)
 		}
 		b, err := config.OpenBucket(ctx, s3)
 		if err != nil {
 			return err
 		}
-		host, _ := os.Hostname()
-		var filler *serving.FeatureFiller
-		if *onlineStore != "" {
-			online, err := features.OpenStore(ctx, *onlineStore)
-			if err != nil {
-				return err
-			}
-			defer online.Close()
-			if *featureService != "" {
-				defaults, err := parseDefaults(*featureDefaults)
-				if err != nil {
-					return err
-				}
-				// The definitions are read when applied (serving may start first) and re-read
-				// every 30 s, so a new version applied takes effect without a restart.
-				filler = &serving.FeatureFiller{Store: online, Service: *featureService, Keys: strings.Split(*entityAttrs, ","), Defaults: defaults,
-					Load: func(ctx context.Context) (features.Repo, bool, error) {
-						_, repo, _, ok, err := features.Current(ctx, b, *featureRepo)
-						return repo, ok, err
-					}}
-				if *featuresAsOf != "" {
-					at, err := time.Parse(time.RFC3339, *featuresAsOf)
-					if err != nil {
-						return fmt.Errorf("--features-as-of %q: want RFC 3339: %w", *featuresAsOf, err)
-					}
-					filler.Now = func() time.Time { return at }
-				}
-			}
-			if *featuresQueue != "" {
-				c, err := config.TemporalClient()
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				fw := sdkworker.New(c, *featuresQueue, sdkworker.Options{})
-				fw.RegisterActivity(&activities.Features{Store: b, Online: online})
-				if err := fw.Start(); err != nil {
-					return fmt.Errorf("features worker on %s: %w", *featuresQueue, err)
-				}
-				defer fw.Stop()
-			}
+		filler, closeFeatures, err := feats.open(ctx, b)
+		if err != nil {
+			return err
 		}
-		s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrich,
+		defer closeFeatures()
+		host, _ := os.Hostname()
+		s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrichers,
 			LabelKey: labelKey, Features: filler, MaxRows: *maxRows, MaxValues: *maxValues, MaxExplainRows: *maxExplain,
 			BodyBudget: *bodyBudget})
 		if err != nil {
@@ -223,18 +183,9 @@ func serveCmd() *cobra.Command {
 		}
 		s.Start(ctx)
 		if *grpcListen != "" {
-			ln, err := net.Listen("tcp", *grpcListen)
-			if err != nil {
-				return fmt.Errorf("--grpc %s: %w", *grpcListen, err)
+			if err := serveGRPC(ctx, s, *grpcListen); err != nil {
+				return err
 			}
-			g := s.GRPCServer()
-			go func() {
-				if err := g.Serve(ln); err != nil {
-					slog.Error("gRPC", "error", err)
-				}
-			}()
-			go func() { <-ctx.Done(); g.GracefulStop() }() // with the HTTP server's shutdown
-			slog.Info("serving gRPC (Open Inference Protocol v2)", "addr", *grpcListen)
 		}
 		err = s.ListenAndServe(ctx, *listen)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -243,6 +194,99 @@ func serveCmd() *cobra.Command {
 		return err
 	}
 	return cmd
+}
+
+// serveGRPC serves the Open Inference Protocol v2 over gRPC on addr until ctx ends (with the
+// HTTP server's shutdown).
+func serveGRPC(ctx context.Context, s *serving.Server, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--grpc %s: %w", addr, err)
+	}
+	g := s.GRPCServer()
+	go func() {
+		if err := g.Serve(ln); err != nil {
+			slog.Error("gRPC", "error", err)
+		}
+	}()
+	go func() { <-ctx.Done(); g.GracefulStop() }()
+	slog.Info("serving gRPC (Open Inference Protocol v2)", "addr", addr)
+	return nil
+}
+
+// serveFeatureFlags are serving's feature-store flags: the online store it reads the features
+// a request leaves out from, and the materialization it may run for the embedded store.
+type serveFeatureFlags struct {
+	onlineStore, repo, service, entityAttrs, defaults, asOf, queue string
+}
+
+func addServeFeatureFlags(fs *pflag.FlagSet) *serveFeatureFlags {
+	f := &serveFeatureFlags{}
+	config.StringEnv(fs, &f.onlineStore, "online-store", "DRIFTLINE_ONLINE_STORE", "", "feature store online store to read (and, with --features-queue, materialize): bolt:<file> or redis://<host:port>[/<prefix>]")
+	fs.StringVar(&f.repo, "feature-repo", "retail", "repository of the applied feature definitions (driftline features apply)")
+	fs.StringVar(&f.service, "feature-service", "", "feature service whose features requests may leave out: read from the online store by the entity's attributes")
+	fs.StringVar(&f.entityAttrs, "entity-attributes", "store_id,item_id", "request attributes that make the entity key, in the entity's key order")
+	fs.StringVar(&f.defaults, "feature-defaults", "", "feature=value,... used when the store cannot give a value (else the request is refused)")
+	fs.StringVar(&f.asOf, "features-as-of", "", "read the online store as of this fixed time (RFC 3339) instead of now: replaying history (the demo's data is from 2026); ages and online_expiry are measured from it")
+	fs.StringVar(&f.queue, "features-queue", "", "also run the materialization chunks of this task queue against the online store (needed for the embedded store, which one process holds)")
+	return f
+}
+
+// open opens the online store (none without --online-store): the filler of a feature
+// service's features, and the materialization worker of --features-queue. done closes them.
+func (f *serveFeatureFlags) open(ctx context.Context, b objstore.Bucket) (filler *serving.FeatureFiller, done func(), err error) {
+	var closers []func()
+	done = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if f.onlineStore == "" {
+		return nil, done, nil
+	}
+	online, err := features.OpenStore(ctx, f.onlineStore)
+	if err != nil {
+		return nil, done, err
+	}
+	closers = append(closers, func() { online.Close() })
+	if f.service != "" {
+		defaults, err := parseDefaults(f.defaults)
+		if err != nil {
+			done()
+			return nil, func() {}, err
+		}
+		// The definitions are read when applied (serving may start first) and re-read every
+		// 30 s, so a new version applied takes effect without a restart.
+		filler = &serving.FeatureFiller{Store: online, Service: f.service, Keys: strings.Split(f.entityAttrs, ","), Defaults: defaults,
+			Load: func(ctx context.Context) (features.Repo, bool, error) {
+				_, repo, _, ok, err := features.Current(ctx, b, f.repo)
+				return repo, ok, err
+			}}
+		if f.asOf != "" {
+			at, err := time.Parse(time.RFC3339, f.asOf)
+			if err != nil {
+				done()
+				return nil, func() {}, fmt.Errorf("--features-as-of %q: want RFC 3339: %w", f.asOf, err)
+			}
+			filler.Now = func() time.Time { return at }
+		}
+	}
+	if f.queue != "" {
+		c, err := config.TemporalClient()
+		if err != nil {
+			done()
+			return nil, func() {}, err
+		}
+		closers = append(closers, c.Close)
+		fw := sdkworker.New(c, f.queue, sdkworker.Options{})
+		fw.RegisterActivity(&activities.Features{Store: b, Online: online})
+		if err := fw.Start(); err != nil {
+			done()
+			return nil, func() {}, fmt.Errorf("features worker on %s: %w", f.queue, err)
+		}
+		closers = append(closers, fw.Stop)
+	}
+	return filler, done, nil
 }
 
 func labelKeyFlag(fs *pflag.FlagSet) *string {
