@@ -80,31 +80,27 @@ func TrainGBDT(train, valid *Matrix, binner *Binner, p hparams.GBDT) (*Ensemble,
 	return TrainGBDTWith(train, valid, binner, p, BoostOptions{})
 }
 
-// TrainGBDTWith is TrainGBDT resumed from o.Resume (the state of a training of the same
-// matrices, bins and params) and checkpointed through o.Checkpoint.
-func TrainGBDTWith(train, valid *Matrix, binner *Binner, p hparams.GBDT, o BoostOptions) (*Ensemble, *TrainLog, error) {
-	if err := p.Validate(); err != nil {
-		return nil, nil, err
+// checkLabels refuses labels other than 0 and 1 for binary log loss.
+func checkLabels(objective string, train, valid *Matrix) error {
+	if objective != hparams.BinaryLogLoss {
+		return nil
 	}
-	if train.P != len(binner.Features) {
-		return nil, nil, fmt.Errorf("gbdt: matrix has %d features, bins %d", train.P, len(binner.Features))
-	}
-	n := train.Rows()
-	if n < 2 {
-		return nil, nil, fmt.Errorf("gbdt: need at least 2 training rows, got %d", n)
-	}
-	if p.Objective == hparams.BinaryLogLoss {
-		for _, m := range []*Matrix{train, valid} {
-			if m == nil {
-				continue
-			}
-			for i, y := range m.Y {
-				if y != 0 && y != 1 {
-					return nil, nil, fmt.Errorf("gbdt: binary_logloss needs labels 0 or 1; row %d has %g", i, y)
-				}
+	for _, m := range []*Matrix{train, valid} {
+		if m == nil {
+			continue
+		}
+		for i, y := range m.Y {
+			if y != 0 && y != 1 {
+				return fmt.Errorf("gbdt: binary_logloss needs labels 0 or 1; row %d has %g", i, y)
 			}
 		}
 	}
+	return nil
+}
+
+// newGBDTTrainer sets up the training's buffers (buffer 0 is the caller's matrix, restored to
+// its order by restoreOrder), its random source and the ensemble it grows from the base score.
+func newGBDTTrainer(train *Matrix, binner *Binner, p hparams.GBDT) (*gbdtTrainer, *Ensemble) {
 	t := &gbdtTrainer{p: p, m: train, binner: binner, threads: p.Threads}
 	if t.threads <= 0 {
 		t.threads = runtime.GOMAXPROCS(0)
@@ -118,7 +114,7 @@ func TrainGBDTWith(train, valid *Matrix, binner *Binner, p hparams.GBDT, o Boost
 	}
 	t.pool.New = func() any { s := make([]gh, t.total); return &s }
 	e := &Ensemble{Objective: p.Objective, Bins: binner, BaseScore: baseScore(p.Objective, train.Y)}
-
+	n := train.Rows()
 	t.pred = make([]float64, n)
 	for i := range t.pred {
 		t.pred[i] = e.BaseScore
@@ -140,6 +136,26 @@ func TrainGBDTWith(train, valid *Matrix, binner *Binner, p hparams.GBDT, o Boost
 	for i := range t.rid[0] {
 		t.rid[0][i] = uint32(i)
 	}
+	return t, e
+}
+
+// TrainGBDTWith is TrainGBDT resumed from o.Resume (the state of a training of the same
+// matrices, bins and params) and checkpointed through o.Checkpoint.
+func TrainGBDTWith(train, valid *Matrix, binner *Binner, p hparams.GBDT, o BoostOptions) (*Ensemble, *TrainLog, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if train.P != len(binner.Features) {
+		return nil, nil, fmt.Errorf("gbdt: matrix has %d features, bins %d", train.P, len(binner.Features))
+	}
+	n := train.Rows()
+	if n < 2 {
+		return nil, nil, fmt.Errorf("gbdt: need at least 2 training rows, got %d", n)
+	}
+	if err := checkLabels(p.Objective, train, valid); err != nil {
+		return nil, nil, err
+	}
+	t, e := newGBDTTrainer(train, binner, p)
 	defer t.restoreOrder()
 	log := &TrainLog{Metric: map[string]string{hparams.SquaredError: "rmse", hparams.AbsoluteError: "mae", hparams.BinaryLogLoss: "logloss"}[p.Objective]}
 	var vpred []float64

@@ -26,6 +26,39 @@ func TrainLogistic(p int, alpha float64, src RowSource) (*Linear, LogisticFit, e
 	if p == 0 {
 		return nil, fit, errors.New("logistic: no features")
 	}
+	lin, n, positives, err := standardise(p, src)
+	if err != nil {
+		return nil, fit, err
+	}
+	fit.Rows = n
+	rate := math.Min(math.Max(positives/float64(n), 1e-6), 1-1e-6)
+	lin.Intercept = math.Log(rate / (1 - rate))
+	for iter := 1; iter <= 100; iter++ {
+		g, h, loss, err := logisticGradient(lin, alpha, src)
+		if err != nil {
+			return nil, fit, err
+		}
+		step, err := choleskySolve(h, g, p+1)
+		if err != nil {
+			return nil, fit, fmt.Errorf("logistic: %w (try alpha > 0)", err)
+		}
+		lin.Intercept -= step[0]
+		biggest := math.Abs(step[0])
+		for j := range p {
+			lin.Coef[j] -= step[j+1]
+			biggest = math.Max(biggest, math.Abs(step[j+1]))
+		}
+		fit.Iterations, fit.LogLoss = iter, loss/float64(n)
+		if biggest < 1e-10 {
+			return lin, fit, nil
+		}
+	}
+	return lin, fit, fmt.Errorf("logistic: no convergence in %d Newton steps (try a larger alpha)", fit.Iterations)
+}
+
+// standardise is the first pass: each feature's mean and scale (1 for a constant feature),
+// the rows and the positive labels, every label checked to be 0 or 1.
+func standardise(p int, src RowSource) (*Linear, int64, float64, error) {
 	mean, m2 := make([]float64, p), make([]float64, p)
 	var n int64
 	var positives float64
@@ -44,15 +77,14 @@ func TrainLogistic(p int, alpha float64, src RowSource) (*Linear, LogisticFit, e
 		}
 	})
 	if err != nil {
-		return nil, fit, err
+		return nil, 0, 0, err
 	}
 	if badRow >= 0 {
-		return nil, fit, fmt.Errorf("logistic: labels must be 0 or 1; row %d has %g", badRow, badLabel)
+		return nil, 0, 0, fmt.Errorf("logistic: labels must be 0 or 1; row %d has %g", badRow, badLabel)
 	}
 	if n < 2 {
-		return nil, fit, fmt.Errorf("logistic: need at least 2 rows, got %d", n)
+		return nil, 0, 0, fmt.Errorf("logistic: need at least 2 rows, got %d", n)
 	}
-	fit.Rows = n
 	lin := &Linear{Coef: make([]float64, p), Means: mean, Scales: make([]float64, p)}
 	for j := range p {
 		lin.Scales[j] = math.Sqrt(m2[j] / float64(n))
@@ -60,66 +92,52 @@ func TrainLogistic(p int, alpha float64, src RowSource) (*Linear, LogisticFit, e
 			lin.Scales[j] = 1
 		}
 	}
-	rate := math.Min(math.Max(positives/float64(n), 1e-6), 1-1e-6)
-	lin.Intercept = math.Log(rate / (1 - rate))
+	return lin, n, positives, nil
+}
+
+// logisticGradient is one Newton pass: the penalised gradient g and Hessian h (row-major,
+// (p+1)^2, intercept first) of the log loss at lin, and the loss summed over the rows.
+func logisticGradient(lin *Linear, alpha float64, src RowSource) (g, h []float64, loss float64, err error) {
+	p := len(lin.Coef)
 	q := p + 1
 	z := make([]float64, q)
-	for iter := 1; iter <= 100; iter++ {
-		g := make([]float64, q)
-		h := make([]float64, q*q)
-		loss := 0.0
-		err := src(func(x []float64, y float64) {
-			z[0] = 1
-			for j := range p {
-				z[j+1] = (x[j] - lin.Means[j]) / lin.Scales[j]
-			}
-			m := lin.Intercept
-			for j, w := range lin.Coef {
-				m += w * z[j+1]
-			}
-			s := sigmoid(m)
-			loss += logLoss(s, y)
-			w := math.Max(s*(1-s), 1e-12)
-			r := s - y
-			for a := range q {
-				g[a] += r * z[a]
-				wa := w * z[a]
-				row := h[a*q : a*q+a+1]
-				for b := range row {
-					row[b] += wa * z[b]
-				}
-			}
-		})
-		if err != nil {
-			return nil, fit, err
-		}
-		for a := range q {
-			for b := 0; b < a; b++ {
-				h[b*q+a] = h[a*q+b]
-			}
-		}
-		for j := 1; j < q; j++ {
-			g[j] += alpha * lin.Coef[j-1]
-			h[j*q+j] += alpha
-		}
-		h[0] += 1e-12 // keeps a perfectly separated intercept solvable
-		step, err := choleskySolve(h, g, q)
-		if err != nil {
-			return nil, fit, fmt.Errorf("logistic: %w (try alpha > 0)", err)
-		}
-		biggest := 0.0
-		lin.Intercept -= step[0]
-		biggest = math.Abs(step[0])
+	g, h = make([]float64, q), make([]float64, q*q)
+	err = src(func(x []float64, y float64) {
+		z[0] = 1
 		for j := range p {
-			lin.Coef[j] -= step[j+1]
-			biggest = math.Max(biggest, math.Abs(step[j+1]))
+			z[j+1] = (x[j] - lin.Means[j]) / lin.Scales[j]
 		}
-		fit.Iterations, fit.LogLoss = iter, loss/float64(n)
-		if biggest < 1e-10 {
-			return lin, fit, nil
+		m := lin.Intercept
+		for j, w := range lin.Coef {
+			m += w * z[j+1]
+		}
+		s := sigmoid(m)
+		loss += logLoss(s, y)
+		w := math.Max(s*(1-s), 1e-12)
+		r := s - y
+		for a := range q {
+			g[a] += r * z[a]
+			wa := w * z[a]
+			row := h[a*q : a*q+a+1]
+			for b := range row {
+				row[b] += wa * z[b]
+			}
+		}
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for a := range q {
+		for b := 0; b < a; b++ {
+			h[b*q+a] = h[a*q+b]
 		}
 	}
-	return lin, fit, fmt.Errorf("logistic: no convergence in %d Newton steps (try a larger alpha)", fit.Iterations)
+	for j := 1; j < q; j++ {
+		g[j] += alpha * lin.Coef[j-1]
+		h[j*q+j] += alpha
+	}
+	h[0] += 1e-12 // keeps a perfectly separated intercept solvable
+	return g, h, loss, nil
 }
 
 // ColumnSource streams in-memory columns as a RowSource.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -192,35 +193,9 @@ func (r *Registry) claims(ctx context.Context, m string) ([]int, map[int]string,
 // registering again (an activity retry) gets its version back.
 func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, profile drift.Profile, predictions *drift.Profile, variants ...Variant) (Version, error) {
 	m := v.Model
-	nums, runs, err := r.claims(ctx, m)
+	n, err := r.claim(ctx, m, v.Lineage.RunID)
 	if err != nil {
 		return v, err
-	}
-	n := 0
-	for _, k := range nums {
-		if runs[k] == v.Lineage.RunID {
-			n = k
-		}
-	}
-	if n == 0 {
-		next := 1
-		if len(nums) > 0 {
-			next = nums[len(nums)-1] + 1
-		}
-		body, _ := json.Marshal(claim{RunID: v.Lineage.RunID})
-		for ; ; next++ {
-			_, err := r.Store.Put(ctx, claimKey(m, next), body, objstore.PutOptions{IfNoneMatch: true})
-			if err == nil {
-				n = next
-				break
-			}
-			if !errors.Is(err, objstore.ErrPreconditionFailed) {
-				return v, err
-			}
-			if err := ctx.Err(); err != nil {
-				return v, err
-			}
-		}
 	}
 	if existing, err := r.Version(ctx, m, n); err == nil {
 		return existing, nil
@@ -232,32 +207,9 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 		SHA256 string `json:"sha256"`
 	}
 	_ = json.Unmarshal(artifact, &env)
-	prof, err := json.Marshal(profile)
+	objects, err := r.versionObjects(&v, n, artifact, profile, predictions, variants)
 	if err != nil {
 		return v, err
-	}
-	objects := map[string][]byte{ArtifactKey(m, n): artifact, ProfileKey(m, n): prof}
-	if predictions != nil {
-		pp, err := json.Marshal(predictions)
-		if err != nil {
-			return v, err
-		}
-		objects[PredictionProfileKey(m, n)] = pp
-		v.PredictionProfileURI = r.Store.URI(PredictionProfileKey(m, n))
-	}
-	for _, vr := range variants {
-		if _, err := model.Unmarshal(vr.Artifact); err != nil {
-			return v, fmt.Errorf("variant %s: %w", vr.Name, err)
-		}
-		objects[VariantKey(m, n, vr.Name)] = vr.Artifact
-		if vr.Name == LossEstimator {
-			v.LossEstimatorURI = r.Store.URI(VariantKey(m, n, vr.Name))
-		}
-		if v.Quantization != nil && v.Quantization.Variant == vr.Name {
-			q := *v.Quantization
-			q.Key = VariantKey(m, n, vr.Name)
-			v.Quantization = &q
-		}
 	}
 	// Immutable objects: a retry finds them already there, with the same content.
 	for key, body := range objects {
@@ -286,6 +238,71 @@ func (r *Registry) Register(ctx context.Context, v Version, artifact []byte, pro
 		Actor: v.Lineage.CreatedBy, Action: "register", Model: m, Version: n, RunID: v.Lineage.RunID,
 		Details: map[string]any{"artifact": v.ArtifactURI, "metrics": v.Metrics}})
 	return v, err
+}
+
+// claim is the version number the run registers as: the one it claimed already (a retry),
+// or the next free one, taken by a conditional create (racing runs get distinct numbers).
+func (r *Registry) claim(ctx context.Context, m, runID string) (int, error) {
+	nums, runs, err := r.claims(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range slices.Backward(nums) { // the run's latest claim, if it has one
+		if runs[k] == runID {
+			return k, nil
+		}
+	}
+	next := 1
+	if len(nums) > 0 {
+		next = nums[len(nums)-1] + 1
+	}
+	body, _ := json.Marshal(claim{RunID: runID})
+	for ; ; next++ {
+		_, err := r.Store.Put(ctx, claimKey(m, next), body, objstore.PutOptions{IfNoneMatch: true})
+		if err == nil {
+			return next, nil
+		}
+		if !errors.Is(err, objstore.ErrPreconditionFailed) {
+			return 0, err
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// versionObjects are version n's immutable objects by key (artifact, profiles, variants, each
+// checked), and sets the URIs of v that name them.
+func (r *Registry) versionObjects(v *Version, n int, artifact []byte, profile drift.Profile, predictions *drift.Profile, variants []Variant) (map[string][]byte, error) {
+	m := v.Model
+	prof, err := json.Marshal(profile)
+	if err != nil {
+		return nil, err
+	}
+	objects := map[string][]byte{ArtifactKey(m, n): artifact, ProfileKey(m, n): prof}
+	if predictions != nil {
+		pp, err := json.Marshal(predictions)
+		if err != nil {
+			return nil, err
+		}
+		objects[PredictionProfileKey(m, n)] = pp
+		v.PredictionProfileURI = r.Store.URI(PredictionProfileKey(m, n))
+	}
+	for _, vr := range variants {
+		if _, err := model.Unmarshal(vr.Artifact); err != nil {
+			return nil, fmt.Errorf("variant %s: %w", vr.Name, err)
+		}
+		objects[VariantKey(m, n, vr.Name)] = vr.Artifact
+		if vr.Name == LossEstimator {
+			v.LossEstimatorURI = r.Store.URI(VariantKey(m, n, vr.Name))
+		}
+		if v.Quantization != nil && v.Quantization.Variant == vr.Name {
+			q := *v.Quantization
+			q.Key = VariantKey(m, n, vr.Name)
+			v.Quantization = &q
+		}
+	}
+	return objects, nil
 }
 
 // Version reads a complete version's metadata.

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/spec"
 )
 
 // MonitorWindowsPerRun is how many windows a monitor run takes before it continues as new
@@ -33,16 +34,7 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 	st := in
 	var last *pipeline.MonitorWindowResult
 	var lastAt time.Time
-	if err := workflow.SetQueryHandler(ctx, pipeline.QueryMonitor, func() (pipeline.MonitorStatus, error) {
-		out := pipeline.MonitorStatus{Model: model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs,
-			Reviews: st.Reviews, Partition: st.Partition}
-		if st.Review != nil {
-			r := *st.Review
-			r.Keys = nil
-			out.Review = &r
-		}
-		return out, nil
-	}); err != nil {
+	if err := workflow.SetQueryHandler(ctx, pipeline.QueryMonitor, func() (pipeline.MonitorStatus, error) { return monitorStatus(st, last, lastAt), nil }); err != nil {
 		return err
 	}
 	rv, err := newReviews(ctx, &st)
@@ -89,21 +81,8 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 		if res.FairnessBelowMin && st.Review == nil && workflow.GetVersion(ctx, "fairness-review", workflow.DefaultVersion, 1) >= 1 {
 			rv.open(res) // a human decides: accept, retrain or roll back
 		}
-		var reason string
-		switch {
-		case st.DriftedInARow >= sp.Monitoring.DriftWindows:
-			reason = fmt.Sprintf("live input drift in %d windows in a row (score %.3f): %s", st.DriftedInARow, res.DriftScore, res.Why)
-		case res.MAEBreach:
-			reason = fmt.Sprintf("live MAE %.3f over monitoring.max_live_mae %.3f on %d labels", res.LiveMAE, sp.Monitoring.MaxLiveMAE, res.Labelled)
-		case res.AccuracyBreach:
-			reason = fmt.Sprintf("live accuracy %.3f under monitoring.min_accuracy %.3f on %d labels", res.LiveAccuracy, sp.Monitoring.MinAccuracy, res.Labelled)
-		case res.EstimateBreach:
-			reason = fmt.Sprintf("estimated MAE %.3f (loss estimator, before labels) over monitoring.max_live_mae %.3f on %d requests",
-				res.EstimatedMAE, sp.Monitoring.MaxLiveMAE, res.Requests)
-		case res.EstimatedAccuracyBreach:
-			reason = fmt.Sprintf("estimated accuracy %.3f (CBPE, before labels) under monitoring.min_accuracy %.3f on %d requests",
-				res.EstimatedAccuracy, sp.Monitoring.MinAccuracy, res.Requests)
-		default:
+		reason := retrainReason(sp, st, res)
+		if reason == "" {
 			continue
 		}
 		run := startLoop(ctx, st, reason, res.ReportURI)
@@ -127,6 +106,38 @@ func MonitorWorkflowFunc(ctx workflow.Context, in pipeline.MonitorInput) error {
 		st.Review.Keys = nil // looked up again by the next run (the keys may rotate)
 	}
 	return workflow.NewContinueAsNewError(ctx, pipeline.MonitorWorkflow, st)
+}
+
+// monitorStatus is the monitor's query answer: its state and last window (no review keys).
+func monitorStatus(st pipeline.MonitorInput, last *pipeline.MonitorWindowResult, lastAt time.Time) pipeline.MonitorStatus {
+	out := pipeline.MonitorStatus{Model: st.Spec.Model, Windows: st.Windows, DriftedInARow: st.DriftedInARow, Last: last, LastAt: lastAt, Runs: st.Runs,
+		Reviews: st.Reviews, Partition: st.Partition}
+	if st.Review != nil {
+		r := *st.Review
+		r.Keys = nil
+		out.Review = &r
+	}
+	return out
+}
+
+// retrainReason says why a window starts the loop: drift in enough windows in a row, a live
+// (or estimated) error or accuracy over its threshold; "" when nothing does.
+func retrainReason(sp spec.Spec, st pipeline.MonitorInput, res pipeline.MonitorWindowResult) string {
+	switch {
+	case st.DriftedInARow >= sp.Monitoring.DriftWindows:
+		return fmt.Sprintf("live input drift in %d windows in a row (score %.3f): %s", st.DriftedInARow, res.DriftScore, res.Why)
+	case res.MAEBreach:
+		return fmt.Sprintf("live MAE %.3f over monitoring.max_live_mae %.3f on %d labels", res.LiveMAE, sp.Monitoring.MaxLiveMAE, res.Labelled)
+	case res.AccuracyBreach:
+		return fmt.Sprintf("live accuracy %.3f under monitoring.min_accuracy %.3f on %d labels", res.LiveAccuracy, sp.Monitoring.MinAccuracy, res.Labelled)
+	case res.EstimateBreach:
+		return fmt.Sprintf("estimated MAE %.3f (loss estimator, before labels) over monitoring.max_live_mae %.3f on %d requests",
+			res.EstimatedMAE, sp.Monitoring.MaxLiveMAE, res.Requests)
+	case res.EstimatedAccuracyBreach:
+		return fmt.Sprintf("estimated accuracy %.3f (CBPE, before labels) under monitoring.min_accuracy %.3f on %d requests",
+			res.EstimatedAccuracy, sp.Monitoring.MinAccuracy, res.Requests)
+	}
+	return ""
 }
 
 // waitWindow waits for the next window: the interval, or a closed partition signalled
