@@ -74,6 +74,8 @@ func (w *thriftWalker) count(n uint64, what string) (int, error) {
 	return int(n), nil
 }
 
+// value skips a value of compact-protocol type t, checking every size it declares against
+// the bytes left.
 func (w *thriftWalker) value(t byte, depth int) error {
 	if depth > maxDepth {
 		return errors.New("nested too deep")
@@ -104,77 +106,89 @@ func (w *thriftWalker) value(t byte, depth int) error {
 		w.pos += int(n)
 		return nil
 	case ctList, ctSet:
+		return w.list(depth)
+	case ctMap:
+		return w.mapValue(depth)
+	case ctStruct:
+		return w.structValue(depth)
+	}
+	return fmt.Errorf("unknown type %d", t)
+}
+
+func (w *thriftWalker) list(depth int) error {
+	h, err := w.byte()
+	if err != nil {
+		return err
+	}
+	size, elem := uint64(h>>4), h&0x0f
+	if size == 15 {
+		if size, err = w.varint(); err != nil {
+			return err
+		}
+	}
+	n, err := w.count(size, "list")
+	if err != nil {
+		return err
+	}
+	for range n {
+		if elem == ctTrue || elem == ctFalse {
+			if _, err := w.byte(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.value(elem, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *thriftWalker) mapValue(depth int) error {
+	size, err := w.varint()
+	if err != nil {
+		return err
+	}
+	n, err := w.count(size, "map")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	kv, err := w.byte()
+	if err != nil {
+		return err
+	}
+	for range n {
+		if err := w.value(kv>>4, depth+1); err != nil {
+			return err
+		}
+		if err := w.value(kv&0x0f, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *thriftWalker) structValue(depth int) error {
+	for {
 		h, err := w.byte()
 		if err != nil {
 			return err
 		}
-		size, elem := uint64(h>>4), h&0x0f
-		if size == 15 {
-			if size, err = w.varint(); err != nil {
-				return err
-			}
-		}
-		n, err := w.count(size, "list")
-		if err != nil {
-			return err
-		}
-		for range n {
-			if elem == ctTrue || elem == ctFalse {
-				if _, err := w.byte(); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := w.value(elem, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case ctMap:
-		size, err := w.varint()
-		if err != nil {
-			return err
-		}
-		n, err := w.count(size, "map")
-		if err != nil {
-			return err
-		}
-		if n == 0 {
+		if h == ctStop {
 			return nil
 		}
-		kv, err := w.byte()
-		if err != nil {
+		if h>>4 == 0 { // long form: the field id follows
+			if _, err := w.varint(); err != nil {
+				return err
+			}
+		}
+		if err := w.value(h&0x0f, depth+1); err != nil {
 			return err
 		}
-		for range n {
-			if err := w.value(kv>>4, depth+1); err != nil {
-				return err
-			}
-			if err := w.value(kv&0x0f, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case ctStruct:
-		for {
-			h, err := w.byte()
-			if err != nil {
-				return err
-			}
-			if h == ctStop {
-				return nil
-			}
-			if h>>4 == 0 { // long form: the field id follows
-				if _, err := w.varint(); err != nil {
-					return err
-				}
-			}
-			if err := w.value(h&0x0f, depth+1); err != nil {
-				return err
-			}
-		}
 	}
-	return fmt.Errorf("unknown type %d", t)
 }
 
 // maxPageBytes bounds a page's declared size (compressed or not): parquet-go allocates what a

@@ -260,7 +260,34 @@ func (r *avroReader) cell(s avro.Schema, want string) (cell, string) {
 	if ls, ok := s.(avro.LogicalTypeSchema); ok && ls.Logical() != nil {
 		logical = ls.Logical().Type()
 	}
-	mismatch := func() (cell, string) {
+	var c cell
+	var problem string
+	ok := true
+	switch got {
+	case avro.Null:
+		return cell{null: true}, ""
+	case avro.Boolean:
+		if ok = want == contract.TypeBool; ok {
+			c = r.boolean()
+		}
+	case avro.Int, avro.Long:
+		c, problem, ok = r.integer(got, logical, want)
+	case avro.Float, avro.Double:
+		if ok = want == contract.TypeDouble; ok {
+			c = r.float(got)
+		}
+	case avro.String:
+		if ok = want == contract.TypeString; ok {
+			c = cell{str: string(r.take(r.long(), "string"))}
+		}
+	case avro.Enum:
+		if ok = want == contract.TypeString; ok {
+			c = r.enum(s.(*avro.EnumSchema))
+		}
+	default:
+		ok = false
+	}
+	if !ok { // the value is skipped, the row refused with what was wanted
 		r.skip(s, 0)
 		name := string(got)
 		if logical != "" {
@@ -268,86 +295,77 @@ func (r *avroReader) cell(s avro.Schema, want string) (cell, string) {
 		}
 		return cell{}, fmt.Sprintf("want %s, got an Avro %s", wantWords(want), name)
 	}
-	switch got {
-	case avro.Null:
-		return cell{null: true}, ""
-	case avro.Boolean:
-		if want != contract.TypeBool {
-			return mismatch()
-		}
-		b := r.take(1, "boolean")
-		if r.err != "" {
-			return cell{}, ""
-		}
-		if b[0] > 1 {
-			r.i--
-			r.fail("boolean byte %d", b[0])
-			return cell{}, ""
-		}
-		return cell{num: float64(b[0])}, ""
-	case avro.Int, avro.Long:
-		num := r.long
-		if got == avro.Int {
-			num = r.int
-		}
-		switch {
-		case want == contract.TypeString && logical == avro.Date:
-			return cell{str: time.Unix(num()*86400, 0).UTC().Format(time.DateOnly)}, ""
-		case want == contract.TypeString && (logical == avro.TimestampMillis || logical == avro.TimestampMicros):
-			v := num()
-			t := time.UnixMicro(v).UTC()
-			if logical == avro.TimestampMillis {
-				t = time.UnixMilli(v).UTC()
-			}
-			return cell{str: t.Format(time.RFC3339Nano)}, ""
-		case want == contract.TypeInt || want == contract.TypeDouble:
-			if logical != "" {
-				return mismatch()
-			}
-			v := num()
-			if want == contract.TypeInt && r.err == "" && !contract.ExactInt(v) {
-				return cell{}, contract.InexactWords(v)
-			}
-			return cell{num: float64(v)}, ""
-		}
-		return mismatch()
-	case avro.Float, avro.Double:
-		if want != contract.TypeDouble {
-			return mismatch()
-		}
-		if got == avro.Float {
-			b := r.take(4, "float")
-			if r.err != "" {
-				return cell{}, ""
-			}
-			return cell{num: float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))}, ""
-		}
-		b := r.take(8, "double")
-		if r.err != "" {
-			return cell{}, ""
-		}
-		return cell{num: math.Float64frombits(binary.LittleEndian.Uint64(b))}, ""
-	case avro.String:
-		if want != contract.TypeString {
-			return mismatch()
-		}
-		b := r.take(r.long(), "string")
-		return cell{str: string(b)}, ""
-	case avro.Enum:
-		if want != contract.TypeString {
-			return mismatch()
-		}
-		k := r.int()
-		syms := s.(*avro.EnumSchema).Symbols()
-		if r.err == "" && (k < 0 || k >= int64(len(syms))) {
-			r.fail("enum symbol %d of %d", k, len(syms))
-		}
-		if r.err != "" {
-			return cell{}, ""
-		}
-		return cell{str: syms[k]}, ""
+	if r.err != "" {
+		return cell{}, ""
 	}
-	return mismatch()
+	return c, problem
+}
+
+func (r *avroReader) boolean() cell {
+	b := r.take(1, "boolean")
+	if r.err != "" {
+		return cell{}
+	}
+	if b[0] > 1 {
+		r.i--
+		r.fail("boolean byte %d", b[0])
+		return cell{}
+	}
+	return cell{num: float64(b[0])}
+}
+
+// integer reads an int or long: a date or timestamp (logical types) for a string column, a
+// plain integer for a number column; ok is false for any other pairing.
+func (r *avroReader) integer(got avro.Type, logical avro.LogicalType, want string) (c cell, problem string, ok bool) {
+	num := r.long
+	if got == avro.Int {
+		num = r.int
+	}
+	switch {
+	case want == contract.TypeString && logical == avro.Date:
+		return cell{str: time.Unix(num()*86400, 0).UTC().Format(time.DateOnly)}, "", true
+	case want == contract.TypeString && (logical == avro.TimestampMillis || logical == avro.TimestampMicros):
+		v := num()
+		t := time.UnixMicro(v).UTC()
+		if logical == avro.TimestampMillis {
+			t = time.UnixMilli(v).UTC()
+		}
+		return cell{str: t.Format(time.RFC3339Nano)}, "", true
+	case (want == contract.TypeInt || want == contract.TypeDouble) && logical == "":
+		v := num()
+		if want == contract.TypeInt && r.err == "" && !contract.ExactInt(v) {
+			return cell{}, contract.InexactWords(v), true
+		}
+		return cell{num: float64(v)}, "", true
+	}
+	return cell{}, "", false
+}
+
+func (r *avroReader) float(got avro.Type) cell {
+	if got == avro.Float {
+		b := r.take(4, "float")
+		if r.err != "" {
+			return cell{}
+		}
+		return cell{num: float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))}
+	}
+	b := r.take(8, "double")
+	if r.err != "" {
+		return cell{}
+	}
+	return cell{num: math.Float64frombits(binary.LittleEndian.Uint64(b))}
+}
+
+func (r *avroReader) enum(e *avro.EnumSchema) cell {
+	k := r.int()
+	syms := e.Symbols()
+	if r.err == "" && (k < 0 || k >= int64(len(syms))) {
+		r.fail("enum symbol %d of %d", k, len(syms))
+	}
+	if r.err != "" {
+		return cell{}
+	}
+	return cell{str: syms[k]}
 }
 
 func wantWords(t string) string {

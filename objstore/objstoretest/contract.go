@@ -17,14 +17,28 @@ import (
 func ContractTest(t *testing.T, b objstore.Bucket) {
 	t.Helper()
 	ctx := context.Background()
-	fail := func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
+	contractMissing(ctx, t, b)
+	o1 := contractCreateAndRead(ctx, t, b)
+	contractCompareAndSwap(ctx, t, b, o1)
+	contractListAndDelete(ctx, t, b)
+}
 
+// contractMissing: a missing key is objstore.ErrNotFound.
+func contractMissing(ctx context.Context, t *testing.T, b objstore.Bucket) {
+	t.Helper()
+	fail := func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
 	if _, _, err := b.Get(ctx, "contract/missing", objstore.GetOptions{}); !errors.Is(err, objstore.ErrNotFound) {
 		fail("get missing: want objstore.ErrNotFound, got %v", err)
 	}
 	if _, err := b.Head(ctx, "contract/missing"); !errors.Is(err, objstore.ErrNotFound) {
 		fail("head missing: want objstore.ErrNotFound, got %v", err)
 	}
+}
+
+// contractCreateAndRead: a create-once write, then reads whole, conditional and ranged.
+func contractCreateAndRead(ctx context.Context, t *testing.T, b objstore.Bucket) objstore.Object {
+	t.Helper()
+	fail := func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
 	o1, err := b.Put(ctx, "contract/a.txt", []byte("hello world"), objstore.PutOptions{IfNoneMatch: true})
 	if err != nil {
 		fail("create: %v", err)
@@ -59,6 +73,14 @@ func ContractTest(t *testing.T, b objstore.Bucket) {
 	if n, err := ra.ReadAt(buf, 6); n != 5 || string(buf) != "world" || (err != nil && err != io.EOF) {
 		fail("ReadAt: %d %q %v", n, buf, err)
 	}
+	return o1
+}
+
+// contractCompareAndSwap: a write conditional on the ETag; exactly one of many racing
+// compare-and-swap writers wins.
+func contractCompareAndSwap(ctx context.Context, t *testing.T, b objstore.Bucket, o1 objstore.Object) {
+	t.Helper()
+	fail := func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
 	if _, err := b.Put(ctx, "contract/a.txt", []byte("stale"), objstore.PutOptions{IfMatch: `"0000"`}); !errors.Is(err, objstore.ErrPreconditionFailed) {
 		fail("if-match wrong etag: want objstore.ErrPreconditionFailed, got %v", err)
 	}
@@ -69,7 +91,6 @@ func ContractTest(t *testing.T, b objstore.Bucket) {
 	if o2.ETag == o1.ETag {
 		fail("etag did not change on update")
 	}
-	// Exactly one of many racing compare-and-swap writers wins.
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 16 {
@@ -88,6 +109,12 @@ func ContractTest(t *testing.T, b objstore.Bucket) {
 	if wins.Load() != 1 {
 		fail("racing if-match writers: %d won, want exactly 1", wins.Load())
 	}
+}
+
+// contractListAndDelete: a listing is the prefix's keys in order; a deleted key is gone.
+func contractListAndDelete(ctx context.Context, t *testing.T, b objstore.Bucket) {
+	t.Helper()
+	fail := func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
 	for _, k := range []string{"contract/list/b", "contract/list/a", "contract/list/c", "contract/listx"} {
 		if _, err := b.Put(ctx, k, []byte(k), objstore.PutOptions{}); err != nil {
 			fail("put %s: %v", k, err)
