@@ -49,61 +49,11 @@ type Match struct {
 // O((n + m) log(n + m)). At most 2^31 rows a side.
 func AsOf(entities []EntityRow, rows []FeatureRow, lookback time.Duration) []Match {
 	out := make([]Match, len(entities))
-	// Keys become small ids (one map for both sides), so sorting compares integers.
-	ids := make(map[string]int32, 1024)
-	id := func(k string) int32 {
-		v, ok := ids[k]
-		if !ok {
-			v = int32(len(ids))
-			ids[k] = v
-		}
-		return v
-	}
-	type ord struct {
-		key   int32
-		idx   int32
-		time  int64
-		event int64 // feature rows: the event (time is the created time)
-	}
-	byKeyTime := func(a, b ord) int {
-		if c := cmp.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.time, b.time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.idx, b.idx) // stable
-	}
-	eo := make([]ord, len(entities))
-	for i, e := range entities {
-		eo[i] = ord{id(e.Key), int32(i), e.At, 0}
-	}
-	// Feature rows of keys no entity asks for are never read.
-	fo := make([]ord, 0, len(rows))
-	for i, r := range rows {
-		if k, ok := ids[r.Key]; ok {
-			fo = append(fo, ord{k, int32(i), r.Created, r.Event}) // in the order they become known
-		}
-	}
-	slices.SortFunc(eo, byKeyTime)
-	slices.SortFunc(fo, byKeyTime)
+	eo, fo := asofOrders(entities, rows)
 	back := lookback.Microseconds()
 	// The current key's rows known so far, ordered by (event, created, index); the times are
 	// copied in so the searches stay in this small slice.
-	type kn struct {
-		event, created int64
-		idx            int32
-	}
-	var known []kn
-	less := func(x, y kn) int {
-		if c := cmp.Compare(x.event, y.event); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.created, y.created); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.idx, y.idx)
-	}
+	var known []asofKnown
 	f := 0
 	for e := 0; e < len(eo); {
 		key := eo[e].key
@@ -114,13 +64,7 @@ func AsOf(entities []EntityRow, rows []FeatureRow, lookback time.Duration) []Mat
 		for ; e < len(eo) && eo[e].key == key; e++ {
 			at := eo[e].time
 			for f < len(fo) && fo[f].key == key && fo[f].time <= at {
-				k := kn{fo[f].event, fo[f].time, fo[f].idx}
-				if n := len(known); n == 0 || less(known[n-1], k) < 0 {
-					known = append(known, k) // the usual case: rows arrive in event order
-				} else {
-					i, _ := slices.BinarySearchFunc(known, k, less)
-					known = slices.Insert(known, i, k)
-				}
+				known = addKnown(known, asofKnown{fo[f].event, fo[f].time, fo[f].idx})
 				f++
 			}
 			// The last known row with event <= at.
@@ -139,6 +83,74 @@ func AsOf(entities []EntityRow, rows []FeatureRow, lookback time.Duration) []Mat
 		}
 	}
 	return out
+}
+
+// asofOrd is a row of either side in the join's order: by key (interned), then time (an
+// entity row's time, a feature row's created time), then position.
+type asofOrd struct {
+	key   int32
+	idx   int32
+	time  int64
+	event int64 // feature rows: the event (time is the created time)
+}
+
+func byKeyTime(a, b asofOrd) int {
+	if c := cmp.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.time, b.time); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.idx, b.idx) // stable
+}
+
+// asofOrders are both sides sorted by key and time, keys made small ids (one map for both
+// sides) so sorting compares integers. Feature rows of keys no entity asks for are left out.
+func asofOrders(entities []EntityRow, rows []FeatureRow) (eo, fo []asofOrd) {
+	ids := make(map[string]int32, 1024)
+	eo = make([]asofOrd, len(entities))
+	for i, e := range entities {
+		v, ok := ids[e.Key]
+		if !ok {
+			v = int32(len(ids))
+			ids[e.Key] = v
+		}
+		eo[i] = asofOrd{v, int32(i), e.At, 0}
+	}
+	fo = make([]asofOrd, 0, len(rows))
+	for i, r := range rows {
+		if k, ok := ids[r.Key]; ok {
+			fo = append(fo, asofOrd{k, int32(i), r.Created, r.Event}) // in the order they become known
+		}
+	}
+	slices.SortFunc(eo, byKeyTime)
+	slices.SortFunc(fo, byKeyTime)
+	return eo, fo
+}
+
+// asofKnown is a feature row known by an entity row's time.
+type asofKnown struct {
+	event, created int64
+	idx            int32
+}
+
+func knownLess(x, y asofKnown) int {
+	if c := cmp.Compare(x.event, y.event); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.created, y.created); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.idx, y.idx)
+}
+
+// addKnown adds k to the known rows in (event, created, index) order.
+func addKnown(known []asofKnown, k asofKnown) []asofKnown {
+	if n := len(known); n == 0 || knownLess(known[n-1], k) < 0 {
+		return append(known, k) // the usual case: rows arrive in event order
+	}
+	i, _ := slices.BinarySearchFunc(known, k, knownLess)
+	return slices.Insert(known, i, k)
 }
 
 // Micros converts a time to the join's Unix microseconds.

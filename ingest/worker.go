@@ -103,24 +103,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(w.Spec.Brokers...),
-		kgo.ConsumerGroup(w.Spec.Group),
-		kgo.ConsumeTopics(w.Spec.Topics...),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.SessionTimeout(w.Spec.SessionTimeout.Duration),
-		kgo.HeartbeatInterval(max(w.Spec.SessionTimeout.Duration/5, 100*time.Millisecond)),
-		kgo.RebalanceTimeout(w.Spec.SessionTimeout.Duration + 20*time.Second),
-		kgo.OnPartitionsRevoked(w.drop),
-		kgo.OnPartitionsLost(w.drop),
-	}, w.ClientOpts...)
-	if w.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(w.InstanceID))
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(w.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -152,29 +135,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				w.Log.Warn("fetch", "topic", t, "partition", p, "error", err)
-			}
-		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if ferr != nil {
-				return
-			}
-			for _, r := range p.Records {
-				if ferr = w.handle(ctx, r); ferr != nil {
-					return
-				}
-			}
-			w.lag(p)
-		})
-		if ferr == nil {
-			ferr = w.flushIdle(ctx)
-		}
-		if ferr == nil {
-			ferr = w.failed()
-		}
+		ferr := w.take(ctx, fetches)
 		if ferr != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -191,6 +152,58 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.commit(ctx)
 		cl.AllowRebalance()
 	}
+}
+
+// take handles a poll's records in order, partition by partition, then flushes what has
+// been idle and reports a write that failed.
+func (w *Worker) take(ctx context.Context, fetches kgo.Fetches) error {
+	var ferr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			w.Log.Warn("fetch", "topic", t, "partition", p, "error", err)
+		}
+	})
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if ferr != nil {
+			return
+		}
+		for _, r := range p.Records {
+			if ferr = w.handle(ctx, r); ferr != nil {
+				return
+			}
+		}
+		w.lag(p)
+	})
+	if ferr == nil {
+		ferr = w.flushIdle(ctx)
+	}
+	if ferr == nil {
+		ferr = w.failed()
+	}
+	return ferr
+}
+
+// clientOpts are the consumer's options: a group member that commits by hand (after the
+// records it took are durable) and holds rebalances off while it handles a poll.
+func (w *Worker) clientOpts() []kgo.Opt {
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(w.Spec.Brokers...),
+		kgo.ConsumerGroup(w.Spec.Group),
+		kgo.ConsumeTopics(w.Spec.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.SessionTimeout(w.Spec.SessionTimeout.Duration),
+		kgo.HeartbeatInterval(max(w.Spec.SessionTimeout.Duration/5, 100*time.Millisecond)),
+		kgo.RebalanceTimeout(w.Spec.SessionTimeout.Duration + 20*time.Second),
+		kgo.OnPartitionsRevoked(w.drop),
+		kgo.OnPartitionsLost(w.drop),
+	}, w.ClientOpts...)
+	if w.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(w.InstanceID))
+	}
+	return opts
 }
 
 func (w *Worker) setup(ctx context.Context) error {

@@ -126,34 +126,23 @@ func (f *FeatureFiller) init(m *Metrics) error {
 	return nil
 }
 
-// Fill sets the service's features that the served models use (uses) and each row lacks.
-// It returns their provenance (for the prediction log's features column) and, when some fell
-// back to their defaults, a note saying which and why (the log's fallback column).
-func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string) bool, rows []map[string]float64, attrs map[string]string) (string, *predlog.FeatureProvenance, error) {
-	st := f.current(ctx)
-	if st == nil {
-		return "", nil, nil // no definitions applied yet: the request is checked as it came
-	}
-	missing := false
-	for _, r := range rows {
-		for _, n := range st.names {
-			if _, ok := r[n]; !ok && uses(n) {
-				missing = true
-			}
-		}
-	}
-	if !missing {
-		return "", nil, nil
-	}
+// entityKey is the entity's key from the request's attributes, in the entity's key order.
+func (f *FeatureFiller) entityKey(attrs map[string]string) (string, error) {
 	parts := make([]string, len(f.Keys))
 	for i, k := range f.Keys {
 		v, ok := attrs[k]
 		if !ok || v == "" {
-			return "", nil, fmt.Errorf("attributes.%s is needed to read the features of %s from the online store", k, f.Service)
+			return "", fmt.Errorf("attributes.%s is needed to read the features of %s from the online store", k, f.Service)
 		}
 		parts[i] = v
 	}
-	key := strings.Join(parts, "|")
+	return strings.Join(parts, "|"), nil
+}
+
+// read reads the service's vector for key through the circuit breaker, within the timeout.
+// A failed read is a vector of missing values saying why; result is the enrichment metric's
+// result label (ok, store_timeout, store_circuit_open, store_error).
+func (f *FeatureFiller) read(ctx context.Context, st *fillerState, key string) (features.Vector, string) {
 	vec, err := f.breaker.Execute(func() (features.Vector, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.Timeout)
 		defer cancel()
@@ -173,22 +162,48 @@ func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string
 			return features.Vector{}, ctx.Err()
 		}
 	})
-	result := "ok"
-	if err != nil {
-		reason := "error"
-		switch {
-		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-			reason = "circuit_open"
-		case isTimeout(err):
-			reason = "timeout"
-		}
-		result = "store_" + reason
-		why := "online store failed (" + reason + ")"
-		vec = features.Vector{Values: make([]float64, len(st.names)), Missing: make([]string, len(st.names)), Age: make([]time.Duration, len(st.names))}
-		for i := range st.names {
-			vec.Values[i], vec.Missing[i] = math.NaN(), why
+	if err == nil {
+		return vec, "ok"
+	}
+	reason := "error"
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		reason = "circuit_open"
+	case isTimeout(err):
+		reason = "timeout"
+	}
+	why := "online store failed (" + reason + ")"
+	vec = features.Vector{Values: make([]float64, len(st.names)), Missing: make([]string, len(st.names)), Age: make([]time.Duration, len(st.names))}
+	for i := range st.names {
+		vec.Values[i], vec.Missing[i] = math.NaN(), why
+	}
+	return vec, "store_" + reason
+}
+
+// Fill sets the service's features that the served models use (uses) and each row lacks.
+// It returns their provenance (for the prediction log's features column) and, when some fell
+// back to their defaults, a note saying which and why (the log's fallback column).
+func (f *FeatureFiller) Fill(ctx context.Context, model string, uses func(string) bool, rows []map[string]float64, attrs map[string]string) (string, *predlog.FeatureProvenance, error) {
+	st := f.current(ctx)
+	if st == nil {
+		return "", nil, nil // no definitions applied yet: the request is checked as it came
+	}
+	missing := false
+	for _, r := range rows {
+		for _, n := range st.names {
+			if _, ok := r[n]; !ok && uses(n) {
+				missing = true
+			}
 		}
 	}
+	if !missing {
+		return "", nil, nil
+	}
+	key, err := f.entityKey(attrs)
+	if err != nil {
+		return "", nil, err
+	}
+	vec, result := f.read(ctx, st, key)
 	var notes []string
 	served, used, oldest := 0, 0, time.Duration(0)
 	for i, n := range st.names {
