@@ -146,33 +146,9 @@ func (s *Server) dashboardPage(q *req) (string, view, error) {
 		}
 		p.Model, selected = m, []string{m}
 	}
-	p.Range = strings.TrimPrefix(board.From, "now-")
-	if r := q.URL.Query().Get("range"); r != "" {
-		p.Range = r
-	}
-	rng, ok := rangeOf[p.Range]
-	if !ok && q.URL.Query().Get("range") != "" {
-		return "", view{}, &httpError{http.StatusBadRequest, fmt.Sprintf("range %q: want one of %s", p.Range, strings.Join(ranges, ", "))}
-	}
-	if !ok { // the dashboard's own default is not one the console offers
-		p.Range, rng = defaultRng, rangeOf[defaultRng]
-	}
-	p.To = time.Now().UTC().Truncate(time.Second)
-	if e := q.URL.Query().Get("end"); e != "" {
-		if p.To, err = time.Parse(time.RFC3339, e); err != nil {
-			return "", view{}, &httpError{http.StatusBadRequest, fmt.Sprintf("end %q: want an RFC 3339 time (2026-12-02T05:00:00Z)", e)}
-		}
-		p.To = p.To.UTC()
-	}
-	if f := q.URL.Query().Get("from"); f != "" { // an absolute window (an incident): from .. end
-		from, err := time.Parse(time.RFC3339, f)
-		if err != nil {
-			return "", view{}, &httpError{http.StatusBadRequest, fmt.Sprintf("from %q: want an RFC 3339 time (2026-12-02T04:00:00Z)", f)}
-		}
-		if rng = p.To.Sub(from); rng <= 0 || rng > rangeOf[ranges[len(ranges)-1]] {
-			return "", view{}, &httpError{http.StatusBadRequest, fmt.Sprintf("from %s .. end %s: want a window of at most %s that ends after it starts", f, p.To.Format(time.RFC3339), ranges[len(ranges)-1])}
-		}
-		p.Range = ""
+	rng, err := p.timeRange(q, board.From)
+	if err != nil {
+		return "", view{}, err
 	}
 	p.Step = max(time.Second, (rng / points).Truncate(time.Second))
 	p.From = p.To.Add(-rng)
@@ -190,6 +166,42 @@ func (s *Server) dashboardPage(q *req) (string, view, error) {
 		title += " · " + p.Model
 	}
 	return "dashboard.html", view{Title: title, Crumb: []link{{"models", "/"}, {"dashboards", "/dashboards"}}, Data: p}, nil
+}
+
+// timeRange reads the page's time range from the query (range, or from .. end; the board's
+// own default, boardFrom, otherwise) and sets the page's range and end; it returns the range's
+// length. A bad value is a 400 naming it.
+func (p *dashboardPage) timeRange(q *req, boardFrom string) (time.Duration, error) {
+	p.Range = strings.TrimPrefix(boardFrom, "now-")
+	if r := q.URL.Query().Get("range"); r != "" {
+		p.Range = r
+	}
+	rng, ok := rangeOf[p.Range]
+	if !ok && q.URL.Query().Get("range") != "" {
+		return 0, &httpError{http.StatusBadRequest, fmt.Sprintf("range %q: want one of %s", p.Range, strings.Join(ranges, ", "))}
+	}
+	if !ok { // the dashboard's own default is not one the console offers
+		p.Range, rng = defaultRng, rangeOf[defaultRng]
+	}
+	p.To = time.Now().UTC().Truncate(time.Second)
+	if e := q.URL.Query().Get("end"); e != "" {
+		var err error
+		if p.To, err = time.Parse(time.RFC3339, e); err != nil {
+			return 0, &httpError{http.StatusBadRequest, fmt.Sprintf("end %q: want an RFC 3339 time (2026-12-02T05:00:00Z)", e)}
+		}
+		p.To = p.To.UTC()
+	}
+	if f := q.URL.Query().Get("from"); f != "" { // an absolute window (an incident): from .. end
+		from, err := time.Parse(time.RFC3339, f)
+		if err != nil {
+			return 0, &httpError{http.StatusBadRequest, fmt.Sprintf("from %q: want an RFC 3339 time (2026-12-02T04:00:00Z)", f)}
+		}
+		if rng = p.To.Sub(from); rng <= 0 || rng > rangeOf[ranges[len(ranges)-1]] {
+			return 0, &httpError{http.StatusBadRequest, fmt.Sprintf("from %s .. end %s: want a window of at most %s that ends after it starts", f, p.To.Format(time.RFC3339), ranges[len(ranges)-1])}
+		}
+		p.Range = ""
+	}
+	return rng, nil
 }
 
 // panel asks Prometheus each of the panel's queries and draws the answer. The RBAC holds on
@@ -210,36 +222,7 @@ func (s *Server) panel(q *req, pn dashboards.Panel, p dashboardPage, models stri
 		pv.Unit = "ms"
 	}
 	n := int(p.To.Sub(p.From)/p.Step) + 1
-	var all []named
-	for _, t := range pn.Targets {
-		got, err := s.Metrics.QueryRange(q.Context(), dashboards.WithModels(t.Expr, models), p.From, p.To, p.Step)
-		if err != nil {
-			pv.Errors = append(pv.Errors, fmt.Sprintf("query %s: %v", t.RefID, err))
-			continue
-		}
-		for _, ser := range got {
-			if m, ok := ser.Labels["model"]; ok && !allowed[m] {
-				continue
-			}
-			if _, ok := ser.Labels["model"]; !ok && !everyModel {
-				pv.FleetHidden = true
-				continue
-			}
-			vals := make([]float64, n)
-			for i := range vals {
-				vals[i] = math.NaN()
-			}
-			last := math.NaN()
-			for _, pt := range ser.Points {
-				i := int(math.Round(float64(pt.T.Sub(p.From)) / float64(p.Step)))
-				if i >= 0 && i < n {
-					vals[i] = pt.V * scale
-					last = pt.V * scale
-				}
-			}
-			all = append(all, named{dashboards.Legend(t.Legend, ser.Labels), vals, last})
-		}
-	}
+	all := s.panelSeries(q, pn, p, models, allowed, everyModel, scale, &pv)
 	sort.SliceStable(all, func(i, j int) bool { return all[i].name < all[j].name })
 	if pv.Unit == "s" && below(all, 1) { // latencies: milliseconds read better than 0.000375 s
 		pv.Unit = "ms"
@@ -282,6 +265,44 @@ func (s *Server) panel(q *req, pn dashboards.Panel, p dashboardPage, models stri
 	pv.Chart = Lines(pn.Title, cats, series)
 	pv.Chart.Legend = nil // drawn under the chart, as a list: a panel can have many series
 	return pv
+}
+
+// panelSeries queries the panel's targets over the page's range and returns each series the
+// viewer may see (their models', and the fleet's for a viewer of every model) on the page's
+// steps; a query's error is shown on the panel.
+func (s *Server) panelSeries(q *req, pn dashboards.Panel, p dashboardPage, models string, allowed map[string]bool, everyModel bool, scale float64, pv *panelView) []named {
+	n := int(p.To.Sub(p.From)/p.Step) + 1
+	var all []named
+	for _, t := range pn.Targets {
+		got, err := s.Metrics.QueryRange(q.Context(), dashboards.WithModels(t.Expr, models), p.From, p.To, p.Step)
+		if err != nil {
+			pv.Errors = append(pv.Errors, fmt.Sprintf("query %s: %v", t.RefID, err))
+			continue
+		}
+		for _, ser := range got {
+			if m, ok := ser.Labels["model"]; ok && !allowed[m] {
+				continue
+			}
+			if _, ok := ser.Labels["model"]; !ok && !everyModel {
+				pv.FleetHidden = true
+				continue
+			}
+			vals := make([]float64, n)
+			for i := range vals {
+				vals[i] = math.NaN()
+			}
+			last := math.NaN()
+			for _, pt := range ser.Points {
+				i := int(math.Round(float64(pt.T.Sub(p.From)) / float64(p.Step)))
+				if i >= 0 && i < n {
+					vals[i] = pt.V * scale
+					last = pt.V * scale
+				}
+			}
+			all = append(all, named{dashboards.Legend(t.Legend, ser.Labels), vals, last})
+		}
+	}
+	return all
 }
 
 // below reports whether the series have a finite value and every one is under limit in

@@ -88,41 +88,9 @@ func LoadXGBoostJSON(data []byte, features []string, target string) (*Model, err
 	}
 	e.BaseScore = float64(float32(base))
 	for k, xt := range l.Booster.Model.Trees {
-		n := len(xt.Left)
-		if len(xt.Right) != n || len(xt.Split) != n || len(xt.Conditions) != n || len(xt.Default) != n || len(xt.Hessian) != n {
-			return nil, fmt.Errorf("%w: XGBoost tree %d: node arrays of different lengths", ErrBadArtifact, k)
-		}
-		t := Tree{Feature: make([]int32, n), Threshold: make([]float64, n), DefaultLeft: make([]bool, n), Left: make([]int32, n),
-			Right: make([]int32, n), Value: make([]float64, n), Cover: make([]float64, n)}
-		for i := range n {
-			if len(xt.SplitType) == n && xt.SplitType[i] != 0 {
-				return nil, fmt.Errorf("%w: XGBoost tree %d node %d is a categorical split; not supported", ErrBadArtifact, k, i)
-			}
-			t.Cover[i] = xt.Hessian[i]
-			if xt.Left[i] < 0 {
-				t.Left[i], t.Right[i], t.Feature[i] = -1, -1, -1
-				t.Value[i] = xt.Conditions[i]
-				continue
-			}
-			t.Left[i], t.Right[i], t.Feature[i] = xt.Left[i], xt.Right[i], xt.Split[i]
-			t.DefaultLeft[i] = xt.Default[i] != 0
-			// float32(x) < c  <=>  float32(x) <= the float32 just below c.
-			c := float32(xt.Conditions[i])
-			t.Threshold[i] = float64(math.Nextafter32(c, float32(math.Inf(-1))))
-		}
-		// XGBoost stores hessian sums rounded to float32, so children need not add up to
-		// their parent; explanations are exact only when they do. Leaves keep their cover,
-		// internal nodes get their children's sum.
-		var sum func(i int32, depth int) float64
-		sum = func(i int32, depth int) float64 {
-			if t.Left[i] < 0 || depth > maxPath || int(t.Left[i]) >= n || int(t.Right[i]) >= n || t.Right[i] < 0 {
-				return t.Cover[i]
-			}
-			t.Cover[i] = sum(t.Left[i], depth+1) + sum(t.Right[i], depth+1)
-			return t.Cover[i]
-		}
-		if n > 0 {
-			sum(0, 0)
+		t, err := xt.tree(k)
+		if err != nil {
+			return nil, err
 		}
 		e.Trees = append(e.Trees, t)
 	}
@@ -136,6 +104,48 @@ func LoadXGBoostJSON(data []byte, features []string, target string) (*Model, err
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	return m, nil
+}
+
+// tree is XGBoost tree k as a Tree: its thresholds made inclusive, each internal node's
+// cover the sum of its children's.
+func (xt *xgbTree) tree(k int) (Tree, error) {
+	n := len(xt.Left)
+	if len(xt.Right) != n || len(xt.Split) != n || len(xt.Conditions) != n || len(xt.Default) != n || len(xt.Hessian) != n {
+		return Tree{}, fmt.Errorf("%w: XGBoost tree %d: node arrays of different lengths", ErrBadArtifact, k)
+	}
+	t := Tree{Feature: make([]int32, n), Threshold: make([]float64, n), DefaultLeft: make([]bool, n), Left: make([]int32, n),
+		Right: make([]int32, n), Value: make([]float64, n), Cover: make([]float64, n)}
+	for i := range n {
+		if len(xt.SplitType) == n && xt.SplitType[i] != 0 {
+			return Tree{}, fmt.Errorf("%w: XGBoost tree %d node %d is a categorical split; not supported", ErrBadArtifact, k, i)
+		}
+		t.Cover[i] = xt.Hessian[i]
+		if xt.Left[i] < 0 {
+			t.Left[i], t.Right[i], t.Feature[i] = -1, -1, -1
+			t.Value[i] = xt.Conditions[i]
+			continue
+		}
+		t.Left[i], t.Right[i], t.Feature[i] = xt.Left[i], xt.Right[i], xt.Split[i]
+		t.DefaultLeft[i] = xt.Default[i] != 0
+		// float32(x) < c  <=>  float32(x) <= the float32 just below c.
+		c := float32(xt.Conditions[i])
+		t.Threshold[i] = float64(math.Nextafter32(c, float32(math.Inf(-1))))
+	}
+	// XGBoost stores hessian sums rounded to float32, so children need not add up to
+	// their parent; explanations are exact only when they do. Leaves keep their cover,
+	// internal nodes get their children's sum.
+	var sum func(i int32, depth int) float64
+	sum = func(i int32, depth int) float64 {
+		if t.Left[i] < 0 || depth > maxPath || int(t.Left[i]) >= n || int(t.Right[i]) >= n || t.Right[i] < 0 {
+			return t.Cover[i]
+		}
+		t.Cover[i] = sum(t.Left[i], depth+1) + sum(t.Right[i], depth+1)
+		return t.Cover[i]
+	}
+	if n > 0 {
+		sum(0, 0)
+	}
+	return t, nil
 }
 
 // float32Margin sums leaves in float32 in tree order, as XGBoost's predictor does.
