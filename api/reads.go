@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,6 +232,38 @@ func present(v float64) *float64 {
 	return &v
 }
 
+// onlineVector is the service's vector from the API's online store.
+func (s *Server) onlineVector(ctx context.Context, defs features.Repo, service, key string, at time.Time) (FeatureVector, error) {
+	vec, err := features.ReadService(ctx, s.Online, defs, service, key, at)
+	if err != nil {
+		return FeatureVector{}, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "online", Names: vec.Names, EventTimes: vec.Event, Missing: vec.Missing}
+	for _, v := range vec.Values {
+		out.Values = append(out.Values, present(v))
+	}
+	return out, nil
+}
+
+// offlineVector is the service's vector as of at, point in time, from the model's dataset
+// (the 90 days before at).
+func (s *Server) offlineVector(ctx context.Context, sp spec.Spec, defs features.Repo, service, key string, at time.Time) (FeatureVector, error) {
+	snap, err := dataset.TakeSnapshot(ctx, s.Registry.Store, sp.Dataset.Name, "features-get", at.AddDate(0, 0, -90), at)
+	if err != nil {
+		return FeatureVector{}, err
+	}
+	ts, err := features.Retrieve(ctx, s.Registry.Store, defs, service, map[string]contract.Contract{sp.Dataset.Name: sp.Contract},
+		map[string]dataset.Snapshot{sp.Dataset.Name: snap}, []features.EntityRow{{Key: key, At: at.UnixMicro()}})
+	if err != nil {
+		return FeatureVector{}, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "offline", Names: ts.Names, Views: ts.Views, Events: ts.Events[0]}
+	for _, v := range ts.Vectors[0] {
+		out.Values = append(out.Values, present(v))
+	}
+	return out, nil
+}
+
 // featureVector answers a service's vector as of a time, from the applied definitions and
 // the model's dataset (view on the model, and read_dataset when its registered contract has
 // personal data; the repository must be the model group's).
@@ -286,33 +319,15 @@ func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
 	case !c.owns(applied.Owner, repo):
 		return
 	}
+	var out FeatureVector
 	if source == "online" {
-		vec, err := features.ReadService(r.Context(), s.Online, defs, service, key, at)
-		if err != nil {
-			c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
-			return
-		}
-		out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "online", Names: vec.Names, EventTimes: vec.Event, Missing: vec.Missing}
-		for _, v := range vec.Values {
-			out.Values = append(out.Values, present(v))
-		}
-		c.done(out)
-		return
+		out, err = s.onlineVector(r.Context(), defs, service, key, at)
+	} else {
+		out, err = s.offlineVector(r.Context(), sp, defs, service, key, at)
 	}
-	snap, err := dataset.TakeSnapshot(r.Context(), s.Registry.Store, sp.Dataset.Name, "features-get", at.AddDate(0, 0, -90), at)
 	if err != nil {
 		c.fail(err)
 		return
-	}
-	ts, err := features.Retrieve(r.Context(), s.Registry.Store, defs, service, map[string]contract.Contract{sp.Dataset.Name: sp.Contract},
-		map[string]dataset.Snapshot{sp.Dataset.Name: snap}, []features.EntityRow{{Key: key, At: at.UnixMicro()}})
-	if err != nil {
-		c.fail(fmt.Errorf("%w: %v", errBadRequest, err))
-		return
-	}
-	out := FeatureVector{Service: service, Key: key, AsOf: at, Source: "offline", Names: ts.Names, Views: ts.Views, Events: ts.Events[0]}
-	for _, v := range ts.Vectors[0] {
-		out.Values = append(out.Values, present(v))
 	}
 	c.done(out)
 }

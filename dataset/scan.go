@@ -196,39 +196,11 @@ func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 			read += rg.NumRows()
 			continue
 		}
-		batch := &Batch{File: f.Key, FileIndex: fileIndex, Date: f.Date, RowGroup: rgi, FirstRow: read,
-			RowKey0: rowKey0 + uint64(read), Cols: map[string]*ColumnData{}}
-		// One ranged GET for the contract's column chunks of this row group (they are
-		// contiguous in the file), instead of one per page.
-		// The page headers of every chunk are checked first (checkPages): parquet-go allocates
-		// what a header declares.
-		lo, hi, ok := chunkSpan(pf, rgi, idx, obj.Size)
-		if !ok {
-			return read, dataErr(f.Key, "", -1, "row group %d: its column chunks are not inside the file's %d bytes (or span over 256 MiB)", rgi, obj.Size)
+		batch, err := readRowGroup(b, pf, wr, obj.Size, f, c, idx, rgi)
+		if err != nil {
+			return read, err
 		}
-		if err := wr.prefetch(lo, hi-lo); err != nil {
-			return read, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
-		}
-		for i, col := range c.Columns {
-			start, end := chunkRange(pf, rgi, idx[i])
-			if err := checkPages(wr.data[start-lo : end-lo]); err != nil {
-				return read, dataErr(f.Key, col.Name, -1, "row group %d: %v", rgi, err)
-			}
-		}
-		chunks := rg.ColumnChunks()
-		for i, col := range c.Columns {
-			d, err := readColumn(chunks[idx[i]], col.Type, rg.NumRows())
-			if err != nil {
-				return read, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
-			}
-			batch.Cols[col.Name] = d
-		}
-		batch.Rows = len(batch.Cols[c.Columns[0].Name].Null)
-		for _, col := range c.Columns {
-			if n := len(batch.Cols[col.Name].Null); n != batch.Rows {
-				return read, dataErr(f.Key, col.Name, -1, "row group %d has %d values, column %s has %d", rgi, n, c.Columns[0].Name, batch.Rows)
-			}
-		}
+		batch.FileIndex, batch.FirstRow, batch.RowKey0 = fileIndex, read, rowKey0+uint64(read)
 		checkRows(batch, c, allowed, keyCols, seenKeys)
 		read += int64(batch.Rows)
 		if skip {
@@ -242,6 +214,46 @@ func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		return read, dataErr(f.Key, "", -1, "read %d rows, the footer said %d", read, f.Rows)
 	}
 	return read, nil
+}
+
+// readRowGroup reads row group rgi's contract columns (idx: their leaf columns) into a batch:
+// one ranged GET for the columns' chunks, every page header checked before parquet-go reads
+// it, every column of the same length.
+func readRowGroup(b objstore.Bucket, pf *parquet.File, wr *windowReader, size int64, f File, c contract.Contract, idx []int, rgi int) (*Batch, error) {
+	rg := pf.RowGroups()[rgi]
+	batch := &Batch{File: f.Key, Date: f.Date, RowGroup: rgi, Cols: map[string]*ColumnData{}}
+	// One ranged GET for the contract's column chunks of this row group (they are
+	// contiguous in the file), instead of one per page.
+	// The page headers of every chunk are checked first (checkPages): parquet-go allocates
+	// what a header declares.
+	lo, hi, ok := chunkSpan(pf, rgi, idx, size)
+	if !ok {
+		return nil, dataErr(f.Key, "", -1, "row group %d: its column chunks are not inside the file's %d bytes (or span over 256 MiB)", rgi, size)
+	}
+	if err := wr.prefetch(lo, hi-lo); err != nil {
+		return nil, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+	}
+	for i, col := range c.Columns {
+		start, end := chunkRange(pf, rgi, idx[i])
+		if err := checkPages(wr.data[start-lo : end-lo]); err != nil {
+			return nil, dataErr(f.Key, col.Name, -1, "row group %d: %v", rgi, err)
+		}
+	}
+	chunks := rg.ColumnChunks()
+	for i, col := range c.Columns {
+		d, err := readColumn(chunks[idx[i]], col.Type, rg.NumRows())
+		if err != nil {
+			return nil, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
+		}
+		batch.Cols[col.Name] = d
+	}
+	batch.Rows = len(batch.Cols[c.Columns[0].Name].Null)
+	for _, col := range c.Columns {
+		if n := len(batch.Cols[col.Name].Null); n != batch.Rows {
+			return nil, dataErr(f.Key, col.Name, -1, "row group %d has %d values, column %s has %d", rgi, n, c.Columns[0].Name, batch.Rows)
+		}
+	}
+	return batch, nil
 }
 
 // chunkRange is one column chunk's byte range (chunkSpan checked it lies in the file).

@@ -140,26 +140,7 @@ func prepareLinear(tr *Tree) *linearTree {
 			old = seen{z: 1, child: lt.sentinel}
 		}
 		l, r := uint16(tr.Left[node]), uint16(tr.Right[node])
-		nd := linearNode{id: node, feat: f, left: l, right: r, prev: old.child, thr: tr.Threshold[node],
-			zL: old.z * tr.Cover[l] / tr.Cover[node], zR: old.z * tr.Cover[r] / tr.Cover[node]}
-		if tr.Left[l] < 0 {
-			nd.vL = tr.Value[l]
-		}
-		if tr.Left[r] < 0 {
-			nd.vR = tr.Value[r]
-		}
-		switch {
-		case tr.isCat(int(node)):
-			nd.kind = 2
-			lt.cat = append(lt.cat, node)
-		case tr.DefaultLeft[node]:
-			nd.kind = 1
-		}
-		for i := range lt.q {
-			t, w := lt.t[i], lt.w[i]
-			nd.hotL[i] = w * (1 - nd.zL) / (nd.zL*(1-t) + t)
-			nd.hotR[i] = w * (1 - nd.zR) / (nd.zR*(1-t) + t)
-		}
+		nd := lt.node(tr, node, old.z, old.child)
 		rep := &lt.repeats[0] // neutral
 		if again {
 			rep = &linearRepeat{}
@@ -191,6 +172,33 @@ func prepareLinear(tr *Tree) *linearTree {
 	}
 	walk(0)
 	return lt
+}
+
+// node is a split's linear TreeSHAP data: z is the share of the feature's earlier split on
+// the path (1: none), prev that split's child (the sentinel: none).
+func (lt *linearTree) node(tr *Tree, node uint16, z float64, prev uint16) linearNode {
+	l, r := uint16(tr.Left[node]), uint16(tr.Right[node])
+	nd := linearNode{id: node, feat: tr.Feature[node], left: l, right: r, prev: prev, thr: tr.Threshold[node],
+		zL: z * tr.Cover[l] / tr.Cover[node], zR: z * tr.Cover[r] / tr.Cover[node]}
+	if tr.Left[l] < 0 {
+		nd.vL = tr.Value[l]
+	}
+	if tr.Left[r] < 0 {
+		nd.vR = tr.Value[r]
+	}
+	switch {
+	case tr.isCat(int(node)):
+		nd.kind = 2
+		lt.cat = append(lt.cat, node)
+	case tr.DefaultLeft[node]:
+		nd.kind = 1
+	}
+	for i := range lt.q {
+		t, w := lt.t[i], lt.w[i]
+		nd.hotL[i] = w * (1 - nd.zL) / (nd.zL*(1-t) + t)
+		nd.hotR[i] = w * (1 - nd.zR) / (nd.zR*(1-t) + t)
+	}
+	return nd
 }
 
 // lastOf folds a split whose children are leaves into its coefficients: the same
