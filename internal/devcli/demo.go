@@ -140,23 +140,25 @@ func (d *demo) dataset() error {
 	return nil
 }
 
-// approve is alice approving the run's candidate through the API; a demo never waits for the
-// approval timeout, so a failure ends the run.
-func (d *demo) approve(st pipeline.Status) {
-	fmt.Printf("  policy requires approval of v%d (approvers: %s): alice approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
-		st.CandidateVersion, strings.Join(st.Approvers, ", "), d.o.api)
-	tok, err := api.MintDev(d.devSecret, "alice", nil, 10*time.Minute)
-	for attempt := 0; err == nil && attempt < 10; attempt++ {
-		var out string
-		out, err = cli.PostDecision(d.ctx, d.o.api, tok, d.sp.Model, true, st.CandidateVersion, "demo: evidence reviewed")
-		if err == nil {
-			fmt.Printf("  %s\n", out)
-			return
+// approver approves a run's candidate of model as sub through the API (who: how the demo
+// names them); a demo never waits for the approval timeout, so a failure ends the run.
+func (d *demo) approver(model, sub, who string) func(st pipeline.Status) {
+	return func(st pipeline.Status) {
+		fmt.Printf("  policy requires approval of v%d (approvers: %s): %s approves through the API %s with a bearer token (the API attests the decision; the run verifies it)\n",
+			st.CandidateVersion, strings.Join(st.Approvers, ", "), who, d.o.api)
+		tok, err := api.MintDev(d.devSecret, sub, nil, 10*time.Minute)
+		for attempt := 0; err == nil && attempt < 10; attempt++ {
+			var out string
+			out, err = cli.PostDecision(d.ctx, d.o.api, tok, model, true, st.CandidateVersion, "demo: evidence reviewed")
+			if err == nil {
+				fmt.Printf("  %s\n", out)
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		time.Sleep(500 * time.Millisecond)
+		fmt.Printf("  approval failed: %v; ending the run\n", err)
+		_ = d.c.TerminateWorkflow(d.ctx, pipeline.WorkflowID(model), "", "demo: approval failed: "+err.Error())
 	}
-	fmt.Printf("  approval failed: %v; ending the run\n", err)
-	_ = d.c.TerminateWorkflow(d.ctx, pipeline.WorkflowID(d.sp.Model), "", "demo: approval failed: "+err.Error())
 }
 
 // firstRun registers the spec (grace) and runs the loop on the weeks before the holiday
@@ -166,7 +168,7 @@ func (d *demo) firstRun() error {
 	if err := demoApplySpec(d.ctx, d.gov, "grace (governance)", d.raw, "demo: the demand forecast's spec"); err != nil {
 		return err
 	}
-	res, link, err := demoRun(d.ctx, d.c, d.starts, api.RunRequest{Model: d.sp.Model, From: demoFrom1, To: demoTo1}, d.sp.Model, d.approve)
+	res, link, err := demoRun(d.ctx, d.c, d.starts, api.RunRequest{Model: d.sp.Model, From: demoFrom1, To: demoTo1}, d.sp.Model, d.approver(d.sp.Model, "alice", "alice"))
 	if err != nil {
 		return err
 	}
@@ -207,7 +209,7 @@ func (d *demo) monitorRun() error {
 	}
 	fmt.Printf("  monitor %s started by dave through the API: a window every %s (the spec says %s; the demo is short)\n",
 		pipeline.MonitorWorkflowID(sp.Model), d.o.monInterval, sp.Monitoring.Interval.Duration)
-	res, link, err := demoFollowMonitorRun(ctx, d.c, sp.Model, d.res1.RunID, d.alertState, d.approve)
+	res, link, err := demoFollowMonitorRun(ctx, d.c, sp.Model, d.res1.RunID, d.alertState, d.approver(d.sp.Model, "alice", "alice"))
 	stopTraffic()
 	d.showMonitor()
 	if _, serr := apiOf(d.starts).StopMonitor(ctx, sp.Model); serr != nil {
@@ -275,7 +277,7 @@ func (d *demo) predict() error {
 
 func (d *demo) featureStore() error {
 	fmt.Println("\n== 6. the feature store: a model trained on point-in-time features, served from the online store")
-	res, link, err := demoFeatureStore(d.ctx, d.c, d.b, d.starts, d.gov, d.devSecret, d.o.url, d.o.fsSpecPath, d.rows[0])
+	res, link, err := d.featureStoreModel(d.o.fsSpecPath, d.rows[0])
 	if err != nil {
 		return err
 	}

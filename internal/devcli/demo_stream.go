@@ -52,22 +52,8 @@ func produceRetail(ctx context.Context, brokers []string, topic string, cfg data
 func demoStream(ctx context.Context, b objstore.Bucket, specPath string, cfg dataset.RetailConfig, from, days int) error {
 	brokers := strings.Split(cli.Env("DRIFTLINE_KAFKA", "127.0.0.1:9092"), ",")
 	ds := "retail_demand"
-	// A demo run starts from a clean stream: the ingest state and the streamed days of an
-	// earlier demo go (the broker is restarted empty by make up).
-	prefixes := []string{"ingest/" + ds + "/", "late/" + ds + "/", "quarantine/" + ds + "/ingest/"}
-	for d := from; d < from+days; d++ {
-		prefixes = append(prefixes, dataset.PartitionPrefix(ds, cfg.Start.AddDate(0, 0, d)))
-	}
-	for _, p := range prefixes {
-		objs, err := b.List(ctx, p)
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			if err := b.Delete(ctx, o.Key); err != nil {
-				return err
-			}
-		}
+	if err := cleanStream(ctx, b, ds, cfg, from, days); err != nil {
+		return err
 	}
 	abs, err := filepath.Abs(specPath)
 	if err != nil {
@@ -110,6 +96,33 @@ session_timeout: 3s
 	}
 	first, last := cfg.Start.AddDate(0, 0, from).Format(time.DateOnly), cfg.Start.AddDate(0, 0, from+days-1).Format(time.DateOnly)
 	fmt.Printf("  produced %d records (%s..%s, one per store-item and day) to the topic retail.sales (4 partitions) on %s\n", n, first, last, strings.Join(brokers, ","))
+	return waitIngested(ctx, b, ds, n, first, last, logPath)
+}
+
+// cleanStream deletes what an earlier demo streamed: the ingest state and the streamed days
+// (the broker is restarted empty by make up), so a demo run starts from a clean stream.
+func cleanStream(ctx context.Context, b objstore.Bucket, ds string, cfg dataset.RetailConfig, from, days int) error {
+	prefixes := []string{"ingest/" + ds + "/", "late/" + ds + "/", "quarantine/" + ds + "/ingest/"}
+	for d := from; d < from+days; d++ {
+		prefixes = append(prefixes, dataset.PartitionPrefix(ds, cfg.Start.AddDate(0, 0, d)))
+	}
+	for _, p := range prefixes {
+		objs, err := b.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := b.Delete(ctx, o.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitIngested waits (up to 2 minutes) until the dataset's ingest manifests account for all n
+// records produced (accepted or quarantined), and says what the worker wrote.
+func waitIngested(ctx context.Context, b objstore.Bucket, ds string, n int, first, last, logPath string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		ms, err := ingest.Manifests(ctx, b, ds)
