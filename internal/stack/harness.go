@@ -340,14 +340,7 @@ func StartTemporalServer(t testing.TB) (string, *Service) {
 	}
 	schema := filepath.Join(root, "bin", "temporal-schema", "postgresql", "v12")
 	pgPort, _ := StartPostgres(t)
-	for _, db := range []struct{ name, dir string }{{"temporal", "temporal"}, {"temporal_visibility", "visibility"}} {
-		base := []string{"--plugin", "postgres12", "--ep", "127.0.0.1", "-p", fmt.Sprint(pgPort), "-u", "postgres", "--db", db.name}
-		for _, step := range [][]string{{"create-database"}, {"setup-schema", "-v", "0.0"}, {"update-schema", "-d", filepath.Join(schema, db.dir, "versioned")}} {
-			if out, err := exec.Command(sqlTool, append(base, step...)...).CombinedOutput(); err != nil {
-				t.Fatalf("temporal-sql-tool %s %v: %v\n%s", db.name, step, err, out)
-			}
-		}
-	}
+	applyTemporalSchema(t, sqlTool, schema, pgPort)
 	dir := t.TempDir()
 	p := func() int { return FreePort(t) }
 	// Membership ports are stored as smallint: pick them below 32768, outside the kernel's
@@ -367,6 +360,36 @@ func StartTemporalServer(t testing.TB) (string, *Service) {
 	if err := os.WriteFile(dyn, []byte("system.forceSearchAttributesCacheRefreshOnRead:\n  - value: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	cfg := temporalServerConfig(pgPort, frontend, p, low, dyn)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(t, "temporal-server", dir, nil, server, "--config-file", cfgPath, "--allow-no-auth", "start")
+	hostPort := fmt.Sprintf("127.0.0.1:%d", frontend)
+	WaitPort(t, hostPort, 120*time.Second)
+	return hostPort, svc
+}
+
+// applyTemporalSchema creates the server's two databases on PostgreSQL and applies their
+// schema with the server's own SQL tool.
+func applyTemporalSchema(t testing.TB, sqlTool, schema string, pgPort int) {
+	t.Helper()
+	for _, db := range []struct{ name, dir string }{{"temporal", "temporal"}, {"temporal_visibility", "visibility"}} {
+		base := []string{"--plugin", "postgres12", "--ep", "127.0.0.1", "-p", fmt.Sprint(pgPort), "-u", "postgres", "--db", db.name}
+		for _, step := range [][]string{{"create-database"}, {"setup-schema", "-v", "0.0"}, {"update-schema", "-d", filepath.Join(schema, db.dir, "versioned")}} {
+			if out, err := exec.Command(sqlTool, append(base, step...)...).CombinedOutput(); err != nil {
+				t.Fatalf("temporal-sql-tool %s %v: %v\n%s", db.name, step, err, out)
+			}
+		}
+	}
+}
+
+// temporalServerConfig is the Temporal server's configuration on PostgreSQL at pgPort: its
+// frontend on frontend, other ports from port (and membership ports from low), dynamic
+// configuration from the file dyn.
+func temporalServerConfig(pgPort, frontend int, port, low func() int, dyn string) string {
+	p := port
 	ds := func(db string, conns int) string {
 		return fmt.Sprintf(`      sql:
         pluginName: postgres12
@@ -391,7 +414,7 @@ func StartTemporalServer(t testing.TB) (string, *Service) {
 			svcs += fmt.Sprintf("      httpPort: %d\n", p())
 		}
 	}
-	cfg := fmt.Sprintf(`log:
+	return fmt.Sprintf(`log:
   stdout: true
   level: warn
 persistence:
@@ -430,14 +453,6 @@ dynamicConfigClient:
   filepath: %q
   pollInterval: 10s
 `, ds("temporal", 20), ds("temporal_visibility", 5), p(), svcs, frontend, dyn)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	svc := NewService(t, "temporal-server", dir, nil, server, "--config-file", cfgPath, "--allow-no-auth", "start")
-	hostPort := fmt.Sprintf("127.0.0.1:%d", frontend)
-	WaitPort(t, hostPort, 120*time.Second)
-	return hostPort, svc
 }
 
 func randomByte() byte {
