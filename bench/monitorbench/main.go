@@ -75,6 +75,39 @@ func run(n, p int) error {
 		}
 		return x, s + rng.NormFloat64()
 	}
+	m, est, ref, err := reference(sp, p, row)
+	if err != nil {
+		return err
+	}
+	recs, labels, answered := window(n, p, m, row)
+	fmt.Printf("window: %d predictions x %d features, built in memory (not timed)\n", n, p)
+	var best time.Duration
+	var rep monitor.Report
+	stop, err := benchutil.CPUProfile(profilePath)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for range 3 {
+		t0 := time.Now()
+		rep = monitor.Compute(monitor.Input{Spec: sp, Version: 1, Reference: &ref, Estimator: est, FavorableAbove: 0,
+			Records: recs, Labels: labels, Answered: answered})
+		if d := time.Since(t0); best == 0 || d < best {
+			best = d
+		}
+	}
+	fmt.Printf("monitoring window: %.3f s (best of 3): %.2fM rows/s; drift %v (score %.3f), live MAE %.3f, estimated MAE %.3f, DI %.3f; peak RSS %s\n",
+		best.Seconds(), float64(n)/best.Seconds()/1e6, rep.Drifted, rep.InputDrift.Score, rep.Live.MAE, rep.Estimated.MAE,
+		rep.Fairness.DisparateImpact, benchutil.PeakRSS())
+	if math.IsNaN(rep.Live.MAE) {
+		return fmt.Errorf("no live MAE")
+	}
+	return nil
+}
+
+// reference is a model and its loss estimator trained on 20,000 reference rows, and the
+// reference profile.
+func reference(sp spec.Spec, p int, row func(shift float64) ([]float64, float64)) (*model.Model, *model.Model, drift.Profile, error) {
 	// A model and its loss estimator on 20,000 reference rows; the reference profile.
 	const nref = 20_000
 	xs, ys := make([]float64, 0, nref*p), make([]float64, 0, nref)
@@ -88,7 +121,7 @@ func run(n, p int) error {
 	}
 	binner, err := model.NewBinner(cols, make([]bool, p), hparams.MaxBins)
 	if err != nil {
-		return err
+		return nil, nil, drift.Profile{}, err
 	}
 	mat := model.NewMatrix(p, nref)
 	for i := range nref {
@@ -98,18 +131,23 @@ func run(n, p int) error {
 	params.Trees = 50
 	e, _, err := model.TrainGBDT(mat, nil, binner, params)
 	if err != nil {
-		return err
+		return nil, nil, drift.Profile{}, err
 	}
 	m := &model.Model{Family: model.FamilyGBDT, Trainer: "gbdt", Objective: hparams.SquaredError, Features: sp.Features, Target: "y", GBDT: e}
 	est, err := evaluate.TrainLossEstimator(m, xs, ys)
 	if err != nil {
-		return err
+		return nil, nil, drift.Profile{}, err
 	}
 	ref, err := drift.NewProfile(sp.Features, cols)
 	if err != nil {
-		return err
+		return nil, nil, drift.Profile{}, err
 	}
-	// The window: n answered requests (half the features shifted), each labelled.
+	return m, est, ref, nil
+}
+
+// window is n answered requests (half the features shifted), each labelled, logged as serving
+// logs them (or with JSON inputs, as older parts hold them, with -json-inputs).
+func window(n, p int, m *model.Model, row func(shift float64) ([]float64, float64)) ([]predlog.Record, []predlog.Label, map[string]predlog.Record) {
 	groups := []string{"north", "south", "east", "west"}
 	recs := make([]predlog.Record, n)
 	labels := make([]predlog.Label, n)
@@ -145,27 +183,5 @@ func run(n, p int) error {
 		recs[i].Inputs = sb.String()
 		answered[id] = recs[i]
 	}
-	fmt.Printf("window: %d predictions x %d features, built in memory (not timed)\n", n, p)
-	var best time.Duration
-	var rep monitor.Report
-	stop, err := benchutil.CPUProfile(profilePath)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	for range 3 {
-		t0 := time.Now()
-		rep = monitor.Compute(monitor.Input{Spec: sp, Version: 1, Reference: &ref, Estimator: est, FavorableAbove: 0,
-			Records: recs, Labels: labels, Answered: answered})
-		if d := time.Since(t0); best == 0 || d < best {
-			best = d
-		}
-	}
-	fmt.Printf("monitoring window: %.3f s (best of 3): %.2fM rows/s; drift %v (score %.3f), live MAE %.3f, estimated MAE %.3f, DI %.3f; peak RSS %s\n",
-		best.Seconds(), float64(n)/best.Seconds()/1e6, rep.Drifted, rep.InputDrift.Score, rep.Live.MAE, rep.Estimated.MAE,
-		rep.Fairness.DisparateImpact, benchutil.PeakRSS())
-	if math.IsNaN(rep.Live.MAE) {
-		return fmt.Errorf("no live MAE")
-	}
-	return nil
+	return recs, labels, answered
 }

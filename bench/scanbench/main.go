@@ -45,105 +45,121 @@ func main() {
 	cfg := dataset.DefaultRetail()
 	start := cfg.Start
 	if *gen {
-		if err := b.EnsureBucket(ctx); err != nil {
-			panic(err)
-		}
-		// About 71 bytes a row once encoded: size the stores to reach the target.
-		cfg.Items = 500
-		cfg.Stores = max(1, *mb<<20/71/cfg.Items / *days)
-		var total int64
-		for d := range *days {
-			var buf bytes.Buffer
-			w := parquet.NewGenericWriter[dataset.RetailRow](&buf, parquet.MaxRowsPerRowGroup(int64(*group)))
-			if _, err := w.Write(cfg.RetailDay(d)); err != nil {
-				panic(err)
-			}
-			if err := w.Close(); err != nil {
-				panic(err)
-			}
-			key := dataset.PartitionPrefix("bench", start.AddDate(0, 0, d)) + "part-0000.parquet"
-			if _, err := b.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
-				panic(err)
-			}
-			total += int64(buf.Len())
-		}
-		fmt.Printf("wrote %d partitions, %.0f MB of Parquet (%d stores x %d items a day, row groups of %d rows)\n",
-			*days, float64(total)/(1<<20), cfg.Stores, cfg.Items, *group)
+		generate(ctx, b, cfg, *mb, *group, *days)
 	}
 	if *scan {
-		sp, err := spec.Load("examples/demand.yaml")
-		if err != nil {
-			panic(err)
-		}
-		s, err := dataset.TakeSnapshot(ctx, b, "bench", "bench", start, start.AddDate(0, 0, *days-1))
-		if err != nil {
-			panic(err)
-		}
-		if *cpuprofile != "" {
-			f, err := os.Create(*cpuprofile)
-			if err != nil {
-				panic(err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				panic(err)
-			}
-			defer pprof.StopCPUProfile()
-		}
-		t0 := time.Now()
-		var rows, accepted, decoded int64
-		err = dataset.Scan(ctx, b, s, sp.Contract, func(bt *dataset.Batch) error {
-			rows += int64(bt.Rows)
-			for _, ok := range bt.Accepted {
-				if ok {
-					accepted++
-				}
-			}
-			for _, c := range bt.Cols {
-				decoded += int64(len(c.Num)) * 8
-				for _, str := range c.Str {
-					decoded += int64(len(str))
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			panic(err)
-		}
-		el := time.Since(t0).Seconds()
-		fmt.Printf("scanned %d files, %.0f MB of Parquet, %d rows (%d accepted) in %.1f s: %.1f MB/s of Parquet, %.1f MB/s of decoded column data (%.0f MB), %.2fM rows/s; peak RSS %s\n",
-			len(s.Files), float64(s.Bytes)/(1<<20), rows, accepted, el, float64(s.Bytes)/(1<<20)/el, float64(decoded)/(1<<20)/el,
-			float64(decoded)/(1<<20), float64(rows)/el/1e6, benchutil.PeakRSS())
+		scanWindow(ctx, b, start, *days, *cpuprofile)
 	}
 	if *validate {
-		sp, err := spec.Load("examples/demand.yaml")
-		if err != nil {
-			panic(err)
-		}
-		sp.Dataset.Name = "bench"
-		var suite testsuite.WorkflowTestSuite
-		te := suite.NewTestActivityEnvironment() // the activity heartbeats: it needs an activity context
-		data := &activities.Data{Store: b}
-		te.RegisterActivity(data)
-		from, to := start.Format(dataset.DateLayout), start.AddDate(0, 0, *days-1).Format(dataset.DateLayout)
-		v, err := te.ExecuteActivity(data.Snapshot, pipeline.SnapshotInput{Model: "bench", RunID: "validate", Dataset: "bench", From: from, To: to})
-		if err != nil {
-			panic(err)
-		}
-		var snap pipeline.SnapshotResult
-		if err := v.Get(&snap); err != nil {
-			panic(err)
-		}
-		t0 := time.Now()
-		v, err = te.ExecuteActivity(data.Validate, pipeline.StepInput{Model: "bench", RunID: "validate", Spec: sp, SnapshotKey: snap.Key})
-		if err != nil {
-			panic(err)
-		}
-		var res pipeline.ValidateResult
-		if err := v.Get(&res); err != nil {
-			panic(err)
-		}
-		el := time.Since(t0).Seconds()
-		fmt.Printf("Validate activity: %d files, %.0f MB of Parquet, %d rows (%d quarantined, report and quarantine files written) in %.1f s: %.1f MB/s of Parquet, %.2fM rows/s; peak RSS %s\n",
-			snap.Files, float64(snap.Bytes)/(1<<20), res.RowsRead, res.RowsQuarantined, el, float64(snap.Bytes)/(1<<20)/el, float64(res.RowsRead)/el/1e6, benchutil.PeakRSS())
+		validateWindow(ctx, b, start, *days)
 	}
+}
+
+// generate writes days partitions of about mb MB in all, row groups of group rows.
+func generate(ctx context.Context, b *s3store.S3, cfg dataset.RetailConfig, mb, group, days int) {
+	start := cfg.Start
+	if err := b.EnsureBucket(ctx); err != nil {
+		panic(err)
+	}
+	// About 71 bytes a row once encoded: size the stores to reach the target.
+	cfg.Items = 500
+	cfg.Stores = max(1, mb<<20/71/cfg.Items/days)
+	var total int64
+	for d := range days {
+		var buf bytes.Buffer
+		w := parquet.NewGenericWriter[dataset.RetailRow](&buf, parquet.MaxRowsPerRowGroup(int64(group)))
+		if _, err := w.Write(cfg.RetailDay(d)); err != nil {
+			panic(err)
+		}
+		if err := w.Close(); err != nil {
+			panic(err)
+		}
+		key := dataset.PartitionPrefix("bench", start.AddDate(0, 0, d)) + "part-0000.parquet"
+		if _, err := b.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
+			panic(err)
+		}
+		total += int64(buf.Len())
+	}
+	fmt.Printf("wrote %d partitions, %.0f MB of Parquet (%d stores x %d items a day, row groups of %d rows)\n",
+		days, float64(total)/(1<<20), cfg.Stores, cfg.Items, group)
+}
+
+// scanWindow times dataset.Scan over the window (with a CPU profile when cpuprofile names a file).
+func scanWindow(ctx context.Context, b *s3store.S3, start time.Time, days int, cpuprofile string) {
+	sp, err := spec.Load("examples/demand.yaml")
+	if err != nil {
+		panic(err)
+	}
+	s, err := dataset.TakeSnapshot(ctx, b, "bench", "bench", start, start.AddDate(0, 0, days-1))
+	if err != nil {
+		panic(err)
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			panic(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	t0 := time.Now()
+	var rows, accepted, decoded int64
+	err = dataset.Scan(ctx, b, s, sp.Contract, func(bt *dataset.Batch) error {
+		rows += int64(bt.Rows)
+		for _, ok := range bt.Accepted {
+			if ok {
+				accepted++
+			}
+		}
+		for _, c := range bt.Cols {
+			decoded += int64(len(c.Num)) * 8
+			for _, str := range c.Str {
+				decoded += int64(len(str))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	el := time.Since(t0).Seconds()
+	fmt.Printf("scanned %d files, %.0f MB of Parquet, %d rows (%d accepted) in %.1f s: %.1f MB/s of Parquet, %.1f MB/s of decoded column data (%.0f MB), %.2fM rows/s; peak RSS %s\n",
+		len(s.Files), float64(s.Bytes)/(1<<20), rows, accepted, el, float64(s.Bytes)/(1<<20)/el, float64(decoded)/(1<<20)/el,
+		float64(decoded)/(1<<20), float64(rows)/el/1e6, benchutil.PeakRSS())
+}
+
+// validateWindow times the real Validate activity over the window.
+func validateWindow(ctx context.Context, b *s3store.S3, start time.Time, days int) {
+	sp, err := spec.Load("examples/demand.yaml")
+	if err != nil {
+		panic(err)
+	}
+	sp.Dataset.Name = "bench"
+	var suite testsuite.WorkflowTestSuite
+	te := suite.NewTestActivityEnvironment() // the activity heartbeats: it needs an activity context
+	data := &activities.Data{Store: b}
+	te.RegisterActivity(data)
+	from, to := start.Format(dataset.DateLayout), start.AddDate(0, 0, days-1).Format(dataset.DateLayout)
+	v, err := te.ExecuteActivity(data.Snapshot, pipeline.SnapshotInput{Model: "bench", RunID: "validate", Dataset: "bench", From: from, To: to})
+	if err != nil {
+		panic(err)
+	}
+	var snap pipeline.SnapshotResult
+	if err := v.Get(&snap); err != nil {
+		panic(err)
+	}
+	t0 := time.Now()
+	v, err = te.ExecuteActivity(data.Validate, pipeline.StepInput{Model: "bench", RunID: "validate", Spec: sp, SnapshotKey: snap.Key})
+	if err != nil {
+		panic(err)
+	}
+	var res pipeline.ValidateResult
+	if err := v.Get(&res); err != nil {
+		panic(err)
+	}
+	el := time.Since(t0).Seconds()
+	fmt.Printf("Validate activity: %d files, %.0f MB of Parquet, %d rows (%d quarantined, report and quarantine files written) in %.1f s: %.1f MB/s of Parquet, %.2fM rows/s; peak RSS %s\n",
+		snap.Files, float64(snap.Bytes)/(1<<20), res.RowsRead, res.RowsQuarantined, el, float64(snap.Bytes)/(1<<20)/el, float64(res.RowsRead)/el/1e6, benchutil.PeakRSS())
 }

@@ -42,24 +42,51 @@ func main() {
 	ctx := context.Background()
 	var store objstore.Bucket = objstore.NewMem()
 	if *endpoint != "" { // the registry and the prediction log on MinIO, as in production
-		s3, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, AccessKey: *access, SecretKey: *secret, Bucket: "servebench", Region: "us-east-1"})
-		if err != nil {
-			panic(err)
-		}
-		for i := 0; ; i++ {
-			if err = s3.EnsureBucket(ctx); err == nil || i == 50 {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err != nil {
-			panic(err)
-		}
-		store = s3
+		store = minio(ctx, *endpoint, *access, *secret)
 	}
-	r := registry.New(store)
+	v := deployDemoModel(ctx, registry.New(store))
+	s, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: time.Hour})
+	if err != nil {
+		panic(err)
+	}
+	s.Start(ctx)
+	if *grpcAddr != "" {
+		ln, err := net.Listen("tcp", *grpcAddr)
+		if err != nil {
+			panic(err)
+		}
+		go func() { _ = s.GRPCServer().Serve(ln) }()
+	}
+	go serveBare(*bareAddr)
+	fmt.Printf("serving v%d on %s, bare handler on %s\n", v.Version, *servingAddr, *bareAddr)
+	if err := s.ListenAndServe(ctx, *servingAddr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// minio is the bench's bucket on MinIO at endpoint (created, waiting for MinIO to come up).
+func minio(ctx context.Context, endpoint, access, secret string) *s3store.S3 {
+	s3, err := s3store.New(ctx, s3store.Config{Endpoint: endpoint, AccessKey: access, SecretKey: secret, Bucket: "servebench", Region: "us-east-1"})
+	if err != nil {
+		panic(err)
+	}
+	for i := 0; ; i++ {
+		if err = s3.EnsureBucket(ctx); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return s3
+}
+
+// deployDemoModel registers the model the demo serves (gbdt, 100 trees of depth 6, promo and
+// weekday categorical, trained on the demo's days 30-57) and makes it production.
+func deployDemoModel(ctx context.Context, r *registry.Registry) registry.Version {
 	features := []string{"price", "promo", "weekday", "temperature", "item_popularity"}
-	// The model the demo serves: gbdt, 100 trees of depth 6, promo and weekday categorical.
 	cfg := dataset.DefaultRetail()
 	var xs, ys []float64
 	for day := 30; day < 58; day++ {
@@ -104,33 +131,19 @@ func main() {
 	}); err != nil {
 		panic(err)
 	}
-	s, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: time.Hour})
-	if err != nil {
-		panic(err)
-	}
-	s.Start(ctx)
-	if *grpcAddr != "" {
-		ln, err := net.Listen("tcp", *grpcAddr)
-		if err != nil {
-			panic(err)
-		}
-		go func() { _ = s.GRPCServer().Serve(ln) }()
-	}
-	go func() {
-		bare := http.NewServeMux()
-		bare.HandleFunc("POST /v1/models/{action}", func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"model":"demand","version":1,"route":"production","prediction":12.5}`+"\n")
-		})
-		srv := &http.Server{Addr: *bareAddr, Handler: bare, ReadHeaderTimeout: 5 * time.Second}
-		if err := srv.ListenAndServe(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}()
-	fmt.Printf("serving v%d on %s, bare handler on %s\n", v.Version, *servingAddr, *bareAddr)
-	if err := s.ListenAndServe(ctx, *servingAddr); err != nil {
+	return v
+}
+
+// serveBare serves a handler that answers a fixed prediction: the HTTP stack's own cost.
+func serveBare(addr string) {
+	bare := http.NewServeMux()
+	bare.HandleFunc("POST /v1/models/{action}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"model":"demand","version":1,"route":"production","prediction":12.5}`+"\n")
+	})
+	srv := &http.Server{Addr: addr, Handler: bare, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
