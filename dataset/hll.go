@@ -40,6 +40,14 @@ func (h *hll) addHash(x uint64) {
 	}
 }
 
+// merge makes h the sketch of both sets: each register the larger (exactly the sketch one
+// pass over both would have).
+func (h *hll) merge(o *hll) {
+	for i, r := range o.reg {
+		h.reg[i] = max(h.reg[i], r)
+	}
+}
+
 func (h *hll) estimate() int64 {
 	m := float64(len(h.reg))
 	var sum float64

@@ -116,7 +116,7 @@ func (v *Validation) Add(b *Batch) {
 	}
 	for _, is := range b.Issues {
 		v.rep.Columns[is.Column].count(is.Kind)
-		if len(v.rep.Examples) < 5 {
+		if len(v.rep.Examples) < maxExamples {
 			v.rep.Examples = append(v.rep.Examples, is)
 		}
 	}

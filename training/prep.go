@@ -131,3 +131,20 @@ func (p *Prep) UnmarshalBinary(data []byte) error {
 	}
 	return nil
 }
+
+// Merge adds o, a preparation of the same spec and window over other rows (another
+// partition), to p: the reference profile merges (drift.ProfileBuilder.Merge) and the gbdt
+// bin sample is the union of both (a row is in it by its key's hash, wherever it was read).
+func (p *Prep) Merge(o *Prep) error {
+	if o.limit != p.limit || len(o.sample) != len(p.sample) {
+		return fmt.Errorf("merge training preparations: another window (sample limit %d, %d features; this one %d, %d)",
+			o.limit, len(o.sample), p.limit, len(p.sample))
+	}
+	if err := p.profile.Merge(o.profile); err != nil {
+		return err
+	}
+	for j := range p.sample {
+		p.sample[j] = append(p.sample[j], o.sample[j]...)
+	}
+	return nil
+}
