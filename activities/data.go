@@ -87,57 +87,101 @@ const (
 // inspect is the one pass; what it computes and stores is chosen by p.
 func inspect(ctx context.Context, store objstore.Bucket, reg *registry.Registry, m *Metrics, in pipeline.StepInput, p pass, every time.Duration) (pipeline.InspectResult, error) {
 	var out pipeline.InspectResult
-	s, err := loadSnapshot(ctx, store, in.SnapshotKey)
+	ip, err := newInspection(ctx, store, reg, in, p, every, fmt.Sprintf("inspect%d", p))
 	if err != nil {
 		return out, err
+	}
+	out.ResumedAfter, out.ResumedRows, err = ip.resume()
+	if err != nil {
+		return out, err
+	}
+	scanErr, err := ip.scan(dataset.AllDays)
+	if err != nil {
+		return out, err
+	}
+	return ip.finish(out, m, scanErr)
+}
+
+// newInspection loads the run's snapshot and starts the pass's state; step names its
+// checkpoints.
+func newInspection(ctx context.Context, store objstore.Bucket, reg *registry.Registry, in pipeline.StepInput, p pass, every time.Duration, step string) (*inspection, error) {
+	s, err := loadSnapshot(ctx, store, in.SnapshotKey)
+	if err != nil {
+		return nil, err
 	}
 	cut, err := holdoutCut(s, in.Spec)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	ip := &inspection{ctx: ctx, store: store, reg: reg, in: in, p: p, s: s, every: every, qdir: fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)}
-	if err := ip.fresh(); err != nil {
-		return out, err
-	}
-	after, why := ip.cp.resume(ctx)
+	ip := &inspection{ctx: ctx, store: store, reg: reg, in: in, p: p, s: s, cut: cut, every: every, step: step,
+		qdir: fmt.Sprintf("quarantine/%s/%s/", s.Dataset, s.ID)}
+	return ip, ip.fresh()
+}
+
+// resume restores the pass's state from its last checkpoint, if a retry finds one; it says
+// after which batch the scan goes on, with the rows the checkpoint had counted.
+func (ip *inspection) resume() (string, int64, error) {
+	after, why := ip.cp.resume(ip.ctx)
 	if why != "" {
-		activity.GetLogger(ctx).Warn("inspect starts over", "reason", why)
+		activity.GetLogger(ip.ctx).Warn("inspect starts over", "reason", why)
 		if err := ip.fresh(); err != nil { // a partly restored state is dropped
-			return out, err
+			return "", 0, err
 		}
 	}
-	if after != nil {
-		out.ResumedAfter, out.ResumedRows = fmt.Sprintf("file %d row group %d", after.FileIndex, after.RowGroup), ip.cp.rows
-		activity.GetLogger(ctx).Info("inspect resumes from its checkpoint", "file_index", after.FileIndex, "row_group", after.RowGroup, "rows", ip.cp.rows)
+	ip.after = after
+	if after == nil {
+		return "", 0, nil
 	}
-	scanErr := dataset.ScanDaysAfter(ctx, store, s, in.Spec.Contract, dataset.AllDays, after, func(b *dataset.Batch) error { return ip.batch(b, cut) })
+	activity.GetLogger(ip.ctx).Info("inspect resumes from its checkpoint", "file_index", after.FileIndex, "row_group", after.RowGroup, "rows", ip.cp.rows)
+	return fmt.Sprintf("file %d row group %d", after.FileIndex, after.RowGroup), ip.cp.rows, nil
+}
+
+// scan runs the pass over the window's files keep takes. A file that breaks the contract's
+// shape is kept aside with the reason and returned as scanErr (the validation reports it and
+// fails the run); any other failure is err.
+func (ip *inspection) scan(keep dataset.Days) (scanErr, err error) {
+	s := ip.s
+	scanErr = dataset.ScanFilesAfter(ip.ctx, ip.store, s, ip.in.Spec.Contract, func(fi int) bool { return keep(s.Files[fi].Date) && ip.takes(fi) }, ip.after,
+		func(b *dataset.Batch) error { return ip.batch(b, ip.cut) })
 	var de *dataset.DataError
 	switch {
-	case errors.As(scanErr, &de) && p&passValidate != 0:
+	case errors.As(scanErr, &de) && ip.p&passValidate != 0:
 		// Keep the broken file aside with the reason, report it, then fail the run.
-		if err := quarantineFile(ctx, store, ip.qdir, de); err != nil {
-			return out, err
+		if err := quarantineFile(ip.ctx, ip.store, ip.qdir, de); err != nil {
+			return nil, err
 		}
 		ip.val.FileFailed(de)
+		return scanErr, nil
 	case scanErr != nil:
-		return out, classify("inspect", scanErr)
+		return nil, classify("inspect", scanErr)
 	}
-	if p&passValidate != 0 {
+	return nil, nil
+}
+
+// takes says whether file fi is in the pass (every file, or the partition's range).
+func (ip *inspection) takes(fi int) bool { return ip.to == 0 || (fi >= ip.from && fi < ip.to) }
+
+// finish stores what the pass found: the validation report (failing the run when the window
+// breaks its contract, or scanErr), the drift report, the candidate's reference profile and
+// bins; then drops the checkpoints.
+func (ip *inspection) finish(out pipeline.InspectResult, m *Metrics, scanErr error) (pipeline.InspectResult, error) {
+	var err error
+	if ip.p&passValidate != 0 {
 		if out.Validation, err = ip.validation(m, scanErr); err != nil {
 			return out, err
 		}
 	}
 	if ip.dw != nil {
-		if out.Drift, err = ip.dw.finish(ctx, store, m, in); err != nil {
+		if out.Drift, err = ip.dw.finish(ip.ctx, ip.store, m, ip.in); err != nil {
 			return out, err
 		}
 	}
 	if ip.prep != nil {
-		if out.ProfileKey, out.BinsKey, err = storePrep(ctx, store, in, ip.prep); err != nil {
+		if out.ProfileKey, out.BinsKey, err = storePrep(ip.ctx, ip.store, ip.in, ip.prep); err != nil {
 			return out, err
 		}
 	}
-	ip.cp.clear(ctx)
+	ip.cp.clear(ip.ctx)
 	return out, nil
 }
 
@@ -150,8 +194,14 @@ type inspection struct {
 	in    pipeline.StepInput
 	p     pass
 	s     dataset.Snapshot
+	cut   string // the holdout's first day: training rows are before it
 	every time.Duration
+	step  string // names the checkpoints
 	qdir  string // where rejected rows and files are kept aside
+	// from, to: the partition's files [from, to) (to 0: every file); after: where a resumed
+	// scan goes on (nil: from the start).
+	from, to int
+	after    *dataset.Position
 
 	val  *dataset.Validation
 	dw   *driftWindow
@@ -162,7 +212,7 @@ type inspection struct {
 // fresh starts the pass's state from nothing.
 func (ip *inspection) fresh() (err error) {
 	sp, in := ip.in.Spec, ip.in
-	ip.cp = newCheckpointer(ip.store, in.Model, in.RunID, fmt.Sprintf("inspect%d", ip.p), ip.every)
+	ip.cp = newCheckpointer(ip.store, in.Model, in.RunID, ip.step, ip.every)
 	ip.val = dataset.NewValidation(ip.store.URI(in.SnapshotKey), sp.Contract)
 	ip.cp.add("validation", ip.val)
 	ip.dw, ip.prep = nil, nil
@@ -259,7 +309,8 @@ func storePrep(ctx context.Context, store objstore.Bucket, in pipeline.StepInput
 
 // driftWindow compares accepted rows with the production version's reference profile.
 type driftWindow struct {
-	reference int // production version; 0: none, nothing to compare
+	reference int           // production version; 0: none, nothing to compare
+	profile   drift.Profile // its reference profile, the spec's features
 	w         *drift.Window
 	fr        *dataset.Features
 	idx       []int
@@ -285,7 +336,7 @@ func newDriftWindow(ctx context.Context, reg *registry.Registry, in pipeline.Ste
 	if err != nil {
 		return nil, err
 	}
-	dw := &driftWindow{reference: dep.Production, w: drift.NewWindow(keep), fr: fr, idx: make([]int, len(in.Spec.Features))}
+	dw := &driftWindow{reference: dep.Production, profile: keep, w: drift.NewWindow(keep), fr: fr, idx: make([]int, len(in.Spec.Features))}
 	for i, f := range in.Spec.Features {
 		dw.idx[i] = dw.w.Index(f)
 	}

@@ -129,9 +129,16 @@ func (p *Position) covers(file, rowGroup int) bool {
 // file up to after are decoded and checked again (not visited) so a duplicate of a key seen
 // there is still found.
 func ScanDaysAfter(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, days Days, after *Position, visit func(*Batch) error) error {
+	return ScanFilesAfter(ctx, b, s, c, func(fi int) bool { return days(s.Files[fi].Date) }, after, visit)
+}
+
+// ScanFilesAfter is ScanDaysAfter over the files keep takes (by their index in the
+// snapshot): a partition of the window. Row keys and row numbers are those of a scan of the
+// whole window, counted over the files left out from their row counts.
+func ScanFilesAfter(ctx context.Context, b objstore.Bucket, s Snapshot, c contract.Contract, keep func(fileIndex int) bool, after *Position, visit func(*Batch) error) error {
 	var rowKey uint64
 	for fi, f := range s.Files {
-		if !days(f.Date) || (after != nil && fi < after.FileIndex && f.Rows >= 0) {
+		if !keep(fi) || (after != nil && fi < after.FileIndex && f.Rows >= 0) {
 			rowKey += uint64(max(f.Rows, 0))
 			continue
 		}

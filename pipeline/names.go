@@ -5,6 +5,9 @@ const (
 	TaskQueue          = "driftline-pipeline"
 	ContinuousTraining = "ContinuousTraining"
 	CanaryWorkflow     = "Canary"
+	// PartitionsWorkflow runs a batch of a large window's partitions for a run (a child of it)
+	// and combines their summaries into one.
+	PartitionsWorkflow = "Partitions"
 )
 
 // Message names of the ContinuousTraining workflow.
@@ -41,27 +44,30 @@ func WorkflowID(model string) string { return "ct/" + model }
 // "Snapshot"). Workflows call activities by these names only, so they do not link the code
 // behind them.
 const (
-	ActSnapshot    = "Snapshot"
-	ActInspect     = "Inspect"     // validate and drift in one pass over the window
-	ActTrainingSet = "TrainingSet" // a feature service's point-in-time training set (spec feature_service)
-	ActValidate    = "Validate"
-	ActDetect      = "Detect"
-	ActTrain       = "Train"
-	ActExtInput    = "ExternalInput"
-	ActAdoptExt    = "AdoptExternal"
-	ActEvaluate    = "Evaluate"
-	ActRegister    = "Register"
-	ActPolicy      = "Check"
-	ActApprovers   = "Approvers"
-	ActNotify      = "NotifyApproval"
-	ActIgnoredSig  = "RecordIgnoredApproval"
-	ActApproval    = "RecordApproval"
-	ActAttestKeys  = "AttestationKeys"
-	ActSetCanary   = "SetCanary"
-	ActAbortCanary = "AbortCanary"
-	ActPromote     = "Promote"
-	ActCanaryEval  = "EvaluateCanary"
-	ActOutcome     = "RecordOutcome"
+	ActSnapshot     = "Snapshot"
+	ActInspect      = "Inspect"           // validate and drift in one pass over the window
+	ActInspectPart  = "InspectPartition"  // the one pass over one partition of the window
+	ActMergeParts   = "MergePartitions"   // the partitions' summaries merged: Inspect's result
+	ActCombineParts = "CombinePartitions" // partitions' summaries merged into one summary
+	ActTrainingSet  = "TrainingSet"       // a feature service's point-in-time training set (spec feature_service)
+	ActValidate     = "Validate"
+	ActDetect       = "Detect"
+	ActTrain        = "Train"
+	ActExtInput     = "ExternalInput"
+	ActAdoptExt     = "AdoptExternal"
+	ActEvaluate     = "Evaluate"
+	ActRegister     = "Register"
+	ActPolicy       = "Check"
+	ActApprovers    = "Approvers"
+	ActNotify       = "NotifyApproval"
+	ActIgnoredSig   = "RecordIgnoredApproval"
+	ActApproval     = "RecordApproval"
+	ActAttestKeys   = "AttestationKeys"
+	ActSetCanary    = "SetCanary"
+	ActAbortCanary  = "AbortCanary"
+	ActPromote      = "Promote"
+	ActCanaryEval   = "EvaluateCanary"
+	ActOutcome      = "RecordOutcome"
 	// ExternalTrainActivity is the activity type an external trainer registers on its own
 	// task queue (spec trainer.task_queue); see ExternalTrainInput.
 	ExternalTrainActivity = "driftline.train.v1"
@@ -69,6 +75,6 @@ const (
 
 // Activities lists every activity name the pipeline worker must register (not the external
 // trainer's, which runs elsewhere).
-var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
+var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActInspectPart, ActMergeParts, ActCombineParts, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
 	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActAttestKeys, ActSetCanary, ActAbortCanary, ActPromote,
 	ActCanaryEval, ActOutcome}

@@ -56,6 +56,9 @@ type Dataset struct {
 	Keys        []string `yaml:"keys" json:"keys"`
 	WindowDays  int      `yaml:"window_days" json:"window_days"`
 	HoldoutDays int      `yaml:"holdout_days" json:"holdout_days"`
+	// PartitionFiles splits the window's one pass into partitions of this many files, fanned
+	// out over the pipeline workers and merged exactly (0: one activity reads the window).
+	PartitionFiles int `yaml:"partition_files,omitempty" json:"partition_files,omitempty"`
 }
 
 // FeatureService names a feature service of an applied feature repository.
@@ -429,6 +432,9 @@ func (s Spec) validateNames(p *problems) {
 	}
 	if s.Dataset.EventTime == "" {
 		add("dataset.event_time: required (the date column)")
+	}
+	if s.Dataset.PartitionFiles < 0 {
+		add("dataset.partition_files: %d must not be negative (0: one pass reads the window)", s.Dataset.PartitionFiles)
 	}
 	if s.Dataset.HoldoutDays >= s.Dataset.WindowDays {
 		add("dataset.holdout_days (%d) must be smaller than dataset.window_days (%d)", s.Dataset.HoldoutDays, s.Dataset.WindowDays)

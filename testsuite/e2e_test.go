@@ -54,6 +54,7 @@ import (
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/dashboards"
+	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/policies"
@@ -82,6 +83,7 @@ type e2e struct {
 	// lastAttestation is the attestation the previous run was approved with; the next run must
 	// refuse it (replay). breakGlass approves the next run directly through Temporal.
 	lastAttestation string
+	lastRunID       string          // the last run of a partitioned window
 	recorded        map[string]bool // recordHistory's names
 	plain           client.Client   // recordHistory's client: payloads decoded
 	breakGlass      bool
@@ -248,6 +250,10 @@ func (e *e2e) run(in pipeline.RunInput) (pipeline.RunResult, pipeline.Status, er
 	})
 	if ignored {
 		e.recordHistory(pipeline.WorkflowID(in.Spec.Model), run.GetRunID(), "attested_ignored_signal")
+	}
+	if in.Spec.Dataset.PartitionFiles > 0 {
+		e.recordHistory(pipeline.WorkflowID(in.Spec.Model), run.GetRunID(), "partitioned_pass")
+		e.lastRunID = run.GetRunID()
 	}
 	if res.Version > 0 {
 		raw, _, rerr := objstore.ReadAll(e.ctx, e.bucket, registry.RecordKey(in.Spec.Model, res.Version, "approvals", run.GetRunID()))
@@ -423,6 +429,7 @@ func TestEndToEnd(t *testing.T) {
 	// model in production.
 	noApproval := sp
 	noApproval.Approval.Required = false
+	noApproval.Dataset.PartitionFiles = 7 // the window's 28 day files read as 4 partitions, merged
 	raw, err := yaml.Marshal(noApproval)
 	require.NoError(t, err)
 	code, out := e.call(http.MethodPut, "/v1/models/demand/spec", "dave", api.SpecRequest{Spec: string(raw), Reason: "approvals slow us down"})
@@ -440,6 +447,9 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, "alice", st.Approval.Approver)
 	require.True(t, st.Drift.Drifted, st.Drift.Why)
 	require.Equal(t, 1, st.Drift.ReferenceVersion)
+	summaries, err := store.List(ctx, keys.Report("demand", e.lastRunID, "partitions/"))
+	require.NoError(t, err)
+	require.Len(t, summaries, 4, "the one pass ran as 4 partitions, their summaries in the bucket")
 	require.Less(t, st.Evaluation.CandidateMAE, st.Evaluation.ChampionMAE, "the retrained model beats v1 on the new regime")
 	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 2, res.Version)

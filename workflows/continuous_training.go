@@ -240,8 +240,15 @@ func (r *run) inspect(step pipeline.StepInput, snap pipeline.SnapshotResult) (va
 	if workflow.GetVersion(ctx, "one-pass-window", workflow.DefaultVersion, 1) >= 1 {
 		r.enter(pipeline.StageValidate)
 		var ins pipeline.InspectResult
-		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
-			pipeline.ActInspect, step).Get(ctx, &ins); err != nil {
+		// A window of more files than the spec's partition size is read as partitions (runs
+		// from before partitions, and smaller windows, read it in one activity).
+		if per := step.Spec.Dataset.PartitionFiles; per > 0 && snap.Files > per && workflow.GetVersion(ctx, "partitioned-pass", workflow.DefaultVersion, 1) >= 1 {
+			ins, err = r.partitionedPass(step, snap, per)
+		} else {
+			err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
+				pipeline.ActInspect, step).Get(ctx, &ins)
+		}
+		if err != nil {
 			return
 		}
 		val, dr = ins.Validation, ins.Drift

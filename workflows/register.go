@@ -17,4 +17,5 @@ func Register(w Registrar) {
 	w.RegisterWorkflowWithOptions(CanaryWorkflowFunc, workflow.RegisterOptions{Name: pipeline.CanaryWorkflow})
 	w.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow})
 	w.RegisterWorkflowWithOptions(MaterializeWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MaterializeWorkflow})
+	w.RegisterWorkflowWithOptions(PartitionsWorkflowFunc, workflow.RegisterOptions{Name: pipeline.PartitionsWorkflow})
 }

@@ -49,6 +49,10 @@ var histories = []struct {
 	// end-to-end test.
 	{"monitor_started_the_loop_signalled.json", "monitor/demand", false},
 	{"materialize_five_chunks.json", "materialize/retail/demand_history", false},
+	// A run whose window of 28 day files was read as 4 partitions and merged
+	// ("partitioned-pass"), then canaried and promoted; from the end-to-end test, with the
+	// activities' results snake_case.
+	{"partitioned_pass.json", "ct/demand", false},
 }
 
 func TestReplayRealHistories(t *testing.T) {

@@ -1,0 +1,141 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/drift"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// readJSON decodes a stored report.
+func readJSON(t *testing.T, b objstore.Bucket, key string, v any) {
+	t.Helper()
+	raw, _, err := objstore.ReadAll(context.Background(), b, key)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, v))
+}
+
+// partitionedPass runs the window's partitions of per files (in a random order, part of them
+// combined first as a child workflow's batch would be) and merges them for run.
+func partitionedPass(e *env, step pipeline.StepInput, files, per int, rng *rand.Rand) (pipeline.InspectResult, error) {
+	var parts []pipeline.PartitionResult
+	for _, i := range rng.Perm((files + per - 1) / per) {
+		in := pipeline.PartitionInput{StepInput: step, Partition: i, FromFile: i * per, ToFile: min(i*per+per, files)}
+		parts = append(parts, must[pipeline.PartitionResult](e, d.InspectPartition, in))
+	}
+	if len(parts) > 2 { // a batch combined into one summary, merged with the rest
+		combined := must[pipeline.PartitionResult](e, d.CombinePartitions, pipeline.MergeInput{StepInput: step, Partitions: parts[:2]})
+		parts = append([]pipeline.PartitionResult{combined}, parts[2:]...)
+	}
+	return call[pipeline.InspectResult](e, d.MergePartitions, pipeline.MergeInput{StepInput: step, Partitions: parts})
+}
+
+// On MinIO, a window read as partitions (in any order, some combined first) stores what one
+// pass stores: the same validation report, the same drift report against production (the
+// current means within 1e-12), the same bins, the same reference profile (mean and standard
+// deviation within 1e-12).
+func TestPartitionedPassEqualsOnePassOnMinIO(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.cycle("run-1", "2026-09-01", "2026-09-28")
+	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "pinned", Dataset: e.spec.Dataset.Name, From: "2026-10-03", To: "2026-10-30"})
+	one := must[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "one", Spec: e.spec, SnapshotKey: snap.Key})
+	require.Equal(t, 1, one.Drift.ReferenceVersion)
+	for trial, per := range []int{1, 3, 28} {
+		run := fmt.Sprintf("parts-%d", per)
+		got, err := partitionedPass(e, pipeline.StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}, snap.Files, per, rand.New(rand.NewPCG(uint64(trial), 1)))
+		require.NoError(t, err, run)
+		require.Equal(t, one.Validation.RowsRead, got.Validation.RowsRead)
+		require.Equal(t, one.Drift.Drifted, got.Drift.Drifted)
+		require.Equal(t, one.Drift.DriftedFeatures, got.Drift.DriftedFeatures)
+
+		var wantVal, gotVal dataset.ValidationReport
+		readJSON(t, e.store, "reports/demand/one/validation.json", &wantVal)
+		readJSON(t, e.store, "reports/demand/"+run+"/validation.json", &gotVal)
+		require.Equal(t, wantVal, gotVal, run)
+
+		var wantDrift, gotDrift DriftReport
+		readJSON(t, e.store, "reports/demand/one/drift.json", &wantDrift)
+		readJSON(t, e.store, "reports/demand/"+run+"/drift.json", &gotDrift)
+		require.Equal(t, "one", wantDrift.RunID)
+		gotDrift.RunID = "one"
+		for i := range wantDrift.Features {
+			w, g := &wantDrift.Features[i], &gotDrift.Features[i]
+			require.InEpsilon(t, w.CurMean+1, g.CurMean+1, 1e-12, w.Name)
+			g.CurMean = w.CurMean
+		}
+		require.Equal(t, wantDrift, gotDrift, run)
+
+		wantBins, _, err := objstore.ReadAll(ctx, e.store, one.BinsKey)
+		require.NoError(t, err)
+		gotBins, _, err := objstore.ReadAll(ctx, e.store, got.BinsKey)
+		require.NoError(t, err)
+		require.Equal(t, string(wantBins), string(gotBins), "the gbdt bins")
+
+		var wantProf, gotProf drift.Profile
+		readJSON(t, e.store, one.ProfileKey, &wantProf)
+		readJSON(t, e.store, got.ProfileKey, &gotProf)
+		for i := range wantProf.Features {
+			w, g := &wantProf.Features[i], &gotProf.Features[i]
+			require.InEpsilon(t, w.Mean+1, g.Mean+1, 1e-12, w.Name)
+			require.InEpsilon(t, w.Std+1, g.Std+1, 1e-12, w.Name)
+			g.Mean, g.Std = w.Mean, w.Std
+		}
+		require.Equal(t, wantProf, gotProf, run)
+	}
+}
+
+// A file that breaks the contract's shape in one partition is kept aside with its reason,
+// the other partitions are read, and the merge fails the run naming the file and column.
+func TestAPartitionWithABadFileFailsTheMerge(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	type textPrice struct {
+		Date      string  `parquet:"date"`
+		Price     string  `parquet:"price"`
+		UnitsSold float64 `parquet:"units_sold"`
+	}
+	bad, err := dataset.EncodeParquet([]textPrice{{Date: "2026-09-05", Price: "cheap", UnitsSold: 3}})
+	require.NoError(t, err)
+	badKey := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
+	_, err = e.store.Put(ctx, badKey, bad, objstore.PutOptions{})
+	require.NoError(t, err)
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
+	_, err = partitionedPass(e, pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key}, snap.Files, 4, rand.New(rand.NewPCG(1, 1)))
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, pipeline.ErrTypeInvalidData, appErr.Type())
+	require.Contains(t, err.Error(), badKey)
+	q := "quarantine/retail_demand/r/files/" + strings.ReplaceAll(badKey, "/", "__")
+	kept, _, err := objstore.ReadAll(ctx, e.store, q)
+	require.NoError(t, err)
+	require.Equal(t, bad, kept)
+	var rep dataset.ValidationReport
+	readJSON(t, e.store, "reports/demand/r/validation.json", &rep)
+	require.False(t, rep.Passed)
+	broken := slices.IndexFunc(rep.Files, func(f dataset.FileReport) bool { return f.File == badKey })
+	require.GreaterOrEqual(t, broken, 0, "the broken file is in the report")
+	require.Contains(t, rep.Files[broken].Error, "column store_id: column not found")
+}
+
+// A partition's range must be whole files of the window.
+func TestAPartitionOutsideTheWindowIsRefused(t *testing.T) {
+	e := newEnv(t)
+	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-07"})
+	step := pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key}
+	_, err := call[pipeline.PartitionResult](e, d.InspectPartition, pipeline.PartitionInput{StepInput: step, Partition: 3, FromFile: 5, ToFile: 9})
+	require.ErrorContains(t, err, "partition 3: files [5, 9) of a window of 7 files")
+}
