@@ -264,9 +264,10 @@ func TestEmptyWindowIsNonRetryable(t *testing.T) {
 	require.Contains(t, err.Error(), "no rows between 2031-01-01 and 2031-01-28")
 }
 
-func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
+// putBadFile writes a day file whose price column holds text (the contract says double) next
+// to 2026-09-05's good one, and returns its key and bytes.
+func (e *env) putBadFile() (string, []byte) {
+	e.t.Helper()
 	type textPrice struct {
 		Date            string  `parquet:"date"`
 		StoreID         int32   `parquet:"store_id"`
@@ -281,12 +282,19 @@ func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
 		UnitsSold       float64 `parquet:"units_sold"`
 	}
 	bad, err := dataset.EncodeParquet([]textPrice{{Date: "2026-09-05", StoreID: 1, ItemID: 1, Region: "north", Price: "cheap", UnitsSold: 3}})
-	require.NoError(t, err)
-	badKey := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
-	_, err = e.store.Put(ctx, badKey, bad, objstore.PutOptions{})
-	require.NoError(t, err)
+	require.NoError(e.t, err)
+	key := "datasets/retail_demand/dt=2026-09-05/part-0001.parquet"
+	_, err = e.store.Put(context.Background(), key, bad, objstore.PutOptions{})
+	require.NoError(e.t, err)
+	return key, bad
+}
+
+func TestBadFileFailsValidationAndIsQuarantined(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	badKey, bad := e.putBadFile()
 	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "r", Dataset: e.spec.Dataset.Name, From: "2026-09-01", To: "2026-09-28"})
-	_, err = call[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
+	_, err := call[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
 	require.Equal(t, pipeline.ErrTypeInvalidData, appErr.Type())

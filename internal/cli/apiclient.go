@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
@@ -78,4 +79,20 @@ func nextStep(code int) string {
 		return " (not ready yet: is a version deployed? driftline models --model <m>)"
 	}
 	return ""
+}
+
+// viaAPIOrTemporal reads through the API when the caller has a token (view on the model,
+// checked there), else straight from Temporal with the caller's own connection.
+func viaAPIOrTemporal[T any](a APIClient, viaAPI func(*api.Client) (T, error), direct func(client.Client) (T, error)) (T, error) {
+	var out T
+	if *a.Token != "" {
+		err := a.call(func(c *api.Client) (err error) { out, err = viaAPI(c); return })
+		return out, err
+	}
+	c, err := config.TemporalClient()
+	if err != nil {
+		return out, err
+	}
+	defer c.Close()
+	return direct(c)
 }

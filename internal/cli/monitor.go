@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/internal/config"
@@ -74,20 +75,10 @@ func monitorStatusCmd() *cobra.Command {
 	a := APIFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		var st pipeline.MonitorStatus
-		if *a.Token != "" { // through the API: view on the model
-			if err := a.call(func(c *api.Client) (err error) { st, err = c.MonitorStatus(ctx, *model); return }); err != nil {
-				return err
-			}
-		} else {
-			c, err := config.TemporalClient()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if st, err = starter.MonitorStatus(ctx, c, *model); err != nil {
-				return err
-			}
+		st, err := viaAPIOrTemporal(a, func(c *api.Client) (pipeline.MonitorStatus, error) { return c.MonitorStatus(ctx, *model) },
+			func(c client.Client) (pipeline.MonitorStatus, error) { return starter.MonitorStatus(ctx, c, *model) })
+		if err != nil {
+			return err
 		}
 		if asJSON, err := out.JSON(); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/driftline/driftline/api"
 	"github.com/driftline/driftline/audit"
@@ -71,20 +72,10 @@ func statusCmd() *cobra.Command {
 	a := APIFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		var st pipeline.Status
-		if *a.Token != "" { // through the API: view on the model
-			if err := a.call(func(c *api.Client) (err error) { st, err = c.Status(ctx, *model, *runID); return }); err != nil {
-				return err
-			}
-		} else {
-			c, err := config.TemporalClient()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if st, err = starter.Status(ctx, c, *model, *runID); err != nil {
-				return err
-			}
+		st, err := viaAPIOrTemporal(a, func(c *api.Client) (pipeline.Status, error) { return c.Status(ctx, *model, *runID) },
+			func(c client.Client) (pipeline.Status, error) { return starter.Status(ctx, c, *model, *runID) })
+		if err != nil {
+			return err
 		}
 		if asJSON, err := out.JSON(); err != nil {
 			return err
