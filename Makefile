@@ -150,13 +150,14 @@ bench-deps:
 	@command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
 	@/usr/bin/python3 -c "import xgboost, sklearn" 2>/dev/null || (apt-get update && apt-get install -y xgboost python3-xgboost python3-sklearn)
 
-bench: $(BIN)/minio bench-deps
+bench: $(BIN)/minio $(BIN)/temporal bench-deps
 	bench/drift.sh
 	bench/scan.sh 1024
 	bench/serve.sh
 	bench/pressure.sh 2000
 	bench/models.sh
 	bench/loop.sh
+	bench/fanout.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

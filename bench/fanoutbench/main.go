@@ -1,0 +1,236 @@
+// Command fanoutbench measures the one pass read as partitions over 1, 2 and 4 pipeline
+// worker processes (each GOMAXPROCS=1, so the curve shows distribution, not threads) on the
+// same window: a generated retail window in MinIO with a production model to drift against
+// (registered first, not measured), then for each worker count the run's Partitions
+// workflow (one partition a day file, every partition's pass and their combination) started
+// on Temporal and timed until its result. bench/fanout.sh starts MinIO and the Temporal dev
+// server and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/driftline/driftline/activities"
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore/s3store"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
+)
+
+func main() {
+	endpoint := flag.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
+	temporal := flag.String("temporal", "127.0.0.1:7233", "Temporal frontend")
+	bin := flag.String("driftline", "bin/driftline", "the driftline binary the workers run")
+	stores := flag.Int("stores", 200, "stores in the generated window")
+	items := flag.Int("items", 500, "items per store")
+	days := flag.Int("days", 28, "days in the window (a partition a day)")
+	workers := flag.String("workers", "1,2,4", "worker process counts to measure")
+	flag.Parse()
+	if err := run(*endpoint, *temporal, *bin, *stores, *items, *days, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "fanoutbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(endpoint, temporal, bin string, stores, items, days int, workers string) error {
+	ctx := context.Background()
+	s3cfg := s3store.Config{Endpoint: endpoint, Bucket: "fanoutbench", Region: "us-east-1",
+		AccessKey: os.Getenv("FANOUTBENCH_ACCESS_KEY"), SecretKey: os.Getenv("FANOUTBENCH_SECRET_KEY")}
+	b, err := s3store.New(ctx, s3cfg)
+	if err != nil {
+		return err
+	}
+	if err := b.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	sp, err := spec.Load("examples/demand.yaml")
+	if err != nil {
+		return err
+	}
+	sp.Dataset.WindowDays = days
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items, cfg.Days = stores, items, days
+	if _, _, err := dataset.WriteRetail(ctx, b, sp.Dataset.Name, cfg); err != nil {
+		return err
+	}
+	from, to := cfg.Start.Format(dataset.DateLayout), cfg.Start.AddDate(0, 0, days-1).Format(dataset.DateLayout)
+	snap, err := reference(ctx, b, sp, from, to)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("window: %d stores x %d items x %d days = %d rows, %d files, %.0f MB of Parquet; production v1 registered to drift against\n",
+		stores, items, days, snap.Rows, snap.Files, float64(snap.Bytes)/(1<<20))
+	c, err := client.Dial(client.Options{HostPort: temporal})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	step := pipeline.StepInput{Model: sp.Model, RunID: "fanout", Spec: sp, SnapshotKey: snap.Key}
+	var base float64
+	for _, w := range strings.Split(workers, ",") {
+		n, err := strconv.Atoi(w)
+		if err != nil {
+			return fmt.Errorf("-workers %q: %w", workers, err)
+		}
+		secs, err := measure(ctx, c, bin, endpoint, temporal, s3cfg, step, snap, n)
+		if err != nil {
+			return err
+		}
+		if base == 0 {
+			base = secs
+		}
+		fmt.Printf("%d worker(s), GOMAXPROCS=1 each: %d partitions in %.1f s, %.1f MB/s of Parquet, %.2fx one worker\n",
+			n, snap.Files, secs, float64(snap.Bytes)/(1<<20)/secs, base/secs)
+	}
+	return nil
+}
+
+// reference registers and promotes v1 on the window (the activities called in this process)
+// and returns the snapshot the measured passes read.
+func reference(ctx context.Context, b *s3store.S3, sp spec.Spec, from, to string) (pipeline.SnapshotResult, error) {
+	var suite testsuite.WorkflowTestSuite
+	te := suite.NewTestActivityEnvironment()
+	reg := registry.New(b)
+	data, tr, ra := &activities.Data{Store: b, Registry: reg}, &activities.Training{Store: b, Registry: reg}, &activities.Registry{Store: b, Registry: reg}
+	for _, a := range []any{data, tr, ra} {
+		te.RegisterActivity(a)
+	}
+	call := func(fn, in, out any) error {
+		v, err := te.ExecuteActivity(fn, in)
+		if err != nil {
+			return err
+		}
+		return v.Get(out)
+	}
+	var snap pipeline.SnapshotResult
+	if err := call(data.Snapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: "reference", Dataset: sp.Dataset.Name, From: from, To: to}, &snap); err != nil {
+		return snap, err
+	}
+	in := pipeline.StepInput{Model: sp.Model, RunID: "reference", Spec: sp, SnapshotKey: snap.Key}
+	var ins pipeline.InspectResult
+	var t pipeline.TrainResult
+	var rr pipeline.RegisterResult
+	if err := call(data.Inspect, in, &ins); err != nil {
+		return snap, err
+	}
+	if err := call(tr.Train, pipeline.TrainInput{StepInput: in, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey}, &t); err != nil {
+		return snap, err
+	}
+	if err := call(ra.Register, pipeline.RegisterInput{StepInput: in, WorkflowID: "fanoutbench", RequestedBy: "fanoutbench", ArtifactKey: t.ArtifactKey,
+		ProfileKey: t.ProfileKey, Metrics: map[string]float64{"holdout_mae": 1}}, &rr); err != nil {
+		return snap, err
+	}
+	var dep pipeline.DeployResult
+	return snap, call(ra.Promote, pipeline.DeployInput{Model: sp.Model, RunID: "reference", Actor: "fanoutbench", Version: rr.Version, Reason: "bench reference"}, &dep)
+}
+
+// measure starts n worker processes, times the Partitions workflow over every day file, and
+// stops them.
+func measure(ctx context.Context, c client.Client, bin, endpoint, temporal string, s3cfg s3store.Config, step pipeline.StepInput, snap pipeline.SnapshotResult, n int) (float64, error) {
+	var procs []*exec.Cmd
+	defer func() {
+		var cpu []string
+		for _, p := range procs {
+			_ = p.Process.Signal(os.Interrupt)
+			_ = p.Wait()
+			if st := p.ProcessState; st != nil {
+				cpu = append(cpu, fmt.Sprintf("%.1f", (st.UserTime() + st.SystemTime()).Seconds()))
+			}
+		}
+		fmt.Printf("  CPU seconds of the worker processes (start to stop): %s\n", strings.Join(cpu, ", "))
+	}()
+	for i := range n {
+		cmd := exec.Command(bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", 19600+i), "--attestation-keys", "http://127.0.0.1:1/unused")
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "TEMPORAL_ADDRESS="+temporal, "DRIFTLINE_S3_ENDPOINT="+endpoint, "DRIFTLINE_S3_BUCKET="+s3cfg.Bucket,
+			"DRIFTLINE_S3_ACCESS_KEY="+s3cfg.AccessKey, "DRIFTLINE_S3_SECRET_KEY="+s3cfg.SecretKey)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if os.Getenv("FANOUTBENCH_QUIET") != "" {
+			cmd.Stdout, cmd.Stderr = nil, nil
+		}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		procs = append(procs, cmd)
+	}
+	time.Sleep(2 * time.Second) // the workers poll their task queue
+	var parts []pipeline.PartitionInput
+	for f := range snap.Files {
+		parts = append(parts, pipeline.PartitionInput{StepInput: step, Partition: f, FromFile: f, ToFile: f + 1})
+	}
+	t0 := time.Now()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("fanoutbench-%d-%d", n, t0.UnixNano()), TaskQueue: pipeline.TaskQueue},
+		pipeline.PartitionsWorkflow, pipeline.PartitionsInput{Partitions: parts})
+	if err != nil {
+		return 0, err
+	}
+	var res pipeline.PartitionResult
+	if err := run.Get(ctx, &res); err != nil {
+		return 0, err
+	}
+	took := time.Since(t0).Seconds()
+	spans, err := activitySpans(ctx, c, run.GetID(), run.GetRunID())
+	if err != nil {
+		return 0, err
+	}
+	fmt.Printf("  %s; combined summary %.1f MB\n", spans, float64(res.Bytes)/(1<<20))
+	return took, nil
+}
+
+// activitySpans says, per activity type of the workflow, how many ran, their summed time and
+// the span from the first start to the last end.
+func activitySpans(ctx context.Context, c client.Client, id, runID string) (string, error) {
+	type span struct {
+		n          int
+		sum        time.Duration
+		first, end time.Time
+	}
+	byType, started, scheduled := map[string]*span{}, map[int64]time.Time{}, map[int64]string{}
+	var order []string
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case ev.GetActivityTaskScheduledEventAttributes() != nil:
+			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+		case ev.GetActivityTaskStartedEventAttributes() != nil:
+			started[ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()] = ev.GetEventTime().AsTime()
+		case ev.GetActivityTaskCompletedEventAttributes() != nil:
+			a := ev.GetActivityTaskCompletedEventAttributes()
+			name, at, end := scheduled[a.GetScheduledEventId()], started[a.GetScheduledEventId()], ev.GetEventTime().AsTime()
+			sp := byType[name]
+			if sp == nil {
+				sp = &span{first: at}
+				byType[name] = sp
+				order = append(order, name)
+			}
+			sp.n, sp.sum = sp.n+1, sp.sum+end.Sub(at)
+			if at.Before(sp.first) {
+				sp.first = at
+			}
+			if end.After(sp.end) {
+				sp.end = end
+			}
+		}
+	}
+	var parts []string
+	for _, name := range order {
+		sp := byType[name]
+		parts = append(parts, fmt.Sprintf("%d %s: %.1f s in all, %.1f s from first start to last end", sp.n, name, sp.sum.Seconds(), sp.end.Sub(sp.first).Seconds()))
+	}
+	return strings.Join(parts, "; "), nil
+}
