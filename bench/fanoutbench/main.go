@@ -146,7 +146,7 @@ func measure(ctx context.Context, c client.Client, bin, endpoint, temporal strin
 			_ = p.Process.Signal(os.Interrupt)
 			_ = p.Wait()
 			if st := p.ProcessState; st != nil {
-				cpu = append(cpu, fmt.Sprintf("%.1f", (st.UserTime() + st.SystemTime()).Seconds()))
+				cpu = append(cpu, fmt.Sprintf("%.1f", (st.UserTime()+st.SystemTime()).Seconds()))
 			}
 		}
 		fmt.Printf("  CPU seconds of the worker processes (start to stop): %s\n", strings.Join(cpu, ", "))
