@@ -58,12 +58,10 @@ func S3Flags(fs *pflag.FlagSet) *s3store.Config {
 	return c
 }
 
-// Temporal is the Temporal flag group's values: set, they override TEMPORAL_ADDRESS and
+// temporalFlags are the Temporal flag group's values: set, they override TEMPORAL_ADDRESS and
 // TEMPORAL_NAMESPACE for TemporalClient and Namespace (TLS, an API key and the rest still come
 // from the SDK's environment configuration).
-type Temporal struct{ Address, Namespace string }
-
-var temporalFlags Temporal
+var temporalFlags struct{ Address, Namespace string }
 
 // TemporalFlags registers the Temporal flag group on fs (the CLI's root: every command has it).
 func TemporalFlags(fs *pflag.FlagSet) {

@@ -43,3 +43,19 @@ func TestNoDefaultCredentials(t *testing.T) {
 	c.SecretKey = ""
 	require.ErrorContains(t, fromFile(&c.SecretKey, "DRIFTLINE_S3_SECRET_KEY_FILE"), "DRIFTLINE_S3_SECRET_KEY_FILE")
 }
+
+// --temporal-address and --temporal-namespace reach the client over the environment: the
+// dial goes to the flag's address, and Namespace is the flag's.
+func TestTemporalFlagsOverrideTheEnvironment(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	t.Setenv("TEMPORAL_NAMESPACE", "from-env")
+	t.Cleanup(func() { temporalFlags.Address, temporalFlags.Namespace = "", "" })
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	TemporalFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	require.Equal(t, "from-env", Namespace(), "the environment is the default")
+	require.NoError(t, fs.Parse([]string{"--temporal-address", "127.0.0.1:1", "--temporal-namespace", "from-flag"}))
+	require.Equal(t, "from-flag", Namespace())
+	_, err := TemporalClient()
+	require.ErrorContains(t, err, "connect to temporal at 127.0.0.1:1")
+}
