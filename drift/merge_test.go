@@ -21,7 +21,8 @@ func mergeReference(rng *rand.Rand) Profile {
 	return b.Profile()
 }
 
-// currentRow is a drifted row: price shifted, a new region, some nulls.
+// currentRow is a drifted row: price shifted, new regions (several, so the report's order of
+// them is tested), some nulls.
 func currentRow(w *Window, rng *rand.Rand, key uint64) {
 	price := 11 + rng.NormFloat64()*2
 	if rng.IntN(20) == 0 {
@@ -29,7 +30,7 @@ func currentRow(w *Window, rng *rand.Rand, key uint64) {
 	}
 	w.AddNumeric(0, price, key)
 	w.AddNumeric(1, float64(rng.IntN(8)), key)
-	w.AddCategory(2, []string{"north", "south", "east", "west"}[rng.IntN(4)])
+	w.AddCategory(2, []string{"north", "south", "east", "west", "centre", "islands", "overseas"}[rng.IntN(7)])
 }
 
 // Drift windows over a window's partitions, merged in any order, report exactly what one

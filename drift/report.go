@@ -159,15 +159,18 @@ func (f *windowFeature) result() FeatureResult {
 		return fr
 	}
 	if f.ref.Kind == Categorical {
-		cats := slices.Clone(f.ref.Categories)
+		// The reference's categories in its order, then the new ones sorted: the histogram,
+		// and every sum over it, come out the same however the counts were gathered.
 		for c := range f.cats {
 			if !slices.Contains(f.ref.Categories, c) {
-				cats = append(cats, c)
 				fr.NewCategories = append(fr.NewCategories, c)
-				fr.NewCategoryShare += float64(f.cats[c]) / float64(f.mom.n)
 			}
 		}
 		slices.Sort(fr.NewCategories)
+		for _, c := range fr.NewCategories {
+			fr.NewCategoryShare += float64(f.cats[c]) / float64(f.mom.n)
+		}
+		cats := append(slices.Clone(f.ref.Categories), fr.NewCategories...)
 		ref := make([]float64, len(cats))
 		copy(ref, f.ref.Shares)
 		obs := make([]float64, len(cats))

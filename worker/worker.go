@@ -43,6 +43,10 @@ type Options struct {
 	// CheckpointEvery is how often the window's pass and the gbdt boosting store the state a
 	// retry resumes from (0: activities.DefaultCheckpointEvery, 10 s).
 	CheckpointEvery time.Duration
+	// Concurrency is how many activities the worker runs at once (0: the Temporal SDK's
+	// default, 1,000). A worker reading partitions of a window is best set to its cores: the
+	// partitions it leaves wait in the task queue for the next worker with a free slot.
+	Concurrency int
 	// UpdateAudit, installed on c's connection (UpdateAudit.Configure), audits the Updates the
 	// workflows refuse; Run runs its writer. Without it a refused Update is answered to its
 	// sender and logged by nobody.
@@ -78,7 +82,8 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
 		// On SIGTERM, in-flight activities get this long to finish before the worker hands
 		// them back (their heartbeat timeout then moves them to another worker).
-		WorkerStopTimeout: 20 * time.Second,
+		WorkerStopTimeout:                  20 * time.Second,
+		MaxConcurrentActivityExecutionSize: o.Concurrency,
 	})
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})

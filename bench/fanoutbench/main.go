@@ -19,13 +19,11 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 
-	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/benchutil"
 	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -66,7 +64,7 @@ func run(endpoint, temporal, bin string, stores, items, days int, workers string
 		return err
 	}
 	from, to := cfg.Start.Format(dataset.DateLayout), cfg.Start.AddDate(0, 0, days-1).Format(dataset.DateLayout)
-	snap, err := reference(ctx, b, sp, from, to)
+	snap, err := benchutil.Production(ctx, b, sp, from, to)
 	if err != nil {
 		return err
 	}
@@ -97,45 +95,6 @@ func run(endpoint, temporal, bin string, stores, items, days int, workers string
 	return nil
 }
 
-// reference registers and promotes v1 on the window (the activities called in this process)
-// and returns the snapshot the measured passes read.
-func reference(ctx context.Context, b *s3store.S3, sp spec.Spec, from, to string) (pipeline.SnapshotResult, error) {
-	var suite testsuite.WorkflowTestSuite
-	te := suite.NewTestActivityEnvironment()
-	reg := registry.New(b)
-	data, tr, ra := &activities.Data{Store: b, Registry: reg}, &activities.Training{Store: b, Registry: reg}, &activities.Registry{Store: b, Registry: reg}
-	for _, a := range []any{data, tr, ra} {
-		te.RegisterActivity(a)
-	}
-	call := func(fn, in, out any) error {
-		v, err := te.ExecuteActivity(fn, in)
-		if err != nil {
-			return err
-		}
-		return v.Get(out)
-	}
-	var snap pipeline.SnapshotResult
-	if err := call(data.Snapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: "reference", Dataset: sp.Dataset.Name, From: from, To: to}, &snap); err != nil {
-		return snap, err
-	}
-	in := pipeline.StepInput{Model: sp.Model, RunID: "reference", Spec: sp, SnapshotKey: snap.Key}
-	var ins pipeline.InspectResult
-	var t pipeline.TrainResult
-	var rr pipeline.RegisterResult
-	if err := call(data.Inspect, in, &ins); err != nil {
-		return snap, err
-	}
-	if err := call(tr.Train, pipeline.TrainInput{StepInput: in, ProfileKey: ins.ProfileKey, BinsKey: ins.BinsKey}, &t); err != nil {
-		return snap, err
-	}
-	if err := call(ra.Register, pipeline.RegisterInput{StepInput: in, WorkflowID: "fanoutbench", RequestedBy: "fanoutbench", ArtifactKey: t.ArtifactKey,
-		ProfileKey: t.ProfileKey, Metrics: map[string]float64{"holdout_mae": 1}}, &rr); err != nil {
-		return snap, err
-	}
-	var dep pipeline.DeployResult
-	return snap, call(ra.Promote, pipeline.DeployInput{Model: sp.Model, RunID: "reference", Actor: "fanoutbench", Version: rr.Version, Reason: "bench reference"}, &dep)
-}
-
 // measure starts n worker processes, times the Partitions workflow over every day file, and
 // stops them.
 func measure(ctx context.Context, c client.Client, bin, endpoint, temporal string, s3cfg s3store.Config, step pipeline.StepInput, snap pipeline.SnapshotResult, n int) (float64, error) {
@@ -152,7 +111,7 @@ func measure(ctx context.Context, c client.Client, bin, endpoint, temporal strin
 		fmt.Printf("  CPU seconds of the worker processes (start to stop): %s\n", strings.Join(cpu, ", "))
 	}()
 	for i := range n {
-		cmd := exec.Command(bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", 19600+i), "--attestation-keys", "http://127.0.0.1:1/unused")
+		cmd := exec.Command(bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", 19600+i), "--attestation-keys", "http://127.0.0.1:1/unused", "--concurrency", "1")
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "TEMPORAL_ADDRESS="+temporal, "DRIFTLINE_S3_ENDPOINT="+endpoint, "DRIFTLINE_S3_BUCKET="+s3cfg.Bucket,
 			"DRIFTLINE_S3_ACCESS_KEY="+s3cfg.AccessKey, "DRIFTLINE_S3_SECRET_KEY="+s3cfg.SecretKey)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -136,3 +136,15 @@ func TestHelpShowsNoSecretFromTheEnvironment(t *testing.T) {
 		require.NotContains(t, help, secret)
 	}
 }
+
+// A worker's --concurrency is a count of activities: anything else is a usage error naming
+// the flag, before the worker connects anywhere.
+func TestWorkerConcurrencyIsACount(t *testing.T) {
+	for _, v := range []string{"-1", "two", "1.5"} {
+		err := Execute(context.Background(), []string{"worker", "--concurrency", v})
+		require.ErrorContains(t, err, `--concurrency "`+v+`": a number of activities, 0 or more`)
+		require.True(t, isUsage(err), v)
+	}
+	t.Setenv("DRIFTLINE_WORKER_CONCURRENCY", "many")
+	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--concurrency "many"`, "the variable is read as the flag")
+}

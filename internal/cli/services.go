@@ -91,8 +91,14 @@ func workerCmd() *cobra.Command {
 	labelKeyFile := labelKeyFlag(fs)
 	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
+	concurrencyFlag := EnvFlag(fs, "concurrency", "DRIFTLINE_WORKER_CONCURRENCY", "0",
+		"activities this worker runs at once, e.g. its cores for a fleet reading partitions (0: the Temporal SDK's default, 1000)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		concurrency, err := strconv.Atoi(*concurrencyFlag)
+		if err != nil || concurrency < 0 {
+			return usageError{cmd, fmt.Errorf("--concurrency %q: a number of activities, 0 or more", *concurrencyFlag)}
+		}
 		labelKey, err := readKeyFile(*labelKeyFile)
 		if err != nil {
 			return err
@@ -122,7 +128,7 @@ func workerCmd() *cobra.Command {
 		}
 		p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 			AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
-			UpdateAudit: refused})
+			UpdateAudit: refused, Concurrency: concurrency})
 		if err != nil {
 			return err
 		}

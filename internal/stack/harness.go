@@ -213,6 +213,15 @@ func (s *Service) Start() {
 	s.cmd, s.done = cmd, done
 }
 
+// Pid is the running process's id (0 when it is not running): a Temporal worker's default
+// identity begins with it.
+func (s *Service) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (s *Service) Kill() { s.signal(os.Kill, 0) }
 
