@@ -17,7 +17,8 @@ func splitmix64(x uint64) uint64 {
 // replacement that does not depend on the order rows arrive in and that merges exactly
 // (the bottom k of a union is the bottom k of the parts' bottom k). Candidates under the
 // current threshold are buffered and trimmed to the k lowest by quickselect when the buffer
-// reaches 2k, which costs O(1) amortised per candidate.
+// reaches k + k/4, which costs O(1) amortised per candidate (about five comparisons) and
+// bounds the buffer (a wide table holds one a feature).
 type BottomK struct {
 	k         int
 	salt      uint64
@@ -47,13 +48,16 @@ func (b *BottomK) offer(x prio) {
 		return
 	}
 	if b.buf == nil {
-		b.buf = make([]prio, 0, 2*b.k)
+		b.buf = make([]prio, 0, b.limit())
 	}
 	b.buf = append(b.buf, x)
-	if len(b.buf) >= 2*b.k {
+	if len(b.buf) >= b.limit() {
 		b.trim()
 	}
 }
+
+// limit is the buffer's length that triggers a trim.
+func (b *BottomK) limit() int { return b.k + max(b.k/4, 1) }
 
 // trim keeps the k lowest priorities and lowers the threshold to the k-th.
 func (b *BottomK) trim() {

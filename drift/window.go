@@ -19,8 +19,9 @@ type Window struct {
 type windowFeature struct {
 	ref FeatureProfile
 	// distinct reference points, and the reference ECDF just below and at each
-	points          []float64
-	refBelow, refAt []float64
+	points []float64
+	refEnd []int32 // reference sample values <= points[i]: its ECDF at the point is refEnd[i]/refN
+	refN   float64
 	between         []int64 // values in (points[i-1], points[i]); index len(points) = above all
 	index           pointIndex
 	at              []int64 // values equal to points[i]
@@ -39,15 +40,21 @@ func NewWindow(ref Profile) *Window {
 		if fp.Kind == Categorical {
 			wf.cats = map[string]int64{}
 		} else {
-			m := float64(len(fp.Sample))
+			wf.refN = float64(len(fp.Sample))
+			distinct := 0
+			for j := range fp.Sample {
+				if j == 0 || fp.Sample[j] != fp.Sample[j-1] {
+					distinct++
+				}
+			}
+			wf.points, wf.refEnd = make([]float64, 0, distinct), make([]int32, 0, distinct)
 			for j := 0; j < len(fp.Sample); {
 				k := j
 				for k < len(fp.Sample) && fp.Sample[k] == fp.Sample[j] {
 					k++
 				}
 				wf.points = append(wf.points, fp.Sample[j])
-				wf.refBelow = append(wf.refBelow, float64(j)/m)
-				wf.refAt = append(wf.refAt, float64(k)/m)
+				wf.refEnd = append(wf.refEnd, int32(k))
 				j = k
 			}
 			wf.index = newPointIndex(wf.points, fp.Edges)
@@ -102,11 +109,14 @@ func (w *Window) AddCategory(i int, c string) {
 func (f *windowFeature) ks() float64 {
 	n := float64(f.mom.n)
 	var below, d float64
+	refBelow := 0.0
 	for i := range f.points {
 		below += float64(f.between[i])
-		d = max(d, abs(f.refBelow[i]-below/n))
+		d = max(d, abs(refBelow-below/n))
+		refAt := float64(f.refEnd[i]) / f.refN
 		below += float64(f.at[i])
-		d = max(d, abs(f.refAt[i]-below/n))
+		d = max(d, abs(refAt-below/n))
+		refBelow = refAt
 	}
 	return d
 }
@@ -168,14 +178,13 @@ type pointIndex struct {
 	lo, scale float64
 	start     []uint16
 	// Per gap p (between points p-1 and p): binBase[p] counts the PSI edges <= points[p-1];
-	// gapEdges[p] those strictly inside the gap, the first of which is gapEdge[p].
+	// gapEdges[p] those strictly inside the gap, the first of which is edges[binBase[p]].
 	binBase  []int32
 	gapEdges []uint8
-	gapEdge  []float64
 	edges    []float64
 }
 
-const indexBuckets = 1 << 16
+const indexBuckets = 1 << 13
 
 func (x *pointIndex) bucket(v float64) int {
 	fb := (v - x.lo) * x.scale
@@ -189,8 +198,7 @@ func (x *pointIndex) bucket(v float64) int {
 }
 
 func newPointIndex(points, edges []float64) pointIndex {
-	x := pointIndex{edges: edges, binBase: make([]int32, len(points)+1), gapEdges: make([]uint8, len(points)+1),
-		gapEdge: make([]float64, len(points)+1)}
+	x := pointIndex{edges: edges, binBase: make([]int32, len(points)+1), gapEdges: make([]uint8, len(points)+1)}
 	e := 0
 	for p := 0; p <= len(points); p++ {
 		if p > 0 {
@@ -204,9 +212,6 @@ func newPointIndex(points, edges []float64) pointIndex {
 			k++
 		}
 		x.gapEdges[p] = uint8(min(k-e, 255))
-		if k > e {
-			x.gapEdge[p] = edges[e]
-		}
 	}
 	if len(points) < 2 || len(points) >= 1<<16 {
 		return x // binary search only
@@ -250,7 +255,7 @@ func (x *pointIndex) binAt(p int, v float64, onPoint bool) int {
 	case onPoint:
 		return int(x.binBase[p]) + int(n) // every edge inside the gap is below the point
 	case n == 1:
-		if x.gapEdge[p] < v {
+		if x.edges[x.binBase[p]] < v {
 			return int(x.binBase[p]) + 1
 		}
 		return int(x.binBase[p])
