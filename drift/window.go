@@ -19,17 +19,17 @@ type Window struct {
 type windowFeature struct {
 	ref FeatureProfile
 	// distinct reference points, and the reference ECDF just below and at each
-	points []float64
-	refEnd []int32 // reference sample values <= points[i]: its ECDF at the point is refEnd[i]/refN
-	refN   float64
-	between         []int64 // values in (points[i-1], points[i]); index len(points) = above all
-	index           pointIndex
-	at              []int64 // values equal to points[i]
-	bins            []int64
-	mom             moments
-	sample          *BottomK
-	cats            map[string]int64
-	nulls           int64
+	points  []float64
+	refEnd  []int32 // reference sample values <= points[i]: its ECDF at the point is refEnd[i]/refN
+	refN    float64
+	between []int64 // values in (points[i-1], points[i]); index len(points) = above all
+	index   pointIndex
+	at      []int64 // values equal to points[i]
+	bins    []int64
+	mom     moments
+	sample  *BottomK
+	cats    map[string]int64
+	nulls   int64
 }
 
 // NewWindow prepares an accumulator for the profile's features.
