@@ -47,8 +47,10 @@ func (b *BottomK) offer(x prio) {
 	if x.p >= b.threshold {
 		return
 	}
-	if b.buf == nil {
-		b.buf = make([]prio, 0, b.limit())
+	if len(b.buf) == cap(b.buf) { // grown as values come, to at most limit: a feature of few values holds few
+		grown := make([]prio, len(b.buf), min(max(2*cap(b.buf), 64), b.limit()))
+		copy(grown, b.buf)
+		b.buf = grown
 	}
 	b.buf = append(b.buf, x)
 	if len(b.buf) >= b.limit() {

@@ -43,7 +43,7 @@ func (b *BottomK) restore(s bottomKState) error {
 		return fmt.Errorf("sample state is for k %d salt %x, this sample has k %d salt %x", s.K, s.Salt, b.k, b.salt)
 	}
 	b.threshold = s.Threshold
-	b.buf = make([]prio, len(s.P), max(b.limit(), len(s.P)))
+	b.buf = make([]prio, len(s.P))
 	for i := range s.P {
 		b.buf[i] = prio{s.P[i], s.V[i]}
 	}
