@@ -149,6 +149,8 @@ bench-deps:
 	@/usr/bin/python3 -c "import scipy" 2>/dev/null || (apt-get update && apt-get install -y python3-scipy python3-numpy)
 	@command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
 	@/usr/bin/python3 -c "import xgboost, sklearn" 2>/dev/null || (apt-get update && apt-get install -y xgboost python3-xgboost python3-sklearn)
+	@/usr/bin/python3 -c "import pandas" 2>/dev/null || (apt-get update && apt-get install -y python3-pandas)
+	@command -v node >/dev/null && command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
 
 bench: $(BIN)/minio $(BIN)/temporal bench-deps
 	bench/drift.sh
@@ -158,6 +160,7 @@ bench: $(BIN)/minio $(BIN)/temporal bench-deps
 	bench/models.sh
 	bench/loop.sh
 	bench/fanout.sh
+	bench/duckdb.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

@@ -760,3 +760,32 @@ func TestNullableFeatureThroughTheLoop(t *testing.T) {
 	}
 	t.Fatal("no temperature in the drift report")
 }
+
+// On MinIO a gbdt bounded by trainer.max_rows trains on a sample of its training days, and
+// the version's lineage says so: the rows, what they were drawn from, the rate, each day's
+// rows; the train step's result says how many rows it was drawn from.
+func TestASampledTrainingIsInTheLineage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.spec.Trainer.MaxRows = 600
+	step, _, ev, rr, _ := e.cycle("sampled", "2026-09-01", "2026-09-28")
+	require.Positive(t, ev.CandidateMAE)
+	v, err := registry.New(e.store).Version(ctx, "demand", rr.Version)
+	require.NoError(t, err)
+	ts := v.Lineage.TrainingSample
+	require.NotNil(t, ts, "the lineage records the sample")
+	require.InDelta(t, 600, ts.Rows, 120)
+	require.Equal(t, int64(21*120), ts.Of, "the 21 training days' rows (7 held out)")
+	require.InDelta(t, 600.0/(21*120), ts.Rate, 1e-12)
+	require.Len(t, ts.Days, 21)
+	var sum int64
+	for _, d := range ts.Days {
+		sum += d.Rows
+	}
+	require.Equal(t, ts.Rows, sum)
+	var trr pipeline.TrainResult
+	trr, err = call[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: step})
+	require.NoError(t, err)
+	require.Equal(t, ts.Of, trr.SampledFrom)
+	require.Equal(t, int(ts.Rows), trr.TrainRows, "a retried train step draws the same sample")
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/internal/buildinfo"
+	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -68,6 +69,9 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 		}
 	}
 	v.Quantization, v.Importance = in.Quantization, in.Importance
+	if v.Lineage.TrainingSample, err = trainingSample(art); err != nil {
+		return pipeline.RegisterResult{}, invalid("register: artifact %s: %v", in.ArtifactKey, err)
+	}
 	var variants []registry.Variant
 	if in.Int8Key != "" {
 		b, _, err := objstore.ReadAll(ctx, r.Store, in.Int8Key)
@@ -228,4 +232,19 @@ func sentBy(ctx context.Context, c client.Client, model, runID, updateID string,
 		identity = "unknown"
 	}
 	return identity, nil
+}
+
+// trainingSample is the sample a built-in gbdt artifact records it trained on (nil: every
+// row, or an artifact that records none).
+func trainingSample(art []byte) (*registry.TrainingSample, error) {
+	m, err := model.Unmarshal(art)
+	if err != nil {
+		return nil, err
+	}
+	days, ok := m.Settings["sample_days"]
+	if !ok {
+		return nil, nil
+	}
+	ts := &registry.TrainingSample{Rows: int64(m.Params["sample_rows"]), Of: int64(m.Params["sample_of_rows"]), Rate: m.Params["sample_rate"]}
+	return ts, json.Unmarshal([]byte(days), &ts.Days)
 }

@@ -48,9 +48,15 @@ func (t *Training) source(ctx context.Context, in pipeline.StepInput, days func(
 // profile the window's first pass prepared; artifact and profile are staged under
 // reports/<model>/<run>/candidate/.
 func (t *Training) Train(ctx context.Context, in pipeline.TrainInput) (pipeline.TrainResult, error) {
-	s, _, rows, err := t.source(ctx, in.StepInput, dataset.Before)
+	s, cut, rows, err := t.source(ctx, in.StepInput, dataset.Before)
 	if err != nil {
 		return pipeline.TrainResult{}, err
+	}
+	var trainDayRows int64
+	for _, f := range s.Files {
+		if f.Date < cut && f.Rows > 0 {
+			trainDayRows += f.Rows
+		}
 	}
 	if in.ProfileKey == "" || (in.BinsKey == "" && in.Spec.Trainer.Name == "gbdt") {
 		// A run from before the one-pass shape: prepare here (one more read of the days).
@@ -77,13 +83,13 @@ func (t *Training) Train(ctx context.Context, in pipeline.TrainInput) (pipeline.
 	if why != "" {
 		activity.GetLogger(ctx).Warn("training boosts from the start", "reason", why)
 	}
-	m, st, err := training.Train(training.Input{Spec: in.Spec, Rows: rows, Binner: binner, WindowRows: s.Rows, Fingerprint: s.ID,
+	m, st, err := training.Train(training.Input{Spec: in.Spec, Rows: rows, Binner: binner, WindowRows: s.Rows, Fingerprint: s.ID, TrainDayRows: trainDayRows,
 		Boost: model.BoostOptions{Resume: resume, Checkpoint: func(rounds int, state func() model.BoostState) { bc.offer(ctx, rounds, state) }}})
 	if err != nil {
 		return pipeline.TrainResult{}, classify("train", err)
 	}
 	res := pipeline.TrainResult{TrainRows: st.Rows, TrainRMSE: st.RMSE, TrainMetric: st.Metric, TrainLoss: st.Loss, Trees: st.Trees,
-		ReadSeconds: st.ReadSeconds, FitSeconds: st.FitSeconds}
+		ReadSeconds: st.ReadSeconds, FitSeconds: st.FitSeconds, SampledFrom: st.SampledFrom}
 	if resume != nil {
 		res.ResumedRounds = resume.Rounds
 	}

@@ -3,12 +3,16 @@
 # GOMAXPROCS=1 each, on one generated retail window in MinIO, with the Temporal dev server;
 # both started here from ./bin (make tools installs them). Prints each count's seconds,
 # MB/s and its ratio to one worker.
-#   bench/fanout.sh [STORES] [ITEMS] [DAYS]      (default 200 x 500 x 28 = 2.8M rows)
+# Then, with PARTITIONS > 0, a real run of the loop over PARTITIONS day files of 20 rows, one
+# partition each, on 2 workers: its outcome, and every history it made (events, size, the
+# largest event), against Temporal's warning of 10,240 events.
+#   bench/fanout.sh [STORES] [ITEMS] [DAYS] [PARTITIONS]   (default 200 x 500 x 28 = 2.8M rows; 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stores=${1:-200}
 items=${2:-500}
 days=${3:-28}
+partitions=${4:-0}
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 tport=$((port + 2))
@@ -28,3 +32,7 @@ go build -o "$dir/fanoutbench" ./bench/fanoutbench
 FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
   "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" \
   -stores "$stores" -items "$items" -days "$days"
+if [ "$partitions" -gt 0 ]; then
+  FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
+    "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" -partitions "$partitions"
+fi

@@ -67,6 +67,10 @@ type TrainResult struct {
 	// fitting (gbdt: the boosting rounds).
 	ReadSeconds float64 `json:"read_seconds,omitempty"`
 	FitSeconds  float64 `json:"fit_seconds,omitempty"`
+	// SampledFrom (gbdt) is how many training rows the trained sample (TrainRows of them) was
+	// drawn from, every day at the same rate (0: it trained on every row; the model's lineage
+	// has the rows each day kept).
+	SampledFrom int64 `json:"sampled_from,omitempty"`
 	// ResumedRounds is how many boosting rounds a retry took from its attempt's last
 	// checkpoint instead of boosting them again (gbdt; 0: from the start).
 	ResumedRounds int `json:"resumed_rounds,omitempty"`

@@ -40,6 +40,24 @@ type Lineage struct {
 	// SnapshotFiles pins the training data: every file's key, ETag and row count.
 	SnapshotFiles []SnapshotFile    `json:"snapshot_files,omitempty"`
 	Reports       map[string]string `json:"reports"` // validation, drift, evaluation -> URI
+	// TrainingSample is the sample of the training days the built-in gbdt trained on, when
+	// the window had more rows than its bound (nil: every row).
+	TrainingSample *TrainingSample `json:"training_sample,omitempty"`
+}
+
+// TrainingSample says which rows of the window a model trained on: Rows of Of, every training
+// day at Rate by a hash of the row's key in the window (reproducible), and each day's rows.
+type TrainingSample struct {
+	Rows int64      `json:"rows"`
+	Of   int64      `json:"of"`
+	Rate float64    `json:"rate"`
+	Days []DayCount `json:"days"`
+}
+
+// DayCount is the rows a day contributed.
+type DayCount struct {
+	Day  string `json:"day"`
+	Rows int64  `json:"rows"`
 }
 
 // SnapshotFile is one pinned data file of a version's training window.

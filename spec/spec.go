@@ -95,6 +95,11 @@ type Trainer struct {
 	// TaskQueue, when set, dispatches the train step to an external trainer polling that
 	// queue (docs/models.md, "External trainers").
 	TaskQueue string `yaml:"task_queue,omitempty" json:"task_queue,omitempty"`
+	// MaxRows (gbdt) is the most training rows the built-in gbdt trains on; a window with more
+	// is sampled, every day at the same rate by a hash of the row, and the sample recorded in
+	// the model's lineage (0: 268,435,456 over the features, a 256 MiB training matrix;
+	// docs/scaling.md).
+	MaxRows int64 `yaml:"max_rows,omitempty" json:"max_rows,omitempty"`
 }
 
 // ObjectiveName is the trainer's objective with its default.
@@ -557,8 +562,8 @@ func (s Spec) validateTrainer(p *problems) {
 				add("trainer.params.alpha: must be >= 0, got %g", v)
 			}
 		}
-		if s.Trainer.Objective != "" || s.Trainer.Growth != "" {
-			add("trainer: objective and growth are gbdt settings")
+		if s.Trainer.Objective != "" || s.Trainer.Growth != "" || s.Trainer.MaxRows != 0 {
+			add("trainer: objective, growth and max_rows are gbdt settings")
 		}
 	case "gbdt":
 		if _, err := hparams.From(s.Trainer.Objective, s.Trainer.Growth, s.Trainer.Params); err != nil {
@@ -566,6 +571,9 @@ func (s Spec) validateTrainer(p *problems) {
 		}
 		if v := s.Trainer.ValidationShare; v < 0 || v >= 1 {
 			add("trainer.validation_share: must be in [0, 1), got %g", v)
+		}
+		if s.Trainer.MaxRows < 0 {
+			add("trainer.max_rows: must be 0 (the default bound) or more, got %d", s.Trainer.MaxRows)
 		}
 	default:
 		add("trainer.name: %q is not a known trainer (known: ridge, logistic, gbdt)", s.Trainer.Name)

@@ -81,6 +81,13 @@ func TestTrainerChoicesValidate(t *testing.T) {
 	require.ErrorContains(t, err, `"temperature" is nullable; trainer logistic cannot take missing values`)
 	_, err = Parse([]byte(src[:i] + "trainer:\n  name: gbdt\n  task_queue: \"bad queue!\"\n" + src[j:]))
 	require.ErrorContains(t, err, "trainer.task_queue")
+	sampled, err := Parse([]byte(src[:i] + "trainer:\n  name: gbdt\n  max_rows: 20000000\n" + src[j:]))
+	require.NoError(t, err)
+	require.Equal(t, int64(20_000_000), sampled.Trainer.MaxRows)
+	_, err = Parse([]byte(src[:i] + "trainer:\n  name: gbdt\n  max_rows: -1\n" + src[j:]))
+	require.ErrorContains(t, err, "trainer.max_rows: must be 0 (the default bound) or more, got -1")
+	_, err = Parse([]byte(src[:i] + "trainer:\n  name: ridge\n  max_rows: 10\n" + src[j:]))
+	require.ErrorContains(t, err, "objective, growth and max_rows are gbdt settings")
 }
 
 // FuzzParse: any bytes give a spec or an error naming what was wrong, never a panic; a spec

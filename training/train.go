@@ -28,6 +28,9 @@ type Stats struct {
 	// ReadSeconds is the time spent reading (and, for gbdt, binning) the rows; FitSeconds the
 	// time spent fitting (the boosting rounds for gbdt).
 	ReadSeconds, FitSeconds float64
+	// SampledFrom is how many training rows gbdt's sample was drawn from (0: it trained on
+	// every row).
+	SampledFrom int64
 }
 
 // Input is one training job.
@@ -40,6 +43,9 @@ type Input struct {
 	// WindowRows sizes the first allocation; Fingerprint names the data (snapshot id).
 	WindowRows  int64
 	Fingerprint string
+	// TrainDayRows is how many rows the training days hold (the snapshot's counts; 0: not
+	// known): gbdt samples them when they are more than MaxRows.
+	TrainDayRows int64
 	// Boost resumes (gbdt) from a checkpointed state and reports states to checkpoint.
 	Boost model.BoostOptions
 }
@@ -83,13 +89,14 @@ func Inputs(sp spec.Spec) []model.Input {
 	return out
 }
 
-// each streams the accepted rows of src with their features and target.
-func each(src dataset.Source, sp spec.Spec, fr *dataset.Features, visit func(b *dataset.Batch, r int, x []float64, y float64)) error {
+// each streams the accepted rows of src (those keep takes, when it is not nil) with their
+// features and target.
+func each(src dataset.Source, sp spec.Spec, fr *dataset.Features, keep func(b *dataset.Batch, r int) bool, visit func(b *dataset.Batch, r int, x []float64, y float64)) error {
 	x := make([]float64, fr.Len())
 	return src(func(b *dataset.Batch) error {
 		y := b.Num(sp.Target)
 		for r := 0; r < b.Rows; r++ {
-			if b.Accepted[r] {
+			if b.Accepted[r] && (keep == nil || keep(b, r)) {
 				fr.Vector(b, r, x)
 				visit(b, r, x, y[r])
 			}
@@ -112,7 +119,7 @@ func tooFew(rows, p int) error {
 func trainRidge(sp spec.Spec, src dataset.Source, fr *dataset.Features, m *model.Model) (Stats, error) {
 	p := fr.Len()
 	acc := model.NewRidgeAccumulator(p)
-	if err := each(src, sp, fr, func(_ *dataset.Batch, _ int, x []float64, y float64) { acc.Add(x, y) }); err != nil {
+	if err := each(src, sp, fr, nil, func(_ *dataset.Batch, _ int, x []float64, y float64) { acc.Add(x, y) }); err != nil {
 		return Stats{}, err
 	}
 	if acc.Rows() < int64(2*p) {
@@ -131,7 +138,7 @@ func trainRidge(sp spec.Spec, src dataset.Source, fr *dataset.Features, m *model
 func trainLogistic(sp spec.Spec, src dataset.Source, fr *dataset.Features, m *model.Model) (Stats, error) {
 	alpha := param(sp.Trainer.Params, "alpha", 1)
 	lin, fit, err := model.TrainLogistic(fr.Len(), alpha, func(visit func(x []float64, y float64)) error {
-		return each(src, sp, fr, func(_ *dataset.Batch, _ int, x []float64, y float64) { visit(x, y) })
+		return each(src, sp, fr, nil, func(_ *dataset.Batch, _ int, x []float64, y float64) { visit(x, y) })
 	})
 	if err != nil {
 		var de *dataset.DataError
@@ -158,6 +165,11 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 	}
 	p := fr.Len()
 	capacity := int(min(max(in.WindowRows, 0), 1<<26))
+	smp := newDaySample(in.TrainDayRows, MaxRows(sp, p))
+	var keep func(b *dataset.Batch, r int) bool
+	if smp != nil {
+		capacity, keep = int(min(int64(capacity), smp.bound+smp.bound/20+1024)), smp.keep
+	}
 	train := model.NewMatrix(p, capacity)
 	var valid *model.Matrix
 	share := sp.Trainer.ValidationShare
@@ -179,7 +191,7 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 	// One pass: every row binned as it streams in; a hash split holds out the early-stopping
 	// rows.
 	t0 := time.Now()
-	err = each(in.Rows, sp, fr, func(b *dataset.Batch, r int, x []float64, y float64) {
+	err = each(in.Rows, sp, fr, keep, func(b *dataset.Batch, r int, x []float64, y float64) {
 		pd := tp
 		if valid != nil && RowHash(b.RowKey0+uint64(r), 2) < vlimit {
 			pd = vp
@@ -220,6 +232,15 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 	}
 	if log.Metric == "rmse" {
 		st.RMSE = log.Train
+	}
+	if smp != nil {
+		st.SampledFrom = smp.of
+		if m.Settings == nil {
+			m.Settings = map[string]string{}
+		}
+		if err := smp.record(m.Params, m.Settings, st.Rows); err != nil {
+			return st, err
+		}
 	}
 	return st, nil
 }

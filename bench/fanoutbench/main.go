@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +34,15 @@ func main() {
 	items := flag.Int("items", 500, "items per store")
 	days := flag.Int("days", 28, "days in the window (a partition a day)")
 	workers := flag.String("workers", "1,2,4", "worker process counts to measure")
+	many := flag.Int("partitions", 0, "instead: a real run over this many day files, one partition each, on 2 workers; report its histories")
 	flag.Parse()
-	if err := run(*endpoint, *temporal, *bin, *stores, *items, *days, *workers); err != nil {
+	var err error
+	if *many > 0 {
+		err = runMany(*endpoint, *temporal, *bin, *many)
+	} else {
+		err = run(*endpoint, *temporal, *bin, *stores, *items, *days, *workers)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fanoutbench:", err)
 		os.Exit(1)
 	}
@@ -98,32 +104,11 @@ func run(endpoint, temporal, bin string, stores, items, days int, workers string
 // measure starts n worker processes, times the Partitions workflow over every day file, and
 // stops them.
 func measure(ctx context.Context, c client.Client, bin, endpoint, temporal string, s3cfg s3store.Config, step pipeline.StepInput, snap pipeline.SnapshotResult, n int) (float64, error) {
-	var procs []*exec.Cmd
-	defer func() {
-		var cpu []string
-		for _, p := range procs {
-			_ = p.Process.Signal(os.Interrupt)
-			_ = p.Wait()
-			if st := p.ProcessState; st != nil {
-				cpu = append(cpu, fmt.Sprintf("%.1f", (st.UserTime()+st.SystemTime()).Seconds()))
-			}
-		}
-		fmt.Printf("  CPU seconds of the worker processes (start to stop): %s\n", strings.Join(cpu, ", "))
-	}()
-	for i := range n {
-		cmd := exec.Command(bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", 19600+i), "--attestation-keys", "http://127.0.0.1:1/unused", "--concurrency", "1")
-		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "TEMPORAL_ADDRESS="+temporal, "DRIFTLINE_S3_ENDPOINT="+endpoint, "DRIFTLINE_S3_BUCKET="+s3cfg.Bucket,
-			"DRIFTLINE_S3_ACCESS_KEY="+s3cfg.AccessKey, "DRIFTLINE_S3_SECRET_KEY="+s3cfg.SecretKey)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if os.Getenv("FANOUTBENCH_QUIET") != "" {
-			cmd.Stdout, cmd.Stderr = nil, nil
-		}
-		if err := cmd.Start(); err != nil {
-			return 0, err
-		}
-		procs = append(procs, cmd)
+	stop, err := startWorkers(bin, endpoint, temporal, s3cfg, n, "1")
+	if err != nil {
+		return 0, err
 	}
-	time.Sleep(2 * time.Second) // the workers poll their task queue
+	defer stop()
 	var parts []pipeline.PartitionInput
 	for f := range snap.Files {
 		parts = append(parts, pipeline.PartitionInput{StepInput: step, Partition: f, FromFile: f, ToFile: f + 1})
@@ -192,4 +177,24 @@ func activitySpans(ctx context.Context, c client.Client, id, runID string) (stri
 		parts = append(parts, fmt.Sprintf("%d %s: %.1f s in all, %.1f s from first start to last end", sp.n, name, sp.sum.Seconds(), sp.end.Sub(sp.first).Seconds()))
 	}
 	return strings.Join(parts, "; "), nil
+}
+
+// runMany is the -partitions mode: its own bucket, the run, its histories.
+func runMany(endpoint, temporal, bin string, files int) error {
+	ctx := context.Background()
+	s3cfg := s3store.Config{Endpoint: endpoint, Bucket: "fanoutmany", Region: "us-east-1",
+		AccessKey: os.Getenv("FANOUTBENCH_ACCESS_KEY"), SecretKey: os.Getenv("FANOUTBENCH_SECRET_KEY")}
+	b, err := s3store.New(ctx, s3cfg)
+	if err != nil {
+		return err
+	}
+	if err := b.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	c, err := client.Dial(client.Options{HostPort: temporal})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return manyPartitions(ctx, c, b, bin, endpoint, temporal, s3cfg, files, 2)
 }

@@ -2,7 +2,8 @@
 // 20-feature vector from the embedded store and from Redis (p50/p99 latency, reads/s with two
 // readers), writes to each (rows/s), and the point-in-time join of N feature rows with M
 // entity rows (rows/s, peak RSS). With -peer-data DIR it also writes the join's inputs as
-// raw little-endian arrays for the pandas peer (bench/features_pandas.py).
+// raw little-endian arrays for the pandas peer (bench/features_pandas.py) and as Parquet for
+// the DuckDB peer (bench/duckdb/asof.mjs).
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/benchutil"
@@ -224,7 +227,31 @@ func writePeer(dir string, rows []features.FeatureRow, ents []features.EntityRow
 	}); err != nil {
 		return err
 	}
-	return write("entities.bin", len(ents), func(i int) []int64 { return []int64{key(ents[i].Key), ents[i].At} })
+	if err := write("entities.bin", len(ents), func(i int) []int64 { return []int64{key(ents[i].Key), ents[i].At} }); err != nil {
+		return err
+	}
+	type featureRow struct {
+		Key     int64 `parquet:"key"`
+		Event   int64 `parquet:"event"`
+		Created int64 `parquet:"created"`
+		Value   int64 `parquet:"value"`
+	}
+	type entityRow struct {
+		Key int64 `parquet:"key"`
+		At  int64 `parquet:"at"`
+	}
+	fr := make([]featureRow, len(rows))
+	for i, r := range rows {
+		fr[i] = featureRow{key(r.Key), r.Event, r.Created, int64(r.Values[0])}
+	}
+	if err := parquet.WriteFile(filepath.Join(dir, "features.parquet"), fr); err != nil {
+		return err
+	}
+	er := make([]entityRow, len(ents))
+	for i, e := range ents {
+		er[i] = entityRow{key(e.Key), e.At}
+	}
+	return parquet.WriteFile(filepath.Join(dir, "entities.parquet"), er)
 }
 
 // materialize computes a view (a 7-day rolling sum and the value) over n source rows of

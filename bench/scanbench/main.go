@@ -1,7 +1,10 @@
 // Command scanbench measures the validate step's Parquet scan over S3: -gen writes a window of
 // the retail dataset (row groups of -group rows) to a bucket, -scan reads it back through
 // ranged GETs with the demo contract and reports decoded MB/s and the process's peak RSS.
-// bench/scan.sh runs both against a MinIO it starts.
+// bench/scan.sh runs both against a MinIO it starts. With -local DIR the window lives in local
+// files instead (written there by -gen, held in memory for the scan): -inspect times the one
+// pass over it (the Inspect activity) and -sql writes DuckDB's SQL of the same contract's
+// checks over the same files (bench/duckdb.sh).
 package main
 
 import (
@@ -36,16 +39,33 @@ func main() {
 	group := flag.Int("group", 131072, "rows per row group (gen)")
 	days := flag.Int("days", 30, "partitions (gen)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan here")
+	local := flag.String("local", "", "the window's local directory: -gen writes it there, the other modes read it into memory")
+	inspect := flag.Bool("inspect", false, "run the one pass (the Inspect activity: validation, profile, bins) over the window")
+	sqlFile := flag.String("sql", "", "write DuckDB's SQL of the demo contract's checks over -local's files here")
 	flag.Parse()
 	ctx := context.Background()
-	b, err := s3store.New(ctx, s3store.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: os.Getenv("SCANBENCH_ACCESS_KEY"), SecretKey: os.Getenv("SCANBENCH_SECRET_KEY")})
+	var b objstore.Bucket
+	var err error
+	if *local != "" {
+		b, err = localWindow(ctx, *local, *gen)
+	} else {
+		b, err = s3store.New(ctx, s3store.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: os.Getenv("SCANBENCH_ACCESS_KEY"), SecretKey: os.Getenv("SCANBENCH_SECRET_KEY")})
+	}
 	if err != nil {
 		panic(err)
 	}
 	cfg := dataset.DefaultRetail()
 	start := cfg.Start
 	if *gen {
-		generate(ctx, b, cfg, *mb, *group, *days)
+		generate(ctx, b, cfg, *mb, *group, *days, *local)
+	}
+	if *sqlFile != "" {
+		if err := writeSQL(*sqlFile, *local); err != nil {
+			panic(err)
+		}
+	}
+	if *inspect {
+		inspectWindow(ctx, b, start, *days)
 	}
 	if *scan {
 		scanWindow(ctx, b, start, *days, *cpuprofile)
@@ -56,10 +76,12 @@ func main() {
 }
 
 // generate writes days partitions of about mb MB in all, row groups of group rows.
-func generate(ctx context.Context, b *s3store.S3, cfg dataset.RetailConfig, mb, group, days int) {
+func generate(ctx context.Context, b objstore.Bucket, cfg dataset.RetailConfig, mb, group, days int, local string) {
 	start := cfg.Start
-	if err := b.EnsureBucket(ctx); err != nil {
-		panic(err)
+	if s3, ok := b.(*s3store.S3); ok {
+		if err := s3.EnsureBucket(ctx); err != nil {
+			panic(err)
+		}
 	}
 	// About 71 bytes a row once encoded: size the stores to reach the target.
 	cfg.Items = 500
@@ -78,6 +100,11 @@ func generate(ctx context.Context, b *s3store.S3, cfg dataset.RetailConfig, mb, 
 		if _, err := b.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
 			panic(err)
 		}
+		if local != "" {
+			if err := writeLocal(local, key, buf.Bytes()); err != nil {
+				panic(err)
+			}
+		}
 		total += int64(buf.Len())
 	}
 	fmt.Printf("wrote %d partitions, %.0f MB of Parquet (%d stores x %d items a day, row groups of %d rows)\n",
@@ -85,7 +112,7 @@ func generate(ctx context.Context, b *s3store.S3, cfg dataset.RetailConfig, mb, 
 }
 
 // scanWindow times dataset.Scan over the window (with a CPU profile when cpuprofile names a file).
-func scanWindow(ctx context.Context, b *s3store.S3, start time.Time, days int, cpuprofile string) {
+func scanWindow(ctx context.Context, b objstore.Bucket, start time.Time, days int, cpuprofile string) {
 	sp, err := spec.Load("examples/demand.yaml")
 	if err != nil {
 		panic(err)
@@ -131,7 +158,7 @@ func scanWindow(ctx context.Context, b *s3store.S3, start time.Time, days int, c
 }
 
 // validateWindow times the real Validate activity over the window.
-func validateWindow(ctx context.Context, b *s3store.S3, start time.Time, days int) {
+func validateWindow(ctx context.Context, b objstore.Bucket, start time.Time, days int) {
 	sp, err := spec.Load("examples/demand.yaml")
 	if err != nil {
 		panic(err)
