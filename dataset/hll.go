@@ -30,8 +30,13 @@ func (h *hll) addNumber(v float64) {
 }
 
 func (h *hll) addHash(x uint64) {
-	x ^= x >> 33 // mix: FNV's and the bits' high bits are poor for short inputs
+	// MurmurHash3's full finaliser: FNV's and the bits' high bits are poor for short inputs,
+	// and with half of it an arithmetic sequence (prices a cent apart) filled registers too
+	// evenly, overcounting 1,000 values by 9%.
+	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
 	idx := x >> 52
 	rank := uint8(bits.LeadingZeros64(x<<12|1<<11) + 1)
