@@ -7,6 +7,7 @@
 # partition each, on 2 workers: its outcome, and every history it made (events, size, the
 # largest event), against Temporal's warning of 10,240 events.
 #   bench/fanout.sh [STORES] [ITEMS] [DAYS] [PARTITIONS]   (default 200 x 500 x 28 = 2.8M rows; 0)
+# DAYS 0 skips the scaling curve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stores=${1:-200}
@@ -29,10 +30,15 @@ for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/minio/health/live" >/de
 for _ in $(seq 300); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$tport" 2>/dev/null && break; sleep 0.1; done
 go build -o "$dir/driftline" ./cmd/driftline
 go build -o "$dir/fanoutbench" ./bench/fanoutbench
-FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
-  "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" \
-  -stores "$stores" -items "$items" -days "$days"
+if [ "$days" -gt 0 ]; then
+  FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
+    "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" \
+    -stores "$stores" -items "$items" -days "$days"
+fi
 if [ "$partitions" -gt 0 ]; then
+  # a real run needs the search attributes (and its bucket) the way `driftline setup` makes them
+  TEMPORAL_ADDRESS=127.0.0.1:$tport DRIFTLINE_S3_ENDPOINT=http://127.0.0.1:$port DRIFTLINE_S3_BUCKET=fanoutmany \
+    DRIFTLINE_S3_ACCESS_KEY=$user DRIFTLINE_S3_SECRET_KEY=$pass "$dir/driftline" setup >/dev/null
   FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
     "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" -partitions "$partitions"
 fi

@@ -28,7 +28,43 @@ type MergeInput struct {
 	Partitions []PartitionResult `json:"partitions"`
 }
 
-// PartitionsInput is a batch of a run's partitions for one PartitionsWorkflow.
+// PartitionsInput is a batch of a run's partitions for one PartitionsWorkflow: the run's
+// step once and each partition's files, so a batch of 500 is about 25 KB in the parent's
+// history, not 500 copies of the spec (1.5 MB). Partitions (each with its step) is the
+// earlier shape, still read.
 type PartitionsInput struct {
-	Partitions []PartitionInput `json:"partitions"`
+	Step       *StepInput       `json:"step,omitempty"`
+	Ranges     []PartitionRange `json:"ranges,omitempty"`
+	Partitions []PartitionInput `json:"partitions,omitempty"`
+}
+
+// PartitionRange is a partition's files [FromFile, ToFile) of the step's snapshot.
+type PartitionRange struct {
+	Partition int `json:"partition"`
+	FromFile  int `json:"from_file"`
+	ToFile    int `json:"to_file"`
+}
+
+// Batch is a batch of partitions in the compact shape.
+func Batch(parts []PartitionInput) PartitionsInput {
+	if len(parts) == 0 {
+		return PartitionsInput{}
+	}
+	in := PartitionsInput{Step: &parts[0].StepInput}
+	for _, p := range parts {
+		in.Ranges = append(in.Ranges, PartitionRange{Partition: p.Partition, FromFile: p.FromFile, ToFile: p.ToFile})
+	}
+	return in
+}
+
+// All is the batch's partitions, each with its step, whichever shape it came in.
+func (in PartitionsInput) All() []PartitionInput {
+	if in.Step == nil {
+		return in.Partitions
+	}
+	out := make([]PartitionInput, len(in.Ranges))
+	for i, r := range in.Ranges {
+		out[i] = PartitionInput{StepInput: *in.Step, Partition: r.Partition, FromFile: r.FromFile, ToFile: r.ToFile}
+	}
+	return out
 }

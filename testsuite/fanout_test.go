@@ -92,7 +92,7 @@ func fanOut(ctx context.Context, t *testing.T, c client.Client, sp spec.Spec, sn
 		parts = append(parts, pipeline.PartitionInput{StepInput: step, Partition: f, FromFile: f, ToFile: f + 1})
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "fanout-" + runID, TaskQueue: pipeline.TaskQueue},
-		pipeline.PartitionsWorkflow, pipeline.PartitionsInput{Partitions: parts})
+		pipeline.PartitionsWorkflow, pipeline.Batch(parts))
 	require.NoError(t, err)
 	return run
 }

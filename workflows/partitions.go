@@ -59,7 +59,7 @@ func (r *run) partitionChildren(parts []pipeline.PartitionInput) ([]pipeline.Par
 			WorkflowID:    fmt.Sprintf("%s/partitions/%d", r.wfID, b),
 			StaticSummary: fmt.Sprintf("partitions %d-%d of the one pass", batch[0].Partition, batch[len(batch)-1].Partition),
 		})
-		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, pipeline.PartitionsWorkflow, pipeline.PartitionsInput{Partitions: batch}))
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, pipeline.PartitionsWorkflow, pipeline.Batch(batch)))
 	}
 	out := make([]pipeline.PartitionResult, len(futures))
 	for i, f := range futures {
@@ -90,16 +90,17 @@ func inspectPartitions(ctx workflow.Context, parts []pipeline.PartitionInput) ([
 // PartitionsWorkflowFunc runs a batch of a run's partitions and combines their summaries
 // into one (CombinePartitions), the result the run merges with its other batches'.
 func PartitionsWorkflowFunc(ctx workflow.Context, in pipeline.PartitionsInput) (pipeline.PartitionResult, error) {
-	if len(in.Partitions) == 0 {
+	parts := in.All()
+	if len(parts) == 0 {
 		return pipeline.PartitionResult{}, fmt.Errorf("no partitions")
 	}
-	summaries, err := inspectPartitions(ctx, in.Partitions)
+	summaries, err := inspectPartitions(ctx, parts)
 	if err != nil {
 		return pipeline.PartitionResult{}, err
 	}
-	first := in.Partitions[0]
+	first := parts[0]
 	var out pipeline.PartitionResult
-	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("combine the summaries of partitions %d-%d", first.Partition, in.Partitions[len(in.Partitions)-1].Partition)),
+	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("combine the summaries of partitions %d-%d", first.Partition, parts[len(parts)-1].Partition)),
 		pipeline.ActCombineParts, pipeline.MergeInput{StepInput: first.StepInput, Partitions: summaries}).Get(ctx, &out)
 	return out, err
 }

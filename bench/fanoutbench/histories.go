@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,7 +135,7 @@ func registerSpec(ctx context.Context, b *s3store.S3, sp spec.Spec) error {
 	}
 	reg := registry.New(b)
 	_, _, etag, err := reg.CurrentSpec(ctx, sp.Model)
-	if err != nil && err != registry.ErrNotFound {
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return err
 	}
 	_, _, err = reg.ApplySpec(ctx, parsed, raw, etag, "fanoutbench", "the partition-count run", spec.GovernanceChanges(nil, parsed))

@@ -115,7 +115,7 @@ func measure(ctx context.Context, c client.Client, bin, endpoint, temporal strin
 	}
 	t0 := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("fanoutbench-%d-%d", n, t0.UnixNano()), TaskQueue: pipeline.TaskQueue},
-		pipeline.PartitionsWorkflow, pipeline.PartitionsInput{Partitions: parts})
+		pipeline.PartitionsWorkflow, pipeline.Batch(parts))
 	if err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
@@ -61,40 +62,62 @@ func writeLocal(dir, key string, data []byte) error {
 }
 
 // inspectWindow times the one pass (the Inspect activity: the contract on every row with
-// quarantine, distinct-count sketches, the reference profile and the gbdt bins) over the window.
-func inspectWindow(ctx context.Context, b objstore.Bucket, start time.Time, days int) {
+// quarantine, distinct-count sketches, the reference profile and the gbdt bins) over the
+// window; with parts > 1, as that many partitions of whole files run side by side (what a
+// worker at --concurrency parts does) and merged.
+func inspectWindow(ctx context.Context, b objstore.Bucket, start time.Time, days, parts int) {
 	sp, err := spec.Load("examples/demand.yaml")
 	if err != nil {
 		panic(err)
 	}
 	sp.Dataset.Name = "bench"
-	var suite testsuite.WorkflowTestSuite
-	te := suite.NewTestActivityEnvironment()
 	data := &activities.Data{Store: b, Registry: registry.New(b)}
-	te.RegisterActivity(data)
 	from, to := start.Format(dataset.DateLayout), start.AddDate(0, 0, days-1).Format(dataset.DateLayout)
 	var snap pipeline.SnapshotResult
-	v, err := te.ExecuteActivity(data.Snapshot, pipeline.SnapshotInput{Model: "bench", RunID: "inspect", Dataset: "bench", From: from, To: to})
-	if err == nil {
-		err = v.Get(&snap)
-	}
-	if err != nil {
-		panic(err)
-	}
+	must(execute(data, data.Snapshot, pipeline.SnapshotInput{Model: "bench", RunID: "inspect", Dataset: "bench", From: from, To: to}, &snap))
+	step := pipeline.StepInput{Model: "bench", RunID: "inspect", Spec: sp, SnapshotKey: snap.Key}
 	t0 := time.Now()
 	var res pipeline.InspectResult
-	v, err = te.ExecuteActivity(data.Inspect, pipeline.StepInput{Model: "bench", RunID: "inspect", Spec: sp, SnapshotKey: snap.Key})
-	if err == nil {
-		err = v.Get(&res)
+	how := "Inspect"
+	if parts <= 1 {
+		must(execute(data, data.Inspect, step, &res))
+	} else {
+		how = fmt.Sprintf("%d partitions side by side, merged", parts)
+		summaries := make([]pipeline.PartitionResult, parts)
+		var wg sync.WaitGroup
+		for p := range parts {
+			from, to := p*snap.Files/parts, (p+1)*snap.Files/parts
+			wg.Go(func() {
+				must(execute(data, data.InspectPartition, pipeline.PartitionInput{StepInput: step, Partition: p, FromFile: from, ToFile: to}, &summaries[p]))
+			})
+		}
+		wg.Wait()
+		must(execute(data, data.MergePartitions, pipeline.MergeInput{StepInput: step, Partitions: summaries}, &res))
 	}
+	el := time.Since(t0).Seconds()
+	fmt.Printf("driftline one pass (%s): %d files, %.0f MB of Parquet, %d rows (%d quarantined) in %.2f s: %.1f MB/s, %.2fM rows/s; peak RSS %s\n",
+		how, snap.Files, float64(snap.Bytes)/(1<<20), res.Validation.RowsRead, res.Validation.RowsQuarantined, el, float64(snap.Bytes)/(1<<20)/el,
+		float64(res.Validation.RowsRead)/el/1e6, benchutil.PeakRSS())
+	fmt.Printf("DRIFTLINE_SECONDS=%.3f\n", el)
+}
+
+// execute runs one of data's activities in its own test environment (one a goroutine) and
+// decodes its result into out.
+func execute(data *activities.Data, fn, in, out any) error {
+	var suite testsuite.WorkflowTestSuite
+	te := suite.NewTestActivityEnvironment()
+	te.RegisterActivity(data)
+	v, err := te.ExecuteActivity(fn, in)
+	if err != nil {
+		return err
+	}
+	return v.Get(out)
+}
+
+func must(err error) {
 	if err != nil {
 		panic(err)
 	}
-	el := time.Since(t0).Seconds()
-	fmt.Printf("driftline one pass (Inspect): %d files, %.0f MB of Parquet, %d rows (%d quarantined) in %.2f s: %.1f MB/s, %.2fM rows/s; peak RSS %s\n",
-		snap.Files, float64(snap.Bytes)/(1<<20), res.Validation.RowsRead, res.Validation.RowsQuarantined, el, float64(snap.Bytes)/(1<<20)/el,
-		float64(res.Validation.RowsRead)/el/1e6, benchutil.PeakRSS())
-	fmt.Printf("DRIFTLINE_SECONDS=%.3f\n", el)
 }
 
 // writeSQL writes DuckDB's queries of the demo contract's checks over dir's files: per column

@@ -38,8 +38,9 @@ func main() {
 	mb := flag.Int("mb", 1024, "approximate window size in MB (gen)")
 	group := flag.Int("group", 131072, "rows per row group (gen)")
 	days := flag.Int("days", 30, "partitions (gen)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan here")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scan (or of the one pass) here")
 	local := flag.String("local", "", "the window's local directory: -gen writes it there, the other modes read it into memory")
+	parts := flag.Int("parts", 1, "inspect: read the window as this many partitions side by side, then merge them")
 	inspect := flag.Bool("inspect", false, "run the one pass (the Inspect activity: validation, profile, bins) over the window")
 	sqlFile := flag.String("sql", "", "write DuckDB's SQL of the demo contract's checks over -local's files here")
 	flag.Parse()
@@ -65,7 +66,12 @@ func main() {
 		}
 	}
 	if *inspect {
-		inspectWindow(ctx, b, start, *days)
+		stop, err := benchutil.CPUProfile(*cpuprofile)
+		if err != nil {
+			panic(err)
+		}
+		inspectWindow(ctx, b, start, *days, *parts)
+		stop()
 	}
 	if *scan {
 		scanWindow(ctx, b, start, *days, *cpuprofile)
