@@ -3,6 +3,9 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/driftline/driftline/dataset"
@@ -43,8 +46,67 @@ func putOnce(ctx context.Context, b objstore.Bucket, key string, body []byte) er
 
 // loadSnapshot reads a stored manifest.
 func loadSnapshot(ctx context.Context, b objstore.Bucket, key string) (dataset.Snapshot, error) {
+	uri := b.URI(key)
+	cached, etag, ok := snapshots.get(uri)
+	var opts objstore.GetOptions
+	if ok {
+		opts.IfNoneMatch = etag
+	}
+	rc, obj, err := b.Get(ctx, key, opts)
+	if ok && errors.Is(err, objstore.ErrNotModified) {
+		return cached.Clone(), nil
+	}
+	if err != nil {
+		return dataset.Snapshot{}, classify("read "+key, err)
+	}
+	defer rc.Close()
 	var s dataset.Snapshot
-	return s, getJSON(ctx, b, key, &s)
+	if err := json.NewDecoder(rc).Decode(&s); err != nil {
+		return dataset.Snapshot{}, invalid("%s: %v", uri, err)
+	}
+	snapshots.put(uri, obj.ETag, s.Clone())
+	return s, nil
+}
+
+// snapshots keeps the manifests this worker parsed, by URI and ETag: each partition of a
+// window loads the window's manifest (10,000 files: about 1.5 MB of JSON), and a conditional
+// GET answered "not modified" skips the download and the parse.
+var snapshots = &manifestCache{max: 8}
+
+// manifestCache is a small most-recently-used cache of parsed snapshots.
+type manifestCache struct {
+	mu      sync.Mutex
+	max     int
+	entries []manifestEntry // most recent last
+}
+
+type manifestEntry struct {
+	uri, etag string
+	s         dataset.Snapshot
+}
+
+func (c *manifestCache) get(uri string) (dataset.Snapshot, string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.uri == uri {
+			return e.s, e.etag, true
+		}
+	}
+	return dataset.Snapshot{}, "", false
+}
+
+func (c *manifestCache) put(uri, etag string, s dataset.Snapshot) {
+	if etag == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = slices.DeleteFunc(c.entries, func(e manifestEntry) bool { return e.uri == uri })
+	c.entries = append(c.entries, manifestEntry{uri, etag, s})
+	if len(c.entries) > c.max {
+		c.entries = c.entries[1:]
+	}
 }
 
 // holdoutCut is the first holdout date: the last HoldoutDays days of the window are held out.

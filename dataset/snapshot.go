@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,12 @@ type Snapshot struct {
 	Files   []File `json:"files"`
 	Rows    int64  `json:"rows"`
 	Bytes   int64  `json:"bytes"`
+}
+
+// Clone is a copy of the snapshot that shares nothing with it.
+func (s Snapshot) Clone() Snapshot {
+	s.Files = slices.Clone(s.Files)
+	return s
 }
 
 // PartitionPrefix is where one day of a dataset lives.
