@@ -2,6 +2,7 @@ package objstore
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,9 @@ func WrapWithMetrics(b Bucket, metrics *StoreMetrics) *Counting {
 }
 
 func (c *Counting) record(op Operation, key string, n int64, err error) {
+	if errors.Is(err, ErrNotModified) {
+		err = nil // a conditional read answered "you have it": a success
+	}
 	c.mu.Lock()
 	st := c.ops[op]
 	st.Requests++
