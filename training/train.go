@@ -164,49 +164,11 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 		return Stats{}, fmt.Errorf("%w: gbdt needs the bins cut in the window's first pass", ErrInvalid)
 	}
 	p := fr.Len()
-	capacity := int(min(max(in.WindowRows, 0), 1<<26))
 	smp := newDaySample(in.TrainDayRows, MaxRows(sp, p))
-	var keep func(b *dataset.Batch, r int) bool
-	if smp != nil {
-		capacity, keep = int(min(int64(capacity), smp.bound+smp.bound/20+1024)), smp.keep
-	}
-	train := model.NewMatrix(p, capacity)
-	var valid *model.Matrix
-	share := sp.Trainer.ValidationShare
-	if share > 0 {
-		valid = model.NewMatrix(p, int(float64(capacity)*share)+1)
-	}
-	vlimit := uint64(share * float64(math.MaxUint64))
-	type pending struct {
-		m     *model.Matrix
-		xs, y []float64
-	}
-	tp, vp := &pending{m: train}, &pending{m: valid}
-	flush := func(pd *pending) {
-		if len(pd.y) > 0 {
-			pd.m.AppendRows(in.Binner, pd.xs, pd.y)
-			pd.xs, pd.y = pd.xs[:0], pd.y[:0]
-		}
-	}
-	// One pass: every row binned as it streams in; a hash split holds out the early-stopping
-	// rows.
 	t0 := time.Now()
-	err = each(in.Rows, sp, fr, keep, func(b *dataset.Batch, r int, x []float64, y float64) {
-		pd := tp
-		if valid != nil && RowHash(b.RowKey0+uint64(r), 2) < vlimit {
-			pd = vp
-		}
-		pd.xs, pd.y = append(pd.xs, x...), append(pd.y, y)
-		if len(pd.y) == binBatch {
-			flush(pd)
-		}
-	})
+	train, valid, err := binRows(in, fr, smp)
 	if err != nil {
 		return Stats{}, err
-	}
-	flush(tp)
-	if valid != nil {
-		flush(vp)
 	}
 	if train.Rows() < 2*p {
 		return Stats{}, tooFew(train.Rows(), p)
@@ -228,7 +190,7 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 	st := Stats{Rows: train.Rows(), Metric: log.Metric, Loss: log.Train, Trees: len(e.Trees), ReadSeconds: read, FitSeconds: fit}
 	if valid != nil {
 		st.Rows += valid.Rows()
-		m.Params["validation_share"] = share
+		m.Params["validation_share"] = sp.Trainer.ValidationShare
 	}
 	if log.Metric == "rmse" {
 		st.RMSE = log.Train
@@ -243,4 +205,50 @@ func trainGBDT(in Input, fr *dataset.Features, m *model.Model) (Stats, error) {
 		}
 	}
 	return st, nil
+}
+
+// binRows reads the training rows once (those of the sample, when there is one), binning each
+// as it streams in; a hash split holds out the early-stopping rows (valid: nil without them).
+func binRows(in Input, fr *dataset.Features, smp *daySample) (train, valid *model.Matrix, err error) {
+	sp, p := in.Spec, fr.Len()
+	capacity := int(min(max(in.WindowRows, 0), 1<<26))
+	var keep func(b *dataset.Batch, r int) bool
+	if smp != nil {
+		capacity, keep = int(min(int64(capacity), smp.bound+smp.bound/20+1024)), smp.keep
+	}
+	train = model.NewMatrix(p, capacity)
+	share := sp.Trainer.ValidationShare
+	if share > 0 {
+		valid = model.NewMatrix(p, int(float64(capacity)*share)+1)
+	}
+	vlimit := uint64(share * float64(math.MaxUint64))
+	type pending struct {
+		m     *model.Matrix
+		xs, y []float64
+	}
+	tp, vp := &pending{m: train}, &pending{m: valid}
+	flush := func(pd *pending) {
+		if len(pd.y) > 0 {
+			pd.m.AppendRows(in.Binner, pd.xs, pd.y)
+			pd.xs, pd.y = pd.xs[:0], pd.y[:0]
+		}
+	}
+	err = each(in.Rows, sp, fr, keep, func(b *dataset.Batch, r int, x []float64, y float64) {
+		pd := tp
+		if valid != nil && RowHash(b.RowKey0+uint64(r), 2) < vlimit {
+			pd = vp
+		}
+		pd.xs, pd.y = append(pd.xs, x...), append(pd.y, y)
+		if len(pd.y) == binBatch {
+			flush(pd)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	flush(tp)
+	if valid != nil {
+		flush(vp)
+	}
+	return train, valid, nil
 }
