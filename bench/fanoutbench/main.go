@@ -50,13 +50,8 @@ func main() {
 
 func run(endpoint, temporal, bin string, stores, items, days int, workers string) error {
 	ctx := context.Background()
-	s3cfg := s3store.Config{Endpoint: endpoint, Bucket: "fanoutbench", Region: "us-east-1",
-		AccessKey: os.Getenv("FANOUTBENCH_ACCESS_KEY"), SecretKey: os.Getenv("FANOUTBENCH_SECRET_KEY")}
-	b, err := s3store.New(ctx, s3cfg)
+	s3cfg, b, err := bucket(ctx, endpoint, "fanoutbench")
 	if err != nil {
-		return err
-	}
-	if err := b.EnsureBucket(ctx); err != nil {
 		return err
 	}
 	sp, err := spec.Load("examples/demand.yaml")
@@ -182,13 +177,8 @@ func activitySpans(ctx context.Context, c client.Client, id, runID string) (stri
 // runMany is the -partitions mode: its own bucket, the run, its histories.
 func runMany(endpoint, temporal, bin string, files int) error {
 	ctx := context.Background()
-	s3cfg := s3store.Config{Endpoint: endpoint, Bucket: "fanoutmany", Region: "us-east-1",
-		AccessKey: os.Getenv("FANOUTBENCH_ACCESS_KEY"), SecretKey: os.Getenv("FANOUTBENCH_SECRET_KEY")}
-	b, err := s3store.New(ctx, s3cfg)
+	s3cfg, b, err := bucket(ctx, endpoint, "fanoutmany")
 	if err != nil {
-		return err
-	}
-	if err := b.EnsureBucket(ctx); err != nil {
 		return err
 	}
 	c, err := client.Dial(client.Options{HostPort: temporal})
@@ -197,4 +187,15 @@ func runMany(endpoint, temporal, bin string, files int) error {
 	}
 	defer c.Close()
 	return manyPartitions(ctx, c, b, bin, endpoint, temporal, s3cfg, files, 2)
+}
+
+// bucket opens (and makes) the named bucket on the benchmark's MinIO.
+func bucket(ctx context.Context, endpoint, name string) (s3store.Config, *s3store.S3, error) {
+	cfg := s3store.Config{Endpoint: endpoint, Bucket: name, Region: "us-east-1",
+		AccessKey: os.Getenv("FANOUTBENCH_ACCESS_KEY"), SecretKey: os.Getenv("FANOUTBENCH_SECRET_KEY")}
+	b, err := s3store.New(ctx, cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, b, b.EnsureBucket(ctx)
 }
