@@ -39,7 +39,7 @@ func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipelin
 	}
 	key := dataset.SnapshotKey(in.Dataset, in.RunID)
 	if s, err := loadSnapshot(ctx, d.Store, key); err == nil {
-		return snapshotResult(d.Store, key, s), nil
+		return piecesResult(d.Store, key, s, in.PartitionRows)
 	}
 	s, err := dataset.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, from, to)
 	if err != nil {
@@ -48,7 +48,37 @@ func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipelin
 	if err := putJSON(ctx, d.Store, key, s, true); err != nil {
 		return pipeline.SnapshotResult{}, classify("snapshot", err)
 	}
-	return snapshotResult(d.Store, key, s), nil
+	return piecesResult(d.Store, key, s, in.PartitionRows)
+}
+
+// maxPiecesPerFile bounds how finely one file is cut: its pieces' partitions run in one batch
+// (their unique key is checked across them there), whose history grows with them.
+const maxPiecesPerFile = 2000
+
+// piecesResult is the snapshot's result with the pieces partition_rows cuts it into.
+func piecesResult(b objstore.Bucket, key string, s dataset.Snapshot, partitionRows int64) (pipeline.SnapshotResult, error) {
+	out := snapshotResult(b, key, s)
+	if partitionRows <= 0 {
+		return out, nil
+	}
+	pieces := s.Pieces(partitionRows)
+	for i := 0; i < len(pieces); {
+		j := i + 1
+		for j < len(pieces) && pieces[j].File == pieces[i].File {
+			j++
+		}
+		if pieces[i].Split() {
+			if j-i > maxPiecesPerFile {
+				return out, invalid("dataset.partition_rows: %d cuts %s (%d rows) into %d pieces, more than %d: raise it", partitionRows, s.Files[pieces[i].File].Key, s.Files[pieces[i].File].Rows, j-i, maxPiecesPerFile)
+			}
+			out.Splits = append(out.Splits, pipeline.PieceSpan{From: i, To: j})
+		}
+		i = j
+	}
+	if len(out.Splits) > 0 {
+		out.Pieces = len(pieces)
+	}
+	return out, nil
 }
 
 func snapshotResult(b objstore.Bucket, key string, s dataset.Snapshot) pipeline.SnapshotResult {
@@ -141,8 +171,18 @@ func (ip *inspection) resume() (string, int64, error) {
 // fails the run); any other failure is err.
 func (ip *inspection) scan(keep dataset.Days) (scanErr, err error) {
 	s := ip.s
-	scanErr = dataset.ScanFilesAfter(ip.ctx, ip.store, s, ip.in.Spec.Contract, func(fi int) bool { return keep(s.Files[fi].Date) && ip.takes(fi) }, ip.after,
-		func(b *dataset.Batch) error { return ip.batch(b, ip.cut) })
+	visit := func(b *dataset.Batch) error { return ip.batch(b, ip.cut) }
+	if ip.pieces != nil {
+		var pieces []dataset.Piece
+		for _, p := range ip.pieces {
+			if keep(s.Files[p.File].Date) {
+				pieces = append(pieces, p)
+			}
+		}
+		scanErr = dataset.ScanPiecesAfter(ip.ctx, ip.store, s, ip.in.Spec.Contract, pieces, ip.keys, ip.after, visit)
+	} else {
+		scanErr = dataset.ScanFilesAfter(ip.ctx, ip.store, s, ip.in.Spec.Contract, func(fi int) bool { return keep(s.Files[fi].Date) && ip.takes(fi) }, ip.after, visit)
+	}
 	var de *dataset.DataError
 	switch {
 	case errors.As(scanErr, &de) && ip.p&passValidate != 0:
@@ -202,6 +242,12 @@ type inspection struct {
 	// scan goes on (nil: from the start).
 	from, to int
 	after    *dataset.Position
+	// pieces: the partition's pieces when the window is cut into pieces (nil: files from, to);
+	// keys: the unique key across split files' pieces; rewrite: a second pass of the
+	// partition, whose quarantined rows replace its first pass's.
+	pieces  []dataset.Piece
+	keys    *dataset.KeyCheck
+	rewrite bool
 
 	val  *dataset.Validation
 	dw   *driftWindow
@@ -255,7 +301,12 @@ func (ip *inspection) batch(b *dataset.Batch, cut string) error {
 		for _, is := range b.Issues {
 			_ = enc.Encode(is)
 		}
-		if err := putOnce(ip.ctx, ip.store, fmt.Sprintf("%srows/%05d-%05d.jsonl", ip.qdir, b.FileIndex, b.RowGroup), buf.Bytes()); err != nil {
+		key := fmt.Sprintf("%srows/%05d-%05d.jsonl", ip.qdir, b.FileIndex, b.RowGroup)
+		if ip.rewrite {
+			if _, err := ip.store.Put(ip.ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
+				return classify("quarantine", err)
+			}
+		} else if err := putOnce(ip.ctx, ip.store, key, buf.Bytes()); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,9 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 
@@ -27,21 +30,27 @@ type partitionState struct {
 	ScanError  string
 }
 
-// InspectPartition is the one pass over one partition of the window (the snapshot's files
-// [FromFile, ToFile)): rejected rows and files are kept aside as the whole pass keeps them,
-// a retry resumes from the partition's checkpoint, and the partition's mergeable summary (the
-// validation counts, the drift window, the training preparation) is stored in the bucket. Its
-// result names the summary, never rows; MergePartitions merges them.
+// InspectPartition is the one pass over one partition of the window (the window's pieces
+// [FromFile, ToFile): its files, or pieces of row groups of large ones): rejected rows and
+// files are kept aside as the whole pass keeps them, a retry resumes from the partition's
+// checkpoint, and the partition's mergeable summary (the validation counts, the drift window,
+// the training preparation) is stored in the bucket. Its result names the summary, never
+// rows; MergePartitions merges them. With pieces of split files and a unique key, the first
+// pass also stores the keys each piece saw first (CheckPartitionKeys merges them); a second
+// pass (in.RejectsKey) rejects the rows whose key an earlier piece saw first.
 func (d *Data) InspectPartition(ctx context.Context, in pipeline.PartitionInput) (pipeline.PartitionResult, error) {
-	out := pipeline.PartitionResult{Partition: in.Partition, Files: in.ToFile - in.FromFile}
-	ip, err := newInspection(ctx, d.Store, d.Registry, in.StepInput, passAll, d.CheckpointEvery, fmt.Sprintf("inspect-part%05d", in.Partition))
+	out := pipeline.PartitionResult{Partition: in.Partition, Files: in.ToFile - in.FromFile, Rechecked: in.RejectsKey != ""}
+	step, summary := fmt.Sprintf("inspect-part%05d", in.Partition), fmt.Sprintf("partitions/%05d.gob", in.Partition)
+	if out.Rechecked {
+		step, summary = step+"-keys", fmt.Sprintf("partitions/%05d-keys.gob", in.Partition)
+	}
+	ip, err := newInspection(ctx, d.Store, d.Registry, in.StepInput, passAll, d.CheckpointEvery, step)
 	if err != nil {
 		return out, err
 	}
-	if err := partitionable(ip.s, in); err != nil {
+	if err := ip.partition(in); err != nil {
 		return out, err
 	}
-	ip.from, ip.to = in.FromFile, in.ToFile
 	if out.ResumedAfter, _, err = ip.resume(); err != nil {
 		return out, err
 	}
@@ -53,12 +62,156 @@ func (d *Data) InspectPartition(ctx context.Context, in pipeline.PartitionInput)
 	if scanErr != nil {
 		broken = scanErr.Error()
 	}
-	out.StateKey = reportKey(in.Model, in.RunID, fmt.Sprintf("partitions/%05d.gob", in.Partition))
+	out.StateKey = reportKey(in.Model, in.RunID, summary)
 	if out.Bytes, err = ip.storeState(out.StateKey, broken); err != nil {
 		return out, err
 	}
+	if ip.keys != nil && !out.Rechecked {
+		if err := ip.storeSpills(in.Partition); err != nil {
+			return out, err
+		}
+	}
 	ip.cp.clear(ctx)
 	return out, nil
+}
+
+// partition sets the pass to the partition's files or pieces, with the key state its split
+// files' pieces need.
+func (ip *inspection) partition(in pipeline.PartitionInput) error {
+	rows := in.Spec.Dataset.PartitionRows
+	if rows <= 0 {
+		if err := partitionable(ip.s, in); err != nil {
+			return err
+		}
+		ip.from, ip.to = in.FromFile, in.ToFile
+		return nil
+	}
+	all := ip.s.Pieces(rows)
+	if in.FromFile < 0 || in.ToFile > len(all) || in.FromFile >= in.ToFile {
+		return invalid("partition %d: pieces [%d, %d) of a window cut into %d", in.Partition, in.FromFile, in.ToFile, len(all))
+	}
+	ip.pieces = all[in.FromFile:in.ToFile]
+	split := slices.ContainsFunc(ip.pieces, dataset.Piece.Split)
+	if !split || len(in.Spec.Contract.UniqueKey) == 0 {
+		return nil
+	}
+	ip.keys = &dataset.KeyCheck{}
+	if in.RejectsKey == "" {
+		return nil
+	}
+	ip.rewrite = true
+	return getGob(ip.ctx, ip.store, in.RejectsKey, &ip.keys.Rejects)
+}
+
+// spillKey is where a partition's first pass stores the keys its pieces of a split file saw
+// first.
+func spillKey(in pipeline.StepInput, file, partition int) string {
+	return reportKey(in.Model, in.RunID, fmt.Sprintf("partitions/keys/f%06d/p%05d.bin", file, partition))
+}
+
+// storeSpills stores, for each split file of the partition, the keys its pieces saw first
+// (sorted; an empty object when none did, so a lost spill is told from an empty one).
+func (ip *inspection) storeSpills(partition int) error {
+	byFile := map[int][]dataset.KeyRow{}
+	for _, k := range ip.keys.Spill {
+		byFile[int(k.File)] = append(byFile[int(k.File)], k)
+	}
+	stored := map[int]bool{}
+	for _, p := range ip.pieces {
+		if !p.Split() || stored[p.File] {
+			continue
+		}
+		stored[p.File] = true
+		body := dataset.EncodeSpill(byFile[p.File])
+		if _, err := ip.store.Put(ip.ctx, spillKey(ip.in, p.File, partition), body, objstore.PutOptions{}); err != nil {
+			return classify("store key spill", err)
+		}
+	}
+	return nil
+}
+
+// CheckPartitionKeys checks the unique key across the pieces of every split file of the
+// partitions: their spills are merged file by file, streaming (memory: a 64 KiB buffer per
+// partition holding pieces of the file, and the duplicates found), and each partition holding
+// rows whose key an earlier piece saw first gets them stored at its rejects key, to pass again.
+func (d *Data) CheckPartitionKeys(ctx context.Context, in pipeline.KeysInput) (pipeline.KeysResult, error) {
+	var out pipeline.KeysResult
+	s, err := loadSnapshot(ctx, d.Store, in.SnapshotKey)
+	if err != nil {
+		return out, err
+	}
+	all := s.Pieces(in.Spec.Dataset.PartitionRows)
+	holders := map[int][]int{} // split file -> the partitions holding its pieces, in order
+	var files []int
+	for _, r := range in.Ranges {
+		if r.FromFile < 0 || r.ToFile > len(all) || r.FromFile >= r.ToFile {
+			return out, invalid("partition %d: pieces [%d, %d) of a window cut into %d", r.Partition, r.FromFile, r.ToFile, len(all))
+		}
+		for _, p := range all[r.FromFile:r.ToFile] {
+			if h := holders[p.File]; p.Split() && (len(h) == 0 || h[len(h)-1] != r.Partition) {
+				if len(h) == 0 {
+					files = append(files, p.File)
+				}
+				holders[p.File] = append(h, r.Partition)
+			}
+		}
+	}
+	slices.Sort(files)
+	rejects := map[int]map[int]map[int64]int64{}
+	for _, f := range files {
+		n, err := d.mergeSpills(ctx, in.StepInput, f, holders[f], rejects)
+		if err != nil {
+			return out, err
+		}
+		out.Duplicates += n
+		activity.RecordHeartbeat(ctx, f)
+	}
+	parts := slices.Sorted(maps.Keys(rejects))
+	for _, part := range parts {
+		key := reportKey(in.Model, in.RunID, fmt.Sprintf("partitions/rejects/p%05d.gob", part))
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(rejects[part]); err != nil {
+			return out, err
+		}
+		if _, err := d.Store.Put(ctx, key, buf.Bytes(), objstore.PutOptions{}); err != nil {
+			return out, classify("store rejects", err)
+		}
+		rows := int64(0)
+		for _, m := range rejects[part] {
+			rows += int64(len(m))
+		}
+		out.Recheck = append(out.Recheck, pipeline.Recheck{Partition: part, RejectsKey: key, Rows: rows})
+	}
+	return out, nil
+}
+
+// mergeSpills merges the spills of one split file's partitions into rejects (partition ->
+// file -> row -> the key's first row) and says how many rows it rejected.
+func (d *Data) mergeSpills(ctx context.Context, in pipeline.StepInput, file int, parts []int, rejects map[int]map[int]map[int64]int64) (int64, error) {
+	readers := make([]io.Reader, len(parts))
+	for i, part := range parts {
+		rc, _, err := d.Store.Get(ctx, spillKey(in, file, part), objstore.GetOptions{})
+		if err != nil {
+			return 0, classify(fmt.Sprintf("read the key spill of partition %d", part), err)
+		}
+		defer rc.Close()
+		readers[i] = rc
+	}
+	var n int64
+	err := dataset.MergeKeySpills(parts, readers, func(part, file int, row, first int64) {
+		if rejects[part] == nil {
+			rejects[part] = map[int]map[int64]int64{}
+		}
+		if rejects[part][file] == nil {
+			rejects[part][file] = map[int64]int64{}
+		}
+		rejects[part][file][row] = first
+		n++
+	})
+	if errors.Is(err, dataset.ErrInvalidData) {
+		return 0, invalid("file %d: %v", file, err)
+	}
+	return n, classify("merge the key spills", err)
 }
 
 // storeState stores the pass's state at key as a partition's summary; broken is what the scan

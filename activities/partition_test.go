@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
@@ -129,4 +132,120 @@ func TestAPartitionOutsideTheWindowIsRefused(t *testing.T) {
 	step := pipeline.StepInput{Model: "demand", RunID: "r", Spec: e.spec, SnapshotKey: snap.Key}
 	_, err := call[pipeline.PartitionResult](e, d.InspectPartition, pipeline.PartitionInput{StepInput: step, Partition: 3, FromFile: 5, ToFile: 9})
 	require.ErrorContains(t, err, "partition 3: files [5, 9) of a window of 7 files")
+}
+
+// putRowGroupWindow writes dataset name: a file a day of the demo's rows plus eight rows
+// repeating keys of the day's first rows, in row groups of 16 rows, so a file of about 130
+// rows cut into pieces of 40 has keys repeated across its pieces.
+func (e *env) putRowGroupWindow(name, from, to string) {
+	e.t.Helper()
+	cfg := dataset.DefaultRetail()
+	cfg.Stores, cfg.Items = 6, 20
+	first, err := time.Parse(dataset.DateLayout, from)
+	require.NoError(e.t, err)
+	last, err := time.Parse(dataset.DateLayout, to)
+	require.NoError(e.t, err)
+	for day := first; !day.After(last); day = day.AddDate(0, 0, 1) {
+		rows := cfg.RetailDay(int(day.Sub(cfg.Start).Hours() / 24))
+		for i := range 8 {
+			dup := rows[i*9]
+			dup.UnitsSold += float64(i) // another value, the same key
+			rows = append(rows, dup)
+		}
+		var buf bytes.Buffer
+		w := parquet.NewGenericWriter[dataset.RetailRow](&buf, parquet.MaxRowsPerRowGroup(16))
+		_, err := w.Write(rows)
+		require.NoError(e.t, err)
+		require.NoError(e.t, w.Close())
+		_, err = e.store.Put(context.Background(), dataset.PartitionPrefix(name, day)+"part-0000.parquet", buf.Bytes(), objstore.PutOptions{})
+		require.NoError(e.t, err)
+	}
+}
+
+// quarantined is every quarantined row of a snapshot, file by file, as stored.
+func quarantined(t *testing.T, b objstore.Bucket, ds, snapshot string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	prefix := fmt.Sprintf("quarantine/%s/%s/rows/", ds, snapshot)
+	objs, err := b.List(ctx, prefix)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, o := range objs {
+		raw, _, err := objstore.ReadAll(ctx, b, o.Key)
+		require.NoError(t, err)
+		out[strings.TrimPrefix(o.Key, prefix)] = string(raw)
+	}
+	return out
+}
+
+// On MinIO, a window of large files cut into pieces of row groups (dataset.partition_rows),
+// read as partitions of one, two or five pieces in any order, with the unique key checked
+// across pieces (CheckPartitionKeys) and the partitions holding repeated keys passed again,
+// stores what one pass stores: the same rows quarantined with the same reasons (the first row
+// of a repeated key named as one pass names it), the same validation and drift reports, the
+// same bins and profile.
+func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.cycle("run-1", "2026-09-01", "2026-09-28")
+	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
+	sp := e.spec
+	sp.Dataset.Name, sp.Dataset.PartitionRows = "retail_rg", 40
+	sp.Contract.MaxBadRowShare = 0.1 // the repeated keys are 6% of the rows
+	e.putRowGroupWindow(sp.Dataset.Name, "2026-10-03", "2026-10-16")
+	snapIn := pipeline.SnapshotInput{Model: "demand", Dataset: sp.Dataset.Name, From: "2026-10-03", To: "2026-10-16", PartitionRows: 40}
+	snapIn.RunID = "whole"
+	whole := must[pipeline.SnapshotResult](e, d.Snapshot, snapIn)
+	one := must[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "one", Spec: sp, SnapshotKey: whole.Key})
+	require.Equal(t, 14, whole.Files)
+	require.Equal(t, 14*4, whole.Pieces, "a file of 128 rows in row groups of 16: 4 pieces of 40 rows or less")
+	require.Len(t, whole.Splits, 14)
+	wantQ := quarantined(t, e.store, sp.Dataset.Name, "whole")
+	require.Contains(t, fmt.Sprint(wantQ), "duplicate key")
+
+	for trial, per := range []int{1, 2, 5} {
+		run := fmt.Sprintf("pieces-%d", per)
+		snapIn.RunID = run
+		snap := must[pipeline.SnapshotResult](e, d.Snapshot, snapIn)
+		step := pipeline.StepInput{Model: "demand", RunID: run, Spec: sp, SnapshotKey: snap.Key}
+		rng := rand.New(rand.NewPCG(uint64(trial), 2))
+		var ranges []pipeline.PartitionRange
+		results := map[int]pipeline.PartitionResult{}
+		for i := 0; i*per < snap.Pieces; i++ {
+			ranges = append(ranges, pipeline.PartitionRange{Partition: i, FromFile: i * per, ToFile: min(i*per+per, snap.Pieces)})
+		}
+		for _, i := range rng.Perm(len(ranges)) {
+			r := ranges[i]
+			results[i] = must[pipeline.PartitionResult](e, d.InspectPartition, pipeline.PartitionInput{StepInput: step, Partition: i, FromFile: r.FromFile, ToFile: r.ToFile})
+		}
+		keys := must[pipeline.KeysResult](e, d.CheckPartitionKeys, pipeline.KeysInput{StepInput: step, Ranges: ranges})
+		require.Positive(t, keys.Duplicates, run)
+		require.NotEmpty(t, keys.Recheck, run)
+		for _, rc := range keys.Recheck {
+			r := ranges[rc.Partition]
+			res := must[pipeline.PartitionResult](e, d.InspectPartition, pipeline.PartitionInput{StepInput: step, Partition: rc.Partition, FromFile: r.FromFile, ToFile: r.ToFile, RejectsKey: rc.RejectsKey})
+			require.True(t, res.Rechecked)
+			results[rc.Partition] = res
+		}
+		var parts []pipeline.PartitionResult
+		for _, i := range rng.Perm(len(ranges)) {
+			parts = append(parts, results[i])
+		}
+		got := must[pipeline.InspectResult](e, d.MergePartitions, pipeline.MergeInput{StepInput: step, Partitions: parts})
+		require.Equal(t, one.Validation.RowsQuarantined, got.Validation.RowsQuarantined, run)
+
+		require.Equal(t, wantQ, quarantined(t, e.store, sp.Dataset.Name, run), run)
+		var wantVal, gotVal dataset.ValidationReport
+		readJSON(t, e.store, "reports/demand/one/validation.json", &wantVal)
+		readJSON(t, e.store, "reports/demand/"+run+"/validation.json", &gotVal)
+		gotVal.Snapshot, gotVal.Quarantine = wantVal.Snapshot, wantVal.Quarantine
+		require.Equal(t, wantVal, gotVal, run)
+
+		wantBins, _, err := objstore.ReadAll(ctx, e.store, one.BinsKey)
+		require.NoError(t, err)
+		gotBins, _, err := objstore.ReadAll(ctx, e.store, got.BinsKey)
+		require.NoError(t, err)
+		require.Equal(t, string(wantBins), string(gotBins), "the gbdt bins")
+		require.Equal(t, one.Drift.DriftedFeatures, got.Drift.DriftedFeatures, run)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"io"
 	"math"
@@ -142,14 +143,7 @@ func ScanFilesAfter(ctx context.Context, b objstore.Bucket, s Snapshot, c contra
 			rowKey += uint64(max(f.Rows, 0))
 			continue
 		}
-		head, err := b.Head(ctx, f.Key)
-		if err != nil {
-			return err
-		}
-		if head.ETag != f.ETag {
-			return dataErr(f.Key, "", -1, "changed since snapshot %s was taken (etag %s, pinned %s): datasets are immutable", s.ID, head.ETag, f.ETag)
-		}
-		n, err := scanFile(ctx, b, f, fi, rowKey, c, after, visit)
+		n, err := scanPinned(ctx, b, s, fileScan{file: f, index: fi, rowKey0: rowKey, to: -1, after: after}, c, visit)
 		if err != nil {
 			return err
 		}
@@ -158,28 +152,48 @@ func ScanFilesAfter(ctx context.Context, b objstore.Bucket, s Snapshot, c contra
 	return nil
 }
 
-// ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
-func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, visit func(*Batch) error) (int64, error) {
-	return scanFile(ctx, b, f, fileIndex, rowKey0, c, nil, visit)
+// scanPinned is scanFile once the file is checked to be the one the snapshot pinned.
+func scanPinned(ctx context.Context, b objstore.Bucket, s Snapshot, fs fileScan, c contract.Contract, visit func(*Batch) error) (int64, error) {
+	head, err := b.Head(ctx, fs.file.Key)
+	if err != nil {
+		return 0, err
+	}
+	if head.ETag != fs.file.ETag {
+		return 0, dataErr(fs.file.Key, "", -1, "changed since snapshot %s was taken (etag %s, pinned %s): datasets are immutable", s.ID, head.ETag, fs.file.ETag)
+	}
+	return scanFile(ctx, b, fs, c, visit)
 }
 
-// scanFile is ScanFile that does not visit the batches that after covers.
-func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, after *Position, visit func(*Batch) error) (int64, error) {
+// ScanFile scans one file; f.Rows < 0 skips the row-count check. It returns the rows read.
+func ScanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, rowKey0 uint64, c contract.Contract, visit func(*Batch) error) (int64, error) {
+	return scanFile(ctx, b, fileScan{file: f, index: fileIndex, rowKey0: rowKey0, to: -1}, c, visit)
+}
+
+// fileScan is what a scan of one file needs: the file, its index in the snapshot and the row
+// key of its first row; the row groups [from, to) it visits (to < 0: all of them); the batch
+// a resumed scan goes on after; and, for a piece of a file split by row groups, the unique
+// key's state across the file's other pieces (keys, nil: the whole file is read).
+type fileScan struct {
+	file     File
+	index    int
+	rowKey0  uint64
+	from, to int
+	after    *Position
+	keys     *pieceKeys
+}
+
+// scanFile is ScanFile that visits the row groups fs names, not those fs.after covers. With
+// a unique key, the row groups of the piece up to fs.after are decoded and checked again (not
+// visited) so a duplicate of a key seen there is still found.
+func scanFile(ctx context.Context, b objstore.Bucket, fs fileScan, c contract.Contract, visit func(*Batch) error) (int64, error) {
+	f := fs.file
 	pf, obj, wr, err := openParquet(ctx, b, f.Key)
 	if err != nil {
 		return 0, err
 	}
-	schema := pf.Schema()
-	idx := make([]int, len(c.Columns))
-	for i, col := range c.Columns {
-		leaf, ok := schema.Lookup(col.Name)
-		if !ok {
-			return 0, dataErr(f.Key, col.Name, -1, "column not found: the contract requires it (the file has: %s)", strings.Join(columnNames(schema), ", "))
-		}
-		if k := leaf.Node.Type().Kind(); !compatible(col.Type, k) {
-			return 0, dataErr(f.Key, col.Name, -1, "physical type %s does not hold the contract's type %s", k, col.Type)
-		}
-		idx[i] = leaf.ColumnIndex
+	idx, err := contractLeaves(pf, f, c)
+	if err != nil {
+		return 0, err
 	}
 	allowed := make([]allowedSet, len(c.Columns))
 	for i, col := range c.Columns {
@@ -192,23 +206,33 @@ func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 		col, _ := c.Column(k)
 		keyCols = append(keyCols, col)
 	}
+	rgs := pf.RowGroups()
+	to := fs.to
+	if to < 0 {
+		to = len(rgs)
+	} else if err := fs.file.pieceMatches(rgs, fs.from, to); err != nil {
+		return 0, err
+	}
 	seenKeys := map[uint64]int64{}
 	var read int64
-	for rgi, rg := range pf.RowGroups() {
+	for _, rg := range rgs[:fs.from] {
+		read += rg.NumRows()
+	}
+	for rgi := fs.from; rgi < to; rgi++ {
 		if err := ctx.Err(); err != nil {
 			return read, err
 		}
-		skip := after.covers(fileIndex, rgi)
+		skip := fs.after.covers(fs.index, rgi)
 		if skip && len(keyCols) == 0 {
-			read += rg.NumRows()
+			read += rgs[rgi].NumRows()
 			continue
 		}
 		batch, err := readRowGroup(b, pf, wr, obj.Size, f, c, idx, rgi)
 		if err != nil {
 			return read, err
 		}
-		batch.FileIndex, batch.FirstRow, batch.RowKey0 = fileIndex, read, rowKey0+uint64(read)
-		checkRows(batch, c, allowed, keyCols, seenKeys)
+		batch.FileIndex, batch.FirstRow, batch.RowKey0 = fs.index, read, fs.rowKey0+uint64(read)
+		checkRows(batch, c, allowed, keyCols, seenKeys, fs.keys)
 		read += int64(batch.Rows)
 		if skip {
 			continue
@@ -217,10 +241,27 @@ func scanFile(ctx context.Context, b objstore.Bucket, f File, fileIndex int, row
 			return read, err
 		}
 	}
-	if f.Rows >= 0 && read != f.Rows {
+	if f.Rows >= 0 && fs.to < 0 && read != f.Rows {
 		return read, dataErr(f.Key, "", -1, "read %d rows, the footer said %d", read, f.Rows)
 	}
 	return read, nil
+}
+
+// contractLeaves finds the contract's columns in the file's schema, checking their types.
+func contractLeaves(pf *parquet.File, f File, c contract.Contract) ([]int, error) {
+	schema := pf.Schema()
+	idx := make([]int, len(c.Columns))
+	for i, col := range c.Columns {
+		leaf, ok := schema.Lookup(col.Name)
+		if !ok {
+			return nil, dataErr(f.Key, col.Name, -1, "column not found: the contract requires it (the file has: %s)", strings.Join(columnNames(schema), ", "))
+		}
+		if k := leaf.Node.Type().Kind(); !compatible(col.Type, k) {
+			return nil, dataErr(f.Key, col.Name, -1, "physical type %s does not hold the contract's type %s", k, col.Type)
+		}
+		idx[i] = leaf.ColumnIndex
+	}
+	return idx, nil
 }
 
 // readRowGroup reads row group rgi's contract columns (idx: their leaf columns) into a batch:
@@ -303,11 +344,12 @@ func chunkSpan(pf *parquet.File, rg int, cols []int, size int64) (lo, hi int64, 
 }
 
 // checkRows applies the row-level contract: presence, finiteness, ranges, allowed values and
-// key uniqueness within the file (one partition).
-func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []contract.Column, seen map[uint64]int64) {
+// key uniqueness within the file (one partition). For a piece of a split file, keys holds the
+// duplicates of keys first seen in the file's earlier pieces and records the piece's own
+// first keys.
+func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []contract.Column, seen map[uint64]int64, keys *pieceKeys) {
 	b.Accepted = make([]bool, b.Rows)
 	h := fnv.New64a()
-	var raw [8]byte
 	data := make([]*ColumnData, len(c.Columns))
 	for i, col := range c.Columns {
 		data[i] = b.Cols[col.Name]
@@ -315,22 +357,18 @@ func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []co
 	for r := 0; r < b.Rows; r++ {
 		col, kind, reason := rowProblem(data, c, allowed, r)
 		if kind == "" && len(keyCols) > 0 {
-			h.Reset()
-			for _, k := range keyCols {
-				d := b.Cols[k.Name]
-				if k.Type == contract.TypeString {
-					_, _ = h.Write([]byte(d.Str[r]))
-				} else {
-					binary.LittleEndian.PutUint64(raw[:], math.Float64bits(d.Num[r]))
-					_, _ = h.Write(raw[:])
+			key, row := keyHash(h, b, keyCols, r), b.FirstRow+int64(r)
+			first, dup := seen[key]
+			if !dup && keys != nil {
+				if first, dup = keys.earlier(b.FileIndex, row); dup {
+					seen[key] = first
 				}
-				_, _ = h.Write([]byte{0})
 			}
-			key := h.Sum64()
-			if first, dup := seen[key]; dup {
+			if dup {
 				col, kind, reason = keyCols[0], contract.ReasonDuplicateKey, fmt.Sprintf("duplicate key %s (first at row %d)", keyString(b, keyCols, r), first)
 			} else {
-				seen[key] = b.FirstRow + int64(r)
+				seen[key] = row
+				keys.record(b.FileIndex, key, row)
 			}
 		}
 		if kind == "" {
@@ -344,6 +382,23 @@ func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []co
 		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FirstRow + int64(r), Column: col.Name, Kind: kind, Reason: reason,
 			Value: b.Value(col, r), Values: values})
 	}
+}
+
+// keyHash is row r's unique key hashed (FNV-1a over the key's values).
+func keyHash(h hash.Hash64, b *Batch, keyCols []contract.Column, r int) uint64 {
+	var raw [8]byte
+	h.Reset()
+	for _, k := range keyCols {
+		d := b.Cols[k.Name]
+		if k.Type == contract.TypeString {
+			_, _ = h.Write([]byte(d.Str[r]))
+		} else {
+			binary.LittleEndian.PutUint64(raw[:], math.Float64bits(d.Num[r]))
+			_, _ = h.Write(raw[:])
+		}
+		_, _ = h.Write([]byte{0})
+	}
+	return h.Sum64()
 }
 
 func keyString(b *Batch, keyCols []contract.Column, r int) string {

@@ -22,6 +22,9 @@ type File struct {
 	Size int64  `json:"size"`
 	Rows int64  `json:"rows"`
 	Date string `json:"date"`
+	// RowGroups is the rows of each row group (snapshots taken before they were recorded
+	// have none, and their files are not split into pieces).
+	RowGroups []int64 `json:"row_groups,omitempty"`
 }
 
 // Snapshot pins the exact objects of a dataset window, so every step of a run (and any later
@@ -39,6 +42,9 @@ type Snapshot struct {
 // Clone is a copy of the snapshot that shares nothing with it.
 func (s Snapshot) Clone() Snapshot {
 	s.Files = slices.Clone(s.Files)
+	for i := range s.Files {
+		s.Files[i].RowGroups = slices.Clone(s.Files[i].RowGroups)
+	}
 	return s
 }
 
@@ -73,7 +79,11 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, from, t
 			if err != nil {
 				return s, err
 			}
-			s.Files = append(s.Files, File{Key: o.Key, ETag: o.ETag, Size: o.Size, Rows: f.NumRows(), Date: day.Format(DateLayout)})
+			groups := make([]int64, len(f.RowGroups()))
+			for i, rg := range f.RowGroups() {
+				groups[i] = rg.NumRows()
+			}
+			s.Files = append(s.Files, File{Key: o.Key, ETag: o.ETag, Size: o.Size, Rows: f.NumRows(), Date: day.Format(DateLayout), RowGroups: groups})
 			s.Rows += f.NumRows()
 			s.Bytes += o.Size
 		}

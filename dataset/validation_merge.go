@@ -11,8 +11,8 @@ import (
 // (another partition of the window), to v. It is exact and its order does not matter: the
 // report of partitions merged in any order equals the report of one pass over all their files
 // (row counts and breaches are sums, distinct-value sketches merge register by register, the
-// files and the examples keep the scan's order). A file that is in both is an error: a
-// partition is a set of whole files.
+// files and the examples keep the scan's order). A file in both (pieces of a file split by
+// row groups) has its rows summed.
 func (v *Validation) Merge(o *Validation) error {
 	if len(o.cols) != len(v.cols) {
 		return fmt.Errorf("merge validations: %d columns and %d", len(v.cols), len(o.cols))
@@ -22,14 +22,24 @@ func (v *Validation) Merge(o *Validation) error {
 			return fmt.Errorf("merge validations: column %d is %q and %q", i, c.Name, o.cols[i].Name)
 		}
 	}
-	for idx := range o.files {
-		if _, dup := v.files[idx]; dup {
-			return fmt.Errorf("merge validations: file %d (%s) is in both", idx, o.rep.Files[o.files[idx]].File)
-		}
-	}
 	order := map[string]int{} // file -> its index in the snapshot, for the examples' order
 	files := v.indexed(order)
-	files = append(files, o.indexed(order)...)
+	at := make(map[int]int, len(files))
+	for i, f := range files {
+		at[f.idx] = i
+	}
+	for _, f := range o.indexed(order) {
+		if i, ok := at[f.idx]; ok {
+			if files[i].fr.File != f.fr.File {
+				return fmt.Errorf("merge validations: file %d is %s and %s", f.idx, files[i].fr.File, f.fr.File)
+			}
+			files[i].fr.Read += f.fr.Read
+			files[i].fr.Accepted += f.fr.Accepted
+			files[i].fr.Quarantined += f.fr.Quarantined
+			continue
+		}
+		files = append(files, f)
+	}
 	slices.SortStableFunc(files, func(a, b indexedFile) int { return a.idx - b.idx })
 	failed := append(v.failed(), o.failed()...)
 	slices.SortStableFunc(failed, func(a, b FileReport) int { return strings.Compare(a.File, b.File) })

@@ -88,15 +88,34 @@ func TestMergedValidationsEqualOnePass(t *testing.T) {
 	}
 }
 
-// A file in two partitions is refused (a partition is a set of whole files), as is a
-// validation of another contract.
-func TestMergeRefusesOverlapAndOtherContracts(t *testing.T) {
+// A file's row groups validated in two partitions (pieces of a split file) merge into the
+// report of one pass over the file; the same index naming two files, or a validation of
+// another contract, is refused.
+func TestMergeOfPiecesAndRefusals(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	f := randomFile(rng, 3)
-	a, b := NewValidation("s", mergeContract), NewValidation("s", mergeContract)
-	a.Add(f[0])
+	var f []*Batch
+	for len(f) < 2 {
+		f = randomFile(rng, 3)
+	}
+	one, a, b := NewValidation("s", mergeContract), NewValidation("s", mergeContract), NewValidation("s", mergeContract)
+	for _, bt := range f {
+		one.Add(bt)
+	}
 	b.Add(f[0])
-	require.ErrorContains(t, a.Merge(b), "file 3 (datasets/d/dt=2026-10-04/part-0.parquet) is in both")
+	for _, bt := range f[1:] {
+		a.Add(bt)
+	}
+	require.NoError(t, a.Merge(b))
+	want, wantErr := one.Report("q")
+	rep, gotErr := a.Report("q")
+	require.Equal(t, want, rep)
+	require.Equal(t, wantErr, gotErr)
+
+	renamed := NewValidation("s", mergeContract)
+	g := *f[0]
+	g.File = "datasets/d/other.parquet"
+	renamed.Add(&g)
+	require.ErrorContains(t, a.Merge(renamed), "file 3 is datasets/d/dt=2026-10-04/part-0.parquet and datasets/d/other.parquet")
 	other := mergeContract
 	other.Columns = append([]contract.Column(nil), mergeContract.Columns[:2]...)
 	require.ErrorContains(t, a.Merge(NewValidation("s", other)), "3 columns and 2")

@@ -11,6 +11,9 @@ type SnapshotInput struct {
 	Model, RunID string
 	Dataset      string
 	From, To     string // inclusive dates, YYYY-MM-DD
+	// PartitionRows is the spec's dataset.partition_rows: files of more rows are cut into
+	// pieces of row groups (0: a piece a file).
+	PartitionRows int64 `json:"partition_rows,omitempty"`
 }
 
 // SnapshotResult points at the pinned manifest.
@@ -21,6 +24,16 @@ type SnapshotResult struct {
 	Files int    `json:"files"`
 	Rows  int64  `json:"rows"`
 	Bytes int64  `json:"bytes"`
+	// Pieces is how many pieces the window is cut into when PartitionRows splits files (0:
+	// none is split, a piece a file); Splits are the split files' pieces.
+	Pieces int         `json:"pieces,omitempty"`
+	Splits []PieceSpan `json:"splits,omitempty"`
+}
+
+// PieceSpan is the pieces [From, To) of one file split by row groups.
+type PieceSpan struct {
+	From int `json:"from"`
+	To   int `json:"to"`
 }
 
 // StepInput is what most data steps need: the run, the spec and the snapshot.

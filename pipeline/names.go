@@ -45,11 +45,12 @@ func WorkflowID(model string) string { return "ct/" + model }
 // behind them.
 const (
 	ActSnapshot     = "Snapshot"
-	ActInspect      = "Inspect"           // validate and drift in one pass over the window
-	ActInspectPart  = "InspectPartition"  // the one pass over one partition of the window
-	ActMergeParts   = "MergePartitions"   // the partitions' summaries merged: Inspect's result
-	ActCombineParts = "CombinePartitions" // partitions' summaries merged into one summary
-	ActTrainingSet  = "TrainingSet"       // a feature service's point-in-time training set (spec feature_service)
+	ActInspect      = "Inspect"            // validate and drift in one pass over the window
+	ActInspectPart  = "InspectPartition"   // the one pass over one partition of the window
+	ActMergeParts   = "MergePartitions"    // the partitions' summaries merged: Inspect's result
+	ActCombineParts = "CombinePartitions"  // partitions' summaries merged into one summary
+	ActCheckKeys    = "CheckPartitionKeys" // the unique key across the pieces of split files
+	ActTrainingSet  = "TrainingSet"        // a feature service's point-in-time training set (spec feature_service)
 	ActValidate     = "Validate"
 	ActDetect       = "Detect"
 	ActTrain        = "Train"
@@ -75,6 +76,6 @@ const (
 
 // Activities lists every activity name the pipeline worker must register (not the external
 // trainer's, which runs elsewhere).
-var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActInspectPart, ActMergeParts, ActCombineParts, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
+var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActInspectPart, ActMergeParts, ActCombineParts, ActCheckKeys, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
 	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActAttestKeys, ActSetCanary, ActAbortCanary, ActPromote,
 	ActCanaryEval, ActOutcome}

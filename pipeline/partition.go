@@ -1,12 +1,16 @@
 package pipeline
 
-// PartitionInput is one partition of a run's one pass over its window: the snapshot's files
-// [FromFile, ToFile) (a partition is a set of whole files).
+// PartitionInput is one partition of a run's one pass over its window: the window's pieces
+// [FromFile, ToFile), which are its files unless the spec's dataset.partition_rows cuts large
+// files into pieces of row groups (dataset.Snapshot.Pieces).
 type PartitionInput struct {
 	StepInput
 	Partition int `json:"partition"`
 	FromFile  int `json:"from_file"`
 	ToFile    int `json:"to_file"`
+	// RejectsKey names the rows of its split files whose key an earlier piece saw first
+	// (CheckPartitionKeys): the partition passes again, rejecting them as one pass does.
+	RejectsKey string `json:"rejects_key,omitempty"`
 }
 
 // PartitionResult is a partition's mergeable summary: the validation counts, the drift window
@@ -19,6 +23,23 @@ type PartitionResult struct {
 	Bytes     int    `json:"bytes"`
 	// ResumedAfter names the batch a retry resumed after (empty: from the start).
 	ResumedAfter string `json:"resumed_after,omitempty"`
+	// Rechecked: the summary of the partition's second pass, with the duplicates of keys
+	// first seen in other partitions' pieces rejected.
+	Rechecked bool `json:"rechecked,omitempty"`
+}
+
+// KeysInput is the partitions whose pieces' unique keys CheckPartitionKeys checks across
+// pieces (the run's, or a batch's).
+type KeysInput struct {
+	StepInput
+	Ranges []PartitionRange `json:"ranges"`
+}
+
+// KeysResult is the partitions that pass again, each with the rows it must reject.
+type KeysResult struct {
+	Recheck []Recheck `json:"recheck,omitempty"`
+	// Duplicates is how many rows repeat a key an earlier piece of their file saw first.
+	Duplicates int64 `json:"duplicates"`
 }
 
 // MergeInput is the run's partitions to merge, in any order: their summaries merged equal
@@ -28,12 +49,22 @@ type MergeInput struct {
 	Partitions []PartitionResult `json:"partitions"`
 }
 
+// Recheck is a partition to pass again, rejecting the rows stored at RejectsKey.
+type Recheck struct {
+	Partition  int    `json:"partition"`
+	RejectsKey string `json:"rejects_key"`
+	Rows       int64  `json:"rows"`
+}
+
 // PartitionsInput is a batch of a run's partitions for one PartitionsWorkflow: the run's
 // step once and each partition's files, so a batch of 500 is about 25 KB in the parent's
 // history, not 500 copies of the spec (1.5 MB). Partitions (each with its step) is the
 // earlier shape, still read.
 type PartitionsInput struct {
-	Step       *StepInput       `json:"step,omitempty"`
+	Step *StepInput `json:"step,omitempty"`
+	// CheckKeys: the batch holds pieces of split files, whose unique key is checked across
+	// them before the summaries are combined.
+	CheckKeys  bool             `json:"check_keys,omitempty"`
 	Ranges     []PartitionRange `json:"ranges,omitempty"`
 	Partitions []PartitionInput `json:"partitions,omitempty"`
 }

@@ -59,6 +59,10 @@ type Dataset struct {
 	// PartitionFiles splits the window's one pass into partitions of this many files, fanned
 	// out over the pipeline workers and merged exactly (0: one activity reads the window).
 	PartitionFiles int `yaml:"partition_files,omitempty" json:"partition_files,omitempty"`
+	// PartitionRows splits a file of more rows than this into pieces of whole row groups,
+	// each read as a partition's own (0: a file is never split). A window holding such a file
+	// is read in partitions of partition_files pieces (1 when unset).
+	PartitionRows int64 `yaml:"partition_rows,omitempty" json:"partition_rows,omitempty"`
 }
 
 // FeatureService names a feature service of an applied feature repository.
@@ -440,6 +444,9 @@ func (s Spec) validateNames(p *problems) {
 	}
 	if s.Dataset.PartitionFiles < 0 {
 		add("dataset.partition_files: %d must not be negative (0: one pass reads the window)", s.Dataset.PartitionFiles)
+	}
+	if s.Dataset.PartitionRows < 0 {
+		add("dataset.partition_rows: %d must not be negative (0: files are not split)", s.Dataset.PartitionRows)
 	}
 	if s.Dataset.HoldoutDays >= s.Dataset.WindowDays {
 		add("dataset.holdout_days (%d) must be smaller than dataset.window_days (%d)", s.Dataset.HoldoutDays, s.Dataset.WindowDays)

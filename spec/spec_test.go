@@ -48,6 +48,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown correction", "correction: bh", "correction: holm", "drift.correction"},
 		{"critical is not a feature", "critical_features: []", "critical_features: [region]", "drift.critical_features[0]"},
 		{"holdout too big", "holdout_days: 7", "holdout_days: 40", "dataset.holdout_days"},
+		{"negative partition files", "holdout_days: 7", "holdout_days: 7\n  partition_files: -1", "dataset.partition_files: -1 must not be negative"},
+		{"negative partition rows", "holdout_days: 7", "holdout_days: 7\n  partition_rows: -5", "dataset.partition_rows: -5 must not be negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -203,7 +203,7 @@ func (r *run) snapshot() (pipeline.SnapshotResult, error) {
 	r.enter(pipeline.StageSnapshot)
 	var snap pipeline.SnapshotResult
 	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageSnapshot, fmt.Sprintf("pin %s %s..%s", sp.Dataset.Name, r.status.From, r.status.To)),
-		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: r.runID, Dataset: sp.Dataset.Name, From: r.status.From, To: r.status.To}).Get(r.ctx, &snap); err != nil {
+		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: r.runID, Dataset: sp.Dataset.Name, From: r.status.From, To: r.status.To, PartitionRows: sp.Dataset.PartitionRows}).Get(r.ctx, &snap); err != nil {
 		return snap, err
 	}
 	r.status.Snapshot = &snap
@@ -240,9 +240,10 @@ func (r *run) inspect(step pipeline.StepInput, snap pipeline.SnapshotResult) (va
 	if workflow.GetVersion(ctx, "one-pass-window", workflow.DefaultVersion, 1) >= 1 {
 		r.enter(pipeline.StageValidate)
 		var ins pipeline.InspectResult
-		// A window of more files than the spec's partition size is read as partitions (runs
-		// from before partitions, and smaller windows, read it in one activity).
-		if per := step.Spec.Dataset.PartitionFiles; per > 0 && snap.Files > per && workflow.GetVersion(ctx, "partitioned-pass", workflow.DefaultVersion, 1) >= 1 {
+		// A window of more files (or pieces) than the spec's partition size is read as
+		// partitions (runs from before partitions, and smaller windows, read it in one
+		// activity).
+		if per, units := partitionShape(step.Spec.Dataset, snap); per > 0 && units > per && workflow.GetVersion(ctx, "partitioned-pass", workflow.DefaultVersion, 1) >= 1 {
 			ins, err = r.partitionedPass(step, snap, per)
 		} else {
 			err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),

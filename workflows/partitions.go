@@ -2,10 +2,12 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/spec"
 )
 
 // The one pass over a large window runs as partitions, each a set of whole files, fanned out
@@ -18,26 +20,41 @@ const (
 	partitionsPerChild = 500
 )
 
-// partitions splits the snapshot's files into partitions of perPartition files.
-func partitions(step pipeline.StepInput, files, perPartition int) []pipeline.PartitionInput {
+// partitionShape is how many of the window's units (files, or pieces when the spec's
+// partition_rows cut large files) a partition holds, and how many units there are.
+func partitionShape(ds spec.Dataset, snap pipeline.SnapshotResult) (per, units int) {
+	if snap.Pieces > 0 {
+		return max(ds.PartitionFiles, 1), snap.Pieces
+	}
+	return ds.PartitionFiles, snap.Files
+}
+
+// partitions splits the window's units into partitions of perPartition.
+func partitions(step pipeline.StepInput, units, perPartition int) []pipeline.PartitionInput {
 	var out []pipeline.PartitionInput
-	for from := 0; from < files; from += perPartition {
-		out = append(out, pipeline.PartitionInput{StepInput: step, Partition: len(out), FromFile: from, ToFile: min(from+perPartition, files)})
+	for from := 0; from < units; from += perPartition {
+		out = append(out, pipeline.PartitionInput{StepInput: step, Partition: len(out), FromFile: from, ToFile: min(from+perPartition, units)})
 	}
 	return out
 }
 
-// partitionedPass is the one pass as partitions: each partition's summary, then their merge
-// (MergePartitions), whose result is the one pass's.
+// partitionedPass is the one pass as partitions: each partition's summary (the unique key
+// checked across the pieces of split files), then their merge (MergePartitions), whose result
+// is the one pass's.
 func (r *run) partitionedPass(step pipeline.StepInput, snap pipeline.SnapshotResult, perPartition int) (pipeline.InspectResult, error) {
 	ctx := r.ctx
-	parts := partitions(step, snap.Files, perPartition)
+	_, units := partitionShape(step.Spec.Dataset, snap)
+	parts := partitions(step, units, perPartition)
+	keys := len(snap.Splits) > 0 && len(step.Spec.Contract.UniqueKey) > 0
 	var summaries []pipeline.PartitionResult
 	var err error
 	if len(parts) <= partitionsDirect {
 		summaries, err = inspectPartitions(ctx, parts)
+		if err == nil && keys {
+			summaries, err = recheckKeys(ctx, parts, summaries)
+		}
 	} else {
-		summaries, err = r.partitionChildren(parts)
+		summaries, err = r.partitionChildren(parts, splitSpans(snap.Splits, perPartition, keys))
 	}
 	if err != nil {
 		return pipeline.InspectResult{}, err
@@ -48,22 +65,95 @@ func (r *run) partitionedPass(step pipeline.StepInput, snap pipeline.SnapshotRes
 	return ins, err
 }
 
-// partitionChildren runs the partitions in child workflows of partitionsPerChild each; each
-// child's result is its partitions' combined summary.
-func (r *run) partitionChildren(parts []pipeline.PartitionInput) ([]pipeline.PartitionResult, error) {
+// splitSpans is the partitions [From, To) holding split files' pieces, when their unique key
+// is checked (nil otherwise): one span a file, joined with the next when they share a
+// partition, so the spans are apart and in order.
+func splitSpans(splits []pipeline.PieceSpan, perPartition int, keys bool) []pipeline.PieceSpan {
+	if !keys {
+		return nil
+	}
+	var out []pipeline.PieceSpan
+	for _, s := range splits {
+		ps := pipeline.PieceSpan{From: s.From / perPartition, To: (s.To-1)/perPartition + 1}
+		if n := len(out); n > 0 && ps.From < out[n-1].To {
+			out[n-1].To = max(out[n-1].To, ps.To)
+			continue
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// batchEnd is where the batch starting at partition lo ends: after partitionsPerChild
+// partitions, moved so no split file's partitions (spans) are cut between two batches (a
+// file's pieces have their unique key checked in one batch).
+func batchEnd(lo, n int, spans []pipeline.PieceSpan) (hi int, keys bool) {
+	hi = min(lo+partitionsPerChild, n)
+	for _, s := range spans {
+		switch {
+		case s.From < hi && s.To > hi && s.From > lo:
+			hi = s.From
+		case s.From < hi && s.To > hi:
+			hi = s.To
+		}
+	}
+	for _, s := range spans {
+		keys = keys || s.From < hi && s.To > lo
+	}
+	return hi, keys
+}
+
+// partitionChildren runs the partitions in child workflows of about partitionsPerChild each;
+// each child's result is its partitions' combined summary.
+func (r *run) partitionChildren(parts []pipeline.PartitionInput, spans []pipeline.PieceSpan) ([]pipeline.PartitionResult, error) {
 	ctx := r.ctx
 	var futures []workflow.ChildWorkflowFuture
-	for b, lo := 0, 0; lo < len(parts); b, lo = b+1, lo+partitionsPerChild {
-		batch := parts[lo:min(lo+partitionsPerChild, len(parts))]
+	for b, lo := 0, 0; lo < len(parts); b++ {
+		hi, keys := batchEnd(lo, len(parts), spans)
+		batch := parts[lo:hi]
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:    fmt.Sprintf("%s/partitions/%d", r.wfID, b),
 			StaticSummary: fmt.Sprintf("partitions %d-%d of the one pass", batch[0].Partition, batch[len(batch)-1].Partition),
 		})
-		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, pipeline.PartitionsWorkflow, pipeline.Batch(batch)))
+		in := pipeline.Batch(batch)
+		in.CheckKeys = keys
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, pipeline.PartitionsWorkflow, in))
+		lo = hi
 	}
 	out := make([]pipeline.PartitionResult, len(futures))
 	for i, f := range futures {
 		if err := f.Get(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// recheckKeys checks the unique key across the pieces of the partitions' split files
+// (CheckPartitionKeys) and passes again the partitions holding rows whose key an earlier
+// piece saw first; their second summaries replace the first.
+func recheckKeys(ctx workflow.Context, parts []pipeline.PartitionInput, summaries []pipeline.PartitionResult) ([]pipeline.PartitionResult, error) {
+	var res pipeline.KeysResult
+	in := pipeline.KeysInput{StepInput: parts[0].StepInput, Ranges: pipeline.Batch(parts).Ranges}
+	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check the unique key across the pieces of partitions %d-%d", parts[0].Partition, parts[len(parts)-1].Partition)),
+		pipeline.ActCheckKeys, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	futures := make([]workflow.Future, len(res.Recheck))
+	at := make([]int, len(res.Recheck))
+	for i, rc := range res.Recheck {
+		at[i] = rc.Partition - parts[0].Partition
+		if at[i] < 0 || at[i] >= len(parts) {
+			return nil, fmt.Errorf("the key check named partition %d, not one of %d-%d", rc.Partition, parts[0].Partition, parts[len(parts)-1].Partition)
+		}
+		p := parts[at[i]]
+		p.RejectsKey = rc.RejectsKey
+		futures[i] = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("partition %d again: %d rows repeat a key an earlier piece saw first", rc.Partition, rc.Rows)),
+			pipeline.ActInspectPart, p)
+	}
+	out := slices.Clone(summaries)
+	for i, f := range futures {
+		if err := f.Get(ctx, &out[at[i]]); err != nil {
 			return nil, err
 		}
 	}
@@ -95,6 +185,9 @@ func PartitionsWorkflowFunc(ctx workflow.Context, in pipeline.PartitionsInput) (
 		return pipeline.PartitionResult{}, fmt.Errorf("no partitions")
 	}
 	summaries, err := inspectPartitions(ctx, parts)
+	if err == nil && in.CheckKeys {
+		summaries, err = recheckKeys(ctx, parts, summaries)
+	}
 	if err != nil {
 		return pipeline.PartitionResult{}, err
 	}

@@ -3,9 +3,12 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"testing"
 
 	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/pipeline"
 )
@@ -14,19 +17,33 @@ import (
 // their merge (which checks it got every partition once); with combine, the child workflows'
 // combinations of their batches.
 func (s *ctSuite) partitioned(files int, merged *[]pipeline.PartitionResult, inspected *[]pipeline.PartitionInput) {
+	s.partitionedSnapshot(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: files, Rows: int64(files) * 1000}, merged, inspected)
+}
+
+// partitionedSnapshot is partitioned over the snapshot snap (whose pieces, if any, are the
+// units); a rechecked partition's summary is named -keys.
+func (s *ctSuite) partitionedSnapshot(snap pipeline.SnapshotResult, merged *[]pipeline.PartitionResult, inspected *[]pipeline.PartitionInput) {
 	var mu sync.Mutex
-	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: files, Rows: int64(files) * 1000}, nil)
+	files := snap.Files
+	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(snap, nil)
 	s.env.OnActivity(data.Inspect, mock.Anything, mock.Anything).Return(pipeline.InspectResult{}, nil).Never()
 	s.env.OnActivity(data.InspectPartition, mock.Anything, mock.Anything).Return(func(_ context.Context, p pipeline.PartitionInput) (pipeline.PartitionResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		*inspected = append(*inspected, p)
-		return pipeline.PartitionResult{Partition: p.Partition, StateKey: fmt.Sprintf("reports/demand/r/partitions/%05d.gob", p.Partition), Files: p.ToFile - p.FromFile}, nil
+		key := fmt.Sprintf("reports/demand/r/partitions/%05d.gob", p.Partition)
+		if p.RejectsKey != "" {
+			key = fmt.Sprintf("reports/demand/r/partitions/%05d-keys.gob", p.Partition)
+		}
+		return pipeline.PartitionResult{Partition: p.Partition, StateKey: key, Files: p.ToFile - p.FromFile, Rechecked: p.RejectsKey != ""}, nil
 	})
 	s.env.OnActivity(data.CombinePartitions, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.MergeInput) (pipeline.PartitionResult, error) {
 		out := pipeline.PartitionResult{Partition: in.Partitions[0].Partition, StateKey: fmt.Sprintf("reports/demand/r/partitions/combined-%05d.gob", in.Partitions[0].Partition)}
 		for _, p := range in.Partitions {
 			out.Files += p.Files
+			if p.Rechecked {
+				out.ResumedAfter += fmt.Sprintf("%d,", p.Partition) // which rechecked summaries were combined
+			}
 		}
 		return out, nil
 	}).Maybe()
@@ -100,4 +117,91 @@ func (s *ctSuite) TestASmallWindowIsOnePass() {
 	in.Spec.Dataset.PartitionFiles = 28 // the happy path's snapshot has 28 files
 	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
 	s.NoError(s.env.GetWorkflowError())
+}
+
+// Files cut into pieces of row groups: the batches of child workflows are cut so each split
+// file's pieces are in one batch, whose unique key is checked across them
+// (CheckPartitionKeys); the partitions holding repeated keys pass again with their rejects,
+// and their second summaries are the ones combined.
+func (s *ctSuite) TestSplitFilesHaveTheirKeysCheckedInOneBatch() {
+	var merged []pipeline.PartitionResult
+	var inspected []pipeline.PartitionInput
+	snap := pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: 700, Rows: 1_100_000, Pieces: 1100,
+		Splits: []pipeline.PieceSpan{{From: 480, To: 530}, {From: 990, To: 1100}}}
+	s.partitionedSnapshot(snap, &merged, &inspected)
+	var checked []pipeline.KeysInput
+	s.env.OnActivity(data.CheckPartitionKeys, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.KeysInput) (pipeline.KeysResult, error) {
+		checked = append(checked, in)
+		p := in.Ranges[len(in.Ranges)-1].Partition
+		return pipeline.KeysResult{Duplicates: 3, Recheck: []pipeline.Recheck{{Partition: p, RejectsKey: fmt.Sprintf("rejects/%d", p), Rows: 3}}}, nil
+	}).Times(2)
+	in := input(false)
+	in.Spec.Dataset.PartitionRows = 1000 // partition_files unset: a piece a partition
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	s.Require().Len(checked, 2, "the batches holding split files")
+	slices.SortFunc(checked, func(a, b pipeline.KeysInput) int { return a.Ranges[0].FromFile - b.Ranges[0].FromFile })
+	s.Equal(480, checked[0].Ranges[0].FromFile, "the first batch ends before the split file it would cut")
+	s.Equal(980, checked[0].Ranges[len(checked[0].Ranges)-1].ToFile)
+	s.Equal(980, checked[1].Ranges[0].FromFile)
+	s.Equal(1100, checked[1].Ranges[len(checked[1].Ranges)-1].ToFile)
+	s.Len(inspected, 1102, "every piece once, two partitions again")
+	var again []int
+	for _, p := range inspected {
+		if p.RejectsKey != "" {
+			s.Equal(fmt.Sprintf("rejects/%d", p.Partition), p.RejectsKey)
+			again = append(again, p.Partition)
+		}
+	}
+	slices.Sort(again)
+	s.Equal([]int{979, 1099}, again)
+	s.Require().Len(merged, 3)
+	s.Equal([]string{"", "979,", "1099,"}, []string{merged[0].ResumedAfter, merged[1].ResumedAfter, merged[2].ResumedAfter}, "the second summaries are combined")
+}
+
+// Split files' partition spans: one a file, joined when two files share a partition; a
+// batch never cuts one.
+func TestBatchesDoNotCutASplitFile(t *testing.T) {
+	spans := splitSpans([]pipeline.PieceSpan{{From: 0, To: 3}, {From: 3, To: 6}, {From: 9, To: 10}}, 2, true)
+	require.Equal(t, []pipeline.PieceSpan{{From: 0, To: 3}, {From: 4, To: 5}}, spans)
+	require.Nil(t, splitSpans([]pipeline.PieceSpan{{From: 0, To: 3}}, 2, false))
+	for _, c := range []struct {
+		lo, n int
+		spans []pipeline.PieceSpan
+		hi    int
+		keys  bool
+	}{
+		{0, 1200, nil, 500, false},
+		{0, 1200, []pipeline.PieceSpan{{From: 480, To: 530}}, 480, false},
+		{480, 1200, []pipeline.PieceSpan{{From: 480, To: 530}}, 980, true},
+		{0, 1200, []pipeline.PieceSpan{{From: 0, To: 700}}, 700, true},
+		{700, 1200, []pipeline.PieceSpan{{From: 0, To: 700}, {From: 1190, To: 1200}}, 1200, true},
+		{700, 2000, []pipeline.PieceSpan{{From: 0, To: 700}, {From: 1190, To: 1300}}, 1190, false},
+	} {
+		hi, keys := batchEnd(c.lo, c.n, c.spans)
+		require.Equal(t, c.hi, hi, "%+v", c)
+		require.Equal(t, c.keys, keys, "%+v", c)
+	}
+}
+
+// A small window with a split file: the run checks the keys across all its partitions and
+// passes again the one holding repeated keys; the merge gets its second summary.
+func (s *ctSuite) TestASplitFileInASmallWindowIsRechecked() {
+	var merged []pipeline.PartitionResult
+	var inspected []pipeline.PartitionInput
+	snap := pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: 5, Rows: 9000, Pieces: 12, Splits: []pipeline.PieceSpan{{From: 2, To: 10}}}
+	s.partitionedSnapshot(snap, &merged, &inspected)
+	s.env.OnActivity(data.CheckPartitionKeys, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.KeysInput) (pipeline.KeysResult, error) {
+		s.Len(in.Ranges, 4, "12 pieces in partitions of 3")
+		return pipeline.KeysResult{Duplicates: 1, Recheck: []pipeline.Recheck{{Partition: 2, RejectsKey: "rejects/2", Rows: 1}}}, nil
+	}).Once()
+	in := input(false)
+	in.Spec.Dataset.PartitionFiles, in.Spec.Dataset.PartitionRows = 3, 500
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	s.Len(inspected, 5)
+	s.Equal("rejects/2", inspected[4].RejectsKey)
+	s.Require().Len(merged, 4)
+	s.True(merged[2].Rechecked)
+	s.Equal("reports/demand/r/partitions/00002-keys.gob", merged[2].StateKey)
 }
