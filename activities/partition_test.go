@@ -30,6 +30,16 @@ func readJSON(t *testing.T, b objstore.Bucket, key string, v any) {
 	require.NoError(t, json.Unmarshal(raw, v))
 }
 
+// sameObject checks two stored objects hold the same bytes.
+func sameObject(t *testing.T, b objstore.Bucket, want, got, what string) {
+	t.Helper()
+	w, _, err := objstore.ReadAll(context.Background(), b, want)
+	require.NoError(t, err)
+	g, _, err := objstore.ReadAll(context.Background(), b, got)
+	require.NoError(t, err)
+	require.Equal(t, string(w), string(g), what)
+}
+
 // partitionedPass runs the window's partitions of per files (in a random order, part of them
 // combined first as a child workflow's batch would be) and merges them for run.
 func partitionedPass(e *env, step pipeline.StepInput, files, per int, rng *rand.Rand) (pipeline.InspectResult, error) {
@@ -51,7 +61,6 @@ func partitionedPass(e *env, step pipeline.StepInput, files, per int, rng *rand.
 // deviation within 1e-12).
 func TestPartitionedPassEqualsOnePassOnMinIO(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	e.cycle("run-1", "2026-09-01", "2026-09-28")
 	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
 	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "pinned", Dataset: e.spec.Dataset.Name, From: "2026-10-03", To: "2026-10-30"})
@@ -82,11 +91,7 @@ func TestPartitionedPassEqualsOnePassOnMinIO(t *testing.T) {
 		}
 		require.Equal(t, wantDrift, gotDrift, run)
 
-		wantBins, _, err := objstore.ReadAll(ctx, e.store, one.BinsKey)
-		require.NoError(t, err)
-		gotBins, _, err := objstore.ReadAll(ctx, e.store, got.BinsKey)
-		require.NoError(t, err)
-		require.Equal(t, string(wantBins), string(gotBins), "the gbdt bins")
+		sameObject(t, e.store, one.BinsKey, got.BinsKey, "the gbdt bins")
 
 		var wantProf, gotProf drift.Profile
 		readJSON(t, e.store, one.ProfileKey, &wantProf)
@@ -186,7 +191,6 @@ func quarantined(t *testing.T, b objstore.Bucket, ds, snapshot string) map[strin
 // same bins and profile.
 func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	e.cycle("run-1", "2026-09-01", "2026-09-28")
 	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
 	sp := e.spec
@@ -241,11 +245,7 @@ func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
 		gotVal.Snapshot, gotVal.Quarantine = wantVal.Snapshot, wantVal.Quarantine
 		require.Equal(t, wantVal, gotVal, run)
 
-		wantBins, _, err := objstore.ReadAll(ctx, e.store, one.BinsKey)
-		require.NoError(t, err)
-		gotBins, _, err := objstore.ReadAll(ctx, e.store, got.BinsKey)
-		require.NoError(t, err)
-		require.Equal(t, string(wantBins), string(gotBins), "the gbdt bins")
+		sameObject(t, e.store, one.BinsKey, got.BinsKey, "the gbdt bins")
 		require.Equal(t, one.Drift.DriftedFeatures, got.Drift.DriftedFeatures, run)
 	}
 }
