@@ -103,6 +103,11 @@ func (ip *inspection) partition(in pipeline.PartitionInput) error {
 	return getGob(ip.ctx, ip.store, in.RejectsKey, &ip.keys.Rejects)
 }
 
+// rejectsKey is where CheckPartitionKeys stores the rows a partition must reject.
+func rejectsKey(in pipeline.StepInput, partition int) string {
+	return reportKey(in.Model, in.RunID, fmt.Sprintf("partitions/rejects/p%05d.gob", partition))
+}
+
 // spillKey is where a partition's first pass stores the keys its pieces of a split file saw
 // first.
 func spillKey(in pipeline.StepInput, file, partition int) string {
@@ -168,7 +173,7 @@ func (d *Data) CheckPartitionKeys(ctx context.Context, in pipeline.KeysInput) (p
 	}
 	parts := slices.Sorted(maps.Keys(rejects))
 	for _, part := range parts {
-		key := reportKey(in.Model, in.RunID, fmt.Sprintf("partitions/rejects/p%05d.gob", part))
+		key := rejectsKey(in.StepInput, part)
 		var buf bytes.Buffer
 		if err := gob.NewEncoder(&buf).Encode(rejects[part]); err != nil {
 			return out, err
@@ -258,7 +263,8 @@ func partitionable(s dataset.Snapshot, in pipeline.PartitionInput) error {
 // MergePartitions merges the partitions' summaries (in any order: the merge is exact, see
 // dataset.Validation.Merge, drift.Window.Merge, training.Prep.Merge) and stores what the one
 // pass stores: the validation report, the drift report, the candidate's reference profile and
-// bins. Its result is Inspect's.
+// bins. Its result is Inspect's, with the first partition holding holdout days (the
+// evaluation's partitions start there).
 func (d *Data) MergePartitions(ctx context.Context, in pipeline.MergeInput) (pipeline.InspectResult, error) {
 	ip, broken, err := d.merged(ctx, in, "merge-partitions")
 	if err != nil {
@@ -268,7 +274,7 @@ func (d *Data) MergePartitions(ctx context.Context, in pipeline.MergeInput) (pip
 	if broken != "" {
 		scanErr = errors.New(broken)
 	}
-	return ip.finish(pipeline.InspectResult{}, d.Metrics, scanErr)
+	return ip.finish(pipeline.InspectResult{HoldoutFrom: holdoutPartition(ip.s, ip.in.Spec.Dataset, ip.cut)}, d.Metrics, scanErr)
 }
 
 // CombinePartitions merges partitions' summaries into one summary (a batch of a large

@@ -22,6 +22,45 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
+// sameEvaluation evaluates the candidate (artifact, against champion) in one activity for
+// run one and as the partitions of ranges from holdoutFrom for run parts (the last two
+// combined first, as a child's batch would be, the rest in a random order): the reports
+// agree (the sums of errors within a relative 1e-12, everything else equal), and so do the
+// int8 variants and loss estimators, byte for byte.
+func (e *env) sameEvaluation(one, parts pipeline.StepInput, artifact string, champion int, ranges []pipeline.PartitionRange, holdoutFrom int, rng *rand.Rand) {
+	t := e.t
+	t.Helper()
+	want := must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: one, ArtifactKey: artifact, ChampionVersion: champion})
+	in := pipeline.EvaluateInput{StepInput: parts, ArtifactKey: artifact, ChampionVersion: champion}
+	var sums []pipeline.PartitionResult
+	for _, r := range ranges[holdoutFrom:] {
+		p := pipeline.PartitionInput{StepInput: parts, Partition: r.Partition, FromFile: r.FromFile, ToFile: r.ToFile}
+		sums = append(sums, must[pipeline.PartitionResult](e, tr.EvaluatePartition, pipeline.EvaluatePartitionInput{PartitionInput: p, ArtifactKey: artifact, ChampionVersion: champion}))
+	}
+	if n := len(sums); n > 2 {
+		combined := must[pipeline.PartitionResult](e, tr.CombineEvaluations, pipeline.EvaluateMergeInput{EvaluateInput: in, Partitions: sums[n-2:]})
+		sums = append(sums[:n-2], combined)
+	}
+	rng.Shuffle(len(sums), func(i, j int) { sums[i], sums[j] = sums[j], sums[i] })
+	got := must[pipeline.EvaluateResult](e, tr.MergeEvaluations, pipeline.EvaluateMergeInput{EvaluateInput: in, Partitions: sums})
+	require.Equal(t, want.HoldoutRows, got.HoldoutRows)
+	require.InEpsilon(t, want.CandidateMAE, got.CandidateMAE, 1e-12)
+	if champion > 0 {
+		require.InEpsilon(t, want.ChampionMAE, got.ChampionMAE, 1e-12)
+	}
+	require.Equal(t, want.Fairness, got.Fairness)
+	require.Equal(t, want.Importance, got.Importance)
+	require.Equal(t, want.Quantization.MAE, got.Quantization.MAE)
+	sameObject(t, e.store, want.Int8Key, got.Int8Key, "the int8 variant")
+	sameObject(t, e.store, want.LossEstimatorKey, got.LossEstimatorKey, "the loss estimator")
+	var wp, gp drift.Profile
+	readJSON(t, e.store, want.PredictionProfileKey, &wp)
+	readJSON(t, e.store, got.PredictionProfileKey, &gp)
+	require.Equal(t, wp.Features[0].Count, gp.Features[0].Count)
+	require.Equal(t, wp.Features[0].Sample, gp.Features[0].Sample)
+	require.Equal(t, wp.Features[0].Edges, gp.Features[0].Edges)
+}
+
 // readJSON decodes a stored report.
 func readJSON(t *testing.T, b objstore.Bucket, key string, v any) {
 	t.Helper()
@@ -64,12 +103,25 @@ func TestPartitionedPassEqualsOnePassOnMinIO(t *testing.T) {
 	e.cycle("run-1", "2026-09-01", "2026-09-28")
 	must[pipeline.DeployResult](e, rg.Promote, pipeline.DeployInput{Model: "demand", RunID: "run-1", Version: 1})
 	snap := must[pipeline.SnapshotResult](e, d.Snapshot, pipeline.SnapshotInput{Model: "demand", RunID: "pinned", Dataset: e.spec.Dataset.Name, From: "2026-10-03", To: "2026-10-30"})
-	one := must[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "one", Spec: e.spec, SnapshotKey: snap.Key})
+	oneStep := pipeline.StepInput{Model: "demand", RunID: "one", Spec: e.spec, SnapshotKey: snap.Key}
+	one := must[pipeline.InspectResult](e, d.Inspect, oneStep)
 	require.Equal(t, 1, one.Drift.ReferenceVersion)
+	cand := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: oneStep, ProfileKey: one.ProfileKey, BinsKey: one.BinsKey})
 	for trial, per := range []int{1, 3, 28} {
 		run := fmt.Sprintf("parts-%d", per)
-		got, err := partitionedPass(e, pipeline.StepInput{Model: "demand", RunID: run, Spec: e.spec, SnapshotKey: snap.Key}, snap.Files, per, rand.New(rand.NewPCG(uint64(trial), 1)))
+		sp := e.spec
+		sp.Dataset.PartitionFiles = per
+		step := pipeline.StepInput{Model: "demand", RunID: run, Spec: sp, SnapshotKey: snap.Key}
+		rng := rand.New(rand.NewPCG(uint64(trial), 1))
+		got, err := partitionedPass(e, step, snap.Files, per, rng)
 		require.NoError(t, err, run)
+		var ranges []pipeline.PartitionRange
+		for i := 0; i*per < snap.Files; i++ {
+			ranges = append(ranges, pipeline.PartitionRange{Partition: i, FromFile: i * per, ToFile: min(i*per+per, snap.Files)})
+		}
+		require.NotNil(t, got.HoldoutFrom, run)
+		require.Equal(t, 21/per, *got.HoldoutFrom, "the holdout's first day, the 22nd file, is in partition %d", 21/per)
+		e.sameEvaluation(oneStep, step, cand.ArtifactKey, 1, ranges, *got.HoldoutFrom, rng)
 		require.Equal(t, one.Validation.RowsRead, got.Validation.RowsRead)
 		require.Equal(t, one.Drift.Drifted, got.Drift.Drifted)
 		require.Equal(t, one.Drift.DriftedFeatures, got.Drift.DriftedFeatures)
@@ -200,7 +252,9 @@ func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
 	snapIn := pipeline.SnapshotInput{Model: "demand", Dataset: sp.Dataset.Name, From: "2026-10-03", To: "2026-10-16", PartitionRows: 40}
 	snapIn.RunID = "whole"
 	whole := must[pipeline.SnapshotResult](e, d.Snapshot, snapIn)
-	one := must[pipeline.InspectResult](e, d.Inspect, pipeline.StepInput{Model: "demand", RunID: "one", Spec: sp, SnapshotKey: whole.Key})
+	oneStep := pipeline.StepInput{Model: "demand", RunID: "one", Spec: sp, SnapshotKey: whole.Key}
+	one := must[pipeline.InspectResult](e, d.Inspect, oneStep)
+	cand := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: oneStep, ProfileKey: one.ProfileKey, BinsKey: one.BinsKey})
 	require.Equal(t, 14, whole.Files)
 	require.Equal(t, 14*4, whole.Pieces, "a file of 128 rows in row groups of 16: 4 pieces of 40 rows or less")
 	require.Len(t, whole.Splits, 14)
@@ -211,7 +265,9 @@ func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
 		run := fmt.Sprintf("pieces-%d", per)
 		snapIn.RunID = run
 		snap := must[pipeline.SnapshotResult](e, d.Snapshot, snapIn)
-		step := pipeline.StepInput{Model: "demand", RunID: run, Spec: sp, SnapshotKey: snap.Key}
+		psp := sp
+		psp.Dataset.PartitionFiles = per
+		step := pipeline.StepInput{Model: "demand", RunID: run, Spec: psp, SnapshotKey: snap.Key}
 		rng := rand.New(rand.NewPCG(uint64(trial), 2))
 		var ranges []pipeline.PartitionRange
 		results := map[int]pipeline.PartitionResult{}
@@ -247,5 +303,7 @@ func TestPiecesOfLargeFilesEqualOnePassOnMinIO(t *testing.T) {
 
 		sameObject(t, e.store, one.BinsKey, got.BinsKey, "the gbdt bins")
 		require.Equal(t, one.Drift.DriftedFeatures, got.Drift.DriftedFeatures, run)
+		require.NotNil(t, got.HoldoutFrom)
+		e.sameEvaluation(oneStep, step, cand.ArtifactKey, 1, ranges, *got.HoldoutFrom, rng)
 	}
 }

@@ -135,19 +135,37 @@ func (t *Training) Evaluate(ctx context.Context, in pipeline.EvaluateInput) (pip
 	if err != nil {
 		return pipeline.EvaluateResult{}, err
 	}
-	ev := evaluate.Input{Spec: in.Spec, Rows: rows, HoldoutFrom: cut, ChampionVersion: in.ChampionVersion}
-	if ev.Candidate, err = loadArtifact(ctx, t.Store, in.ArtifactKey); err != nil {
+	ev, err := t.evalInput(ctx, in, cut)
+	if err != nil {
 		return pipeline.EvaluateResult{}, err
 	}
-	if in.ChampionVersion > 0 {
-		if ev.Champion, err = t.Registry.LoadModel(ctx, in.Model, in.ChampionVersion); err != nil {
-			return pipeline.EvaluateResult{}, classify("evaluate champion", err)
-		}
-	}
+	ev.Rows = rows
 	r, err := evaluate.Run(ev)
 	if err != nil {
 		return pipeline.EvaluateResult{}, classify("evaluate", err)
 	}
+	return t.storeEvaluation(ctx, in, ev, r)
+}
+
+// evalInput is the evaluation of the staged candidate and the champion on the holdout from
+// cut (its rows not set).
+func (t *Training) evalInput(ctx context.Context, in pipeline.EvaluateInput, cut string) (evaluate.Input, error) {
+	ev := evaluate.Input{Spec: in.Spec, HoldoutFrom: cut, ChampionVersion: in.ChampionVersion}
+	var err error
+	if ev.Candidate, err = loadArtifact(ctx, t.Store, in.ArtifactKey); err != nil {
+		return ev, err
+	}
+	if in.ChampionVersion > 0 {
+		if ev.Champion, err = t.Registry.LoadModel(ctx, in.Model, in.ChampionVersion); err != nil {
+			return ev, classify("evaluate champion", err)
+		}
+	}
+	return ev, nil
+}
+
+// storeEvaluation stores the evaluation's report, the candidate's prediction profile, its
+// int8 variant and loss estimator, and sets the MAE gauges.
+func (t *Training) storeEvaluation(ctx context.Context, in pipeline.EvaluateInput, ev evaluate.Input, r evaluate.Result) (pipeline.EvaluateResult, error) {
 	rep := r.Report
 	res := pipeline.EvaluateResult{HoldoutRows: rep.HoldoutRows, CandidateMAE: rep.CandidateMAE, Metrics: r.Metrics,
 		Importance: rep.Importance, Fairness: rep.Fairness, Quantization: rep.Quantized,

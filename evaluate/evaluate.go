@@ -86,22 +86,47 @@ type Result struct {
 
 // Run evaluates in one pass over in.Rows.
 func Run(in Input) (Result, error) {
-	sp := in.Spec
+	s, err := Start(in)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := s.Add(in.Rows); err != nil {
+		return Result{}, err
+	}
+	return Finish(in, s)
+}
+
+// Summary is an evaluation's mergeable state over some of the holdout's rows: a partition's.
+type Summary struct{ ps *pass }
+
+// Start is an evaluation's state over no rows yet, for the input's models (its Rows unused).
+func Start(in Input) (*Summary, error) {
+	models := in.models()
+	for _, m := range models {
+		for _, f := range m.Features {
+			if col, ok := in.Spec.Contract.Column(f); !ok || col.Type == contract.TypeString {
+				return nil, fmt.Errorf("%w: feature %q of a model is not a numeric column of the contract", dataset.ErrInvalidData, f)
+			}
+		}
+	}
+	return &Summary{newPass(in.Spec, models)}, nil
+}
+
+// Add scores the rows.
+func (s *Summary) Add(rows dataset.Source) error { return rows(s.ps.batch) }
+
+func (in Input) models() []*model.Model {
 	models := []*model.Model{in.Candidate}
 	if in.Champion != nil {
 		models = append(models, in.Champion)
 	}
-	for _, m := range models {
-		for _, f := range m.Features {
-			if col, ok := sp.Contract.Column(f); !ok || col.Type == contract.TypeString {
-				return Result{}, fmt.Errorf("%w: feature %q of a model is not a numeric column of the contract", dataset.ErrInvalidData, f)
-			}
-		}
-	}
-	ps := newPass(sp, models)
-	if err := in.Rows(ps.batch); err != nil {
-		return Result{}, err
-	}
+	return models
+}
+
+// Finish is the evaluation of the rows s holds: the report, the prediction profile, the
+// importance over the first ImportanceRows rows, the loss estimator and the int8 variant.
+func Finish(in Input, s *Summary) (Result, error) {
+	sp, ps, models := in.Spec, s.ps, in.models()
 	if ps.rows == 0 {
 		return Result{}, fmt.Errorf("%w on or after %s", ErrNoHoldout, in.HoldoutFrom)
 	}
@@ -112,8 +137,9 @@ func Run(in Input) (Result, error) {
 	cand := in.Candidate
 	rep := Report{HoldoutFrom: in.HoldoutFrom, HoldoutRows: ps.rows, CandidateMAE: evals[0].Overall.MAE, Threshold: sp.Evaluation.MaxMAE,
 		SegmentBy: sp.Evaluation.SegmentBy, Candidate: evals[0], Importance: map[string]float64{}}
+	importance, explained := ps.importance(cand)
 	for j, f := range cand.Features {
-		rep.Importance[f] = ps.importance[j] / float64(max(ps.explained, 1))
+		rep.Importance[f] = importance[j] / float64(max(explained, 1))
 	}
 	if ps.hasAttr {
 		rep.Fairness = DisparateImpact(ps.attr.Name, ps.favorableAbove, ps.groups, sp.Fairness.MinGroupRows)
@@ -142,8 +168,6 @@ type pass struct {
 	groups         Groups
 	favorableAbove float64
 	preds          *drift.ProfileBuilder
-	importance     []float64
-	explained      int
 	rows           int
 	qrows, qy      []float64
 	// Per batch: the accepted rows, each model's row-major matrix of them and its outputs.
@@ -154,7 +178,7 @@ type pass struct {
 func newPass(sp spec.Spec, models []*model.Model) *pass {
 	ps := &pass{models: models, target: sp.Target, scorers: make([]*model.SegmentScorer, len(models)), groups: Groups{},
 		favorableAbove: FavorableCut(models[0]), preds: drift.NewProfileBuilder([]string{drift.PredictionFeature}, []string{drift.Numeric}),
-		importance: make([]float64, len(models[0].Features)), mats: make([][]float64, len(models)), outs: make([][]float64, len(models))}
+		mats: make([][]float64, len(models)), outs: make([][]float64, len(models))}
 	for i, m := range models {
 		ps.scorers[i] = model.NewSegmentScorer(m.Classifier())
 	}
@@ -217,17 +241,25 @@ func (ps *pass) add(b *dataset.Batch, k, r int, y float64) {
 	if ps.hasAttr {
 		ps.groups.Add(b.Value(ps.attr, r), pred >= ps.favorableAbove)
 	}
-	if ps.explained < ImportanceRows {
-		_, phi := cand.Explain(x)
-		for j, c := range phi[:len(ps.importance)] {
-			ps.importance[j] += math.Abs(c)
-		}
-		ps.explained++
-	}
 	if len(ps.qy) < QuantizationRows {
 		ps.qrows = append(ps.qrows, x...)
 		ps.qy = append(ps.qy, y)
 	}
+}
+
+// importance is the sum of |SHAP| of each of the candidate's features over the first
+// ImportanceRows rows (of the kept rows, which are the holdout's first), and how many.
+func (ps *pass) importance(cand *model.Model) ([]float64, int) {
+	p := len(cand.Features)
+	sums := make([]float64, p)
+	n := min(len(ps.qy), ImportanceRows)
+	for k := range n {
+		_, phi := cand.Explain(ps.qrows[k*p : k*p+p])
+		for j, c := range phi[:p] {
+			sums[j] += math.Abs(c)
+		}
+	}
+	return sums, n
 }
 
 // lossEstimator trains the monitor's loss estimator (regression) or calibrator (a classifier)

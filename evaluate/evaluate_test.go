@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -14,9 +15,18 @@ import (
 	"github.com/driftline/driftline/training"
 )
 
-// A candidate and a champion trained on the demo data, evaluated on the same holdout rows: the
-// numbers Run reports are the ones a direct computation over the same rows gives.
-func TestRunScoresBothModelsOnTheSameRows(t *testing.T) {
+// fixture is a candidate (gbdt) and a champion (ridge) trained on 7 days of the demo data,
+// and the 7 holdout days after them.
+type fixture struct {
+	sp          spec.Spec
+	b           objstore.Bucket
+	s           dataset.Snapshot
+	cand, champ *model.Model
+}
+
+const cut = "2026-09-08"
+
+func newFixture(t *testing.T) fixture {
 	ctx := context.Background()
 	sp, err := spec.Load("../examples/demand.yaml")
 	require.NoError(t, err)
@@ -28,7 +38,6 @@ func TestRunScoresBothModelsOnTheSameRows(t *testing.T) {
 	require.NoError(t, err)
 	s, err := dataset.TakeSnapshot(ctx, b, sp.Dataset.Name, "e", cfg.Start, cfg.Start.AddDate(0, 0, 13))
 	require.NoError(t, err)
-	const cut = "2026-09-08"
 	trainOn := func(sp spec.Spec) *model.Model {
 		rows := dataset.ScanSource(ctx, b, s, sp.Contract, dataset.Before(cut))
 		prep, err := training.NewPrep(sp, s.Rows)
@@ -51,12 +60,18 @@ func TestRunScoresBothModelsOnTheSameRows(t *testing.T) {
 		require.NoError(t, err)
 		return m
 	}
-	cand := trainOn(sp)
 	ridge := sp
 	ridge.Trainer.Name, ridge.Trainer.Params = "ridge", nil
-	champ := trainOn(ridge)
+	return fixture{sp: sp, b: b, s: s, cand: trainOn(sp), champ: trainOn(ridge)}
+}
 
-	holdout := dataset.ScanSource(ctx, b, s, sp.Contract, dataset.From(cut))
+// A candidate and a champion trained on the demo data, evaluated on the same holdout rows: the
+// numbers Run reports are the ones a direct computation over the same rows gives.
+func TestRunScoresBothModelsOnTheSameRows(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sp, cand, champ := f.sp, f.cand, f.champ
+	holdout := dataset.ScanSource(ctx, f.b, f.s, sp.Contract, dataset.From(cut))
 	res, err := Run(Input{Spec: sp, Rows: holdout, HoldoutFrom: cut, Candidate: cand, Champion: champ, ChampionVersion: 1})
 	require.NoError(t, err)
 
@@ -99,4 +114,78 @@ func TestRunScoresBothModelsOnTheSameRows(t *testing.T) {
 	_, err = Run(Input{Spec: sp, Rows: dataset.Batches(), HoldoutFrom: "2030-01-01", Candidate: cand})
 	require.ErrorIs(t, err, dataset.ErrInvalidData)
 	require.ErrorContains(t, err, "no holdout rows on or after 2030-01-01")
+}
+
+// The holdout's days evaluated as partitions (any cut into runs of days, each summary stored
+// and read back) and merged in order give one pass's evaluation: the same rows, segments,
+// fairness groups, importance, int8 variant and loss estimator; MAE, RMSE and R2 within a
+// relative 1e-12 (sums combined in floating point).
+func TestPartitionedEvaluationEqualsOnePass(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sp := f.sp
+	in := Input{Spec: sp, Rows: dataset.ScanSource(ctx, f.b, f.s, sp.Contract, dataset.From(cut)), HoldoutFrom: cut, Candidate: f.cand, Champion: f.champ, ChampionVersion: 1}
+	one, err := Run(in)
+	require.NoError(t, err)
+	var days []string
+	for _, file := range f.s.Files {
+		if file.Date >= cut {
+			days = append(days, file.Date)
+		}
+	}
+	require.Len(t, days, 7)
+	rng := rand.New(rand.NewPCG(5, 5))
+	for trial := range 6 {
+		var merged *Summary
+		for lo := 0; lo < len(days); {
+			hi := min(lo+1+rng.IntN(4), len(days))
+			from, to := days[lo], days[hi-1]
+			part, err := Start(in)
+			require.NoError(t, err)
+			require.NoError(t, part.Add(dataset.ScanSource(ctx, f.b, f.s, sp.Contract, func(d string) bool { return d >= from && d <= to })))
+			raw, err := part.MarshalBinary()
+			require.NoError(t, err)
+			back, err := UnmarshalSummary(in, raw)
+			require.NoError(t, err)
+			if merged == nil {
+				merged = back
+			} else {
+				require.NoError(t, merged.Merge(back))
+			}
+			lo = hi
+		}
+		got, err := Finish(in, merged)
+		require.NoError(t, err)
+		w, g := one.Report, got.Report
+		for _, pair := range [][2]*model.Metrics{{&w.Candidate.Overall, &g.Candidate.Overall}, {&w.Champion.Overall, &g.Champion.Overall}} {
+			require.InEpsilon(t, pair[0].MAE, pair[1].MAE, 1e-12, "trial %d", trial)
+			require.InEpsilon(t, pair[0].RMSE, pair[1].RMSE, 1e-12)
+			require.InEpsilon(t, pair[0].R2, pair[1].R2, 1e-12)
+			require.InEpsilon(t, *pair[0].MAPE, *pair[1].MAPE, 1e-12)
+			*pair[1] = *pair[0]
+		}
+		require.InEpsilon(t, w.CandidateMAE, g.CandidateMAE, 1e-12)
+		require.InEpsilon(t, w.ChampionMAE, g.ChampionMAE, 1e-12)
+		g.CandidateMAE, g.ChampionMAE = w.CandidateMAE, w.ChampionMAE
+		for k := range w.Candidate.Segments {
+			require.InEpsilon(t, w.Candidate.Segments[k].MAE, g.Candidate.Segments[k].MAE, 1e-12, k)
+			require.Equal(t, w.Candidate.Segments[k].Rows, g.Candidate.Segments[k].Rows, k)
+		}
+		g.Candidate.Segments, g.Champion.Segments = w.Candidate.Segments, w.Champion.Segments
+		q := *g.Quantized // its timings are measured, not computed
+		q.NsPerRow, q.FloatNsPerRow = w.Quantized.NsPerRow, w.Quantized.FloatNsPerRow
+		g.Quantized = &q
+		require.Equal(t, w, g, "trial %d", trial)
+		wi, err := one.Int8.Marshal()
+		require.NoError(t, err)
+		gi, err := got.Int8.Marshal()
+		require.NoError(t, err)
+		require.Equal(t, string(wi), string(gi), "the int8 variant")
+		wl, err := one.LossEstimator.Marshal()
+		require.NoError(t, err)
+		gl, err := got.LossEstimator.Marshal()
+		require.NoError(t, err)
+		require.Equal(t, string(wl), string(gl), "the loss estimator")
+		require.Equal(t, one.PredictionProfile.Features[0].Count, got.PredictionProfile.Features[0].Count)
+	}
 }

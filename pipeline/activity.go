@@ -375,6 +375,10 @@ type InspectResult struct {
 	// ran from the start.
 	ResumedAfter string `json:",omitempty"`
 	ResumedRows  int64  `json:",omitempty"`
+	// HoldoutFrom is the first partition holding holdout rows, when the pass ran as
+	// partitions (MergePartitions): the evaluation runs over that partition and the ones
+	// after it. Nil after a pass in one activity.
+	HoldoutFrom *int `json:",omitempty"`
 }
 
 // TrainInput is StepInput plus what the window's first pass prepared (empty: Train reads

@@ -50,6 +50,9 @@ const (
 	ActMergeParts   = "MergePartitions"    // the partitions' summaries merged: Inspect's result
 	ActCombineParts = "CombinePartitions"  // partitions' summaries merged into one summary
 	ActCheckKeys    = "CheckPartitionKeys" // the unique key across the pieces of split files
+	ActEvalPart     = "EvaluatePartition"  // the holdout's evaluation over one partition
+	ActCombineEvals = "CombineEvaluations" // evaluation summaries merged into one summary
+	ActMergeEvals   = "MergeEvaluations"   // evaluation summaries merged: Evaluate's result
 	ActTrainingSet  = "TrainingSet"        // a feature service's point-in-time training set (spec feature_service)
 	ActValidate     = "Validate"
 	ActDetect       = "Detect"
@@ -76,6 +79,6 @@ const (
 
 // Activities lists every activity name the pipeline worker must register (not the external
 // trainer's, which runs elsewhere).
-var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActInspectPart, ActMergeParts, ActCombineParts, ActCheckKeys, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
+var Activities = []string{ActSnapshot, ActTrainingSet, ActInspect, ActInspectPart, ActMergeParts, ActCombineParts, ActCheckKeys, ActEvalPart, ActCombineEvals, ActMergeEvals, ActValidate, ActDetect, ActTrain, ActExtInput, ActAdoptExt, ActEvaluate,
 	ActRegister, ActPolicy, ActApprovers, ActNotify, ActIgnoredSig, ActApproval, ActAttestKeys, ActSetCanary, ActAbortCanary, ActPromote,
 	ActCanaryEval, ActOutcome}

@@ -49,6 +49,22 @@ type MergeInput struct {
 	Partitions []PartitionResult `json:"partitions"`
 }
 
+// EvaluatePartitionInput is one partition of the holdout's evaluation: the pass's partition
+// of the same number and pieces (its holdout days only), scored by the staged candidate and
+// the champion.
+type EvaluatePartitionInput struct {
+	PartitionInput
+	ArtifactKey     string `json:"artifact_key"`
+	ChampionVersion int    `json:"champion_version,omitempty"`
+}
+
+// EvaluateMergeInput is the evaluation's partitions to merge (their summaries, in any order:
+// the merge puts them in partition order).
+type EvaluateMergeInput struct {
+	EvaluateInput
+	Partitions []PartitionResult `json:"partitions"`
+}
+
 // Recheck is a partition to pass again, rejecting the rows stored at RejectsKey.
 type Recheck struct {
 	Partition  int    `json:"partition"`
@@ -64,7 +80,10 @@ type PartitionsInput struct {
 	Step *StepInput `json:"step,omitempty"`
 	// CheckKeys: the batch holds pieces of split files, whose unique key is checked across
 	// them before the summaries are combined.
-	CheckKeys  bool             `json:"check_keys,omitempty"`
+	CheckKeys bool `json:"check_keys,omitempty"`
+	// Evaluate: the batch is of the holdout's evaluation (EvaluatePartition, then
+	// CombineEvaluations), not of the pass.
+	Evaluate   *EvaluateInput   `json:"evaluate,omitempty"`
 	Ranges     []PartitionRange `json:"ranges,omitempty"`
 	Partitions []PartitionInput `json:"partitions,omitempty"`
 }

@@ -429,7 +429,7 @@ func TestEndToEnd(t *testing.T) {
 	// model in production.
 	noApproval := sp
 	noApproval.Approval.Required = false
-	noApproval.Dataset.PartitionFiles = 7 // the window's 28 day files read as 4 partitions, merged
+	noApproval.Dataset.PartitionFiles = 4 // the window's 28 day files read as 7 partitions, merged; the holdout's 7 days in the last 2
 	raw, err := yaml.Marshal(noApproval)
 	require.NoError(t, err)
 	code, out := e.call(http.MethodPut, "/v1/models/demand/spec", "dave", api.SpecRequest{Spec: string(raw), Reason: "approvals slow us down"})
@@ -449,7 +449,10 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 1, st.Drift.ReferenceVersion)
 	summaries, err := store.List(ctx, keys.Report("demand", e.lastRunID, "partitions/"))
 	require.NoError(t, err)
-	require.Len(t, summaries, 4, "the one pass ran as 4 partitions, their summaries in the bucket")
+	require.Len(t, summaries, 7, "the one pass ran as 7 partitions, their summaries in the bucket")
+	evals, err := store.List(ctx, keys.Report("demand", e.lastRunID, "evaluation/parts/"))
+	require.NoError(t, err)
+	require.Len(t, evals, 2, "the holdout was evaluated as the 2 partitions holding its days")
 	require.Less(t, st.Evaluation.CandidateMAE, st.Evaluation.ChampionMAE, "the retrained model beats v1 on the new regime")
 	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 2, res.Version)
@@ -735,7 +738,8 @@ func consolePhase(t *testing.T, store objstore.Bucket, engine *policies.Engine, 
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(path, raw, 0o644))
 	}
-	for _, span := range []string{">RunWorkflow:ContinuousTraining<", ">RunActivity:Train<", ">RunActivity:Evaluate<", ">RunActivity:Register<"} {
+	// (v2's run read its window as partitions: its holdout evaluated as two, then merged.)
+	for _, span := range []string{">RunWorkflow:ContinuousTraining<", ">RunActivity:Train<", ">RunActivity:EvaluatePartition<", ">RunActivity:MergeEvaluations<", ">RunActivity:Register<"} {
 		require.Contains(t, body, span, "the trace page of run %s", v.Lineage.RunID)
 	}
 	code, body = page("alice", "/models/demand/monitor")

@@ -19,6 +19,9 @@ type run struct {
 	wfID   string
 	status pipeline.Status
 	step   *pipeline.Step
+	// evalParts: the pass's partitions holding holdout days, when it ran as partitions (the
+	// evaluation runs over them).
+	evalParts []pipeline.PartitionInput
 }
 
 func (r *run) enter(stage pipeline.Stage) {
@@ -315,8 +318,16 @@ func (r *run) train(step pipeline.StepInput, train pipeline.TrainInput, snap pip
 func (r *run) evaluate(step pipeline.StepInput, tr pipeline.TrainResult, dr pipeline.DriftResult) (pipeline.EvaluateResult, error) {
 	r.enter(pipeline.StageEvaluate)
 	var ev pipeline.EvaluateResult
-	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
-		pipeline.ActEvaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}).Get(r.ctx, &ev); err != nil {
+	in := pipeline.EvaluateInput{StepInput: step, ArtifactKey: tr.ArtifactKey, ChampionVersion: dr.ReferenceVersion}
+	// A window read as partitions is evaluated as partitions too (runs from before, and
+	// windows read in one activity, evaluate in one).
+	if len(r.evalParts) > 1 && workflow.GetVersion(r.ctx, "partitioned-evaluation", workflow.DefaultVersion, 1) >= 1 {
+		var err error
+		if ev, err = r.partitionedEvaluation(in); err != nil {
+			return ev, err
+		}
+	} else if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
+		pipeline.ActEvaluate, in).Get(r.ctx, &ev); err != nil {
 		return ev, err
 	}
 	r.status.Evaluation = &ev

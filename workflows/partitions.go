@@ -62,7 +62,72 @@ func (r *run) partitionedPass(step pipeline.StepInput, snap pipeline.SnapshotRes
 	var ins pipeline.InspectResult
 	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("merge the summaries of %d partitions (%d files)", len(parts), snap.Files)),
 		pipeline.ActMergeParts, pipeline.MergeInput{StepInput: step, Partitions: summaries}).Get(ctx, &ins)
+	if h := ins.HoldoutFrom; err == nil && h != nil && *h >= 0 && *h < len(parts) {
+		r.evalParts = parts[*h:]
+	}
 	return ins, err
+}
+
+// partitionedEvaluation is the holdout's evaluation as partitions (the pass's partitions
+// holding holdout days): each partition's summary, straight from the run or through child
+// workflows in batches, then their merge (MergeEvaluations), whose result is Evaluate's.
+func (r *run) partitionedEvaluation(in pipeline.EvaluateInput) (pipeline.EvaluateResult, error) {
+	ctx, parts := r.ctx, r.evalParts
+	var summaries []pipeline.PartitionResult
+	var err error
+	if len(parts) <= partitionsDirect {
+		summaries, err = evaluatePartitions(ctx, in, parts)
+	} else {
+		summaries, err = r.evaluationChildren(in, parts)
+	}
+	if err != nil {
+		return pipeline.EvaluateResult{}, err
+	}
+	var ev pipeline.EvaluateResult
+	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, fmt.Sprintf("merge the holdout MAE of candidate and production over %d partitions", len(parts))),
+		pipeline.ActMergeEvals, pipeline.EvaluateMergeInput{EvaluateInput: in, Partitions: summaries}).Get(ctx, &ev)
+	return ev, err
+}
+
+// evaluationChildren runs the evaluation's partitions in child workflows of
+// partitionsPerChild each; each child's result is its batch's combined summary.
+func (r *run) evaluationChildren(in pipeline.EvaluateInput, parts []pipeline.PartitionInput) ([]pipeline.PartitionResult, error) {
+	ctx := r.ctx
+	var futures []workflow.ChildWorkflowFuture
+	for lo := 0; lo < len(parts); lo += partitionsPerChild {
+		batch := parts[lo:min(lo+partitionsPerChild, len(parts))]
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:    fmt.Sprintf("%s/evaluation/%d", r.wfID, lo/partitionsPerChild),
+			StaticSummary: fmt.Sprintf("partitions %d-%d of the holdout's evaluation", batch[0].Partition, batch[len(batch)-1].Partition),
+		})
+		b := pipeline.Batch(batch)
+		b.Evaluate = &pipeline.EvaluateInput{ArtifactKey: in.ArtifactKey, ChampionVersion: in.ChampionVersion}
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, pipeline.PartitionsWorkflow, b))
+	}
+	out := make([]pipeline.PartitionResult, len(futures))
+	for i, f := range futures {
+		if err := f.Get(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// evaluatePartitions runs the evaluation's partitions side by side and returns their
+// summaries in partition order.
+func evaluatePartitions(ctx workflow.Context, in pipeline.EvaluateInput, parts []pipeline.PartitionInput) ([]pipeline.PartitionResult, error) {
+	futures := make([]workflow.Future, len(parts))
+	for i, p := range parts {
+		futures[i] = workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, fmt.Sprintf("holdout of partition %d: candidate and production", p.Partition)),
+			pipeline.ActEvalPart, pipeline.EvaluatePartitionInput{PartitionInput: p, ArtifactKey: in.ArtifactKey, ChampionVersion: in.ChampionVersion})
+	}
+	out := make([]pipeline.PartitionResult, len(parts))
+	for i, f := range futures {
+		if err := f.Get(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // splitSpans is the partitions [From, To) holding split files' pieces, when their unique key
@@ -178,11 +243,16 @@ func inspectPartitions(ctx workflow.Context, parts []pipeline.PartitionInput) ([
 }
 
 // PartitionsWorkflowFunc runs a batch of a run's partitions and combines their summaries
-// into one (CombinePartitions), the result the run merges with its other batches'.
+// into one (CombinePartitions), the result the run merges with its other batches'; with
+// in.Evaluate, the batch is of the holdout's evaluation (EvaluatePartition,
+// CombineEvaluations).
 func PartitionsWorkflowFunc(ctx workflow.Context, in pipeline.PartitionsInput) (pipeline.PartitionResult, error) {
 	parts := in.All()
 	if len(parts) == 0 {
 		return pipeline.PartitionResult{}, fmt.Errorf("no partitions")
+	}
+	if in.Evaluate != nil {
+		return evaluationBatch(ctx, *in.Evaluate, parts)
 	}
 	summaries, err := inspectPartitions(ctx, parts)
 	if err == nil && in.CheckKeys {
@@ -195,5 +265,19 @@ func PartitionsWorkflowFunc(ctx workflow.Context, in pipeline.PartitionsInput) (
 	var out pipeline.PartitionResult
 	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("combine the summaries of partitions %d-%d", first.Partition, parts[len(parts)-1].Partition)),
 		pipeline.ActCombineParts, pipeline.MergeInput{StepInput: first.StepInput, Partitions: summaries}).Get(ctx, &out)
+	return out, err
+}
+
+// evaluationBatch is a child's batch of the evaluation's partitions, combined into one summary
+// (CombineEvaluations).
+func evaluationBatch(ctx workflow.Context, ev pipeline.EvaluateInput, parts []pipeline.PartitionInput) (pipeline.PartitionResult, error) {
+	ev.StepInput = parts[0].StepInput
+	summaries, err := evaluatePartitions(ctx, ev, parts)
+	if err != nil {
+		return pipeline.PartitionResult{}, err
+	}
+	var out pipeline.PartitionResult
+	err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, fmt.Sprintf("combine the evaluations of partitions %d-%d", parts[0].Partition, parts[len(parts)-1].Partition)),
+		pipeline.ActCombineEvals, pipeline.EvaluateMergeInput{EvaluateInput: ev, Partitions: summaries}).Get(ctx, &out)
 	return out, err
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/driftline/driftline/pipeline"
 )
@@ -17,12 +19,13 @@ import (
 // their merge (which checks it got every partition once); with combine, the child workflows'
 // combinations of their batches.
 func (s *ctSuite) partitioned(files int, merged *[]pipeline.PartitionResult, inspected *[]pipeline.PartitionInput) {
-	s.partitionedSnapshot(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: files, Rows: int64(files) * 1000}, merged, inspected)
+	s.partitionedSnapshot(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: files, Rows: int64(files) * 1000}, nil, merged, inspected)
 }
 
 // partitionedSnapshot is partitioned over the snapshot snap (whose pieces, if any, are the
-// units); a rechecked partition's summary is named -keys.
-func (s *ctSuite) partitionedSnapshot(snap pipeline.SnapshotResult, merged *[]pipeline.PartitionResult, inspected *[]pipeline.PartitionInput) {
+// units); a rechecked partition's summary is named -keys; the merge names holdoutFrom as the
+// first partition holding holdout days.
+func (s *ctSuite) partitionedSnapshot(snap pipeline.SnapshotResult, holdoutFrom *int, merged *[]pipeline.PartitionResult, inspected *[]pipeline.PartitionInput) {
 	var mu sync.Mutex
 	files := snap.Files
 	s.env.OnActivity(data.Snapshot, mock.Anything, mock.Anything).Return(snap, nil)
@@ -50,7 +53,7 @@ func (s *ctSuite) partitionedSnapshot(snap pipeline.SnapshotResult, merged *[]pi
 	s.env.OnActivity(data.MergePartitions, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.MergeInput) (pipeline.InspectResult, error) {
 		*merged = in.Partitions
 		return pipeline.InspectResult{Validation: pipeline.ValidateResult{ReportURI: "s3://b/v.json", RowsRead: int64(files) * 1000, RowsAccepted: int64(files) * 1000},
-			Drift: pipeline.DriftResult{Why: "no production model yet"}, ProfileKey: "reports/p.json", BinsKey: "reports/b.json"}, nil
+			Drift: pipeline.DriftResult{Why: "no production model yet"}, ProfileKey: "reports/p.json", BinsKey: "reports/b.json", HoldoutFrom: holdoutFrom}, nil
 	}).Once()
 	s.trainedAndRegistered(1)
 	s.allow(false)
@@ -128,7 +131,7 @@ func (s *ctSuite) TestSplitFilesHaveTheirKeysCheckedInOneBatch() {
 	var inspected []pipeline.PartitionInput
 	snap := pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: 700, Rows: 1_100_000, Pieces: 1100,
 		Splits: []pipeline.PieceSpan{{From: 480, To: 530}, {From: 990, To: 1100}}}
-	s.partitionedSnapshot(snap, &merged, &inspected)
+	s.partitionedSnapshot(snap, nil, &merged, &inspected)
 	var checked []pipeline.KeysInput
 	s.env.OnActivity(data.CheckPartitionKeys, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.KeysInput) (pipeline.KeysResult, error) {
 		checked = append(checked, in)
@@ -190,7 +193,7 @@ func (s *ctSuite) TestASplitFileInASmallWindowIsRechecked() {
 	var merged []pipeline.PartitionResult
 	var inspected []pipeline.PartitionInput
 	snap := pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: 5, Rows: 9000, Pieces: 12, Splits: []pipeline.PieceSpan{{From: 2, To: 10}}}
-	s.partitionedSnapshot(snap, &merged, &inspected)
+	s.partitionedSnapshot(snap, nil, &merged, &inspected)
 	s.env.OnActivity(data.CheckPartitionKeys, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.KeysInput) (pipeline.KeysResult, error) {
 		s.Len(in.Ranges, 4, "12 pieces in partitions of 3")
 		return pipeline.KeysResult{Duplicates: 1, Recheck: []pipeline.Recheck{{Partition: 2, RejectsKey: "rejects/2", Rows: 1}}}, nil
@@ -204,4 +207,71 @@ func (s *ctSuite) TestASplitFileInASmallWindowIsRechecked() {
 	s.Require().Len(merged, 4)
 	s.True(merged[2].Rechecked)
 	s.Equal("reports/demand/r/partitions/00002-keys.gob", merged[2].StateKey)
+}
+
+// evaluated mocks the holdout's evaluation as partitions: each partition's summary, the
+// children's combinations, then the merge.
+func (s *ctSuite) evaluated(evaluated *[]pipeline.EvaluatePartitionInput, mergedEval *[]pipeline.PartitionResult) {
+	var mu sync.Mutex
+	s.env.OnActivity(train.EvaluatePartition, mock.Anything, mock.Anything).Return(func(_ context.Context, p pipeline.EvaluatePartitionInput) (pipeline.PartitionResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		*evaluated = append(*evaluated, p)
+		return pipeline.PartitionResult{Partition: p.Partition, StateKey: fmt.Sprintf("reports/demand/r/evaluation/parts/%05d.gob", p.Partition), Files: p.ToFile - p.FromFile}, nil
+	})
+	s.env.OnActivity(train.CombineEvaluations, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.EvaluateMergeInput) (pipeline.PartitionResult, error) {
+		out := pipeline.PartitionResult{Partition: in.Partitions[0].Partition}
+		for _, p := range in.Partitions {
+			out.Files += p.Files
+		}
+		s.Equal("a", in.ArtifactKey, "a child's evaluation has the run's candidate")
+		s.NotEmpty(in.SnapshotKey)
+		return out, nil
+	}).Maybe()
+	s.env.OnActivity(train.MergeEvaluations, mock.Anything, mock.Anything).Return(func(_ context.Context, in pipeline.EvaluateMergeInput) (pipeline.EvaluateResult, error) {
+		*mergedEval = in.Partitions
+		return pipeline.EvaluateResult{CandidateMAE: 2.1, HoldoutRows: 7000, ReportURI: "s3://b/evaluation.json"}, nil
+	}).Once()
+}
+
+// A window read as partitions is evaluated as partitions: the pass's partitions from the
+// first holding holdout days (the merge says which), each one activity, then one merge whose
+// result is the evaluation's.
+func (s *ctSuite) TestTheHoldoutIsEvaluatedAsPartitions() { s.evaluatedAsPartitions(28, 3, 0) }
+
+// More than 500 evaluation partitions go to child workflows of 500, each combining its batch.
+func (s *ctSuite) TestALargeHoldoutIsEvaluatedInChildWorkflows() {
+	s.evaluatedAsPartitions(1400, 200, 3)
+}
+
+func (s *ctSuite) evaluatedAsPartitions(files, holdoutFrom, children int) {
+	var merged []pipeline.PartitionResult
+	var inspected []pipeline.PartitionInput
+	s.partitionedSnapshot(pipeline.SnapshotResult{Key: "snapshots/d/r.json", Files: files, Rows: int64(files) * 1000}, &holdoutFrom, &merged, &inspected)
+	var evaluated []pipeline.EvaluatePartitionInput
+	var mergedEval []pipeline.PartitionResult
+	s.evaluated(&evaluated, &mergedEval)
+	started := map[string]int{}
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		started[info.ActivityType.Name]++
+	})
+	in := input(false)
+	in.Spec.Dataset.PartitionFiles = 1
+	s.env.ExecuteWorkflow(ContinuousTrainingWorkflow, in)
+	s.NoError(s.env.GetWorkflowError())
+	res, _ := s.result()
+	s.Equal(pipeline.OutcomePromoted, res.Outcome)
+	s.Zero(started[pipeline.ActEvaluate], "no evaluation in one activity")
+	s.Equal(1, started[pipeline.ActMergeEvals])
+	s.Len(evaluated, files-holdoutFrom, "the partitions from the first holding holdout days")
+	for _, e := range evaluated {
+		s.GreaterOrEqual(e.Partition, holdoutFrom)
+		s.Equal(e.Partition, e.FromFile)
+		s.Equal("a", e.ArtifactKey)
+	}
+	if children == 0 {
+		s.Len(mergedEval, files-holdoutFrom)
+	} else {
+		s.Len(mergedEval, children, "one combined summary a child")
+	}
 }

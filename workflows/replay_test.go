@@ -53,6 +53,9 @@ var histories = []struct {
 	// ("partitioned-pass"), then canaried and promoted; from the end-to-end test, with the
 	// activities' results snake_case.
 	{"partitioned_pass.json", "ct/demand", false},
+	// A run whose window of 28 day files was read as 7 partitions, its holdout evaluated as
+	// the 2 holding its days and merged ("partitioned-evaluation"); from the end-to-end test.
+	{"partitioned_evaluation.json", "ct/demand", false},
 }
 
 func TestReplayRealHistories(t *testing.T) {
