@@ -3,8 +3,11 @@ package features
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -43,10 +46,10 @@ type Match struct {
 // event time only, lets leak into training sets. A lookback of 0 means no lower bound.
 
 // AsOf joins entity rows to feature rows, point-in-time correct: out[i] is entities[i]'s
-// match. It sorts both sides by key (interned to integers) and time and sweeps each key's
-// entity rows in time order, adding the feature rows known by then to a list ordered by
-// (event, created, source order), so each entity row is answered by one binary search:
-// O((n + m) log(n + m)). At most 2^31 rows a side.
+// match. It orders both sides by key (interned to small integers) and time, a counting sort by
+// key on every core then each key's rows by time, and sweeps each key's entity rows in time
+// order, adding the feature rows known by then to a list ordered by (event, created, source
+// order), so each entity row is answered by one binary search. At most 2^31 rows a side.
 func AsOf(entities []EntityRow, rows []FeatureRow, lookback time.Duration) []Match {
 	out := make([]Match, len(entities))
 	eo, fo := asofOrders(entities, rows)
@@ -94,38 +97,207 @@ type asofOrd struct {
 	event int64 // feature rows: the event (time is the created time)
 }
 
-func byKeyTime(a, b asofOrd) int {
-	if c := cmp.Compare(a.key, b.key); c != 0 {
-		return c
-	}
+func byTimeIdx(a, b asofOrd) int {
 	if c := cmp.Compare(a.time, b.time); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.idx, b.idx) // stable
 }
 
-// asofOrders are both sides sorted by key and time, keys made small ids (one map for both
-// sides) so sorting compares integers. Feature rows of keys no entity asks for are left out.
+// asofOrders are both sides in (key, time, position) order, keys made small ids (one map for
+// both sides, ids in the order entity rows first name them). Feature rows of keys no entity
+// asks for are left out. The feature rows' keys are looked up on every core (the map is only
+// read by then); each side is then grouped by key with a counting sort (stable, so a key's
+// rows stay in source order) and each key's few rows sorted by time, the keys' groups shared
+// out over the cores: no comparison sort over the whole side.
 func asofOrders(entities []EntityRow, rows []FeatureRow) (eo, fo []asofOrd) {
-	ids := make(map[string]int32, 1024)
-	eo = make([]asofOrd, len(entities))
-	for i, e := range entities {
-		v, ok := ids[e.Key]
-		if !ok {
-			v = int32(len(ids))
-			ids[e.Key] = v
-		}
-		eo[i] = asofOrd{v, int32(i), e.At, 0}
+	ki := newKeyIndex(len(entities) / 4)
+	for _, e := range entities {
+		ki.intern(e.Key)
 	}
-	fo = make([]asofOrd, 0, len(rows))
-	for i, r := range rows {
-		if k, ok := ids[r.Key]; ok {
-			fo = append(fo, asofOrd{k, int32(i), r.Created, r.Event}) // in the order they become known
-		}
-	}
-	slices.SortFunc(eo, byKeyTime)
-	slices.SortFunc(fo, byKeyTime)
+	eo = groupByKey(ki, len(entities), func(i int) string { return entities[i].Key },
+		func(k, i int32) asofOrd { return asofOrd{k, i, entities[i].At, 0} })
+	fo = groupByKey(ki, len(rows), func(i int) string { return rows[i].Key },
+		func(k, i int32) asofOrd { return asofOrd{k, i, rows[i].Created, rows[i].Event} })
 	return eo, fo
+}
+
+// groupByKey is rows [0, n) of keys the index holds in (key, time, position) order: a
+// counting sort by key run on every core (each core looks up and counts its range of rows,
+// then places them after the earlier ranges' rows of each key, so a key's rows stay in
+// position order), then each key's few rows sorted by time.
+func groupByKey(ki *keyIndex, n int, keyOf func(i int) string, row func(k, i int32) asofOrd) []asofOrd {
+	nkeys := ki.len()
+	keys := make([]int32, n)
+	ranges := splitRange(n)
+	counts := make([][]int32, len(ranges))
+	inRanges(ranges, func(p, lo, hi int) {
+		c := make([]int32, nkeys)
+		for i := lo; i < hi; i++ {
+			k := ki.lookup(keyOf(i))
+			keys[i] = k
+			if k >= 0 {
+				c[k]++
+			}
+		}
+		counts[p] = c
+	})
+	start := make([]int32, nkeys+1)
+	for k := range nkeys {
+		at := start[k]
+		for _, c := range counts {
+			at, c[k] = at+c[k], at // c[k] becomes where this range's rows of key k go
+		}
+		start[k+1] = at
+	}
+	out := make([]asofOrd, start[nkeys])
+	inRanges(ranges, func(p, lo, hi int) {
+		next := counts[p]
+		for i := lo; i < hi; i++ {
+			if k := keys[i]; k >= 0 {
+				out[next[k]] = row(k, int32(i))
+				next[k]++
+			}
+		}
+	})
+	inRanges(splitRange(nkeys), func(_, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			if seg := out[start[k]:start[k+1]]; len(seg) > 1 {
+				slices.SortFunc(seg, byTimeIdx)
+			}
+		}
+	})
+	return out
+}
+
+// splitRange cuts [0, n) into as many ranges as there are cores (one for small n).
+func splitRange(n int) [][2]int {
+	parts := min(runtime.GOMAXPROCS(0), max(n/4096, 1))
+	out := make([][2]int, parts)
+	for p := range out {
+		out[p] = [2]int{n * p / parts, n * (p + 1) / parts}
+	}
+	return out
+}
+
+// inRanges runs work on each range at once, one goroutine a range.
+func inRanges(ranges [][2]int, work func(p, lo, hi int)) {
+	var wg sync.WaitGroup
+	for p, r := range ranges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(p, r[0], r[1])
+		}()
+	}
+	wg.Wait()
+}
+
+// keyIndex interns the entity keys into small ids. Lookups (ten million feature keys in the
+// benchmark) go through an open-addressing table of 32-byte slots, each holding a key's hash,
+// its id and, for keys of up to 19 bytes, the key itself, so a lookup reads one slot and the
+// key asked for, not strings spread over the heap; longer keys are checked against a copy of
+// every key's bytes kept side by side.
+type keyIndex struct {
+	seed  maphash.Seed
+	slots []keySlot // a power of two, at most half full
+	arena []byte
+	ends  []int // key id's bytes: arena[ends[id-1]:ends[id]]
+}
+
+const inlineKey = 19
+
+type keySlot struct {
+	hash uint64
+	id   int32 // id+1: 0 is an empty slot
+	n    uint8
+	key  [inlineKey]byte
+}
+
+func newKeyIndex(hint int) *keyIndex {
+	ki := &keyIndex{seed: maphash.MakeSeed()}
+	ki.slots = make([]keySlot, tableSize(hint))
+	return ki
+}
+
+func tableSize(keys int) int {
+	n := 64
+	for n < 2*keys {
+		n *= 2
+	}
+	return n
+}
+
+func (ki *keyIndex) len() int { return len(ki.ends) }
+
+func (ki *keyIndex) key(id int32) []byte {
+	lo := 0
+	if id > 0 {
+		lo = ki.ends[id-1]
+	}
+	return ki.arena[lo:ki.ends[id]]
+}
+
+// find is the slot of key k (hash h): its own, or the empty one where it would go.
+func (ki *keyIndex) find(k string, h uint64) *keySlot {
+	mask := uint64(len(ki.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &ki.slots[i]
+		if sl.id == 0 {
+			return sl
+		}
+		if sl.hash != h || int(sl.n) != min(len(k), inlineKey+1) {
+			continue
+		}
+		if len(k) <= inlineKey {
+			if string(sl.key[:len(k)]) == k {
+				return sl
+			}
+		} else if string(ki.key(sl.id-1)) == k {
+			return sl
+		}
+	}
+}
+
+// intern is the key's id, a new one for a key not seen yet.
+func (ki *keyIndex) intern(k string) int32 {
+	h := maphash.String(ki.seed, k)
+	sl := ki.find(k, h)
+	if sl.id != 0 {
+		return sl.id - 1
+	}
+	id := int32(len(ki.ends))
+	ki.arena = append(ki.arena, k...)
+	ki.ends = append(ki.ends, len(ki.arena))
+	*sl = keySlot{hash: h, id: id + 1, n: uint8(min(len(k), inlineKey+1))}
+	copy(sl.key[:], k)
+	if 2*len(ki.ends) > len(ki.slots) {
+		ki.grow()
+	}
+	return id
+}
+
+// grow doubles the table.
+func (ki *keyIndex) grow() {
+	old := ki.slots
+	ki.slots = make([]keySlot, 2*len(old))
+	mask := uint64(len(ki.slots) - 1)
+	for _, sl := range old {
+		if sl.id == 0 {
+			continue
+		}
+		i := sl.hash & mask
+		for ki.slots[i].id != 0 {
+			i = (i + 1) & mask
+		}
+		ki.slots[i] = sl
+	}
+}
+
+// lookup is the key's id, -1 for a key never interned. Safe for concurrent use once the
+// interning is done.
+func (ki *keyIndex) lookup(k string) int32 {
+	return ki.find(k, maphash.String(ki.seed, k)).id - 1
 }
 
 // asofKnown is a feature row known by an entity row's time.

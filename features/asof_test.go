@@ -119,3 +119,40 @@ func TestAsOfNeverUsesAValueWrittenAfterTheRowsTime(t *testing.T) {
 	short := AsOf([]EntityRow{{"a", 3 * h}}, rows, 2*time.Hour)
 	require.False(t, short[0].Found, "the event at 1h is not within 2h before 3h (event > T - lookback)")
 }
+
+// The join's key index against a map: keys of every length around the 19 bytes kept in a slot
+// (and longer ones sharing those 19 bytes), the empty key, keys only the feature side has,
+// and enough keys to grow the table many times; interning twice gives the same id.
+func TestKeyIndexAgreesWithAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 19))
+	ki := newKeyIndex(4)
+	want := map[string]int32{}
+	var keys []string
+	for i := range 50_000 {
+		n := rng.IntN(40)
+		if i%7 == 0 {
+			n = 18 + rng.IntN(4) // 18-21 bytes: both sides of the inline limit
+		}
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = "ab"[rng.IntN(2)] // few letters: many keys share their first bytes
+		}
+		k := string(b)
+		if _, ok := want[k]; !ok {
+			want[k] = int32(len(want))
+			keys = append(keys, k)
+		}
+		require.Equal(t, want[k], ki.intern(k), "%q", k)
+	}
+	require.Equal(t, len(want), ki.len())
+	require.Contains(t, want, "", "the empty key is a key")
+	for _, k := range keys {
+		require.Equal(t, want[k], ki.lookup(k), "%q", k)
+		require.Equal(t, want[k], ki.intern(k), "%q again", k)
+	}
+	for range 20_000 {
+		k := fmt.Sprintf("c%d", rng.IntN(1_000_000)) // no interned key has a c
+		require.Equal(t, int32(-1), ki.lookup(k), "%q", k)
+	}
+	require.LessOrEqual(t, 2*ki.len(), len(ki.slots), "the table is at most half full")
+}
