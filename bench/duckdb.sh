@@ -9,7 +9,8 @@
 #      its files on one goroutine) and as 2 partitions side by side (what a worker at
 #      --concurrency 2 runs); goal: the one pass within 1.5x of DuckDB's time;
 #   2. the feature store's point-in-time join of ROWS feature rows with ENTITIES entity rows
-#      (featuresbench) against DuckDB's ASOF JOIN on the same rows; goal: faster than DuckDB.
+#      (featuresbench) against DuckDB's ASOF JOIN on the same rows (string keys, "k123");
+#      goal: faster than DuckDB. Also DuckDB on the keys' integer ids, an easier input.
 #   bench/duckdb.sh [MB] [ROWS] [ENTITIES]      (default 1024, 10,000,000, 1,000,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,11 @@ awk -v o="$one" -v w="$two" -v t="$theirs" 'BEGIN {
   printf "ratio (scan): the one pass in one activity takes %.2fx DuckDB'"'"'s time (%.2f s vs %.2f s; goal at most 1.5x)\n", o / t, o, t
   printf "ratio (scan): as 2 partitions side by side (a worker at --concurrency 2) %.2fx (%.2f s)\n", w / t, w }'
 "$dir/featuresbench" -mode join -rows "$rows" -entities "$ents" -peer-data "$dir/peer" | tee "$dir/ours.txt"
-node bench/duckdb/asof.mjs "$dir/peer" | tee "$dir/peer.txt"
+node bench/duckdb/asof.mjs "$dir/peer" | tee "$dir/peer.txt"         # the same rows: string keys
+node bench/duckdb/asof.mjs "$dir/peer" int | tee "$dir/peer-int.txt" # their integer ids instead
 ours=$(sed -E 's/.*: ([0-9.]+) s,.*/\1/' "$dir/ours.txt")
 theirs=$(sed -E 's/.*: ([0-9.]+) s,.*/\1/' "$dir/peer.txt")
-awk -v o="$ours" -v t="$theirs" 'BEGIN { printf "ratio (as-of join): DuckDB %.2f s / driftline %.2f s = %.2fx (above 1: driftline is faster)\n", t, o, t / o }'
+ints=$(sed -E 's/.*: ([0-9.]+) s,.*/\1/' "$dir/peer-int.txt")
+awk -v o="$ours" -v t="$theirs" -v i="$ints" 'BEGIN {
+  printf "ratio (as-of join, the same rows): DuckDB %.2f s / driftline %.2f s = %.2fx (above 1: driftline is faster)\n", t, o, t / o
+  printf "ratio (as-of join, DuckDB on integer keys): DuckDB %.2f s / driftline %.2f s = %.2fx\n", i, o, i / o }'
