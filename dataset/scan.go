@@ -218,33 +218,67 @@ func scanFile(ctx context.Context, b objstore.Bucket, fs fileScan, c contract.Co
 	for _, rg := range rgs[:fs.from] {
 		read += rg.NumRows()
 	}
-	for rgi := fs.from; rgi < to; rgi++ {
-		if err := ctx.Err(); err != nil {
-			return read, err
+	// Row group i+1 is decoded while row group i is checked and visited: two cores for one
+	// file's pass, one more row group in memory.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan decoded, 1)
+	go func() {
+		defer close(next)
+		for rgi := fs.from; rgi < to; rgi++ {
+			d := decoded{skip: fs.after.covers(fs.index, rgi)}
+			if d.err = ctx.Err(); d.err == nil {
+				if d.skip && len(keyCols) == 0 {
+					d.rows = rgs[rgi].NumRows() // not visited, and no key to find in it
+				} else {
+					d.batch, d.err = readRowGroup(b, pf, wr, obj.Size, f, c, idx, rgi)
+				}
+			}
+			select {
+			case next <- d:
+			case <-ctx.Done():
+				return
+			}
+			if d.err != nil {
+				return
+			}
 		}
-		skip := fs.after.covers(fs.index, rgi)
-		if skip && len(keyCols) == 0 {
-			read += rgs[rgi].NumRows()
+	}()
+	for d := range next {
+		if d.err != nil {
+			return read, d.err
+		}
+		if d.batch == nil {
+			read += d.rows
 			continue
 		}
-		batch, err := readRowGroup(b, pf, wr, obj.Size, f, c, idx, rgi)
-		if err != nil {
-			return read, err
-		}
+		batch := d.batch
 		batch.FileIndex, batch.FirstRow, batch.RowKey0 = fs.index, read, fs.rowKey0+uint64(read)
 		checkRows(batch, c, allowed, keyCols, seenKeys, fs.keys)
 		read += int64(batch.Rows)
-		if skip {
+		if d.skip {
 			continue
 		}
 		if err := visit(batch); err != nil {
 			return read, err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return read, err
+	}
 	if f.Rows >= 0 && fs.to < 0 && read != f.Rows {
 		return read, dataErr(f.Key, "", -1, "read %d rows, the footer said %d", read, f.Rows)
 	}
 	return read, nil
+}
+
+// decoded is a row group as the decoding goroutine hands it over: its batch (nil when it was
+// not decoded: then its rows), whether a resumed scan skips it, or the error that stopped.
+type decoded struct {
+	batch *Batch
+	rows  int64
+	skip  bool
+	err   error
 }
 
 // contractLeaves finds the contract's columns in the file's schema, checking their types.
