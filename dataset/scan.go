@@ -223,27 +223,7 @@ func scanFile(ctx context.Context, b objstore.Bucket, fs fileScan, c contract.Co
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan decoded, 1)
-	go func() {
-		defer close(next)
-		for rgi := fs.from; rgi < to; rgi++ {
-			d := decoded{skip: fs.after.covers(fs.index, rgi)}
-			if d.err = ctx.Err(); d.err == nil {
-				if d.skip && len(keyCols) == 0 {
-					d.rows = rgs[rgi].NumRows() // not visited, and no key to find in it
-				} else {
-					d.batch, d.err = readRowGroup(b, pf, wr, obj.Size, f, c, idx, rgi)
-				}
-			}
-			select {
-			case next <- d:
-			case <-ctx.Done():
-				return
-			}
-			if d.err != nil {
-				return
-			}
-		}
-	}()
+	go decodeRowGroups(ctx, rowGroupReader{b: b, pf: pf, wr: wr, size: obj.Size, f: f, c: c, idx: idx}, fs, len(keyCols) > 0, to, next)
 	for d := range next {
 		if d.err != nil {
 			return read, d.err
@@ -270,6 +250,43 @@ func scanFile(ctx context.Context, b objstore.Bucket, fs fileScan, c contract.Co
 		return read, dataErr(f.Key, "", -1, "read %d rows, the footer said %d", read, f.Rows)
 	}
 	return read, nil
+}
+
+// rowGroupReader is what decoding a file's row groups needs.
+type rowGroupReader struct {
+	b    objstore.Bucket
+	pf   *parquet.File
+	wr   *windowReader
+	size int64
+	f    File
+	c    contract.Contract
+	idx  []int
+}
+
+// decodeRowGroups decodes the row groups [fs.from, to) of the file in order and hands them over
+// on next (closed at the end or at the first error, which is handed over too); a row group a
+// resumed scan skips is only counted when there is no key to find in it.
+func decodeRowGroups(ctx context.Context, r rowGroupReader, fs fileScan, keyed bool, to int, next chan<- decoded) {
+	defer close(next)
+	rgs := r.pf.RowGroups()
+	for rgi := fs.from; rgi < to; rgi++ {
+		d := decoded{skip: fs.after.covers(fs.index, rgi)}
+		if d.err = ctx.Err(); d.err == nil {
+			if d.skip && !keyed {
+				d.rows = rgs[rgi].NumRows()
+			} else {
+				d.batch, d.err = readRowGroup(r.b, r.pf, r.wr, r.size, r.f, r.c, r.idx, rgi)
+			}
+		}
+		select {
+		case next <- d:
+		case <-ctx.Done():
+			return
+		}
+		if d.err != nil {
+			return
+		}
+	}
 }
 
 // decoded is a row group as the decoding goroutine hands it over: its batch (nil when it was
