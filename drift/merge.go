@@ -6,8 +6,7 @@ import "fmt"
 // partition of the window), to w. The counts against the reference sample (the KS placement,
 // the histogram bins, the categories, the nulls) are sums and the row sample keeps the k
 // smallest priorities of both, so every statistic and decision of the report equals one
-// pass's, in any merge order; only the current mean (shown, not decided on) is combined in
-// floating point, within a relative 1e-12 of one pass's.
+// pass's, in any merge order, and so do the current mean and standard deviation (exact sums).
 func (w *Window) Merge(o *Window) error {
 	if len(o.feats) != len(w.feats) {
 		return fmt.Errorf("merge drift windows: %d features and %d", len(w.feats), len(o.feats))
@@ -24,7 +23,7 @@ func (w *Window) Merge(o *Window) error {
 			f.cats[c] += n
 		}
 		f.nulls += g.nulls
-		f.mom.merge(g.mom)
+		f.mom.merge(&g.mom)
 		if f.sample != nil && g.sample != nil {
 			f.sample.Merge(g.sample)
 		}
@@ -38,25 +37,16 @@ func addCounts(dst, src []int64) {
 	}
 }
 
-// merge adds o's values: its sums moved to m's shift (a value's offset from m's first value).
-func (m *moments) merge(o moments) {
-	if o.n == 0 {
-		return
-	}
-	if m.n == 0 {
-		*m = o
-		return
-	}
-	d, n := o.shift-m.shift, float64(o.n)
-	m.s2 += o.s2 + 2*d*o.s1 + n*d*d
-	m.s1 += o.s1 + n*d
+// merge adds o's values: exact sums, so the result does not depend on how values were split.
+func (m *moments) merge(o *moments) {
 	m.n += o.n
+	m.Moments.Merge(&o.Moments)
 }
 
 // Merge adds o, a builder of the same features over other rows, to b. The counts, the
 // categories and the row sample (so the sample, its quantile edges and shares) equal one
-// builder's over every row, in any merge order; the mean and standard deviation are combined
-// in floating point, within a relative 1e-12 of one builder's.
+// builder's over every row, in any merge order, and so do the mean and standard deviation
+// (exact sums).
 func (b *ProfileBuilder) Merge(o *ProfileBuilder) error {
 	if len(o.names) != len(b.names) {
 		return fmt.Errorf("merge profiles: %d features and %d", len(b.names), len(o.names))
@@ -65,7 +55,7 @@ func (b *ProfileBuilder) Merge(o *ProfileBuilder) error {
 		if o.names[i] != n || o.kinds[i] != b.kinds[i] {
 			return fmt.Errorf("merge profiles: feature %d is %s %q and %s %q", i, b.kinds[i], n, o.kinds[i], o.names[i])
 		}
-		b.mom[i].merge(o.mom[i])
+		b.mom[i].merge(&o.mom[i])
 		b.nulls[i] += o.nulls[i]
 		for c, k := range o.cats[i] {
 			b.cats[i][c] += k

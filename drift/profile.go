@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"github.com/driftline/driftline/internal/exactsum"
 	"hash/fnv"
 	"math"
 	"sort"
@@ -63,37 +64,27 @@ func salt(name string) uint64 {
 	return h.Sum64()
 }
 
-// moments accumulates count, mean and variance as sums shifted by the first value, which
-// keeps the variance accurate (the shift is near the data) without a division per value.
+// moments accumulates the count, and the sums of values and of their squares exactly
+// (exactsum), so the mean and standard deviation of a window merged from partitions equal one
+// pass's bit for bit, and the variance keeps every digit however large the mean.
 type moments struct {
-	n      int64
-	shift  float64
-	s1, s2 float64
+	n int64
+	exactsum.Moments
 }
 
 func (m *moments) add(v float64) {
-	if m.n == 0 {
-		m.shift = v
-	}
 	m.n++
-	d := v - m.shift
-	m.s1 += d
-	m.s2 += d * d
+	m.Add(v)
 }
 
 func (m *moments) mean() float64 {
-	if m.n == 0 {
-		return 0
-	}
-	return m.shift + m.s1/float64(m.n)
+	s, _ := m.Sums()
+	return s.Quo(m.n)
 }
 
 func (m *moments) std() float64 {
-	if m.n == 0 {
-		return 0
-	}
-	n := float64(m.n)
-	return math.Sqrt(math.Max(m.s2/n-(m.s1/n)*(m.s1/n), 0))
+	s, sq := m.Sums()
+	return math.Sqrt(exactsum.Variance(s, sq, m.n))
 }
 
 // ProfileBuilder builds a profile from streamed rows in bounded memory.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"github.com/driftline/driftline/internal/exactsum"
 )
 
 // The accumulators' states, so a long pass over a window can be checkpointed and resumed
@@ -11,15 +12,46 @@ import (
 // the rows ends exactly as one that saw them all. Only what the rows changed is stored; what
 // comes from the reference profile is rebuilt by the constructor the state is restored into.
 
-// momentsState mirrors moments with exported fields for gob.
+// momentsState mirrors moments for gob: the exact sums. Shift, S1 and S2 are the sums of a
+// state stored before the sums were exact (shifted by the first value); such a state is
+// converted within a relative 1e-12, as it was merged then.
 type momentsState struct {
 	N      int64
+	Sum    exactsum.State
+	Sq     exactsum.State
+	Exact  bool
 	Shift  float64
 	S1, S2 float64
 }
 
-func (m moments) state() momentsState   { return momentsState{m.n, m.shift, m.s1, m.s2} }
-func (s momentsState) moments() moments { return moments{s.N, s.Shift, s.S1, s.S2} }
+func (m *moments) state() momentsState {
+	s, sq := m.Sums()
+	return momentsState{N: m.n, Sum: s.State(), Sq: sq.State(), Exact: true}
+}
+
+func (s momentsState) moments() (moments, error) {
+	m := moments{n: s.N}
+	var sum, sq exactsum.Sum
+	if !s.Exact {
+		n := float64(s.N)
+		sum.Add(n * s.Shift)
+		sum.Add(s.S1)
+		for _, v := range []float64{s.S2, 2 * s.Shift * s.S1, n * s.Shift * s.Shift} {
+			sq.Add(v)
+		}
+		m.SetSums(sum, sq)
+		return m, nil
+	}
+	sum, err := exactsum.FromState(s.Sum)
+	if err != nil {
+		return m, err
+	}
+	if sq, err = exactsum.FromState(s.Sq); err != nil {
+		return m, err
+	}
+	m.SetSums(sum, sq)
+	return m, nil
+}
 
 // bottomKState is a BottomK's sample and threshold.
 type bottomKState struct {
@@ -92,7 +124,11 @@ func (w *Window) UnmarshalBinary(data []byte) error {
 		copy(f.between, s.Between)
 		copy(f.at, s.At)
 		copy(f.bins, s.Bins)
-		f.mom, f.nulls = s.Mom.moments(), s.Nulls
+		mom, err := s.Mom.moments()
+		if err != nil {
+			return fmt.Errorf("drift window state of feature %q: %v", s.Name, err)
+		}
+		f.mom, f.nulls = mom, s.Nulls
 		if f.cats != nil {
 			f.cats = map[string]int64{}
 			for k, v := range s.Cats {
@@ -147,7 +183,11 @@ func (b *ProfileBuilder) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("profile state is for features %v, the builder has %v", st.Names, b.names)
 	}
 	for i := range b.names {
-		b.mom[i], b.nulls[i] = st.Mom[i].moments(), st.Nulls[i]
+		mom, err := st.Mom[i].moments()
+		if err != nil {
+			return fmt.Errorf("profile state of feature %q: %v", b.names[i], err)
+		}
+		b.mom[i], b.nulls[i] = mom, st.Nulls[i]
 		if (st.Samples[i].K == 0) != (b.samples[i] == nil) {
 			return fmt.Errorf("profile state of feature %q has another kind", b.names[i])
 		}

@@ -151,7 +151,7 @@ func (f *windowFeature) addColumn(col []float64, rowKey0 uint64) {
 	between, at, bins := f.between, f.at, f.bins
 	sample := f.sample
 	salt, threshold := sample.salt, sample.threshold
-	mom := f.mom
+	mom := &f.mom
 	for r, v := range col {
 		p := idx.search(points, v)
 		if p < len(points) && points[p] == v {
@@ -167,7 +167,6 @@ func (f *windowFeature) addColumn(col []float64, rowKey0 uint64) {
 			threshold = sample.threshold
 		}
 	}
-	f.mom = mom
 }
 
 // pointIndex finds where a value falls among the distinct reference points, and its PSI bin.

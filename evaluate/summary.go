@@ -56,7 +56,9 @@ func UnmarshalSummary(in Input, data []byte) (*Summary, error) {
 		return nil, fmt.Errorf("evaluation summary: %d kept values for %d rows of %d features", len(st.QRows), len(st.QY), p)
 	}
 	for i, sc := range st.Scorers {
-		ps.scorers[i] = model.SegmentScorerFrom(sc)
+		if ps.scorers[i], err = model.SegmentScorerFrom(sc); err != nil {
+			return nil, fmt.Errorf("evaluation summary: model %d: %w", i, err)
+		}
 	}
 	for g, gr := range st.Groups {
 		ps.groups[g] = &gr
@@ -69,7 +71,7 @@ func UnmarshalSummary(in Input, data []byte) (*Summary, error) {
 }
 
 // Merge adds next, a summary of the holdout rows after s's, to s: what one pass over both
-// gives (counts, groups and kept rows exactly; the sums of errors within a relative 1e-12,
+// gives, bit for bit (counts, groups, kept rows, and the sums of errors, which are exact:
 // model.Scorer.Merge). Order matters only for the rows kept: the holdout's first.
 func (s *Summary) Merge(next *Summary) error {
 	a, b := s.ps, next.ps

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/driftline/driftline/internal/exactsum"
 	"math"
 	"slices"
 	"sort"
@@ -21,15 +22,19 @@ type Metrics struct {
 
 // Scorer accumulates predictions against targets. Classification keeps the scores for the
 // AUC (8 bytes a row); regression keeps only sums.
+//
+// The sums (of absolute, squared and relative errors, of the target and its square, of the
+// log loss's terms) are exact (exactsum), so scorers over parts of the rows, merged in any
+// order, score as one scorer over every row, bit for bit.
 type Scorer struct {
-	classifier            bool
-	n, mapeN              int
-	absSum, sqSum, apeSum float64
-	yMean, yM2            float64
-	logLoss               float64
-	correct               int
-	scores                []float64
-	labels                []bool
+	classifier   bool
+	n, mapeN     int
+	abs, sq, ape exactsum.Sum
+	y, ySq       exactsum.Sum
+	loss         exactsum.Sum
+	correct      int
+	scores       []float64
+	labels       []bool
 }
 
 // NewScorer prepares a scorer; classifier means predictions are probabilities of label 1.
@@ -39,17 +44,16 @@ func NewScorer(classifier bool) *Scorer { return &Scorer{classifier: classifier}
 func (s *Scorer) Add(pred, y float64) {
 	s.n++
 	e := pred - y
-	s.absSum += math.Abs(e)
-	s.sqSum += e * e
+	s.abs.Add(math.Abs(e))
+	s.sq.AddSquare(e)
 	if y != 0 {
 		s.mapeN++
-		s.apeSum += math.Abs(e / y)
+		s.ape.Add(math.Abs(e / y))
 	}
-	d := y - s.yMean
-	s.yMean += d / float64(s.n)
-	s.yM2 += d * (y - s.yMean)
+	s.y.Add(y)
+	s.ySq.AddSquare(y)
 	if s.classifier {
-		s.logLoss += logLoss(pred, y)
+		s.loss.Add(logLoss(pred, y))
 		if (pred >= 0.5) == (y == 1) {
 			s.correct++
 		}
@@ -65,16 +69,16 @@ func (s *Scorer) Metrics() Metrics {
 		return m
 	}
 	n := float64(s.n)
-	m.MAE, m.RMSE = s.absSum/n, math.Sqrt(s.sqSum/n)
+	m.MAE, m.RMSE = s.abs.Quo(int64(s.n)), math.Sqrt(s.sq.Quo(int64(s.n)))
 	if s.mapeN > 0 {
-		v := s.apeSum / float64(s.mapeN)
+		v := s.ape.Quo(int64(s.mapeN))
 		m.MAPE = &v
 	}
-	if s.yM2 > 0 {
-		m.R2 = 1 - s.sqSum/s.yM2
+	if sst := exactsum.Variance(&s.y, &s.ySq, int64(s.n)) * n; sst > 0 {
+		m.R2 = 1 - s.sq.Float64()/sst
 	}
 	if s.classifier {
-		ll, acc := s.logLoss/n, float64(s.correct)/n
+		ll, acc := s.loss.Quo(int64(s.n)), float64(s.correct)/n
 		m.LogLoss, m.Accuracy = &ll, &acc
 		if auc, ok := rocAUC(s.scores, s.labels); ok {
 			m.AUC = &auc

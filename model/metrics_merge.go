@@ -1,55 +1,78 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
 
-// ScorerState is a Scorer's state, to store and merge (a partition of an evaluation).
+	"github.com/driftline/driftline/internal/exactsum"
+)
+
+// ScorerState is a Scorer's state, to store and merge (a partition of an evaluation): its
+// exact sums. AbsSum to LogLoss are a state stored before the sums were exact (Chan's running
+// mean and M2 of the target); it is read, within a relative 1e-12, as it was merged then.
 type ScorerState struct {
-	Classifier            bool
-	N, MapeN, Correct     int
-	AbsSum, SqSum, ApeSum float64
-	YMean, YM2, LogLoss   float64
-	Scores                []float64
-	Labels                []bool
+	Classifier         bool
+	N, MapeN, Correct  int
+	Exact              bool
+	Abs, Sq, Ape       exactsum.State
+	Y, YSq, Loss       exactsum.State
+	AbsSum, SqSum      float64
+	ApeSum, YMean, YM2 float64
+	LogLoss            float64
+	Scores             []float64
+	Labels             []bool
 }
 
 // State is the scorer's state.
 func (s *Scorer) State() ScorerState {
-	return ScorerState{Classifier: s.classifier, N: s.n, MapeN: s.mapeN, Correct: s.correct, AbsSum: s.absSum, SqSum: s.sqSum,
-		ApeSum: s.apeSum, YMean: s.yMean, YM2: s.yM2, LogLoss: s.logLoss, Scores: s.scores, Labels: s.labels}
+	return ScorerState{Classifier: s.classifier, N: s.n, MapeN: s.mapeN, Correct: s.correct, Exact: true,
+		Abs: s.abs.State(), Sq: s.sq.State(), Ape: s.ape.State(), Y: s.y.State(), YSq: s.ySq.State(), Loss: s.loss.State(),
+		Scores: s.scores, Labels: s.labels}
 }
 
-// ScorerFrom is a scorer in state st.
-func ScorerFrom(st ScorerState) *Scorer {
-	return &Scorer{classifier: st.Classifier, n: st.N, mapeN: st.MapeN, correct: st.Correct, absSum: st.AbsSum, sqSum: st.SqSum,
-		apeSum: st.ApeSum, yMean: st.YMean, yM2: st.YM2, logLoss: st.LogLoss, scores: st.Scores, labels: st.Labels}
+// ScorerFrom is a scorer in state st; a state whose sums do not fit a sum is an error.
+func ScorerFrom(st ScorerState) (*Scorer, error) {
+	s := &Scorer{classifier: st.Classifier, n: st.N, mapeN: st.MapeN, correct: st.Correct, scores: st.Scores, labels: st.Labels}
+	if !st.Exact {
+		n := float64(st.N)
+		s.abs.Add(st.AbsSum)
+		s.sq.Add(st.SqSum)
+		s.ape.Add(st.ApeSum)
+		s.y.Add(n * st.YMean)
+		s.ySq.Add(st.YM2)
+		s.ySq.Add(n * st.YMean * st.YMean)
+		s.loss.Add(st.LogLoss)
+		return s, nil
+	}
+	sums := s.sums()
+	for i, x := range []exactsum.State{st.Abs, st.Sq, st.Ape, st.Y, st.YSq, st.Loss} {
+		v, err := exactsum.FromState(x)
+		if err != nil {
+			return nil, fmt.Errorf("scorer state: %w", err)
+		}
+		*sums[i] = v
+	}
+	return s, nil
 }
 
-// Merge adds o, a scorer of the same kind over the rows after s's, to s. Counts, the
-// classifier's scores (so the AUC and accuracy) and the log loss's terms are those of one
-// scorer over every row; the sums of errors and the target's variance (Chan's formula) are
-// combined in floating point, within a relative 1e-12 of one scorer's.
+// sums are the scorer's sums in the order of ScorerState's.
+func (s *Scorer) sums() []*exactsum.Sum {
+	return []*exactsum.Sum{&s.abs, &s.sq, &s.ape, &s.y, &s.ySq, &s.loss}
+}
+
+// Merge adds o, a scorer of the same kind over the rows after s's, to s: counts, sums and
+// the classifier's scores (so the AUC and accuracy) are those of one scorer over every row,
+// so its metrics are too, bit for bit.
 func (s *Scorer) Merge(o *Scorer) error {
 	if o.classifier != s.classifier {
 		return fmt.Errorf("merge scorers: a classifier's and a regressor's")
 	}
-	if o.n == 0 {
-		return nil
-	}
-	if s.n == 0 {
-		*s = *ScorerFrom(o.State())
-		return nil
-	}
-	na, nb := float64(s.n), float64(o.n)
-	d := o.yMean - s.yMean
-	s.yMean += d * nb / (na + nb)
-	s.yM2 += o.yM2 + d*d*na*nb/(na+nb)
 	s.n += o.n
 	s.mapeN += o.mapeN
 	s.correct += o.correct
-	s.absSum += o.absSum
-	s.sqSum += o.sqSum
-	s.apeSum += o.apeSum
-	s.logLoss += o.logLoss
+	mine := s.sums()
+	for i, x := range o.sums() {
+		mine[i].Merge(x)
+	}
 	s.scores = append(s.scores, o.scores...)
 	s.labels = append(s.labels, o.labels...)
 	return nil
@@ -71,12 +94,18 @@ func (s *SegmentScorer) State() SegmentState {
 }
 
 // SegmentScorerFrom is a segment scorer in state st.
-func SegmentScorerFrom(st SegmentState) *SegmentScorer {
-	s := &SegmentScorer{classifier: st.All.Classifier, All: ScorerFrom(st.All), segments: make(map[string]*Scorer, len(st.Segments))}
-	for k, sc := range st.Segments {
-		s.segments[k] = ScorerFrom(sc)
+func SegmentScorerFrom(st SegmentState) (*SegmentScorer, error) {
+	all, err := ScorerFrom(st.All)
+	if err != nil {
+		return nil, err
 	}
-	return s
+	s := &SegmentScorer{classifier: st.All.Classifier, All: all, segments: make(map[string]*Scorer, len(st.Segments))}
+	for k, sc := range st.Segments {
+		if s.segments[k], err = ScorerFrom(sc); err != nil {
+			return nil, fmt.Errorf("segment %q: %w", k, err)
+		}
+	}
+	return s, nil
 }
 
 // Merge adds o, over the rows after s's, to s: overall and segment by segment.
