@@ -148,3 +148,15 @@ func TestWorkerConcurrencyIsACount(t *testing.T) {
 	t.Setenv("DRIFTLINE_WORKER_CONCURRENCY", "many")
 	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--concurrency "many"`, "the variable is read as the flag")
 }
+
+// A worker's or serving replica's --memory-limit is auto, off or a size: anything else is a
+// usage error naming the flag, before the process connects anywhere.
+func TestMemoryLimitIsASize(t *testing.T) {
+	for _, cmd := range []string{"worker", "serve"} {
+		err := Execute(context.Background(), []string{cmd, "--memory-limit", "plenty"})
+		require.ErrorContains(t, err, `--memory-limit "plenty"`, cmd)
+		require.True(t, isUsage(err), cmd)
+	}
+	t.Setenv("DRIFTLINE_MEMORY_LIMIT", "9 parsecs")
+	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--memory-limit "9 parsecs"`, "the variable is read as the flag")
+}

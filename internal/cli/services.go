@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftline/driftline/internal/memlimit"
+	"github.com/spf13/pflag"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -93,11 +94,15 @@ func workerCmd() *cobra.Command {
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
 	concurrencyFlag := EnvFlag(fs, "concurrency", "DRIFTLINE_WORKER_CONCURRENCY", "0",
 		"activities this worker runs at once, e.g. its cores for a fleet reading partitions (0: the Temporal SDK's default, 1000)")
+	memLimit := memoryLimitFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		concurrency, err := strconv.Atoi(*concurrencyFlag)
 		if err != nil || concurrency < 0 {
 			return usageError{cmd, fmt.Errorf("--concurrency %q: a number of activities, 0 or more", *concurrencyFlag)}
+		}
+		if err := applyMemoryLimit(cmd, *memLimit); err != nil {
+			return err
 		}
 		labelKey, err := readKeyFile(*labelKeyFile)
 		if err != nil {
@@ -138,6 +143,22 @@ func workerCmd() *cobra.Command {
 	return cmd
 }
 
+// memoryLimitFlag is --memory-limit, the Go heap's soft limit (internal/memlimit).
+func memoryLimitFlag(fs *pflag.FlagSet) *string {
+	return EnvFlag(fs, "memory-limit", "DRIFTLINE_MEMORY_LIMIT", "auto",
+		"soft memory limit of the Go heap: auto (90% of the container's memory limit; none without one or when GOMEMLIMIT is set), off, or a size such as 900MiB")
+}
+
+// applyMemoryLimit sets the soft limit the flag asks for and says which.
+func applyMemoryLimit(cmd *cobra.Command, setting string) error {
+	what, err := memlimit.Apply(setting)
+	if err != nil {
+		return usageError{cmd, err}
+	}
+	fmt.Println(what)
+	return nil
+}
+
 func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "serve", Short: "run the serving worker (HTTP and gRPC predictions)", Args: NoArgs}
 	fs := cmd.Flags()
@@ -158,8 +179,12 @@ func serveCmd() *cobra.Command {
 	maxValues := fs.Int("max-values", serving.DefaultMaxValues, "values all of one request's input tensors may hold, checked from their shapes before decoding")
 	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
 	bodyBudget := fs.Int64("body-budget", serving.DefaultBodyBudget, "bytes all request bodies in flight may hold together (503 with Retry-After over it)")
+	memLimit := memoryLimitFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if err := applyMemoryLimit(cmd, *memLimit); err != nil {
+			return err
+		}
 		labelKey, err := readKeyFile(*labelKeyFile)
 		if err != nil {
 			return err
