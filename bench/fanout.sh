@@ -5,8 +5,9 @@
 # MB/s and its ratio to one worker.
 # Then, with PARTITIONS > 0, a real run of the loop over PARTITIONS day files of 20 rows, one
 # partition each, on 2 workers: its outcome, and every history it made (events, size, the
-# largest event), against Temporal's warning of 10,240 events.
-#   bench/fanout.sh [STORES] [ITEMS] [DAYS] [PARTITIONS]   (default 200 x 500 x 28 = 2.8M rows; 0)
+# largest event), against Temporal's warning of 10,240 events. HOLDOUT (default 7) is the
+# holdout's days, so the partitions its evaluation fans out over (children of 500 beyond 500).
+#   bench/fanout.sh [STORES] [ITEMS] [DAYS] [PARTITIONS] [HOLDOUT]   (default 200 x 500 x 28 = 2.8M rows; 0; 7)
 # DAYS 0 skips the scaling curve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ stores=${1:-200}
 items=${2:-500}
 days=${3:-28}
 partitions=${4:-0}
+holdout=${5:-7}
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 tport=$((port + 2))
@@ -40,5 +42,5 @@ if [ "$partitions" -gt 0 ]; then
   TEMPORAL_ADDRESS=127.0.0.1:$tport DRIFTLINE_S3_ENDPOINT=http://127.0.0.1:$port DRIFTLINE_S3_BUCKET=fanoutmany \
     DRIFTLINE_S3_ACCESS_KEY=$user DRIFTLINE_S3_SECRET_KEY=$pass "$dir/driftline" setup >/dev/null
   FANOUTBENCH_ACCESS_KEY=$user FANOUTBENCH_SECRET_KEY=$pass FANOUTBENCH_QUIET=1 \
-    "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" -partitions "$partitions"
+    "$dir/fanoutbench" -endpoint "http://127.0.0.1:$port" -temporal "127.0.0.1:$tport" -driftline "$dir/driftline" -partitions "$partitions" -holdout "$holdout"
 fi

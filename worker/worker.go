@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,23 @@ type Options struct {
 	// workflows refuse; Run runs its writer. Without it a refused Update is answered to its
 	// sender and logged by nobody.
 	UpdateAudit *UpdateAudit
+	// Deployment and BuildID opt the worker into Temporal's worker versioning: it announces
+	// itself as version Deployment:BuildID, runs only the workflows of that version, and
+	// names its build in its identity ("driftline-worker@host:pid build Deployment:BuildID"),
+	// which the rollout's gate reads in workflow-task failures. Empty Deployment: an
+	// unversioned worker (the dev server, docker-compose).
+	Deployment, BuildID string
+}
+
+// Identity is the Temporal identity of a worker of deployment version deployment:build on
+// this host and process; a rollout's gate attributes failures to a build by its suffix.
+func Identity(deployment, build string) string {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("driftline-worker@%s:%d", host, os.Getpid())
+	if deployment != "" {
+		id += " build " + deployment + ":" + build
+	}
+	return id
 }
 
 // Pipeline is a running pipeline worker.
@@ -78,13 +97,22 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	r := registry.New(o.Store)
-	w := sdkworker.New(c, pipeline.TaskQueue, sdkworker.Options{
+	wo := sdkworker.Options{
 		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
 		// On SIGTERM, in-flight activities get this long to finish before the worker hands
 		// them back (their heartbeat timeout then moves them to another worker).
 		WorkerStopTimeout:                  20 * time.Second,
 		MaxConcurrentActivityExecutionSize: o.Concurrency,
-	})
+		Identity:                           Identity(o.Deployment, o.BuildID),
+	}
+	if o.Deployment != "" {
+		if o.BuildID == "" {
+			return nil, errors.New("worker: a deployment needs a build ID")
+		}
+		wo.DeploymentOptions = sdkworker.DeploymentOptions{UseVersioning: true,
+			Version: sdkworker.WorkerDeploymentVersion{DeploymentName: o.Deployment, BuildID: o.BuildID}}
+	}
+	w := sdkworker.New(c, pipeline.TaskQueue, wo)
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
 	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})

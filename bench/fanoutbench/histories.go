@@ -36,14 +36,14 @@ type historyStats struct {
 // manyPartitions is the partition-count run: a window of files day files (a few rows each),
 // read by a real run of the loop with one partition a file, on worker processes; it reports
 // the run's outcome and every history it made (the run and its batch children).
-func manyPartitions(ctx context.Context, c client.Client, b *s3store.S3, bin, endpoint, temporal string, s3cfg s3store.Config, files, workers int) error {
+func manyPartitions(ctx context.Context, c client.Client, b *s3store.S3, bin, endpoint, temporal string, s3cfg s3store.Config, files, holdout, workers int) error {
 	sp, err := spec.Load("examples/demand.yaml")
 	if err != nil {
 		return err
 	}
 	cfg := dataset.DefaultRetail()
 	cfg.Stores, cfg.Items, cfg.Days = 1, 20, files
-	sp.Dataset.WindowDays, sp.Dataset.PartitionFiles = files, 1
+	sp.Dataset.WindowDays, sp.Dataset.PartitionFiles, sp.Dataset.HoldoutDays = files, 1, holdout
 	sp.Approval.Required = false
 	t0 := time.Now()
 	if _, _, err := dataset.WriteRetail(ctx, b, sp.Dataset.Name, cfg); err != nil {
@@ -73,10 +73,13 @@ func manyPartitions(ctx context.Context, c client.Client, b *s3store.S3, bin, en
 	if err := run.Get(ctx, &res); err != nil {
 		return err
 	}
-	fmt.Printf("run over %d partitions on %d worker(s): %s in %.0f s (%s)\n", files, workers, res.Outcome, time.Since(t0).Seconds(), res.Reason)
+	fmt.Printf("run over %d partitions (its holdout evaluated as %d) on %d worker(s): %s in %.0f s (%s)\n", files, holdout, workers, res.Outcome, time.Since(t0).Seconds(), res.Reason)
 	ids := []string{run.GetID()}
 	for i := 0; i*500 < files && files > 500; i++ {
 		ids = append(ids, fmt.Sprintf("%s/partitions/%d", run.GetID(), i))
+	}
+	for i := 0; i*500 < holdout && holdout > 500; i++ {
+		ids = append(ids, fmt.Sprintf("%s/evaluation/%d", run.GetID(), i))
 	}
 	var all []historyStats
 	for _, id := range ids {

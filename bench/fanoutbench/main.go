@@ -35,10 +35,11 @@ func main() {
 	days := flag.Int("days", 28, "days in the window (a partition a day)")
 	workers := flag.String("workers", "1,2,4", "worker process counts to measure")
 	many := flag.Int("partitions", 0, "instead: a real run over this many day files, one partition each, on 2 workers; report its histories")
+	holdout := flag.Int("holdout", 7, "with -partitions: the holdout's days, so its evaluation's partitions")
 	flag.Parse()
 	var err error
 	if *many > 0 {
-		err = runMany(*endpoint, *temporal, *bin, *many)
+		err = runMany(*endpoint, *temporal, *bin, *many, *holdout)
 	} else {
 		err = run(*endpoint, *temporal, *bin, *stores, *items, *days, *workers)
 	}
@@ -175,7 +176,7 @@ func activitySpans(ctx context.Context, c client.Client, id, runID string) (stri
 }
 
 // runMany is the -partitions mode: its own bucket, the run, its histories.
-func runMany(endpoint, temporal, bin string, files int) error {
+func runMany(endpoint, temporal, bin string, files, holdout int) error {
 	ctx := context.Background()
 	s3cfg, b, err := bucket(ctx, endpoint, "fanoutmany")
 	if err != nil {
@@ -186,7 +187,7 @@ func runMany(endpoint, temporal, bin string, files int) error {
 		return err
 	}
 	defer c.Close()
-	return manyPartitions(ctx, c, b, bin, endpoint, temporal, s3cfg, files, 2)
+	return manyPartitions(ctx, c, b, bin, endpoint, temporal, s3cfg, files, holdout, 2)
 }
 
 // bucket opens (and makes) the named bucket on the benchmark's MinIO.

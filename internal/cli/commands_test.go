@@ -160,3 +160,18 @@ func TestMemoryLimitIsASize(t *testing.T) {
 	t.Setenv("DRIFTLINE_MEMORY_LIMIT", "9 parsecs")
 	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--memory-limit "9 parsecs"`, "the variable is read as the flag")
 }
+
+// `driftline rollout` needs the build and rising percentages ending at 100, refused before it
+// connects to Temporal.
+func TestRolloutRefusesBadSteps(t *testing.T) {
+	err := Execute(context.Background(), []string{"rollout"})
+	require.ErrorContains(t, err, "--build-id is required")
+	err = Execute(context.Background(), []string{"rollout", "--build-id", "b2", "--steps", "10,half"})
+	require.ErrorContains(t, err, `--steps "10,half"`)
+	require.True(t, isUsage(err))
+	for _, steps := range []string{"50,10,100", "10,50", "0,100", "10,150"} {
+		err = Execute(context.Background(), []string{"rollout", "--build-id", "b2", "--steps", steps})
+		require.ErrorContains(t, err, "ramp steps", steps)
+		require.True(t, isUsage(err), steps)
+	}
+}

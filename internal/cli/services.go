@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftline/driftline/internal/buildinfo"
 	"github.com/driftline/driftline/internal/memlimit"
 	"github.com/spf13/pflag"
 	"log/slog"
@@ -95,8 +96,18 @@ func workerCmd() *cobra.Command {
 	concurrencyFlag := EnvFlag(fs, "concurrency", "DRIFTLINE_WORKER_CONCURRENCY", "0",
 		"activities this worker runs at once, e.g. its cores for a fleet reading partitions (0: the Temporal SDK's default, 1000)")
 	memLimit := memoryLimitFlag(fs)
+	deployment := EnvFlag(fs, "deployment", "DRIFTLINE_DEPLOYMENT", "",
+		"Temporal worker deployment this worker is a version of (worker versioning: runs finish on the build that started them; docs/deploying.md); empty: unversioned")
+	buildID := EnvFlag(fs, "build-id", "DRIFTLINE_BUILD_ID", "",
+		"the build ID this worker announces with --deployment (default: the binary's git revision)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		build := *buildID
+		if *deployment != "" && build == "" {
+			if build = buildinfo.Revision(); build == "unknown" {
+				return usageError{cmd, errors.New("--deployment needs --build-id: this binary does not know its git revision")}
+			}
+		}
 		concurrency, err := strconv.Atoi(*concurrencyFlag)
 		if err != nil || concurrency < 0 {
 			return usageError{cmd, fmt.Errorf("--concurrency %q: a number of activities, 0 or more", *concurrencyFlag)}
@@ -133,11 +144,15 @@ func workerCmd() *cobra.Command {
 		}
 		p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 			AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
-			UpdateAudit: refused, Concurrency: concurrency})
+			UpdateAudit: refused, Concurrency: concurrency, Deployment: *deployment, BuildID: build})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("pipeline worker on task queue driftline-pipeline; metrics on %s/metrics\n", *metrics)
+		version := "unversioned"
+		if *deployment != "" {
+			version = "version " + *deployment + ":" + build
+		}
+		fmt.Printf("pipeline worker (%s) on task queue driftline-pipeline; metrics on %s/metrics\n", version, *metrics)
 		return p.Run(ctx)
 	}
 	return cmd
