@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,12 @@ import (
 
 // Options configure a serving worker.
 type Options struct {
+	// DrainDelay is how long a replica told to stop (its context done: SIGTERM) keeps
+	// answering while its readiness says it is draining, so the load balancer stops sending
+	// to it before it stops listening (Kubernetes removes a terminating pod from its
+	// endpoints a moment after SIGTERM); then in-flight requests finish (at most 10 s).
+	// 0: none.
+	DrainDelay time.Duration
 	// Tracing makes every request a span (otelhttp, otelgrpc; a tracer provider is installed:
 	// internal/telemetry). Off, a client's traceparent still names the request's trace in
 	// X-Trace-Id and the prediction log, at no cost to requests without one (the span
@@ -76,6 +83,7 @@ type Server struct {
 	stopPairs chan struct{}
 	pairDone  chan struct{}
 	closing   sync.Once
+	draining  atomic.Bool
 }
 
 // New builds a server; Start begins following the deployment pointers.
@@ -222,6 +230,10 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		Canary     int    `json:"canary,omitempty"`
 		Error      string `json:"error,omitempty"`
 	}
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"draining": true})
+		return
+	}
 	out := map[string]state{}
 	ok := true
 	for name, wt := range s.watchers {
@@ -247,8 +259,16 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, out)
 }
 
-// ListenAndServe runs the HTTP server with hardened timeouts until ctx is done, then drains
-// in-flight requests.
+// Drain marks the replica as stopping: readiness (REST /readyz, /v2/health/ready, gRPC
+// ServerReady) answers not ready, requests are still answered.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// DrainDelay is the configured delay between Drain and closing the listeners.
+func (s *Server) DrainDelay() time.Duration { return s.opts.DrainDelay }
+
+// ListenAndServe runs the HTTP server with hardened timeouts until ctx is done; then it
+// drains: readiness fails at once, requests are answered for DrainDelay, and the requests in
+// flight when the listener closes finish (at most 10 s).
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	srv := &http.Server{Addr: addr, Handler: s.traced, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
@@ -259,6 +279,13 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	s.Drain()
+	slog.Info("draining", "addr", addr, "for", s.opts.DrainDelay)
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(s.opts.DrainDelay):
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -53,6 +53,9 @@ type v2InferResponse struct {
 }
 
 func (s *Server) allReady() bool {
+	if s.draining.Load() {
+		return false
+	}
 	for _, wt := range s.watchers {
 		if wt.current.Load().production == nil {
 			return false

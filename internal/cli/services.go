@@ -195,6 +195,8 @@ func serveCmd() *cobra.Command {
 	maxExplain := fs.Int("max-explain-rows", serving.DefaultMaxExplainRows, "rows one request may ask explanations for")
 	bodyBudget := fs.Int64("body-budget", serving.DefaultBodyBudget, "bytes all request bodies in flight may hold together (503 with Retry-After over it)")
 	memLimit := memoryLimitFlag(fs)
+	drainDelay := fs.Duration("drain-delay", 5*time.Second,
+		"on SIGTERM, how long the replica keeps answering with its readiness failing before it stops listening (in-flight requests then get up to 10 s more)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		if err := applyMemoryLimit(cmd, *memLimit); err != nil {
@@ -223,7 +225,7 @@ func serveCmd() *cobra.Command {
 		host, _ := os.Hostname()
 		s, err := serving.New(serving.Options{Tracing: telemetry.Enabled(), Store: b, Models: strings.Split(*models, ","), Poll: *poll, LogFlush: *flush, Replica: host, Enrich: enrichers,
 			LabelKey: labelKey, Features: filler, MaxRows: *maxRows, MaxValues: *maxValues, MaxExplainRows: *maxExplain,
-			BodyBudget: *bodyBudget})
+			BodyBudget: *bodyBudget, DrainDelay: *drainDelay})
 		if err != nil {
 			return err
 		}
@@ -255,7 +257,7 @@ func serveGRPC(ctx context.Context, s *serving.Server, addr string) error {
 			slog.Error("gRPC", "error", err)
 		}
 	}()
-	go func() { <-ctx.Done(); g.GracefulStop() }()
+	go func() { <-ctx.Done(); s.Drain(); time.Sleep(s.DrainDelay()); g.GracefulStop() }()
 	slog.Info("serving gRPC (Open Inference Protocol v2)", "addr", addr)
 	return nil
 }
