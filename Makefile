@@ -161,6 +161,7 @@ bench: $(BIN)/minio $(BIN)/temporal bench-deps
 	bench/loop.sh
 	bench/fanout.sh
 	bench/duckdb.sh
+	bench/coldstart.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

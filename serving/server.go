@@ -201,10 +201,23 @@ func tracedHandler(mux http.Handler, tracing bool) http.Handler {
 
 // Start polls every model's pointer once, then keeps following them until ctx is done.
 func (s *Server) Start(ctx context.Context) {
+	// The first load of every model, several at once (reading is I/O, decoding a core's work):
+	// a replica of many models is ready in the time of the largest share, not of the sum.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, loadParallelism)
 	for _, name := range s.opts.Models {
 		w := s.watchers[name]
-		_ = w.poll(ctx)
-		go w.run(ctx, s.opts.Poll)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = w.poll(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, name := range s.opts.Models {
+		go s.watchers[name].run(ctx, s.opts.Poll)
 	}
 	s.pairDone = make(chan struct{})
 	go func() {
@@ -212,6 +225,9 @@ func (s *Server) Start(ctx context.Context) {
 		s.pairWorker(ctx)
 	}()
 }
+
+// loadParallelism is how many models a starting replica loads at once.
+const loadParallelism = 8
 
 // Close flushes the prediction log and the feedback labels.
 // The paired-scoring worker is stopped first: it writes to the log.
