@@ -171,9 +171,9 @@ func watch(ctx context.Context, c client.Client, o Options, since time.Time) (Ga
 // again when it had become current.
 func rollBack(ctx context.Context, h client.WorkerDeploymentHandle, o Options, res Result) error {
 	var err error
-	if res.Step == 100 && res.Previous != "" {
+	if res.Step == 100 { // it had become current: the previous build is again (none: unversioned workers)
 		_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: res.Previous})
-		o.Log(fmt.Sprintf("rolled back: %s is current again", res.Previous))
+		o.Log(fmt.Sprintf("rolled back: %q is current again (empty: the unversioned workers)", res.Previous))
 	} else {
 		_, err = h.SetRampingVersion(ctx, client.WorkerDeploymentSetRampingVersionOptions{BuildID: o.BuildID, Percentage: 0})
 		o.Log(fmt.Sprintf("rolled back: %s ramped to 0%%", o.BuildID))

@@ -69,7 +69,8 @@ func startBuild(t *testing.T, c client.Client, build string, fn any, step string
 // the gate while new runs arrive, and becomes current; the waiting runs finish on a, new runs
 // go to b, and no workflow task failed anywhere. Then a broken build c is ramped in: the runs
 // it takes fail their workflow tasks, the gate fails at its first step, the ramp falls to 0%,
-// b stays current, new runs go to b again, and the runs c failed finish on b.
+// b stays current, new runs go to b again; made current in one step, c is rolled back to b
+// the same way; the runs c failed finish on b.
 func TestTheRolloutRampsAGoodBuildAndRollsBackABadOne(t *testing.T) {
 	addr := stack.StartTemporal(t)
 	c, err := client.Dial(client.Options{HostPort: addr,
@@ -178,6 +179,22 @@ func TestTheRolloutRampsAGoodBuildAndRollsBackABadOne(t *testing.T) {
 		require.NoError(t, run.Get(ctx, &got))
 		require.Equal(t, "b", got)
 	}
+	// Made current at once (a single step of 100%), c fails the gate there: b is current again.
+	lines = nil
+	stopArrivals = arrive("current-c-")
+	res, err = Run(ctx, c, Options{Deployment: deployment, BuildID: "c", Steps: []int{100}, Hold: 20 * time.Second, Poll: time.Second,
+		Log: func(s string) { lines = append(lines, s) }})
+	stopArrivals()
+	require.NoError(t, err)
+	require.False(t, res.Promoted, "%v", lines)
+	require.Equal(t, 100, res.Step)
+	d, err = h.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "b", d.Info.RoutingConfig.CurrentVersion.BuildID, "b is current again: %v", lines)
+	run := start("after-current-c", false)
+	require.NoError(t, run.Get(ctx, &got))
+	require.Equal(t, "b", got)
+
 	// The runs c failed never completed a workflow task on it, so nothing pinned them to c:
 	// their next attempt went to the current build, b, and they finished there.
 	for _, id := range res.Gate.Failing {

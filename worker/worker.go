@@ -55,17 +55,19 @@ type Options struct {
 	UpdateAudit *UpdateAudit
 	// Deployment and BuildID opt the worker into Temporal's worker versioning: it announces
 	// itself as version Deployment:BuildID, runs only the workflows of that version, and
-	// names its build in its identity ("driftline-worker@host:pid build Deployment:BuildID"),
+	// names its build in its identity ("pid@host@driftline-worker build Deployment:BuildID"),
 	// which the rollout's gate reads in workflow-task failures. Empty Deployment: an
 	// unversioned worker (the dev server, docker-compose).
 	Deployment, BuildID string
 }
 
 // Identity is the Temporal identity of a worker of deployment version deployment:build on
-// this host and process; a rollout's gate attributes failures to a build by its suffix.
+// this host and process: the SDK's usual "pid@host@" first (what tools and tests read to
+// find a process), then "driftline-worker", then " build deployment:build" when versioned,
+// which a rollout's gate reads to attribute a failure to a build.
 func Identity(deployment, build string) string {
 	host, _ := os.Hostname()
-	id := fmt.Sprintf("driftline-worker@%s:%d", host, os.Getpid())
+	id := fmt.Sprintf("%d@%s@driftline-worker", os.Getpid(), host)
 	if deployment != "" {
 		id += " build " + deployment + ":" + build
 	}
