@@ -31,16 +31,7 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 	cfg := s3store.Config{Endpoint: *endpoint, AccessKey: *access, SecretKey: *secret, Bucket: "coldstart", Region: "us-east-1"}
-	b, err := s3store.New(ctx, cfg)
-	check(err)
-	for i := 0; ; i++ {
-		if err = b.EnsureBucket(ctx); err == nil || i == 50 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	check(err)
-	r := registry.New(b)
+	r := registry.New(benchutil.MinIOBucket(ctx, cfg))
 	t0 := time.Now()
 	benchutil.DeployDemoModel(ctx, r, "demand", 100)
 	benchutil.DeployDemoModel(ctx, r, "trees1000", 1000)

@@ -39,7 +39,7 @@ func main() {
 	ctx := context.Background()
 	var store objstore.Bucket = objstore.NewMem()
 	if *endpoint != "" { // the registry and the prediction log on MinIO, as in production
-		store = minio(ctx, *endpoint, *access, *secret)
+		store = benchutil.MinIOBucket(ctx, s3store.Config{Endpoint: *endpoint, AccessKey: *access, SecretKey: *secret, Bucket: "servebench", Region: "us-east-1"})
 	}
 	v := benchutil.DeployDemoModel(ctx, registry.New(store), "demand", 100)
 	s, err := serving.New(serving.Options{Store: store, Models: []string{"demand"}, Poll: time.Hour})
@@ -60,24 +60,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-}
-
-// minio is the bench's bucket on MinIO at endpoint (created, waiting for MinIO to come up).
-func minio(ctx context.Context, endpoint, access, secret string) *s3store.S3 {
-	s3, err := s3store.New(ctx, s3store.Config{Endpoint: endpoint, AccessKey: access, SecretKey: secret, Bucket: "servebench", Region: "us-east-1"})
-	if err != nil {
-		panic(err)
-	}
-	for i := 0; ; i++ {
-		if err = s3.EnsureBucket(ctx); err == nil || i == 50 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
-		panic(err)
-	}
-	return s3
 }
 
 // serveBare serves a handler that answers a fixed prediction: the HTTP stack's own cost.
