@@ -28,6 +28,9 @@ type Metrics struct {
 	// RunCPU is a finished run's CPU-seconds (RunCost), by model and the version it
 	// registered ("0": none).
 	RunCPU *prometheus.GaugeVec
+	// ScheduleToStart is how long each activity attempt waited in its task queue for a worker
+	// slot, by task queue and step: the sign that a worker kind needs more replicas.
+	ScheduleToStart *prometheus.HistogramVec
 }
 
 // NewMetrics builds and registers the metrics.
@@ -54,8 +57,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "validation_rows_quarantined_total", Help: "Rows quarantined by the validate step."}, []string{"dataset"}),
 		RunCPU: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: Subsystem,
 			Name: "run_cpu_seconds", Help: "CPU seconds of the last finished run of each model and version it registered (0: none), summed over its steps' attempts."}, []string{"model", "version"}),
+		ScheduleToStart: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: Subsystem,
+			Name: "schedule_to_start_seconds", Help: "Time each activity's first attempt waited in its task queue before a worker started it, by task queue and step.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10)}, []string{"task_queue", "step"}),
 	}
-	reg.MustRegister(m.Runs, m.StepDuration, m.StepCPU, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected, m.RunCPU)
+	reg.MustRegister(m.Runs, m.StepDuration, m.StepCPU, m.DriftPSI, m.DriftKS, m.DriftScore, m.MAE, m.RowsRead, m.RowsRejected, m.RunCPU, m.ScheduleToStart)
 	return m
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,9 @@ const fanOutPartitions = 8
 // nothing: the partitions it held are retried on the other worker, and the merged reports
 // (validation, drift against production, the candidate's profile and bins) equal, byte for
 // byte, those of the same partitions read with no worker killed. Each worker runs at most
-// --concurrency activities at once.
+// --concurrency activities at once. The two are data workers (--kinds data): the workflows
+// and the merges run on a third, orchestration-only worker, the partitions only on the data
+// queue's workers, which time how long each waited in its queue.
 func TestWorkerKilledDuringFanOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -51,16 +55,25 @@ func TestWorkerKilledDuringFanOut(t *testing.T) {
 	bin := stack.BuildDriftline(t)
 	st.SetEnv("GOMAXPROCS=1")
 	var workers []*stack.Service
+	metrics := make([]string, 2)
 	for i := range 2 {
-		workers = append(workers, st.Driftline(fmt.Sprintf("worker-%d", i), bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
-			"--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "200ms", "--concurrency", "2"))
+		metrics[i] = fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t))
+		workers = append(workers, st.Driftline(fmt.Sprintf("worker-%d", i), bin, "worker", "--metrics", metrics[i], "--kinds", "data",
+			"--attestation-keys", "http://127.0.0.1:1/unused", "--checkpoint-every", "200ms", "--concurrency", "data=2"))
 	}
+	orchestrator := st.Driftline("orchestrator", bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)), "--kinds", "orchestration",
+		"--attestation-keys", "http://127.0.0.1:1/unused")
 	c := st.Dial(ctx, client.Options{})
 
 	calm := fanOut(ctx, t, c, sp, snap, "calm")
 	require.NoError(t, calm.Get(ctx, new(pipeline.PartitionResult)))
-	for id, n := range mostAtOnce(t, history(ctx, t, c, calm)) {
+	calmHistory := history(ctx, t, c, calm)
+	for id, n := range mostAtOnce(t, calmHistory) {
 		require.LessOrEqual(t, n, 2, "worker %s ran more InspectPartition activities at once than its --concurrency", id)
+	}
+	requireKindsRanTheirWork(t, calmHistory, orchestrator, workers)
+	for _, m := range metrics {
+		require.Contains(t, scrape(ctx, t, m), `driftline_pipeline_schedule_to_start_seconds_count{step="InspectPartition",task_queue="driftline-pipeline-data"}`)
 	}
 
 	killed := fanOut(ctx, t, c, sp, snap, "killed")
@@ -81,6 +94,48 @@ func TestWorkerKilledDuringFanOut(t *testing.T) {
 	}
 	require.Equal(t, len(lost), retried, "every partition the killed worker held finished elsewhere")
 	requireSameReports(ctx, t, st.Store, sp, snap, "calm", "killed")
+}
+
+// requireKindsRanTheirWork requires every partition's pass scheduled on the data queue and
+// run by a data worker, and every other activity (the merges) on the orchestration queue and
+// run by the orchestrator.
+func requireKindsRanTheirWork(t *testing.T, events []*historypb.HistoryEvent, orchestrator *stack.Service, data []*stack.Service) {
+	scheduled := map[int64]*historypb.ActivityTaskScheduledEventAttributes{}
+	ran := map[string]int{}
+	for _, ev := range events {
+		if s := ev.GetActivityTaskScheduledEventAttributes(); s != nil {
+			scheduled[ev.GetEventId()] = s
+		}
+		a := ev.GetActivityTaskStartedEventAttributes()
+		if a == nil {
+			continue
+		}
+		s := scheduled[a.GetScheduledEventId()]
+		name, who := s.GetActivityType().GetName(), a.GetIdentity()
+		if name == pipeline.ActInspectPart {
+			require.Equal(t, pipeline.DataQueue, s.GetTaskQueue().GetName(), "a partition's pass goes to the data queue")
+			require.True(t, strings.HasPrefix(who, fmt.Sprintf("%d@", data[0].Pid())) || strings.HasPrefix(who, fmt.Sprintf("%d@", data[1].Pid())),
+				"and runs on a data worker, not %s", who)
+		} else {
+			require.Equal(t, pipeline.TaskQueue, s.GetTaskQueue().GetName(), "%s stays on the orchestration queue", name)
+			require.True(t, strings.HasPrefix(who, fmt.Sprintf("%d@", orchestrator.Pid())), "%s runs on the orchestrator, not %s", name, who)
+		}
+		ran[name]++
+	}
+	require.Equal(t, fanOutPartitions, ran[pipeline.ActInspectPart])
+	require.Positive(t, ran[pipeline.ActCombineParts], "the batch's merge ran")
+}
+
+// scrape is the text of a worker's /metrics.
+func scrape(ctx context.Context, t *testing.T, addr string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
 }
 
 // fanOut starts the Partitions workflow over the snapshot's files, one partition a file, as

@@ -39,6 +39,11 @@ type stepTimerInbound struct {
 // activity's latest heartbeat details (its checkpoint), which an empty heartbeat would clear.
 func (s *stepTimerInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	start := time.Now()
+	// First attempts only: a retry's ScheduledTime is its first attempt's, so its wait would
+	// include the earlier attempts and the backoff.
+	if i := activity.GetInfo(ctx); i.Attempt == 1 && !i.ScheduledTime.IsZero() && !i.StartedTime.IsZero() {
+		s.metrics.ScheduleToStart.WithLabelValues(i.TaskQueue, i.ActivityType.Name).Observe(max(0, i.StartedTime.Sub(i.ScheduledTime).Seconds()))
+	}
 	ctx, latest := activities.TrackProgress(ctx)
 	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
 		done := make(chan struct{})

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,10 +48,16 @@ type Options struct {
 	// CheckpointEvery is how often the window's pass and the gbdt boosting store the state a
 	// retry resumes from (0: activities.DefaultCheckpointEvery, 10 s).
 	CheckpointEvery time.Duration
-	// Concurrency is how many activities the worker runs at once (0: the Temporal SDK's
-	// default, 1,000). A worker reading partitions of a window is best set to its cores: the
-	// partitions it leaves wait in the task queue for the next worker with a free slot.
-	Concurrency int
+	// Kinds are the pipeline's task queues this process polls (pipeline.Kinds: orchestration,
+	// data, training); empty: all of them, one process doing everything.
+	Kinds []string
+	// Slots is how many activities each kind runs at once; a kind not named gets
+	// DefaultSlots. The passes over data and the training use every core they are given, so
+	// their slots bound the memory a worker needs; the partitions a worker leaves wait in the
+	// queue for the next worker with a free slot.
+	Slots map[string]int
+	// Namespace is the Temporal namespace, for the task queues' statistics ("" : default).
+	Namespace string
 	// UpdateAudit, installed on c's connection (UpdateAudit.Configure), audits the Updates the
 	// workflows refuse; Run runs its writer. Without it a refused Update is answered to its
 	// sender and logged by nobody.
@@ -74,9 +83,22 @@ func Identity(deployment, build string) string {
 	return id
 }
 
-// Pipeline is a running pipeline worker.
+// DefaultSlots is the activities a worker kind runs at once when Options.Slots does not say:
+// the orchestration's light activities the Temporal SDK's default (1,000), a pass over data
+// one a core, a training one at a time (a gbdt training already uses every core).
+func DefaultSlots(kind string) int {
+	switch kind {
+	case pipeline.KindData:
+		return runtime.GOMAXPROCS(0)
+	case pipeline.KindTraining:
+		return 1
+	}
+	return 0
+}
+
+// Pipeline is a running pipeline worker: one Temporal worker for each kind it runs.
 type Pipeline struct {
-	w       sdkworker.Worker
+	workers []sdkworker.Worker
 	metrics *http.Server
 	refused *UpdateAudit
 }
@@ -98,34 +120,37 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := registry.New(o.Store)
-	wo := sdkworker.Options{
-		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
-		// On SIGTERM, in-flight activities get this long to finish before the worker hands
-		// them back (their heartbeat timeout then moves them to another worker).
-		WorkerStopTimeout:                  20 * time.Second,
-		MaxConcurrentActivityExecutionSize: o.Concurrency,
-		Identity:                           Identity(o.Deployment, o.BuildID),
+	kinds := o.Kinds
+	if len(kinds) == 0 {
+		kinds = pipeline.Kinds
 	}
-	if o.Deployment != "" {
-		if o.BuildID == "" {
-			return nil, errors.New("worker: a deployment needs a build ID")
+	if o.Deployment != "" && o.BuildID == "" {
+		return nil, errors.New("worker: a deployment needs a build ID")
+	}
+	acts := pipelineActivities(c, o, registry.New(o.Store), m, engine, activities.NewMonitorMetrics(reg))
+	p := &Pipeline{refused: o.UpdateAudit}
+	queues := make([]string, 0, len(kinds))
+	for _, kind := range kinds {
+		if !slices.Contains(pipeline.Kinds, kind) {
+			return nil, fmt.Errorf("worker: unknown kind %q (want %v)", kind, pipeline.Kinds)
 		}
-		wo.DeploymentOptions = sdkworker.DeploymentOptions{UseVersioning: true,
-			Version: sdkworker.WorkerDeploymentVersion{DeploymentName: o.Deployment, BuildID: o.BuildID}}
+		slots, ok := o.Slots[kind]
+		if !ok {
+			slots = DefaultSlots(kind)
+		}
+		w := sdkworker.New(c, pipeline.QueueOfKind(kind), kindOptions(o, m, kind, slots))
+		if kind == pipeline.KindOrchestration {
+			workflows.Register(w)
+		}
+		// Every kind can run every activity: runs from before the split scheduled their
+		// passes and training on the orchestration queue, and still do until they finish.
+		for _, a := range acts {
+			w.RegisterActivity(a)
+		}
+		p.workers = append(p.workers, w)
+		queues = append(queues, pipeline.QueueOfKind(kind))
 	}
-	w := sdkworker.New(c, pipeline.TaskQueue, wo)
-	workflows.Register(w)
-	w.RegisterActivity(&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
-	w.RegisterActivity(&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery})
-	w.RegisterActivity(&activities.Monitoring{Store: o.Store, Registry: r, Metrics: activities.NewMonitorMetrics(reg),
-		Webhook: o.Webhook, Alertmanager: o.Alertmanager, Keys: o.AttestationKeys})
-	w.RegisterActivity(&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c})
-	w.RegisterActivity(&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
-		Keys: o.AttestationKeys, Temporal: c})
-	w.RegisterActivity(&activities.Features{Store: o.Store, Online: o.Online})
-	w.RegisterActivity(&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey})
-	p := &Pipeline{w: w, refused: o.UpdateAudit}
+	reg.MustRegister(newQueueStats(c.WorkflowService(), o.Namespace, queues))
 	if o.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -133,6 +158,39 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		p.metrics = &http.Server{Addr: o.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return p, nil
+}
+
+// kindOptions are the Temporal worker options of one kind: the step timer, the stop timeout,
+// its slots, its identity and its deployment version (shared by every kind of the process).
+func kindOptions(o Options, m *activities.Metrics, kind string, slots int) sdkworker.Options {
+	wo := sdkworker.Options{
+		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
+		// On SIGTERM, in-flight activities get this long to finish before the worker hands
+		// them back (their heartbeat timeout then moves them to another worker).
+		WorkerStopTimeout:                  20 * time.Second,
+		MaxConcurrentActivityExecutionSize: slots,
+		Identity:                           Identity(o.Deployment, o.BuildID),
+		DisableWorkflowWorker:              kind != pipeline.KindOrchestration,
+	}
+	if o.Deployment != "" {
+		wo.DeploymentOptions = sdkworker.DeploymentOptions{UseVersioning: true,
+			Version: sdkworker.WorkerDeploymentVersion{DeploymentName: o.Deployment, BuildID: o.BuildID}}
+	}
+	return wo
+}
+
+// pipelineActivities are the activity structs every kind registers.
+func pipelineActivities(c client.Client, o Options, r *registry.Registry, m *activities.Metrics, engine *policies.Engine, mm *activities.MonitorMetrics) []any {
+	return []any{
+		&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
+		&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
+		&activities.Monitoring{Store: o.Store, Registry: r, Metrics: mm, Webhook: o.Webhook, Alertmanager: o.Alertmanager, Keys: o.AttestationKeys},
+		&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c},
+		&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
+			Keys: o.AttestationKeys, Temporal: c},
+		&activities.Features{Store: o.Store, Online: o.Online},
+		&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey},
+	}
 }
 
 // Run serves until ctx is done.
@@ -149,8 +207,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			_ = p.metrics.Shutdown(sctx)
 		}()
 	}
-	if err := p.w.Start(); err != nil {
-		return err
+	for i, w := range p.workers {
+		if err := w.Start(); err != nil {
+			for _, started := range p.workers[:i] {
+				started.Stop()
+			}
+			return err
+		}
 	}
 	if p.refused != nil {
 		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -159,6 +222,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer func() { stop(); <-done }() // after the worker stops: the last refusals are written
 	}
 	<-ctx.Done()
-	p.w.Stop()
+	var wg sync.WaitGroup // the kinds drain side by side, each within its stop timeout
+	for _, w := range p.workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Stop() }()
+	}
+	wg.Wait()
 	return nil
 }

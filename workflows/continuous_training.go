@@ -223,7 +223,7 @@ func (r *run) features(step pipeline.StepInput) (pipeline.StepInput, error) {
 	}
 	r.enter(pipeline.StageFeatures)
 	var ts pipeline.TrainingSetResult
-	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageFeatures, fmt.Sprintf("join %s/%s as of each row's time", fsv.Repo, fsv.Name)),
+	if err := execute(withStep(r.ctx, pipeline.StageFeatures, fmt.Sprintf("join %s/%s as of each row's time", fsv.Repo, fsv.Name)),
 		pipeline.ActTrainingSet, step).Get(r.ctx, &ts); err != nil {
 		return step, err
 	}
@@ -249,7 +249,7 @@ func (r *run) inspect(step pipeline.StepInput, snap pipeline.SnapshotResult) (va
 		if per, units := partitionShape(step.Spec.Dataset, snap); per > 0 && units > per && workflow.GetVersion(ctx, "partitioned-pass", workflow.DefaultVersion, 1) >= 1 {
 			ins, err = r.partitionedPass(step, snap, per)
 		} else {
-			err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
+			err = execute(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract and compare them with the production reference", snap.Rows)),
 				pipeline.ActInspect, step).Get(ctx, &ins)
 		}
 		if err != nil {
@@ -262,14 +262,14 @@ func (r *run) inspect(step pipeline.StepInput, snap pipeline.SnapshotResult) (va
 		r.enter(pipeline.StageDrift)
 	} else {
 		r.enter(pipeline.StageValidate)
-		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
+		if err = execute(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check %d rows against the contract", snap.Rows)),
 			pipeline.ActValidate, step).Get(ctx, &val); err != nil {
 			return
 		}
 		r.status.Validation = &val
 		r.done("%d rows accepted, %d quarantined (%.2f%%)", val.RowsAccepted, val.RowsQuarantined, 100*val.BadShare)
 		r.enter(pipeline.StageDrift)
-		if err = workflow.ExecuteActivity(withStep(ctx, pipeline.StageDrift, "compare the window with the production reference profile"),
+		if err = execute(withStep(ctx, pipeline.StageDrift, "compare the window with the production reference profile"),
 			pipeline.ActDetect, step).Get(ctx, &dr); err != nil {
 			return
 		}
@@ -301,7 +301,7 @@ func (r *run) train(step pipeline.StepInput, train pipeline.TrainInput, snap pip
 			pipeline.ActAdoptExt, pipeline.AdoptInput{StepInput: step, TaskQueue: q, Output: eout, ProfileKey: train.ProfileKey}).Get(ctx, &tr); err != nil {
 			return tr, err
 		}
-	} else if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("train %s on %s", sp.Trainer.Name, snap.ID)),
+	} else if err := execute(withStep(ctx, pipeline.StageTrain, fmt.Sprintf("train %s on %s", sp.Trainer.Name, snap.ID)),
 		pipeline.ActTrain, train).Get(ctx, &tr); err != nil {
 		return tr, err
 	}
@@ -326,7 +326,7 @@ func (r *run) evaluate(step pipeline.StepInput, tr pipeline.TrainResult, dr pipe
 		if ev, err = r.partitionedEvaluation(in); err != nil {
 			return ev, err
 		}
-	} else if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
+	} else if err := execute(withStep(r.ctx, pipeline.StageEvaluate, "holdout MAE of candidate and production"),
 		pipeline.ActEvaluate, in).Get(r.ctx, &ev); err != nil {
 		return ev, err
 	}

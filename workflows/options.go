@@ -56,3 +56,14 @@ func withStep(ctx workflow.Context, step pipeline.Stage, summary string) workflo
 		},
 	})
 }
+
+// execute schedules an activity on the task queue of its weight (pipeline.QueueOf): the passes
+// over data and the training leave the orchestration queue for their own workers. The queue
+// is not part of a command's identity in replay (the SDK matches an activity by its ID and
+// type), so histories from before the split replay as they are (decision 0034).
+func execute(ctx workflow.Context, activity string, args ...any) workflow.Future {
+	if q := pipeline.QueueOf(activity); q != pipeline.TaskQueue {
+		ctx = workflow.WithTaskQueue(ctx, q)
+	}
+	return workflow.ExecuteActivity(ctx, activity, args...)
+}

@@ -118,7 +118,7 @@ func (r *run) evaluationChildren(in pipeline.EvaluateInput, parts []pipeline.Par
 func evaluatePartitions(ctx workflow.Context, in pipeline.EvaluateInput, parts []pipeline.PartitionInput) ([]pipeline.PartitionResult, error) {
 	futures := make([]workflow.Future, len(parts))
 	for i, p := range parts {
-		futures[i] = workflow.ExecuteActivity(withStep(ctx, pipeline.StageEvaluate, fmt.Sprintf("holdout of partition %d: candidate and production", p.Partition)),
+		futures[i] = execute(withStep(ctx, pipeline.StageEvaluate, fmt.Sprintf("holdout of partition %d: candidate and production", p.Partition)),
 			pipeline.ActEvalPart, pipeline.EvaluatePartitionInput{PartitionInput: p, ArtifactKey: in.ArtifactKey, ChampionVersion: in.ChampionVersion})
 	}
 	out := make([]pipeline.PartitionResult, len(parts))
@@ -200,7 +200,7 @@ func (r *run) partitionChildren(parts []pipeline.PartitionInput, spans []pipelin
 func recheckKeys(ctx workflow.Context, parts []pipeline.PartitionInput, summaries []pipeline.PartitionResult) ([]pipeline.PartitionResult, error) {
 	var res pipeline.KeysResult
 	in := pipeline.KeysInput{StepInput: parts[0].StepInput, Ranges: pipeline.Batch(parts).Ranges}
-	if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check the unique key across the pieces of partitions %d-%d", parts[0].Partition, parts[len(parts)-1].Partition)),
+	if err := execute(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("check the unique key across the pieces of partitions %d-%d", parts[0].Partition, parts[len(parts)-1].Partition)),
 		pipeline.ActCheckKeys, in).Get(ctx, &res); err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func recheckKeys(ctx workflow.Context, parts []pipeline.PartitionInput, summarie
 		}
 		p := parts[at[i]]
 		p.RejectsKey = rc.RejectsKey
-		futures[i] = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("partition %d again: %d rows repeat a key an earlier piece saw first", rc.Partition, rc.Rows)),
+		futures[i] = execute(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("partition %d again: %d rows repeat a key an earlier piece saw first", rc.Partition, rc.Rows)),
 			pipeline.ActInspectPart, p)
 	}
 	out := slices.Clone(summaries)
@@ -230,7 +230,7 @@ func recheckKeys(ctx workflow.Context, parts []pipeline.PartitionInput, summarie
 func inspectPartitions(ctx workflow.Context, parts []pipeline.PartitionInput) ([]pipeline.PartitionResult, error) {
 	futures := make([]workflow.Future, len(parts))
 	for i, p := range parts {
-		futures[i] = workflow.ExecuteActivity(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("partition %d: files %d-%d", p.Partition, p.FromFile, p.ToFile-1)),
+		futures[i] = execute(withStep(ctx, pipeline.StageValidate, fmt.Sprintf("partition %d: files %d-%d", p.Partition, p.FromFile, p.ToFile-1)),
 			pipeline.ActInspectPart, p)
 	}
 	out := make([]pipeline.PartitionResult, len(parts))

@@ -137,16 +137,35 @@ func TestHelpShowsNoSecretFromTheEnvironment(t *testing.T) {
 	}
 }
 
-// A worker's --concurrency is a count of activities: anything else is a usage error naming
-// the flag, before the worker connects anywhere.
+// A worker's --concurrency is a count of activities, for every kind or kind by kind, and its
+// --kinds are the pipeline's: anything else is a usage error naming the flag, before the
+// worker connects anywhere.
 func TestWorkerConcurrencyIsACount(t *testing.T) {
-	for _, v := range []string{"-1", "two", "1.5"} {
+	for v, why := range map[string]string{"-1": `"-1" is not a number of activities`, "two": `"two" is not a number`, "1.5": `"1.5" is not`,
+		"data=x": `"x" is not a number`, "gpu=2": `unknown worker kind "gpu"`, "=3": `unknown worker kind ""`, "data=2,all=1": `unknown worker kind "all"`} {
 		err := Execute(context.Background(), []string{"worker", "--concurrency", v})
-		require.ErrorContains(t, err, `--concurrency "`+v+`": a number of activities, 0 or more`)
+		require.ErrorContains(t, err, `--concurrency "`+v+`": `+why)
 		require.True(t, isUsage(err), v)
 	}
+	err := Execute(context.Background(), []string{"worker", "--kinds", "data,serving"})
+	require.ErrorContains(t, err, `--kinds "data,serving": unknown worker kind "serving" (want orchestration, data, training, or all)`)
+	require.True(t, isUsage(err))
 	t.Setenv("DRIFTLINE_WORKER_CONCURRENCY", "many")
 	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--concurrency "many"`, "the variable is read as the flag")
+}
+
+// --concurrency N gives every kind N; kind=N pairs name some and leave the others their
+// default (no entry).
+func TestWorkerSlotsByKind(t *testing.T) {
+	all, err := parseSlots("3")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"orchestration": 3, "data": 3, "training": 3}, all)
+	some, err := parseSlots(" data=4, training=0 ")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"data": 4, "training": 0}, some)
+	none, err := parseSlots("")
+	require.NoError(t, err)
+	require.Nil(t, none)
 }
 
 // A worker's or serving replica's --memory-limit is auto, off or a size: anything else is a

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftline/driftline/internal/buildinfo"
-	"github.com/driftline/driftline/internal/memlimit"
-	"github.com/spf13/pflag"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -23,9 +22,12 @@ import (
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/buildinfo"
 	"github.com/driftline/driftline/internal/config"
+	"github.com/driftline/driftline/internal/memlimit"
 	"github.com/driftline/driftline/internal/telemetry"
 	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/serving"
 	"github.com/driftline/driftline/starter"
@@ -81,7 +83,7 @@ func setupCmd() *cobra.Command {
 }
 
 func workerCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "worker", Short: "run the pipeline worker (task queue driftline-pipeline)", Args: NoArgs}
+	cmd := &cobra.Command{Use: "worker", Short: "run the pipeline worker (task queues driftline-pipeline, -data, -training)", Args: NoArgs}
 	fs := cmd.Flags()
 	s3 := config.S3Flags(fs)
 	metrics := fs.String("metrics", ":9464", "Prometheus metrics address")
@@ -93,8 +95,7 @@ func workerCmd() *cobra.Command {
 	labelKeyFile := labelKeyFlag(fs)
 	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
-	concurrencyFlag := EnvFlag(fs, "concurrency", "DRIFTLINE_WORKER_CONCURRENCY", "0",
-		"activities this worker runs at once, e.g. its cores for a fleet reading partitions (0: the Temporal SDK's default, 1000)")
+	kindsFlag, concurrencyFlag := workerKindFlags(fs)
 	memLimit := memoryLimitFlag(fs)
 	deployment := EnvFlag(fs, "deployment", "DRIFTLINE_DEPLOYMENT", "",
 		"Temporal worker deployment this worker is a version of (worker versioning: runs finish on the build that started them; docs/deploying.md); empty: unversioned")
@@ -108,9 +109,9 @@ func workerCmd() *cobra.Command {
 				return usageError{cmd, errors.New("--deployment needs --build-id: this binary does not know its git revision")}
 			}
 		}
-		concurrency, err := strconv.Atoi(*concurrencyFlag)
-		if err != nil || concurrency < 0 {
-			return usageError{cmd, fmt.Errorf("--concurrency %q: a number of activities, 0 or more", *concurrencyFlag)}
+		kinds, slots, err := workerKinds(cmd, *kindsFlag, *concurrencyFlag)
+		if err != nil {
+			return err
 		}
 		if err := applyMemoryLimit(cmd, *memLimit); err != nil {
 			return err
@@ -144,7 +145,7 @@ func workerCmd() *cobra.Command {
 		}
 		p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 			AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
-			UpdateAudit: refused, Concurrency: concurrency, Deployment: *deployment, BuildID: build})
+			UpdateAudit: refused, Kinds: kinds, Slots: slots, Namespace: config.Namespace(), Deployment: *deployment, BuildID: build})
 		if err != nil {
 			return err
 		}
@@ -152,10 +153,77 @@ func workerCmd() *cobra.Command {
 		if *deployment != "" {
 			version = "version " + *deployment + ":" + build
 		}
-		fmt.Printf("pipeline worker (%s) on task queue driftline-pipeline; metrics on %s/metrics\n", version, *metrics)
+		queues := make([]string, len(kinds))
+		for i, k := range kinds {
+			queues[i] = pipeline.QueueOfKind(k)
+		}
+		fmt.Printf("pipeline worker (%s) on task queues %s; metrics on %s/metrics\n", version, strings.Join(queues, ", "), *metrics)
 		return p.Run(ctx)
 	}
 	return cmd
+}
+
+// workerKindFlags are --kinds and --concurrency: which of the pipeline's queues a worker
+// polls, and how many activities each kind runs at once.
+func workerKindFlags(fs *pflag.FlagSet) (kinds, concurrency *string) {
+	kinds = EnvFlag(fs, "kinds", "DRIFTLINE_WORKER_KINDS", "all",
+		"the pipeline's task queues this worker polls: all, or some of orchestration,data,training (docs/deploying.md)")
+	concurrency = EnvFlag(fs, "concurrency", "DRIFTLINE_WORKER_CONCURRENCY", "",
+		"activities each kind runs at once: N for every kind, or kind=N,... (defaults: orchestration 1000, data one a core, training 1)")
+	return kinds, concurrency
+}
+
+// workerKinds reads --kinds and --concurrency, refusing bad values as usage errors.
+func workerKinds(cmd *cobra.Command, kindsFlag, concurrencyFlag string) ([]string, map[string]int, error) {
+	kinds, err := pipeline.ParseKinds(kindsFlag)
+	if err != nil {
+		return nil, nil, usageError{cmd, fmt.Errorf("--kinds %q: %w", kindsFlag, err)}
+	}
+	slots, err := parseSlots(concurrencyFlag)
+	if err != nil {
+		return nil, nil, usageError{cmd, fmt.Errorf("--concurrency %q: %w", concurrencyFlag, err)}
+	}
+	return kinds, slots, nil
+}
+
+// parseSlots reads --concurrency: "" (every kind's default), N (every kind), or kind=N pairs
+// (the kinds not named keep their default). 0 is the Temporal SDK's default, 1,000.
+func parseSlots(s string) (map[string]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	count := func(v string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a number of activities, 0 or more", v)
+		}
+		return n, nil
+	}
+	out := map[string]int{}
+	if !strings.Contains(s, "=") {
+		n, err := count(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range pipeline.Kinds {
+			out[k] = n
+		}
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		kind, v, _ := strings.Cut(pair, "=")
+		kind = strings.TrimSpace(kind)
+		if !slices.Contains(pipeline.Kinds, kind) {
+			return nil, fmt.Errorf("unknown worker kind %q (want orchestration, data or training)", kind)
+		}
+		n, err := count(v)
+		if err != nil {
+			return nil, err
+		}
+		out[kind] = n
+	}
+	return out, nil
 }
 
 // memoryLimitFlag is --memory-limit, the Go heap's soft limit (internal/memlimit).
