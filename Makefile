@@ -13,6 +13,8 @@ TEMPORAL_SERVER_VERSION := v1.30.4
 MINIO_VERSION         := v0.0.0-20260212201848-7aac2a2c5b7c
 STATICCHECK_VERSION   := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
+# Helm v4 for the chart's tests (deploy/helm: lint, template, strict decoding; no cluster).
+HELM_VERSION          := v4.3.2
 
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/driftline/driftline/internal/buildinfo.revision=$(REVISION)
@@ -81,13 +83,16 @@ $(BIN)/minio:
 $(BIN)/jaeger: tools/jaeger/go.mod
 	cd tools/jaeger && go build -o $(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
+$(BIN)/helm:
+	GOBIN=$(BIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
@@ -107,10 +112,12 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 	go vet ./...
 	$(BIN)/staticcheck ./...
 	$(BIN)/workflowcheck ./...
+	cd deploy/helm && go vet ./... && $(BIN)/staticcheck ./...
 
 # The testsuite package holds the end-to-end test and both short fault campaigns (~20 min).
 unit:
 	go test -count=1 -timeout 40m ./...
+	cd deploy/helm && go test -count=1 ./...
 
 # The long campaigns (docs/testing.md): the fault campaign on both topologies with 20 worker
 # SIGKILLs each, and the drift A/A test up to a 10M-row window.
