@@ -58,6 +58,12 @@ type Options struct {
 	Slots map[string]int
 	// Namespace is the Temporal namespace, for the task queues' statistics ("" : default).
 	Namespace string
+	// Interceptors are added after Driftline's own (the step timer) on every kind.
+	Interceptors []interceptor.WorkerInterceptor
+	// Register, when set, registers a build's own additions on each kind's worker after
+	// Driftline's workflows and activities (its own activities, or, in the upgrade rehearsal,
+	// the changes a next build makes).
+	Register func(kind string, r sdkworker.Registry)
 	// UpdateAudit, installed on c's connection (UpdateAudit.Configure), audits the Updates the
 	// workflows refuse; Run runs its writer. Without it a refused Update is answered to its
 	// sender and logged by nobody.
@@ -147,6 +153,9 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 		for _, a := range acts {
 			w.RegisterActivity(a)
 		}
+		if o.Register != nil {
+			o.Register(kind, w)
+		}
 		p.workers = append(p.workers, w)
 		queues = append(queues, pipeline.QueueOfKind(kind))
 	}
@@ -164,7 +173,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Pipeline, error) {
 // its slots, its identity and its deployment version (shared by every kind of the process).
 func kindOptions(o Options, m *activities.Metrics, kind string, slots int) sdkworker.Options {
 	wo := sdkworker.Options{
-		Interceptors: []interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}},
+		Interceptors: append([]interceptor.WorkerInterceptor{&stepTimer{metrics: m, store: o.Store}}, o.Interceptors...),
 		// On SIGTERM, in-flight activities get this long to finish before the worker hands
 		// them back (their heartbeat timeout then moves them to another worker).
 		WorkerStopTimeout:                  20 * time.Second,
