@@ -1,6 +1,8 @@
 package model
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -79,6 +81,18 @@ func TestArtifactRoundTripAndTamper(t *testing.T) {
 	tampered[i]++
 	_, err = Unmarshal(tampered)
 	require.ErrorIs(t, err, ErrBadArtifact)
+	require.ErrorContains(t, err, "checksum mismatch")
+
+	// A pretty-printed artifact (someone's editor) still loads: its payload is compacted
+	// before the check; altered, it is refused the same.
+	var pretty bytes.Buffer
+	require.NoError(t, json.Indent(&pretty, data, "", "  "))
+	back, err = Unmarshal(pretty.Bytes())
+	require.NoError(t, err)
+	require.Equal(t, m.Predict(x), back.Predict(x))
+	var prettyTampered bytes.Buffer
+	require.NoError(t, json.Indent(&prettyTampered, tampered, "", "  "))
+	_, err = Unmarshal(prettyTampered.Bytes())
 	require.ErrorContains(t, err, "checksum mismatch")
 }
 
