@@ -24,7 +24,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -65,6 +65,11 @@ redis:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 
+# Debian's qemu-user-static: the edge runtime's predictions are checked bit for bit on arm64,
+# arm and riscv64 (edge/edge_test.go runs its own test binary under qemu).
+qemu:
+	@command -v qemu-aarch64-static >/dev/null && command -v qemu-arm-static >/dev/null && command -v qemu-riscv64-static >/dev/null || (apt-get update && apt-get install -y qemu-user-static)
+
 # Debian's chromium: the console's browser tests drive it headless (console/browser_test.go).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
@@ -92,7 +97,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
@@ -143,6 +148,7 @@ fuzz:
 	scripts/fuzz.sh FuzzScanObject ./ingest $(FUZZTIME)
 	scripts/fuzz.sh FuzzAvroDecode ./ingest $(FUZZTIME)
 	scripts/fuzz.sh FuzzGRPCInfer ./serving $(FUZZTIME)
+	scripts/fuzz.sh FuzzSignedBody ./edge $(FUZZTIME)
 
 test: tools lint unit fuzz
 

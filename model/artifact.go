@@ -184,8 +184,11 @@ func (m *Model) Predictor() Predictor {
 // Predict scores a row in feature order: the regression value, or for binary_logloss the
 // probability of class 1.
 func (m *Model) Predict(x []float64) float64 {
-	if m.Family == FamilyGBDT {
+	switch m.Family {
+	case FamilyGBDT:
 		return m.GBDT.Predict(x) // its own link, with the fast path
+	case FamilyInt8:
+		return m.Int8.Predict(x) // the edge runtime's link, the same on every CPU
 	}
 	v := m.Predictor().Margin(x)
 	if m.Objective == hparams.BinaryLogLoss {

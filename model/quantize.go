@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/driftline/driftline/edge"
 	"github.com/driftline/driftline/model/hparams"
 )
 
@@ -186,11 +187,7 @@ func (q *Int8) index(x []float64, dst []uint8) {
 // Margin scores one row: for trees, integer sums of int8 leaves over uint8 comparisons.
 func (q *Int8) Margin(x []float64) float64 {
 	if q.Weights != nil {
-		var s float64
-		for j, w := range q.Weights {
-			s += float64(w) * (x[j] - q.Means[j]) / q.Scales[j]
-		}
-		return q.Intercept + q.Scale*s
+		return edge.LinearMargin(q.Intercept, q.Scale, q.Weights, q.Means, q.Scales, x)
 	}
 	var buf [64]uint8
 	var idx []uint8
@@ -200,12 +197,17 @@ func (q *Int8) Margin(x []float64) float64 {
 		idx = make([]uint8, len(x))
 	}
 	q.index(x, idx)
+	return edge.Finish(q.BaseScore, q.Scale, q.leafSum(idx), false)
+}
+
+// leafSum is the integer sum of the leaves the row's bin indices reach.
+func (q *Int8) leafSum(idx []uint8) int32 {
 	var sum int32
 	for k := range q.Trees {
 		t := &q.Trees[k]
 		sum += int32(t.Leaf[binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.Index, idx)])
 	}
-	return q.BaseScore + q.Scale*float64(sum)
+	return sum
 }
 
 // Predict is the variant's output: the margin, or its sigmoid for binary_logloss.
@@ -217,12 +219,48 @@ func (q *Int8) ExpectedMargin() float64 {
 	return q.Intercept
 }
 
+// The final scaling and the logistic function are the edge runtime's (package edge), so a
+// device's prediction is this one bit for bit whatever its CPU.
 func (q *Int8) Predict(x []float64) float64 {
 	m := q.Margin(x)
 	if q.Objective == hparams.BinaryLogLoss {
-		return sigmoid(m)
+		return edge.Sigmoid(m)
 	}
 	return m
+}
+
+// EdgeBody is the variant in the edge bundle's terms: its features (names, categorical or
+// numeric, thresholds, the contract's range from ranges, NaN where none) and trees or weights.
+func (q *Int8) EdgeBody(features []string, ranges map[string][2]float64) edge.Body {
+	b := edge.Body{Kind: edge.KindTrees, Base: q.BaseScore, Scale: q.Scale}
+	if q.Objective == hparams.BinaryLogLoss {
+		b.Objective = edge.ObjectiveLogistic
+	}
+	for f, name := range features {
+		ft := edge.Feature{Name: name, Min: math.NaN(), Max: math.NaN()}
+		if r, ok := ranges[name]; ok {
+			ft.Min, ft.Max = r[0], r[1]
+		}
+		if q.Bins != nil && q.Bins.Features[f].Categorical {
+			ft.Categorical = true
+		} else if q.Thresholds != nil {
+			ft.Cuts = q.Thresholds[f]
+		}
+		b.Features = append(b.Features, ft)
+	}
+	if q.Weights != nil {
+		b.Kind, b.Base, b.Weights, b.Means, b.Scales = edge.KindLinear, q.Intercept, q.Weights, q.Means, q.Scales
+		return b
+	}
+	for _, t := range q.Trees {
+		et := edge.Tree{Feature: t.Feature, Index: make([]uint16, len(t.Index)), DefaultLeft: t.DefaultLeft, Left: t.Left, Right: t.Right,
+			Leaf: t.Leaf, CatLeft: t.CatLeft}
+		for i, ix := range t.Index {
+			et.Index[i] = uint16(ix)
+		}
+		b.Trees = append(b.Trees, et)
+	}
+	return b
 }
 
 // Explain: exact SHAP values of the variant (the dequantised model it computes).
