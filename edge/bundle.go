@@ -150,13 +150,6 @@ func (r *reader) u8(what string) uint8 {
 	return 0
 }
 
-func (r *reader) u16(what string) uint16 {
-	if s := r.need(2, what); s != nil {
-		return binary.LittleEndian.Uint16(s)
-	}
-	return 0
-}
-
 func (r *reader) u32(what string) uint32 {
 	if s := r.need(4, what); s != nil {
 		return binary.LittleEndian.Uint32(s)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
-	"math"
 	"slices"
 )
 
@@ -191,5 +190,3 @@ func (r *reader) uint(width int, what string) uint64 {
 	copy(b[:], s)
 	return binary.LittleEndian.Uint64(b[:])
 }
-
-func nan() float64 { return math.NaN() }
