@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // Registry registers versions, moves the deployment pointer and records outcomes.
@@ -27,6 +29,9 @@ type Registry struct {
 	Metrics  *Metrics
 	// Temporal reads a run's history (the identity behind a break-glass approval); optional.
 	Temporal client.Client
+	// EdgeKey signs the edge bundle every version with an int8 variant gets (docs/edge.md);
+	// nil: no bundles.
+	EdgeKey ed25519.PrivateKey
 }
 
 // Register turns the staged candidate into an immutable version with full lineage. A retry of
@@ -91,7 +96,26 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 	if err != nil {
 		return pipeline.RegisterResult{}, classify("register", err)
 	}
-	return pipeline.RegisterResult{Version: got.Version, MetadataURI: r.Store.URI(registry.MetadataKey(in.Model, got.Version))}, nil
+	res := pipeline.RegisterResult{Version: got.Version, MetadataURI: r.Store.URI(registry.MetadataKey(in.Model, got.Version))}
+	if len(variants) > 0 && variants[0].Name == "int8" && r.EdgeKey != nil {
+		b, err := r.Registry.IssueEdgeBundle(ctx, in.Model, got.Version, variants[0].Artifact, contractRanges(in.Spec), r.EdgeKey)
+		if err != nil {
+			return res, classify("register: edge bundle", err)
+		}
+		res.EdgeBundleURI = r.Store.URI(b.Key)
+	}
+	return res, nil
+}
+
+// contractRanges are the contract's [min, max] of each column that has both.
+func contractRanges(sp spec.Spec) map[string][2]float64 {
+	out := map[string][2]float64{}
+	for _, c := range sp.Contract.Columns {
+		if c.Min != nil && c.Max != nil {
+			out[c.Name] = [2]float64{*c.Min, *c.Max}
+		}
+	}
+	return out
 }
 
 // SetCanary routes Share of the traffic to Version (or, in shadow mode, scores Share of it

@@ -151,6 +151,9 @@ type RegisterInput struct {
 type RegisterResult struct {
 	Version     int
 	MetadataURI string
+	// EdgeBundleURI is the version's signed edge bundle, when the worker holds the signing key
+	// and the model has an int8 variant.
+	EdgeBundleURI string `json:",omitempty"`
 }
 
 // PolicyInput is the evidence the promotion policy judges.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,9 @@ type Options struct {
 	Slots map[string]int
 	// Namespace is the Temporal namespace, for the task queues' statistics ("" : default).
 	Namespace string
+	// EdgeKey signs the edge bundle of every version with an int8 variant (docs/edge.md);
+	// nil: versions get no bundle.
+	EdgeKey ed25519.PrivateKey
 	// Interceptors are added after Driftline's own (the step timer) on every kind.
 	Interceptors []interceptor.WorkerInterceptor
 	// Register, when set, registers a build's own additions on each kind's worker after
@@ -194,7 +198,7 @@ func pipelineActivities(c client.Client, o Options, r *registry.Registry, m *act
 		&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
 		&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
 		&activities.Monitoring{Store: o.Store, Registry: r, Metrics: mm, Webhook: o.Webhook, Alertmanager: o.Alertmanager, Keys: o.AttestationKeys},
-		&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c},
+		&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c, EdgeKey: o.EdgeKey},
 		&activities.Policy{Store: o.Store, Engine: engine, Audit: audit.Log{Store: o.Store}, Webhook: o.Webhook, Registry: r,
 			Keys: o.AttestationKeys, Temporal: c},
 		&activities.Features{Store: o.Store, Online: o.Online},

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -152,6 +154,18 @@ func TestWorkerConcurrencyIsACount(t *testing.T) {
 	require.True(t, isUsage(err))
 	t.Setenv("DRIFTLINE_WORKER_CONCURRENCY", "many")
 	require.ErrorContains(t, Execute(context.Background(), []string{"worker"}), `--concurrency "many"`, "the variable is read as the flag")
+}
+
+// The edge bundles' signing key is an Ed25519 seed in hex: a missing or malformed file is a
+// usage error naming the flag, before the worker connects anywhere.
+func TestWorkerEdgeSigningKeyIsASeed(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "edge.key")
+	require.NoError(t, os.WriteFile(bad, []byte("not hex\n"), 0o600))
+	for path, want := range map[string]string{bad: "want an Ed25519 seed of 32 bytes in hex", "/nonexistent/edge.key": "--edge-signing-key-file: open"} {
+		err := Execute(context.Background(), []string{"worker", "--edge-signing-key-file", path})
+		require.ErrorContains(t, err, want)
+		require.True(t, isUsage(err), path)
+	}
 }
 
 // --concurrency N gives every kind N; kind=N pairs name some and leave the others their

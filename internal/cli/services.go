@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,6 +98,8 @@ func workerCmd() *cobra.Command {
 	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
 	kindsFlag, concurrencyFlag := workerKindFlags(fs)
+	edgeKeyFile := EnvFlag(fs, "edge-signing-key-file", "DRIFTLINE_EDGE_SIGNING_KEY_FILE", "",
+		"Ed25519 seed (hex) that signs every new version's edge bundle (docs/edge.md); not the API's attestation key; empty: no bundles")
 	memLimit := memoryLimitFlag(fs)
 	deployment := EnvFlag(fs, "deployment", "DRIFTLINE_DEPLOYMENT", "",
 		"Temporal worker deployment this worker is a version of (worker versioning: runs finish on the build that started them; docs/deploying.md); empty: unversioned")
@@ -116,7 +120,7 @@ func workerCmd() *cobra.Command {
 		if err := applyMemoryLimit(cmd, *memLimit); err != nil {
 			return err
 		}
-		labelKey, err := readKeyFile(*labelKeyFile)
+		labelKey, edgeKey, err := workerKeys(cmd, *labelKeyFile, *edgeKeyFile)
 		if err != nil {
 			return err
 		}
@@ -145,22 +149,56 @@ func workerCmd() *cobra.Command {
 		}
 		p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 			AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
-			UpdateAudit: refused, Kinds: kinds, Slots: slots, Namespace: config.Namespace(), Deployment: *deployment, BuildID: build})
+			UpdateAudit: refused, Kinds: kinds, Slots: slots, EdgeKey: edgeKey, Namespace: config.Namespace(), Deployment: *deployment, BuildID: build})
 		if err != nil {
 			return err
 		}
-		version := "unversioned"
-		if *deployment != "" {
-			version = "version " + *deployment + ":" + build
-		}
-		queues := make([]string, len(kinds))
-		for i, k := range kinds {
-			queues[i] = pipeline.QueueOfKind(k)
-		}
-		fmt.Printf("pipeline worker (%s) on task queues %s; metrics on %s/metrics\n", version, strings.Join(queues, ", "), *metrics)
+		announceWorker(*deployment, build, kinds, *metrics)
 		return p.Run(ctx)
 	}
 	return cmd
+}
+
+// announceWorker prints what the worker runs: its version, queues and metrics address.
+func announceWorker(deployment, build string, kinds []string, metrics string) {
+	version := "unversioned"
+	if deployment != "" {
+		version = "version " + deployment + ":" + build
+	}
+	queues := make([]string, len(kinds))
+	for i, k := range kinds {
+		queues[i] = pipeline.QueueOfKind(k)
+	}
+	fmt.Printf("pipeline worker (%s) on task queues %s; metrics on %s/metrics\n", version, strings.Join(queues, ", "), metrics)
+}
+
+// workerKeys reads the label key and the edge bundles' signing key.
+func workerKeys(cmd *cobra.Command, labelKeyFile, edgeKeyFile string) ([]byte, ed25519.PrivateKey, error) {
+	labelKey, err := readKeyFile(labelKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	edgeKey, err := readEdgeKey(edgeKeyFile)
+	if err != nil {
+		return nil, nil, usageError{cmd, err}
+	}
+	return labelKey, edgeKey, nil
+}
+
+// readEdgeKey reads the edge bundles' signing key: an Ed25519 seed, 32 bytes in hex ("": none).
+func readEdgeKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--edge-signing-key-file: %w", err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("--edge-signing-key-file %s: want an Ed25519 seed of %d bytes in hex", path, ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // workerKindFlags are --kinds and --concurrency: which of the pipeline's queues a worker
