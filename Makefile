@@ -175,6 +175,7 @@ bench: $(BIN)/minio $(BIN)/temporal bench-deps
 	bench/fanout.sh
 	bench/duckdb.sh
 	bench/coldstart.sh
+	bench/edge.sh
 	go test -run '^$$' -bench . -benchtime 3x ./drift
 
 clean: down

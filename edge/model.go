@@ -52,15 +52,31 @@ type Model struct {
 	means     []float64
 	scales    []float64
 	roots     []int32     // each tree's first node
-	flags     []uint8     // per node
-	feat      []uint16    // per internal node: the feature
-	index     []uint32    // numeric: the threshold index; categorical: the set's position in cats
-	right     []int32     // per internal node: the right child (the left is the next node)
-	leaf      []int8      // per leaf
+	nodes     []node      // every tree's nodes, tree after tree
 	cats      [][4]uint64 // categorical sets
 	catBins   []bool      // per feature: categorical
 	bodyBytes int
 }
+
+// node is one node as the walk reads it (24 bytes, so a tree's first levels share a few
+// cache lines).
+type node struct {
+	thr   float64 // a numeric node: the threshold a present value goes left at or below
+	right int32   // an internal node: the right child (the left is the next node)
+	aux   uint32  // another internal node: the threshold index, or the category set's position
+	feat  uint16
+	kind  uint8 // kindLeaf, kindNumeric, kindOther
+	flags uint8 // the body's flags
+	leaf  int8
+}
+
+// Node kinds: a leaf; a numeric split on a numeric feature with a threshold (one comparison);
+// any other split (categorical, on a categorical feature, or with no threshold), by bins.
+const (
+	kindLeaf = iota
+	kindNumeric
+	kindOther
+)
 
 // Node flags in the body.
 const (

@@ -50,35 +50,39 @@ func (m *Model) predict(x []float64) float64 {
 // walk follows one tree from its root to a leaf, as the server's int8 variant does over bin
 // indices: a numeric value's bin is 0 when missing, else 1 + the thresholds below it; a node
 // with threshold index k sends bin b left when b <= k, which for a present value is "the
-// k-th threshold is not below it" (thresholds are sorted and distinct), one comparison.
+// value is at most the k-th threshold" (thresholds are sorted and distinct): one comparison.
 func (m *Model) walk(x []float64, i int32) int8 {
 	for {
-		fl := m.flags[i]
-		if fl&flagLeaf != 0 {
-			return m.leaf[i]
-		}
-		f := m.feat[i]
-		v := x[f]
-		var left bool
-		switch {
-		case fl&flagCategorical != 0:
-			b := m.bin(int(f), v)
-			left = m.cats[m.index[i]][b>>6]&(1<<(b&63)) != 0
-		case m.catBins[f]:
-			b := m.bin(int(f), v)
-			left = (b == 0 && fl&flagDefaultLeft != 0) || (b != 0 && uint32(b) <= m.index[i])
-		case v != v:
-			left = fl&flagDefaultLeft != 0
+		nd := &m.nodes[i]
+		switch nd.kind {
+		case kindLeaf:
+			return nd.leaf
+		case kindNumeric:
+			if v := x[nd.feat]; v <= nd.thr || (v != v && nd.flags&flagDefaultLeft != 0) {
+				i++
+			} else {
+				i = nd.right
+			}
 		default:
-			k := m.index[i]
-			left = k >= 1 && !(m.features[f].Cuts[k-1] < v)
-		}
-		if left {
-			i++
-		} else {
-			i = m.right[i]
+			if m.otherLeft(nd, x[nd.feat]) {
+				i++
+			} else {
+				i = nd.right
+			}
 		}
 	}
+}
+
+// otherLeft decides a split that is not a plain numeric one by the value's bin.
+func (m *Model) otherLeft(nd *node, v float64) bool {
+	b := m.bin(int(nd.feat), v)
+	if nd.flags&flagCategorical != 0 {
+		return m.cats[nd.aux][b>>6]&(1<<(b&63)) != 0
+	}
+	if b == 0 {
+		return nd.flags&flagDefaultLeft != 0
+	}
+	return uint32(b) <= nd.aux
 }
 
 // MaxCategories is how many integer categories a categorical feature has (0..253): any other

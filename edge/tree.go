@@ -147,22 +147,20 @@ func (r *reader) f64s(n int, what string) []float64 {
 // ahead of it inside the tree (so a walk always ends at a leaf) and every index is in range.
 func decodeTree(r *reader, m *Model, k int) {
 	n := r.count(fmt.Sprintf("tree %d node count", k), 2)
-	first := int32(len(m.flags))
+	first := int32(len(m.nodes))
 	m.roots = append(m.roots, first)
 	fw, nw, p := featureWidth(len(m.features)), nodeWidth(n), len(m.features)
 	for i := 0; i < n && r.err == nil; i++ {
 		what := fmt.Sprintf("tree %d node %d", k, i)
-		fl := r.u8(what)
-		m.flags = append(m.flags, fl)
-		if fl&flagLeaf != 0 {
-			m.leaf = append(m.leaf, int8(r.u8(what)))
-			m.feat, m.index, m.right = append(m.feat, 0), append(m.index, 0), append(m.right, 0)
+		nd := node{flags: r.u8(what)}
+		if nd.flags&flagLeaf != 0 {
+			nd.kind, nd.leaf = kindLeaf, int8(r.u8(what))
+			m.nodes = append(m.nodes, nd)
 			continue
 		}
-		m.leaf = append(m.leaf, 0)
 		f := int(r.uint(fw, what))
 		var ix uint64
-		if fl&flagCategorical != 0 {
+		if nd.flags&flagCategorical != 0 {
 			var set [4]uint64
 			for w := range set {
 				set[w] = r.u64(what)
@@ -177,11 +175,18 @@ func decodeTree(r *reader, m *Model, k int) {
 		case r.err != nil:
 		case f >= p:
 			r.err = refuse("%s splits on feature %d of %d", what, f, p)
-		case fl&flagCategorical == 0 && ix > uint64(len(m.features[f].Cuts)):
+		case nd.flags&flagCategorical == 0 && ix > uint64(len(m.features[f].Cuts)):
 			r.err = refuse("%s: threshold index %d of %d", what, ix, len(m.features[f].Cuts))
 		case i+1 >= n || right <= i+1 || right >= n:
 			r.err = refuse("%s: children %d and %d outside the tree's %d nodes (preorder)", what, i+1, right, n)
 		}
-		m.feat, m.index, m.right = append(m.feat, uint16(f)), append(m.index, uint32(ix)), append(m.right, first+int32(right))
+		if r.err != nil {
+			return
+		}
+		nd.feat, nd.aux, nd.right, nd.kind = uint16(f), uint32(ix), first+int32(right), kindOther
+		if nd.flags&flagCategorical == 0 && !m.catBins[f] && ix >= 1 {
+			nd.kind, nd.thr = kindNumeric, m.features[f].Cuts[ix-1]
+		}
+		m.nodes = append(m.nodes, nd)
 	}
 }
