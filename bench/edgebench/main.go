@@ -108,7 +108,11 @@ func measure(dir string) {
 
 	x, y := demoRows(40, 54) // two weeks after the training days: the holdout
 	n := len(y)
-	em, loadEdge := loadTimes(func() any { m, err := edge.Load(bundle, edge.Options{Keys: []ed25519.PublicKey{pub}}); check(err); return m })
+	em, loadEdge := loadTimes(func() any {
+		m, err := edge.Load(bundle, edge.Options{Keys: []ed25519.PublicKey{pub}})
+		check(err)
+		return m
+	})
 	lv, loadLeaves := loadTimes(func() any { m, err := leaves.LGEnsembleFromJSON(bytes.NewReader(lgJSON), false); check(err); return m })
 	fmt.Printf("load (median of 20): edge bundle %v, leaves (LightGBM JSON) %v\n", loadEdge, loadLeaves)
 	edgeModel, leavesModel := em.(*edge.Model), lv.(*leaves.Ensemble)
