@@ -24,7 +24,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu cc bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -70,6 +70,10 @@ postgres:
 qemu:
 	@command -v qemu-aarch64-static >/dev/null && command -v qemu-arm-static >/dev/null && command -v qemu-riscv64-static >/dev/null || (apt-get update && apt-get install -y qemu-user-static)
 
+# Debian's gcc: the edge runtime's C99 header is compiled and checked bit for bit (edge/c_test.go).
+cc:
+	@command -v gcc >/dev/null || (apt-get update && apt-get install -y gcc libc6-dev)
+
 # Debian's chromium: the console's browser tests drive it headless (console/browser_test.go).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
@@ -97,7 +101,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
