@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+)
+
+// Handler answers predictions on the device's local port:
+//
+//	POST /predict {"rows": [[...], ...]}  ->  {"predictions": [...], "model": ..., "version": ..., "counter": ...}
+//	                                        (null in a row is a missing value; a null prediction is NaN)
+//	GET  /healthz                          ->  200 when a model is installed, 503 before
+func Handler(s *Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		m := s.Model()
+		if m == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no bundle installed yet"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})
+	})
+	mux.HandleFunc("POST /predict", func(w http.ResponseWriter, r *http.Request) {
+		m := s.Model()
+		if m == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no bundle installed yet"})
+			return
+		}
+		var req struct {
+			Rows [][]*float64 `json:"rows"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+			return
+		}
+		out := make([]*float64, len(req.Rows)) // null: NaN (a missing value reaching a linear model)
+		x := make([]float64, len(m.Features()))
+		for i, row := range req.Rows {
+			if len(row) != len(x) {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("a row of %d values for %d features", len(row), len(x)), "row": i})
+				return
+			}
+			for j, v := range row {
+				x[j] = math.NaN()
+				if v != nil {
+					x[j] = *v
+				}
+			}
+			p, err := m.Predict(x)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "row": i})
+				return
+			}
+			if p == p {
+				out[i] = &p
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"predictions": out, "model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

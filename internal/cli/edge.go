@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/driftline/driftline/edge/agent"
+)
+
+// edgeCmd is the device agent: it follows the bundle its source serves, installs it when it
+// verifies, and answers predictions on a local port (docs/edge.md).
+func edgeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "edge --source URL --keys FILE", Short: "run the device agent: follow a signed edge bundle, serve predictions locally", Args: NoArgs}
+	fs := cmd.Flags()
+	source := EnvFlag(fs, "source", "DRIFTLINE_EDGE_SOURCE", "", "URL of the bundle this device should run (answers ETag / If-None-Match)")
+	keysFile := EnvFlag(fs, "keys", "DRIFTLINE_EDGE_KEYS", "", "file of the registry's bundle-signing public keys, hex, one a line (two during a rotation)")
+	tokenFile := EnvFlag(fs, "token-file", "DRIFTLINE_EDGE_TOKEN_FILE", "", "the device's bearer token for the source (optional)")
+	dir := EnvFlag(fs, "dir", "DRIFTLINE_EDGE_DIR", "/var/lib/driftline-edge", "where the installed and the previous bundle are kept")
+	listen := fs.String("listen", "127.0.0.1:9095", "local address of POST /predict and GET /healthz")
+	poll := fs.Duration("poll", 30*time.Second, "how often the source is asked (a 304 when unchanged; backoff when unreachable)")
+	features := fs.String("features", "", "comma-separated feature order the host program sends; a bundle of another order is refused (empty: any)")
+	_ = fs.SetAnnotation("source", requiredAnnotation, []string{"the bundle's URL"})
+	_ = fs.SetAnnotation("keys", requiredAnnotation, []string{"the trusted public keys"})
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		keys, err := readPublicKeys(*keysFile)
+		if err != nil {
+			return usageError{cmd, err}
+		}
+		if *source == "" {
+			return usageError{cmd, errors.New("--source is required")}
+		}
+		f := &agent.Fetcher{URL: *source}
+		if *tokenFile != "" {
+			tok, err := readKeyFile(*tokenFile)
+			if err != nil {
+				return err
+			}
+			f.Token = string(tok)
+		}
+		s := &agent.Store{Dir: *dir, Keys: keys}
+		if *features != "" {
+			s.Features = strings.Split(*features, ",")
+		}
+		if err := s.Open(); err != nil {
+			return err
+		}
+		return runAgent(cmd.Context(), s, f, *listen, *poll)
+	}
+	return cmd
+}
+
+// runAgent serves the local port and follows the source until ctx is done.
+func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, listen string, poll time.Duration) error {
+	srv := &http.Server{Addr: listen, Handler: agent.Handler(s), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	go agent.Follow(ctx, f, s, poll, func(installed bool, err error) {
+		switch {
+		case err != nil:
+			slog.Warn("bundle not installed; the installed one keeps serving", "err", err)
+		case installed:
+			m := s.Model().Manifest
+			slog.Info("bundle installed", "model", m.Model, "version", m.Version, "counter", m.Counter)
+		}
+	})
+	fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", listen, f.URL)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// readPublicKeys reads Ed25519 public keys, hex, one a line.
+func readPublicKeys(path string) ([]ed25519.PublicKey, error) {
+	if path == "" {
+		return nil, errors.New("--keys is required: the registry's bundle-signing public keys")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--keys: %w", err)
+	}
+	var keys []ed25519.PublicKey
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := hex.DecodeString(line)
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("--keys %s line %d: want an Ed25519 public key of %d bytes in hex", path, i+1, ed25519.PublicKeySize)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--keys %s: no key", path)
+	}
+	return keys, nil
+}
