@@ -112,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models/{model}/status", s.runStatus)
 	mux.HandleFunc("GET /v1/models/{model}/monitor", s.monitorStatus)
 	mux.HandleFunc("GET /v1/models/{model}/versions/{version}", s.version)
+	mux.HandleFunc("GET /v1/models/{model}/edge-bundle", s.edgeBundle)
 	mux.HandleFunc("GET /v1/features/{repo}/services/{service}", s.featureVector)
 	mux.HandleFunc("GET /v1/models/{model}/reports/{run}/{name}", s.report)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)
