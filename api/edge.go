@@ -1,8 +1,14 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -46,4 +52,85 @@ func (s *Server) edgeBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(data)
+}
+
+// ActEdgeReport lets a device upload its log of predictions and labels (the edge role).
+const ActEdgeReport = "edge_report"
+
+// EdgeLogKey is where a device's log segment n is kept: the device is named by a hash of its
+// token's subject (never by anything the device claims).
+func EdgeLogKey(model, subject string, n uint64) string {
+	sum := sha256.Sum256([]byte(subject))
+	return fmt.Sprintf("edge/%s/devices/%s/log/%020d.jsonl", model, hex.EncodeToString(sum[:12]), n)
+}
+
+// edgeLogRecord is one line a device uploads (edge/agent.Record), checked strictly.
+type edgeLogRecord struct {
+	Time       string     `json:"time"`
+	Kind       string     `json:"kind"`
+	ID         string     `json:"id"`
+	Version    int        `json:"version,omitempty"`
+	Inputs     []*float64 `json:"inputs,omitempty"`
+	Prediction *float64   `json:"prediction,omitempty"`
+	Label      *float64   `json:"label,omitempty"`
+}
+
+// edgeLog keeps segment n of the calling device's log, once: the same segment again is
+// accepted (200) and changes nothing, so a device retrying after a lost answer sends nothing
+// twice; different content under a number already kept is refused (409). Every line must be
+// a prediction or a label record; a bad one is refused naming its line.
+func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, ActEdgeReport, r.PathValue("model"))
+	if !ok {
+		return
+	}
+	n, err := strconv.ParseUint(r.PathValue("segment"), 10, 64)
+	if err != nil {
+		c.fail(fmt.Errorf("%w: segment %q is not a number", errBadRequest, clip(r.PathValue("segment"), 24)))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		c.fail(fmt.Errorf("%w: segment body: %v", errBadRequest, err))
+		return
+	}
+	lines := 0
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 4096), maxBody)
+	for sc.Scan() {
+		lines++
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		var rec edgeLogRecord
+		if err := dec.Decode(&rec); err != nil || (rec.Kind != "prediction" && rec.Kind != "label") || rec.ID == "" {
+			c.fail(fmt.Errorf("%w: segment %d line %d: want a prediction or label record with an id (%v)", errBadRequest, n, lines, err))
+			return
+		}
+	}
+	if lines == 0 {
+		c.fail(fmt.Errorf("%w: segment %d is empty", errBadRequest, n))
+		return
+	}
+	key := EdgeLogKey(c.model, c.who.ID, n)
+	created, err := objstore.CreateOnce(r.Context(), s.Registry.Store, key, body, "application/x-ndjson")
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if !created {
+		kept, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, key)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if !bytes.Equal(kept, body) {
+			c.fail(fmt.Errorf("%w: segment %d of this device is kept already with other content", errConflict, n))
+			return
+		}
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	reply(w, code, map[string]any{"segment": n, "records": lines, "created": created})
 }

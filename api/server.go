@@ -113,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models/{model}/monitor", s.monitorStatus)
 	mux.HandleFunc("GET /v1/models/{model}/versions/{version}", s.version)
 	mux.HandleFunc("GET /v1/models/{model}/edge-bundle", s.edgeBundle)
+	mux.HandleFunc("PUT /v1/models/{model}/edge-log/{segment}", s.edgeLog)
 	mux.HandleFunc("GET /v1/features/{repo}/services/{service}", s.featureVector)
 	mux.HandleFunc("GET /v1/models/{model}/reports/{run}/{name}", s.report)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -189,7 +190,7 @@ func TestTheLocalPortAnswers(t *testing.T) {
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(s))
+	srv := httptest.NewServer(Handler(s, nil))
 	defer srv.Close()
 	post := func(body string) (int, map[string]any) {
 		resp, err := http.Post(srv.URL+"/predict", "application/json", bytes.NewBufferString(body))
@@ -218,5 +219,30 @@ func TestTheLocalPortAnswers(t *testing.T) {
 	}
 	if code, _ := post(`{"rowz": []}`); code != http.StatusBadRequest {
 		t.Fatalf("unknown field: %d", code)
+	}
+}
+
+// The log keeps at most MaxSegments closed segments; beyond, records are counted as dropped,
+// not kept; a restart continues the numbering after the segments left on disk.
+func TestTheLogIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SegmentRecords, l.MaxSegments = 2, 3
+	var errs int
+	for i := range 10 {
+		if err := l.Append(Record{Kind: "label", ID: fmt.Sprint(i)}); err != nil {
+			errs++
+		}
+	}
+	segs, _ := l.segments()
+	if len(segs) != 3 || l.Dropped() != 4 || errs != 2 {
+		t.Fatalf("segments %v, dropped %d, errors %d", segs, l.Dropped(), errs)
+	}
+	again, err := OpenLog(dir)
+	if err != nil || again.next != 3 {
+		t.Fatalf("reopened: next %d, %v", again.next, err)
 	}
 }

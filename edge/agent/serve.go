@@ -5,15 +5,38 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"time"
 )
 
 // Handler answers predictions on the device's local port:
 //
-//	POST /predict {"rows": [[...], ...]}  ->  {"predictions": [...], "model": ..., "version": ..., "counter": ...}
+//	POST /predict {"rows": [[...], ...], "ids": [...]}  ->  {"predictions": [...], "model": ..., "version": ..., "counter": ...}
 //	                                        (null in a row is a missing value; a null prediction is NaN)
+//	POST /label {"id": ..., "label": x}    ->  204: the outcome of a prediction, when it is known
 //	GET  /healthz                          ->  200 when a model is installed, 503 before
-func Handler(s *Store) http.Handler {
+//
+// With a log, every prediction with an id and every label is kept for upload (Log).
+func Handler(s *Store, log *Log) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /label", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID    string   `json:"id"`
+			Label *float64 `json:"label"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || req.ID == "" || req.Label == nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("want {\"id\": ..., \"label\": x}: %v", err)})
+			return
+		}
+		if log != nil {
+			if err := log.Append(Record{Time: time.Now().UTC(), Kind: "label", ID: req.ID, Label: req.Label}); err != nil {
+				writeJSON(w, http.StatusInsufficientStorage, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		m := s.Model()
 		if m == nil {
@@ -30,6 +53,7 @@ func Handler(s *Store) http.Handler {
 		}
 		var req struct {
 			Rows [][]*float64 `json:"rows"`
+			IDs  []string     `json:"ids"`
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20))
 		dec.DisallowUnknownFields()
@@ -57,6 +81,10 @@ func Handler(s *Store) http.Handler {
 			}
 			if p == p {
 				out[i] = &p
+			}
+			if log != nil && i < len(req.IDs) && req.IDs[i] != "" {
+				_ = log.Append(Record{Time: time.Now().UTC(), Kind: "prediction", ID: req.IDs[i], Version: m.Manifest.Version,
+					Inputs: req.Rows[i], Prediction: out[i]}) // a full log is counted in Dropped
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"predictions": out, "model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})

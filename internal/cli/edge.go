@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ func edgeCmd() *cobra.Command {
 	listen := fs.String("listen", "127.0.0.1:9095", "local address of POST /predict and GET /healthz")
 	poll := fs.Duration("poll", 30*time.Second, "how often the source is asked (a 304 when unchanged; backoff when unreachable)")
 	features := fs.String("features", "", "comma-separated feature order the host program sends; a bundle of another order is refused (empty: any)")
+	reportURL := EnvFlag(fs, "report-url", "DRIFTLINE_EDGE_REPORT_URL", "", "where the log of predictions (with an id) and labels is uploaded, e.g. the API's /v1/models/<model>/edge-log (empty: kept on disk only)")
 	_ = fs.SetAnnotation("source", requiredAnnotation, []string{"the bundle's URL"})
 	_ = fs.SetAnnotation("keys", requiredAnnotation, []string{"the trusted public keys"})
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -54,14 +56,19 @@ func edgeCmd() *cobra.Command {
 		if err := s.Open(); err != nil {
 			return err
 		}
-		return runAgent(cmd.Context(), s, f, *listen, *poll)
+		log, err := agent.OpenLog(filepath.Join(*dir, "log"))
+		if err != nil {
+			return err
+		}
+		return runAgent(cmd.Context(), s, f, log, *reportURL, *listen, *poll)
 	}
 	return cmd
 }
 
-// runAgent serves the local port and follows the source until ctx is done.
-func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, listen string, poll time.Duration) error {
-	srv := &http.Server{Addr: listen, Handler: agent.Handler(s), ReadHeaderTimeout: 5 * time.Second}
+// runAgent serves the local port, follows the source and uploads the log every poll until
+// ctx is done; then it closes the log's open segment, so nothing logged is lost.
+func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, log *agent.Log, reportURL, listen string, poll time.Duration) error {
+	srv := &http.Server{Addr: listen, Handler: agent.Handler(s, log), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	go agent.Follow(ctx, f, s, poll, func(installed bool, err error) {
@@ -72,6 +79,14 @@ func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, listen stri
 			m := s.Model().Manifest
 			slog.Info("bundle installed", "model", m.Model, "version", m.Version, "counter", m.Counter)
 		}
+		if err := log.Flush(); err != nil {
+			slog.Warn("edge log", "err", err)
+		}
+		if reportURL != "" {
+			if _, err := log.Upload(ctx, reportURL, f.Token, nil); err != nil {
+				slog.Warn("edge log not uploaded; kept for the next try", "err", err)
+			}
+		}
 	})
 	fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", listen, f.URL)
 	select {
@@ -81,7 +96,8 @@ func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, listen stri
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
+	return errors.Join(err, log.Flush())
 }
 
 // readPublicKeys reads Ed25519 public keys, hex, one a line.

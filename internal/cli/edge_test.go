@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,13 @@ func TestTheEdgeAgentServesTheBundleItFollows(t *testing.T) {
 	require.NoError(t, err)
 	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(b) }))
 	defer src.Close()
+	var uploaded atomic.Int32
+	reports := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		uploaded.Add(int32(bytes.Count(body, []byte("\n"))))
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer reports.Close()
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
 	require.NoError(t, os.WriteFile(keys, []byte("# the registry's key\n"+hex.EncodeToString(pub)+"\n"), 0o600))
@@ -44,14 +53,15 @@ func TestTheEdgeAgentServesTheBundleItFollows(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Execute(ctx, []string{"edge", "--source", src.URL, "--keys", keys, "--dir", filepath.Join(dir, "state"), "--listen", addr, "--poll", "50ms"})
+		done <- Execute(ctx, []string{"edge", "--source", src.URL, "--keys", keys, "--dir", filepath.Join(dir, "state"), "--listen", addr, "--poll", "50ms",
+			"--report-url", reports.URL})
 	}()
 	var got struct {
 		Predictions []float64 `json:"predictions"`
 		Version     int       `json:"version"`
 	}
 	require.Eventually(t, func() bool {
-		resp, err := http.Post("http://"+addr+"/predict", "application/json", bytes.NewBufferString(`{"rows": [[2]]}`))
+		resp, err := http.Post("http://"+addr+"/predict", "application/json", bytes.NewBufferString(`{"rows": [[2]], "ids": ["sale-1"]}`))
 		if err != nil {
 			return false
 		}
@@ -60,6 +70,11 @@ func TestTheEdgeAgentServesTheBundleItFollows(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Equal(t, []float64{5}, got.Predictions, "1 + 0.5 * 4 * (2 - 0) / 1")
 	require.Equal(t, 7, got.Version)
+	resp, err := http.Post("http://"+addr+"/label", "application/json", bytes.NewBufferString(`{"id": "sale-1", "label": 4.5}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Eventually(t, func() bool { return uploaded.Load() >= 2 }, 10*time.Second, 20*time.Millisecond, "the prediction and the label are uploaded")
 	cancel()
 	require.NoError(t, <-done)
 	_, err = os.Stat(filepath.Join(dir, "state", "current.bundle"))
