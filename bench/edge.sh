@@ -11,3 +11,8 @@ go build -o "$dir/edgebench" ./bench/edgebench
 "$dir/edgebench" -mode data -dir "$dir"
 /usr/bin/python3 bench/edge_xgb.py "$dir"
 "$dir/edgebench" -mode measure -dir "$dir"
+# The standalone agent's size (stripped, -trimpath) for the device architectures.
+for target in amd64 arm64 arm riscv64; do
+  GOOS=linux GOARCH=$target GOARM=7 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/driftline-edge-$target" ./cmd/driftline-edge
+  printf "agent binary (cmd/driftline-edge), linux/%s: %d bytes\n" "$target" "$(stat -c %s "$dir/driftline-edge-$target")"
+done

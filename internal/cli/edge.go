@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -100,29 +98,14 @@ func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, log *agent.
 	return errors.Join(err, log.Flush())
 }
 
-// readPublicKeys reads Ed25519 public keys, hex, one a line.
+// readPublicKeys reads the trusted keys named by --keys.
 func readPublicKeys(path string) ([]ed25519.PublicKey, error) {
 	if path == "" {
 		return nil, errors.New("--keys is required: the registry's bundle-signing public keys")
 	}
-	raw, err := os.ReadFile(path)
+	keys, err := agent.ReadPublicKeys(path)
 	if err != nil {
 		return nil, fmt.Errorf("--keys: %w", err)
-	}
-	var keys []ed25519.PublicKey
-	for i, line := range strings.Split(string(raw), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, err := hex.DecodeString(line)
-		if err != nil || len(k) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("--keys %s line %d: want an Ed25519 public key of %d bytes in hex", path, i+1, ed25519.PublicKeySize)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("--keys %s: no key", path)
 	}
 	return keys, nil
 }
