@@ -8,8 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -61,21 +59,6 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Addr: *listen, Handler: agent.Handler(s, log), ReadHeaderTimeout: 5 * time.Second}
-	go agent.Follow(ctx, f, s, *poll, func(_ bool, err error) {
-		if err != nil {
-			slog.Warn("bundle not installed; the installed one keeps serving", "err", err)
-		}
-		_ = log.Flush()
-		if *report != "" {
-			if _, err := log.Upload(ctx, *report, f.Token, nil); err != nil {
-				slog.Warn("log kept for the next try", "err", err)
-			}
-		}
-	})
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return log.Flush()
+	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, Listen: *listen, Poll: *poll}
+	return a.Run(ctx)
 }

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -58,44 +55,11 @@ func edgeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runAgent(cmd.Context(), s, f, log, *reportURL, *listen, *poll)
+		a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *reportURL, Listen: *listen, Poll: *poll,
+			Ready: func() { fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", *listen, f.URL) }}
+		return a.Run(cmd.Context())
 	}
 	return cmd
-}
-
-// runAgent serves the local port, follows the source and uploads the log every poll until
-// ctx is done; then it closes the log's open segment, so nothing logged is lost.
-func runAgent(ctx context.Context, s *agent.Store, f *agent.Fetcher, log *agent.Log, reportURL, listen string, poll time.Duration) error {
-	srv := &http.Server{Addr: listen, Handler: agent.Handler(s, log), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	go agent.Follow(ctx, f, s, poll, func(installed bool, err error) {
-		switch {
-		case err != nil:
-			slog.Warn("bundle not installed; the installed one keeps serving", "err", err)
-		case installed:
-			m := s.Model().Manifest
-			slog.Info("bundle installed", "model", m.Model, "version", m.Version, "counter", m.Counter)
-		}
-		if err := log.Flush(); err != nil {
-			slog.Warn("edge log", "err", err)
-		}
-		if reportURL != "" {
-			if _, err := log.Upload(ctx, reportURL, f.Token, nil); err != nil {
-				slog.Warn("edge log not uploaded; kept for the next try", "err", err)
-			}
-		}
-	})
-	fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", listen, f.URL)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	return errors.Join(err, log.Flush())
 }
 
 // readPublicKeys reads the trusted keys named by --keys.
