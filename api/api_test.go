@@ -243,6 +243,8 @@ type fakeRuns struct {
 	acks        []pipeline.ReviewAck
 	materialize []pipeline.MaterializeInput
 	scheduled   []pipeline.RunInput
+	rollouts    []pipeline.FleetRolloutInput
+	stops       []pipeline.FleetStop
 }
 
 func (f *fakeRuns) Start(_ context.Context, in pipeline.RunInput) (string, error) {
@@ -287,6 +289,20 @@ func (f *fakeRuns) Status(_ context.Context, model, runID string) (pipeline.Stat
 }
 func (f *fakeRuns) MonitorStatus(_ context.Context, model string) (pipeline.MonitorStatus, error) {
 	return pipeline.MonitorStatus{Model: model, Windows: 3}, nil
+}
+func (f *fakeRuns) StartFleetRollout(_ context.Context, in pipeline.FleetRolloutInput) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.rollouts = append(f.rollouts, in)
+	return "rollout-run", nil
+}
+func (f *fakeRuns) StopFleetRollout(_ context.Context, _, _ string, stop pipeline.FleetStop) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.stops = append(f.stops, stop)
+	return nil
 }
 func (f *fakeRuns) OpenReview(context.Context, string) (*pipeline.FairnessReview, error) {
 	return f.review, nil

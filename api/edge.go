@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 )
@@ -60,30 +61,34 @@ const ActEdgeReport = "edge_report"
 // EdgeLogKey is where a device's log segment n is kept: the device is named by a hash of its
 // token's subject (never by anything the device claims).
 func EdgeLogKey(model, subject string, n uint64) string {
+	return fmt.Sprintf("edge/%s/devices/%s/log/%020d.jsonl", model, DeviceHash(subject), n)
+}
+
+// DeviceHash names a device in object keys and request ids: the first 12 bytes of the
+// SHA-256 of its token's subject, hex.
+func DeviceHash(subject string) string {
 	sum := sha256.Sum256([]byte(subject))
-	return fmt.Sprintf("edge/%s/devices/%s/log/%020d.jsonl", model, hex.EncodeToString(sum[:12]), n)
+	return hex.EncodeToString(sum[:12])
 }
 
-// edgeLogRecord is one line a device uploads (edge/agent.Record), checked strictly.
-type edgeLogRecord struct {
-	Time       string     `json:"time"`
-	Kind       string     `json:"kind"`
-	ID         string     `json:"id"`
-	Version    int        `json:"version,omitempty"`
-	Inputs     []*float64 `json:"inputs,omitempty"`
-	Prediction *float64   `json:"prediction,omitempty"`
-	Label      *float64   `json:"label,omitempty"`
-}
-
-// edgeLog keeps segment n of the calling device's log, once: the same segment again is
-// accepted (200) and changes nothing, so a device retrying after a lost answer sends nothing
-// twice; different content under a number already kept is refused (409). Every line must be
-// a prediction or a label record; a bad one is refused naming its line.
+// edgeLog keeps segment n of the calling device's log (the model's endpoint, for devices
+// outside a fleet).
 func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.begin(w, r, ActEdgeReport, r.PathValue("model"))
 	if !ok {
 		return
 	}
+	c.keepLog(func(n uint64) string { return EdgeLogKey(c.model, c.who.ID, n) })
+}
+
+// keepLog keeps segment n (the path's {segment}) of the calling device's log at key(n), once:
+// the same segment again is accepted (200) and changes nothing, so a device retrying after a
+// lost answer sends nothing twice; different content under a number already kept is refused
+// (409). Every line must be a prediction or a label record (agent.Record, no other field); a
+// bad one is refused naming its line. An upload is data, as serving's prediction log is:
+// kept create-once under the device's identity, not audited one by one (a refusal is).
+func (c *call) keepLog(key func(n uint64) string) {
+	w, r := c.w, c.r
 	n, err := strconv.ParseUint(r.PathValue("segment"), 10, 64)
 	if err != nil {
 		c.fail(fmt.Errorf("%w: segment %q is not a number", errBadRequest, clip(r.PathValue("segment"), 24)))
@@ -101,7 +106,7 @@ func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 		lines++
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
-		var rec edgeLogRecord
+		var rec agent.Record
 		if err := dec.Decode(&rec); err != nil || (rec.Kind != "prediction" && rec.Kind != "label") || rec.ID == "" {
 			c.fail(fmt.Errorf("%w: segment %d line %d: want a prediction or label record with an id (%v)", errBadRequest, n, lines, err))
 			return
@@ -111,14 +116,13 @@ func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 		c.fail(fmt.Errorf("%w: segment %d is empty", errBadRequest, n))
 		return
 	}
-	key := EdgeLogKey(c.model, c.who.ID, n)
-	created, err := objstore.CreateOnce(r.Context(), s.Registry.Store, key, body, "application/x-ndjson")
+	created, err := objstore.CreateOnce(r.Context(), c.s.Registry.Store, key(n), body, "application/x-ndjson")
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	if !created {
-		kept, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, key)
+		kept, _, err := objstore.ReadAll(r.Context(), c.s.Registry.Store, key(n))
 		if err != nil {
 			c.fail(err)
 			return

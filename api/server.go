@@ -46,6 +46,8 @@ type Runs interface {
 	Status(ctx context.Context, model, runID string) (pipeline.Status, error)
 	// MonitorStatus is the model's monitor status query.
 	MonitorStatus(ctx context.Context, model string) (pipeline.MonitorStatus, error)
+	StartFleetRollout(ctx context.Context, in pipeline.FleetRolloutInput) (runID string, err error)
+	StopFleetRollout(ctx context.Context, model, fleet string, stop pipeline.FleetStop) error
 }
 
 // Server is the control-plane API: the one way to change Driftline's state. Every call is
@@ -114,6 +116,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models/{model}/versions/{version}", s.version)
 	mux.HandleFunc("GET /v1/models/{model}/edge-bundle", s.edgeBundle)
 	mux.HandleFunc("PUT /v1/models/{model}/edge-log/{segment}", s.edgeLog)
+	s.fleetRoutes(mux)
 	mux.HandleFunc("GET /v1/features/{repo}/services/{service}", s.featureVector)
 	mux.HandleFunc("GET /v1/models/{model}/reports/{run}/{name}", s.report)
 	mux.HandleFunc("POST /v1/models/{model}/runs/cancel", s.cancelRun)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/client"
@@ -98,4 +99,18 @@ func (t TemporalRuns) Status(ctx context.Context, model, runID string) (pipeline
 // MonitorStatus implements Runs.
 func (t TemporalRuns) MonitorStatus(ctx context.Context, model string) (pipeline.MonitorStatus, error) {
 	return starter.MonitorStatus(ctx, t.Client, model)
+}
+
+// StartFleetRollout implements Runs.
+func (t TemporalRuns) StartFleetRollout(ctx context.Context, in pipeline.FleetRolloutInput) (string, error) {
+	id, err := starter.StartFleetRollout(ctx, t.Client, in)
+	if errors.Is(err, starter.ErrRolloutUnderWay) {
+		err = fmt.Errorf("%w: %v", errConflict, err)
+	}
+	return id, err
+}
+
+// StopFleetRollout implements Runs.
+func (t TemporalRuns) StopFleetRollout(ctx context.Context, model, fleet string, stop pipeline.FleetStop) error {
+	return starter.StopFleetRollout(ctx, t.Client, model, fleet, stop)
 }

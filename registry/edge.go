@@ -87,25 +87,9 @@ func edgeKind(q *model.Model) string {
 
 // claimCounter is the counter claimed for c already (a retry), or the next free one.
 func (r *Registry) claimCounter(ctx context.Context, m string, c counterClaim) (uint64, error) {
-	objs, err := r.Store.List(ctx, fmt.Sprintf("models/%s/edge/counters/", m))
-	if err != nil {
-		return 0, err
-	}
-	var last uint64
-	for _, o := range objs {
-		n, err := strconv.ParseUint(strings.TrimSuffix(o.Key[strings.LastIndex(o.Key, "/")+1:], ".json"), 10, 64)
-		if err != nil {
-			continue
-		}
-		last = max(last, n)
-		data, _, err := objstore.ReadAll(ctx, r.Store, o.Key)
-		if err != nil {
-			return 0, err
-		}
-		var got counterClaim
-		if json.Unmarshal(data, &got) == nil && got == c {
-			return n, nil
-		}
+	n, found, last, err := r.scanCounters(ctx, m, c)
+	if err != nil || found {
+		return n, err
 	}
 	body, _ := json.Marshal(c)
 	for next := last + 1; ; next++ {
@@ -120,4 +104,34 @@ func (r *Registry) claimCounter(ctx context.Context, m string, c counterClaim) (
 			return 0, err
 		}
 	}
+}
+
+// findCounter is the counter claimed for c, if one is.
+func (r *Registry) findCounter(ctx context.Context, m string, c counterClaim) (uint64, bool, error) {
+	n, found, _, err := r.scanCounters(ctx, m, c)
+	return n, found, err
+}
+
+// scanCounters reads the model's counter claims: the one made for c if any, and the highest.
+func (r *Registry) scanCounters(ctx context.Context, m string, c counterClaim) (n uint64, found bool, last uint64, err error) {
+	objs, err := r.Store.List(ctx, fmt.Sprintf("models/%s/edge/counters/", m))
+	if err != nil {
+		return 0, false, 0, err
+	}
+	for _, o := range objs {
+		k, err := strconv.ParseUint(strings.TrimSuffix(o.Key[strings.LastIndex(o.Key, "/")+1:], ".json"), 10, 64)
+		if err != nil {
+			continue
+		}
+		last = max(last, k)
+		data, _, err := objstore.ReadAll(ctx, r.Store, o.Key)
+		if err != nil {
+			return 0, false, 0, err
+		}
+		var got counterClaim
+		if json.Unmarshal(data, &got) == nil && got == c {
+			return k, true, last, nil
+		}
+	}
+	return 0, false, last, nil
 }

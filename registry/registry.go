@@ -26,6 +26,9 @@ var ErrNotFound = errors.New("not found")
 // the state the change expects.
 var ErrConflict = errors.New("conflict")
 
+// ErrInvalid: the request names or holds something that cannot be (a bad name, an empty set).
+var ErrInvalid = errors.New("invalid")
+
 // Lineage is everything that explains where a version came from.
 type Lineage struct {
 	RunID        string             `json:"run_id"`

@@ -203,6 +203,7 @@ func pipelineActivities(c client.Client, o Options, r *registry.Registry, m *act
 			Keys: o.AttestationKeys, Temporal: c},
 		&activities.Features{Store: o.Store, Online: o.Online},
 		&activities.Canary{Store: o.Store, Registry: r, LabelKey: o.LabelKey},
+		&activities.Fleet{Store: o.Store, Registry: r, EdgeKey: o.EdgeKey},
 	}
 }
 

@@ -15,7 +15,7 @@ type Registrar interface {
 // behaviour each has under worker versioning (docs/deploying.md; ignored by a worker that does
 // not use versioning):
 //
-//   - ContinuousTraining, Canary and Partitions are pinned: a run finishes on the build that
+//   - ContinuousTraining, Canary, Partitions and FleetRollout are pinned: a run finishes on the build that
 //     started it. A run waits days for an approval and then acts on what it decided; its
 //     canary and its batches of partitions run on its build (children on the same task queue
 //     inherit the parent's pinned build). A new build changes only the runs it starts, so
@@ -32,4 +32,5 @@ func Register(w Registrar) {
 	w.RegisterWorkflowWithOptions(MonitorWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MonitorWorkflow, VersioningBehavior: upgrade})
 	w.RegisterWorkflowWithOptions(MaterializeWorkflowFunc, workflow.RegisterOptions{Name: pipeline.MaterializeWorkflow, VersioningBehavior: upgrade})
 	w.RegisterWorkflowWithOptions(PartitionsWorkflowFunc, workflow.RegisterOptions{Name: pipeline.PartitionsWorkflow, VersioningBehavior: pinned})
+	w.RegisterWorkflowWithOptions(FleetRolloutWorkflow, workflow.RegisterOptions{Name: pipeline.FleetWorkflow, VersioningBehavior: pinned})
 }

@@ -26,6 +26,7 @@ func main() {
 }
 
 func run() error {
+	fleet := flag.String("fleet", os.Getenv("DRIFTLINE_EDGE_FLEET"), "URL of the device's fleet on the API (.../v1/models/<model>/fleets/<fleet>): sets -source, -report-url and the status reports")
 	source := flag.String("source", os.Getenv("DRIFTLINE_EDGE_SOURCE"), "URL of the bundle this device should run")
 	keysFile := flag.String("keys", os.Getenv("DRIFTLINE_EDGE_KEYS"), "file of the registry's bundle-signing public keys, hex, one a line")
 	tokenFile := flag.String("token-file", os.Getenv("DRIFTLINE_EDGE_TOKEN_FILE"), "the device's bearer token (optional)")
@@ -34,8 +35,12 @@ func run() error {
 	poll := flag.Duration("poll", 30*time.Second, "how often the source is asked")
 	report := flag.String("report-url", os.Getenv("DRIFTLINE_EDGE_REPORT_URL"), "where the log is uploaded (empty: kept on disk)")
 	flag.Parse()
+	status := ""
+	if *fleet != "" {
+		*source, *report, status = agent.FleetURLs(*fleet)
+	}
 	if *source == "" || *keysFile == "" {
-		return errors.New("-source and -keys are required")
+		return errors.New("-fleet or -source, and -keys, are required")
 	}
 	keys, err := agent.ReadPublicKeys(*keysFile)
 	if err != nil {
@@ -59,6 +64,6 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, Listen: *listen, Poll: *poll}
+	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, StatusURL: status, Listen: *listen, Poll: *poll}
 	return a.Run(ctx)
 }

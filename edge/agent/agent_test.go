@@ -190,7 +190,7 @@ func TestTheLocalPortAnswers(t *testing.T) {
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(s, nil))
+	srv := httptest.NewServer(Handler(s, nil, nil))
 	defer srv.Close()
 	post := func(body string) (int, map[string]any) {
 		resp, err := http.Post(srv.URL+"/predict", "application/json", bytes.NewBufferString(body))
@@ -223,7 +223,9 @@ func TestTheLocalPortAnswers(t *testing.T) {
 }
 
 // The log keeps at most MaxSegments closed segments; beyond, records are counted as dropped,
-// not kept; a restart continues the numbering after the segments left on disk.
+// not kept; a restart continues the numbering after the segments left on disk, and after
+// every segment was uploaded and deleted too (the receiver keeps a number's first content, so
+// a number used again would be refused for ever).
 func TestTheLogIsBounded(t *testing.T) {
 	dir := t.TempDir()
 	l, err := OpenLog(dir)
@@ -244,5 +246,14 @@ func TestTheLogIsBounded(t *testing.T) {
 	again, err := OpenLog(dir)
 	if err != nil || again.next != 3 {
 		t.Fatalf("reopened: next %d, %v", again.next, err)
+	}
+	for _, n := range segs { // what Upload does once the receiver has them
+		if err := os.Remove(filepath.Join(dir, fmt.Sprintf("%020d.jsonl", n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emptied, err := OpenLog(dir)
+	if err != nil || emptied.next != 3 {
+		t.Fatalf("reopened after every segment was uploaded: next %d, %v", emptied.next, err)
 	}
 }

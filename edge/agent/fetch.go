@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,14 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
 	}
 	f.etag = resp.Header.Get("ETag")
 	return data, nil
+}
+
+// FleetURLs are a fleet's endpoints on the control-plane API, from the fleet's URL
+// (https://<api>/v1/models/<model>/fleets/<fleet>): the bundle the device should run, where
+// its log goes, where its status goes.
+func FleetURLs(fleet string) (source, log, status string) {
+	fleet = strings.TrimSuffix(fleet, "/")
+	return fleet + "/bundle", fleet + "/log", fleet + "/status"
 }
 
 // Backoff is the wait after the n-th failure in a row (n >= 1): doubling from base up to

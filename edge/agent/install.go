@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -32,6 +33,7 @@ type Store struct {
 
 	mu      sync.RWMutex
 	model   *edge.Model
+	prev    *edge.Model // the previous bundle's model, when it loads
 	counter uint64
 	highest uint64 // the highest counter ever installed here: nothing older is accepted again
 }
@@ -51,6 +53,11 @@ func (s *Store) Open() error {
 	cur, errCur := s.loadFile(currentFile, 0)
 	if errCur == nil {
 		s.set(cur)
+		if prev, err := s.loadFile(previousFile, 0); err == nil {
+			s.mu.Lock()
+			s.prev = prev
+			s.mu.Unlock()
+		}
 		return nil
 	}
 	if errors.Is(errCur, os.ErrNotExist) {
@@ -97,6 +104,19 @@ func (s *Store) Model() *edge.Model {
 	return s.model
 }
 
+// Paired is the previous bundle's model when it is another version with the same feature
+// order: the agent scores each request with it too, so the fleet's canary compares both
+// versions on the same requests (nil: none).
+func (s *Store) Paired() *edge.Model {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.prev == nil || s.model == nil || s.prev.Manifest.Version == s.model.Manifest.Version ||
+		!slices.Equal(s.prev.Manifest.Features, s.model.Manifest.Features) {
+		return nil
+	}
+	return s.prev
+}
+
 // Counter is the installed bundle's counter (0: none).
 func (s *Store) Counter() uint64 {
 	s.mu.RLock()
@@ -132,7 +152,13 @@ func (s *Store) Install(data []byte) (*edge.Model, error) {
 	if err := s.replace("incoming.bundle", currentFile); err != nil {
 		return nil, err
 	}
+	old := s.Model()
 	s.set(m)
+	if old != nil {
+		s.mu.Lock()
+		s.prev = old
+		s.mu.Unlock()
+	}
 	return m, nil
 }
 
@@ -147,6 +173,9 @@ func (s *Store) RollBack() error {
 		return err
 	}
 	s.set(prev)
+	s.mu.Lock()
+	s.prev = nil
+	s.mu.Unlock()
 	return nil
 }
 

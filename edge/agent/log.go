@@ -24,7 +24,12 @@ type Record struct {
 	Version    int        `json:"version,omitempty"`
 	Inputs     []*float64 `json:"inputs,omitempty"` // null: a missing value
 	Prediction *float64   `json:"prediction,omitempty"`
-	Label      *float64   `json:"label,omitempty"`
+	LatencyUs  int64      `json:"latency_us,omitempty"` // the runtime's time for the prediction
+	// PairedVersion and PairedPrediction are the previous bundle's answer to the same request
+	// (Store.Paired), for the fleet canary's comparison.
+	PairedVersion    int      `json:"paired_version,omitempty"`
+	PairedPrediction *float64 `json:"paired_prediction,omitempty"`
+	Label            *float64 `json:"label,omitempty"`
 }
 
 // Log keeps the device's records on disk until they are uploaded: closed segments of up to
@@ -43,6 +48,10 @@ type Log struct {
 	dropped uint64
 }
 
+// nextFile keeps the number of the next segment: numbers are never used twice, even after
+// every segment was uploaded and deleted (the receiver keeps a number's first content).
+const nextFile = "next-segment"
+
 // OpenLog reads the segments left by an earlier run; records that were in the open segment
 // when the process stopped are lost only if they were never closed (Flush closes it).
 func OpenLog(dir string) (*Log, error) {
@@ -56,6 +65,15 @@ func OpenLog(dir string) (*Log, error) {
 	}
 	if len(segs) > 0 {
 		l.next = segs[len(segs)-1] + 1
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, nextFile)); err == nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", filepath.Join(dir, nextFile), err)
+		}
+		l.next = max(l.next, n)
+	} else if !os.IsNotExist(err) {
+		return nil, err
 	}
 	return l, nil
 }
@@ -115,6 +133,9 @@ func (l *Log) closeLocked() error {
 		return err
 	}
 	if err := os.Rename(filepath.Join(l.Dir, name+".tmp"), filepath.Join(l.Dir, name)); err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(l.Dir, nextFile), []byte(strconv.FormatUint(l.next+1, 10))); err != nil {
 		return err
 	}
 	l.next++

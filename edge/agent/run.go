@@ -1,29 +1,53 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
-// Agent is a device's agent: its installed bundle, its source, its log and where the log goes.
+// Agent is a device's agent: its installed bundle, its source, its log and where the log and
+// its status go.
 type Agent struct {
 	Store     *Store
 	Fetcher   *Fetcher
 	Log       *Log
 	ReportURL string // empty: the log stays on disk
+	// StatusURL receives the agent's Status after every poll (PUT, JSON; empty: none).
+	StatusURL string
 	Listen    string
 	Poll      time.Duration
 	// Ready, when set, is called once the local port listens.
 	Ready func()
+
+	counts  Counts
+	mu      sync.Mutex
+	lastErr string
+}
+
+// Status is what the agent reports about itself: the installed bundle, what it answered,
+// what its log could not keep or has not uploaded yet, and its last failure.
+type Status struct {
+	Version     int    `json:"version"`
+	Counter     uint64 `json:"counter"`
+	Predictions uint64 `json:"predictions"`
+	Labels      uint64 `json:"labels"`
+	Dropped     uint64 `json:"dropped"`
+	Backlog     int    `json:"backlog"`
+	LastError   string `json:"last_error,omitempty"`
 }
 
 // Run serves the local port, follows the source and uploads the log after every poll, until
 // ctx is done; then it closes the log's open segment, so nothing logged is lost.
 func (a *Agent) Run(ctx context.Context) error {
-	srv := &http.Server{Addr: a.Listen, Handler: Handler(a.Store, a.Log), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: a.Listen, Handler: Handler(a.Store, a.Log, &a.counts), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	go Follow(ctx, a.Fetcher, a.Store, a.Poll, a.afterPoll(ctx))
@@ -42,20 +66,81 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) afterPoll(ctx context.Context) func(bool, error) {
 	return func(installed bool, err error) {
+		a.mu.Lock()
+		a.lastErr = "" // this poll's failures only
+		a.mu.Unlock()
 		switch {
 		case err != nil:
+			a.failed(err)
 			slog.Warn("bundle not installed; the installed one keeps serving", "err", err)
 		case installed:
 			m := a.Store.Model().Manifest
 			slog.Info("bundle installed", "model", m.Model, "version", m.Version, "counter", m.Counter)
 		}
 		if err := a.Log.Flush(); err != nil {
+			a.failed(err)
 			slog.Warn("edge log", "err", err)
 		}
 		if a.ReportURL != "" {
 			if _, err := a.Log.Upload(ctx, a.ReportURL, a.Fetcher.Token, nil); err != nil {
+				a.failed(err)
 				slog.Warn("edge log not uploaded; kept for the next try", "err", err)
 			}
 		}
+		if a.StatusURL != "" {
+			if err := a.report(ctx); err != nil {
+				slog.Warn("status not reported", "err", err)
+			}
+		}
 	}
+}
+
+func (a *Agent) failed(err error) {
+	a.mu.Lock()
+	if a.lastErr != "" {
+		a.lastErr += "; "
+	}
+	a.lastErr += err.Error()
+	a.mu.Unlock()
+}
+
+// Status is the agent's status now.
+func (a *Agent) Status() Status {
+	st := Status{Predictions: a.counts.Predictions.Load(), Labels: a.counts.Labels.Load(), Dropped: a.Log.Dropped()}
+	if m := a.Store.Model(); m != nil {
+		st.Version, st.Counter = m.Manifest.Version, m.Manifest.Counter
+	}
+	if segs, err := a.Log.segments(); err == nil {
+		st.Backlog = len(segs)
+	}
+	a.mu.Lock()
+	st.LastError = a.lastErr
+	a.mu.Unlock()
+	return st
+}
+
+func (a *Agent) report(ctx context.Context) error {
+	body, err := json.Marshal(a.Status())
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.StatusURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.Fetcher.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Fetcher.Token)
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("status report: %s: %s", resp.Status, msg)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,8 +16,12 @@ import (
 //	POST /label {"id": ..., "label": x}    ->  204: the outcome of a prediction, when it is known
 //	GET  /healthz                          ->  200 when a model is installed, 503 before
 //
-// With a log, every prediction with an id and every label is kept for upload (Log).
-func Handler(s *Store, log *Log) http.Handler {
+// With a log, every prediction with an id and every label is kept for upload (Log); with
+// counts, both are counted.
+func Handler(s *Store, log *Log, counts *Counts) http.Handler {
+	if counts == nil {
+		counts = &Counts{}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /label", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -29,6 +34,7 @@ func Handler(s *Store, log *Log) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("want {\"id\": ..., \"label\": x}: %v", err)})
 			return
 		}
+		counts.Labels.Add(1)
 		if log != nil {
 			if err := log.Append(Record{Time: time.Now().UTC(), Kind: "label", ID: req.ID, Label: req.Label}); err != nil {
 				writeJSON(w, http.StatusInsufficientStorage, map[string]string{"error": err.Error()})
@@ -63,6 +69,7 @@ func Handler(s *Store, log *Log) http.Handler {
 		}
 		out := make([]*float64, len(req.Rows)) // null: NaN (a missing value reaching a linear model)
 		x := make([]float64, len(m.Features()))
+		paired := s.Paired()
 		for i, row := range req.Rows {
 			if len(row) != len(x) {
 				writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("a row of %d values for %d features", len(row), len(x)), "row": i})
@@ -74,22 +81,42 @@ func Handler(s *Store, log *Log) http.Handler {
 					x[j] = *v
 				}
 			}
+			start := time.Now()
 			p, err := m.Predict(x)
+			took := time.Since(start)
 			if err != nil {
 				writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "row": i})
 				return
 			}
-			if p == p {
-				out[i] = &p
-			}
+			out[i] = finite(p)
+			counts.Predictions.Add(1)
 			if log != nil && i < len(req.IDs) && req.IDs[i] != "" {
-				_ = log.Append(Record{Time: time.Now().UTC(), Kind: "prediction", ID: req.IDs[i], Version: m.Manifest.Version,
-					Inputs: req.Rows[i], Prediction: out[i]}) // a full log is counted in Dropped
+				rec := Record{Time: time.Now().UTC(), Kind: "prediction", ID: req.IDs[i], Version: m.Manifest.Version,
+					Inputs: req.Rows[i], Prediction: out[i], LatencyUs: took.Microseconds()}
+				if paired != nil {
+					if pp, err := paired.Predict(x); err == nil {
+						rec.PairedVersion, rec.PairedPrediction = paired.Manifest.Version, finite(pp)
+					}
+				}
+				_ = log.Append(rec) // a full log is counted in Dropped
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"predictions": out, "model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})
 	})
 	return mux
+}
+
+// Counts are the predictions answered and the labels received since the agent started.
+type Counts struct {
+	Predictions, Labels atomic.Uint64
+}
+
+// finite is p, or nil for NaN (JSON has no NaN).
+func finite(p float64) *float64 {
+	if p != p {
+		return nil
+	}
+	return &p
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

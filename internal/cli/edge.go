@@ -18,6 +18,7 @@ import (
 func edgeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "edge --source URL --keys FILE", Short: "run the device agent: follow a signed edge bundle, serve predictions locally", Args: NoArgs}
 	fs := cmd.Flags()
+	fleet := EnvFlag(fs, "fleet", "DRIFTLINE_EDGE_FLEET", "", "URL of the device's fleet on the API (.../v1/models/<model>/fleets/<fleet>): sets --source and --report-url, and the agent reports its status there")
 	source := EnvFlag(fs, "source", "DRIFTLINE_EDGE_SOURCE", "", "URL of the bundle this device should run (answers ETag / If-None-Match)")
 	keysFile := EnvFlag(fs, "keys", "DRIFTLINE_EDGE_KEYS", "", "file of the registry's bundle-signing public keys, hex, one a line (two during a rotation)")
 	tokenFile := EnvFlag(fs, "token-file", "DRIFTLINE_EDGE_TOKEN_FILE", "", "the device's bearer token for the source (optional)")
@@ -26,15 +27,18 @@ func edgeCmd() *cobra.Command {
 	poll := fs.Duration("poll", 30*time.Second, "how often the source is asked (a 304 when unchanged; backoff when unreachable)")
 	features := fs.String("features", "", "comma-separated feature order the host program sends; a bundle of another order is refused (empty: any)")
 	reportURL := EnvFlag(fs, "report-url", "DRIFTLINE_EDGE_REPORT_URL", "", "where the log of predictions (with an id) and labels is uploaded, e.g. the API's /v1/models/<model>/edge-log (empty: kept on disk only)")
-	_ = fs.SetAnnotation("source", requiredAnnotation, []string{"the bundle's URL"})
 	_ = fs.SetAnnotation("keys", requiredAnnotation, []string{"the trusted public keys"})
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		keys, err := readPublicKeys(*keysFile)
 		if err != nil {
 			return usageError{cmd, err}
 		}
+		status := ""
+		if *fleet != "" {
+			*source, *reportURL, status = agent.FleetURLs(*fleet)
+		}
 		if *source == "" {
-			return usageError{cmd, errors.New("--source is required")}
+			return usageError{cmd, errors.New("--fleet or --source is required")}
 		}
 		f := &agent.Fetcher{URL: *source}
 		if *tokenFile != "" {
@@ -55,7 +59,7 @@ func edgeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *reportURL, Listen: *listen, Poll: *poll,
+		a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *reportURL, StatusURL: status, Listen: *listen, Poll: *poll,
 			Ready: func() { fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", *listen, f.URL) }}
 		return a.Run(cmd.Context())
 	}

@@ -51,7 +51,10 @@ func Binary(t testing.TB, name string) string {
 	return p
 }
 
-// FreePort asks the kernel for a free loopback port.
+// FreePort asks the kernel for a free loopback port. A connection to it is closed from the
+// listening side first, which leaves the port in TIME_WAIT: the kernel does not hand it to
+// another bind to port 0 for a minute (the dev server picks its internal ports that way), yet
+// the process given the port can still listen on it.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,6 +62,12 @@ func FreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		if s, err := l.Accept(); err == nil {
+			s.Close()
+		}
+		defer c.Close()
+	}
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -142,16 +151,28 @@ func StartTemporal(t testing.TB) string {
 }
 
 // startTemporalDev starts the dev server as a restartable service: its state is a database
-// file, so a restart keeps every run.
+// file, so a restart keeps every run. The dev server picks its internal services' ports
+// itself and dies when another process took one meanwhile (a race no free-port choice here
+// can close): it is ready only once its history and matching services answer, and it is
+// started again on other ports when it died on the way (three tries).
 func startTemporalDev(t testing.TB) (string, *Service) {
 	t.Helper()
-	port, httpPort, metrics := FreePort(t), FreePort(t), FreePort(t)
-	svc := NewService(t, "temporal", "", nil, Binary(t, "temporal"), "server", "start-dev", "--headless",
-		"--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics),
-		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
-	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
-	WaitPort(t, hostPort, 60*time.Second)
-	return hostPort, svc
+	for try := 1; ; try++ {
+		port, httpPort, metrics := FreePort(t), FreePort(t), FreePort(t)
+		svc := NewService(t, "temporal", "", nil, Binary(t, "temporal"), "server", "start-dev", "--headless",
+			"--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics),
+			"--db-filename", filepath.Join(t.TempDir(), "temporal.db"), "--log-level", "warn")
+		hostPort := fmt.Sprintf("127.0.0.1:%d", port)
+		err := waitTemporalReady(svc, hostPort, 90*time.Second)
+		if err == nil {
+			return hostPort, svc
+		}
+		svc.Stop()
+		if try == 3 {
+			t.Fatalf("temporal dev server: %v (three tries)", err)
+		}
+		t.Logf("temporal dev server, try %d: %v; starting it again on other ports", try, err)
+	}
 }
 
 // Service is a process a fault campaign can kill and start again: same binary, arguments,
@@ -261,6 +282,9 @@ func BuildDriftline(t testing.TB) string { return buildCommand(t, "driftline") }
 // BuildDriftlineDev builds ./cmd/driftline-dev (driftline with the demo's tools: kafka-dev,
 // produce, datagen, weather, traffic) the same way.
 func BuildDriftlineDev(t testing.TB) string { return buildCommand(t, "driftline-dev") }
+
+// BuildEdgeAgent builds ./cmd/driftline-edge, the standalone device agent.
+func BuildEdgeAgent(t testing.TB) string { return buildCommand(t, "driftline-edge") }
 
 func buildCommand(t testing.TB, name string) string {
 	t.Helper()
