@@ -173,50 +173,52 @@ func (a *Fleet) FleetJudge(ctx context.Context, in pipeline.FleetJudgeInput) (pi
 		Step: in.Step, Share: in.Share, Guardrails: in.Guardrails}), nil
 }
 
-// uploadSlack covers the clocks of the object store and of the devices: a segment written a
-// little before the rollout's start by the store's clock is still read.
+// uploadSlack covers the devices' clocks: a segment whose first record a device stamped a
+// little before the rollout's start, or after the worker's now, is still read.
 const uploadSlack = 2 * time.Minute
 
 // fleetRecords turns the predictions logged since in.Start into prediction-log records, and
-// the labels into a map by request id (the first label of an id counts).
+// the labels into a map by request id (the first label of an id counts). It reads the hours
+// of segments since in.Start (less the slack for the devices' clocks) up to now.
 func (a *Fleet) fleetRecords(ctx context.Context, in pipeline.FleetJudgeInput) ([]predlog.Record, map[string]float64, error) {
-	objs, err := a.Store.List(ctx, registry.FleetDevicesPrefix(in.Model, in.Fleet))
-	if err != nil {
-		return nil, nil, err
-	}
 	start := in.Start.UnixMilli()
 	labels := map[string]float64{}
 	var out []predlog.Record
-	for i, o := range objs {
-		if o.LastModified.Before(in.Start.Add(-uploadSlack)) {
-			continue
-		}
-		if i%100 == 0 {
-			activity.RecordHeartbeat(ctx, i)
-		}
-		device, _, _ := strings.Cut(strings.TrimPrefix(o.Key, registry.FleetDevicesPrefix(in.Model, in.Fleet)), "/")
-		data, _, err := objstore.ReadAll(ctx, a.Store, o.Key)
+	read := 0
+	for h := in.Start.Add(-uploadSlack).Truncate(time.Hour); !h.After(time.Now().Add(uploadSlack)); h = h.Add(time.Hour) {
+		prefix := registry.FleetLogHour(in.Model, in.Fleet, h)
+		objs, err := a.Store.List(ctx, prefix)
 		if err != nil {
 			return nil, nil, err
 		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 4096), 1<<20)
-		for sc.Scan() {
-			var rec agent.Record
-			if json.Unmarshal(sc.Bytes(), &rec) != nil {
-				continue // the API checked every line when it kept the segment
+		for _, o := range objs {
+			if read++; read%100 == 0 {
+				activity.RecordHeartbeat(ctx, read)
 			}
-			id := device + "/" + rec.ID
-			if rec.Kind == "label" && rec.Label != nil {
-				if _, dup := labels[id]; !dup {
-					labels[id] = *rec.Label
+			device, _, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
+			data, _, err := objstore.ReadAll(ctx, a.Store, o.Key)
+			if err != nil {
+				return nil, nil, err
+			}
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			sc.Buffer(make([]byte, 0, 4096), 1<<20)
+			for sc.Scan() {
+				var rec agent.Record
+				if json.Unmarshal(sc.Bytes(), &rec) != nil {
+					continue // the API checked every line when it kept the segment
 				}
-				continue
+				id := device + "/" + rec.ID
+				if rec.Kind == "label" && rec.Label != nil {
+					if _, dup := labels[id]; !dup {
+						labels[id] = *rec.Label
+					}
+					continue
+				}
+				if rec.Kind != "prediction" || rec.Time.UnixMilli() < start {
+					continue
+				}
+				out = appendFleetPrediction(out, in, id, rec)
 			}
-			if rec.Kind != "prediction" || rec.Time.UnixMilli() < start {
-				continue
-			}
-			out = appendFleetPrediction(out, in, id, rec)
 		}
 	}
 	return out, labels, nil

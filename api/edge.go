@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/objstore"
@@ -78,16 +79,17 @@ func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.keepLog(func(n uint64) string { return EdgeLogKey(c.model, c.who.ID, n) })
+	c.keepLog(func(n uint64, _ time.Time) string { return EdgeLogKey(c.model, c.who.ID, n) })
 }
 
-// keepLog keeps segment n (the path's {segment}) of the calling device's log at key(n), once:
+// keepLog keeps segment n (the path's {segment}) of the calling device's log at key(n, the
+// time of its first record), once:
 // the same segment again is accepted (200) and changes nothing, so a device retrying after a
 // lost answer sends nothing twice; different content under a number already kept is refused
 // (409). Every line must be a prediction or a label record (agent.Record, no other field); a
 // bad one is refused naming its line. An upload is data, as serving's prediction log is:
 // kept create-once under the device's identity, not audited one by one (a refusal is).
-func (c *call) keepLog(key func(n uint64) string) {
+func (c *call) keepLog(keyOf func(n uint64, first time.Time) string) {
 	w, r := c.w, c.r
 	n, err := strconv.ParseUint(r.PathValue("segment"), 10, 64)
 	if err != nil {
@@ -100,6 +102,7 @@ func (c *call) keepLog(key func(n uint64) string) {
 		return
 	}
 	lines := 0
+	var first time.Time
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 4096), maxBody)
 	for sc.Scan() {
@@ -111,18 +114,22 @@ func (c *call) keepLog(key func(n uint64) string) {
 			c.fail(fmt.Errorf("%w: segment %d line %d: want a prediction or label record with an id (%v)", errBadRequest, n, lines, err))
 			return
 		}
+		if lines == 1 {
+			first = rec.Time
+		}
 	}
 	if lines == 0 {
 		c.fail(fmt.Errorf("%w: segment %d is empty", errBadRequest, n))
 		return
 	}
-	created, err := objstore.CreateOnce(r.Context(), c.s.Registry.Store, key(n), body, "application/x-ndjson")
+	key := keyOf(n, first)
+	created, err := objstore.CreateOnce(r.Context(), c.s.Registry.Store, key, body, "application/x-ndjson")
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	if !created {
-		kept, _, err := objstore.ReadAll(r.Context(), c.s.Registry.Store, key(n))
+		kept, _, err := objstore.ReadAll(r.Context(), c.s.Registry.Store, key)
 		if err != nil {
 			c.fail(err)
 			return

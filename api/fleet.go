@@ -142,7 +142,7 @@ func (s *Server) getFleet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := FleetView{Fleet: f, Devices: []DeviceStatus{}}
-	objs, err := s.Registry.Store.List(r.Context(), registry.FleetDevicesPrefix(c.model, name))
+	objs, err := s.Registry.Store.List(r.Context(), registry.FleetStatusPrefix(c.model, name))
 	if err != nil {
 		c.fail(err)
 		return
@@ -196,9 +196,7 @@ func (s *Server) fleetLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dev := DeviceHash(c.who.ID)
-	c.keepLog(func(n uint64) string {
-		return fmt.Sprintf("%s%s/log/%020d.jsonl", registry.FleetDevicesPrefix(c.model, f.Name), dev, n)
-	})
+	c.keepLog(func(n uint64, first time.Time) string { return registry.FleetLogKey(c.model, f.Name, dev, first, n) })
 }
 
 // fleetStatus keeps what the device reports about itself (the latest report replaces the
@@ -215,7 +213,7 @@ func (s *Server) fleetStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	st.Device, st.ReportedAt, st.LastError = DeviceHash(c.who.ID), time.Now().UTC(), clip(st.LastError, 512)
 	body, _ := json.Marshal(st)
-	key := registry.FleetDevicesPrefix(c.model, f.Name) + st.Device + "/status.json"
+	key := registry.FleetStatusKey(c.model, f.Name, st.Device)
 	if _, err := s.Registry.Store.Put(r.Context(), key, body, objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		c.fail(err)
 		return

@@ -61,11 +61,28 @@ const (
 // FleetKey is where model m's fleet is kept.
 func FleetKey(m, name string) string { return keys.Model(m) + "fleets/" + name + ".json" }
 
-// FleetDevicesPrefix is where the devices of model m's fleet keep their uploads: under it,
-// <device>/log/<segment>.jsonl and <device>/status.json (<device>: a hash of the device's
-// token subject).
-func FleetDevicesPrefix(m, fleet string) string {
+// FleetStatusKey is where a device of model m's fleet keeps its last status (device: a hash
+// of its token's subject).
+func FleetStatusKey(m, fleet, device string) string {
+	return fmt.Sprintf("edge/%s/fleets/%s/devices/%s/status.json", m, fleet, device)
+}
+
+// FleetStatusPrefix holds every device's status of model m's fleet.
+func FleetStatusPrefix(m, fleet string) string {
 	return fmt.Sprintf("edge/%s/fleets/%s/devices/", m, fleet)
+}
+
+// FleetLogHour is the prefix of the log segments of model m's fleet whose first record was
+// made in hour h (UTC, by the device's clock): a rollout's judge lists only the hours since
+// it began, however long the fleet has run.
+func FleetLogHour(m, fleet string, h time.Time) string {
+	return fmt.Sprintf("edge/%s/fleets/%s/log/%s/", m, fleet, h.UTC().Format("2006-01-02/15"))
+}
+
+// FleetLogKey is where segment n of a device's log is kept, under the hour of its first
+// record: the same segment sent again lands on the same key.
+func FleetLogKey(m, fleet, device string, first time.Time, n uint64) string {
+	return fmt.Sprintf("%s%s/%020d.jsonl", FleetLogHour(m, fleet, first), device, n)
 }
 
 // FleetBundleKey is where a bundle issued again under counter c is kept.

@@ -53,14 +53,19 @@ const fleetDevices = 50
 func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	began := time.Now()
+	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
 	fl := newFleetRig(ctx, t)
+	phase("control plane up")
 	fl.startDevices()
+	phase("devices started")
 	fl.awaitVersions(t, func(int) int { return 1 }, "every device installs v1")
 	stopTraffic := fl.traffic()
 	defer stopTraffic()
 
 	// Rollout of a good v2, one device offline all along.
 	fl.offline.Store(true)
+	phase("every device on v1")
 	fl.promote(2)
 	fl.rollout(2)
 	fl.awaitShare(0.1)
@@ -70,7 +75,9 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 		}
 		return 1
 	}, "step 1: the devices below 10% by hash run v2, the others v1")
+	phase("step 1 ramped")
 	res := fl.result()
+	phase("rollout of v2 done")
 	require.True(t, res.Promoted, "%s", res.Reason)
 	require.Len(t, fl.stepsJudged(res), 2, "both steps judged: %s", res.Reason)
 	fl.awaitVersions(t, func(i int) int {
@@ -88,12 +95,14 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 	fl.awaitVersions(t, func(int) int { return 2 }, "the device that was offline catches up")
 	fl.quiet(0)
 	fl.awaitUploaded(t, 0)
+	phase("the offline device caught up")
 
 	// A bad v3: rolled back at the first step.
 	fl.promote(3)
 	v2Counter := f.Stable.Counter
 	fl.rollout(3)
 	res = fl.result()
+	phase("rollout of v3 done")
 	require.False(t, res.Promoted)
 	require.Contains(t, res.Reason, "live MAE", "the rollback names the breach")
 	f = fl.fleet()
@@ -221,7 +230,7 @@ func (fl *fleetRig) startDevices() {
 		port := stack.FreePort(fl.t)
 		fl.ports = append(fl.ports, port)
 		stack.NewService(fl.t, fl.name(i), "", nil, bin, "-fleet", base+"/v1/models/demand/fleets/stores", "-keys", fl.keys,
-			"-token-file", tok, "-dir", filepath.Join(dir, "state"), "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-poll", "300ms")
+			"-token-file", tok, "-dir", filepath.Join(dir, "state"), "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-poll", "300ms", "-flush", "3s")
 	}
 }
 
@@ -253,7 +262,7 @@ func (fl *fleetRig) awaitVersions(t *testing.T, want func(i int) int, what strin
 	}, 90*time.Second, 300*time.Millisecond, "%s: %v", what, wrong)
 }
 
-// traffic is the host programs: every 400 ms each device answers 8 requests and gets their
+// traffic is the host programs: every 500 ms each device answers 4 requests and gets their
 // labels (x plus noise), until stopped.
 func (fl *fleetRig) traffic() func() {
 	ctx, stop := context.WithCancel(fl.ctx)
@@ -269,7 +278,7 @@ func (fl *fleetRig) traffic() func() {
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(400 * time.Millisecond):
+				case <-time.After(500 * time.Millisecond):
 				}
 			}
 		}()
@@ -278,7 +287,7 @@ func (fl *fleetRig) traffic() func() {
 }
 
 func (fl *fleetRig) send(i, round int, rng *mrand.Rand) {
-	const n = 8
+	const n = 4
 	rows, ids, xs := make([][]float64, n), make([]string, n), make([]float64, n)
 	for k := range n {
 		xs[k] = 10 * rng.Float64()
@@ -362,14 +371,17 @@ func (fl *fleetRig) awaitUploaded(t *testing.T, i int) {
 	want := fl.sent[i]
 	fl.mu.Unlock()
 	require.Positive(t, want)
-	prefix := registry.FleetDevicesPrefix("demand", "stores") + api.DeviceHash(fl.name(i)) + "/log/"
+	dev := "/" + api.DeviceHash(fl.name(i)) + "/"
 	var got, dups int
 	require.Eventually(t, func() bool {
-		objs, err := fl.st.Store.List(fl.ctx, prefix)
+		objs, err := fl.st.Store.List(fl.ctx, "edge/demand/fleets/stores/log/")
 		require.NoError(t, err)
 		seen := map[string]bool{}
 		got, dups = 0, 0
 		for _, o := range objs {
+			if !strings.Contains(o.Key, dev) {
+				continue
+			}
 			data, _, err := objstore.ReadAll(fl.ctx, fl.st.Store, o.Key)
 			require.NoError(t, err)
 			sc := bufio.NewScanner(bytes.NewReader(data))

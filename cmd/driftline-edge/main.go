@@ -33,6 +33,7 @@ func run() error {
 	dir := flag.String("dir", "/var/lib/driftline-edge", "where the bundles and the log are kept")
 	listen := flag.String("listen", "127.0.0.1:9095", "local address of /predict, /label and /healthz")
 	poll := flag.Duration("poll", 30*time.Second, "how often the source is asked")
+	flushEvery := flag.Duration("flush", 0, "upload the log's open segment once its first record is this old (default: -poll); full segments leave at once")
 	report := flag.String("report-url", os.Getenv("DRIFTLINE_EDGE_REPORT_URL"), "where the log is uploaded (empty: kept on disk)")
 	flag.Parse()
 	status := ""
@@ -64,6 +65,6 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, StatusURL: status, Listen: *listen, Poll: *poll}
+	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, StatusURL: status, Listen: *listen, Poll: *poll, FlushEvery: *flushEvery}
 	return a.Run(ctx)
 }

@@ -45,6 +45,7 @@ type Log struct {
 	mu      sync.Mutex
 	next    uint64 // the number of the open segment
 	open    []Record
+	opened  time.Time // when the open segment got its first record
 	dropped uint64
 }
 
@@ -94,6 +95,9 @@ func (l *Log) Append(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	per, _ := l.limits()
+	if len(l.open) == 0 {
+		l.opened = time.Now()
+	}
 	l.open = append(l.open, r)
 	if len(l.open) >= per {
 		return l.closeLocked()
@@ -105,6 +109,17 @@ func (l *Log) Append(r Record) error {
 func (l *Log) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.closeLocked()
+}
+
+// FlushOlder closes the open segment if its first record is older than age: a quiet device's
+// records still leave within age, a busy one's in full segments.
+func (l *Log) FlushOlder(age time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.open) == 0 || time.Since(l.opened) < age {
+		return nil
+	}
 	return l.closeLocked()
 }
 

@@ -24,6 +24,9 @@ type Agent struct {
 	StatusURL string
 	Listen    string
 	Poll      time.Duration
+	// FlushEvery closes the log's open segment for upload once its first record is this old
+	// (default: Poll); full segments leave at once.
+	FlushEvery time.Duration
 	// Ready, when set, is called once the local port listens.
 	Ready func()
 
@@ -77,7 +80,11 @@ func (a *Agent) afterPoll(ctx context.Context) func(bool, error) {
 			m := a.Store.Model().Manifest
 			slog.Info("bundle installed", "model", m.Model, "version", m.Version, "counter", m.Counter)
 		}
-		if err := a.Log.Flush(); err != nil {
+		flush := a.FlushEvery
+		if flush <= 0 {
+			flush = a.Poll
+		}
+		if err := a.Log.FlushOlder(flush); err != nil {
 			a.failed(err)
 			slog.Warn("edge log", "err", err)
 		}
