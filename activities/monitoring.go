@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,6 +115,19 @@ func (m *Monitoring) MonitorWindow(ctx context.Context, in pipeline.MonitorWindo
 		return pipeline.MonitorWindowResult{}, classify("monitor: store the report", err)
 	}
 	res := resultOf(rep, in, lw, win.Version, m.Store.URI(key))
+	if res.Fleets, err = m.fleetDrift(ctx, sp.Model, win.From, win.To, sp.Drift.Config()); err != nil {
+		return pipeline.MonitorWindowResult{}, classify("monitor: the fleets' sketches", err)
+	}
+	if why := fleetsWhy(res.Fleets); why != "" {
+		if !res.Drifted {
+			res.Why = ""
+		}
+		res.Drifted = true
+		res.Why = strings.TrimPrefix(res.Why+"; "+why, "; ")
+		for _, f := range res.Fleets {
+			res.DriftScore = max(res.DriftScore, f.Score)
+		}
+	}
 	m.observe(sp, rep, lw.bad, res)
 	return res, nil
 }

@@ -72,6 +72,27 @@ func DeviceHash(subject string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
+// recordRefusal says why a device's record cannot be kept ("": it can).
+func recordRefusal(rec agent.Record, size int, inputsStay bool, model string) string {
+	switch {
+	case inputsStay && len(rec.Inputs) > 0:
+		return fmt.Sprintf("a record with input values: the spec of %s keeps data on the devices (edge.data_stays_on_device)", model)
+	case rec.Kind == "sketch" && rec.Sketch == nil:
+		return "a sketch record without its sketch"
+	case rec.Kind == "sketch" && size > agent.SketchMaxBytes+256:
+		return fmt.Sprintf("a sketch of %d bytes: at most %d", size, agent.SketchMaxBytes)
+	case rec.Kind != "sketch" && rec.Sketch != nil:
+		return "a sketch in a " + rec.Kind + " record"
+	}
+	return ""
+}
+
+// inputsStay says whether the model's spec keeps data on the devices.
+func (c *call) inputsStay() bool {
+	sp, _, _, err := c.s.Registry.CurrentSpec(c.r.Context(), c.model)
+	return err == nil && sp.Edge.DataStaysOnDevice
+}
+
 // edgeLog keeps segment n of the calling device's log (the model's endpoint, for devices
 // outside a fleet).
 func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +100,7 @@ func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.keepLog(func(n uint64, _ time.Time) string { return EdgeLogKey(c.model, c.who.ID, n) })
+	c.keepLog(func(n uint64, _ time.Time) string { return EdgeLogKey(c.model, c.who.ID, n) }, c.inputsStay())
 }
 
 // keepLog keeps segment n (the path's {segment}) of the calling device's log at key(n, the
@@ -87,9 +108,11 @@ func (s *Server) edgeLog(w http.ResponseWriter, r *http.Request) {
 // the same segment again is accepted (200) and changes nothing, so a device retrying after a
 // lost answer sends nothing twice; different content under a number already kept is refused
 // (409). Every line must be a prediction or a label record (agent.Record, no other field); a
-// bad one is refused naming its line. An upload is data, as serving's prediction log is:
+// bad one is refused naming its line, and so is one with input values when the model's spec
+// keeps data on the devices (edge.data_stays_on_device), or a drift sketch over
+// agent.SketchMaxBytes. An upload is data, as serving's prediction log is:
 // kept create-once under the device's identity, not audited one by one (a refusal is).
-func (c *call) keepLog(keyOf func(n uint64, first time.Time) string) {
+func (c *call) keepLog(keyOf func(n uint64, first time.Time) string, inputsStay bool) {
 	w, r := c.w, c.r
 	n, err := strconv.ParseUint(r.PathValue("segment"), 10, 64)
 	if err != nil {
@@ -110,8 +133,12 @@ func (c *call) keepLog(keyOf func(n uint64, first time.Time) string) {
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
 		var rec agent.Record
-		if err := dec.Decode(&rec); err != nil || (rec.Kind != "prediction" && rec.Kind != "label") || rec.ID == "" {
-			c.fail(fmt.Errorf("%w: segment %d line %d: want a prediction or label record with an id (%v)", errBadRequest, n, lines, err))
+		if err := dec.Decode(&rec); err != nil || (rec.Kind != "prediction" && rec.Kind != "label" && rec.Kind != "sketch") || rec.ID == "" {
+			c.fail(fmt.Errorf("%w: segment %d line %d: want a prediction, label or sketch record with an id (%v)", errBadRequest, n, lines, err))
+			return
+		}
+		if why := recordRefusal(rec, len(sc.Bytes()), inputsStay, c.model); why != "" {
+			c.fail(fmt.Errorf("%w: segment %d line %d: %s", errBadRequest, n, lines, why))
 			return
 		}
 		if lines == 1 {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
@@ -67,6 +68,7 @@ func (s *Server) fleetRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/bundle", s.fleetBundle)
 	mux.HandleFunc("PUT "+p+"/log/{segment}", s.fleetLog)
 	mux.HandleFunc("PUT "+p+"/status", s.fleetStatus)
+	mux.HandleFunc("GET "+p+"/reference", s.fleetReference)
 	mux.HandleFunc("POST "+p+"/rollouts", s.startFleetRollout)
 	mux.HandleFunc("POST "+p+"/rollouts/stop", s.stopFleetRollout)
 }
@@ -180,6 +182,9 @@ func (s *Server) fleetBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	etag := strconv.Quote(obj.ETag)
 	w.Header().Set("ETag", etag)
+	if c.inputsStay() {
+		w.Header().Set(agent.DataHeader, agent.DataSketchesOnly)
+	}
 	w.Header().Set("X-Driftline-Version", strconv.Itoa(rel.Version))
 	w.Header().Set("X-Driftline-Counter", strconv.FormatUint(rel.Counter, 10))
 	if r.Header.Get("If-None-Match") == etag {
@@ -190,13 +195,33 @@ func (s *Server) fleetBundle(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(data)
 }
 
+// fleetReference serves what a device needs to sketch its inputs for a version its fleet
+// runs (registry.SketchReference).
+func (s *Server) fleetReference(w http.ResponseWriter, r *http.Request) {
+	c, f, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(r.URL.Query().Get("version"))
+	if err != nil || (f.Stable == nil || n != f.Stable.Version) && (f.Candidate == nil || n != f.Candidate.Version) {
+		c.fail(fmt.Errorf("%w: version %q: want a version fleet %s runs", errBadRequest, clip(r.URL.Query().Get("version"), 12), f.Name))
+		return
+	}
+	p, err := s.Registry.LoadProfile(r.Context(), c.model, n)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	reply(w, http.StatusOK, registry.SketchReference(p, n))
+}
+
 func (s *Server) fleetLog(w http.ResponseWriter, r *http.Request) {
 	c, f, ok := s.device(w, r)
 	if !ok {
 		return
 	}
 	dev := DeviceHash(c.who.ID)
-	c.keepLog(func(n uint64, first time.Time) string { return registry.FleetLogKey(c.model, f.Name, dev, first, n) })
+	c.keepLog(func(n uint64, first time.Time) string { return registry.FleetLogKey(c.model, f.Name, dev, first, n) }, c.inputsStay())
 }
 
 // fleetStatus keeps what the device reports about itself (the latest report replaces the

@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/edge"
+	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
+	"github.com/driftline/driftline/spec"
 )
 
 // fleetFixture is the API fixture with both versions of demand given a signed bundle.
@@ -175,4 +177,53 @@ func TestFleetRolloutsAreOfProductionAndByPromoters(t *testing.T) {
 	code, out = f.call(t, http.MethodPost, path+"/rollouts/stop", alice, `{"reason": "stores report errors"}`)
 	require.Equal(t, http.StatusOK, code, "%v", out)
 	require.Equal(t, "alice", f.runs.stops[0].By)
+}
+
+// Where the spec keeps data on the devices, a device is told so with its bundle, and a log
+// record with input values is refused naming its line; a sketch is accepted, an oversized
+// one refused; the sketch reference is of a version the fleet runs only.
+func TestDataStaysOnTheDevicesWhereTheSpecSaysSo(t *testing.T) {
+	f, _, _ := fleetFixture(t)
+	ctx := context.Background()
+	_, _, etag, err := f.reg.CurrentSpec(ctx, "demand")
+	require.NoError(t, err)
+	raw := strings.Replace(specYAML(t), "canary:", "edge:\n  data_stays_on_device: true\ncanary:", 1)
+	sp2, err := spec.Parse([]byte(raw))
+	require.NoError(t, err)
+	require.True(t, sp2.Edge.DataStaysOnDevice)
+	_, _, err = f.reg.ApplySpec(ctx, sp2, []byte(raw), etag, "grace", "devices keep their data", nil)
+	require.NoError(t, err)
+	erin := f.idp.token(t, "RS256", "erin", []string{"ml-platform"})
+	code, out := f.call(t, http.MethodPut, "/v1/models/demand/fleets/stores", erin, `{"groups": ["edge-devices"]}`)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	device := f.idp.token(t, "RS256", "store-1", []string{"edge-devices"})
+
+	req, err := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/models/demand/fleets/stores/bundle", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+device)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, agent.DataSketchesOnly, resp.Header.Get(agent.DataHeader))
+
+	put := func(segment int, body string) (int, map[string]any) {
+		return f.call(t, http.MethodPut, fmt.Sprintf("/v1/models/demand/fleets/stores/log/%d", segment), device, body)
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	code, out = put(0, `{"time":"`+now+`","kind":"prediction","id":"a","version":1,"prediction":1}`+"\n"+
+		`{"time":"`+now+`","kind":"prediction","id":"b","version":1,"inputs":[3.5],"prediction":1}`+"\n")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, out["error"], "segment 0 line 2: a record with input values: the spec of demand keeps data on the devices")
+	code, out = put(0, `{"time":"`+now+`","kind":"sketch","id":"s1","version":1,"sketch":{"version":1,"count":2,"counts":[[1,1]],"nulls":[0]}}`+"\n")
+	require.Equal(t, http.StatusCreated, code, "%v", out)
+	big := `{"time":"` + now + `","kind":"sketch","id":"s2","version":1,"sketch":{"version":1,"count":2,"counts":[[` + strings.Repeat("1,", 6000) + `1]],"nulls":[0]}}`
+	code, out = put(1, big+"\n")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, out["error"], "a sketch of")
+
+	code, out = f.call(t, http.MethodGet, "/v1/models/demand/fleets/stores/reference?version=2", device, "")
+	require.Equal(t, http.StatusBadRequest, code, "v2 is not the fleet's: %v", out)
+	code, out = f.call(t, http.MethodGet, "/v1/models/demand/fleets/stores/reference?version=1", device, "")
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.EqualValues(t, 1, out["version"])
 }

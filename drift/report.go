@@ -97,10 +97,19 @@ type Report struct {
 
 // Report computes every feature's statistics and the decision.
 func (w *Window) Report(cfg Config) Report {
-	rep := Report{Config: cfg}
-	ps := make([]float64, len(w.feats))
+	frs := make([]FeatureResult, len(w.feats))
 	for i, f := range w.feats {
-		fr := f.result()
+		frs[i] = f.result()
+	}
+	return decideReport(cfg, frs)
+}
+
+// decideReport corrects the features' p-values for their number, decides each feature and
+// the window.
+func decideReport(cfg Config, frs []FeatureResult) Report {
+	rep := Report{Config: cfg}
+	ps := make([]float64, len(frs))
+	for i, fr := range frs {
 		fr.Critical = slices.Contains(cfg.Critical, fr.Name)
 		rep.Features = append(rep.Features, fr)
 		ps[i] = fr.PValue

@@ -177,6 +177,21 @@ type MonitorWindowResult struct {
 	DisparateImpactHigh float64 `json:"disparate_impact_high"`
 	Problems            int     `json:"problems"`
 	Why                 string  `json:"why"` // the input drift report's reason
+	// Fleets are the model's fleets' input drift, from their devices' sketches of the window:
+	// a drifted fleet makes the window drifted.
+	Fleets []FleetDrift `json:"fleets,omitempty"`
+}
+
+// FleetDrift is one fleet's input drift in a monitoring window.
+type FleetDrift struct {
+	Fleet       string  `json:"fleet"`
+	Version     int     `json:"version"`
+	Sketches    int     `json:"sketches"`
+	Predictions uint64  `json:"predictions"`
+	Skipped     int     `json:"skipped,omitempty"` // sketches of other bins (another version's)
+	Score       float64 `json:"score"`
+	Drifted     bool    `json:"drifted"`
+	Why         string  `json:"why,omitempty"`
 }
 
 // MonitorStatus is what `driftline monitor status` shows.

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/edge"
+	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/spec"
@@ -303,4 +305,22 @@ func (r *Registry) ReissueEdgeBundle(ctx context.Context, m string, n int, purpo
 	_, err = r.Audit.Append(ctx, fmt.Sprintf("edge-bundle/%s/%d/%d", m, n, counter), audit.Record{Actor: "driftline", Action: "edge_bundle",
 		Model: m, Version: n, Reason: purpose, Details: map[string]any{"bundle": r.Store.URI(rel.Bundle), "counter": counter, "key_id": man.KeyID, "bytes": len(sealed)}})
 	return rel, err
+}
+
+// SketchReference is what a device of the model needs to sketch its inputs for version n
+// (agent.Reference): every feature of the version's reference profile in its order, a
+// numeric one with its drift bins' edges thinned (drift.CoarseEdges) so that a sketch of
+// SketchRows predictions stays under agent.SketchMaxBytes; the monitor compares a sketch with
+// the reference over the same edges.
+func SketchReference(p drift.Profile, n int) agent.Reference {
+	ref := agent.Reference{Version: n, Features: make([]agent.ReferenceFeature, len(p.Features))}
+	// A count is at most 5 digits and a comma; each feature has its brackets and its nulls.
+	bins := max(1, ((agent.SketchMaxBytes-512)/max(1, len(p.Features))-10)/6)
+	for i, f := range p.Features {
+		ref.Features[i].Name = f.Name
+		if f.Kind == drift.Numeric && len(f.Props) == len(f.Edges)+1 {
+			ref.Features[i].Edges = drift.CoarseEdges(f.Edges, bins)
+		}
+	}
+	return ref
 }

@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/edge"
+	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
@@ -139,4 +142,37 @@ func fleets(t *testing.T, b objstore.Bucket) {
 		}
 	}
 	require.Equal(t, 2, applied, "the fleet's creation and its change of members")
+}
+
+// The sketch reference thins the bins of a wide model so that a sketch of 10,000 predictions
+// stays under 8 KB, and keeps every bin of a narrow one.
+func TestSketchReferenceFitsTheBudget(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, features := range []int{1, 20, 100, 300} {
+		names, cols := make([]string, features), make([][]float64, features)
+		for i := range features {
+			names[i] = fmt.Sprintf("a_rather_long_feature_name_%03d", i)
+			cols[i] = make([]float64, 2000)
+			for j := range cols[i] {
+				cols[i][j] = rng.NormFloat64()
+			}
+		}
+		p, err := drift.NewProfile(names, cols)
+		require.NoError(t, err)
+		ref := SketchReference(p, 4)
+		if features <= 20 {
+			require.Equal(t, p.Features[0].Edges, ref.Features[0].Edges, "%d features: every bin", features)
+		}
+		s := agent.NewSketcher(ref, names)
+		x := make([]float64, features)
+		for range agent.SketchRows {
+			for i := range x {
+				x[i] = rng.NormFloat64()
+			}
+			s.Add(x)
+		}
+		raw, err := json.Marshal(agent.Record{Time: time.Now(), Kind: "sketch", ID: "sketch-1", Version: 4, Sketch: s.Take(time.Hour)})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(raw), agent.SketchMaxBytes, "%d features", features)
+	}
 }

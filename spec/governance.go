@@ -12,8 +12,8 @@ import (
 
 // Governance is the part of a spec that decides whether a model may reach production and how:
 // the quality gates, fairness floors, the approval rule, the canary's guardrails, when the int8
-// variant may serve, where training runs (an external trainer's task queue) and which columns
-// hold personal data. A data scientist tunes everything else (features, trainer parameters,
+// variant may serve, where training runs (an external trainer's task queue), which columns
+// hold personal data and whether the devices' inputs stay on them. A data scientist tunes everything else (features, trainer parameters,
 // drift settings, the window, monitoring); changing any of these needs the change_governance
 // action, held by another role (docs/governance.md).
 type Governance struct {
@@ -26,12 +26,13 @@ type Governance struct {
 	PII          map[string]bool `json:"pii,omitempty"`
 	Protected    []string        `json:"protected_attributes,omitempty"`
 	TargetRange  [2]*float64     `json:"target_range"`
+	Edge         Edge            `json:"edge"`
 }
 
 // Governance extracts the governed fields of the spec.
 func (s Spec) Governance() Governance {
 	g := Governance{Evaluation: s.Evaluation, Fairness: s.Fairness, Approval: s.Approval, Canary: s.Canary,
-		Quantization: s.Quantization, TrainerQueue: s.Trainer.TaskQueue}
+		Quantization: s.Quantization, TrainerQueue: s.Trainer.TaskQueue, Edge: s.Edge}
 	g.Approval.Approvers = slices.Clone(g.Approval.Approvers)
 	slices.Sort(g.Approval.Approvers)
 	for _, c := range s.Contract.Columns {

@@ -45,8 +45,17 @@ type Spec struct {
 	Canary       Canary       `yaml:"canary" json:"canary"`
 	// Monitoring: the monitor that watches the live model between runs (docs/monitoring.md).
 	Monitoring Monitoring `yaml:"monitoring" json:"monitoring"`
+	// Edge: what the model's devices may send back (docs/edge.md).
+	Edge Edge `yaml:"edge,omitempty" json:"edge,omitzero"`
 	// Hash is the SHA-256 of the YAML the spec was read from (set by Parse, for lineage).
 	Hash string `yaml:"-" json:"hash"`
+}
+
+// Edge governs the model's fleets of devices.
+type Edge struct {
+	// DataStaysOnDevice: devices upload no input values, only their answers, the labels and
+	// drift sketches (per-feature bin counts); the API refuses a log record with inputs.
+	DataStaysOnDevice bool `yaml:"data_stays_on_device" json:"data_stays_on_device,omitempty"`
 }
 
 // Dataset says where the training data lives and how a window of it is chosen.

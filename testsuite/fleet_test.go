@@ -37,6 +37,7 @@ import (
 	"github.com/driftline/driftline/policies"
 	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
+	"github.com/driftline/driftline/starter"
 	"github.com/driftline/driftline/worker"
 )
 
@@ -110,6 +111,24 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 	require.Greater(t, f.Stable.Counter, v2Counter, "v2 signed again above v3's counter")
 	fl.awaitVersions(t, func(int) int { return 2 }, "every device back on v2")
 	fl.auditHas(t, registry.TransFleetApply, registry.TransFleetBegin, registry.TransFleetShare, registry.TransFleetPromote, registry.TransFleetRollback)
+
+	// The stores' inputs move (x in [13, 23] where training saw [0, 10]): the devices' drift
+	// sketches show it, and the monitor starts the loop.
+	fl.shift.Store(13)
+	_, err := starter.StartMonitor(ctx, fl.c, pipeline.MonitorInput{Spec: fl.spec, RequestedBy: "fleet-test"})
+	require.NoError(t, err)
+	var st pipeline.MonitorStatus
+	require.Eventually(t, func() bool {
+		st, _ = starter.MonitorStatus(ctx, fl.c, "demand")
+		return len(st.Runs) > 0
+	}, 2*time.Minute, time.Second, "the monitor starts the loop on the fleet's drift: %+v", st.Last)
+	phase("the monitor started the loop on the fleet's drift")
+	require.True(t, st.Runs[0].Started)
+	require.Contains(t, st.Runs[0].Reason, "fleet stores (v2")
+	require.NotEmpty(t, st.Last.Fleets)
+	require.True(t, st.Last.Fleets[0].Drifted)
+	require.Positive(t, st.Last.Fleets[0].Predictions)
+	fl.noInputsUploaded(t)
 }
 
 // fleetRig is the test's control plane (Temporal's dev server, MinIO, a pipeline worker
@@ -129,6 +148,8 @@ type fleetRig struct {
 	mu      sync.Mutex
 	sent    map[int]int // records (predictions and labels) sent to each device
 	paused  sync.Map    // devices the traffic leaves alone
+	shift   atomic.Int64 // added to every input
+	spec    spec.Spec
 }
 
 func newFleetRig(ctx context.Context, t *testing.T) *fleetRig {
@@ -140,7 +161,14 @@ func newFleetRig(ctx context.Context, t *testing.T) *fleetRig {
 	fl.keys = filepath.Join(t.TempDir(), "edge.pub")
 	require.NoError(t, os.WriteFile(fl.keys, []byte(hex.EncodeToString(pub)+"\n"), 0o600))
 
-	// v1, v2 (as good) and v3 (50 off): linear models of x, each with its signed bundle.
+	// v1, v2 (as good) and v3 (50 off): linear models of x, each with its signed bundle and
+	// the reference profile of x in [0, 10].
+	sample := make([]float64, 2000)
+	for i := range sample {
+		sample[i] = 10 * float64(i) / float64(len(sample))
+	}
+	prof, err := drift.NewProfile([]string{"x"}, [][]float64{sample})
+	require.NoError(t, err)
 	for n, intercept := range []float64{0, 0.01, 50} {
 		m := &model.Model{Family: "linear", Objective: hparams.SquaredError, Features: []string{"x"}, Inputs: model.NumericInputs([]string{"x"}),
 			Linear: &model.Linear{Intercept: intercept, Coef: []float64{1}, Means: []float64{0}, Scales: []float64{1}}}
@@ -150,17 +178,21 @@ func newFleetRig(ctx context.Context, t *testing.T) *fleetRig {
 		require.NoError(t, err)
 		qa, err := q.Marshal()
 		require.NoError(t, err)
-		_, err = fl.reg.Register(ctx, registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: fmt.Sprint("run-", n+1), CreatedBy: "dave"}}, art, drift.Profile{}, nil)
+		_, err = fl.reg.Register(ctx, registry.Version{Model: "demand", Lineage: registry.Lineage{RunID: fmt.Sprint("run-", n+1), CreatedBy: "dave"}}, art, prof, nil)
 		require.NoError(t, err)
 		_, err = fl.reg.IssueEdgeBundle(ctx, "demand", n+1, qa, nil, key)
 		require.NoError(t, err)
 	}
 	fl.promote(1)
-	// The guardrails are the registered spec's: fast bakes, few labels, for a test.
+	// The guardrails are the registered spec's: fast bakes, few labels, for a test; the
+	// devices' inputs stay on them; the monitor looks every 10 s, one drifted window is enough.
 	sp, err := spec.Load(st.Root + "/examples/demand.yaml")
 	require.NoError(t, err)
 	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes, sp.Canary.MinLabels = []float64{0.1, 0.5}, 4*time.Second, 8, 40
+	sp.Edge.DataStaysOnDevice = true
+	sp.Monitoring.Interval.Duration, sp.Monitoring.Settle.Duration, sp.Monitoring.DriftWindows = 10*time.Second, time.Second, 1
 	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
+	fl.spec = sp
 
 	rbac, err := policies.LoadRBAC(st.Root + "/examples/rbac.yaml")
 	require.NoError(t, err)
@@ -230,7 +262,7 @@ func (fl *fleetRig) startDevices() {
 		port := stack.FreePort(fl.t)
 		fl.ports = append(fl.ports, port)
 		stack.NewService(fl.t, fl.name(i), "", nil, bin, "-fleet", base+"/v1/models/demand/fleets/stores", "-keys", fl.keys,
-			"-token-file", tok, "-dir", filepath.Join(dir, "state"), "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-poll", "300ms", "-flush", "3s")
+			"-token-file", tok, "-dir", filepath.Join(dir, "state"), "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-poll", "300ms", "-flush", "3s", "-sketch-every", "2s")
 	}
 }
 
@@ -290,7 +322,7 @@ func (fl *fleetRig) send(i, round int, rng *mrand.Rand) {
 	const n = 4
 	rows, ids, xs := make([][]float64, n), make([]string, n), make([]float64, n)
 	for k := range n {
-		xs[k] = 10 * rng.Float64()
+		xs[k] = 10*rng.Float64() + float64(fl.shift.Load())
 		rows[k], ids[k] = []float64{xs[k]}, fmt.Sprintf("r%d-%d", round, k)
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", fl.ports[i])
@@ -388,6 +420,9 @@ func (fl *fleetRig) awaitUploaded(t *testing.T, i int) {
 			for sc.Scan() {
 				var rec agent.Record
 				require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+				if rec.Kind == "sketch" {
+					continue
+				}
 				k := rec.Kind + "/" + rec.ID
 				if seen[k] {
 					dups++
@@ -397,8 +432,31 @@ func (fl *fleetRig) awaitUploaded(t *testing.T, i int) {
 			}
 		}
 		return got == want
-	}, time.Minute, 300*time.Millisecond, "device %d: %d records uploaded of %d sent", i, got, want)
+	}, time.Minute, 300*time.Millisecond, "device %d: its records sent were not all uploaded", i)
+	t.Logf("device %d: %d records uploaded of %d sent", i, got, want)
 	require.Zero(t, dups, "no record uploaded twice")
+}
+
+// noInputsUploaded checks that the devices kept their inputs: the spec says data stays on
+// them (the API would refuse a record with inputs, and the agents send none).
+func (fl *fleetRig) noInputsUploaded(t *testing.T) {
+	objs, err := fl.st.Store.List(fl.ctx, "edge/demand/fleets/stores/log/")
+	require.NoError(t, err)
+	sketches := 0
+	for _, o := range objs {
+		data, _, err := objstore.ReadAll(fl.ctx, fl.st.Store, o.Key)
+		require.NoError(t, err)
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			var rec agent.Record
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+			require.Empty(t, rec.Inputs, "%s: %s", o.Key, sc.Text())
+			if rec.Kind == "sketch" {
+				sketches++
+			}
+		}
+	}
+	require.Positive(t, sketches)
 }
 
 func (fl *fleetRig) auditHas(t *testing.T, actions ...registry.Transition) {

@@ -34,11 +34,12 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:9095", "local address of /predict, /label and /healthz")
 	poll := flag.Duration("poll", 30*time.Second, "how often the source is asked")
 	flushEvery := flag.Duration("flush", 0, "upload the log's open segment once its first record is this old (default: -poll); full segments leave at once")
+	sketchEvery := flag.Duration("sketch-every", time.Hour, "close a drift sketch of the inputs this often (or every 10,000 predictions)")
 	report := flag.String("report-url", os.Getenv("DRIFTLINE_EDGE_REPORT_URL"), "where the log is uploaded (empty: kept on disk)")
 	flag.Parse()
-	status := ""
+	status, reference := "", ""
 	if *fleet != "" {
-		*source, *report, status = agent.FleetURLs(*fleet)
+		*source, *report, status, reference = agent.FleetURLs(*fleet)
 	}
 	if *source == "" || *keysFile == "" {
 		return errors.New("-fleet or -source, and -keys, are required")
@@ -65,6 +66,6 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, StatusURL: status, Listen: *listen, Poll: *poll, FlushEvery: *flushEvery}
+	a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *report, StatusURL: status, ReferenceURL: reference, SketchEvery: *sketchEvery, Listen: *listen, Poll: *poll, FlushEvery: *flushEvery}
 	return a.Run(ctx)
 }

@@ -7,7 +7,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
+)
+
+// DataHeader, on a bundle's answer, says what the device may send back: DataSketchesOnly
+// when the model's spec keeps data on the devices (no input values leave; drift sketches do).
+const (
+	DataHeader       = "X-Driftline-Data"
+	DataSketchesOnly = "sketches-only"
 )
 
 // Fetcher asks a source (the control-plane API, or any HTTP server holding the fleet's bundle)
@@ -19,7 +27,12 @@ type Fetcher struct {
 	// MaxBytes bounds a bundle's size (default 64 MiB).
 	MaxBytes int64
 	etag     string
+	// sketchesOnly is the last answer's DataHeader (set on 200 and 304 alike).
+	sketchesOnly atomic.Bool
 }
+
+// SketchesOnly says whether the source's last answer kept the inputs on the device.
+func (f *Fetcher) SketchesOnly() bool { return f.sketchesOnly.Load() }
 
 // Fetch returns a new bundle, or nil when the source says it is unchanged.
 func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
@@ -42,6 +55,9 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotModified {
+		f.sketchesOnly.Store(resp.Header.Get(DataHeader) == DataSketchesOnly)
+	}
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		return nil, nil
@@ -67,10 +83,10 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
 
 // FleetURLs are a fleet's endpoints on the control-plane API, from the fleet's URL
 // (https://<api>/v1/models/<model>/fleets/<fleet>): the bundle the device should run, where
-// its log goes, where its status goes.
-func FleetURLs(fleet string) (source, log, status string) {
+// its log goes, where its status goes, where the sketch reference of a version is.
+func FleetURLs(fleet string) (source, log, status, reference string) {
 	fleet = strings.TrimSuffix(fleet, "/")
-	return fleet + "/bundle", fleet + "/log", fleet + "/status"
+	return fleet + "/bundle", fleet + "/log", fleet + "/status", fleet + "/reference"
 }
 
 // Backoff is the wait after the n-th failure in a row (n >= 1): doubling from base up to

@@ -19,7 +19,7 @@ import (
 // Record is one line of the device's log: a prediction it made, or a label for one.
 type Record struct {
 	Time       time.Time  `json:"time"`
-	Kind       string     `json:"kind"` // prediction or label
+	Kind       string     `json:"kind"` // prediction, label or sketch
 	ID         string     `json:"id"`   // the host program's id of the prediction (a label names it)
 	Version    int        `json:"version,omitempty"`
 	Inputs     []*float64 `json:"inputs,omitempty"` // null: a missing value
@@ -30,6 +30,7 @@ type Record struct {
 	PairedVersion    int      `json:"paired_version,omitempty"`
 	PairedPrediction *float64 `json:"paired_prediction,omitempty"`
 	Label            *float64 `json:"label,omitempty"`
+	Sketch           *Sketch  `json:"sketch,omitempty"` // kind sketch: the inputs' drift sketch
 }
 
 // Log keeps the device's records on disk until they are uploaded: closed segments of up to

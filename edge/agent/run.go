@@ -27,10 +27,15 @@ type Agent struct {
 	// FlushEvery closes the log's open segment for upload once its first record is this old
 	// (default: Poll); full segments leave at once.
 	FlushEvery time.Duration
+	// ReferenceURL serves the sketch reference of a version (the fleet's .../reference; empty:
+	// no sketches). SketchEvery closes a sketch of fewer than SketchRows predictions once it
+	// is this old (default 1 hour).
+	ReferenceURL string
+	SketchEvery  time.Duration
 	// Ready, when set, is called once the local port listens.
 	Ready func()
 
-	counts  Counts
+	counts  State
 	mu      sync.Mutex
 	lastErr string
 }
@@ -50,6 +55,7 @@ type Status struct {
 // Run serves the local port, follows the source and uploads the log after every poll, until
 // ctx is done; then it closes the log's open segment, so nothing logged is lost.
 func (a *Agent) Run(ctx context.Context) error {
+	a.counts.inputsStay = a.Fetcher.SketchesOnly
 	srv := &http.Server{Addr: a.Listen, Handler: Handler(a.Store, a.Log, &a.counts), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -94,11 +100,42 @@ func (a *Agent) afterPoll(ctx context.Context) func(bool, error) {
 				slog.Warn("edge log not uploaded; kept for the next try", "err", err)
 			}
 		}
+		a.sketch(ctx)
 		if a.StatusURL != "" {
 			if err := a.report(ctx); err != nil {
 				slog.Warn("status not reported", "err", err)
 			}
 		}
+	}
+}
+
+// sketch keeps the installed version's sketcher (fetching its reference when the version
+// changed) and puts a finished sketch in the log.
+func (a *Agent) sketch(ctx context.Context) {
+	m := a.Store.Model()
+	if a.ReferenceURL == "" || m == nil {
+		return
+	}
+	sk := a.counts.Sketcher.Load()
+	if sk != nil {
+		every := a.SketchEvery
+		if every <= 0 {
+			every = time.Hour
+		}
+		if s := sk.Take(every); s != nil {
+			rec := Record{Time: s.To, Kind: "sketch", ID: fmt.Sprintf("sketch-%d", s.To.UnixNano()), Version: s.Version, Sketch: s}
+			if err := a.Log.Append(rec); err != nil {
+				a.failed(err)
+			}
+		}
+	}
+	if sk == nil || sk.Version() != m.Manifest.Version {
+		ref, err := FetchReference(ctx, a.ReferenceURL, a.Fetcher.Token, m.Manifest.Version)
+		if err != nil {
+			a.failed(err)
+			return
+		}
+		a.counts.Sketcher.Store(NewSketcher(ref, m.Manifest.Features))
 	}
 }
 

@@ -16,11 +16,12 @@ import (
 //	POST /label {"id": ..., "label": x}    ->  204: the outcome of a prediction, when it is known
 //	GET  /healthz                          ->  200 when a model is installed, 503 before
 //
-// With a log, every prediction with an id and every label is kept for upload (Log); with
-// counts, both are counted.
-func Handler(s *Store, log *Log, counts *Counts) http.Handler {
+// With a log, every prediction with an id and every label is kept for upload (Log); the
+// state counts both, sketches the inputs of the installed version when it has a sketcher for
+// it, and keeps the inputs out of the log when they must stay on the device.
+func Handler(s *Store, log *Log, counts *State) http.Handler {
 	if counts == nil {
-		counts = &Counts{}
+		counts = &State{}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /label", func(w http.ResponseWriter, r *http.Request) {
@@ -90,9 +91,15 @@ func Handler(s *Store, log *Log, counts *Counts) http.Handler {
 			}
 			out[i] = finite(p)
 			counts.Predictions.Add(1)
+			if sk := counts.Sketcher.Load(); sk != nil && sk.Version() == m.Manifest.Version {
+				sk.Add(x)
+			}
 			if log != nil && i < len(req.IDs) && req.IDs[i] != "" {
 				rec := Record{Time: time.Now().UTC(), Kind: "prediction", ID: req.IDs[i], Version: m.Manifest.Version,
 					Inputs: req.Rows[i], Prediction: out[i], LatencyUs: took.Microseconds()}
+				if counts.inputsStay != nil && counts.inputsStay() {
+					rec.Inputs = nil
+				}
 				if paired != nil {
 					if pp, err := paired.Predict(x); err == nil {
 						rec.PairedVersion, rec.PairedPrediction = paired.Manifest.Version, finite(pp)
@@ -106,9 +113,15 @@ func Handler(s *Store, log *Log, counts *Counts) http.Handler {
 	return mux
 }
 
-// Counts are the predictions answered and the labels received since the agent started.
-type Counts struct {
+// State is what the agent's local port shares with the rest of the agent: the predictions
+// answered and the labels received since it started, the sketcher of the installed version's
+// inputs (nil: none), and whether the inputs must stay on the device.
+type State struct {
 	Predictions, Labels atomic.Uint64
+	Sketcher            atomic.Pointer[Sketcher]
+	// inputsStay reads the source's last answer (Fetcher.SketchesOnly), which arrives with
+	// the bundle: no prediction is logged with inputs before it is known.
+	inputsStay func() bool
 }
 
 // finite is p, or nil for NaN (JSON has no NaN).

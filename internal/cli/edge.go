@@ -26,6 +26,7 @@ func edgeCmd() *cobra.Command {
 	listen := fs.String("listen", "127.0.0.1:9095", "local address of POST /predict and GET /healthz")
 	poll := fs.Duration("poll", 30*time.Second, "how often the source is asked (a 304 when unchanged; backoff when unreachable)")
 	flushEvery := fs.Duration("flush", 0, "upload the log's open segment once its first record is this old (default: --poll); full segments leave at once")
+	sketchEvery := fs.Duration("sketch-every", time.Hour, "close a drift sketch of the inputs this often (or every 10,000 predictions)")
 	features := fs.String("features", "", "comma-separated feature order the host program sends; a bundle of another order is refused (empty: any)")
 	reportURL := EnvFlag(fs, "report-url", "DRIFTLINE_EDGE_REPORT_URL", "", "where the log of predictions (with an id) and labels is uploaded, e.g. the API's /v1/models/<model>/edge-log (empty: kept on disk only)")
 	_ = fs.SetAnnotation("keys", requiredAnnotation, []string{"the trusted public keys"})
@@ -34,9 +35,9 @@ func edgeCmd() *cobra.Command {
 		if err != nil {
 			return usageError{cmd, err}
 		}
-		status := ""
+		status, reference := "", ""
 		if *fleet != "" {
-			*source, *reportURL, status = agent.FleetURLs(*fleet)
+			*source, *reportURL, status, reference = agent.FleetURLs(*fleet)
 		}
 		if *source == "" {
 			return usageError{cmd, errors.New("--fleet or --source is required")}
@@ -60,7 +61,7 @@ func edgeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *reportURL, StatusURL: status, Listen: *listen, Poll: *poll, FlushEvery: *flushEvery,
+		a := &agent.Agent{Store: s, Fetcher: f, Log: log, ReportURL: *reportURL, StatusURL: status, ReferenceURL: reference, SketchEvery: *sketchEvery, Listen: *listen, Poll: *poll, FlushEvery: *flushEvery,
 			Ready: func() { fmt.Printf("edge agent: predictions on http://%s/predict; following %s\n", *listen, f.URL) }}
 		return a.Run(cmd.Context())
 	}
