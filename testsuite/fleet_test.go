@@ -146,8 +146,8 @@ type fleetRig struct {
 	proxy   string // device 0's way to the API, cut while offline
 	ports   []int
 	mu      sync.Mutex
-	sent    map[int]int // records (predictions and labels) sent to each device
-	paused  sync.Map    // devices the traffic leaves alone
+	sent    map[int]int  // records (predictions and labels) sent to each device
+	paused  sync.Map     // devices the traffic leaves alone
 	shift   atomic.Int64 // added to every input
 	spec    spec.Spec
 }
