@@ -240,3 +240,23 @@ func (c *Client) FeatureVector(ctx context.Context, repo, service, model, key st
 func (c *Client) AttestationKeys(ctx context.Context) (AttestationKeys, error) {
 	return request[AttestationKeys](ctx, c, http.MethodGet, "/v1/attestation-keys", nil)
 }
+
+// ApplyFleet creates a model's fleet or sets its members (PUT /v1/models/{m}/fleets/{f}).
+func (c *Client) ApplyFleet(ctx context.Context, model, fleet string, req FleetRequest) (registry.Fleet, error) {
+	return request[registry.Fleet](ctx, c, http.MethodPut, modelPath(model, "fleets", fleet), req)
+}
+
+// Fleet is a fleet with its devices' last statuses (GET /v1/models/{m}/fleets/{f}).
+func (c *Client) Fleet(ctx context.Context, model, fleet string) (FleetView, error) {
+	return request[FleetView](ctx, c, http.MethodGet, modelPath(model, "fleets", fleet), nil)
+}
+
+// StartFleetRollout rolls the production version out to a fleet (POST .../rollouts).
+func (c *Client) StartFleetRollout(ctx context.Context, model, fleet string, req FleetRolloutRequest) (FleetRolloutStarted, error) {
+	return request[FleetRolloutStarted](ctx, c, http.MethodPost, modelPath(model, "fleets", fleet, "rollouts"), req)
+}
+
+// StopFleetRollout stops a fleet's rollout: the fleet rolls back (POST .../rollouts/stop).
+func (c *Client) StopFleetRollout(ctx context.Context, model, fleet, reason string) (map[string]string, error) {
+	return request[map[string]string](ctx, c, http.MethodPost, modelPath(model, "fleets", fleet, "rollouts", "stop"), FleetStopRequest{Reason: reason})
+}

@@ -52,7 +52,13 @@ func Handler(s *Store, log *Log, counts *State) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})
 	})
-	mux.HandleFunc("POST /predict", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /predict", predictHandler(s, log, counts))
+	return mux
+}
+
+// predictHandler answers POST /predict with the installed model, logging what it answered.
+func predictHandler(s *Store, log *Log, counts *State) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		m := s.Model()
 		if m == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no bundle installed yet"})
@@ -109,8 +115,7 @@ func Handler(s *Store, log *Log, counts *State) http.Handler {
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"predictions": out, "model": m.Manifest.Model, "version": m.Manifest.Version, "counter": m.Manifest.Counter})
-	})
-	return mux
+	}
 }
 
 // State is what the agent's local port shares with the rest of the agent: the predictions

@@ -45,7 +45,7 @@ func Root(extra ...*cobra.Command) *cobra.Command {
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{runCmd(), statusCmd(), decideCmd(true), decideCmd(false), scheduleCmd(), modelsCmd(), rollbackCmd(),
-		promoteCmd(), auditCmd(), predictCmd(), driftCmd(), monitorCmd(), featuresCmd()} {
+		promoteCmd(), auditCmd(), predictCmd(), driftCmd(), monitorCmd(), featuresCmd(), fleetCmd()} {
 		c.GroupID = "operate"
 		root.AddCommand(c)
 	}
