@@ -44,7 +44,7 @@ func fixtures(t *testing.T) (map[string]string, int, ed25519.PublicKey) {
 		}
 		out[name] = digest
 	}
-	if len(out) != 4 {
+	if len(out) != 5 {
 		t.Fatalf("%d fixtures", len(out))
 	}
 	return out, rows, ed25519.PublicKey(pub)

@@ -72,7 +72,30 @@ func edgeModels(t testing.TB, trees int) map[string]*Model {
 	logit, _, err := TrainLogistic(p, 1, ColumnSource(columnsOf(clean, n, p), yb))
 	require.NoError(t, err)
 	out["linear-binary"] = &Model{Family: "linear", Trainer: "logistic", Objective: hparams.BinaryLogLoss, Features: names, Inputs: NumericInputs(names), Linear: logit}
+	out["trees-wide"] = &Model{Family: "gbdt", Trainer: "xgboost", Objective: hparams.SquaredError, Features: names, Inputs: NumericInputs(names), GBDT: wideEnsemble(r, p)}
 	return out
+}
+
+// wideEnsemble is a model as an import can be (trees trained elsewhere, thresholds anywhere):
+// 700 trees of depth 2 whose first two features have 350 distinct thresholds each, more than
+// a uint8 bin index holds, so its int8 variant and its bundle index them with 16 bits.
+func wideEnsemble(r *rand.Rand, p int) *Ensemble {
+	e := &Ensemble{Objective: hparams.SquaredError, BaseScore: 0.5}
+	for k := range 700 {
+		f := int32(k % 2)
+		thr := math.Round(r.NormFloat64()*3*1000) / 1000
+		g := int32(2 + k%(p-2))
+		e.Trees = append(e.Trees, Tree{
+			Feature:     []int32{f, g, 0, 0, 0},
+			Threshold:   []float64{thr, r.NormFloat64() * 2, 0, 0, 0},
+			DefaultLeft: []bool{k%3 == 0, k%5 == 0, false, false, false},
+			Left:        []int32{1, 3, -1, -1, -1},
+			Right:       []int32{2, 4, -1, -1, -1},
+			Value:       []float64{0, 0, r.NormFloat64(), r.NormFloat64(), r.NormFloat64()},
+			Cover:       []float64{100, 60, 40, 30, 30},
+		})
+	}
+	return e
 }
 
 func nz(v float64) float64 {
@@ -129,7 +152,7 @@ func TestEdgeFixturesAreTheServersPredictions(t *testing.T) {
 		writeEdgeFixtures(t, dir)
 	}
 	want := readDigests(t, filepath.Join(dir, "expected.txt"))
-	require.Len(t, want, 4)
+	require.Len(t, want, 5)
 	for name, digest := range want {
 		raw, err := os.ReadFile(filepath.Join(dir, name+".int8.json"))
 		require.NoError(t, err)
@@ -196,4 +219,36 @@ func readDigests(t *testing.T, path string) map[string]string {
 		out[name] = digest
 	}
 	return out
+}
+
+// A feature with more than 255 thresholds: the int8 variant indexes it with 16 bits, keeps
+// its artifact readable (the high bytes apart), predicts within its quantisation of the float
+// model without allocating (its bundle, with 16-bit indices, predicts as it bit for bit:
+// TestEdgeBundlePredictsAsTheInt8Variant and the fixtures on every CPU).
+func TestAWideInt8VariantIndexesWith16Bits(t *testing.T) {
+	m := edgeModels(t, 5)["trees-wide"]
+	q, err := m.Quantise()
+	require.NoError(t, err)
+	require.Greater(t, len(q.Int8.Thresholds[0]), 255)
+	require.True(t, q.Int8.wide)
+	require.NotNil(t, q.Int8.Trees[0].IndexHigh)
+	art, err := q.Marshal()
+	require.NoError(t, err)
+	back, err := Unmarshal(art)
+	require.NoError(t, err)
+	rows := edgetest.Rows(q.Int8.EdgeBody(q.Features, nil).Features, 20_000, 5)
+	p := len(q.Features)
+	worst := 0.0
+	for i := range 20_000 {
+		x := rows[i*p : (i+1)*p]
+		got := q.Predict(x)
+		require.Equal(t, math.Float64bits(got), math.Float64bits(back.Predict(x)), "row %d: the artifact read back", i)
+		if f := m.Predict(x); !math.IsInf(f, 0) && !math.IsNaN(f) {
+			worst = math.Max(worst, math.Abs(got-f))
+		}
+	}
+	// 700 leaves each off by at most half the scale.
+	require.Less(t, worst, 700*q.Int8.Scale/2+1e-9)
+	x := rows[:p]
+	require.Zero(t, testing.AllocsPerRun(100, func() { _ = q.Predict(x) }), "a prediction allocates nothing")
 }

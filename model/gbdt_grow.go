@@ -327,7 +327,7 @@ func (t *Tree) binLeaf(row []uint8) int {
 
 // binWalk walks a row of bin indices (0 = missing) to its leaf: left when the index is at
 // most the node's, or by the category set, or the default way for a missing value.
-func binWalk[F int32 | uint16](feat []F, left, right []int32, defaultLeft []bool, cat [][4]uint64, at []uint8, row []uint8) int {
+func binWalk[F int32 | uint16, B uint8 | uint16](feat []F, left, right []int32, defaultLeft []bool, cat [][4]uint64, at []B, row []B) int {
 	i := 0
 	for left[i] >= 0 {
 		b := row[feat[i]]

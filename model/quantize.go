@@ -12,8 +12,9 @@ import (
 
 // Int8 is the 8-bit variant of a model. Linear: weights quantised to int8 with one scale.
 // Trees: every numeric threshold replaced by its index in the feature's sorted list of the
-// thresholds the trees use (so a row is compared as uint8 bin indices), and leaf values by
-// int8 with one scale. Categorical splits keep their bin sets.
+// thresholds the trees use (so a row is compared as bin indices: uint8, or uint16 when a
+// feature has more than 255 thresholds), and leaf values by int8 with one scale. Categorical
+// splits keep their bin sets.
 type Int8 struct {
 	Objective string `json:"objective"`
 	// Linear.
@@ -30,19 +31,37 @@ type Int8 struct {
 	Scale float64 `json:"scale"`
 
 	dequantised *Ensemble
+	wide        bool // a feature has more than 255 thresholds: rows are uint16 bin indices
 }
 
 // Int8Tree is a tree with bin-indexed thresholds and int8 leaves; Cover keeps explanations.
 type Int8Tree struct {
 	Feature     []uint16    `json:"feature"`
-	Index       []uint8     `json:"index"` // left when bin index <= Index (index 0 = missing)
+	Index       []uint8     `json:"index"` // left when bin index <= Index (index 0 = missing): its low byte
+	// IndexHigh is the high byte of every index, when a feature has more than 255 thresholds
+	// (absent otherwise, so an artifact of a narrow variant is as before).
+	IndexHigh []uint8 `json:"index_high,omitempty"`
 	DefaultLeft []bool      `json:"default_left"`
 	Left        []int32     `json:"left"`
 	Right       []int32     `json:"right"`
 	Leaf        []int8      `json:"leaf"`
 	Cover       []float64   `json:"cover"`
 	CatLeft     [][4]uint64 `json:"cat_left,omitempty"`
+
+	wideIndex []uint16 // Index and IndexHigh together, for a wide variant's walk
 }
+
+// index is node i's threshold index.
+func (t *Int8Tree) index(i int) int {
+	if t.IndexHigh != nil {
+		return int(t.Index[i]) | int(t.IndexHigh[i])<<8
+	}
+	return int(t.Index[i])
+}
+
+// MaxInt8Thresholds is the most distinct thresholds a feature of the int8 variant holds (a
+// 16-bit bin index; the edge bundle's index is 16 bits wide for such a feature).
+const MaxInt8Thresholds = 65535
 
 func quantise(v, scale float64) int8 {
 	if scale == 0 {
@@ -66,7 +85,7 @@ func QuantiseLinear(l *Linear, objective string) *Int8 {
 }
 
 // QuantiseTrees makes the int8 variant of an ensemble. It fails when a feature has more
-// than 255 distinct thresholds, which bin indices cannot hold.
+// than MaxInt8Thresholds distinct thresholds.
 func QuantiseTrees(e *Ensemble, p int) (*Int8, error) {
 	q := &Int8{Objective: e.Objective, BaseScore: e.BaseScore, Thresholds: make([][]float64, p), Bins: e.Bins}
 	biggest := 0.0
@@ -84,9 +103,10 @@ func QuantiseTrees(e *Ensemble, p int) (*Int8, error) {
 	for f, th := range q.Thresholds {
 		slices.Sort(th)
 		q.Thresholds[f] = slices.Compact(th)
-		if len(q.Thresholds[f]) > 255 {
-			return nil, fmt.Errorf("int8: feature %d uses %d distinct thresholds; bin indices hold 255", f, len(q.Thresholds[f]))
+		if len(q.Thresholds[f]) > MaxInt8Thresholds {
+			return nil, fmt.Errorf("int8: feature %d uses %d distinct thresholds; bin indices hold %d", f, len(q.Thresholds[f]), MaxInt8Thresholds)
 		}
+		q.wide = q.wide || len(q.Thresholds[f]) > 255
 	}
 	q.Scale = biggest / 127
 	for k := range e.Trees {
@@ -103,6 +123,12 @@ func QuantiseTrees(e *Ensemble, p int) (*Int8, error) {
 				th := q.Thresholds[t.Feature[i]]
 				k, _ := slices.BinarySearch(th, t.Threshold[i])
 				qt.Index[i] = uint8(k + 1)
+				if q.wide {
+					if qt.IndexHigh == nil {
+						qt.IndexHigh = make([]uint8, len(t.Left))
+					}
+					qt.IndexHigh[i] = uint8((k + 1) >> 8)
+				}
 			}
 		}
 		q.Trees = append(q.Trees, qt)
@@ -128,7 +154,8 @@ func (q *Int8) prepare(p int) error {
 	for k := range q.Trees {
 		qt := &q.Trees[k]
 		n := len(qt.Left)
-		if len(qt.Right) != n || len(qt.Feature) != n || len(qt.Index) != n || len(qt.Leaf) != n || len(qt.DefaultLeft) != n || len(qt.Cover) != n {
+		if len(qt.Right) != n || len(qt.Feature) != n || len(qt.Index) != n || len(qt.Leaf) != n || len(qt.DefaultLeft) != n || len(qt.Cover) != n ||
+			(qt.IndexHigh != nil && len(qt.IndexHigh) != n) {
 			return fmt.Errorf("int8: tree %d: node arrays of different lengths", k)
 		}
 		t := Tree{Feature: make([]int32, n), Threshold: make([]float64, n), DefaultLeft: qt.DefaultLeft, Left: qt.Left, Right: qt.Right,
@@ -144,7 +171,7 @@ func (q *Int8) prepare(p int) error {
 			}
 			t.Feature[i] = int32(f)
 			if t.CatLeft == nil || t.CatLeft[i] == [4]uint64{} {
-				ix := int(qt.Index[i])
+				ix := qt.index(i)
 				if ix < 1 || ix > len(q.Thresholds[f]) {
 					return fmt.Errorf("int8: tree %d node %d has threshold index %d of %d", k, i, ix, len(q.Thresholds[f]))
 				}
@@ -157,17 +184,29 @@ func (q *Int8) prepare(p int) error {
 		return err
 	}
 	q.dequantised = e
+	for f := range q.Thresholds {
+		q.wide = q.wide || len(q.Thresholds[f]) > 255
+	}
+	for k := range q.Trees {
+		qt := &q.Trees[k]
+		if q.wide {
+			qt.wideIndex = make([]uint16, len(qt.Index))
+			for i := range qt.Index {
+				qt.wideIndex[i] = uint16(qt.index(i))
+			}
+		}
+	}
 	return nil
 }
 
-// index maps x to bin indices: 0 for missing, else 1 + the number of thresholds below it.
-func (q *Int8) index(x []float64, dst []uint8) {
+// binIndex maps x to bin indices: 0 for missing, else 1 + the number of thresholds below it.
+func binIndex[B uint8 | uint16](q *Int8, x []float64, dst []B) {
 	for f, v := range x {
 		switch {
 		case math.IsNaN(v):
 			dst[f] = 0
 		case q.Bins != nil && q.Bins.Features[f].Categorical:
-			dst[f] = q.Bins.Features[f].Bin(v)
+			dst[f] = B(q.Bins.Features[f].Bin(v))
 		default:
 			th := q.Thresholds[f]
 			lo, hi := 0, len(th)
@@ -179,35 +218,44 @@ func (q *Int8) index(x []float64, dst []uint8) {
 					hi = m
 				}
 			}
-			dst[f] = uint8(lo + 1)
+			dst[f] = B(lo + 1)
 		}
 	}
 }
 
-// Margin scores one row: for trees, integer sums of int8 leaves over uint8 comparisons.
+// Margin scores one row: for trees, integer sums of int8 leaves over uint8 comparisons
+// (uint16 for a wide variant).
 func (q *Int8) Margin(x []float64) float64 {
 	if q.Weights != nil {
 		return edge.LinearMargin(q.Intercept, q.Scale, q.Weights, q.Means, q.Scales, x)
 	}
-	var buf [64]uint8
-	var idx []uint8
-	if len(x) <= len(buf) {
-		idx = buf[:len(x)]
+	var sum int32
+	if q.wide {
+		var buf [64]uint16
+		idx := rowBuffer(buf[:], len(x))
+		binIndex(q, x, idx)
+		for k := range q.Trees {
+			t := &q.Trees[k]
+			sum += int32(t.Leaf[binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.wideIndex, idx)])
+		}
 	} else {
-		idx = make([]uint8, len(x))
+		var buf [64]uint8
+		idx := rowBuffer(buf[:], len(x))
+		binIndex(q, x, idx)
+		for k := range q.Trees {
+			t := &q.Trees[k]
+			sum += int32(t.Leaf[binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.Index, idx)])
+		}
 	}
-	q.index(x, idx)
-	return edge.Finish(q.BaseScore, q.Scale, q.leafSum(idx), false)
+	return edge.Finish(q.BaseScore, q.Scale, sum, false)
 }
 
-// leafSum is the integer sum of the leaves the row's bin indices reach.
-func (q *Int8) leafSum(idx []uint8) int32 {
-	var sum int32
-	for k := range q.Trees {
-		t := &q.Trees[k]
-		sum += int32(t.Leaf[binWalk(t.Feature, t.Left, t.Right, t.DefaultLeft, t.CatLeft, t.Index, idx)])
+// rowBuffer is buf[:n], or a new slice when buf is too short.
+func rowBuffer[B uint8 | uint16](buf []B, n int) []B {
+	if n <= len(buf) {
+		return buf[:n]
 	}
-	return sum
+	return make([]B, n)
 }
 
 // Predict is the variant's output: the margin, or its sigmoid for binary_logloss.
@@ -255,8 +303,8 @@ func (q *Int8) EdgeBody(features []string, ranges map[string][2]float64) edge.Bo
 	for _, t := range q.Trees {
 		et := edge.Tree{Feature: t.Feature, Index: make([]uint16, len(t.Index)), DefaultLeft: t.DefaultLeft, Left: t.Left, Right: t.Right,
 			Leaf: t.Leaf, CatLeft: t.CatLeft}
-		for i, ix := range t.Index {
-			et.Index[i] = uint16(ix)
+		for i := range t.Index {
+			et.Index[i] = uint16(t.index(i))
 		}
 		b.Trees = append(b.Trees, et)
 	}
