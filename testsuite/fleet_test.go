@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,29 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 	require.True(t, st.Last.Fleets[0].Drifted)
 	require.Positive(t, st.Last.Fleets[0].Predictions)
 	fl.noInputsUploaded(t)
+	fl.logMemory(t)
+}
+
+// logMemory reports the agents' resident memory after the run (a figure for docs/edge.md, not
+// a target).
+func (fl *fleetRig) logMemory(t *testing.T) {
+	var rss []int
+	for _, svc := range fl.devices {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", svc.Pid()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			var kb int
+			if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
+				rss = append(rss, kb)
+			}
+		}
+	}
+	if len(rss) > 0 {
+		slices.Sort(rss)
+		t.Logf("agent resident memory after the run: median %d kB, largest %d kB (%d agents)", rss[len(rss)/2], rss[len(rss)-1], len(rss))
+	}
 }
 
 // fleetRig is the test's control plane (Temporal's dev server, MinIO, a pipeline worker
@@ -145,6 +169,7 @@ type fleetRig struct {
 	offline atomic.Bool
 	proxy   string // device 0's way to the API, cut while offline
 	ports   []int
+	devices []*stack.Service
 	mu      sync.Mutex
 	sent    map[int]int  // records (predictions and labels) sent to each device
 	paused  sync.Map     // devices the traffic leaves alone
@@ -261,8 +286,9 @@ func (fl *fleetRig) startDevices() {
 		}
 		port := stack.FreePort(fl.t)
 		fl.ports = append(fl.ports, port)
-		stack.NewService(fl.t, fl.name(i), "", nil, bin, "-fleet", base+"/v1/models/demand/fleets/stores", "-keys", fl.keys,
+		svc := stack.NewService(fl.t, fl.name(i), "", nil, bin, "-fleet", base+"/v1/models/demand/fleets/stores", "-keys", fl.keys,
 			"-token-file", tok, "-dir", filepath.Join(dir, "state"), "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-poll", "300ms", "-flush", "3s", "-sketch-every", "2s")
+		fl.devices = append(fl.devices, svc)
 	}
 }
 
