@@ -11,8 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/edge"
-	"github.com/driftline/driftline/model"
-	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/registry"
 )
 
@@ -41,18 +39,7 @@ func TestDevicesFetchTheProductionBundle(t *testing.T) {
 	require.Contains(t, string(body), "version 1 of demand has no edge bundle")
 
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	for n := 1; n <= 2; n++ {
-		art, _, err := objstore.ReadAll(ctx, f.store, registry.ArtifactKey("demand", n))
-		require.NoError(t, err)
-		m, err := model.Unmarshal(art)
-		require.NoError(t, err)
-		q, err := m.Quantise()
-		require.NoError(t, err)
-		qa, err := q.Marshal()
-		require.NoError(t, err)
-		_, err = f.reg.IssueEdgeBundle(ctx, "demand", n, qa, nil, key)
-		require.NoError(t, err)
-	}
+	issueEdgeBundles(t, f, key)
 	code, body, h := get(alice, "")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "1", h.Get("X-Driftline-Version"))

@@ -27,21 +27,13 @@ type FleetView struct {
 	Devices []DeviceStatus `json:"devices"`
 }
 
-// DeviceStatus is what a device reports about itself (PUT .../fleets/{fleet}/status); the API
-// adds who it is (a hash of its token's subject) and when it reported.
+// DeviceStatus is what a device reports about itself (PUT .../fleets/{fleet}/status, an
+// agent.Status); the API adds who it is (a hash of its token's subject, whatever the device
+// sent) and when it reported.
 type DeviceStatus struct {
 	Device     string    `json:"device,omitempty"`
 	ReportedAt time.Time `json:"reported_at,omitzero"`
-	Version    int       `json:"version"`
-	Counter    uint64    `json:"counter"`
-	// Predictions and Labels since the agent started; Dropped: records its full log could not
-	// keep; Backlog: closed log segments not uploaded yet.
-	Predictions uint64 `json:"predictions"`
-	Labels      uint64 `json:"labels"`
-	Dropped     uint64 `json:"dropped"`
-	Backlog     int    `json:"backlog"`
-	// LastError is the agent's last failure to fetch, install or upload ("" when none).
-	LastError string `json:"last_error,omitempty"`
+	agent.Status
 }
 
 // FleetRolloutRequest rolls the model's production version out to a fleet.

@@ -25,9 +25,15 @@ import (
 // fleetFixture is the API fixture with both versions of demand given a signed bundle.
 func fleetFixture(t *testing.T) (*fixture, ed25519.PublicKey, ed25519.PrivateKey) {
 	f := newFixture(t)
-	ctx := context.Background()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
+	issueEdgeBundles(t, f, key)
+	return f, pub, key
+}
+
+// issueEdgeBundles signs the bundles of demand's two versions with key.
+func issueEdgeBundles(t *testing.T, f *fixture, key ed25519.PrivateKey) {
+	ctx := context.Background()
 	for n := 1; n <= 2; n++ {
 		art, _, err := objstore.ReadAll(ctx, f.store, registry.ArtifactKey("demand", n))
 		require.NoError(t, err)
@@ -40,7 +46,6 @@ func fleetFixture(t *testing.T) (*fixture, ed25519.PublicKey, ed25519.PrivateKey
 		_, err = f.reg.IssueEdgeBundle(ctx, "demand", n, qa, nil, key)
 		require.NoError(t, err)
 	}
-	return f, pub, key
 }
 
 // An admin defines a fleet (others may not); a member device gets the release its place in

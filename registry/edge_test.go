@@ -28,14 +28,8 @@ func edgeBundles(t *testing.T, b objstore.Bucket) {
 	r := New(b)
 	pub, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	art := artifact(t)
-	m, err := model.Unmarshal(art)
-	require.NoError(t, err)
-	q, err := m.Quantise()
-	require.NoError(t, err)
-	int8Art, err := q.Marshal()
-	require.NoError(t, err)
-	prof, err := drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
+	art, int8Art, prof := withInt8(t)
+	q, err := model.Unmarshal(int8Art)
 	require.NoError(t, err)
 
 	var last uint64
@@ -84,4 +78,18 @@ func edgeBundles(t *testing.T, b objstore.Bucket) {
 	require.Equal(t, 3, n, "one audit record a bundle")
 	_, err = r.IssueEdgeBundle(ctx, "demand", 1, []byte("not a model"), nil, key)
 	require.ErrorContains(t, err, "the int8 variant")
+}
+
+// withInt8 is the test artifact, its int8 variant and a reference profile of its feature.
+func withInt8(t *testing.T) (art, int8Art []byte, prof drift.Profile) {
+	art = artifact(t)
+	m, err := model.Unmarshal(art)
+	require.NoError(t, err)
+	q, err := m.Quantise()
+	require.NoError(t, err)
+	int8Art, err = q.Marshal()
+	require.NoError(t, err)
+	prof, err = drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
+	require.NoError(t, err)
+	return art, int8Art, prof
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/driftline/driftline/edge"
 	"github.com/driftline/driftline/edge/agent"
 	"github.com/driftline/driftline/internal/stack"
-	"github.com/driftline/driftline/model"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -83,15 +82,7 @@ func fleets(t *testing.T, b objstore.Bucket) {
 	_, err = r.ApplyFleet(ctx, "demand", "Stores!", def, Change{Actor: "erin"})
 	require.ErrorIs(t, err, ErrInvalid, "a bad name")
 
-	art := artifact(t)
-	m, err := model.Unmarshal(art)
-	require.NoError(t, err)
-	q, err := m.Quantise()
-	require.NoError(t, err)
-	int8Art, err := q.Marshal()
-	require.NoError(t, err)
-	prof, err := drift.NewProfile([]string{"x"}, [][]float64{{1, 2, 3}})
-	require.NoError(t, err)
+	art, int8Art, prof := withInt8(t)
 	for _, run := range []string{"run-1", "run-2"} {
 		_, err := r.Register(ctx, version(run), art, prof, nil, Variant{Name: "int8", Artifact: int8Art})
 		require.NoError(t, err)
