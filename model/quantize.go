@@ -36,11 +36,11 @@ type Int8 struct {
 
 // Int8Tree is a tree with bin-indexed thresholds and int8 leaves; Cover keeps explanations.
 type Int8Tree struct {
-	Feature     []uint16    `json:"feature"`
-	Index       []uint8     `json:"index"` // left when bin index <= Index (index 0 = missing): its low byte
+	Feature []uint16 `json:"feature"`
+	Index   []uint8  `json:"index"` // left when bin index <= Index (index 0 = missing): its low byte
 	// IndexHigh is the high byte of every index, when a feature has more than 255 thresholds
 	// (absent otherwise, so an artifact of a narrow variant is as before).
-	IndexHigh []uint8 `json:"index_high,omitempty"`
+	IndexHigh   []uint8     `json:"index_high,omitempty"`
 	DefaultLeft []bool      `json:"default_left"`
 	Left        []int32     `json:"left"`
 	Right       []int32     `json:"right"`

@@ -120,7 +120,10 @@ func fleetStopCmd() *cobra.Command {
 	reason := cmd.Flags().String("reason", "", "why (kept in the audit trail)")
 	a := APIFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := a.call(func(c *api.Client) error { _, err := c.StopFleetRollout(cmd.Context(), *model, *fleet, *reason); return err }); err != nil {
+		if err := a.call(func(c *api.Client) error {
+			_, err := c.StopFleetRollout(cmd.Context(), *model, *fleet, *reason)
+			return err
+		}); err != nil {
 			return err
 		}
 		fmt.Printf("stopping the rollout of fleet %s: it rolls back to its stable version\n", *fleet)
