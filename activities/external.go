@@ -38,7 +38,8 @@ func (t *Training) ExternalInput(ctx context.Context, in pipeline.StepInput) (pi
 }
 
 // AdoptExternal checks an external trainer's artifact and stages it like a built-in one:
-// it must be in this bucket, load (checksum verified; XGBoost JSON converted) and use the
+// it must be in this bucket, load (checksum verified; XGBoost JSON and LightGBM text
+// converted) and use the
 // spec's features in order. The reference profile is built from the training rows here.
 func (t *Training) AdoptExternal(ctx context.Context, in pipeline.AdoptInput) (pipeline.TrainResult, error) {
 	root := t.Store.URI("")
@@ -54,10 +55,12 @@ func (t *Training) AdoptExternal(ctx context.Context, in pipeline.AdoptInput) (p
 	switch in.Output.Format {
 	case pipeline.FormatXGBoostJSON:
 		m, err = model.LoadXGBoostJSON(data, in.Spec.Features, in.Spec.Target)
+	case pipeline.FormatLightGBM:
+		m, err = model.LoadLightGBM(data, in.Spec.Features, in.Spec.Target)
 	case pipeline.FormatDriftline, "":
 		m, err = model.Unmarshal(data)
 	default:
-		return pipeline.TrainResult{}, invalid("external trainer: format %q is not %s or %s", in.Output.Format, pipeline.FormatDriftline, pipeline.FormatXGBoostJSON)
+		return pipeline.TrainResult{}, invalid("external trainer: format %q is not %s, %s or %s", in.Output.Format, pipeline.FormatDriftline, pipeline.FormatXGBoostJSON, pipeline.FormatLightGBM)
 	}
 	if err != nil {
 		return pipeline.TrainResult{}, invalid("external trainer: artifact %s: %v", in.Output.ArtifactURI, err)

@@ -6,8 +6,9 @@ package pipeline
 
 // Artifact formats an external trainer may write.
 const (
-	FormatDriftline   = "driftline"    // a driftline.model/v2 envelope (model package)
-	FormatXGBoostJSON = "xgboost-json" // Booster.save_model("model.json")
+	FormatDriftline   = "driftline"     // a driftline.model/v2 envelope (model package)
+	FormatXGBoostJSON = "xgboost-json"  // Booster.save_model("model.json")
+	FormatLightGBM    = "lightgbm-text" // LightGBM's Booster.save_model("model.txt")
 )
 
 // ExternalTrainInput is what an external trainer receives.
@@ -33,7 +34,7 @@ type ExternalTrainInput struct {
 // ExternalTrainOutput is what an external trainer returns.
 type ExternalTrainOutput struct {
 	ArtifactURI string             `json:"artifact_uri"`
-	Format      string             `json:"format"` // driftline or xgboost-json
+	Format      string             `json:"format"` // driftline, xgboost-json or lightgbm-text
 	TrainRows   int                `json:"train_rows"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 }
