@@ -2,6 +2,8 @@ package model
 
 import (
 	"bufio"
+	"crypto/ed25519"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/edge"
 	"github.com/driftline/driftline/model/hparams"
 )
 
@@ -192,4 +195,64 @@ func TestLightGBMModelsThatCannotBeImportedAreRefused(t *testing.T) {
 	}
 	_, err = LoadLightGBM(good, []string{"a"}, "y")
 	require.ErrorContains(t, err, "2 features, 1 names given")
+}
+
+// An imported LightGBM model is a model like a built-in one: its int8 variant's edge bundle
+// predicts as the variant bit for bit (categorical splits included), and its explanations
+// add up to its predictions.
+func TestALightGBMModelQuantisesAndRunsAtTheEdge(t *testing.T) {
+	dir := leavesTestdata(t)
+	raw, err := os.ReadFile(filepath.Join(dir, "lg_kddcup99.model"))
+	require.NoError(t, err)
+	m, err := loadLightGBM(raw, nil, "y", 0)
+	require.NoError(t, err)
+	rows := readTable(t, filepath.Join(dir, "kddcup99_test.tsv"))
+	pub, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	q, bundle := bundleOf(t, m, key)
+	em, err := edge.Load(bundle, edge.Options{Keys: []ed25519.PublicKey{pub}})
+	require.NoError(t, err)
+	for i, x := range rows {
+		got, err := em.Predict(x)
+		require.NoError(t, err)
+		require.Equal(t, math.Float64bits(q.Predict(x)), math.Float64bits(got), "row %d", i)
+		base, contrib := m.Explain(x)
+		sum := base
+		for _, c := range contrib {
+			sum += c
+		}
+		require.InDelta(t, m.Predict(x), sum, 1e-9*math.Max(1, math.Abs(sum)), "row %d: the explanation adds up", i)
+	}
+}
+
+// BenchmarkLoadLightGBM5000Trees loads a LightGBM text model of 5,000 trees of 31 leaves
+// (the goal: under 1 s).
+func BenchmarkLoadLightGBM5000Trees(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("tree\nversion=v3\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\nmax_feature_idx=9\nobjective=regression\nfeature_names=f0 f1 f2 f3 f4 f5 f6 f7 f8 f9\n\n")
+	for k := range 5000 {
+		var feat, thr, dec, left, right, leaf, weight []string
+		for i := range 30 { // a chain of 30 splits: node i's left child is a leaf, its right the next node
+			feat, thr, dec = append(feat, strconv.Itoa((i+k)%10)), append(thr, strconv.FormatFloat(float64(i)/7+float64(k%13)/11, 'g', 17, 64)), append(dec, "10")
+			left = append(left, strconv.Itoa(^i))
+			if i < 29 {
+				right = append(right, strconv.Itoa(i+1))
+			} else {
+				right = append(right, strconv.Itoa(^30))
+			}
+		}
+		for j := range 31 {
+			leaf, weight = append(leaf, strconv.FormatFloat(float64(j-15)/100, 'g', 17, 64)), append(weight, "1")
+		}
+		fmt.Fprintf(&sb, "Tree=%d\nnum_leaves=31\nnum_cat=0\nsplit_feature=%s\nthreshold=%s\ndecision_type=%s\nleft_child=%s\nright_child=%s\nleaf_value=%s\nleaf_weight=%s\nshrinkage=0.1\n\n",
+			k, strings.Join(feat, " "), strings.Join(thr, " "), strings.Join(dec, " "), strings.Join(left, " "), strings.Join(right, " "), strings.Join(leaf, " "), strings.Join(weight, " "))
+	}
+	sb.WriteString("end of trees\n")
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := LoadLightGBM(data, nil, "y"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
