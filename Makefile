@@ -153,6 +153,7 @@ fuzz:
 	scripts/fuzz.sh FuzzAvroDecode ./ingest $(FUZZTIME)
 	scripts/fuzz.sh FuzzGRPCInfer ./serving $(FUZZTIME)
 	scripts/fuzz.sh FuzzSignedBody ./edge $(FUZZTIME)
+	scripts/fuzz.sh FuzzLoadLightGBM ./model $(FUZZTIME)
 
 test: tools lint unit fuzz
 

@@ -242,40 +242,14 @@ func lgBlock(b map[string]string, k int) (lgTree, error) {
 		return fail("a linear tree (linear_tree=true): its leaves are linear models, which Driftline does not import; train with linear_tree=false")
 	}
 	n := t.leaves - 1
-	ints := func(key string, want int) ([]int, error) {
-		fs := strings.Fields(b[key])
-		if len(fs) != want {
-			return nil, fmt.Errorf("%s holds %d values, want %d", key, len(fs), want)
-		}
-		out := make([]int, want)
-		for i, f := range fs {
-			if out[i], err = strconv.Atoi(f); err != nil {
-				return nil, fmt.Errorf("%s value %d: %q", key, i, f)
-			}
-		}
-		return out, nil
-	}
-	floats := func(key string, want int) ([]float64, error) {
-		fs := strings.Fields(b[key])
-		if len(fs) != want {
-			return nil, fmt.Errorf("%s holds %d values, want %d", key, len(fs), want)
-		}
-		out := make([]float64, want)
-		for i, f := range fs {
-			if out[i], err = strconv.ParseFloat(f, 64); err != nil {
-				return nil, fmt.Errorf("%s value %d: %q", key, i, f)
-			}
-		}
-		return out, nil
-	}
-	if t.leafValue, err = floats("leaf_value", t.leaves); err != nil {
+	if t.leafValue, err = lgFloats(b, "leaf_value", t.leaves); err != nil {
 		return fail("%v", err)
 	}
 	switch {
 	case b["leaf_weight"] != "":
-		t.leafWeight, err = floats("leaf_weight", t.leaves)
+		t.leafWeight, err = lgFloats(b, "leaf_weight", t.leaves)
 	case b["leaf_count"] != "":
-		t.leafWeight, err = floats("leaf_count", t.leaves)
+		t.leafWeight, err = lgFloats(b, "leaf_count", t.leaves)
 	default:
 		t.leafWeight = make([]float64, t.leaves)
 		for i := range t.leafWeight {
@@ -288,35 +262,85 @@ func lgBlock(b map[string]string, k int) (lgTree, error) {
 	if n == 0 {
 		return t, nil
 	}
-	for key, dst := range map[string]*[]int{"split_feature": &t.feature, "left_child": &t.left, "right_child": &t.right, "decision_type": &t.decision} {
-		if *dst, err = ints(key, n); err != nil {
+	for _, f := range []struct {
+		key string
+		dst *[]int
+	}{{"split_feature", &t.feature}, {"left_child", &t.left}, {"right_child", &t.right}, {"decision_type", &t.decision}} {
+		if *f.dst, err = lgInts(b, f.key, n); err != nil {
 			return fail("%v", err)
 		}
 	}
-	if t.threshold, err = floats("threshold", n); err != nil {
+	if t.threshold, err = lgFloats(b, "threshold", n); err != nil {
 		return fail("%v", err)
 	}
-	if cats, _ := strconv.Atoi(b["num_cat"]); cats > 0 {
-		bounds, err := ints("cat_boundaries", cats+1)
-		if err != nil {
-			return fail("%v", err)
-		}
-		words := strings.Fields(b["cat_threshold"])
-		if len(words) != bounds[cats] {
-			return fail("cat_threshold holds %d words, cat_boundaries says %d", len(words), bounds[cats])
-		}
-		for _, v := range bounds {
-			t.catBoundaries = append(t.catBoundaries, uint32(v))
-		}
-		for i, w := range words {
-			v, err := strconv.ParseUint(w, 10, 32)
-			if err != nil {
-				return fail("cat_threshold word %d: %q", i, w)
-			}
-			t.catWords = append(t.catWords, uint32(v))
-		}
+	if err := t.readCategories(b); err != nil {
+		return fail("%v", err)
 	}
 	return t, nil
+}
+
+// readCategories reads the category sets of a tree with categorical splits.
+func (t *lgTree) readCategories(b map[string]string) error {
+	cats, _ := strconv.Atoi(b["num_cat"])
+	if cats <= 0 {
+		return nil
+	}
+	bounds, err := lgInts(b, "cat_boundaries", cats+1)
+	if err != nil {
+		return err
+	}
+	words := strings.Fields(b["cat_threshold"])
+	if len(words) != bounds[cats] {
+		return fmt.Errorf("cat_threshold holds %d words, cat_boundaries says %d", len(words), bounds[cats])
+	}
+	for i, v := range bounds {
+		if v < 0 || (i > 0 && v < bounds[i-1]) {
+			return fmt.Errorf("cat_boundaries value %d: %d", i, v)
+		}
+		t.catBoundaries = append(t.catBoundaries, uint32(v))
+	}
+	for i, w := range words {
+		v, err := strconv.ParseUint(w, 10, 32)
+		if err != nil {
+			return fmt.Errorf("cat_threshold word %d: %q", i, w)
+		}
+		t.catWords = append(t.catWords, uint32(v))
+	}
+	return nil
+}
+
+// lgInts reads want integers from the block's key.
+func lgInts(b map[string]string, key string, want int) ([]int, error) {
+	fs := strings.Fields(b[key])
+	if len(fs) != want {
+		return nil, fmt.Errorf("%s holds %d values, want %d", key, len(fs), want)
+	}
+	out := make([]int, want)
+	for i, f := range fs {
+		v, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s value %d: %q", key, i, f)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// lgFloats reads want numbers from the block's key.
+func lgFloats(b map[string]string, key string, want int) ([]float64, error) {
+	fs := strings.Fields(b[key])
+	if len(fs) != want {
+		return nil, fmt.Errorf("%s holds %d values, want %d", key, len(fs), want)
+	}
+	out := make([]float64, want)
+	for i, f := range fs {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s value %d: %q", key, i, f)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // convert makes the tree a Tree: internal node i stays node i (its children are LightGBM's,

@@ -256,3 +256,17 @@ func BenchmarkLoadLightGBM5000Trees(b *testing.B) {
 		}
 	}
 }
+
+// Whatever bytes come in, the importer answers a model or an error, never a panic.
+func FuzzLoadLightGBM(f *testing.F) {
+	tree := "num_leaves=3\nnum_cat=1\nsplit_feature=0 1\nthreshold=0 0.5\ndecision_type=1 6\nleft_child=1 -1\nright_child=-3 -2\nleaf_value=1 2 3\nleaf_weight=1 1 1\ncat_boundaries=0 1\ncat_threshold=5"
+	f.Add(lgModel("v3", "regression", tree))
+	f.Add(lgModel("v4", "binary sigmoid:1", strings.Replace(tree, "decision_type=1 6", "decision_type=1 4", 1)))
+	f.Add(lgModel("v2", "regression_l1", "num_leaves=1\nleaf_value=0.5"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := LoadLightGBM(data, nil, "y")
+		if err == nil {
+			_ = m.Predict([]float64{0.25, math.NaN()})
+		}
+	})
+}
