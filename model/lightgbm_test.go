@@ -270,3 +270,25 @@ func FuzzLoadLightGBM(f *testing.F) {
 		}
 	})
 }
+
+// TreeSHAP of an imported model (a Zero-missing split made into three, a NaN split, a
+// categorical split) equals the Shapley values by enumeration, and sums to the margin.
+func TestTreeSHAPOfALightGBMModelIsExact(t *testing.T) {
+	text := "tree\nversion=v3\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\nmax_feature_idx=2\nobjective=regression\nfeature_names=a b c\n\n" +
+		"Tree=0\nnum_leaves=3\nnum_cat=0\nsplit_feature=0 1\nthreshold=0.5 -0.25\ndecision_type=6 10\nleft_child=1 -1\nright_child=-3 -2\n" +
+		"leaf_value=1.5 -2 0.25\nleaf_weight=3 5 7\n\n" +
+		"Tree=1\nnum_leaves=2\nnum_cat=1\nsplit_feature=2\nthreshold=0\ndecision_type=1\nleft_child=-1\nright_child=-2\nleaf_value=-0.5 0.75\nleaf_weight=4 6\n" +
+		"cat_boundaries=0 1\ncat_threshold=10\n\nend of trees\n"
+	m, err := LoadLightGBM([]byte(text), nil, "y")
+	require.NoError(t, err)
+	for _, x := range [][]float64{{0, 0.1, 1}, {math.NaN(), -1, 3}, {0.7, math.NaN(), 2}, {-3, 2, 7}, {1e-36, 0, math.NaN()}} {
+		base, contrib := m.Explain(x)
+		want := bruteShapley(m.GBDT, x, 3)
+		sum := base
+		for i := range contrib {
+			require.InDelta(t, want[i], contrib[i], 1e-9, "x %v feature %d", x, i)
+			sum += contrib[i]
+		}
+		require.InDelta(t, m.GBDT.Margin(x), sum, 1e-12, "x %v", x)
+	}
+}
