@@ -663,6 +663,19 @@ func TestAdoptExternalChecksTheArtifact(t *testing.T) {
 	require.NoError(t, err)
 	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: pipeline.FormatXGBoostJSON}})
 	require.ErrorContains(t, err, "4 features, 5 names")
+
+	// A LightGBM text model of the spec's features is converted, staged and evaluated.
+	lgb := fmt.Sprintf("tree\nversion=v3\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\nmax_feature_idx=%d\nobjective=regression\nfeature_names=%s\n\n"+
+		"Tree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=5\ndecision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=10 4\nleaf_weight=1 1\n\nend of trees\n",
+		len(e.spec.Features)-1, strings.Join(e.spec.Features, " "))
+	_, err = e.store.Put(ctx, outKey, []byte(lgb), objstore.PutOptions{})
+	require.NoError(t, err)
+	got = must[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI, Format: pipeline.FormatLightGBM, TrainRows: 10}})
+	staged, _, err = objstore.ReadAll(ctx, e.store, got.ArtifactKey)
+	require.NoError(t, err)
+	require.Contains(t, string(staged), "lightgbm-text")
+	ev = must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: got.ArtifactKey})
+	require.Positive(t, ev.CandidateMAE)
 	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, Output: pipeline.ExternalTrainOutput{ArtifactURI: "s3://elsewhere/m.json"}})
 	require.ErrorContains(t, err, "is not in")
 }
