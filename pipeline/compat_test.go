@@ -18,6 +18,8 @@ func fill(t *testing.T, v reflect.Value, seed int) {
 		v.SetString(fmt.Sprintf("s%d", seed))
 	case reflect.Int, reflect.Int64:
 		v.SetInt(int64(seed + 1))
+	case reflect.Uint64:
+		v.SetUint(uint64(seed))
 	case reflect.Float64:
 		v.SetFloat(float64(seed) + 0.5)
 	case reflect.Bool:
