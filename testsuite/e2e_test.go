@@ -127,13 +127,18 @@ func (e *e2e) recordHistory(workflowID, runID, name string) {
 		e.recorded = map[string]bool{}
 	}
 	e.recorded[name] = true
-	t := e.t
+	writeHistory(e.t, e.ctx, e.plain, workflowID, runID, filepath.Join(dir, name+".json"))
+}
+
+// writeHistory waits for a workflow to close and writes its history to path as the replay
+// fixtures hold it.
+func writeHistory(t *testing.T, ctx context.Context, c client.Client, workflowID, runID, path string) {
 	require.Eventually(t, func() bool {
-		d, err := e.c.DescribeWorkflowExecution(e.ctx, workflowID, runID)
+		d, err := c.DescribeWorkflowExecution(ctx, workflowID, runID)
 		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	}, time.Minute, 100*time.Millisecond, "%s closes", workflowID)
 	var events []*historypb.HistoryEvent
-	it := e.plain.GetWorkflowHistory(e.ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)
@@ -141,7 +146,7 @@ func (e *e2e) recordHistory(workflowID, runID, name string) {
 	}
 	raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(&historypb.History{Events: events})
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), raw, 0o644))
+	require.NoError(t, os.WriteFile(path, raw, 0o644))
 }
 
 // call sends a JSON request to the control-plane API with a token of sub; the status and the

@@ -78,7 +78,7 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 		return 1
 	}, "step 1: the devices below 10% by hash run v2, the others v1")
 	phase("step 1 ramped")
-	res := fl.result()
+	res := fl.result("fleet_rollout_promoted")
 	phase("rollout of v2 done")
 	require.True(t, res.Promoted, "%s", res.Reason)
 	require.Len(t, fl.stepsJudged(res), 2, "both steps judged: %s", res.Reason)
@@ -103,7 +103,7 @@ func TestFleetRampsPromotesAndRollsBackOnFiftyDevices(t *testing.T) {
 	fl.promote(3)
 	v2Counter := f.Stable.Counter
 	fl.rollout(3)
-	res = fl.result()
+	res = fl.result("fleet_rollout_rolled_back")
 	phase("rollout of v3 done")
 	require.False(t, res.Promoted)
 	require.Contains(t, res.Reason, "live MAE", "the rollback names the breach")
@@ -404,9 +404,15 @@ func (fl *fleetRig) awaitShare(share float64) {
 	require.Eventually(fl.t, func() bool { return fl.fleet().Share == share }, time.Minute, 200*time.Millisecond, "the rollout reaches %.0f%%", 100*share)
 }
 
-func (fl *fleetRig) result() pipeline.FleetRolloutResult {
+// result waits for the rollout's result; with DRIFTLINE_RECORD_HISTORIES=DIR its history is
+// written to DIR/<record>.json (the replay fixtures of workflows/testdata).
+func (fl *fleetRig) result(record string) pipeline.FleetRolloutResult {
 	var res pipeline.FleetRolloutResult
-	require.NoError(fl.t, fl.c.GetWorkflow(fl.ctx, pipeline.FleetWorkflowID("demand", "stores"), "").Get(fl.ctx, &res))
+	run := fl.c.GetWorkflow(fl.ctx, pipeline.FleetWorkflowID("demand", "stores"), "")
+	require.NoError(fl.t, run.Get(fl.ctx, &res))
+	if dir := os.Getenv("DRIFTLINE_RECORD_HISTORIES"); dir != "" {
+		writeHistory(fl.t, fl.ctx, fl.c, run.GetID(), run.GetRunID(), filepath.Join(dir, record+".json"))
+	}
 	for _, ev := range res.Evidence {
 		fl.t.Logf("step %d (%.0f%%): %s: %s", ev.Step, 100*ev.Share, ev.Decision, ev.Reason)
 	}

@@ -56,6 +56,10 @@ var histories = []struct {
 	// A run whose window of 28 day files was read as 7 partitions, its holdout evaluated as
 	// the 2 holding its days and merged ("partitioned-evaluation"); from the end-to-end test.
 	{"partitioned_evaluation.json", "ct/demand", false},
+	// A fleet rollout ramped 10% -> 50% and promoted, and one rolled back at its first step on
+	// live MAE; from the fleet's end-to-end test (testsuite/fleet_test.go).
+	{"fleet_rollout_promoted.json", "fleet/demand/stores", false},
+	{"fleet_rollout_rolled_back.json", "fleet/demand/stores", false},
 }
 
 func TestReplayRealHistories(t *testing.T) {
