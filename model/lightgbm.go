@@ -34,7 +34,7 @@ type lgTree struct {
 	feature, left, right    []int
 	decision                []int
 	threshold, leafValue    []float64
-	leafWeight, leafCount   []float64
+	leafWeight              []float64
 	catBoundaries, catWords []uint32
 }
 
