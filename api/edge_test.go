@@ -22,17 +22,7 @@ func TestDevicesFetchTheProductionBundle(t *testing.T) {
 	ctx := context.Background()
 	alice := f.idp.token(t, "RS256", "alice", nil) // an approver of demand: view
 	get := func(token, etag string) (int, []byte, http.Header) {
-		req, err := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/models/demand/edge-bundle", nil)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if etag != "" {
-			req.Header.Set("If-None-Match", etag)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, resp.Header
+		return getBundle(t, f.srv.URL+"/v1/models/demand/edge-bundle", token, etag)
 	}
 	code, body, _ := get(alice, "")
 	require.Equal(t, http.StatusNotFound, code)
@@ -62,4 +52,19 @@ func TestDevicesFetchTheProductionBundle(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, code, "no binding, no bundle")
 	code, _, _ = get("", "")
 	require.Equal(t, http.StatusUnauthorized, code)
+}
+
+// getBundle asks url for a bundle with token, and If-None-Match etag when given.
+func getBundle(t *testing.T, url, token, etag string) (int, []byte, http.Header) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, resp.Header
 }

@@ -167,7 +167,7 @@ func (s *Server) fleetBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel := f.Assign(c.who.ID)
-	data, obj, err := objstore.ReadAll(r.Context(), s.Registry.Store, rel.Bundle)
+	obj, err := s.Registry.Store.Head(r.Context(), rel.Bundle) // a poll that changes nothing reads no bundle
 	if err != nil {
 		c.fail(err)
 		return
@@ -181,6 +181,11 @@ func (s *Server) fleetBundle(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Driftline-Counter", strconv.FormatUint(rel.Counter, 10))
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	data, _, err := objstore.ReadAll(r.Context(), s.Registry.Store, rel.Bundle)
+	if err != nil {
+		c.fail(err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

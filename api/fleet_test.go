@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,17 +67,7 @@ func TestFleetMembersGetTheirAssignedBundle(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%v", out)
 
 	get := func(token, etag string) (int, []byte, http.Header) {
-		req, err := http.NewRequest(http.MethodGet, f.srv.URL+path+"/bundle", nil)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if etag != "" {
-			req.Header.Set("If-None-Match", etag)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, resp.Header
+		return getBundle(t, f.srv.URL+path+"/bundle", token, etag)
 	}
 	// Two devices: one below 10% by hash, one above.
 	var low, high string
