@@ -154,6 +154,7 @@ fuzz:
 	scripts/fuzz.sh FuzzGRPCInfer ./serving $(FUZZTIME)
 	scripts/fuzz.sh FuzzSignedBody ./edge $(FUZZTIME)
 	scripts/fuzz.sh FuzzLoadLightGBM ./model $(FUZZTIME)
+	scripts/fuzz.sh FuzzLoadONNX ./model $(FUZZTIME)
 
 test: tools lint unit fuzz
 

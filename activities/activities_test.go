@@ -676,6 +676,18 @@ func TestAdoptExternalChecksTheArtifact(t *testing.T) {
 	require.Contains(t, string(staged), "lightgbm-text")
 	ev = must[pipeline.EvaluateResult](e, tr.Evaluate, pipeline.EvaluateInput{StepInput: step, ArtifactKey: got.ArtifactKey})
 	require.Positive(t, ev.CandidateMAE)
+	// A trainer may leave the format to detection.
+	got = must[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI, TrainRows: 10}})
+	staged, _, err = objstore.ReadAll(ctx, e.store, got.ArtifactKey)
+	require.NoError(t, err)
+	require.Contains(t, string(staged), "lightgbm-text")
+	// An ONNX graph whose input is not the spec's features is refused, naming both counts.
+	onx, err := os.ReadFile("../model/testdata/onnx/hand_eq_opset3.onnx")
+	require.NoError(t, err)
+	_, err = e.store.Put(ctx, outKey, onx, objstore.PutOptions{})
+	require.NoError(t, err)
+	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, TaskQueue: "py", Output: pipeline.ExternalTrainOutput{ArtifactURI: ein.OutputURI}})
+	require.ErrorContains(t, err, "has 3 features, 5 names given")
 	_, err = call[pipeline.TrainResult](e, tr.AdoptExternal, pipeline.AdoptInput{StepInput: step, Output: pipeline.ExternalTrainOutput{ArtifactURI: "s3://elsewhere/m.json"}})
 	require.ErrorContains(t, err, "is not in")
 }

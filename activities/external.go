@@ -38,9 +38,9 @@ func (t *Training) ExternalInput(ctx context.Context, in pipeline.StepInput) (pi
 }
 
 // AdoptExternal checks an external trainer's artifact and stages it like a built-in one:
-// it must be in this bucket, load (checksum verified; XGBoost JSON and LightGBM text
-// converted) and use the
-// spec's features in order. The reference profile is built from the training rows here.
+// it must be in this bucket, load (checksum verified; XGBoost JSON, LightGBM text and ONNX
+// converted; the format detected when the trainer names none) and use the spec's features in
+// order. The reference profile is built from the training rows here.
 func (t *Training) AdoptExternal(ctx context.Context, in pipeline.AdoptInput) (pipeline.TrainResult, error) {
 	root := t.Store.URI("")
 	key, ok := strings.CutPrefix(in.Output.ArtifactURI, root)
@@ -51,17 +51,7 @@ func (t *Training) AdoptExternal(ctx context.Context, in pipeline.AdoptInput) (p
 	if err != nil {
 		return pipeline.TrainResult{}, classify("external trainer artifact", err)
 	}
-	var m *model.Model
-	switch in.Output.Format {
-	case pipeline.FormatXGBoostJSON:
-		m, err = model.LoadXGBoostJSON(data, in.Spec.Features, in.Spec.Target)
-	case pipeline.FormatLightGBM:
-		m, err = model.LoadLightGBM(data, in.Spec.Features, in.Spec.Target)
-	case pipeline.FormatDriftline, "":
-		m, err = model.Unmarshal(data)
-	default:
-		return pipeline.TrainResult{}, invalid("external trainer: format %q is not %s, %s or %s", in.Output.Format, pipeline.FormatDriftline, pipeline.FormatXGBoostJSON, pipeline.FormatLightGBM)
-	}
+	m, err := model.Import(in.Output.Format, data, in.Spec.Features, in.Spec.Target)
 	if err != nil {
 		return pipeline.TrainResult{}, invalid("external trainer: artifact %s: %v", in.Output.ArtifactURI, err)
 	}

@@ -9,6 +9,7 @@ const (
 	FormatDriftline   = "driftline"     // a driftline.model/v2 envelope (model package)
 	FormatXGBoostJSON = "xgboost-json"  // Booster.save_model("model.json")
 	FormatLightGBM    = "lightgbm-text" // LightGBM's Booster.save_model("model.txt")
+	FormatONNX        = "onnx"          // an ONNX tree ensemble (docs/models.md, "ONNX tree models")
 )
 
 // ExternalTrainInput is what an external trainer receives.
@@ -34,7 +35,7 @@ type ExternalTrainInput struct {
 // ExternalTrainOutput is what an external trainer returns.
 type ExternalTrainOutput struct {
 	ArtifactURI string             `json:"artifact_uri"`
-	Format      string             `json:"format"` // driftline, xgboost-json or lightgbm-text
+	Format      string             `json:"format"` // driftline, xgboost-json, lightgbm-text or onnx; empty: detected
 	TrainRows   int                `json:"train_rows"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 }
