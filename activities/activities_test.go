@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -642,6 +643,23 @@ func TestAdoptExternalChecksTheArtifact(t *testing.T) {
 	require.Len(t, ein.Files, 28)
 	require.Equal(t, "2026-09-22", ein.HoldoutFrom)
 	require.Equal(t, e.spec.Features, ein.Features)
+	// The rows before the holdout, as CSV: a header, then each accepted row once, about a
+	// tenth of them for validation.
+	var csvRows int
+	for _, f := range []struct {
+		uri  string
+		rows int
+	}{{ein.TrainURI, ein.TrainRows}, {ein.ValidationURI, ein.ValidationRows}} {
+		raw, _, err := objstore.ReadAll(ctx, e.store, strings.TrimPrefix(f.uri, e.store.URI("")))
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+		require.Equal(t, strings.Join(append(slices.Clone(e.spec.Features), e.spec.Target), ","), lines[0])
+		require.Len(t, lines, f.rows+1)
+		require.Len(t, strings.Split(lines[1], ","), len(e.spec.Features)+1)
+		csvRows += f.rows
+	}
+	require.InDelta(t, 0.1, float64(ein.ValidationRows)/float64(csvRows), 0.02)
+	require.Equal(t, 0.1, ein.ValidationShare)
 	// A trainer that writes a Driftline artifact (here: the built-in one's output, copied).
 	// Without the one pass's keys (a run from before it), Train prepares the bins itself.
 	built := must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: step})
@@ -681,6 +699,20 @@ func TestAdoptExternalChecksTheArtifact(t *testing.T) {
 	staged, _, err = objstore.ReadAll(ctx, e.store, got.ArtifactKey)
 	require.NoError(t, err)
 	require.Contains(t, string(staged), "lightgbm-text")
+	// A spec may name a model file instead of a trainer: the built-in train step adopts it.
+	_, err = e.store.Put(ctx, "models/demand/offline.txt", []byte(lgb), objstore.PutOptions{})
+	require.NoError(t, err)
+	fileSpec := e.spec
+	fileSpec.Trainer = spec.Trainer{Name: "file", ModelFile: e.store.URI("models/demand/offline.txt")}
+	fileStep := step
+	fileStep.Spec = fileSpec
+	got = must[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: fileStep})
+	staged, _, err = objstore.ReadAll(ctx, e.store, got.ArtifactKey)
+	require.NoError(t, err)
+	require.Contains(t, string(staged), "file:models/demand/offline.txt")
+	fileStep.Spec.Trainer.ModelFile = "s3://elsewhere/offline.txt"
+	_, err = call[pipeline.TrainResult](e, tr.Train, pipeline.TrainInput{StepInput: fileStep})
+	require.ErrorContains(t, err, "is not in")
 	// An ONNX graph whose input is not the spec's features is refused, naming both counts.
 	onx, err := os.ReadFile("../model/testdata/onnx/hand_eq_opset3.onnx")
 	require.NoError(t, err)

@@ -48,6 +48,9 @@ func (t *Training) source(ctx context.Context, in pipeline.StepInput, days func(
 // profile the window's first pass prepared; artifact and profile are staged under
 // reports/<model>/<run>/candidate/.
 func (t *Training) Train(ctx context.Context, in pipeline.TrainInput) (pipeline.TrainResult, error) {
+	if in.Spec.Trainer.Name == "file" {
+		return t.adoptFile(ctx, in)
+	}
 	s, cut, rows, err := t.source(ctx, in.StepInput, dataset.Before)
 	if err != nil {
 		return pipeline.TrainResult{}, err

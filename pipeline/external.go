@@ -30,6 +30,17 @@ type ExternalTrainInput struct {
 	HoldoutFrom string   `json:"holdout_from"`
 	// OutputURI is where the trainer writes its artifact (same bucket).
 	OutputURI string `json:"output_uri"`
+	// TrainURI and ValidationURI are the accepted rows before HoldoutFrom as CSV (a header
+	// of the features and the target; a missing value empty), split by a hash of the row:
+	// ValidationShare of them are the validation rows (for early stopping; the holdout stays
+	// out of both). Command is the spec's trainer command: the name of a command a command
+	// trainer runs (docs/models.md, "Command trainers").
+	TrainURI        string  `json:"train_uri,omitempty"`
+	ValidationURI   string  `json:"validation_uri,omitempty"`
+	TrainRows       int     `json:"train_rows,omitempty"`
+	ValidationRows  int     `json:"validation_rows,omitempty"`
+	ValidationShare float64 `json:"validation_share,omitempty"`
+	Command         string  `json:"command,omitempty"`
 }
 
 // ExternalTrainOutput is what an external trainer returns.

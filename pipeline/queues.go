@@ -44,7 +44,7 @@ func QueueOfKind(kind string) string {
 // queueOfActivity names the activities that leave the orchestration queue.
 var queueOfActivity = map[string]string{
 	ActInspect: DataQueue, ActInspectPart: DataQueue, ActValidate: DataQueue, ActDetect: DataQueue,
-	ActCheckKeys: DataQueue, ActEvalPart: DataQueue, ActTrainingSet: DataQueue,
+	ActCheckKeys: DataQueue, ActEvalPart: DataQueue, ActTrainingSet: DataQueue, ActExtInput: DataQueue,
 	ActTrain: TrainingQueue, ActEvaluate: TrainingQueue,
 }
 

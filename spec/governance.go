@@ -17,22 +17,25 @@ import (
 // drift settings, the window, monitoring); changing any of these needs the change_governance
 // action, held by another role (docs/governance.md).
 type Governance struct {
-	Evaluation   Evaluation      `json:"evaluation"`
-	Fairness     Fairness        `json:"fairness"`
-	Approval     Approval        `json:"approval"`
-	Canary       Canary          `json:"canary"`
-	Quantization Quantization    `json:"quantization"`
-	TrainerQueue string          `json:"trainer_task_queue,omitempty"`
-	PII          map[string]bool `json:"pii,omitempty"`
-	Protected    []string        `json:"protected_attributes,omitempty"`
-	TargetRange  [2]*float64     `json:"target_range"`
-	Edge         Edge            `json:"edge"`
+	Evaluation   Evaluation   `json:"evaluation"`
+	Fairness     Fairness     `json:"fairness"`
+	Approval     Approval     `json:"approval"`
+	Canary       Canary       `json:"canary"`
+	Quantization Quantization `json:"quantization"`
+	TrainerQueue string       `json:"trainer_task_queue,omitempty"`
+	// TrainerCommand is the command a command trainer runs: which code makes candidates is
+	// governance's, as the queue is.
+	TrainerCommand string          `json:"trainer_command,omitempty"`
+	PII            map[string]bool `json:"pii,omitempty"`
+	Protected      []string        `json:"protected_attributes,omitempty"`
+	TargetRange    [2]*float64     `json:"target_range"`
+	Edge           Edge            `json:"edge"`
 }
 
 // Governance extracts the governed fields of the spec.
 func (s Spec) Governance() Governance {
 	g := Governance{Evaluation: s.Evaluation, Fairness: s.Fairness, Approval: s.Approval, Canary: s.Canary,
-		Quantization: s.Quantization, TrainerQueue: s.Trainer.TaskQueue, Edge: s.Edge}
+		Quantization: s.Quantization, TrainerQueue: s.Trainer.TaskQueue, TrainerCommand: s.Trainer.Command, Edge: s.Edge}
 	g.Approval.Approvers = slices.Clone(g.Approval.Approvers)
 	slices.Sort(g.Approval.Approvers)
 	for _, c := range s.Contract.Columns {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -95,8 +96,16 @@ func (s Spec) WithFeatures(names []string) Spec {
 
 // Trainer names the training algorithm and its hyperparameters.
 type Trainer struct {
-	// Name is ridge, logistic or gbdt (docs/models.md has each one's parameters).
+	// Name is ridge, logistic or gbdt (docs/models.md has each one's parameters), command (a
+	// command trainer runs the named Command) or file (ModelFile is the candidate).
 	Name string `yaml:"name" json:"name"`
+	// Command (name command) names a command that the command trainer on TaskQueue runs: the
+	// trainer's operator maps names to command lines (`driftline trainer --command`), so a
+	// spec chooses among the commands the operator allowed and never supplies one.
+	Command string `yaml:"command,omitempty" json:"command,omitempty"`
+	// ModelFile (name file) is a model file in Driftline's bucket (a key or an s3:// URI of
+	// it) in any importable format (docs/models.md): each run evaluates it as the candidate.
+	ModelFile string `yaml:"model_file,omitempty" json:"model_file,omitempty"`
 	// Objective (gbdt): squared_error (default), absolute_error or binary_logloss.
 	Objective string `yaml:"objective,omitempty" json:"objective,omitempty"`
 	// Growth (gbdt): depthwise (default) or leafwise.
@@ -120,7 +129,7 @@ func (t Trainer) ObjectiveName() string {
 	switch {
 	case t.Name == "logistic":
 		return hparams.BinaryLogLoss
-	case t.Name == "gbdt" && t.Objective != "":
+	case (t.Name == "gbdt" || t.Name == "command" || t.Name == "file") && t.Objective != "":
 		return t.Objective
 	default:
 		return hparams.SquaredError
@@ -469,7 +478,7 @@ func (s Spec) validateFeatures(p *problems) {
 		if !namePattern.MatchString(fsv.Repo) || fsv.Name == "" {
 			add("feature_service: give repo (1-63 lowercase letters, digits, - or _) and name, got %q/%q", fsv.Repo, fsv.Name)
 		}
-		if s.Trainer.Name != "gbdt" && s.Trainer.TaskQueue == "" {
+		if (s.Trainer.Name == "ridge" || s.Trainer.Name == "logistic") && s.Trainer.TaskQueue == "" {
 			add("feature_service: trainer %s cannot take missing values, and a feature unknown as of a row's time is missing (use gbdt)", s.Trainer.Name)
 		}
 	} else if len(s.Features) == 0 {
@@ -508,7 +517,7 @@ func (s Spec) validateColumns(p *problems) {
 			add("features[%d]: contract column %q has role %s, not feature", i, f, col.Role)
 		case col.Type == contract.TypeString:
 			add("features[%d]: %q is a string; trainers need numbers (give categories as integer codes with categorical: true)", i, f)
-		case col.Nullable && s.Trainer.Name != "gbdt":
+		case col.Nullable && (s.Trainer.Name == "ridge" || s.Trainer.Name == "logistic"):
 			add("features[%d]: %q is nullable; trainer %s cannot take missing values (gbdt can)", i, f, s.Trainer.Name)
 		}
 	}
@@ -591,11 +600,51 @@ func (s Spec) validateTrainer(p *problems) {
 		if s.Trainer.MaxRows < 0 {
 			add("trainer.max_rows: must be 0 (the default bound) or more, got %d", s.Trainer.MaxRows)
 		}
+	case "command", "file":
+		s.validateBringYourOwn(add)
 	default:
-		add("trainer.name: %q is not a known trainer (known: ridge, logistic, gbdt)", s.Trainer.Name)
+		add("trainer.name: %q is not a known trainer (known: ridge, logistic, gbdt, command, file)", s.Trainer.Name)
+	}
+	if s.Trainer.Name != "command" && s.Trainer.Command != "" {
+		add("trainer.command: only for trainer command, not %s", s.Trainer.Name)
+	}
+	if s.Trainer.Name != "file" && s.Trainer.ModelFile != "" {
+		add("trainer.model_file: only for trainer file, not %s", s.Trainer.Name)
 	}
 	if q := s.Trainer.TaskQueue; q != "" && !namePattern.MatchString(strings.ToLower(q)) {
 		add("trainer.task_queue: %q is not a valid task queue name", q)
+	}
+}
+
+// validateBringYourOwn checks a command trainer (a command name, the queue of the trainer
+// that runs it, any numeric params) or a model file (a bucket key, no queue).
+func (s Spec) validateBringYourOwn(add func(string, ...any)) {
+	t := s.Trainer
+	switch {
+	case t.Name == "command" && !namePattern.MatchString(strings.ToLower(t.Command)):
+		add("trainer.command: name the command (1-63 lowercase letters, digits, - or _) the command trainer runs, got %q", t.Command)
+	case t.Name == "command" && t.TaskQueue == "":
+		add("trainer.task_queue: a command trainer polls a task queue; name it")
+	case t.Name == "file" && (t.ModelFile == "" || strings.Contains(t.ModelFile, "..")):
+		add("trainer.model_file: the key (or s3:// URI) of a model file in Driftline's bucket, got %q", t.ModelFile)
+	case t.Name == "file" && t.TaskQueue != "":
+		add("trainer.task_queue: a model file is adopted by the pipeline's own workers; no task queue")
+	}
+	switch t.Objective {
+	case "", hparams.SquaredError, hparams.AbsoluteError, hparams.BinaryLogLoss:
+	default:
+		add("trainer.objective: %q (squared_error, absolute_error or binary_logloss)", t.Objective)
+	}
+	for _, k := range sortedKeys(t.Params) {
+		if v := t.Params[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			add("trainer.params.%s: must be a finite number, got %g", k, v)
+		}
+	}
+	if t.Growth != "" || t.MaxRows != 0 {
+		add("trainer: growth and max_rows are gbdt settings")
+	}
+	if v := t.ValidationShare; v < 0 || v >= 1 {
+		add("trainer.validation_share: must be in [0, 1), got %g", v)
 	}
 }
 

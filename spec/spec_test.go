@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/driftline/driftline/model/hparams"
 )
 
 func TestLoadExample(t *testing.T) {
@@ -90,6 +92,31 @@ func TestTrainerChoicesValidate(t *testing.T) {
 	require.ErrorContains(t, err, "trainer.max_rows: must be 0 (the default bound) or more, got -1")
 	_, err = Parse([]byte(src[:i] + "trainer:\n  name: ridge\n  max_rows: 10\n" + src[j:]))
 	require.ErrorContains(t, err, "objective, growth and max_rows are gbdt settings")
+
+	// A command trainer: a command's name, the queue of the trainer that runs it, free
+	// numeric params; governance owns the command as it owns the queue.
+	cmd, err := Parse([]byte(src[:i] + "trainer:\n  name: command\n  command: sklearn-gbr\n  task_queue: python\n  params: {n_estimators: 200, learning_rate: 0.05}\n" + src[j:]))
+	require.NoError(t, err)
+	require.Equal(t, "sklearn-gbr", cmd.Trainer.Command)
+	other := cmd
+	other.Trainer.Command = "xgboost"
+	require.Equal(t, []string{"trainer_command"}, GovernanceChanges(&cmd, other))
+	for body, want := range map[string]string{
+		"  name: command\n  task_queue: python\n":                                "trainer.command: name the command",
+		"  name: command\n  command: \"rm -rf /\"\n  task_queue: python\n":       "trainer.command: name the command",
+		"  name: command\n  command: sklearn\n":                                  "a command trainer polls a task queue",
+		"  name: gbdt\n  command: sklearn\n":                                     "trainer.command: only for trainer command",
+		"  name: file\n":                                                         "trainer.model_file: the key",
+		"  name: file\n  model_file: ../../etc/passwd\n":                         "trainer.model_file: the key",
+		"  name: file\n  model_file: m.onnx\n  task_queue: q\n":                  "no task queue",
+		"  name: command\n  command: a\n  task_queue: q\n  objective: poisson\n": "trainer.objective",
+	} {
+		_, err = Parse([]byte(src[:i] + "trainer:\n" + body + src[j:]))
+		require.ErrorContains(t, err, want, body)
+	}
+	file, err := Parse([]byte(src[:i] + "trainer:\n  name: file\n  model_file: models/demand/gbr.onnx\n  objective: absolute_error\n" + src[j:]))
+	require.NoError(t, err)
+	require.Equal(t, hparams.AbsoluteError, file.Trainer.ObjectiveName())
 }
 
 // FuzzParse: any bytes give a spec or an error naming what was wrong, never a panic; a spec

@@ -288,7 +288,7 @@ func (r *run) train(step pipeline.StepInput, train pipeline.TrainInput, snap pip
 	var tr pipeline.TrainResult
 	if q := sp.Trainer.TaskQueue; q != "" {
 		var ein pipeline.ExternalTrainInput
-		if err := workflow.ExecuteActivity(withStep(ctx, pipeline.StageTrain, "prepare the external trainer's input"),
+		if err := execute(withStep(ctx, pipeline.StageTrain, "prepare the external trainer's input (its training and validation rows as CSV)"),
 			pipeline.ActExtInput, step).Get(ctx, &ein); err != nil {
 			return tr, err
 		}
