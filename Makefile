@@ -24,7 +24,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu cc bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu cc python bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -74,6 +74,12 @@ qemu:
 cc:
 	@command -v gcc >/dev/null || (apt-get update && apt-get install -y gcc libc6-dev)
 
+# Debian's Python with scikit-learn, XGBoost and ONNX (/usr/bin/python3): the command trainer's
+# examples (examples/sklearn, examples/xgboost) run in cmdtrainer's tests and the end-to-end
+# test, and model/testdata/onnx/make.py builds the ONNX fixtures with them.
+python:
+	@/usr/bin/python3 -c "import sklearn, xgboost, onnx, numpy" 2>/dev/null || (apt-get update && apt-get install -y python3-sklearn python3-xgboost python3-onnx python3-numpy)
+
 # Debian's chromium: the console's browser tests drive it headless (console/browser_test.go).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
@@ -101,7 +107,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc python
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
