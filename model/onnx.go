@@ -212,10 +212,9 @@ func readEnsembleV3(n *onnxNode) (*teEnsemble, error) {
 		"nodes_missing_value_tracks_true": len(tracks), "nodes_hitrates": len(hits)}, "nodes_missing_value_tracks_true", "nodes_hitrates"); err != nil {
 		return nil, err
 	}
-	type key struct{ tree, node int64 }
-	index := make(map[key]int, count)
+	index := make(map[teKey]int, count)
 	for i := range count {
-		k := key{treeIDs[i], nodeIDs[i]}
+		k := teKey{treeIDs[i], nodeIDs[i]}
 		if _, dup := index[k]; dup {
 			return nil, fmt.Errorf("tree %d has node %d twice", k.tree, k.node)
 		}
@@ -236,8 +235,8 @@ func readEnsembleV3(n *onnxNode) (*teEnsemble, error) {
 			nd.hit = hits[i]
 		}
 		if mode != teLeaf {
-			t, okT := index[key{treeIDs[i], trueIDs[i]}]
-			f, okF := index[key{treeIDs[i], falseIDs[i]}]
+			t, okT := index[teKey{treeIDs[i], trueIDs[i]}]
+			f, okF := index[teKey{treeIDs[i], falseIDs[i]}]
 			if !okT || !okF {
 				return nil, fmt.Errorf("node %d of tree %d has children %d and %d, not both in the tree", nodeIDs[i], treeIDs[i], trueIDs[i], falseIDs[i])
 			}
@@ -258,30 +257,42 @@ func readEnsembleV3(n *onnxNode) (*teEnsemble, error) {
 			return nil, fmt.Errorf("tree %d has more than one root", treeIDs[te.roots[k]])
 		}
 	}
+	if err := te.v3Weights(n, treeIDs, nodeIDs, index); err != nil {
+		return nil, err
+	}
+	return te, nil
+}
+
+// teKey names a node of TreeEnsembleRegressor/Classifier: its tree and its id there.
+type teKey struct{ tree, node int64 }
+
+// v3Weights adds the leaves' weights (target_* or class_*) to the nodes, and reads the base
+// values.
+func (te *teEnsemble) v3Weights(n *onnxNode, treeIDs, nodeIDs []int64, index map[teKey]int) error {
 	prefix, err := te.v3Columns(n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	wTree, wNode, wIDs := n.ints(prefix+"_treeids"), n.ints(prefix+"_nodeids"), n.ints(prefix+"_ids")
 	weights, _, _ := n.numbers(prefix + "_weights")
 	if len(wTree) != len(weights) || len(wNode) != len(weights) || len(wIDs) != len(weights) {
-		return nil, fmt.Errorf("%s_treeids, _nodeids, _ids and _weights have %d, %d, %d and %d entries", prefix, len(wTree), len(wNode), len(wIDs), len(weights))
+		return fmt.Errorf("%s_treeids, _nodeids, _ids and _weights have %d, %d, %d and %d entries", prefix, len(wTree), len(wNode), len(wIDs), len(weights))
 	}
 	for j, w := range weights {
-		i, ok := index[key{wTree[j], wNode[j]}]
+		i, ok := index[teKey{wTree[j], wNode[j]}]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("weight %d is for node %d of tree %d, which does not exist", j, wNode[j], wTree[j])
+			return fmt.Errorf("weight %d is for node %d of tree %d, which does not exist", j, wNode[j], wTree[j])
 		case te.nodes[i].mode != teLeaf:
-			return nil, fmt.Errorf("weight %d is for node %d of tree %d, which is not a leaf", j, wNode[j], wTree[j])
+			return fmt.Errorf("weight %d is for node %d of tree %d, which is not a leaf", j, wNode[j], wTree[j])
 		case wIDs[j] < 0 || int(wIDs[j]) >= te.columns:
-			return nil, fmt.Errorf("weight %d is for %s %d of %d", j, prefix, wIDs[j], te.columns)
+			return fmt.Errorf("weight %d is for %s %d of %d", j, prefix, wIDs[j], te.columns)
 		}
 		te.nodes[i].w[wIDs[j]] += w
 		te.nodes[i].used[wIDs[j]] = true
 	}
 	te.base, _, _ = n.numbers("base_values")
-	return te, nil
+	return nil
 }
 
 // v3Columns reads how many score columns the node has and names its weight attributes.
@@ -376,10 +387,15 @@ func readEnsembleV5(n *onnxNode) (*teEnsemble, error) {
 		}
 		te.nodes[i] = nd
 	}
+	return te, te.v5Leaves(n, inner, weights, leafTargets)
+}
+
+// v5Leaves fills the leaves (after the inner nodes) and the roots.
+func (te *teEnsemble) v5Leaves(n *onnxNode, inner int, weights []float64, leafTargets []int64) error {
 	for j, w := range weights {
 		k := leafTargets[j]
 		if k < 0 || int(k) >= te.columns {
-			return nil, fmt.Errorf("leaf %d is for target %d of %d", j, k, te.columns)
+			return fmt.Errorf("leaf %d is for target %d of %d", j, k, te.columns)
 		}
 		nd := teNode{mode: teLeaf, hit: 1}
 		nd.w[k], nd.used[k] = w, true
@@ -387,14 +403,14 @@ func readEnsembleV5(n *onnxNode) (*teEnsemble, error) {
 	}
 	for _, r := range n.ints("tree_roots") {
 		if r < 0 || int(r) >= inner {
-			return nil, fmt.Errorf("tree root %d of %d nodes", r, inner)
+			return fmt.Errorf("tree root %d of %d nodes", r, inner)
 		}
 		te.roots = append(te.roots, int(r))
 	}
 	if len(te.roots) == 0 {
-		return nil, fmt.Errorf("no tree_roots")
+		return fmt.Errorf("no tree_roots")
 	}
-	return te, nil
+	return nil
 }
 
 // output decides how the scores become the prediction: a leaf's margin from its weights,
