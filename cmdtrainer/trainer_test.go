@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -270,4 +271,46 @@ func TestTheConfigurationIsChecked(t *testing.T) {
 		err := (&Trainer{Commands: cmds}).Check()
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// TestMain runs the test binary as a command trainer for TestACommandDiesWithItsTrainer when
+// asked to (CMDTRAINER_HELPER_DIR set): the trainer runs a command that writes its pid to that
+// directory and sleeps.
+func TestMain(m *testing.M) {
+	dir := os.Getenv("CMDTRAINER_HELPER_DIR")
+	if dir == "" {
+		os.Exit(m.Run())
+	}
+	store := objstore.NewMem()
+	ctx := context.Background()
+	for _, name := range []string{"train.csv", "validation.csv"} {
+		_, _ = store.Put(ctx, "r/"+name, []byte("a,y\n1,2\n"), objstore.PutOptions{})
+	}
+	tr := &Trainer{Store: store, WorkDir: filepath.Join(dir, "work"),
+		Commands: map[string]Command{"fit": {Name: "fit", Argv: []string{"/bin/sh", "-c", `echo $$ > "$1/pid.tmp" && mv "$1/pid.tmp" "$1/pid"; sleep 300`, "sh", dir}}}}
+	_, err := tr.Train(ctx, pipeline.ExternalTrainInput{Model: "m", RunID: "r", Features: []string{"a"}, Target: "y",
+		TrainURI: store.URI("r/train.csv"), ValidationURI: store.URI("r/validation.csv"), OutputURI: store.URI("r/model.json")})
+	fmt.Println(err)
+	os.Exit(3)
+}
+
+// When the trainer process dies (SIGKILL: no chance to clean up), its command dies with it.
+func TestACommandDiesWithItsTrainer(t *testing.T) {
+	dir := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), "CMDTRAINER_HELPER_DIR="+dir)
+	require.NoError(t, helper.Start())
+	var pid int
+	require.Eventually(t, func() bool {
+		raw, err := os.ReadFile(filepath.Join(dir, "pid"))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(raw)))
+		return err == nil
+	}, 20*time.Second, 20*time.Millisecond, "the helper trainer starts its command")
+	require.False(t, gone(pid))
+	require.NoError(t, helper.Process.Kill())
+	_ = helper.Wait()
+	require.Eventually(t, func() bool { return gone(pid) }, 5*time.Second, 20*time.Millisecond, "the command %d dies with its trainer", pid)
 }
