@@ -110,11 +110,9 @@ echo '{"train_rmse": 1.5}' > "$DRIFTLINE_OUTPUT_DIR/metrics.json"`
 	require.NotContains(t, log, "worker-secret", "the worker's environment stays out of the command's")
 	require.Equal(t, "fit", beats[len(beats)-1].Command)
 	// The SDK sends the first heartbeat at once and throttles the others to the heartbeat
-	// timeout; the first already carries the command's output so far.
+	// timeout (what a beat carries: TestTheOutputKeepsTheLogAndTheLastLines).
 	require.NotEmpty(t, beats, "the attempt heartbeats")
 	require.Equal(t, "fit", beats[0].Command)
-	require.Positive(t, beats[0].Lines)
-	require.NotEmpty(t, beats[0].LastLine)
 	_, err = os.Stat(filepath.Join(r.dir, "work", "demand", "run-1", "attempt-1"))
 	require.ErrorIs(t, err, os.ErrNotExist, "the attempt's directory is removed")
 
@@ -313,4 +311,27 @@ func TestACommandDiesWithItsTrainer(t *testing.T) {
 	require.NoError(t, helper.Process.Kill())
 	_ = helper.Wait()
 	require.Eventually(t, func() bool { return gone(pid) }, 5*time.Second, 20*time.Millisecond, "the command %d dies with its trainer", pid)
+}
+
+// What a command prints is kept in order (up to the log's bound, then said to be cut), counted
+// in lines, the last ones quoted (each up to 4 KiB), a line still being written shown as the
+// last; written in chunks that split lines anywhere.
+func TestTheOutputKeepsTheLogAndTheLastLines(t *testing.T) {
+	o := &output{keep: 2}
+	for _, chunk := range []string{"epoch 1\nep", "och 2\n", "epoch 3\nvalid", "ation loss 0.5"} {
+		o.write([]byte(chunk))
+	}
+	lines, last, tail := o.snapshot()
+	require.Equal(t, 3, lines)
+	require.Equal(t, "validation loss 0.5", last)
+	require.Equal(t, []string{"epoch 2", "epoch 3", "validation loss 0.5"}, tail)
+	require.Equal(t, "epoch 1\nepoch 2\nepoch 3\nvalidation loss 0.5", string(o.log))
+	o.write([]byte("\n" + strings.Repeat("x", 10_000) + "\r\n"))
+	_, last, _ = o.snapshot()
+	require.Len(t, last, maxLine, "a long line is quoted up to 4 KiB")
+	big := &output{keep: 1}
+	big.write(make([]byte, maxLog-10))
+	big.write([]byte("past the bound\n"))
+	require.Contains(t, string(big.log), "not kept")
+	require.Less(t, len(big.log), maxLog+100)
 }

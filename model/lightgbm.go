@@ -371,7 +371,12 @@ type lgBuilder struct {
 }
 
 func (b *lgBuilder) add(feature int32, thr float64, defLeft bool) int32 {
-	t := b.t
+	return b.t.appendNode(feature, thr, defLeft)
+}
+
+// appendNode adds a node without children (a leaf until its children are set) to a tree being
+// built in preorder by an importer, and returns its index.
+func (t *Tree) appendNode(feature int32, thr float64, defLeft bool) int32 {
 	t.Feature, t.Threshold, t.DefaultLeft = append(t.Feature, feature), append(t.Threshold, thr), append(t.DefaultLeft, defLeft)
 	t.Left, t.Right, t.Value, t.Cover = append(t.Left, -1), append(t.Right, -1), append(t.Value, 0), append(t.Cover, 0)
 	if t.CatLeft != nil {

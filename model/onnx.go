@@ -571,13 +571,7 @@ func (c *teConv) tree(root int) (Tree, error) {
 }
 
 func (c *teConv) add(feature int, thr float64, defLeft bool) int32 {
-	t := c.t
-	t.Feature, t.Threshold, t.DefaultLeft = append(t.Feature, int32(feature)), append(t.Threshold, thr), append(t.DefaultLeft, defLeft)
-	t.Left, t.Right, t.Value, t.Cover = append(t.Left, -1), append(t.Right, -1), append(t.Value, 0), append(t.Cover, 0)
-	if t.CatLeft != nil {
-		t.CatLeft = append(t.CatLeft, [4]uint64{})
-	}
-	return int32(len(t.Left) - 1)
+	return c.t.appendNode(int32(feature), thr, defLeft)
 }
 
 // link sets node i's children (each a new subtree) and sums their covers into it.
