@@ -15,6 +15,10 @@ STATICCHECK_VERSION   := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 # Helm v4 for the chart's tests (deploy/helm: lint, template, strict decoding; no cluster).
 HELM_VERSION          := v4.3.2
+# The cloud storage emulators the objstore providers are tested on: fake-gcs-server (a Go
+# module, built into ./bin) and Azurite (npm, installed under ./bin/azurite).
+FAKE_GCS_VERSION      := v1.56.1
+AZURITE_VERSION       := 3.35.0
 
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/driftline/driftline/internal/buildinfo.revision=$(REVISION)
@@ -24,7 +28,7 @@ FUZZTIME ?= 10s
 
 export BIN DATA
 
-.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu cc python bench bench-deps clean
+.PHONY: help tools build up down demo test lint unit fuzz chaos proto postgres alerting redis bash-completion qemu cc python node bench bench-deps clean
 
 help:
 	@echo "make demo   install tools, start Temporal + MinIO + workers, run the loop twice"
@@ -98,6 +102,16 @@ $(BIN)/minio:
 $(BIN)/jaeger: tools/jaeger/go.mod
 	cd tools/jaeger && go build -o $(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
+$(BIN)/fake-gcs-server:
+	GOBIN=$(BIN) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+
+$(BIN)/azurite/node_modules/.bin/azurite-blob: | node
+	npm install --prefix $(BIN)/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
+
+# Debian's nodejs and npm (Azurite runs on node).
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+
 $(BIN)/helm:
 	GOBIN=$(BIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 
@@ -107,7 +121,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc python
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc python $(BIN)/fake-gcs-server $(BIN)/azurite/node_modules/.bin/azurite-blob
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline
