@@ -42,31 +42,11 @@ func TestAScikitLearnTrainerRetrainsOnDriftAndIsPromoted(t *testing.T) {
 	st := stack.New(t, stack.DevServer, "driftline-byom")
 	c := st.Dial(ctx, client.Options{})
 	bin := stack.BuildDriftline(t)
-	labelKey := filepath.Join(t.TempDir(), "label.key")
-	require.NoError(t, os.WriteFile(labelKey, []byte(stack.RandomSecret(32)), 0o600))
-	st.SetEnv("DRIFTLINE_LABEL_KEY_FILE=" + labelKey)
-	st.Driftline("worker", bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
-		"--rbac", RBACWithoutFloors(t, st.Root), "--attestation-keys", "http://127.0.0.1:1/unused")
+	serveURL := loopProcesses(t, st, bin)
 	st.Driftline("trainer", bin, "trainer", "--task-queue", "python", "--memory", "4GiB", "--timeout", "5m",
 		"--work-dir", t.TempDir(), "--command", "sklearn=/usr/bin/python3 "+filepath.Join(st.Root, "examples/sklearn/train.py"))
-	port := stack.FreePort(t)
-	st.Driftline("serve", bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--models", "demand", "--poll", "200ms", "--log-flush", "300ms")
-	serveURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	stack.WaitHTTP(t, serveURL+"/healthz", 30*time.Second)
-	_, _, err := dataset.WriteRetail(ctx, st.Store, "retail_demand", dataset.DefaultRetail())
-	require.NoError(t, err)
-	phase("stack, worker, trainer and serving up; the retail dataset written")
-
-	sp, err := spec.Load(filepath.Join(st.Root, "examples/demand.yaml"))
-	require.NoError(t, err)
-	sp.Approval.Required = false // this test is about the trainer, not people
-	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 6
-	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
-	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
-	res, _ := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "byom-test"})
-	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
-	require.Equal(t, 1, res.Version)
-	phase("v1 (built-in gbdt) promoted")
+	sp := firstRun(ctx, t, c, st.Store, st.Root)
+	phase("stack, worker, trainer and serving up; v1 (built-in gbdt) promoted")
 
 	py := sp
 	py.Trainer = spec.Trainer{Name: "command", Command: "sklearn", TaskQueue: "python",
@@ -142,4 +122,38 @@ func runTo(ctx context.Context, t *testing.T, c client.Client, in pipeline.RunIn
 	var res pipeline.RunResult
 	require.NoError(t, run.Get(ctx, &res))
 	return res, run.GetRunID()
+}
+
+// loopProcesses starts `driftline worker` and `driftline serve` on the stack (with what its
+// environment says: its bucket, or another store) and returns serving's URL.
+func loopProcesses(t *testing.T, st *stack.Stack, bin string) string {
+	t.Helper()
+	labelKey := filepath.Join(t.TempDir(), "label.key")
+	require.NoError(t, os.WriteFile(labelKey, []byte(stack.RandomSecret(32)), 0o600))
+	st.SetEnv("DRIFTLINE_LABEL_KEY_FILE=" + labelKey)
+	st.Driftline("worker", bin, "worker", "--metrics", fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t)),
+		"--rbac", RBACWithoutFloors(t, st.Root), "--attestation-keys", "http://127.0.0.1:1/unused")
+	port := stack.FreePort(t)
+	st.Driftline("serve", bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--models", "demand", "--poll", "200ms", "--log-flush", "300ms")
+	serveURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	stack.WaitHTTP(t, serveURL+"/healthz", 30*time.Second)
+	return serveURL
+}
+
+// firstRun writes the retail dataset to store, registers the demo spec (no approval, a fast
+// one-step canary) and runs the loop on the weeks before the holiday season: v1 promoted.
+func firstRun(ctx context.Context, t *testing.T, c client.Client, store objstore.Bucket, root string) spec.Spec {
+	t.Helper()
+	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", dataset.DefaultRetail())
+	require.NoError(t, err)
+	sp, err := spec.Load(filepath.Join(root, "examples/demand.yaml"))
+	require.NoError(t, err)
+	sp.Approval.Required = false // these tests are about the trainer and the store, not people
+	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 6
+	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
+	require.NoError(t, RegisterSpec(ctx, store, sp))
+	res, _ := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
+	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, 1, res.Version)
+	return sp
 }

@@ -49,7 +49,7 @@ func setupCmd() *cobra.Command {
 			return err
 		}
 		for {
-			if err = b.EnsureBucket(ctx); err == nil || time.Now().After(deadline) {
+			if err = config.EnsureBucket(ctx, b); err == nil || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(500 * time.Millisecond)
@@ -57,7 +57,7 @@ func setupCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("bucket %s ready\n", s3.Bucket)
+		fmt.Printf("bucket %s ready\n", b.URI(""))
 		var c client.Client
 		for {
 			if c, err = config.TemporalClient(); err == nil || time.Now().After(deadline) {

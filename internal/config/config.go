@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/driftline/driftline/codec"
 	"github.com/driftline/driftline/internal/telemetry"
+	"github.com/driftline/driftline/objstore"
+	"github.com/driftline/driftline/objstore/azstore"
+	"github.com/driftline/driftline/objstore/gcsstore"
 	"github.com/driftline/driftline/objstore/s3store"
 )
 
@@ -55,8 +59,14 @@ func S3Flags(fs *pflag.FlagSet) *s3store.Config {
 	StringEnv(fs, &c.Prefix, "s3-prefix", "DRIFTLINE_S3_PREFIX", "", "key prefix inside the bucket")
 	SecretEnv(fs, &c.AccessKey, "s3-access-key", "DRIFTLINE_S3_ACCESS_KEY", "access key; empty for the AWS credential chain or DRIFTLINE_S3_ACCESS_KEY_FILE")
 	SecretEnv(fs, &c.SecretKey, "s3-secret-key", "DRIFTLINE_S3_SECRET_KEY", "secret key, or DRIFTLINE_S3_SECRET_KEY_FILE")
+	store := new(string)
+	StringEnv(fs, store, "store", "DRIFTLINE_STORE", "", "the object store: empty for S3 (the --s3-* flags); gs://BUCKET[/PREFIX] for Google Cloud Storage (application default credentials; STORAGE_EMULATOR_HOST for an emulator); az://CONTAINER[/PREFIX] for Azure Blob (AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL with the default credential chain)")
+	storeURLs.Store(c, store)
 	return c
 }
+
+// storeURLs holds each flag group's --store.
+var storeURLs sync.Map // *s3store.Config -> *string
 
 // temporalFlags are the Temporal flag group's values: set, they override TEMPORAL_ADDRESS and
 // TEMPORAL_NAMESPACE for TemporalClient and Namespace (TLS, an API key and the rest still come
@@ -94,15 +104,48 @@ func fromFile(v *string, fileVar string) error {
 	return nil
 }
 
-// OpenBucket validates the config and connects.
-func OpenBucket(ctx context.Context, c *s3store.Config) (*s3store.S3, error) {
-	if err := errors.Join(fromFile(&c.AccessKey, "DRIFTLINE_S3_ACCESS_KEY_FILE"), fromFile(&c.SecretKey, "DRIFTLINE_S3_SECRET_KEY_FILE")); err != nil {
-		return nil, err
+// OpenBucket connects to the object store the flag group names: S3 (validated), Google Cloud
+// Storage or Azure Blob.
+func OpenBucket(ctx context.Context, c *s3store.Config) (objstore.Bucket, error) {
+	store := ""
+	if p, ok := storeURLs.Load(c); ok {
+		store = *p.(*string)
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	switch {
+	case store == "" || store == "s3":
+		if err := errors.Join(fromFile(&c.AccessKey, "DRIFTLINE_S3_ACCESS_KEY_FILE"), fromFile(&c.SecretKey, "DRIFTLINE_S3_SECRET_KEY_FILE")); err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return s3store.New(ctx, *c)
+	case strings.HasPrefix(store, "gs://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(store, "gs://"), "/")
+		return gcsstore.New(ctx, gcsstore.Config{Bucket: bucket, Prefix: prefix})
+	case strings.HasPrefix(store, "az://"):
+		containerName, prefix, _ := strings.Cut(strings.TrimPrefix(store, "az://"), "/")
+		cs := os.Getenv("AZURE_STORAGE_CONNECTION_STRING")
+		if err := fromFile(&cs, "AZURE_STORAGE_CONNECTION_STRING_FILE"); err != nil {
+			return nil, err
+		}
+		return azstore.New(azstore.Config{Container: containerName, Prefix: prefix, ConnectionString: cs, AccountURL: os.Getenv("AZURE_STORAGE_ACCOUNT_URL")})
 	}
-	return s3store.New(ctx, *c)
+	return nil, fmt.Errorf("--store %q: want empty (S3), gs://BUCKET[/PREFIX] or az://CONTAINER[/PREFIX]", store)
+}
+
+// EnsureBucket creates the store's bucket (S3, GCS in GOOGLE_CLOUD_PROJECT) or container
+// (Azure) when it does not exist yet.
+func EnsureBucket(ctx context.Context, b objstore.Bucket) error {
+	switch s := b.(type) {
+	case *s3store.S3:
+		return s.EnsureBucket(ctx)
+	case *gcsstore.GCS:
+		return s.EnsureBucket(ctx, os.Getenv("GOOGLE_CLOUD_PROJECT"))
+	case *azstore.Azure:
+		return s.EnsureContainer(ctx)
+	}
+	return fmt.Errorf("no way to create the bucket of %T", b)
 }
 
 // TemporalClient dials Temporal with options from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
@@ -206,7 +249,7 @@ func orDefault(v, d string) string {
 }
 
 // Connect opens the bucket and dials Temporal; the caller closes the client.
-func Connect(ctx context.Context, c *s3store.Config) (*s3store.S3, client.Client, error) {
+func Connect(ctx context.Context, c *s3store.Config) (objstore.Bucket, client.Client, error) {
 	b, err := OpenBucket(ctx, c)
 	if err != nil {
 		return nil, nil, err

@@ -22,7 +22,6 @@ import (
 	"github.com/driftline/driftline/internal/config"
 	"github.com/driftline/driftline/internal/keys"
 	"github.com/driftline/driftline/objstore"
-	"github.com/driftline/driftline/objstore/s3store"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 	"github.com/driftline/driftline/starter"
@@ -75,7 +74,7 @@ func demoCmd() *cobra.Command {
 // leaves to the next.
 type demo struct {
 	ctx        context.Context
-	b          *s3store.S3
+	b          objstore.Bucket
 	c          client.Client
 	o          demoOptions
 	cfg        dataset.RetailConfig
