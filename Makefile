@@ -108,7 +108,12 @@ $(BIN)/fake-gcs-server:
 $(BIN)/azurite/node_modules/.bin/azurite-blob: | node
 	npm install --prefix $(BIN)/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
 
-# Debian's nodejs and npm (Azurite runs on node).
+# DuckDB (npm @duckdb/node-api, pinned by bench/duckdb/package-lock.json): the benchmarks'
+# peer, and the reader of Driftline's outputs in the readability tests (internal/duckdbtest).
+bench/duckdb/node_modules/@duckdb/node-api/package.json: bench/duckdb/package-lock.json | node
+	cd bench/duckdb && npm ci --no-audit --no-fund --silent
+
+# Debian's nodejs and npm (Azurite and DuckDB run on node).
 node:
 	@command -v node >/dev/null && command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
 
@@ -121,7 +126,7 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc python $(BIN)/fake-gcs-server $(BIN)/azurite/node_modules/.bin/azurite-blob
+tools: $(BIN)/temporal $(BIN)/minio $(BIN)/jaeger $(BIN)/helm $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema postgres alerting redis chromium bash-completion qemu cc python $(BIN)/fake-gcs-server $(BIN)/azurite/node_modules/.bin/azurite-blob bench/duckdb/node_modules/@duckdb/node-api/package.json
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/driftline ./cmd/driftline

@@ -27,6 +27,7 @@ import (
 	"github.com/driftline/driftline/audit"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/evaluate"
+	"github.com/driftline/driftline/internal/duckdbtest"
 	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -329,6 +330,18 @@ func TestTooManyBadRowsFailsWithExamples(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(rows), `"reason":"NaN value"`)
 	require.Contains(t, string(rows), `"region":`, "the quarantined row keeps all its values")
+	// DuckDB reads the quarantine as newline-delimited JSON (docs/data.md, "Reading
+	// Driftline's outputs").
+	dir := duckdbtest.Fetch(t, e.store, "quarantine/retail_demand/r/rows/", t.TempDir())
+	q := duckdbtest.Query(t, fmt.Sprintf(`SELECT * FROM read_json_auto('%s/*.jsonl') ORDER BY file, row`, dir))
+	require.NotEmpty(t, q.Rows)
+	types := q.Types()
+	for col, want := range map[string]string{"file": "VARCHAR", "row": "BIGINT", "column": "VARCHAR", "reason": "VARCHAR"} {
+		require.Equal(t, want, types[col], "column %s: %v", col, types)
+	}
+	require.Equal(t, "NaN value", q.Get(0, "reason"))
+	require.Equal(t, "temperature", q.Get(0, "column"))
+	require.Contains(t, types["values"], "STRUCT(", "the row's values as a struct of its columns")
 }
 
 func TestCanaryJudgement(t *testing.T) {

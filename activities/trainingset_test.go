@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/driftline/driftline/features"
+	"github.com/driftline/driftline/internal/duckdbtest"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/spec"
 )
@@ -53,6 +55,25 @@ func TestFeatureServiceRunOnMinIO(t *testing.T) {
 		require.Less(t, m, ts.Rows/10, "%s: 30 days of history before the window", ts.Columns[i])
 	}
 	require.Contains(t, with.Importance, "units_28d_mean")
+	// DuckDB reads the training set: the contract's columns in their types, each feature a
+	// nullable DOUBLE, a value unknown as of the row's time a NULL (docs/data.md).
+	dir := duckdbtest.Fetch(t, e.store, fmt.Sprintf("trainingsets/%s/fs-1/", sp.Model), t.TempDir())
+	// Rows the contract rejects are carried as they are (the validate step quarantines them
+	// again) with their features NULL; among the others a NULL is a value unknown as of the row.
+	q := duckdbtest.Query(t, fmt.Sprintf(`SELECT count(*) AS n,
+		count(*) FILTER (WHERE NOT isnan(temperature) AND units_yesterday IS NULL) AS m0, count(*) FILTER (WHERE NOT isnan(temperature) AND units_7d IS NULL) AS m1,
+		count(*) FILTER (WHERE NOT isnan(temperature) AND units_28d_mean IS NULL) AS m2, count(*) FILTER (WHERE NOT isnan(temperature) AND price_rel_28d IS NULL) AS m3,
+		count(*) FILTER (WHERE isnan(temperature) AND units_7d IS NOT NULL) AS rejected_with_features
+		FROM read_parquet('%s/**/*.parquet')`, dir))
+	require.Equal(t, fmt.Sprint(ts.Rows), q.Get(0, "n"), "a BIGINT comes as a string in DuckDB's JSON")
+	for i := range ts.Columns {
+		require.Equal(t, fmt.Sprint(ts.Missing[i]), q.Get(0, fmt.Sprintf("m%d", i)), "%s: the missing values are NULLs", ts.Columns[i])
+	}
+	require.Equal(t, "0", q.Get(0, "rejected_with_features"))
+	cols := duckdbtest.Query(t, fmt.Sprintf(`SELECT * FROM read_parquet('%s/**/*.parquet') LIMIT 1`, dir)).Types()
+	for col, want := range map[string]string{"units_yesterday": "DOUBLE", "units_7d": "DOUBLE", "price": "DOUBLE", "store_id": "BIGINT", "region": "VARCHAR", "promo": "BIGINT"} {
+		require.Equal(t, want, cols[col], "column %s: %v", col, cols)
+	}
 	t.Logf("holdout MAE with the service's features %.3f, raw columns only %.3f", with.CandidateMAE, without.CandidateMAE)
 	// The generator's demand has no memory beyond item_popularity, so history adds little here;
 	// the model must still meet the spec's bar.
