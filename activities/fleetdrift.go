@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/edge/agent"
@@ -60,53 +63,77 @@ func (m *Monitoring) fleetDrift(ctx context.Context, model string, from, to time
 }
 
 // sumSketches adds up the window's sketches of the fleet's devices that match the reference;
-// one that does not (another version's bins, a malformed one) is counted in fd.Skipped.
+// one that does not (another version's bins, a malformed one) is counted in fd.Skipped. A
+// segment stored before the window (less the devices' clock slack) holds no sketch of it and
+// is not read; the others are read eight at a time.
 func (m *Monitoring) sumSketches(ctx context.Context, model, fleet string, ref agent.Reference, from, to time.Time, fd *pipeline.FleetDrift) ([][]uint64, []uint64, error) {
 	counts, nulls := make([][]uint64, len(ref.Features)), make([]uint64, len(ref.Features))
 	for i, f := range ref.Features {
 		counts[i] = make([]uint64, len(f.Edges)+1)
 	}
+	var keys []string
 	for h := from.Add(-uploadSlack).Truncate(time.Hour); !h.After(to.Add(uploadSlack)); h = h.Add(time.Hour) {
 		objs, err := m.Store.List(ctx, registry.FleetLogHour(model, fleet, h))
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, o := range objs {
-			heartbeat(ctx)
-			data, _, err := objstore.ReadAll(ctx, m.Store, o.Key)
-			if err != nil {
-				return nil, nil, err
-			}
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			sc.Buffer(make([]byte, 0, 4096), 1<<20)
-			for sc.Scan() {
-				if !bytes.Contains(sc.Bytes(), []byte(`"kind":"sketch"`)) {
-					continue
-				}
-				var rec agent.Record
-				if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Sketch == nil {
-					continue
-				}
-				s := rec.Sketch
-				if !s.To.After(from) || s.To.After(to) {
-					continue
-				}
-				if s.Version != ref.Version || !sameBins(s, ref) {
-					fd.Skipped++
-					continue
-				}
-				fd.Sketches++
-				fd.Predictions += s.Count
-				for i := range counts {
-					for j := range counts[i] {
-						counts[i][j] += s.Counts[i][j]
-					}
-					nulls[i] += s.Nulls[i]
-				}
+			if o.LastModified.IsZero() || !o.LastModified.Before(from.Add(-uploadSlack)) {
+				keys = append(keys, o.Key)
 			}
 		}
 	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, key := range keys {
+		g.Go(func() error {
+			heartbeat(ctx)
+			data, _, err := objstore.ReadAll(gctx, m.Store, key)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			addSketches(data, ref, from, to, fd, counts, nulls)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
 	return counts, nulls, nil
+}
+
+// addSketches adds a log segment's sketches of the window to the sums.
+func addSketches(data []byte, ref agent.Reference, from, to time.Time, fd *pipeline.FleetDrift, counts [][]uint64, nulls []uint64) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		if !bytes.Contains(sc.Bytes(), []byte(`"kind":"sketch"`)) {
+			continue
+		}
+		var rec agent.Record
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Sketch == nil {
+			continue
+		}
+		s := rec.Sketch
+		if !s.To.After(from) || s.To.After(to) {
+			continue
+		}
+		if s.Version != ref.Version || !sameBins(s, ref) {
+			fd.Skipped++
+			continue
+		}
+		fd.Sketches++
+		fd.Predictions += s.Count
+		for i := range counts {
+			for j := range counts[i] {
+				counts[i][j] += s.Counts[i][j]
+			}
+			nulls[i] += s.Nulls[i]
+		}
+	}
 }
 
 func sameBins(s *agent.Sketch, ref agent.Reference) bool {
