@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/dataset/delta"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -41,7 +42,13 @@ func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipelin
 	if s, err := loadSnapshot(ctx, d.Store, key); err == nil {
 		return piecesResult(d.Store, key, s, in.PartitionRows)
 	}
-	s, err := dataset.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, from, to)
+	var s dataset.Snapshot
+	var err error
+	if in.Table != nil {
+		s, err = d.tableSnapshot(ctx, in, from, to)
+	} else {
+		s, err = dataset.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, from, to)
+	}
 	if err != nil {
 		return pipeline.SnapshotResult{}, classify("snapshot", err)
 	}
@@ -49,6 +56,23 @@ func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipelin
 		return pipeline.SnapshotResult{}, classify("snapshot", err)
 	}
 	return piecesResult(d.Store, key, s, in.PartitionRows)
+}
+
+// tableSnapshot pins the window of a table dataset: the table's version the spec names (or
+// the latest), and the files of the window's days.
+func (d *Data) tableSnapshot(ctx context.Context, in pipeline.SnapshotInput, from, to time.Time) (dataset.Snapshot, error) {
+	at := delta.Latest
+	switch t := in.Table; {
+	case t.Version != nil:
+		at = delta.At{Version: *t.Version}
+	case t.AsOf != "":
+		when, err := time.Parse(time.RFC3339, t.AsOf)
+		if err != nil {
+			return dataset.Snapshot{}, invalid("dataset.table.as_of %q: %v", t.AsOf, err)
+		}
+		at = delta.At{Version: -1, Time: when}
+	}
+	return delta.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, in.Table.Path, at, in.EventTime, from, to)
 }
 
 // maxPiecesPerFile bounds how finely one file is cut: its pieces' partitions run in one batch

@@ -62,6 +62,9 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 		CodeRevision: buildinfo.Revision(), Trainer: in.Spec.Trainer.Name, Params: in.Spec.Trainer.Params,
 		SnapshotURI: r.Store.URI(in.SnapshotKey), SnapshotID: in.RunID, Reports: in.Reports,
 	}}
+	if t := snap.Table; t != nil {
+		v.Lineage.Table = &registry.TableVersion{Format: t.Format, URI: t.URI, Version: t.Version, CommitTime: t.CommitTime}
+	}
 	var predProf *drift.Profile
 	if in.PredictionProfileKey != "" {
 		b, _, err := objstore.ReadAll(ctx, r.Store, in.PredictionProfileKey)

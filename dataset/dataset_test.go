@@ -403,3 +403,39 @@ func TestIntBeyond2p53IsQuarantinedNotRounded(t *testing.T) {
 		require.Equal(t, "integer "+v+" beyond ±2^53: held as a float64 it would be rounded", issues[i].Reason)
 	}
 }
+
+// A table's file: a column kept in the partition values (not in the file) is read as a
+// constant of the contract's type (nil: null), and a column stored under a physical name
+// (column mapping) is read under the contract's.
+func TestPartitionValuesAndPhysicalNamesAreColumns(t *testing.T) {
+	type stored struct {
+		Mapped float64 `parquet:"col-5f1a"`
+	}
+	ctx := context.Background()
+	b := objstore.NewMem()
+	data, err := EncodeParquet([]stored{{1.5}, {2.5}, {3.5}})
+	require.NoError(t, err)
+	obj, err := b.Put(ctx, "t/date=2026-09-01/f.parquet", data, objstore.PutOptions{})
+	require.NoError(t, err)
+	day, store := "2026-09-01", "7"
+	f := File{Key: "t/date=2026-09-01/f.parquet", ETag: obj.ETag, Rows: 3, Date: day, Size: int64(len(data)),
+		Partition: map[string]*string{"date": &day, "store_id": &store, "region": nil}, Physical: map[string]string{"price": "col-5f1a"}}
+	c := contract.Contract{Columns: []contract.Column{{Name: "date", Type: contract.TypeString, Role: contract.RoleEventTime},
+		{Name: "store_id", Type: contract.TypeInt, Role: contract.RoleFeature}, {Name: "region", Type: contract.TypeString, Role: contract.RoleFeature, Nullable: true},
+		{Name: "price", Type: contract.TypeDouble, Role: contract.RoleFeature}}}
+	var got []string
+	err = Scan(ctx, b, Snapshot{Files: []File{f}}, c, func(bt *Batch) error {
+		for r := range bt.Rows {
+			got = append(got, fmt.Sprintf("%s %v %v %v", bt.Cols["date"].Str[r], bt.Cols["store_id"].Num[r], bt.Cols["region"].Null[r], bt.Cols["price"].Num[r]))
+			require.True(t, bt.Accepted[r])
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"2026-09-01 7 true 1.5", "2026-09-01 7 true 2.5", "2026-09-01 7 true 3.5"}, got)
+	bad := "seven"
+	f.Partition["store_id"] = &bad
+	err = Scan(ctx, b, Snapshot{Files: []File{f}}, c, func(*Batch) error { return nil })
+	require.ErrorContains(t, err, `column store_id`)
+	require.ErrorContains(t, err, `"seven" is not a number`)
+}

@@ -303,7 +303,15 @@ func contractLeaves(pf *parquet.File, f File, c contract.Contract) ([]int, error
 	schema := pf.Schema()
 	idx := make([]int, len(c.Columns))
 	for i, col := range c.Columns {
-		leaf, ok := schema.Lookup(col.Name)
+		if _, ok := f.Partition[col.Name]; ok {
+			idx[i] = -1 // a partition value, not in the file
+			continue
+		}
+		name := col.Name
+		if pn, ok := f.Physical[col.Name]; ok {
+			name = pn
+		}
+		leaf, ok := schema.Lookup(name)
 		if !ok {
 			return nil, dataErr(f.Key, col.Name, -1, "column not found: the contract requires it (the file has: %s)", strings.Join(columnNames(schema), ", "))
 		}
@@ -325,14 +333,28 @@ func readRowGroup(b objstore.Bucket, pf *parquet.File, wr *windowReader, size in
 	// contiguous in the file), instead of one per page.
 	// The page headers of every chunk are checked first (checkPages): parquet-go allocates
 	// what a header declares.
-	lo, hi, ok := chunkSpan(pf, rgi, idx, size)
+	var stored []int
+	for _, j := range idx {
+		if j >= 0 {
+			stored = append(stored, j)
+		}
+	}
+	lo, hi, ok := int64(0), int64(0), true
+	if len(stored) > 0 {
+		lo, hi, ok = chunkSpan(pf, rgi, stored, size)
+	}
 	if !ok {
 		return nil, dataErr(f.Key, "", -1, "row group %d: its column chunks are not inside the file's %d bytes (or span over 256 MiB)", rgi, size)
 	}
-	if err := wr.prefetch(lo, hi-lo); err != nil {
-		return nil, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+	if len(stored) > 0 {
+		if err := wr.prefetch(lo, hi-lo); err != nil {
+			return nil, fmt.Errorf("read %s row group %d: %w", b.URI(f.Key), rgi, err)
+		}
 	}
 	for i, col := range c.Columns {
+		if idx[i] < 0 {
+			continue
+		}
 		start, end := chunkRange(pf, rgi, idx[i])
 		if err := checkPages(wr.data[start-lo : end-lo]); err != nil {
 			return nil, dataErr(f.Key, col.Name, -1, "row group %d: %v", rgi, err)
@@ -340,6 +362,14 @@ func readRowGroup(b objstore.Bucket, pf *parquet.File, wr *windowReader, size in
 	}
 	chunks := rg.ColumnChunks()
 	for i, col := range c.Columns {
+		if idx[i] < 0 {
+			d, err := constantColumn(f.Partition[col.Name], col.Type, rg.NumRows())
+			if err != nil {
+				return nil, dataErr(f.Key, col.Name, -1, "partition value: %v", err)
+			}
+			batch.Cols[col.Name] = d
+			continue
+		}
 		d, err := readColumn(chunks[idx[i]], col.Type, rg.NumRows())
 		if err != nil {
 			return nil, dataErr(f.Key, col.Name, -1, "decode row group %d: %v", rgi, err)
@@ -591,4 +621,52 @@ func readColumn(cc parquet.ColumnChunk, typ string, rows int64) (d *ColumnData, 
 		}
 		parquet.Release(p)
 	}
+}
+
+// constantColumn is a partition value as a column of rows rows: the value (nil: null) read as
+// the contract's type reads a stored one.
+func constantColumn(v *string, typ string, rows int64) (*ColumnData, error) {
+	if rows < 0 || rows > 1<<31 {
+		return nil, fmt.Errorf("a row group of %d rows", rows)
+	}
+	n := int(rows)
+	d := &ColumnData{Null: make([]bool, n)}
+	var num float64
+	switch {
+	case v == nil:
+	case typ == contract.TypeString:
+	case typ == contract.TypeBool:
+		b, err := strconv.ParseBool(*v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a bool", *v)
+		}
+		if b {
+			num = 1
+		}
+	default:
+		f, err := strconv.ParseFloat(*v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", *v)
+		}
+		num = f
+	}
+	if typ == contract.TypeString {
+		d.Str = make([]string, n)
+	} else {
+		d.Num = make([]float64, n)
+	}
+	for r := range n {
+		switch {
+		case v == nil:
+			d.Null[r] = true
+			if d.Num != nil {
+				d.Num[r] = math.NaN()
+			}
+		case d.Str != nil:
+			d.Str[r] = *v
+		default:
+			d.Num[r] = num
+		}
+	}
+	return d, nil
 }

@@ -25,6 +25,11 @@ type File struct {
 	// RowGroups is the rows of each row group (snapshots taken before they were recorded
 	// have none, and their files are not split into pieces).
 	RowGroups []int64 `json:"row_groups,omitempty"`
+	// Partition holds the columns a table keeps in its partition values, not in its files
+	// (a Delta table's partition columns): each the same for every row of the file, nil a
+	// null. Physical maps a column to its name in the file (a Delta table's column mapping).
+	Partition map[string]*string `json:"partition,omitempty"`
+	Physical  map[string]string  `json:"physical,omitempty"`
 }
 
 // Snapshot pins the exact objects of a dataset window, so every step of a run (and any later
@@ -37,6 +42,17 @@ type Snapshot struct {
 	Files   []File `json:"files"`
 	Rows    int64  `json:"rows"`
 	Bytes   int64  `json:"bytes"`
+	// Table is the table version the files are of, for a dataset that is a table.
+	Table *TableVersion `json:"table,omitempty"`
+}
+
+// TableVersion names the state of a table a snapshot pinned: its format, where it is, and its
+// version (a Delta version).
+type TableVersion struct {
+	Format     string    `json:"format"`
+	URI        string    `json:"uri"`
+	Version    int64     `json:"version"`
+	CommitTime time.Time `json:"commit_time"`
 }
 
 // Clone is a copy of the snapshot that shares nothing with it.

@@ -14,6 +14,10 @@ type SnapshotInput struct {
 	// PartitionRows is the spec's dataset.partition_rows: files of more rows are cut into
 	// pieces of row groups (0: a piece a file).
 	PartitionRows int64 `json:"partition_rows,omitempty"`
+	// Table is the spec's dataset.table (nil: day partitions under datasets/<dataset>/), and
+	// EventTime the column a table is partitioned by.
+	Table     *spec.TableSource `json:"table,omitempty"`
+	EventTime string            `json:"event_time,omitempty"`
 }
 
 // SnapshotResult points at the pinned manifest.

@@ -41,8 +41,10 @@ type Lineage struct {
 	SnapshotURI  string             `json:"snapshot_uri"`
 	SnapshotID   string             `json:"snapshot_id"`
 	// SnapshotFiles pins the training data: every file's key, ETag and row count.
-	SnapshotFiles []SnapshotFile    `json:"snapshot_files,omitempty"`
-	Reports       map[string]string `json:"reports"` // validation, drift, evaluation -> URI
+	SnapshotFiles []SnapshotFile `json:"snapshot_files,omitempty"`
+	// Table is the table version the training data was read from (a dataset that is a table).
+	Table   *TableVersion     `json:"table,omitempty"`
+	Reports map[string]string `json:"reports"` // validation, drift, evaluation -> URI
 	// TrainingSample is the sample of the training days the built-in gbdt trained on, when
 	// the window had more rows than its bound (nil: every row).
 	TrainingSample *TrainingSample `json:"training_sample,omitempty"`
@@ -64,6 +66,15 @@ type DayCount struct {
 }
 
 // SnapshotFile is one pinned data file of a version's training window.
+// TableVersion is the state of a table a version was trained from: a rerun that reads the
+// same version reads the same rows.
+type TableVersion struct {
+	Format     string    `json:"format"`
+	URI        string    `json:"uri"`
+	Version    int64     `json:"version"`
+	CommitTime time.Time `json:"commit_time"`
+}
+
 type SnapshotFile struct {
 	Key  string `json:"key"`
 	ETag string `json:"etag"`

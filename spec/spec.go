@@ -73,6 +73,19 @@ type Dataset struct {
 	// each read as a partition's own (0: a file is never split). A window holding such a file
 	// is read in partitions of partition_files pieces (1 when unset).
 	PartitionRows int64 `yaml:"partition_rows,omitempty" json:"partition_rows,omitempty"`
+	// Table, when set, makes the dataset a table (a Delta table partitioned by the event time
+	// column) instead of day partitions under datasets/<name>/ (docs/data.md, "Tables").
+	Table *TableSource `yaml:"table,omitempty" json:"table,omitempty"`
+}
+
+// TableSource is a table a dataset reads: its format, where it is in the bucket, and which
+// version (unset: the latest when the run pins its window).
+type TableSource struct {
+	Format  string `yaml:"format" json:"format"` // delta
+	Path    string `yaml:"path" json:"path"`     // the table's key prefix in the bucket
+	Version *int64 `yaml:"version,omitempty" json:"version,omitempty"`
+	// AsOf pins the latest version committed at or before a time (RFC 3339).
+	AsOf string `yaml:"as_of,omitempty" json:"as_of,omitempty"`
 }
 
 // FeatureService names a feature service of an applied feature repository.
@@ -433,6 +446,7 @@ func (s Spec) Validate() error {
 	s.validateColumns(&p)
 	s.validateMonitoring(&p)
 	s.validateTrainer(&p)
+	s.validateTable(p.add)
 	s.validateThresholds(&p)
 	return errors.Join(p...)
 }
@@ -613,6 +627,32 @@ func (s Spec) validateTrainer(p *problems) {
 	}
 	if q := s.Trainer.TaskQueue; q != "" && !namePattern.MatchString(strings.ToLower(q)) {
 		add("trainer.task_queue: %q is not a valid task queue name", q)
+	}
+}
+
+// validateTable checks a dataset's table source.
+func (s Spec) validateTable(add func(string, ...any)) {
+	t := s.Dataset.Table
+	if t == nil {
+		return
+	}
+	switch {
+	case t.Format != "delta":
+		add("dataset.table.format: %q; delta is read (Iceberg is not yet)", t.Format)
+	case t.Path == "" || strings.Contains(t.Path, "..") || strings.HasPrefix(t.Path, "/"):
+		add("dataset.table.path: the table's key prefix in the bucket, got %q", t.Path)
+	case t.Version != nil && *t.Version < 0:
+		add("dataset.table.version: must be >= 0, got %d", *t.Version)
+	case t.Version != nil && t.AsOf != "":
+		add("dataset.table: give version or as_of, not both")
+	}
+	if t.AsOf != "" {
+		if _, err := time.Parse(time.RFC3339, t.AsOf); err != nil {
+			add("dataset.table.as_of: %q is not an RFC 3339 time", t.AsOf)
+		}
+	}
+	if s.Dataset.PartitionRows > 0 {
+		add("dataset.partition_rows: not for a table (yet)")
 	}
 }
 

@@ -114,6 +114,20 @@ func TestTrainerChoicesValidate(t *testing.T) {
 		_, err = Parse([]byte(src[:i] + "trainer:\n" + body + src[j:]))
 		require.ErrorContains(t, err, want, body)
 	}
+	// A dataset that is a Delta table.
+	k := strings.Index(src, "  window_days:")
+	table, err := Parse([]byte(src[:k] + "  table: {format: delta, path: tables/retail, version: 3}\n" + src[k:]))
+	require.NoError(t, err)
+	require.EqualValues(t, 3, *table.Dataset.Table.Version)
+	for body, want := range map[string]string{
+		"  table: {format: iceberg, path: t}\n":                                            "delta is read (Iceberg is not yet)",
+		"  table: {format: delta, path: ../x}\n":                                           "dataset.table.path",
+		"  table: {format: delta, path: t, version: 1, as_of: \"2026-01-01T00:00:00Z\"}\n": "give version or as_of, not both",
+		"  table: {format: delta, path: t, as_of: yesterday}\n":                            "is not an RFC 3339 time",
+	} {
+		_, err = Parse([]byte(src[:k] + body + src[k:]))
+		require.ErrorContains(t, err, want, body)
+	}
 	file, err := Parse([]byte(src[:i] + "trainer:\n  name: file\n  model_file: models/demand/gbr.onnx\n  objective: absolute_error\n" + src[j:]))
 	require.NoError(t, err)
 	require.Equal(t, hparams.AbsoluteError, file.Trainer.ObjectiveName())

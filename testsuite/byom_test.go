@@ -146,14 +146,21 @@ func firstRun(ctx context.Context, t *testing.T, c client.Client, store objstore
 	t.Helper()
 	_, _, err := dataset.WriteRetail(ctx, store, "retail_demand", dataset.DefaultRetail())
 	require.NoError(t, err)
+	sp := demoSpec(t, root)
+	require.NoError(t, RegisterSpec(ctx, store, sp))
+	res, _ := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
+	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
+	require.Equal(t, 1, res.Version)
+	return sp
+}
+
+// demoSpec is the demo's spec for these tests: no approval, a fast one-step canary.
+func demoSpec(t *testing.T, root string) spec.Spec {
+	t.Helper()
 	sp, err := spec.Load(filepath.Join(root, "examples/demand.yaml"))
 	require.NoError(t, err)
 	sp.Approval.Required = false // these tests are about the trainer and the store, not people
 	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 6
 	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
-	require.NoError(t, RegisterSpec(ctx, store, sp))
-	res, _ := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
-	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
-	require.Equal(t, 1, res.Version)
 	return sp
 }

@@ -206,7 +206,8 @@ func (r *run) snapshot() (pipeline.SnapshotResult, error) {
 	r.enter(pipeline.StageSnapshot)
 	var snap pipeline.SnapshotResult
 	if err := workflow.ExecuteActivity(withStep(r.ctx, pipeline.StageSnapshot, fmt.Sprintf("pin %s %s..%s", sp.Dataset.Name, r.status.From, r.status.To)),
-		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: r.runID, Dataset: sp.Dataset.Name, From: r.status.From, To: r.status.To, PartitionRows: sp.Dataset.PartitionRows}).Get(r.ctx, &snap); err != nil {
+		pipeline.ActSnapshot, pipeline.SnapshotInput{Model: sp.Model, RunID: r.runID, Dataset: sp.Dataset.Name, From: r.status.From, To: r.status.To, PartitionRows: sp.Dataset.PartitionRows,
+			Table: sp.Dataset.Table, EventTime: sp.Dataset.EventTime}).Get(r.ctx, &snap); err != nil {
 		return snap, err
 	}
 	r.status.Snapshot = &snap

@@ -1,0 +1,88 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/objstore"
+)
+
+// TakeSnapshot pins a window of a Delta table for a run: the table's version (at), and of its
+// files those whose partition value of the event-time column is a day in [from, to], each with
+// its ETag, size and row counts (from its footer), its partition values (the scan reads them
+// as columns) and the physical names of the columns (column mapping). The table must be
+// partitioned by its event-time column, as days (YYYY-MM-DD): the window is a predicate on the
+// partitions, never a scan of the rest.
+func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath string, at At, eventTime string, from, to time.Time) (dataset.Snapshot, error) {
+	s := dataset.Snapshot{ID: id, Dataset: ds, From: from.Format(dataset.DateLayout), To: to.Format(dataset.DateLayout)}
+	t, err := Load(ctx, b, tablePath, at)
+	if err != nil {
+		return s, fmt.Errorf("%w: %v", dataset.ErrInvalidData, err)
+	}
+	if !slices.Contains(t.Metadata.PartitionColumns, eventTime) {
+		return s, fmt.Errorf("%w: Delta table %s (version %d) is partitioned by %v, not by the event time column %s: a window is a set of its partitions",
+			dataset.ErrInvalidData, b.URI(tablePath), t.Version, t.Metadata.PartitionColumns, eventTime)
+	}
+	physical := map[string]string{}
+	for _, f := range t.Schema {
+		if f.PhysicalName != f.Name {
+			physical[f.Name] = f.PhysicalName
+		}
+	}
+	s.Table = &dataset.TableVersion{Format: "delta", URI: b.URI(tablePath), Version: t.Version, CommitTime: t.CommitTime}
+	for _, f := range t.Files {
+		v := f.PartitionValues[eventTime]
+		if v == nil {
+			continue // no event time: outside every window
+		}
+		day, err := time.Parse(dataset.DateLayout, *v)
+		if err != nil {
+			return s, fmt.Errorf("%w: Delta table %s: file %s has %s=%q, not a day (YYYY-MM-DD)", dataset.ErrInvalidData, b.URI(tablePath), f.Path, eventTime, *v)
+		}
+		if day.Before(from) || day.After(to) {
+			continue
+		}
+		file, err := pin(ctx, b, tablePath, f, *v, physical)
+		if err != nil {
+			return s, err
+		}
+		s.Files = append(s.Files, file)
+		s.Rows += file.Rows
+		s.Bytes += file.Size
+	}
+	slices.SortFunc(s.Files, func(a, b dataset.File) int {
+		if c := strings.Compare(a.Date, b.Date); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	if s.Rows == 0 {
+		return s, fmt.Errorf("%w: Delta table %s version %d has no rows between %s and %s", dataset.ErrEmptyWindow, b.URI(tablePath), t.Version, s.From, s.To)
+	}
+	return s, nil
+}
+
+// pin reads a data file's footer and ETag; a file whose size is not the log's is refused.
+func pin(ctx context.Context, b objstore.Bucket, tablePath string, f File, day string, physical map[string]string) (dataset.File, error) {
+	key := tablePath + "/" + f.Path
+	pf, obj, err := dataset.OpenParquet(ctx, b, key)
+	if err != nil {
+		return dataset.File{}, err
+	}
+	if obj.Size != f.Size {
+		return dataset.File{}, fmt.Errorf("%w: %s is %d bytes, the Delta log says %d: the table's files changed under its log", dataset.ErrInvalidData, b.URI(key), obj.Size, f.Size)
+	}
+	groups := make([]int64, len(pf.RowGroups()))
+	for i, rg := range pf.RowGroups() {
+		groups[i] = rg.NumRows()
+	}
+	out := dataset.File{Key: key, ETag: obj.ETag, Size: obj.Size, Rows: pf.NumRows(), Date: day, RowGroups: groups, Partition: f.PartitionValues}
+	if len(physical) > 0 {
+		out.Physical = physical
+	}
+	return out, nil
+}
