@@ -52,13 +52,7 @@ func TestAScikitLearnTrainerRetrainsOnDriftAndIsPromoted(t *testing.T) {
 	py.Trainer = spec.Trainer{Name: "command", Command: "sklearn", TaskQueue: "python",
 		Params: map[string]float64{"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1}}
 	require.NoError(t, RegisterSpec(ctx, st.Store, py))
-	tctx, stopTraffic := context.WithCancel(ctx)
-	defer stopTraffic()
-	var sent traffic.Stats
-	stack.WaitHTTP(t, serveURL+"/readyz", 30*time.Second)
-	go traffic.Run(tctx, serveURL, "demand", dataset.DefaultRetail().Requests(7), 150, &sent)
-	res, runID := runTo(ctx, t, c, pipeline.RunInput{Spec: py, From: "2026-10-03", To: "2026-10-30", RequestedBy: "byom-test"})
-	stopTraffic()
+	res, runID, byVersion := runUnderTraffic(ctx, t, c, serveURL, pipeline.RunInput{Spec: py, From: "2026-10-03", To: "2026-10-30", RequestedBy: "byom-test"})
 	phase(fmt.Sprintf("run 2: %s v%d: %s", res.Outcome, res.Version, res.Reason))
 	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 2, res.Version)
@@ -68,7 +62,6 @@ func TestAScikitLearnTrainerRetrainsOnDriftAndIsPromoted(t *testing.T) {
 	require.True(t, status.Evaluation.HasChampion, "evaluated against v1 on the same holdout")
 	require.LessOrEqual(t, status.Evaluation.CandidateMAE, status.Evaluation.ChampionMAE*(1+sp.Evaluation.MaxRegression)+1e-9)
 	require.NotEmpty(t, status.Canary, "canaried on live traffic")
-	_, _, _, byVersion := sent.Snapshot()
 	require.Positive(t, byVersion[2], "the candidate answered live traffic during the canary")
 
 	// v2 is the script's model, with its lineage; the command's log is kept with the run.
@@ -163,4 +156,19 @@ func demoSpec(t *testing.T, root string) spec.Spec {
 	sp.Canary.Steps, sp.Canary.Bake.Duration, sp.Canary.MaxBakes = []float64{0.5}, 3*time.Second, 6
 	sp.Canary.MinRequest, sp.Canary.MinLabels = 15, 300
 	return sp
+}
+
+// runUnderTraffic runs the loop while clients send the demo's requests to serving (150 a
+// second, labels following): the run's result and ID, and the answers by version.
+func runUnderTraffic(ctx context.Context, t *testing.T, c client.Client, serveURL string, in pipeline.RunInput) (pipeline.RunResult, string, map[int]int) {
+	t.Helper()
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var sent traffic.Stats
+	stack.WaitHTTP(t, serveURL+"/readyz", 30*time.Second)
+	go traffic.Run(tctx, serveURL, "demand", dataset.DefaultRetail().Requests(7), 150, &sent)
+	res, runID := runTo(ctx, t, c, in)
+	stopTraffic()
+	_, _, _, byVersion := sent.Snapshot()
+	return res, runID, byVersion
 }

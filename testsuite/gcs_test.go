@@ -9,12 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore/gcsstore"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/registry"
-	"github.com/driftline/driftline/traffic"
 )
 
 // The loop with Google Cloud Storage as its store (fake-gcs-server, the processes pointed at
@@ -34,17 +32,10 @@ func TestTheLoopRunsOnGoogleCloudStorage(t *testing.T) {
 	serveURL := loopProcesses(t, st, stack.BuildDriftline(t))
 	sp := firstRun(ctx, t, c, store, st.Root)
 
-	tctx, stopTraffic := context.WithCancel(ctx)
-	defer stopTraffic()
-	var sent traffic.Stats
-	stack.WaitHTTP(t, serveURL+"/readyz", 30*time.Second)
-	go traffic.Run(tctx, serveURL, "demand", dataset.DefaultRetail().Requests(7), 150, &sent)
-	res, _ := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "testsuite"})
-	stopTraffic()
+	res, _, byVersion := runUnderTraffic(ctx, t, c, serveURL, pipeline.RunInput{Spec: sp, From: "2026-10-03", To: "2026-10-30", RequestedBy: "testsuite"})
 	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
 	require.Equal(t, 2, res.Version)
 	require.Contains(t, res.Reason, "after canary")
-	_, _, _, byVersion := sent.Snapshot()
 	require.Positive(t, byVersion[2], "v2 answered live traffic from GCS")
 
 	v, err := registry.New(store).Version(ctx, "demand", 2)
