@@ -13,6 +13,7 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/dataset/delta"
+	"github.com/driftline/driftline/dataset/iceberg"
 	"github.com/driftline/driftline/drift"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -28,6 +29,8 @@ type Data struct {
 	Metrics  *Metrics
 	// CheckpointEvery is how often a pass stores its state to resume from (0: the default).
 	CheckpointEvery time.Duration
+	// Catalogs are the Iceberg catalogs a spec's dataset.table.catalog may name.
+	Catalogs map[string]*iceberg.Catalog
 }
 
 // Snapshot lists the window's partitions and stores the pinned manifest. It is idempotent:
@@ -61,18 +64,35 @@ func (d *Data) Snapshot(ctx context.Context, in pipeline.SnapshotInput) (pipelin
 // tableSnapshot pins the window of a table dataset: the table's version the spec names (or
 // the latest), and the files of the window's days.
 func (d *Data) tableSnapshot(ctx context.Context, in pipeline.SnapshotInput, from, to time.Time) (dataset.Snapshot, error) {
+	t := in.Table
+	var when time.Time
+	if t.AsOf != "" {
+		var err error
+		if when, err = time.Parse(time.RFC3339, t.AsOf); err != nil {
+			return dataset.Snapshot{}, invalid("dataset.table.as_of %q: %v", t.AsOf, err)
+		}
+	}
+	if t.Format == "iceberg" {
+		src := iceberg.Source{Path: t.Path, Name: t.Name}
+		if t.Catalog != "" {
+			if src.Catalog = d.Catalogs[t.Catalog]; src.Catalog == nil {
+				return dataset.Snapshot{}, invalid("dataset.table.catalog: this worker has no Iceberg catalog %q (driftline worker --iceberg-catalog %s=URI)", t.Catalog, t.Catalog)
+			}
+		}
+		at := iceberg.At{Time: when}
+		if t.SnapshotID != nil {
+			at.SnapshotID = *t.SnapshotID
+		}
+		return iceberg.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, src, at, in.EventTime, from, to)
+	}
 	at := delta.Latest
-	switch t := in.Table; {
+	switch {
 	case t.Version != nil:
 		at = delta.At{Version: *t.Version}
 	case t.AsOf != "":
-		when, err := time.Parse(time.RFC3339, t.AsOf)
-		if err != nil {
-			return dataset.Snapshot{}, invalid("dataset.table.as_of %q: %v", t.AsOf, err)
-		}
 		at = delta.At{Version: -1, Time: when}
 	}
-	return delta.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, in.Table.Path, at, in.EventTime, from, to)
+	return delta.TakeSnapshot(ctx, d.Store, in.Dataset, in.RunID, t.Path, at, in.EventTime, from, to)
 }
 
 // maxPiecesPerFile bounds how finely one file is cut: its pieces' partitions run in one batch

@@ -63,7 +63,7 @@ func (r *Registry) Register(ctx context.Context, in pipeline.RegisterInput) (pip
 		SnapshotURI: r.Store.URI(in.SnapshotKey), SnapshotID: in.RunID, Reports: in.Reports,
 	}}
 	if t := snap.Table; t != nil {
-		v.Lineage.Table = &registry.TableVersion{Format: t.Format, URI: t.URI, Version: t.Version, CommitTime: t.CommitTime}
+		v.Lineage.Table = &registry.TableVersion{Format: t.Format, URI: t.URI, Version: t.Version, CommitTime: t.CommitTime, Metadata: t.Metadata}
 	}
 	var predProf *drift.Profile
 	if in.PredictionProfileKey != "" {

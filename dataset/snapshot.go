@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/objstore"
 )
@@ -47,12 +49,14 @@ type Snapshot struct {
 }
 
 // TableVersion names the state of a table a snapshot pinned: its format, where it is, and its
-// version (a Delta version).
+// version (a Delta version, an Iceberg snapshot id).
 type TableVersion struct {
 	Format     string    `json:"format"`
 	URI        string    `json:"uri"`
 	Version    int64     `json:"version"`
 	CommitTime time.Time `json:"commit_time"`
+	// Metadata is the metadata file the version was read from (an Iceberg table's).
+	Metadata string `json:"metadata,omitempty"`
 }
 
 // Clone is a copy of the snapshot that shares nothing with it.
@@ -109,4 +113,23 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, from, t
 			ErrEmptyWindow, ds, s.From, s.To, path.Dir(strings.TrimSuffix(PartitionPrefix(ds, from), "/")))
 	}
 	return s, nil
+}
+
+// PinFile pins a table's data file: its footer is read (rows, row groups) and its ETag taken,
+// and a file whose size is not the one the table's metadata records (size >= 0) is refused,
+// since its files then changed under the table's log. The footer is returned for callers
+// that map the file's columns (field IDs, physical names).
+func PinFile(ctx context.Context, b objstore.Bucket, key string, size int64, day string) (File, *parquet.File, error) {
+	pf, obj, err := OpenParquet(ctx, b, key)
+	if err != nil {
+		return File{}, nil, err
+	}
+	if size >= 0 && obj.Size != size {
+		return File{}, nil, fmt.Errorf("%w: %s is %d bytes, the table's metadata says %d: the table's files changed under its log", ErrInvalidData, b.URI(key), obj.Size, size)
+	}
+	groups := make([]int64, len(pf.RowGroups()))
+	for i, rg := range pf.RowGroups() {
+		groups[i] = rg.NumRows()
+	}
+	return File{Key: key, ETag: obj.ETag, Size: obj.Size, Rows: pf.NumRows(), Date: day, RowGroups: groups}, pf, nil
 }

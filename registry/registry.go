@@ -65,16 +65,18 @@ type DayCount struct {
 	Rows int64  `json:"rows"`
 }
 
-// SnapshotFile is one pinned data file of a version's training window.
 // TableVersion is the state of a table a version was trained from: a rerun that reads the
-// same version reads the same rows.
+// same version (a Delta version, an Iceberg snapshot id) reads the same rows.
 type TableVersion struct {
 	Format     string    `json:"format"`
 	URI        string    `json:"uri"`
 	Version    int64     `json:"version"`
 	CommitTime time.Time `json:"commit_time"`
+	// Metadata is the metadata file the version was read from (an Iceberg table's).
+	Metadata string `json:"metadata,omitempty"`
 }
 
+// SnapshotFile is one pinned data file of a version's training window.
 type SnapshotFile struct {
 	Key  string `json:"key"`
 	ETag string `json:"etag"`

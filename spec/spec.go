@@ -73,17 +73,25 @@ type Dataset struct {
 	// each read as a partition's own (0: a file is never split). A window holding such a file
 	// is read in partitions of partition_files pieces (1 when unset).
 	PartitionRows int64 `yaml:"partition_rows,omitempty" json:"partition_rows,omitempty"`
-	// Table, when set, makes the dataset a table (a Delta table partitioned by the event time
-	// column) instead of day partitions under datasets/<name>/ (docs/data.md, "Tables").
+	// Table, when set, makes the dataset a table (a Delta or Iceberg table partitioned by day
+	// on the event time column) instead of day partitions under datasets/<name>/ (docs/data.md,
+	// "Tables").
 	Table *TableSource `yaml:"table,omitempty" json:"table,omitempty"`
 }
 
-// TableSource is a table a dataset reads: its format, where it is in the bucket, and which
+// TableSource is a table a dataset reads: its format, where it is (a key prefix in the
+// bucket, or an Iceberg table's name in a catalog the worker's operator configured), and which
 // version (unset: the latest when the run pins its window).
 type TableSource struct {
-	Format  string `yaml:"format" json:"format"` // delta
-	Path    string `yaml:"path" json:"path"`     // the table's key prefix in the bucket
-	Version *int64 `yaml:"version,omitempty" json:"version,omitempty"`
+	Format string `yaml:"format" json:"format"`                 // delta or iceberg
+	Path   string `yaml:"path,omitempty" json:"path,omitempty"` // the table's key prefix in the bucket
+	// Catalog and Name (iceberg, instead of Path): a catalog the worker knows by this name
+	// (`driftline worker --iceberg-catalog NAME=URI`) and the table's namespace.table in it.
+	Catalog string `yaml:"catalog,omitempty" json:"catalog,omitempty"`
+	Name    string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Version pins a Delta version, SnapshotID an Iceberg snapshot.
+	Version    *int64 `yaml:"version,omitempty" json:"version,omitempty"`
+	SnapshotID *int64 `yaml:"snapshot_id,omitempty" json:"snapshot_id,omitempty"`
 	// AsOf pins the latest version committed at or before a time (RFC 3339).
 	AsOf string `yaml:"as_of,omitempty" json:"as_of,omitempty"`
 }
@@ -636,15 +644,26 @@ func (s Spec) validateTable(add func(string, ...any)) {
 	if t == nil {
 		return
 	}
+	badPath := strings.Contains(t.Path, "..") || strings.HasPrefix(t.Path, "/")
 	switch {
-	case t.Format != "delta":
-		add("dataset.table.format: %q; delta is read (Iceberg is not yet)", t.Format)
-	case t.Path == "" || strings.Contains(t.Path, "..") || strings.HasPrefix(t.Path, "/"):
+	case t.Format != "delta" && t.Format != "iceberg":
+		add("dataset.table.format: %q; delta or iceberg", t.Format)
+	case t.Format == "delta" && (t.Path == "" || badPath):
 		add("dataset.table.path: the table's key prefix in the bucket, got %q", t.Path)
+	case t.Format == "delta" && (t.Catalog != "" || t.Name != "" || t.SnapshotID != nil):
+		add("dataset.table: catalog, name and snapshot_id are an Iceberg table's; a Delta table has a path and a version")
+	case t.Format == "iceberg" && (t.Path == "") == (t.Catalog == ""):
+		add("dataset.table: an Iceberg table has a path in the bucket or a catalog and a name, one of them")
+	case t.Format == "iceberg" && badPath:
+		add("dataset.table.path: the table's key prefix in the bucket, got %q", t.Path)
+	case t.Format == "iceberg" && t.Catalog != "" && (!namePattern.MatchString(t.Catalog) || !tableName.MatchString(t.Name)):
+		add("dataset.table: catalog %q (a name the worker's --iceberg-catalog gives) and name %q (namespace.table)", t.Catalog, t.Name)
+	case t.Format == "iceberg" && t.Version != nil:
+		add("dataset.table.version is a Delta version: pin an Iceberg snapshot with snapshot_id")
 	case t.Version != nil && *t.Version < 0:
 		add("dataset.table.version: must be >= 0, got %d", *t.Version)
-	case t.Version != nil && t.AsOf != "":
-		add("dataset.table: give version or as_of, not both")
+	case (t.Version != nil || t.SnapshotID != nil) && t.AsOf != "":
+		add("dataset.table: give a version (snapshot_id) or as_of, not both")
 	}
 	if t.AsOf != "" {
 		if _, err := time.Parse(time.RFC3339, t.AsOf); err != nil {
@@ -655,6 +674,9 @@ func (s Spec) validateTable(add func(string, ...any)) {
 		add("dataset.partition_rows: not for a table (yet)")
 	}
 }
+
+// tableName is an Iceberg table's namespace.table (namespaces may nest: a.b.table).
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 
 // validateBringYourOwn checks a command trainer (a command name, the queue of the trainer
 // that runs it, any numeric params) or a model file (a bucket key, no queue).

@@ -119,11 +119,24 @@ func TestTrainerChoicesValidate(t *testing.T) {
 	table, err := Parse([]byte(src[:k] + "  table: {format: delta, path: tables/retail, version: 3}\n" + src[k:]))
 	require.NoError(t, err)
 	require.EqualValues(t, 3, *table.Dataset.Table.Version)
+	// An Iceberg table by path and by catalog.
+	for _, body := range []string{"  table: {format: iceberg, path: lake/retail/sales}\n",
+		"  table: {format: iceberg, catalog: lake, name: retail.sales, snapshot_id: 8797629078370162270}\n"} {
+		_, err = Parse([]byte(src[:k] + body + src[k:]))
+		require.NoError(t, err, body)
+	}
 	for body, want := range map[string]string{
-		"  table: {format: iceberg, path: t}\n":                                            "delta is read (Iceberg is not yet)",
-		"  table: {format: delta, path: ../x}\n":                                           "dataset.table.path",
-		"  table: {format: delta, path: t, version: 1, as_of: \"2026-01-01T00:00:00Z\"}\n": "give version or as_of, not both",
-		"  table: {format: delta, path: t, as_of: yesterday}\n":                            "is not an RFC 3339 time",
+		"  table: {format: hudi, path: t}\n":                                                     "delta or iceberg",
+		"  table: {format: delta, path: ../x}\n":                                                 "dataset.table.path",
+		"  table: {format: delta, path: t, version: 1, as_of: \"2026-01-01T00:00:00Z\"}\n":       "not both",
+		"  table: {format: delta, path: t, as_of: yesterday}\n":                                  "is not an RFC 3339 time",
+		"  table: {format: delta, path: t, snapshot_id: 4}\n":                                    "catalog, name and snapshot_id are an Iceberg table's",
+		"  table: {format: iceberg}\n":                                                           "a path in the bucket or a catalog and a name, one of them",
+		"  table: {format: iceberg, path: t, catalog: lake, name: a.b}\n":                        "one of them",
+		"  table: {format: iceberg, catalog: lake, name: sales}\n":                               "(namespace.table)",
+		"  table: {format: iceberg, catalog: \"Lake;drop\", name: a.b}\n":                        "--iceberg-catalog",
+		"  table: {format: iceberg, path: t, version: 3}\n":                                      "pin an Iceberg snapshot with snapshot_id",
+		"  table: {format: iceberg, path: t, snapshot_id: 3, as_of: \"2026-01-01T00:00:00Z\"}\n": "not both",
 	} {
 		_, err = Parse([]byte(src[:k] + body + src[k:]))
 		require.ErrorContains(t, err, want, body)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/dataset/iceberg"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/objstore"
 	"github.com/driftline/driftline/pipeline"
@@ -49,6 +50,8 @@ type Options struct {
 	// CheckpointEvery is how often the window's pass and the gbdt boosting store the state a
 	// retry resumes from (0: activities.DefaultCheckpointEvery, 10 s).
 	CheckpointEvery time.Duration
+	// IcebergCatalogs are the Iceberg catalogs specs may name (dataset.table.catalog).
+	IcebergCatalogs map[string]*iceberg.Catalog
 	// Kinds are the pipeline's task queues this process polls (pipeline.Kinds: orchestration,
 	// data, training); empty: all of them, one process doing everything.
 	Kinds []string
@@ -195,7 +198,7 @@ func kindOptions(o Options, m *activities.Metrics, kind string, slots int) sdkwo
 // pipelineActivities are the activity structs every kind registers.
 func pipelineActivities(c client.Client, o Options, r *registry.Registry, m *activities.Metrics, engine *policies.Engine, mm *activities.MonitorMetrics) []any {
 	return []any{
-		&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
+		&activities.Data{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery, Catalogs: o.IcebergCatalogs},
 		&activities.Training{Store: o.Store, Registry: r, Metrics: m, CheckpointEvery: o.CheckpointEvery},
 		&activities.Monitoring{Store: o.Store, Registry: r, Metrics: mm, Webhook: o.Webhook, Alertmanager: o.Alertmanager, Keys: o.AttestationKeys},
 		&activities.Registry{Store: o.Store, Registry: r, Metrics: m, Temporal: c, EdgeKey: o.EdgeKey},

@@ -66,21 +66,13 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 	return s, nil
 }
 
-// pin reads a data file's footer and ETag; a file whose size is not the log's is refused.
+// pin pins a data file of the log, with its partition values and physical names.
 func pin(ctx context.Context, b objstore.Bucket, tablePath string, f File, day string, physical map[string]string) (dataset.File, error) {
-	key := tablePath + "/" + f.Path
-	pf, obj, err := dataset.OpenParquet(ctx, b, key)
+	out, _, err := dataset.PinFile(ctx, b, tablePath+"/"+f.Path, f.Size, day)
 	if err != nil {
-		return dataset.File{}, err
+		return out, err
 	}
-	if obj.Size != f.Size {
-		return dataset.File{}, fmt.Errorf("%w: %s is %d bytes, the Delta log says %d: the table's files changed under its log", dataset.ErrInvalidData, b.URI(key), obj.Size, f.Size)
-	}
-	groups := make([]int64, len(pf.RowGroups()))
-	for i, rg := range pf.RowGroups() {
-		groups[i] = rg.NumRows()
-	}
-	out := dataset.File{Key: key, ETag: obj.ETag, Size: obj.Size, Rows: pf.NumRows(), Date: day, RowGroups: groups, Partition: f.PartitionValues}
+	out.Partition = f.PartitionValues
 	if len(physical) > 0 {
 		out.Physical = physical
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/driftline/driftline/activities"
 	"github.com/driftline/driftline/audit"
+	"github.com/driftline/driftline/dataset/iceberg"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/internal/buildinfo"
 	"github.com/driftline/driftline/internal/config"
@@ -98,6 +99,7 @@ func workerCmd() *cobra.Command {
 	checkpoint := fs.Duration("checkpoint-every", activities.DefaultCheckpointEvery,
 		"how often a pass over a window and a gbdt training store the state a retry resumes from")
 	kindsFlag, concurrencyFlag := workerKindFlags(fs)
+	catalogs := fs.StringArray("iceberg-catalog", nil, "NAME=postgres://user@host/db an Iceberg SQL catalog a spec's dataset.table.catalog may name (repeatable; also DRIFTLINE_ICEBERG_CATALOGS, space-separated; the password from PGPASSWORD or ~/.pgpass)")
 	edgeKeyFile := EnvFlag(fs, "edge-signing-key-file", "DRIFTLINE_EDGE_SIGNING_KEY_FILE", "",
 		"Ed25519 seed (hex) that signs every new version's edge bundle (docs/edge.md); not the API's attestation key; empty: no bundles")
 	memLimit := memoryLimitFlag(fs)
@@ -128,6 +130,11 @@ func workerCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		icebergCatalogs, err := openCatalogs(append(strings.Fields(os.Getenv("DRIFTLINE_ICEBERG_CATALOGS")), *catalogs...))
+		if err != nil {
+			return usageError{cmd, err}
+		}
+		defer closeCatalogs(icebergCatalogs)
 		b, err := config.OpenBucket(ctx, s3)
 		if err != nil {
 			return err
@@ -149,7 +156,7 @@ func workerCmd() *cobra.Command {
 		}
 		p, err := worker.New(ctx, c, worker.Options{Store: b, MetricsAddr: *metrics, RBAC: rbac, Webhook: *webhook, Alertmanager: *alertmanager,
 			AttestationKeys: activities.KeysFromURL(*keys), LabelKey: labelKey, CheckpointEvery: *checkpoint, Online: online,
-			UpdateAudit: refused, Kinds: kinds, Slots: slots, EdgeKey: edgeKey, Namespace: config.Namespace(), Deployment: *deployment, BuildID: build})
+			IcebergCatalogs: icebergCatalogs, UpdateAudit: refused, Kinds: kinds, Slots: slots, EdgeKey: edgeKey, Namespace: config.Namespace(), Deployment: *deployment, BuildID: build})
 		if err != nil {
 			return err
 		}
@@ -157,6 +164,32 @@ func workerCmd() *cobra.Command {
 		return p.Run(ctx)
 	}
 	return cmd
+}
+
+// openCatalogs opens the Iceberg catalogs NAME=URI names.
+func openCatalogs(specs []string) (map[string]*iceberg.Catalog, error) {
+	out := map[string]*iceberg.Catalog{}
+	for _, s := range specs {
+		name, uri, ok := strings.Cut(s, "=")
+		if !ok || name == "" || uri == "" {
+			return nil, fmt.Errorf("--iceberg-catalog %q: want NAME=postgres://user@host/db", s)
+		}
+		if out[name] != nil {
+			return nil, fmt.Errorf("--iceberg-catalog: %s given twice", name)
+		}
+		c, err := iceberg.OpenCatalog(name, uri)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = c
+	}
+	return out, nil
+}
+
+func closeCatalogs(cs map[string]*iceberg.Catalog) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
 }
 
 // announceWorker prints what the worker runs: its version, queues and metrics address.

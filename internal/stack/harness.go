@@ -187,6 +187,9 @@ type Service struct {
 	Log  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// stopSignal is what Stop sends (SIGINT unless set): runuser, which runs PostgreSQL as
+	// its user when the tests run as root, forwards SIGTERM but not SIGINT.
+	stopSignal os.Signal
 }
 
 // NewService starts a restartable process; it is stopped (SIGTERM, then SIGKILL) when the test ends.
@@ -253,9 +256,15 @@ func (s *Service) Term() { s.signal(syscall.SIGTERM, 0) }
 // campaign that stalls: where it waits).
 func (s *Service) Dump() { s.signal(syscall.SIGQUIT, 10*time.Second) }
 
-// Stop sends SIGINT (PostgreSQL's fast shutdown, a graceful stop for the others) and waits up
-// to 30 s, then kills.
-func (s *Service) Stop() { s.signal(os.Interrupt, 30*time.Second) }
+// Stop sends SIGINT (PostgreSQL's fast shutdown, a graceful stop for the others; SIGTERM to a
+// PostgreSQL run by runuser) and waits up to 30 s, then kills.
+func (s *Service) Stop() {
+	sig := s.stopSignal
+	if sig == nil {
+		sig = os.Interrupt
+	}
+	s.signal(sig, 30*time.Second)
+}
 
 // signal sends sig and waits for the process to exit; with a grace period, it is killed when
 // it has not exited by then.
@@ -355,6 +364,9 @@ func StartPostgres(t testing.TB) (int, *Service) {
 	bin, args = runAs(filepath.Join(pgBin, "postgres"), "-D", data, "-p", fmt.Sprint(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "max_connections=200")
 	svc := NewService(t, "postgres", dir, nil, bin, args...)
+	if bin == "runuser" {
+		svc.stopSignal = syscall.SIGTERM // forwarded to PostgreSQL: its smart shutdown
+	}
 	WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 60*time.Second)
 	return port, svc
 }
