@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/driftline/driftline/contract"
+	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/stack"
 	"github.com/driftline/driftline/objstore"
 )
@@ -219,4 +222,42 @@ func TestATableOnMinIO(t *testing.T) {
 	require.EqualValues(t, 10, s.Version)
 	require.NotEmpty(t, s.Files)
 	require.Positive(t, countRows(t, b, s))
+}
+
+// Schema evolution on a table written by Databricks Runtime 15.4: column mapping turned on,
+// then the partition column id renamed newid, then a file added. The log keys partition values
+// by physical name; each version reads in its own schema: version 1 has id, version 4 has
+// newid for both files, the old one included.
+func TestARenamedPartitionColumnReadsInEachVersionsSchema(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	p := upload(t, b, "table_with_partitioning_mapping")
+	read := func(v int64, cols ...contract.Column) []string {
+		s, err := Load(ctx, b, p, At{Version: v})
+		require.NoError(t, err)
+		snap := dataset.Snapshot{ID: "v"}
+		for _, f := range s.Files {
+			df, err := pin(ctx, b, p, f, "2025-03-25", s.physicalNames())
+			require.NoError(t, err)
+			snap.Files = append(snap.Files, df)
+		}
+		var out []string
+		require.NoError(t, dataset.Scan(ctx, b, snap, contract.Contract{Columns: cols, MaxBadRowShare: 1}, func(batch *dataset.Batch) error {
+			for r := 0; r < batch.Rows; r++ {
+				var vals []string
+				for _, c := range cols {
+					vals = append(vals, batch.Value(c, r))
+				}
+				out = append(out, strings.Join(vals, "|"))
+			}
+			return nil
+		}))
+		slices.Sort(out)
+		return out
+	}
+	description := contract.Column{Name: "description", Type: contract.TypeString, Role: contract.RoleFeature}
+	require.Equal(t, []string{"1|Initial data"}, read(1, contract.Column{Name: "id", Type: contract.TypeInt, Role: contract.RoleFeature}, description))
+	newid := contract.Column{Name: "newid", Type: contract.TypeInt, Role: contract.RoleFeature}
+	require.Equal(t, []string{"1|Initial data"}, read(3, newid, description))
+	require.Equal(t, []string{"1|Initial data", "2|Additional data"}, read(4, newid, description), "the rows delta-rs reads")
 }

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -27,15 +28,10 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 		return s, fmt.Errorf("%w: Delta table %s (version %d) is partitioned by %v, not by the event time column %s: a window is a set of its partitions",
 			dataset.ErrInvalidData, b.URI(tablePath), t.Version, t.Metadata.PartitionColumns, eventTime)
 	}
-	physical := map[string]string{}
-	for _, f := range t.Schema {
-		if f.PhysicalName != f.Name {
-			physical[f.Name] = f.PhysicalName
-		}
-	}
+	physical := t.physicalNames()
 	s.Table = &dataset.TableVersion{Format: "delta", URI: b.URI(tablePath), Version: t.Version, CommitTime: t.CommitTime}
 	for _, f := range t.Files {
-		v := f.PartitionValues[eventTime]
+		v := f.PartitionValues[cmp.Or(physical[eventTime], eventTime)]
 		if v == nil {
 			continue // no event time: outside every window
 		}
@@ -66,7 +62,19 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 	return s, nil
 }
 
-// pin pins a data file of the log, with its partition values and physical names.
+// physicalNames maps each column whose name in the files differs (column mapping) to it.
+func (t *Snapshot) physicalNames() map[string]string {
+	physical := map[string]string{}
+	for _, f := range t.Schema {
+		if f.PhysicalName != f.Name {
+			physical[f.Name] = f.PhysicalName
+		}
+	}
+	return physical
+}
+
+// pin pins a data file of the log, with its partition values (the log keys them by physical
+// name: they are keyed by column name for the scan) and physical names.
 func pin(ctx context.Context, b objstore.Bucket, tablePath string, f File, day string, physical map[string]string) (dataset.File, error) {
 	out, _, err := dataset.PinFile(ctx, b, tablePath+"/"+f.Path, f.Size, day)
 	if err != nil {
@@ -75,6 +83,14 @@ func pin(ctx context.Context, b objstore.Bucket, tablePath string, f File, day s
 	out.Partition = f.PartitionValues
 	if len(physical) > 0 {
 		out.Physical = physical
+		out.Partition = map[string]*string{}
+		logical := map[string]string{}
+		for name, p := range physical {
+			logical[p] = name
+		}
+		for k, v := range f.PartitionValues {
+			out.Partition[cmp.Or(logical[k], k)] = v
+		}
 	}
 	return out, nil
 }
