@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -237,7 +238,7 @@ func TestARenamedPartitionColumnReadsInEachVersionsSchema(t *testing.T) {
 		require.NoError(t, err)
 		snap := dataset.Snapshot{ID: "v"}
 		for _, f := range s.Files {
-			df, err := pin(ctx, b, p, f, "2025-03-25", s.physicalNames())
+			df, err := s.pin(ctx, b, f, "2025-03-25")
 			require.NoError(t, err)
 			snap.Files = append(snap.Files, df)
 		}
@@ -260,4 +261,46 @@ func TestARenamedPartitionColumnReadsInEachVersionsSchema(t *testing.T) {
 	newid := contract.Column{Name: "newid", Type: contract.TypeInt, Role: contract.RoleFeature}
 	require.Equal(t, []string{"1|Initial data"}, read(3, newid, description))
 	require.Equal(t, []string{"1|Initial data", "2|Additional data"}, read(4, newid, description), "the rows delta-rs reads")
+}
+
+// A column added to a Spark-written table (schema evolution by a later commit's metaData, as
+// mergeSchema writes it): the files written before it read it as null, the new file as its
+// values.
+func TestAnAddedColumnIsNullInTheFilesWrittenBeforeIt(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	p := upload(t, b, "delta-0.8.0")
+	type row struct {
+		Value int32   `parquet:"value"`
+		Extra float64 `parquet:"extra"`
+	}
+	data, err := dataset.EncodeParquet([]row{{Value: 7, Extra: 1.5}})
+	require.NoError(t, err)
+	_, err = b.Put(ctx, p+"/part-00000-added.snappy.parquet", data, objstore.PutOptions{})
+	require.NoError(t, err)
+	schema := `{\"type\":\"struct\",\"fields\":[{\"name\":\"value\",\"type\":\"integer\",\"nullable\":true,\"metadata\":{}},{\"name\":\"extra\",\"type\":\"double\",\"nullable\":true,\"metadata\":{}}]}`
+	commit := `{"metaData":{"id":"c48a3abf-ea47-498b-b173-52ce534e8dab","format":{"provider":"parquet","options":{}},"schemaString":"` + schema + `","partitionColumns":[],"configuration":{}}}` + "\n" +
+		fmt.Sprintf(`{"add":{"path":"part-00000-added.snappy.parquet","partitionValues":{},"size":%d,"modificationTime":1615043800000,"dataChange":true}}`, len(data)) + "\n"
+	_, err = b.Put(ctx, p+"/_delta_log/00000000000000000002.json", []byte(commit), objstore.PutOptions{})
+	require.NoError(t, err)
+
+	s, err := Load(ctx, b, p, Latest)
+	require.NoError(t, err)
+	snap := dataset.Snapshot{ID: "v2"}
+	for _, f := range s.Files {
+		df, err := s.pin(ctx, b, f, "2021-03-06")
+		require.NoError(t, err)
+		snap.Files = append(snap.Files, df)
+	}
+	value := contract.Column{Name: "value", Type: contract.TypeInt, Role: contract.RoleFeature}
+	extra := contract.Column{Name: "extra", Type: contract.TypeDouble, Role: contract.RoleFeature, Nullable: true}
+	var out []string
+	require.NoError(t, dataset.Scan(ctx, b, snap, contract.Contract{Columns: []contract.Column{value, extra}, MaxBadRowShare: 1}, func(batch *dataset.Batch) error {
+		for r := 0; r < batch.Rows; r++ {
+			out = append(out, batch.Value(value, r)+"|"+batch.Value(extra, r))
+		}
+		return nil
+	}))
+	slices.Sort(out)
+	require.Equal(t, []string{"0|null", "1|null", "2|null", "4|null", "7|1.5"}, out)
 }

@@ -28,10 +28,15 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 		return s, fmt.Errorf("%w: Delta table %s (version %d) is partitioned by %v, not by the event time column %s: a window is a set of its partitions",
 			dataset.ErrInvalidData, b.URI(tablePath), t.Version, t.Metadata.PartitionColumns, eventTime)
 	}
-	physical := t.physicalNames()
+	eventCol := eventTime
+	for _, f := range t.Schema {
+		if f.Name == eventTime {
+			eventCol = f.PhysicalName
+		}
+	}
 	s.Table = &dataset.TableVersion{Format: "delta", URI: b.URI(tablePath), Version: t.Version, CommitTime: t.CommitTime}
 	for _, f := range t.Files {
-		v := f.PartitionValues[cmp.Or(physical[eventTime], eventTime)]
+		v := f.PartitionValues[eventCol]
 		if v == nil {
 			continue // no event time: outside every window
 		}
@@ -42,7 +47,7 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 		if day.Before(from) || day.After(to) {
 			continue
 		}
-		file, err := pin(ctx, b, tablePath, f, *v, physical)
+		file, err := t.pin(ctx, b, f, *v)
 		if err != nil {
 			return s, err
 		}
@@ -74,23 +79,35 @@ func (t *Snapshot) physicalNames() map[string]string {
 }
 
 // pin pins a data file of the log, with its partition values (the log keys them by physical
-// name: they are keyed by column name for the scan) and physical names.
-func pin(ctx context.Context, b objstore.Bucket, tablePath string, f File, day string, physical map[string]string) (dataset.File, error) {
-	out, _, err := dataset.PinFile(ctx, b, tablePath+"/"+f.Path, f.Size, day)
+// name: they are keyed by column name for the scan), the physical names, and a null for each
+// column of the schema the file does not have (added after it was written).
+func (t *Snapshot) pin(ctx context.Context, b objstore.Bucket, f File, day string) (dataset.File, error) {
+	out, pf, err := dataset.PinFile(ctx, b, t.Path+"/"+f.Path, f.Size, day)
 	if err != nil {
 		return out, err
 	}
-	out.Partition = f.PartitionValues
+	physical := t.physicalNames()
+	logical := map[string]string{}
+	for name, p := range physical {
+		logical[p] = name
+	}
+	out.Partition = map[string]*string{}
+	for k, v := range f.PartitionValues {
+		out.Partition[cmp.Or(logical[k], k)] = v
+	}
+	for _, c := range t.Schema {
+		if _, ok := out.Partition[c.Name]; ok {
+			continue
+		}
+		if _, ok := pf.Schema().Lookup(c.PhysicalName); !ok {
+			out.Partition[c.Name] = nil
+		}
+	}
+	if len(out.Partition) == 0 {
+		out.Partition = nil
+	}
 	if len(physical) > 0 {
 		out.Physical = physical
-		out.Partition = map[string]*string{}
-		logical := map[string]string{}
-		for name, p := range physical {
-			logical[p] = name
-		}
-		for k, v := range f.PartitionValues {
-			out.Partition[cmp.Or(logical[k], k)] = v
-		}
 	}
 	return out, nil
 }
