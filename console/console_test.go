@@ -131,19 +131,22 @@ func TestModelPageShowsVersionsAndLineage(t *testing.T) {
 	body := get(t, h, "alice", "/models/demand").Body.String()
 	txt := text(body)
 	for _, want := range []string{"production v2", "previous v1 the rollback target", "v1 ", "2.789", "v2 ", "2.346",
-		"run-2 2026-11-20 09:00:00 2026-11-01 .. 2026-11-14 promoted v2 canary passed every step", "Lineage of v2"} {
+		"run-2 2026-11-20 09:00:00 2026-11-01 .. 2026-11-14 promoted v2 canary passed every step", "Lineage of v2",
+		"Trained from the iceberg table iceberg&#43;sql://lake/retail.demand at snapshot 8797629078370162270, committed 2026-11-20 08:00:00 UTC (metadata s3://lake/warehouse/retail.db/demand/metadata/00001-a.metadata.json ): a rerun with dataset.table.snapshot_id: 8797629078370162270 reads the same rows."} {
 		require.Contains(t, txt, want)
 	}
-	for _, node := range []string{"dt=2026-11-01", "part-0.parquet, 150000 rows", "snapshot snap-run-2", "2 files", "validation", "drift", "evaluation",
+	for _, node := range []string{"dt=2026-11-01", "part-0.parquet, 150000 rows", "snapshot snap-run-2", "2 files, iceberg table", "validation", "drift", "evaluation",
 		"trained: gbdt", "v2", "holdout MAE 2.346", "production"} {
 		require.Contains(t, body, ">"+node+"<", "lineage node %q", node)
 	}
 	require.Contains(t, body, `<a href="/models/demand/runs/run-2"><g class="node report">`)
 	require.Contains(t, body, "<title>datasets/retail/dt=2026-11-01/part-0.parquet (etag e1)</title>", "the full key in the tooltip")
 	require.Contains(t, body, "<title>v2, holdout MAE: 2.346</title>")
+	require.Contains(t, body, "<title>iceberg&#43;sql://lake/retail.demand snapshot 8797629078370162270</title>", "the table's version in the tooltip")
 	v1 := get(t, h, "alice", "/models/demand?version=1").Body.String()
 	require.Contains(t, v1, ">previous<")
 	require.Contains(t, v1, ">the rollback target<")
+	require.NotContains(t, text(v1), "Trained from the", "v1 was trained from day partitions")
 }
 
 // The monitoring page: the newest window's KPIs and every window, with live and estimated

@@ -97,6 +97,8 @@ func seed(t *testing.T) fixture {
 			Metrics: map[string]float64{"holdout_mae": []float64{2.789, 2.3456}[i]}}
 		if i == 1 {
 			v.Metrics["champion_mae"] = 2.789
+			v.Lineage.Table = &registry.TableVersion{Format: "iceberg", URI: "iceberg+sql://lake/retail.demand", Version: 8797629078370162270,
+				CommitTime: t0.Add(-time.Hour), Metadata: "s3://lake/warehouse/retail.db/demand/metadata/00001-a.metadata.json"}
 		}
 		v, err := reg.Register(ctx, v, artifact(t), prof, nil)
 		require.NoError(t, err)

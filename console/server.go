@@ -77,7 +77,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05")
 	},
-	"path": url.PathEscape,
+	"path":         url.PathEscape,
+	"tableVersion": tableVersion,
 }).ParseFS(files, "templates/*.html"))
 
 const cookieName = "driftline_console"
@@ -406,6 +407,15 @@ func prefix(s string, n int) string {
 	return s[:n]
 }
 
+// tableVersion names a table's version as its format does: a Delta version, an Iceberg
+// snapshot id.
+func tableVersion(t *registry.TableVersion) string {
+	if t.Format == "iceberg" {
+		return "snapshot " + strconv.FormatInt(t.Version, 10)
+	}
+	return "version " + strconv.FormatInt(t.Version, 10)
+}
+
 // lineage is the graph from a version's data files to its deployment.
 func lineage(m string, v registry.Version, d registry.Deployment) Graph {
 	var nodes []GraphNode
@@ -423,7 +433,12 @@ func lineage(m string, v registry.Version, d registry.Deployment) Graph {
 		nodes = append(nodes, GraphNode{ID: id, Title: path.Base(dir), Sub: fmt.Sprintf("%s, %d rows", name, f.Rows), Tip: f.Key + " (etag " + f.ETag + ")", Column: 0, Class: "data"})
 		fileIDs = append(fileIDs, id)
 	}
-	nodes = append(nodes, GraphNode{ID: "snap", Title: "snapshot " + shortLabel(v.Lineage.SnapshotID, 14), Sub: fmt.Sprintf("%d files", len(files)), Column: 1, Class: "data", From: fileIDs})
+	snap := GraphNode{ID: "snap", Title: "snapshot " + shortLabel(v.Lineage.SnapshotID, 14), Sub: fmt.Sprintf("%d files", len(files)), Column: 1, Class: "data", From: fileIDs}
+	if t := v.Lineage.Table; t != nil {
+		snap.Sub = fmt.Sprintf("%d files, %s table", len(files), t.Format)
+		snap.Tip = t.URI + " " + tableVersion(t)
+	}
+	nodes = append(nodes, snap)
 	var reports []string
 	for _, name := range []string{"training_set", "validation", "drift", "evaluation"} {
 		if _, ok := v.Lineage.Reports[name]; ok {
