@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/keys"
@@ -147,4 +149,49 @@ func treesOf(ctx context.Context, t *testing.T, b objstore.Bucket, reg *registry
 	raw, err := json.Marshal(m.GBDT.Trees)
 	require.NoError(t, err)
 	return string(raw)
+}
+
+// `driftline watch-table` follows the model's Delta table: a new version reaching a later day
+// closes the day before it and starts the loop on the window ending that day, with the
+// registered spec, requested by tablewatch and saying which version closed which day; a
+// version adding rows to an old day starts nothing.
+func TestANewTableVersionStartsTheLoop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	st := stack.New(t, stack.DevServer, "driftline-tablewatch")
+	c := st.Dial(ctx, client.Options{})
+	const table = "tables/retail_demand"
+	commitRetailDays(ctx, t, st.Store, table, 0, 0, 27, "a") // up to 2026-09-27
+	sp := demoSpec(t, st.Root)
+	sp.Dataset.Table = &spec.TableSource{Format: "delta", Path: table}
+	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
+	st.Driftline("watch-table", stack.BuildDriftline(t), "watch-table", "--model", "demand", "--interval", "200ms")
+	require.Eventually(t, func() bool {
+		_, _, err := objstore.ReadAll(ctx, st.Store, "tablewatch/retail_demand/state.json")
+		return err == nil
+	}, time.Minute, 100*time.Millisecond, "the watcher records the table's version")
+
+	commitRetailDays(ctx, t, st.Store, table, 1, 3, 4, "late") // rows of an old day
+	time.Sleep(time.Second)
+	_, err := c.DescribeWorkflowExecution(ctx, pipeline.WorkflowID("demand"), "")
+	require.Error(t, err, "late rows start nothing")
+
+	commitRetailDays(ctx, t, st.Store, table, 2, 27, 28, "a") // 2026-09-28: 2026-09-27 closes
+	var in pipeline.RunInput
+	require.Eventually(t, func() bool {
+		it := c.GetWorkflowHistory(ctx, pipeline.WorkflowID("demand"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		if !it.HasNext() {
+			return false
+		}
+		ev, err := it.Next()
+		if err != nil {
+			return false
+		}
+		return converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in) == nil
+	}, time.Minute, 200*time.Millisecond, "the loop starts")
+	require.Equal(t, "2026-09-27", in.To)
+	require.Equal(t, time.Date(2026, 9, 27, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1-sp.Dataset.WindowDays).Format(time.DateOnly), in.From)
+	require.Equal(t, "tablewatch", in.RequestedBy)
+	require.Equal(t, fmt.Sprintf("table %s version 2 closed day 2026-09-27", st.Store.URI(table)), in.Reason)
+	require.Equal(t, 1, in.SpecVersion)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -110,4 +111,29 @@ func (t *Snapshot) pin(ctx context.Context, b objstore.Bucket, f File, day strin
 		out.Physical = physical
 	}
 	return out, nil
+}
+
+// Days is the table's latest version and the days (YYYY-MM-DD, sorted) its live files hold
+// on the event-time column (a partition column as days): what a watcher of new versions
+// compares.
+func Days(ctx context.Context, b objstore.Bucket, tablePath, eventTime string) (int64, []string, error) {
+	t, err := Load(ctx, b, tablePath, Latest)
+	if err != nil {
+		return 0, nil, err
+	}
+	col := eventTime
+	for _, f := range t.Schema {
+		if f.Name == eventTime {
+			col = f.PhysicalName
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range t.Files {
+		if v := f.PartitionValues[col]; v != nil {
+			if _, err := time.Parse(dataset.DateLayout, *v); err == nil {
+				seen[*v] = true
+			}
+		}
+	}
+	return t.Version, slices.Sorted(maps.Keys(seen)), nil
 }

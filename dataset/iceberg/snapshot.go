@@ -3,6 +3,7 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -302,4 +303,37 @@ func render(v any) *string {
 		s = fmt.Sprint(x)
 	}
 	return &s
+}
+
+// Days is the table's current snapshot id and the days (YYYY-MM-DD, sorted) its data files'
+// partitions hold on the event-time column: what a watcher of new snapshots compares.
+func Days(ctx context.Context, b objstore.Bucket, src Source, eventTime string) (int64, []string, error) {
+	t, uri, err := Load(ctx, b, src)
+	if err != nil {
+		return 0, nil, err
+	}
+	meta := t.Metadata()
+	snap := meta.CurrentSnapshot()
+	if snap == nil {
+		return 0, nil, nil
+	}
+	field, ok := meta.CurrentSchema().FindFieldByName(eventTime)
+	if !ok {
+		return 0, nil, fmt.Errorf("%w: Iceberg table %s has no column %s (the event time)", dataset.ErrInvalidData, uri, eventTime)
+	}
+	tasks, err := t.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("snapshot %d of Iceberg table %s: %w", snap.SnapshotID, uri, err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		spec := meta.PartitionSpecByID(int(task.File.SpecID()))
+		if spec == nil {
+			continue
+		}
+		if d, err := fileDay(spec, field, task.File.Partition()); err == nil {
+			seen[d.Format(dataset.DateLayout)] = true
+		}
+	}
+	return snap.SnapshotID, slices.Sorted(maps.Keys(seen)), nil
 }

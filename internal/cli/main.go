@@ -40,7 +40,7 @@ func Root(extra ...*cobra.Command) *cobra.Command {
 	config.TemporalFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{c, err} })
 	root.AddGroup(&cobra.Group{ID: "run", Title: "Running Driftline:"}, &cobra.Group{ID: "operate", Title: "Operating models:"})
-	for _, c := range []*cobra.Command{setupCmd(), workerCmd(), trainerCmd(), serveCmd(), apiCmd(), consoleCmd(), ingestCmd(), tokenCmd(), rolloutCmd(), edgeCmd()} {
+	for _, c := range []*cobra.Command{setupCmd(), workerCmd(), trainerCmd(), serveCmd(), apiCmd(), consoleCmd(), ingestCmd(), watchTableCmd(), tokenCmd(), rolloutCmd(), edgeCmd()} {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
