@@ -179,6 +179,10 @@ func TestATableWrittenThroughASQLCatalogWithAnEvolvedSchema(t *testing.T) {
 	latest, err := TakeSnapshot(ctx, l.bucket, "sales", "run-6", src, At{}, "date", day("2026-03-01"), day("2026-03-03"))
 	require.NoError(t, err)
 	require.EqualValues(t, 6, latest.Rows)
+	v, days, err := Days(ctx, l.bucket, src, "date")
+	require.NoError(t, err)
+	require.Equal(t, latest.Table.Version, v, "the current snapshot's days, for a watcher")
+	require.Equal(t, []string{"2026-03-01", "2026-03-02", "2026-03-03"}, days)
 
 	_, err = TakeSnapshot(ctx, l.bucket, "sales", "run-7", Source{Catalog: l.reader, Name: "retail.nothing"}, At{}, "date", day("2026-03-01"), day("2026-03-03"))
 	require.ErrorContains(t, err, "iceberg catalog lake has no table retail.nothing")
