@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -42,6 +43,17 @@ type Batch struct {
 	Cols      map[string]*ColumnData
 	Accepted  []bool
 	Issues    []RowIssue
+	// fileRows is, for a batch of one day's rows of a file (File.EventTime), each row's index
+	// in the file; nil when the batch's rows are the file's from FirstRow on.
+	fileRows []int64
+}
+
+// FileRow is row r's index in its file, for messages and quarantine records.
+func (b *Batch) FileRow(r int) int64 {
+	if b.fileRows != nil {
+		return b.fileRows[r]
+	}
+	return b.FirstRow + int64(r)
 }
 
 // Num returns a numeric column of the batch.
@@ -223,7 +235,18 @@ func scanFile(ctx context.Context, b objstore.Bucket, fs fileScan, c contract.Co
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan decoded, 1)
-	go decodeRowGroups(ctx, rowGroupReader{b: b, pf: pf, wr: wr, size: obj.Size, f: f, c: c, idx: idx}, fs, len(keyCols) > 0, to, next)
+	r := rowGroupReader{b: b, pf: pf, wr: wr, size: obj.Size, f: f, c: c, idx: idx}
+	if f.EventTime != "" {
+		if r.event, r.dec, err = eventLeaf(pf, f); err != nil {
+			return 0, err
+		}
+		d, err := time.Parse(DateLayout, f.Date)
+		if err != nil {
+			return 0, dataErr(f.Key, f.EventTime, -1, "the entry's day %q: %v", f.Date, err)
+		}
+		r.day = d.Unix() / 86400
+	}
+	go decodeRowGroups(ctx, r, fs, len(keyCols) > 0, to, next)
 	for d := range next {
 		if d.err != nil {
 			return read, d.err
@@ -261,6 +284,11 @@ type rowGroupReader struct {
 	f    File
 	c    contract.Contract
 	idx  []int
+	// For a file entry of one day (f.EventTime set): the event-time column, its decoder and
+	// the day kept.
+	event int
+	dec   dayDecoder
+	day   int64
 }
 
 // decodeRowGroups decodes the row groups [fs.from, to) of the file in order and hands them over
@@ -272,10 +300,19 @@ func decodeRowGroups(ctx context.Context, r rowGroupReader, fs fileScan, keyed b
 	for rgi := fs.from; rgi < to; rgi++ {
 		d := decoded{skip: fs.after.covers(fs.index, rgi)}
 		if d.err = ctx.Err(); d.err == nil {
-			if d.skip && !keyed {
+			switch {
+			case r.dec != nil && !mayHold(rgs[rgi].ColumnChunks()[r.event], r.dec, r.day, r.day):
+				// none of the entry's day in it
+			case d.skip && !keyed:
 				d.rows = rgs[rgi].NumRows()
-			} else {
+				if r.dec != nil {
+					d.rows, d.err = dayRows(rgs[rgi].ColumnChunks()[r.event], r.dec, r.day)
+				}
+			default:
 				d.batch, d.err = readRowGroup(r.b, r.pf, r.wr, r.size, r.f, r.c, r.idx, rgi)
+				if d.err == nil && r.dec != nil {
+					d.err = keepDay(d.batch, rgs[rgi].ColumnChunks()[r.event], r.dec, r.day, rowsBefore(rgs, rgi))
+				}
 			}
 		}
 		select {
@@ -287,6 +324,15 @@ func decodeRowGroups(ctx context.Context, r rowGroupReader, fs fileScan, keyed b
 			return
 		}
 	}
+}
+
+// rowsBefore is the index in the file of row group rgi's first row.
+func rowsBefore(rgs []parquet.RowGroup, rgi int) int64 {
+	var n int64
+	for _, rg := range rgs[:rgi] {
+		n += rg.NumRows()
+	}
+	return n
 }
 
 // decoded is a row group as the decoding goroutine hands it over: its batch (nil when it was
@@ -315,7 +361,7 @@ func contractLeaves(pf *parquet.File, f File, c contract.Contract) ([]int, error
 		if !ok {
 			return nil, dataErr(f.Key, col.Name, -1, "column not found: the contract requires it (the file has: %s)", strings.Join(columnNames(schema), ", "))
 		}
-		if k := leaf.Node.Type().Kind(); !compatible(col.Type, k) {
+		if k := leaf.Node.Type().Kind(); !compatible(col.Type, k) && !(col.Type == contract.TypeString && isDateNode(leaf.Node)) {
 			return nil, dataErr(f.Key, col.Name, -1, "physical type %s does not hold the contract's type %s", k, col.Type)
 		}
 		idx[i] = leaf.ColumnIndex
@@ -438,7 +484,7 @@ func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []co
 	for r := 0; r < b.Rows; r++ {
 		col, kind, reason := rowProblem(data, c, allowed, r)
 		if kind == "" && len(keyCols) > 0 {
-			key, row := keyHash(h, b, keyCols, r), b.FirstRow+int64(r)
+			key, row := keyHash(h, b, keyCols, r), b.FileRow(r)
 			first, dup := seen[key]
 			if !dup && keys != nil {
 				if first, dup = keys.earlier(b.FileIndex, row); dup {
@@ -460,7 +506,7 @@ func checkRows(b *Batch, c contract.Contract, allowed []allowedSet, keyCols []co
 		for _, cc := range c.Columns {
 			values[cc.Name] = b.Value(cc, r)
 		}
-		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FirstRow + int64(r), Column: col.Name, Kind: kind, Reason: reason,
+		b.Issues = append(b.Issues, RowIssue{File: b.File, Row: b.FileRow(r), Column: col.Name, Kind: kind, Reason: reason,
 			Value: b.Value(col, r), Values: values})
 	}
 }
@@ -563,6 +609,7 @@ func rowProblem(data []*ColumnData, c contract.Contract, allowed []allowedSet, r
 
 func readColumn(cc parquet.ColumnChunk, typ string, rows int64) (d *ColumnData, err error) {
 	asString := typ == contract.TypeString
+	date := asString && isDateType(cc.Type()) // a DATE read as a string: YYYY-MM-DD
 	defer func() {
 		if p := recover(); p != nil {
 			d, err = nil, fmt.Errorf("corrupt column chunk: %v", p)
@@ -595,7 +642,11 @@ func readColumn(cc parquet.ColumnChunk, typ string, rows int64) (d *ColumnData, 
 				d.Null = append(d.Null, null)
 				if asString {
 					s := ""
-					if !null {
+					switch {
+					case null:
+					case date:
+						s = time.Unix(int64(v.Int32())*86400, 0).UTC().Format(DateLayout)
+					default:
 						s = string(v.ByteArray())
 					}
 					d.Str = append(d.Str, s)

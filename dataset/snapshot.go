@@ -32,6 +32,9 @@ type File struct {
 	// null. Physical maps a column to its name in the file (a Delta table's column mapping).
 	Partition map[string]*string `json:"partition,omitempty"`
 	Physical  map[string]string  `json:"physical,omitempty"`
+	// EventTime, set on a file of a table not partitioned by day, is its event-time column:
+	// the entry is the file's rows of day Date only (Rows of them; days.go).
+	EventTime string `json:"event_time,omitempty"`
 }
 
 // Snapshot pins the exact objects of a dataset window, so every step of a run (and any later

@@ -106,7 +106,7 @@ func RetrieveFile(ctx context.Context, b objstore.Bucket, r Repo, service string
 		for r := 0; r < bt.Rows; r++ {
 			at, err := timeOf(bt, tc, r)
 			if err != nil {
-				return invalidf("%s row %d: %s: %w", bt.File, bt.FirstRow+int64(r), tc.Name, err)
+				return invalidf("%s row %d: %s: %w", bt.File, bt.FileRow(r), tc.Name, err)
 			}
 			first, last = min(first, at), max(last, at)
 		}

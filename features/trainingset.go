@@ -122,7 +122,7 @@ func (e *entityJoin) key(bt *dataset.Batch, r int) (string, error) {
 	parts := make([]string, len(e.cols))
 	for i, c := range e.cols {
 		if bt.Cols[c.Name].Null[r] {
-			return "", invalidf("%s row %d has no entity key %s", bt.File, bt.FirstRow+int64(r), c.Name)
+			return "", invalidf("%s row %d has no entity key %s", bt.File, bt.FileRow(r), c.Name)
 		}
 		parts[i] = bt.Value(c, r)
 	}
@@ -289,7 +289,7 @@ func spillWindow(ctx context.Context, b objstore.Bucket, in TrainingSetInput, ev
 			}
 			at, err := timeOf(bt, evCol, r)
 			if err != nil {
-				return invalidf("%s row %d: %s: %w", bt.File, bt.FirstRow+int64(r), evCol.Name, err)
+				return invalidf("%s row %d: %s: %w", bt.File, bt.FileRow(r), evCol.Name, err)
 			}
 			for ji, j := range joins {
 				key, err := j.key(bt, r)
@@ -433,7 +433,7 @@ func writeTrainingSet(ctx context.Context, b objstore.Bucket, in TrainingSetInpu
 					}
 					d := res[ji][partitionOf(key, k)]
 					if got := d.int(); d.err != nil || got != i {
-						return fmt.Errorf("training set: row %d of %s (row %d) read back as row %d: %v (did the window change while it was read?)", i, bt.File, bt.FirstRow+int64(r), got, d.err)
+						return fmt.Errorf("training set: row %d of %s (row %d) read back as row %d: %v (did the window change while it was read?)", i, bt.File, bt.FileRow(r), got, d.err)
 					}
 					for _, pos := range j.slots {
 						x[pos] = d.float()

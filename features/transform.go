@@ -241,13 +241,13 @@ func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, 
 			}
 			for i, kc := range keyCols {
 				if bt.Cols[kc.Name].Null[r] {
-					return invalidf("view %q: %s row %d has no entity key %s", v.Name, bt.File, bt.FirstRow+int64(r), kc.Name)
+					return invalidf("view %q: %s row %d has no entity key %s", v.Name, bt.File, bt.FileRow(r), kc.Name)
 				}
 				parts[i] = bt.Value(kc, r)
 			}
 			ev, err := timeOf(bt, evCol, r)
 			if err != nil {
-				return invalidf("view %q: %s row %d: event_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), evCol.Name, err)
+				return invalidf("view %q: %s row %d: event_time %s: %w", v.Name, bt.File, bt.FileRow(r), evCol.Name, err)
 			}
 			created := ev
 			if v.Source.CreatedTime != "" {
@@ -256,7 +256,7 @@ func ScanSourceRows(ctx context.Context, b objstore.Bucket, v View, ent Entity, 
 					return err
 				}
 				if created, err = timeOf(bt, cc, r); err != nil {
-					return invalidf("view %q: %s row %d: created_time %s: %w", v.Name, bt.File, bt.FirstRow+int64(r), cc.Name, err)
+					return invalidf("view %q: %s row %d: created_time %s: %w", v.Name, bt.File, bt.FileRow(r), cc.Name, err)
 				}
 				created = max(created, ev)
 			}

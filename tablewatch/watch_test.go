@@ -89,3 +89,33 @@ func TestNewVersionsCloseDays(t *testing.T) {
 	_, _, err = objstore.ReadAll(ctx, b, closedKey("sales", "2026-03-06"))
 	require.NoError(t, err, "the day's marker")
 }
+
+// A table not partitioned by day: a version's days are those between its files' statistics.
+func TestVersionsOfATableNotPartitionedByDay(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	put := func(v int, lo, hi string) {
+		var lines []string
+		if v == 0 {
+			lines = append(lines, `{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}`,
+				`{"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[{\"name\":\"ts\",\"type\":\"timestamp\",\"nullable\":true,\"metadata\":{}}]}","partitionColumns":[],"configuration":{}}}`)
+		}
+		add, _ := json.Marshal(map[string]any{"add": map[string]any{"path": fmt.Sprintf("part-%d.parquet", v), "partitionValues": map[string]any{}, "size": 100,
+			"modificationTime": 1, "dataChange": true, "stats": fmt.Sprintf(`{"numRecords":10,"minValues":{"ts":%q},"maxValues":{"ts":%q}}`, lo, hi)}})
+		lines = append(lines, string(add))
+		_, err := b.Put(ctx, fmt.Sprintf("tables/clicks/_delta_log/%020d.json", v), []byte(strings.Join(lines, "\n")+"\n"), objstore.PutOptions{IfNoneMatch: true})
+		require.NoError(t, err)
+	}
+	var fired []Closed
+	w := &Watcher{Store: b, Dataset: "clicks", Table: spec.TableSource{Format: "delta", Path: "tables/clicks"}, EventTime: "ts",
+		OnClosed: func(_ context.Context, c Closed) error { fired = append(fired, c); return nil }}
+	put(0, "2026-03-01T08:00:00.000Z", "2026-03-02T09:00:00.000+01:00")
+	closed, err := w.Check(ctx)
+	require.NoError(t, err)
+	require.Empty(t, closed)
+	put(1, "2026-03-02T10:00:00.000Z", "2026-03-04T01:30:00.000+02:00") // 2026-03-03 in UTC
+	closed, err = w.Check(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"2026-03-02"}, closed, "the newest day is 2026-03-03 in UTC: 2026-03-02 closes")
+	require.Equal(t, "2026-03-02", fired[0].Day)
+}

@@ -304,3 +304,64 @@ func TestAnAddedColumnIsNullInTheFilesWrittenBeforeIt(t *testing.T) {
 	slices.Sort(out)
 	require.Equal(t, []string{"0|null", "1|null", "2|null", "4|null", "7|1.5"}, out)
 }
+
+// A table not partitioned by its event time: a file whose statistics keep it out of the window
+// is never opened, the others are pinned once per day of the window they hold rows of, each
+// entry reading that day's rows, and a rejected row is reported at its row in the file.
+func TestAWindowOnATableNotPartitionedByDay(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMem()
+	type row struct {
+		Date string  `parquet:"date"`
+		X    float64 `parquet:"x"`
+	}
+	put := func(name string, rows []row) int {
+		data, err := dataset.EncodeParquet(rows)
+		require.NoError(t, err)
+		_, err = b.Put(ctx, "tables/events/"+name, data, objstore.PutOptions{})
+		require.NoError(t, err)
+		return len(data)
+	}
+	a := put("part-a.parquet", []row{{"2026-03-01", 1}, {"2026-03-02", 2}, {"2026-03-03", 3}, {"2026-03-02", -4}, {"2026-03-01T23:00:00Z", 5}})
+	c := put("part-c.parquet", []row{{"2026-03-02", 6}, {"2026-02-27", 7}})
+	schema := `{\"type\":\"struct\",\"fields\":[{\"name\":\"date\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},{\"name\":\"x\",\"type\":\"double\",\"nullable\":true,\"metadata\":{}}]}`
+	add := func(path string, size int, stats string) string {
+		raw, _ := json.Marshal(map[string]any{"add": map[string]any{"path": path, "partitionValues": map[string]any{}, "size": size, "modificationTime": 1, "dataChange": true, "stats": stats}})
+		return string(raw)
+	}
+	log := strings.Join([]string{`{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}`,
+		`{"metaData":{"id":"e","format":{"provider":"parquet","options":{}},"schemaString":"` + schema + `","partitionColumns":[],"configuration":{}}}`,
+		add("part-a.parquet", a, `{"numRecords":5,"minValues":{"date":"2026-03-01"},"maxValues":{"date":"2026-03-03"}}`),
+		add("part-b.parquet", 999, `{"numRecords":9,"minValues":{"date":"2026-03-10"},"maxValues":{"date":"2026-03-11"}}`), // not in the bucket: never opened
+		add("part-c.parquet", c, ""),
+	}, "\n") + "\n"
+	_, err := b.Put(ctx, "tables/events/_delta_log/00000000000000000000.json", []byte(log), objstore.PutOptions{})
+	require.NoError(t, err)
+
+	s, err := TakeSnapshot(ctx, b, "events", "run", "tables/events", Latest, "date", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))
+	require.NoError(t, err)
+	var entries []string
+	for _, f := range s.Files {
+		entries = append(entries, fmt.Sprintf("%s %s %d", f.Date, f.Key[len("tables/events/"):], f.Rows))
+	}
+	require.Equal(t, []string{"2026-03-01 part-a.parquet 2", "2026-03-02 part-a.parquet 2", "2026-03-02 part-c.parquet 1"}, entries)
+	require.EqualValues(t, 5, s.Rows)
+	require.EqualValues(t, a+c, s.Bytes)
+
+	date := contract.Column{Name: "date", Type: contract.TypeString, Role: contract.RoleFeature}
+	min0 := 0.0
+	x := contract.Column{Name: "x", Type: contract.TypeDouble, Role: contract.RoleFeature, Min: &min0}
+	var got []string
+	var issues []dataset.RowIssue
+	require.NoError(t, dataset.Scan(ctx, b, s, contract.Contract{Columns: []contract.Column{date, x}, MaxBadRowShare: 1}, func(batch *dataset.Batch) error {
+		for r := 0; r < batch.Rows; r++ {
+			got = append(got, batch.Date+" "+batch.Value(date, r)+" "+batch.Value(x, r))
+		}
+		issues = append(issues, batch.Issues...)
+		return nil
+	}))
+	require.Equal(t, []string{"2026-03-01 2026-03-01 1", "2026-03-01 2026-03-01T23:00:00Z 5", "2026-03-02 2026-03-02 2", "2026-03-02 2026-03-02 -4", "2026-03-02 2026-03-02 6"}, got)
+	require.Len(t, issues, 1)
+	require.Equal(t, "tables/events/part-a.parquet", issues[0].File)
+	require.EqualValues(t, 3, issues[0].Row, "the rejected row's index in the file, not in its day")
+}

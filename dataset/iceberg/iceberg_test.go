@@ -161,17 +161,36 @@ func TestASparkWrittenFormatV1Table(t *testing.T) {
 	require.Equal(t, []string{"1|alpha|10", "2|beta|20", "3|alpha|null"}, rows(t, b, s, cols...))
 }
 
-// A Spark-written merge-on-read table: a snapshot with equality deletes is refused by name
-// (its rows would otherwise come back deleted), and the unpartitioned table cannot be cut into
-// days.
-func TestDeletesAreRefusedByName(t *testing.T) {
+// A Spark-written merge-on-read table, not partitioned: a snapshot with equality deletes is
+// refused by name (its rows would otherwise come back deleted); its first snapshot (one file of
+// four days, bir a DATE) is pinned once per day of the window it holds, each entry reading
+// that day's rows only.
+func TestAnUnpartitionedTableAndDeletes(t *testing.T) {
 	ctx := context.Background()
 	b := objstore.NewMem()
 	src := Source{Path: upload(t, b, "equality_deletes/warehouse/mydb/mytable")}
 	_, err := TakeSnapshot(ctx, b, "people", "run", src, At{}, "bir", day("2000-01-01"), day("2030-01-01"))
 	require.ErrorContains(t, err, "delete file(s) (merge-on-read deletes are not read yet)")
-	_, err = TakeSnapshot(ctx, b, "people", "run", src, At{SnapshotID: 853766660775201079}, "bir", day("2000-01-01"), day("2030-01-01"))
-	require.ErrorContains(t, err, "not partitioned by day on bir")
+
+	s, err := TakeSnapshot(ctx, b, "people", "run", src, At{SnapshotID: 853766660775201079}, "bir", day("2025-01-02"), day("2025-01-03"))
+	require.NoError(t, err)
+	require.Len(t, s.Files, 2)
+	require.Equal(t, s.Files[0].Key, s.Files[1].Key, "one file, one entry a day")
+	require.Equal(t, []string{"2025-01-02", "2025-01-03"}, []string{s.Files[0].Date, s.Files[1].Date})
+	require.EqualValues(t, 2, s.Rows)
+	require.EqualValues(t, s.Files[0].Size, s.Bytes, "the file's bytes once")
+	id := contract.Column{Name: "id", Type: contract.TypeInt, Role: contract.RoleFeature}
+	name := contract.Column{Name: "name", Type: contract.TypeString, Role: contract.RoleFeature}
+	require.Equal(t, []string{"2|b", "3|c"}, rows(t, b, s, id, name), "the rows Spark inserted on those days")
+	bir := contract.Column{Name: "bir", Type: contract.TypeString, Role: contract.RoleFeature}
+	require.Equal(t, []string{"2|2025-01-02", "3|2025-01-03"}, rows(t, b, s, id, bir), "a DATE read as YYYY-MM-DD")
+	for _, f := range s.Files {
+		one := s
+		one.Files = []dataset.File{f}
+		got := rows(t, b, one, id, name)
+		require.Len(t, got, 1)
+		require.Equal(t, map[string]string{"2025-01-02": "2|b", "2025-01-03": "3|c"}[f.Date], got[0], "the entry of %s reads that day's row", f.Date)
+	}
 }
 
 // Paths of a table's metadata resolve to keys of the bucket; others are refused by name.

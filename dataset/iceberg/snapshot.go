@@ -2,6 +2,8 @@ package iceberg
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"math/big"
@@ -28,10 +30,11 @@ type At struct {
 // TakeSnapshot pins a window of an Iceberg table for a run: its snapshot (at) and, of the
 // snapshot's data files, those iceberg-go's planner keeps for the predicate from <=
 // eventTime < to+1 day (partition pruning, then the files' column statistics), each with its
-// ETag, size and row counts. The table must be partitioned by day on its event-time column
-// (identity of a date or YYYY-MM-DD string column, or day or hour of a timestamp) in every
-// partition spec its files were written with: the window is a set of days. A file with
-// deletes (merge-on-read) is refused by name.
+// ETag, size and row counts. A file partitioned by day on the event-time column (identity of
+// a date or YYYY-MM-DD string column, or day or hour of a timestamp) is pinned whole when its
+// day is in the window; a file of a spec that partitions otherwise (or not at all) is pinned
+// once per day of the window it holds rows of (dataset.SplitByDay). A file with deletes
+// (merge-on-read) is refused by name.
 func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, src Source, at At, eventTime string, from, to time.Time) (dataset.Snapshot, error) {
 	s := dataset.Snapshot{ID: id, Dataset: ds, From: from.Format(dataset.DateLayout), To: to.Format(dataset.DateLayout)}
 	t, uri, err := Load(ctx, b, src)
@@ -64,20 +67,17 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, src Sou
 	s.Table = &dataset.TableVersion{Format: "iceberg", URI: uri, Version: snap.SnapshotID,
 		CommitTime: time.UnixMilli(snap.TimestampMs).UTC(), Metadata: b.URI(mustKey(b, t.MetadataLocation()))}
 	for _, task := range tasks {
-		day, err := taskDay(meta, field, task)
+		files, err := windowFiles(ctx, b, meta, schema, field, task, from, to)
 		if err != nil {
 			return s, fmt.Errorf("snapshot %d of Iceberg table %s: %w", snap.SnapshotID, uri, err)
 		}
-		if day.Before(from) || day.After(to) {
-			continue
+		for _, f := range files {
+			s.Files = append(s.Files, f)
+			s.Rows += f.Rows
 		}
-		f, err := pinTask(ctx, b, meta, schema, task, day.Format(dataset.DateLayout))
-		if err != nil {
-			return s, fmt.Errorf("snapshot %d of Iceberg table %s: %w", snap.SnapshotID, uri, err)
+		if len(files) > 0 {
+			s.Bytes += files[0].Size
 		}
-		s.Files = append(s.Files, f)
-		s.Rows += f.Rows
-		s.Bytes += f.Size
 	}
 	slices.SortFunc(s.Files, func(a, b dataset.File) int {
 		if c := strings.Compare(a.Date, b.Date); c != 0 {
@@ -147,6 +147,40 @@ func window(f iceberg.NestedField, from, to time.Time) (iceberg.BooleanExpressio
 
 func days(t time.Time) iceberg.Date { return iceberg.Date(t.Unix() / 86400) }
 
+// windowFiles pins a planned data file for the window: whole when its partition is a day of
+// the window, once per day of the window it holds rows of when the file's spec does not
+// partition by day on the event time (dataset.SplitByDay), not at all when its partition's
+// event time is null or another day.
+func windowFiles(ctx context.Context, b objstore.Bucket, meta table.Metadata, schema *iceberg.Schema, event iceberg.NestedField, task table.FileScanTask, from, to time.Time) ([]dataset.File, error) {
+	day, err := taskDay(meta, event, task)
+	switch {
+	case errors.Is(err, errNullDay):
+		return nil, nil
+	case errors.Is(err, errNotByDay):
+		whole, err := pinTask(ctx, b, meta, schema, task, "")
+		if err != nil {
+			return nil, err
+		}
+		return dataset.SplitByDay(ctx, b, whole, event.Name, from, to)
+	case err != nil:
+		return nil, err
+	case day.Before(from) || day.After(to):
+		return nil, nil
+	}
+	f, err := pinTask(ctx, b, meta, schema, task, day.Format(dataset.DateLayout))
+	if err != nil {
+		return nil, err
+	}
+	return []dataset.File{f}, nil
+}
+
+var (
+	// errNotByDay: a file's partition spec does not partition by day on the event time.
+	errNotByDay = errors.New("not partitioned by day")
+	// errNullDay: a file's partition on the event time is null.
+	errNullDay = errors.New("null event time partition")
+)
+
 // taskDay is the day of a planned data file's partition on the event-time column; a file
 // with deletes (merge-on-read) or not in Parquet is refused first.
 func taskDay(meta table.Metadata, event iceberg.NestedField, task table.FileScanTask) (time.Time, error) {
@@ -162,8 +196,11 @@ func taskDay(meta table.Metadata, event iceberg.NestedField, task table.FileScan
 		return time.Time{}, fmt.Errorf("%w: data file %s names partition spec %d, which the table does not have", dataset.ErrInvalidData, df.FilePath(), df.SpecID())
 	}
 	day, err := fileDay(spec, event, df.Partition())
-	if err != nil {
+	if err != nil && !errors.Is(err, errNotByDay) && !errors.Is(err, errNullDay) {
 		return time.Time{}, fmt.Errorf("%w: data file %s (partition spec %d): %v", dataset.ErrInvalidData, df.FilePath(), spec.ID(), err)
+	}
+	if err != nil {
+		return time.Time{}, err
 	}
 	return day, nil
 }
@@ -192,7 +229,7 @@ func fileDay(spec *iceberg.PartitionSpec, event iceberg.NestedField, values map[
 	for _, pf := range spec.FieldsBySourceID(event.ID) {
 		v, ok := values[pf.FieldID]
 		if !ok || v == nil {
-			return time.Time{}, fmt.Errorf("no %s partition value (null event time)", pf.Name)
+			return time.Time{}, fmt.Errorf("%w: no %s partition value", errNullDay, pf.Name)
 		}
 		switch pf.Transform.(type) {
 		case iceberg.DayTransform:
@@ -219,7 +256,7 @@ func fileDay(spec *iceberg.PartitionSpec, event iceberg.NestedField, values map[
 		}
 		return time.Time{}, fmt.Errorf("partition value %v (%T) of %s is not a day", v, v, pf.Name)
 	}
-	return time.Time{}, fmt.Errorf("not partitioned by day on %s (its spec: %s): a window is a set of days", event.Name, spec)
+	return time.Time{}, fmt.Errorf("%w on %s (its spec: %s)", errNotByDay, event.Name, spec)
 }
 
 func integer(v any) (int64, bool) {
@@ -333,7 +370,33 @@ func Days(ctx context.Context, b objstore.Bucket, src Source, eventTime string) 
 		}
 		if d, err := fileDay(spec, field, task.File.Partition()); err == nil {
 			seen[d.Format(dataset.DateLayout)] = true
+		} else if errors.Is(err, errNotByDay) {
+			lo, okLo := boundDay(field, task.File.LowerBoundValues()[field.ID])
+			hi, okHi := boundDay(field, task.File.UpperBoundValues()[field.ID])
+			for d := lo; okLo && okHi && !d.After(hi); d = d.AddDate(0, 0, 1) {
+				seen[d.Format(dataset.DateLayout)] = true
+			}
 		}
 	}
 	return snap.SnapshotID, slices.Sorted(maps.Keys(seen)), nil
+}
+
+// boundDay is the day of a data file's lower or upper bound of the event-time column (Iceberg's
+// single-value serialization: a date as 4 bytes, a timestamp as 8, little-endian; a string).
+func boundDay(f iceberg.NestedField, raw []byte) (time.Time, bool) {
+	switch f.Type.(type) {
+	case iceberg.DateType:
+		if len(raw) == 4 {
+			return time.Unix(int64(int32(binary.LittleEndian.Uint32(raw)))*86400, 0).UTC(), true
+		}
+	case iceberg.TimestampType, iceberg.TimestampTzType:
+		if len(raw) == 8 {
+			return time.UnixMicro(int64(binary.LittleEndian.Uint64(raw))).UTC().Truncate(24 * time.Hour), true
+		}
+	case iceberg.StringType:
+		if d, err := time.Parse(dataset.DateLayout, string(raw[:min(len(raw), 10)])); err == nil {
+			return d, true
+		}
+	}
+	return time.Time{}, false
 }
