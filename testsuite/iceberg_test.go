@@ -26,7 +26,7 @@ import (
 )
 
 // retailIceberg is the demo's retail table as a team keeps it in Iceberg: date a date column,
-// the table partitioned by it (identity), as Spark's PARTITIONED BY (date) makes it.
+// the table partitioned by month(date), so a file holds many days.
 var retailIceberg = iceberg.NewSchema(0,
 	iceberg.NestedField{ID: 1, Name: "date", Type: iceberg.PrimitiveTypes.Date, Required: true},
 	iceberg.NestedField{ID: 2, Name: "store_id", Type: iceberg.PrimitiveTypes.Int32},
@@ -77,8 +77,9 @@ func appendRetailDays(ctx context.Context, t *testing.T, tbl *table.Table, from,
 }
 
 // The loop trained from an Iceberg table found through a SQL catalog on PostgreSQL (the
-// worker's --iceberg-catalog), written by iceberg-go to MinIO: v1's lineage pins the snapshot
-// id. A later snapshot adds rows to a day of the window; a rerun pinned to the lineage's
+// worker's --iceberg-catalog), written by iceberg-go to MinIO and partitioned by month, so the
+// window's days are cut out of its files (a DATE column read as the contract's string): v1's
+// lineage pins the snapshot id and the file of each day. A later snapshot adds rows to a day of the window; a rerun pinned to the lineage's
 // snapshot id reads exactly v1's rows and trains the same trees, while a run of the latest
 // snapshot reads the new rows too.
 func TestTheLoopTrainsFromAnIcebergTable(t *testing.T) {
@@ -99,7 +100,7 @@ func TestTheLoopTrainsFromAnIcebergTable(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the catalog on PostgreSQL: %v", err)
 	t.Cleanup(func() { _ = lake.(io.Closer).Close() })
 	require.NoError(t, lake.CreateNamespace(ctx, table.Identifier{"retail"}, nil))
-	spec0 := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{1}, FieldID: 1000, Name: "date", Transform: iceberg.IdentityTransform{}})
+	spec0 := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{1}, FieldID: 1000, Name: "date_month", Transform: iceberg.MonthTransform{}})
 	tbl, err := lake.CreateTable(ctx, table.Identifier{"retail", "demand"}, retailIceberg, catalog.WithPartitionSpec(&spec0))
 	require.NoError(t, err)
 	tbl = appendRetailDays(ctx, t, tbl, 0, dataset.DefaultRetail().Days)
@@ -119,7 +120,8 @@ func TestTheLoopTrainsFromAnIcebergTable(t *testing.T) {
 	require.Equal(t, tbl.CurrentSnapshot().SnapshotID, v1.Lineage.Table.Version)
 	require.Equal(t, "iceberg+sql://lake/retail.demand", v1.Lineage.Table.URI)
 	require.Equal(t, tbl.MetadataLocation(), v1.Lineage.Table.Metadata)
-	require.Len(t, v1.Lineage.SnapshotFiles, 28)
+	require.Len(t, v1.Lineage.SnapshotFiles, 28, "one entry a day of the window")
+	require.Equal(t, v1.Lineage.SnapshotFiles[0].Key, v1.Lineage.SnapshotFiles[27].Key, "all in September's file")
 
 	// A second snapshot adds rows to a day of the window.
 	appendRetailDays(ctx, t, tbl, 9, 10)
