@@ -136,3 +136,14 @@ func PinFile(ctx context.Context, b objstore.Bucket, key string, size int64, day
 	}
 	return File{Key: key, ETag: obj.ETag, Size: obj.Size, Rows: pf.NumRows(), Date: day, RowGroups: groups}, pf, nil
 }
+
+// SortByDay orders a snapshot's files by day, then key (a table's files come in its log's or
+// planner's order).
+func (s *Snapshot) SortByDay() {
+	slices.SortFunc(s.Files, func(a, b File) int {
+		if c := strings.Compare(a.Date, b.Date); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+}

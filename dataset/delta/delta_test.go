@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/stack"
+	"github.com/driftline/driftline/internal/tabletest"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -242,19 +242,7 @@ func TestARenamedPartitionColumnReadsInEachVersionsSchema(t *testing.T) {
 			require.NoError(t, err)
 			snap.Files = append(snap.Files, df)
 		}
-		var out []string
-		require.NoError(t, dataset.Scan(ctx, b, snap, contract.Contract{Columns: cols, MaxBadRowShare: 1}, func(batch *dataset.Batch) error {
-			for r := 0; r < batch.Rows; r++ {
-				var vals []string
-				for _, c := range cols {
-					vals = append(vals, batch.Value(c, r))
-				}
-				out = append(out, strings.Join(vals, "|"))
-			}
-			return nil
-		}))
-		slices.Sort(out)
-		return out
+		return tabletest.Rows(t, b, snap, cols...)
 	}
 	description := contract.Column{Name: "description", Type: contract.TypeString, Role: contract.RoleFeature}
 	require.Equal(t, []string{"1|Initial data"}, read(1, contract.Column{Name: "id", Type: contract.TypeInt, Role: contract.RoleFeature}, description))
@@ -294,15 +282,7 @@ func TestAnAddedColumnIsNullInTheFilesWrittenBeforeIt(t *testing.T) {
 	}
 	value := contract.Column{Name: "value", Type: contract.TypeInt, Role: contract.RoleFeature}
 	extra := contract.Column{Name: "extra", Type: contract.TypeDouble, Role: contract.RoleFeature, Nullable: true}
-	var out []string
-	require.NoError(t, dataset.Scan(ctx, b, snap, contract.Contract{Columns: []contract.Column{value, extra}, MaxBadRowShare: 1}, func(batch *dataset.Batch) error {
-		for r := 0; r < batch.Rows; r++ {
-			out = append(out, batch.Value(value, r)+"|"+batch.Value(extra, r))
-		}
-		return nil
-	}))
-	slices.Sort(out)
-	require.Equal(t, []string{"0|null", "1|null", "2|null", "4|null", "7|1.5"}, out)
+	require.Equal(t, []string{"0|null", "1|null", "2|null", "4|null", "7|1.5"}, tabletest.Rows(t, b, snap, value, extra))
 }
 
 // A table not partitioned by its event time: a file whose statistics keep it out of the window

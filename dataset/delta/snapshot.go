@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/driftline/driftline/dataset"
@@ -59,12 +58,7 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 			s.Bytes += files[0].Size
 		}
 	}
-	slices.SortFunc(s.Files, func(a, b dataset.File) int {
-		if c := strings.Compare(a.Date, b.Date); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
+	s.SortByDay()
 	if s.Rows == 0 {
 		return s, fmt.Errorf("%w: Delta table %s version %d has no rows between %s and %s", dataset.ErrEmptyWindow, b.URI(tablePath), t.Version, s.From, s.To)
 	}

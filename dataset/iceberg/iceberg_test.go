@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/driftline/driftline/contract"
 	"github.com/driftline/driftline/dataset"
+	"github.com/driftline/driftline/internal/tabletest"
 	"github.com/driftline/driftline/objstore"
 )
 
@@ -48,23 +48,7 @@ func upload(t testing.TB, b objstore.Bucket, table string) string {
 }
 
 // rows reads a snapshot through the dataset scan, each row as its values joined by |, sorted.
-func rows(t testing.TB, b objstore.Bucket, s dataset.Snapshot, cols ...contract.Column) []string {
-	t.Helper()
-	var out []string
-	c := contract.Contract{Columns: cols, MaxBadRowShare: 1}
-	require.NoError(t, dataset.Scan(context.Background(), b, s, c, func(batch *dataset.Batch) error {
-		for r := 0; r < batch.Rows; r++ {
-			var vals []string
-			for _, col := range cols {
-				vals = append(vals, batch.Value(col, r))
-			}
-			out = append(out, strings.Join(vals, "|"))
-		}
-		return nil
-	}))
-	slices.Sort(out)
-	return out
-}
+var rows = tabletest.Rows
 
 func day(s string) time.Time {
 	d, err := time.Parse(dataset.DateLayout, s)

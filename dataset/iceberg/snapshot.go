@@ -79,12 +79,7 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, src Sou
 			s.Bytes += files[0].Size
 		}
 	}
-	slices.SortFunc(s.Files, func(a, b dataset.File) int {
-		if c := strings.Compare(a.Date, b.Date); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
+	s.SortByDay()
 	if s.Rows == 0 {
 		return s, fmt.Errorf("%w: Iceberg table %s snapshot %d has no rows between %s and %s", dataset.ErrEmptyWindow, uri, snap.SnapshotID, s.From, s.To)
 	}
