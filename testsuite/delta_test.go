@@ -95,25 +95,41 @@ func TestTheLoopTrainsFromADeltaTable(t *testing.T) {
 	commitRetailDays(ctx, t, st.Store, table, 0, 0, 32, "a")
 	commitRetailDays(ctx, t, st.Store, table, 1, 32, dataset.DefaultRetail().Days, "a")
 
-	sp := demoSpec(t, st.Root)
-	sp.Dataset.Table = &spec.TableSource{Format: "delta", Path: table}
-	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
-	res, run1 := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
-	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
-	reg := registry.New(st.Store)
-	v1, err := reg.Version(ctx, "demand", 1)
-	require.NoError(t, err)
-	require.NotNil(t, v1.Lineage.Table, "the lineage pins the table's version")
-	require.Equal(t, "delta", v1.Lineage.Table.Format)
+	sp, run1, v1 := trainFromTable(ctx, t, c, st, spec.TableSource{Format: "delta", Path: table})
 	require.EqualValues(t, 1, v1.Lineage.Table.Version)
 	require.Equal(t, st.Store.URI(table), v1.Lineage.Table.URI)
 	require.Len(t, v1.Lineage.SnapshotFiles, 28)
 
 	// Version 2 adds a second file to a day of the window.
 	commitRetailDays(ctx, t, st.Store, table, 2, 9, 10, "b")
-	pinned := sp
 	version := v1.Lineage.Table.Version
-	pinned.Dataset.Table = &spec.TableSource{Format: "delta", Path: table, Version: &version}
+	rerunReadsTheSameRows(ctx, t, c, st, sp, spec.TableSource{Format: "delta", Path: table, Version: &version}, run1)
+}
+
+// trainFromTable registers the demo's spec on a table and runs the loop on September 1-28:
+// v1 is promoted with the table's format in its lineage. It returns the spec, the run and v1.
+func trainFromTable(ctx context.Context, t *testing.T, c client.Client, st *stack.Stack, table spec.TableSource) (spec.Spec, string, registry.Version) {
+	t.Helper()
+	sp := demoSpec(t, st.Root)
+	sp.Dataset.Table = &table
+	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
+	res, run1 := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
+	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
+	v1, err := registry.New(st.Store).Version(ctx, "demand", 1)
+	require.NoError(t, err)
+	require.NotNil(t, v1.Lineage.Table, "the lineage pins the table's version")
+	require.Equal(t, table.Format, v1.Lineage.Table.Format)
+	return sp, run1, v1
+}
+
+// rerunReadsTheSameRows runs the loop again (after the table changed in the window) with the
+// spec pinned to v1's table version: it reads run1's rows and trains v1's trees; a run of the
+// latest version (sp) reads more rows.
+func rerunReadsTheSameRows(ctx context.Context, t *testing.T, c client.Client, st *stack.Stack, sp spec.Spec, pinnedTable spec.TableSource, run1 string) {
+	t.Helper()
+	reg := registry.New(st.Store)
+	pinned := sp
+	pinned.Dataset.Table = &pinnedTable
 	require.NoError(t, RegisterSpec(ctx, st.Store, pinned))
 	_, rerun := runTo(ctx, t, c, pipeline.RunInput{Spec: pinned, From: "2026-09-01", To: "2026-09-28", Force: true, RequestedBy: "testsuite"})
 	require.Equal(t, snapshotRows(ctx, t, st.Store, run1), snapshotRows(ctx, t, st.Store, rerun), "the rerun reads v1's rows")

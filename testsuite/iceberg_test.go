@@ -20,8 +20,6 @@ import (
 
 	"github.com/driftline/driftline/dataset"
 	"github.com/driftline/driftline/internal/stack"
-	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/registry"
 	"github.com/driftline/driftline/spec"
 )
 
@@ -107,16 +105,7 @@ func TestTheLoopTrainsFromAnIcebergTable(t *testing.T) {
 
 	st.SetEnv("DRIFTLINE_ICEBERG_CATALOGS=lake=" + uri)
 	loopProcesses(t, st, stack.BuildDriftline(t))
-	sp := demoSpec(t, st.Root)
-	sp.Dataset.Table = &spec.TableSource{Format: "iceberg", Catalog: "lake", Name: "retail.demand"}
-	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
-	res, run1 := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", RequestedBy: "testsuite"})
-	require.Equal(t, pipeline.OutcomePromoted, res.Outcome, res.Reason)
-	reg := registry.New(st.Store)
-	v1, err := reg.Version(ctx, "demand", 1)
-	require.NoError(t, err)
-	require.NotNil(t, v1.Lineage.Table, "the lineage pins the table's snapshot")
-	require.Equal(t, "iceberg", v1.Lineage.Table.Format)
+	sp, run1, v1 := trainFromTable(ctx, t, c, st, spec.TableSource{Format: "iceberg", Catalog: "lake", Name: "retail.demand"})
 	require.Equal(t, tbl.CurrentSnapshot().SnapshotID, v1.Lineage.Table.Version)
 	require.Equal(t, "iceberg+sql://lake/retail.demand", v1.Lineage.Table.URI)
 	require.Equal(t, tbl.MetadataLocation(), v1.Lineage.Table.Metadata)
@@ -125,15 +114,6 @@ func TestTheLoopTrainsFromAnIcebergTable(t *testing.T) {
 
 	// A second snapshot adds rows to a day of the window.
 	appendRetailDays(ctx, t, tbl, 9, 10)
-	pinned := sp
 	id := v1.Lineage.Table.Version
-	pinned.Dataset.Table = &spec.TableSource{Format: "iceberg", Catalog: "lake", Name: "retail.demand", SnapshotID: &id}
-	require.NoError(t, RegisterSpec(ctx, st.Store, pinned))
-	_, rerun := runTo(ctx, t, c, pipeline.RunInput{Spec: pinned, From: "2026-09-01", To: "2026-09-28", Force: true, RequestedBy: "testsuite"})
-	require.Equal(t, snapshotRows(ctx, t, st.Store, run1), snapshotRows(ctx, t, st.Store, rerun), "the rerun reads v1's rows")
-	require.JSONEq(t, treesOf(ctx, t, st.Store, reg, 1, ""), treesOf(ctx, t, st.Store, reg, 0, rerun), "and trains the same trees")
-
-	require.NoError(t, RegisterSpec(ctx, st.Store, sp))
-	_, latest := runTo(ctx, t, c, pipeline.RunInput{Spec: sp, From: "2026-09-01", To: "2026-09-28", Force: true, RequestedBy: "testsuite"})
-	require.Greater(t, snapshotRows(ctx, t, st.Store, latest), snapshotRows(ctx, t, st.Store, run1), "the latest snapshot has the new rows")
+	rerunReadsTheSameRows(ctx, t, c, st, sp, spec.TableSource{Format: "iceberg", Catalog: "lake", Name: "retail.demand", SnapshotID: &id}, run1)
 }

@@ -199,3 +199,13 @@ func TestPathsResolveInTheBucket(t *testing.T) {
 		require.ErrorContains(t, err, want, in)
 	}
 }
+
+// A catalog is a SQL catalog on PostgreSQL; another URI is refused without showing its password.
+func TestOnlyPostgresCatalogsOpen(t *testing.T) {
+	_, err := OpenCatalog("lake", "mysql://admin:s3cret@db/catalog")
+	require.ErrorContains(t, err, `iceberg catalog lake: "mysql://admin:***@db/catalog" is not a postgres:// URI`)
+	require.NotContains(t, err.Error(), "s3cret")
+	c, err := OpenCatalog("lake", "postgres://driftline@127.0.0.1:1/catalog")
+	require.NoError(t, err, "opened lazily")
+	require.NoError(t, c.Close())
+}

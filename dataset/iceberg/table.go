@@ -51,9 +51,9 @@ func OpenCatalog(name, uri string) (*Catalog, error) {
 func (c *Catalog) Close() error { return c.DB.Close() }
 
 // redact hides a URI's password for errors.
-func redact(uri string) string {
-	return regexp.MustCompile(`://([^:/@]+):[^@]*@`).ReplaceAllString(uri, "://$1:***@")
-}
+func redact(uri string) string { return password.ReplaceAllString(uri, "://$1:***@") }
+
+var password = regexp.MustCompile(`://([^:/@]+):[^@]*@`)
 
 // metadataLocation is the table's current metadata file in the catalog.
 func (c *Catalog) metadataLocation(ctx context.Context, name string) (string, error) {
