@@ -147,3 +147,15 @@ func (s *Snapshot) SortByDay() {
 		return strings.Compare(a.Key, b.Key)
 	})
 }
+
+// AddDays adds the entries of one table file (the file whole, or one entry per day it holds):
+// their rows, and the file's bytes once.
+func (s *Snapshot) AddDays(files []File) {
+	for _, f := range files {
+		s.Files = append(s.Files, f)
+		s.Rows += f.Rows
+	}
+	if len(files) > 0 {
+		s.Bytes += files[0].Size
+	}
+}

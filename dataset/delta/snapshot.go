@@ -50,13 +50,7 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id, tablePath stri
 		if err != nil {
 			return s, err
 		}
-		for _, file := range files {
-			s.Files = append(s.Files, file)
-			s.Rows += file.Rows
-		}
-		if len(files) > 0 {
-			s.Bytes += files[0].Size
-		}
+		s.AddDays(files)
 	}
 	s.SortByDay()
 	if s.Rows == 0 {

@@ -71,13 +71,7 @@ func TakeSnapshot(ctx context.Context, b objstore.Bucket, ds, id string, src Sou
 		if err != nil {
 			return s, fmt.Errorf("snapshot %d of Iceberg table %s: %w", snap.SnapshotID, uri, err)
 		}
-		for _, f := range files {
-			s.Files = append(s.Files, f)
-			s.Rows += f.Rows
-		}
-		if len(files) > 0 {
-			s.Bytes += files[0].Size
-		}
+		s.AddDays(files)
 	}
 	s.SortByDay()
 	if s.Rows == 0 {
