@@ -73,11 +73,9 @@ func (d *Data) tableSnapshot(ctx context.Context, in pipeline.SnapshotInput, fro
 		}
 	}
 	if t.Format == "iceberg" {
-		src := iceberg.Source{Path: t.Path, Name: t.Name}
-		if t.Catalog != "" {
-			if src.Catalog = d.Catalogs[t.Catalog]; src.Catalog == nil {
-				return dataset.Snapshot{}, invalid("dataset.table.catalog: this worker has no Iceberg catalog %q (driftline worker --iceberg-catalog %s=URI)", t.Catalog, t.Catalog)
-			}
+		src, err := iceberg.Resolve(d.Catalogs, t.Path, t.Catalog, t.Name)
+		if err != nil {
+			return dataset.Snapshot{}, err
 		}
 		at := iceberg.At{Time: when}
 		if t.SnapshotID != nil {

@@ -42,34 +42,28 @@ type state struct {
 	Seen    time.Time `json:"seen"`
 }
 
-func stateKey(ds string) string         { return fmt.Sprintf("tablewatch/%s/state.json", ds) }
-func closedKey(ds, day string) string   { return fmt.Sprintf("tablewatch/%s/closed/%s.json", ds, day) }
-func (w *Watcher) uri() string          { return w.Store.URI(w.Table.Path) }
-func (w *Watcher) logger() *slog.Logger { return cmpLog(w.Log) }
+func stateKey(ds string) string       { return fmt.Sprintf("tablewatch/%s/state.json", ds) }
+func closedKey(ds, day string) string { return fmt.Sprintf("tablewatch/%s/closed/%s.json", ds, day) }
 
-func cmpLog(l *slog.Logger) *slog.Logger {
-	if l == nil {
+func (w *Watcher) logger() *slog.Logger {
+	if w.Log == nil {
 		return slog.Default()
 	}
-	return l
+	return w.Log
 }
 
-// days is the table's latest version and the days it holds.
+// days is the table's latest version, the days it holds and the table's URI.
 func (w *Watcher) days(ctx context.Context) (int64, []string, string, error) {
 	if w.Table.Format == "iceberg" {
-		src := iceberg.Source{Path: w.Table.Path, Name: w.Table.Name}
-		uri := w.uri()
-		if w.Table.Catalog != "" {
-			if src.Catalog = w.Catalogs[w.Table.Catalog]; src.Catalog == nil {
-				return 0, nil, "", fmt.Errorf("no Iceberg catalog %q (--iceberg-catalog %s=URI)", w.Table.Catalog, w.Table.Catalog)
-			}
-			uri = "iceberg+sql://" + w.Table.Catalog + "/" + w.Table.Name
+		src, err := iceberg.Resolve(w.Catalogs, w.Table.Path, w.Table.Catalog, w.Table.Name)
+		if err != nil {
+			return 0, nil, "", err
 		}
 		v, days, err := iceberg.Days(ctx, w.Store, src, w.EventTime)
-		return v, days, uri, err
+		return v, days, src.URI(w.Store), err
 	}
 	v, days, err := delta.Days(ctx, w.Store, w.Table.Path, w.EventTime)
-	return v, days, w.uri(), err
+	return v, days, w.Store.URI(w.Table.Path), err
 }
 
 // Check reads the table's latest version once. The first check records it (days already in

@@ -209,3 +209,20 @@ func TestOnlyPostgresCatalogsOpen(t *testing.T) {
 	require.NoError(t, err, "opened lazily")
 	require.NoError(t, c.Close())
 }
+
+// A spec's table resolves to a source by path or through the worker's catalogs; a catalog the
+// worker lacks is refused naming it, and the URI the lineage records says which table.
+func TestSourcesResolveThroughTheWorkersCatalogs(t *testing.T) {
+	b := objstore.NewMem()
+	lake := &Catalog{Name: "lake"}
+	src, err := Resolve(map[string]*Catalog{"lake": lake}, "", "lake", "retail.demand")
+	require.NoError(t, err)
+	require.Same(t, lake, src.Catalog)
+	require.Equal(t, "iceberg+sql://lake/retail.demand", src.URI(b))
+	src, err = Resolve(nil, "warehouse/retail/demand/", "", "")
+	require.NoError(t, err)
+	require.Equal(t, b.URI("warehouse/retail/demand"), src.URI(b))
+	_, err = Resolve(map[string]*Catalog{"lake": lake}, "", "sea", "retail.demand")
+	require.ErrorIs(t, err, dataset.ErrInvalidData)
+	require.ErrorContains(t, err, `this worker has no Iceberg catalog "sea" (driftline worker --iceberg-catalog sea=URI)`)
+}

@@ -27,6 +27,27 @@ type Source struct {
 	Name    string
 }
 
+// Resolve is the source a spec's table names: by path, or by name in one of catalogs (the
+// worker's --iceberg-catalog); a catalog the worker lacks is an error naming it.
+func Resolve(catalogs map[string]*Catalog, path, catalog, name string) (Source, error) {
+	src := Source{Path: path, Name: name}
+	if catalog != "" {
+		if src.Catalog = catalogs[catalog]; src.Catalog == nil {
+			return src, fmt.Errorf("%w: dataset.table.catalog: this worker has no Iceberg catalog %q (driftline worker --iceberg-catalog %s=URI)", dataset.ErrInvalidData, catalog, catalog)
+		}
+	}
+	return src, nil
+}
+
+// URI is the name a table is known by in lineages and logs: iceberg+sql://catalog/name, or
+// its location in the bucket.
+func (src Source) URI(b objstore.Bucket) string {
+	if src.Catalog != nil {
+		return "iceberg+sql://" + src.Catalog.Name + "/" + src.Name
+	}
+	return b.URI(strings.TrimSuffix(src.Path, "/"))
+}
+
 // Catalog is a SQL catalog (the JDBC catalog's tables, which Iceberg's Java, Python and Go
 // libraries share) on PostgreSQL: Name is the catalog's name in its rows.
 type Catalog struct {
@@ -79,15 +100,13 @@ func (c *Catalog) metadataLocation(ctx context.Context, name string) (string, er
 // Load reads a table's current metadata, every file of it through the bucket. It returns
 // the table and the URI it is known by (its catalog name or its location).
 func Load(ctx context.Context, b objstore.Bucket, src Source) (*table.Table, string, error) {
-	var loc, uri string
+	var loc string
 	var err error
-	switch {
-	case src.Catalog != nil:
+	uri := src.URI(b)
+	if src.Catalog != nil {
 		loc, err = src.Catalog.metadataLocation(ctx, src.Name)
-		uri = "iceberg+sql://" + src.Catalog.Name + "/" + src.Name
-	default:
+	} else {
 		loc, err = latestMetadata(ctx, b, src.Path)
-		uri = b.URI(strings.TrimSuffix(src.Path, "/"))
 	}
 	if err != nil {
 		return nil, uri, err
